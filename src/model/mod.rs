@@ -1,0 +1,9 @@
+//! The shared language of Steward: domain types and API payloads. No I/O lives here.
+
+pub mod api;
+pub mod audit;
+pub mod domain;
+pub mod text;
+
+pub use audit::{Actor, ActorKind, AuditEvent};
+pub use domain::*;

@@ -1,0 +1,355 @@
+//! `/v1/agents`: the inventory and the governance verbs on one agent.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
+use super::{AppState, blocking, check_reason};
+use crate::model::api::{
+    ActionReason, AddGrant, AgentPage, AgentQuery, ApiErrorBody, AuditPage, AuditQuery,
+    DecommissionOutcome, DecommissionPlan, RegisterAgent, RevokeOutcome, SetOwner,
+};
+use crate::model::text::{check_email, check_free_text, check_line, check_scope};
+use crate::model::{Agent, AgentDetail, AgentKind, AgentSource, Grant};
+use crate::registry::policy;
+use crate::registry::store::AgentFacts;
+
+fn facts_of(detail: &AgentDetail) -> AgentFacts {
+    AgentFacts {
+        id: detail.agent.id.clone(),
+        owner_email: detail.agent.owner.clone(),
+        status: detail.agent.status,
+    }
+}
+
+/// List and search agents. People without a role see only the agents they own.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AgentPage), (status = 401, body = ApiErrorBody)))]
+pub async fn list_agents(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AgentQuery>,
+) -> Result<Json<AgentPage>, ApiError> {
+    if let Some(q) = &query.q {
+        check_free_text("q", q, 200)?;
+    }
+    let visibility = policy::visibility(&caller.person);
+    Ok(Json(
+        blocking(&state, move |s| s.list_agents(&query, &visibility)).await?,
+    ))
+}
+
+/// Register an agent. A person registers agents they own; an admin registers any, owned or not.
+#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = RegisterAgent,
+    security(("bearer" = [])),
+    responses((status = 201, body = Agent), (status = 403, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
+pub async fn register_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RegisterAgent>,
+) -> Result<(StatusCode, Json<Agent>), ApiError> {
+    check_line("name", &req.name, 128)?;
+    check_free_text("description", &req.description, 2000)?;
+    if let Some(team) = &req.team {
+        check_line("team", team, 64)?;
+    }
+    if let Some(env) = &req.environment {
+        check_line("environment", env, 64)?;
+    }
+    if let Some(owner) = &req.owner {
+        check_email(owner)?;
+    }
+    if req.scopes.len() > 200 {
+        return Err(ApiError::invalid(
+            "too_many_scopes",
+            "an agent may be registered with at most 200 scopes",
+        ));
+    }
+    for scope in &req.scopes {
+        check_scope(scope)?;
+    }
+    match (req.kind, &req.parent_id) {
+        (AgentKind::Agent, Some(_)) => {
+            return Err(ApiError::invalid(
+                "invalid_parent",
+                "a top-level agent has no parent; use kind sub-agent or instance",
+            ));
+        }
+        (AgentKind::SubAgent | AgentKind::Instance, None) => {
+            return Err(ApiError::invalid(
+                "invalid_parent",
+                format!("a {} needs a parent_id", req.kind.as_str()),
+            ));
+        }
+        _ => {}
+    }
+    let admin = policy::is_admin(&caller.person);
+    if !admin {
+        let own = req
+            .owner
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case(&caller.person.email));
+        if !own {
+            return Err(ApiError::forbidden(format!(
+                "{} may register only agents they own (set owner to {})",
+                caller.person.email, caller.person.email
+            )));
+        }
+        if req.source == Some(AgentSource::Discovered) {
+            return Err(ApiError::forbidden("only admins record discovered agents"));
+        }
+    }
+    if let Some(parent_id) = req.parent_id.clone() {
+        let parent = blocking(&state, move |s| s.agent_detail(&parent_id))
+            .await?
+            .ok_or_else(|| {
+                ApiError::invalid("unknown_parent", "the parent agent does not exist")
+            })?;
+        policy::may_manage_agent(&caller.person, &facts_of(&parent))?;
+    }
+    let actor = caller.actor();
+    let agent = blocking(&state, move |s| s.register_agent(&actor, &req)).await?;
+    Ok((StatusCode::CREATED, Json(agent)))
+}
+
+async fn visible_detail(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> Result<AgentDetail, ApiError> {
+    let detail = blocking(state, {
+        let id = id.clone();
+        move |s| s.agent_detail(&id)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no agent with id {id}")))?;
+    policy::may_read_agent(&caller.person, &facts_of(&detail))?;
+    Ok(detail)
+}
+
+/// One agent with its grants, credentials, parent and children.
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = AgentDetail), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn show_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<AgentDetail>, ApiError> {
+    Ok(Json(visible_detail(&state, &caller, id).await?))
+}
+
+/// The audit events about one agent, for anyone who may read the agent.
+#[utoipa::path(get, path = "/v1/agents/{id}/audit", tag = "agents",
+    params(("id" = String, Path), AuditQuery), security(("bearer" = [])),
+    responses((status = 200, body = AuditPage), (status = 403, body = ApiErrorBody)))]
+pub async fn agent_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(mut query): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    visible_detail(&state, &caller, id.clone()).await?;
+    query.target = Some(id);
+    Ok(Json(blocking(&state, move |s| s.audit_page(&query)).await?))
+}
+
+/// Grant a scope (the owner or an admin).
+#[utoipa::path(post, path = "/v1/agents/{id}/grants", tag = "agents",
+    params(("id" = String, Path)), request_body = AddGrant, security(("bearer" = [])),
+    responses((status = 201, body = Agent), (status = 403, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody)))]
+pub async fn add_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<AddGrant>,
+) -> Result<(StatusCode, Json<Agent>), ApiError> {
+    check_scope(&req.scope)?;
+    if let Some(j) = &req.justification {
+        check_free_text("justification", j, 1000)?;
+    }
+    if req.expires_at.is_some_and(|t| t <= Utc::now()) {
+        return Err(ApiError::invalid(
+            "invalid_expiry",
+            "expires_at must be in the future",
+        ));
+    }
+    let grant = Grant {
+        scope: req.scope,
+        granted_by: caller.person.email.clone(),
+        granted_at: Utc::now(),
+        expires_at: req.expires_at,
+        justification: req.justification,
+        last_used_at: None,
+        last_certified_at: None,
+    };
+    let actor = caller.actor();
+    let person = caller.person;
+    let agent = blocking(&state, move |s| {
+        s.add_grant(&actor, &id, &grant, &|f| {
+            policy::may_manage_agent(&person, f)
+        })
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(agent)))
+}
+
+/// Remove a scope (the owner or an admin).
+#[utoipa::path(delete, path = "/v1/agents/{id}/grants/{scope}", tag = "agents",
+    params(("id" = String, Path), ("scope" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Agent), (status = 404, body = ApiErrorBody)))]
+pub async fn remove_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, scope)): ApiPath<(String, String)>,
+) -> Result<Json<Agent>, ApiError> {
+    let actor = caller.actor();
+    let person = caller.person;
+    Ok(Json(
+        blocking(&state, move |s| {
+            s.remove_grant(&actor, &id, &scope, None, &|f| {
+                policy::may_manage_agent(&person, f)
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Assign or change the owner (admins).
+#[utoipa::path(put, path = "/v1/agents/{id}/owner", tag = "agents",
+    params(("id" = String, Path)), request_body = SetOwner, security(("bearer" = [])),
+    responses((status = 200, body = Agent), (status = 403, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
+pub async fn set_owner(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<SetOwner>,
+) -> Result<Json<Agent>, ApiError> {
+    check_email(&req.owner)?;
+    check_reason(&req.reason)?;
+    let actor = caller.actor();
+    let person = caller.person;
+    Ok(Json(
+        blocking(&state, move |s| {
+            s.set_owner(&actor, &id, &req.owner, req.reason.as_deref(), &|f| {
+                policy::may_set_owner(&person, f)
+            })
+        })
+        .await?,
+    ))
+}
+
+/// Revoke at once: suspend, disable every credential, kill live tokens. Idempotent.
+#[utoipa::path(post, path = "/v1/agents/{id}/revoke", tag = "agents",
+    params(("id" = String, Path)), request_body = ActionReason, security(("bearer" = [])),
+    responses((status = 200, body = RevokeOutcome), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn revoke_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    MaybeJson(body): MaybeJson<ActionReason>,
+) -> Result<Json<RevokeOutcome>, ApiError> {
+    let started = Instant::now();
+    let reason = body.reason;
+    check_reason(&reason)?;
+    let actor = caller.actor();
+    let person = caller.person;
+    let agent_id = id.clone();
+    let revoked = blocking(&state, move |s| {
+        s.revoke_agent(&actor, &agent_id, reason.as_deref(), &|f| {
+            policy::may_revoke_agent(&person, f)
+        })
+    })
+    .await?;
+    Ok(Json(RevokeOutcome {
+        agent_id: id,
+        previous_status: revoked.previous_status,
+        status: revoked.agent.status,
+        changed: revoked.changed,
+        credentials_disabled: revoked.credentials_disabled,
+        tokens_revoked: revoked.tokens_revoked,
+        audit_seq: revoked.audit_seq,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        agent: revoked.agent,
+    }))
+}
+
+/// Reinstate a suspended agent (admins and responders). Its credentials stay disabled.
+#[utoipa::path(post, path = "/v1/agents/{id}/reinstate", tag = "agents",
+    params(("id" = String, Path)), request_body = ActionReason, security(("bearer" = [])),
+    responses((status = 200, body = Agent), (status = 403, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody)))]
+pub async fn reinstate_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    MaybeJson(body): MaybeJson<ActionReason>,
+) -> Result<Json<Agent>, ApiError> {
+    let reason = body.reason;
+    check_reason(&reason)?;
+    let actor = caller.actor();
+    let person = caller.person;
+    Ok(Json(
+        blocking(&state, move |s| {
+            s.reinstate_agent(&actor, &id, reason.as_deref(), &|f| {
+                policy::may_reinstate_agent(&person, f)
+            })
+        })
+        .await?,
+    ))
+}
+
+/// What decommissioning would do (the agent's subtree, grants, credentials), changing nothing.
+#[utoipa::path(get, path = "/v1/agents/{id}/decommission", tag = "agents",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = DecommissionPlan), (status = 403, body = ApiErrorBody)))]
+pub async fn decommission_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<DecommissionPlan>, ApiError> {
+    let person = caller.person;
+    Ok(Json(
+        blocking(&state, move |s| {
+            s.decommission_plan(&id, &|f| policy::may_manage_agent(&person, f))
+        })
+        .await?,
+    ))
+}
+
+/// Decommission: revoke, remove grants, disable credentials, cascading to sub-agents and
+/// instances. The records stay for audit. The owner or an admin.
+#[utoipa::path(post, path = "/v1/agents/{id}/decommission", tag = "agents",
+    params(("id" = String, Path)), request_body = ActionReason, security(("bearer" = [])),
+    responses((status = 200, body = DecommissionOutcome), (status = 403, body = ApiErrorBody)))]
+pub async fn decommission_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    MaybeJson(body): MaybeJson<ActionReason>,
+) -> Result<Json<DecommissionOutcome>, ApiError> {
+    let started = Instant::now();
+    let reason = body.reason;
+    check_reason(&reason)?;
+    let actor = caller.actor();
+    let person = caller.person;
+    let mut outcome = blocking(&state, move |s| {
+        s.decommission_agent(&actor, &id, reason.as_deref(), &|f| {
+            policy::may_manage_agent(&person, f)
+        })
+    })
+    .await?;
+    outcome.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(Json(outcome))
+}

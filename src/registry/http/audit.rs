@@ -1,0 +1,108 @@
+//! `/v1/audit` and `/v1/changes`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::{AppState, blocking};
+use crate::model::api::{
+    AddNote, ApiErrorBody, AuditPage, AuditQuery, AuditVerification, ChangeFeed, ChangesQuery,
+};
+use crate::model::text::check_free_text;
+use crate::registry::policy;
+
+fn require_audit_reader(caller: &Caller) -> Result<(), ApiError> {
+    if policy::may_read_audit(&caller.person) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{} may not read the audit log: it takes the admin, auditor or responder role",
+            caller.person.email
+        )))
+    }
+}
+
+/// Read the audit log in sequence order (admins, auditors, responders).
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AuditPage), (status = 403, body = ApiErrorBody)))]
+pub async fn list_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    require_audit_reader(&caller)?;
+    Ok(Json(blocking(&state, move |s| s.audit_page(&query)).await?))
+}
+
+/// Verify the whole hash chain on the server. (`steward audit verify` also re-checks it locally.)
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditVerification), (status = 403, body = ApiErrorBody)))]
+pub async fn verify_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<AuditVerification>, ApiError> {
+    require_audit_reader(&caller)?;
+    Ok(Json(blocking(&state, move |s| s.audit_verify()).await?))
+}
+
+/// Append a note to an event, such as an incident reference after a revocation. Anyone who
+/// wrote the event, and admins and responders, may annotate it.
+#[utoipa::path(post, path = "/v1/audit/{seq}/notes", tag = "audit",
+    params(("seq" = i64, Path)), request_body = AddNote, security(("bearer" = [])),
+    responses((status = 201, body = i64), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn add_note(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(seq): ApiPath<i64>,
+    ApiJson(req): ApiJson<AddNote>,
+) -> Result<(StatusCode, Json<i64>), ApiError> {
+    check_free_text("text", &req.text, 1000)?;
+    if req.text.trim().is_empty() {
+        return Err(ApiError::invalid("invalid_text", "text must not be empty"));
+    }
+    let privileged =
+        policy::is_admin(&caller.person) || caller.person.has_role(crate::model::Role::Responder);
+    if !privileged {
+        let query = AuditQuery {
+            after: Some(seq - 1),
+            limit: Some(1),
+            ..Default::default()
+        };
+        let page = blocking(&state, move |s| s.audit_page(&query)).await?;
+        let event = page
+            .events
+            .into_iter()
+            .find(|e| e.seq == seq)
+            .ok_or_else(|| ApiError::not_found(format!("no audit event {seq}")))?;
+        if event.actor.id != caller.person.email {
+            return Err(ApiError::forbidden(format!(
+                "{} may annotate only their own audit events",
+                caller.person.email
+            )));
+        }
+    }
+    let actor = caller.actor();
+    let note = blocking(&state, move |s| s.add_audit_note(&actor, seq, &req.text)).await?;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+/// Everything that changed after a cursor, for a console's local cache. People without a role
+/// receive their own agents only, and the ids of agents they can no longer see.
+#[utoipa::path(get, path = "/v1/changes", tag = "audit", params(ChangesQuery),
+    security(("bearer" = [])), responses((status = 200, body = ChangeFeed)))]
+pub async fn changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ChangesQuery>,
+) -> Result<Json<ChangeFeed>, ApiError> {
+    let visibility = policy::visibility(&caller.person);
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(1000);
+    Ok(Json(
+        blocking(&state, move |s| s.changes(after, limit, &visibility)).await?,
+    ))
+}

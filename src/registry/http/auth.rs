@@ -1,0 +1,100 @@
+//! Bearer API tokens: how a person is recognised on every call.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::model::{Actor, Person};
+
+/// The authenticated person behind a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub person: Person,
+    pub token_id: String,
+    pub token_expires_at: DateTime<Utc>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::human(&self.person.email)
+    }
+}
+
+/// API tokens are stored only as this hash.
+pub fn hash_api_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random API token: `stw_` and 64 hex digits (256 bits).
+pub fn new_api_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("stw_{}", hex::encode(bytes))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthenticated(
+                "unauthenticated",
+                "this call needs an API token: send Authorization: Bearer <token>",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "unauthenticated",
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
+        let hash = hash_api_token(token);
+        let store = state.store.clone();
+        let owner = tokio::task::spawn_blocking(move || store.token_owner(&hash))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??
+            .ok_or_else(|| {
+                ApiError::unauthenticated("invalid_token", "the API token is not known")
+            })?;
+        if owner.revoked {
+            return Err(ApiError::unauthenticated(
+                "token_revoked",
+                "the API token has been revoked",
+            ));
+        }
+        if owner.expires_at <= Utc::now() {
+            return Err(ApiError::unauthenticated(
+                "token_expired",
+                format!("the API token expired at {}", owner.expires_at.to_rfc3339()),
+            ));
+        }
+        if !owner.person.active {
+            return Err(ApiError::unauthenticated(
+                "person_inactive",
+                format!(
+                    "{} has left; their tokens no longer work",
+                    owner.person.email
+                ),
+            ));
+        }
+        Ok(Caller {
+            person: owner.person,
+            token_id: owner.token_id,
+            token_expires_at: owner.expires_at,
+        })
+    }
+}

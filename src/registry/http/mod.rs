@@ -1,0 +1,143 @@
+//! The registry's HTTP surface: routes, JSON errors, authentication and the OpenAPI document.
+
+pub mod agents;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod people;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::model::api::Health;
+use crate::model::text::check_free_text;
+use crate::registry::store::{Store, StoreResult};
+use error::ApiError;
+
+/// The largest request body the registry reads (governance payloads are small).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub server_name: Arc<str>,
+}
+
+/// Runs a store call on the blocking pool so that SQLite never stalls the async runtime.
+pub async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
+    if let Some(r) = reason {
+        check_free_text("reason", r, 1000)?;
+    }
+    Ok(())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Steward identity registry",
+        description = "Inventory, owners, grants, revocation and a tamper-evident audit log for AI agents."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "agents", description = "The agent inventory and governance verbs"),
+        (name = "people", description = "People, roles and API tokens"),
+        (name = "audit", description = "The hash-chained audit log and the change feed"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A person's API token (`stw_…`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Liveness and the schema version; needs no token.
+#[utoipa::path(get, path = "/healthz", tag = "audit", responses((status = 200, body = Health)))]
+async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let schema_version = blocking(&state, |s| s.schema_version()).await?;
+    Ok(Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        schema_version,
+    }))
+}
+
+/// Every route, with the OpenAPI document built from the same list.
+pub fn router(state: AppState) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(people::me))
+        .routes(routes!(people::issue_my_token))
+        .routes(routes!(people::revoke_my_token))
+        .routes(routes!(people::list_people, people::create_person))
+        .routes(routes!(people::show_person, people::update_person))
+        .routes(routes!(people::issue_token))
+        .routes(routes!(agents::list_agents, agents::register_agent))
+        .routes(routes!(agents::show_agent))
+        .routes(routes!(agents::agent_audit))
+        .routes(routes!(agents::add_grant))
+        .routes(routes!(agents::remove_grant))
+        .routes(routes!(agents::set_owner))
+        .routes(routes!(agents::revoke_agent))
+        .routes(routes!(agents::reinstate_agent))
+        .routes(routes!(
+            agents::decommission_plan,
+            agents::decommission_agent
+        ))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify_audit))
+        .routes(routes!(audit::add_note))
+        .routes(routes!(audit::changes))
+        .with_state(state)
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = openapi.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::not_found("no such route; the API is described at /openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method; see /openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}

@@ -1,0 +1,219 @@
+//! `/v1/me` and `/v1/people`: who is calling, the directory, and API tokens.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+
+use super::auth::{Caller, hash_api_token, new_api_token};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
+use super::{AppState, blocking};
+use crate::model::api::{
+    ApiErrorBody, CreatePerson, IssueToken, IssuedToken, PeoplePage, PeopleQuery, UpdatePerson,
+    WhoAmI,
+};
+use crate::model::text::{check_email, check_free_text, check_line};
+use crate::model::{Actor, Person};
+use crate::registry::policy;
+use crate::registry::store::{NewApiToken, Store, StoreResult};
+
+/// The calling person and their token.
+#[utoipa::path(get, path = "/v1/me", tag = "people", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, body = ApiErrorBody)))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        person: caller.person,
+        token_id: caller.token_id,
+        token_expires_at: caller.token_expires_at,
+        server_name: state.server_name.to_string(),
+    })
+}
+
+/// Issues a token and stores only its hash; shared by the API and `steward server create-admin`.
+pub fn issue_token_for(
+    store: &dyn Store,
+    actor: &Actor,
+    email: &str,
+    req: &IssueToken,
+) -> StoreResult<IssuedToken> {
+    let token = new_api_token();
+    let ttl_days = req.ttl_days.unwrap_or(90).clamp(1, 365);
+    let expires_at = Utc::now() + Duration::days(ttl_days as i64);
+    let id = format!("tok_{}", &hash_api_token(&token)[..16]);
+    store.issue_api_token(
+        actor,
+        email,
+        &NewApiToken {
+            id: id.clone(),
+            hash: hash_api_token(&token),
+            name: req.name.clone().unwrap_or_else(|| "api".into()),
+            expires_at,
+        },
+    )?;
+    Ok(IssuedToken {
+        id,
+        person: email.to_string(),
+        token,
+        expires_at,
+    })
+}
+
+fn check_issue(req: &IssueToken) -> Result<(), ApiError> {
+    if let Some(name) = &req.name {
+        check_line("name", name, 64)?;
+    }
+    if req.ttl_days.is_some_and(|d| !(1..=365).contains(&d)) {
+        return Err(ApiError::invalid(
+            "invalid_ttl",
+            "ttl_days must be between 1 and 365",
+        ));
+    }
+    Ok(())
+}
+
+/// Issue a new API token for yourself. The token is shown once.
+#[utoipa::path(post, path = "/v1/me/tokens", tag = "people", request_body = IssueToken,
+    security(("bearer" = [])), responses((status = 201, body = IssuedToken)))]
+pub async fn issue_my_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    MaybeJson(req): MaybeJson<IssueToken>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    check_issue(&req)?;
+    let actor = caller.actor();
+    let email = caller.person.email;
+    let issued = blocking(&state, move |s| issue_token_for(s, &actor, &email, &req)).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// Revoke one of your own API tokens (for example the one in use, to sign out).
+#[utoipa::path(delete, path = "/v1/me/tokens/{id}", tag = "people",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ApiErrorBody)))]
+pub async fn revoke_my_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let actor = caller.actor();
+    let email = caller.person.email;
+    blocking(&state, move |s| s.revoke_api_token(&actor, &email, &id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The directory of people (everyone signed in may read it, to pick owners).
+#[utoipa::path(get, path = "/v1/people", tag = "people", params(PeopleQuery),
+    security(("bearer" = [])), responses((status = 200, body = PeoplePage)))]
+pub async fn list_people(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(query): ApiQuery<PeopleQuery>,
+) -> Result<Json<PeoplePage>, ApiError> {
+    if let Some(q) = &query.q {
+        check_free_text("q", q, 200)?;
+    }
+    Ok(Json(
+        blocking(&state, move |s| s.list_people(&query)).await?,
+    ))
+}
+
+fn require_admin(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if policy::is_admin(&caller.person) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{} may not {what}: it takes the admin role",
+            caller.person.email
+        )))
+    }
+}
+
+/// Add a person (admins).
+#[utoipa::path(post, path = "/v1/people", tag = "people", request_body = CreatePerson,
+    security(("bearer" = [])),
+    responses((status = 201, body = Person), (status = 403, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody)))]
+pub async fn create_person(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreatePerson>,
+) -> Result<(StatusCode, Json<Person>), ApiError> {
+    require_admin(&caller, "add people")?;
+    check_email(&req.email)?;
+    check_line("display_name", &req.display_name, 128)?;
+    if let Some(m) = &req.manager {
+        check_email(m)?;
+    }
+    if let Some(t) = &req.team {
+        check_line("team", t, 64)?;
+    }
+    let actor = caller.actor();
+    let person = blocking(&state, move |s| s.create_person(&actor, &req)).await?;
+    Ok((StatusCode::CREATED, Json(person)))
+}
+
+/// One person by email.
+#[utoipa::path(get, path = "/v1/people/{email}", tag = "people",
+    params(("email" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Person), (status = 404, body = ApiErrorBody)))]
+pub async fn show_person(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiPath(email): ApiPath<String>,
+) -> Result<Json<Person>, ApiError> {
+    let wanted = email.clone();
+    blocking(&state, move |s| s.person(&wanted))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no person with email {email}")))
+}
+
+/// Change a person's roles, manager or team, or mark them as having left (admins).
+#[utoipa::path(patch, path = "/v1/people/{email}", tag = "people",
+    params(("email" = String, Path)), request_body = UpdatePerson, security(("bearer" = [])),
+    responses((status = 200, body = Person), (status = 403, body = ApiErrorBody)))]
+pub async fn update_person(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(email): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdatePerson>,
+) -> Result<Json<Person>, ApiError> {
+    require_admin(&caller, "change people")?;
+    if let Some(n) = &req.display_name {
+        check_line("display_name", n, 128)?;
+    }
+    if let Some(m) = &req.manager {
+        check_email(m)?;
+    }
+    if let Some(t) = &req.team {
+        check_line("team", t, 64)?;
+    }
+    if email.eq_ignore_ascii_case(&caller.person.email) && req.active == Some(false) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "you cannot mark yourself as having left",
+        ));
+    }
+    let actor = caller.actor();
+    Ok(Json(
+        blocking(&state, move |s| s.update_person(&actor, &email, &req)).await?,
+    ))
+}
+
+/// Issue an API token for another person (admins), e.g. when onboarding them.
+#[utoipa::path(post, path = "/v1/people/{email}/tokens", tag = "people",
+    params(("email" = String, Path)), request_body = IssueToken, security(("bearer" = [])),
+    responses((status = 201, body = IssuedToken), (status = 403, body = ApiErrorBody)))]
+pub async fn issue_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(email): ApiPath<String>,
+    MaybeJson(req): MaybeJson<IssueToken>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    require_admin(&caller, "issue tokens for others")?;
+    check_issue(&req)?;
+    let actor = caller.actor();
+    let issued = blocking(&state, move |s| issue_token_for(s, &actor, &email, &req)).await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}

@@ -1,0 +1,148 @@
+//! The identity registry: `steward server`.
+
+pub mod demo;
+pub mod http;
+pub mod policy;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::model::Actor;
+use crate::model::api::{CreatePerson, IssueToken, IssuedToken};
+use crate::model::{Person, Role};
+use http::AppState;
+use store::sqlite::OpenMode;
+use store::{SqliteStore, Store, StoreError};
+
+pub use store::sqlite::SCHEMA_VERSION;
+
+/// Opens the SQLite store, turning store errors into readable ones.
+pub fn open_store(db: &Path, mode: OpenMode) -> anyhow::Result<Arc<SqliteStore>> {
+    SqliteStore::open(db, mode)
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A bound, not yet serving registry. Binding first lets callers learn the port (`:0`).
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn bind(addr: &str, store: Arc<dyn Store>, name: &str) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        Ok(Server {
+            listener,
+            state: AppState {
+                store,
+                server_name: Arc::from(name),
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = http::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the server stopped with an error")
+    }
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Creates a person with the admin role (or gives an existing person the role) and issues them
+/// an API token. This is how the first admin of a new registry is made.
+pub fn bootstrap_admin(
+    store: &dyn Store,
+    email: &str,
+    name: &str,
+    token_name: &str,
+) -> anyhow::Result<(Person, IssuedToken)> {
+    crate::model::text::check_email(email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::model::text::check_line("name", name, 128).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let actor = Actor::system("steward-server-create-admin");
+    let person = match store.person(email).map_err(err)? {
+        Some(p) if p.has_role(Role::Admin) && p.active => p,
+        Some(p) => {
+            let mut roles = p.roles.clone();
+            roles.push(Role::Admin);
+            store
+                .update_person(
+                    &actor,
+                    email,
+                    &crate::model::api::UpdatePerson {
+                        roles: Some(roles),
+                        active: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .map_err(err)?
+        }
+        None => store
+            .create_person(
+                &actor,
+                &CreatePerson {
+                    email: email.to_string(),
+                    display_name: name.to_string(),
+                    roles: vec![Role::Admin],
+                    manager: None,
+                    team: None,
+                },
+            )
+            .map_err(err)?,
+    };
+    let token = http::people::issue_token_for(
+        store,
+        &actor,
+        email,
+        &IssueToken {
+            name: Some(token_name.to_string()),
+            ttl_days: Some(90),
+        },
+    )
+    .map_err(err)?;
+    Ok((person, token))
+}
+
+fn err(e: StoreError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}

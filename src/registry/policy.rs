@@ -1,0 +1,99 @@
+//! Who may do what. Every route asks here; the console only hides what these refuse anyway.
+//!
+//! Roles: `admin` does everything; `responder` reads everything and revokes or reinstates;
+//! `auditor` reads everything, the audit log included, and writes nothing. Every person may
+//! own agents, and sees and manages the agents they own.
+
+use crate::model::{Person, Role};
+use crate::registry::store::{AgentFacts, StoreError, StoreResult, Visibility};
+
+pub fn is_admin(p: &Person) -> bool {
+    p.has_role(Role::Admin)
+}
+
+/// Admins, responders and auditors read every agent; everyone else reads their own.
+pub fn reads_everything(p: &Person) -> bool {
+    Role::ALL.iter().any(|r| p.has_role(*r))
+}
+
+pub fn visibility(p: &Person) -> Visibility {
+    if reads_everything(p) {
+        Visibility::All
+    } else {
+        Visibility::OwnedBy(p.email.clone())
+    }
+}
+
+fn owns(p: &Person, agent: &AgentFacts) -> bool {
+    agent
+        .owner_email
+        .as_deref()
+        .is_some_and(|o| o.eq_ignore_ascii_case(&p.email))
+}
+
+fn refuse(p: &Person, what: &str, agent: &AgentFacts) -> StoreError {
+    StoreError::Forbidden(format!(
+        "{} may not {what} agent {}: {}",
+        p.email,
+        agent.id,
+        match &agent.owner_email {
+            Some(owner) => format!("it is owned by {owner}"),
+            None => "it has no owner".into(),
+        }
+    ))
+}
+
+pub fn may_read_agent(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
+    if reads_everything(p) || owns(p, agent) {
+        Ok(())
+    } else {
+        Err(refuse(p, "read", agent))
+    }
+}
+
+/// Grants, decommissioning: the owner or an admin.
+pub fn may_manage_agent(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
+    if is_admin(p) || owns(p, agent) {
+        Ok(())
+    } else {
+        Err(refuse(p, "manage", agent))
+    }
+}
+
+/// Revocation is an emergency brake: admins, responders and the owner may pull it.
+pub fn may_revoke_agent(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
+    if is_admin(p) || p.has_role(Role::Responder) || owns(p, agent) {
+        Ok(())
+    } else {
+        Err(refuse(p, "revoke", agent))
+    }
+}
+
+/// Reinstating undoes a brake someone else may have pulled: admins and responders only.
+pub fn may_reinstate_agent(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
+    if is_admin(p) || p.has_role(Role::Responder) {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(format!(
+            "{} may not reinstate agents: it takes the admin or responder role",
+            p.email
+        )))
+    }
+}
+
+/// Assigning or changing an owner: admins only.
+pub fn may_set_owner(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
+    if is_admin(p) {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(format!(
+            "{} may not change owners: it takes the admin role",
+            p.email
+        )))
+    }
+}
+
+/// The full audit log: admins, auditors and responders (who investigate incidents).
+pub fn may_read_audit(p: &Person) -> bool {
+    reads_everything(p)
+}

@@ -1,0 +1,191 @@
+//! The storage interface of the registry. Routes speak only to [`Store`]; SQLite is the embedded
+//! backend, and a PostgreSQL backend can implement the same trait without touching the routes.
+//!
+//! Every mutating call runs in one transaction together with its audit event(s): either the change
+//! and its record are both stored, or neither is.
+
+pub mod sqlite;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::api::{
+    AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,
+    DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
+};
+use crate::model::{Actor, Agent, AgentDetail, AgentStatus, Grant, Person};
+
+pub use sqlite::SqliteStore;
+
+/// What went wrong in the store, in terms the HTTP layer can map to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The facts about an agent that an authorisation decision needs, read inside the transaction
+/// that acts on it, so that the check and the change see the same state.
+#[derive(Debug, Clone)]
+pub struct AgentFacts {
+    pub id: String,
+    pub owner_email: Option<String>,
+    pub status: AgentStatus,
+}
+
+/// A check run inside the transaction before a change to an agent; an error aborts it.
+pub type Guard<'a> = &'a (dyn Fn(&AgentFacts) -> StoreResult<()> + Sync);
+
+/// What a bearer API token resolves to.
+#[derive(Debug, Clone)]
+pub struct TokenOwner {
+    pub person: Person,
+    pub token_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+/// Who may see what: readers of everything, or one owner's agents.
+#[derive(Debug, Clone)]
+pub enum Visibility {
+    All,
+    OwnedBy(String),
+}
+
+/// A revocation's effect, before the HTTP layer adds timing.
+#[derive(Debug, Clone)]
+pub struct Revoked {
+    pub previous_status: AgentStatus,
+    pub changed: bool,
+    pub credentials_disabled: u32,
+    pub tokens_revoked: u64,
+    pub audit_seq: i64,
+    pub agent: Agent,
+}
+
+/// A new API token to store (only its hash).
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub id: String,
+    pub hash: String,
+    pub name: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One batch of seeded records for bulk loading (demo data, imports).
+#[derive(Debug, Default, Clone)]
+pub struct SeedBatch {
+    pub people: Vec<SeedPerson>,
+    pub agents: Vec<SeedAgent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeedPerson {
+    pub person: Person,
+    pub manager_email: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeedAgent {
+    pub agent: Agent,
+    pub credentials: Vec<SeedCredential>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeedCredential {
+    pub credential: crate::model::Credential,
+    /// Public key (JWK JSON or PEM), or the hash of a static secret.
+    pub material: String,
+}
+
+pub trait Store: Send + Sync + 'static {
+    fn schema_version(&self) -> StoreResult<i64>;
+
+    // People and their API tokens.
+    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>>;
+    fn create_person(&self, actor: &Actor, req: &CreatePerson) -> StoreResult<Person>;
+    fn update_person(&self, actor: &Actor, email: &str, req: &UpdatePerson) -> StoreResult<Person>;
+    fn person(&self, email: &str) -> StoreResult<Option<Person>>;
+    fn list_people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage>;
+    fn issue_api_token(&self, actor: &Actor, email: &str, token: &NewApiToken) -> StoreResult<()>;
+    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<()>;
+
+    // Agents.
+    fn list_agents(&self, query: &AgentQuery, visibility: &Visibility) -> StoreResult<AgentPage>;
+    fn agent_detail(&self, id: &str) -> StoreResult<Option<AgentDetail>>;
+    fn register_agent(&self, actor: &Actor, req: &RegisterAgent) -> StoreResult<Agent>;
+    fn add_grant(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        grant: &Grant,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent>;
+    fn remove_grant(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        scope: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent>;
+    fn set_owner(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        owner_email: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent>;
+    fn revoke_agent(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Revoked>;
+    fn reinstate_agent(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent>;
+    fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan>;
+    fn decommission_agent(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<DecommissionOutcome>;
+
+    // Audit and the change feed.
+    fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
+    fn audit_verify(&self) -> StoreResult<AuditVerification>;
+    fn add_audit_note(&self, actor: &Actor, seq: i64, text: &str) -> StoreResult<i64>;
+    fn changes(&self, after: i64, limit: u32, visibility: &Visibility) -> StoreResult<ChangeFeed>;
+
+    // Bulk loading for the demo enterprise.
+    fn is_empty(&self) -> StoreResult<bool>;
+    fn seed(&self, batch: &SeedBatch) -> StoreResult<()>;
+    /// Records one audit event outside any other change (e.g. "demo data seeded").
+    fn record(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: Option<&str>,
+        details: serde_json::Value,
+    ) -> StoreResult<i64>;
+}

@@ -1,0 +1,1648 @@
+//! The SQLite backend: one file, WAL, one writer connection and a few readers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use super::{
+    AgentFacts, Guard, NewApiToken, Revoked, SeedBatch, Store, StoreError, StoreResult, TokenOwner,
+    Visibility,
+};
+use crate::model::api::{
+    AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,
+    DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
+};
+use crate::model::audit::{ChainVerifier, GENESIS_HASH, audit_time, event_hash};
+use crate::model::{
+    Actor, Agent, AgentDetail, AgentKind, AgentRef, AgentSource, AgentStatus, AuditEvent,
+    Credential, CredentialKind, Grant, Person, Role,
+};
+
+/// The schema, one entry per version. Never edit a shipped entry; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: people, tokens, agents, grants, credentials, audit, change counter.
+    r#"
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters (name, value) VALUES ('change_seq', 0);
+
+    CREATE TABLE people (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        roles TEXT NOT NULL DEFAULT '',
+        active INTEGER NOT NULL DEFAULT 1,
+        manager_id TEXT REFERENCES people(id),
+        team TEXT,
+        created_at TEXT NOT NULL,
+        change_seq INTEGER NOT NULL
+    );
+    CREATE INDEX people_change ON people(change_seq);
+
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+
+    CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        parent_id TEXT REFERENCES agents(id),
+        owner_id TEXT REFERENCES people(id),
+        prev_owner_id TEXT,
+        team TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT,
+        flags TEXT NOT NULL DEFAULT '',
+        change_seq INTEGER NOT NULL
+    );
+    CREATE INDEX agents_owner ON agents(owner_id);
+    CREATE INDEX agents_parent ON agents(parent_id);
+    CREATE INDEX agents_change ON agents(change_seq);
+
+    CREATE TABLE grants (
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        scope TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        granted_at TEXT NOT NULL,
+        expires_at TEXT,
+        justification TEXT,
+        last_used_at TEXT,
+        last_certified_at TEXT,
+        PRIMARY KEY (agent_id, scope)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        material TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        disabled_at TEXT,
+        last_used_at TEXT
+    );
+    CREATE INDEX credentials_agent ON credentials(agent_id);
+
+    CREATE TABLE audit_events (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_target ON audit_events(target, seq);
+    CREATE INDEX audit_actor ON audit_events(actor_id, seq);
+
+    -- Append-only: the registry itself can never rewrite history.
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Whether opening may create a new, empty store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    MustExist,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    audit_time(t)
+}
+
+fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_ts).transpose()
+}
+
+fn bad_value(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} {value:?} in the database").into(),
+    )
+}
+
+fn map_sqlite(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Busy(
+                    "the database is locked by another process; try again shortly".into(),
+                );
+            }
+            ErrorCode::NotADatabase => {
+                return StoreError::Internal("the database file is not a SQLite database".into());
+            }
+            ErrorCode::ReadOnly => {
+                return StoreError::Internal("the database file is read-only".into());
+            }
+            ErrorCode::DiskFull => {
+                return StoreError::Internal("the disk holding the database is full".into());
+            }
+            ErrorCode::ConstraintViolation => {
+                return StoreError::Conflict(msg.clone().unwrap_or_else(|| e.to_string()));
+            }
+            _ => {}
+        }
+    }
+    StoreError::Internal(format!("database error: {e}"))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        map_sqlite(e)
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // FULL: an acknowledged write survives a crash of the process and of the machine.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, applying pending migrations.
+    pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
+        let exists = path.exists();
+        if !exists {
+            if mode == OpenMode::MustExist {
+                return Err(StoreError::NotFound(format!(
+                    "no database at {}; start `steward server --db {}` to create one",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                    return Err(StoreError::NotFound(format!(
+                        "cannot create the database {}: the folder {} does not exist",
+                        path.display(),
+                        dir.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let writer =
+            Connection::open_with_flags(path, flags).map_err(|e| describe_open(path, e))?;
+        writer
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(|e| describe_open(path, e))?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| describe_open(path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Internal(format!(
+                "{} cannot use write-ahead logging (journal mode stays {mode})",
+                path.display()
+            )));
+        }
+        configure(&writer).map_err(|e| describe_open(path, e))?;
+        migrate(&writer, path)?;
+        #[cfg(unix)]
+        restrict_permissions(path);
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one immediate (write-locking) transaction.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` over a consistent snapshot on a reader connection.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self.readers.lock().ok().and_then(|mut v| v.pop());
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c)?;
+                c
+            }
+        };
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+            let out = f(&tx)?;
+            tx.finish()?;
+            Ok(out)
+        })();
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < READERS
+        {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // The store holds token hashes and key material: readable by its owner only.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+fn describe_open(path: &Path, e: rusqlite::Error) -> StoreError {
+    match map_sqlite(e) {
+        StoreError::Internal(m) => StoreError::Internal(format!("{}: {m}", path.display())),
+        StoreError::Busy(m) => StoreError::Busy(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| describe_open(path, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Invalid {
+            code: "schema_too_new",
+            message: format!(
+                "{} has schema version {version}, newer than this steward understands \
+                 ({SCHEMA_VERSION}); upgrade steward",
+                path.display()
+            ),
+        });
+    }
+    if version == 0 {
+        // A brand-new file must be empty; anything else is not ours.
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 {
+            return Err(StoreError::Invalid {
+                code: "not_a_steward_database",
+                message: format!(
+                    "{} is a SQLite database but not a Steward store",
+                    path.display()
+                ),
+            });
+        }
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = i as i64 + 1;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {next}; COMMIT;"
+        ))
+        .map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            describe_open(path, e)
+        })?;
+    }
+    Ok(())
+}
+
+/// Allocates the next position in the change feed.
+fn next_change(tx: &Transaction<'_>) -> StoreResult<i64> {
+    Ok(tx.query_row(
+        "UPDATE counters SET value = value + 1 WHERE name = 'change_seq' RETURNING value",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Appends one audit event linked to the previous one; returns its sequence number.
+pub(super) fn append_audit(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    action: &str,
+    target: Option<&str>,
+    outcome: &str,
+    reason: Option<&str>,
+    details: &serde_json::Value,
+) -> StoreResult<i64> {
+    let (last_seq, prev_hash): (i64, String) = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, GENESIS_HASH.to_string()));
+    let seq = last_seq + 1;
+    let time = audit_time(Utc::now());
+    let hash = event_hash(
+        seq, &time, actor, action, target, outcome, reason, details, &prev_hash,
+    );
+    let actor_json =
+        serde_json::to_string(actor).map_err(|e| StoreError::Internal(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO audit_events (seq, time, actor, actor_id, action, target, outcome, reason, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            seq,
+            time,
+            actor_json,
+            actor.id,
+            action,
+            target,
+            outcome,
+            reason,
+            details.to_string(),
+            prev_hash,
+            hash
+        ],
+    )?;
+    Ok(seq)
+}
+
+const PERSON_COLUMNS: &str =
+    "p.id, p.email, p.display_name, p.roles, p.active, m.email, p.team, p.created_at, p.change_seq";
+
+fn person_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
+    let roles: String = r.get(3)?;
+    Ok(Person {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        display_name: r.get(2)?,
+        roles: roles.split(',').filter_map(Role::parse).collect(),
+        active: r.get(4)?,
+        manager: r.get(5)?,
+        team: r.get(6)?,
+        created_at: parse_ts(&r.get::<_, String>(7)?)?,
+        change_seq: r.get(8)?,
+    })
+}
+
+fn roles_text(roles: &[Role]) -> String {
+    let mut roles: Vec<Role> = roles.to_vec();
+    roles.sort();
+    roles.dedup();
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn person_by_email(tx: &Transaction<'_>, email: &str) -> StoreResult<Option<Person>> {
+    Ok(tx
+        .query_row(
+            &format!(
+                "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
+                 WHERE p.email = ?1 COLLATE NOCASE"
+            ),
+            [email],
+            person_from_row,
+        )
+        .optional()?)
+}
+
+fn person_id(tx: &Transaction<'_>, email: &str) -> StoreResult<String> {
+    tx.query_row(
+        "SELECT id FROM people WHERE email = ?1 COLLATE NOCASE",
+        [email],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))
+}
+
+const AGENT_COLUMNS: &str = "a.id, a.name, a.description, a.kind, a.parent_id, o.email, o.display_name,
+    a.team, a.environment, a.status, a.source, a.created_at, a.last_seen_at, a.flags, a.change_seq,
+    EXISTS (SELECT 1 FROM credentials c WHERE c.agent_id = a.id AND c.kind = 'static-secret' AND c.disabled_at IS NULL)";
+
+const AGENT_FROM: &str = "agents a LEFT JOIN people o ON o.id = a.owner_id";
+
+fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
+    let kind: String = r.get(3)?;
+    let status: String = r.get(9)?;
+    let source: String = r.get(10)?;
+    let flags: String = r.get(13)?;
+    Ok(Agent {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        kind: AgentKind::parse(&kind).ok_or_else(|| bad_value("agent kind", &kind))?,
+        parent_id: r.get(4)?,
+        owner: r.get(5)?,
+        owner_name: r.get(6)?,
+        team: r.get(7)?,
+        environment: r.get(8)?,
+        status: AgentStatus::parse(&status).ok_or_else(|| bad_value("agent status", &status))?,
+        source: AgentSource::parse(&source).ok_or_else(|| bad_value("agent source", &source))?,
+        created_at: parse_ts(&r.get::<_, String>(11)?)?,
+        last_seen_at: parse_opt_ts(r.get(12)?)?,
+        flags: flags
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+        change_seq: r.get(14)?,
+        static_secret: r.get(15)?,
+        grants: Vec::new(),
+    })
+}
+
+fn grants_of(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Vec<Grant>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at
+         FROM grants WHERE agent_id = ?1 ORDER BY scope",
+    )?;
+    let rows = stmt.query_map([agent_id], |r| {
+        Ok(Grant {
+            scope: r.get(0)?,
+            granted_by: r.get(1)?,
+            granted_at: parse_ts(&r.get::<_, String>(2)?)?,
+            expires_at: parse_opt_ts(r.get(3)?)?,
+            justification: r.get(4)?,
+            last_used_at: parse_opt_ts(r.get(5)?)?,
+            last_certified_at: parse_opt_ts(r.get(6)?)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn credentials_of(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Vec<Credential>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, kind, label, fingerprint, created_at, disabled_at, last_used_at
+         FROM credentials WHERE agent_id = ?1 ORDER BY created_at, id",
+    )?;
+    let rows = stmt.query_map([agent_id], |r| {
+        let kind: String = r.get(1)?;
+        Ok(Credential {
+            id: r.get(0)?,
+            kind: CredentialKind::parse(&kind)
+                .ok_or_else(|| bad_value("credential kind", &kind))?,
+            label: r.get(2)?,
+            fingerprint: r.get(3)?,
+            created_at: parse_ts(&r.get::<_, String>(4)?)?,
+            disabled_at: parse_opt_ts(r.get(5)?)?,
+            last_used_at: parse_opt_ts(r.get(6)?)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Loads agents matching a WHERE clause, each with its grants.
+fn load_agents(
+    tx: &Transaction<'_>,
+    where_sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<Agent>> {
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {AGENT_COLUMNS} FROM {AGENT_FROM} WHERE {where_sql}"
+    ))?;
+    let mut agents = stmt
+        .query_map(params, agent_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for agent in &mut agents {
+        agent.grants = grants_of(tx, &agent.id)?;
+    }
+    Ok(agents)
+}
+
+fn agent_by_id(tx: &Transaction<'_>, id: &str) -> StoreResult<Agent> {
+    load_agents(tx, "a.id = ?1", &[&id])?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("no agent with id {id}")))
+}
+
+fn facts(agent: &Agent) -> AgentFacts {
+    AgentFacts {
+        id: agent.id.clone(),
+        owner_email: agent.owner.clone(),
+        status: agent.status,
+    }
+}
+
+fn touch_agent(tx: &Transaction<'_>, id: &str) -> StoreResult<()> {
+    let seq = next_change(tx)?;
+    tx.execute(
+        "UPDATE agents SET change_seq = ?1 WHERE id = ?2",
+        params![seq, id],
+    )?;
+    Ok(())
+}
+
+/// Disables every enabled credential of an agent; returns how many.
+fn disable_credentials(tx: &Transaction<'_>, id: &str, now: &str) -> StoreResult<u32> {
+    Ok(tx.execute(
+        "UPDATE credentials SET disabled_at = ?1 WHERE agent_id = ?2 AND disabled_at IS NULL",
+        params![now, id],
+    )? as u32)
+}
+
+/// The agent and all its descendants, the agent first (breadth-first).
+fn subtree(tx: &Transaction<'_>, id: &str) -> StoreResult<Vec<String>> {
+    let mut stmt = tx.prepare_cached(
+        "WITH RECURSIVE tree(id, depth) AS (
+             SELECT ?1, 0
+             UNION ALL
+             SELECT a.id, tree.depth + 1 FROM agents a JOIN tree ON a.parent_id = tree.id
+         )
+         SELECT id FROM tree ORDER BY depth, id",
+    )?;
+    let ids = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid {
+        code,
+        message: message.into(),
+    }
+}
+
+fn new_id(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+impl Store for SqliteStore {
+    fn schema_version(&self) -> StoreResult<i64> {
+        self.read(|tx| Ok(tx.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+
+    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
+        self.read(|tx| {
+            let row: Option<(String, String, String, Option<String>)> = tx
+                .query_row(
+                    "SELECT t.id, p.email, t.expires_at, t.revoked_at FROM api_tokens t
+                     JOIN people p ON p.id = t.person_id WHERE t.token_hash = ?1",
+                    [token_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((token_id, email, expires_at, revoked_at)) = row else {
+                return Ok(None);
+            };
+            let person = person_by_email(tx, &email)?
+                .ok_or_else(|| StoreError::Internal("token owner vanished".into()))?;
+            Ok(Some(TokenOwner {
+                person,
+                token_id,
+                expires_at: parse_ts(&expires_at)?,
+                revoked: revoked_at.is_some(),
+            }))
+        })
+    }
+
+    fn create_person(&self, actor: &Actor, req: &CreatePerson) -> StoreResult<Person> {
+        self.write(|tx| {
+            if person_by_email(tx, &req.email)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "a person with email {} already exists",
+                    req.email
+                )));
+            }
+            let manager_id = match &req.manager {
+                Some(m) => Some(person_id(tx, m)?),
+                None => None,
+            };
+            let id = new_id("p");
+            let seq = next_change(tx)?;
+            tx.execute(
+                "INSERT INTO people (id, email, display_name, roles, active, manager_id, team, created_at, change_seq)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    req.email,
+                    req.display_name,
+                    roles_text(&req.roles),
+                    manager_id,
+                    req.team,
+                    ts(Utc::now()),
+                    seq
+                ],
+            )?;
+            append_audit(
+                tx,
+                actor,
+                "person.create",
+                Some(&req.email),
+                "success",
+                None,
+                &serde_json::json!({"roles": roles_text(&req.roles), "manager": req.manager}),
+            )?;
+            person_by_email(tx, &req.email)?
+                .ok_or_else(|| StoreError::Internal("person vanished".into()))
+        })
+    }
+
+    fn update_person(&self, actor: &Actor, email: &str, req: &UpdatePerson) -> StoreResult<Person> {
+        self.write(|tx| {
+            let before = person_by_email(tx, email)?
+                .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))?;
+            let manager_id = match &req.manager {
+                Some(m) if m.eq_ignore_ascii_case(email) => {
+                    return Err(invalid("invalid_manager", "a person cannot manage themselves"));
+                }
+                Some(m) => Some(person_id(tx, m)?),
+                None => None,
+            };
+            let seq = next_change(tx)?;
+            tx.execute(
+                "UPDATE people SET
+                    display_name = coalesce(?1, display_name),
+                    roles = coalesce(?2, roles),
+                    active = coalesce(?3, active),
+                    manager_id = coalesce(?4, manager_id),
+                    team = coalesce(?5, team),
+                    change_seq = ?6
+                 WHERE id = ?7",
+                params![
+                    req.display_name,
+                    req.roles.as_deref().map(roles_text),
+                    req.active,
+                    manager_id,
+                    req.team,
+                    seq,
+                    before.id
+                ],
+            )?;
+            let after = person_by_email(tx, email)?
+                .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
+            let action = match (before.active, after.active) {
+                (true, false) => "person.deactivate",
+                (false, true) => "person.reactivate",
+                _ => "person.update",
+            };
+            append_audit(
+                tx,
+                actor,
+                action,
+                Some(&after.email),
+                "success",
+                None,
+                &serde_json::json!({
+                    "roles": {"before": roles_text(&before.roles), "after": roles_text(&after.roles)},
+                    "active": {"before": before.active, "after": after.active},
+                    "manager": {"before": before.manager, "after": after.manager},
+                }),
+            )?;
+            Ok(after)
+        })
+    }
+
+    fn person(&self, email: &str) -> StoreResult<Option<Person>> {
+        self.read(|tx| person_by_email(tx, email))
+    }
+
+    fn list_people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage> {
+        let limit = query.limit.unwrap_or(200).clamp(1, 5000);
+        self.read(|tx| {
+            let pattern = query.q.as_deref().map(like_pattern);
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
+                 WHERE (?1 IS NULL OR lower(p.email) LIKE ?1 ESCAPE '\\' OR lower(p.display_name) LIKE ?1 ESCAPE '\\')
+                   AND (?2 IS NULL OR p.active = ?2)
+                   AND (?3 IS NULL OR p.email > ?3)
+                 ORDER BY p.email LIMIT ?4"
+            ))?;
+            let people = stmt
+                .query_map(
+                    params![pattern, query.active, query.after, limit + 1],
+                    person_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(page(people, limit, |p| p.email.clone()))
+                .map(|(people, next)| PeoplePage { people, next })
+        })
+    }
+
+    fn issue_api_token(&self, actor: &Actor, email: &str, token: &NewApiToken) -> StoreResult<()> {
+        self.write(|tx| {
+            let person = person_by_email(tx, email)?
+                .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))?;
+            if !person.active {
+                return Err(StoreError::Conflict(format!(
+                    "{email} has left; tokens cannot be issued to them"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO api_tokens (id, person_id, token_hash, name, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    token.id,
+                    person.id,
+                    token.hash,
+                    token.name,
+                    ts(Utc::now()),
+                    ts(token.expires_at)
+                ],
+            )?;
+            append_audit(
+                tx,
+                actor,
+                "api_token.issue",
+                Some(&person.email),
+                "success",
+                None,
+                &serde_json::json!({"token_id": token.id, "name": token.name, "expires_at": ts(token.expires_at)}),
+            )?;
+            Ok(())
+        })
+    }
+
+    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?1)
+                 WHERE id = ?2 AND person_id = (SELECT id FROM people WHERE email = ?3 COLLATE NOCASE)",
+                params![ts(Utc::now()), token_id, email],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "{email} has no API token {token_id}"
+                )));
+            }
+            append_audit(
+                tx,
+                actor,
+                "api_token.revoke",
+                Some(email),
+                "success",
+                None,
+                &serde_json::json!({"token_id": token_id}),
+            )?;
+            Ok(())
+        })
+    }
+
+    fn list_agents(&self, query: &AgentQuery, visibility: &Visibility) -> StoreResult<AgentPage> {
+        let limit = query.limit.unwrap_or(200).clamp(1, 1000);
+        self.read(|tx| {
+            let visible_owner = match visibility {
+                Visibility::All => None,
+                Visibility::OwnedBy(email) => Some(email.clone()),
+            };
+            let pattern = query.q.as_deref().map(like_pattern);
+            let where_sql = "(?1 IS NULL OR o.email = ?1 COLLATE NOCASE)
+                AND (?2 IS NULL OR o.email = ?2 COLLATE NOCASE)
+                AND (?3 = 0 OR a.owner_id IS NULL)
+                AND (?4 IS NULL OR a.status = ?4)
+                AND (?5 IS NULL OR a.team = ?5)
+                AND (?6 IS NULL OR a.environment = ?6)
+                AND (?7 IS NULL OR a.kind = ?7)
+                AND (?8 IS NULL OR lower(a.name) LIKE ?8 ESCAPE '\\' OR lower(a.description) LIKE ?8 ESCAPE '\\' OR a.id LIKE ?8 ESCAPE '\\')
+                AND (?9 IS NULL OR a.id > ?9)
+                ORDER BY a.id LIMIT ?10";
+            let unowned = query.unowned.unwrap_or(false) as i64;
+            let status = query.status.map(|s| s.as_str());
+            let kind = query.kind.map(|k| k.as_str());
+            let fetch = limit + 1;
+            let agents = load_agents(
+                tx,
+                where_sql,
+                &[
+                    &visible_owner,
+                    &query.owner,
+                    &unowned,
+                    &status,
+                    &query.team,
+                    &query.environment,
+                    &kind,
+                    &pattern,
+                    &query.after,
+                    &fetch,
+                ],
+            )?;
+            let (agents, next) = page(agents, limit, |a| a.id.clone());
+            Ok(AgentPage { agents, next })
+        })
+    }
+
+    fn agent_detail(&self, id: &str) -> StoreResult<Option<AgentDetail>> {
+        self.read(|tx| {
+            let agent = match agent_by_id(tx, id) {
+                Ok(a) => a,
+                Err(StoreError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let credentials = credentials_of(tx, id)?;
+            let refs = |sql: &str| -> StoreResult<Vec<AgentRef>> {
+                let mut stmt = tx.prepare_cached(sql)?;
+                let rows = stmt.query_map([id], |r| {
+                    let kind: String = r.get(2)?;
+                    let status: String = r.get(3)?;
+                    Ok(AgentRef {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        kind: AgentKind::parse(&kind).ok_or_else(|| bad_value("kind", &kind))?,
+                        status: AgentStatus::parse(&status)
+                            .ok_or_else(|| bad_value("status", &status))?,
+                    })
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            };
+            let parent = refs(
+                "SELECT p.id, p.name, p.kind, p.status FROM agents a JOIN agents p ON p.id = a.parent_id WHERE a.id = ?1",
+            )?
+            .pop();
+            let children = refs(
+                "SELECT id, name, kind, status FROM agents WHERE parent_id = ?1 ORDER BY name, id",
+            )?;
+            Ok(Some(AgentDetail {
+                agent,
+                credentials,
+                parent,
+                children,
+            }))
+        })
+    }
+
+    fn register_agent(&self, actor: &Actor, req: &RegisterAgent) -> StoreResult<Agent> {
+        self.write(|tx| {
+            let owner_id = match &req.owner {
+                Some(email) => {
+                    let owner = person_by_email(tx, email)?.ok_or_else(|| {
+                        invalid("unknown_owner", format!("no person with email {email}"))
+                    })?;
+                    if !owner.active {
+                        return Err(invalid(
+                            "owner_inactive",
+                            format!("{email} has left and cannot own agents"),
+                        ));
+                    }
+                    Some(owner.id)
+                }
+                None => None,
+            };
+            let parent = match &req.parent_id {
+                Some(pid) => Some(agent_by_id(tx, pid).map_err(|_| {
+                    invalid("unknown_parent", format!("no agent with id {pid}"))
+                })?),
+                None => None,
+            };
+            if let Some(p) = &parent
+                && p.status == AgentStatus::Decommissioned
+            {
+                return Err(StoreError::Conflict(format!(
+                    "parent {} is decommissioned",
+                    p.id
+                )));
+            }
+            let team = req
+                .team
+                .clone()
+                .or_else(|| parent.as_ref().map(|p| p.team.clone()))
+                .unwrap_or_else(|| "unassigned".into());
+            let environment = req
+                .environment
+                .clone()
+                .or_else(|| parent.as_ref().map(|p| p.environment.clone()))
+                .unwrap_or_else(|| "production".into());
+            let id = new_id("ag");
+            let seq = next_change(tx)?;
+            let now = ts(Utc::now());
+            let source = req.source.unwrap_or(AgentSource::Registered);
+            tx.execute(
+                "INSERT INTO agents (id, name, description, kind, parent_id, owner_id, team, environment, status, source, created_at, change_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9, ?10, ?11)",
+                params![
+                    id,
+                    req.name,
+                    req.description,
+                    req.kind.as_str(),
+                    req.parent_id,
+                    owner_id,
+                    team,
+                    environment,
+                    source.as_str(),
+                    now,
+                    seq
+                ],
+            )?;
+            for scope in &req.scopes {
+                tx.execute(
+                    "INSERT OR IGNORE INTO grants (agent_id, scope, granted_by, granted_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, scope, actor.id, now],
+                )?;
+            }
+            append_audit(
+                tx,
+                actor,
+                "agent.register",
+                Some(&id),
+                "success",
+                None,
+                &serde_json::json!({
+                    "name": req.name, "kind": req.kind.as_str(), "owner": req.owner,
+                    "parent_id": req.parent_id, "scopes": req.scopes, "source": source.as_str(),
+                }),
+            )?;
+            agent_by_id(tx, &id)
+        })
+    }
+
+    fn add_grant(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        grant: &Grant,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            if agent.status == AgentStatus::Decommissioned {
+                return Err(StoreError::Conflict(format!(
+                    "agent {agent_id} is decommissioned; it cannot receive grants"
+                )));
+            }
+            if agent.grants.iter().any(|g| g.scope == grant.scope) {
+                return Err(StoreError::Conflict(format!(
+                    "agent {agent_id} already holds {}",
+                    grant.scope
+                )));
+            }
+            tx.execute(
+                "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    agent_id,
+                    grant.scope,
+                    grant.granted_by,
+                    ts(grant.granted_at),
+                    grant.expires_at.map(ts),
+                    grant.justification
+                ],
+            )?;
+            touch_agent(tx, agent_id)?;
+            append_audit(
+                tx,
+                actor,
+                "grant.add",
+                Some(agent_id),
+                "success",
+                grant.justification.as_deref(),
+                &serde_json::json!({"scope": grant.scope, "expires_at": grant.expires_at.map(ts)}),
+            )?;
+            agent_by_id(tx, agent_id)
+        })
+    }
+
+    fn remove_grant(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        scope: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            let removed = tx.execute(
+                "DELETE FROM grants WHERE agent_id = ?1 AND scope = ?2",
+                params![agent_id, scope],
+            )?;
+            if removed == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "agent {agent_id} does not hold {scope}"
+                )));
+            }
+            touch_agent(tx, agent_id)?;
+            append_audit(
+                tx,
+                actor,
+                "grant.remove",
+                Some(agent_id),
+                "success",
+                reason,
+                &serde_json::json!({"scope": scope}),
+            )?;
+            agent_by_id(tx, agent_id)
+        })
+    }
+
+    fn set_owner(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        owner_email: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            let owner = person_by_email(tx, owner_email)?.ok_or_else(|| {
+                invalid("unknown_owner", format!("no person with email {owner_email}"))
+            })?;
+            if !owner.active {
+                return Err(invalid(
+                    "owner_inactive",
+                    format!("{owner_email} has left and cannot own agents"),
+                ));
+            }
+            if agent.status == AgentStatus::Decommissioned {
+                return Err(StoreError::Conflict(format!(
+                    "agent {agent_id} is decommissioned"
+                )));
+            }
+            if agent.owner.as_deref() == Some(owner.email.as_str()) {
+                return Ok(agent);
+            }
+            let seq = next_change(tx)?;
+            tx.execute(
+                "UPDATE agents SET prev_owner_id = owner_id, owner_id = ?1, change_seq = ?2 WHERE id = ?3",
+                params![owner.id, seq, agent_id],
+            )?;
+            append_audit(
+                tx,
+                actor,
+                "agent.owner.set",
+                Some(agent_id),
+                "success",
+                reason,
+                &serde_json::json!({"before": agent.owner, "after": owner.email}),
+            )?;
+            agent_by_id(tx, agent_id)
+        })
+    }
+
+    fn revoke_agent(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Revoked> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            let now = ts(Utc::now());
+            let changed = agent.status == AgentStatus::Active;
+            if changed {
+                let seq = next_change(tx)?;
+                tx.execute(
+                    "UPDATE agents SET status = 'suspended', change_seq = ?1 WHERE id = ?2",
+                    params![seq, agent_id],
+                )?;
+            }
+            // Credentials are disabled even when the agent was already suspended: a credential
+            // added since must not survive a repeated revoke.
+            let credentials_disabled = disable_credentials(tx, agent_id, &now)?;
+            if credentials_disabled > 0 && !changed {
+                touch_agent(tx, agent_id)?;
+            }
+            let tokens_revoked = 0;
+            let audit_seq = append_audit(
+                tx,
+                actor,
+                "agent.revoke",
+                Some(agent_id),
+                "success",
+                reason,
+                &serde_json::json!({
+                    "previous_status": agent.status.as_str(),
+                    "changed": changed,
+                    "credentials_disabled": credentials_disabled,
+                    "tokens_revoked": tokens_revoked,
+                }),
+            )?;
+            Ok(Revoked {
+                previous_status: agent.status,
+                changed,
+                credentials_disabled,
+                tokens_revoked,
+                audit_seq,
+                agent: agent_by_id(tx, agent_id)?,
+            })
+        })
+    }
+
+    fn reinstate_agent(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Agent> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            match agent.status {
+                AgentStatus::Active => return Ok(agent),
+                AgentStatus::Decommissioned => {
+                    return Err(StoreError::Conflict(format!(
+                        "agent {agent_id} is decommissioned; it cannot be reinstated"
+                    )));
+                }
+                AgentStatus::Suspended => {}
+            }
+            let seq = next_change(tx)?;
+            tx.execute(
+                "UPDATE agents SET status = 'active', change_seq = ?1 WHERE id = ?2",
+                params![seq, agent_id],
+            )?;
+            // Credentials stay disabled: a reinstated agent must be given fresh ones deliberately.
+            append_audit(
+                tx,
+                actor,
+                "agent.reinstate",
+                Some(agent_id),
+                "success",
+                reason,
+                &serde_json::json!({"previous_status": "suspended"}),
+            )?;
+            agent_by_id(tx, agent_id)
+        })
+    }
+
+    fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan> {
+        self.read(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            let agents = subtree(tx, agent_id)?;
+            let mut grants = 0u32;
+            let mut credentials = 0u32;
+            for id in &agents {
+                grants += tx.query_row(
+                    "SELECT count(*) FROM grants WHERE agent_id = ?1",
+                    [id],
+                    |r| r.get::<_, u32>(0),
+                )?;
+                credentials += tx.query_row(
+                    "SELECT count(*) FROM credentials WHERE agent_id = ?1 AND disabled_at IS NULL",
+                    [id],
+                    |r| r.get::<_, u32>(0),
+                )?;
+            }
+            Ok(DecommissionPlan {
+                agent_id: agent_id.to_string(),
+                agents,
+                grants,
+                credentials,
+            })
+        })
+    }
+
+    fn decommission_agent(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<DecommissionOutcome> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            let now = ts(Utc::now());
+            let ids = subtree(tx, agent_id)?;
+            let mut decommissioned = Vec::new();
+            let mut grants_removed = 0u32;
+            let mut credentials_disabled = 0u32;
+            let mut audit_seq = 0;
+            for id in &ids {
+                let target = agent_by_id(tx, id)?;
+                let creds = disable_credentials(tx, id, &now)?;
+                let grants = tx.execute("DELETE FROM grants WHERE agent_id = ?1", [id])? as u32;
+                let changed = target.status != AgentStatus::Decommissioned;
+                if !changed && creds == 0 && grants == 0 {
+                    continue;
+                }
+                let seq = next_change(tx)?;
+                tx.execute(
+                    "UPDATE agents SET status = 'decommissioned', change_seq = ?1 WHERE id = ?2",
+                    params![seq, id],
+                )?;
+                let event = append_audit(
+                    tx,
+                    actor,
+                    "agent.decommission",
+                    Some(id),
+                    "success",
+                    reason,
+                    &serde_json::json!({
+                        "previous_status": target.status.as_str(),
+                        "grants_removed": target.grants.iter().map(|g| &g.scope).collect::<Vec<_>>(),
+                        "credentials_disabled": creds,
+                        "cascade_from": if id == agent_id { None } else { Some(agent_id) },
+                    }),
+                )?;
+                if id == agent_id {
+                    audit_seq = event;
+                }
+                grants_removed += grants;
+                credentials_disabled += creds;
+                decommissioned.push(id.clone());
+            }
+            if audit_seq == 0 {
+                // Already fully decommissioned: say so in the record, change nothing.
+                audit_seq = append_audit(
+                    tx,
+                    actor,
+                    "agent.decommission",
+                    Some(agent_id),
+                    "success",
+                    reason,
+                    &serde_json::json!({"previous_status": "decommissioned", "changed": false}),
+                )?;
+            }
+            Ok(DecommissionOutcome {
+                agent_id: agent_id.to_string(),
+                decommissioned,
+                grants_removed,
+                credentials_disabled,
+                tokens_revoked: 0,
+                audit_seq,
+                elapsed_ms: 0.0,
+            })
+        })
+    }
+
+    fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage> {
+        let limit = query.limit.unwrap_or(500).clamp(1, 5000);
+        self.read(|tx| {
+            let prefix = query
+                .action
+                .as_deref()
+                .map(|a| format!("{}%", a.replace('%', "")));
+            let mut stmt = tx.prepare(
+                "SELECT seq, time, actor, action, target, outcome, reason, details, prev_hash, hash
+                 FROM audit_events
+                 WHERE seq > ?1 AND (?2 IS NULL OR target = ?2) AND (?3 IS NULL OR actor_id = ?3)
+                   AND (?4 IS NULL OR action LIKE ?4)
+                 ORDER BY seq LIMIT ?5",
+            )?;
+            let events = stmt
+                .query_map(
+                    params![
+                        query.after.unwrap_or(0),
+                        query.target,
+                        query.actor,
+                        prefix,
+                        limit + 1
+                    ],
+                    audit_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (events, next) = page(events, limit, |e| e.seq);
+            Ok(AuditPage { events, next })
+        })
+    }
+
+    fn audit_verify(&self) -> StoreResult<AuditVerification> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT seq, time, actor, action, target, outcome, reason, details, prev_hash, hash
+                 FROM audit_events ORDER BY seq",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut verifier = ChainVerifier::default();
+            let mut first_broken = None;
+            while let Some(row) = rows.next()? {
+                let event = match audit_from_row(row) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        first_broken = Some(crate::model::audit::BrokenLink {
+                            seq: row.get(0)?,
+                            problem: format!("the stored event cannot be read: {e}"),
+                        });
+                        break;
+                    }
+                };
+                if let Err(broken) = verifier.check(&event) {
+                    first_broken = Some(broken);
+                    break;
+                }
+            }
+            Ok(AuditVerification {
+                ok: first_broken.is_none(),
+                events_checked: verifier.checked,
+                head_seq: verifier.last_seq,
+                head_hash: verifier.last_hash,
+                first_broken,
+            })
+        })
+    }
+
+    fn add_audit_note(&self, actor: &Actor, seq: i64, text: &str) -> StoreResult<i64> {
+        self.write(|tx| {
+            let target: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT target FROM audit_events WHERE seq = ?1",
+                    [seq],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(target) = target else {
+                return Err(StoreError::NotFound(format!("no audit event {seq}")));
+            };
+            append_audit(
+                tx,
+                actor,
+                "audit.note",
+                target.as_deref(),
+                "success",
+                Some(text),
+                &serde_json::json!({"note_on": seq}),
+            )
+        })
+    }
+
+    fn changes(&self, after: i64, limit: u32, visibility: &Visibility) -> StoreResult<ChangeFeed> {
+        let limit = limit.clamp(1, 5000);
+        self.read(|tx| {
+            let head: i64 = tx.query_row(
+                "SELECT value FROM counters WHERE name = 'change_seq'",
+                [],
+                |r| r.get(0),
+            )?;
+            let fetch = limit as i64;
+            let (agents, removed) = match visibility {
+                Visibility::All => (
+                    load_agents(
+                        tx,
+                        "a.change_seq > ?1 ORDER BY a.change_seq LIMIT ?2",
+                        &[&after, &fetch],
+                    )?,
+                    Vec::new(),
+                ),
+                Visibility::OwnedBy(email) => {
+                    let me = person_id(tx, email)?;
+                    let touched = load_agents(
+                        tx,
+                        "a.change_seq > ?1 AND (a.owner_id = ?3 OR a.prev_owner_id = ?3)
+                         ORDER BY a.change_seq LIMIT ?2",
+                        &[&after, &fetch, &me],
+                    )?;
+                    let mut mine = Vec::new();
+                    let mut removed = Vec::new();
+                    for agent in touched {
+                        if agent.owner.as_deref() == Some(email.as_str()) {
+                            mine.push(agent);
+                        } else {
+                            removed.push((agent.change_seq, agent.id));
+                        }
+                    }
+                    let removed_ids = removed.iter().map(|(_, id)| id.clone()).collect();
+                    (mine, removed_ids)
+                }
+            };
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
+                 WHERE p.change_seq > ?1 ORDER BY p.change_seq LIMIT ?2"
+            ))?;
+            let people = stmt
+                .query_map(params![after, fetch], person_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            // Each list is complete up to its last item when it is full; the page ends where the
+            // first full list ends, so no change can be skipped.
+            let agent_limit =
+                (agents.len() as i64 >= fetch).then(|| agents.last().map(|a| a.change_seq));
+            let people_limit =
+                (people.len() as i64 >= fetch).then(|| people.last().map(|p| p.change_seq));
+            let cut = [agent_limit.flatten(), people_limit.flatten()]
+                .into_iter()
+                .flatten()
+                .min();
+            let (agents, people, cursor, more) = match cut {
+                Some(cut) => (
+                    agents.into_iter().filter(|a| a.change_seq <= cut).collect(),
+                    people.into_iter().filter(|p| p.change_seq <= cut).collect(),
+                    cut,
+                    true,
+                ),
+                None => (agents, people, head.max(after), false),
+            };
+            Ok(ChangeFeed {
+                agents,
+                people,
+                removed,
+                cursor,
+                more,
+            })
+        })
+    }
+
+    fn is_empty(&self) -> StoreResult<bool> {
+        self.read(|tx| {
+            let n: i64 = tx.query_row(
+                "SELECT (SELECT count(*) FROM agents) + (SELECT count(*) FROM people)",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n == 0)
+        })
+    }
+
+    fn seed(&self, batch: &SeedBatch) -> StoreResult<()> {
+        self.write(|tx| seed_batch(tx, batch))
+    }
+
+    fn record(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: Option<&str>,
+        details: serde_json::Value,
+    ) -> StoreResult<i64> {
+        self.write(|tx| append_audit(tx, actor, action, target, "success", None, &details))
+    }
+}
+
+fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+    let actor: String = r.get(2)?;
+    let details: String = r.get(7)?;
+    let json_err = |e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    };
+    Ok(AuditEvent {
+        seq: r.get(0)?,
+        time: r.get(1)?,
+        actor: serde_json::from_str(&actor).map_err(json_err)?,
+        action: r.get(3)?,
+        target: r.get(4)?,
+        outcome: r.get(5)?,
+        reason: r.get(6)?,
+        details: serde_json::from_str(&details).map_err(json_err)?,
+        prev_hash: r.get(8)?,
+        hash: r.get(9)?,
+    })
+}
+
+/// Splits a list fetched with one extra row into a page and the key of its last item.
+fn page<T, K>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
+    if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        let next = items.last().map(key);
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
+
+/// Inserts a batch of seeded people and agents with prepared statements in the caller's
+/// transaction. Each record takes the next position in the change feed.
+fn seed_batch(tx: &Transaction<'_>, batch: &SeedBatch) -> StoreResult<()> {
+    let mut seq: i64 = tx.query_row(
+        "SELECT value FROM counters WHERE name = 'change_seq'",
+        [],
+        |r| r.get(0),
+    )?;
+    {
+        let mut insert_person = tx.prepare_cached(
+            "INSERT INTO people (id, email, display_name, roles, active, team, created_at, change_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for p in &batch.people {
+            seq += 1;
+            let person = &p.person;
+            insert_person.execute(params![
+                person.id,
+                person.email,
+                person.display_name,
+                roles_text(&person.roles),
+                person.active,
+                person.team,
+                ts(person.created_at),
+                seq
+            ])?;
+        }
+        let mut set_manager = tx.prepare_cached(
+            "UPDATE people SET manager_id = (SELECT id FROM people WHERE email = ?1) WHERE email = ?2",
+        )?;
+        for p in &batch.people {
+            if let Some(m) = &p.manager_email {
+                set_manager.execute(params![m, p.person.email])?;
+            }
+        }
+    }
+    let mut insert_agent = tx.prepare_cached(
+        "INSERT INTO agents (id, name, description, kind, parent_id, owner_id, team, environment, status, source, created_at, last_seen_at, flags, change_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, (SELECT id FROM people WHERE email = ?6), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    let mut insert_grant = tx.prepare_cached(
+        "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut insert_credential = tx.prepare_cached(
+        "INSERT INTO credentials (id, agent_id, kind, label, fingerprint, material, created_at, disabled_at, last_used_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for s in &batch.agents {
+        seq += 1;
+        let a = &s.agent;
+        insert_agent.execute(params![
+            a.id,
+            a.name,
+            a.description,
+            a.kind.as_str(),
+            a.parent_id,
+            a.owner,
+            a.team,
+            a.environment,
+            a.status.as_str(),
+            a.source.as_str(),
+            ts(a.created_at),
+            a.last_seen_at.map(ts),
+            a.flags.join(","),
+            seq
+        ])?;
+        for g in &a.grants {
+            insert_grant.execute(params![
+                a.id,
+                g.scope,
+                g.granted_by,
+                ts(g.granted_at),
+                g.expires_at.map(ts),
+                g.justification,
+                g.last_used_at.map(ts),
+                g.last_certified_at.map(ts)
+            ])?;
+        }
+        for c in &s.credentials {
+            let cred = &c.credential;
+            insert_credential.execute(params![
+                cred.id,
+                a.id,
+                cred.kind.as_str(),
+                cred.label,
+                cred.fingerprint,
+                c.material,
+                ts(cred.created_at),
+                cred.disabled_at.map(ts),
+                cred.last_used_at.map(ts)
+            ])?;
+        }
+    }
+    tx.execute(
+        "UPDATE counters SET value = ?1 WHERE name = 'change_seq'",
+        [seq],
+    )?;
+    Ok(())
+}
