@@ -1,1 +1,398 @@
-//! The typed HTTP client of the registry API.
+//! The typed HTTP client of the registry API. The console and the scripting commands reach the
+//! registry only through this.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::api::{
+    ActionReason, AddGrant, AddNote, AgentPage, AgentQuery, ApiErrorBody, AuditPage, AuditQuery,
+    AuditVerification, ChangeFeed, ChangesQuery, CreatePerson, DecommissionOutcome,
+    DecommissionPlan, Health, IssueToken, IssuedToken, PeoplePage, PeopleQuery, RegisterAgent,
+    RevokeOutcome, SetOwner, UpdatePerson, WhoAmI,
+};
+use crate::model::{Agent, AgentDetail, Person};
+
+/// An API token. Its `Debug` never shows the value, so it cannot leak into logs by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    BadUrl(String),
+    #[error("cannot reach the registry at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the registry sent an unexpected answer: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// True when the registry could not be reached at all (as opposed to refusing the call).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+    }
+
+    /// The HTTP status of a refusal, if the registry answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<Secret>,
+}
+
+/// Normalises a registry URL given by a person (`localhost:8420`, `https://x/`).
+pub fn parse_server_url(text: &str) -> ClientResult<Url> {
+    let text = text.trim();
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let url = Url::parse(&with_scheme)
+        .map_err(|e| ClientError::BadUrl(format!("{text:?} is not a registry URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ClientError::BadUrl(format!(
+            "{text:?}: the registry URL must start with http:// or https://"
+        )));
+    }
+    if url.host_str().is_none() {
+        return Err(ClientError::BadUrl(format!("{text:?} has no host")));
+    }
+    Ok(url)
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<Secret>) -> ClientResult<Client> {
+        let base = parse_server_url(server)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::BadUrl(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client { http, base, token })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The URL of `segments` under the base, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .expect("http URLs always have a path");
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: Option<&(dyn erased::Query + Sync)>,
+        body: Option<&(dyn erased::Body + Sync)>,
+    ) -> ClientResult<T> {
+        let url = self.url(segments);
+        let mut request = self.http.request(method, url.clone());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        if let Some(q) = query {
+            request = q.apply(request);
+        }
+        if let Some(b) = body {
+            request = b.apply(request);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.to_string(),
+            detail: describe_reqwest(&e),
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.to_string(),
+                detail: describe_reqwest(&e),
+            })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+                Ok(body) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: body.error,
+                    message: body.message,
+                },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: "http_error".into(),
+                    message: format!("{} answered {status} to {}", self.base, url.path()),
+                },
+            });
+        }
+        let bytes = if status == StatusCode::NO_CONTENT {
+            bytes::Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("{} {}: {e}", url.path(), status)))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> ClientResult<T> {
+        self.send(Method::GET, segments, None, None).await
+    }
+
+    async fn get_query<T: DeserializeOwned, Q: Serialize + Sync>(
+        &self,
+        segments: &[&str],
+        query: &Q,
+    ) -> ClientResult<T> {
+        self.send(Method::GET, segments, Some(&erased::QueryOf(query)), None)
+            .await
+    }
+
+    async fn with_body<T: DeserializeOwned, B: Serialize + Sync>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &B,
+    ) -> ClientResult<T> {
+        self.send(method, segments, None, Some(&erased::BodyOf(body)))
+            .await
+    }
+
+    pub async fn health(&self) -> ClientResult<Health> {
+        self.get(&["healthz"]).await
+    }
+
+    pub async fn me(&self) -> ClientResult<WhoAmI> {
+        self.get(&["v1", "me"]).await
+    }
+
+    pub async fn issue_my_token(&self, req: &IssueToken) -> ClientResult<IssuedToken> {
+        self.with_body(Method::POST, &["v1", "me", "tokens"], req)
+            .await
+    }
+
+    pub async fn revoke_my_token(&self, token_id: &str) -> ClientResult<()> {
+        self.send(
+            Method::DELETE,
+            &["v1", "me", "tokens", token_id],
+            None,
+            None,
+        )
+        .await
+    }
+
+    pub async fn list_people(&self, query: &PeopleQuery) -> ClientResult<PeoplePage> {
+        self.get_query(&["v1", "people"], query).await
+    }
+
+    pub async fn person(&self, email: &str) -> ClientResult<Person> {
+        self.get(&["v1", "people", email]).await
+    }
+
+    pub async fn create_person(&self, req: &CreatePerson) -> ClientResult<Person> {
+        self.with_body(Method::POST, &["v1", "people"], req).await
+    }
+
+    pub async fn update_person(&self, email: &str, req: &UpdatePerson) -> ClientResult<Person> {
+        self.with_body(Method::PATCH, &["v1", "people", email], req)
+            .await
+    }
+
+    pub async fn issue_token_for(
+        &self,
+        email: &str,
+        req: &IssueToken,
+    ) -> ClientResult<IssuedToken> {
+        self.with_body(Method::POST, &["v1", "people", email, "tokens"], req)
+            .await
+    }
+
+    pub async fn list_agents(&self, query: &AgentQuery) -> ClientResult<AgentPage> {
+        self.get_query(&["v1", "agents"], query).await
+    }
+
+    pub async fn agent(&self, id: &str) -> ClientResult<AgentDetail> {
+        self.get(&["v1", "agents", id]).await
+    }
+
+    pub async fn agent_audit(&self, id: &str, query: &AuditQuery) -> ClientResult<AuditPage> {
+        self.get_query(&["v1", "agents", id, "audit"], query).await
+    }
+
+    pub async fn register_agent(&self, req: &RegisterAgent) -> ClientResult<Agent> {
+        self.with_body(Method::POST, &["v1", "agents"], req).await
+    }
+
+    pub async fn add_grant(&self, id: &str, req: &AddGrant) -> ClientResult<Agent> {
+        self.with_body(Method::POST, &["v1", "agents", id, "grants"], req)
+            .await
+    }
+
+    pub async fn remove_grant(&self, id: &str, scope: &str) -> ClientResult<Agent> {
+        self.send(
+            Method::DELETE,
+            &["v1", "agents", id, "grants", scope],
+            None,
+            None,
+        )
+        .await
+    }
+
+    pub async fn set_owner(&self, id: &str, req: &SetOwner) -> ClientResult<Agent> {
+        self.with_body(Method::PUT, &["v1", "agents", id, "owner"], req)
+            .await
+    }
+
+    pub async fn revoke(&self, id: &str, reason: Option<String>) -> ClientResult<RevokeOutcome> {
+        self.with_body(
+            Method::POST,
+            &["v1", "agents", id, "revoke"],
+            &ActionReason { reason },
+        )
+        .await
+    }
+
+    pub async fn reinstate(&self, id: &str, reason: Option<String>) -> ClientResult<Agent> {
+        self.with_body(
+            Method::POST,
+            &["v1", "agents", id, "reinstate"],
+            &ActionReason { reason },
+        )
+        .await
+    }
+
+    pub async fn decommission_plan(&self, id: &str) -> ClientResult<DecommissionPlan> {
+        self.get(&["v1", "agents", id, "decommission"]).await
+    }
+
+    pub async fn decommission(
+        &self,
+        id: &str,
+        reason: Option<String>,
+    ) -> ClientResult<DecommissionOutcome> {
+        self.with_body(
+            Method::POST,
+            &["v1", "agents", id, "decommission"],
+            &ActionReason { reason },
+        )
+        .await
+    }
+
+    pub async fn audit(&self, query: &AuditQuery) -> ClientResult<AuditPage> {
+        self.get_query(&["v1", "audit"], query).await
+    }
+
+    pub async fn audit_verify_on_server(&self) -> ClientResult<AuditVerification> {
+        self.get(&["v1", "audit", "verify"]).await
+    }
+
+    pub async fn add_note(&self, seq: i64, text: &str) -> ClientResult<i64> {
+        let seq = seq.to_string();
+        self.with_body(
+            Method::POST,
+            &["v1", "audit", &seq, "notes"],
+            &AddNote {
+                text: text.to_string(),
+            },
+        )
+        .await
+    }
+
+    pub async fn changes(&self, after: i64, limit: u32) -> ClientResult<ChangeFeed> {
+        self.get_query(
+            &["v1", "changes"],
+            &ChangesQuery {
+                after: Some(after),
+                limit: Some(limit),
+            },
+        )
+        .await
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "the request timed out".into();
+    }
+    if e.is_connect() {
+        return "connection refused or no route (is the registry running?)".into();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Object-safe wrappers so that `send` stays one non-generic function over any query or body.
+mod erased {
+    use serde::Serialize;
+
+    pub trait Query {
+        fn apply(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder;
+    }
+    pub trait Body {
+        fn apply(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder;
+    }
+
+    pub struct QueryOf<'a, Q>(pub &'a Q);
+    pub struct BodyOf<'a, B>(pub &'a B);
+
+    impl<Q: Serialize> Query for QueryOf<'_, Q> {
+        fn apply(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+            r.query(self.0)
+        }
+    }
+
+    impl<B: Serialize> Body for BodyOf<'_, B> {
+        fn apply(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+            r.json(self.0)
+        }
+    }
+}
