@@ -1423,34 +1423,22 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             let fetch = limit as i64;
-            let (agents, removed) = match visibility {
-                Visibility::All => (
-                    load_agents(
-                        tx,
-                        "a.change_seq > ?1 ORDER BY a.change_seq LIMIT ?2",
-                        &[&after, &fetch],
-                    )?,
-                    Vec::new(),
-                ),
+            // `touched` is every agent change the caller may learn of, in feed order; for an
+            // owner that includes agents given away since (reported as removed, not as records).
+            let touched = match visibility {
+                Visibility::All => load_agents(
+                    tx,
+                    "a.change_seq > ?1 ORDER BY a.change_seq LIMIT ?2",
+                    &[&after, &fetch],
+                )?,
                 Visibility::OwnedBy(email) => {
                     let me = person_id(tx, email)?;
-                    let touched = load_agents(
+                    load_agents(
                         tx,
                         "a.change_seq > ?1 AND (a.owner_id = ?3 OR a.prev_owner_id = ?3)
                          ORDER BY a.change_seq LIMIT ?2",
                         &[&after, &fetch, &me],
-                    )?;
-                    let mut mine = Vec::new();
-                    let mut removed = Vec::new();
-                    for agent in touched {
-                        if agent.owner.as_deref() == Some(email.as_str()) {
-                            mine.push(agent);
-                        } else {
-                            removed.push((agent.change_seq, agent.id));
-                        }
-                    }
-                    let removed_ids = removed.iter().map(|(_, id)| id.clone()).collect();
-                    (mine, removed_ids)
+                    )?
                 }
             };
             let mut stmt = tx.prepare(&format!(
@@ -1462,23 +1450,33 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             // Each list is complete up to its last item when it is full; the page ends where the
             // first full list ends, so no change can be skipped.
-            let agent_limit =
-                (agents.len() as i64 >= fetch).then(|| agents.last().map(|a| a.change_seq));
-            let people_limit =
-                (people.len() as i64 >= fetch).then(|| people.last().map(|p| p.change_seq));
-            let cut = [agent_limit.flatten(), people_limit.flatten()]
-                .into_iter()
-                .flatten()
-                .min();
-            let (agents, people, cursor, more) = match cut {
+            let full_until =
+                |len: usize, last: Option<i64>| (len as i64 >= fetch).then_some(last).flatten();
+            let cut = [
+                full_until(touched.len(), touched.last().map(|a| a.change_seq)),
+                full_until(people.len(), people.last().map(|p| p.change_seq)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let (touched, people, cursor, more): (Vec<Agent>, Vec<Person>, i64, bool) = match cut {
                 Some(cut) => (
-                    agents.into_iter().filter(|a| a.change_seq <= cut).collect(),
+                    touched
+                        .into_iter()
+                        .filter(|a| a.change_seq <= cut)
+                        .collect(),
                     people.into_iter().filter(|p| p.change_seq <= cut).collect(),
                     cut,
                     true,
                 ),
-                None => (agents, people, head.max(after), false),
+                None => (touched, people, head.max(after), false),
             };
+            let (agents, removed): (Vec<Agent>, Vec<Agent>) =
+                touched.into_iter().partition(|a| match visibility {
+                    Visibility::All => true,
+                    Visibility::OwnedBy(email) => a.owner.as_deref() == Some(email.as_str()),
+                });
+            let removed = removed.into_iter().map(|a| a.id).collect();
             Ok(ChangeFeed {
                 agents,
                 people,
