@@ -4,8 +4,6 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -46,13 +44,34 @@ impl Options {
     }
 }
 
+/// What background work sends back: an action, and whether it is the last word of its task.
+/// Tasks are counted here, on the receiving side, so that "nothing pending" is never a race.
+struct Msg {
+    action: Action,
+    done: bool,
+}
+
+/// Lets a task send intermediate actions (e.g. pages of the change feed).
+#[derive(Clone)]
+pub struct Reporter(UnboundedSender<Msg>);
+
+impl Reporter {
+    pub fn send(&self, action: Action) {
+        let _ = self.0.send(Msg {
+            action,
+            done: false,
+        });
+    }
+}
+
 pub struct Console {
     pub app: App,
     client: Client,
-    tx: UnboundedSender<Action>,
-    rx: UnboundedReceiver<Action>,
+    tx: UnboundedSender<Msg>,
+    rx: UnboundedReceiver<Msg>,
     worker: FilterWorker,
-    tasks: Arc<AtomicUsize>,
+    /// Tasks started whose final action has not been applied yet.
+    tasks: usize,
     cache_path: Option<PathBuf>,
 }
 
@@ -84,7 +103,10 @@ impl Console {
         let worker = FilterWorker::spawn({
             let tx = tx.clone();
             move |outcome| {
-                let _ = tx.send(Action::Filtered(outcome));
+                let _ = tx.send(Msg {
+                    action: Action::Filtered(outcome),
+                    done: false,
+                });
             }
         });
         let mut app = App::new(
@@ -105,7 +127,7 @@ impl Console {
             tx,
             rx,
             worker,
-            tasks: Arc::new(AtomicUsize::new(0)),
+            tasks: 0,
             cache_path,
         })
     }
@@ -125,21 +147,30 @@ impl Console {
         }
     }
 
+    fn unwrap(&mut self, msg: Msg) -> Action {
+        if msg.done {
+            self.tasks -= 1;
+        }
+        msg.action
+    }
+
     /// The next action from background work.
     pub async fn next(&mut self) -> Option<Action> {
-        self.rx.recv().await
+        let msg = self.rx.recv().await?;
+        Some(self.unwrap(msg))
     }
 
     /// Applies every action already waiting, without blocking.
     pub fn drain(&mut self) {
-        while let Ok(a) = self.rx.try_recv() {
+        while let Ok(msg) = self.rx.try_recv() {
+            let a = self.unwrap(msg);
             self.dispatch(a);
         }
     }
 
-    /// True while a task or a filter job has not answered yet.
+    /// True while a task or a filter job has not answered yet (each will send something).
     pub fn busy(&self) -> bool {
-        self.tasks.load(Ordering::SeqCst) > 0 || self.app.filtering
+        self.tasks > 0 || self.app.filtering
     }
 
     /// Processes actions until every task and filter job has answered (tests and shutdown).
@@ -149,14 +180,9 @@ impl Console {
         loop {
             self.drain();
             if !self.busy() {
-                // A task may have sent its answer between the drain and the check.
-                if let Ok(a) = self.rx.try_recv() {
-                    self.dispatch(a);
-                    continue;
-                }
                 return Ok(());
             }
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            match tokio::time::timeout_at(deadline, self.next()).await {
                 Ok(Some(a)) => self.dispatch(a),
                 Ok(None) => anyhow::bail!("the console's channel closed"),
                 Err(_) => anyhow::bail!("background work did not finish within {limit:?}"),
@@ -172,7 +198,7 @@ impl Console {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while self.app.saving {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            match tokio::time::timeout_at(deadline, self.next()).await {
                 Ok(Some(a)) => self.dispatch(a),
                 _ => break,
             }
@@ -188,19 +214,17 @@ impl Console {
     }
 
     /// Runs `work` on a task; it may send intermediate actions and returns the final one.
-    fn spawn<F, Fut>(&self, work: F)
+    fn spawn<F, Fut>(&mut self, work: F)
     where
-        F: FnOnce(Client, UnboundedSender<Action>) -> Fut,
+        F: FnOnce(Client, Reporter) -> Fut,
         Fut: Future<Output = Action> + Send + 'static,
     {
-        self.tasks.fetch_add(1, Ordering::SeqCst);
+        self.tasks += 1;
         let tx = self.tx.clone();
-        let tasks = self.tasks.clone();
-        let fut = work(self.client.clone(), self.tx.clone());
+        let fut = work(self.client.clone(), Reporter(self.tx.clone()));
         tokio::spawn(async move {
             let action = fut.await;
-            let _ = tx.send(action);
-            tasks.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(Msg { action, done: true });
         });
     }
 
@@ -215,7 +239,7 @@ impl Console {
                         Ok(feed) => {
                             cursor = feed.cursor;
                             let more = feed.more;
-                            let _ = tx.send(Action::SyncPage(feed));
+                            tx.send(Action::SyncPage(feed));
                             if !more {
                                 return Action::SyncDone(Ok(()));
                             }
@@ -294,17 +318,14 @@ impl Console {
             }),
             Effect::SaveCache(inv) => {
                 let path = self.cache_path.clone();
-                self.tasks.fetch_add(1, Ordering::SeqCst);
-                let tx = self.tx.clone();
-                let tasks = self.tasks.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = match path {
+                self.spawn(move |_, _| async move {
+                    let result = tokio::task::spawn_blocking(move || match path {
                         Some(p) => cache::save(&p, &inv).map_err(|e| format!("{}: {e}", p.display())),
                         None => Ok(()),
-                    };
-                    drop(inv);
-                    let _ = tx.send(Action::CacheSaved(result));
-                    tasks.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the cache writer failed: {e}")));
+                    Action::CacheSaved(result)
                 });
             }
         }
