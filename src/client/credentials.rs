@@ -97,20 +97,29 @@ pub fn check_token(token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The token from `STEWARD_TOKEN`, if it is set and not empty.
+pub fn from_env() -> anyhow::Result<Option<Secret>> {
+    let Some(value) = std::env::var_os(TOKEN_ENV) else {
+        return Ok(None);
+    };
+    let value = value
+        .into_string()
+        .map_err(|_| anyhow::anyhow!("{TOKEN_ENV} is not valid UTF-8"))?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    check_token(value).with_context(|| format!("{TOKEN_ENV} is not usable"))?;
+    Ok(Some(Secret::new(value)))
+}
+
 /// Finds the token for `server`: env, keyring, file. `Ok(None)` when there is none.
 pub fn load(paths: &Paths, server: &str) -> anyhow::Result<Option<Loaded>> {
-    if let Some(value) = std::env::var_os(TOKEN_ENV) {
-        let value = value
-            .into_string()
-            .map_err(|_| anyhow::anyhow!("{TOKEN_ENV} is not valid UTF-8"))?;
-        let value = value.trim();
-        if !value.is_empty() {
-            check_token(value).with_context(|| format!("{TOKEN_ENV} is not usable"))?;
-            return Ok(Some(Loaded {
-                secret: Secret::new(value),
-                source: Source::Env,
-            }));
-        }
+    if let Some(secret) = from_env()? {
+        return Ok(Some(Loaded {
+            secret,
+            source: Source::Env,
+        }));
     }
     let account = account(server)?;
     let mut keyring_problem = None;
