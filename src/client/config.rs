@@ -177,10 +177,25 @@ pub fn remember_server(path: &Path, server: &str) -> anyhow::Result<bool> {
     } else {
         format!("{line}\n{existing}")
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Through a temporary file and a rename: a crash must never leave the user's config half
+    // written. The file keeps its permissions.
+    let tmp = dir.join(format!(".config.toml.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        std::fs::write(&tmp, &text)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    result.with_context(|| format!("cannot write {}", path.display()))?;
     Ok(true)
 }
 
