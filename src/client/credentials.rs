@@ -196,12 +196,17 @@ pub fn store(paths: &Paths, server: &str, secret: &Secret) -> anyhow::Result<Sto
 /// Removes the token for `server` from the keyring and the file.
 pub fn delete(paths: &Paths, server: &str) -> anyhow::Result<Deleted> {
     let account = account(server)?;
-    let from_keyring = if keyring_disabled() {
-        false
+    let keyring_result = if keyring_disabled() {
+        Ok(false)
     } else {
-        os_keyring::delete(&account).map_err(|p| anyhow::anyhow!("{p}"))?
+        os_keyring::delete(&account)
     };
+    // The file is cleaned even when the keyring fails, so that one broken store does not keep a
+    // token alive in the other.
     let from_file = remove_from_file(&paths.credentials_file, &account)?;
+    let from_keyring = keyring_result.map_err(|p| {
+        anyhow::anyhow!("cannot remove the token for {account} from the OS keyring: {p}")
+    })?;
     Ok(Deleted {
         from_keyring,
         from_file,
