@@ -1423,34 +1423,27 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             let fetch = limit as i64;
-            let (agents, removed) = match visibility {
-                Visibility::All => (
-                    load_agents(
-                        tx,
-                        "a.change_seq > ?1 ORDER BY a.change_seq LIMIT ?2",
-                        &[&after, &fetch],
-                    )?,
-                    Vec::new(),
-                ),
+            // The agents changed after the cursor that concern the caller: for an owner, those
+            // they own and those they owned before (every change of owner is in the audit log),
+            // which their console must drop. A first sync (after = 0) has nothing to drop.
+            let touched = match visibility {
+                Visibility::All => load_agents(
+                    tx,
+                    "a.change_seq > ?1 ORDER BY a.change_seq LIMIT ?2",
+                    &[&after, &fetch],
+                )?,
                 Visibility::OwnedBy(email) => {
                     let me = person_id(tx, email)?;
-                    let touched = load_agents(
+                    load_agents(
                         tx,
-                        "a.change_seq > ?1 AND (a.owner_id = ?3 OR a.prev_owner_id = ?3)
+                        "a.change_seq > ?1 AND (a.owner_id = ?3 OR (?1 > 0 AND (
+                             a.prev_owner_id = ?3 OR EXISTS (
+                                 SELECT 1 FROM audit_events e
+                                 WHERE e.target = a.id AND e.action = 'agent.owner.set'
+                                   AND json_extract(e.details, '$.before') = ?4))))
                          ORDER BY a.change_seq LIMIT ?2",
-                        &[&after, &fetch, &me],
-                    )?;
-                    let mut mine = Vec::new();
-                    let mut removed = Vec::new();
-                    for agent in touched {
-                        if agent.owner.as_deref() == Some(email.as_str()) {
-                            mine.push(agent);
-                        } else {
-                            removed.push((agent.change_seq, agent.id));
-                        }
-                    }
-                    let removed_ids = removed.iter().map(|(_, id)| id.clone()).collect();
-                    (mine, removed_ids)
+                        &[&after, &fetch, &me, email],
+                    )?
                 }
             };
             let mut stmt = tx.prepare(&format!(
@@ -1461,24 +1454,37 @@ impl Store for SqliteStore {
                 .query_map(params![after, fetch], person_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             // Each list is complete up to its last item when it is full; the page ends where the
-            // first full list ends, so no change can be skipped.
+            // first full list ends, so no change can be skipped. The agent list counts removals
+            // too: a page full of them must not let the cursor jump past later changes.
             let agent_limit =
-                (agents.len() as i64 >= fetch).then(|| agents.last().map(|a| a.change_seq));
+                (touched.len() as i64 >= fetch).then(|| touched.last().map(|a| a.change_seq));
             let people_limit =
                 (people.len() as i64 >= fetch).then(|| people.last().map(|p| p.change_seq));
             let cut = [agent_limit.flatten(), people_limit.flatten()]
                 .into_iter()
                 .flatten()
                 .min();
-            let (agents, people, cursor, more) = match cut {
-                Some(cut) => (
-                    agents.into_iter().filter(|a| a.change_seq <= cut).collect(),
-                    people.into_iter().filter(|p| p.change_seq <= cut).collect(),
-                    cut,
-                    true,
-                ),
-                None => (agents, people, head.max(after), false),
+            let (cursor, more) = match cut {
+                Some(cut) => (cut, true),
+                None => (head.max(after), false),
             };
+            let people = people
+                .into_iter()
+                .filter(|p| p.change_seq <= cursor)
+                .collect();
+            let mut agents = Vec::new();
+            let mut removed = Vec::new();
+            for agent in touched.into_iter().filter(|a| a.change_seq <= cursor) {
+                let visible = match visibility {
+                    Visibility::All => true,
+                    Visibility::OwnedBy(email) => agent.owner.as_deref() == Some(email.as_str()),
+                };
+                if visible {
+                    agents.push(agent);
+                } else {
+                    removed.push(agent.id);
+                }
+            }
             Ok(ChangeFeed {
                 agents,
                 people,
