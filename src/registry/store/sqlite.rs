@@ -235,6 +235,9 @@ impl SqliteStore {
         writer
             .busy_timeout(Duration::from_secs(5))
             .map_err(|e| describe_open(path, e))?;
+        // Only reads until the file is known to be ours: a newer store or someone else's
+        // database must be left exactly as it was found (switching to WAL rewrites the header).
+        let version = check_schema(&writer, path)?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(|e| describe_open(path, e))?;
@@ -245,7 +248,7 @@ impl SqliteStore {
             )));
         }
         configure(&writer).map_err(|e| describe_open(path, e))?;
-        migrate(&writer, path)?;
+        migrate(&writer, path, version)?;
         #[cfg(unix)]
         restrict_permissions(path);
         Ok(SqliteStore {
@@ -315,7 +318,9 @@ fn describe_open(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
+/// Returns the schema version of a Steward store (0 for a new, empty file), refusing files
+/// that are newer than this build or are not Steward stores. Writes nothing.
+fn check_schema(conn: &Connection, path: &Path) -> StoreResult<i64> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|e| describe_open(path, e))?;
@@ -346,6 +351,10 @@ fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
             });
         }
     }
+    Ok(version)
+}
+
+fn migrate(conn: &Connection, path: &Path, version: i64) -> StoreResult<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let next = i as i64 + 1;
         conn.execute_batch(&format!(
