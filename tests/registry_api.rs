@@ -77,7 +77,13 @@ async fn walk_feed(reg: &Registry, who: &Member, after: i64, limit: u32) -> Walk
                 out.push((item[key].as_str().unwrap().to_string(), seq));
             }
         }
-        walked.removed.extend(strings(&page["removed"]).into_iter());
+        walked.removed.extend(
+            page["removed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|id| id.as_str().unwrap().to_string()),
+        );
         let progressed = cursor > walked.cursor;
         walked.cursor = cursor;
         if page["more"] == json!(false) {
