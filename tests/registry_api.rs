@@ -1083,3 +1083,59 @@ async fn notes_are_appended_to_the_audit_log() {
     }
     assert_eq!(reg.snapshot(), before, "a refused note wrote something");
 }
+
+#[tokio::test]
+async fn a_person_who_leaves_loses_their_tokens_for_good() {
+    let reg = Registry::start().await;
+    let leaver = reg.add_person("leaver@example.com", &["responder"]).await;
+    reg.get("/v1/me", &leaver).await.expect(200);
+    let patch = |active: bool| {
+        let reg = &reg;
+        async move {
+            let body = json!({"active": active});
+            reg.call(
+                "PATCH",
+                "/v1/people/leaver@example.com",
+                Some(&reg.admin.token),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    patch(false).await.expect(200);
+    let refused = reg.get("/v1/me", &leaver).await;
+    assert_eq!((refused.status, refused.code()), (401, "person_inactive"));
+    let event = reg
+        .get("/v1/audit?action=person.deactivate", &reg.auditor)
+        .await;
+    let event = &event.expect(200)["events"][0];
+    assert_eq!(event["target"], json!("leaver@example.com"));
+    assert_eq!(event["details"]["tokens_revoked"], json!(1));
+    // A token cannot be issued to someone who has left.
+    let issue = reg
+        .post(
+            "/v1/people/leaver@example.com/tokens",
+            &reg.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!((issue.status, issue.code()), (409, "conflict"));
+
+    // Coming back does not revive the old token; a new one works.
+    patch(true).await.expect(200);
+    let old = reg.get("/v1/me", &leaver).await;
+    assert_eq!((old.status, old.code()), (401, "token_revoked"));
+    let issued = reg
+        .post(
+            "/v1/people/leaver@example.com/tokens",
+            &reg.admin,
+            json!({}),
+        )
+        .await;
+    let fresh = Member {
+        email: leaver.email.clone(),
+        token: issued.expect(201)["token"].as_str().unwrap().to_string(),
+    };
+    let me = reg.get("/v1/me", &fresh).await;
+    assert_eq!(me.expect(200)["person"]["roles"], json!(["responder"]));
+}

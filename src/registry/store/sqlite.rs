@@ -742,6 +742,16 @@ impl Store for SqliteStore {
             )?;
             let after = person_by_email(tx, email)?
                 .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
+            // Leaving ends every API token for good: coming back later must not revive tokens
+            // that were left on old machines.
+            let tokens_revoked = if before.active && !after.active {
+                tx.execute(
+                    "UPDATE api_tokens SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL",
+                    params![ts(Utc::now()), before.id],
+                )?
+            } else {
+                0
+            };
             let action = match (before.active, after.active) {
                 (true, false) => "person.deactivate",
                 (false, true) => "person.reactivate",
@@ -758,6 +768,7 @@ impl Store for SqliteStore {
                     "roles": {"before": roles_text(&before.roles), "after": roles_text(&after.roles)},
                     "active": {"before": before.active, "after": after.active},
                     "manager": {"before": before.manager, "after": after.manager},
+                    "tokens_revoked": tokens_revoked,
                 }),
             )?;
             Ok(after)
