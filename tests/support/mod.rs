@@ -292,10 +292,7 @@ impl Registry {
         owner: Option<&str>,
         parent_id: Option<&str>,
     ) -> String {
-        let id = format!(
-            "ag_seed_{}",
-            name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-        );
+        let id = format!("ag_seed_{:016x}", rand::random::<u64>());
         let now = Utc::now();
         let agent: steward::model::Agent = serde_json::from_value(json!({
             "id": id, "name": name, "description": "seeded with credentials",
@@ -338,7 +335,7 @@ impl Registry {
         open_sql(&self.db)
     }
 
-    /// The number of audit events and the highest sequence number.
+    /// The number of stored audit events.
     pub fn audit_count(&self) -> i64 {
         self.sql()
             .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
