@@ -30,6 +30,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Check an API token against the registry and store it in the OS keyring.
     Login(LoginArgs),
+    /// Forget the stored API token of the registry (keyring and fallback file).
+    Logout,
     /// Print every path Steward uses (config, themes, cache, credential fallback).
     Paths,
     /// The agent inventory.
@@ -41,9 +43,18 @@ pub enum Command {
         scope: String,
         #[arg(long)]
         justification: Option<String>,
+        /// Print the updated agent as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a scope from an agent.
-    Ungrant { id: String, scope: String },
+    Ungrant {
+        id: String,
+        scope: String,
+        /// Print the updated agent as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Agent ownership.
     #[command(subcommand)]
     Owner(OwnerCommand),
@@ -52,18 +63,27 @@ pub enum Command {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Reinstate a suspended agent (its credentials stay disabled).
     Reinstate {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Print the updated agent as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Decommission an agent and its sub-agents and instances; the records stay for audit.
     Decommission {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Print the plan and the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// The audit log.
     #[command(subcommand)]
@@ -138,8 +158,10 @@ pub struct LoginArgs {
 pub enum AgentsCommand {
     /// List agents.
     List {
-        #[arg(long)]
+        /// Only agents without an owner.
+        #[arg(long, conflicts_with = "owner")]
         unowned: bool,
+        /// Only agents owned by this email.
         #[arg(long)]
         owner: Option<String>,
         /// active, suspended or decommissioned.
@@ -153,6 +175,9 @@ pub enum AgentsCommand {
         /// Stop after this many agents (default: all).
         #[arg(long)]
         limit: Option<u32>,
+        /// Agents asked for per request (1 to 1000; default 1000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        page_size: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -193,6 +218,9 @@ pub enum OwnerCommand {
         email: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Print the updated agent as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -209,6 +237,9 @@ pub enum AuditCommand {
         /// Stop after this many events (default: all).
         #[arg(long)]
         limit: Option<u32>,
+        /// Events asked for per request (1 to 5000; default 5000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5000))]
+        page_size: Option<u32>,
         #[arg(long)]
         json: bool,
     },
@@ -217,5 +248,8 @@ pub enum AuditCommand {
         /// Verify a database file directly instead of asking the registry.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Events fetched per request from the registry (1 to 5000; default 5000).
+        #[arg(long, conflicts_with = "db", value_parser = clap::value_parser!(u32).range(1..=5000))]
+        page_size: Option<u32>,
     },
 }

@@ -1,61 +1,33 @@
 //! `steward` and `steward tui`: the console against the configured registry.
+//!
+//! The registry comes from `--server`, `STEWARD_SERVER` or `config.toml`; the token from
+//! `STEWARD_TOKEN`, the OS keyring or the 0600 fallback file (see `client::credentials`).
 
-use std::path::PathBuf;
+use anyhow::anyhow;
 
-use anyhow::{Context, bail};
-
-use crate::client::Secret;
+use crate::client::config::Paths;
+use crate::client::credentials::{self, TOKEN_ENV};
+use crate::client::parse_server_url;
 use crate::console::{self, Options};
 
-/// Where the console keeps its files.
-pub struct ConsolePaths {
-    pub config_dir: PathBuf,
-    pub cache_dir: PathBuf,
-}
-
-/// `XDG_CONFIG_HOME`/`XDG_CACHE_HOME` when set (absolute), else the platform's usual places.
-pub fn paths() -> anyhow::Result<ConsolePaths> {
-    let xdg = |var: &str| -> anyhow::Result<Option<PathBuf>> {
-        match std::env::var_os(var).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => {
-                let p = PathBuf::from(v);
-                if !p.is_absolute() {
-                    bail!("{var} must be an absolute path, not {}", p.display());
-                }
-                Ok(Some(p.join("steward")))
-            }
-        }
+pub async fn run(server_flag: Option<&str>) -> anyhow::Result<()> {
+    let paths = Paths::resolve()?;
+    let server = match server_flag.filter(|s| !s.trim().is_empty()) {
+        Some(flag) => parse_server_url(flag)?.to_string(),
+        None => paths.resolve_server(None).map_err(|e| {
+            anyhow!("{e:#}\n(to try Steward without a registry, run `steward demo`)")
+        })?,
     };
-    let project = || {
-        directories::ProjectDirs::from("", "", "steward")
-            .context("cannot find a home directory; set XDG_CONFIG_HOME and XDG_CACHE_HOME")
-    };
-    let config_dir = match xdg("XDG_CONFIG_HOME")? {
-        Some(p) => p,
-        None => project()?.config_dir().to_path_buf(),
-    };
-    let cache_dir = match xdg("XDG_CACHE_HOME")? {
-        Some(p) => p,
-        None => project()?.cache_dir().to_path_buf(),
-    };
-    Ok(ConsolePaths {
-        config_dir,
-        cache_dir,
-    })
-}
-
-pub async fn run(server_flag: Option<String>) -> anyhow::Result<()> {
-    let paths = paths()?;
-    let Some(server) = server_flag.filter(|s| !s.trim().is_empty()) else {
-        bail!(
-            "no registry given: pass --server URL or set STEWARD_SERVER \
-             (to try Steward without one, run `steward demo`)"
-        );
-    };
-    let token = match std::env::var("STEWARD_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
-        _ => bail!("no API token: set STEWARD_TOKEN (or sign in with `steward login`)"),
+    let token = match credentials::from_env()? {
+        Some(secret) => secret,
+        None => credentials::load(&paths, &server)?
+            .ok_or_else(|| {
+                anyhow!(
+                    "no API token for {server}: run `steward login --server {server}` to store \
+                     one, or set {TOKEN_ENV}"
+                )
+            })?
+            .secret,
     };
     console::run(Options {
         server,

@@ -57,7 +57,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let config_dir = super::console::paths()
+    // The user's themes and keys apply to the demo too.
+    let config_dir = crate::client::config::Paths::resolve()
         .map(|p| p.config_dir)
         .unwrap_or_else(|_| scratch.path().join("config"));
     let result = console::run(Options {

@@ -1,18 +1,77 @@
 //! The command line's dispatcher: the composition root that starts the registry, the console or
 //! a scripting command.
 
+pub mod agents;
 pub mod args;
+pub mod audit;
+pub mod connect;
 pub mod console;
 pub mod demo;
+pub mod govern;
+pub mod login;
+pub mod output;
+pub mod paths;
 pub mod server;
 
-use args::{Cli, Command};
+use args::{AuditCommand, Cli, Command, OwnerCommand};
+use connect::Registry;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Some(Command::Server(args)) => server::run(args).await,
-        Some(Command::Demo(args)) => demo::run(args).await,
-        Some(Command::Tui) | None => console::run(cli.server).await,
-        Some(other) => anyhow::bail!("`{other:?}` is not built yet"),
+    let server = cli.server.as_deref();
+    let command = match cli.command {
+        Some(Command::Server(args)) => return server::run(args).await,
+        Some(Command::Tui) | None => return console::run(server).await,
+        Some(Command::Demo(args)) => return demo::run(args).await,
+        Some(command) => command,
+    };
+    output::quiet_broken_pipe(scripting(server, command).await)
+}
+
+async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()> {
+    let connect = || Registry::connect(server);
+    match command {
+        Command::Login(args) => login::login(server, args).await,
+        Command::Logout => login::logout(server),
+        Command::Paths => paths::run(server),
+        Command::Agents(cmd) => agents::run(&connect()?, cmd).await,
+        Command::Grant {
+            id,
+            scope,
+            justification,
+            json,
+        } => govern::grant(&connect()?, &id, &scope, justification, json).await,
+        Command::Ungrant { id, scope, json } => {
+            govern::ungrant(&connect()?, &id, &scope, json).await
+        }
+        Command::Owner(OwnerCommand::Set {
+            id,
+            email,
+            reason,
+            json,
+        }) => govern::set_owner(&connect()?, &id, &email, reason, json).await,
+        Command::Revoke { id, reason, json } => {
+            govern::revoke(&connect()?, &id, reason, json).await
+        }
+        Command::Reinstate { id, reason, json } => {
+            govern::reinstate(&connect()?, &id, reason, json).await
+        }
+        Command::Decommission { id, reason, json } => {
+            govern::decommission(&connect()?, &id, reason, json).await
+        }
+        Command::Audit(AuditCommand::List {
+            target,
+            after,
+            limit,
+            page_size,
+            json,
+        }) => audit::list(&connect()?, target, after, limit, page_size, json).await,
+        Command::Audit(AuditCommand::Verify { db: Some(db), .. }) => audit::verify_file(db).await,
+        Command::Audit(AuditCommand::Verify {
+            db: None,
+            page_size,
+        }) => audit::verify_remote(&connect()?, page_size).await,
+        Command::Server(_) | Command::Tui | Command::Demo(_) => {
+            anyhow::bail!("internal: {command:?} is not a scripting command")
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! The typed HTTP client of the registry API. The console and the scripting commands reach the
 //! registry only through this.
 
+pub mod config;
+pub mod credentials;
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};

@@ -291,9 +291,14 @@ fn name_of(app: &App, id: &str) -> String {
 }
 
 fn went_offline(app: &mut App, e: &ClientError) {
-    app.link = Link::Offline {
-        error: e.to_string(),
+    let error = match e.status() {
+        Some(401) => format!(
+            "it refused the API token ({e}); sign in again with `steward login --server {}`",
+            app.server_url.trim_end_matches('/')
+        ),
+        _ => e.to_string(),
     };
+    app.link = Link::Offline { error };
 }
 
 /// A governance call failed: say so plainly; nothing local has changed.

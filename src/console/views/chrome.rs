@@ -105,7 +105,7 @@ pub fn banner(frame: &mut Frame, app: &App, area: Rect) {
         .map(|t| format!("from {} ago", ago(app.now, t)))
         .unwrap_or_else(|| "empty".into());
     let text = format!(
-        " READ-ONLY: the registry is unreachable ({}). Showing the cached view ({age}); actions will fail until it answers. Retrying… ",
+        " READ-ONLY: cannot use the registry: {}. Showing the cached view ({age}); actions fail until it answers. Retrying… ",
         clean(error)
     );
     frame.render_widget(

@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
@@ -181,6 +181,13 @@ pub async fn add_grant(
         return Err(ApiError::invalid(
             "invalid_expiry",
             "expires_at must be in the future",
+        ));
+    }
+    if req.expires_at.is_some_and(|t| t.year() > 9999) {
+        // Stored times are RFC 3339, which has four-digit years.
+        return Err(ApiError::invalid(
+            "invalid_expiry",
+            "expires_at must be before the year 10000",
         ));
     }
     let grant = Grant {

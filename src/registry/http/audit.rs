@@ -64,6 +64,10 @@ pub async fn add_note(
     if req.text.trim().is_empty() {
         return Err(ApiError::invalid("invalid_text", "text must not be empty"));
     }
+    if seq < 1 {
+        // Sequence numbers start at 1 (and `seq - 1` below must not overflow).
+        return Err(ApiError::not_found(format!("no audit event {seq}")));
+    }
     let privileged =
         policy::is_admin(&caller.person) || caller.person.has_role(crate::model::Role::Responder);
     if !privileged {

@@ -70,6 +70,16 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthenticated("invalid_token", "the API token is not known")
             })?;
+        // Checked first: a person who has left is told so, whatever state their token is in.
+        if !owner.person.active {
+            return Err(ApiError::unauthenticated(
+                "person_inactive",
+                format!(
+                    "{} has left; their tokens no longer work",
+                    owner.person.email
+                ),
+            ));
+        }
         if owner.revoked {
             return Err(ApiError::unauthenticated(
                 "token_revoked",
@@ -80,15 +90,6 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthenticated(
                 "token_expired",
                 format!("the API token expired at {}", owner.expires_at.to_rfc3339()),
-            ));
-        }
-        if !owner.person.active {
-            return Err(ApiError::unauthenticated(
-                "person_inactive",
-                format!(
-                    "{} has left; their tokens no longer work",
-                    owner.person.email
-                ),
             ));
         }
         Ok(Caller {

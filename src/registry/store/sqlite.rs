@@ -235,6 +235,9 @@ impl SqliteStore {
         writer
             .busy_timeout(Duration::from_secs(5))
             .map_err(|e| describe_open(path, e))?;
+        // Only reads until the file is known to be ours: a newer store or someone else's
+        // database must be left exactly as it was found (switching to WAL rewrites the header).
+        let version = check_schema(&writer, path)?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(|e| describe_open(path, e))?;
@@ -245,7 +248,7 @@ impl SqliteStore {
             )));
         }
         configure(&writer).map_err(|e| describe_open(path, e))?;
-        migrate(&writer, path)?;
+        migrate(&writer, path, version)?;
         #[cfg(unix)]
         restrict_permissions(path);
         Ok(SqliteStore {
@@ -315,7 +318,9 @@ fn describe_open(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
+/// Returns the schema version of a Steward store (0 for a new, empty file), refusing files
+/// that are newer than this build or are not Steward stores. Writes nothing.
+fn check_schema(conn: &Connection, path: &Path) -> StoreResult<i64> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|e| describe_open(path, e))?;
@@ -346,6 +351,10 @@ fn migrate(conn: &Connection, path: &Path) -> StoreResult<()> {
             });
         }
     }
+    Ok(version)
+}
+
+fn migrate(conn: &Connection, path: &Path, version: i64) -> StoreResult<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let next = i as i64 + 1;
         conn.execute_batch(&format!(
@@ -733,6 +742,16 @@ impl Store for SqliteStore {
             )?;
             let after = person_by_email(tx, email)?
                 .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
+            // Leaving ends every API token for good: coming back later must not revive tokens
+            // that were left on old machines.
+            let tokens_revoked = if before.active && !after.active {
+                tx.execute(
+                    "UPDATE api_tokens SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL",
+                    params![ts(Utc::now()), before.id],
+                )?
+            } else {
+                0
+            };
             let action = match (before.active, after.active) {
                 (true, false) => "person.deactivate",
                 (false, true) => "person.reactivate",
@@ -749,6 +768,7 @@ impl Store for SqliteStore {
                     "roles": {"before": roles_text(&before.roles), "after": roles_text(&after.roles)},
                     "active": {"before": before.active, "after": after.active},
                     "manager": {"before": before.manager, "after": after.manager},
+                    "tokens_revoked": tokens_revoked,
                 }),
             )?;
             Ok(after)
@@ -1423,8 +1443,9 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )?;
             let fetch = limit as i64;
-            // `touched` is every agent change the caller may learn of, in feed order; for an
-            // owner that includes agents given away since (reported as removed, not as records).
+            // The agents changed after the cursor that concern the caller: for an owner, those
+            // they own and those they owned before (every change of owner is in the audit log),
+            // which their console must drop. A first sync (after = 0) has nothing to drop.
             let touched = match visibility {
                 Visibility::All => load_agents(
                     tx,
@@ -1435,9 +1456,13 @@ impl Store for SqliteStore {
                     let me = person_id(tx, email)?;
                     load_agents(
                         tx,
-                        "a.change_seq > ?1 AND (a.owner_id = ?3 OR a.prev_owner_id = ?3)
+                        "a.change_seq > ?1 AND (a.owner_id = ?3 OR (?1 > 0 AND (
+                             a.prev_owner_id = ?3 OR EXISTS (
+                                 SELECT 1 FROM audit_events e
+                                 WHERE e.target = a.id AND e.action = 'agent.owner.set'
+                                   AND json_extract(e.details, '$.before') = ?4))))
                          ORDER BY a.change_seq LIMIT ?2",
-                        &[&after, &fetch, &me],
+                        &[&after, &fetch, &me, email],
                     )?
                 }
             };
@@ -1449,34 +1474,37 @@ impl Store for SqliteStore {
                 .query_map(params![after, fetch], person_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             // Each list is complete up to its last item when it is full; the page ends where the
-            // first full list ends, so no change can be skipped.
-            let full_until =
-                |len: usize, last: Option<i64>| (len as i64 >= fetch).then_some(last).flatten();
-            let cut = [
-                full_until(touched.len(), touched.last().map(|a| a.change_seq)),
-                full_until(people.len(), people.last().map(|p| p.change_seq)),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let (touched, people, cursor, more): (Vec<Agent>, Vec<Person>, i64, bool) = match cut {
-                Some(cut) => (
-                    touched
-                        .into_iter()
-                        .filter(|a| a.change_seq <= cut)
-                        .collect(),
-                    people.into_iter().filter(|p| p.change_seq <= cut).collect(),
-                    cut,
-                    true,
-                ),
-                None => (touched, people, head.max(after), false),
+            // first full list ends, so no change can be skipped. The agent list counts removals
+            // too: a page full of them must not let the cursor jump past later changes.
+            let agent_limit =
+                (touched.len() as i64 >= fetch).then(|| touched.last().map(|a| a.change_seq));
+            let people_limit =
+                (people.len() as i64 >= fetch).then(|| people.last().map(|p| p.change_seq));
+            let cut = [agent_limit.flatten(), people_limit.flatten()]
+                .into_iter()
+                .flatten()
+                .min();
+            let (cursor, more) = match cut {
+                Some(cut) => (cut, true),
+                None => (head.max(after), false),
             };
-            let (agents, removed): (Vec<Agent>, Vec<Agent>) =
-                touched.into_iter().partition(|a| match visibility {
+            let people = people
+                .into_iter()
+                .filter(|p| p.change_seq <= cursor)
+                .collect();
+            let mut agents = Vec::new();
+            let mut removed = Vec::new();
+            for agent in touched.into_iter().filter(|a| a.change_seq <= cursor) {
+                let visible = match visibility {
                     Visibility::All => true,
-                    Visibility::OwnedBy(email) => a.owner.as_deref() == Some(email.as_str()),
-                });
-            let removed = removed.into_iter().map(|a| a.id).collect();
+                    Visibility::OwnedBy(email) => agent.owner.as_deref() == Some(email.as_str()),
+                };
+                if visible {
+                    agents.push(agent);
+                } else {
+                    removed.push(agent.id);
+                }
+            }
             Ok(ChangeFeed {
                 agents,
                 people,

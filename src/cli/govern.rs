@@ -1,0 +1,231 @@
+//! The governance verbs on one agent: grant, ungrant, owner set, revoke, reinstate, decommission.
+//! None of them prompts: they are for scripts (the console confirms where it matters).
+
+use serde::Serialize;
+
+use super::connect::Registry;
+use super::output::{Out, safe};
+use crate::model::api::{AddGrant, DecommissionOutcome, DecommissionPlan, SetOwner};
+use crate::model::{Agent, AgentStatus};
+
+fn named(agent: &Agent) -> String {
+    format!("{} ({})", safe(&agent.name), safe(&agent.id))
+}
+
+fn scopes(n: usize) -> String {
+    match n {
+        1 => "1 scope".into(),
+        n => format!("{n} scopes"),
+    }
+}
+
+/// Prints `agent` as JSON or `line` for humans.
+fn report(agent: &Agent, json: bool, line: String) -> anyhow::Result<()> {
+    let mut out = Out::new();
+    if json {
+        out.json(agent)?;
+    } else {
+        out.line(line)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub async fn grant(
+    reg: &Registry,
+    id: &str,
+    scope: &str,
+    justification: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let req = AddGrant {
+        scope: scope.to_string(),
+        justification,
+        expires_at: None,
+    };
+    let agent = reg.check(reg.client.add_grant(id, &req).await)?;
+    let line = format!(
+        "granted {} to {}; it now holds {}",
+        safe(scope),
+        named(&agent),
+        scopes(agent.grants.len())
+    );
+    report(&agent, json, line)
+}
+
+pub async fn ungrant(reg: &Registry, id: &str, scope: &str, json: bool) -> anyhow::Result<()> {
+    let agent = reg.check(reg.client.remove_grant(id, scope).await)?;
+    let line = format!(
+        "removed {} from {}; it now holds {}",
+        safe(scope),
+        named(&agent),
+        scopes(agent.grants.len())
+    );
+    report(&agent, json, line)
+}
+
+pub async fn set_owner(
+    reg: &Registry,
+    id: &str,
+    email: &str,
+    reason: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let req = SetOwner {
+        owner: email.to_string(),
+        reason,
+    };
+    let agent = reg.check(reg.client.set_owner(id, &req).await)?;
+    let owner = match (&agent.owner, &agent.owner_name) {
+        (Some(e), Some(n)) => format!("{} <{}>", safe(n), safe(e)),
+        (Some(e), None) => safe(e),
+        (None, _) => "nobody".into(),
+    };
+    let line = format!("{} is now owned by {owner}", named(&agent));
+    report(&agent, json, line)
+}
+
+pub async fn revoke(
+    reg: &Registry,
+    id: &str,
+    reason: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let outcome = reg.check(reg.client.revoke(id, reason).await)?;
+    let mut out = Out::new();
+    if json {
+        out.json(&outcome)?;
+    } else {
+        let what = if outcome.changed {
+            format!(
+                "revoked {}: status {} (was {})",
+                named(&outcome.agent),
+                outcome.status.as_str(),
+                outcome.previous_status.as_str()
+            )
+        } else {
+            format!(
+                "{} was already {}: nothing changed",
+                named(&outcome.agent),
+                outcome.previous_status.as_str()
+            )
+        };
+        out.line(what)?;
+        out.line(format_args!(
+            "  credentials disabled  {}",
+            outcome.credentials_disabled
+        ))?;
+        out.line(format_args!(
+            "  tokens revoked        {}",
+            outcome.tokens_revoked
+        ))?;
+        out.line(format_args!(
+            "  elapsed               {:.1} ms in the registry",
+            outcome.elapsed_ms
+        ))?;
+        out.line(format_args!(
+            "  audit event           #{}",
+            outcome.audit_seq
+        ))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub async fn reinstate(
+    reg: &Registry,
+    id: &str,
+    reason: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let agent = reg.check(reg.client.reinstate(id, reason).await)?;
+    let line = if agent.status == AgentStatus::Active {
+        format!(
+            "reinstated {}: status active; its credentials stay disabled until re-enabled",
+            named(&agent)
+        )
+    } else {
+        format!("{} is {}", named(&agent), agent.status.as_str())
+    };
+    report(&agent, json, line)
+}
+
+#[derive(Serialize)]
+struct DecommissionReport {
+    plan: DecommissionPlan,
+    outcome: DecommissionOutcome,
+}
+
+fn listed(ids: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = ids
+        .iter()
+        .take(SHOWN)
+        .map(|id| safe(id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    text
+}
+
+fn agents(n: usize) -> String {
+    match n {
+        1 => "1 agent".into(),
+        n => format!("{n} agents"),
+    }
+}
+
+/// Shows the plan, then carries it out (no prompt: this is for scripts).
+pub async fn decommission(
+    reg: &Registry,
+    id: &str,
+    reason: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let plan = reg.check(reg.client.decommission_plan(id).await)?;
+    let mut out = Out::new();
+    if !json {
+        out.line(format_args!(
+            "plan: decommission {} ({}), remove {} grants, disable {} credentials",
+            agents(plan.agents.len()),
+            listed(&plan.agents),
+            plan.grants,
+            plan.credentials
+        ))?;
+        out.flush()?;
+    }
+    let outcome = reg.check(reg.client.decommission(id, reason).await)?;
+    if json {
+        out.json(&DecommissionReport { plan, outcome })?;
+    } else {
+        out.line(format_args!(
+            "decommissioned {} ({})",
+            agents(outcome.decommissioned.len()),
+            listed(&outcome.decommissioned)
+        ))?;
+        out.line(format_args!(
+            "  grants removed        {}",
+            outcome.grants_removed
+        ))?;
+        out.line(format_args!(
+            "  credentials disabled  {}",
+            outcome.credentials_disabled
+        ))?;
+        out.line(format_args!(
+            "  tokens revoked        {}",
+            outcome.tokens_revoked
+        ))?;
+        out.line(format_args!(
+            "  elapsed               {:.1} ms in the registry",
+            outcome.elapsed_ms
+        ))?;
+        out.line(format_args!(
+            "  audit event           #{}",
+            outcome.audit_seq
+        ))?;
+    }
+    out.flush()?;
+    Ok(())
+}

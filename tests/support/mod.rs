@@ -1,0 +1,575 @@
+//! Shared harness for the integration tests: a real registry over a real SQLite file.
+//!
+//! Use it from a test file with `mod support;`. Two ways to get a registry:
+//!
+//! - [`Registry::start`] runs the registry in-process (`Server::bind` on 127.0.0.1:0 + `serve` on a
+//!   tokio task) over a fresh SQLite file in a tempdir, with five people already made through
+//!   the API, each with their own API token: `admin`, `responder`, `auditor`, and two plain
+//!   owners without roles, `owner` and `other`.
+//! - [`Binary`] runs the real `steward server` executable (for crash and start-up tests).
+//!
+//! Raw HTTP goes through [`Registry::call`] / [`call`] and returns a [`Reply`] (status + JSON),
+//! so that tests see exactly what a client would see, error bodies included. [`Registry::sql`]
+//! opens the database file directly, for inspecting or deliberately damaging it.
+//!
+//! Every wait here is bounded; nothing asserts on time.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use steward::registry::store::sqlite::OpenMode;
+use steward::registry::store::{SeedAgent, SeedBatch, SeedCredential, SqliteStore, Store};
+use tempfile::TempDir;
+
+/// How long any one HTTP call may take before the test fails (a bound, not an assertion).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A person known to the registry and their API token.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub email: String,
+    pub token: String,
+}
+
+/// An HTTP answer: the status and the body parsed as JSON (`Value::Null` when empty, a JSON
+/// string holding the text when the body is not JSON).
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `error` code of a JSON error body, or "" when there is none.
+    pub fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    /// Panics with the whole reply unless the status is `want`; returns the body.
+    #[track_caller]
+    pub fn expect(&self, want: u16) -> &Value {
+        assert_eq!(self.status, want, "unexpected reply: {self:?}");
+        &self.body
+    }
+}
+
+/// A loopback HTTP client that never uses a proxy and never waits forever.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(CALL_TIMEOUT)
+        .build()
+        .expect("build an HTTP client")
+}
+
+/// One raw call: `method` and `path` (already URL-encoded, starting with `/`), an optional bearer
+/// token and an optional JSON body (sent with `Content-Type: application/json`).
+pub async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Reply {
+    let bytes = body.map(|b| serde_json::to_vec(b).expect("serialise a JSON body"));
+    let content_type = body.map(|_| "application/json");
+    call_raw(http, base, method, path, token, content_type, bytes).await
+}
+
+/// Like [`call`] with full control of the body bytes and the Content-Type (none when `None`).
+pub async fn call_raw(
+    http: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Reply {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut request = http.request(method.clone(), format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(ct) = content_type {
+        request = request.header(reqwest::header::CONTENT_TYPE, ct);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: no answer from the registry: {e}"));
+    let status = response.status().as_u16();
+    let text = response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: unreadable body: {e}"));
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply { status, body }
+}
+
+/// A registry running in this process over a SQLite file in its own tempdir.
+pub struct Registry {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    /// The SQLite file.
+    pub db: PathBuf,
+    /// The same store the server uses (for seeding records the API cannot create).
+    pub store: Arc<SqliteStore>,
+    pub admin: Member,
+    pub responder: Member,
+    pub auditor: Member,
+    /// A person with no role who owns agents.
+    pub owner: Member,
+    /// Another person with no role (owns nothing unless a test gives them agents).
+    pub other: Member,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    dir: TempDir,
+}
+
+impl Registry {
+    /// Starts a registry over a new database and makes the five standard people.
+    pub async fn start() -> Registry {
+        let dir = tempfile::tempdir().expect("create a tempdir");
+        let db = dir.path().join("steward.db");
+        let store = steward::registry::open_store(&db, OpenMode::CreateIfMissing)
+            .expect("open a new store");
+        let (_, issued) = steward::registry::bootstrap_admin(
+            store.as_ref(),
+            "admin@example.com",
+            "Ada Admin",
+            "test",
+        )
+        .expect("bootstrap the first admin");
+        let (url, shutdown, server) = serve(store.clone()).await;
+        let http = http_client();
+        let mut registry = Registry {
+            url,
+            db,
+            store,
+            admin: Member {
+                email: "admin@example.com".into(),
+                token: issued.token,
+            },
+            responder: placeholder(),
+            auditor: placeholder(),
+            owner: placeholder(),
+            other: placeholder(),
+            http,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            dir,
+        };
+        registry.responder = registry
+            .add_person("responder@example.com", &["responder"])
+            .await;
+        registry.auditor = registry
+            .add_person("auditor@example.com", &["auditor"])
+            .await;
+        registry.owner = registry.add_person("owner@example.com", &[]).await;
+        registry.other = registry.add_person("other@example.com", &[]).await;
+        registry
+    }
+
+    /// The tempdir holding the database (and anything else a test wants to put beside it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// One raw call; see [`call`].
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        call(&self.http, &self.url, method, path, token, body).await
+    }
+
+    /// One raw call with full control of the body; see [`call_raw`].
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        call_raw(
+            &self.http,
+            &self.url,
+            method,
+            path,
+            token,
+            content_type,
+            body,
+        )
+        .await
+    }
+
+    /// GET as `who`.
+    pub async fn get(&self, path: &str, who: &Member) -> Reply {
+        self.call("GET", path, Some(&who.token), None).await
+    }
+
+    /// POST a JSON body as `who`.
+    pub async fn post(&self, path: &str, who: &Member, body: Value) -> Reply {
+        self.call("POST", path, Some(&who.token), Some(&body)).await
+    }
+
+    /// Creates a person with these roles (admin, responder, auditor) through the API, as the
+    /// admin, and issues them an API token.
+    pub async fn add_person(&self, email: &str, roles: &[&str]) -> Member {
+        self.post(
+            "/v1/people",
+            &self.admin,
+            json!({"email": email, "display_name": email.split('@').next(), "roles": roles}),
+        )
+        .await
+        .expect(201);
+        let issued = self
+            .post(
+                &format!("/v1/people/{email}/tokens"),
+                &self.admin,
+                json!({"name": "test"}),
+            )
+            .await;
+        Member {
+            email: email.to_string(),
+            token: issued.expect(201)["token"]
+                .as_str()
+                .expect("an issued token")
+                .to_string(),
+        }
+    }
+
+    /// Registers an agent as the admin with the given owner (None: unowned) and scopes;
+    /// returns its id.
+    pub async fn register(&self, name: &str, owner: Option<&str>, scopes: &[&str]) -> String {
+        self.register_with(json!({"name": name, "owner": owner, "scopes": scopes}))
+            .await
+    }
+
+    /// Registers an agent as the admin from a full request body; returns its id.
+    pub async fn register_with(&self, body: Value) -> String {
+        let reply = self.post("/v1/agents", &self.admin, body).await;
+        reply.expect(201)["id"]
+            .as_str()
+            .expect("an agent id")
+            .to_string()
+    }
+
+    /// An agent as the admin sees it (`GET /v1/agents/{id}`), which must exist.
+    pub async fn agent(&self, id: &str) -> Value {
+        self.get(&format!("/v1/agents/{id}"), &self.admin)
+            .await
+            .expect(200)
+            .clone()
+    }
+
+    /// Stores an agent with two enabled credentials (a public key and a static secret), which the
+    /// API has no route to create, through the store's bulk loader. Returns its id.
+    pub fn seed_agent_with_credentials(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> String {
+        let id = format!("ag_seed_{:016x}", rand::random::<u64>());
+        let now = Utc::now();
+        let agent: steward::model::Agent = serde_json::from_value(json!({
+            "id": id, "name": name, "description": "seeded with credentials",
+            "kind": if parent_id.is_some() { "sub-agent" } else { "agent" },
+            "parent_id": parent_id, "owner": owner, "owner_name": null,
+            "team": "seeded", "environment": "production", "status": "active",
+            "source": "registered", "created_at": now, "last_seen_at": null,
+            "static_secret": false, "flags": [], "change_seq": 0,
+            "grants": [{"scope": "crm.orders:read", "granted_by": "system", "granted_at": now,
+                        "expires_at": null, "justification": null, "last_used_at": null,
+                        "last_certified_at": null}],
+        }))
+        .expect("a seed agent");
+        let credential = |suffix: &str, kind: &str| SeedCredential {
+            credential: serde_json::from_value(json!({
+                "id": format!("cred_{id}_{suffix}"), "kind": kind, "label": suffix,
+                "fingerprint": format!("SHA256:{suffix}"), "created_at": now,
+                "disabled_at": null, "last_used_at": null,
+            }))
+            .expect("a seed credential"),
+            material: format!("material-{suffix}"),
+        };
+        self.store
+            .seed(&SeedBatch {
+                people: Vec::new(),
+                agents: vec![SeedAgent {
+                    agent,
+                    credentials: vec![
+                        credential("key", "public-key"),
+                        credential("secret", "static-secret"),
+                    ],
+                }],
+            })
+            .expect("seed an agent with credentials");
+        id
+    }
+
+    /// A new read-write connection to the database file, beside the server's own.
+    pub fn sql(&self) -> rusqlite::Connection {
+        open_sql(&self.db)
+    }
+
+    /// The number of stored audit events.
+    pub fn audit_count(&self) -> i64 {
+        self.sql()
+            .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
+            .expect("count audit events")
+    }
+
+    /// Every stored row of every table, as text, for checking that a refused call changed nothing.
+    pub fn snapshot(&self) -> String {
+        snapshot(&self.sql())
+    }
+
+    /// Stops the server gracefully and waits for it; the database file stays in the tempdir,
+    /// which lives as long as the returned [`Stopped`].
+    pub async fn stop(mut self) -> Stopped {
+        drop(self.http);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(CALL_TIMEOUT, server)
+                .await
+                .expect("the server stops within the bound")
+                .expect("the server task did not panic")
+                .expect("the server stopped without an error");
+        }
+        drop(self.store);
+        Stopped {
+            db: self.db,
+            dir: self.dir,
+        }
+    }
+}
+
+/// What is left of a stopped [`Registry`]: its database file.
+pub struct Stopped {
+    pub db: PathBuf,
+    pub dir: TempDir,
+}
+
+fn placeholder() -> Member {
+    Member {
+        email: String::new(),
+        token: String::new(),
+    }
+}
+
+/// Binds 127.0.0.1:0 and serves `store` on a task until the returned sender fires (or drops).
+pub async fn serve(
+    store: Arc<SqliteStore>,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let store: Arc<dyn Store> = store;
+    let server = steward::registry::Server::bind("127.0.0.1:0", store, "test registry")
+        .await
+        .expect("bind a loopback port");
+    let url = format!("http://{}", server.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = rx.await;
+    }));
+    (url, tx, task)
+}
+
+/// A read-write connection to a database file with a busy timeout.
+pub fn open_sql(db: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db).expect("open the database file");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("set a busy timeout");
+    conn
+}
+
+/// Every row of every table, ordered, as text.
+pub fn snapshot(conn: &rusqlite::Connection) -> String {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .expect("list tables");
+    let mut out = String::new();
+    for table in tables {
+        out.push_str(&format!("== {table}\n"));
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2"))
+            .expect("select a table");
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).expect("query a table");
+        while let Some(row) = rows.next().expect("read a row") {
+            for i in 0..columns {
+                let value: rusqlite::types::Value = row.get(i).expect("read a value");
+                out.push_str(&format!("{value:?}|"));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The real `steward` executable built for these tests.
+pub fn steward_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_steward")
+}
+
+/// Runs `steward ARGS…` to completion (bounded by [`CALL_TIMEOUT`]) and returns its output.
+pub fn run_steward(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(steward_exe())
+        .args(args)
+        .env_remove("STEWARD_SERVER")
+        .env_remove("STEWARD_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start steward");
+    let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+    loop {
+        if child.try_wait().expect("poll steward").is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect steward's output");
+            panic!(
+                "steward {args:?} did not finish within {CALL_TIMEOUT:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect steward's output")
+}
+
+/// Creates the first admin in `db` with `steward server create-admin`; returns their token.
+pub fn create_admin_with_binary(db: &Path, email: &str) -> Member {
+    let out = run_steward(&[
+        "server",
+        "create-admin",
+        "--db",
+        db.to_str().expect("a UTF-8 path"),
+        "--email",
+        email,
+        "--name",
+        "Ada Admin",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "create-admin failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("create-admin prints the token")
+        .trim()
+        .to_string();
+    Member {
+        email: email.to_string(),
+        token,
+    }
+}
+
+/// A running `steward server` process over a database file.
+pub struct Binary {
+    pub url: String,
+    pub child: Child,
+}
+
+impl Binary {
+    /// Starts `steward server --listen 127.0.0.1:0 --db DB` and waits (bounded) for its
+    /// `listening on http://…` line. Its stderr is appended to `DB.stderr` beside the database.
+    pub fn start(db: &Path) -> Binary {
+        let mut log = db.as_os_str().to_owned();
+        log.push(".stderr");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open the server's stderr log");
+        let mut child = Command::new(steward_exe())
+            .args(["server", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .env_remove("STEWARD_SERVER")
+            .env_remove("STEWARD_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start steward server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line.clone());
+            // Keep draining so that the server never writes into a closed pipe.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+            }
+        });
+        let line = match rx.recv_timeout(CALL_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("steward server printed nothing within {CALL_TIMEOUT:?}");
+            }
+        };
+        let Some(url) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unexpected first line from steward server: {line:?}");
+        };
+        Binary {
+            url: url.to_string(),
+            child,
+        }
+    }
+
+    /// Kills the process with SIGKILL (what `Child::kill` sends on unix) and reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL steward server");
+        self.child.wait().expect("reap steward server");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        // A test that panics must not leave a server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
