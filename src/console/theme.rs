@@ -100,7 +100,9 @@ impl Theme {
         self.styles[i]
     }
 
-    /// The same theme with every colour removed (`NO_COLOR`): modifiers carry the meaning.
+    /// The same theme with every colour removed (`NO_COLOR`): modifiers carry the meaning. A
+    /// style that stood out by its background (selection, header, key hints) becomes reverse
+    /// video, so that it still stands out.
     pub fn without_colors(&self) -> Theme {
         Theme {
             name: self.name.clone(),
@@ -109,6 +111,9 @@ impl Theme {
                 .iter()
                 .map(|s| {
                     let mut s = *s;
+                    if matches!(s.bg, Some(c) if c != Color::Reset) {
+                        s = s.add_modifier(ratatui::style::Modifier::REVERSED);
+                    }
                     s.fg = None;
                     s.bg = None;
                     s

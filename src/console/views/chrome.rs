@@ -72,25 +72,32 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
             .unwrap_or_else(|| "signing in…".into()),
     };
     let c = counts(app);
-    let left = format!(
-        " {server} · {} · {who} ",
-        clean(app.server_url.trim_end_matches('/'))
+    let url = clean(app.server_url.trim_end_matches('/')).into_owned();
+    let fresh = freshness(app);
+    let full = format!(
+        "{} agents · {} unowned · {} suspended",
+        c.total, c.unowned, c.suspended
     );
-    let right = format!(
-        " {} agents · {} unowned · {} suspended │ {} ",
-        c.total,
-        c.unowned,
-        c.suspended,
-        freshness(app)
-    );
+    let short = format!("{} agents · {} unowned", c.total, c.unowned);
+    // The richest header that fits, losing the URL first, then detail in the counts.
+    let variants = [
+        (format!(" {server} · {url} · {who} "), format!(" {full} │ {fresh} ")),
+        (format!(" {server} · {who} "), format!(" {full} │ {fresh} ")),
+        (format!(" {server} · {who} "), format!(" {short} │ {fresh} ")),
+        (format!(" {who} "), format!(" {short} │ {fresh} ")),
+    ];
     let width = area.width as usize;
-    let right_len = right.chars().count();
-    let left = fit(&left, width.saturating_sub(right_len));
-    let pad = width.saturating_sub(left.chars().count() + right_len);
+    let (left, right) = variants
+        .iter()
+        .find(|(l, r)| l.chars().count() + r.chars().count() <= width)
+        .unwrap_or(&variants[3]);
+    let right = fit(right, width);
+    let left = fit(left, width.saturating_sub(right.chars().count()));
+    let pad = width.saturating_sub(left.chars().count() + right.chars().count());
     let line = Line::from(vec![
         Span::styled(left, style),
         Span::styled(" ".repeat(pad), style),
-        Span::styled(fit(&right, width), style),
+        Span::styled(right, style),
     ]);
     frame.render_widget(Paragraph::new(line).style(style), area);
 }
@@ -255,14 +262,29 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             pairs
         }
     };
-    let mut spans = Vec::new();
+    // The help hint always shows (it leads to everything else); the others as room allows.
+    let help = app
+        .keymap
+        .key_for(Command::Help)
+        .map(|k| (k.label(), "help".to_string()))
+        .filter(|_| app.overlay.is_none());
+    let len = |(k, w): &(String, String)| k.chars().count() + w.chars().count() + 3;
+    let budget = (area.width as usize).saturating_sub(help.as_ref().map_or(0, len));
+    let mut shown = Vec::new();
     let mut used = 0;
-    for (key, word) in pairs {
-        let len = key.chars().count() + word.chars().count() + 3;
-        if used + len > area.width as usize {
+    for pair in pairs {
+        if help.as_ref().is_some_and(|h| h.0 == pair.0) {
+            continue;
+        }
+        if used + len(&pair) > budget {
             break;
         }
-        used += len;
+        used += len(&pair);
+        shown.push(pair);
+    }
+    shown.extend(help);
+    let mut spans = Vec::new();
+    for (key, word) in shown {
         spans.push(Span::styled(format!(" {key} "), t.style(Slot::Key)));
         spans.push(Span::styled(format!("{word} "), t.style(Slot::Hint)));
     }

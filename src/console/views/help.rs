@@ -1,51 +1,82 @@
-//! `?`: every binding, generated from the keymap (with the user's overrides).
+//! `?`: every binding, generated from the keymap (with the user's overrides). Two columns when
+//! the terminal is wide enough, otherwise one that scrolls.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::console::app::App;
 use crate::console::theme::Slot;
 
+fn section_lines<'a>(app: &App, title: &'a str, entries: &[(String, &'a str)]) -> Vec<Line<'a>> {
+    let t = &app.theme;
+    let mut lines = vec![Line::from(Span::styled(
+        format!(" {title}"),
+        t.style(Slot::Title),
+    ))];
+    for (keys, help) in entries {
+        lines.push(Line::from(vec![
+            Span::styled(format!("   {keys:<14} "), t.style(Slot::Accent)),
+            Span::styled(*help, t.style(Slot::Hint)),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines
+}
+
 pub fn draw(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
     let t = &app.theme;
-    let mut lines = Vec::new();
-    for (title, entries) in app.keymap.help() {
-        lines.push(Line::from(Span::styled(
-            format!(" {title}"),
-            t.style(Slot::Title),
-        )));
-        for (keys, help) in entries {
-            lines.push(Line::from(vec![
-                Span::styled(format!("   {keys:<16}"), t.style(Slot::Accent)),
-                Span::styled(help.to_string(), t.style(Slot::Hint)),
-            ]));
-        }
-        lines.push(Line::from(""));
-    }
-    lines.push(Line::from(Span::styled(
+    let sections = app.keymap.help();
+    let footer = Line::from(Span::styled(
         " Keys are set in config.toml's [keys] table; themes with :theme NAME.",
         t.style(Slot::Dim),
-    )));
+    ));
     let rect = Rect::new(
-        area.x + 2,
+        area.x + 1,
         area.y + 1,
-        area.width.saturating_sub(4),
+        area.width.saturating_sub(2),
         area.height.saturating_sub(2),
     );
-    let max = (lines.len() as u16).saturating_sub(rect.height.saturating_sub(2));
     frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .scroll((scroll.min(max), 0))
-            .block(
-                Block::bordered()
-                    .title(Span::styled(" Help: keys ", t.style(Slot::Title)))
-                    .title_bottom(Span::styled(" ↑↓ scroll · esc closes ", t.style(Slot::Dim)))
-                    .border_style(t.style(Slot::Border))
-                    .style(t.style(Slot::Base)),
-            ),
-        rect,
-    );
+    let block = Block::bordered()
+        .title(Span::styled(" Help: keys ", t.style(Slot::Title)))
+        .title_bottom(Span::styled(" ↑↓ scroll · esc closes ", t.style(Slot::Dim)))
+        .border_style(t.style(Slot::Border))
+        .style(t.style(Slot::Base));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+
+    let mut columns: Vec<Vec<Line>> = Vec::new();
+    if inner.width >= 110 {
+        // Balance the sections over two columns.
+        let all: Vec<Vec<Line>> = sections
+            .iter()
+            .map(|(title, entries)| section_lines(app, title, entries))
+            .collect();
+        let total: usize = all.iter().map(Vec::len).sum();
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        for s in all {
+            if left.len() + s.len() <= total.div_ceil(2) + 4 && right.is_empty() {
+                left.extend(s);
+            } else {
+                right.extend(s);
+            }
+        }
+        right.push(footer);
+        columns.push(left);
+        columns.push(right);
+    } else {
+        let mut one = Vec::new();
+        for (title, entries) in &sections {
+            one.extend(section_lines(app, title, entries));
+        }
+        one.push(footer);
+        columns.push(one);
+    }
+    let areas = Layout::horizontal(vec![Constraint::Fill(1); columns.len()]).split(inner);
+    for (lines, column) in columns.into_iter().zip(areas.iter()) {
+        let max = (lines.len() as u16).saturating_sub(column.height);
+        frame.render_widget(Paragraph::new(lines).scroll((scroll.min(max), 0)), *column);
+    }
 }
