@@ -300,7 +300,12 @@ pub fn compute(
     })
 }
 
-/// Fuzzy-matches names over two threads; returns matches in candidate order and the best one.
+/// At most this many matches are scored to choose the best one (the filter itself is exact).
+pub const SCORED_MATCHES: usize = 50_000;
+
+/// Fuzzy-matches names: which rows match is decided for every row (over two threads for big
+/// inventories); the fuzzy score only chooses which match the cursor lands on, so it is computed
+/// for the first [`SCORED_MATCHES`] matches in table order.
 fn fuzzy(
     inv: &Inventory,
     candidates: &[u32],
@@ -308,8 +313,11 @@ fn fuzzy(
     keep: &(dyn Fn(u32) -> bool + Sync),
     stale: &(dyn Fn() -> bool + Sync),
 ) -> Option<(Vec<u32>, Option<usize>)> {
-    let lowered = query.to_lowercase();
-    let run = |part: &[u32]| -> Option<Vec<(u32, i64)>> {
+    let matcher = SkimMatcherV2::default().ignore_case();
+    // For an ASCII query, skim's acceptance test is exactly an ASCII-case-insensitive
+    // subsequence test, which is much cheaper than scoring; otherwise ask the matcher.
+    let ascii = query.is_ascii();
+    let run = |part: &[u32]| -> Option<Vec<u32>> {
         let matcher = SkimMatcherV2::default().ignore_case();
         let mut out = Vec::new();
         for (n, chunk) in part.chunks(16 * 1024).enumerate() {
@@ -321,18 +329,20 @@ fn fuzzy(
                     continue;
                 }
                 let name = inv.text(inv.row(i).name);
-                if !quick_subsequence(name, &lowered) {
-                    continue;
-                }
-                if let Some(score) = matcher.fuzzy_match(name, &lowered) {
-                    out.push((i, score));
+                let hit = if ascii {
+                    is_subsequence(name, query)
+                } else {
+                    matcher.fuzzy_match(name, query).is_some()
+                };
+                if hit {
+                    out.push(i);
                 }
             }
         }
         Some(out)
     };
     let (left, right) = candidates.split_at(candidates.len() / 2);
-    let (a, b) = if candidates.len() < 20_000 {
+    let (a, b) = if candidates.len() < 50_000 {
         (run(left), run(right))
     } else {
         std::thread::scope(|s| {
@@ -344,21 +354,20 @@ fn fuzzy(
     let mut matches = a?;
     matches.extend(b?);
     let mut best: Option<(usize, i64)> = None;
-    for (pos, &(_, score)) in matches.iter().enumerate() {
-        if best.is_none_or(|(_, s)| score > s) {
+    for (pos, &i) in matches.iter().take(SCORED_MATCHES).enumerate() {
+        if let Some(score) = matcher.fuzzy_match(inv.text(inv.row(i).name), query)
+            && best.is_none_or(|(_, s)| score > s)
+        {
             best = Some((pos, score));
         }
     }
-    Some((
-        matches.into_iter().map(|(i, _)| i).collect(),
-        best.map(|(p, _)| p),
-    ))
+    Some((matches, best.map(|(p, _)| p)))
 }
 
-/// A cheap necessary condition for a fuzzy match: the query's characters appear in order
-/// (ASCII case folded). Rejects most rows before the scorer runs.
-fn quick_subsequence(text: &str, lowered_query: &str) -> bool {
-    let mut want = lowered_query.bytes().filter(|b| *b != b' ').peekable();
+/// True when the characters of `query` appear in `text` in order, ASCII case folded: what
+/// skim's `cheap_matches` accepts with case ignored.
+fn is_subsequence(text: &str, query: &str) -> bool {
+    let mut want = query.bytes().map(|b| b.to_ascii_lowercase()).peekable();
     for b in text.bytes() {
         match want.peek() {
             None => return true,
@@ -368,7 +377,7 @@ fn quick_subsequence(text: &str, lowered_query: &str) -> bool {
             Some(_) => {}
         }
     }
-    want.peek().is_none() || !lowered_query.is_ascii()
+    want.peek().is_none()
 }
 
 /// The filter thread. Results are handed to `deliver`; only the newest job's result is delivered.
@@ -419,19 +428,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subsequence_prefilter_agrees_with_the_matcher() {
+    fn subsequence_test_agrees_with_the_matcher() {
         let matcher = SkimMatcherV2::default().ignore_case();
         for (name, q) in [
             ("billing-bot", "bb"),
-            ("billing-bot", "bil"),
+            ("billing-bot", "BIL"),
             ("Billing-Bot", "bot"),
             ("crm-sync", "bot"),
             ("crm-sync", "cs"),
+            ("crm sync", "m s"),
+            ("crm-sync", "m s"),
             ("x", "xy"),
+            ("évaluation", "val"),
+            ("", "a"),
         ] {
-            let quick = quick_subsequence(name, q);
-            let full = matcher.fuzzy_match(name, q).is_some();
-            assert!(quick || !full, "{name} {q}: prefilter rejected a match");
+            assert_eq!(
+                is_subsequence(name, q),
+                matcher.fuzzy_match(name, q).is_some(),
+                "{name:?} {q:?}"
+            );
         }
     }
 
