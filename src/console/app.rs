@@ -39,6 +39,8 @@ pub struct DetailState {
     pub detail: Option<Result<AgentDetail, String>>,
     pub audit: Option<Result<Vec<AuditEvent>, String>>,
     pub scroll: u16,
+    /// How far the detail can scroll, as last drawn.
+    pub max_scroll: std::cell::Cell<u16>,
 }
 
 #[derive(Debug)]
@@ -147,6 +149,8 @@ pub struct App {
     pub last_sync_attempt: i64,
     /// Set by a page of the feed; the table is refiltered when the sync ends.
     pub sync_dirty: bool,
+    /// When the view last matched the registry (unix seconds); written to the cache on save.
+    pub synced_at: Option<i64>,
     pub cache_dirty: bool,
     pub saving: bool,
     pub last_save: i64,
@@ -177,6 +181,7 @@ impl App {
             .filter(|&i| !inventory.row(i).hidden)
             .collect();
         let version = inventory.version;
+        let synced_at = inventory.synced_at;
         App {
             server_url: server_url.to_string(),
             config_dir,
@@ -207,6 +212,7 @@ impl App {
             sync_in_flight: false,
             last_sync_attempt: i64::MIN / 2,
             sync_dirty: false,
+            synced_at,
             cache_dirty: false,
             saving: false,
             last_save: now,

@@ -207,6 +207,9 @@ impl Console {
             && (self.app.cache_dirty || !path.exists())
             && !self.app.inventory.rows().is_empty()
         {
+            if self.app.inventory.synced_at != self.app.synced_at {
+                std::sync::Arc::make_mut(&mut self.app.inventory).synced_at = self.app.synced_at;
+            }
             let inv = self.app.inventory.clone();
             tokio::task::spawn_blocking(move || cache::save(&path, &inv)).await??;
         }

@@ -74,7 +74,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.sync_in_flight = false;
             match result {
                 Ok(()) => {
-                    Arc::make_mut(&mut app.inventory).synced_at = Some(app.now);
+                    app.synced_at = Some(app.now);
                     if app.link != Link::Online {
                         app.link = Link::Online;
                     }
@@ -369,6 +369,9 @@ fn on_tick(app: &mut App, now: i64, fx: &mut Vec<Effect>) {
 
 /// Asks for the cache to be written with the current rows.
 pub fn save(app: &mut App) -> Effect {
+    if app.inventory.synced_at != app.synced_at {
+        Arc::make_mut(&mut app.inventory).synced_at = app.synced_at;
+    }
     app.saving = true;
     app.cache_dirty = false;
     app.last_save = app.now;
@@ -442,7 +445,8 @@ fn keep_visible(app: &mut App) {
 
 fn move_by(app: &mut App, delta: isize) {
     if let Screen::Detail(d) = &mut app.screen {
-        d.scroll = (d.scroll as isize + delta).clamp(0, u16::MAX as isize) as u16;
+        let max = d.max_scroll.get() as isize;
+        d.scroll = (d.scroll as isize + delta).clamp(0, max) as u16;
         return;
     }
     let len = app.view.len();
@@ -944,6 +948,7 @@ fn open_detail(app: &mut App, id: String, fx: &mut Vec<Effect>) {
         detail: None,
         audit: None,
         scroll: 0,
+        max_scroll: std::cell::Cell::new(0),
     });
     fx.push(Effect::LoadDetail { id });
 }
@@ -971,7 +976,10 @@ pub fn run_command_line(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
             }
             match find_agent(app, rest) {
                 Some(id) => {
-                    app.spec.query.clear();
+                    if !app.spec.query.is_empty() {
+                        app.spec.query.clear();
+                        refilter(app, fx);
+                    }
                     open_detail(app, id, fx);
                 }
                 None => {

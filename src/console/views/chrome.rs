@@ -27,17 +27,16 @@ pub fn counts(app: &App) -> Counts {
 /// How fresh the view is, in words.
 pub fn freshness(app: &App) -> String {
     let age = app
-        .inventory
         .synced_at
         .map(|t| ago(app.now, t))
         .unwrap_or_else(|| "no".into());
     match &app.link {
-        Link::Online if app.inventory.synced_at.is_some() => format!("synced {age} ago"),
-        Link::Online | Link::Connecting => match app.inventory.synced_at {
+        Link::Online if app.synced_at.is_some() => format!("synced {age} ago"),
+        Link::Online | Link::Connecting => match app.synced_at {
             Some(_) => format!("cache {age} old · connecting"),
             None => "connecting".into(),
         },
-        Link::Offline { .. } => match app.inventory.synced_at {
+        Link::Offline { .. } => match app.synced_at {
             Some(_) => format!("OFFLINE · cache {age} old"),
             None => "OFFLINE · no cache".into(),
         },
@@ -107,7 +106,6 @@ pub fn banner(frame: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let age = app
-        .inventory
         .synced_at
         .map(|t| format!("from {} ago", ago(app.now, t)))
         .unwrap_or_else(|| "empty".into());

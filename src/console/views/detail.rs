@@ -93,6 +93,7 @@ pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
         }
     }
     let max_scroll = (lines.len() as u16).saturating_sub(area.height);
+    d.max_scroll.set(max_scroll);
     frame.render_widget(
         Paragraph::new(lines).scroll((d.scroll.min(max_scroll), 0)),
         area,
