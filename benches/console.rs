@@ -21,15 +21,33 @@ use steward::console::{cache, config, views};
 use steward::model::{Agent, AgentKind, AgentSource, AgentStatus, Grant};
 
 const TEAMS: [&str; 12] = [
-    "payments", "research", "support", "growth", "security", "platform", "finance", "legal",
-    "sales", "marketing", "data", "infra",
+    "payments",
+    "research",
+    "support",
+    "growth",
+    "security",
+    "platform",
+    "finance",
+    "legal",
+    "sales",
+    "marketing",
+    "data",
+    "infra",
 ];
 const VERBS: [&str; 10] = [
     "billing", "invoice", "crawler", "summary", "triage", "ledger", "report", "routing", "ingest",
     "review",
 ];
 const NOUNS: [&str; 10] = [
-    "bot", "agent", "worker", "assistant", "runner", "sync", "copilot", "scout", "planner",
+    "bot",
+    "agent",
+    "worker",
+    "assistant",
+    "runner",
+    "sync",
+    "copilot",
+    "scout",
+    "planner",
     "helper",
 ];
 const QUERY_3: &str = "inv";
@@ -47,7 +65,8 @@ fn synthetic(n: usize) -> Inventory {
             VERBS[rng.random_range(0..VERBS.len())],
             NOUNS[rng.random_range(0..NOUNS.len())]
         );
-        let owner = (rng.random_range(0..10) > 1).then(|| format!("person{}@example.com", rng.random_range(0..5000)));
+        let owner = (rng.random_range(0..10) > 1)
+            .then(|| format!("person{}@example.com", rng.random_range(0..5000)));
         let grants = (0..rng.random_range(0..4))
             .map(|g| Grant {
                 scope: format!("{team}.resource{g}:read"),
@@ -179,8 +198,8 @@ fn measure(path: &std::path::Path) {
         let mut previous: Option<Arc<[u32]>> = None;
         for end in 1..=q.len() {
             let started = Instant::now();
-            let o = filter::compute(&job(&q[..end], previous.take()), &mut sort_cache, &never)
-                .unwrap();
+            let o =
+                filter::compute(&job(&q[..end], previous.take()), &mut sort_cache, &never).unwrap();
             worst = worst.max(ms(started));
             previous = Some(o.rows);
         }
@@ -189,7 +208,10 @@ fn measure(path: &std::path::Path) {
 
     println!("{n} agents in the cache:");
     println!("  load the cache              {load_ms:8.1} ms");
-    println!("  time to first frame         {first_frame_ms:8.1} ms   (target ≤ {} ms)", if n <= 100_000 { 200 } else { 1500 });
+    println!(
+        "  time to first frame         {first_frame_ms:8.1} ms   (target ≤ {} ms)",
+        if n <= 100_000 { 200 } else { 1500 }
+    );
     println!("  one frame (120×40)          {frame_ms:8.3} ms   (target ≤ 5 ms)");
     println!("  first filter job (sort check) {first_job_ms:6.1} ms");
     for (q, matches, full, worst) in results {
@@ -208,7 +230,11 @@ fn measure(path: &std::path::Path) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).map(|p| args[p + 1].clone());
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|p| args[p + 1].clone())
+    };
     if let (Some(n), Some(path)) = (arg("--make"), arg("--path")) {
         make(n.parse().expect("--make N"), std::path::Path::new(&path));
         return;

@@ -39,7 +39,10 @@ fn shoot(c: &mut Console, out: &std::path::Path, name: &str, title: &str) -> any
     let mut terminal = Terminal::new(TestBackend::new(W, H))?;
     terminal.draw(|f| views::draw(f, &c.app))?;
     let path = out.join(format!("{name}.svg"));
-    std::fs::write(&path, svg::buffer_to_svg(terminal.backend().buffer(), title))?;
+    std::fs::write(
+        &path,
+        svg::buffer_to_svg(terminal.backend().buffer(), title),
+    )?;
     println!("wrote {}", path.display());
     Ok(())
 }
@@ -91,14 +94,20 @@ async fn main() -> anyhow::Result<()> {
     c.settle().await?;
     c.settle().await?;
 
-    shoot(&mut c, &out, "inventory", "Steward console: the agent inventory")?;
+    shoot(
+        &mut c,
+        &out,
+        "inventory",
+        "Steward console: the agent inventory",
+    )?;
 
     // An agent with sub-agents: the richest detail and decommission plan.
     let inv = c.app.inventory.clone();
     let parent = inv
         .rows()
         .iter()
-        .filter_map(|r| (r.parent.len > 0).then(|| inv.text(r.parent).to_string()))
+        .filter(|r| r.parent.len > 0)
+        .map(|r| inv.text(r.parent).to_string())
         .find_map(|p| inv.find_scan(&p))
         .map(|i| inv.text(inv.row(i).name).to_string());
 
@@ -121,10 +130,20 @@ async fn main() -> anyhow::Result<()> {
 
     c.dispatch(Action::Command(Command::Quick(QuickFilter::Unowned)));
     c.settle().await?;
-    shoot(&mut c, &out, "unowned", "Steward console: the unowned quick filter")?;
+    shoot(
+        &mut c,
+        &out,
+        "unowned",
+        "Steward console: the unowned quick filter",
+    )?;
     key(&mut c, "o");
     type_text(&mut c, "ma");
-    shoot(&mut c, &out, "owner-picker", "Steward console: the owner picker")?;
+    shoot(
+        &mut c,
+        &out,
+        "owner-picker",
+        "Steward console: the owner picker",
+    )?;
     key(&mut c, "esc");
 
     c.dispatch(Action::Command(Command::Quick(QuickFilter::All)));
@@ -137,19 +156,34 @@ async fn main() -> anyhow::Result<()> {
     key(&mut c, "X");
     c.settle().await?;
     type_text(&mut c, "INC-4821");
-    shoot(&mut c, &out, "revoke-result", "Steward console: one-keystroke revocation")?;
+    shoot(
+        &mut c,
+        &out,
+        "revoke-result",
+        "Steward console: one-keystroke revocation",
+    )?;
     key(&mut c, "esc");
     key(&mut c, "esc");
     c.settle().await?;
 
     key(&mut c, "?");
-    shoot(&mut c, &out, "help", "Steward console: help generated from the keymap")?;
+    shoot(
+        &mut c,
+        &out,
+        "help",
+        "Steward console: help generated from the keymap",
+    )?;
     key(&mut c, "esc");
 
     key(&mut c, ":");
     type_text(&mut c, "theme light");
     key(&mut c, "enter");
-    shoot(&mut c, &out, "inventory-light", "Steward console: the light theme")?;
+    shoot(
+        &mut c,
+        &out,
+        "inventory-light",
+        "Steward console: the light theme",
+    )?;
 
     let _ = stop.send(());
     serving.await??;

@@ -18,10 +18,7 @@ async fn opens_signed_in_and_synced() {
     let home = tempfile::tempdir().unwrap();
     let c = console(&r, &r.admin_token, &home).await;
     assert_eq!(c.app.link, Link::Online);
-    assert_eq!(
-        c.app.me.as_ref().unwrap().person.email,
-        "root@example.com"
-    );
+    assert_eq!(c.app.me.as_ref().unwrap().person.email, "root@example.com");
     // Name order, every agent.
     assert_eq!(
         names(&c),
@@ -100,7 +97,10 @@ async fn the_picker_marks_people_who_left_and_never_offers_them() {
     }
     key(&mut c, "enter");
     c.settle().await.unwrap();
-    assert!(matches!(c.app.overlay, Some(Overlay::Picker(_))), "nothing to choose");
+    assert!(
+        matches!(c.app.overlay, Some(Overlay::Picker(_))),
+        "nothing to choose"
+    );
     key(&mut c, "esc");
     assert!(c.app.overlay.is_none());
     let agent = r.admin().agent(&id).await.unwrap();
@@ -138,7 +138,11 @@ async fn x_revokes_at_once_and_records_an_incident_reference() {
     c.settle().await.unwrap();
     match &c.app.overlay {
         Some(Overlay::RevokeResult(res)) => {
-            assert!(matches!(res.note_state, NoteState::Added(_)), "{:?}", res.note_state)
+            assert!(
+                matches!(res.note_state, NoteState::Added(_)),
+                "{:?}",
+                res.note_state
+            )
         }
         other => panic!("expected the revocation result, got {other:?}"),
     }
@@ -188,14 +192,20 @@ async fn decommission_shows_the_plan_and_defaults_to_cancel() {
     c.settle().await.unwrap();
     assert!(c.app.overlay.is_none());
     let admin = r.admin();
-    assert_eq!(admin.agent(&id).await.unwrap().agent.status, AgentStatus::Active);
+    assert_eq!(
+        admin.agent(&id).await.unwrap().agent.status,
+        AgentStatus::Active
+    );
 
     // Esc also goes back without doing anything.
     key(&mut c, "D");
     c.settle().await.unwrap();
     key(&mut c, "esc");
     c.settle().await.unwrap();
-    assert_eq!(admin.agent(&id).await.unwrap().agent.status, AgentStatus::Active);
+    assert_eq!(
+        admin.agent(&id).await.unwrap().agent.status,
+        AgentStatus::Active
+    );
 
     key(&mut c, "D");
     c.settle().await.unwrap();
@@ -224,7 +234,10 @@ async fn reinstate_asks_first() {
     select(&mut c, "crawler").await;
     let id = id_of(&c, "crawler");
     key(&mut c, "R");
-    assert!(c.app.overlay.is_none(), "only a suspended agent can be reinstated");
+    assert!(
+        c.app.overlay.is_none(),
+        "only a suspended agent can be reinstated"
+    );
     key(&mut c, "X");
     c.settle().await.unwrap();
     key(&mut c, "esc"); // skip the incident reference
@@ -278,7 +291,10 @@ async fn bulk_revoke_needs_the_typed_phrase() {
     );
     let admin = r.admin();
     for id in &marked {
-        assert_eq!(admin.agent(id).await.unwrap().agent.status, AgentStatus::Active);
+        assert_eq!(
+            admin.agent(id).await.unwrap().agent.status,
+            AgentStatus::Active
+        );
     }
     key(&mut c, "ctrl-u");
     type_text(&mut c, "revoke 2");
@@ -315,20 +331,29 @@ async fn filters_narrow_and_columns_sort_both_ways() {
     c.settle().await.unwrap();
     assert_eq!(c.app.spec.sort.column, Column::Owner);
     let by_owner = names(&c);
-    assert_eq!(&by_owner[..3], ["crawler", "invoice-reader", "night-runner"]);
+    assert_eq!(
+        &by_owner[..3],
+        ["crawler", "invoice-reader", "night-runner"]
+    );
     key(&mut c, "O");
     c.settle().await.unwrap();
     assert!(c.app.spec.sort.descending);
     let reversed = names(&c);
     // Grace's agents first; ties stay in name order.
     assert_eq!(&reversed[..2], ["orchestrator", "orchestrator-worker"]);
-    assert_eq!(&reversed[4..], ["crawler", "invoice-reader", "night-runner"]);
+    assert_eq!(
+        &reversed[4..],
+        ["crawler", "invoice-reader", "night-runner"]
+    );
 
     key(&mut c, "N");
     c.settle().await.unwrap();
     key(&mut c, "N");
     c.settle().await.unwrap();
-    assert_eq!(names(&c).first().map(String::as_str), Some("orchestrator-worker"));
+    assert_eq!(
+        names(&c).first().map(String::as_str),
+        Some("orchestrator-worker")
+    );
 
     // `:mine` for an owner shows their agents; Esc goes back to all without destroying anything.
     c.dispatch(Action::Command(Command::CommandLine));
@@ -440,7 +465,10 @@ async fn registry_down_makes_actions_fail_without_local_change() {
     c.settle().await.unwrap();
     assert!(matches!(c.app.overlay, Some(Overlay::Notice { .. })));
     let inv = &c.app.inventory;
-    assert_eq!(inv.row(inv.find_scan(&id).unwrap()).owner, steward::console::inventory::NONE);
+    assert_eq!(
+        inv.row(inv.find_scan(&id).unwrap()).owner,
+        steward::console::inventory::NONE
+    );
 
     r.restart().await;
     let a = r.admin().agent(&id).await.unwrap();
@@ -471,7 +499,10 @@ async fn roles_hide_what_the_registry_would_refuse_and_its_refusals_still_show()
     c.settle().await.unwrap();
     match &c.app.overlay {
         Some(Overlay::Notice { lines, .. }) => {
-            assert!(lines[0].contains("forbidden") || lines[0].contains("may not"), "{lines:?}")
+            assert!(
+                lines[0].contains("forbidden") || lines[0].contains("may not"),
+                "{lines:?}"
+            )
         }
         other => panic!("expected the refusal, got {other:?}"),
     }
@@ -498,7 +529,10 @@ async fn keeps_fresh_through_the_change_feed() {
     let home = tempfile::tempdir().unwrap();
     let mut c = console(&r, &r.admin_token, &home).await;
     let id = id_of(&c, "legacy-sync");
-    r.admin().revoke(&id, Some("someone else".into())).await.unwrap();
+    r.admin()
+        .revoke(&id, Some("someone else".into()))
+        .await
+        .unwrap();
     c.dispatch(Action::Command(Command::Refresh));
     c.settle().await.unwrap();
     let inv = &c.app.inventory;

@@ -10,7 +10,9 @@ use steward::console::keymap::{KeySpec, command_by_name};
 use steward::console::theme::Slot;
 
 fn cases(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/config")
+        .join(kind);
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -53,12 +55,22 @@ fn valid_configurations_load() {
 
 #[test]
 fn user_themes_override_only_what_they_name() {
-    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/valid/theme-and-keys");
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config/valid/theme-and-keys");
     let loaded = config::load(&case, false).unwrap();
     let default = config::builtin_theme("default");
-    assert_eq!(loaded.theme.style(Slot::Header).bg, Some(Color::Rgb(0, 0x33, 0x66)));
-    assert_eq!(loaded.theme.style(Slot::Selected).bg, Some(Color::Indexed(45)));
-    assert_eq!(loaded.theme.style(Slot::Banner), default.style(Slot::Banner));
+    assert_eq!(
+        loaded.theme.style(Slot::Header).bg,
+        Some(Color::Rgb(0, 0x33, 0x66))
+    );
+    assert_eq!(
+        loaded.theme.style(Slot::Selected).bg,
+        Some(Color::Indexed(45))
+    );
+    assert_eq!(
+        loaded.theme.style(Slot::Banner),
+        default.style(Slot::Banner)
+    );
     // The override moved revoke off X.
     assert_eq!(loaded.keymap.lookup(KeySpec::char('X'), false), None);
 }
@@ -77,7 +89,10 @@ fn invalid_configurations_are_refused_precisely() {
             "{}:\n  got:      {err}\n  expected: …{expected}…",
             case.display()
         );
-        assert!(err.starts_with(case.to_str().unwrap()), "names the file: {err}");
+        assert!(
+            err.starts_with(case.to_str().unwrap()),
+            "names the file: {err}"
+        );
     }
 }
 
@@ -85,12 +100,14 @@ fn invalid_configurations_are_refused_precisely() {
 fn shipped_themes_define_every_style() {
     for (name, source) in BUILT_IN {
         let path = PathBuf::from(format!("themes/{name}.toml"));
-        let theme = config::parse_theme(&path, source, name, None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let theme =
+            config::parse_theme(&path, source, name, None).unwrap_or_else(|e| panic!("{e}"));
         // Selection never relies on colour alone.
         let selected = theme.without_colors().style(Slot::Selected);
         assert!(
-            selected.add_modifier.contains(ratatui::style::Modifier::REVERSED),
+            selected
+                .add_modifier
+                .contains(ratatui::style::Modifier::REVERSED),
             "{name}: the selection must stay visible without colour"
         );
     }

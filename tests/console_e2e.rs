@@ -24,12 +24,7 @@ impl Screen {
     }
 
     fn lines(&self) -> Vec<String> {
-        self.parser
-            .lock()
-            .unwrap()
-            .screen()
-            .rows(0, COLS)
-            .collect()
+        self.parser.lock().unwrap().screen().rows(0, COLS).collect()
     }
 
     /// Waits until `ready` holds for the screen; fails with the screen after `limit`.
@@ -70,7 +65,11 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
     let mut child = pty.slave.spawn_command(cmd).unwrap();
     drop(pty.slave);
 
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+    let parser = Arc::new(Mutex::new(vt100::Parser::new(
+        std::num::NonZeroU16::new(ROWS).unwrap(),
+        std::num::NonZeroU16::new(COLS).unwrap(),
+        0,
+    )));
     let mut reader = pty.master.try_clone_reader().unwrap();
     {
         let parser = parser.clone();
@@ -124,7 +123,11 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
         .lines()
         .iter()
         .find(|l| l.contains("REVOKED"))
-        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("ag")).map(str::to_string))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("ag"))
+                .map(str::to_string)
+        })
         .expect("the agent's id in the result");
     press("\x1b");
     screen.wait("the result to close", Duration::from_secs(30), |s| {
@@ -136,7 +139,11 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the demo did not quit:\n{}", screen.text());
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not quit:\n{}",
+            screen.text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "the demo failed:\n{}", screen.text());

@@ -117,7 +117,12 @@ async fn every_screen_at_both_sizes() {
     type_text(&mut c, "lo");
     check(
         &mut c,
-        &["Assign owner", "owner for orchestrator", "Ada Lovelace", "(left: not offered)"],
+        &[
+            "Assign owner",
+            "owner for orchestrator",
+            "Ada Lovelace",
+            "(left: not offered)",
+        ],
     );
     key(&mut c, "esc");
 
@@ -136,8 +141,14 @@ async fn every_screen_at_both_sizes() {
     key(&mut c, "esc");
 
     key(&mut c, "?");
-    let screens = check(&mut c, &["Help: keys", "Everywhere", "revoke at once", "quit"]);
-    assert!(screens[1].contains("sort by owner"), "two columns at 120×40");
+    let screens = check(
+        &mut c,
+        &["Help: keys", "Everywhere", "revoke at once", "quit"],
+    );
+    assert!(
+        screens[1].contains("sort by owner"),
+        "two columns at 120×40"
+    );
     // At 80×24 the rest is a scroll away.
     for _ in 0..4 {
         key(&mut c, "pgdn");
@@ -240,9 +251,9 @@ async fn text_from_the_registry_is_stripped_before_drawing() {
     evil.name = "evil\u{1b}]0;pwned\u{7}\u{1b}[31mname\u{202e}".into();
     evil.team = "te\u{1b}[2Jam".into();
     std::sync::Arc::make_mut(&mut c.app.inventory).upsert(&evil);
-    c.dispatch(Action::Command(
-        steward::console::keymap::Command::Quick(steward::console::filter::QuickFilter::Unowned),
-    ));
+    c.dispatch(Action::Command(steward::console::keymap::Command::Quick(
+        steward::console::filter::QuickFilter::Unowned,
+    )));
     c.settle().await.unwrap();
     for (w, h) in SIZES {
         let screen = text(&render(&mut c, w, h));

@@ -18,17 +18,18 @@ pub async fn run(server_flag: Option<&str>) -> anyhow::Result<()> {
             anyhow!("{e:#}\n(to try Steward without a registry, run `steward demo`)")
         })?,
     };
-    let token = match credentials::from_env()? {
-        Some(secret) => secret,
-        None => credentials::load(&paths, &server)?
-            .ok_or_else(|| {
-                anyhow!(
-                    "no API token for {server}: run `steward login --server {server}` to store \
+    let token =
+        match credentials::from_env()? {
+            Some(secret) => secret,
+            None => credentials::load(&paths, &server)?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no API token for {server}: run `steward login --server {server}` to store \
                      one, or set {TOKEN_ENV}"
-                )
-            })?
-            .secret,
-    };
+                    )
+                })?
+                .secret,
+        };
     console::run(Options {
         server,
         token,

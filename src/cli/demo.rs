@@ -45,9 +45,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let (seed, agents) = (args.seed, args.agents);
         tokio::task::spawn_blocking(move || open_and_seed(&db, keep, seed, agents)).await??
     };
-    let persona = personas.get(&args.persona).with_context(|| {
-        format!("the demo data has no {} persona", args.persona)
-    })?;
+    let persona = personas
+        .get(&args.persona)
+        .with_context(|| format!("the demo data has no {} persona", args.persona))?;
 
     let store: Arc<dyn Store> = store;
     let server = Server::bind("127.0.0.1:0", store, "steward demo").await?;

@@ -74,17 +74,31 @@ pub enum Action {
 /// Work for the runtime.
 pub enum Effect {
     LoadMe,
-    Sync { after: i64 },
+    Sync {
+        after: i64,
+    },
     Filter(FilterJob),
-    LoadDetail { id: String },
-    SetOwner { id: String, owner: String },
+    LoadDetail {
+        id: String,
+    },
+    SetOwner {
+        id: String,
+        owner: String,
+    },
     /// One agent, at once: the one governance action that needs no confirmation.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
     BulkRevoke(Confirmed<BulkRevokeOrder>),
     Reinstate(Confirmed<ReinstateOrder>),
-    LoadPlan { id: String },
+    LoadPlan {
+        id: String,
+    },
     Decommission(Confirmed<DecommissionOrder>),
-    AddNote { seq: i64, text: String },
+    AddNote {
+        seq: i64,
+        text: String,
+    },
     SaveCache(Arc<Inventory>),
 }
 

@@ -23,7 +23,9 @@ pub enum Link {
     Connecting,
     Online,
     /// Unreachable or refusing: read-only from the cache.
-    Offline { error: String },
+    Offline {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +48,7 @@ pub struct DetailState {
 #[derive(Debug)]
 pub enum Screen {
     Inventory,
-    Detail(DetailState),
+    Detail(Box<DetailState>),
 }
 
 #[derive(Debug, Clone)]
@@ -107,7 +109,7 @@ pub enum Overlay {
     /// Waiting for the registry before a dialog can open (e.g. the decommission plan).
     Busy(String),
     Confirm(ConfirmState),
-    RevokeResult(RevokeResult),
+    RevokeResult(Box<RevokeResult>),
     Notice {
         title: String,
         lines: Vec<String>,
@@ -230,7 +232,10 @@ impl App {
     pub fn target(&self) -> Option<(String, String, Option<AgentRow>)> {
         match &self.screen {
             Screen::Detail(d) => {
-                let row = self.inventory.find_scan(&d.id).map(|i| *self.inventory.row(i));
+                let row = self
+                    .inventory
+                    .find_scan(&d.id)
+                    .map(|i| *self.inventory.row(i));
                 let name = match (&d.detail, &row) {
                     (Some(Ok(detail)), _) => detail.agent.name.clone(),
                     (_, Some(r)) => self.inventory.text(r.name).to_string(),
@@ -284,7 +289,9 @@ impl App {
         } else {
             let why = match command {
                 Command::AssignOwner => "assigning owners takes the admin role",
-                Command::Revoke => "revoking takes the admin or responder role, or owning the agent",
+                Command::Revoke => {
+                    "revoking takes the admin or responder role, or owning the agent"
+                }
                 Command::Reinstate => "reinstating takes the admin or responder role",
                 _ => "decommissioning takes the admin role or owning the agent",
             };

@@ -188,10 +188,12 @@ pub fn load(path: &Path) -> Result<Option<Inventory>, CacheError> {
             });
         }
     };
-    decode(bytes).map(Some).map_err(|reason| CacheError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    })
+    decode(bytes)
+        .map(Some)
+        .map_err(|reason| CacheError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
 }
 
 struct Reader<'a> {
@@ -211,10 +213,14 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 

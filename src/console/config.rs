@@ -13,7 +13,7 @@ use ratatui::style::{Color, Modifier, Style};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::keymap::{Keymap, KeySpec};
+use super::keymap::{KeySpec, Keymap};
 use super::theme::{SLOTS, Theme};
 
 /// A refusal that points at the offending place.
@@ -110,15 +110,16 @@ pub fn load(config_dir: &Path, no_color: bool) -> Result<Loaded, ConfigError> {
         ThemeLookup::Broken(e) => e,
         ThemeLookup::Unknown(message) => ConfigError {
             file: path.clone(),
-            line: find_key_line(
-                &std::fs::read_to_string(&path).unwrap_or_default(),
-                "theme",
-            ),
+            line: find_key_line(&std::fs::read_to_string(&path).unwrap_or_default(), "theme"),
             key: Some("theme".into()),
             message,
         },
     })?;
-    let theme = if no_color { theme.without_colors() } else { theme };
+    let theme = if no_color {
+        theme.without_colors()
+    } else {
+        theme
+    };
     Ok(Loaded {
         theme,
         keymap,
@@ -153,7 +154,10 @@ pub fn parse_config(file: &Path, source: &str) -> Result<ConsoleConfig, ConfigEr
                     return Err(doc.err(
                         value.span(),
                         "theme",
-                        format!("expected a theme name in quotes, found {}", other.type_str()),
+                        format!(
+                            "expected a theme name in quotes, found {}",
+                            other.type_str()
+                        ),
                     ));
                 }
             },
@@ -175,7 +179,10 @@ pub fn parse_config(file: &Path, source: &str) -> Result<ConsoleConfig, ConfigEr
                                         return Err(doc.err(
                                             item.span(),
                                             &full,
-                                            format!("expected a key such as \"ctrl-r\", found {}", other.type_str()),
+                                            format!(
+                                                "expected a key such as \"ctrl-r\", found {}",
+                                                other.type_str()
+                                            ),
                                         ));
                                     }
                                 }
@@ -208,8 +215,8 @@ pub fn parse_config(file: &Path, source: &str) -> Result<ConsoleConfig, ConfigEr
                     }
                     let mut keys_for = Vec::new();
                     for (text, span) in texts {
-                        let spec = KeySpec::parse(&text)
-                            .map_err(|m| doc.err(span.clone(), &full, m))?;
+                        let spec =
+                            KeySpec::parse(&text).map_err(|m| doc.err(span.clone(), &full, m))?;
                         keys_for.push(spec);
                     }
                     config.keys.insert(command_name, keys_for);
@@ -236,7 +243,10 @@ pub enum ThemeLookup {
 pub const BUILT_IN: [(&str, &str); 4] = [
     ("default", include_str!("../../themes/default.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
     ("mono", include_str!("../../themes/mono.toml")),
 ];
 
@@ -367,8 +377,8 @@ fn parse_style(
         let full = format!("{key}.{f}");
         match f {
             "fg" | "bg" => {
-                let color = parse_color(value.get_ref())
-                    .map_err(|m| doc.err(value.span(), &full, m))?;
+                let color =
+                    parse_color(value.get_ref()).map_err(|m| doc.err(value.span(), &full, m))?;
                 style = if f == "fg" {
                     style.fg(color)
                 } else {
@@ -441,7 +451,11 @@ fn parse_color(value: &DeValue<'_>) -> Result<Color, String> {
                 .ok_or_else(|| {
                     format!(
                         "unknown colour {s:?}; use #rrggbb, 0-255 or one of: {}",
-                        COLOR_NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        COLOR_NAMES
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })
         }

@@ -59,17 +59,22 @@ impl QuickFilter {
     }
 
     pub fn cycle(self, forward: bool) -> QuickFilter {
-        let i = QuickFilter::ALL.iter().position(|&q| q == self).unwrap_or(0);
+        let i = QuickFilter::ALL
+            .iter()
+            .position(|&q| q == self)
+            .unwrap_or(0);
         let n = QuickFilter::ALL.len();
-        QuickFilter::ALL[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+        QuickFilter::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
     }
 
     fn keeps(self, row: &AgentRow, mine: u32, now: i64) -> bool {
         match self {
             QuickFilter::All => true,
-            QuickFilter::Unowned => {
-                row.owner == NONE && row.status != AgentStatus::Decommissioned
-            }
+            QuickFilter::Unowned => row.owner == NONE && row.status != AgentStatus::Decommissioned,
             QuickFilter::Mine => mine != NONE && row.owner == mine,
             QuickFilter::Suspended => row.status == AgentStatus::Suspended,
             QuickFilter::Decommissioned => row.status == AgentStatus::Decommissioned,

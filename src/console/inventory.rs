@@ -64,7 +64,9 @@ impl Arena {
     /// True when `s` lies inside the arena on character boundaries (checked when loading a cache).
     pub fn holds(&self, s: Str) -> bool {
         let (start, end) = (s.off as usize, s.off as usize + s.len as usize);
-        end <= self.text.len() && self.text.is_char_boundary(start) && self.text.is_char_boundary(end)
+        end <= self.text.len()
+            && self.text.is_char_boundary(start)
+            && self.text.is_char_boundary(end)
     }
 }
 
@@ -510,7 +512,11 @@ mod tests {
         let mut changed = agent("a1", "billing-bot", Some("ada@example.com"));
         changed.status = AgentStatus::Suspended;
         assert_eq!(inv.upsert(&changed), a);
-        assert_eq!(inv.arena.len(), arena_len, "unchanged name must not grow the arena");
+        assert_eq!(
+            inv.arena.len(),
+            arena_len,
+            "unchanged name must not grow the arena"
+        );
         let row = inv.row(a);
         assert_eq!(row.status, AgentStatus::Suspended);
         assert_eq!(inv.symbol(row.owner), "ada@example.com");

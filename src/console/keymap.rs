@@ -204,10 +204,10 @@ impl KeySpec {
             KeyCode::Char(' ') => "space".to_string(),
             KeyCode::Char(c) => c.to_string(),
             KeyCode::F(n) => format!("f{n}"),
-            code => NAMED
-                .iter()
-                .find(|(_, c)| *c == code)
-                .map_or_else(|| format!("{code:?}").to_lowercase(), |(n, _)| n.to_string()),
+            code => NAMED.iter().find(|(_, c)| *c == code).map_or_else(
+                || format!("{code:?}").to_lowercase(),
+                |(n, _)| n.to_string(),
+            ),
         };
         let mut out = String::new();
         if self.ctrl {
@@ -277,46 +277,314 @@ use Scope::{Everywhere, Inventory};
 
 /// The default bindings, in the order the help screen lists them.
 const DEFAULTS: &[Default_] = &[
-    b("up", Command::Up, Everywhere, &[KeySpec::code(KeyCode::Up), KeySpec::char('k')], "move up", None),
-    b("down", Command::Down, Everywhere, &[KeySpec::code(KeyCode::Down), KeySpec::char('j')], "move down", None),
-    b("page-up", Command::PageUp, Everywhere, &[KeySpec::code(KeyCode::PageUp), KeySpec::ctrl('b')], "one page up", None),
-    b("page-down", Command::PageDown, Everywhere, &[KeySpec::code(KeyCode::PageDown), KeySpec::ctrl('f')], "one page down", None),
-    b("top", Command::Top, Everywhere, &[KeySpec::code(KeyCode::Home), KeySpec::char('g')], "go to the first row", None),
-    b("bottom", Command::Bottom, Everywhere, &[KeySpec::code(KeyCode::End), KeySpec::char('G')], "go to the last row", None),
-    b("open", Command::Open, Inventory, &[KeySpec::code(KeyCode::Enter)], "open the selected agent's detail", Some("detail")),
-    b("filter", Command::Filter, Inventory, &[KeySpec::char('/')], "fuzzy filter by name (Enter keeps it, Esc clears it)", Some("filter")),
-    b("assign-owner", Command::AssignOwner, Everywhere, &[KeySpec::char('o')], "assign an owner (fuzzy person picker)", Some("owner")),
-    b("revoke", Command::Revoke, Everywhere, &[KeySpec::char('X')], "revoke at once (marked agents: typed confirmation)", Some("revoke")),
-    b("reinstate", Command::Reinstate, Everywhere, &[KeySpec::char('R')], "reinstate a suspended agent (asks first)", None),
-    b("decommission", Command::Decommission, Everywhere, &[KeySpec::char('D')], "decommission: shows the plan, asks, default Cancel", Some("decom")),
-    b("mark", Command::Mark, Inventory, &[KeySpec::char(' ')], "mark or unmark the row for a bulk revoke", Some("mark")),
-    b("next-filter", Command::NextQuickFilter, Inventory, &[KeySpec::code(KeyCode::Tab)], "next quick filter", Some("view")),
-    b("prev-filter", Command::PrevQuickFilter, Inventory, &[KeySpec::code(KeyCode::BackTab)], "previous quick filter", None),
-    b("show-all", Command::Quick(QuickFilter::All), Inventory, &[KeySpec::char('1')], "quick filter: all agents", None),
-    b("show-unowned", Command::Quick(QuickFilter::Unowned), Inventory, &[KeySpec::char('2')], "quick filter: unowned", None),
-    b("show-mine", Command::Quick(QuickFilter::Mine), Inventory, &[KeySpec::char('3')], "quick filter: mine", None),
-    b("show-suspended", Command::Quick(QuickFilter::Suspended), Inventory, &[KeySpec::char('4')], "quick filter: suspended", None),
-    b("show-decommissioned", Command::Quick(QuickFilter::Decommissioned), Inventory, &[KeySpec::char('5')], "quick filter: decommissioned", None),
-    b("show-static", Command::Quick(QuickFilter::StaticSecrets), Inventory, &[KeySpec::char('6')], "quick filter: agents with a static secret", None),
-    b("show-stale", Command::Quick(QuickFilter::Stale), Inventory, &[KeySpec::char('7')], "quick filter: stale (unseen for 30 days)", None),
-    b("sort-name", Command::Sort(Column::Name), Inventory, &[KeySpec::char('N')], "sort by name (again: reverse)", None),
-    b("sort-kind", Command::Sort(Column::Kind), Inventory, &[KeySpec::char('K')], "sort by kind", None),
-    b("sort-owner", Command::Sort(Column::Owner), Inventory, &[KeySpec::char('O')], "sort by owner", None),
-    b("sort-status", Command::Sort(Column::Status), Inventory, &[KeySpec::char('S')], "sort by status", None),
-    b("sort-team", Command::Sort(Column::Team), Inventory, &[KeySpec::char('T')], "sort by team", None),
-    b("sort-environment", Command::Sort(Column::Environment), Inventory, &[KeySpec::char('E')], "sort by environment", None),
-    b("sort-scopes", Command::Sort(Column::Scopes), Inventory, &[KeySpec::char('C')], "sort by number of scopes", None),
-    b("sort-last-seen", Command::Sort(Column::LastSeen), Inventory, &[KeySpec::char('L')], "sort by last seen", None),
-    b("sort-flags", Command::Sort(Column::Flags), Inventory, &[KeySpec::char('F')], "sort by flags", None),
-    b("refresh", Command::Refresh, Everywhere, &[KeySpec::ctrl('r')], "sync with the registry now", None),
-    b("command", Command::CommandLine, Everywhere, &[KeySpec::char(':')], "command line (:unowned :mine :agent NAME :theme NAME :q)", Some("cmd")),
-    b("help", Command::Help, Everywhere, &[KeySpec::char('?')], "this help", Some("help")),
-    b("back", Command::Back, Everywhere, &[KeySpec::code(KeyCode::Esc)], "go back (clears marks, then the filter; never destroys)", None),
-    b("quit", Command::Quit, Everywhere, &[KeySpec::char('q')], "quit", Some("quit")),
-    fixed(&[KeySpec::code(KeyCode::Enter)], "choose, confirm the focused button, or send the prompt"),
-    fixed(&[KeySpec::code(KeyCode::Esc)], "cancel and go back (nothing is changed)"),
-    fixed(&[KeySpec::code(KeyCode::Up), KeySpec::code(KeyCode::Down)], "move in a list; in the command line, its history"),
-    fixed(&[KeySpec::code(KeyCode::Left), KeySpec::code(KeyCode::Right), KeySpec::code(KeyCode::Tab)], "switch between Cancel and the action"),
+    b(
+        "up",
+        Command::Up,
+        Everywhere,
+        &[KeySpec::code(KeyCode::Up), KeySpec::char('k')],
+        "move up",
+        None,
+    ),
+    b(
+        "down",
+        Command::Down,
+        Everywhere,
+        &[KeySpec::code(KeyCode::Down), KeySpec::char('j')],
+        "move down",
+        None,
+    ),
+    b(
+        "page-up",
+        Command::PageUp,
+        Everywhere,
+        &[KeySpec::code(KeyCode::PageUp), KeySpec::ctrl('b')],
+        "one page up",
+        None,
+    ),
+    b(
+        "page-down",
+        Command::PageDown,
+        Everywhere,
+        &[KeySpec::code(KeyCode::PageDown), KeySpec::ctrl('f')],
+        "one page down",
+        None,
+    ),
+    b(
+        "top",
+        Command::Top,
+        Everywhere,
+        &[KeySpec::code(KeyCode::Home), KeySpec::char('g')],
+        "go to the first row",
+        None,
+    ),
+    b(
+        "bottom",
+        Command::Bottom,
+        Everywhere,
+        &[KeySpec::code(KeyCode::End), KeySpec::char('G')],
+        "go to the last row",
+        None,
+    ),
+    b(
+        "open",
+        Command::Open,
+        Inventory,
+        &[KeySpec::code(KeyCode::Enter)],
+        "open the selected agent's detail",
+        Some("detail"),
+    ),
+    b(
+        "filter",
+        Command::Filter,
+        Inventory,
+        &[KeySpec::char('/')],
+        "fuzzy filter by name (Enter keeps it, Esc clears it)",
+        Some("filter"),
+    ),
+    b(
+        "assign-owner",
+        Command::AssignOwner,
+        Everywhere,
+        &[KeySpec::char('o')],
+        "assign an owner (fuzzy person picker)",
+        Some("owner"),
+    ),
+    b(
+        "revoke",
+        Command::Revoke,
+        Everywhere,
+        &[KeySpec::char('X')],
+        "revoke at once (marked agents: typed confirmation)",
+        Some("revoke"),
+    ),
+    b(
+        "reinstate",
+        Command::Reinstate,
+        Everywhere,
+        &[KeySpec::char('R')],
+        "reinstate a suspended agent (asks first)",
+        None,
+    ),
+    b(
+        "decommission",
+        Command::Decommission,
+        Everywhere,
+        &[KeySpec::char('D')],
+        "decommission: shows the plan, asks, default Cancel",
+        Some("decom"),
+    ),
+    b(
+        "mark",
+        Command::Mark,
+        Inventory,
+        &[KeySpec::char(' ')],
+        "mark or unmark the row for a bulk revoke",
+        Some("mark"),
+    ),
+    b(
+        "next-filter",
+        Command::NextQuickFilter,
+        Inventory,
+        &[KeySpec::code(KeyCode::Tab)],
+        "next quick filter",
+        Some("view"),
+    ),
+    b(
+        "prev-filter",
+        Command::PrevQuickFilter,
+        Inventory,
+        &[KeySpec::code(KeyCode::BackTab)],
+        "previous quick filter",
+        None,
+    ),
+    b(
+        "show-all",
+        Command::Quick(QuickFilter::All),
+        Inventory,
+        &[KeySpec::char('1')],
+        "quick filter: all agents",
+        None,
+    ),
+    b(
+        "show-unowned",
+        Command::Quick(QuickFilter::Unowned),
+        Inventory,
+        &[KeySpec::char('2')],
+        "quick filter: unowned",
+        None,
+    ),
+    b(
+        "show-mine",
+        Command::Quick(QuickFilter::Mine),
+        Inventory,
+        &[KeySpec::char('3')],
+        "quick filter: mine",
+        None,
+    ),
+    b(
+        "show-suspended",
+        Command::Quick(QuickFilter::Suspended),
+        Inventory,
+        &[KeySpec::char('4')],
+        "quick filter: suspended",
+        None,
+    ),
+    b(
+        "show-decommissioned",
+        Command::Quick(QuickFilter::Decommissioned),
+        Inventory,
+        &[KeySpec::char('5')],
+        "quick filter: decommissioned",
+        None,
+    ),
+    b(
+        "show-static",
+        Command::Quick(QuickFilter::StaticSecrets),
+        Inventory,
+        &[KeySpec::char('6')],
+        "quick filter: agents with a static secret",
+        None,
+    ),
+    b(
+        "show-stale",
+        Command::Quick(QuickFilter::Stale),
+        Inventory,
+        &[KeySpec::char('7')],
+        "quick filter: stale (unseen for 30 days)",
+        None,
+    ),
+    b(
+        "sort-name",
+        Command::Sort(Column::Name),
+        Inventory,
+        &[KeySpec::char('N')],
+        "sort by name (again: reverse)",
+        None,
+    ),
+    b(
+        "sort-kind",
+        Command::Sort(Column::Kind),
+        Inventory,
+        &[KeySpec::char('K')],
+        "sort by kind",
+        None,
+    ),
+    b(
+        "sort-owner",
+        Command::Sort(Column::Owner),
+        Inventory,
+        &[KeySpec::char('O')],
+        "sort by owner",
+        None,
+    ),
+    b(
+        "sort-status",
+        Command::Sort(Column::Status),
+        Inventory,
+        &[KeySpec::char('S')],
+        "sort by status",
+        None,
+    ),
+    b(
+        "sort-team",
+        Command::Sort(Column::Team),
+        Inventory,
+        &[KeySpec::char('T')],
+        "sort by team",
+        None,
+    ),
+    b(
+        "sort-environment",
+        Command::Sort(Column::Environment),
+        Inventory,
+        &[KeySpec::char('E')],
+        "sort by environment",
+        None,
+    ),
+    b(
+        "sort-scopes",
+        Command::Sort(Column::Scopes),
+        Inventory,
+        &[KeySpec::char('C')],
+        "sort by number of scopes",
+        None,
+    ),
+    b(
+        "sort-last-seen",
+        Command::Sort(Column::LastSeen),
+        Inventory,
+        &[KeySpec::char('L')],
+        "sort by last seen",
+        None,
+    ),
+    b(
+        "sort-flags",
+        Command::Sort(Column::Flags),
+        Inventory,
+        &[KeySpec::char('F')],
+        "sort by flags",
+        None,
+    ),
+    b(
+        "refresh",
+        Command::Refresh,
+        Everywhere,
+        &[KeySpec::ctrl('r')],
+        "sync with the registry now",
+        None,
+    ),
+    b(
+        "command",
+        Command::CommandLine,
+        Everywhere,
+        &[KeySpec::char(':')],
+        "command line (:unowned :mine :agent NAME :theme NAME :q)",
+        Some("cmd"),
+    ),
+    b(
+        "help",
+        Command::Help,
+        Everywhere,
+        &[KeySpec::char('?')],
+        "this help",
+        Some("help"),
+    ),
+    b(
+        "back",
+        Command::Back,
+        Everywhere,
+        &[KeySpec::code(KeyCode::Esc)],
+        "go back (clears marks, then the filter; never destroys)",
+        None,
+    ),
+    b(
+        "quit",
+        Command::Quit,
+        Everywhere,
+        &[KeySpec::char('q')],
+        "quit",
+        Some("quit"),
+    ),
+    fixed(
+        &[KeySpec::code(KeyCode::Enter)],
+        "choose, confirm the focused button, or send the prompt",
+    ),
+    fixed(
+        &[KeySpec::code(KeyCode::Esc)],
+        "cancel and go back (nothing is changed)",
+    ),
+    fixed(
+        &[KeySpec::code(KeyCode::Up), KeySpec::code(KeyCode::Down)],
+        "move in a list; in the command line, its history",
+    ),
+    fixed(
+        &[
+            KeySpec::code(KeyCode::Left),
+            KeySpec::code(KeyCode::Right),
+            KeySpec::code(KeyCode::Tab),
+        ],
+        "switch between Cancel and the action",
+    ),
     fixed(&[KeySpec::ctrl('c')], "quit from anywhere"),
 ];
 
@@ -387,7 +655,11 @@ impl Keymap {
                     } else {
                         a.name
                     };
-                    let partner = if culprit == a.name { other.name } else { a.name };
+                    let partner = if culprit == a.name {
+                        other.name
+                    } else {
+                        a.name
+                    };
                     return Err((
                         culprit.to_string(),
                         format!(
@@ -407,7 +679,11 @@ impl Keymap {
 
     /// The command a key means on a screen.
     pub fn lookup(&self, key: KeySpec, on_detail: bool) -> Option<Command> {
-        let here = if on_detail { Scope::Detail } else { Scope::Inventory };
+        let here = if on_detail {
+            Scope::Detail
+        } else {
+            Scope::Inventory
+        };
         self.bindings
             .iter()
             .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
@@ -425,7 +701,11 @@ impl Keymap {
 
     /// Footer hints for a screen: (key label, word), in keymap order.
     pub fn hints(&self, on_detail: bool) -> Vec<(String, &'static str, Command)> {
-        let here = if on_detail { Scope::Detail } else { Scope::Inventory };
+        let here = if on_detail {
+            Scope::Detail
+        } else {
+            Scope::Inventory
+        };
         self.bindings
             .iter()
             .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
@@ -440,13 +720,23 @@ impl Keymap {
     /// The help screen's sections: scope title, then (keys, help) lines.
     pub fn help(&self) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
         let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
-        for scope in [Scope::Everywhere, Scope::Inventory, Scope::Detail, Scope::Dialog] {
+        for scope in [
+            Scope::Everywhere,
+            Scope::Inventory,
+            Scope::Detail,
+            Scope::Dialog,
+        ] {
             let lines: Vec<(String, &'static str)> = self
                 .bindings
                 .iter()
                 .filter(|b| b.scope == scope)
                 .map(|b| {
-                    let keys = b.keys.iter().map(|k| k.label()).collect::<Vec<_>>().join(" ");
+                    let keys = b
+                        .keys
+                        .iter()
+                        .map(|k| k.label())
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     (keys, b.help)
                 })
                 .collect();

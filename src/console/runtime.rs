@@ -282,7 +282,9 @@ impl Console {
                     let started = Instant::now();
                     let mut results = Vec::new();
                     for (id, _) in order.agents {
-                        let r = c.revoke(&id, Some("bulk revocation in the console".into())).await;
+                        let r = c
+                            .revoke(&id, Some("bulk revocation in the console".into()))
+                            .await;
                         results.push((id, r));
                     }
                     Action::BulkRevoked {
@@ -323,7 +325,9 @@ impl Console {
                 let path = self.cache_path.clone();
                 self.spawn(move |_, _| async move {
                     let result = tokio::task::spawn_blocking(move || match path {
-                        Some(p) => cache::save(&p, &inv).map_err(|e| format!("{}: {e}", p.display())),
+                        Some(p) => {
+                            cache::save(&p, &inv).map_err(|e| format!("{}: {e}", p.display()))
+                        }
                         None => Ok(()),
                     })
                     .await

@@ -11,8 +11,8 @@ use super::action::{
     Action, BulkRevokeOrder, Confirmation, DecommissionOrder, Effect, Pending, ReinstateOrder,
 };
 use super::app::{
-    App, ConfirmState, DetailState, Link, NoteState, Overlay, PickEntry, PickerState,
-    RevokeResult, Screen, Tone, round_now,
+    App, ConfirmState, DetailState, Link, NoteState, Overlay, PickEntry, PickerState, RevokeResult,
+    Screen, Tone, round_now,
 };
 use super::filter::{FilterJob, FilterOutcome, QuickFilter};
 use super::keymap::{Command, KeySpec};
@@ -51,7 +51,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                         app.marks.clear();
                         app.message = Some((
                             Tone::Info,
-                            format!("signed in as {email}; the cached view was another person's, resyncing"),
+                            format!(
+                                "signed in as {email}; the cached view was another person's, resyncing"
+                            ),
                         ));
                     }
                     inv.persona = Some(email.clone());
@@ -110,7 +112,13 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     format!(
                         "{} is now owned by {}",
                         clean(&agent.name),
-                        clean(agent.owner_name.as_deref().or(agent.owner.as_deref()).unwrap_or("nobody"))
+                        clean(
+                            agent
+                                .owner_name
+                                .as_deref()
+                                .or(agent.owner.as_deref())
+                                .unwrap_or("nobody")
+                        )
                     ),
                 ));
                 refilter(app, &mut fx);
@@ -132,16 +140,20 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 } else {
                     (
                         Tone::Info,
-                        format!("{} was already {}; nothing changed", clean(&name), outcome.previous_status.as_str()),
+                        format!(
+                            "{} was already {}; nothing changed",
+                            clean(&name),
+                            outcome.previous_status.as_str()
+                        ),
                     )
                 });
-                app.overlay = Some(Overlay::RevokeResult(RevokeResult {
+                app.overlay = Some(Overlay::RevokeResult(Box::new(RevokeResult {
                     name,
                     outcome,
                     round_trip_ms,
                     note: String::new(),
                     note_state: NoteState::Editing,
-                }));
+                })));
                 refilter(app, &mut fx);
                 reload_detail(app, &id, &mut fx);
             }
@@ -357,7 +369,11 @@ fn on_tick(app: &mut App, now: i64, fx: &mut Vec<Effect>) {
             fx.push(Effect::LoadMe);
         }
     } else {
-        let every = if app.read_only() { RETRY_EVERY } else { SYNC_EVERY };
+        let every = if app.read_only() {
+            RETRY_EVERY
+        } else {
+            SYNC_EVERY
+        };
         if !app.sync_in_flight && now - app.last_sync_attempt >= every {
             start_sync(app, fx);
         }
@@ -413,11 +429,7 @@ fn on_filtered(app: &mut App, outcome: FilterOutcome) {
     app.last_filter_ms = Some(outcome.elapsed_ms);
     app.selected = match (outcome.best, previous_row) {
         (Some(best), _) if query_changed => best,
-        (_, Some(row)) => app
-            .view
-            .iter()
-            .position(|&r| r == row)
-            .unwrap_or(position),
+        (_, Some(row)) => app.view.iter().position(|&r| r == row).unwrap_or(position),
         _ => position,
     };
     clamp(app);
@@ -577,7 +589,8 @@ fn overlay_key(
             KeyCode::Esc => None,
             KeyCode::Enter => {
                 let Some(entry) = p.entries.get(p.selected).filter(|e| e.offered) else {
-                    app.message = Some((Tone::Error, "no one to assign: type part of a name".into()));
+                    app.message =
+                        Some((Tone::Error, "no one to assign: type part of a name".into()));
                     return Some(Overlay::Picker(p));
                 };
                 let owner = app.inventory.people()[entry.person].email.clone();
@@ -609,7 +622,9 @@ fn overlay_key(
             KeyCode::Up | KeyCode::Char('k') => Some(Overlay::Help {
                 scroll: scroll.saturating_sub(1),
             }),
-            KeyCode::PageDown | KeyCode::Char(' ') => Some(Overlay::Help { scroll: scroll + 10 }),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(Overlay::Help {
+                scroll: scroll + 10,
+            }),
             KeyCode::PageUp => Some(Overlay::Help {
                 scroll: scroll.saturating_sub(10),
             }),
@@ -668,7 +683,10 @@ fn confirm_key(
         ($pending:ident, $variant:ident, $effect:expr, $busy:expr) => {{
             let mut $pending = $pending;
             match (&mut $pending.confirmation, key.code) {
-                (Confirmation::Buttons { confirm_focused }, KeyCode::Left | KeyCode::Right | KeyCode::Tab | KeyCode::BackTab) => {
+                (
+                    Confirmation::Buttons { confirm_focused },
+                    KeyCode::Left | KeyCode::Right | KeyCode::Tab | KeyCode::BackTab,
+                ) => {
                     *confirm_focused = !*confirm_focused;
                 }
                 (Confirmation::Typed { typed, .. }, _) if key.code != KeyCode::Enter => {
@@ -681,12 +699,17 @@ fn confirm_key(
                             fx.push($effect(confirmed));
                             None
                         }
-                        Err(pending) if matches!(pending.confirmation, Confirmation::Buttons { .. }) => {
+                        Err(pending)
+                            if matches!(pending.confirmation, Confirmation::Buttons { .. }) =>
+                        {
                             app.message = Some((Tone::Info, "cancelled; nothing changed".into()));
                             None
                         }
                         Err(pending) => {
-                            app.message = Some((Tone::Error, "the typed text does not match; nothing changed".into()));
+                            app.message = Some((
+                                Tone::Error,
+                                "the typed text does not match; nothing changed".into(),
+                            ));
                             Some(Overlay::Confirm(ConfirmState::$variant(pending)))
                         }
                     };
@@ -697,20 +720,24 @@ fn confirm_key(
         }};
     }
     match state {
-        ConfirmState::Reinstate(p) => handle!(p, Reinstate, Effect::Reinstate, |o: &ReinstateOrder| format!(
-            "reinstating {}…",
-            clean(&o.name)
-        )),
+        ConfirmState::Reinstate(p) => handle!(
+            p,
+            Reinstate,
+            Effect::Reinstate,
+            |o: &ReinstateOrder| format!("reinstating {}…", clean(&o.name))
+        ),
         ConfirmState::Decommission(p) => handle!(
             p,
             Decommission,
             Effect::Decommission,
             |o: &DecommissionOrder| format!("decommissioning {}…", clean(&o.name))
         ),
-        ConfirmState::BulkRevoke(p) => handle!(p, BulkRevoke, Effect::BulkRevoke, |o: &BulkRevokeOrder| format!(
-            "revoking {} agents…",
-            o.agents.len()
-        )),
+        ConfirmState::BulkRevoke(p) => handle!(
+            p,
+            BulkRevoke,
+            Effect::BulkRevoke,
+            |o: &BulkRevokeOrder| format!("revoking {} agents…", o.agents.len())
+        ),
     }
 }
 
@@ -852,7 +879,10 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 return;
             }
             if row.is_some_and(|r| r.status == AgentStatus::Decommissioned) {
-                app.message = Some((Tone::Error, "a decommissioned agent keeps its last owner".into()));
+                app.message = Some((
+                    Tone::Error,
+                    "a decommissioned agent keeps its last owner".into(),
+                ));
                 return;
             }
             let mut picker = PickerState {
@@ -904,7 +934,10 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 return;
             }
             if row.is_some_and(|r| r.status != AgentStatus::Suspended) {
-                app.message = Some((Tone::Error, "only a suspended agent can be reinstated".into()));
+                app.message = Some((
+                    Tone::Error,
+                    "only a suspended agent can be reinstated".into(),
+                ));
                 return;
             }
             app.overlay = Some(Overlay::Confirm(ConfirmState::Reinstate(Pending::buttons(
@@ -943,13 +976,13 @@ fn set_quick(app: &mut App, q: QuickFilter, fx: &mut Vec<Effect>) {
 }
 
 fn open_detail(app: &mut App, id: String, fx: &mut Vec<Effect>) {
-    app.screen = Screen::Detail(DetailState {
+    app.screen = Screen::Detail(Box::new(DetailState {
         id: id.clone(),
         detail: None,
         audit: None,
         scroll: 0,
         max_scroll: std::cell::Cell::new(0),
-    });
+    }));
     fx.push(Effect::LoadDetail { id });
 }
 
@@ -1015,9 +1048,7 @@ pub fn run_command_line(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
                         },
                     ));
                 }
-                Err(super::config::ThemeLookup::Unknown(m)) => {
-                    app.message = Some((Tone::Error, m))
-                }
+                Err(super::config::ThemeLookup::Unknown(m)) => app.message = Some((Tone::Error, m)),
                 Err(super::config::ThemeLookup::Broken(e)) => {
                     app.message = Some((Tone::Error, e.to_string()))
                 }

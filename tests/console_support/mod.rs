@@ -95,8 +95,18 @@ pub async fn populate(r: &Registry) {
         ("grace@example.com", "Grace Hopper", vec![], "payments"),
         ("alan@example.com", "Alan Turing", vec![], "research"),
         ("ada@example.com", "Ada Lovelace", vec![], "payments"),
-        ("rita@example.com", "Rita Responder", vec![Role::Responder], "security"),
-        ("otto@example.com", "Otto Auditor", vec![Role::Auditor], "audit"),
+        (
+            "rita@example.com",
+            "Rita Responder",
+            vec![Role::Responder],
+            "security",
+        ),
+        (
+            "otto@example.com",
+            "Otto Auditor",
+            vec![Role::Auditor],
+            "audit",
+        ),
     ] {
         c.create_person(&CreatePerson {
             email: email.into(),
@@ -130,19 +140,35 @@ pub async fn populate(r: &Registry) {
         source: None,
     };
     for (name, owner, scopes) in [
-        ("billing-bot", Some("alan@example.com"), &["crm.orders:read", "payments:write"][..]),
+        (
+            "billing-bot",
+            Some("alan@example.com"),
+            &["crm.orders:read", "payments:write"][..],
+        ),
         ("crawler", None, &["web:read"][..]),
         ("invoice-reader", None, &["erp.invoices:read"][..]),
         ("night-runner", None, &[][..]),
-        ("legacy-sync", Some("alan@example.com"), &["erp.ledger:write"][..]),
+        (
+            "legacy-sync",
+            Some("alan@example.com"),
+            &["erp.ledger:write"][..],
+        ),
     ] {
         c.register_agent(&reg(name, owner, scopes)).await.unwrap();
     }
     let parent = c
-        .register_agent(&reg("orchestrator", Some("grace@example.com"), &["tasks:run"]))
+        .register_agent(&reg(
+            "orchestrator",
+            Some("grace@example.com"),
+            &["tasks:run"],
+        ))
         .await
         .unwrap();
-    let mut child = reg("orchestrator-worker", Some("grace@example.com"), &["tasks:read"]);
+    let mut child = reg(
+        "orchestrator-worker",
+        Some("grace@example.com"),
+        &["tasks:read"],
+    );
     child.kind = AgentKind::SubAgent;
     child.parent_id = Some(parent.id.clone());
     c.register_agent(&child).await.unwrap();

@@ -80,9 +80,15 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
     let short = format!("{} agents · {} unowned", c.total, c.unowned);
     // The richest header that fits, losing the URL first, then detail in the counts.
     let variants = [
-        (format!(" {server} · {url} · {who} "), format!(" {full} │ {fresh} ")),
+        (
+            format!(" {server} · {url} · {who} "),
+            format!(" {full} │ {fresh} "),
+        ),
         (format!(" {server} · {who} "), format!(" {full} │ {fresh} ")),
-        (format!(" {server} · {who} "), format!(" {short} │ {fresh} ")),
+        (
+            format!(" {server} · {who} "),
+            format!(" {short} │ {fresh} "),
+        ),
         (format!(" {who} "), format!(" {short} │ {fresh} ")),
     ];
     let width = area.width as usize;
@@ -143,16 +149,14 @@ pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
     if !app.marks.is_empty() {
         right.push(format!("{} marked", app.marks.len()));
     }
-    right.push(format!(
-        "{} of {}",
-        app.view.len(),
-        counts(app).total
-    ));
+    right.push(format!("{} of {}", app.view.len(), counts(app).total));
     let right = format!("{} ", right.join(" · "));
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let room = (area.width as usize).saturating_sub(used);
     let right = fit(&right, room);
-    spans.push(Span::raw(" ".repeat(room.saturating_sub(right.chars().count()))));
+    spans.push(Span::raw(
+        " ".repeat(room.saturating_sub(right.chars().count())),
+    ));
     spans.push(Span::styled(right, t.style(Slot::Accent)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -295,7 +299,12 @@ pub fn too_small(frame: &mut Frame, app: &App, area: Rect) {
         area.width, area.height
     );
     let y = area.height / 2;
-    let rect = Rect::new(area.x, area.y + y.saturating_sub(1), area.width, area.height.min(3));
+    let rect = Rect::new(
+        area.x,
+        area.y + y.saturating_sub(1),
+        area.width,
+        area.height.min(3),
+    );
     frame.render_widget(
         Paragraph::new(text)
             .alignment(Alignment::Center)

@@ -164,7 +164,14 @@ fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: u
         detail
             .children
             .iter()
-            .map(|c| format!("{} ({}, {})", clean(&c.name), c.kind.as_str(), c.status.as_str()))
+            .map(|c| {
+                format!(
+                    "{} ({}, {})",
+                    clean(&c.name),
+                    c.kind.as_str(),
+                    c.status.as_str()
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -176,11 +183,21 @@ fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: u
         .inventory
         .find_scan(&a.id)
         .map(|i| flags_text(&app.inventory, app.inventory.row(i)))
-        .unwrap_or_else(|| a.flags.iter().map(|f| clean(f).into_owned()).collect::<Vec<_>>().join(" "));
+        .unwrap_or_else(|| {
+            a.flags
+                .iter()
+                .map(|f| clean(f).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
     lines.push(Line::from(vec![
         label("Flags"),
         Span::styled(
-            if flags.is_empty() { "—".to_string() } else { flags },
+            if flags.is_empty() {
+                "—".to_string()
+            } else {
+                flags
+            },
             t.style(Slot::Flag),
         ),
     ]));
@@ -220,7 +237,10 @@ fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: u
     }
 
     lines.push(Line::from(""));
-    lines.push(heading(format!("CREDENTIALS ({})", detail.credentials.len())));
+    lines.push(heading(format!(
+        "CREDENTIALS ({})",
+        detail.credentials.len()
+    )));
     for c in &detail.credentials {
         let state = match c.disabled_at {
             Some(at) => format!("DISABLED {}", at.format("%Y-%m-%d %H:%M")),

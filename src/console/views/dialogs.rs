@@ -12,7 +12,10 @@ use crate::console::theme::Slot;
 
 fn frame_block<'a>(app: &App, title: &str) -> Block<'a> {
     Block::bordered()
-        .title(Span::styled(format!(" {title} "), app.theme.style(Slot::Title)))
+        .title(Span::styled(
+            format!(" {title} "),
+            app.theme.style(Slot::Title),
+        ))
         .border_style(app.theme.style(Slot::Border))
         .style(app.theme.style(Slot::Base))
 }
@@ -29,7 +32,11 @@ fn popup(frame: &mut Frame, app: &App, title: &str, rect: Rect, lines: Vec<Line<
 
 pub fn picker(frame: &mut Frame, app: &App, p: &PickerState, area: Rect) {
     let t = &app.theme;
-    let rect = centered(area, 72.min(area.width - 4), area.height.saturating_sub(4).min(22));
+    let rect = centered(
+        area,
+        72.min(area.width - 4),
+        area.height.saturating_sub(4).min(22),
+    );
     let inner_w = rect.width.saturating_sub(2) as usize;
     let mut lines = vec![
         Line::from(vec![
@@ -56,13 +63,21 @@ pub fn picker(frame: &mut Frame, app: &App, p: &PickerState, area: Rect) {
     }
     for (n, e) in p.entries.iter().enumerate().skip(start).take(room) {
         let person = &app.inventory.people()[e.person];
-        let team = person.team.as_deref().map(|t| format!(" · {}", clean(t))).unwrap_or_default();
+        let team = person
+            .team
+            .as_deref()
+            .map(|t| format!(" · {}", clean(t)))
+            .unwrap_or_default();
         let text = format!(
             "{} {} <{}>{team}{}",
             if n == p.selected { "▶" } else { " " },
             clean(&person.display_name),
             clean(&person.email),
-            if e.offered { "" } else { "  (left: not offered)" },
+            if e.offered {
+                ""
+            } else {
+                "  (left: not offered)"
+            },
         );
         let style = if !e.offered {
             t.style(Slot::Dim)
@@ -97,7 +112,11 @@ fn buttons<'a>(app: &App, confirm_focused: bool, action: &str) -> Line<'a> {
     Line::from(vec![
         Span::raw("   "),
         Span::styled(
-            if confirm_focused { "  Cancel  " } else { "[ Cancel ]" },
+            if confirm_focused {
+                "  Cancel  "
+            } else {
+                "[ Cancel ]"
+            },
             cancel,
         ),
         Span::raw("    "),
@@ -147,20 +166,23 @@ pub fn confirm(frame: &mut Frame, app: &App, c: &ConfirmState, area: Rect) {
                 lines.push(Line::from(format!("      {}", clean(name))));
             }
             if o.names.len() > 6 {
-                lines.push(Line::from(format!("      … and {} more", o.names.len() - 6)));
+                lines.push(Line::from(format!(
+                    "      … and {} more",
+                    o.names.len() - 6
+                )));
             }
-            lines.push(Line::from(format!("  • {} grant(s) removed", o.plan.grants)));
+            lines.push(Line::from(format!(
+                "  • {} grant(s) removed",
+                o.plan.grants
+            )));
             lines.push(Line::from(format!(
                 "  • {} credential(s) disabled, live tokens revoked",
                 o.plan.credentials
             )));
-            lines.push(Line::from("  • the records stay, for audit; this cannot be undone"));
-            (
-                "Decommission agent",
-                lines,
-                &p.confirmation,
-                "Decommission",
-            )
+            lines.push(Line::from(
+                "  • the records stay, for audit; this cannot be undone",
+            ));
+            ("Decommission agent", lines, &p.confirmation, "Decommission")
         }
         ConfirmState::BulkRevoke(p) => {
             let o = p.order();
@@ -211,7 +233,11 @@ pub fn revoke_result(frame: &mut Frame, app: &App, r: &RevokeResult, area: Rect)
     let mut lines = vec![
         Line::from(vec![
             Span::styled(
-                if o.changed { " ✓ REVOKED " } else { " · NO CHANGE " },
+                if o.changed {
+                    " ✓ REVOKED "
+                } else {
+                    " · NO CHANGE "
+                },
                 if o.changed {
                     t.style(Slot::Ok)
                 } else {
@@ -257,7 +283,10 @@ pub fn revoke_result(frame: &mut Frame, app: &App, r: &RevokeResult, area: Rect)
             t.style(Slot::Ok),
         ))),
         NoteState::Failed(e) => lines.push(Line::from(Span::styled(
-            format!(" ✕ the incident reference was not recorded: {} · enter closes", clean(e)),
+            format!(
+                " ✕ the incident reference was not recorded: {} · enter closes",
+                clean(e)
+            ),
             t.style(Slot::Error),
         ))),
     }
@@ -266,14 +295,7 @@ pub fn revoke_result(frame: &mut Frame, app: &App, r: &RevokeResult, area: Rect)
     popup(frame, app, "Revocation", rect, lines);
 }
 
-pub fn notice(
-    frame: &mut Frame,
-    app: &App,
-    title: &str,
-    body: &[String],
-    tone: Tone,
-    area: Rect,
-) {
+pub fn notice(frame: &mut Frame, app: &App, title: &str, body: &[String], tone: Tone, area: Rect) {
     let t = &app.theme;
     let slot = match tone {
         Tone::Error => Slot::Error,
@@ -285,7 +307,10 @@ pub fn notice(
         .map(|l| Line::from(Span::styled(format!(" {l}"), t.style(slot))))
         .collect();
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(" enter closes", t.style(Slot::Dim))));
+    lines.push(Line::from(Span::styled(
+        " enter closes",
+        t.style(Slot::Dim),
+    )));
     let w = 84.min(area.width - 2);
     let wrapped: u16 = body
         .iter()

@@ -116,7 +116,11 @@ fn cell_text(app: &App, r: &AgentRow, c: Column, width: usize) -> (String, Optio
             if r.scope_count == 0 {
                 "0".to_string()
             } else {
-                format!("{} {}", r.scope_count, scopes.split(' ').collect::<Vec<_>>().join(","))
+                format!(
+                    "{} {}",
+                    r.scope_count,
+                    scopes.split(' ').collect::<Vec<_>>().join(",")
+                )
             }
         }
         Column::LastSeen => ago(app.now, r.last_seen),
@@ -149,14 +153,16 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
         }))
         .collect();
     let sort = app.spec.sort;
-    let header = Row::new(std::iter::once(Cell::from(" ")).chain(columns.iter().map(|c| {
-        let arrow = if sort.column == *c {
-            if sort.descending { " ▼" } else { " ▲" }
-        } else {
-            ""
-        };
-        Cell::from(format!("{}{arrow}", c.title()))
-    })))
+    let header = Row::new(
+        std::iter::once(Cell::from(" ")).chain(columns.iter().map(|c| {
+            let arrow = if sort.column == *c {
+                if sort.descending { " ▼" } else { " ▲" }
+            } else {
+                ""
+            };
+            Cell::from(format!("{}{arrow}", c.title()))
+        })),
+    )
     .style(t.style(Slot::TableHeader));
 
     let height = area.height.saturating_sub(1) as usize;
