@@ -93,6 +93,18 @@ pub enum ConfirmState {
     BulkRevoke(Pending<BulkRevokeOrder>),
 }
 
+impl ConfirmState {
+    /// True when the confirmation is a typed phrase rather than buttons.
+    pub fn is_typed(&self) -> bool {
+        let c = match self {
+            ConfirmState::Reinstate(p) => &p.confirmation,
+            ConfirmState::Decommission(p) => &p.confirmation,
+            ConfirmState::BulkRevoke(p) => &p.confirmation,
+        };
+        matches!(c, super::action::Confirmation::Typed { .. })
+    }
+}
+
 #[derive(Debug)]
 pub enum Overlay {
     /// Typing a `/` query; the table follows as you type.

@@ -338,7 +338,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Filter,
         Inventory,
         &[KeySpec::char('/')],
-        "fuzzy filter by name (Enter keeps it, Esc clears it)",
+        "fuzzy filter by name",
         Some("filter"),
     ),
     b(
@@ -346,7 +346,7 @@ const DEFAULTS: &[Default_] = &[
         Command::AssignOwner,
         Everywhere,
         &[KeySpec::char('o')],
-        "assign an owner (fuzzy person picker)",
+        "assign an owner (fuzzy picker)",
         Some("owner"),
     ),
     b(
@@ -354,7 +354,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Revoke,
         Everywhere,
         &[KeySpec::char('X')],
-        "revoke at once (marked agents: typed confirmation)",
+        "revoke now (marked: typed confirm)",
         Some("revoke"),
     ),
     b(
@@ -362,7 +362,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Reinstate,
         Everywhere,
         &[KeySpec::char('R')],
-        "reinstate a suspended agent (asks first)",
+        "reinstate a suspended agent (asks)",
         None,
     ),
     b(
@@ -370,7 +370,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Decommission,
         Everywhere,
         &[KeySpec::char('D')],
-        "decommission: shows the plan, asks, default Cancel",
+        "decommission (plan, then asks)",
         Some("decom"),
     ),
     b(
@@ -378,7 +378,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Mark,
         Inventory,
         &[KeySpec::char(' ')],
-        "mark or unmark the row for a bulk revoke",
+        "mark/unmark for a bulk revoke",
         Some("mark"),
     ),
     b(
@@ -442,7 +442,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Quick(QuickFilter::StaticSecrets),
         Inventory,
         &[KeySpec::char('6')],
-        "quick filter: agents with a static secret",
+        "quick filter: static secrets",
         None,
     ),
     b(
@@ -450,7 +450,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Quick(QuickFilter::Stale),
         Inventory,
         &[KeySpec::char('7')],
-        "quick filter: stale (unseen for 30 days)",
+        "quick filter: stale (30+ days unseen)",
         None,
     ),
     b(
@@ -538,7 +538,7 @@ const DEFAULTS: &[Default_] = &[
         Command::CommandLine,
         Everywhere,
         &[KeySpec::char(':')],
-        "command line (:unowned :mine :agent NAME :theme NAME :q)",
+        "command line (commands below)",
         Some("cmd"),
     ),
     b(
@@ -554,7 +554,7 @@ const DEFAULTS: &[Default_] = &[
         Command::Back,
         Everywhere,
         &[KeySpec::code(KeyCode::Esc)],
-        "go back (clears marks, then the filter; never destroys)",
+        "back; clears marks, then the filter",
         None,
     ),
     b(
@@ -567,15 +567,15 @@ const DEFAULTS: &[Default_] = &[
     ),
     fixed(
         &[KeySpec::code(KeyCode::Enter)],
-        "choose, confirm the focused button, or send the prompt",
+        "choose, press the focused button, send",
     ),
     fixed(
         &[KeySpec::code(KeyCode::Esc)],
-        "cancel and go back (nothing is changed)",
+        "cancel and go back (changes nothing)",
     ),
     fixed(
         &[KeySpec::code(KeyCode::Up), KeySpec::code(KeyCode::Down)],
-        "move in a list; in the command line, its history",
+        "move in a list; command history",
     ),
     fixed(
         &[
@@ -583,7 +583,7 @@ const DEFAULTS: &[Default_] = &[
             KeySpec::code(KeyCode::Right),
             KeySpec::code(KeyCode::Tab),
         ],
-        "switch between Cancel and the action",
+        "switch between the buttons",
     ),
     fixed(&[KeySpec::ctrl('c')], "quit from anywhere"),
 ];

@@ -183,6 +183,10 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             app.cache_dirty = true;
             app.marks.clear();
+            app.message = Some((
+                if errors > 0 { Tone::Error } else { Tone::Ok },
+                format!("bulk revocation: {done} revoked, {unchanged} unchanged, {errors} failed"),
+            ));
             let mut summary = vec![
                 format!("revoked: {done}"),
                 format!("already suspended or decommissioned: {unchanged}"),
@@ -985,6 +989,16 @@ fn open_detail(app: &mut App, id: String, fx: &mut Vec<Effect>) {
     }));
     fx.push(Effect::LoadDetail { id });
 }
+
+/// The `:` commands, for the help screen and the command line's hint.
+pub const COMMANDS: [(&str, &str); 6] = [
+    (":unowned :mine :all", "quick filters, as 1-7"),
+    (":suspended :decommissioned", "also :static :stale"),
+    (":agent NAME", "open an agent by name or id"),
+    (":theme NAME", "switch theme; alone, lists"),
+    (":help", "this help"),
+    (":q", "quit"),
+];
 
 /// `:` commands.
 pub fn run_command_line(app: &mut App, line: &str, fx: &mut Vec<Effect>) {

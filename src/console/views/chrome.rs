@@ -231,6 +231,11 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             ("enter".into(), "assign".into()),
             ("esc".into(), "cancel".into()),
         ],
+        Some(Overlay::Confirm(c)) if c.is_typed() => vec![
+            ("type".into(), "the phrase".into()),
+            ("enter".into(), "confirm".into()),
+            ("esc".into(), "cancel".into()),
+        ],
         Some(Overlay::Confirm(_)) => vec![
             ("←→".into(), "switch button".into()),
             ("enter".into(), "press focused".into()),

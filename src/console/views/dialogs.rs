@@ -20,6 +20,26 @@ fn frame_block<'a>(app: &App, title: &str) -> Block<'a> {
         .style(app.theme.style(Slot::Base))
 }
 
+/// Rows that `lines` take when wrapped to `width` columns.
+fn wrapped_height(lines: &[Line<'_>], width: u16) -> u16 {
+    let width = width.max(1) as usize;
+    lines
+        .iter()
+        .map(|l| {
+            let rows = l.width().max(1).div_ceil(width);
+            // Word wrapping can need one row more than the characters alone.
+            (if rows > 1 { rows + 1 } else { rows }) as u16
+        })
+        .sum()
+}
+
+/// A centred pop-up as tall as its wrapped text (plus borders), within `area`.
+fn fitted(area: Rect, max_width: u16, lines: &[Line<'_>]) -> Rect {
+    let w = max_width.min(area.width.saturating_sub(2));
+    let h = wrapped_height(lines, w.saturating_sub(2)) + 2;
+    centered(area, w, h.min(area.height))
+}
+
 fn popup(frame: &mut Frame, app: &App, title: &str, rect: Rect, lines: Vec<Line<'_>>) {
     frame.render_widget(Clear, rect);
     frame.render_widget(
@@ -187,7 +207,7 @@ pub fn confirm(frame: &mut Frame, app: &App, c: &ConfirmState, area: Rect) {
         ConfirmState::BulkRevoke(p) => {
             let o = p.order();
             let mut lines = vec![Line::from(format!(
-                " Revoke {} marked agents at once: suspend them, disable their credentials, kill their tokens.",
+                " Revoke {} marked agents: suspend, disable credentials, kill tokens.",
                 o.agents.len()
             ))];
             for (_, name) in o.agents.iter().take(5) {
@@ -216,8 +236,7 @@ pub fn confirm(frame: &mut Frame, app: &App, c: &ConfirmState, area: Rect) {
             ]));
         }
     }
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let rect = centered(area, 80.min(area.width - 2), h);
+    let rect = fitted(area, 80, &lines);
     popup(frame, app, title, rect, lines);
 }
 
@@ -290,8 +309,7 @@ pub fn revoke_result(frame: &mut Frame, app: &App, r: &RevokeResult, area: Rect)
             t.style(Slot::Error),
         ))),
     }
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let rect = centered(area, 84.min(area.width - 2), h);
+    let rect = fitted(area, 84, &lines);
     popup(frame, app, "Revocation", rect, lines);
 }
 
@@ -311,11 +329,6 @@ pub fn notice(frame: &mut Frame, app: &App, title: &str, body: &[String], tone: 
         " enter closes",
         t.style(Slot::Dim),
     )));
-    let w = 84.min(area.width - 2);
-    let wrapped: u16 = body
-        .iter()
-        .map(|l| (l.chars().count() as u16 / w.saturating_sub(3).max(1)) + 1)
-        .sum();
-    let rect = centered(area, w, (wrapped + 4).min(area.height));
+    let rect = fitted(area, 84, &lines);
     popup(frame, app, title, rect, lines);
 }

@@ -7,6 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::console::app::App;
+use crate::console::keymap::Scope;
+use crate::console::update::COMMANDS;
 use crate::console::theme::Slot;
 
 fn section_lines<'a>(app: &App, title: &'a str, entries: &[(String, &'a str)]) -> Vec<Line<'a>> {
@@ -15,9 +17,15 @@ fn section_lines<'a>(app: &App, title: &'a str, entries: &[(String, &'a str)]) -
         format!(" {title}"),
         t.style(Slot::Title),
     ))];
+    let width = entries
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     for (keys, help) in entries {
         lines.push(Line::from(vec![
-            Span::styled(format!("   {keys:<14} "), t.style(Slot::Accent)),
+            Span::styled(format!("   {keys:<width$} "), t.style(Slot::Accent)),
             Span::styled(*help, t.style(Slot::Hint)),
         ]));
     }
@@ -29,13 +37,13 @@ pub fn draw(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
     let t = &app.theme;
     let sections = app.keymap.help();
     let footer = Line::from(Span::styled(
-        " Keys are set in config.toml's [keys] table; themes with :theme NAME.",
+        " Rebind keys in config.toml [keys].",
         t.style(Slot::Dim),
     ));
     let rect = Rect::new(
-        area.x + 1,
+        area.x,
         area.y + 1,
-        area.width.saturating_sub(2),
+        area.width,
         area.height.saturating_sub(2),
     );
     frame.render_widget(Clear, rect);
@@ -47,22 +55,23 @@ pub fn draw(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
 
+    let commands: Vec<(String, &str)> = COMMANDS
+        .iter()
+        .map(|(c, h)| (c.to_string(), *h))
+        .collect();
     let mut columns: Vec<Vec<Line>> = Vec::new();
     if inner.width >= 110 {
-        // Balance the sections over two columns.
-        let all: Vec<Vec<Line>> = sections
-            .iter()
-            .map(|(title, entries)| section_lines(app, title, entries))
-            .collect();
-        let total: usize = all.iter().map(Vec::len).sum();
+        // The inventory's keys on the right, everything else on the left.
         let (mut left, mut right) = (Vec::new(), Vec::new());
-        for s in all {
-            if left.len() + s.len() <= total.div_ceil(2) + 4 && right.is_empty() {
-                left.extend(s);
+        for (title, entries) in &sections {
+            let lines = section_lines(app, title, entries);
+            if *title == Scope::Inventory.title() {
+                right.extend(lines);
             } else {
-                right.extend(s);
+                left.extend(lines);
             }
         }
+        left.extend(section_lines(app, "Commands (after :)", &commands));
         right.push(footer);
         columns.push(left);
         columns.push(right);
@@ -71,6 +80,7 @@ pub fn draw(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
         for (title, entries) in &sections {
             one.extend(section_lines(app, title, entries));
         }
+        one.extend(section_lines(app, "Commands (after :)", &commands));
         one.push(footer);
         columns.push(one);
     }
