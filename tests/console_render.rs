@@ -143,7 +143,7 @@ async fn every_screen_at_both_sizes() {
     key(&mut c, "?");
     let screens = check(
         &mut c,
-        &["Help: keys", "Everywhere", "revoke at once", "quit"],
+        &["Help: keys", "Everywhere", "revoke now", "quit"],
     );
     assert!(
         screens[1].contains("sort by owner"),

@@ -127,15 +127,22 @@ pub fn banner(frame: &mut Frame, app: &App, area: Rect) {
 
 pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
+    // Roomy labels when they fit, tight ones on narrow terminals.
+    let roomy: usize = QuickFilter::ALL.iter().map(|q| q.label().len() + 3).sum::<usize>() + 1;
+    let tight = (area.width as usize) < roomy + 20;
     let mut spans = vec![Span::raw(" ")];
     for q in QuickFilter::ALL {
-        if q == app.spec.quick {
-            spans.push(Span::styled(
-                format!("[{}]", q.label()),
-                t.style(Slot::Selected),
-            ));
+        let label = if tight && q == QuickFilter::Decommissioned {
+            "decom"
         } else {
-            spans.push(Span::styled(format!(" {} ", q.label()), t.style(Slot::Dim)));
+            q.label()
+        };
+        if q == app.spec.quick {
+            spans.push(Span::styled(format!("[{label}]"), t.style(Slot::Selected)));
+        } else if tight {
+            spans.push(Span::styled(label.to_string(), t.style(Slot::Dim)));
+        } else {
+            spans.push(Span::styled(format!(" {label} "), t.style(Slot::Dim)));
         }
         spans.push(Span::raw(" "));
     }
@@ -154,9 +161,7 @@ pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let room = (area.width as usize).saturating_sub(used);
     let right = fit(&right, room);
-    spans.push(Span::raw(
-        " ".repeat(room.saturating_sub(right.chars().count())),
-    ));
+    spans.push(Span::raw(" ".repeat(room.saturating_sub(right.chars().count()))));
     spans.push(Span::styled(right, t.style(Slot::Accent)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
