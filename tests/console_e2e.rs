@@ -27,13 +27,23 @@ impl Screen {
         self.parser.lock().unwrap().screen().rows(0, COLS).collect()
     }
 
-    /// Waits until `ready` holds for the screen; fails with the screen after `limit`.
-    fn wait(&self, what: &str, limit: Duration, ready: impl Fn(&str) -> bool) {
+    /// Waits until `ready` holds for the screen; fails with the screen after `limit`, or at
+    /// once if the program has exited.
+    fn wait(
+        &self,
+        child: &mut Box<dyn portable_pty::Child + Send + Sync>,
+        what: &str,
+        limit: Duration,
+        ready: impl Fn(&str) -> bool,
+    ) {
         let deadline = Instant::now() + limit;
         loop {
             let text = self.text();
             if ready(&text) {
                 return;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("steward exited ({status:?}) while waiting for {what}; the screen shows:\n{text}");
             }
             if Instant::now() > deadline {
                 panic!("waited {limit:?} for {what}; the screen shows:\n{text}");
@@ -90,7 +100,7 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
     };
     let screen = Screen { parser };
 
-    screen.wait("the synced inventory", Duration::from_secs(120), |s| {
+    screen.wait(&mut child, "the synced inventory", Duration::from_secs(120), |s| {
         s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
     });
     // Pick an active agent a few rows down, so that the filter has work to do.
@@ -107,16 +117,16 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
 
     press("/");
     press(&name);
-    screen.wait("the filter to apply", Duration::from_secs(30), |s| {
+    screen.wait(&mut child, "the filter to apply", Duration::from_secs(30), |s| {
         s.contains(&format!("/{name}")) && !s.contains("filtering…")
     });
     press("\r");
-    screen.wait("the agent selected", Duration::from_secs(30), |s| {
+    screen.wait(&mut child, "the agent selected", Duration::from_secs(30), |s| {
         s.lines()
             .any(|l| l.starts_with('▶') && l.split_whitespace().nth(1) == Some(name.as_str()))
     });
     press("X");
-    screen.wait("the revocation result", Duration::from_secs(30), |s| {
+    screen.wait(&mut child, "the revocation result", Duration::from_secs(30), |s| {
         s.contains("REVOKED") && s.contains("active → suspended")
     });
     let id = screen
@@ -130,7 +140,7 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
         })
         .expect("the agent's id in the result");
     press("\x1b");
-    screen.wait("the result to close", Duration::from_secs(30), |s| {
+    screen.wait(&mut child, "the result to close", Duration::from_secs(30), |s| {
         !s.contains("Incident reference")
     });
     press("q");
