@@ -43,7 +43,9 @@ impl Screen {
                 return;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("steward exited ({status:?}) while waiting for {what}; the screen shows:\n{text}");
+                panic!(
+                    "steward exited ({status:?}) while waiting for {what}; the screen shows:\n{text}"
+                );
             }
             if Instant::now() > deadline {
                 panic!("waited {limit:?} for {what}; the screen shows:\n{text}");
@@ -100,9 +102,12 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
     };
     let screen = Screen { parser };
 
-    screen.wait(&mut child, "the synced inventory", Duration::from_secs(120), |s| {
-        s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
-    });
+    screen.wait(
+        &mut child,
+        "the synced inventory",
+        Duration::from_secs(120),
+        |s| s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents"),
+    );
     // Pick an active agent a few rows down, so that the filter has work to do.
     let lines = screen.lines();
     let header = lines.iter().position(|l| l.contains("NAME ▲")).unwrap();
@@ -117,18 +122,29 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
 
     press("/");
     press(&name);
-    screen.wait(&mut child, "the filter to apply", Duration::from_secs(30), |s| {
-        s.contains(&format!("/{name}")) && !s.contains("filtering…")
-    });
+    screen.wait(
+        &mut child,
+        "the filter to apply",
+        Duration::from_secs(30),
+        |s| s.contains(&format!("/{name}")) && !s.contains("filtering…"),
+    );
     press("\r");
-    screen.wait(&mut child, "the agent selected", Duration::from_secs(30), |s| {
-        s.lines()
-            .any(|l| l.starts_with('▶') && l.split_whitespace().nth(1) == Some(name.as_str()))
-    });
+    screen.wait(
+        &mut child,
+        "the agent selected",
+        Duration::from_secs(30),
+        |s| {
+            s.lines()
+                .any(|l| l.starts_with('▶') && l.split_whitespace().nth(1) == Some(name.as_str()))
+        },
+    );
     press("X");
-    screen.wait(&mut child, "the revocation result", Duration::from_secs(30), |s| {
-        s.contains("REVOKED") && s.contains("active → suspended")
-    });
+    screen.wait(
+        &mut child,
+        "the revocation result",
+        Duration::from_secs(30),
+        |s| s.contains("REVOKED") && s.contains("active → suspended"),
+    );
     let id = screen
         .lines()
         .iter()
@@ -140,9 +156,12 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
         })
         .expect("the agent's id in the result");
     press("\x1b");
-    screen.wait(&mut child, "the result to close", Duration::from_secs(30), |s| {
-        !s.contains("Incident reference")
-    });
+    screen.wait(
+        &mut child,
+        "the result to close",
+        Duration::from_secs(30),
+        |s| !s.contains("Incident reference"),
+    );
     press("q");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {

@@ -160,6 +160,8 @@ pub struct App {
     pub width: u16,
     pub height: u16,
     pub sync_in_flight: bool,
+    /// A person asked for this sync (ctrl-r): report how it went.
+    pub sync_requested: bool,
     pub last_sync_attempt: i64,
     /// Set by a page of the feed; the table is refiltered when the sync ends.
     pub sync_dirty: bool,
@@ -224,6 +226,7 @@ impl App {
             width: 120,
             height: 40,
             sync_in_flight: false,
+            sync_requested: false,
             last_sync_attempt: i64::MIN / 2,
             sync_dirty: false,
             synced_at,

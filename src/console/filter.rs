@@ -230,7 +230,9 @@ fn compare(inv: &Inventory, sort: Sort, a: u32, b: u32) -> std::cmp::Ordering {
         Column::Environment => inv.symbol(ra.environment).cmp(inv.symbol(rb.environment)),
         Column::Scopes => ra.scope_count.cmp(&rb.scope_count),
         Column::LastSeen => ra.last_seen.cmp(&rb.last_seen),
-        Column::Flags => inv.text(ra.flags).cmp(inv.text(rb.flags)),
+        Column::Flags => flag_count(inv, ra)
+            .cmp(&flag_count(inv, rb))
+            .then_with(|| inv.text(ra.flags).cmp(inv.text(rb.flags))),
     };
     let by = if sort.descending { by.reverse() } else { by };
     let name = inv.text(ra.name).cmp(inv.text(rb.name));
@@ -241,6 +243,17 @@ fn compare(inv: &Inventory, sort: Sort, a: u32, b: u32) -> std::cmp::Ordering {
     };
     by.then(name)
         .then_with(|| inv.text(ra.id).cmp(inv.text(rb.id)))
+}
+
+/// How many flags the FLAGS column shows for a row (risk flags, static secret, discovered).
+fn flag_count(inv: &Inventory, r: &AgentRow) -> usize {
+    let flags = inv.text(r.flags);
+    let risk = if flags.is_empty() {
+        0
+    } else {
+        flags.split(' ').count()
+    };
+    risk + r.static_secret as usize + (r.source == crate::model::AgentSource::Discovered) as usize
 }
 
 fn sorted_rows(inv: &Inventory, sort: Sort, cache: &mut SortCache) -> Arc<[u32]> {

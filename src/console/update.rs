@@ -74,6 +74,15 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::SyncDone(result) => {
             app.sync_in_flight = false;
+            if std::mem::take(&mut app.sync_requested) {
+                app.message = Some(match &result {
+                    Ok(()) => (Tone::Ok, "up to date with the registry".to_string()),
+                    Err(e) => (
+                        Tone::Error,
+                        format!("sync failed: {}", clean(&e.to_string())),
+                    ),
+                });
+            }
             match result {
                 Ok(()) => {
                     app.synced_at = Some(app.now);
@@ -425,6 +434,11 @@ fn on_filtered(app: &mut App, outcome: FilterOutcome) {
         .view_spec
         .as_ref()
         .is_none_or(|s| s.query != outcome.spec.query);
+    // A new sort or quick filter starts at the top; fresh data keeps the cursor on its agent.
+    let reordered = app
+        .view_spec
+        .as_ref()
+        .is_some_and(|s| s.sort != outcome.spec.sort || s.quick != outcome.spec.quick);
     let position = app.selected;
     app.view = outcome.rows;
     app.view_version = outcome.inventory_version;
@@ -433,6 +447,10 @@ fn on_filtered(app: &mut App, outcome: FilterOutcome) {
     app.last_filter_ms = Some(outcome.elapsed_ms);
     app.selected = match (outcome.best, previous_row) {
         (Some(best), _) if query_changed => best,
+        _ if reordered => {
+            app.offset = 0;
+            0
+        }
         (_, Some(row)) => app.view.iter().position(|&r| r == row).unwrap_or(position),
         _ => position,
     };
@@ -871,6 +889,7 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 }
             } else {
                 start_sync(app, fx);
+                app.sync_requested = true;
             }
             app.message = Some((Tone::Info, "syncing with the registry…".into()));
         }

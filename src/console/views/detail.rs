@@ -65,9 +65,16 @@ pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
             )));
         }
         Some(Ok(events)) => {
-            lines.push(heading(format!("RECENT AUDIT ({} latest)", events.len())));
+            lines.push(heading(if events.is_empty() {
+                "RECENT AUDIT".to_string()
+            } else {
+                format!("RECENT AUDIT (latest {}, newest first)", events.len())
+            }));
             if events.is_empty() {
-                lines.push(Line::from(Span::styled("   none", t.style(Slot::Dim))));
+                lines.push(Line::from(Span::styled(
+                    "   no events recorded about this agent",
+                    t.style(Slot::Dim),
+                )));
             }
             for e in events.iter().rev() {
                 let time = e.time.get(..19).unwrap_or(&e.time).replace('T', " ");

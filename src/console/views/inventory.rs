@@ -16,15 +16,15 @@ use crate::model::{AgentSource, AgentStatus};
 /// Fixed widths, and the order in which columns give way on narrow terminals.
 fn width_of(c: Column) -> u16 {
     match c {
-        Column::Name => 18,
+        Column::Name => 26,
         Column::Kind => 9,
-        Column::Owner => 18,
+        Column::Owner => 16,
         Column::Status => 16,
-        Column::Team => 12,
-        Column::Environment => 7,
-        Column::Scopes => 22,
-        Column::LastSeen => 9,
-        Column::Flags => 16,
+        Column::Team => 11,
+        Column::Environment => 10,
+        Column::Scopes => 24,
+        Column::LastSeen => 11,
+        Column::Flags => 18,
     }
 }
 
@@ -34,8 +34,8 @@ const PRIORITY: [Column; 9] = [
     Column::Owner,
     Column::Kind,
     Column::LastSeen,
-    Column::Team,
     Column::Flags,
+    Column::Team,
     Column::Environment,
     Column::Scopes,
 ];
