@@ -316,7 +316,12 @@ async fn filters_narrow_and_columns_sort_both_ways() {
     let home = tempfile::tempdir().unwrap();
     let mut c = console(&r, &r.admin_token, &home).await;
 
+    assert!(
+        !c.app.accepts_text(),
+        "a paste outside a field is not typed as commands"
+    );
     key(&mut c, "/");
+    assert!(c.app.accepts_text());
     type_text(&mut c, "orc");
     c.settle().await.unwrap();
     assert_eq!(names(&c), ["orchestrator", "orchestrator-worker"]);

@@ -38,6 +38,8 @@ pub enum Tone {
 #[derive(Debug)]
 pub struct DetailState {
     pub id: String,
+    /// The agent's row in the inventory (row indices are stable), when it has one.
+    pub row: Option<u32>,
     pub detail: Option<Result<AgentDetail, String>>,
     pub audit: Option<Result<Vec<AuditEvent>, String>>,
     pub scroll: u16,
@@ -247,10 +249,9 @@ impl App {
     pub fn target(&self) -> Option<(String, String, Option<AgentRow>)> {
         match &self.screen {
             Screen::Detail(d) => {
-                let row = self
-                    .inventory
-                    .find_scan(&d.id)
-                    .map(|i| *self.inventory.row(i));
+                let row = d
+                    .row
+                    .and_then(|i| self.inventory.rows().get(i as usize).copied());
                 let name = match (&d.detail, &row) {
                     (Some(Ok(detail)), _) => detail.agent.name.clone(),
                     (_, Some(r)) => self.inventory.text(r.name).to_string(),
@@ -311,6 +312,16 @@ impl App {
                 _ => "decommissioning takes the admin role or owning the agent",
             };
             Err(why.to_string())
+        }
+    }
+
+    /// True when typed text goes into a field (so that a paste cannot trigger commands).
+    pub fn accepts_text(&self) -> bool {
+        match &self.overlay {
+            Some(Overlay::FilterInput | Overlay::CommandLine { .. } | Overlay::Picker(_)) => true,
+            Some(Overlay::Confirm(c)) => c.is_typed(),
+            Some(Overlay::RevokeResult(r)) => r.note_state == NoteState::Editing,
+            _ => false,
         }
     }
 

@@ -51,6 +51,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 Some(Ok(Event::Resize(width, height))) => {
                     console.dispatch(Action::Resize { width, height })
                 }
+                // A paste goes into the field being typed in, never into commands (a pasted
+                // "X" must not revoke anything).
+                Some(Ok(Event::Paste(text))) if console.app.accepts_text() => {
+                    for c in text.chars().filter(|c| !c.is_control()) {
+                        console.dispatch(Action::Key(crossterm::event::KeyEvent::from(
+                            crossterm::event::KeyCode::Char(c),
+                        )));
+                    }
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break Err(e.into()),
                 None => break Ok(()),

@@ -49,6 +49,8 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                         // The cache was another person's view: start over.
                         inv.clear();
                         app.marks.clear();
+                        app.screen = Screen::Inventory;
+                        app.overlay = None;
                         app.message = Some((
                             Tone::Info,
                             format!(
@@ -856,7 +858,7 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::Open => {
             if let Some(i) = app.selected_row() {
                 let id = app.inventory.text(app.inventory.row(i).id).to_string();
-                open_detail(app, id, fx);
+                open_detail(app, id, Some(i), fx);
             }
         }
         Command::Mark => {
@@ -998,9 +1000,10 @@ fn set_quick(app: &mut App, q: QuickFilter, fx: &mut Vec<Effect>) {
     }
 }
 
-fn open_detail(app: &mut App, id: String, fx: &mut Vec<Effect>) {
+fn open_detail(app: &mut App, id: String, row: Option<u32>, fx: &mut Vec<Effect>) {
     app.screen = Screen::Detail(Box::new(DetailState {
         id: id.clone(),
+        row,
         detail: None,
         audit: None,
         scroll: 0,
@@ -1041,12 +1044,13 @@ pub fn run_command_line(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
                 return;
             }
             match find_agent(app, rest) {
-                Some(id) => {
+                Some(row) => {
                     if !app.spec.query.is_empty() {
                         app.spec.query.clear();
                         refilter(app, fx);
                     }
-                    open_detail(app, id, fx);
+                    let id = app.inventory.text(app.inventory.row(row).id).to_string();
+                    open_detail(app, id, Some(row), fx);
                 }
                 None => {
                     app.message = Some((Tone::Error, format!("no agent matches {:?}", clean(rest))))
@@ -1100,15 +1104,15 @@ pub fn run_command_line(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
     }
 }
 
-/// An agent by exact id, exact name (any case), or else the best fuzzy name match.
-fn find_agent(app: &App, text: &str) -> Option<String> {
+/// An agent's row by exact id, exact name (any case), or else the best fuzzy name match.
+fn find_agent(app: &App, text: &str) -> Option<u32> {
     let inv = &app.inventory;
     let visible = || (0..inv.rows().len() as u32).filter(|&i| !inv.row(i).hidden);
     if let Some(i) = inv.find_scan(text) {
-        return Some(inv.text(inv.row(i).id).to_string());
+        return Some(i);
     }
     if let Some(i) = visible().find(|&i| inv.text(inv.row(i).name).eq_ignore_ascii_case(text)) {
-        return Some(inv.text(inv.row(i).id).to_string());
+        return Some(i);
     }
     let matcher = SkimMatcherV2::default().ignore_case();
     visible()
@@ -1118,5 +1122,5 @@ fn find_agent(app: &App, text: &str) -> Option<String> {
                 .map(|s| (s, i))
         })
         .max_by_key(|&(s, i)| (s, std::cmp::Reverse(i)))
-        .map(|(_, i)| inv.text(inv.row(i).id).to_string())
+        .map(|(_, i)| i)
 }

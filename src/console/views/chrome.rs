@@ -182,10 +182,10 @@ pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 pub fn detail_title(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
-    let name = app
-        .inventory
-        .find_scan(&d.id)
-        .map(|i| app.inventory.text(app.inventory.row(i).name).to_string())
+    let name = d
+        .row
+        .and_then(|i| app.inventory.rows().get(i as usize))
+        .map(|r| app.inventory.text(r.name).to_string())
         .unwrap_or_else(|| d.id.clone());
     let line = Line::from(vec![
         Span::styled(" Agent ", app.theme.style(Slot::Dim)),

@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::inventory::{flags_text, status_style, status_text};
+use super::inventory::{status_style, status_text};
 use super::{ago, clean, fit};
 use crate::console::app::{App, DetailState};
 use crate::console::theme::Slot;
@@ -33,8 +33,7 @@ pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
                 t.style(Slot::Dim),
             )));
             // Meanwhile, what the cache knows.
-            if let Some(i) = app.inventory.find_scan(&d.id) {
-                let r = app.inventory.row(i);
+            if let Some(r) = d.row.and_then(|i| app.inventory.rows().get(i as usize)) {
                 lines.push(Line::from(vec![
                     label("Status"),
                     Span::styled(status_text(r.status), status_style(t, r.status)),
@@ -186,17 +185,15 @@ fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: u
         label(&format!("Children ({})", detail.children.len())),
         Span::raw(fit(&children, w.saturating_sub(15))),
     ]));
-    let flags = app
-        .inventory
-        .find_scan(&a.id)
-        .map(|i| flags_text(&app.inventory, app.inventory.row(i)))
-        .unwrap_or_else(|| {
-            a.flags
-                .iter()
-                .map(|f| clean(f).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
+    let mut flags: Vec<String> = Vec::new();
+    if a.static_secret {
+        flags.push("static-secret".into());
+    }
+    if a.source == crate::model::AgentSource::Discovered {
+        flags.push("discovered".into());
+    }
+    flags.extend(a.flags.iter().map(|f| clean(f).into_owned()));
+    let flags = flags.join(" ");
     lines.push(Line::from(vec![
         label("Flags"),
         Span::styled(
