@@ -40,7 +40,7 @@ pub struct PersonaCredential {
 pub type Personas = BTreeMap<String, PersonaCredential>;
 
 /// Agents per stored batch (one transaction each). Families never straddle two batches.
-const AGENTS_PER_BATCH: usize = 10_000;
+const AGENTS_PER_BATCH: usize = 20_000;
 /// People per stored batch.
 const PEOPLE_PER_BATCH: usize = 20_000;
 /// The fewest people an enterprise has, however few agents it runs.
@@ -651,6 +651,9 @@ struct Generator {
     /// How many agents already carry each (team, job) name: the next gets a numeric suffix.
     name_counts: HashMap<(u16, u16), u32>,
     email_counts: HashMap<(u16, u16), u32>,
+    /// The id slot of the agent being built, shared by its credentials.
+    credential_slot: Slot,
+    credentials_in_slot: u64,
     stats: Stats,
 }
 
@@ -727,6 +730,8 @@ impl Generator {
                 .collect(),
             name_counts: HashMap::new(),
             email_counts: HashMap::new(),
+            credential_slot: Slot::of(0, 1),
+            credentials_in_slot: 0,
             stats: Stats::default(),
         }
     }
@@ -744,8 +749,21 @@ impl Generator {
         self.rng.random_bool(p.clamp(0.0, 1.0))
     }
 
-    fn id(&mut self, prefix: &str) -> String {
-        format!("{prefix}_{:016x}", self.rng.next_u64())
+    /// A random id inside `slot`. Slots follow generation order, so the ids look random yet
+    /// increase as records are generated: the seed then appends to the B-tree indexes instead
+    /// of inserting all over them, which is what keeps a million-agent seed fast.
+    fn id(&mut self, prefix: &str, slot: Slot) -> String {
+        let id = slot.start + self.rng.random_range(0..slot.width);
+        format!("{prefix}_{id:016x}")
+    }
+
+    /// The id of the next credential of the agent being built.
+    fn credential_id(&mut self) -> String {
+        let slot = self
+            .credential_slot
+            .part(self.credentials_in_slot, CREDENTIALS_PER_AGENT);
+        self.credentials_in_slot += 1;
+        self.id("cr", slot)
     }
 
     /// A time `lo`..`hi` days before the anchor.
@@ -796,7 +814,7 @@ impl Generator {
         manager: Option<&str>,
         team: &str,
     ) -> SeedPerson {
-        let id = self.id("pe");
+        let id = self.id("pe", Slot::of(self.stats.people, self.people_total));
         let created_at = self.days_ago(30.0, 2_000.0);
         self.stats.people += 1;
         if !active {
@@ -924,30 +942,39 @@ impl Generator {
 
     fn agents(&mut self, emit: &mut dyn FnMut(SeedBatch) -> bool) {
         let mut batch: Vec<SeedAgent> = Vec::with_capacity(AGENTS_PER_BATCH + 16);
-        // First the owner persona's agents: 9 to 13, one suspended, several with unused scopes,
-        // one on a legacy static secret.
+        // The owner persona's agents: 9 to 13, one suspended, several with unused scopes, one
+        // on a legacy static secret, spread among the first agents (ids follow generation
+        // order, so listings would otherwise show them all first).
         let payments = team_index(PERSONAS[OWNER_PERSONA].team);
-        let mine = self.rng.random_range(9..=13u64);
-        for i in 0..mine {
-            if self.stats.agents >= self.agents_total {
-                break;
-            }
-            let order = Order {
-                owner: Some(self.owner_persona),
-                team: Some(payments),
-                status: Some(if i == 1 {
-                    AgentStatus::Suspended
-                } else {
-                    AgentStatus::Active
-                }),
-                unused_extra: matches!(i, 0 | 2 | 4 | 7),
-                static_secret: i == 5,
-                no_children: true,
+        let mine = self.rng.random_range(9..=13u64).min(self.agents_total);
+        let window = (self.agents_total / 2).clamp(mine, 2_000);
+        let mut placed = 0;
+        while self.stats.agents < self.agents_total {
+            let made = self.stats.agents;
+            let left = mine - placed;
+            let place = left > 0
+                && (made + left >= window
+                    || self.agents_total - made <= left
+                    || self.rng.random_range(0..window - made) < left);
+            let order = if place {
+                placed += 1;
+                let i = placed - 1;
+                Order {
+                    owner: Some(self.owner_persona),
+                    team: Some(payments),
+                    status: Some(if i == 1 {
+                        AgentStatus::Suspended
+                    } else {
+                        AgentStatus::Active
+                    }),
+                    unused_extra: matches!(i, 0 | 2 | 4 | 7),
+                    static_secret: i == 5,
+                    no_children: true,
+                }
+            } else {
+                Order::default()
             };
             self.family(order, &mut batch);
-        }
-        while self.stats.agents < self.agents_total {
-            self.family(Order::default(), &mut batch);
             if batch.len() >= AGENTS_PER_BATCH
                 && !emit(SeedBatch {
                     people: Vec::new(),
@@ -1244,7 +1271,10 @@ impl Generator {
 
     /// Builds one agent with its grants, usage and credentials, and counts it.
     fn agent(&mut self, spec: AgentSpec) -> Built {
-        let id = self.id("ag");
+        let index = self.stats.agents;
+        let id = self.id("ag", Slot::of(index, self.agents_total));
+        self.credential_slot = Slot::of(index, self.agents_total);
+        self.credentials_in_slot = 0;
         let owner_email = spec.owner.map(|o| self.directory[o as usize].email.clone());
         // When the agent stopped (suspended or decommissioned), at most 90 days ago.
         let status_at = match (spec.status, spec.status_at) {
@@ -1507,7 +1537,7 @@ impl Generator {
         let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
         let thumbprint = base64url(&Sha256::digest(canonical.as_bytes()));
         let material = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"{thumbprint}"}}"#);
-        let id = self.id("cr");
+        let id = self.credential_id();
         SeedCredential {
             credential: Credential {
                 id,
@@ -1534,7 +1564,7 @@ impl Generator {
         self.rng.fill_bytes(&mut secret);
         let secret = format!("sk_{}", hex::encode(secret));
         let material = hex::encode(Sha256::digest(secret.as_bytes()));
-        let id = self.id("cr");
+        let id = self.credential_id();
         SeedCredential {
             credential: Credential {
                 id,
@@ -1546,6 +1576,34 @@ impl Generator {
                 last_used_at: last_used_at.filter(|t| *t >= created_at),
             },
             material,
+        }
+    }
+}
+
+/// The most credentials one agent gets (a rotated key, its successor, a static secret).
+const CREDENTIALS_PER_AGENT: u64 = 4;
+
+/// A share of the 64-bit id space: the `index`-th of `count` equal slots.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    start: u64,
+    width: u64,
+}
+
+impl Slot {
+    fn of(index: u64, count: u64) -> Slot {
+        let width = u64::MAX / (count + 1);
+        Slot {
+            start: index * width,
+            width,
+        }
+    }
+
+    fn part(self, k: u64, parts: u64) -> Slot {
+        let width = self.width / parts;
+        Slot {
+            start: self.start + k.min(parts - 1) * width,
+            width,
         }
     }
 }
