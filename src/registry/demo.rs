@@ -46,6 +46,9 @@ const PEOPLE_PER_BATCH: usize = 20_000;
 /// The fewest people an enterprise has, however few agents it runs.
 const MIN_PEOPLE: u64 = 60;
 
+/// How far back the usage history (grants' `last_used_at`) reaches.
+const USAGE_HISTORY_DAYS: i64 = 120;
+
 /// The audit actor of everything the demo seeds.
 const DEMO_ACTOR: &str = "steward-demo";
 
@@ -804,7 +807,6 @@ impl Generator {
         (email, format!("{} {}", capitalise(first), capitalise(last)))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn person(
         &mut self,
         email: String,
@@ -1053,10 +1055,16 @@ impl Generator {
                 .entry((team as u16, job_index))
                 .or_insert(0);
             *count += 1;
+            let team_name = TEAMS[team].0;
+            // `checkout-anomaly-watcher` of team checkout, not `checkout-checkout-…`.
+            let base = match job.name.strip_prefix(team_name) {
+                Some(rest) if rest.starts_with('-') => job.name.to_string(),
+                _ => format!("{team_name}-{}", job.name),
+            };
             if *count == 1 {
-                format!("{}-{}", TEAMS[team].0, job.name)
+                base
             } else {
-                format!("{}-{}-{}", TEAMS[team].0, job.name, count)
+                format!("{base}-{count}")
             }
         };
         let description = if discovered {
@@ -1465,8 +1473,12 @@ impl Generator {
                 _ => None,
             },
         };
+        // The usage history covers the last 120 days; an agent stopped earlier squeezes its
+        // history into the part of the window before it stopped.
+        let history_start = self.anchor - TimeDelta::days(USAGE_HISTORY_DAYS);
+        let span = (active_until - history_start).num_seconds().max(0) as f64 / 86_400.0;
         let last_used_at = quiet_days.and_then(|d| {
-            let at = active_until - days(d);
+            let at = active_until - days(d * span / USAGE_HISTORY_DAYS as f64);
             if at >= granted_at {
                 Some(at)
             } else if use_ == ScopeUse::Core && !stale {

@@ -1693,4 +1693,3 @@ fn seed_batch<'b>(tx: &Transaction<'_>, batch: &'b SeedBatch) -> StoreResult<()>
     )?;
     Ok(())
 }
-
