@@ -1509,14 +1509,15 @@ impl Store for SqliteStore {
         // page cache each miss is a read system call. Durability settings stay as they are.
         let previous: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
         conn.pragma_update(None, "cache_size", SEED_CACHE_SIZE)?;
-        let result = (|| {
+        let result: StoreResult<()> = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             seed_batch(&tx, batch)?;
             tx.commit()?;
             Ok(())
         })();
-        conn.pragma_update(None, "cache_size", previous)?;
-        result
+        let restored = conn.pragma_update(None, "cache_size", previous);
+        result?;
+        Ok(restored?)
     }
 
     fn record(
