@@ -1527,7 +1527,23 @@ impl Store for SqliteStore {
     }
 
     fn seed(&self, batch: &SeedBatch) -> StoreResult<()> {
-        self.write(|tx| seed_batch(tx, batch))
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
+        // A bulk batch touches far more pages than an ordinary write; with the default 2 MiB
+        // page cache each miss is a read system call. Durability settings stay as they are.
+        let previous: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+        conn.pragma_update(None, "cache_size", SEED_CACHE_SIZE)?;
+        let result: StoreResult<()> = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            seed_batch(&tx, batch)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        let restored = conn.pragma_update(None, "cache_size", previous);
+        result?;
+        Ok(restored?)
     }
 
     fn record(
@@ -1572,14 +1588,42 @@ fn page<T, K>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> (Vec<T>, 
     }
 }
 
+/// The writer's page cache while seeding, in SQLite's unit (negative: KiB): 256 MiB.
+const SEED_CACHE_SIZE: i64 = -256 * 1024;
+
 /// Inserts a batch of seeded people and agents with prepared statements in the caller's
-/// transaction. Each record takes the next position in the change feed.
-fn seed_batch(tx: &Transaction<'_>, batch: &SeedBatch) -> StoreResult<()> {
+/// transaction. Each record takes the next position in the change feed. Owners and managers
+/// are resolved once per email and batch; one that is neither in the batch nor stored fails
+/// the whole batch rather than being dropped.
+fn seed_batch<'b>(tx: &Transaction<'_>, batch: &'b SeedBatch) -> StoreResult<()> {
     let mut seq: i64 = tx.query_row(
         "SELECT value FROM counters WHERE name = 'change_seq'",
         [],
         |r| r.get(0),
     )?;
+    // email → person id: the batch's own people, then stored ones as they are asked for.
+    let mut ids: std::collections::HashMap<&'b str, String> = batch
+        .people
+        .iter()
+        .map(|p| (p.person.email.as_str(), p.person.id.clone()))
+        .collect();
+    let mut find_person = tx.prepare_cached("SELECT id FROM people WHERE email = ?1")?;
+    let mut person_id = |email: &'b str, role: &str, of: &str| -> StoreResult<String> {
+        if let Some(id) = ids.get(email) {
+            return Ok(id.clone());
+        }
+        let id: String = find_person
+            .query_row([email], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| {
+                invalid(
+                    "unknown_person",
+                    format!("seeding {of}: its {role} {email} is not in the directory"),
+                )
+            })?;
+        ids.insert(email, id.clone());
+        Ok(id)
+    };
     {
         let mut insert_person = tx.prepare_cached(
             "INSERT INTO people (id, email, display_name, roles, active, team, created_at, change_seq)
@@ -1599,18 +1643,18 @@ fn seed_batch(tx: &Transaction<'_>, batch: &SeedBatch) -> StoreResult<()> {
                 seq
             ])?;
         }
-        let mut set_manager = tx.prepare_cached(
-            "UPDATE people SET manager_id = (SELECT id FROM people WHERE email = ?1) WHERE email = ?2",
-        )?;
+        let mut set_manager =
+            tx.prepare_cached("UPDATE people SET manager_id = ?1 WHERE id = ?2")?;
         for p in &batch.people {
             if let Some(m) = &p.manager_email {
-                set_manager.execute(params![m, p.person.email])?;
+                let manager = person_id(m, "manager", &p.person.email)?;
+                set_manager.execute(params![manager, p.person.id])?;
             }
         }
     }
     let mut insert_agent = tx.prepare_cached(
         "INSERT INTO agents (id, name, description, kind, parent_id, owner_id, team, environment, status, source, created_at, last_seen_at, flags, change_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, (SELECT id FROM people WHERE email = ?6), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     let mut insert_grant = tx.prepare_cached(
         "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at)
@@ -1623,13 +1667,17 @@ fn seed_batch(tx: &Transaction<'_>, batch: &SeedBatch) -> StoreResult<()> {
     for s in &batch.agents {
         seq += 1;
         let a = &s.agent;
+        let owner_id = match &a.owner {
+            Some(email) => Some(person_id(email, "owner", &a.id)?),
+            None => None,
+        };
         insert_agent.execute(params![
             a.id,
             a.name,
             a.description,
             a.kind.as_str(),
             a.parent_id,
-            a.owner,
+            owner_id,
             a.team,
             a.environment,
             a.status.as_str(),
