@@ -5,6 +5,8 @@ pub mod agents;
 pub mod args;
 pub mod audit;
 pub mod connect;
+pub mod console;
+pub mod demo;
 pub mod govern;
 pub mod login;
 pub mod output;
@@ -18,9 +20,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let server = cli.server.as_deref();
     let command = match cli.command {
         Some(Command::Server(args)) => return server::run(args).await,
-        // The console's faces belong to the console; until it lands they say so.
-        Some(Command::Tui) | None => anyhow::bail!("the console is not built yet"),
-        Some(Command::Demo(_)) => anyhow::bail!("`steward demo` is not built yet"),
+        Some(Command::Tui) | None => return console::run(server).await,
+        Some(Command::Demo(args)) => return demo::run(args).await,
         Some(command) => command,
     };
     output::quiet_broken_pipe(scripting(server, command).await)

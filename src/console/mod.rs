@@ -1,1 +1,69 @@
-//! The terminal console.
+//! The terminal console: a keyboard-first view of the registry, reached only through `client`.
+//!
+//! Shape: `action` (what happens) → `update` (state changes, pure of I/O) → `runtime` (carries
+//! out effects on tasks, feeds results back) → `views` (draw the state). `keymap` is the one list
+//! of bindings behind the footer, the help and the `[keys]` overrides; `theme` and `config` read
+//! the TOML files; `inventory` and `cache` hold the local view; `filter` runs off the UI thread.
+
+pub mod action;
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod filter;
+pub mod inventory;
+pub mod keymap;
+pub mod runtime;
+pub mod svg;
+pub mod terminal;
+pub mod theme;
+pub mod update;
+pub mod views;
+
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+
+pub use action::Action;
+pub use runtime::{Console, Options};
+
+/// Runs the console in this terminal until the person quits.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let mut console = Console::open(options)?;
+    let mut tui = terminal::Tui::enter()?;
+    let size = tui.terminal.size()?;
+    console.dispatch(Action::Resize {
+        width: size.width,
+        height: size.height,
+    });
+    console.start();
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let result: anyhow::Result<()> = loop {
+        if let Err(e) = tui.terminal.draw(|f| views::draw(f, &console.app)) {
+            break Err(e.into());
+        }
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    console.dispatch(Action::Key(key))
+                }
+                Some(Ok(Event::Resize(width, height))) => {
+                    console.dispatch(Action::Resize { width, height })
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Err(e.into()),
+                None => break Ok(()),
+            },
+            Some(action) = console.next() => console.dispatch(action),
+            _ = tick.tick() => console.dispatch(Action::Tick { now: chrono::Utc::now().timestamp() }),
+        }
+        console.drain();
+        if console.app.quit {
+            break Ok(());
+        }
+    };
+    drop(tui);
+    let saved = console.shutdown().await;
+    result.and(saved)
+}

@@ -1,0 +1,191 @@
+//! Regenerates `screenshots/*.svg` from the real views over the demo enterprise:
+//!
+//! ```sh
+//! cargo run --example screenshots            # writes screenshots/
+//! cargo run --example screenshots -- --out DIR
+//! ```
+//!
+//! It starts an embedded registry seeded like `steward demo`, drives the console through its
+//! actions as the admin persona, renders each screen with ratatui's TestBackend and writes the
+//! buffer as SVG.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use steward::client::Secret;
+use steward::console::filter::QuickFilter;
+use steward::console::keymap::{Command, KeySpec};
+use steward::console::{Action, Console, Options, svg, views};
+use steward::registry::store::Store;
+use steward::registry::store::sqlite::OpenMode;
+use steward::registry::{self, Server};
+
+const W: u16 = 120;
+const H: u16 = 36;
+
+fn key(c: &mut Console, spec: &str) {
+    c.dispatch(Action::Key(KeySpec::parse(spec).unwrap().to_event()));
+}
+
+fn type_text(c: &mut Console, text: &str) {
+    for ch in text.chars() {
+        c.dispatch(Action::Key(KeySpec::char(ch).to_event()));
+    }
+}
+
+fn shoot(c: &mut Console, out: &std::path::Path, name: &str, title: &str) -> anyhow::Result<()> {
+    let mut terminal = Terminal::new(TestBackend::new(W, H))?;
+    terminal.draw(|f| views::draw(f, &c.app))?;
+    let path = out.join(format!("{name}.svg"));
+    std::fs::write(
+        &path,
+        svg::buffer_to_svg(terminal.backend().buffer(), title),
+    )?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Selects an agent by filtering to its exact name.
+async fn select(c: &mut Console, name: &str) -> anyhow::Result<()> {
+    key(c, "/");
+    type_text(c, name);
+    key(c, "enter");
+    c.settle().await?;
+    key(c, "esc"); // clear the filter again; the selection stays on the agent
+    c.settle().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .map(|p| PathBuf::from(&args[p + 1]))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("screenshots"));
+    std::fs::create_dir_all(&out)?;
+
+    let scratch = tempfile::tempdir()?;
+    let store = registry::open_store(&scratch.path().join("demo.db"), OpenMode::CreateIfMissing)?;
+    let personas = registry::demo::seed(store.as_ref(), 7, 3000)?;
+    let store: Arc<dyn Store> = store;
+    let server = Server::bind("127.0.0.1:0", store, "steward demo").await?;
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+
+    let mut c = Console::open(Options {
+        server: url,
+        token: Secret::new(personas["admin"].token.clone()),
+        config_dir: scratch.path().join("config"),
+        cache_dir: None,
+        no_color: false,
+    })?;
+    c.dispatch(Action::Resize {
+        width: W,
+        height: H,
+    });
+    c.start();
+    c.settle().await?;
+    c.settle().await?;
+
+    shoot(
+        &mut c,
+        &out,
+        "inventory",
+        "Steward console: the agent inventory",
+    )?;
+
+    // An agent with sub-agents: the richest detail and decommission plan.
+    let inv = c.app.inventory.clone();
+    let parent = inv
+        .rows()
+        .iter()
+        .filter(|r| r.parent.len > 0)
+        .map(|r| inv.text(r.parent).to_string())
+        .find_map(|p| inv.find_scan(&p))
+        .map(|i| inv.text(inv.row(i).name).to_string());
+
+    if let Some(name) = &parent {
+        select(&mut c, name).await?;
+        key(&mut c, "enter");
+        c.settle().await?;
+        shoot(&mut c, &out, "detail", "Steward console: agent detail")?;
+        key(&mut c, "esc");
+        key(&mut c, "D");
+        c.settle().await?;
+        shoot(
+            &mut c,
+            &out,
+            "decommission-confirm",
+            "Steward console: decommission plan and confirmation",
+        )?;
+        key(&mut c, "esc");
+    }
+
+    c.dispatch(Action::Command(Command::Quick(QuickFilter::Unowned)));
+    c.settle().await?;
+    shoot(
+        &mut c,
+        &out,
+        "unowned",
+        "Steward console: the unowned quick filter",
+    )?;
+    key(&mut c, "o");
+    type_text(&mut c, "ma");
+    shoot(
+        &mut c,
+        &out,
+        "owner-picker",
+        "Steward console: the owner picker",
+    )?;
+    key(&mut c, "esc");
+
+    c.dispatch(Action::Command(Command::Quick(QuickFilter::All)));
+    c.settle().await?;
+    key(&mut c, "/");
+    type_text(&mut c, "pay");
+    c.settle().await?;
+    shoot(&mut c, &out, "filter", "Steward console: fuzzy filter")?;
+    key(&mut c, "enter");
+    key(&mut c, "X");
+    c.settle().await?;
+    type_text(&mut c, "INC-4821");
+    shoot(
+        &mut c,
+        &out,
+        "revoke-result",
+        "Steward console: one-keystroke revocation",
+    )?;
+    key(&mut c, "esc");
+    key(&mut c, "esc");
+    c.settle().await?;
+
+    key(&mut c, "?");
+    shoot(
+        &mut c,
+        &out,
+        "help",
+        "Steward console: help generated from the keymap",
+    )?;
+    key(&mut c, "esc");
+
+    key(&mut c, ":");
+    type_text(&mut c, "theme light");
+    key(&mut c, "enter");
+    shoot(
+        &mut c,
+        &out,
+        "inventory-light",
+        "Steward console: the light theme",
+    )?;
+
+    let _ = stop.send(());
+    serving.await??;
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! What happens to the console: keys, ticks and the answers of background work ([`Action`]), and
+//! what the console asks to be done in the background ([`Effect`]).
+//!
+//! `update` turns actions into state changes plus effects; the runtime carries effects out on
+//! tokio tasks (or the filter thread) and feeds their results back as actions. Nothing in
+//! `update` waits for the network.
+
+use std::sync::Arc;
+
+use crossterm::event::KeyEvent;
+
+use super::filter::{FilterJob, FilterOutcome};
+use super::inventory::Inventory;
+use super::keymap::Command;
+use crate::client::ClientResult;
+use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
+use crate::model::{Agent, AgentDetail, AuditEvent};
+
+#[derive(Debug)]
+pub enum Action {
+    Key(KeyEvent),
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    /// Once a second: the clock, sync and cache timers.
+    Tick {
+        now: i64,
+    },
+    Command(Command),
+    Me(ClientResult<WhoAmI>),
+    /// One page of the change feed (a sync may deliver several).
+    SyncPage(ChangeFeed),
+    /// The end of a sync: `Ok` once the feed said there is nothing more.
+    SyncDone(ClientResult<()>),
+    Filtered(FilterOutcome),
+    DetailLoaded {
+        id: String,
+        detail: ClientResult<AgentDetail>,
+        audit: ClientResult<Vec<AuditEvent>>,
+    },
+    OwnerSet {
+        id: String,
+        result: ClientResult<Agent>,
+    },
+    Revoked {
+        id: String,
+        round_trip_ms: f64,
+        result: ClientResult<RevokeOutcome>,
+    },
+    BulkRevoked {
+        round_trip_ms: f64,
+        results: Vec<(String, ClientResult<RevokeOutcome>)>,
+    },
+    Reinstated {
+        id: String,
+        result: ClientResult<Agent>,
+    },
+    PlanLoaded {
+        id: String,
+        result: ClientResult<DecommissionPlan>,
+    },
+    Decommissioned {
+        id: String,
+        result: ClientResult<DecommissionOutcome>,
+    },
+    NoteAdded {
+        seq: i64,
+        result: ClientResult<i64>,
+    },
+    CacheSaved(Result<(), String>),
+}
+
+/// Work for the runtime.
+pub enum Effect {
+    LoadMe,
+    Sync {
+        after: i64,
+    },
+    Filter(FilterJob),
+    LoadDetail {
+        id: String,
+    },
+    SetOwner {
+        id: String,
+        owner: String,
+    },
+    /// One agent, at once: the one governance action that needs no confirmation.
+    Revoke {
+        id: String,
+    },
+    BulkRevoke(Confirmed<BulkRevokeOrder>),
+    Reinstate(Confirmed<ReinstateOrder>),
+    LoadPlan {
+        id: String,
+    },
+    Decommission(Confirmed<DecommissionOrder>),
+    AddNote {
+        seq: i64,
+        text: String,
+    },
+    SaveCache(Arc<Inventory>),
+}
+
+impl std::fmt::Debug for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Effect::LoadMe => f.write_str("LoadMe"),
+            Effect::Sync { after } => write!(f, "Sync({after})"),
+            Effect::Filter(job) => write!(f, "Filter(gen {})", job.generation),
+            Effect::LoadDetail { id } => write!(f, "LoadDetail({id})"),
+            Effect::SetOwner { id, owner } => write!(f, "SetOwner({id}, {owner})"),
+            Effect::Revoke { id } => write!(f, "Revoke({id})"),
+            Effect::BulkRevoke(o) => write!(f, "BulkRevoke({} agents)", o.order().agents.len()),
+            Effect::Reinstate(o) => write!(f, "Reinstate({})", o.order().id),
+            Effect::LoadPlan { id } => write!(f, "LoadPlan({id})"),
+            Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
+            Effect::AddNote { seq, .. } => write!(f, "AddNote({seq})"),
+            Effect::SaveCache(_) => f.write_str("SaveCache"),
+        }
+    }
+}
+
+/// A destructive order that a person has confirmed. Only [`Pending::accept`] makes one, so an
+/// effect that needs confirmation cannot be built without it.
+#[derive(Debug)]
+pub struct Confirmed<T>(T);
+
+impl<T> Confirmed<T> {
+    pub fn order(&self) -> &T {
+        &self.0
+    }
+
+    pub fn into_order(self) -> T {
+        self.0
+    }
+}
+
+/// How a pending order is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Two buttons; `confirm_focused` starts false (the default is Cancel).
+    Buttons { confirm_focused: bool },
+    /// The person types `expected` exactly.
+    Typed { expected: String, typed: String },
+}
+
+/// An order waiting for a person's yes.
+#[derive(Debug)]
+pub struct Pending<T> {
+    order: T,
+    pub confirmation: Confirmation,
+}
+
+impl<T> Pending<T> {
+    /// Asks with buttons, Cancel focused.
+    pub fn buttons(order: T) -> Pending<T> {
+        Pending {
+            order,
+            confirmation: Confirmation::Buttons {
+                confirm_focused: false,
+            },
+        }
+    }
+
+    /// Asks for a typed phrase.
+    pub fn typed(order: T, expected: String) -> Pending<T> {
+        Pending {
+            order,
+            confirmation: Confirmation::Typed {
+                expected,
+                typed: String::new(),
+            },
+        }
+    }
+
+    pub fn order(&self) -> &T {
+        &self.order
+    }
+
+    /// True when Enter would release the order.
+    pub fn ready(&self) -> bool {
+        match &self.confirmation {
+            Confirmation::Buttons { confirm_focused } => *confirm_focused,
+            Confirmation::Typed { expected, typed } => typed.trim() == expected,
+        }
+    }
+
+    /// Releases the order if the person confirmed it; otherwise hands it back unchanged.
+    pub fn accept(self) -> Result<Confirmed<T>, Pending<T>> {
+        if self.ready() {
+            Ok(Confirmed(self.order))
+        } else {
+            Err(self)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReinstateOrder {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecommissionOrder {
+    pub id: String,
+    pub name: String,
+    pub plan: DecommissionPlan,
+    /// Names of the agents in the plan, for the dialog (ids when unknown locally).
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BulkRevokeOrder {
+    /// (id, name) of every marked agent.
+    pub agents: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_confirmation_releases_an_order() {
+        let p = Pending::buttons(ReinstateOrder {
+            id: "a".into(),
+            name: "n".into(),
+        });
+        let mut p = p.accept().expect_err("Cancel is the default");
+        p.confirmation = Confirmation::Buttons {
+            confirm_focused: true,
+        };
+        assert_eq!(p.accept().unwrap().order().id, "a");
+
+        let t = Pending::typed(BulkRevokeOrder { agents: vec![] }, "revoke 2".into());
+        let mut t = t.accept().expect_err("nothing typed");
+        t.confirmation = Confirmation::Typed {
+            expected: "revoke 2".into(),
+            typed: "revoke 3".into(),
+        };
+        let mut t = t.accept().expect_err("wrong phrase");
+        t.confirmation = Confirmation::Typed {
+            expected: "revoke 2".into(),
+            typed: "revoke 2".into(),
+        };
+        assert!(t.accept().is_ok());
+    }
+}

@@ -1,0 +1,398 @@
+//! The console's local snapshot of one registry, so that it opens instantly and stays readable
+//! when the registry is down.
+//!
+//! One file per registry URL in the cache dir, mode 0600, written atomically (temporary file,
+//! then rename). It holds agent summaries and people, never a token or any credential material.
+//!
+//! Format (little-endian), designed to load a million agents as a few memory copies:
+//!
+//! ```text
+//! "STEWARD-CACHE\n" | format u32 | meta length u32 | meta (JSON: server, persona, cursor,
+//! synced_at, symbols, people) | arena length u64 | arena (UTF-8 text) | row count u64 |
+//! rows (ROW_BYTES each, text as offset+length into the arena)
+//! ```
+//!
+//! Rows are written in name order, so the default view needs no sort before the first frame.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::inventory::{AgentRow, Arena, Inventory, NONE, PersonRow, Str, Symbols};
+use crate::model::{AgentKind, AgentSource, AgentStatus};
+
+const MAGIC: &[u8] = b"STEWARD-CACHE\n";
+const FORMAT: u32 = 1;
+const ROW_BYTES: usize = 84;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a usable cache ({reason})")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    server: String,
+    persona: Option<String>,
+    cursor: i64,
+    synced_at: Option<i64>,
+    symbols: Vec<String>,
+    people: Vec<PersonRow>,
+}
+
+/// The cache file of a registry: readable host and port plus a hash of the whole URL.
+pub fn cache_file(cache_dir: &Path, server: &str) -> PathBuf {
+    let readable: String = server
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(48)
+        .collect();
+    let hash = hex::encode(&Sha256::digest(server.as_bytes())[..6]);
+    cache_dir.join(format!("{}-{hash}.cache", readable.trim_matches('_')))
+}
+
+fn kind_code(k: AgentKind) -> u8 {
+    match k {
+        AgentKind::Agent => 0,
+        AgentKind::SubAgent => 1,
+        AgentKind::Instance => 2,
+    }
+}
+
+fn status_code(s: AgentStatus) -> u8 {
+    match s {
+        AgentStatus::Active => 0,
+        AgentStatus::Suspended => 1,
+        AgentStatus::Decommissioned => 2,
+    }
+}
+
+fn source_code(s: AgentSource) -> u8 {
+    match s {
+        AgentSource::Registered => 0,
+        AgentSource::Discovered => 1,
+    }
+}
+
+/// Encodes the inventory (visible rows only, in name order, text compacted).
+pub fn encode(inv: &Inventory) -> Vec<u8> {
+    let mut order: Vec<u32> = (0..inv.rows().len() as u32)
+        .filter(|&i| !inv.row(i).hidden)
+        .collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (inv.row(a), inv.row(b));
+        inv.text(ra.name)
+            .cmp(inv.text(rb.name))
+            .then_with(|| inv.text(ra.id).cmp(inv.text(rb.id)))
+    });
+    let mut arena = Arena::default();
+    let mut rows = Vec::with_capacity(order.len() * ROW_BYTES);
+    for &i in &order {
+        let r = inv.row(i);
+        let mut put_str = |s: Str, arena: &mut Arena| {
+            let s = arena.push(inv.text(s));
+            rows.extend_from_slice(&s.off.to_le_bytes());
+            rows.extend_from_slice(&s.len.to_le_bytes());
+        };
+        put_str(r.id, &mut arena);
+        put_str(r.name, &mut arena);
+        put_str(r.parent, &mut arena);
+        put_str(r.scopes, &mut arena);
+        put_str(r.flags, &mut arena);
+        rows.extend_from_slice(&r.owner.to_le_bytes());
+        rows.extend_from_slice(&r.team.to_le_bytes());
+        rows.extend_from_slice(&r.environment.to_le_bytes());
+        rows.extend_from_slice(&[
+            kind_code(r.kind),
+            status_code(r.status),
+            source_code(r.source),
+            r.static_secret as u8,
+        ]);
+        rows.extend_from_slice(&r.scope_count.to_le_bytes());
+        rows.extend_from_slice(&[0, 0]);
+        rows.extend_from_slice(&r.last_seen.to_le_bytes());
+        rows.extend_from_slice(&r.created.to_le_bytes());
+        rows.extend_from_slice(&r.change_seq.to_le_bytes());
+    }
+    let meta = Meta {
+        server: inv.server.clone(),
+        persona: inv.persona.clone(),
+        cursor: inv.cursor,
+        synced_at: inv.synced_at,
+        symbols: inv.symbols().names().map(str::to_string).collect(),
+        people: inv.people().to_vec(),
+    };
+    let meta = serde_json::to_vec(&meta).expect("cache metadata always serialises");
+    let mut out = Vec::with_capacity(64 + meta.len() + arena.len() + rows.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT.to_le_bytes());
+    out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&(arena.len() as u64).to_le_bytes());
+    out.extend_from_slice(arena.as_str().as_bytes());
+    out.extend_from_slice(&(order.len() as u64).to_le_bytes());
+    out.extend_from_slice(&rows);
+    out
+}
+
+/// Writes the cache atomically with mode 0600 (its folder 0700).
+pub fn save(path: &Path, inv: &Inventory) -> std::io::Result<()> {
+    let bytes = encode(inv);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a cache file; `Ok(None)` when there is none yet.
+pub fn load(path: &Path) -> Result<Option<Inventory>, CacheError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CacheError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    decode(bytes)
+        .map(Some)
+        .map_err(|reason| CacheError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn le_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Decodes and checks a cache: every text slice inside the arena, every code known.
+pub fn decode(bytes: Vec<u8>) -> Result<Inventory, String> {
+    let mut r = Reader {
+        bytes: &bytes,
+        pos: 0,
+    };
+    if r.take(MAGIC.len())? != MAGIC {
+        return Err("not a Steward cache file".into());
+    }
+    let format = r.u32()?;
+    if format != FORMAT {
+        return Err(format!("format {format}, this console reads {FORMAT}"));
+    }
+    let meta_len = r.u32()? as usize;
+    let meta: Meta =
+        serde_json::from_slice(r.take(meta_len)?).map_err(|e| format!("metadata: {e}"))?;
+    let arena_len = r.u64()? as usize;
+    if arena_len > u32::MAX as usize {
+        return Err("text arena too large".into());
+    }
+    let arena_bytes = r.take(arena_len)?;
+    let arena = Arena::from_text(
+        String::from_utf8(arena_bytes.to_vec()).map_err(|_| "text is not UTF-8".to_string())?,
+    );
+    let count = r.u64()? as usize;
+    let row_bytes = r.take(
+        count
+            .checked_mul(ROW_BYTES)
+            .ok_or_else(|| "row count overflows".to_string())?,
+    )?;
+    if r.pos != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - r.pos));
+    }
+    let symbols = Symbols::from_names(meta.symbols);
+    let nsym = symbols.len() as u32;
+    let mut rows = Vec::with_capacity(count);
+    for (n, b) in row_bytes.chunks_exact(ROW_BYTES).enumerate() {
+        let s = |at: usize| Str {
+            off: le_u32(b, at),
+            len: le_u32(b, at + 4),
+        };
+        let sym = |at: usize| -> Result<u32, String> {
+            let v = le_u32(b, at);
+            if v == NONE || v < nsym {
+                Ok(v)
+            } else {
+                Err(format!("row {n}: unknown symbol {v}"))
+            }
+        };
+        let kind = match b[52] {
+            0 => AgentKind::Agent,
+            1 => AgentKind::SubAgent,
+            2 => AgentKind::Instance,
+            k => return Err(format!("row {n}: unknown kind {k}")),
+        };
+        let status = match b[53] {
+            0 => AgentStatus::Active,
+            1 => AgentStatus::Suspended,
+            2 => AgentStatus::Decommissioned,
+            k => return Err(format!("row {n}: unknown status {k}")),
+        };
+        let source = match b[54] {
+            0 => AgentSource::Registered,
+            1 => AgentSource::Discovered,
+            k => return Err(format!("row {n}: unknown source {k}")),
+        };
+        let row = AgentRow {
+            id: s(0),
+            name: s(8),
+            parent: s(16),
+            scopes: s(24),
+            flags: s(32),
+            owner: sym(40)?,
+            team: sym(44)?,
+            environment: sym(48)?,
+            kind,
+            status,
+            source,
+            static_secret: b[55] != 0,
+            hidden: false,
+            scope_count: u16::from_le_bytes([b[56], b[57]]),
+            last_seen: le_i64(b, 60),
+            created: le_i64(b, 68),
+            change_seq: le_i64(b, 76),
+        };
+        for (field, text) in [
+            ("id", row.id),
+            ("name", row.name),
+            ("parent", row.parent),
+            ("scopes", row.scopes),
+            ("flags", row.flags),
+        ] {
+            if !arena.holds(text) {
+                return Err(format!("row {n}: {field} points outside the text"));
+            }
+        }
+        if row.id.len == 0 {
+            return Err(format!("row {n}: empty id"));
+        }
+        rows.push(row);
+    }
+    Ok(Inventory::from_parts(
+        (meta.server, meta.persona, meta.cursor, meta.synced_at),
+        rows,
+        arena,
+        symbols,
+        meta.people,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Agent;
+
+    fn agent(id: &str, name: &str) -> Agent {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "description": "", "kind": "sub-agent", "parent_id": "p1",
+            "owner": "ada@example.com", "owner_name": "Ada", "team": "payments",
+            "environment": "prod", "status": "suspended", "source": "discovered",
+            "created_at": "2026-01-01T00:00:00Z", "last_seen_at": null, "static_secret": true,
+            "flags": ["night-burst"], "change_seq": 9,
+            "grants": [{"scope": "crm.orders:read", "granted_by": "system",
+                "granted_at": "2026-01-01T00:00:00Z", "expires_at": null, "justification": null,
+                "last_used_at": null, "last_certified_at": null}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trips_in_name_order_and_refuses_damage() {
+        let mut inv = Inventory::new("http://127.0.0.1:1");
+        inv.persona = Some("ada@example.com".into());
+        inv.cursor = 42;
+        inv.upsert(&agent("a2", "zeta"));
+        inv.upsert(&agent("a1", "alpha"));
+        inv.upsert(&agent("a3", "gone"));
+        inv.hide("a3");
+        let bytes = encode(&inv);
+        let back = decode(bytes.clone()).unwrap();
+        assert_eq!(back.rows().len(), 2);
+        assert_eq!(back.text(back.row(0).name), "alpha");
+        assert_eq!(back.text(back.row(1).id), "a2");
+        let r = back.row(0);
+        assert_eq!(back.text(r.parent), "p1");
+        assert_eq!(back.text(r.scopes), "crm.orders:read");
+        assert_eq!(back.text(r.flags), "night-burst");
+        assert_eq!(r.status, AgentStatus::Suspended);
+        assert_eq!(r.kind, AgentKind::SubAgent);
+        assert!(r.static_secret);
+        assert_eq!(r.last_seen, i64::MIN);
+        assert_eq!(back.cursor, 42);
+        assert_eq!(back.owner_label(r), "Ada");
+
+        let mut truncated = bytes.clone();
+        truncated.truncate(bytes.len() - 3);
+        assert!(decode(truncated).unwrap_err().contains("truncated"));
+        let mut bad = bytes.clone();
+        let last_row = bytes.len() - ROW_BYTES;
+        bad[last_row..last_row + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(bad).unwrap_err().contains("outside"));
+        assert!(decode(b"garbage".to_vec()).is_err());
+    }
+}

@@ -1,0 +1,476 @@
+//! Quick filters, the `/` fuzzy filter and column sorting, computed off the UI thread.
+//!
+//! The UI submits a [`FilterJob`] tagged with a generation number and keeps drawing the previous
+//! result; the worker always runs the newest job it has, abandons a job as soon as a newer one
+//! arrives, and the UI ignores any answer whose generation is not the latest. When a query only
+//! extends the previous one, the job narrows the previous matches instead of scanning every row
+//! (a fuzzy match of `abcd` implies a match of `abc`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use fuzzy_matcher::FuzzyMatcher;
+use fuzzy_matcher::skim::SkimMatcherV2;
+
+use super::inventory::{AgentRow, Inventory, NONE};
+use crate::model::AgentStatus;
+
+/// An agent is stale when it has not been seen for this long (or never, and is this old).
+pub const STALE_AFTER_SECS: i64 = 30 * 24 * 3600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuickFilter {
+    All,
+    Unowned,
+    Mine,
+    Suspended,
+    Decommissioned,
+    StaticSecrets,
+    Stale,
+}
+
+impl QuickFilter {
+    pub const ALL: [QuickFilter; 7] = [
+        QuickFilter::All,
+        QuickFilter::Unowned,
+        QuickFilter::Mine,
+        QuickFilter::Suspended,
+        QuickFilter::Decommissioned,
+        QuickFilter::StaticSecrets,
+        QuickFilter::Stale,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            QuickFilter::All => "all",
+            QuickFilter::Unowned => "unowned",
+            QuickFilter::Mine => "mine",
+            QuickFilter::Suspended => "suspended",
+            QuickFilter::Decommissioned => "decommissioned",
+            QuickFilter::StaticSecrets => "static",
+            QuickFilter::Stale => "stale",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<QuickFilter> {
+        QuickFilter::ALL.into_iter().find(|q| q.label() == text)
+    }
+
+    pub fn cycle(self, forward: bool) -> QuickFilter {
+        let i = QuickFilter::ALL
+            .iter()
+            .position(|&q| q == self)
+            .unwrap_or(0);
+        let n = QuickFilter::ALL.len();
+        QuickFilter::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
+    }
+
+    fn keeps(self, row: &AgentRow, mine: u32, now: i64) -> bool {
+        match self {
+            QuickFilter::All => true,
+            QuickFilter::Unowned => row.owner == NONE && row.status != AgentStatus::Decommissioned,
+            QuickFilter::Mine => mine != NONE && row.owner == mine,
+            QuickFilter::Suspended => row.status == AgentStatus::Suspended,
+            QuickFilter::Decommissioned => row.status == AgentStatus::Decommissioned,
+            QuickFilter::StaticSecrets => row.static_secret,
+            QuickFilter::Stale => is_stale(row, now),
+        }
+    }
+}
+
+pub fn is_stale(row: &AgentRow, now: i64) -> bool {
+    if row.status == AgentStatus::Decommissioned {
+        return false;
+    }
+    let seen = if row.last_seen == i64::MIN {
+        row.created
+    } else {
+        row.last_seen
+    };
+    now.saturating_sub(seen) > STALE_AFTER_SECS
+}
+
+/// The inventory's columns, in display order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Column {
+    Name,
+    Kind,
+    Owner,
+    Status,
+    Team,
+    Environment,
+    Scopes,
+    LastSeen,
+    Flags,
+}
+
+impl Column {
+    pub const ALL: [Column; 9] = [
+        Column::Name,
+        Column::Kind,
+        Column::Owner,
+        Column::Status,
+        Column::Team,
+        Column::Environment,
+        Column::Scopes,
+        Column::LastSeen,
+        Column::Flags,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Name => "NAME",
+            Column::Kind => "KIND",
+            Column::Owner => "OWNER",
+            Column::Status => "STATUS",
+            Column::Team => "TEAM",
+            Column::Environment => "ENV",
+            Column::Scopes => "SCOPES",
+            Column::LastSeen => "LAST SEEN",
+            Column::Flags => "FLAGS",
+        }
+    }
+
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Column::Name => "name",
+            Column::Kind => "kind",
+            Column::Owner => "owner",
+            Column::Status => "status",
+            Column::Team => "team",
+            Column::Environment => "environment",
+            Column::Scopes => "scopes",
+            Column::LastSeen => "last-seen",
+            Column::Flags => "flags",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sort {
+    pub column: Column,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Sort {
+        Sort {
+            column: Column::Name,
+            descending: false,
+        }
+    }
+}
+
+/// What the table should show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterSpec {
+    pub quick: QuickFilter,
+    pub query: String,
+    pub sort: Sort,
+    /// The signed-in person's email, for `mine`.
+    pub me: Option<String>,
+    /// "Now" for `stale`, in unix seconds (whole days are enough; the UI rounds it).
+    pub now: i64,
+}
+
+impl FilterSpec {
+    /// True when `self` can be computed by narrowing the result of `prev`.
+    pub fn narrows(&self, prev: &FilterSpec) -> bool {
+        !prev.query.is_empty()
+            && self.query.len() > prev.query.len()
+            && self.query.starts_with(&prev.query)
+            && self.quick == prev.quick
+            && self.sort == prev.sort
+            && self.me == prev.me
+            && self.now == prev.now
+    }
+}
+
+pub struct FilterJob {
+    pub generation: u64,
+    pub spec: FilterSpec,
+    pub inventory: Arc<Inventory>,
+    /// The previous result to narrow, when `spec` extends its query over the same rows.
+    pub narrow: Option<Arc<[u32]>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FilterOutcome {
+    pub generation: u64,
+    pub spec: FilterSpec,
+    pub inventory_version: u64,
+    /// Row indices to show, in sort order.
+    pub rows: Arc<[u32]>,
+    /// Position (in `rows`) of the best fuzzy match, when there is a query.
+    pub best: Option<usize>,
+    pub elapsed_ms: f64,
+}
+
+/// The sort order of every row, kept by the worker until the rows or the sort change.
+#[derive(Default)]
+pub struct SortCache {
+    key: Option<(u64, usize, Sort)>,
+    order: Arc<[u32]>,
+}
+
+fn compare(inv: &Inventory, sort: Sort, a: u32, b: u32) -> std::cmp::Ordering {
+    let (ra, rb) = (inv.row(a), inv.row(b));
+    let by = match sort.column {
+        Column::Name => std::cmp::Ordering::Equal,
+        Column::Kind => ra.kind.as_str().cmp(rb.kind.as_str()),
+        Column::Owner => inv.symbol(ra.owner).cmp(inv.symbol(rb.owner)),
+        Column::Status => ra.status.as_str().cmp(rb.status.as_str()),
+        Column::Team => inv.symbol(ra.team).cmp(inv.symbol(rb.team)),
+        Column::Environment => inv.symbol(ra.environment).cmp(inv.symbol(rb.environment)),
+        Column::Scopes => ra.scope_count.cmp(&rb.scope_count),
+        Column::LastSeen => ra.last_seen.cmp(&rb.last_seen),
+        Column::Flags => inv.text(ra.flags).cmp(inv.text(rb.flags)),
+    };
+    let by = if sort.descending { by.reverse() } else { by };
+    let name = inv.text(ra.name).cmp(inv.text(rb.name));
+    let name = if sort.descending && sort.column == Column::Name {
+        name.reverse()
+    } else {
+        name
+    };
+    by.then(name)
+        .then_with(|| inv.text(ra.id).cmp(inv.text(rb.id)))
+}
+
+fn sorted_rows(inv: &Inventory, sort: Sort, cache: &mut SortCache) -> Arc<[u32]> {
+    let key = (inv.version, inv.rows().len(), sort);
+    if cache.key != Some(key) {
+        let mut order: Vec<u32> = (0..inv.rows().len() as u32).collect();
+        // A cache is written in name order: skip the sort when it still holds.
+        let already = sort == Sort::default()
+            && order
+                .windows(2)
+                .all(|w| compare(inv, sort, w[0], w[1]) != std::cmp::Ordering::Greater);
+        if !already {
+            order.sort_unstable_by(|&a, &b| compare(inv, sort, a, b));
+        }
+        cache.order = order.into();
+        cache.key = Some(key);
+    }
+    cache.order.clone()
+}
+
+/// Runs a job. `stale` is asked now and then; when it answers true the job is abandoned.
+pub fn compute(
+    job: &FilterJob,
+    cache: &mut SortCache,
+    stale: &(dyn Fn() -> bool + Sync),
+) -> Option<FilterOutcome> {
+    let started = Instant::now();
+    let inv = job.inventory.as_ref();
+    let spec = &job.spec;
+    let mine = spec
+        .me
+        .as_deref()
+        .and_then(|m| inv.symbols().find(m))
+        .unwrap_or(NONE);
+    let candidates: Arc<[u32]> = match &job.narrow {
+        Some(prev) => prev.clone(),
+        None => sorted_rows(inv, spec.sort, cache),
+    };
+    if stale() {
+        return None;
+    }
+    let keep = |i: u32| {
+        let row = inv.row(i);
+        !row.hidden && spec.quick.keeps(row, mine, spec.now)
+    };
+    let query = spec.query.trim();
+    let (rows, best) = if query.is_empty() {
+        (
+            candidates.iter().copied().filter(|&i| keep(i)).collect(),
+            None,
+        )
+    } else {
+        fuzzy(inv, &candidates, query, &keep, stale)?
+    };
+    Some(FilterOutcome {
+        generation: job.generation,
+        spec: spec.clone(),
+        inventory_version: inv.version,
+        rows: rows.into(),
+        best,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// At most this many matches are scored to choose the best one (the filter itself is exact).
+pub const SCORED_MATCHES: usize = 50_000;
+
+/// Fuzzy-matches names: which rows match is decided for every row (over two threads for big
+/// inventories); the fuzzy score only chooses which match the cursor lands on, so it is computed
+/// for the first [`SCORED_MATCHES`] matches in table order.
+fn fuzzy(
+    inv: &Inventory,
+    candidates: &[u32],
+    query: &str,
+    keep: &(dyn Fn(u32) -> bool + Sync),
+    stale: &(dyn Fn() -> bool + Sync),
+) -> Option<(Vec<u32>, Option<usize>)> {
+    let matcher = SkimMatcherV2::default().ignore_case();
+    // For an ASCII query, skim's acceptance test is exactly an ASCII-case-insensitive
+    // subsequence test, which is much cheaper than scoring; otherwise ask the matcher.
+    let ascii = query.is_ascii();
+    let run = |part: &[u32]| -> Option<Vec<u32>> {
+        let matcher = SkimMatcherV2::default().ignore_case();
+        let mut out = Vec::new();
+        for (n, chunk) in part.chunks(16 * 1024).enumerate() {
+            if n > 0 && stale() {
+                return None;
+            }
+            for &i in chunk {
+                if !keep(i) {
+                    continue;
+                }
+                let name = inv.text(inv.row(i).name);
+                let hit = if ascii {
+                    is_subsequence(name, query)
+                } else {
+                    matcher.fuzzy_match(name, query).is_some()
+                };
+                if hit {
+                    out.push(i);
+                }
+            }
+        }
+        Some(out)
+    };
+    let (left, right) = candidates.split_at(candidates.len() / 2);
+    let (a, b) = if candidates.len() < 50_000 {
+        (run(left), run(right))
+    } else {
+        std::thread::scope(|s| {
+            let handle = s.spawn(|| run(right));
+            let a = run(left);
+            (a, handle.join().expect("the filter thread does not panic"))
+        })
+    };
+    let mut matches = a?;
+    matches.extend(b?);
+    let mut best: Option<(usize, i64)> = None;
+    for (pos, &i) in matches.iter().take(SCORED_MATCHES).enumerate() {
+        if let Some(score) = matcher.fuzzy_match(inv.text(inv.row(i).name), query)
+            && best.is_none_or(|(_, s)| score > s)
+        {
+            best = Some((pos, score));
+        }
+    }
+    Some((matches, best.map(|(p, _)| p)))
+}
+
+/// True when the characters of `query` appear in `text` in order, ASCII case folded: what
+/// skim's `cheap_matches` accepts with case ignored.
+fn is_subsequence(text: &str, query: &str) -> bool {
+    let mut want = query.bytes().map(|b| b.to_ascii_lowercase()).peekable();
+    for b in text.bytes() {
+        match want.peek() {
+            None => return true,
+            Some(&w) if b.to_ascii_lowercase() == w => {
+                want.next();
+            }
+            Some(_) => {}
+        }
+    }
+    want.peek().is_none()
+}
+
+/// The filter thread. Results are handed to `deliver`; only the newest job's result is delivered.
+pub struct FilterWorker {
+    jobs: mpsc::Sender<FilterJob>,
+    latest: Arc<AtomicU64>,
+}
+
+impl FilterWorker {
+    pub fn spawn(deliver: impl Fn(FilterOutcome) + Send + 'static) -> FilterWorker {
+        let (jobs, rx) = mpsc::channel::<FilterJob>();
+        let latest = Arc::new(AtomicU64::new(0));
+        let newest = latest.clone();
+        std::thread::Builder::new()
+            .name("steward-filter".into())
+            .spawn(move || {
+                let mut cache = SortCache::default();
+                while let Ok(mut job) = rx.recv() {
+                    // Skip straight to the newest waiting job.
+                    while let Ok(newer) = rx.try_recv() {
+                        job = newer;
+                    }
+                    let generation = job.generation;
+                    let stale = || newest.load(Ordering::Relaxed) != generation;
+                    if stale() {
+                        continue;
+                    }
+                    let outcome = compute(&job, &mut cache, &stale);
+                    drop(job);
+                    if let Some(outcome) = outcome {
+                        deliver(outcome);
+                    }
+                }
+            })
+            .expect("the filter thread starts");
+        FilterWorker { jobs, latest }
+    }
+
+    pub fn submit(&self, job: FilterJob) {
+        self.latest.store(job.generation, Ordering::Relaxed);
+        // The thread only stops when this handle is dropped.
+        let _ = self.jobs.send(job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsequence_test_agrees_with_the_matcher() {
+        let matcher = SkimMatcherV2::default().ignore_case();
+        for (name, q) in [
+            ("billing-bot", "bb"),
+            ("billing-bot", "BIL"),
+            ("Billing-Bot", "bot"),
+            ("crm-sync", "bot"),
+            ("crm-sync", "cs"),
+            ("crm sync", "m s"),
+            ("crm-sync", "m s"),
+            ("x", "xy"),
+            ("évaluation", "val"),
+            ("", "a"),
+        ] {
+            assert_eq!(
+                is_subsequence(name, q),
+                matcher.fuzzy_match(name, q).is_some(),
+                "{name:?} {q:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn narrowing_needs_an_extension_of_the_same_view() {
+        let base = FilterSpec {
+            quick: QuickFilter::All,
+            query: "bil".into(),
+            sort: Sort::default(),
+            me: None,
+            now: 0,
+        };
+        let mut next = base.clone();
+        next.query = "bill".into();
+        assert!(next.narrows(&base));
+        next.quick = QuickFilter::Unowned;
+        assert!(!next.narrows(&base));
+        let mut shorter = base.clone();
+        shorter.query = "bi".into();
+        assert!(!shorter.narrows(&base));
+    }
+}

@@ -1,0 +1,373 @@
+//! Carries out effects on tokio tasks and the filter thread and feeds their results back as
+//! actions. The same [`Console`] runs under the terminal loop and under tests.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::action::{Action, Effect};
+use super::app::{App, Tone};
+use super::cache;
+use super::config;
+use super::filter::FilterWorker;
+use super::inventory::Inventory;
+use super::update::{self, update};
+use crate::client::{Client, ClientResult, Secret};
+use crate::model::AuditEvent;
+use crate::model::api::AuditQuery;
+
+/// How many audit events the detail shows.
+pub const RECENT_AUDIT: usize = 30;
+/// Change-feed page size.
+pub const SYNC_PAGE: u32 = 5000;
+
+/// Where the console connects and keeps its files. Nothing here is read from the environment:
+/// the command line resolves it.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub server: String,
+    pub token: Secret,
+    pub config_dir: PathBuf,
+    /// None: keep no cache (nothing is written).
+    pub cache_dir: Option<PathBuf>,
+    /// `NO_COLOR` is set.
+    pub no_color: bool,
+}
+
+impl Options {
+    /// `NO_COLOR` as the convention says: set and not empty.
+    pub fn no_color_from_env() -> bool {
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+    }
+}
+
+/// What background work sends back: an action, and whether it is the last word of its task.
+/// Tasks are counted here, on the receiving side, so that "nothing pending" is never a race.
+struct Msg {
+    action: Action,
+    done: bool,
+}
+
+/// Lets a task send intermediate actions (e.g. pages of the change feed).
+#[derive(Clone)]
+pub struct Reporter(UnboundedSender<Msg>);
+
+impl Reporter {
+    pub fn send(&self, action: Action) {
+        let _ = self.0.send(Msg {
+            action,
+            done: false,
+        });
+    }
+}
+
+pub struct Console {
+    pub app: App,
+    client: Client,
+    tx: UnboundedSender<Msg>,
+    rx: UnboundedReceiver<Msg>,
+    worker: FilterWorker,
+    /// Tasks started whose final action has not been applied yet.
+    tasks: usize,
+    cache_path: Option<PathBuf>,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Console {
+    /// Reads the configuration (refusing a broken one) and the cache; touches no terminal and
+    /// no network.
+    pub fn open(options: Options) -> anyhow::Result<Console> {
+        let loaded = config::load(&options.config_dir, options.no_color)?;
+        let client = Client::new(&options.server, Some(options.token))?;
+        let server = client.base_url().to_string();
+        let cache_path = options
+            .cache_dir
+            .as_ref()
+            .map(|d| cache::cache_file(d, &server));
+        let mut note = None;
+        let inventory = match cache_path.as_deref().map(cache::load) {
+            Some(Ok(Some(inv))) if inv.server == server => inv,
+            Some(Err(e)) => {
+                note = Some(format!("{e}; starting from an empty view and syncing"));
+                Inventory::new(&server)
+            }
+            _ => Inventory::new(&server),
+        };
+        let (tx, rx) = unbounded_channel();
+        let worker = FilterWorker::spawn({
+            let tx = tx.clone();
+            move |outcome| {
+                let _ = tx.send(Msg {
+                    action: Action::Filtered(outcome),
+                    done: false,
+                });
+            }
+        });
+        let mut app = App::new(
+            &server,
+            options.config_dir.clone(),
+            inventory,
+            loaded.theme,
+            loaded.keymap,
+            options.no_color,
+            now(),
+        );
+        if let Some(note) = note {
+            app.message = Some((Tone::Error, note));
+        }
+        Ok(Console {
+            app,
+            client,
+            tx,
+            rx,
+            worker,
+            tasks: 0,
+            cache_path,
+        })
+    }
+
+    pub fn cache_path(&self) -> Option<&std::path::Path> {
+        self.cache_path.as_deref()
+    }
+
+    /// Signs in and starts syncing (through the first tick).
+    pub fn start(&mut self) {
+        self.dispatch(Action::Tick { now: now() });
+    }
+
+    pub fn dispatch(&mut self, action: Action) {
+        for effect in update(&mut self.app, action) {
+            self.run(effect);
+        }
+    }
+
+    fn unwrap(&mut self, msg: Msg) -> Action {
+        if msg.done {
+            self.tasks -= 1;
+        }
+        msg.action
+    }
+
+    /// The next action from background work.
+    pub async fn next(&mut self) -> Option<Action> {
+        let msg = self.rx.recv().await?;
+        Some(self.unwrap(msg))
+    }
+
+    /// Applies every action already waiting, without blocking.
+    pub fn drain(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            let a = self.unwrap(msg);
+            self.dispatch(a);
+        }
+    }
+
+    /// True while a task or a filter job has not answered yet (each will send something).
+    pub fn busy(&self) -> bool {
+        self.tasks > 0 || self.app.filtering
+    }
+
+    /// Processes actions until every task and filter job has answered (tests and shutdown).
+    /// Gives up after `limit` with an error, rather than hanging.
+    pub async fn settle_within(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            self.drain();
+            if !self.busy() {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(Some(a)) => self.dispatch(a),
+                Ok(None) => anyhow::bail!("the console's channel closed"),
+                Err(_) => anyhow::bail!("background work did not finish within {limit:?}"),
+            }
+        }
+    }
+
+    pub async fn settle(&mut self) -> anyhow::Result<()> {
+        self.settle_within(Duration::from_secs(60)).await
+    }
+
+    /// Writes the cache one last time (if it changed) after in-flight saves finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.app.saving {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(Some(a)) => self.dispatch(a),
+                _ => break,
+            }
+        }
+        if let Some(path) = self.cache_path.clone()
+            && (self.app.cache_dirty || !path.exists())
+            && !self.app.inventory.rows().is_empty()
+        {
+            if self.app.inventory.synced_at != self.app.synced_at {
+                std::sync::Arc::make_mut(&mut self.app.inventory).synced_at = self.app.synced_at;
+            }
+            let inv = self.app.inventory.clone();
+            tokio::task::spawn_blocking(move || cache::save(&path, &inv)).await??;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` on a task; it may send intermediate actions and returns the final one.
+    fn spawn<F, Fut>(&mut self, work: F)
+    where
+        F: FnOnce(Client, Reporter) -> Fut,
+        Fut: Future<Output = Action> + Send + 'static,
+    {
+        self.tasks += 1;
+        let tx = self.tx.clone();
+        let fut = work(self.client.clone(), Reporter(self.tx.clone()));
+        tokio::spawn(async move {
+            let action = fut.await;
+            let _ = tx.send(Msg { action, done: true });
+        });
+    }
+
+    fn run(&mut self, effect: Effect) {
+        match effect {
+            Effect::Filter(job) => self.worker.submit(job),
+            Effect::LoadMe => self.spawn(|c, _| async move { Action::Me(c.me().await) }),
+            Effect::Sync { after } => self.spawn(move |c, tx| async move {
+                let mut cursor = after;
+                loop {
+                    match c.changes(cursor, SYNC_PAGE).await {
+                        Ok(feed) => {
+                            cursor = feed.cursor;
+                            let more = feed.more;
+                            tx.send(Action::SyncPage(feed));
+                            if !more {
+                                return Action::SyncDone(Ok(()));
+                            }
+                        }
+                        Err(e) => return Action::SyncDone(Err(e)),
+                    }
+                }
+            }),
+            Effect::LoadDetail { id } => self.spawn(move |c, _| async move {
+                let (detail, audit) = tokio::join!(c.agent(&id), recent_audit(&c, &id));
+                Action::DetailLoaded { id, detail, audit }
+            }),
+            Effect::SetOwner { id, owner } => self.spawn(move |c, _| async move {
+                let result = c
+                    .set_owner(
+                        &id,
+                        &crate::model::api::SetOwner {
+                            owner,
+                            reason: Some("assigned in the console".into()),
+                        },
+                    )
+                    .await;
+                Action::OwnerSet { id, result }
+            }),
+            Effect::Revoke { id } => self.spawn(move |c, _| async move {
+                let started = Instant::now();
+                let result = c.revoke(&id, None).await;
+                Action::Revoked {
+                    id,
+                    round_trip_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    result,
+                }
+            }),
+            Effect::BulkRevoke(confirmed) => {
+                let order = confirmed.into_order();
+                self.spawn(move |c, _| async move {
+                    let started = Instant::now();
+                    let mut results = Vec::new();
+                    for (id, _) in order.agents {
+                        let r = c
+                            .revoke(&id, Some("bulk revocation in the console".into()))
+                            .await;
+                        results.push((id, r));
+                    }
+                    Action::BulkRevoked {
+                        round_trip_ms: started.elapsed().as_secs_f64() * 1000.0,
+                        results,
+                    }
+                })
+            }
+            Effect::Reinstate(confirmed) => {
+                let order = confirmed.into_order();
+                self.spawn(move |c, _| async move {
+                    let result = c.reinstate(&order.id, None).await;
+                    Action::Reinstated {
+                        id: order.id,
+                        result,
+                    }
+                })
+            }
+            Effect::LoadPlan { id } => self.spawn(move |c, _| async move {
+                let result = c.decommission_plan(&id).await;
+                Action::PlanLoaded { id, result }
+            }),
+            Effect::Decommission(confirmed) => {
+                let order = confirmed.into_order();
+                self.spawn(move |c, _| async move {
+                    let result = c.decommission(&order.id, None).await;
+                    Action::Decommissioned {
+                        id: order.id,
+                        result,
+                    }
+                })
+            }
+            Effect::AddNote { seq, text } => self.spawn(move |c, _| async move {
+                let result = c.add_note(seq, &text).await;
+                Action::NoteAdded { seq, result }
+            }),
+            Effect::SaveCache(inv) => {
+                let path = self.cache_path.clone();
+                self.spawn(move |_, _| async move {
+                    let result = tokio::task::spawn_blocking(move || match path {
+                        Some(p) => {
+                            cache::save(&p, &inv).map_err(|e| format!("{}: {e}", p.display()))
+                        }
+                        None => Ok(()),
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the cache writer failed: {e}")));
+                    Action::CacheSaved(result)
+                });
+            }
+        }
+    }
+
+    /// Asks for a cache write now (tests, and before quitting).
+    pub fn save_now(&mut self) {
+        let effect = update::save(&mut self.app);
+        self.run(effect);
+    }
+}
+
+/// The latest audit events about an agent (the API pages oldest first).
+async fn recent_audit(c: &Client, id: &str) -> ClientResult<Vec<AuditEvent>> {
+    let mut keep = VecDeque::new();
+    let mut after = None;
+    for _ in 0..50 {
+        let page = c
+            .agent_audit(
+                id,
+                &AuditQuery {
+                    after,
+                    limit: Some(1000),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        keep.extend(page.events);
+        while keep.len() > RECENT_AUDIT {
+            keep.pop_front();
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok(keep.into())
+}

@@ -1,0 +1,1103 @@
+//! State transitions: `update(app, action) -> effects`. No terminal and no network here, so the
+//! whole console can be driven (and tested) by feeding it actions.
+
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use fuzzy_matcher::FuzzyMatcher;
+use fuzzy_matcher::skim::SkimMatcherV2;
+
+use super::action::{
+    Action, BulkRevokeOrder, Confirmation, DecommissionOrder, Effect, Pending, ReinstateOrder,
+};
+use super::app::{
+    App, ConfirmState, DetailState, Link, NoteState, Overlay, PickEntry, PickerState, RevokeResult,
+    Screen, Tone, round_now,
+};
+use super::filter::{FilterJob, FilterOutcome, QuickFilter};
+use super::keymap::{Command, KeySpec};
+use super::views;
+use crate::client::ClientError;
+use crate::model::AgentStatus;
+use crate::model::text::strip_for_terminal;
+
+/// How often the console asks the change feed while the registry answers (seconds).
+pub const SYNC_EVERY: i64 = 3;
+/// How often it retries while the registry is unreachable.
+pub const RETRY_EVERY: i64 = 5;
+/// How often a changed cache is written.
+pub const SAVE_EVERY: i64 = 30;
+
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match action {
+        Action::Key(key) => on_key(app, key, &mut fx),
+        Action::Command(c) => on_command(app, c, &mut fx),
+        Action::Resize { width, height } => {
+            app.width = width;
+            app.height = height;
+            keep_visible(app);
+        }
+        Action::Tick { now } => on_tick(app, now, &mut fx),
+        Action::Me(result) => {
+            app.me_in_flight = false;
+            match result {
+                Ok(me) => {
+                    let email = me.person.email.clone();
+                    let inv = Arc::make_mut(&mut app.inventory);
+                    if inv.persona.as_deref().is_some_and(|p| p != email) {
+                        // The cache was another person's view: start over.
+                        inv.clear();
+                        app.marks.clear();
+                        app.message = Some((
+                            Tone::Info,
+                            format!(
+                                "signed in as {email}; the cached view was another person's, resyncing"
+                            ),
+                        ));
+                    }
+                    inv.persona = Some(email.clone());
+                    app.spec.me = Some(email);
+                    app.me = Some(me);
+                    app.link = Link::Online;
+                    refilter(app, &mut fx);
+                    start_sync(app, &mut fx);
+                }
+                Err(e) => went_offline(app, &e),
+            }
+        }
+        Action::SyncPage(feed) => {
+            let inv = Arc::make_mut(&mut app.inventory);
+            inv.apply(&feed);
+            app.sync_dirty = true;
+            app.cache_dirty = true;
+        }
+        Action::SyncDone(result) => {
+            app.sync_in_flight = false;
+            match result {
+                Ok(()) => {
+                    app.synced_at = Some(app.now);
+                    if app.link != Link::Online {
+                        app.link = Link::Online;
+                    }
+                }
+                Err(e) => went_offline(app, &e),
+            }
+            if std::mem::take(&mut app.sync_dirty) {
+                refilter(app, &mut fx);
+                if let Screen::Detail(d) = &app.screen
+                    && d.detail.is_some()
+                {
+                    // Keep the open detail fresh as well.
+                    let id = d.id.clone();
+                    fx.push(Effect::LoadDetail { id });
+                }
+            }
+        }
+        Action::Filtered(outcome) => on_filtered(app, outcome),
+        Action::DetailLoaded { id, detail, audit } => {
+            if let Screen::Detail(d) = &mut app.screen
+                && d.id == id
+            {
+                d.detail = Some(detail.map_err(|e| e.to_string()));
+                d.audit = Some(audit.map_err(|e| e.to_string()));
+            }
+        }
+        Action::OwnerSet { id, result } => match result {
+            Ok(agent) => {
+                Arc::make_mut(&mut app.inventory).upsert(&agent);
+                app.cache_dirty = true;
+                app.message = Some((
+                    Tone::Ok,
+                    format!(
+                        "{} is now owned by {}",
+                        clean(&agent.name),
+                        clean(
+                            agent
+                                .owner_name
+                                .as_deref()
+                                .or(agent.owner.as_deref())
+                                .unwrap_or("nobody")
+                        )
+                    ),
+                ));
+                refilter(app, &mut fx);
+                reload_detail(app, &id, &mut fx);
+            }
+            Err(e) => failed(app, "assigning the owner", &e),
+        },
+        Action::Revoked {
+            id,
+            round_trip_ms,
+            result,
+        } => match result {
+            Ok(outcome) => {
+                Arc::make_mut(&mut app.inventory).upsert(&outcome.agent);
+                app.cache_dirty = true;
+                let name = outcome.agent.name.clone();
+                app.message = Some(if outcome.changed {
+                    (Tone::Ok, format!("revoked {}", clean(&name)))
+                } else {
+                    (
+                        Tone::Info,
+                        format!(
+                            "{} was already {}; nothing changed",
+                            clean(&name),
+                            outcome.previous_status.as_str()
+                        ),
+                    )
+                });
+                app.overlay = Some(Overlay::RevokeResult(Box::new(RevokeResult {
+                    name,
+                    outcome,
+                    round_trip_ms,
+                    note: String::new(),
+                    note_state: NoteState::Editing,
+                })));
+                refilter(app, &mut fx);
+                reload_detail(app, &id, &mut fx);
+            }
+            Err(e) => failed(app, "the revocation", &e),
+        },
+        Action::BulkRevoked {
+            round_trip_ms,
+            results,
+        } => {
+            let mut lines = Vec::new();
+            let (mut done, mut unchanged, mut errors) = (0, 0, 0);
+            for (id, r) in &results {
+                match r {
+                    Ok(outcome) => {
+                        Arc::make_mut(&mut app.inventory).upsert(&outcome.agent);
+                        if outcome.changed {
+                            done += 1;
+                        } else {
+                            unchanged += 1;
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        lines.push(format!("✕ {}: {e}", clean(id)));
+                    }
+                }
+            }
+            app.cache_dirty = true;
+            app.marks.clear();
+            app.message = Some((
+                if errors > 0 { Tone::Error } else { Tone::Ok },
+                format!("bulk revocation: {done} revoked, {unchanged} unchanged, {errors} failed"),
+            ));
+            let mut summary = vec![
+                format!("revoked: {done}"),
+                format!("already suspended or decommissioned: {unchanged}"),
+                format!("failed (nothing changed for these): {errors}"),
+                format!("elapsed: {round_trip_ms:.0} ms"),
+            ];
+            summary.extend(lines);
+            app.overlay = Some(Overlay::Notice {
+                title: "Bulk revocation".into(),
+                lines: summary,
+                tone: if errors > 0 { Tone::Error } else { Tone::Ok },
+            });
+            refilter(app, &mut fx);
+        }
+        Action::Reinstated { id, result } => match result {
+            Ok(agent) => {
+                Arc::make_mut(&mut app.inventory).upsert(&agent);
+                app.cache_dirty = true;
+                app.message = Some((
+                    Tone::Ok,
+                    format!(
+                        "reinstated {}; its credentials stay disabled until rotated",
+                        clean(&agent.name)
+                    ),
+                ));
+                refilter(app, &mut fx);
+                reload_detail(app, &id, &mut fx);
+            }
+            Err(e) => failed(app, "the reinstatement", &e),
+        },
+        Action::PlanLoaded { id, result } => {
+            let waiting = matches!(&app.overlay, Some(Overlay::Busy(_)));
+            if !waiting {
+                return fx; // the person went back meanwhile
+            }
+            match result {
+                Ok(plan) => {
+                    let name = name_of(app, &id);
+                    let names = plan.agents.iter().map(|a| name_of(app, a)).collect();
+                    app.overlay = Some(Overlay::Confirm(ConfirmState::Decommission(
+                        Pending::buttons(DecommissionOrder {
+                            id,
+                            name,
+                            plan,
+                            names,
+                        }),
+                    )));
+                }
+                Err(e) => {
+                    app.overlay = None;
+                    failed(app, "reading the decommission plan", &e);
+                }
+            }
+        }
+        Action::Decommissioned { id, result } => match result {
+            Ok(outcome) => {
+                let inv = Arc::make_mut(&mut app.inventory);
+                for agent in &outcome.decommissioned {
+                    inv.mark_decommissioned(agent);
+                }
+                app.cache_dirty = true;
+                app.overlay = Some(Overlay::Notice {
+                    title: format!("Decommissioned {}", clean(&name_of(app, &id))),
+                    lines: vec![
+                        format!("agents decommissioned: {}", outcome.decommissioned.len()),
+                        format!("grants removed: {}", outcome.grants_removed),
+                        format!("credentials disabled: {}", outcome.credentials_disabled),
+                        format!("tokens revoked: {}", outcome.tokens_revoked),
+                        format!("registry time: {:.1} ms", outcome.elapsed_ms),
+                        format!("audit event: #{}", outcome.audit_seq),
+                    ],
+                    tone: Tone::Ok,
+                });
+                refilter(app, &mut fx);
+                reload_detail(app, &id, &mut fx);
+                start_sync(app, &mut fx);
+            }
+            Err(e) => failed(app, "the decommission", &e),
+        },
+        Action::NoteAdded { seq, result } => {
+            let state = match &result {
+                Ok(note) => NoteState::Added(*note),
+                Err(e) => NoteState::Failed(e.to_string()),
+            };
+            match result {
+                Ok(note) => {
+                    app.message = Some((
+                        Tone::Ok,
+                        format!("incident reference added to audit event #{seq} (note #{note})"),
+                    ))
+                }
+                Err(e) => failed(app, "adding the incident reference", &e),
+            }
+            if let Some(Overlay::RevokeResult(r)) = &mut app.overlay {
+                r.note_state = state;
+            }
+        }
+        Action::CacheSaved(result) => {
+            app.saving = false;
+            if let Err(e) = result {
+                app.message = Some((Tone::Error, format!("cannot write the cache: {e}")));
+            }
+        }
+    }
+    fx
+}
+
+/// Registry text, made safe to draw.
+fn clean(s: &str) -> String {
+    strip_for_terminal(s).into_owned()
+}
+
+fn name_of(app: &App, id: &str) -> String {
+    match app.inventory.find_scan(id) {
+        Some(i) => app.inventory.text(app.inventory.row(i).name).to_string(),
+        None => id.to_string(),
+    }
+}
+
+fn went_offline(app: &mut App, e: &ClientError) {
+    let error = match e.status() {
+        Some(401) => format!(
+            "it refused the API token ({e}); sign in again with `steward login --server {}`",
+            app.server_url.trim_end_matches('/')
+        ),
+        _ => e.to_string(),
+    };
+    app.link = Link::Offline { error };
+}
+
+/// A governance call failed: say so plainly; nothing local has changed.
+fn failed(app: &mut App, what: &str, e: &ClientError) {
+    if e.is_unreachable() {
+        went_offline(app, e);
+    }
+    if matches!(app.overlay, Some(Overlay::Busy(_))) {
+        app.overlay = None;
+    }
+    app.overlay = Some(Overlay::Notice {
+        title: format!("Failed: {what}"),
+        lines: vec![
+            clean(&e.to_string()),
+            String::new(),
+            "Nothing was changed in this console; the registry's own state shows at the next sync."
+                .into(),
+        ],
+        tone: Tone::Error,
+    });
+    app.message = Some((Tone::Error, format!("{what} failed")));
+}
+
+fn reload_detail(app: &App, id: &str, fx: &mut Vec<Effect>) {
+    if let Screen::Detail(d) = &app.screen
+        && d.id == id
+    {
+        fx.push(Effect::LoadDetail { id: id.to_string() });
+    }
+}
+
+fn start_sync(app: &mut App, fx: &mut Vec<Effect>) {
+    if app.sync_in_flight || app.me.is_none() {
+        return;
+    }
+    app.sync_in_flight = true;
+    app.last_sync_attempt = app.now;
+    fx.push(Effect::Sync {
+        after: app.inventory.cursor,
+    });
+}
+
+fn on_tick(app: &mut App, now: i64, fx: &mut Vec<Effect>) {
+    app.now = now;
+    let hour = round_now(now);
+    if hour != app.spec.now {
+        app.spec.now = hour;
+        if app.spec.quick == QuickFilter::Stale {
+            refilter(app, fx);
+        }
+    }
+    if app.me.is_none() {
+        if !app.me_in_flight && now - app.last_sync_attempt >= RETRY_EVERY {
+            app.me_in_flight = true;
+            app.last_sync_attempt = now;
+            fx.push(Effect::LoadMe);
+        }
+    } else {
+        let every = if app.read_only() {
+            RETRY_EVERY
+        } else {
+            SYNC_EVERY
+        };
+        if !app.sync_in_flight && now - app.last_sync_attempt >= every {
+            start_sync(app, fx);
+        }
+    }
+    if app.cache_dirty && !app.saving && now - app.last_save >= SAVE_EVERY {
+        fx.push(save(app));
+    }
+}
+
+/// Asks for the cache to be written with the current rows.
+pub fn save(app: &mut App) -> Effect {
+    if app.inventory.synced_at != app.synced_at {
+        Arc::make_mut(&mut app.inventory).synced_at = app.synced_at;
+    }
+    app.saving = true;
+    app.cache_dirty = false;
+    app.last_save = app.now;
+    Effect::SaveCache(app.inventory.clone())
+}
+
+/// Submits a filter job for the current spec.
+pub fn refilter(app: &mut App, fx: &mut Vec<Effect>) {
+    app.generation += 1;
+    app.filtering = true;
+    let narrow = match &app.view_spec {
+        Some(prev) if app.spec.narrows(prev) && app.view_version == app.inventory.version => {
+            Some(app.view.clone())
+        }
+        _ => None,
+    };
+    fx.push(Effect::Filter(FilterJob {
+        generation: app.generation,
+        spec: app.spec.clone(),
+        inventory: app.inventory.clone(),
+        narrow,
+    }));
+}
+
+fn on_filtered(app: &mut App, outcome: FilterOutcome) {
+    if outcome.generation != app.generation {
+        return; // an answer to a question nobody is asking any more
+    }
+    let previous_row = app.selected_row();
+    let query_changed = app
+        .view_spec
+        .as_ref()
+        .is_none_or(|s| s.query != outcome.spec.query);
+    let position = app.selected;
+    app.view = outcome.rows;
+    app.view_version = outcome.inventory_version;
+    app.view_spec = Some(outcome.spec);
+    app.filtering = false;
+    app.last_filter_ms = Some(outcome.elapsed_ms);
+    app.selected = match (outcome.best, previous_row) {
+        (Some(best), _) if query_changed => best,
+        (_, Some(row)) => app.view.iter().position(|&r| r == row).unwrap_or(position),
+        _ => position,
+    };
+    clamp(app);
+}
+
+fn clamp(app: &mut App) {
+    if app.view.is_empty() {
+        app.selected = 0;
+    } else if app.selected >= app.view.len() {
+        app.selected = app.view.len() - 1;
+    }
+    keep_visible(app);
+}
+
+fn keep_visible(app: &mut App) {
+    let page = views::table_rows(app).max(1);
+    if app.selected < app.offset {
+        app.offset = app.selected;
+    } else if app.selected >= app.offset + page {
+        app.offset = app.selected + 1 - page;
+    }
+    let max_offset = app.view.len().saturating_sub(page);
+    app.offset = app.offset.min(max_offset);
+}
+
+fn move_by(app: &mut App, delta: isize) {
+    if let Screen::Detail(d) = &mut app.screen {
+        let max = d.max_scroll.get() as isize;
+        d.scroll = (d.scroll as isize + delta).clamp(0, max) as u16;
+        return;
+    }
+    let len = app.view.len();
+    if len == 0 {
+        return;
+    }
+    app.selected = (app.selected as isize + delta).clamp(0, len as isize - 1) as usize;
+    keep_visible(app);
+}
+
+fn on_key(app: &mut App, key: KeyEvent, fx: &mut Vec<Effect>) {
+    if key.kind == crossterm::event::KeyEventKind::Release {
+        return;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        on_command(app, Command::Quit, fx);
+        return;
+    }
+    match app.overlay.take() {
+        None => {
+            let spec = KeySpec::from_event(&key);
+            if let Some(command) = app.keymap.lookup(spec, app.on_detail()) {
+                on_command(app, command, fx);
+            }
+        }
+        Some(overlay) => {
+            let back = overlay_key(app, overlay, key, fx);
+            if app.overlay.is_none() {
+                app.overlay = back;
+            }
+        }
+    }
+}
+
+/// Edits a one-line text field; true when the key was an edit.
+fn edit(text: &mut String, key: &KeyEvent) -> bool {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('u') if ctrl => text.clear(),
+        KeyCode::Char('w') if ctrl => {
+            let trimmed = text.trim_end().len();
+            text.truncate(trimmed);
+            let cut = text.rfind(' ').map_or(0, |i| i + 1);
+            text.truncate(cut);
+        }
+        KeyCode::Char(c) if !ctrl && !key.modifiers.contains(KeyModifiers::ALT) => {
+            if text.chars().count() < 200 {
+                text.push(c)
+            }
+        }
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Handles a key inside an overlay; returns the overlay to keep (None closes it).
+fn overlay_key(
+    app: &mut App,
+    overlay: Overlay,
+    key: KeyEvent,
+    fx: &mut Vec<Effect>,
+) -> Option<Overlay> {
+    match overlay {
+        Overlay::FilterInput => match key.code {
+            KeyCode::Esc => {
+                app.spec.query.clear();
+                refilter(app, fx);
+                None
+            }
+            KeyCode::Enter => None,
+            KeyCode::Up => {
+                move_by(app, -1);
+                Some(Overlay::FilterInput)
+            }
+            KeyCode::Down => {
+                move_by(app, 1);
+                Some(Overlay::FilterInput)
+            }
+            _ => {
+                let mut q = std::mem::take(&mut app.spec.query);
+                let changed = edit(&mut q, &key);
+                app.spec.query = q;
+                if changed {
+                    refilter(app, fx);
+                }
+                Some(Overlay::FilterInput)
+            }
+        },
+        Overlay::CommandLine {
+            mut text,
+            mut history_pos,
+        } => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                let line = text.trim().to_string();
+                if !line.is_empty() {
+                    app.history.retain(|h| h != &line);
+                    app.history.push(line.clone());
+                    run_command_line(app, &line, fx);
+                }
+                None
+            }
+            KeyCode::Up | KeyCode::Down => {
+                if !app.history.is_empty() {
+                    let last = app.history.len() - 1;
+                    history_pos = match (key.code, history_pos) {
+                        (KeyCode::Up, None) => Some(last),
+                        (KeyCode::Up, Some(p)) => Some(p.saturating_sub(1)),
+                        (_, Some(p)) if p < last => Some(p + 1),
+                        _ => None,
+                    };
+                    text = history_pos.map_or_else(String::new, |p| app.history[p].clone());
+                }
+                Some(Overlay::CommandLine { text, history_pos })
+            }
+            _ => {
+                if key.code == KeyCode::Backspace && text.is_empty() {
+                    return None;
+                }
+                edit(&mut text, &key);
+                Some(Overlay::CommandLine { text, history_pos })
+            }
+        },
+        Overlay::Picker(mut p) => match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                let Some(entry) = p.entries.get(p.selected).filter(|e| e.offered) else {
+                    app.message =
+                        Some((Tone::Error, "no one to assign: type part of a name".into()));
+                    return Some(Overlay::Picker(p));
+                };
+                let owner = app.inventory.people()[entry.person].email.clone();
+                app.message = Some((
+                    Tone::Info,
+                    format!("assigning {} to {}…", clean(&owner), clean(&p.agent_name)),
+                ));
+                fx.push(Effect::SetOwner {
+                    id: p.agent_id.clone(),
+                    owner,
+                });
+                None
+            }
+            KeyCode::Up | KeyCode::Down => {
+                let forward = key.code == KeyCode::Down;
+                p.selected = next_offered(&p.entries, p.selected, forward);
+                Some(Overlay::Picker(p))
+            }
+            _ => {
+                if edit(&mut p.query, &key) {
+                    fill_picker(app, &mut p);
+                }
+                Some(Overlay::Picker(p))
+            }
+        },
+        Overlay::Help { scroll } => match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?') => None,
+            KeyCode::Down | KeyCode::Char('j') => Some(Overlay::Help { scroll: scroll + 1 }),
+            KeyCode::Up | KeyCode::Char('k') => Some(Overlay::Help {
+                scroll: scroll.saturating_sub(1),
+            }),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(Overlay::Help {
+                scroll: scroll + 10,
+            }),
+            KeyCode::PageUp => Some(Overlay::Help {
+                scroll: scroll.saturating_sub(10),
+            }),
+            _ => Some(Overlay::Help { scroll }),
+        },
+        Overlay::Busy(text) => match key.code {
+            KeyCode::Esc => None,
+            _ => Some(Overlay::Busy(text)),
+        },
+        Overlay::Notice { title, lines, tone } => match key.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char(' ') => None,
+            _ => Some(Overlay::Notice { title, lines, tone }),
+        },
+        Overlay::RevokeResult(mut r) => {
+            if r.note_state != NoteState::Editing {
+                return match key.code {
+                    KeyCode::Esc | KeyCode::Enter => None,
+                    _ => Some(Overlay::RevokeResult(r)),
+                };
+            }
+            match key.code {
+                KeyCode::Esc => None,
+                KeyCode::Enter => {
+                    let text = r.note.trim().to_string();
+                    if text.is_empty() {
+                        return None;
+                    }
+                    r.note_state = NoteState::Sending;
+                    fx.push(Effect::AddNote {
+                        seq: r.outcome.audit_seq,
+                        text,
+                    });
+                    Some(Overlay::RevokeResult(r))
+                }
+                _ => {
+                    edit(&mut r.note, &key);
+                    Some(Overlay::RevokeResult(r))
+                }
+            }
+        }
+        Overlay::Confirm(state) => confirm_key(app, state, key, fx),
+    }
+}
+
+fn confirm_key(
+    app: &mut App,
+    state: ConfirmState,
+    key: KeyEvent,
+    fx: &mut Vec<Effect>,
+) -> Option<Overlay> {
+    if key.code == KeyCode::Esc {
+        app.message = Some((Tone::Info, "cancelled; nothing changed".into()));
+        return None;
+    }
+    macro_rules! handle {
+        ($pending:ident, $variant:ident, $effect:expr, $busy:expr) => {{
+            let mut $pending = $pending;
+            match (&mut $pending.confirmation, key.code) {
+                (
+                    Confirmation::Buttons { confirm_focused },
+                    KeyCode::Left | KeyCode::Right | KeyCode::Tab | KeyCode::BackTab,
+                ) => {
+                    *confirm_focused = !*confirm_focused;
+                }
+                (Confirmation::Typed { typed, .. }, _) if key.code != KeyCode::Enter => {
+                    edit(typed, &key);
+                }
+                (_, KeyCode::Enter) => {
+                    return match $pending.accept() {
+                        Ok(confirmed) => {
+                            app.message = Some((Tone::Info, $busy(confirmed.order())));
+                            fx.push($effect(confirmed));
+                            None
+                        }
+                        Err(pending)
+                            if matches!(pending.confirmation, Confirmation::Buttons { .. }) =>
+                        {
+                            app.message = Some((Tone::Info, "cancelled; nothing changed".into()));
+                            None
+                        }
+                        Err(pending) => {
+                            app.message = Some((
+                                Tone::Error,
+                                "the typed text does not match; nothing changed".into(),
+                            ));
+                            Some(Overlay::Confirm(ConfirmState::$variant(pending)))
+                        }
+                    };
+                }
+                _ => {}
+            }
+            Some(Overlay::Confirm(ConfirmState::$variant($pending)))
+        }};
+    }
+    match state {
+        ConfirmState::Reinstate(p) => handle!(
+            p,
+            Reinstate,
+            Effect::Reinstate,
+            |o: &ReinstateOrder| format!("reinstating {}…", clean(&o.name))
+        ),
+        ConfirmState::Decommission(p) => handle!(
+            p,
+            Decommission,
+            Effect::Decommission,
+            |o: &DecommissionOrder| format!("decommissioning {}…", clean(&o.name))
+        ),
+        ConfirmState::BulkRevoke(p) => handle!(
+            p,
+            BulkRevoke,
+            Effect::BulkRevoke,
+            |o: &BulkRevokeOrder| format!("revoking {} agents…", o.agents.len())
+        ),
+    }
+}
+
+fn next_offered(entries: &[PickEntry], from: usize, forward: bool) -> usize {
+    let n = entries.len();
+    let mut i = from;
+    for _ in 0..n {
+        i = if forward {
+            (i + 1).min(n.saturating_sub(1))
+        } else {
+            i.saturating_sub(1)
+        };
+        if entries.get(i).is_some_and(|e| e.offered) {
+            return i;
+        }
+    }
+    from
+}
+
+/// Fills the owner picker: offered people best match first, then people who left (marked).
+fn fill_picker(app: &App, p: &mut PickerState) {
+    let matcher = SkimMatcherV2::default().ignore_case();
+    let query = p.query.trim();
+    let mut scored: Vec<(bool, i64, usize)> = app
+        .inventory
+        .people()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, person)| {
+            let text = format!("{} {}", person.display_name, person.email);
+            let score = if query.is_empty() {
+                0
+            } else {
+                matcher.fuzzy_match(&text, query)?
+            };
+            Some((person.active, score, i))
+        })
+        .collect();
+    let people = app.inventory.people();
+    scored.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(b.1.cmp(&a.1))
+            .then_with(|| people[a.2].display_name.cmp(&people[b.2].display_name))
+    });
+    p.entries = scored
+        .into_iter()
+        .map(|(active, _, person)| PickEntry {
+            person,
+            offered: active,
+        })
+        .collect();
+    p.selected = p.entries.iter().position(|e| e.offered).unwrap_or(0);
+}
+
+fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
+    let page = views::table_rows(app).max(1) as isize;
+    match command {
+        Command::Up => move_by(app, -1),
+        Command::Down => move_by(app, 1),
+        Command::PageUp => move_by(app, -page),
+        Command::PageDown => move_by(app, page),
+        Command::Top => move_by(app, isize::MIN / 2),
+        Command::Bottom => move_by(app, isize::MAX / 2),
+        Command::Quit => app.quit = true,
+        Command::Help => app.overlay = Some(Overlay::Help { scroll: 0 }),
+        Command::CommandLine => {
+            app.overlay = Some(Overlay::CommandLine {
+                text: String::new(),
+                history_pos: None,
+            })
+        }
+        Command::Filter => {
+            if app.on_detail() {
+                app.screen = Screen::Inventory;
+            }
+            app.overlay = Some(Overlay::FilterInput);
+        }
+        Command::Back => match &app.screen {
+            Screen::Detail(_) => app.screen = Screen::Inventory,
+            Screen::Inventory => {
+                if !app.marks.is_empty() {
+                    let n = app.marks.len();
+                    app.marks.clear();
+                    app.message = Some((Tone::Info, format!("{n} marks cleared")));
+                } else if !app.spec.query.is_empty() {
+                    app.spec.query.clear();
+                    refilter(app, fx);
+                } else if app.spec.quick != QuickFilter::All {
+                    app.spec.quick = QuickFilter::All;
+                    refilter(app, fx);
+                }
+            }
+        },
+        Command::Open => {
+            if let Some(i) = app.selected_row() {
+                let id = app.inventory.text(app.inventory.row(i).id).to_string();
+                open_detail(app, id, fx);
+            }
+        }
+        Command::Mark => {
+            if let Some(i) = app.selected_row() {
+                if !app.marks.remove(&i) {
+                    app.marks.insert(i);
+                }
+                move_by(app, 1);
+            }
+        }
+        Command::NextQuickFilter | Command::PrevQuickFilter => {
+            let q = app.spec.quick.cycle(command == Command::NextQuickFilter);
+            set_quick(app, q, fx);
+        }
+        Command::Quick(q) => set_quick(app, q, fx),
+        Command::Sort(column) => {
+            if app.spec.sort.column == column {
+                app.spec.sort.descending = !app.spec.sort.descending;
+            } else {
+                app.spec.sort.column = column;
+                app.spec.sort.descending = false;
+            }
+            refilter(app, fx);
+        }
+        Command::Refresh => {
+            if app.me.is_none() {
+                if !app.me_in_flight {
+                    app.me_in_flight = true;
+                    fx.push(Effect::LoadMe);
+                }
+            } else {
+                start_sync(app, fx);
+            }
+            app.message = Some((Tone::Info, "syncing with the registry…".into()));
+        }
+        Command::AssignOwner => {
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            if row.is_some_and(|r| r.status == AgentStatus::Decommissioned) {
+                app.message = Some((
+                    Tone::Error,
+                    "a decommissioned agent keeps its last owner".into(),
+                ));
+                return;
+            }
+            let mut picker = PickerState {
+                agent_id: id,
+                agent_name: name,
+                query: String::new(),
+                entries: Vec::new(),
+                selected: 0,
+            };
+            fill_picker(app, &mut picker);
+            app.overlay = Some(Overlay::Picker(picker));
+        }
+        Command::Revoke => {
+            if !app.marks.is_empty() && !app.on_detail() {
+                let agents: Vec<(String, String)> = app
+                    .marks
+                    .iter()
+                    .map(|&i| {
+                        let r = app.inventory.row(i);
+                        (
+                            app.inventory.text(r.id).to_string(),
+                            app.inventory.text(r.name).to_string(),
+                        )
+                    })
+                    .collect();
+                let expected = format!("revoke {}", agents.len());
+                app.overlay = Some(Overlay::Confirm(ConfirmState::BulkRevoke(Pending::typed(
+                    BulkRevokeOrder { agents },
+                    expected,
+                ))));
+                return;
+            }
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            app.message = Some((Tone::Info, format!("revoking {}…", clean(&name))));
+            fx.push(Effect::Revoke { id });
+        }
+        Command::Reinstate => {
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            if row.is_some_and(|r| r.status != AgentStatus::Suspended) {
+                app.message = Some((
+                    Tone::Error,
+                    "only a suspended agent can be reinstated".into(),
+                ));
+                return;
+            }
+            app.overlay = Some(Overlay::Confirm(ConfirmState::Reinstate(Pending::buttons(
+                ReinstateOrder { id, name },
+            ))));
+        }
+        Command::Decommission => {
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            if row.is_some_and(|r| r.status == AgentStatus::Decommissioned) {
+                app.message = Some((Tone::Error, "already decommissioned".into()));
+                return;
+            }
+            app.overlay = Some(Overlay::Busy(format!(
+                "asking the registry what decommissioning {} would do…",
+                clean(&name)
+            )));
+            fx.push(Effect::LoadPlan { id });
+        }
+    }
+}
+
+fn set_quick(app: &mut App, q: QuickFilter, fx: &mut Vec<Effect>) {
+    app.screen = Screen::Inventory;
+    if app.spec.quick != q {
+        app.spec.quick = q;
+        app.selected = 0;
+        app.offset = 0;
+        refilter(app, fx);
+    }
+}
+
+fn open_detail(app: &mut App, id: String, fx: &mut Vec<Effect>) {
+    app.screen = Screen::Detail(Box::new(DetailState {
+        id: id.clone(),
+        detail: None,
+        audit: None,
+        scroll: 0,
+        max_scroll: std::cell::Cell::new(0),
+    }));
+    fx.push(Effect::LoadDetail { id });
+}
+
+/// The `:` commands, for the help screen and the command line's hint.
+pub const COMMANDS: [(&str, &str); 6] = [
+    (":unowned :mine :all", "quick filters, as 1-7"),
+    (":suspended :decommissioned", "also :static :stale"),
+    (":agent NAME", "open an agent by name or id"),
+    (":theme NAME", "switch theme; alone, lists"),
+    (":help", "this help"),
+    (":q", "quit"),
+];
+
+/// `:` commands.
+pub fn run_command_line(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
+    let (word, rest) = line
+        .trim()
+        .trim_start_matches(':')
+        .split_once(char::is_whitespace)
+        .map_or((line.trim().trim_start_matches(':'), ""), |(w, r)| {
+            (w, r.trim())
+        });
+    if let Some(q) = QuickFilter::parse(word) {
+        set_quick(app, q, fx);
+        return;
+    }
+    match word {
+        "q" | "quit" => app.quit = true,
+        "help" => app.overlay = Some(Overlay::Help { scroll: 0 }),
+        "agent" => {
+            if rest.is_empty() {
+                app.message = Some((Tone::Error, ":agent needs a name or an id".into()));
+                return;
+            }
+            match find_agent(app, rest) {
+                Some(id) => {
+                    if !app.spec.query.is_empty() {
+                        app.spec.query.clear();
+                        refilter(app, fx);
+                    }
+                    open_detail(app, id, fx);
+                }
+                None => {
+                    app.message = Some((Tone::Error, format!("no agent matches {:?}", clean(rest))))
+                }
+            }
+        }
+        "theme" => {
+            if rest.is_empty() {
+                app.message = Some((
+                    Tone::Info,
+                    format!(
+                        "theme {}; available: {}",
+                        app.theme.name,
+                        super::config::theme_names(&app.config_dir).join(", ")
+                    ),
+                ));
+                return;
+            }
+            match super::config::load_theme(&app.config_dir, rest) {
+                Ok(theme) => {
+                    app.theme = if app.no_color {
+                        theme.without_colors()
+                    } else {
+                        theme
+                    };
+                    app.message = Some((
+                        Tone::Ok,
+                        if app.no_color {
+                            format!("theme {rest} (without colours: NO_COLOR is set)")
+                        } else {
+                            format!("theme {rest}")
+                        },
+                    ));
+                }
+                Err(super::config::ThemeLookup::Unknown(m)) => app.message = Some((Tone::Error, m)),
+                Err(super::config::ThemeLookup::Broken(e)) => {
+                    app.message = Some((Tone::Error, e.to_string()))
+                }
+            }
+        }
+        _ => {
+            app.message = Some((
+                Tone::Error,
+                format!(
+                    "unknown command {:?}; try :unowned :mine :all :suspended :decommissioned \
+                     :static :stale :agent NAME :theme NAME :help :q",
+                    clean(word)
+                ),
+            ))
+        }
+    }
+}
+
+/// An agent by exact id, exact name (any case), or else the best fuzzy name match.
+fn find_agent(app: &App, text: &str) -> Option<String> {
+    let inv = &app.inventory;
+    let visible = || (0..inv.rows().len() as u32).filter(|&i| !inv.row(i).hidden);
+    if let Some(i) = inv.find_scan(text) {
+        return Some(inv.text(inv.row(i).id).to_string());
+    }
+    if let Some(i) = visible().find(|&i| inv.text(inv.row(i).name).eq_ignore_ascii_case(text)) {
+        return Some(inv.text(inv.row(i).id).to_string());
+    }
+    let matcher = SkimMatcherV2::default().ignore_case();
+    visible()
+        .filter_map(|i| {
+            matcher
+                .fuzzy_match(inv.text(inv.row(i).name), text)
+                .map(|s| (s, i))
+        })
+        .max_by_key(|&(s, i)| (s, std::cmp::Reverse(i)))
+        .map(|(_, i)| inv.text(inv.row(i).id).to_string())
+}

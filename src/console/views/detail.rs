@@ -1,0 +1,266 @@
+//! The agent detail: who owns it, what it may do, how it proves itself, what happened to it.
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::inventory::{flags_text, status_style, status_text};
+use super::{ago, clean, fit};
+use crate::console::app::{App, DetailState};
+use crate::console::theme::Slot;
+use crate::model::AgentDetail;
+
+fn when(app: &App, t: Option<DateTime<Utc>>) -> String {
+    match t {
+        Some(t) => format!("{} ago", ago(app.now, t.timestamp())),
+        None => "never".into(),
+    }
+}
+
+pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
+    let t = &app.theme;
+    let label = |s: &str| Span::styled(format!(" {s:<13}"), t.style(Slot::Dim));
+    let heading = |s: String| Line::from(Span::styled(format!(" {s}"), t.style(Slot::Title)));
+    let w = area.width as usize;
+    let mut lines: Vec<Line> = Vec::new();
+
+    match &d.detail {
+        None => {
+            lines.push(Line::from(Span::styled(
+                " loading from the registry…",
+                t.style(Slot::Dim),
+            )));
+            // Meanwhile, what the cache knows.
+            if let Some(i) = app.inventory.find_scan(&d.id) {
+                let r = app.inventory.row(i);
+                lines.push(Line::from(vec![
+                    label("Status"),
+                    Span::styled(status_text(r.status), status_style(t, r.status)),
+                ]));
+                lines.push(Line::from(vec![
+                    label("Owner"),
+                    Span::raw(clean(app.inventory.owner_label(r)).into_owned()),
+                ]));
+            }
+        }
+        Some(Err(e)) => {
+            lines.push(Line::from(Span::styled(
+                fit(&format!(" cannot load this agent: {}", clean(e)), w),
+                t.style(Slot::Error),
+            )));
+        }
+        Some(Ok(detail)) => facts(app, detail, &mut lines, w),
+    }
+
+    lines.push(Line::from(""));
+    match &d.audit {
+        None => lines.push(heading("RECENT AUDIT (loading…)".into())),
+        Some(Err(e)) => {
+            lines.push(heading("RECENT AUDIT".into()));
+            lines.push(Line::from(Span::styled(
+                fit(&format!("   not available: {}", clean(e)), w),
+                t.style(Slot::Error),
+            )));
+        }
+        Some(Ok(events)) => {
+            lines.push(heading(format!("RECENT AUDIT ({} latest)", events.len())));
+            if events.is_empty() {
+                lines.push(Line::from(Span::styled("   none", t.style(Slot::Dim))));
+            }
+            for e in events.iter().rev() {
+                let time = e.time.get(..19).unwrap_or(&e.time).replace('T', " ");
+                let reason = e
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" — {}", clean(r)))
+                    .unwrap_or_default();
+                let text = format!(
+                    "   {time}  #{:<6} {:<26} {:<20} {}{reason}",
+                    e.seq,
+                    fit(&clean(&e.actor.id), 26),
+                    fit(&clean(&e.action), 20),
+                    clean(&e.outcome),
+                );
+                let slot = if e.outcome == "success" {
+                    Slot::Hint
+                } else {
+                    Slot::Error
+                };
+                lines.push(Line::from(Span::styled(fit(&text, w), t.style(slot))));
+            }
+        }
+    }
+    let max_scroll = (lines.len() as u16).saturating_sub(area.height);
+    d.max_scroll.set(max_scroll);
+    frame.render_widget(
+        Paragraph::new(lines).scroll((d.scroll.min(max_scroll), 0)),
+        area,
+    );
+}
+
+fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: usize) {
+    let t = &app.theme;
+    let a = &detail.agent;
+    let label = |s: &str| Span::styled(format!(" {s:<13}"), t.style(Slot::Dim));
+    let heading = |s: String| Line::from(Span::styled(format!(" {s}"), t.style(Slot::Title)));
+    let owner = match (&a.owner, &a.owner_name) {
+        (Some(email), Some(name)) => format!("{} <{}>", clean(name), clean(email)),
+        (Some(email), None) => clean(email).into_owned(),
+        _ => "— unowned —".into(),
+    };
+    lines.push(Line::from(vec![
+        label("Status"),
+        Span::styled(status_text(a.status), status_style(t, a.status)),
+        Span::styled(
+            format!(
+                "   {} · {} · created {}",
+                a.kind.as_str(),
+                a.source.as_str(),
+                when(app, Some(a.created_at))
+            ),
+            t.style(Slot::Dim),
+        ),
+    ]));
+    lines.push(Line::from(vec![
+        label("Owner"),
+        Span::styled(
+            owner,
+            if a.owner.is_some() {
+                t.style(Slot::Hint)
+            } else {
+                t.style(Slot::Flag)
+            },
+        ),
+    ]));
+    lines.push(Line::from(vec![
+        label("Team"),
+        Span::raw(clean(&a.team).into_owned()),
+        Span::styled("   environment ", t.style(Slot::Dim)),
+        Span::raw(clean(&a.environment).into_owned()),
+        Span::styled("   last seen ", t.style(Slot::Dim)),
+        Span::raw(when(app, a.last_seen_at)),
+    ]));
+    if !a.description.is_empty() {
+        lines.push(Line::from(vec![
+            label("Description"),
+            Span::raw(fit(&clean(&a.description), w.saturating_sub(15))),
+        ]));
+    }
+    let parent = match &detail.parent {
+        Some(p) => format!(
+            "{} ({}, {})",
+            clean(&p.name),
+            p.kind.as_str(),
+            p.status.as_str()
+        ),
+        None => "—".into(),
+    };
+    lines.push(Line::from(vec![label("Parent"), Span::raw(parent)]));
+    let children = if detail.children.is_empty() {
+        "—".to_string()
+    } else {
+        detail
+            .children
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} ({}, {})",
+                    clean(&c.name),
+                    c.kind.as_str(),
+                    c.status.as_str()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    lines.push(Line::from(vec![
+        label(&format!("Children ({})", detail.children.len())),
+        Span::raw(fit(&children, w.saturating_sub(15))),
+    ]));
+    let flags = app
+        .inventory
+        .find_scan(&a.id)
+        .map(|i| flags_text(&app.inventory, app.inventory.row(i)))
+        .unwrap_or_else(|| {
+            a.flags
+                .iter()
+                .map(|f| clean(f).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+    lines.push(Line::from(vec![
+        label("Flags"),
+        Span::styled(
+            if flags.is_empty() {
+                "—".to_string()
+            } else {
+                flags
+            },
+            t.style(Slot::Flag),
+        ),
+    ]));
+
+    lines.push(Line::from(""));
+    lines.push(heading(format!("GRANTS ({})", a.grants.len())));
+    lines.push(Line::from(Span::styled(
+        fit(
+            &format!(
+                "   {:<34} {:<24} {:<11} {:<11} {}",
+                "SCOPE", "GRANTED BY", "LAST USED", "CERTIFIED", "EXPIRES"
+            ),
+            w,
+        ),
+        t.style(Slot::TableHeader),
+    )));
+    for g in &a.grants {
+        let unused = g.last_used_at.is_none();
+        let text = format!(
+            "   {:<34} {:<24} {:<11} {:<11} {}",
+            fit(&clean(&g.scope), 34),
+            fit(&clean(&g.granted_by), 24),
+            when(app, g.last_used_at),
+            when(app, g.last_certified_at),
+            g.expires_at
+                .map(|e| e.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "—".into()),
+        );
+        lines.push(Line::from(Span::styled(
+            fit(&text, w),
+            if unused {
+                t.style(Slot::Dim)
+            } else {
+                t.style(Slot::Hint)
+            },
+        )));
+    }
+
+    lines.push(Line::from(""));
+    lines.push(heading(format!(
+        "CREDENTIALS ({})",
+        detail.credentials.len()
+    )));
+    for c in &detail.credentials {
+        let state = match c.disabled_at {
+            Some(at) => format!("DISABLED {}", at.format("%Y-%m-%d %H:%M")),
+            None => "enabled".into(),
+        };
+        let text = format!(
+            "   {:<14} {:<20} {:<22} {:<26} last used {}",
+            c.kind.as_str(),
+            fit(&clean(&c.label), 20),
+            fit(&clean(&c.fingerprint), 22),
+            state,
+            when(app, c.last_used_at)
+        );
+        let slot = if c.disabled_at.is_some() {
+            Slot::Dim
+        } else if c.kind == crate::model::CredentialKind::StaticSecret {
+            Slot::Flag
+        } else {
+            Slot::Hint
+        };
+        lines.push(Line::from(Span::styled(fit(&text, w), t.style(slot))));
+    }
+}
