@@ -4,6 +4,7 @@ pub mod demo;
 pub mod http;
 pub mod policy;
 pub mod store;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::Path;
