@@ -53,8 +53,9 @@ pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
     match command {
         ServerCommand::RotateKey { db } => {
             let store = registry::open_store(db, OpenMode::MustExist)?;
-            let kid = rotate_signing_key(store.as_ref(), &Actor::system("steward-server-rotate-key"))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let kid =
+                rotate_signing_key(store.as_ref(), &Actor::system("steward-server-rotate-key"))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("new signing key: {kid}");
             eprintln!(
                 "A running registry signs with it within a few seconds; the previous key stays \
@@ -73,8 +74,8 @@ pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             crate::model::text::check_line("audience", audience, 256)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let keys = idp::parse_jwks(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", jwks.display()))?;
+            let keys =
+                idp::parse_jwks(&text).map_err(|e| anyhow::anyhow!("{}: {e}", jwks.display()))?;
             let store = registry::open_store(db, OpenMode::MustExist)?;
             crate::registry::store::Store::put_trusted_issuer(
                 store.as_ref(),
@@ -114,7 +115,12 @@ pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
                 println!("no trusted identity providers");
             }
             for i in issuers {
-                println!("{}\taud={}\tsince {}", i.issuer, i.audience, i.created_at.to_rfc3339());
+                println!(
+                    "{}\taud={}\tsince {}",
+                    i.issuer,
+                    i.audience,
+                    i.created_at.to_rfc3339()
+                );
             }
         }
         _ => return Ok(false),
@@ -124,9 +130,7 @@ pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
 
 /// A client from `--server`/`STEWARD_SERVER` and the API token in `STEWARD_TOKEN`.
 fn connect(server: Option<String>) -> anyhow::Result<Client> {
-    let server = server.context(
-        "no registry given: pass --server URL or set STEWARD_SERVER",
-    )?;
+    let server = server.context("no registry given: pass --server URL or set STEWARD_SERVER")?;
     let token = std::env::var("STEWARD_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
@@ -268,9 +272,13 @@ pub async fn run_agents(
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > 8 * 1024 {
-        bail!("{} is larger than 8 KiB; expected one public key", path.display());
+        bail!(
+            "{} is larger than 8 KiB; expected one public key",
+            path.display()
+        );
     }
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -383,8 +383,12 @@ impl Client {
         agent_id: &str,
         req: &AddCredential,
     ) -> ClientResult<AddedCredential> {
-        self.with_body(Method::POST, &["v1", "agents", agent_id, "credentials"], req)
-            .await
+        self.with_body(
+            Method::POST,
+            &["v1", "agents", agent_id, "credentials"],
+            req,
+        )
+        .await
     }
 
     pub async fn disable_credential(
@@ -394,7 +398,14 @@ impl Client {
     ) -> ClientResult<Credential> {
         self.send(
             Method::POST,
-            &["v1", "agents", agent_id, "credentials", credential_id, "disable"],
+            &[
+                "v1",
+                "agents",
+                agent_id,
+                "credentials",
+                credential_id,
+                "disable",
+            ],
             None,
             None,
         )

@@ -50,7 +50,9 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let bound = listener.local_addr().context("the listener has no address")?;
+        let bound = listener
+            .local_addr()
+            .context("the listener has no address")?;
         let tokens =
             tokens::TokenService::start(store.clone(), token_settings, &format!("http://{bound}"))
                 .await?;

@@ -303,7 +303,10 @@ pub async fn add_credential(
     let (credential, secret) = match req.kind {
         CredentialKind::PublicKey => {
             let text = req.public_key.as_deref().ok_or_else(|| {
-                ApiError::invalid("missing_public_key", "a public-key credential needs public_key")
+                ApiError::invalid(
+                    "missing_public_key",
+                    "a public-key credential needs public_key",
+                )
             })?;
             let key = parse_agent_public_key(text)
                 .map_err(|e| ApiError::invalid("invalid_public_key", e))?;

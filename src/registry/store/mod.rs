@@ -14,7 +14,9 @@ use crate::model::api::{
     AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,
     DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
 };
-use crate::model::{Actor, Agent, AgentDetail, AgentStatus, Credential, CredentialKind, Grant, Person};
+use crate::model::{
+    Actor, Agent, AgentDetail, AgentStatus, Credential, CredentialKind, Grant, Person,
+};
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
 pub use sqlite::SqliteStore;

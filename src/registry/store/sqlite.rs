@@ -2105,13 +2105,16 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
         .collect::<rusqlite::Result<Vec<String>>>()?;
     let assertions = conn
         .prepare("SELECT agent_id, jti, expires_at FROM consumed_assertions WHERE expires_at > ?1")?
-        .query_map([now - 2 * crate::registry::tokens::live::CLOCK_LEEWAY], |r| {
-            Ok(ConsumedAssertion {
-                agent_id: r.get(0)?,
-                jti: r.get(1)?,
-                expires_at: r.get(2)?,
-            })
-        })?
+        .query_map(
+            [now - 2 * crate::registry::tokens::live::CLOCK_LEEWAY],
+            |r| {
+                Ok(ConsumedAssertion {
+                    agent_id: r.get(0)?,
+                    jti: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            },
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     live.load(tokens, blocked, assertions);
     Ok(())

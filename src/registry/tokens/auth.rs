@@ -65,7 +65,10 @@ pub enum ClientCredentials {
     /// An agent's signed assertion.
     Assertion(String),
     /// A legacy agent's static secret.
-    Secret { client_id: String, secret: String },
+    Secret {
+        client_id: String,
+        secret: String,
+    },
     /// A person's API token (introspection and revocation only).
     PersonApiToken(String),
     None,
@@ -86,7 +89,9 @@ pub fn client_credentials(
         None => None,
         Some(h) => {
             let (scheme, value) = h.trim().split_once(' ').ok_or_else(|| {
-                OAuthError::invalid_client("the Authorization header must be `Basic …` or `Bearer …`")
+                OAuthError::invalid_client(
+                    "the Authorization header must be `Basic …` or `Bearer …`",
+                )
             })?;
             let value = value.trim();
             if scheme.eq_ignore_ascii_case("basic") {
@@ -94,9 +99,13 @@ pub fn client_credentials(
                     .decode(value)
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| OAuthError::invalid_client("the Basic credentials are not base64"))?;
+                    .ok_or_else(|| {
+                        OAuthError::invalid_client("the Basic credentials are not base64")
+                    })?;
                 let (id, secret) = decoded.split_once(':').ok_or_else(|| {
-                    OAuthError::invalid_client("the Basic credentials must be client_id:client_secret")
+                    OAuthError::invalid_client(
+                        "the Basic credentials must be client_id:client_secret",
+                    )
                 })?;
                 // RFC 6749 §2.3.1: both halves are form-encoded before base64.
                 let unescape = |s: &str| {
@@ -192,7 +201,8 @@ impl TokenService {
         assertion: &str,
         audiences: &[&str],
     ) -> Result<AuthenticatedAgent, OAuthError> {
-        let bad = |m: String| OAuthError::invalid_client(format!("the agent assertion is refused: {m}"));
+        let bad =
+            |m: String| OAuthError::invalid_client(format!("the agent assertion is refused: {m}"));
         let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
         parsed.check_header().map_err(|e| bad(e.0))?;
         let iss = parsed.claim_str("iss").unwrap_or_default();

@@ -144,7 +144,8 @@ impl TokenService {
     /// Reads a subject token: the registry's own (person token or earlier exchange), or a
     /// trusted identity provider's.
     async fn subject(&self, token: &str) -> Result<Subject, OAuthError> {
-        let bad = |m: String| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
+        let bad =
+            |m: String| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
         let parsed = jwt::parse(token).map_err(|e| bad(e.0))?;
         let iss = parsed.claim_str("iss").unwrap_or_default().to_string();
         let now = unix_now();
@@ -201,7 +202,12 @@ impl TokenService {
         let email = claims
             .get("email")
             .and_then(Value::as_str)
-            .or_else(|| claims.get("sub").and_then(Value::as_str).filter(|s| s.contains('@')))
+            .or_else(|| {
+                claims
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .filter(|s| s.contains('@'))
+            })
             .ok_or_else(|| bad("it names no person (no email claim)".into()))?
             .to_string();
         let expires_at = jwt::numeric_date(&claims, "exp")
@@ -264,7 +270,9 @@ impl TokenService {
                 )));
             }
             (Some(_), None) => {
-                return Err(OAuthError::invalid_request("actor_token needs actor_token_type"));
+                return Err(OAuthError::invalid_request(
+                    "actor_token needs actor_token_type",
+                ));
             }
             (None, _) => client,
         };
@@ -453,7 +461,10 @@ mod tests {
 
     #[test]
     fn scopes_are_checked_and_deduplicated() {
-        assert_eq!(parse_scopes("a:read  a:read b:write").unwrap(), vec!["a:read", "b:write"]);
+        assert_eq!(
+            parse_scopes("a:read  a:read b:write").unwrap(),
+            vec!["a:read", "b:write"]
+        );
         assert_eq!(parse_scopes("").unwrap_err().error, "invalid_scope");
         assert_eq!(parse_scopes("bad\u{7}").unwrap_err().error, "invalid_scope");
     }

@@ -76,9 +76,8 @@ fn key_algorithm(jwk: &Jwk) -> Result<Algorithm, String> {
 
 /// Parses a provider's JWKS, refusing it unless every key is usable.
 pub fn parse_jwks(text: &str) -> Result<Vec<IdpKey>, String> {
-    let set: JwkSet = serde_json::from_str(text).map_err(|e| {
-        format!("the JWKS is not a JSON object with a `keys` array of JWKs: {e}")
-    })?;
+    let set: JwkSet = serde_json::from_str(text)
+        .map_err(|e| format!("the JWKS is not a JSON object with a `keys` array of JWKs: {e}"))?;
     if set.keys.is_empty() {
         return Err("the JWKS has no keys".into());
     }

@@ -84,10 +84,7 @@ impl TokenService {
                     active: true,
                     sub: Some(r.subject.clone()),
                     act: act_claim(&r.actors),
-                    may_act: r
-                        .may_act
-                        .as_ref()
-                        .map(|a| serde_json::json!({"sub": a})),
+                    may_act: r.may_act.as_ref().map(|a| serde_json::json!({"sub": a})),
                     scope: (r.kind == TokenKind::Exchange).then(|| r.scopes.join(" ")),
                     client_id: r.client_id.clone(),
                     aud: Some(aud_claim(&r.audience)),
@@ -103,11 +100,7 @@ impl TokenService {
 
     /// RFC 7009: revokes `token` and everything exchanged from it. Unknown, expired and already
     /// revoked tokens succeed with nothing to do. Returns how many live tokens were revoked.
-    pub async fn revoke(
-        &self,
-        caller: &OAuthCaller,
-        form: &FormParams,
-    ) -> Result<u64, OAuthError> {
+    pub async fn revoke(&self, caller: &OAuthCaller, form: &FormParams) -> Result<u64, OAuthError> {
         let token = form.required("token")?;
         // token_type_hint is only a hint (RFC 7009 §2.1): every token here is an access token.
         form.one("token_type_hint")?;

@@ -98,7 +98,8 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
         )));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(err(
             "not a JWT: expected three base64url parts separated by dots",

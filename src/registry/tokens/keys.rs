@@ -144,7 +144,9 @@ pub fn parse_agent_public_key(text: &str) -> Result<AgentPublicKey, String> {
             format!("the PEM is not an Ed25519 public key (SPKI `BEGIN PUBLIC KEY`): {e}")
         })?
     } else {
-        return Err("expected an Ed25519 public key as a JWK (JSON) or PEM (BEGIN PUBLIC KEY)".into());
+        return Err(
+            "expected an Ed25519 public key as a JWK (JSON) or PEM (BEGIN PUBLIC KEY)".into(),
+        );
     };
     let fingerprint = thumbprint(&key);
     let jwk_text = public_jwk(&key, &fingerprint).to_string();
@@ -161,9 +163,7 @@ pub fn jwk_to_key(jwk: &serde_json::Value) -> Result<VerifyingKey, String> {
         .as_object()
         .ok_or("the JWK must be a JSON object".to_string())?;
     if obj.contains_key("d") {
-        return Err(
-            "that JWK contains a private key (`d`); register only the public half".into(),
-        );
+        return Err("that JWK contains a private key (`d`); register only the public half".into());
     }
     let kty = obj.get("kty").and_then(|v| v.as_str()).unwrap_or("");
     let crv = obj.get("crv").and_then(|v| v.as_str()).unwrap_or("");

@@ -141,12 +141,12 @@ impl Index {
     fn revoke_tree(&mut self, jti: &str, now: i64, out: &mut Vec<String>) {
         let mut stack = vec![jti.to_string()];
         while let Some(id) = stack.pop() {
-            if let Some(slot) = self.tokens.get_mut(&id) {
-                if !slot.revoked {
-                    slot.revoked = true;
-                    if slot.record.expires_at > now {
-                        out.push(id.clone());
-                    }
+            if let Some(slot) = self.tokens.get_mut(&id)
+                && !slot.revoked
+            {
+                slot.revoked = true;
+                if slot.record.expires_at > now {
+                    out.push(id.clone());
                 }
             }
             if let Some(kids) = self.children.get(&id) {
@@ -228,7 +228,11 @@ impl LiveTokens {
 
     /// Runs `f` on the token whose digest is `digest`, if the registry issued it and it is still
     /// in the index (expired tokens leave it at the next sweep).
-    pub fn with_digest<T>(&self, digest: &[u8; 32], f: impl FnOnce(TokenView<'_>) -> T) -> Option<T> {
+    pub fn with_digest<T>(
+        &self,
+        digest: &[u8; 32],
+        f: impl FnOnce(TokenView<'_>) -> T,
+    ) -> Option<T> {
         let index = self.read();
         let jti = index.by_digest.get(digest)?;
         let slot = index.tokens.get(jti)?;
@@ -392,9 +396,12 @@ mod tests {
     fn revoking_an_agent_kills_its_tokens_and_their_descendants() {
         let live = LiveTokens::new();
         live.issue(record("p1", &[], None, 100), 0).unwrap();
-        live.issue(record("t1", &["a"], Some("p1"), 100), 0).unwrap();
-        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0).unwrap();
-        live.issue(record("t3", &["c"], Some("p1"), 100), 0).unwrap();
+        live.issue(record("t1", &["a"], Some("p1"), 100), 0)
+            .unwrap();
+        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0)
+            .unwrap();
+        live.issue(record("t3", &["c"], Some("p1"), 100), 0)
+            .unwrap();
         let mut killed = live.revoke_agent("a", 1);
         killed.sort();
         assert_eq!(killed, vec!["t1".to_string(), "t2".to_string()]);
@@ -411,7 +418,8 @@ mod tests {
             Err(IssueRefusal::ParentInactive("t1".into()))
         );
         live.unblock_agent("a");
-        live.issue(record("t6", &["a"], Some("p1"), 100), 1).unwrap();
+        live.issue(record("t6", &["a"], Some("p1"), 100), 1)
+            .unwrap();
         assert!(live.is_revoked("t1"));
     }
 
@@ -419,8 +427,10 @@ mod tests {
     fn revoking_a_person_token_kills_the_tree() {
         let live = LiveTokens::new();
         live.issue(record("p1", &[], None, 100), 0).unwrap();
-        live.issue(record("t1", &["a"], Some("p1"), 100), 0).unwrap();
-        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0).unwrap();
+        live.issue(record("t1", &["a"], Some("p1"), 100), 0)
+            .unwrap();
+        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0)
+            .unwrap();
         assert_eq!(live.revoke_tree("p1", 1).len(), 3);
         assert!(live.revoke_tree("p1", 1).is_empty());
     }

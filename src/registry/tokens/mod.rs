@@ -154,7 +154,7 @@ struct KeyRing {
 }
 
 enum WriteJob {
-    Token(TokenRecord, oneshot::Sender<StoreResult<()>>),
+    Token(Box<TokenRecord>, oneshot::Sender<StoreResult<()>>),
     Assertion(ConsumedAssertion),
 }
 
@@ -231,11 +231,14 @@ fn stored(key: &RegistryKey) -> StoredSigningKey {
 }
 
 fn load_key_ring(store: &dyn Store) -> StoreResult<KeyRing> {
-    let now = unix_now();
-    let stored = store.signing_keys()?;
+    key_ring_from(&store.signing_keys()?, unix_now())
+}
+
+/// Chooses the signing key (the newest unretired one) and the keys to publish.
+fn key_ring_from(stored: &[StoredSigningKey], now: i64) -> StoreResult<KeyRing> {
     let mut active = None;
     let mut published = Vec::new();
-    for k in &stored {
+    for k in stored {
         let key = RegistryKey::from_stored(&k.kid, &k.private_key, k.created_at, k.retired_at)
             .map_err(StoreError::Internal)?;
         match k.retired_at {
@@ -247,18 +250,15 @@ fn load_key_ring(store: &dyn Store) -> StoreResult<KeyRing> {
             // minutes after its retirement (tokens signed meanwhile by a server that had not yet
             // re-read its keys).
             _ => {
-                let recently = k
-                    .retired_at
-                    .is_none_or(|r| r.timestamp() + 120 > now);
+                let recently = k.retired_at.is_none_or(|r| r.timestamp() + 120 > now);
                 if k.last_token_expiry > now || recently {
                     published.push(key);
                 }
             }
         }
     }
-    let active = active.ok_or_else(|| {
-        StoreError::Internal("the registry has no active signing key".into())
-    })?;
+    let active = active
+        .ok_or_else(|| StoreError::Internal("the registry has no active signing key".into()))?;
     let jwks = Arc::new(Jwks {
         keys: published.iter().map(RegistryKey::jwk).collect(),
     });
@@ -302,7 +302,10 @@ impl TokenService {
             let store = store.clone();
             move || -> StoreResult<_> {
                 ensure_signing_key(store.as_ref())?;
-                Ok((load_key_ring(store.as_ref())?, load_issuers(store.as_ref())?))
+                Ok((
+                    load_key_ring(store.as_ref())?,
+                    load_issuers(store.as_ref())?,
+                ))
             }
         })
         .await?
@@ -372,7 +375,10 @@ impl TokenService {
     pub async fn refresh(&self) -> StoreResult<()> {
         let store = self.store.clone();
         let (ring, issuers) = tokio::task::spawn_blocking(move || -> StoreResult<_> {
-            Ok((load_key_ring(store.as_ref())?, load_issuers(store.as_ref())?))
+            Ok((
+                load_key_ring(store.as_ref())?,
+                load_issuers(store.as_ref())?,
+            ))
         })
         .await
         .map_err(|e| StoreError::Internal(format!("the refresh worker failed: {e}")))??;
@@ -385,7 +391,7 @@ impl TokenService {
     async fn record(&self, record: TokenRecord) -> Result<(), OAuthError> {
         let (ack, done) = oneshot::channel();
         self.writer
-            .send(WriteJob::Token(record, ack))
+            .send(WriteJob::Token(Box::new(record), ack))
             .await
             .map_err(|_| OAuthError::server_error("the token writer has stopped"))?;
         done.await
@@ -422,7 +428,7 @@ fn writer_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<WriteJob>) {
         for job in jobs {
             match job {
                 WriteJob::Token(record, ack) => {
-                    tokens.push(record);
+                    tokens.push(*record);
                     acks.push(ack);
                 }
                 WriteJob::Assertion(a) => assertions.push(a),
@@ -471,5 +477,51 @@ async fn refresh_loop(service: Weak<TokenService>, every: Duration) {
                 eprintln!("token service: cannot prune expired token state: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn stored_at(key: &RegistryKey, retired: Option<i64>, last_expiry: i64) -> StoredSigningKey {
+        StoredSigningKey {
+            retired_at: retired.map(|t| Utc.timestamp_opt(t, 0).unwrap()),
+            last_token_expiry: last_expiry,
+            ..stored(key)
+        }
+    }
+
+    #[test]
+    fn a_retired_key_is_published_until_its_tokens_expire() {
+        let now = 1_000_000;
+        let new = RegistryKey::generate();
+        let old = RegistryKey::generate();
+        // Retired ten minutes ago, its last token expires in five minutes: still published.
+        let ring = key_ring_from(
+            &[
+                stored_at(&new, None, 0),
+                stored_at(&old, Some(now - 600), now + 300),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(ring.active.kid, new.kid);
+        assert_eq!(ring.jwks.keys.len(), 2);
+        assert_eq!(ring.jwks.keys[0]["kid"], new.kid.as_str());
+        // Its last token has expired: gone from the JWKS.
+        let ring = key_ring_from(
+            &[
+                stored_at(&new, None, 0),
+                stored_at(&old, Some(now - 600), now - 1),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(ring.jwks.keys.len(), 1);
+        assert!(ring.published.iter().all(|k| k.kid != old.kid));
+        // No unretired key at all is an error, not a silent unsigned registry.
+        assert!(key_ring_from(&[stored_at(&old, Some(now), 0)], now).is_err());
     }
 }
