@@ -158,7 +158,7 @@ const MIGRATIONS: &[&str] = &[
         issued_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
         revoked_at INTEGER
-    );
+    ) WITHOUT ROWID;
     CREATE INDEX issued_tokens_client ON issued_tokens(client_id, issued_at);
     CREATE INDEX issued_tokens_expiry ON issued_tokens(expires_at);
 
@@ -1198,6 +1198,9 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let agent = agent_by_id(tx, agent_id)?;
             guard(&facts(&agent))?;
+            // First of all, every live token in which the agent acts, and everything exchanged
+            // from those, is inactive: introspection reads the index, not this transaction.
+            let killed = self.live.revoke_agent(agent_id, unix_now());
             let now = ts(Utc::now());
             let changed = agent.status == AgentStatus::Active;
             if changed {
@@ -1213,9 +1216,6 @@ impl Store for SqliteStore {
             if credentials_disabled > 0 && !changed {
                 touch_agent(tx, agent_id)?;
             }
-            // Every live token in which the agent acts, and everything exchanged from those,
-            // is inactive from here on (introspection reads the index, not this transaction).
-            let killed = self.live.revoke_agent(agent_id, unix_now());
             mark_tokens_revoked(tx, &killed)?;
             let tokens_revoked = killed.len() as u64;
             let audit_seq = append_audit(

@@ -175,11 +175,9 @@ pub fn secret_hash(secret: &str) -> String {
 
 impl TokenService {
     async fn facts(&self, agent_id: &str) -> Result<AgentTokenFacts, OAuthError> {
-        let store = self.store.clone();
         let id = agent_id.to_string();
-        tokio::task::spawn_blocking(move || store.agent_token_facts(&id))
-            .await
-            .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))??
+        self.read(move |s| s.agent_token_facts(&id))
+            .await?
             .ok_or_else(|| OAuthError::invalid_client(format!("no agent with id {agent_id}")))
     }
 
@@ -234,9 +232,8 @@ impl TokenService {
         }
         let mut verified = None;
         for cred in enabled {
-            let key = super::keys::parse_agent_public_key(&cred.material)
-                .map_err(|e| OAuthError::server_error(format!("stored key {}: {e}", cred.id)))?;
-            if parsed.verify(&key.key).is_ok() {
+            let key = self.agent_key(&cred.material)?;
+            if parsed.verify(&key).is_ok() {
                 verified = Some(cred.id.clone());
                 break;
             }
@@ -288,6 +285,27 @@ impl TokenService {
             credential_id,
             method: "private_key_jwt",
         })
+    }
+
+    /// An agent's stored public key, parsed once and then kept (keyed by its exact material).
+    fn agent_key(&self, material: &str) -> Result<ed25519_dalek::VerifyingKey, OAuthError> {
+        if let Some(key) = self
+            .agent_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(material)
+        {
+            return Ok(*key);
+        }
+        let key = super::keys::parse_agent_public_key(material)
+            .map_err(|e| OAuthError::server_error(format!("a stored agent key is damaged: {e}")))?
+            .key;
+        let mut cache = self.agent_keys.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(material.to_string(), key);
+        Ok(key)
     }
 
     /// Checks a legacy agent's static secret.

@@ -125,11 +125,10 @@ fn parse_audience(form: &FormParams) -> Result<Vec<String>, OAuthError> {
 impl TokenService {
     /// Checks that the person exists and has not left.
     async fn active_person(&self, email: &str) -> Result<Person, OAuthError> {
-        let store = self.store.clone();
         let wanted = email.to_string();
-        let person = tokio::task::spawn_blocking(move || store.person(&wanted))
-            .await
-            .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))??
+        let person = self
+            .read(move |s| s.person(&wanted))
+            .await?
             .ok_or_else(|| {
                 OAuthError::invalid_grant(format!("the subject {email} is not a person known here"))
             })?;

@@ -5,12 +5,19 @@
 //! itself, of any token it was exchanged from, or of any agent in its chain) is current to the
 //! last revoke. Nothing here waits for the database except the recording of a revocation.
 
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
 use super::auth::{ClientCredentials, FormParams};
 use super::exchange::{act_claim, aud_claim};
 use super::live::TokenKind;
 use super::{OAuthError, TokenService, token_digest, unix_now};
 use crate::model::tokens::Introspection;
 use crate::model::{Actor, Person, Role};
+
+/// How long a person's API token, once checked, is trusted for introspection.
+const CALLER_CACHE: Duration = Duration::from_secs(1);
 
 /// Who called introspection or revocation.
 #[derive(Debug, Clone)]
@@ -44,10 +51,25 @@ impl TokenService {
         match credentials {
             ClientCredentials::PersonApiToken(token) => {
                 let hash = crate::registry::http::auth::hash_api_token(&token);
-                let store = self.store.clone();
-                let owner = tokio::task::spawn_blocking(move || store.token_owner(&hash))
-                    .await
-                    .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))??
+                // Resource servers introspect many tokens a second with one API token: its
+                // check is reused for at most a second, so that introspection stays in memory.
+                // Revoking the API token or deactivating its person reaches introspection within
+                // that second; revocation and every other call check the token each time.
+                let cacheable = endpoint == self.introspection_endpoint;
+                let key: [u8; 32] = Sha256::digest(hash.as_bytes()).into();
+                if cacheable
+                    && let Some((caller, until)) = self
+                        .callers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&key)
+                    && *until > Instant::now()
+                {
+                    return Ok(caller.clone());
+                }
+                let owner = self
+                    .read(move |s| s.token_owner(&hash))
+                    .await?
                     .ok_or_else(|| OAuthError::invalid_client("the API token is not known"))?;
                 if owner.revoked {
                     return Err(OAuthError::invalid_client("the API token has been revoked"));
@@ -61,7 +83,15 @@ impl TokenService {
                         owner.person.email
                     )));
                 }
-                Ok(OAuthCaller::Person(owner.person))
+                let caller = OAuthCaller::Person(owner.person);
+                if cacheable {
+                    let mut cache = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+                    if cache.len() >= 10_000 {
+                        cache.clear();
+                    }
+                    cache.insert(key, (caller.clone(), Instant::now() + CALLER_CACHE));
+                }
+                Ok(caller)
             }
             other => {
                 let audiences = [endpoint, self.token_endpoint.as_str(), self.issuer.as_str()];
@@ -142,11 +172,8 @@ impl TokenService {
     }
 
     async fn owns(&self, person: &Person, agent_id: &str) -> Result<bool, OAuthError> {
-        let store = self.store.clone();
         let id = agent_id.to_string();
-        let facts = tokio::task::spawn_blocking(move || store.agent_token_facts(&id))
-            .await
-            .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))??;
+        let facts = self.read(move |s| s.agent_token_facts(&id)).await?;
         Ok(facts
             .and_then(|f| f.owner_email)
             .is_some_and(|o| o.eq_ignore_ascii_case(&person.email)))

@@ -37,6 +37,8 @@ pub const PERSON_TOKEN_MAX_SECONDS: i64 = 3600;
 pub const ASSERTION_MAX_SECONDS: i64 = 300;
 /// Most batched records per transaction.
 const BATCH_MAX: usize = 4096;
+/// Store reads the token service runs at once (the SQLite store pools four readers).
+const CONCURRENT_READS: usize = 4;
 
 /// How the token service is configured.
 #[derive(Debug, Clone)]
@@ -169,6 +171,13 @@ pub struct TokenService {
     default_ttl: i64,
     keys: RwLock<KeyRing>,
     issuers: RwLock<HashMap<String, idp::IdentityProvider>>,
+    /// Parsed agent public keys by their stored JWK text (parsing costs a point decompression).
+    agent_keys: RwLock<HashMap<String, ed25519_dalek::VerifyingKey>>,
+    /// Bounds concurrent store reads to the store's pooled reader connections, so that a burst
+    /// of requests queues here instead of opening connections.
+    reads: tokio::sync::Semaphore,
+    /// Introspection callers recognised by API token in the last second (see `introspect.rs`).
+    callers: std::sync::Mutex<HashMap<[u8; 32], (introspect::OAuthCaller, std::time::Instant)>>,
     writer: mpsc::Sender<WriteJob>,
 }
 
@@ -326,6 +335,9 @@ impl TokenService {
             default_ttl: settings.default_ttl,
             keys: RwLock::new(ring),
             issuers: RwLock::new(issuers),
+            agent_keys: RwLock::new(HashMap::new()),
+            reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
+            callers: std::sync::Mutex::new(HashMap::new()),
             writer: tx,
         });
         tokio::spawn(refresh_loop(
@@ -385,6 +397,23 @@ impl TokenService {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = ring;
         *self.issuers.write().unwrap_or_else(|p| p.into_inner()) = issuers;
         Ok(())
+    }
+
+    /// Runs a store read on the blocking pool, a bounded number at a time.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    ) -> Result<T, OAuthError> {
+        let _permit = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| OAuthError::server_error("the token service is stopping"))?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))?
+            .map_err(OAuthError::from)
     }
 
     /// Queues a token record for the next group commit and waits until it is durable.
