@@ -322,7 +322,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let mut active = 0;
-    let rounds = 1_000_000;
+    let rounds = (o.introspections * 10).max(10_000);
     for i in 0..rounds {
         active += tokens_service.introspect(&issued[i % issued.len()]).active as usize;
     }
@@ -380,6 +380,47 @@ async fn main() -> anyhow::Result<()> {
         outcome["elapsed_ms"].as_f64().unwrap_or(0.0),
         outcome["tokens_revoked"],
         still_active,
+    );
+
+    // The same inside the registry, without HTTP: from the store's revoke call to inactive.
+    let (victim, victim_key) = register_agent(&http, &base, &admin, "victim-2").await;
+    let prepared: Vec<String> = (0..o.revoke_tokens)
+        .map(|n| assertion(&victim_key, &victim, &endpoint, n))
+        .collect();
+    let (victim_tokens, _, _) =
+        exchanges(&http, &endpoint, &subject, prepared, o.concurrency).await;
+    let watched = victim_tokens.last().cloned().unwrap_or_default();
+    let started = Instant::now();
+    let observer = {
+        let service = tokens_service.clone();
+        std::thread::spawn(move || {
+            while service.introspect(&watched).active {
+                std::thread::yield_now();
+            }
+            Instant::now()
+        })
+    };
+    let revoked = {
+        let store = store.clone();
+        let victim = victim.clone();
+        tokio::task::spawn_blocking(move || {
+            store.revoke_agent(
+                &steward::model::Actor::system("bench"),
+                &victim,
+                None,
+                &|_| Ok(()),
+            )
+        })
+        .await??
+    };
+    let committed = started.elapsed();
+    let inactive_after = observer.join().unwrap().duration_since(started);
+    println!(
+        "revoke in process: {} tokens revoked; inactive {:.1} ms after the store call began; \
+         committed after {:.1} ms",
+        revoked.tokens_revoked,
+        inactive_after.as_secs_f64() * 1000.0,
+        committed.as_secs_f64() * 1000.0
     );
     println!("load average at the end: {}", load_average());
 

@@ -505,15 +505,13 @@ fn roles_text(roles: &[Role]) -> String {
 }
 
 fn person_by_email(tx: &Transaction<'_>, email: &str) -> StoreResult<Option<Person>> {
+    // Cached: every token exchange looks its person up.
     Ok(tx
-        .query_row(
-            &format!(
-                "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
-                 WHERE p.email = ?1 COLLATE NOCASE"
-            ),
-            [email],
-            person_from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
+             WHERE p.email = ?1 COLLATE NOCASE"
+        ))?
+        .query_row([email], person_from_row)
         .optional()?)
 }
 
