@@ -1424,3 +1424,193 @@ fn jwt_id(token: &str) -> String {
         serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     claims["jti"].as_str().unwrap().to_string()
 }
+
+/// Runs the real binary against the registry with an API token in the environment.
+fn steward(
+    r: &Registry,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .arg("--server")
+        .arg(&r.base)
+        .args(args)
+        .env("STEWARD_TOKEN", token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_command_line_registers_keys_mints_and_introspects() {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    let r = Registry::start().await;
+    let agent = r
+        .post(
+            "/v1/agents",
+            &r.admin,
+            json!({"name": "cli-agent", "owner": "admin@example.com", "scopes": ["x:read"]}),
+        )
+        .await;
+    let id = agent["id"].as_str().unwrap().to_string();
+    let key = new_key();
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("agent.pub");
+    std::fs::write(
+        &pem_path,
+        key.verifying_key()
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap(),
+    )
+    .unwrap();
+    let r = Arc::new(r);
+    let run = |args: Vec<String>, stdin: Option<String>| {
+        let r = r.clone();
+        async move {
+            let admin = r.admin.clone();
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                steward(&r, &admin, &args, stdin.as_deref())
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    let (ok, out, err) = run(
+        s(&[
+            "agents",
+            "add-key",
+            &id,
+            "--public-key",
+            pem_path.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("key_"), "{out}");
+    // A private key file is refused with a clear message.
+    let private = dir.path().join("agent.key");
+    std::fs::write(
+        &private,
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(
+        s(&[
+            "agents",
+            "add-key",
+            &id,
+            "--public-key",
+            private.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("PRIVATE"), "{err}");
+
+    let (ok, person_token, err) =
+        run(s(&["token", "mint", "--ttl", "10m", "--for", &id]), None).await;
+    assert!(ok, "{err}");
+    let person_token = person_token.trim().to_string();
+    let (ok, out, err) = run(s(&["token", "introspect"]), Some(person_token.clone())).await;
+    assert!(ok, "{err}");
+    let info: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["active"], true);
+    assert_eq!(info["may_act"], json!({"sub": id}));
+    let (ok, _, err) = run(s(&["token", "mint", "--ttl", "2h"]), None).await;
+    assert!(!ok && err.contains("1h"), "{err}");
+
+    // The agent exchanges it; the command line shows the live token.
+    let test_agent = TestAgent {
+        id: id.clone(),
+        key,
+        credential_id: String::new(),
+    };
+    let (status, v) = r
+        .exchange(
+            &person_token,
+            &test_agent.assertion(&r.token_endpoint()),
+            "x:read",
+            "svc",
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (ok, out, err) = run(s(&["agents", "tokens", &id, "--json"]), None).await;
+    assert!(ok, "{err}");
+    let live: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(live["tokens"].as_array().unwrap().len(), 1);
+
+    let (ok, _, err) = run(s(&["token", "revoke", "-"]), Some(person_token.clone())).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        r.introspect(v["access_token"].as_str().unwrap()).await,
+        json!({"active": false})
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_api_token_stops_introspecting() {
+    let r = Registry::start().await;
+    let issued = r
+        .post(
+            "/v1/me/tokens",
+            &r.admin,
+            json!({"name": "resource-server"}),
+        )
+        .await;
+    let rs_token = issued["token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {rs_token}");
+    let (s, _) = r
+        .form("/oauth/introspect", Some(&bearer), &[("token", "x")])
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = r
+        .json(
+            reqwest::Method::DELETE,
+            &format!("/v1/me/tokens/{}", issued["id"].as_str().unwrap()),
+            &r.admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    // Revocation of the caller's API token is refused at once, and introspection follows
+    // within its one-second cache.
+    let (s, v) = r
+        .form("/oauth/revoke", Some(&bearer), &[("token", "x")])
+        .await;
+    assert_eq!((s, error_of(&v)), (401, "invalid_client"), "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, v) = r
+            .form("/oauth/introspect", Some(&bearer), &[("token", "x")])
+            .await;
+        if s == 401 {
+            assert_eq!(error_of(&v), "invalid_client");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked API token kept working"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
