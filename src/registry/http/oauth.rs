@@ -271,7 +271,10 @@ pub async fn mint_access_token(
         .tokens
         .mint_person_token(&caller.person, ttl as i64, req.may_act)
         .await
-        .map_err(|e| ApiError::internal(e.description))?;
+        .map_err(|e| match e.status {
+            503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.description),
+            _ => ApiError::internal(e.description),
+        })?;
     let mut response = no_store(minted);
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
