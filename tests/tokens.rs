@@ -1155,6 +1155,15 @@ async fn key_rotation_keeps_the_old_key_published() {
     let before = v["access_token"].as_str().unwrap().to_string();
     let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
     assert_eq!(r.jwks().await["keys"].as_array().unwrap().len(), 1);
+    // The private key lives in the database: no file of it is readable by anyone else.
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut path = r.db.as_os_str().to_owned();
+        path.push(suffix);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{path:?} has mode {mode:o}");
+    }
 
     // Rotate with the real binary, against the database the registry is serving.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))

@@ -365,8 +365,16 @@ impl SqliteStore {
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    // The store holds token hashes and key material: readable by its owner only.
+    // The store holds token hashes and key material: readable by its owner only. That includes
+    // the write-ahead log and its index, which hold recent pages (a signing key's first) and
+    // were created before the database file's mode was narrowed. SQLite creates them anew with
+    // the database file's mode.
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 fn describe_open(path: &Path, e: rusqlite::Error) -> StoreError {
