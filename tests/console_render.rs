@@ -141,10 +141,7 @@ async fn every_screen_at_both_sizes() {
     key(&mut c, "esc");
 
     key(&mut c, "?");
-    let screens = check(
-        &mut c,
-        &["Help: keys", "Everywhere", "revoke now", "quit"],
-    );
+    let screens = check(&mut c, &["Help: keys", "Everywhere", "revoke now", "quit"]);
     assert!(
         screens[1].contains("sort by owner"),
         "two columns at 120×40"

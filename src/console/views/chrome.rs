@@ -128,7 +128,11 @@ pub fn banner(frame: &mut Frame, app: &App, area: Rect) {
 pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     // Roomy labels when they fit, tight ones on narrow terminals.
-    let roomy: usize = QuickFilter::ALL.iter().map(|q| q.label().len() + 3).sum::<usize>() + 1;
+    let roomy: usize = QuickFilter::ALL
+        .iter()
+        .map(|q| q.label().len() + 3)
+        .sum::<usize>()
+        + 1;
     let tight = (area.width as usize) < roomy + 20;
     let mut spans = vec![Span::raw(" ")];
     for q in QuickFilter::ALL {
@@ -161,7 +165,9 @@ pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let room = (area.width as usize).saturating_sub(used);
     let right = fit(&right, room);
-    spans.push(Span::raw(" ".repeat(room.saturating_sub(right.chars().count()))));
+    spans.push(Span::raw(
+        " ".repeat(room.saturating_sub(right.chars().count())),
+    ));
     spans.push(Span::styled(right, t.style(Slot::Accent)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

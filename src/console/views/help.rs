@@ -8,8 +8,8 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::console::app::App;
 use crate::console::keymap::Scope;
-use crate::console::update::COMMANDS;
 use crate::console::theme::Slot;
+use crate::console::update::COMMANDS;
 
 fn section_lines<'a>(app: &App, title: &'a str, entries: &[(String, &'a str)]) -> Vec<Line<'a>> {
     let t = &app.theme;
@@ -55,10 +55,7 @@ pub fn draw(frame: &mut Frame, app: &App, scroll: u16, area: Rect) {
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
 
-    let commands: Vec<(String, &str)> = COMMANDS
-        .iter()
-        .map(|(c, h)| (c.to_string(), *h))
-        .collect();
+    let commands: Vec<(String, &str)> = COMMANDS.iter().map(|(c, h)| (c.to_string(), *h)).collect();
     let mut columns: Vec<Vec<Line>> = Vec::new();
     if inner.width >= 110 {
         // The inventory's keys on the right, everything else on the left.
