@@ -77,7 +77,7 @@ pub fn seed_at(
     if !store.is_empty().map_err(store_error)? {
         bail!("the demo enterprise seeds only an empty store, and this one already holds data");
     }
-    // Generate on a second thread while this one writes: the two halves take similar time.
+    // Generate on a second thread while this one writes (writing is the larger half).
     let stats = std::thread::scope(|scope| -> anyhow::Result<Stats> {
         let (sender, receiver): (SyncSender<SeedBatch>, Receiver<SeedBatch>) = sync_channel(2);
         let generator = scope.spawn(move || {
@@ -85,13 +85,14 @@ pub fn seed_at(
             generator.run(&mut |batch| sender.send(batch).is_ok());
             generator.stats
         });
-        let stored = (|| -> anyhow::Result<()> {
-            for batch in receiver.iter() {
+        // The receiver moves into this closure and is dropped when it returns, so after a
+        // storage error the generator's next send fails and it stops instead of waiting.
+        let stored = (move || -> anyhow::Result<()> {
+            for batch in receiver {
                 store.seed(&batch).map_err(store_error)?;
             }
             Ok(())
         })();
-        // On a storage error `receiver` is gone, so the generator's next send fails and it stops.
         let stats = generator
             .join()
             .map_err(|_| anyhow::anyhow!("the demo generator panicked"))?;
