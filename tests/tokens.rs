@@ -572,6 +572,18 @@ async fn every_refusal_has_its_oauth_error() {
         .exchange(&subject, &stranger.assertion(&aud), scope, target)
         .await;
     assert_eq!((s, error_of(&v)), (401, "invalid_client"), "{v}");
+    // An agent that does not exist is refused in the same words: no enumeration of agents.
+    let ghost = TestAgent {
+        id: "ag_ghost".into(),
+        key: new_key(),
+        credential_id: String::new(),
+    };
+    let (s, w) = r
+        .exchange(&subject, &ghost.assertion(&aud), scope, target)
+        .await;
+    assert_eq!((s, error_of(&w)), (401, "invalid_client"), "{w}");
+    let words = |v: &Value, id: &str| v["error_description"].as_str().unwrap().replace(id, "ID");
+    assert_eq!(words(&v, &agent.id), words(&w, "ag_ghost"));
 
     // The same attacks on the subject token: none, HMAC with the registry's public key.
     let jwks = r.jwks().await;
