@@ -214,7 +214,7 @@ impl TokenService {
         parsed.check_header().map_err(|e| bad(e.0))?;
         let iss = parsed.claim_str("iss").unwrap_or_default();
         let sub = parsed.claim_str("sub").unwrap_or_default();
-        if iss.is_empty() || iss != sub {
+        if iss.is_empty() || iss != sub || sub.len() > 128 {
             return Err(bad("iss and sub must both be the agent's id".into()));
         }
         // Who the agent is, and whether it is allowed, is said only to a caller whose signature
