@@ -572,6 +572,18 @@ async fn every_refusal_has_its_oauth_error() {
         .exchange(&subject, &stranger.assertion(&aud), scope, target)
         .await;
     assert_eq!((s, error_of(&v)), (401, "invalid_client"), "{v}");
+    // An agent that does not exist is refused in the same words: no enumeration of agents.
+    let ghost = TestAgent {
+        id: "ag_ghost".into(),
+        key: new_key(),
+        credential_id: String::new(),
+    };
+    let (s, w) = r
+        .exchange(&subject, &ghost.assertion(&aud), scope, target)
+        .await;
+    assert_eq!((s, error_of(&w)), (401, "invalid_client"), "{w}");
+    let words = |v: &Value, id: &str| v["error_description"].as_str().unwrap().replace(id, "ID");
+    assert_eq!(words(&v, &agent.id), words(&w, "ag_ghost"));
 
     // The same attacks on the subject token: none, HMAC with the registry's public key.
     let jwks = r.jwks().await;
@@ -1106,7 +1118,12 @@ async fn no_token_is_issued_after_an_agent_revoke_takes_effect() {
     }
     // Let some exchanges through, then pull the brake.
     let live = r.store.live_tokens();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while live.issued_to(&agent.id, now()).len() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exchanges got through"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (s, outcome) = r
@@ -1260,20 +1277,29 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
             },
         )
         .unwrap();
-    // Picked up by the refresh.
-    tokio::time::sleep(Duration::from_millis(600)).await;
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("sso-1".into());
     let claims = json!({"iss": idp, "sub": "00u1abc", "email": "carol@example.com", "aud": r.base, "iat": now(), "exp": now() + 300});
     let sso_token = sign_ed(&idp_key, header.clone(), &claims);
-    let (s, v) = r
-        .exchange(
-            &sso_token,
-            &agent.assertion(&r.token_endpoint()),
-            "x:read",
-            "svc",
-        )
-        .await;
+    // The running registry picks the provider up at its next refresh.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (s, v) = loop {
+        let (s, v) = r
+            .exchange(
+                &sso_token,
+                &agent.assertion(&r.token_endpoint()),
+                "x:read",
+                "svc",
+            )
+            .await;
+        let untrusted = v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("not a trusted"));
+        if !untrusted || std::time::Instant::now() > deadline {
+            break (s, v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(s, 200, "{v}");
     let (_, issued) = r.verify(v["access_token"].as_str().unwrap(), "svc").await;
     assert_eq!(issued["sub"], "carol@example.com");

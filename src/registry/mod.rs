@@ -53,6 +53,12 @@ impl Server {
         let bound = listener
             .local_addr()
             .context("the listener has no address")?;
+        if token_settings.issuer.is_none() && bound.ip().is_unspecified() {
+            eprintln!(
+                "warning: listening on {bound} without --issuer: tokens will name \
+                 http://{bound} as their issuer; pass --issuer with the registry's public URL"
+            );
+        }
         let tokens =
             tokens::TokenService::start(store.clone(), token_settings, &format!("http://{bound}"))
                 .await?;

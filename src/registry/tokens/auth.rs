@@ -168,6 +168,15 @@ pub struct AuthenticatedAgent {
     pub method: &'static str,
 }
 
+/// An unknown agent is refused like a wrong key; store failures stay what they are.
+fn hide_unknown(e: OAuthError, refusal: impl Fn() -> OAuthError) -> OAuthError {
+    if e.error == "invalid_client" {
+        refusal()
+    } else {
+        e
+    }
+}
+
 /// Hash under which static secrets are stored.
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -205,44 +214,43 @@ impl TokenService {
         parsed.check_header().map_err(|e| bad(e.0))?;
         let iss = parsed.claim_str("iss").unwrap_or_default();
         let sub = parsed.claim_str("sub").unwrap_or_default();
-        if iss.is_empty() || iss != sub {
+        if iss.is_empty() || iss != sub || sub.len() > 128 {
             return Err(bad("iss and sub must both be the agent's id".into()));
         }
-        let facts = self.facts(sub).await?;
-        Self::check_active(&facts)?;
-        let keys: Vec<_> = facts
+        // Who the agent is, and whether it is allowed, is said only to a caller whose signature
+        // verifies with one of the agent's keys (enabled or not); anyone else learns only that
+        // the assertion was refused, not whether the agent exists.
+        let unproven = || {
+            bad(format!(
+                "no registered key of agent {sub} verifies its signature"
+            ))
+        };
+        let facts = self
+            .facts(sub)
+            .await
+            .map_err(|e| hide_unknown(e, unproven))?;
+        let mut verified = None;
+        for cred in facts
             .credentials
             .iter()
             .filter(|c| c.kind == CredentialKind::PublicKey)
             .filter(|c| parsed.kid().is_none_or(|k| k == c.id || k == c.fingerprint))
-            .collect();
-        if keys.is_empty() {
-            return Err(bad(match parsed.kid() {
-                Some(kid) => format!("agent {sub} has no public key {kid}"),
-                None => format!("agent {sub} has no public key registered"),
-            }));
-        }
-        let enabled: Vec<_> = keys.iter().filter(|c| !c.disabled).collect();
-        if enabled.is_empty() {
-            return Err(bad(format!(
-                "the key{} of agent {sub} {} disabled",
-                if keys.len() > 1 { "s" } else { "" },
-                if keys.len() > 1 { "are" } else { "is" }
-            )));
-        }
-        let mut verified = None;
-        for cred in enabled {
+        {
             let key = self.agent_key(&cred.material)?;
             if parsed.verify(&key).is_ok() {
-                verified = Some(cred.id.clone());
+                verified = Some(cred);
                 break;
             }
         }
-        let credential_id = verified.ok_or_else(|| {
-            bad(format!(
-                "the signature does not verify with any enabled key of agent {sub}"
-            ))
-        })?;
+        let credential = verified.ok_or_else(unproven)?;
+        Self::check_active(&facts)?;
+        if credential.disabled {
+            return Err(bad(format!(
+                "key {} of agent {sub} is disabled",
+                credential.id
+            )));
+        }
+        let credential_id = credential.id.clone();
         if !jwt::audience_contains(&parsed.claims, audiences) {
             return Err(bad(format!("aud must name {}", self.token_endpoint)));
         }
@@ -314,18 +322,23 @@ impl TokenService {
         client_id: &str,
         secret: &str,
     ) -> Result<AuthenticatedAgent, OAuthError> {
-        let facts = self.facts(client_id).await?;
-        Self::check_active(&facts)?;
+        // As with assertions: only a caller holding the secret learns about the agent.
+        let unproven = || {
+            OAuthError::invalid_client(format!(
+                "the client secret of agent {client_id} is wrong or disabled"
+            ))
+        };
+        let facts = self
+            .facts(client_id)
+            .await
+            .map_err(|e| hide_unknown(e, unproven))?;
         let hash = secret_hash(secret);
         let credential = facts
             .credentials
             .iter()
             .find(|c| c.kind == CredentialKind::StaticSecret && !c.disabled && c.material == hash)
-            .ok_or_else(|| {
-                OAuthError::invalid_client(format!(
-                    "the client secret of agent {client_id} is wrong or disabled"
-                ))
-            })?;
+            .ok_or_else(unproven)?;
+        Self::check_active(&facts)?;
         Ok(AuthenticatedAgent {
             credential_id: credential.id.clone(),
             facts,
