@@ -34,6 +34,11 @@ pub async fn run(reg: &Registry, command: AgentsCommand) -> anyhow::Result<()> {
             list(reg, query, limit, page_size, json).await
         }
         AgentsCommand::Show { id, json } => show(reg, &id, json).await,
+        // Keys, secrets and tokens are dispatched to `cli::tokens` before this.
+        other @ (AgentsCommand::AddKey { .. }
+        | AgentsCommand::AddSecret { .. }
+        | AgentsCommand::DisableKey { .. }
+        | AgentsCommand::Tokens { .. }) => bail!("internal: {other:?} belongs to cli::tokens"),
         AgentsCommand::Register {
             name,
             owner,

@@ -88,6 +88,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Person access tokens, introspection and revocation (the token service).
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +135,15 @@ pub struct ServerArgs {
     /// How many agents the demo enterprise has.
     #[arg(long, default_value_t = 3000)]
     pub agents: u32,
+    /// The registry's public URL, the `iss` of its tokens (default: http://<listen address>).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Lifetime of tokens issued by exchange, e.g. 10m.
+    #[arg(long, default_value = "10m")]
+    pub token_ttl: String,
+    /// Ceiling of that lifetime, e.g. 15m (at most 1h).
+    #[arg(long, default_value = "15m")]
+    pub token_max_ttl: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +156,37 @@ pub enum ServerCommand {
         email: String,
         #[arg(long)]
         name: String,
+    },
+    /// Add a new token-signing key; the old one stays in the JWKS until its tokens expire.
+    RotateKey {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
+    },
+    /// Trust an identity provider's tokens as proof of a person (its issuer and public keys).
+    TrustIssuer {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
+        /// The `iss` its tokens carry, e.g. https://sso.example.com.
+        #[arg(long)]
+        issuer: String,
+        /// A file holding its public keys as a JWKS (RSA, EC P-256/P-384 or Ed25519).
+        #[arg(long)]
+        jwks: PathBuf,
+        /// The `aud` its tokens must carry (usually this registry's issuer URL).
+        #[arg(long)]
+        audience: String,
+    },
+    /// Stop trusting an identity provider.
+    DistrustIssuer {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
+        #[arg(long)]
+        issuer: String,
+    },
+    /// List trusted identity providers.
+    Issuers {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
     },
 }
 
@@ -208,6 +251,50 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Register an agent's Ed25519 public key (a JWK or PEM file).
+    AddKey {
+        id: String,
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Create a static secret for a legacy agent (flagged as debt; shown once).
+    AddSecret {
+        id: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Disable one of an agent's keys or secrets.
+    DisableKey { id: String, credential_id: String },
+    /// Show an agent's live tokens and its exchanges in the last hour.
+    Tokens {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Mint a person access token (at most 1h) for yourself and print it: the subject token
+    /// an agent exchanges.
+    Mint {
+        /// Lifetime, e.g. 10m (60s to 1h).
+        #[arg(long, default_value = "10m")]
+        ttl: String,
+        /// Only this agent may act with it (may_act).
+        #[arg(long = "for")]
+        may_act: Option<String>,
+        /// Print the whole answer as JSON instead of the bare token.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Introspect a token (read from standard input when not given or `-`).
+    Introspect { token: Option<String> },
+    /// Revoke a token and every token exchanged from it (read from standard input when not
+    /// given or `-`).
+    Revoke { token: Option<String> },
 }
 
 #[derive(Subcommand, Debug)]

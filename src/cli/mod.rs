@@ -12,6 +12,7 @@ pub mod login;
 pub mod output;
 pub mod paths;
 pub mod server;
+pub mod tokens;
 
 use args::{AuditCommand, Cli, Command, OwnerCommand};
 use connect::Registry;
@@ -19,7 +20,16 @@ use connect::Registry;
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let server = cli.server.as_deref();
     let command = match cli.command {
-        Some(Command::Server(args)) => return server::run(args).await,
+        Some(Command::Server(args)) => {
+            // Key rotation and identity providers work on the database directly.
+            if let Some(command) = &args.command
+                && tokens::run_server_command(command)?
+            {
+                return Ok(());
+            }
+            return server::run(args).await;
+        }
+        Some(Command::Token(command)) => return tokens::run_token(cli.server, command).await,
         Some(Command::Tui) | None => return console::run(server).await,
         Some(Command::Demo(args)) => return demo::run(args).await,
         Some(command) => command,
@@ -33,7 +43,10 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
         Command::Login(args) => login::login(server, args).await,
         Command::Logout => login::logout(server),
         Command::Paths => paths::run(server),
-        Command::Agents(cmd) => agents::run(&connect()?, cmd).await,
+        Command::Agents(cmd) => match tokens::run_agents(server.map(str::to_string), cmd).await? {
+            None => Ok(()),
+            Some(cmd) => agents::run(&connect()?, cmd).await,
+        },
         Command::Grant {
             id,
             scope,
@@ -70,7 +83,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             db: None,
             page_size,
         }) => audit::verify_remote(&connect()?, page_size).await,
-        Command::Server(_) | Command::Tui | Command::Demo(_) => {
+        Command::Server(_) | Command::Tui | Command::Demo(_) | Command::Token(_) => {
             anyhow::bail!("internal: {command:?} is not a scripting command")
         }
     }

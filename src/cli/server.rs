@@ -31,7 +31,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         seed_demo(&store, &args).await?;
     }
     let store: Arc<dyn Store> = store;
-    let server = Server::bind(&args.listen, store, &args.name).await?;
+    let token_settings = super::tokens::token_settings(&args)?;
+    let server = Server::bind_with(&args.listen, store, &args.name, &token_settings).await?;
     let addr = server.local_addr();
     // The first line on stdout: scripts and tests wait for it.
     println!("listening on http://{addr}");

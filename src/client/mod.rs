@@ -16,7 +16,11 @@ use crate::model::api::{
     DecommissionPlan, Health, IssueToken, IssuedToken, PeoplePage, PeopleQuery, RegisterAgent,
     RevokeOutcome, SetOwner, UpdatePerson, WhoAmI,
 };
-use crate::model::{Agent, AgentDetail, Person};
+use crate::model::tokens::{
+    AddCredential, AddedCredential, AgentTokens, Introspection, Jwks, MintAccessToken,
+    MintedAccessToken, OAuthErrorBody, ServerMetadata, TokenResponse,
+};
+use crate::model::{Agent, AgentDetail, Credential, Person};
 
 /// An API token. Its `Debug` never shows the value, so it cannot leak into logs by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -353,6 +357,133 @@ impl Client {
             },
         )
         .await
+    }
+}
+
+/// The token service: OAuth endpoints (form-encoded, RFC 6749 errors) and the governance calls
+/// around tokens.
+impl Client {
+    pub async fn oauth_metadata(&self) -> ClientResult<ServerMetadata> {
+        self.get(&[".well-known", "oauth-authorization-server"])
+            .await
+    }
+
+    pub async fn jwks(&self) -> ClientResult<Jwks> {
+        self.get(&[".well-known", "jwks.json"]).await
+    }
+
+    /// Mints a person access token (at most one hour) for the signed-in person.
+    pub async fn mint_access_token(
+        &self,
+        req: &MintAccessToken,
+    ) -> ClientResult<MintedAccessToken> {
+        self.with_body(Method::POST, &["v1", "me", "access-token"], req)
+            .await
+    }
+
+    pub async fn add_credential(
+        &self,
+        agent_id: &str,
+        req: &AddCredential,
+    ) -> ClientResult<AddedCredential> {
+        self.with_body(
+            Method::POST,
+            &["v1", "agents", agent_id, "credentials"],
+            req,
+        )
+        .await
+    }
+
+    pub async fn disable_credential(
+        &self,
+        agent_id: &str,
+        credential_id: &str,
+    ) -> ClientResult<Credential> {
+        self.send(
+            Method::POST,
+            &[
+                "v1",
+                "agents",
+                agent_id,
+                "credentials",
+                credential_id,
+                "disable",
+            ],
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// An agent's live tokens and its exchanges in the last hour.
+    pub async fn agent_tokens(&self, agent_id: &str) -> ClientResult<AgentTokens> {
+        self.get(&["v1", "agents", agent_id, "tokens"]).await
+    }
+
+    /// Introspects a token, authenticated by this client's API token (RFC 7662).
+    pub async fn introspect(&self, token: &Secret) -> ClientResult<Introspection> {
+        self.send_form(&["oauth", "introspect"], &[("token", token.expose())])
+            .await
+    }
+
+    /// Revokes a token and everything exchanged from it (RFC 7009).
+    pub async fn revoke_token(&self, token: &Secret) -> ClientResult<()> {
+        let _: serde::de::IgnoredAny = self
+            .send_form(&["oauth", "revoke"], &[("token", token.expose())])
+            .await?;
+        Ok(())
+    }
+
+    /// Posts form parameters to the token endpoint (RFC 8693), as an agent would. The agent
+    /// authenticates inside `params` (`actor_token` or `client_assertion`).
+    pub async fn token_exchange(&self, params: &[(&str, &str)]) -> ClientResult<TokenResponse> {
+        self.send_form(&["oauth", "token"], params).await
+    }
+
+    /// A form POST whose refusals are RFC 6749 errors (`error`, `error_description`).
+    async fn send_form<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        params: &[(&str, &str)],
+    ) -> ClientResult<T> {
+        let url = self.url(segments);
+        let mut request = self.http.post(url.clone()).form(params);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.to_string(),
+            detail: describe_reqwest(&e),
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.to_string(),
+                detail: describe_reqwest(&e),
+            })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<OAuthErrorBody>(&bytes) {
+                Ok(body) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: body.error,
+                    message: body.error_description,
+                },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: "http_error".into(),
+                    message: format!("{} answered {status} to {}", self.base, url.path()),
+                },
+            });
+        }
+        let bytes = if bytes.is_empty() {
+            bytes::Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("{} {}: {e}", url.path(), status)))
     }
 }
 

@@ -4,6 +4,7 @@ pub mod api;
 pub mod audit;
 pub mod domain;
 pub mod text;
+pub mod tokens;
 
 pub use audit::{Actor, ActorKind, AuditEvent};
 pub use domain::*;

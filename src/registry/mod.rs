@@ -4,6 +4,7 @@ pub mod demo;
 pub mod http;
 pub mod policy;
 pub mod store;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,16 +37,44 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(addr: &str, store: Arc<dyn Store>, name: &str) -> anyhow::Result<Server> {
+        Server::bind_with(addr, store, name, &tokens::TokenSettings::default()).await
+    }
+
+    /// Binds with explicit token-service settings (issuer URL, token lifetimes).
+    pub async fn bind_with(
+        addr: &str,
+        store: Arc<dyn Store>,
+        name: &str,
+        token_settings: &tokens::TokenSettings,
+    ) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let bound = listener
+            .local_addr()
+            .context("the listener has no address")?;
+        if token_settings.issuer.is_none() && bound.ip().is_unspecified() {
+            eprintln!(
+                "warning: listening on {bound} without --issuer: tokens will name \
+                 http://{bound} as their issuer; pass --issuer with the registry's public URL"
+            );
+        }
+        let tokens =
+            tokens::TokenService::start(store.clone(), token_settings, &format!("http://{bound}"))
+                .await?;
         Ok(Server {
             listener,
             state: AppState {
                 store,
                 server_name: Arc::from(name),
+                tokens,
             },
         })
+    }
+
+    /// The token service (for embedding and benchmarks).
+    pub fn tokens(&self) -> &Arc<tokens::TokenService> {
+        &self.state.tokens
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod oauth;
 pub mod people;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub server_name: Arc<str>,
+    pub tokens: Arc<crate::registry::tokens::TokenService>,
 }
 
 /// Runs a store call on the blocking pool so that SQLite never stalls the async runtime.
@@ -60,6 +62,7 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         (name = "agents", description = "The agent inventory and governance verbs"),
         (name = "people", description = "People, roles and API tokens"),
         (name = "audit", description = "The hash-chained audit log and the change feed"),
+        (name = "tokens", description = "OAuth token exchange, introspection, revocation, keys"),
     )
 )]
 struct ApiDoc;
@@ -118,6 +121,15 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(audit::verify_audit))
         .routes(routes!(audit::add_note))
         .routes(routes!(audit::changes))
+        .routes(routes!(oauth::metadata))
+        .routes(routes!(oauth::jwks))
+        .routes(routes!(oauth::token))
+        .routes(routes!(oauth::introspect))
+        .routes(routes!(oauth::revoke))
+        .routes(routes!(oauth::mint_access_token))
+        .routes(routes!(oauth::add_credential))
+        .routes(routes!(oauth::disable_credential))
+        .routes(routes!(oauth::agent_tokens))
         .with_state(state)
         .split_for_parts();
     let openapi = Arc::new(openapi);

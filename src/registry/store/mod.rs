@@ -6,13 +6,18 @@
 
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::model::api::{
     AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,
     DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
 };
-use crate::model::{Actor, Agent, AgentDetail, AgentStatus, Grant, Person};
+use crate::model::{
+    Actor, Agent, AgentDetail, AgentStatus, Credential, CredentialKind, Grant, Person,
+};
+use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
 pub use sqlite::SqliteStore;
 
@@ -109,6 +114,78 @@ pub struct SeedCredential {
     pub material: String,
 }
 
+/// One of the registry's token-signing keys as stored (the private seed included: the database
+/// file is readable by its owner only, and this type never prints it).
+#[derive(Clone)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    /// base64url Ed25519 seed.
+    pub private_key: String,
+    /// base64url Ed25519 public key.
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+    /// When a newer key took over signing.
+    pub retired_at: Option<DateTime<Utc>>,
+    /// The latest expiry of any token this key signed (0 if none): a retired key stays in the
+    /// JWKS until then.
+    pub last_token_expiry: i64,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An identity provider whose tokens prove people (how an enterprise's SSO plugs in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustedIssuer {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// Its public keys as a JWKS (JSON text).
+    pub jwks: String,
+    /// The `aud` its tokens must carry to be accepted here.
+    pub audience: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A credential to add to an agent (material: the canonical public JWK, or a secret's hash).
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    pub id: String,
+    pub kind: CredentialKind,
+    pub label: String,
+    pub fingerprint: String,
+    pub material: String,
+}
+
+/// A credential with its material, for authenticating an agent.
+#[derive(Debug, Clone)]
+pub struct CredentialMaterial {
+    pub id: String,
+    pub kind: CredentialKind,
+    pub fingerprint: String,
+    pub material: String,
+    pub disabled: bool,
+}
+
+/// What the token service needs to know about an agent for one exchange, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct AgentTokenFacts {
+    pub id: String,
+    pub status: AgentStatus,
+    pub owner_email: Option<String>,
+    /// Parent, grandparent, … (for sub-agent hops).
+    pub ancestors: Vec<String>,
+    pub credentials: Vec<CredentialMaterial>,
+    /// Scopes held now (grants that have not expired).
+    pub scopes: Vec<String>,
+}
+
 pub trait Store: Send + Sync + 'static {
     fn schema_version(&self) -> StoreResult<i64>;
 
@@ -188,4 +265,46 @@ pub trait Store: Send + Sync + 'static {
         target: Option<&str>,
         details: serde_json::Value,
     ) -> StoreResult<i64>;
+
+    // The token service. The live-token index is loaded when the store opens and updated by
+    // every call that revokes (agents, tokens), so introspection never reads the database.
+    fn live_tokens(&self) -> Arc<LiveTokens>;
+    /// Every signing key, newest first.
+    fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+    /// Adds a signing key that signs from now on; the previous one is retired (kept for checks).
+    fn add_signing_key(&self, actor: &Actor, key: &StoredSigningKey) -> StoreResult<()>;
+    fn trusted_issuers(&self) -> StoreResult<Vec<TrustedIssuer>>;
+    /// Adds or replaces a trusted identity provider.
+    fn put_trusted_issuer(&self, actor: &Actor, issuer: &TrustedIssuer) -> StoreResult<()>;
+    /// Removes a trusted identity provider; false if it was not trusted.
+    fn remove_trusted_issuer(&self, actor: &Actor, issuer: &str) -> StoreResult<bool>;
+    fn agent_token_facts(&self, agent_id: &str) -> StoreResult<Option<AgentTokenFacts>>;
+    fn add_credential(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        credential: &NewCredential,
+        guard: Guard<'_>,
+    ) -> StoreResult<Credential>;
+    fn disable_credential(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        credential_id: &str,
+        guard: Guard<'_>,
+    ) -> StoreResult<Credential>;
+    /// Durably records a batch of issued tokens and spent assertions in one transaction (group
+    /// commit), and marks each scope used and each agent seen.
+    fn record_tokens(
+        &self,
+        tokens: &[TokenRecord],
+        assertions: &[ConsumedAssertion],
+    ) -> StoreResult<()>;
+    /// Revokes a token and every token exchanged from it; returns how many were live.
+    fn revoke_token(&self, actor: &Actor, jti: &str) -> StoreResult<u64>;
+    /// Exchanges in which `agent_id` was the new actor, issued at or after `since` (Unix time).
+    fn exchanges_since(&self, agent_id: &str, since: i64) -> StoreResult<u64>;
+    /// Forgets spent assertions and the index's expired tokens; drops token records that
+    /// expired before `keep_records_after` (Unix time).
+    fn prune_tokens(&self, now: i64, keep_records_after: i64) -> StoreResult<()>;
 }

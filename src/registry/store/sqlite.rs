@@ -1,14 +1,15 @@
 //! The SQLite backend: one file, WAL, one writer connection and a few readers.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{
-    AgentFacts, Guard, NewApiToken, Revoked, SeedBatch, Store, StoreError, StoreResult, TokenOwner,
+    AgentFacts, AgentTokenFacts, CredentialMaterial, Guard, NewApiToken, NewCredential, Revoked,
+    SeedBatch, Store, StoreError, StoreResult, StoredSigningKey, TokenOwner, TrustedIssuer,
     Visibility,
 };
 use crate::model::api::{
@@ -20,6 +21,7 @@ use crate::model::{
     Actor, Agent, AgentDetail, AgentKind, AgentRef, AgentSource, AgentStatus, AuditEvent,
     Credential, CredentialKind, Grant, Person, Role,
 };
+use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenKind, TokenRecord};
 
 /// The schema, one entry per version. Never edit a shipped entry; append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -119,6 +121,61 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events
         BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
     "#,
+    // 2: the token service: signing keys, trusted identity providers, issued tokens (the durable
+    // record of every exchange; times are Unix seconds like the JWT claims), their revocations,
+    // spent assertions.
+    r#"
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        algorithm TEXT NOT NULL DEFAULT 'EdDSA',
+        private_key TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        retired_at TEXT
+    );
+
+    CREATE TABLE trusted_issuers (
+        issuer TEXT PRIMARY KEY,
+        jwks TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE issued_tokens (
+        jti TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        client_id TEXT,
+        actors TEXT NOT NULL,
+        parent_jti TEXT,
+        scopes TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        may_act TEXT,
+        subject_source TEXT NOT NULL,
+        client_auth TEXT,
+        credential_id TEXT,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX issued_tokens_client ON issued_tokens(client_id, issued_at);
+    CREATE INDEX issued_tokens_expiry ON issued_tokens(expires_at);
+
+    -- Revoked tokens, one small row each: revoking an agent with 10,000 live tokens writes
+    -- 10,000 of these rather than rewriting 10,000 token records.
+    CREATE TABLE token_revocations (
+        jti TEXT PRIMARY KEY,
+        revoked_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE consumed_assertions (
+        agent_id TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, jti)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -130,6 +187,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The token service's in-memory index, kept in step with `issued_tokens` (see tokens::live).
+    live: Arc<LiveTokens>,
 }
 
 /// Whether opening may create a new, empty store.
@@ -251,10 +310,13 @@ impl SqliteStore {
         migrate(&writer, path, version)?;
         #[cfg(unix)]
         restrict_permissions(path);
+        let live = Arc::new(LiveTokens::new());
+        load_live_tokens(&writer, &live).map_err(|e| describe_open(path, e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            live,
         })
     }
 
@@ -306,8 +368,16 @@ impl SqliteStore {
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    // The store holds token hashes and key material: readable by its owner only.
+    // The store holds token hashes and key material: readable by its owner only. That includes
+    // the write-ahead log and its index, which hold recent pages (a signing key's first) and
+    // were created before the database file's mode was narrowed. SQLite creates them anew with
+    // the database file's mode.
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 fn describe_open(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -452,15 +522,13 @@ fn roles_text(roles: &[Role]) -> String {
 }
 
 fn person_by_email(tx: &Transaction<'_>, email: &str) -> StoreResult<Option<Person>> {
+    // Cached: every token exchange looks its person up.
     Ok(tx
-        .query_row(
-            &format!(
-                "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
-                 WHERE p.email = ?1 COLLATE NOCASE"
-            ),
-            [email],
-            person_from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
+             WHERE p.email = ?1 COLLATE NOCASE"
+        ))?
+        .query_row([email], person_from_row)
         .optional()?)
 }
 
@@ -1163,6 +1231,9 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let agent = agent_by_id(tx, agent_id)?;
             guard(&facts(&agent))?;
+            // First of all, every live token in which the agent acts, and everything exchanged
+            // from those, is inactive: introspection reads the index, not this transaction.
+            let killed = self.live.revoke_agent(agent_id, unix_now());
             let now = ts(Utc::now());
             let changed = agent.status == AgentStatus::Active;
             if changed {
@@ -1178,7 +1249,8 @@ impl Store for SqliteStore {
             if credentials_disabled > 0 && !changed {
                 touch_agent(tx, agent_id)?;
             }
-            let tokens_revoked = 0;
+            mark_tokens_revoked(tx, &killed)?;
+            let tokens_revoked = killed.len() as u64;
             let audit_seq = append_audit(
                 tx,
                 actor,
@@ -1228,6 +1300,8 @@ impl Store for SqliteStore {
                 "UPDATE agents SET status = 'active', change_seq = ?1 WHERE id = ?2",
                 params![seq, agent_id],
             )?;
+            // New tokens may name the agent again; the tokens killed by the revoke stay dead.
+            self.live.unblock_agent(agent_id);
             // Credentials stay disabled: a reinstated agent must be given fresh ones deliberately.
             append_audit(
                 tx,
@@ -1285,13 +1359,17 @@ impl Store for SqliteStore {
             let mut decommissioned = Vec::new();
             let mut grants_removed = 0u32;
             let mut credentials_disabled = 0u32;
+            let mut tokens_revoked = 0u64;
             let mut audit_seq = 0;
             for id in &ids {
                 let target = agent_by_id(tx, id)?;
                 let creds = disable_credentials(tx, id, &now)?;
                 let grants = tx.execute("DELETE FROM grants WHERE agent_id = ?1", [id])? as u32;
+                let killed = self.live.revoke_agent(id, unix_now());
+                mark_tokens_revoked(tx, &killed)?;
+                tokens_revoked += killed.len() as u64;
                 let changed = target.status != AgentStatus::Decommissioned;
-                if !changed && creds == 0 && grants == 0 {
+                if !changed && creds == 0 && grants == 0 && killed.is_empty() {
                     continue;
                 }
                 let seq = next_change(tx)?;
@@ -1310,6 +1388,7 @@ impl Store for SqliteStore {
                         "previous_status": target.status.as_str(),
                         "grants_removed": target.grants.iter().map(|g| &g.scope).collect::<Vec<_>>(),
                         "credentials_disabled": creds,
+                        "tokens_revoked": killed.len(),
                         "cascade_from": if id == agent_id { None } else { Some(agent_id) },
                     }),
                 )?;
@@ -1337,7 +1416,7 @@ impl Store for SqliteStore {
                 decommissioned,
                 grants_removed,
                 credentials_disabled,
-                tokens_revoked: 0,
+                tokens_revoked,
                 audit_seq,
                 elapsed_ms: 0.0,
             })
@@ -1527,7 +1606,33 @@ impl Store for SqliteStore {
     }
 
     fn seed(&self, batch: &SeedBatch) -> StoreResult<()> {
-        self.write(|tx| seed_batch(tx, batch))
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
+        // A bulk batch touches far more pages than an ordinary write; with the default 2 MiB
+        // page cache each miss is a read system call. Durability settings stay as they are.
+        let previous: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+        conn.pragma_update(None, "cache_size", SEED_CACHE_SIZE)?;
+        let result: StoreResult<()> = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            seed_batch(&tx, batch)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        let restored = conn.pragma_update(None, "cache_size", previous);
+        result?;
+        restored?;
+        drop(conn);
+        // Seeded agents that are not active must never get tokens.
+        self.live.block_agents(
+            batch
+                .agents
+                .iter()
+                .filter(|a| a.agent.status != AgentStatus::Active)
+                .map(|a| a.agent.id.as_str()),
+        );
+        Ok(())
     }
 
     fn record(
@@ -1539,6 +1644,550 @@ impl Store for SqliteStore {
     ) -> StoreResult<i64> {
         self.write(|tx| append_audit(tx, actor, action, target, "success", None, &details))
     }
+
+    fn live_tokens(&self) -> Arc<LiveTokens> {
+        self.live.clone()
+    }
+
+    fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT k.kid, k.private_key, k.public_key, k.created_at, k.retired_at,
+                        coalesce((SELECT max(t.expires_at) FROM issued_tokens t WHERE t.kid = k.kid), 0)
+                 FROM signing_keys k ORDER BY k.created_at DESC, k.kid",
+            )?;
+            let keys = stmt
+                .query_map([], |r| {
+                    Ok(StoredSigningKey {
+                        kid: r.get(0)?,
+                        private_key: r.get(1)?,
+                        public_key: r.get(2)?,
+                        created_at: parse_ts(&r.get::<_, String>(3)?)?,
+                        retired_at: parse_opt_ts(r.get(4)?)?,
+                        last_token_expiry: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
+    }
+
+    fn add_signing_key(&self, actor: &Actor, key: &StoredSigningKey) -> StoreResult<()> {
+        self.write(|tx| {
+            let now = ts(Utc::now());
+            let retired = tx.execute(
+                "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
+                [&now],
+            )?;
+            tx.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at)
+                 VALUES (?1, 'EdDSA', ?2, ?3, ?4)",
+                params![key.kid, key.private_key, key.public_key, ts(key.created_at)],
+            )?;
+            // The audit record names the key, never its private half.
+            append_audit(
+                tx,
+                actor,
+                if retired > 0 {
+                    "signing_key.rotate"
+                } else {
+                    "signing_key.create"
+                },
+                Some(&key.kid),
+                "success",
+                None,
+                &serde_json::json!({"kid": key.kid, "algorithm": "EdDSA", "retired": retired}),
+            )?;
+            Ok(())
+        })
+    }
+
+    fn trusted_issuers(&self) -> StoreResult<Vec<TrustedIssuer>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT issuer, jwks, audience, created_at FROM trusted_issuers ORDER BY issuer",
+            )?;
+            let issuers = stmt
+                .query_map([], |r| {
+                    Ok(TrustedIssuer {
+                        issuer: r.get(0)?,
+                        jwks: r.get(1)?,
+                        audience: r.get(2)?,
+                        created_at: parse_ts(&r.get::<_, String>(3)?)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(issuers)
+        })
+    }
+
+    fn put_trusted_issuer(&self, actor: &Actor, issuer: &TrustedIssuer) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO trusted_issuers (issuer, jwks, audience, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (issuer) DO UPDATE SET jwks = excluded.jwks, audience = excluded.audience",
+                params![
+                    issuer.issuer,
+                    issuer.jwks,
+                    issuer.audience,
+                    ts(issuer.created_at)
+                ],
+            )?;
+            let kids: Vec<String> = serde_json::from_str::<serde_json::Value>(&issuer.jwks)
+                .ok()
+                .and_then(|v| v.get("keys").and_then(|k| k.as_array()).cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|k| k.get("kid").and_then(|v| v.as_str()).map(str::to_string))
+                .collect();
+            append_audit(
+                tx,
+                actor,
+                "trusted_issuer.put",
+                Some(&issuer.issuer),
+                "success",
+                None,
+                &serde_json::json!({"audience": issuer.audience, "kids": kids}),
+            )?;
+            Ok(())
+        })
+    }
+
+    fn remove_trusted_issuer(&self, actor: &Actor, issuer: &str) -> StoreResult<bool> {
+        self.write(|tx| {
+            let removed = tx.execute("DELETE FROM trusted_issuers WHERE issuer = ?1", [issuer])?;
+            if removed > 0 {
+                append_audit(
+                    tx,
+                    actor,
+                    "trusted_issuer.remove",
+                    Some(issuer),
+                    "success",
+                    None,
+                    &serde_json::json!({}),
+                )?;
+            }
+            Ok(removed > 0)
+        })
+    }
+
+    fn agent_token_facts(&self, agent_id: &str) -> StoreResult<Option<AgentTokenFacts>> {
+        self.read(|tx| {
+            let row: Option<(String, Option<String>)> = tx
+                .prepare_cached(
+                    "SELECT a.status, o.email FROM agents a LEFT JOIN people o ON o.id = a.owner_id
+                     WHERE a.id = ?1",
+                )?
+                .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((status, owner_email)) = row else {
+                return Ok(None);
+            };
+            let status = AgentStatus::parse(&status)
+                .ok_or_else(|| StoreError::Internal(format!("unknown agent status {status}")))?;
+            let ancestors = tx
+                .prepare_cached(
+                    "WITH RECURSIVE up(id, depth) AS (
+                         SELECT parent_id, 1 FROM agents WHERE id = ?1
+                         UNION ALL
+                         SELECT a.parent_id, up.depth + 1 FROM agents a JOIN up ON a.id = up.id
+                         WHERE up.depth < 64
+                     )
+                     SELECT id FROM up WHERE id IS NOT NULL ORDER BY depth",
+                )?
+                .query_map([agent_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let credentials = tx
+                .prepare_cached(
+                    "SELECT id, kind, fingerprint, material, disabled_at IS NOT NULL
+                     FROM credentials WHERE agent_id = ?1 ORDER BY created_at, id",
+                )?
+                .query_map([agent_id], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok(CredentialMaterial {
+                        id: r.get(0)?,
+                        kind: CredentialKind::parse(&kind)
+                            .ok_or_else(|| bad_value("credential kind", &kind))?,
+                        fingerprint: r.get(2)?,
+                        material: r.get(3)?,
+                        disabled: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let scopes = tx
+                .prepare_cached(
+                    "SELECT scope FROM grants WHERE agent_id = ?1
+                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY scope",
+                )?
+                .query_map(params![agent_id, ts(Utc::now())], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(Some(AgentTokenFacts {
+                id: agent_id.to_string(),
+                status,
+                owner_email,
+                ancestors,
+                credentials,
+                scopes,
+            }))
+        })
+    }
+
+    fn add_credential(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        credential: &NewCredential,
+        guard: Guard<'_>,
+    ) -> StoreResult<Credential> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            if agent.status == AgentStatus::Decommissioned {
+                return Err(StoreError::Conflict(format!(
+                    "agent {agent_id} is decommissioned; it cannot receive credentials"
+                )));
+            }
+            let duplicate: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM credentials WHERE agent_id = ?1 AND fingerprint = ?2
+                 AND disabled_at IS NULL)",
+                params![agent_id, credential.fingerprint],
+                |r| r.get(0),
+            )?;
+            if duplicate {
+                return Err(StoreError::Conflict(format!(
+                    "agent {agent_id} already has this key enabled (fingerprint {})",
+                    credential.fingerprint
+                )));
+            }
+            tx.execute(
+                "INSERT INTO credentials (id, agent_id, kind, label, fingerprint, material, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    credential.id,
+                    agent_id,
+                    credential.kind.as_str(),
+                    credential.label,
+                    credential.fingerprint,
+                    credential.material,
+                    ts(Utc::now())
+                ],
+            )?;
+            touch_agent(tx, agent_id)?;
+            append_audit(
+                tx,
+                actor,
+                "credential.add",
+                Some(agent_id),
+                "success",
+                None,
+                &serde_json::json!({
+                    "credential_id": credential.id,
+                    "kind": credential.kind.as_str(),
+                    "label": credential.label,
+                    "fingerprint": credential.fingerprint,
+                }),
+            )?;
+            credentials_of(tx, agent_id)?
+                .into_iter()
+                .find(|c| c.id == credential.id)
+                .ok_or_else(|| StoreError::Internal("credential vanished".into()))
+        })
+    }
+
+    fn disable_credential(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        credential_id: &str,
+        guard: Guard<'_>,
+    ) -> StoreResult<Credential> {
+        self.write(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            let changed = tx.execute(
+                "UPDATE credentials SET disabled_at = coalesce(disabled_at, ?1)
+                 WHERE id = ?2 AND agent_id = ?3",
+                params![ts(Utc::now()), credential_id, agent_id],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "agent {agent_id} has no credential {credential_id}"
+                )));
+            }
+            touch_agent(tx, agent_id)?;
+            append_audit(
+                tx,
+                actor,
+                "credential.disable",
+                Some(agent_id),
+                "success",
+                None,
+                &serde_json::json!({"credential_id": credential_id}),
+            )?;
+            credentials_of(tx, agent_id)?
+                .into_iter()
+                .find(|c| c.id == credential_id)
+                .ok_or_else(|| StoreError::Internal("credential vanished".into()))
+        })
+    }
+
+    fn record_tokens(
+        &self,
+        tokens: &[TokenRecord],
+        assertions: &[ConsumedAssertion],
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let now = unix_now();
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO issued_tokens (jti, kind, digest, kid, subject, client_id, actors,
+                        parent_jti, scopes, audience, may_act, subject_source, client_auth,
+                        credential_id, issued_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )?;
+                let mut revoked = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO token_revocations (jti, revoked_at) VALUES (?1, ?2)",
+                )?;
+                for t in tokens {
+                    // Written under the writer lock, which every revoking transaction also
+                    // holds: a revoke that ran before this batch is seen here and stored.
+                    if self.live.is_revoked(&t.jti) {
+                        revoked.execute(params![t.jti, now])?;
+                    }
+                    insert.execute(params![
+                        t.jti,
+                        t.kind.as_str(),
+                        hex::encode(t.digest),
+                        t.kid,
+                        t.subject,
+                        t.client_id,
+                        json_list(&t.actors),
+                        t.parent_jti,
+                        json_list(&t.scopes),
+                        json_list(&t.audience),
+                        t.may_act,
+                        t.subject_source,
+                        t.client_auth,
+                        t.credential_id,
+                        t.issued_at,
+                        t.expires_at
+                    ])?;
+                }
+                let mut spend = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO consumed_assertions (agent_id, jti, expires_at)
+                     VALUES (?1, ?2, ?3)",
+                )?;
+                for a in assertions {
+                    spend.execute(params![a.agent_id, a.jti, a.expires_at])?;
+                }
+            }
+            // Usage, folded per batch: each scope's last use, each agent's and key's last sight.
+            let mut scope_use: std::collections::HashMap<(&str, &str), i64> = Default::default();
+            let mut agent_seen: std::collections::HashMap<&str, i64> = Default::default();
+            let mut key_used: std::collections::HashMap<&str, i64> = Default::default();
+            for t in tokens.iter().filter(|t| t.kind == TokenKind::Exchange) {
+                let Some(agent) = t.client_id.as_deref() else {
+                    continue;
+                };
+                for scope in &t.scopes {
+                    let e = scope_use.entry((agent, scope)).or_insert(0);
+                    *e = (*e).max(t.issued_at);
+                }
+                let e = agent_seen.entry(agent).or_insert(0);
+                *e = (*e).max(t.issued_at);
+                if let Some(cred) = t.credential_id.as_deref() {
+                    let e = key_used.entry(cred).or_insert(0);
+                    *e = (*e).max(t.issued_at);
+                }
+            }
+            let mut use_scope = tx.prepare_cached(
+                "UPDATE grants SET last_used_at = ?3
+                 WHERE agent_id = ?1 AND scope = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)",
+            )?;
+            for ((agent, scope), at) in scope_use {
+                use_scope.execute(params![agent, scope, ts(from_unix(at))])?;
+            }
+            let mut use_key = tx.prepare_cached(
+                "UPDATE credentials SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )?;
+            for (cred, at) in key_used {
+                use_key.execute(params![cred, ts(from_unix(at))])?;
+            }
+            for (agent, at) in agent_seen {
+                let seen = ts(from_unix(at));
+                let previous: Option<Option<String>> = tx
+                    .prepare_cached("SELECT last_seen_at FROM agents WHERE id = ?1")?
+                    .query_row([agent], |r| r.get(0))
+                    .optional()?;
+                let Some(previous) = previous else { continue };
+                // The change feed hears of an agent's activity at most once a minute: enough
+                // for a console's "last seen" without turning every exchange into a change.
+                let stale = previous
+                    .as_deref()
+                    .and_then(|p| parse_ts(p).ok())
+                    .is_none_or(|p| from_unix(at) - p >= chrono::Duration::seconds(60));
+                if stale {
+                    let seq = next_change(tx)?;
+                    tx.prepare_cached(
+                        "UPDATE agents SET last_seen_at = ?1, change_seq = ?2 WHERE id = ?3",
+                    )?
+                    .execute(params![seen, seq, agent])?;
+                } else if previous.as_deref() < Some(seen.as_str()) {
+                    tx.prepare_cached("UPDATE agents SET last_seen_at = ?1 WHERE id = ?2")?
+                        .execute(params![seen, agent])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn revoke_token(&self, actor: &Actor, jti: &str) -> StoreResult<u64> {
+        self.write(|tx| {
+            let killed = self.live.revoke_tree(jti, unix_now());
+            mark_tokens_revoked(tx, &killed)?;
+            if !killed.is_empty() {
+                append_audit(
+                    tx,
+                    actor,
+                    "token.revoke",
+                    Some(jti),
+                    "success",
+                    None,
+                    &serde_json::json!({"tokens_revoked": killed.len()}),
+                )?;
+            }
+            Ok(killed.len() as u64)
+        })
+    }
+
+    fn exchanges_since(&self, agent_id: &str, since: i64) -> StoreResult<u64> {
+        self.read(|tx| {
+            Ok(tx
+                .prepare_cached(
+                    "SELECT count(*) FROM issued_tokens
+                     WHERE client_id = ?1 AND issued_at >= ?2 AND kind = 'exchange'",
+                )?
+                .query_row(params![agent_id, since], |r| r.get::<_, i64>(0))?
+                .max(0) as u64)
+        })
+    }
+
+    fn prune_tokens(&self, now: i64, keep_records_after: i64) -> StoreResult<()> {
+        self.live.prune(now);
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM consumed_assertions WHERE expires_at < ?1",
+                [now - 2 * crate::registry::tokens::live::CLOCK_LEEWAY],
+            )?;
+            tx.execute(
+                "DELETE FROM issued_tokens WHERE expires_at < ?1",
+                [keep_records_after],
+            )?;
+            // Tokens live at most an hour: a revocation older than the records kept is of a
+            // token whose record is gone.
+            tx.execute(
+                "DELETE FROM token_revocations WHERE revoked_at < ?1",
+                [keep_records_after],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn unix_now() -> i64 {
+    Utc::now().timestamp()
+}
+
+fn from_unix(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_json_list(text: &str) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Stores the revocation of tokens already marked revoked in the live index.
+fn mark_tokens_revoked(tx: &Transaction<'_>, jtis: &[String]) -> StoreResult<()> {
+    if jtis.is_empty() {
+        return Ok(());
+    }
+    // Sorted, the inserts walk the index in order.
+    let mut sorted = jtis.to_vec();
+    sorted.sort_unstable();
+    tx.execute(
+        "INSERT OR IGNORE INTO token_revocations (jti, revoked_at)
+         SELECT value, ?1 FROM json_each(?2)",
+        params![unix_now(), json_list(&sorted)],
+    )?;
+    Ok(())
+}
+
+/// Fills the live index from the database: unexpired tokens, blocked agents, spent assertions.
+fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()> {
+    let now = unix_now();
+    let mut stmt = conn.prepare(
+        "SELECT jti, kind, digest, kid, subject, client_id, actors, parent_jti, scopes, audience,
+                may_act, subject_source, client_auth, credential_id, issued_at, expires_at,
+                EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti)
+         FROM issued_tokens t WHERE expires_at > ?1 ORDER BY issued_at",
+    )?;
+    let tokens = stmt
+        .query_map([now], |r| {
+            let kind: String = r.get(1)?;
+            let digest: String = r.get(2)?;
+            let digest: [u8; 32] = hex::decode(&digest)
+                .ok()
+                .and_then(|d| d.try_into().ok())
+                .ok_or_else(|| bad_value("token digest", &digest))?;
+            Ok((
+                TokenRecord {
+                    jti: r.get(0)?,
+                    kind: TokenKind::parse(&kind).ok_or_else(|| bad_value("token kind", &kind))?,
+                    digest,
+                    kid: r.get(3)?,
+                    subject: r.get(4)?,
+                    client_id: r.get(5)?,
+                    actors: parse_json_list(&r.get::<_, String>(6)?)?,
+                    parent_jti: r.get(7)?,
+                    scopes: parse_json_list(&r.get::<_, String>(8)?)?,
+                    audience: parse_json_list(&r.get::<_, String>(9)?)?,
+                    may_act: r.get(10)?,
+                    subject_source: r.get(11)?,
+                    client_auth: r.get(12)?,
+                    credential_id: r.get(13)?,
+                    issued_at: r.get(14)?,
+                    expires_at: r.get(15)?,
+                },
+                r.get::<_, bool>(16)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let blocked = conn
+        .prepare("SELECT id FROM agents WHERE status != 'active'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let assertions = conn
+        .prepare("SELECT agent_id, jti, expires_at FROM consumed_assertions WHERE expires_at > ?1")?
+        .query_map(
+            [now - 2 * crate::registry::tokens::live::CLOCK_LEEWAY],
+            |r| {
+                Ok(ConsumedAssertion {
+                    agent_id: r.get(0)?,
+                    jti: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    live.load(tokens, blocked, assertions);
+    Ok(())
 }
 
 fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
@@ -1572,14 +2221,42 @@ fn page<T, K>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> (Vec<T>, 
     }
 }
 
+/// The writer's page cache while seeding, in SQLite's unit (negative: KiB): 256 MiB.
+const SEED_CACHE_SIZE: i64 = -256 * 1024;
+
 /// Inserts a batch of seeded people and agents with prepared statements in the caller's
-/// transaction. Each record takes the next position in the change feed.
-fn seed_batch(tx: &Transaction<'_>, batch: &SeedBatch) -> StoreResult<()> {
+/// transaction. Each record takes the next position in the change feed. Owners and managers
+/// are resolved once per email and batch; one that is neither in the batch nor stored fails
+/// the whole batch rather than being dropped.
+fn seed_batch<'b>(tx: &Transaction<'_>, batch: &'b SeedBatch) -> StoreResult<()> {
     let mut seq: i64 = tx.query_row(
         "SELECT value FROM counters WHERE name = 'change_seq'",
         [],
         |r| r.get(0),
     )?;
+    // email → person id: the batch's own people, then stored ones as they are asked for.
+    let mut ids: std::collections::HashMap<&'b str, String> = batch
+        .people
+        .iter()
+        .map(|p| (p.person.email.as_str(), p.person.id.clone()))
+        .collect();
+    let mut find_person = tx.prepare_cached("SELECT id FROM people WHERE email = ?1")?;
+    let mut person_id = |email: &'b str, role: &str, of: &str| -> StoreResult<String> {
+        if let Some(id) = ids.get(email) {
+            return Ok(id.clone());
+        }
+        let id: String = find_person
+            .query_row([email], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| {
+                invalid(
+                    "unknown_person",
+                    format!("seeding {of}: its {role} {email} is not in the directory"),
+                )
+            })?;
+        ids.insert(email, id.clone());
+        Ok(id)
+    };
     {
         let mut insert_person = tx.prepare_cached(
             "INSERT INTO people (id, email, display_name, roles, active, team, created_at, change_seq)
@@ -1599,18 +2276,18 @@ fn seed_batch(tx: &Transaction<'_>, batch: &SeedBatch) -> StoreResult<()> {
                 seq
             ])?;
         }
-        let mut set_manager = tx.prepare_cached(
-            "UPDATE people SET manager_id = (SELECT id FROM people WHERE email = ?1) WHERE email = ?2",
-        )?;
+        let mut set_manager =
+            tx.prepare_cached("UPDATE people SET manager_id = ?1 WHERE id = ?2")?;
         for p in &batch.people {
             if let Some(m) = &p.manager_email {
-                set_manager.execute(params![m, p.person.email])?;
+                let manager = person_id(m, "manager", &p.person.email)?;
+                set_manager.execute(params![manager, p.person.id])?;
             }
         }
     }
     let mut insert_agent = tx.prepare_cached(
         "INSERT INTO agents (id, name, description, kind, parent_id, owner_id, team, environment, status, source, created_at, last_seen_at, flags, change_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, (SELECT id FROM people WHERE email = ?6), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     let mut insert_grant = tx.prepare_cached(
         "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at)
@@ -1623,13 +2300,17 @@ fn seed_batch(tx: &Transaction<'_>, batch: &SeedBatch) -> StoreResult<()> {
     for s in &batch.agents {
         seq += 1;
         let a = &s.agent;
+        let owner_id = match &a.owner {
+            Some(email) => Some(person_id(email, "owner", &a.id)?),
+            None => None,
+        };
         insert_agent.execute(params![
             a.id,
             a.name,
             a.description,
             a.kind.as_str(),
             a.parent_id,
-            a.owner,
+            owner_id,
             a.team,
             a.environment,
             a.status.as_str(),

@@ -1,0 +1,430 @@
+//! The OAuth surfaces (RFC 8414 discovery, JWKS, RFC 8693 token exchange, RFC 7662
+//! introspection, RFC 7009 revocation) and the governance calls around tokens: agents' keys,
+//! person access tokens, an agent's live tokens.
+//!
+//! OAuth endpoints take `application/x-www-form-urlencoded` bodies and answer errors as RFC 6749
+//! §5.2 says (`{"error", "error_description"}`); the `/v1/` calls keep the API's JSON errors.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiPath, MaybeJson};
+use super::{AppState, blocking};
+use crate::model::api::ApiErrorBody;
+use crate::model::text::check_line;
+use crate::model::tokens::{
+    AddCredential, AddedCredential, AgentTokens, GRANT_TOKEN_EXCHANGE, Introspection, Jwks,
+    LiveToken, MintAccessToken, MintedAccessToken, OAuthErrorBody, ServerMetadata,
+    TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT, TokenResponse,
+};
+use crate::model::{Credential, CredentialKind};
+use crate::registry::policy;
+use crate::registry::store::{AgentFacts, NewCredential};
+use crate::registry::tokens::auth::{FormParams, client_credentials, secret_hash};
+use crate::registry::tokens::keys::parse_agent_public_key;
+use crate::registry::tokens::{OAuthError, unix_now};
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = (
+            status,
+            Json(OAuthErrorBody {
+                error: self.error.to_string(),
+                error_description: self.description,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"steward\""),
+            );
+        }
+        response
+    }
+}
+
+/// A JSON answer that must never be cached (tokens, token state).
+fn no_store<T: Serialize>(body: T) -> Response {
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Reads a form body, refusing other media types.
+fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<FormParams, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/x-www-form-urlencoded" {
+        return Err(OAuthError::invalid_request(
+            "send the parameters form-encoded (Content-Type: application/x-www-form-urlencoded)",
+        ));
+    }
+    Ok(FormParams::parse(body))
+}
+
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| OAuthError::invalid_client("the Authorization header is not text"))
+        })
+        .transpose()
+}
+
+/// The token exchange request (RFC 8693 §2.1), form-encoded. Documentation only.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct TokenRequestForm {
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`
+    grant_type: String,
+    /// The person's short-lived token: an identity provider's JWT, a person access token, or
+    /// a token issued by an earlier exchange (a sub-agent hop).
+    subject_token: String,
+    subject_token_type: String,
+    /// The agent's signed assertion (or authenticate with `client_assertion`).
+    actor_token: Option<String>,
+    /// `urn:ietf:params:oauth:token-type:jwt`
+    actor_token_type: Option<String>,
+    /// Space-separated scopes; each must be granted to the agent.
+    scope: String,
+    /// The service the token is for (may repeat); or `resource`.
+    audience: Option<String>,
+    resource: Option<String>,
+    requested_token_type: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// Introspection and revocation requests, form-encoded. Documentation only.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct TokenForm {
+    token: String,
+    token_type_hint: Option<String>,
+}
+
+/// Authorization server metadata (RFC 8414).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "tokens",
+    responses((status = 200, body = ServerMetadata)))]
+pub async fn metadata(State(state): State<AppState>) -> Json<ServerMetadata> {
+    let t = &state.tokens;
+    let auth_methods = vec![
+        "private_key_jwt".to_string(),
+        "client_secret_basic".to_string(),
+        "client_secret_post".to_string(),
+    ];
+    let mut caller_methods = auth_methods.clone();
+    caller_methods.push("bearer".into());
+    Json(ServerMetadata {
+        issuer: t.issuer.clone(),
+        token_endpoint: t.token_endpoint.clone(),
+        introspection_endpoint: t.introspection_endpoint.clone(),
+        revocation_endpoint: t.revocation_endpoint.clone(),
+        jwks_uri: t.jwks_uri.clone(),
+        grant_types_supported: vec![GRANT_TOKEN_EXCHANGE.into()],
+        token_endpoint_auth_methods_supported: auth_methods,
+        token_endpoint_auth_signing_alg_values_supported: vec!["EdDSA".into()],
+        introspection_endpoint_auth_methods_supported: caller_methods.clone(),
+        revocation_endpoint_auth_methods_supported: caller_methods,
+        token_types_supported: vec![TOKEN_TYPE_ACCESS.into(), TOKEN_TYPE_JWT.into()],
+        access_token_signing_alg_values_supported: vec!["EdDSA".into()],
+        response_types_supported: vec![],
+        scopes_supported: vec![],
+        service_documentation: format!("{}/openapi.json", t.issuer),
+    })
+}
+
+/// The registry's public signing keys (RFC 7517). A rotated-out key stays until its tokens expire.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens",
+    responses((status = 200, body = Jwks)))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = Json(state.tokens.jwks().as_ref().clone()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    response
+}
+
+/// Token exchange (RFC 8693): the person as subject, the agent as actor.
+#[utoipa::path(post, path = "/oauth/token", tag = "tokens",
+    request_body(content = inline(TokenRequestForm), content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenResponse), (status = 400, body = OAuthErrorBody),
+        (status = 401, body = OAuthErrorBody)))]
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let form = form_body(&headers, &body)?;
+        let client = client_credentials(authorization(&headers)?, &form)?;
+        state.tokens.exchange(&form, client).await
+    }
+    .await;
+    match result {
+        Ok(answer) => no_store(answer),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Introspection (RFC 7662) for a person's API token or an authenticated agent.
+#[utoipa::path(post, path = "/oauth/introspect", tag = "tokens",
+    request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = Introspection), (status = 401, body = OAuthErrorBody)))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let form = form_body(&headers, &body)?;
+        let client = client_credentials(authorization(&headers)?, &form)?;
+        let t = &state.tokens;
+        t.authenticate_caller(client, &t.introspection_endpoint)
+            .await?;
+        let token = form.required("token")?;
+        form.one("token_type_hint")?;
+        Ok::<_, OAuthError>(t.introspect(token))
+    }
+    .await;
+    match result {
+        Ok(answer) => no_store(answer),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Revocation (RFC 7009): always 200 for an authenticated caller; revoking a token also
+/// revokes every token exchanged from it.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "tokens",
+    request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200), (status = 400, body = OAuthErrorBody),
+        (status = 401, body = OAuthErrorBody)))]
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let form = form_body(&headers, &body)?;
+        let client = client_credentials(authorization(&headers)?, &form)?;
+        let t = &state.tokens;
+        let caller = t
+            .authenticate_caller(client, &t.revocation_endpoint)
+            .await?;
+        t.revoke(&caller, &form).await
+    }
+    .await;
+    match result {
+        Ok(_) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Mint a person access token (at most one hour) for yourself: the `subject_token` an agent
+/// exchanges, for registries without an identity provider.
+#[utoipa::path(post, path = "/v1/me/access-token", tag = "tokens",
+    request_body = MintAccessToken, security(("bearer" = [])),
+    responses((status = 201, body = MintedAccessToken), (status = 422, body = ApiErrorBody)))]
+pub async fn mint_access_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    MaybeJson(req): MaybeJson<MintAccessToken>,
+) -> Result<Response, ApiError> {
+    let ttl = req.ttl_seconds.unwrap_or(600);
+    if !(60..=3600).contains(&ttl) {
+        return Err(ApiError::invalid(
+            "invalid_ttl",
+            "ttl_seconds must be between 60 and 3600",
+        ));
+    }
+    if let Some(agent) = &req.may_act {
+        check_line("may_act", agent, 128)?;
+        let id = agent.clone();
+        if blocking(&state, move |s| s.agent_token_facts(&id))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::invalid(
+                "unknown_agent",
+                format!("no agent with id {agent}"),
+            ));
+        }
+    }
+    let minted = state
+        .tokens
+        .mint_person_token(&caller.person, ttl as i64, req.may_act)
+        .await
+        .map_err(|e| match e.status {
+            503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.description),
+            _ => ApiError::internal(e.description),
+        })?;
+    let mut response = no_store(minted);
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+fn facts_of(detail: &crate::model::AgentDetail) -> AgentFacts {
+    AgentFacts {
+        id: detail.agent.id.clone(),
+        owner_email: detail.agent.owner.clone(),
+        status: detail.agent.status,
+    }
+}
+
+/// Register a credential for an agent (the owner or an admin): an Ed25519 public key (JWK or
+/// PEM), or a static secret, generated here and shown once (flagged as technical debt).
+#[utoipa::path(post, path = "/v1/agents/{id}/credentials", tag = "tokens",
+    params(("id" = String, Path)), request_body = AddCredential, security(("bearer" = [])),
+    responses((status = 201, body = AddedCredential), (status = 403, body = ApiErrorBody),
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+pub async fn add_credential(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<AddCredential>,
+) -> Result<(StatusCode, Json<AddedCredential>), ApiError> {
+    if let Some(label) = &req.label {
+        check_line("label", label, 128)?;
+    }
+    let (credential, secret) = match req.kind {
+        CredentialKind::PublicKey => {
+            let text = req.public_key.as_deref().ok_or_else(|| {
+                ApiError::invalid(
+                    "missing_public_key",
+                    "a public-key credential needs public_key",
+                )
+            })?;
+            let key = parse_agent_public_key(text)
+                .map_err(|e| ApiError::invalid("invalid_public_key", e))?;
+            (
+                NewCredential {
+                    id: format!("key_{}", &key.fingerprint[..16]),
+                    kind: CredentialKind::PublicKey,
+                    label: req.label.clone().unwrap_or_else(|| "public key".into()),
+                    fingerprint: key.fingerprint,
+                    material: key.jwk_text,
+                },
+                None,
+            )
+        }
+        CredentialKind::StaticSecret => {
+            if req.public_key.is_some() {
+                return Err(ApiError::invalid(
+                    "unexpected_public_key",
+                    "a static secret is generated by the registry; send no public_key",
+                ));
+            }
+            let secret = crate::registry::http::auth::new_api_token().replacen("stw_", "sts_", 1);
+            let hash = secret_hash(&secret);
+            (
+                NewCredential {
+                    id: format!("sec_{}", &hash[..16]),
+                    kind: CredentialKind::StaticSecret,
+                    label: req.label.clone().unwrap_or_else(|| "static secret".into()),
+                    fingerprint: format!("sha256:{}", &hash[..16]),
+                    material: hash,
+                },
+                Some(secret),
+            )
+        }
+    };
+    let actor = caller.actor();
+    let person = caller.person;
+    let stored: Credential = blocking(&state, move |s| {
+        s.add_credential(&actor, &id, &credential, &|f| {
+            policy::may_manage_agent(&person, f)
+        })
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AddedCredential {
+            credential: stored,
+            secret,
+        }),
+    ))
+}
+
+/// Disable one of an agent's credentials (the owner, an admin, or a responder).
+#[utoipa::path(post, path = "/v1/agents/{id}/credentials/{credential_id}/disable", tag = "tokens",
+    params(("id" = String, Path), ("credential_id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Credential), (status = 404, body = ApiErrorBody)))]
+pub async fn disable_credential(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, credential_id)): ApiPath<(String, String)>,
+) -> Result<Json<Credential>, ApiError> {
+    let actor = caller.actor();
+    let person = caller.person;
+    Ok(Json(
+        blocking(&state, move |s| {
+            // Disabling a key is a brake like revocation: responders may pull it too.
+            s.disable_credential(&actor, &id, &credential_id, &|f| {
+                policy::may_revoke_agent(&person, f)
+            })
+        })
+        .await?,
+    ))
+}
+
+/// An agent's live tokens (subject, scopes, audience, expiry, what each was exchanged from) and
+/// its exchanges in the last hour.
+#[utoipa::path(get, path = "/v1/agents/{id}/tokens", tag = "tokens",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AgentTokens), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn agent_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let wanted = id.clone();
+    let detail = blocking(&state, move |s| s.agent_detail(&wanted))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no agent with id {id}")))?;
+    policy::may_read_agent(&caller.person, &facts_of(&detail))?;
+    let now = unix_now();
+    let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap_or_else(Utc::now);
+    let tokens = state
+        .tokens
+        .live()
+        .issued_to(&id, now)
+        .into_iter()
+        .map(|r| LiveToken {
+            jti: r.jti,
+            subject: r.subject,
+            client_id: r.client_id.unwrap_or_default(),
+            actors: r.actors,
+            scopes: r.scopes,
+            audience: r.audience,
+            issued_at: time(r.issued_at),
+            expires_at: time(r.expires_at),
+            exchanged_from: r.parent_jti,
+        })
+        .collect();
+    let agent_id = id.clone();
+    let exchanges_last_hour =
+        blocking(&state, move |s| s.exchanges_since(&agent_id, now - 3600)).await?;
+    Ok(no_store(AgentTokens {
+        agent_id: id,
+        tokens,
+        exchanges_last_hour,
+    }))
+}

@@ -1,0 +1,368 @@
+//! Form parameters and client authentication at the OAuth endpoints.
+//!
+//! An agent proves itself with a signed assertion (RFC 7523 style: `iss` = `sub` = the agent id,
+//! `aud` = the token endpoint, `exp` at most five minutes ahead, a single-use `jti`), sent as the
+//! exchange's `actor_token` or as `client_assertion`. Legacy agents may still send a static
+//! `client_secret`; every token issued that way records it, and the agent stays flagged.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use super::jwt;
+use super::live::{CLOCK_LEEWAY, ConsumedAssertion};
+use super::{ASSERTION_MAX_SECONDS, OAuthError, TokenService, unix_now};
+use crate::model::tokens::CLIENT_ASSERTION_JWT;
+use crate::model::{AgentStatus, CredentialKind};
+use crate::registry::store::AgentTokenFacts;
+
+/// Form-encoded parameters (`application/x-www-form-urlencoded`), with RFC 6749's rule that a
+/// parameter may appear once (`audience` and `resource` may repeat, per RFC 8693).
+#[derive(Debug, Default)]
+pub struct FormParams(Vec<(String, String)>);
+
+impl FormParams {
+    pub fn parse(body: &[u8]) -> FormParams {
+        FormParams(
+            form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The one value of `name`; empty values count as absent (RFC 6749 §3.1).
+    pub fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "the parameter {name} appears more than once"
+            )));
+        }
+        Ok(first)
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, OAuthError> {
+        self.one(name)?
+            .ok_or_else(|| OAuthError::invalid_request(format!("the parameter {name} is missing")))
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// How a caller of an OAuth endpoint presented itself.
+#[derive(Debug)]
+pub enum ClientCredentials {
+    /// An agent's signed assertion.
+    Assertion(String),
+    /// A legacy agent's static secret.
+    Secret {
+        client_id: String,
+        secret: String,
+    },
+    /// A person's API token (introspection and revocation only).
+    PersonApiToken(String),
+    None,
+}
+
+/// Reads client credentials from the Authorization header and the form.
+pub fn client_credentials(
+    authorization: Option<&str>,
+    form: &FormParams,
+) -> Result<ClientCredentials, OAuthError> {
+    let assertion_type = form.one("client_assertion_type")?;
+    let assertion = form.one("client_assertion")?;
+    let form_secret = match (form.one("client_id")?, form.one("client_secret")?) {
+        (Some(id), Some(secret)) => Some((id.to_string(), secret.to_string())),
+        _ => None,
+    };
+    let header = match authorization {
+        None => None,
+        Some(h) => {
+            let (scheme, value) = h.trim().split_once(' ').ok_or_else(|| {
+                OAuthError::invalid_client(
+                    "the Authorization header must be `Basic …` or `Bearer …`",
+                )
+            })?;
+            let value = value.trim();
+            if scheme.eq_ignore_ascii_case("basic") {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(value)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        OAuthError::invalid_client("the Basic credentials are not base64")
+                    })?;
+                let (id, secret) = decoded.split_once(':').ok_or_else(|| {
+                    OAuthError::invalid_client(
+                        "the Basic credentials must be client_id:client_secret",
+                    )
+                })?;
+                // RFC 6749 §2.3.1: both halves are form-encoded before base64.
+                let unescape = |s: &str| {
+                    form_urlencoded::parse(format!("x={s}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                Some(ClientCredentials::Secret {
+                    client_id: unescape(id),
+                    secret: unescape(secret),
+                })
+            } else if scheme.eq_ignore_ascii_case("bearer") {
+                Some(ClientCredentials::PersonApiToken(value.to_string()))
+            } else {
+                return Err(OAuthError::invalid_client(format!(
+                    "the Authorization scheme {scheme} is not supported; use Basic or Bearer"
+                )));
+            }
+        }
+    };
+    let mut found = Vec::new();
+    if let Some(h) = header {
+        found.push(h);
+    }
+    match (assertion_type, assertion) {
+        (Some(t), Some(a)) if t == CLIENT_ASSERTION_JWT => {
+            found.push(ClientCredentials::Assertion(a.to_string()))
+        }
+        (Some(t), Some(_)) => {
+            return Err(OAuthError::invalid_client(format!(
+                "client_assertion_type must be {CLIENT_ASSERTION_JWT}, not {t}"
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "client_assertion needs client_assertion_type",
+            ));
+        }
+        _ => {}
+    }
+    if let Some((client_id, secret)) = form_secret {
+        found.push(ClientCredentials::Secret { client_id, secret });
+    }
+    match found.len() {
+        0 => Ok(ClientCredentials::None),
+        1 => Ok(found.pop().expect("one element")),
+        _ => Err(OAuthError::invalid_request(
+            "use one client authentication method per request",
+        )),
+    }
+}
+
+/// An authenticated agent.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedAgent {
+    pub facts: AgentTokenFacts,
+    pub credential_id: String,
+    /// `private_key_jwt` or `client_secret`.
+    pub method: &'static str,
+}
+
+/// An unknown agent is refused like a wrong key; store failures stay what they are.
+fn hide_unknown(e: OAuthError, refusal: impl Fn() -> OAuthError) -> OAuthError {
+    if e.error == "invalid_client" {
+        refusal()
+    } else {
+        e
+    }
+}
+
+/// Hash under which static secrets are stored.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl TokenService {
+    async fn facts(&self, agent_id: &str) -> Result<AgentTokenFacts, OAuthError> {
+        let id = agent_id.to_string();
+        self.read(move |s| s.agent_token_facts(&id))
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client(format!("no agent with id {agent_id}")))
+    }
+
+    fn check_active(facts: &AgentTokenFacts) -> Result<(), OAuthError> {
+        match facts.status {
+            AgentStatus::Active => Ok(()),
+            other => Err(OAuthError::invalid_client(format!(
+                "agent {} is {}; it cannot obtain or use tokens",
+                facts.id,
+                other.as_str()
+            ))),
+        }
+    }
+
+    /// Verifies an agent's assertion and spends its `jti`. `audiences` are the URLs the
+    /// assertion may be addressed to (the endpoint called, the token endpoint, the issuer).
+    pub async fn authenticate_assertion(
+        &self,
+        assertion: &str,
+        audiences: &[&str],
+    ) -> Result<AuthenticatedAgent, OAuthError> {
+        let bad =
+            |m: String| OAuthError::invalid_client(format!("the agent assertion is refused: {m}"));
+        let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
+        parsed.check_header().map_err(|e| bad(e.0))?;
+        let iss = parsed.claim_str("iss").unwrap_or_default();
+        let sub = parsed.claim_str("sub").unwrap_or_default();
+        if iss.is_empty() || iss != sub || sub.len() > 128 {
+            return Err(bad("iss and sub must both be the agent's id".into()));
+        }
+        // Who the agent is, and whether it is allowed, is said only to a caller whose signature
+        // verifies with one of the agent's keys (enabled or not); anyone else learns only that
+        // the assertion was refused, not whether the agent exists.
+        let unproven = || {
+            bad(format!(
+                "no registered key of agent {sub} verifies its signature"
+            ))
+        };
+        let facts = self
+            .facts(sub)
+            .await
+            .map_err(|e| hide_unknown(e, unproven))?;
+        let mut verified = None;
+        for cred in facts
+            .credentials
+            .iter()
+            .filter(|c| c.kind == CredentialKind::PublicKey)
+            .filter(|c| parsed.kid().is_none_or(|k| k == c.id || k == c.fingerprint))
+        {
+            let key = self.agent_key(&cred.material)?;
+            if parsed.verify(&key).is_ok() {
+                verified = Some(cred);
+                break;
+            }
+        }
+        let credential = verified.ok_or_else(unproven)?;
+        Self::check_active(&facts)?;
+        if credential.disabled {
+            return Err(bad(format!(
+                "key {} of agent {sub} is disabled",
+                credential.id
+            )));
+        }
+        let credential_id = credential.id.clone();
+        if !jwt::audience_contains(&parsed.claims, audiences) {
+            return Err(bad(format!("aud must name {}", self.token_endpoint)));
+        }
+        let now = unix_now();
+        let exp = jwt::numeric_date(&parsed.claims, "exp")
+            .map_err(|e| bad(e.0))?
+            .ok_or_else(|| bad("exp is missing".into()))?;
+        if exp + CLOCK_LEEWAY <= now {
+            return Err(bad("it has expired".into()));
+        }
+        if exp > now + ASSERTION_MAX_SECONDS + CLOCK_LEEWAY {
+            return Err(bad(format!(
+                "exp is more than {ASSERTION_MAX_SECONDS} seconds ahead"
+            )));
+        }
+        if let Some(nbf) = jwt::numeric_date(&parsed.claims, "nbf").map_err(|e| bad(e.0))?
+            && nbf > now + CLOCK_LEEWAY
+        {
+            return Err(bad("it is not valid yet (nbf)".into()));
+        }
+        if let Some(iat) = jwt::numeric_date(&parsed.claims, "iat").map_err(|e| bad(e.0))?
+            && iat > now + CLOCK_LEEWAY
+        {
+            return Err(bad("it was issued in the future (iat)".into()));
+        }
+        let jti = parsed
+            .claim_str("jti")
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| bad("jti (1 to 256 characters) is missing".into()))?;
+        if !self.live.consume_assertion(sub, jti, exp) {
+            return Err(bad(format!("its jti {jti} was already used (replay)")));
+        }
+        self.record_assertion(ConsumedAssertion {
+            agent_id: sub.to_string(),
+            jti: jti.to_string(),
+            expires_at: exp,
+        });
+        Ok(AuthenticatedAgent {
+            facts,
+            credential_id,
+            method: "private_key_jwt",
+        })
+    }
+
+    /// An agent's stored public key, parsed once and then kept (keyed by its exact material).
+    fn agent_key(&self, material: &str) -> Result<ed25519_dalek::VerifyingKey, OAuthError> {
+        if let Some(key) = self
+            .agent_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(material)
+        {
+            return Ok(*key);
+        }
+        let key = super::keys::parse_agent_public_key(material)
+            .map_err(|e| OAuthError::server_error(format!("a stored agent key is damaged: {e}")))?
+            .key;
+        let mut cache = self.agent_keys.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(material.to_string(), key);
+        Ok(key)
+    }
+
+    /// Checks a legacy agent's static secret.
+    pub async fn authenticate_secret(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<AuthenticatedAgent, OAuthError> {
+        // As with assertions: only a caller holding the secret learns about the agent.
+        let unproven = || {
+            OAuthError::invalid_client(format!(
+                "the client secret of agent {client_id} is wrong or disabled"
+            ))
+        };
+        let facts = self
+            .facts(client_id)
+            .await
+            .map_err(|e| hide_unknown(e, unproven))?;
+        let hash = secret_hash(secret);
+        let credential = facts
+            .credentials
+            .iter()
+            .find(|c| c.kind == CredentialKind::StaticSecret && !c.disabled && c.material == hash)
+            .ok_or_else(unproven)?;
+        Self::check_active(&facts)?;
+        Ok(AuthenticatedAgent {
+            credential_id: credential.id.clone(),
+            facts,
+            method: "client_secret",
+        })
+    }
+
+    /// Authenticates an agent by whichever method it used.
+    pub async fn authenticate_agent(
+        &self,
+        credentials: ClientCredentials,
+        audiences: &[&str],
+    ) -> Result<AuthenticatedAgent, OAuthError> {
+        match credentials {
+            ClientCredentials::Assertion(a) => self.authenticate_assertion(&a, audiences).await,
+            ClientCredentials::Secret { client_id, secret } => {
+                self.authenticate_secret(&client_id, &secret).await
+            }
+            ClientCredentials::PersonApiToken(_) => Err(OAuthError::invalid_client(
+                "an agent authenticates with an assertion or a client secret, not a bearer token",
+            )),
+            ClientCredentials::None => Err(OAuthError::invalid_client(
+                "the agent did not authenticate: send its signed assertion",
+            )),
+        }
+    }
+}

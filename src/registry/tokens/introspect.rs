@@ -1,0 +1,181 @@
+//! Introspection (RFC 7662) and revocation (RFC 7009).
+//!
+//! Both read the live index only: a token is recognised by the SHA-256 of its exact bytes, which
+//! only the registry's own signature could have produced, and its state (expiry, revocation of
+//! itself, of any token it was exchanged from, or of any agent in its chain) is current to the
+//! last revoke. Nothing here waits for the database except the recording of a revocation.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::auth::{ClientCredentials, FormParams};
+use super::exchange::{act_claim, aud_claim};
+use super::live::TokenKind;
+use super::{OAuthError, TokenService, token_digest, unix_now};
+use crate::model::tokens::Introspection;
+use crate::model::{Actor, Person, Role};
+
+/// How long a person's API token, once checked, is trusted for introspection.
+const CALLER_CACHE: Duration = Duration::from_secs(1);
+
+/// Who called introspection or revocation.
+#[derive(Debug, Clone)]
+pub enum OAuthCaller {
+    Person(Person),
+    Agent(String),
+}
+
+impl OAuthCaller {
+    pub fn actor(&self) -> Actor {
+        match self {
+            OAuthCaller::Person(p) => Actor::human(&p.email),
+            OAuthCaller::Agent(id) => Actor {
+                kind: crate::model::ActorKind::Agent,
+                id: id.clone(),
+                on_behalf_of: None,
+                chain: Vec::new(),
+            },
+        }
+    }
+}
+
+impl TokenService {
+    /// Authenticates the caller of introspection or revocation: a person's API token, or an
+    /// agent's assertion or secret.
+    pub async fn authenticate_caller(
+        &self,
+        credentials: ClientCredentials,
+        endpoint: &str,
+    ) -> Result<OAuthCaller, OAuthError> {
+        match credentials {
+            ClientCredentials::PersonApiToken(token) => {
+                let hash = crate::registry::http::auth::hash_api_token(&token);
+                // Resource servers introspect many tokens a second with one API token: its
+                // check is reused for at most a second, so that introspection stays in memory.
+                // Revoking the API token or deactivating its person reaches introspection within
+                // that second; revocation and every other call check the token each time.
+                let cacheable = endpoint == self.introspection_endpoint;
+                let key: [u8; 32] = Sha256::digest(hash.as_bytes()).into();
+                if cacheable
+                    && let Some((caller, until)) = self
+                        .callers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&key)
+                    && *until > Instant::now()
+                {
+                    return Ok(caller.clone());
+                }
+                let owner = self
+                    .read(move |s| s.token_owner(&hash))
+                    .await?
+                    .ok_or_else(|| OAuthError::invalid_client("the API token is not known"))?;
+                if owner.revoked {
+                    return Err(OAuthError::invalid_client("the API token has been revoked"));
+                }
+                if owner.expires_at <= chrono::Utc::now() {
+                    return Err(OAuthError::invalid_client("the API token has expired"));
+                }
+                if !owner.person.active {
+                    return Err(OAuthError::invalid_client(format!(
+                        "{} has left; their tokens no longer work",
+                        owner.person.email
+                    )));
+                }
+                let caller = OAuthCaller::Person(owner.person);
+                if cacheable {
+                    let mut cache = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+                    if cache.len() >= 10_000 {
+                        cache.clear();
+                    }
+                    cache.insert(key, (caller.clone(), Instant::now() + CALLER_CACHE));
+                }
+                Ok(caller)
+            }
+            other => {
+                let audiences = [endpoint, self.token_endpoint.as_str(), self.issuer.as_str()];
+                let agent = self.authenticate_agent(other, &audiences).await?;
+                Ok(OAuthCaller::Agent(agent.facts.id))
+            }
+        }
+    }
+
+    /// The answer for `token`: active with its claims, or only `active: false`.
+    pub fn introspect(&self, token: &str) -> Introspection {
+        let now = unix_now();
+        self.live
+            .with_digest(&token_digest(token), |view| {
+                let r = view.record;
+                if view.revoked || r.expires_at <= now {
+                    return Introspection::default();
+                }
+                Introspection {
+                    active: true,
+                    sub: Some(r.subject.clone()),
+                    act: act_claim(&r.actors),
+                    may_act: r.may_act.as_ref().map(|a| serde_json::json!({"sub": a})),
+                    scope: (r.kind == TokenKind::Exchange).then(|| r.scopes.join(" ")),
+                    client_id: r.client_id.clone(),
+                    aud: Some(aud_claim(&r.audience)),
+                    iss: Some(self.issuer.clone()),
+                    exp: Some(r.expires_at),
+                    iat: Some(r.issued_at),
+                    jti: Some(r.jti.clone()),
+                    token_type: Some("Bearer".into()),
+                }
+            })
+            .unwrap_or_default()
+    }
+
+    /// RFC 7009: revokes `token` and everything exchanged from it. Unknown, expired and already
+    /// revoked tokens succeed with nothing to do. Returns how many live tokens were revoked.
+    pub async fn revoke(&self, caller: &OAuthCaller, form: &FormParams) -> Result<u64, OAuthError> {
+        let token = form.required("token")?;
+        // token_type_hint is only a hint (RFC 7009 §2.1): every token here is an access token.
+        form.one("token_type_hint")?;
+        let found = self.live.with_digest(&token_digest(token), |view| {
+            (
+                view.record.jti.clone(),
+                view.record.subject.clone(),
+                view.record.actors.clone(),
+                view.record.client_id.clone(),
+            )
+        });
+        let Some((jti, subject, actors, client_id)) = found else {
+            return Ok(0);
+        };
+        let allowed = match caller {
+            OAuthCaller::Agent(id) => actors.iter().any(|a| a == id),
+            OAuthCaller::Person(p) => {
+                p.email.eq_ignore_ascii_case(&subject)
+                    || p.has_role(Role::Admin)
+                    || p.has_role(Role::Responder)
+                    || match &client_id {
+                        Some(agent) => self.owns(p, agent).await?,
+                        None => false,
+                    }
+            }
+        };
+        if !allowed {
+            return Err(OAuthError::unauthorized_client(
+                "only the token's subject, an agent in its chain, the agent's owner, an admin \
+                 or a responder may revoke it",
+            ));
+        }
+        let store = self.store.clone();
+        let actor = caller.actor();
+        tokio::task::spawn_blocking(move || store.revoke_token(&actor, &jti))
+            .await
+            .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))?
+            .map_err(OAuthError::from)
+    }
+
+    async fn owns(&self, person: &Person, agent_id: &str) -> Result<bool, OAuthError> {
+        let id = agent_id.to_string();
+        let facts = self.read(move |s| s.agent_token_facts(&id)).await?;
+        Ok(facts
+            .and_then(|f| f.owner_email)
+            .is_some_and(|o| o.eq_ignore_ascii_case(&person.email)))
+    }
+}

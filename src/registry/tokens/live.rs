@@ -1,0 +1,459 @@
+//! The in-memory index of every unexpired token the registry issued, with its revocation state.
+//!
+//! Introspection reads only this index, so it answers without touching the database; the store
+//! loads it when it opens and updates it inside the transactions that revoke agents and tokens,
+//! so that the index and the database agree and a revoke is visible to introspection before its
+//! transaction even commits (fail closed).
+//!
+//! The race that matters — an exchange in flight while its agent is revoked — is closed here:
+//! [`LiveTokens::issue`] checks that no actor is blocked and that the parent token is alive, and
+//! inserts the new token, under the same lock that [`LiveTokens::revoke_agent`] takes to block
+//! the agent and kill its tokens. Either the exchange comes first (its token is then killed and
+//! counted by the revoke) or the revoke does (the exchange is refused).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+
+/// Seconds of clock difference tolerated when checking `exp`, `nbf` and `iat`.
+pub const CLOCK_LEEWAY: i64 = 30;
+
+/// What kind of token a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A person access token (at most one hour), the subject of a first exchange.
+    Person,
+    /// A token issued by exchange: the person as subject, agents as actors.
+    Exchange,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Person => "person",
+            TokenKind::Exchange => "exchange",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TokenKind> {
+        match text {
+            "person" => Some(TokenKind::Person),
+            "exchange" => Some(TokenKind::Exchange),
+            _ => None,
+        }
+    }
+}
+
+/// Everything recorded about one issued token (never the token itself: only its digest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub jti: String,
+    pub kind: TokenKind,
+    /// SHA-256 of the compact JWT: how introspection recognises the exact bytes it signed.
+    pub digest: [u8; 32],
+    pub kid: String,
+    /// The person (email).
+    pub subject: String,
+    /// The agent the token was issued to; None for person tokens.
+    pub client_id: Option<String>,
+    /// The delegation chain, newest actor first (empty for person tokens).
+    pub actors: Vec<String>,
+    /// The token this one was exchanged from, if the registry issued it.
+    pub parent_jti: Option<String>,
+    /// Granted scopes (empty for person tokens: they carry no scope of their own).
+    pub scopes: Vec<String>,
+    pub audience: Vec<String>,
+    /// For person tokens: the only agent allowed to act with it.
+    pub may_act: Option<String>,
+    /// Where the subject came from: `person-token`, `idp:<issuer>`, `exchange`, `api`.
+    pub subject_source: String,
+    /// How the agent authenticated: `private_key_jwt` or `client_secret` (flagged debt).
+    pub client_auth: Option<String>,
+    pub credential_id: Option<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// A single-use agent assertion that was spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedAssertion {
+    pub agent_id: String,
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+/// Why [`LiveTokens::issue`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueRefusal {
+    AgentBlocked(String),
+    ParentInactive(String),
+}
+
+struct Slot {
+    record: TokenRecord,
+    revoked: bool,
+}
+
+#[derive(Default)]
+struct Index {
+    tokens: HashMap<String, Slot>,
+    by_digest: HashMap<[u8; 32], String>,
+    /// Agent id → tokens in which it is one of the actors.
+    by_agent: HashMap<String, HashSet<String>>,
+    /// Token → tokens exchanged from it.
+    children: HashMap<String, Vec<String>>,
+    /// Agents that are not active: no token may name them as actor.
+    blocked: HashSet<String>,
+}
+
+#[derive(Default)]
+pub struct LiveTokens {
+    index: RwLock<Index>,
+    /// (agent, jti) → expiry of spent assertions.
+    assertions: Mutex<HashMap<(String, String), i64>>,
+}
+
+impl std::fmt::Debug for LiveTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveTokens")
+    }
+}
+
+impl Index {
+    fn insert(&mut self, record: TokenRecord, revoked: bool) {
+        let jti = record.jti.clone();
+        self.by_digest.insert(record.digest, jti.clone());
+        for actor in &record.actors {
+            self.by_agent
+                .entry(actor.clone())
+                .or_default()
+                .insert(jti.clone());
+        }
+        if let Some(parent) = &record.parent_jti {
+            self.children
+                .entry(parent.clone())
+                .or_default()
+                .push(jti.clone());
+        }
+        self.tokens.insert(jti, Slot { record, revoked });
+    }
+
+    /// Marks `jti` and every token exchanged from it revoked; returns the ones that were live.
+    fn revoke_tree(&mut self, jti: &str, now: i64, out: &mut Vec<String>) {
+        let mut stack = vec![jti.to_string()];
+        while let Some(id) = stack.pop() {
+            if let Some(slot) = self.tokens.get_mut(&id)
+                && !slot.revoked
+            {
+                slot.revoked = true;
+                if slot.record.expires_at > now {
+                    out.push(id.clone());
+                }
+            }
+            if let Some(kids) = self.children.get(&id) {
+                stack.extend(kids.iter().cloned());
+            }
+        }
+    }
+}
+
+/// A read-only view of one live token, for answers.
+#[derive(Debug, Clone)]
+pub struct TokenView<'a> {
+    pub record: &'a TokenRecord,
+    pub revoked: bool,
+}
+
+impl LiveTokens {
+    pub fn new() -> LiveTokens {
+        LiveTokens::default()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        // A panic while holding the lock leaves the index as it was between two whole updates.
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads state from the database at start.
+    pub fn load(
+        &self,
+        tokens: Vec<(TokenRecord, bool)>,
+        blocked_agents: Vec<String>,
+        assertions: Vec<ConsumedAssertion>,
+    ) {
+        let mut index = self.write();
+        *index = Index::default();
+        index.blocked = blocked_agents.into_iter().collect();
+        for (record, revoked) in tokens {
+            index.insert(record, revoked);
+        }
+        drop(index);
+        let mut spent = self.assertions.lock().unwrap_or_else(|p| p.into_inner());
+        spent.clear();
+        for a in assertions {
+            spent.insert((a.agent_id, a.jti), a.expires_at);
+        }
+    }
+
+    /// Adds a freshly signed token, unless one of its actors is blocked or its parent is no
+    /// longer live. This is the linearisation point of an exchange against a revoke.
+    pub fn issue(&self, record: TokenRecord, now: i64) -> Result<(), IssueRefusal> {
+        let mut index = self.write();
+        if let Some(blocked) = record.actors.iter().find(|a| index.blocked.contains(*a)) {
+            return Err(IssueRefusal::AgentBlocked(blocked.clone()));
+        }
+        if let Some(parent) = &record.parent_jti {
+            match index.tokens.get(parent) {
+                Some(slot) if !slot.revoked && slot.record.expires_at > now => {}
+                _ => return Err(IssueRefusal::ParentInactive(parent.clone())),
+            }
+        }
+        index.insert(record, false);
+        Ok(())
+    }
+
+    /// Spends a single-use assertion id; false if it was spent before (a replay).
+    pub fn consume_assertion(&self, agent_id: &str, jti: &str, expires_at: i64) -> bool {
+        let mut spent = self.assertions.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (agent_id.to_string(), jti.to_string());
+        if spent.contains_key(&key) {
+            return false;
+        }
+        spent.insert(key, expires_at);
+        true
+    }
+
+    /// Runs `f` on the token whose digest is `digest`, if the registry issued it and it is still
+    /// in the index (expired tokens leave it at the next sweep).
+    pub fn with_digest<T>(
+        &self,
+        digest: &[u8; 32],
+        f: impl FnOnce(TokenView<'_>) -> T,
+    ) -> Option<T> {
+        let index = self.read();
+        let jti = index.by_digest.get(digest)?;
+        let slot = index.tokens.get(jti)?;
+        Some(f(TokenView {
+            record: &slot.record,
+            revoked: slot.revoked,
+        }))
+    }
+
+    /// True if the token is known and revoked.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.read().tokens.get(jti).is_some_and(|s| s.revoked)
+    }
+
+    /// Revokes a token and everything exchanged from it; returns the jtis that were live.
+    pub fn revoke_tree(&self, jti: &str, now: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        self.write().revoke_tree(jti, now, &mut out);
+        out
+    }
+
+    /// Blocks an agent (no new token may name it) and revokes every token in which it acts,
+    /// with everything derived from them. Returns the jtis that were live.
+    pub fn revoke_agent(&self, agent_id: &str, now: i64) -> Vec<String> {
+        let mut index = self.write();
+        index.blocked.insert(agent_id.to_string());
+        let roots: Vec<String> = index
+            .by_agent
+            .get(agent_id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for jti in roots {
+            index.revoke_tree(&jti, now, &mut out);
+        }
+        out
+    }
+
+    /// Lets an agent be named in new tokens again (reinstatement). Killed tokens stay dead.
+    pub fn unblock_agent(&self, agent_id: &str) {
+        self.write().blocked.remove(agent_id);
+    }
+
+    /// Blocks agents without touching tokens (seeding agents that are not active).
+    pub fn block_agents<'a>(&self, agent_ids: impl IntoIterator<Item = &'a str>) {
+        let mut index = self.write();
+        for id in agent_ids {
+            index.blocked.insert(id.to_string());
+        }
+    }
+
+    /// Marks tokens revoked without cascading (tokens whose record could not be stored).
+    pub fn fail(&self, jtis: &[String]) {
+        let mut index = self.write();
+        for jti in jtis {
+            if let Some(slot) = index.tokens.get_mut(jti) {
+                slot.revoked = true;
+            }
+        }
+    }
+
+    /// Live (unexpired, unrevoked) tokens issued to an agent, soonest expiry first.
+    pub fn issued_to(&self, agent_id: &str, now: i64) -> Vec<TokenRecord> {
+        let index = self.read();
+        let mut out: Vec<TokenRecord> = index
+            .by_agent
+            .get(agent_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|jti| index.tokens.get(jti))
+            .filter(|s| {
+                !s.revoked
+                    && s.record.expires_at > now
+                    && s.record.client_id.as_deref() == Some(agent_id)
+            })
+            .map(|s| s.record.clone())
+            .collect();
+        out.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.jti.cmp(&b.jti)));
+        out
+    }
+
+    /// How many tokens are in the index (live, revoked, or expired since the last sweep).
+    pub fn len(&self) -> usize {
+        self.read().tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops expired tokens and spent assertions that have expired.
+    pub fn prune(&self, now: i64) {
+        {
+            let mut index = self.write();
+            let expired: Vec<String> = index
+                .tokens
+                .iter()
+                .filter(|(_, s)| s.record.expires_at <= now)
+                .map(|(j, _)| j.clone())
+                .collect();
+            for jti in expired {
+                if let Some(slot) = index.tokens.remove(&jti) {
+                    index.by_digest.remove(&slot.record.digest);
+                    for actor in &slot.record.actors {
+                        if let Some(set) = index.by_agent.get_mut(actor) {
+                            set.remove(&jti);
+                            if set.is_empty() {
+                                index.by_agent.remove(actor);
+                            }
+                        }
+                    }
+                    index.children.remove(&jti);
+                }
+            }
+            // Children lists of live parents may name pruned tokens; drop those names.
+            let Index {
+                tokens, children, ..
+            } = &mut *index;
+            for kids in children.values_mut() {
+                kids.retain(|k| tokens.contains_key(k));
+            }
+        }
+        // Spent assertions are kept past their expiry by twice the clock leeway, so that an
+        // assertion still accepted as "just expired" can never be replayed.
+        let mut spent = self.assertions.lock().unwrap_or_else(|p| p.into_inner());
+        spent.retain(|_, exp| *exp + 2 * CLOCK_LEEWAY > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(jti: &str, actors: &[&str], parent: Option<&str>, exp: i64) -> TokenRecord {
+        TokenRecord {
+            jti: jti.into(),
+            kind: if actors.is_empty() {
+                TokenKind::Person
+            } else {
+                TokenKind::Exchange
+            },
+            digest: sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(jti))
+                .into(),
+            kid: "k".into(),
+            subject: "p@example.com".into(),
+            client_id: actors.first().map(|a| a.to_string()),
+            actors: actors.iter().map(|a| a.to_string()).collect(),
+            parent_jti: parent.map(str::to_string),
+            scopes: vec![],
+            audience: vec![],
+            may_act: None,
+            subject_source: "test".into(),
+            client_auth: None,
+            credential_id: None,
+            issued_at: 0,
+            expires_at: exp,
+        }
+    }
+
+    #[test]
+    fn revoking_an_agent_kills_its_tokens_and_their_descendants() {
+        let live = LiveTokens::new();
+        live.issue(record("p1", &[], None, 100), 0).unwrap();
+        live.issue(record("t1", &["a"], Some("p1"), 100), 0)
+            .unwrap();
+        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0)
+            .unwrap();
+        live.issue(record("t3", &["c"], Some("p1"), 100), 0)
+            .unwrap();
+        let mut killed = live.revoke_agent("a", 1);
+        killed.sort();
+        assert_eq!(killed, vec!["t1".to_string(), "t2".to_string()]);
+        assert!(!live.is_revoked("t3"));
+        assert!(!live.is_revoked("p1"));
+        // Blocked: no new token names the agent, directly or in the chain.
+        assert_eq!(
+            live.issue(record("t4", &["b", "a"], None, 100), 1),
+            Err(IssueRefusal::AgentBlocked("a".into()))
+        );
+        // Nothing can be exchanged from a revoked token.
+        assert_eq!(
+            live.issue(record("t5", &["c"], Some("t1"), 100), 1),
+            Err(IssueRefusal::ParentInactive("t1".into()))
+        );
+        live.unblock_agent("a");
+        live.issue(record("t6", &["a"], Some("p1"), 100), 1)
+            .unwrap();
+        assert!(live.is_revoked("t1"));
+    }
+
+    #[test]
+    fn revoking_a_person_token_kills_the_tree() {
+        let live = LiveTokens::new();
+        live.issue(record("p1", &[], None, 100), 0).unwrap();
+        live.issue(record("t1", &["a"], Some("p1"), 100), 0)
+            .unwrap();
+        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0)
+            .unwrap();
+        assert_eq!(live.revoke_tree("p1", 1).len(), 3);
+        assert!(live.revoke_tree("p1", 1).is_empty());
+    }
+
+    #[test]
+    fn assertions_are_single_use_until_pruned() {
+        let live = LiveTokens::new();
+        assert!(live.consume_assertion("a", "j", 10));
+        assert!(!live.consume_assertion("a", "j", 10));
+        assert!(live.consume_assertion("b", "j", 10));
+        live.prune(10 + CLOCK_LEEWAY);
+        assert!(!live.consume_assertion("a", "j", 10));
+        live.prune(11 + 2 * CLOCK_LEEWAY);
+        assert!(live.consume_assertion("a", "j", 10));
+    }
+
+    #[test]
+    fn prune_drops_expired_tokens() {
+        let live = LiveTokens::new();
+        live.issue(record("p1", &[], None, 100), 0).unwrap();
+        live.issue(record("t1", &["a"], Some("p1"), 50), 0).unwrap();
+        live.prune(60);
+        assert_eq!(live.len(), 1);
+        assert!(live.issued_to("a", 60).is_empty());
+    }
+}
