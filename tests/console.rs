@@ -401,6 +401,12 @@ async fn agent_command_opens_the_detail_with_grants_and_audit() {
     assert!(audit.iter().any(|e| e.action.starts_with("agent.")));
     key(&mut c, "esc");
     assert!(matches!(c.app.screen, Screen::Inventory));
+    // A fast "Esc q" arrives as Alt+q: it still goes back, then quits.
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    key(&mut c, "alt-q");
+    assert!(matches!(c.app.screen, Screen::Inventory));
+    assert!(c.app.quit);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -448,7 +448,14 @@ fn on_filtered(app: &mut App, outcome: FilterOutcome) {
     app.filtering = false;
     app.last_filter_ms = Some(outcome.elapsed_ms);
     app.selected = match (outcome.best, previous_row) {
-        (Some(best), _) if query_changed => best,
+        (Some(best), _) if query_changed => {
+            // A jump to the best match puts it mid-screen, with its neighbours around it.
+            let page = views::table_rows(app).max(1);
+            if best < app.offset || best >= app.offset + page {
+                app.offset = best.saturating_sub(page / 2);
+            }
+            best
+        }
         _ if reordered => {
             app.offset = 0;
             0
@@ -499,6 +506,21 @@ fn on_key(app: &mut App, key: KeyEvent, fx: &mut Vec<Effect>) {
     }
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         on_command(app, Command::Quit, fx);
+        return;
+    }
+    // Terminals send Alt+x as ESC x, so a quick "Esc, then x" arrives as Alt+x. Unless Alt+x is
+    // bound, it means just that: Esc, then x.
+    if key.modifiers.contains(KeyModifiers::ALT)
+        && matches!(key.code, KeyCode::Char(_))
+        && app
+            .keymap
+            .lookup(KeySpec::from_event(&key), app.on_detail())
+            .is_none()
+    {
+        on_key(app, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE), fx);
+        let mut plain = key;
+        plain.modifiers.remove(KeyModifiers::ALT);
+        on_key(app, plain, fx);
         return;
     }
     match app.overlay.take() {
