@@ -555,3 +555,34 @@ async fn keeps_fresh_through_the_change_feed() {
     c.settle().await.unwrap();
     assert_eq!(names(&c), ["legacy-sync"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_of_another_persons_view_is_dropped_on_sign_in() {
+    let r = Registry::start().await;
+    populate(&r).await;
+    let home = tempfile::tempdir().unwrap();
+    let c = console(&r, &r.admin_token, &home).await;
+    c.shutdown().await.unwrap();
+
+    // Alan opens the console with the same cache folder: the admin's view must not linger.
+    let token = r.token_for("alan@example.com").await;
+    let mut c = Console::open(options(&r, &token, &home)).unwrap();
+    assert_eq!(names(&c).len(), 7, "the cached view shows first");
+    key(&mut c, "end");
+    // Draw after every step, as the terminal loop does: no frame may show a stale row.
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    c.start();
+    for _ in 0..100 {
+        terminal
+            .draw(|f| steward::console::views::draw(f, &c.app))
+            .unwrap();
+        if !c.busy() {
+            break;
+        }
+        let action = c.next().await.unwrap();
+        c.dispatch(action);
+    }
+    c.settle().await.unwrap();
+    assert_eq!(names(&c), ["billing-bot", "legacy-sync"]);
+    assert_eq!(c.app.inventory.persona.as_deref(), Some("alan@example.com"));
+}

@@ -48,6 +48,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                     if inv.persona.as_deref().is_some_and(|p| p != email) {
                         // The cache was another person's view: start over.
                         inv.clear();
+                        // Nothing may point at the old rows any more.
+                        app.view = Arc::from(Vec::new());
+                        app.view_spec = None;
+                        app.selected = 0;
+                        app.offset = 0;
                         app.marks.clear();
                         app.screen = Screen::Inventory;
                         app.overlay = None;
