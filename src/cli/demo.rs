@@ -31,6 +31,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             PERSONAS.join(", ")
         );
     }
+    console::require_terminal()?;
     let scratch = tempfile::Builder::new()
         .prefix("steward-demo-")
         .tempdir()

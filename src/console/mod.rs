@@ -27,8 +27,21 @@ use futures::StreamExt;
 pub use action::Action;
 pub use runtime::{Console, Options};
 
+/// Refuses early, with a useful message, when there is no terminal to draw on.
+pub fn require_terminal() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the console needs an interactive terminal; in scripts use the commands \
+             (`steward agents list`, `steward revoke ID`, …)"
+        );
+    }
+    Ok(())
+}
+
 /// Runs the console in this terminal until the person quits.
 pub async fn run(options: Options) -> anyhow::Result<()> {
+    require_terminal()?;
     let mut console = Console::open(options)?;
     let mut tui = terminal::Tui::enter()?;
     let size = tui.terminal.size()?;
