@@ -14,7 +14,7 @@
 //!
 //! Rows are written in name order, so the default view needs no sort before the first frame.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -176,10 +176,12 @@ pub fn save(path: &Path, inv: &Inventory) -> std::io::Result<()> {
     result
 }
 
-/// Reads a cache file; `Ok(None)` when there is none yet.
+/// Reads a cache file; `Ok(None)` when there is none yet. The text and the rows are read
+/// straight into their own buffers (no copy of the whole file), which keeps a million-agent
+/// load fast and its memory low.
 pub fn load(path: &Path) -> Result<Option<Inventory>, CacheError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(CacheError::Io {
@@ -188,7 +190,8 @@ pub fn load(path: &Path) -> Result<Option<Inventory>, CacheError> {
             });
         }
     };
-    decode(bytes)
+    let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    decode_from(std::io::BufReader::with_capacity(1 << 20, file), len)
         .map(Some)
         .map_err(|reason| CacheError::Corrupt {
             path: path.to_path_buf(),
@@ -196,32 +199,31 @@ pub fn load(path: &Path) -> Result<Option<Inventory>, CacheError> {
         })
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// Reads exactly `n` bytes, refusing sizes larger than what is left of the file.
+fn read_exact_vec(
+    r: &mut impl Read,
+    n: u64,
+    left: &mut u64,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    if n > *left {
+        return Err(format!("truncated: {what} claims {n} bytes, {left} remain"));
+    }
+    let mut buf = vec![0u8; n as usize];
+    r.read_exact(&mut buf)
+        .map_err(|e| format!("truncated while reading {what}: {e}"))?;
+    *left -= n;
+    Ok(buf)
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
-        let s = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
+fn read_u32(r: &mut impl Read, left: &mut u64, what: &str) -> Result<u32, String> {
+    let b = read_exact_vec(r, 4, left, what)?;
+    Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+}
+
+fn read_u64(r: &mut impl Read, left: &mut u64, what: &str) -> Result<u64, String> {
+    let b = read_exact_vec(r, 8, left, what)?;
+    Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
@@ -232,39 +234,52 @@ fn le_i64(b: &[u8], at: usize) -> i64 {
     i64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Decodes and checks a cache: every text slice inside the arena, every code known.
+/// Decodes and checks a cache held in memory.
 pub fn decode(bytes: Vec<u8>) -> Result<Inventory, String> {
-    let mut r = Reader {
-        bytes: &bytes,
-        pos: 0,
-    };
-    if r.take(MAGIC.len())? != MAGIC {
+    let len = bytes.len() as u64;
+    decode_from(std::io::Cursor::new(bytes), len)
+}
+
+/// Decodes and checks a cache: every text slice inside the arena, every code known, nothing
+/// missing and nothing left over. `len` is the size of the whole input.
+fn decode_from(mut r: impl Read, len: u64) -> Result<Inventory, String> {
+    let mut left = len;
+    if read_exact_vec(&mut r, MAGIC.len() as u64, &mut left, "the header")
+        .map_err(|_| "not a Steward cache file".to_string())?
+        != MAGIC
+    {
         return Err("not a Steward cache file".into());
     }
-    let format = r.u32()?;
+    let format = read_u32(&mut r, &mut left, "the format")?;
     if format != FORMAT {
         return Err(format!("format {format}, this console reads {FORMAT}"));
     }
-    let meta_len = r.u32()? as usize;
-    let meta: Meta =
-        serde_json::from_slice(r.take(meta_len)?).map_err(|e| format!("metadata: {e}"))?;
-    let arena_len = r.u64()? as usize;
-    if arena_len > u32::MAX as usize {
+    let meta_len = read_u32(&mut r, &mut left, "the metadata length")? as u64;
+    let meta: Meta = serde_json::from_slice(&read_exact_vec(
+        &mut r,
+        meta_len,
+        &mut left,
+        "the metadata",
+    )?)
+    .map_err(|e| format!("metadata: {e}"))?;
+    let arena_len = read_u64(&mut r, &mut left, "the text length")?;
+    if arena_len > u32::MAX as u64 {
         return Err("text arena too large".into());
     }
-    let arena_bytes = r.take(arena_len)?;
     let arena = Arena::from_text(
-        String::from_utf8(arena_bytes.to_vec()).map_err(|_| "text is not UTF-8".to_string())?,
+        String::from_utf8(read_exact_vec(&mut r, arena_len, &mut left, "the text")?)
+            .map_err(|_| "text is not UTF-8".to_string())?,
     );
-    let count = r.u64()? as usize;
-    let row_bytes = r.take(
-        count
-            .checked_mul(ROW_BYTES)
-            .ok_or_else(|| "row count overflows".to_string())?,
-    )?;
-    if r.pos != bytes.len() {
-        return Err(format!("{} trailing bytes", bytes.len() - r.pos));
+    let count = read_u64(&mut r, &mut left, "the row count")?;
+    let size = count
+        .checked_mul(ROW_BYTES as u64)
+        .ok_or_else(|| "row count overflows".to_string())?;
+    let row_bytes = read_exact_vec(&mut r, size, &mut left, "the rows")?;
+    let mut rest = [0u8; 1];
+    if left != 0 || r.read(&mut rest).map_err(|e| e.to_string())? != 0 {
+        return Err("trailing bytes after the rows".into());
     }
+    let count = count as usize;
     let symbols = Symbols::from_names(meta.symbols);
     let nsym = symbols.len() as u32;
     let mut rows = Vec::with_capacity(count);
