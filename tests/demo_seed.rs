@@ -596,171 +596,30 @@ fn steward_server_demo_writes_a_private_credentials_file() {
     assert!(!dir.path().join("again.json").exists());
 }
 
-/// A real SQLite store whose `seed` fails from the `fail_at`-th batch on, as a full disk would.
-struct FailingStore {
-    inner: SqliteStore,
-    fail_at: usize,
-    batches: std::sync::atomic::AtomicUsize,
-}
-
-mod failing {
-    use super::FailingStore;
-    use steward::model::api::*;
-    use steward::model::{Actor, Agent, AgentDetail, Grant, Person};
-    use steward::registry::store::*;
-
-    impl Store for FailingStore {
-        fn schema_version(&self) -> StoreResult<i64> {
-            self.inner.schema_version()
-        }
-        fn token_owner(&self, h: &str) -> StoreResult<Option<TokenOwner>> {
-            self.inner.token_owner(h)
-        }
-        fn create_person(&self, a: &Actor, r: &CreatePerson) -> StoreResult<Person> {
-            self.inner.create_person(a, r)
-        }
-        fn update_person(&self, a: &Actor, e: &str, r: &UpdatePerson) -> StoreResult<Person> {
-            self.inner.update_person(a, e, r)
-        }
-        fn person(&self, e: &str) -> StoreResult<Option<Person>> {
-            self.inner.person(e)
-        }
-        fn list_people(&self, q: &PeopleQuery) -> StoreResult<PeoplePage> {
-            self.inner.list_people(q)
-        }
-        fn issue_api_token(&self, a: &Actor, e: &str, t: &NewApiToken) -> StoreResult<()> {
-            self.inner.issue_api_token(a, e, t)
-        }
-        fn revoke_api_token(&self, a: &Actor, e: &str, id: &str) -> StoreResult<()> {
-            self.inner.revoke_api_token(a, e, id)
-        }
-        fn list_agents(&self, q: &AgentQuery, v: &Visibility) -> StoreResult<AgentPage> {
-            self.inner.list_agents(q, v)
-        }
-        fn agent_detail(&self, id: &str) -> StoreResult<Option<AgentDetail>> {
-            self.inner.agent_detail(id)
-        }
-        fn register_agent(&self, a: &Actor, r: &RegisterAgent) -> StoreResult<Agent> {
-            self.inner.register_agent(a, r)
-        }
-        fn add_grant(
-            &self,
-            a: &Actor,
-            id: &str,
-            g: &Grant,
-            guard: Guard<'_>,
-        ) -> StoreResult<Agent> {
-            self.inner.add_grant(a, id, g, guard)
-        }
-        fn remove_grant(
-            &self,
-            a: &Actor,
-            id: &str,
-            scope: &str,
-            reason: Option<&str>,
-            guard: Guard<'_>,
-        ) -> StoreResult<Agent> {
-            self.inner.remove_grant(a, id, scope, reason, guard)
-        }
-        fn set_owner(
-            &self,
-            a: &Actor,
-            id: &str,
-            owner: &str,
-            reason: Option<&str>,
-            guard: Guard<'_>,
-        ) -> StoreResult<Agent> {
-            self.inner.set_owner(a, id, owner, reason, guard)
-        }
-        fn revoke_agent(
-            &self,
-            a: &Actor,
-            id: &str,
-            reason: Option<&str>,
-            guard: Guard<'_>,
-        ) -> StoreResult<Revoked> {
-            self.inner.revoke_agent(a, id, reason, guard)
-        }
-        fn reinstate_agent(
-            &self,
-            a: &Actor,
-            id: &str,
-            reason: Option<&str>,
-            guard: Guard<'_>,
-        ) -> StoreResult<Agent> {
-            self.inner.reinstate_agent(a, id, reason, guard)
-        }
-        fn decommission_plan(&self, id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan> {
-            self.inner.decommission_plan(id, guard)
-        }
-        fn decommission_agent(
-            &self,
-            a: &Actor,
-            id: &str,
-            reason: Option<&str>,
-            guard: Guard<'_>,
-        ) -> StoreResult<DecommissionOutcome> {
-            self.inner.decommission_agent(a, id, reason, guard)
-        }
-        fn audit_page(&self, q: &AuditQuery) -> StoreResult<AuditPage> {
-            self.inner.audit_page(q)
-        }
-        fn audit_verify(&self) -> StoreResult<AuditVerification> {
-            self.inner.audit_verify()
-        }
-        fn add_audit_note(&self, a: &Actor, seq: i64, text: &str) -> StoreResult<i64> {
-            self.inner.add_audit_note(a, seq, text)
-        }
-        fn changes(&self, after: i64, limit: u32, v: &Visibility) -> StoreResult<ChangeFeed> {
-            self.inner.changes(after, limit, v)
-        }
-        fn is_empty(&self) -> StoreResult<bool> {
-            self.inner.is_empty()
-        }
-        fn seed(&self, batch: &SeedBatch) -> StoreResult<()> {
-            let n = self
-                .batches
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if n + 1 >= self.fail_at {
-                return Err(StoreError::Internal(
-                    "the disk holding the database is full".into(),
-                ));
-            }
-            self.inner.seed(batch)
-        }
-        fn record(
-            &self,
-            a: &Actor,
-            action: &str,
-            target: Option<&str>,
-            details: serde_json::Value,
-        ) -> StoreResult<i64> {
-            self.inner.record(a, action, target, details)
-        }
-    }
-}
-
 #[test]
 fn a_storage_failure_mid_seed_stops_the_generator_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     // 100,000 agents are five agent batches after the people: fail on the third batch, while
     // the generator still has batches to send.
-    let store = FailingStore {
-        inner: fresh_store(&dir, "full.db"),
-        fail_at: 3,
-        batches: Default::default(),
+    let store = fresh_store(&dir, "full.db");
+    // A real SQLite store whose batches fail from the third on, as a full disk would.
+    let batches = std::sync::atomic::AtomicUsize::new(0);
+    let write_batch = |batch: &steward::registry::store::SeedBatch| {
+        let n = batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n + 1 >= 3 {
+            return Err(steward::registry::store::StoreError::Internal(
+                "the disk holding the database is full".into(),
+            ));
+        }
+        store.seed(batch)
     };
-    let err = demo::seed_at(&store, 7, 100_000, anchor()).unwrap_err();
+    let err = demo::seed_with(&store, &write_batch, 7, 100_000, anchor()).unwrap_err();
     assert!(err.to_string().contains("disk"), "{err}");
     // No personas were issued and no seed was recorded for the half-written enterprise.
-    let events = store
-        .inner
-        .audit_page(&AuditQuery::default())
-        .unwrap()
-        .events;
+    let events = store.audit_page(&AuditQuery::default()).unwrap().events;
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(
-        store.batches.load(std::sync::atomic::Ordering::SeqCst),
+        batches.load(std::sync::atomic::Ordering::SeqCst),
         3,
         "seeding stopped at the first failure"
     );

@@ -27,7 +27,9 @@ use crate::model::{
     Role,
 };
 use crate::registry::http::people::issue_token_for;
-use crate::registry::store::{SeedAgent, SeedBatch, SeedCredential, SeedPerson, Store};
+use crate::registry::store::{
+    SeedAgent, SeedBatch, SeedCredential, SeedPerson, Store, StoreResult,
+};
 
 /// One persona's sign-in: written to the `--demo-credentials` file.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -74,6 +76,17 @@ pub fn seed_at(
     agents: u32,
     anchor: DateTime<Utc>,
 ) -> anyhow::Result<Personas> {
+    seed_with(store, &|batch| store.seed(batch), seed, agents, anchor)
+}
+
+/// Like [`seed_at`], writing each batch through `write_batch` (tests inject storage failures).
+pub fn seed_with(
+    store: &dyn Store,
+    write_batch: &(dyn Fn(&SeedBatch) -> StoreResult<()> + Sync),
+    seed: u64,
+    agents: u32,
+    anchor: DateTime<Utc>,
+) -> anyhow::Result<Personas> {
     if !store.is_empty().map_err(store_error)? {
         bail!("the demo enterprise seeds only an empty store, and this one already holds data");
     }
@@ -89,7 +102,7 @@ pub fn seed_at(
         // storage error the generator's next send fails and it stops instead of waiting.
         let stored = (move || -> anyhow::Result<()> {
             for batch in receiver {
-                store.seed(&batch).map_err(store_error)?;
+                write_batch(&batch).map_err(store_error)?;
             }
             Ok(())
         })();
