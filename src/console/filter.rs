@@ -319,7 +319,7 @@ pub fn compute(
 }
 
 /// At most this many matches are scored to choose the best one (the filter itself is exact).
-pub const SCORED_MATCHES: usize = 50_000;
+pub const SCORED_MATCHES: usize = 10_000;
 
 /// Fuzzy-matches names: which rows match is decided for every row (over two threads for big
 /// inventories); the fuzzy score only chooses which match the cursor lands on, so it is computed
