@@ -781,5 +781,19 @@ mod tests {
         let map = Keymap::with_overrides(&o).unwrap();
         assert_eq!(map.lookup(KeySpec::ctrl('x'), false), Some(Command::Revoke));
         assert_eq!(map.lookup(KeySpec::char('X'), false), None);
+        // The footer and the help follow the override: they come from the same list.
+        assert!(
+            map.hints(false)
+                .iter()
+                .any(|(k, w, _)| k == "ctrl-x" && *w == "revoke")
+        );
+        let help = map.help();
+        let (_, everywhere) = help.iter().find(|(t, _)| *t == "Everywhere").unwrap();
+        assert!(
+            everywhere
+                .iter()
+                .any(|(k, h)| k == "ctrl-x" && h.starts_with("revoke"))
+        );
+        assert!(!everywhere.iter().any(|(k, _)| k == "X"));
     }
 }
