@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod people;
+pub mod reviews;
 
 use std::sync::Arc;
 
@@ -60,6 +61,7 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         (name = "agents", description = "The agent inventory and governance verbs"),
         (name = "people", description = "People, roles and API tokens"),
         (name = "audit", description = "The hash-chained audit log and the change feed"),
+        (name = "reviews", description = "Access-review campaigns, decisions, scope diffs, reminders"),
     )
 )]
 struct ApiDoc;
@@ -118,6 +120,19 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(audit::verify_audit))
         .routes(routes!(audit::add_note))
         .routes(routes!(audit::changes))
+        .routes(routes!(reviews::list_campaigns, reviews::create_campaign))
+        .routes(routes!(reviews::show_campaign))
+        .routes(routes!(reviews::campaign_items))
+        .routes(routes!(reviews::close_campaign))
+        .routes(routes!(reviews::export_campaign))
+        .routes(routes!(reviews::certify_unchanged))
+        .routes(routes!(reviews::reassign_agent))
+        .routes(routes!(reviews::my_reviews))
+        .routes(routes!(reviews::reminders))
+        .routes(routes!(reviews::show_item))
+        .routes(routes!(reviews::decide_item))
+        .routes(routes!(reviews::reassign_item))
+        .routes(routes!(reviews::scope_diff))
         .with_state(state)
         .split_for_parts();
     let openapi = Arc::new(openapi);
