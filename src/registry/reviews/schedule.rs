@@ -120,7 +120,7 @@ mod tests {
     fn the_default_schedule_in_order() {
         let start = Utc.with_ymd_and_hms(2026, 10, 1, 9, 0, 0).unwrap();
         let due = Utc.with_ymd_and_hms(2026, 10, 31, 23, 59, 59).unwrap();
-        let until = due + Duration::days(3);
+        let until = due + Duration::days(3) + Duration::hours(1);
         let keys: Vec<String> = slots_until(&ReminderSchedule::default(), start, due, until)
             .into_iter()
             .map(|s| s.key)
