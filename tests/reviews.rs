@@ -723,6 +723,49 @@ async fn justification_rules_follow_the_campaign_policy() {
         )
         .await
         .unwrap();
+    // Repeating the decision without the justification changes nothing (and is no error).
+    let repeat = r
+        .as_(BOB)
+        .decide(
+            used,
+            &DecideItem {
+                decision: Verdict::Revoke,
+                justification: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!repeat.changed);
+    assert_eq!(
+        repeat.item.justification.as_deref(),
+        Some("moving to the new reports API")
+    );
+    // A new justification for the same decision is recorded, not silently replaced.
+    let reworded = r
+        .as_(BOB)
+        .decide(
+            used,
+            &DecideItem {
+                decision: Verdict::Revoke,
+                justification: Some("replaced by the reports API v2".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(reworded.changed && !reworded.grant_removed);
+    let texts: Vec<Option<&str>> = reworded
+        .item
+        .history
+        .iter()
+        .map(|h| h.justification.as_deref())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            Some("moving to the new reports API"),
+            Some("replaced by the reports API v2")
+        ]
+    );
     // Revoking an unused one (as recommended) needs none.
     let unused = item(&items, "ag_bob", "s3.reports:write").id;
     r.as_(BOB)

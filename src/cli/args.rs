@@ -68,6 +68,12 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Access reviews: your queue, decisions, the evidence export.
+    #[command(subcommand)]
+    Reviews(super::reviews::ReviewsCommand),
+    /// Access-review campaigns: create, list, show, close.
+    #[command(subcommand)]
+    Campaigns(super::reviews::CampaignsCommand),
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +118,9 @@ pub struct ServerArgs {
     /// How many agents the demo enterprise has.
     #[arg(long, default_value_t = 3000)]
     pub agents: u32,
+    /// Where access-review reminders are POSTed as JSON (one per reviewer per reminder).
+    #[arg(long, value_name = "URL")]
+    pub reminder_webhook: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,14 +31,41 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         seed_demo(&store, &args).await?;
     }
     let store: Arc<dyn Store> = store;
-    let server = Server::bind(&args.listen, store, &args.name).await?;
+    let reminders = reminder_webhook(args.reminder_webhook.as_deref())?;
+    let server = Server::bind(&args.listen, store.clone(), &args.name).await?;
     let addr = server.local_addr();
+    // Access reviews: open, close at the due date, remind (every minute).
+    let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
+    let reviews = registry::reviews::ReviewScheduler::new(store, reminders)?.spawn(stop_rx);
     // The first line on stdout: scripts and tests wait for it.
     println!("listening on http://{addr}");
     std::io::stdout().flush().ok();
     server.serve(registry::shutdown_signal()).await?;
+    // Let a reminder run in progress finish, so that a delivery is always recorded.
+    let _ = stop_reviews.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reviews).await;
     eprintln!("stopped");
     Ok(())
+}
+
+/// Parses `--reminder-webhook`; says where reminders go without printing the URL's path,
+/// which often carries a secret.
+fn reminder_webhook(url: Option<&str>) -> anyhow::Result<Option<reqwest::Url>> {
+    let Some(url) = url else {
+        eprintln!("reviews: no --reminder-webhook; reminders are recorded but not sent");
+        return Ok(None);
+    };
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| anyhow::anyhow!("--reminder-webhook is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        bail!("--reminder-webhook must be an http:// or https:// URL");
+    }
+    eprintln!(
+        "reviews: reminders are POSTed to {}://{}/…",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default()
+    );
+    Ok(Some(parsed))
 }
 
 async fn seed_demo(

@@ -105,9 +105,13 @@ pub fn reason(
         ),
         // `Used` always has a last use; `New` is never used yet.
         (_, _) => format!(
-            "granted {} ago and not used yet: too recent to judge within the \
+            "granted {} and not used yet: too recent to judge within the \
              {lookback_days}-day lookback",
-            days(idle_days)
+            if idle_days == 0 {
+                "today".to_string()
+            } else {
+                format!("{} ago", days(idle_days))
+            }
         ),
     }
 }

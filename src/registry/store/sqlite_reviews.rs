@@ -361,24 +361,6 @@ fn apply_verdict(
     justification: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<Applied> {
-    let required = item.justification_required;
-    let needs = match verdict {
-        Verdict::Certify => required.certify,
-        Verdict::Revoke => required.revoke,
-    };
-    if needs && justification.is_none() {
-        let why = match verdict {
-            Verdict::Certify => format!(
-                "certifying {} needs a justification: {}",
-                item.scope, item.diff.recommendation.reason
-            ),
-            Verdict::Revoke => format!(
-                "revoking {} against the recommendation to certify it ({}) needs a justification",
-                item.scope, item.diff.recommendation.reason
-            ),
-        };
-        return Err(invalid("justification_required", why));
-    }
     let previous = item.decision;
     let decision = Decision::from(verdict);
     let now_text = ts(now);
@@ -422,6 +404,25 @@ fn apply_verdict(
             Some(seq),
         )?;
         return Ok(out);
+    }
+    // Checked after the repeat above: repeating a decision needs nothing new.
+    let required = item.justification_required;
+    let needs = match verdict {
+        Verdict::Certify => required.certify,
+        Verdict::Revoke => required.revoke,
+    };
+    if needs && justification.is_none() {
+        let why = match verdict {
+            Verdict::Certify => format!(
+                "certifying {} needs a justification: {}",
+                item.scope, item.diff.recommendation.reason
+            ),
+            Verdict::Revoke => format!(
+                "revoking {} against the recommendation to certify it ({}) needs a justification",
+                item.scope, item.diff.recommendation.reason
+            ),
+        };
+        return Err(invalid("justification_required", why));
     }
     let present = grant_present(tx, &item.agent_id, &item.scope)?;
     match verdict {
