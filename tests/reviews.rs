@@ -15,10 +15,8 @@ use steward::model::review::{
     Recurrence, ReminderMessage, ReminderQuery, ReminderSchedule, ReminderStatus, ReviewItem,
     ReviewItemQuery, ScopeMarker, Usage, Verdict,
 };
-use steward::model::{
-    Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Role,
-};
-use steward::registry::reviews::{ReviewScheduler, RetryPolicy};
+use steward::model::{Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Role};
+use steward::registry::reviews::{RetryPolicy, ReviewScheduler};
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{SeedAgent, SeedBatch, SqliteStore, Store};
 use steward::registry::{self, Server};
@@ -63,8 +61,8 @@ fn system() -> Actor {
 /// A registry with an admin, three owners (Carol leaves), an auditor and a fallback reviewer.
 async fn start() -> Registry {
     let dir = tempfile::tempdir().unwrap();
-    let store = registry::open_store(&dir.path().join("steward.db"), OpenMode::CreateIfMissing)
-        .unwrap();
+    let store =
+        registry::open_store(&dir.path().join("steward.db"), OpenMode::CreateIfMissing).unwrap();
     let (_, admin_token) = registry::bootstrap_admin(store.as_ref(), ADMIN, "Admin", "t").unwrap();
     let mut tokens = BTreeMap::new();
     tokens.insert(ADMIN, admin_token.token);
@@ -255,7 +253,10 @@ async fn scopes_of(r: &Registry, agent: &str) -> BTreeSet<String> {
         .collect()
 }
 
-async fn audit_actions(r: &Registry, target: &str) -> Vec<(String, serde_json::Value, Option<String>)> {
+async fn audit_actions(
+    r: &Registry,
+    target: &str,
+) -> Vec<(String, serde_json::Value, Option<String>)> {
     r.as_(ADMIN)
         .audit(&AuditQuery {
             target: Some(target.into()),
@@ -300,14 +301,30 @@ async fn standard() -> Registry {
             spec("ag_empty", Some(ALICE), vec![]),
             AgentSpec {
                 status: AgentStatus::Suspended,
-                ..spec("ag_suspended", Some(ALICE), vec![grant("x:read", 50, None, None)])
+                ..spec(
+                    "ag_suspended",
+                    Some(ALICE),
+                    vec![grant("x:read", 50, None, None)],
+                )
             },
-            spec("ag_unowned", None, vec![grant("wiki:read", 100, Some(5), None)]),
-            spec("ag_carol", Some(CAROL), vec![grant("hr:read", 100, Some(40), Some(95))]),
+            spec(
+                "ag_unowned",
+                None,
+                vec![grant("wiki:read", 100, Some(5), None)],
+            ),
+            spec(
+                "ag_carol",
+                Some(CAROL),
+                vec![grant("hr:read", 100, Some(40), Some(95))],
+            ),
             AgentSpec {
                 team: "search",
                 flags: &["rate-spike", "night-activity"],
-                ..spec("ag_search", Some(ALICE), vec![grant("index:write", 100, Some(1), Some(95))])
+                ..spec(
+                    "ag_search",
+                    Some(ALICE),
+                    vec![grant("index:write", 100, Some(1), Some(95))],
+                )
             },
         ],
     );
@@ -337,7 +354,10 @@ async fn a_campaign_snapshots_one_item_per_agent_and_grant() {
 
     let c = r
         .as_(ADMIN)
-        .create_campaign(&campaign_request("2026-Q4 agent certification", NoResponse::Keep))
+        .create_campaign(&campaign_request(
+            "2026-Q4 agent certification",
+            NoResponse::Keep,
+        ))
         .await
         .unwrap();
     assert_eq!(c.status, CampaignStatus::Open);
@@ -365,7 +385,10 @@ async fn a_campaign_snapshots_one_item_per_agent_and_grant() {
     assert_eq!(item(&items, "ag_alice", "mail:send").reviewer, ALICE);
     assert_eq!(item(&items, "ag_unowned", "wiki:read").reviewer, FALLBACK);
     assert_eq!(item(&items, "ag_carol", "hr:read").reviewer, FALLBACK);
-    assert_eq!(item(&items, "ag_carol", "hr:read").owner.as_deref(), Some(CAROL));
+    assert_eq!(
+        item(&items, "ag_carol", "hr:read").owner.as_deref(),
+        Some(CAROL)
+    );
 
     // Diff markers and recommendations.
     let used = item(&items, "ag_alice", "crm.orders:read");
@@ -379,7 +402,11 @@ async fn a_campaign_snapshots_one_item_per_agent_and_grant() {
     assert_eq!(unused.diff.idle_days, 60);
     assert_eq!(unused.diff.recommendation.action, Verdict::Revoke);
     assert!(
-        unused.diff.recommendation.reason.contains("unused for 60 days"),
+        unused
+            .diff
+            .recommendation
+            .reason
+            .contains("unused for 60 days"),
         "{}",
         unused.diff.recommendation.reason
     );
@@ -388,7 +415,10 @@ async fn a_campaign_snapshots_one_item_per_agent_and_grant() {
     let added = item(&items, "ag_alice", "mail:send");
     assert_eq!(added.diff.change, Change::Added);
     assert_eq!(added.diff.granted_by, "granter@example.com");
-    assert_eq!(added.diff.markers, vec![ScopeMarker::Used, ScopeMarker::Added]);
+    assert_eq!(
+        added.diff.markers,
+        vec![ScopeMarker::Used, ScopeMarker::Added]
+    );
     assert!(!added.bulk_certifiable);
     let never = item(&items, "ag_unowned", "wiki:read");
     assert_eq!(never.diff.change, Change::NeverCertified);
@@ -398,9 +428,21 @@ async fn a_campaign_snapshots_one_item_per_agent_and_grant() {
         let live = r.as_(ADMIN).scope_diff(agent, None).await.unwrap();
         for entry in live.scopes {
             let snap = item(&items, agent, &entry.scope);
-            assert_eq!(snap.diff.usage, entry.state.usage, "{agent} {}", entry.scope);
-            assert_eq!(snap.diff.idle_days, entry.state.idle_days, "{agent} {}", entry.scope);
-            assert_eq!(snap.diff.change, entry.state.change, "{agent} {}", entry.scope);
+            assert_eq!(
+                snap.diff.usage, entry.state.usage,
+                "{agent} {}",
+                entry.scope
+            );
+            assert_eq!(
+                snap.diff.idle_days, entry.state.idle_days,
+                "{agent} {}",
+                entry.scope
+            );
+            assert_eq!(
+                snap.diff.change, entry.state.change,
+                "{agent} {}",
+                entry.scope
+            );
             assert_eq!(snap.diff.recommendation, entry.state.recommendation);
         }
     }
@@ -423,7 +465,11 @@ async fn a_campaign_snapshots_one_item_per_agent_and_grant() {
     );
 
     // Listing and progress per reviewer and team.
-    let list = r.as_(BOB).campaigns(&CampaignQuery::default()).await.unwrap();
+    let list = r
+        .as_(BOB)
+        .campaigns(&CampaignQuery::default())
+        .await
+        .unwrap();
     assert_eq!(list.len(), 2);
     let detail = r.as_(ADMIN).campaign(&c.id).await.unwrap();
     let reviewers: BTreeMap<String, u64> = detail
@@ -440,7 +486,10 @@ async fn a_campaign_snapshots_one_item_per_agent_and_grant() {
         .iter()
         .map(|p| (p.team.clone(), p.progress.total))
         .collect();
-    assert_eq!(teams, BTreeMap::from([("payments".into(), 7), ("search".into(), 1)]));
+    assert_eq!(
+        teams,
+        BTreeMap::from([("payments".into(), 7), ("search".into(), 1)])
+    );
     assert_eq!(detail.pending_recommended_revoke, 3);
     // An owner sees their own line only.
     let bobs = r.as_(BOB).campaign(&c.id).await.unwrap();
@@ -495,7 +544,10 @@ async fn decision_rights_follow_the_reviewer() {
     );
     // Reading one item: its reviewer yes, another owner no.
     r.as_(ALICE).review_item(alices).await.unwrap();
-    assert_eq!(status_of(r.as_(BOB).review_item(alices).await.unwrap_err()).0, 403);
+    assert_eq!(
+        status_of(r.as_(BOB).review_item(alices).await.unwrap_err()).0,
+        403
+    );
 
     // The reviewer decides; certify stamps the grant.
     let before = Utc::now();
@@ -568,7 +620,10 @@ async fn admins_reassign_items() {
         decision: Verdict::Certify,
         justification: None,
     };
-    assert_eq!(status_of(r.as_(ALICE).decide(id, &certify).await.unwrap_err()).0, 403);
+    assert_eq!(
+        status_of(r.as_(ALICE).decide(id, &certify).await.unwrap_err()).0,
+        403
+    );
     let decided = r.as_(BOB).decide(id, &certify).await.unwrap();
     let history = &decided.item.history;
     assert_eq!(history[0].action, "reassign");
@@ -589,7 +644,10 @@ async fn admins_reassign_items() {
         .unwrap();
     assert_eq!(back.reassigned.len(), 1);
     // Unknown and departed reviewers are refused.
-    for (who, code) in [("nobody@example.com", "unknown_reviewer"), (CAROL, "reviewer_inactive")] {
+    for (who, code) in [
+        ("nobody@example.com", "unknown_reviewer"),
+        (CAROL, "reviewer_inactive"),
+    ] {
         let refused = r
             .as_(ADMIN)
             .reassign_agent(
@@ -605,8 +663,11 @@ async fn admins_reassign_items() {
         assert_eq!(status_of(refused), (422, code.into()));
     }
     let events = audit_actions(&r, "ag_alice").await;
-    assert!(events.iter().any(|e| e.0 == "review.reassign"
-        && e.2.as_deref() == Some("Alice is on leave")));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "review.reassign" && e.2.as_deref() == Some("Alice is on leave"))
+    );
 }
 
 #[tokio::test]
@@ -665,7 +726,12 @@ async fn a_changed_mind_is_recorded_and_repeats_change_nothing() {
         .expect("grant restored");
     assert_eq!(g.granted_by, "granter@example.com");
     assert!(g.last_certified_at.is_some());
-    let actions: Vec<&str> = back.item.history.iter().map(|h| h.action.as_str()).collect();
+    let actions: Vec<&str> = back
+        .item
+        .history
+        .iter()
+        .map(|h| h.action.as_str())
+        .collect();
     assert_eq!(actions, ["revoke", "certify"]);
     // Audit: the revoke's grant removal, the restore, and both decisions with the previous one.
     let events = audit_actions(&r, "ag_alice").await;
@@ -682,12 +748,19 @@ async fn a_changed_mind_is_recorded_and_repeats_change_nothing() {
         .find(|e| e.0 == "grant.remove")
         .expect("grant.remove audited");
     assert!(removal.2.as_deref().unwrap().contains(&c.id));
-    assert!(events.iter().any(|e| e.0 == "grant.add" && e.1["restored"] == true));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "grant.add" && e.1["restored"] == true)
+    );
     // The export counts the changed mind.
     let rows = export_json(&r, ADMIN, &c.id).await;
     let row = rows.iter().find(|row| row.item_id == id).unwrap();
     assert_eq!(row.changed_minds, 1);
-    assert_eq!(row.justification.as_deref(), Some("month-end batch job needs it"));
+    assert_eq!(
+        row.justification.as_deref(),
+        Some("month-end batch job needs it")
+    );
 }
 
 #[tokio::test]
@@ -826,7 +899,9 @@ async fn justification_rules_follow_the_campaign_policy() {
 }
 
 /// Closes a fresh standard campaign with `outcome` after Alice decided one item.
-async fn close_with(outcome: NoResponse) -> (Registry, String, steward::model::review::CloseOutcome) {
+async fn close_with(
+    outcome: NoResponse,
+) -> (Registry, String, steward::model::review::CloseOutcome) {
     let r = standard().await;
     let c = r
         .as_(ADMIN)
@@ -845,7 +920,10 @@ async fn close_with(outcome: NoResponse) -> (Registry, String, steward::model::r
         .await
         .unwrap();
     // Only admins close.
-    assert_eq!(status_of(r.as_(ALICE).close_campaign(&c.id).await.unwrap_err()).0, 403);
+    assert_eq!(
+        status_of(r.as_(ALICE).close_campaign(&c.id).await.unwrap_err()).0,
+        403
+    );
     let out = r.as_(ADMIN).close_campaign(&c.id).await.unwrap();
     assert_eq!(out.no_response, outcome);
     assert_eq!(out.touched, 7);
@@ -864,7 +942,10 @@ async fn close_with(outcome: NoResponse) -> (Registry, String, steward::model::r
         .await
         .unwrap_err();
     assert_eq!(status_of(late).0, 409);
-    assert_eq!(status_of(r.as_(ADMIN).close_campaign(&c.id).await.unwrap_err()).0, 409);
+    assert_eq!(
+        status_of(r.as_(ADMIN).close_campaign(&c.id).await.unwrap_err()).0,
+        409
+    );
     // The decided item stayed as the reviewer left it.
     let after = all_items(&r, &c.id).await;
     let decided = item(&after, "ag_alice", "crm.orders:read");
@@ -886,13 +967,24 @@ async fn close_with_keep_leaves_grants_unstamped() {
     assert_eq!((out.kept, out.revoked), (7, 0));
     assert_eq!(
         scopes_of(&r, "ag_alice").await,
-        BTreeSet::from(["crm.orders:read".into(), "crm.orders:write".into(), "mail:send".into()])
+        BTreeSet::from([
+            "crm.orders:read".into(),
+            "crm.orders:write".into(),
+            "mail:send".into()
+        ])
     );
     let agent = r.as_(ADMIN).agent("ag_alice").await.unwrap().agent;
-    let mail = agent.grants.iter().find(|g| g.scope == "mail:send").unwrap();
+    let mail = agent
+        .grants
+        .iter()
+        .find(|g| g.scope == "mail:send")
+        .unwrap();
     assert_eq!(mail.last_certified_at, None, "keep is not a certification");
     let items = all_items(&r, &id).await;
-    assert_eq!(item(&items, "ag_alice", "mail:send").decision, Decision::Keep);
+    assert_eq!(
+        item(&items, "ag_alice", "mail:send").decision,
+        Decision::Keep
+    );
     assert!(
         !audit_actions(&r, "ag_alice")
             .await
@@ -920,11 +1012,20 @@ async fn close_with_revoke_removes_every_undecided_grant() {
         .collect();
     assert_eq!(removals.len(), 2);
     assert_eq!(removals[0].1["decided_by"], "system");
-    assert!(removals[0].2.as_deref().unwrap().contains("no-response outcome is revoke"));
+    assert!(
+        removals[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("no-response outcome is revoke")
+    );
     // The removal shows in the agent's scope diff.
     let diff = r.as_(BOB).scope_diff("ag_bob", None).await.unwrap();
     let removed: BTreeSet<&str> = diff.removed.iter().map(|s| s.scope.as_str()).collect();
-    assert_eq!(removed, BTreeSet::from(["s3.reports:read", "s3.reports:write"]));
+    assert_eq!(
+        removed,
+        BTreeSet::from(["s3.reports:read", "s3.reports:write"])
+    );
     assert_eq!(diff.removed[0].removed_by, "steward-reviews");
 }
 
@@ -943,8 +1044,14 @@ async fn close_with_recommendation_follows_each_item() {
     );
     assert!(scopes_of(&r, "ag_carol").await.is_empty());
     let items = all_items(&r, &id).await;
-    assert_eq!(item(&items, "ag_bob", "s3.reports:read").decision, Decision::Keep);
-    assert_eq!(item(&items, "ag_bob", "s3.reports:write").decision, Decision::Revoke);
+    assert_eq!(
+        item(&items, "ag_bob", "s3.reports:read").decision,
+        Decision::Keep
+    );
+    assert_eq!(
+        item(&items, "ag_bob", "s3.reports:write").decision,
+        Decision::Revoke
+    );
 }
 
 #[tokio::test]
@@ -967,7 +1074,13 @@ async fn closing_a_quarterly_campaign_schedules_the_next_quarter() {
     assert_eq!(out.campaign.next_id.as_deref(), Some(next.id.as_str()));
     // When its start comes, the scheduler opens it and snapshots the items.
     let scheduler = ReviewScheduler::new(r.store(), None).unwrap();
-    assert!(scheduler.start_due_once(Utc::now()).await.unwrap().is_empty());
+    assert!(
+        scheduler
+            .start_due_once(Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let started = scheduler
         .start_due_once(next.starts_at + Duration::minutes(1))
         .await
@@ -992,7 +1105,10 @@ async fn the_scheduler_closes_campaigns_at_their_close_time() {
     let report = scheduler.run_once(c.closes_at + Duration::minutes(1)).await;
     assert_eq!(report.closed.len(), 1);
     assert_eq!(report.closed[0].touched, 8);
-    assert_eq!(report.closed[0].campaign.closed_by.as_deref(), Some("steward-reviews"));
+    assert_eq!(
+        report.closed[0].campaign.closed_by.as_deref(),
+        Some("steward-reviews")
+    );
     assert!(scopes_of(&r, "ag_alice").await.is_empty());
 }
 
@@ -1015,12 +1131,26 @@ async fn bulk_certify_takes_only_used_and_unchanged_scopes() {
         .0,
         403
     );
-    let out = r.as_(ALICE).certify_unchanged(&c.id, "ag_alice").await.unwrap();
+    let out = r
+        .as_(ALICE)
+        .certify_unchanged(&c.id, "ag_alice")
+        .await
+        .unwrap();
     let items = all_items(&r, &c.id).await;
-    assert_eq!(out.certified, vec![item(&items, "ag_alice", "crm.orders:read").id]);
-    assert_eq!(out.remaining, 2, "the unused and the added scope wait for a decision");
+    assert_eq!(
+        out.certified,
+        vec![item(&items, "ag_alice", "crm.orders:read").id]
+    );
+    assert_eq!(
+        out.remaining, 2,
+        "the unused and the added scope wait for a decision"
+    );
     // Idempotent: nothing left to certify in bulk.
-    let again = r.as_(ALICE).certify_unchanged(&c.id, "ag_alice").await.unwrap();
+    let again = r
+        .as_(ALICE)
+        .certify_unchanged(&c.id, "ag_alice")
+        .await
+        .unwrap();
     assert!(again.certified.is_empty());
     assert_eq!(again.remaining, 2);
 }
@@ -1034,15 +1164,26 @@ async fn my_queue_groups_items_by_agent_in_due_and_risk_order() {
         .await
         .unwrap();
     // Bob removes a grant of his agent outside the review: it shows as removed.
-    r.as_(BOB).remove_grant("ag_bob", "s3.reports:write").await.unwrap();
-    let q = r.as_(ALICE).my_reviews(&QueueQuery::default()).await.unwrap();
+    r.as_(BOB)
+        .remove_grant("ag_bob", "s3.reports:write")
+        .await
+        .unwrap();
+    let q = r
+        .as_(ALICE)
+        .my_reviews(&QueueQuery::default())
+        .await
+        .unwrap();
     assert_eq!(q.reviewer, ALICE);
     assert_eq!(q.campaigns.len(), 1);
     assert_eq!(q.campaigns[0].id, c.id);
     assert_eq!(q.campaigns[0].progress.total, 4);
     assert_eq!(q.campaigns[0].days_until_due, 29);
     assert!(!q.campaigns[0].overdue);
-    let agents: Vec<(&str, u32)> = q.agents.iter().map(|a| (a.agent_id.as_str(), a.risk)).collect();
+    let agents: Vec<(&str, u32)> = q
+        .agents
+        .iter()
+        .map(|a| (a.agent_id.as_str(), a.risk))
+        .collect();
     // ag_search: two risk flags (6); ag_alice: one revoke recommendation + one added scope (2).
     assert_eq!(agents, [("ag_search", 6), ("ag_alice", 2)]);
     assert_eq!(q.agents[1].items.len(), 3);
@@ -1062,12 +1203,18 @@ async fn my_queue_groups_items_by_agent_in_due_and_risk_order() {
     // Bob's queue shows the scope removed since the last certification.
     let bobs = r.as_(BOB).my_reviews(&QueueQuery::default()).await.unwrap();
     assert_eq!(bobs.agents.len(), 1);
-    assert!(bobs.agents[0].removed.is_empty(), "an item of the review is not 'removed'");
+    assert!(
+        bobs.agents[0].removed.is_empty(),
+        "an item of the review is not 'removed'"
+    );
     let diff = r.as_(BOB).scope_diff("ag_bob", None).await.unwrap();
     assert_eq!(diff.removed.len(), 1);
     assert_eq!(diff.removed[0].removed_by, BOB);
     // Finished agents drop out with pending_only.
-    r.as_(ALICE).certify_unchanged(&c.id, "ag_search").await.unwrap();
+    r.as_(ALICE)
+        .certify_unchanged(&c.id, "ag_search")
+        .await
+        .unwrap();
     let pending = r
         .as_(ALICE)
         .my_reviews(&QueueQuery {
@@ -1086,27 +1233,55 @@ async fn scope_diff_marks_drift_and_respects_read_rights() {
     let diff = r.as_(ALICE).scope_diff("ag_alice", Some(30)).await.unwrap();
     assert_eq!(diff.lookback_days, 30);
     assert!(diff.last_certified_at.is_some());
-    let by_scope: BTreeMap<&str, &steward::model::review::ScopeState> =
-        diff.scopes.iter().map(|s| (s.scope.as_str(), &s.state)).collect();
+    let by_scope: BTreeMap<&str, &steward::model::review::ScopeState> = diff
+        .scopes
+        .iter()
+        .map(|s| (s.scope.as_str(), &s.state))
+        .collect();
     assert_eq!(by_scope["mail:send"].change, Change::Added);
     assert_eq!(by_scope["mail:send"].granted_by, "granter@example.com");
-    assert_eq!(by_scope["crm.orders:write"].markers, vec![ScopeMarker::Unused]);
-    assert_eq!(by_scope["crm.orders:write"].recommendation.action, Verdict::Revoke);
+    assert_eq!(
+        by_scope["crm.orders:write"].markers,
+        vec![ScopeMarker::Unused]
+    );
+    assert_eq!(
+        by_scope["crm.orders:write"].recommendation.action,
+        Verdict::Revoke
+    );
     // A longer lookback turns the 60-day-old use into "used".
     let wide = r.as_(ALICE).scope_diff("ag_alice", Some(90)).await.unwrap();
-    let write = wide.scopes.iter().find(|s| s.scope == "crm.orders:write").unwrap();
+    let write = wide
+        .scopes
+        .iter()
+        .find(|s| s.scope == "crm.orders:write")
+        .unwrap();
     assert_eq!(write.state.usage, Usage::Used);
     // Never certified.
     let unowned = r.as_(ADMIN).scope_diff("ag_unowned", None).await.unwrap();
     assert_eq!(unowned.last_certified_at, None);
-    assert_eq!(unowned.scopes[0].state.markers, vec![ScopeMarker::Used, ScopeMarker::NeverCertified]);
-    // Read rights: another owner may not; a bad lookback is refused.
-    assert_eq!(status_of(r.as_(BOB).scope_diff("ag_alice", None).await.unwrap_err()).0, 403);
     assert_eq!(
-        status_of(r.as_(ALICE).scope_diff("ag_alice", Some(0)).await.unwrap_err()).0,
+        unowned.scopes[0].state.markers,
+        vec![ScopeMarker::Used, ScopeMarker::NeverCertified]
+    );
+    // Read rights: another owner may not; a bad lookback is refused.
+    assert_eq!(
+        status_of(r.as_(BOB).scope_diff("ag_alice", None).await.unwrap_err()).0,
+        403
+    );
+    assert_eq!(
+        status_of(
+            r.as_(ALICE)
+                .scope_diff("ag_alice", Some(0))
+                .await
+                .unwrap_err()
+        )
+        .0,
         422
     );
-    assert_eq!(status_of(r.as_(ADMIN).scope_diff("ag_nope", None).await.unwrap_err()).0, 404);
+    assert_eq!(
+        status_of(r.as_(ADMIN).scope_diff("ag_nope", None).await.unwrap_err()).0,
+        404
+    );
 }
 
 async fn export_bytes(r: &Registry, who: &str, id: &str, format: ExportFormat) -> Vec<u8> {
@@ -1167,7 +1342,10 @@ async fn the_export_holds_every_item_with_its_decision() {
     assert!(line.contains("\"evidence, \"\"Q4\"\"\""), "{line}");
     assert!(line.contains(",revoke,bob@example.com,"), "{line}");
     // A formula-looking justification is defused for spreadsheets.
-    assert!(line.contains("\"'=HYPERLINK(\"\"x\"\"), replaced by v2\""), "{line}");
+    assert!(
+        line.contains("\"'=HYPERLINK(\"\"x\"\"), replaced by v2\""),
+        "{line}"
+    );
     assert!(line.contains(",true,"), "{line}");
 
     let rows = export_json(&r, AUDITOR, &c.id).await;
@@ -1188,19 +1366,19 @@ async fn the_export_holds_every_item_with_its_decision() {
 }
 
 /// A webhook receiver on 127.0.0.1:0 that records every POST and fails while `failing`.
+/// What the receiver got: the `Idempotency-Key` header and the message.
+type Inbox = Arc<Mutex<Vec<(Option<String>, ReminderMessage)>>>;
+
 struct Receiver {
     url: String,
-    received: Arc<Mutex<Vec<(Option<String>, ReminderMessage)>>>,
+    received: Inbox,
     failing: Arc<AtomicU16>,
 }
 
 async fn receiver() -> Receiver {
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
-    type Shared = (
-        Arc<Mutex<Vec<(Option<String>, ReminderMessage)>>>,
-        Arc<AtomicU16>,
-    );
+    type Shared = (Inbox, Arc<AtomicU16>);
     async fn hook(
         State((received, failing)): State<Shared>,
         headers: HeaderMap,
@@ -1249,7 +1427,10 @@ async fn reminders_reach_a_failing_receiver_once_it_recovers_and_never_twice() {
             max_attempts: 5,
         });
     // Before the first weekly slot nothing is due.
-    let run = scheduler.run_reminders_once(c.starts_at + Duration::days(1)).await.unwrap();
+    let run = scheduler
+        .run_reminders_once(c.starts_at + Duration::days(1))
+        .await
+        .unwrap();
     assert_eq!((run.planned, run.attempted), (0, 0));
 
     // The first weekly reminder, while the receiver answers 500.
@@ -1258,22 +1439,39 @@ async fn reminders_reach_a_failing_receiver_once_it_recovers_and_never_twice() {
     let run = scheduler.run_reminders_once(t0).await.unwrap();
     assert_eq!(run.planned, 3, "Alice, Bob and the fallback reviewer");
     assert_eq!((run.attempted, run.delivered, run.failed), (3, 0, 3));
-    let mine = r.as_(ALICE).reminders(&ReminderQuery::default()).await.unwrap();
-    assert_eq!(mine.reminders.len(), 1, "an owner sees only their own reminders");
+    let mine = r
+        .as_(ALICE)
+        .reminders(&ReminderQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.reminders.len(),
+        1,
+        "an owner sees only their own reminders"
+    );
     let pending = &mine.reminders[0];
     assert_eq!(pending.status, ReminderStatus::Pending);
     assert_eq!(pending.slot, "week-1");
     assert_eq!(pending.attempts, 1);
     assert_eq!(pending.pending_items, 4);
-    assert_eq!(pending.last_error.as_deref(), Some("the receiver answered HTTP 500"));
+    assert_eq!(
+        pending.last_error.as_deref(),
+        Some("the receiver answered HTTP 500")
+    );
     assert_eq!(pending.next_attempt_at, Some(t0 + Duration::seconds(30)));
 
     // Recovered, but the backoff has not elapsed: nothing is sent.
     hook.failing.store(0, Ordering::SeqCst);
-    let run = scheduler.run_reminders_once(t0 + Duration::seconds(10)).await.unwrap();
+    let run = scheduler
+        .run_reminders_once(t0 + Duration::seconds(10))
+        .await
+        .unwrap();
     assert_eq!(run.attempted, 0);
     // After the backoff: delivered, once per reviewer.
-    let run = scheduler.run_reminders_once(t0 + Duration::seconds(31)).await.unwrap();
+    let run = scheduler
+        .run_reminders_once(t0 + Duration::seconds(31))
+        .await
+        .unwrap();
     assert_eq!((run.attempted, run.delivered), (3, 3));
     // Later runs within the same slot send nothing again.
     for minutes in [2, 60, 600] {
@@ -1296,9 +1494,18 @@ async fn reminders_reach_a_failing_receiver_once_it_recovers_and_never_twice() {
             assert!(!m.overdue);
         }
     }
-    let admin_view = r.as_(ADMIN).reminders(&ReminderQuery::default()).await.unwrap();
+    let admin_view = r
+        .as_(ADMIN)
+        .reminders(&ReminderQuery::default())
+        .await
+        .unwrap();
     assert_eq!(admin_view.reminders.len(), 3);
-    assert!(admin_view.reminders.iter().all(|m| m.status == ReminderStatus::Delivered && m.attempts == 2));
+    assert!(
+        admin_view
+            .reminders
+            .iter()
+            .all(|m| m.status == ReminderStatus::Delivered && m.attempts == 2)
+    );
     // Owners may not read someone else's reminders.
     let refused = r
         .as_(ALICE)
@@ -1321,10 +1528,22 @@ async fn reminders_reach_a_failing_receiver_once_it_recovers_and_never_twice() {
         now += Duration::minutes(20);
     }
     assert_eq!(gave_up, 3);
-    let failed = r.as_(ADMIN).reminders(&ReminderQuery::default()).await.unwrap();
-    let week2: Vec<_> = failed.reminders.iter().filter(|m| m.slot == "week-2").collect();
+    let failed = r
+        .as_(ADMIN)
+        .reminders(&ReminderQuery::default())
+        .await
+        .unwrap();
+    let week2: Vec<_> = failed
+        .reminders
+        .iter()
+        .filter(|m| m.slot == "week-2")
+        .collect();
     assert_eq!(week2.len(), 3);
-    assert!(week2.iter().all(|m| m.status == ReminderStatus::Failed && m.attempts == 5));
+    assert!(
+        week2
+            .iter()
+            .all(|m| m.status == ReminderStatus::Failed && m.attempts == 5)
+    );
     assert_eq!(hook.received.lock().unwrap().len(), 3);
 }
 
@@ -1365,22 +1584,118 @@ async fn reminders_stop_once_a_reviewer_has_finished() {
     let overdue = c.due_at + Duration::days(2) + Duration::minutes(1);
     let run = scheduler.run_reminders_once(overdue).await.unwrap();
     assert_eq!((run.planned, run.delivered), (2, 2));
-    let received = hook.received.lock().unwrap();
-    assert!(received.iter().all(|(_, m)| m.reviewer != BOB));
-    let last = &received[received.len() - 1].1;
-    assert_eq!(last.slot, "overdue-2d");
-    assert!(last.overdue);
-    assert_eq!(last.days_until_due, -3);
-    drop(received);
-    let bobs = r.as_(BOB).reminders(&ReminderQuery::default()).await.unwrap();
+    {
+        let received = hook.received.lock().unwrap();
+        assert!(received.iter().all(|(_, m)| m.reviewer != BOB));
+        let last = &received[received.len() - 1].1;
+        assert_eq!(last.slot, "overdue-2d");
+        assert!(last.overdue);
+        assert_eq!(last.days_until_due, -2);
+    }
+    let bobs = r
+        .as_(BOB)
+        .reminders(&ReminderQuery::default())
+        .await
+        .unwrap();
     assert_eq!(bobs.reminders.len(), 1);
     assert_eq!(bobs.reminders[0].status, ReminderStatus::Cancelled);
-    assert_eq!(bobs.reminders[0].last_error.as_deref(), Some("the reviewer has finished"));
+    assert_eq!(
+        bobs.reminders[0].last_error.as_deref(),
+        Some("the reviewer has finished")
+    );
     // Without a webhook, reminders are recorded (visible) but not sent.
     let quiet = ReviewScheduler::new(r.store(), None).unwrap();
-    let run = quiet.run_reminders_once(overdue + Duration::days(1)).await.unwrap();
+    let run = quiet
+        .run_reminders_once(overdue + Duration::days(1))
+        .await
+        .unwrap();
     assert_eq!((run.planned, run.attempted), (2, 0));
-    let alice = r.as_(ALICE).reminders(&ReminderQuery::default()).await.unwrap();
+    let alice = r
+        .as_(ALICE)
+        .reminders(&ReminderQuery::default())
+        .await
+        .unwrap();
     assert_eq!(alice.reminders[0].status, ReminderStatus::Unsent);
     let _ = &r.url;
+}
+
+#[tokio::test]
+async fn the_demo_campaign_is_half_decided_with_overdue_reviewers() {
+    let r = start().await;
+    let owners: Vec<String> = (0..30)
+        .map(|i| format!("owner{i:02}@example.com"))
+        .collect();
+    for o in &owners {
+        r.store
+            .create_person(
+                &system(),
+                &CreatePerson {
+                    email: o.clone(),
+                    display_name: o.clone(),
+                    roles: vec![],
+                    manager: None,
+                    team: None,
+                },
+            )
+            .unwrap();
+    }
+    let ids: Vec<String> = (0..300).map(|i| format!("ag_demo{i:03}")).collect();
+    let mut x: u64 = 7;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x >> 33
+    };
+    let specs: Vec<AgentSpec<'_>> = ids
+        .iter()
+        .map(|id| {
+            let owner = (next() % 12 != 0).then(|| owners[(next() % 30) as usize].as_str());
+            let grants = (0..(next() % 5))
+                .map(|g| {
+                    grant(
+                        &format!("svc{g}:read"),
+                        200,
+                        (next() % 3 != 0).then(|| (next() % 90) as i64),
+                        Some(100),
+                    )
+                })
+                .collect();
+            spec(id, owner, grants)
+        })
+        .collect();
+    seed(&r.store, specs);
+    let now = Utc::now();
+    let demo = registry::demo_reviews::seed_demo_campaign(r.store.as_ref(), now).unwrap();
+    let c = r.as_(ADMIN).campaign(&demo.campaign_id).await.unwrap();
+    assert_eq!(c.campaign.name, "2026-Q4 agent certification");
+    assert_eq!(c.campaign.status, CampaignStatus::Open);
+    assert_eq!(c.campaign.recurrence, Recurrence::Quarterly);
+    assert!(c.campaign.due_at < now && c.campaign.closes_at > now);
+    let p = c.campaign.progress;
+    assert_eq!(p.total, demo.items);
+    assert_eq!(p.decided, demo.decided);
+    let share = p.decided as f64 / p.total as f64;
+    assert!((0.4..0.6).contains(&share), "decided share {share}");
+    assert!(p.revoked > 0 && p.certified > 0, "{p:?}");
+    assert!(demo.overdue_reviewers >= 1 && demo.finished_reviewers >= 1);
+    // The most overdue reviewer sees an overdue campaign in their queue.
+    let who = demo.most_overdue.unwrap();
+    let token = registry::http::people::issue_token_for(
+        r.store.as_ref(),
+        &system(),
+        &who,
+        &IssueToken::default(),
+    )
+    .unwrap();
+    let client = Client::new(&r.url, Some(Secret::new(token.token))).unwrap();
+    let q = client.my_reviews(&QueueQuery::default()).await.unwrap();
+    assert!(q.campaigns[0].overdue);
+    assert_eq!(q.campaigns[0].days_until_due, -2);
+    assert!(q.campaigns[0].progress.pending > 0);
+    // The server's scheduler does not close it yet (12 days of grace left).
+    let scheduler = ReviewScheduler::new(r.store(), None).unwrap();
+    let report = scheduler.run_once(now + Duration::minutes(1)).await;
+    assert!(report.closed.is_empty() && report.errors.is_empty());
+    assert!(report.reminders.planned >= 1);
 }

@@ -373,7 +373,9 @@ async fn list_mine(client: &Client, json: bool) -> anyhow::Result<()> {
                 println!("nothing to review");
             }
             for c in &q.campaigns {
-                let due = if c.overdue {
+                let due = if c.overdue && c.days_until_due == 0 {
+                    "overdue since today".to_string()
+                } else if c.overdue {
                     format!("overdue by {} day(s)", -c.days_until_due)
                 } else {
                     format!("due in {} day(s)", c.days_until_due)
@@ -461,7 +463,7 @@ async fn list_all(client: &Client, campaign: Option<String>, json: bool) -> anyh
                 .await?;
             for i in &page.items {
                 if json {
-                    write!(out, "{}\n", if first { "" } else { "," })?;
+                    writeln!(out, "{}", if first { "" } else { "," })?;
                     serde_json::to_writer(&mut out, i)?;
                 } else {
                     writeln!(
@@ -578,9 +580,7 @@ async fn export(
                     file.write_all(&chunk)?;
                     bytes += chunk.len() as u64;
                 }
-                file.into_inner()
-                    .map_err(|e| e.into_error())?
-                    .sync_all()?;
+                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
                 anyhow::Ok(bytes)
             }
             .await;

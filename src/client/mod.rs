@@ -486,7 +486,14 @@ impl Client {
     ) -> ClientResult<crate::model::review::ReassignOutcome> {
         self.with_body(
             Method::POST,
-            &["v1", "campaigns", campaign_id, "agents", agent_id, "reassign"],
+            &[
+                "v1",
+                "campaigns",
+                campaign_id,
+                "agents",
+                agent_id,
+                "reassign",
+            ],
             req,
         )
         .await
@@ -503,8 +510,7 @@ impl Client {
         &self,
         query: &crate::model::review::ReminderQuery,
     ) -> ClientResult<crate::model::review::ReminderPage> {
-        self.get_query(&["v1", "reviews", "reminders"], query)
-            .await
+        self.get_query(&["v1", "reviews", "reminders"], query).await
     }
 
     pub async fn review_item(&self, id: i64) -> ClientResult<crate::model::review::ReviewItem> {

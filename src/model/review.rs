@@ -60,9 +60,13 @@ impl NoResponse {
     }
 
     pub fn parse(text: &str) -> Option<NoResponse> {
-        [NoResponse::Keep, NoResponse::Revoke, NoResponse::Recommendation]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            NoResponse::Keep,
+            NoResponse::Revoke,
+            NoResponse::Recommendation,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 
@@ -769,7 +773,7 @@ pub struct QueueCampaign {
     pub name: String,
     pub due_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
-    /// Whole days until the due date; negative when overdue.
+    /// Whole days until the due date; negative whole days once overdue (0 within a day).
     pub days_until_due: i64,
     pub overdue: bool,
     pub no_response: NoResponse,

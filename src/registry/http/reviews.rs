@@ -16,9 +16,9 @@ use super::{AppState, blocking, check_reason};
 use crate::model::api::ApiErrorBody;
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CampaignQuery, CloseOutcome, CreateCampaign,
-    DecideItem, DecisionOutcome, ExportFormat, ExportQuery, ExportRow, QueueQuery,
-    ReassignItems, ReassignOutcome, ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage,
-    ReviewItemQuery, ReviewQueue, ScopeDiff, ScopeDiffQuery, csv_line,
+    DecideItem, DecisionOutcome, ExportFormat, ExportQuery, ExportRow, QueueQuery, ReassignItems,
+    ReassignOutcome, ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery,
+    ReviewQueue, ScopeDiff, ScopeDiffQuery, csv_line,
 };
 use crate::model::text::{check_email, check_free_text, check_line};
 use crate::registry::policy;
@@ -377,7 +377,10 @@ pub async fn reminders(
     }
     let restrict = (!admin).then_some(caller.person.email);
     Ok(Json(
-        blocking(&state, move |s| s.list_reminders(&query, restrict.as_deref())).await?,
+        blocking(&state, move |s| {
+            s.list_reminders(&query, restrict.as_deref())
+        })
+        .await?,
     ))
 }
 

@@ -9,7 +9,7 @@ use crate::model::{Person, Role};
 use crate::registry::policy;
 use crate::registry::store::{StoreError, StoreResult};
 
-pub use scheduler::{ReviewScheduler, RetryPolicy};
+pub use scheduler::{RetryPolicy, ReviewScheduler};
 
 /// The name under which the registry itself acts in reviews (audit actor and `decided_by`).
 pub const SYSTEM_ACTOR: &str = "steward-reviews";
@@ -28,6 +28,16 @@ pub struct ItemFacts {
 
 /// A check run inside the transaction before a change to a review item.
 pub type ItemGuard<'a> = &'a (dyn Fn(&ItemFacts) -> StoreResult<()> + Sync);
+
+/// One decision of a batch (bulk loading such as the demo, or a confirmed bulk action), with
+/// its own decider and time.
+#[derive(Debug, Clone)]
+pub struct BatchDecision {
+    pub actor: crate::model::Actor,
+    pub item_id: i64,
+    pub decide: crate::model::review::DecideItem,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
 
 /// Which items a reassignment moves.
 #[derive(Debug, Clone)]

@@ -45,9 +45,10 @@ fn countdown(
     slots
 }
 
-/// Whole days from `now` until `due` (negative when overdue), rounding towards the past.
+/// Whole days from `now` until `due`; negative whole days overdue once past it ("due in 1
+/// day" at 36 h before, "overdue by 1 day" at 25 h after, 0 within a day either side).
 pub fn days_until(now: DateTime<Utc>, due: DateTime<Utc>) -> i64 {
-    (due - now).num_seconds().div_euclid(86_400)
+    (due - now).num_days()
 }
 
 /// The latest slot at or before `now`, if any has come due.
@@ -146,22 +147,38 @@ mod tests {
         let s = ReminderSchedule::default();
         let start = Utc.with_ymd_and_hms(2026, 10, 1, 9, 0, 0).unwrap();
         let due = Utc.with_ymd_and_hms(2026, 10, 31, 17, 0, 0).unwrap();
-        assert_eq!(current_slot(&s, start, due, start - Duration::hours(1)), None);
-        assert_eq!(current_slot(&s, start, due, start + Duration::days(2)), None);
-        let before3 = current_slot(&s, start, due, Utc.with_ymd_and_hms(2026, 10, 28, 0, 0, 0).unwrap())
-            .unwrap();
+        assert_eq!(
+            current_slot(&s, start, due, start - Duration::hours(1)),
+            None
+        );
+        assert_eq!(
+            current_slot(&s, start, due, start + Duration::days(2)),
+            None
+        );
+        let before3 = current_slot(
+            &s,
+            start,
+            due,
+            Utc.with_ymd_and_hms(2026, 10, 28, 0, 0, 0).unwrap(),
+        )
+        .unwrap();
         assert_eq!(before3.key, "before-3d");
-        let due_day =
-            current_slot(&s, start, due, Utc.with_ymd_and_hms(2026, 10, 31, 18, 0, 0).unwrap()).unwrap();
+        let due_day = current_slot(
+            &s,
+            start,
+            due,
+            Utc.with_ymd_and_hms(2026, 10, 31, 18, 0, 0).unwrap(),
+        )
+        .unwrap();
         assert_eq!(due_day.key, "due-day");
     }
 
     #[test]
-    fn days_until_rounds_towards_the_past() {
+    fn days_until_counts_whole_days() {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
         assert_eq!(days_until(now, now + Duration::hours(36)), 1);
-        assert_eq!(days_until(now, now - Duration::hours(1)), -1);
-        assert_eq!(days_until(now, now - Duration::hours(25)), -2);
+        assert_eq!(days_until(now, now - Duration::hours(1)), 0);
+        assert_eq!(days_until(now, now - Duration::hours(25)), -1);
     }
 
     #[test]

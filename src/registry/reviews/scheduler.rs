@@ -155,10 +155,7 @@ impl ReviewScheduler {
     }
 
     /// Closes every open campaign whose close time has passed.
-    pub async fn close_due_once(
-        &self,
-        now: DateTime<Utc>,
-    ) -> (Vec<CloseOutcome>, Vec<String>) {
+    pub async fn close_due_once(&self, now: DateTime<Utc>) -> (Vec<CloseOutcome>, Vec<String>) {
         let mut closed = Vec::new();
         let mut errors = Vec::new();
         let due = match blocking(&self.store, move |s| s.campaigns_due_to_close(now)).await {

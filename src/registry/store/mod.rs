@@ -14,12 +14,14 @@ use crate::model::api::{
 };
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CampaignQuery, CloseOutcome, CreateCampaign,
-    DecideItem, DecisionOutcome, ExportRow, ReassignItems, ReassignOutcome, Reminder,
+    DecideItem, DecisionOutcome, ExportRow, QueueQuery, ReassignItems, ReassignOutcome, Reminder,
     ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue,
-    QueueQuery, ScopeDiff,
+    ScopeDiff,
 };
 use crate::model::{Actor, Agent, AgentDetail, AgentStatus, Grant, Person};
-use crate::registry::reviews::{ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan};
+use crate::registry::reviews::{
+    BatchDecision, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -206,12 +208,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Campaign>;
     /// Opens scheduled campaigns whose start has come, snapshotting their items.
-    fn start_due_campaigns(&self, actor: &Actor, now: DateTime<Utc>)
-    -> StoreResult<Vec<Campaign>>;
+    fn start_due_campaigns(&self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Vec<Campaign>>;
     fn list_campaigns(&self, query: &CampaignQuery) -> StoreResult<Vec<Campaign>>;
     fn campaign_detail(&self, id: &str) -> StoreResult<Option<CampaignDetail>>;
-    fn review_items(&self, campaign_id: &str, query: &ReviewItemQuery)
-    -> StoreResult<ReviewItemPage>;
+    fn review_items(
+        &self,
+        campaign_id: &str,
+        query: &ReviewItemQuery,
+    ) -> StoreResult<ReviewItemPage>;
     fn review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem>;
     fn review_queue(
         &self,
@@ -227,6 +231,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         guard: ItemGuard<'_>,
     ) -> StoreResult<DecisionOutcome>;
+    /// Applies many decisions in one transaction, all or none; returns how many changed
+    /// something. Each decision is checked by `guard` and the same rules as `decide_item`.
+    fn decide_items(&self, decisions: &[BatchDecision], guard: ItemGuard<'_>) -> StoreResult<u64>;
     /// Certifies the agent's undecided, used and unchanged items that pass `guard`.
     fn certify_unchanged(
         &self,
@@ -244,8 +251,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<ReassignOutcome>;
     /// Closes an open campaign, applying its no-response outcome to undecided items.
-    fn close_campaign(&self, actor: &Actor, id: &str, now: DateTime<Utc>)
-    -> StoreResult<CloseOutcome>;
+    fn close_campaign(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CloseOutcome>;
     /// Open campaigns whose `closes_at` has passed.
     fn campaigns_due_to_close(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
     /// Streams every item of a campaign, in item order, over one consistent snapshot.

@@ -22,7 +22,9 @@ use crate::model::review::{
     ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue,
     ScopeDiff,
 };
-use crate::registry::reviews::{ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan};
+use crate::registry::reviews::{
+    BatchDecision, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
+};
 
 type Now = DateTime<Utc>;
 use crate::model::{
@@ -1673,6 +1675,9 @@ impl Store for SqliteStore {
         guard: ItemGuard<'_>,
     ) -> StoreResult<DecisionOutcome> {
         self.rv_decide_item(a, id, r, now, guard)
+    }
+    fn decide_items(&self, d: &[BatchDecision], guard: ItemGuard<'_>) -> StoreResult<u64> {
+        self.rv_decide_items(d, guard)
     }
     fn certify_unchanged(
         &self,

@@ -11,22 +11,23 @@ use chrono::{DateTime, Duration, Months, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, new_id,
-    parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
+    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, new_id, parse_opt_ts,
+    parse_ts, person_by_email, touch_agent, ts,
 };
 use crate::model::Actor;
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
     Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome, ExportRow,
     ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress, QueueAgent,
-    QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder,
-    ReminderPage, ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem,
-    ReviewItemPage, ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry,
-    SkippedItem, TeamProgress, Usage, Verdict,
+    QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage,
+    ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage,
+    ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem,
+    TeamProgress, Usage, Verdict,
 };
 use crate::registry::reviews::diff::{self, DEFAULT_LOOKBACK_DAYS, GrantFacts};
 use crate::registry::reviews::{
-    ItemFacts, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan, SYSTEM_DECIDER,
+    BatchDecision, ItemFacts, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
+    SYSTEM_DECIDER,
     schedule::{self, days_until},
 };
 use crate::registry::store::{Guard, StoreError, StoreResult};
@@ -154,7 +155,10 @@ const ITEM_COLUMNS: &str = "i.id, i.campaign_id, i.agent_id, i.agent_name, i.own
     i.last_certified_at, i.usage, i.idle_days, i.drift, i.recommendation, i.decision,
     i.decided_by, i.decided_at, i.justification, i.applied, i.applied_at";
 
-fn justification_required(policy: JustificationPolicy, recommended: Verdict) -> JustificationRequired {
+fn justification_required(
+    policy: JustificationPolicy,
+    recommended: Verdict,
+) -> JustificationRequired {
     JustificationRequired {
         certify: policy.certify_unused && recommended == Verdict::Revoke,
         revoke: policy.revoke_against_recommendation && recommended == Verdict::Certify,
@@ -168,8 +172,8 @@ fn item_from_row(r: &rusqlite::Row<'_>, ctx: ItemContext) -> rusqlite::Result<Re
     let decision: String = r.get(17)?;
     let usage = Usage::parse(&usage).ok_or_else(|| bad_value("usage", &usage))?;
     let change = Change::parse(&drift).ok_or_else(|| bad_value("drift", &drift))?;
-    let recommended =
-        Verdict::parse(&recommendation).ok_or_else(|| bad_value("recommendation", &recommendation))?;
+    let recommended = Verdict::parse(&recommendation)
+        .ok_or_else(|| bad_value("recommendation", &recommendation))?;
     let decision = Decision::parse(&decision).ok_or_else(|| bad_value("decision", &decision))?;
     let facts = GrantFacts {
         granted_by: r.get(9)?,
@@ -759,11 +763,19 @@ fn removed_since(
         let action: String = r.get(3)?;
         let details: serde_json::Value = json_column(&r.get::<_, String>(4)?)?;
         let scopes: Vec<String> = if action == "grant.remove" {
-            details["scope"].as_str().map(str::to_string).into_iter().collect()
+            details["scope"]
+                .as_str()
+                .map(str::to_string)
+                .into_iter()
+                .collect()
         } else {
             details["grants_removed"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         for scope in scopes {
@@ -799,7 +811,8 @@ fn reminder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reminder> {
         slot_at: parse_ts(&r.get::<_, String>(5)?)?,
         due_at: parse_ts(&r.get::<_, String>(6)?)?,
         pending_items: r.get::<_, i64>(7)?.max(0) as u64,
-        status: ReminderStatus::parse(&status).ok_or_else(|| bad_value("reminder status", &status))?,
+        status: ReminderStatus::parse(&status)
+            .ok_or_else(|| bad_value("reminder status", &status))?,
         attempts: r.get(9)?,
         last_attempt_at: parse_opt_ts(r.get(10)?)?,
         next_attempt_at: parse_opt_ts(r.get(11)?)?,
@@ -832,15 +845,15 @@ impl SqliteStore {
             if !fallback.active {
                 return Err(invalid(
                     "reviewer_inactive",
-                    format!("{} has left and cannot be the fallback reviewer", fallback.email),
+                    format!(
+                        "{} has left and cannot be the fallback reviewer",
+                        fallback.email
+                    ),
                 ));
             }
             let starts_at = req.starts_at.unwrap_or(now);
             if req.due_at <= starts_at {
-                return Err(invalid(
-                    "invalid_dates",
-                    "due_at must be after starts_at",
-                ));
+                return Err(invalid("invalid_dates", "due_at must be after starts_at"));
             }
             let id = new_id("cmp");
             let mut c = Campaign {
@@ -966,11 +979,7 @@ impl SqliteStore {
                 let decision: String = r.get(2)?;
                 let recommendation: String = r.get(3)?;
                 let n = r.get::<_, i64>(4)?.max(0) as u64;
-                progress_add(
-                    by_reviewer.entry(reviewer).or_default(),
-                    &decision,
-                    n,
-                );
+                progress_add(by_reviewer.entry(reviewer).or_default(), &decision, n);
                 progress_add(by_team.entry(team).or_default(), &decision, n);
                 if decision == "none" && recommendation == "revoke" {
                     pending_recommended_revoke += n;
@@ -1237,6 +1246,38 @@ impl SqliteStore {
                 grant_restored: applied.grant_restored,
                 item,
             })
+        })
+    }
+
+    pub(super) fn rv_decide_items(
+        &self,
+        decisions: &[BatchDecision],
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<u64> {
+        self.write(|tx| {
+            let mut changed = 0;
+            for d in decisions {
+                let (item, c) = load_item(tx, d.item_id)?;
+                guard(&item_facts(&item))?;
+                ensure_open(&c.campaign)?;
+                let justification = d
+                    .decide
+                    .justification
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|j| !j.is_empty());
+                let applied = apply_verdict(
+                    tx,
+                    &d.actor,
+                    &c.campaign,
+                    &item,
+                    d.decide.decision,
+                    justification,
+                    d.at,
+                )?;
+                changed += applied.changed as u64;
+            }
+            Ok(changed)
         })
     }
 
