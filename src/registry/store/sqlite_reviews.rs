@@ -558,8 +558,8 @@ fn snapshot_items(
     })?;
     let cutoff = ts(diff::cutoff(now, c.lookback_days));
     // The rules mirror `reviews::diff` (usage, drift, recommendation); the tests check that
-    // both agree. The inner query has a LIMIT so that SQLite runs it once per agent (as a
-    // co-routine) rather than flattening the baseline lookup into every grant row.
+    // both agree. SQLite flattens the inner query into one streaming scan of agents with a
+    // primary-key lookup of their grants: nothing is materialised, whatever the estate's size.
     let inserted = tx.execute(
         "INSERT INTO review_items (campaign_id, agent_id, agent_name, owner, team, environment, scope,
              reviewer, granted_by, granted_at, grant_expires_at, grant_justification, last_used_at,
@@ -590,7 +590,6 @@ fn snapshot_items(
                AND (?5 IS NULL OR a.team = ?5)
                AND (?6 IS NULL OR a.environment = ?6)
                AND (?7 IS NULL OR o.email = ?7 COLLATE NOCASE)
-             LIMIT -1
          ) x
          JOIN grants g ON g.agent_id = x.id",
         params![
