@@ -18,9 +18,7 @@ use steward::model::review::{
     CampaignFilter, CampaignQuery, CreateCampaign, ExportFormat, JustificationPolicy, NoResponse,
     QueueQuery, Recurrence, ReminderSchedule, ReviewItemQuery,
 };
-use steward::model::{
-    Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Person, Role,
-};
+use steward::model::{Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Person, Role};
 use steward::registry::reviews::ReviewScheduler;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{SeedAgent, SeedBatch, SeedPerson, Store};
@@ -158,8 +156,7 @@ fn generate(store: &dyn Store, agents: u32, owners: u32) -> anyhow::Result<()> {
                     owner,
                     owner_name: None,
                     team: format!("team-{:02}", rng.next() % 40),
-                    environment: ["production", "staging", "dev"][(rng.next() % 3) as usize]
-                        .into(),
+                    environment: ["production", "staging", "dev"][(rng.next() % 3) as usize].into(),
                     status: if rng.next() % 50 == 0 {
                         AgentStatus::Suspended
                     } else {
@@ -220,9 +217,7 @@ async fn main() -> anyhow::Result<()> {
             "--agents" => agents = args.next().unwrap_or_default().parse()?,
             "--db" => db = args.next().unwrap_or_default().into(),
             "--close" => close = true,
-            other => anyhow::bail!(
-                "unknown argument {other}; use --agents N --db PATH [--close]"
-            ),
+            other => anyhow::bail!("unknown argument {other}; use --agents N --db PATH [--close]"),
         }
     }
     let fresh = !db.exists();
@@ -292,7 +287,10 @@ async fn main() -> anyhow::Result<()> {
             },
         )
         .await?;
-    s.done("items, first page of 1000", format!("{} items", page.items.len()));
+    s.done(
+        "items, first page of 1000",
+        format!("{} items", page.items.len()),
+    );
     let s = step();
     let deep = admin
         .campaign_items(
@@ -304,7 +302,10 @@ async fn main() -> anyhow::Result<()> {
             },
         )
         .await?;
-    s.done("items, a page halfway", format!("{} items", deep.items.len()));
+    s.done(
+        "items, a page halfway",
+        format!("{} items", deep.items.len()),
+    );
     let s = step();
     let filtered = admin
         .campaign_items(
@@ -322,7 +323,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Queues: the fallback reviewer holds every unowned agent; an owner holds ~50.
-    for (who, label) in [(FALLBACK, "queue, fallback reviewer"), ("owner00007@example.com", "queue, one owner")] {
+    for (who, label) in [
+        (FALLBACK, "queue, fallback reviewer"),
+        ("owner00007@example.com", "queue, one owner"),
+    ] {
         let t = registry::http::people::issue_token_for(
             store.as_ref(),
             &Actor::system("bench"),

@@ -34,6 +34,7 @@ struct Registry {
     url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     clients: BTreeMap<&'static str, Client>,
+    tokens: BTreeMap<&'static str, String>,
 }
 
 impl Drop for Registry {
@@ -103,8 +104,8 @@ async fn start() -> Registry {
         let _ = stopped.await;
     }));
     let clients = tokens
-        .into_iter()
-        .map(|(who, token)| (who, Client::new(&url, Some(Secret::new(token))).unwrap()))
+        .iter()
+        .map(|(who, token)| (*who, Client::new(&url, Some(Secret::new(token))).unwrap()))
         .collect();
     Registry {
         _dir: dir,
@@ -112,6 +113,7 @@ async fn start() -> Registry {
         url,
         stop: Some(stop),
         clients,
+        tokens,
     }
 }
 
@@ -1698,4 +1700,137 @@ async fn the_demo_campaign_is_half_decided_with_overdue_reviewers() {
     let report = scheduler.run_once(now + Duration::minutes(1)).await;
     assert!(report.closed.is_empty() && report.errors.is_empty());
     assert!(report.reminders.planned >= 1);
+}
+
+/// Runs the real `steward` binary as `who` against the registry.
+async fn steward(r: &Registry, who: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(args)
+        .env("STEWARD_SERVER", &r.url)
+        .env("STEWARD_TOKEN", &r.tokens[who])
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_command_line_creates_decides_exports_and_closes() {
+    let r = standard().await;
+    let due = (Utc::now() + Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (ok, out, err) = steward(
+        &r,
+        ADMIN,
+        &[
+            "campaigns",
+            "create",
+            "cli review",
+            "--due",
+            &due,
+            "--fallback",
+            FALLBACK,
+            "--no-response",
+            "revoke",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let c: steward::model::review::Campaign = serde_json::from_str(&out).unwrap();
+    assert_eq!(c.no_response, NoResponse::Revoke);
+    assert_eq!(c.due_at.format("%H:%M:%S").to_string(), "23:59:59");
+    assert_eq!(c.progress.total, 8);
+    // An owner's queue as JSON: her items only.
+    let (ok, out, err) = steward(&r, ALICE, &["reviews", "list", "--json"]).await;
+    assert!(ok, "{err}");
+    let mine: Vec<ReviewItem> = serde_json::from_str(&out).unwrap();
+    assert_eq!(mine.len(), 4);
+    assert!(mine.iter().all(|i| i.reviewer == ALICE));
+    // The human listing names the campaign and the agents.
+    let (ok, out, _) = steward(&r, ALICE, &["reviews", "list"]).await;
+    assert!(
+        ok && out.contains("cli review") && out.contains("ag_alice-bot"),
+        "{out}"
+    );
+    // Decisions, with the justification rule enforced by the registry.
+    let used = mine
+        .iter()
+        .find(|i| i.scope == "crm.orders:read")
+        .unwrap()
+        .id
+        .to_string();
+    let unused = mine
+        .iter()
+        .find(|i| i.scope == "crm.orders:write")
+        .unwrap()
+        .id
+        .to_string();
+    let (ok, out, err) = steward(&r, ALICE, &["reviews", "decide", &used, "certify"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("certify") && out.contains("grant certified"),
+        "{out}"
+    );
+    let (ok, _, err) = steward(&r, ALICE, &["reviews", "decide", &unused, "certify"]).await;
+    assert!(!ok && err.contains("justification"), "{err}");
+    let (ok, _, err) = steward(
+        &r,
+        ALICE,
+        &[
+            "reviews",
+            "decide",
+            &unused,
+            "certify",
+            "--justification",
+            "quarter-end job",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    // --all is for admins and auditors.
+    let (ok, _, err) = steward(&r, ALICE, &["reviews", "list", "--all"]).await;
+    assert!(!ok && err.contains("HTTP 403"), "{err}");
+    let (ok, out, err) = steward(&r, AUDITOR, &["reviews", "list", "--all", "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Vec<ReviewItem>>(&out).unwrap().len(),
+        8
+    );
+    // The export to a file, complete and with no partial file left behind.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("evidence.csv");
+    let (ok, _, err) = steward(
+        &r,
+        AUDITOR,
+        &[
+            "reviews",
+            "export",
+            &c.id,
+            "--format",
+            "csv",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(csv.lines().count(), 9);
+    assert!(csv.contains("quarter-end job"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // Listing and closing.
+    let (ok, out, _) = steward(&r, BOB, &["campaigns", "list"]).await;
+    assert!(ok && out.contains(&c.id) && out.contains("2/8"), "{out}");
+    let (ok, out, err) = steward(&r, ADMIN, &["campaigns", "close", &c.id]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("applied to 6 item(s): 6 revoked"), "{out}");
+    // Bad input is refused before anything is sent.
+    let (ok, _, err) = steward(&r, ADMIN, &["campaigns", "create", "x", "--due", "soon"]).await;
+    assert!(!ok && err.contains("YYYY-MM-DD"), "{err}");
 }

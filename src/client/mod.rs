@@ -419,14 +419,36 @@ impl ExportDownload {
     }
 }
 
+/// Creating or closing a campaign over a very large estate takes longer than an ordinary call
+/// (about a minute per million agents): these calls wait up to this long.
+const LONG_CALL: Duration = Duration::from_secs(30 * 60);
+
+/// A request body (or none) sent with the longer timeout of [`LONG_CALL`].
+struct LongCall<'a, B>(Option<&'a B>);
+
+impl<B: Serialize> erased::Body for LongCall<'_, B> {
+    fn apply(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let r = r.timeout(LONG_CALL);
+        match self.0 {
+            Some(body) => r.json(body),
+            None => r,
+        }
+    }
+}
+
 /// Access reviews.
 impl Client {
     pub async fn create_campaign(
         &self,
         req: &crate::model::review::CreateCampaign,
     ) -> ClientResult<crate::model::review::Campaign> {
-        self.with_body(Method::POST, &["v1", "campaigns"], req)
-            .await
+        self.send(
+            Method::POST,
+            &["v1", "campaigns"],
+            None,
+            Some(&LongCall(Some(req))),
+        )
+        .await
     }
 
     pub async fn campaigns(
@@ -453,8 +475,13 @@ impl Client {
         &self,
         id: &str,
     ) -> ClientResult<crate::model::review::CloseOutcome> {
-        self.send(Method::POST, &["v1", "campaigns", id, "close"], None, None)
-            .await
+        self.send(
+            Method::POST,
+            &["v1", "campaigns", id, "close"],
+            None,
+            Some(&LongCall::<()>(None)),
+        )
+        .await
     }
 
     pub async fn certify_unchanged(

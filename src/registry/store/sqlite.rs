@@ -240,7 +240,7 @@ const MIGRATIONS: &[&str] = &[
         last_error TEXT,
         delivered_at TEXT,
         created_at TEXT NOT NULL,
-        UNIQUE (campaign_id, reviewer, slot)
+        UNIQUE (campaign_id, slot, reviewer)
     );
     CREATE INDEX review_reminders_due ON review_reminders(status, next_attempt_at);
     CREATE INDEX review_reminders_reviewer ON review_reminders(reviewer, id);

@@ -546,6 +546,19 @@ fn apply_verdict(
     Ok(out)
 }
 
+/// Page cache for the bulk statements (snapshot, close), in KiB: enough to keep the items'
+/// indexes' hot pages while millions of rows go in, and still a fixed bound.
+const BULK_CACHE_KIB: i64 = 64 * 1024;
+
+/// Runs `f` with a larger page cache on this connection, restoring the previous size after.
+fn with_bulk_cache<T>(tx: &Transaction<'_>, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    let previous: i64 = tx.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+    tx.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+    let out = f();
+    tx.pragma_update(None, "cache_size", previous)?;
+    out
+}
+
 /// Snapshots one item per (agent, grant) of the campaign's agents, in one statement.
 /// Returns (items, first id, last id).
 fn snapshot_items(
@@ -560,7 +573,8 @@ fn snapshot_items(
     // The rules mirror `reviews::diff` (usage, drift, recommendation); the tests check that
     // both agree. SQLite flattens the inner query into one streaming scan of agents with a
     // primary-key lookup of their grants: nothing is materialised, whatever the estate's size.
-    let inserted = tx.execute(
+    let inserted = with_bulk_cache(tx, || {
+        Ok(tx.execute(
         "INSERT INTO review_items (campaign_id, agent_id, agent_name, owner, team, environment, scope,
              reviewer, granted_by, granted_at, grant_expires_at, grant_justification, last_used_at,
              last_certified_at, baseline_at, usage, idle_days, drift, recommendation)
@@ -601,7 +615,8 @@ fn snapshot_items(
             c.filter.environment,
             c.filter.owner
         ],
-    )? as u64;
+    )? as u64)
+    })?;
     let (first, last) = if inserted == 0 {
         (0, 0)
     } else {
@@ -1449,6 +1464,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<CloseOutcome> {
         self.write(|tx| {
+            with_bulk_cache(tx, || {
             let row = campaign_row(tx, id)?;
             let c = row.campaign;
             match c.status {
@@ -1592,6 +1608,7 @@ impl SqliteStore {
                 kept,
                 already_gone,
                 next,
+            })
             })
         })
     }
@@ -1755,6 +1772,16 @@ impl SqliteStore {
                     [&c.id],
                 )? as u64;
                 let Some(slot) = slot else { continue };
+                // Planned already (this minute or earlier): the slot's reviewers are fixed
+                // when it comes due, so the scan over the campaign's items runs once per slot.
+                let planned: bool = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM review_reminders WHERE campaign_id = ?1 AND slot = ?2 LIMIT 1",
+                    )?
+                    .exists(params![c.id, slot.key])?;
+                if planned {
+                    continue;
+                }
                 let status = if deliverable {
                     ReminderStatus::Pending
                 } else {
