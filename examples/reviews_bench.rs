@@ -101,7 +101,7 @@ fn generate(store: &dyn Store, agents: u32, owners: u32) -> anyhow::Result<()> {
     }];
     for i in 0..owners {
         // About 4 % of owners have left: their agents go to the fallback reviewer.
-        let active = rng.next() % 25 != 0;
+        let active = !rng.next().is_multiple_of(25);
         people.push(SeedPerson {
             person: person(&format!("owner{i:05}@example.com"), active, vec![], now),
             manager_email: None,
@@ -120,12 +120,12 @@ fn generate(store: &dyn Store, agents: u32, owners: u32) -> anyhow::Result<()> {
         let mut batch = Vec::with_capacity(n as usize);
         for k in 0..n {
             let i = done + k;
-            let owner = (rng.next() % 12 != 0)
+            let owner = (!rng.next().is_multiple_of(12))
                 .then(|| format!("owner{:05}@example.com", rng.next() % owners as u64));
             let grants = (0..(rng.next() % 6))
                 .map(|g| {
                     let scope = SCOPES[((i as u64 + g * 5) % SCOPES.len() as u64) as usize];
-                    let added = rng.next() % 10 == 0;
+                    let added = rng.next().is_multiple_of(10);
                     let used = match rng.next() % 20 {
                         0..=11 => Some(now - Duration::days((rng.next() % 30) as i64)),
                         12..=16 => Some(now - Duration::days(31 + (rng.next() % 200) as i64)),
@@ -157,7 +157,7 @@ fn generate(store: &dyn Store, agents: u32, owners: u32) -> anyhow::Result<()> {
                     owner_name: None,
                     team: format!("team-{:02}", rng.next() % 40),
                     environment: ["production", "staging", "dev"][(rng.next() % 3) as usize].into(),
-                    status: if rng.next() % 50 == 0 {
+                    status: if rng.next().is_multiple_of(50) {
                         AgentStatus::Suspended
                     } else {
                         AgentStatus::Active
@@ -166,7 +166,7 @@ fn generate(store: &dyn Store, agents: u32, owners: u32) -> anyhow::Result<()> {
                     created_at: now - Duration::days(400),
                     last_seen_at: None,
                     static_secret: false,
-                    flags: if rng.next() % 40 == 0 {
+                    flags: if rng.next().is_multiple_of(40) {
                         vec!["rate-spike".into()]
                     } else {
                         vec![]

@@ -1652,13 +1652,14 @@ async fn the_demo_campaign_is_half_decided_with_overdue_reviewers() {
     let specs: Vec<AgentSpec<'_>> = ids
         .iter()
         .map(|id| {
-            let owner = (next() % 12 != 0).then(|| owners[(next() % 30) as usize].as_str());
+            let owner =
+                (!next().is_multiple_of(12)).then(|| owners[(next() % 30) as usize].as_str());
             let grants = (0..(next() % 5))
                 .map(|g| {
                     grant(
                         &format!("svc{g}:read"),
                         200,
-                        (next() % 3 != 0).then(|| (next() % 90) as i64),
+                        (!next().is_multiple_of(3)).then(|| (next() % 90) as i64),
                         Some(100),
                     )
                 })
