@@ -184,7 +184,7 @@ fn generate(store: &dyn Store, agents: u32, owners: u32) -> anyhow::Result<()> {
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         done += n;
-        if done % 100_000 == 0 || done == agents {
+        if done.is_multiple_of(100_000) || done == agents {
             eprint!("\rseeded {done} agents");
         }
     }
