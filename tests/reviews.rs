@@ -1835,3 +1835,52 @@ async fn the_command_line_creates_decides_exports_and_closes() {
     let (ok, _, err) = steward(&r, ADMIN, &["campaigns", "create", "x", "--due", "soon"]).await;
     assert!(!ok && err.contains("YYYY-MM-DD"), "{err}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_review_routes() {
+    let r = start().await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", r.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/campaigns",
+        "/v1/campaigns/{id}",
+        "/v1/campaigns/{id}/items",
+        "/v1/campaigns/{id}/close",
+        "/v1/campaigns/{id}/export",
+        "/v1/campaigns/{id}/agents/{agent_id}/certify-unchanged",
+        "/v1/campaigns/{id}/agents/{agent_id}/reassign",
+        "/v1/reviews/mine",
+        "/v1/reviews/reminders",
+        "/v1/review-items/{id}",
+        "/v1/review-items/{id}/decision",
+        "/v1/review-items/{id}/reassign",
+        "/v1/agents/{id}/scope-diff",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    for schema in [
+        "ReviewQueue",
+        "CreateCampaign",
+        "DecisionOutcome",
+        "ScopeDiff",
+        "Reminder",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
+    // A request body with an unknown field is refused, not ignored.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/review-items/1/decision", r.url))
+        .bearer_auth(&r.tokens[ADMIN])
+        .json(&serde_json::json!({"decision": "certify", "justfication": "typo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+}

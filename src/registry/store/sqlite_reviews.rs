@@ -722,15 +722,16 @@ fn start_campaign(
 pub(crate) fn next_instance_name(name: &str, instance: u32) -> String {
     let bytes = name.as_bytes();
     for i in 0..bytes.len().saturating_sub(6) {
-        let window = &name[i..i + 7];
-        let wb = window.as_bytes();
-        let is_quarter = wb[..4].iter().all(u8::is_ascii_digit)
-            && &wb[4..6] == b"-Q"
-            && (b'1'..=b'4').contains(&wb[6])
-            && (i == 0 || !bytes[i - 1].is_ascii_digit());
-        if is_quarter && name.is_char_boundary(i) && name.is_char_boundary(i + 7) {
-            let year: u32 = window[..4].parse().unwrap_or(0);
-            let quarter = (wb[6] - b'0') as u32;
+        let w = &bytes[i..i + 7];
+        let is_quarter = w[..4].iter().all(u8::is_ascii_digit)
+            && &w[4..6] == b"-Q"
+            && (b'1'..=b'4').contains(&w[6])
+            && (i == 0 || !bytes[i - 1].is_ascii_digit())
+            && bytes.get(i + 7).is_none_or(|b| !b.is_ascii_digit());
+        // ASCII bytes at i and i + 6 make both ends character boundaries.
+        if is_quarter {
+            let year: u32 = name[i..i + 4].parse().unwrap_or(0);
+            let quarter = (w[6] - b'0') as u32;
             let (year, quarter) = if quarter == 4 {
                 (year + 1, 1)
             } else {
@@ -1943,5 +1944,10 @@ mod tests {
         assert_eq!(next_instance_name("Team review", 2), "Team review #2");
         assert_eq!(next_instance_name("Team review #2", 3), "Team review #3");
         assert_eq!(next_instance_name("x12026-Q1", 2), "x12026-Q1 #2");
+        assert_eq!(
+            next_instance_name("Überprüfung ✓ 2026-Q2 — Zürich", 2),
+            "Überprüfung ✓ 2026-Q3 — Zürich"
+        );
+        assert_eq!(next_instance_name("✓✓✓", 2), "✓✓✓ #2");
     }
 }
