@@ -3,6 +3,9 @@
 //!
 //!     cargo run --release --example reviews_bench -- --agents 1000000 --db /tmp/reviews-1m.db
 //!
+//! `--close` also closes the campaign (recommendation outcome); `--demo` also times
+//! `seed_demo_campaign` (another campaign over the same store, about half decided).
+//!
 //! The store is generated with `Store::seed` when the file does not exist yet (and reused
 //! afterwards). The peak is reset before each step (Linux `clear_refs`), so each line shows the
 //! most memory the whole process (registry and client) held during that step.
@@ -211,13 +214,17 @@ async fn main() -> anyhow::Result<()> {
     let mut agents = 1_000_000u32;
     let mut db = PathBuf::from("/tmp/steward-reviews-bench.db");
     let mut close = false;
+    let mut demo = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--agents" => agents = args.next().unwrap_or_default().parse()?,
             "--db" => db = args.next().unwrap_or_default().into(),
             "--close" => close = true,
-            other => anyhow::bail!("unknown argument {other}; use --agents N --db PATH [--close]"),
+            "--demo" => demo = true,
+            other => anyhow::bail!(
+                "unknown argument {other}; use --agents N --db PATH [--close] [--demo]"
+            ),
         }
     }
     let fresh = !db.exists();
@@ -373,6 +380,22 @@ async fn main() -> anyhow::Result<()> {
         "plan reminders (week-1 slot)",
         format!("{} reminders recorded", run.planned),
     );
+
+    if demo {
+        let s = step();
+        let d = tokio::task::spawn_blocking({
+            let store = store_dyn.clone();
+            move || registry::demo_reviews::seed_demo_campaign(store.as_ref(), Utc::now())
+        })
+        .await??;
+        s.done(
+            "seed_demo_campaign",
+            format!(
+                "{} items, {} decided, {} reviewers ({} overdue)",
+                d.items, d.decided, d.reviewers, d.overdue_reviewers
+            ),
+        );
+    }
 
     if close {
         let s = step();

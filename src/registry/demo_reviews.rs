@@ -105,14 +105,15 @@ pub fn seed_demo_campaign(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Resu
         .context("cannot create the demo campaign")?;
     let id = campaign.id.clone();
 
-    // Pass 1: items per reviewer (bounded by the number of people, not of items).
-    let mut per_reviewer: BTreeMap<String, u64> = BTreeMap::new();
-    for_each_page(store, &id, |items| {
-        for i in items {
-            *per_reviewer.entry(i.reviewer.to_lowercase()).or_default() += 1;
-        }
-        Ok(())
-    })?;
+    // Items per reviewer (bounded by the number of people, not of items).
+    let per_reviewer: BTreeMap<String, u64> = store
+        .campaign_detail(&id)
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| anyhow!("the demo campaign vanished"))?
+        .by_reviewer
+        .into_iter()
+        .map(|r| (r.reviewer.to_lowercase(), r.progress.total))
+        .collect();
     let total: u64 = per_reviewer.values().sum();
     // Reviewers in a stable shuffled order: the first ones finish, the next do half.
     let mut order: Vec<(&String, &u64)> = per_reviewer.iter().collect();
@@ -137,7 +138,7 @@ pub fn seed_demo_campaign(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Resu
         diligence.insert((*last).clone(), Diligence::Half);
     }
 
-    // Pass 2: the decisions, one transaction per page, at times spread over the campaign.
+    // The decisions, one transaction per page, at times spread over the campaign.
     let span = (due_at - Duration::days(1) - starts_at)
         .num_seconds()
         .max(1) as u64;

@@ -234,10 +234,70 @@ fn item_history(tx: &Transaction<'_>, item_id: i64) -> StoreResult<Vec<ItemEvent
 }
 
 fn with_history(tx: &Transaction<'_>, mut items: Vec<ReviewItem>) -> StoreResult<Vec<ReviewItem>> {
+    let (Some(lo), Some(hi)) = (
+        items.iter().map(|i| i.id).min(),
+        items.iter().map(|i| i.id).max(),
+    ) else {
+        return Ok(items);
+    };
+    if hi - lo >= 4 * items.len() as i64 {
+        // Sparse ids (a filtered page): one lookup per item.
+        for item in &mut items {
+            item.history = item_history(tx, item.id)?;
+        }
+        return Ok(items);
+    }
+    // Dense ids (a page in item order): one range query for the whole page.
+    let mut by_item: HashMap<i64, Vec<ItemEvent>> = HashMap::new();
+    let mut stmt = tx.prepare_cached(
+        "SELECT item_id, action, actor, at, justification, from_reviewer, to_reviewer, audit_seq
+         FROM review_item_events WHERE item_id BETWEEN ?1 AND ?2 ORDER BY id",
+    )?;
+    let mut rows = stmt.query(params![lo, hi])?;
+    while let Some(r) = rows.next()? {
+        by_item.entry(r.get(0)?).or_default().push(ItemEvent {
+            action: r.get(1)?,
+            by: r.get(2)?,
+            at: parse_ts(&r.get::<_, String>(3)?)?,
+            justification: r.get(4)?,
+            from_reviewer: r.get(5)?,
+            to_reviewer: r.get(6)?,
+            audit_seq: r.get(7)?,
+        });
+    }
     for item in &mut items {
-        item.history = item_history(tx, item.id)?;
+        item.history = by_item.remove(&item.id).unwrap_or_default();
     }
     Ok(items)
+}
+
+/// An item without its history, its campaign taken from `cache` when already loaded: a batch
+/// decides many items of few campaigns.
+fn load_item_for_batch(
+    tx: &Transaction<'_>,
+    id: i64,
+    cache: &mut HashMap<String, Campaign>,
+) -> StoreResult<(ReviewItem, Campaign)> {
+    let campaign_id: String = tx
+        .prepare_cached("SELECT campaign_id FROM review_items WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no review item {id}")))?;
+    let c = match cache.get(&campaign_id) {
+        Some(c) => c.clone(),
+        None => {
+            let c = campaign_row(tx, &campaign_id)?.campaign;
+            cache.insert(campaign_id, c.clone());
+            c
+        }
+    };
+    let ctx = ItemContext::of(&c);
+    let item = tx
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM review_items i WHERE i.id = ?1"
+        ))?
+        .query_row([id], |r| item_from_row(r, ctx))?;
+    Ok((item, c))
 }
 
 fn load_item(tx: &Transaction<'_>, id: i64) -> StoreResult<(ReviewItem, CampaignRow)> {
@@ -1271,10 +1331,11 @@ impl SqliteStore {
     ) -> StoreResult<u64> {
         self.write(|tx| {
             let mut changed = 0;
+            let mut campaigns = HashMap::new();
             for d in decisions {
-                let (item, c) = load_item(tx, d.item_id)?;
+                let (item, c) = load_item_for_batch(tx, d.item_id, &mut campaigns)?;
                 guard(&item_facts(&item))?;
-                ensure_open(&c.campaign)?;
+                ensure_open(&c)?;
                 let justification = d
                     .decide
                     .justification
@@ -1284,7 +1345,7 @@ impl SqliteStore {
                 let applied = apply_verdict(
                     tx,
                     &d.actor,
-                    &c.campaign,
+                    &c,
                     &item,
                     d.decide.decision,
                     justification,
