@@ -91,6 +91,12 @@ pub enum Command {
     /// Person access tokens, introspection and revocation (the token service).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Access reviews: your queue, decisions, the evidence export.
+    #[command(subcommand)]
+    Reviews(super::reviews::ReviewsCommand),
+    /// Access-review campaigns: create, list, show, close.
+    #[command(subcommand)]
+    Campaigns(super::reviews::CampaignsCommand),
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +150,9 @@ pub struct ServerArgs {
     /// Ceiling of that lifetime, e.g. 15m (at most 1h).
     #[arg(long, default_value = "15m")]
     pub token_max_ttl: String,
+    /// Where access-review reminders are POSTed as JSON (one per reviewer per reminder).
+    #[arg(long, value_name = "URL")]
+    pub reminder_webhook: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

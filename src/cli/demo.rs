@@ -109,7 +109,13 @@ fn open_and_seed(
         return Ok((store, personas));
     }
     eprintln!("seeding the demo enterprise ({agents} agents, seed {seed})…");
-    let personas = registry::demo::seed(store.as_ref(), seed, agents)?;
+    let (personas, campaign) = registry::demo::seed_with_campaign(store.as_ref(), seed, agents)?;
+    if campaign.is_none() {
+        eprintln!(
+            "the demo review campaign is left out above {} agents; create one with `steward campaigns create`",
+            registry::demo::CAMPAIGN_AGENT_LIMIT
+        );
+    }
     if keep {
         super::server::write_private(&sidecar, &serde_json::to_vec_pretty(&personas)?)
             .with_context(|| format!("cannot write {}", sidecar.display()))?;

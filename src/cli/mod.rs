@@ -11,6 +11,7 @@ pub mod govern;
 pub mod login;
 pub mod output;
 pub mod paths;
+pub mod reviews;
 pub mod server;
 pub mod tokens;
 
@@ -30,6 +31,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return server::run(args).await;
         }
         Some(Command::Token(command)) => return tokens::run_token(cli.server, command).await,
+        Some(Command::Reviews(c)) => return reviews::reviews(server, c).await,
+        Some(Command::Campaigns(c)) => return reviews::campaigns(server, c).await,
         Some(Command::Tui) | None => return console::run(server).await,
         Some(Command::Demo(args)) => return demo::run(args).await,
         Some(command) => command,
@@ -83,7 +86,12 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             db: None,
             page_size,
         }) => audit::verify_remote(&connect()?, page_size).await,
-        Command::Server(_) | Command::Tui | Command::Demo(_) | Command::Token(_) => {
+        Command::Server(_)
+        | Command::Tui
+        | Command::Demo(_)
+        | Command::Token(_)
+        | Command::Reviews(_)
+        | Command::Campaigns(_) => {
             anyhow::bail!("internal: {command:?} is not a scripting command")
         }
     }

@@ -32,14 +32,42 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let store: Arc<dyn Store> = store;
     let token_settings = super::tokens::token_settings(&args)?;
-    let server = Server::bind_with(&args.listen, store, &args.name, &token_settings).await?;
+    let reminders = reminder_webhook(args.reminder_webhook.as_deref())?;
+    let server =
+        Server::bind_with(&args.listen, store.clone(), &args.name, &token_settings).await?;
     let addr = server.local_addr();
+    // Access reviews: open, close at the due date, remind (every minute).
+    let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
+    let reviews = registry::reviews::ReviewScheduler::new(store, reminders)?.spawn(stop_rx);
     // The first line on stdout: scripts and tests wait for it.
     println!("listening on http://{addr}");
     std::io::stdout().flush().ok();
     server.serve(registry::shutdown_signal()).await?;
+    // Let a reminder run in progress finish, so that a delivery is always recorded.
+    let _ = stop_reviews.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reviews).await;
     eprintln!("stopped");
     Ok(())
+}
+
+/// Parses `--reminder-webhook`; says where reminders go without printing the URL's path,
+/// which often carries a secret.
+fn reminder_webhook(url: Option<&str>) -> anyhow::Result<Option<reqwest::Url>> {
+    let Some(url) = url else {
+        eprintln!("reviews: no --reminder-webhook; reminders are recorded but not sent");
+        return Ok(None);
+    };
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| anyhow::anyhow!("--reminder-webhook is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        bail!("--reminder-webhook must be an http:// or https:// URL");
+    }
+    eprintln!(
+        "reviews: reminders are POSTed to {}://{}/…",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default()
+    );
+    Ok(Some(parsed))
 }
 
 async fn seed_demo(
@@ -62,7 +90,13 @@ async fn seed_demo(
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let personas = registry::demo::seed(store.as_ref(), seed, agents)?;
+        let (personas, campaign) = registry::demo::seed_with_campaign(store.as_ref(), seed, agents)?;
+        if campaign.is_none() {
+            eprintln!(
+                "the demo review campaign is left out above {} agents; create one with `steward campaigns create`",
+                registry::demo::CAMPAIGN_AGENT_LIMIT
+            );
+        }
         eprintln!(
             "seeded the demo enterprise (seed {seed}, {agents} agents) in {:.1} s",
             started.elapsed().as_secs_f64()

@@ -530,3 +530,232 @@ mod erased {
         }
     }
 }
+
+/// A campaign export being downloaded: read it chunk by chunk so that a large campaign never
+/// sits in memory whole.
+#[derive(Debug)]
+pub struct ExportDownload {
+    response: reqwest::Response,
+    base: String,
+}
+
+impl ExportDownload {
+    /// The next chunk, or `None` at the end. An export the registry could not finish ends
+    /// with an error, never with a silently short file.
+    pub async fn chunk(&mut self) -> ClientResult<Option<bytes::Bytes>> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                detail: format!("the export broke off: {}", describe_reqwest(&e)),
+            })
+    }
+}
+
+/// Creating or closing a campaign over a very large estate takes longer than an ordinary call
+/// (about a minute per million agents): these calls wait up to this long.
+const LONG_CALL: Duration = Duration::from_secs(30 * 60);
+
+/// A request body (or none) sent with the longer timeout of [`LONG_CALL`].
+struct LongCall<'a, B>(Option<&'a B>);
+
+impl<B: Serialize> erased::Body for LongCall<'_, B> {
+    fn apply(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let r = r.timeout(LONG_CALL);
+        match self.0 {
+            Some(body) => r.json(body),
+            None => r,
+        }
+    }
+}
+
+/// Access reviews.
+impl Client {
+    pub async fn create_campaign(
+        &self,
+        req: &crate::model::review::CreateCampaign,
+    ) -> ClientResult<crate::model::review::Campaign> {
+        self.send(
+            Method::POST,
+            &["v1", "campaigns"],
+            None,
+            Some(&LongCall(Some(req))),
+        )
+        .await
+    }
+
+    pub async fn campaigns(
+        &self,
+        query: &crate::model::review::CampaignQuery,
+    ) -> ClientResult<Vec<crate::model::review::Campaign>> {
+        self.get_query(&["v1", "campaigns"], query).await
+    }
+
+    pub async fn campaign(&self, id: &str) -> ClientResult<crate::model::review::CampaignDetail> {
+        self.get(&["v1", "campaigns", id]).await
+    }
+
+    pub async fn campaign_items(
+        &self,
+        id: &str,
+        query: &crate::model::review::ReviewItemQuery,
+    ) -> ClientResult<crate::model::review::ReviewItemPage> {
+        self.get_query(&["v1", "campaigns", id, "items"], query)
+            .await
+    }
+
+    pub async fn close_campaign(
+        &self,
+        id: &str,
+    ) -> ClientResult<crate::model::review::CloseOutcome> {
+        self.send(
+            Method::POST,
+            &["v1", "campaigns", id, "close"],
+            None,
+            Some(&LongCall::<()>(None)),
+        )
+        .await
+    }
+
+    pub async fn certify_unchanged(
+        &self,
+        campaign_id: &str,
+        agent_id: &str,
+    ) -> ClientResult<crate::model::review::BulkCertifyOutcome> {
+        self.send(
+            Method::POST,
+            &[
+                "v1",
+                "campaigns",
+                campaign_id,
+                "agents",
+                agent_id,
+                "certify-unchanged",
+            ],
+            None,
+            None,
+        )
+        .await
+    }
+
+    pub async fn reassign_agent(
+        &self,
+        campaign_id: &str,
+        agent_id: &str,
+        req: &crate::model::review::ReassignItems,
+    ) -> ClientResult<crate::model::review::ReassignOutcome> {
+        self.with_body(
+            Method::POST,
+            &[
+                "v1",
+                "campaigns",
+                campaign_id,
+                "agents",
+                agent_id,
+                "reassign",
+            ],
+            req,
+        )
+        .await
+    }
+
+    pub async fn my_reviews(
+        &self,
+        query: &crate::model::review::QueueQuery,
+    ) -> ClientResult<crate::model::review::ReviewQueue> {
+        self.get_query(&["v1", "reviews", "mine"], query).await
+    }
+
+    pub async fn reminders(
+        &self,
+        query: &crate::model::review::ReminderQuery,
+    ) -> ClientResult<crate::model::review::ReminderPage> {
+        self.get_query(&["v1", "reviews", "reminders"], query).await
+    }
+
+    pub async fn review_item(&self, id: i64) -> ClientResult<crate::model::review::ReviewItem> {
+        self.get(&["v1", "review-items", &id.to_string()]).await
+    }
+
+    pub async fn decide(
+        &self,
+        id: i64,
+        req: &crate::model::review::DecideItem,
+    ) -> ClientResult<crate::model::review::DecisionOutcome> {
+        self.with_body(
+            Method::POST,
+            &["v1", "review-items", &id.to_string(), "decision"],
+            req,
+        )
+        .await
+    }
+
+    pub async fn reassign_item(
+        &self,
+        id: i64,
+        req: &crate::model::review::ReassignItems,
+    ) -> ClientResult<crate::model::review::ReassignOutcome> {
+        self.with_body(
+            Method::POST,
+            &["v1", "review-items", &id.to_string(), "reassign"],
+            req,
+        )
+        .await
+    }
+
+    pub async fn scope_diff(
+        &self,
+        agent_id: &str,
+        lookback_days: Option<u32>,
+    ) -> ClientResult<crate::model::review::ScopeDiff> {
+        self.get_query(
+            &["v1", "agents", agent_id, "scope-diff"],
+            &crate::model::review::ScopeDiffQuery { lookback_days },
+        )
+        .await
+    }
+
+    /// Starts downloading a campaign's evidence; read it with [`ExportDownload::chunk`].
+    pub async fn export_campaign(
+        &self,
+        id: &str,
+        format: crate::model::review::ExportFormat,
+    ) -> ClientResult<ExportDownload> {
+        let url = self.url(&["v1", "campaigns", id, "export"]);
+        let mut request = self
+            .http
+            .get(url.clone())
+            .query(&crate::model::review::ExportQuery { format })
+            // A large export takes longer than one ordinary call.
+            .timeout(Duration::from_secs(3600));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: self.base.to_string(),
+            detail: describe_reqwest(&e),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(unreachable)?;
+            return Err(match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+                Ok(body) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: body.error,
+                    message: body.message,
+                },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: "http_error".into(),
+                    message: format!("{} answered {status} to {}", self.base, url.path()),
+                },
+            });
+        }
+        Ok(ExportDownload {
+            response,
+            base: self.base.to_string(),
+        })
+    }
+}

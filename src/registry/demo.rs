@@ -140,6 +140,32 @@ pub fn seed_with(
     Ok(personas)
 }
 
+/// Above this many agents the demo leaves the review campaign out: deciding half of its items
+/// takes minutes at a million agents, and the enterprise must seed in under two.
+pub const CAMPAIGN_AGENT_LIMIT: u32 = 100_000;
+
+/// The whole demo: the enterprise, then (up to [`CAMPAIGN_AGENT_LIMIT`] agents) an open
+/// quarterly review campaign about half decided, with overdue reviewers.
+pub fn seed_with_campaign(
+    store: &dyn Store,
+    seed: u64,
+    agents: u32,
+) -> anyhow::Result<(
+    Personas,
+    Option<crate::registry::demo_reviews::DemoCampaign>,
+)> {
+    let personas = self::seed(store, seed, agents)?;
+    let campaign = if agents <= CAMPAIGN_AGENT_LIMIT {
+        Some(crate::registry::demo_reviews::seed_demo_campaign(
+            store,
+            Utc::now(),
+        )?)
+    } else {
+        None
+    };
+    Ok((personas, campaign))
+}
+
 fn store_error(e: crate::registry::store::StoreError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }

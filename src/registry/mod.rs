@@ -1,8 +1,10 @@
 //! The identity registry: `steward server`.
 
 pub mod demo;
+pub mod demo_reviews;
 pub mod http;
 pub mod policy;
+pub mod reviews;
 pub mod store;
 pub mod tokens;
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod oauth;
 pub mod people;
+pub mod reviews;
 
 use std::sync::Arc;
 
@@ -63,6 +64,7 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         (name = "people", description = "People, roles and API tokens"),
         (name = "audit", description = "The hash-chained audit log and the change feed"),
         (name = "tokens", description = "OAuth token exchange, introspection, revocation, keys"),
+        (name = "reviews", description = "Access-review campaigns, decisions, scope diffs, reminders"),
     )
 )]
 struct ApiDoc;
@@ -130,6 +132,19 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(oauth::add_credential))
         .routes(routes!(oauth::disable_credential))
         .routes(routes!(oauth::agent_tokens))
+        .routes(routes!(reviews::list_campaigns, reviews::create_campaign))
+        .routes(routes!(reviews::show_campaign))
+        .routes(routes!(reviews::campaign_items))
+        .routes(routes!(reviews::close_campaign))
+        .routes(routes!(reviews::export_campaign))
+        .routes(routes!(reviews::certify_unchanged))
+        .routes(routes!(reviews::reassign_agent))
+        .routes(routes!(reviews::my_reviews))
+        .routes(routes!(reviews::reminders))
+        .routes(routes!(reviews::show_item))
+        .routes(routes!(reviews::decide_item))
+        .routes(routes!(reviews::reassign_item))
+        .routes(routes!(reviews::scope_diff))
         .with_state(state)
         .split_for_parts();
     let openapi = Arc::new(openapi);

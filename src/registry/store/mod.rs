@@ -14,8 +14,17 @@ use crate::model::api::{
     AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,
     DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
 };
+use crate::model::review::{
+    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignQuery, CloseOutcome, CreateCampaign,
+    DecideItem, DecisionOutcome, ExportRow, QueueQuery, ReassignItems, ReassignOutcome, Reminder,
+    ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue,
+    ScopeDiff,
+};
 use crate::model::{
     Actor, Agent, AgentDetail, AgentStatus, Credential, CredentialKind, Grant, Person,
+};
+use crate::registry::reviews::{
+    BatchDecision, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
 };
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
@@ -307,4 +316,94 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets spent assertions and the index's expired tokens; drops token records that
     /// expired before `keep_records_after` (Unix time).
     fn prune_tokens(&self, now: i64, keep_records_after: i64) -> StoreResult<()>;
+    // Access reviews (SQLite bodies in sqlite_reviews.rs). `now` is passed in so that
+    // schedules, diffs and the background scheduler can be driven by a test clock.
+    /// Creates a campaign; when it starts now, snapshots one item per (agent, grant).
+    fn create_campaign(
+        &self,
+        actor: &Actor,
+        req: &CreateCampaign,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Campaign>;
+    /// Opens scheduled campaigns whose start has come, snapshotting their items.
+    fn start_due_campaigns(&self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Vec<Campaign>>;
+    fn list_campaigns(&self, query: &CampaignQuery) -> StoreResult<Vec<Campaign>>;
+    fn campaign_detail(&self, id: &str) -> StoreResult<Option<CampaignDetail>>;
+    fn review_items(
+        &self,
+        campaign_id: &str,
+        query: &ReviewItemQuery,
+    ) -> StoreResult<ReviewItemPage>;
+    fn review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem>;
+    fn review_queue(
+        &self,
+        reviewer: &str,
+        query: &QueueQuery,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReviewQueue>;
+    fn decide_item(
+        &self,
+        actor: &Actor,
+        item_id: i64,
+        req: &DecideItem,
+        now: DateTime<Utc>,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<DecisionOutcome>;
+    /// Applies many decisions in one transaction, all or none; returns how many changed
+    /// something. Each decision is checked by `guard` and the same rules as `decide_item`.
+    fn decide_items(&self, decisions: &[BatchDecision], guard: ItemGuard<'_>) -> StoreResult<u64>;
+    /// Certifies the agent's undecided, used and unchanged items that pass `guard`.
+    fn certify_unchanged(
+        &self,
+        actor: &Actor,
+        campaign_id: &str,
+        agent_id: &str,
+        now: DateTime<Utc>,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<BulkCertifyOutcome>;
+    fn reassign_items(
+        &self,
+        actor: &Actor,
+        target: &ReassignTarget,
+        req: &ReassignItems,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReassignOutcome>;
+    /// Closes an open campaign, applying its no-response outcome to undecided items.
+    fn close_campaign(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CloseOutcome>;
+    /// Open campaigns whose `closes_at` has passed.
+    fn campaigns_due_to_close(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
+    /// Streams every item of a campaign, in item order, over one consistent snapshot.
+    fn export_campaign(
+        &self,
+        id: &str,
+        each: &mut dyn FnMut(ExportRow) -> StoreResult<()>,
+    ) -> StoreResult<u64>;
+    fn scope_diff(
+        &self,
+        agent_id: &str,
+        lookback_days: u32,
+        now: DateTime<Utc>,
+        guard: Guard<'_>,
+    ) -> StoreResult<ScopeDiff>;
+    /// Records the current reminder slot for every reviewer with undecided items and cancels
+    /// reminders that are no longer wanted. `deliverable`: a webhook is configured.
+    fn plan_reminders(&self, now: DateTime<Utc>, deliverable: bool) -> StoreResult<ReminderPlan>;
+    fn due_reminders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Reminder>>;
+    fn record_reminder_attempt(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        attempt: &ReminderAttempt,
+    ) -> StoreResult<()>;
+    /// Reminders, newest first; `reviewer` restricts to one person (non-admins).
+    fn list_reminders(
+        &self,
+        query: &ReminderQuery,
+        reviewer: Option<&str>,
+    ) -> StoreResult<ReminderPage>;
 }

@@ -17,6 +17,17 @@ use crate::model::api::{
     DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
 };
 use crate::model::audit::{ChainVerifier, GENESIS_HASH, audit_time, event_hash};
+use crate::model::review::{
+    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignQuery, CloseOutcome, CreateCampaign,
+    DecideItem, DecisionOutcome, ExportRow, QueueQuery, ReassignItems, ReassignOutcome, Reminder,
+    ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue,
+    ScopeDiff,
+};
+use crate::registry::reviews::{
+    BatchDecision, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
+};
+
+type Now = DateTime<Utc>;
 use crate::model::{
     Actor, Agent, AgentDetail, AgentKind, AgentRef, AgentSource, AgentStatus, AuditEvent,
     Credential, CredentialKind, Grant, Person, Role,
@@ -176,12 +187,127 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (agent_id, jti)
     ) WITHOUT ROWID;
     "#,
+    // 3: access reviews (see sqlite_reviews.rs).
+    r#"
+    CREATE TABLE campaigns (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        series_id TEXT NOT NULL,
+        instance INTEGER NOT NULL,
+        previous_id TEXT REFERENCES campaigns(id),
+        next_id TEXT REFERENCES campaigns(id),
+        filter_team TEXT,
+        filter_environment TEXT,
+        filter_owner TEXT,
+        starts_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        grace_days INTEGER NOT NULL,
+        closes_at TEXT NOT NULL,
+        recurrence TEXT NOT NULL,
+        fallback_reviewer TEXT NOT NULL,
+        reminders TEXT NOT NULL,
+        no_response TEXT NOT NULL,
+        justify_certify_unused INTEGER NOT NULL,
+        justify_revoke_against INTEGER NOT NULL,
+        lookback_days INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        snapshot_at TEXT,
+        closed_at TEXT,
+        closed_by TEXT,
+        items_total INTEGER NOT NULL DEFAULT 0,
+        items_certified INTEGER NOT NULL DEFAULT 0,
+        items_revoked INTEGER NOT NULL DEFAULT 0,
+        items_kept INTEGER NOT NULL DEFAULT 0,
+        items_first_id INTEGER NOT NULL DEFAULT 0,
+        items_last_id INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX campaigns_status ON campaigns(status, closes_at);
+
+    -- One row per (agent, grant) of a campaign, with the scope diff as it stood at the start.
+    CREATE TABLE review_items (
+        id INTEGER PRIMARY KEY,
+        campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        agent_name TEXT NOT NULL,
+        owner TEXT,
+        team TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        reviewer TEXT NOT NULL COLLATE NOCASE,
+        granted_by TEXT NOT NULL,
+        granted_at TEXT NOT NULL,
+        grant_expires_at TEXT,
+        grant_justification TEXT,
+        last_used_at TEXT,
+        last_certified_at TEXT,
+        baseline_at TEXT,
+        usage TEXT NOT NULL,
+        idle_days INTEGER NOT NULL,
+        drift TEXT NOT NULL,
+        recommendation TEXT NOT NULL,
+        decision TEXT NOT NULL DEFAULT 'none',
+        decided_by TEXT,
+        decided_at TEXT,
+        justification TEXT,
+        applied INTEGER NOT NULL DEFAULT 0,
+        applied_at TEXT,
+        changes INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (campaign_id, agent_id, scope)
+    );
+    CREATE INDEX review_items_reviewer ON review_items(campaign_id, reviewer, decision);
+
+    -- Every decision (changed minds included) and reassignment of an item.
+    CREATE TABLE review_item_events (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES review_items(id),
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        justification TEXT,
+        from_reviewer TEXT,
+        to_reviewer TEXT,
+        audit_seq INTEGER
+    );
+    CREATE INDEX review_item_events_item ON review_item_events(item_id);
+
+    -- An agent's last certification, kept even when the certified grants are later removed.
+    CREATE TABLE agent_certifications (
+        agent_id TEXT PRIMARY KEY REFERENCES agents(id),
+        certified_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Reminder deliveries: at most one per (campaign, reviewer, slot).
+    CREATE TABLE review_reminders (
+        id INTEGER PRIMARY KEY,
+        campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+        reviewer TEXT NOT NULL COLLATE NOCASE,
+        slot TEXT NOT NULL,
+        slot_at TEXT NOT NULL,
+        pending_items INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at TEXT,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        delivered_at TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (campaign_id, slot, reviewer)
+    );
+    CREATE INDEX review_reminders_due ON review_reminders(status, next_attempt_at);
+    CREATE INDEX review_reminders_reviewer ON review_reminders(reviewer, id);
+    "#,
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const READERS: usize = 4;
+
+// The access-review bodies live in their own file to keep this one from growing.
+#[path = "sqlite_reviews.rs"]
+mod reviews;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -2092,6 +2218,88 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+    }
+    // Access reviews: bodies in sqlite_reviews.rs.
+    fn create_campaign(&self, a: &Actor, r: &CreateCampaign, now: Now) -> StoreResult<Campaign> {
+        self.rv_create_campaign(a, r, now)
+    }
+    fn start_due_campaigns(&self, a: &Actor, now: Now) -> StoreResult<Vec<Campaign>> {
+        self.rv_start_due_campaigns(a, now)
+    }
+    fn list_campaigns(&self, q: &CampaignQuery) -> StoreResult<Vec<Campaign>> {
+        self.rv_list_campaigns(q)
+    }
+    fn campaign_detail(&self, id: &str) -> StoreResult<Option<CampaignDetail>> {
+        self.rv_campaign_detail(id)
+    }
+    fn review_items(&self, id: &str, q: &ReviewItemQuery) -> StoreResult<ReviewItemPage> {
+        self.rv_review_items(id, q)
+    }
+    fn review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem> {
+        self.rv_review_item(id, guard)
+    }
+    fn review_queue(&self, who: &str, q: &QueueQuery, now: Now) -> StoreResult<ReviewQueue> {
+        self.rv_review_queue(who, q, now)
+    }
+    fn decide_item(
+        &self,
+        a: &Actor,
+        id: i64,
+        r: &DecideItem,
+        now: Now,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<DecisionOutcome> {
+        self.rv_decide_item(a, id, r, now, guard)
+    }
+    fn decide_items(&self, d: &[BatchDecision], guard: ItemGuard<'_>) -> StoreResult<u64> {
+        self.rv_decide_items(d, guard)
+    }
+    fn certify_unchanged(
+        &self,
+        a: &Actor,
+        campaign: &str,
+        agent: &str,
+        now: Now,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<BulkCertifyOutcome> {
+        self.rv_certify_unchanged(a, campaign, agent, now, guard)
+    }
+    fn reassign_items(
+        &self,
+        a: &Actor,
+        t: &ReassignTarget,
+        r: &ReassignItems,
+        now: Now,
+    ) -> StoreResult<ReassignOutcome> {
+        self.rv_reassign_items(a, t, r, now)
+    }
+    fn close_campaign(&self, a: &Actor, id: &str, now: Now) -> StoreResult<CloseOutcome> {
+        self.rv_close_campaign(a, id, now)
+    }
+    fn campaigns_due_to_close(&self, now: Now) -> StoreResult<Vec<String>> {
+        self.rv_campaigns_due_to_close(now)
+    }
+    fn export_campaign(
+        &self,
+        id: &str,
+        each: &mut dyn FnMut(ExportRow) -> StoreResult<()>,
+    ) -> StoreResult<u64> {
+        self.rv_export_campaign(id, each)
+    }
+    fn scope_diff(&self, id: &str, days: u32, now: Now, g: Guard<'_>) -> StoreResult<ScopeDiff> {
+        self.rv_scope_diff(id, days, now, g)
+    }
+    fn plan_reminders(&self, now: Now, deliverable: bool) -> StoreResult<ReminderPlan> {
+        self.rv_plan_reminders(now, deliverable)
+    }
+    fn due_reminders(&self, now: Now, limit: u32) -> StoreResult<Vec<Reminder>> {
+        self.rv_due_reminders(now, limit)
+    }
+    fn record_reminder_attempt(&self, id: i64, now: Now, a: &ReminderAttempt) -> StoreResult<()> {
+        self.rv_record_reminder_attempt(id, now, a)
+    }
+    fn list_reminders(&self, q: &ReminderQuery, who: Option<&str>) -> StoreResult<ReminderPage> {
+        self.rv_list_reminders(q, who)
     }
 }
 

@@ -1,0 +1,2014 @@
+//! The SQLite bodies of the access-review methods of `Store`: campaigns, review items,
+//! decisions, close, export, scope diffs and reminders. A child module of `sqlite`, so that it
+//! shares its transaction, audit and change-feed helpers; `sqlite.rs` only delegates here.
+//!
+//! Large campaigns never pass through memory whole: items are snapshotted with one
+//! `INSERT … SELECT`, exported through a row callback, and closed in batches.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Months, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{
+    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, new_id, parse_opt_ts,
+    parse_ts, person_by_email, touch_agent, ts,
+};
+use crate::model::Actor;
+use crate::model::review::{
+    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
+    Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome, ExportRow,
+    ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress, QueueAgent,
+    QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage,
+    ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage,
+    ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem,
+    TeamProgress, Usage, Verdict,
+};
+use crate::registry::reviews::diff::{self, DEFAULT_LOOKBACK_DAYS, GrantFacts};
+use crate::registry::reviews::{
+    BatchDecision, ItemFacts, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
+    SYSTEM_DECIDER,
+    schedule::{self, days_until},
+};
+use crate::registry::store::{Guard, StoreError, StoreResult};
+
+/// Items processed per batch when closing a campaign.
+const CLOSE_BATCH: i64 = 1000;
+
+/// A campaign with the bookkeeping the API does not show.
+struct CampaignRow {
+    campaign: Campaign,
+    /// When the items were snapshotted (the "as of" of their diffs).
+    snapshot_at: Option<DateTime<Utc>>,
+    /// Items of one campaign are inserted by one statement, so their ids form one range.
+    first_item: i64,
+    last_item: i64,
+}
+
+const CAMPAIGN_COLUMNS: &str = "id, name, series_id, instance, previous_id, next_id, filter_team,
+    filter_environment, filter_owner, starts_at, due_at, grace_days, closes_at, recurrence,
+    fallback_reviewer, reminders, no_response, justify_certify_unused, justify_revoke_against,
+    lookback_days, status, created_by, created_at, closed_at, closed_by, items_total,
+    items_certified, items_revoked, items_kept, snapshot_at, items_first_id, items_last_id";
+
+fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn campaign_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
+    let recurrence: String = r.get(13)?;
+    let reminders: String = r.get(15)?;
+    let no_response: String = r.get(16)?;
+    let status: String = r.get(20)?;
+    let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+    let campaign = Campaign {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        series_id: r.get(2)?,
+        instance: r.get(3)?,
+        previous_id: r.get(4)?,
+        next_id: r.get(5)?,
+        filter: CampaignFilter {
+            team: r.get(6)?,
+            environment: r.get(7)?,
+            owner: r.get(8)?,
+        },
+        starts_at: parse_ts(&r.get::<_, String>(9)?)?,
+        due_at: parse_ts(&r.get::<_, String>(10)?)?,
+        grace_days: r.get(11)?,
+        closes_at: parse_ts(&r.get::<_, String>(12)?)?,
+        recurrence: Recurrence::parse(&recurrence)
+            .ok_or_else(|| bad_value("recurrence", &recurrence))?,
+        fallback_reviewer: r.get(14)?,
+        reminders: json_column::<ReminderSchedule>(&reminders)?,
+        no_response: NoResponse::parse(&no_response)
+            .ok_or_else(|| bad_value("no-response outcome", &no_response))?,
+        justification: JustificationPolicy {
+            certify_unused: r.get(17)?,
+            revoke_against_recommendation: r.get(18)?,
+        },
+        lookback_days: r.get(19)?,
+        status: CampaignStatus::parse(&status)
+            .ok_or_else(|| bad_value("campaign status", &status))?,
+        created_by: r.get(21)?,
+        created_at: parse_ts(&r.get::<_, String>(22)?)?,
+        closed_at: parse_opt_ts(r.get(23)?)?,
+        closed_by: r.get(24)?,
+        progress: Progress::from_counts(count(25)?, count(26)?, count(27)?, count(28)?),
+    };
+    Ok(CampaignRow {
+        campaign,
+        snapshot_at: parse_opt_ts(r.get(29)?)?,
+        first_item: r.get(30)?,
+        last_item: r.get(31)?,
+    })
+}
+
+fn campaign_row(tx: &Transaction<'_>, id: &str) -> StoreResult<CampaignRow> {
+    tx.query_row(
+        &format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1"),
+        [id],
+        campaign_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("no campaign with id {id}")))
+}
+
+fn ensure_open(c: &Campaign) -> StoreResult<()> {
+    match c.status {
+        CampaignStatus::Open => Ok(()),
+        CampaignStatus::Closed => Err(StoreError::Conflict(format!(
+            "campaign {} ({}) closed at {}; its items can no longer be changed",
+            c.id,
+            c.name,
+            c.closed_at.map(ts).unwrap_or_default()
+        ))),
+        CampaignStatus::Scheduled => Err(StoreError::Conflict(format!(
+            "campaign {} ({}) has not started yet (it starts at {})",
+            c.id,
+            c.name,
+            ts(c.starts_at)
+        ))),
+    }
+}
+
+/// What an item's rendering needs from its campaign.
+#[derive(Clone, Copy)]
+struct ItemContext {
+    lookback_days: u32,
+    justification: JustificationPolicy,
+}
+
+impl ItemContext {
+    fn of(c: &Campaign) -> ItemContext {
+        ItemContext {
+            lookback_days: c.lookback_days,
+            justification: c.justification,
+        }
+    }
+}
+
+const ITEM_COLUMNS: &str = "i.id, i.campaign_id, i.agent_id, i.agent_name, i.owner, i.team,
+    i.environment, i.scope, i.reviewer, i.granted_by, i.granted_at, i.last_used_at,
+    i.last_certified_at, i.usage, i.idle_days, i.drift, i.recommendation, i.decision,
+    i.decided_by, i.decided_at, i.justification, i.applied, i.applied_at";
+
+fn justification_required(
+    policy: JustificationPolicy,
+    recommended: Verdict,
+) -> JustificationRequired {
+    JustificationRequired {
+        certify: policy.certify_unused && recommended == Verdict::Revoke,
+        revoke: policy.revoke_against_recommendation && recommended == Verdict::Certify,
+    }
+}
+
+fn item_from_row(r: &rusqlite::Row<'_>, ctx: ItemContext) -> rusqlite::Result<ReviewItem> {
+    let usage: String = r.get(13)?;
+    let drift: String = r.get(15)?;
+    let recommendation: String = r.get(16)?;
+    let decision: String = r.get(17)?;
+    let usage = Usage::parse(&usage).ok_or_else(|| bad_value("usage", &usage))?;
+    let change = Change::parse(&drift).ok_or_else(|| bad_value("drift", &drift))?;
+    let recommended = Verdict::parse(&recommendation)
+        .ok_or_else(|| bad_value("recommendation", &recommendation))?;
+    let decision = Decision::parse(&decision).ok_or_else(|| bad_value("decision", &decision))?;
+    let facts = GrantFacts {
+        granted_by: r.get(9)?,
+        granted_at: parse_ts(&r.get::<_, String>(10)?)?,
+        last_used_at: parse_opt_ts(r.get(11)?)?,
+        last_certified_at: parse_opt_ts(r.get(12)?)?,
+    };
+    let diff = diff::state_from_parts(
+        &facts,
+        usage,
+        r.get(14)?,
+        change,
+        recommended,
+        ctx.lookback_days,
+    );
+    Ok(ReviewItem {
+        id: r.get(0)?,
+        campaign_id: r.get(1)?,
+        agent_id: r.get(2)?,
+        agent_name: r.get(3)?,
+        owner: r.get(4)?,
+        team: r.get(5)?,
+        environment: r.get(6)?,
+        scope: r.get(7)?,
+        reviewer: r.get(8)?,
+        diff,
+        decision,
+        decided_by: r.get(18)?,
+        decided_at: parse_opt_ts(r.get(19)?)?,
+        justification: r.get(20)?,
+        applied: r.get(21)?,
+        applied_at: parse_opt_ts(r.get(22)?)?,
+        justification_required: justification_required(ctx.justification, recommended),
+        bulk_certifiable: decision == Decision::None
+            && usage == Usage::Used
+            && change == Change::Unchanged,
+        history: Vec::new(),
+    })
+}
+
+fn item_history(tx: &Transaction<'_>, item_id: i64) -> StoreResult<Vec<ItemEvent>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT action, actor, at, justification, from_reviewer, to_reviewer, audit_seq
+         FROM review_item_events WHERE item_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([item_id], |r| {
+        Ok(ItemEvent {
+            action: r.get(0)?,
+            by: r.get(1)?,
+            at: parse_ts(&r.get::<_, String>(2)?)?,
+            justification: r.get(3)?,
+            from_reviewer: r.get(4)?,
+            to_reviewer: r.get(5)?,
+            audit_seq: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn with_history(tx: &Transaction<'_>, mut items: Vec<ReviewItem>) -> StoreResult<Vec<ReviewItem>> {
+    let (Some(lo), Some(hi)) = (
+        items.iter().map(|i| i.id).min(),
+        items.iter().map(|i| i.id).max(),
+    ) else {
+        return Ok(items);
+    };
+    if hi - lo >= 4 * items.len() as i64 {
+        // Sparse ids (a filtered page): one lookup per item.
+        for item in &mut items {
+            item.history = item_history(tx, item.id)?;
+        }
+        return Ok(items);
+    }
+    // Dense ids (a page in item order): one range query for the whole page.
+    let mut by_item: HashMap<i64, Vec<ItemEvent>> = HashMap::new();
+    let mut stmt = tx.prepare_cached(
+        "SELECT item_id, action, actor, at, justification, from_reviewer, to_reviewer, audit_seq
+         FROM review_item_events WHERE item_id BETWEEN ?1 AND ?2 ORDER BY id",
+    )?;
+    let mut rows = stmt.query(params![lo, hi])?;
+    while let Some(r) = rows.next()? {
+        by_item.entry(r.get(0)?).or_default().push(ItemEvent {
+            action: r.get(1)?,
+            by: r.get(2)?,
+            at: parse_ts(&r.get::<_, String>(3)?)?,
+            justification: r.get(4)?,
+            from_reviewer: r.get(5)?,
+            to_reviewer: r.get(6)?,
+            audit_seq: r.get(7)?,
+        });
+    }
+    for item in &mut items {
+        item.history = by_item.remove(&item.id).unwrap_or_default();
+    }
+    Ok(items)
+}
+
+/// An item without its history, its campaign taken from `cache` when already loaded: a batch
+/// decides many items of few campaigns.
+fn load_item_for_batch(
+    tx: &Transaction<'_>,
+    id: i64,
+    cache: &mut HashMap<String, Campaign>,
+) -> StoreResult<(ReviewItem, Campaign)> {
+    let campaign_id: String = tx
+        .prepare_cached("SELECT campaign_id FROM review_items WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no review item {id}")))?;
+    let c = match cache.get(&campaign_id) {
+        Some(c) => c.clone(),
+        None => {
+            let c = campaign_row(tx, &campaign_id)?.campaign;
+            cache.insert(campaign_id, c.clone());
+            c
+        }
+    };
+    let ctx = ItemContext::of(&c);
+    let item = tx
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM review_items i WHERE i.id = ?1"
+        ))?
+        .query_row([id], |r| item_from_row(r, ctx))?;
+    Ok((item, c))
+}
+
+fn load_item(tx: &Transaction<'_>, id: i64) -> StoreResult<(ReviewItem, CampaignRow)> {
+    let campaign_id: String = tx
+        .query_row(
+            "SELECT campaign_id FROM review_items WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no review item {id}")))?;
+    let c = campaign_row(tx, &campaign_id)?;
+    let ctx = ItemContext::of(&c.campaign);
+    let mut item = tx.query_row(
+        &format!("SELECT {ITEM_COLUMNS} FROM review_items i WHERE i.id = ?1"),
+        [id],
+        |r| item_from_row(r, ctx),
+    )?;
+    item.history = item_history(tx, id)?;
+    Ok((item, c))
+}
+
+fn item_facts(item: &ReviewItem) -> ItemFacts {
+    ItemFacts {
+        item_id: item.id,
+        campaign_id: item.campaign_id.clone(),
+        agent_id: item.agent_id.clone(),
+        reviewer: item.reviewer.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_event(
+    tx: &Transaction<'_>,
+    item_id: i64,
+    action: &str,
+    actor: &str,
+    at: &str,
+    justification: Option<&str>,
+    reviewers: Option<(&str, &str)>,
+    audit_seq: Option<i64>,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO review_item_events (item_id, action, actor, at, justification, from_reviewer, to_reviewer, audit_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        item_id,
+        action,
+        actor,
+        at,
+        justification,
+        reviewers.map(|r| r.0),
+        reviewers.map(|r| r.1),
+        audit_seq
+    ])?;
+    Ok(())
+}
+
+/// Moves one item from one decision's counter to another's.
+fn adjust_counters(
+    tx: &Transaction<'_>,
+    campaign_id: &str,
+    from: Decision,
+    to: Decision,
+) -> StoreResult<()> {
+    let column = |d: Decision| match d {
+        Decision::Certify => Some("items_certified"),
+        Decision::Revoke => Some("items_revoked"),
+        Decision::Keep => Some("items_kept"),
+        Decision::None => None,
+    };
+    if let Some(c) = column(from) {
+        tx.execute(
+            &format!("UPDATE campaigns SET {c} = {c} - 1 WHERE id = ?1"),
+            [campaign_id],
+        )?;
+    }
+    if let Some(c) = column(to) {
+        tx.execute(
+            &format!("UPDATE campaigns SET {c} = {c} + 1 WHERE id = ?1"),
+            [campaign_id],
+        )?;
+    }
+    Ok(())
+}
+
+fn grant_present(tx: &Transaction<'_>, agent_id: &str, scope: &str) -> StoreResult<bool> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM grants WHERE agent_id = ?1 AND scope = ?2")?
+        .exists(params![agent_id, scope])?)
+}
+
+/// The agent's last certification: its certification record or the latest stamp on a grant.
+fn agent_baseline(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    let text: Option<String> = tx.query_row(
+        "SELECT nullif(max(
+             coalesce((SELECT certified_at FROM agent_certifications WHERE agent_id = ?1), ''),
+             coalesce((SELECT max(last_certified_at) FROM grants WHERE agent_id = ?1), '')), '')",
+        [agent_id],
+        |r| r.get(0),
+    )?;
+    Ok(parse_opt_ts(text)?)
+}
+
+fn campaign_reason(c: &Campaign) -> String {
+    format!("access review \"{}\" ({})", c.name, c.id)
+}
+
+/// The effect of applying one verdict to one item.
+struct Applied {
+    changed: bool,
+    previous: Decision,
+    grant_removed: bool,
+    grant_restored: bool,
+}
+
+/// Applies a reviewer's verdict to an item of an open campaign, with its audit events.
+fn apply_verdict(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    c: &Campaign,
+    item: &ReviewItem,
+    verdict: Verdict,
+    justification: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<Applied> {
+    let previous = item.decision;
+    let decision = Decision::from(verdict);
+    let now_text = ts(now);
+    let mut out = Applied {
+        changed: true,
+        previous,
+        grant_removed: false,
+        grant_restored: false,
+    };
+    if previous == decision {
+        if justification.is_none() || justification == item.justification.as_deref() {
+            out.changed = false;
+            return Ok(out);
+        }
+        // Same decision, new justification: recorded, not silently replaced.
+        let seq = append_audit(
+            tx,
+            actor,
+            "review.decide",
+            Some(&item.agent_id),
+            "success",
+            justification,
+            &serde_json::json!({
+                "campaign_id": c.id, "item_id": item.id, "scope": item.scope,
+                "decision": decision.as_str(), "previous": previous.as_str(),
+                "justification_changed": true, "previous_justification": item.justification,
+            }),
+        )?;
+        tx.execute(
+            "UPDATE review_items SET justification = ?1, decided_by = ?2, decided_at = ?3 WHERE id = ?4",
+            params![justification, actor.id, now_text, item.id],
+        )?;
+        add_event(
+            tx,
+            item.id,
+            decision.as_str(),
+            &actor.id,
+            &now_text,
+            justification,
+            None,
+            Some(seq),
+        )?;
+        return Ok(out);
+    }
+    // Checked after the repeat above: repeating a decision needs nothing new.
+    let required = item.justification_required;
+    let needs = match verdict {
+        Verdict::Certify => required.certify,
+        Verdict::Revoke => required.revoke,
+    };
+    if needs && justification.is_none() {
+        let why = match verdict {
+            Verdict::Certify => format!(
+                "certifying {} needs a justification: {}",
+                item.scope, item.diff.recommendation.reason
+            ),
+            Verdict::Revoke => format!(
+                "revoking {} against the recommendation to certify it ({}) needs a justification",
+                item.scope, item.diff.recommendation.reason
+            ),
+        };
+        return Err(invalid("justification_required", why));
+    }
+    let present = grant_present(tx, &item.agent_id, &item.scope)?;
+    match verdict {
+        Verdict::Certify => {
+            if !present {
+                if previous != Decision::Revoke {
+                    return Err(StoreError::Conflict(format!(
+                        "agent {} no longer holds {}: it was removed outside this review; \
+                         decide revoke to record that it should stay removed",
+                        item.agent_id, item.scope
+                    )));
+                }
+                let agent = agent_by_id(tx, &item.agent_id)?;
+                if agent.status == crate::model::AgentStatus::Decommissioned {
+                    return Err(StoreError::Conflict(format!(
+                        "agent {} is decommissioned; the revoked grant {} cannot be restored",
+                        item.agent_id, item.scope
+                    )));
+                }
+                // A changed mind: put back the grant this review removed, as it was.
+                tx.execute(
+                    "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at)
+                     SELECT agent_id, scope, granted_by, granted_at, grant_expires_at, grant_justification, last_used_at, ?2
+                     FROM review_items WHERE id = ?1",
+                    params![item.id, now_text],
+                )?;
+                append_audit(
+                    tx,
+                    actor,
+                    "grant.add",
+                    Some(&item.agent_id),
+                    "success",
+                    Some(&format!(
+                        "restored: the reviewer changed a revoke to certify in {}",
+                        campaign_reason(c)
+                    )),
+                    &serde_json::json!({
+                        "scope": item.scope, "campaign_id": c.id, "item_id": item.id,
+                        "restored": true,
+                    }),
+                )?;
+                out.grant_restored = true;
+            } else {
+                tx.execute(
+                    "UPDATE grants SET last_certified_at = ?1 WHERE agent_id = ?2 AND scope = ?3",
+                    params![now_text, item.agent_id, item.scope],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO agent_certifications (agent_id, certified_at) VALUES (?1, ?2)
+                 ON CONFLICT (agent_id) DO UPDATE SET certified_at = max(certified_at, excluded.certified_at)",
+                params![item.agent_id, now_text],
+            )?;
+            touch_agent(tx, &item.agent_id)?;
+        }
+        Verdict::Revoke => {
+            if present {
+                tx.execute(
+                    "DELETE FROM grants WHERE agent_id = ?1 AND scope = ?2",
+                    params![item.agent_id, item.scope],
+                )?;
+                touch_agent(tx, &item.agent_id)?;
+                append_audit(
+                    tx,
+                    actor,
+                    "grant.remove",
+                    Some(&item.agent_id),
+                    "success",
+                    Some(&format!("revoked in {}", campaign_reason(c))),
+                    &serde_json::json!({
+                        "scope": item.scope, "campaign_id": c.id, "item_id": item.id,
+                        "justification": justification,
+                    }),
+                )?;
+                out.grant_removed = true;
+            }
+        }
+    }
+    let seq = append_audit(
+        tx,
+        actor,
+        "review.decide",
+        Some(&item.agent_id),
+        "success",
+        justification,
+        &serde_json::json!({
+            "campaign_id": c.id, "item_id": item.id, "scope": item.scope,
+            "decision": decision.as_str(), "previous": previous.as_str(),
+            "grant_removed": out.grant_removed, "grant_restored": out.grant_restored,
+            "grant_present": present || out.grant_restored,
+        }),
+    )?;
+    tx.execute(
+        "UPDATE review_items SET decision = ?1, decided_by = ?2, decided_at = ?3, justification = ?4,
+             applied = 1, applied_at = ?3, changes = changes + ?5
+         WHERE id = ?6",
+        params![
+            decision.as_str(),
+            actor.id,
+            now_text,
+            justification,
+            (previous != Decision::None) as i64,
+            item.id
+        ],
+    )?;
+    add_event(
+        tx,
+        item.id,
+        decision.as_str(),
+        &actor.id,
+        &now_text,
+        justification,
+        None,
+        Some(seq),
+    )?;
+    adjust_counters(tx, &c.id, previous, decision)?;
+    Ok(out)
+}
+
+/// Page cache for the bulk statements (snapshot, close), in KiB: enough to keep the items'
+/// indexes' hot pages while millions of rows go in, and still a fixed bound.
+const BULK_CACHE_KIB: i64 = 64 * 1024;
+
+/// Runs `f` with a larger page cache on this connection, restoring the previous size after.
+fn with_bulk_cache<T>(tx: &Transaction<'_>, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    let previous: i64 = tx.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+    tx.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+    let out = f();
+    tx.pragma_update(None, "cache_size", previous)?;
+    out
+}
+
+/// Snapshots one item per (agent, grant) of the campaign's agents, in one statement.
+/// Returns (items, first id, last id).
+fn snapshot_items(
+    tx: &Transaction<'_>,
+    c: &Campaign,
+    now: DateTime<Utc>,
+) -> StoreResult<(u64, i64, i64)> {
+    let before: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM review_items", [], |r| {
+        r.get(0)
+    })?;
+    let cutoff = ts(diff::cutoff(now, c.lookback_days));
+    // The rules mirror `reviews::diff` (usage, drift, recommendation); the tests check that
+    // both agree. SQLite flattens the inner query into one streaming scan of agents with a
+    // primary-key lookup of their grants: nothing is materialised, whatever the estate's size.
+    let inserted = with_bulk_cache(tx, || {
+        Ok(tx.execute(
+        "INSERT INTO review_items (campaign_id, agent_id, agent_name, owner, team, environment, scope,
+             reviewer, granted_by, granted_at, grant_expires_at, grant_justification, last_used_at,
+             last_certified_at, baseline_at, usage, idle_days, drift, recommendation)
+         SELECT ?1, x.id, x.name, x.owner_email, x.team, x.environment, g.scope, x.reviewer,
+             g.granted_by, g.granted_at, g.expires_at, g.justification, g.last_used_at,
+             g.last_certified_at, x.baseline,
+             CASE WHEN g.last_used_at >= ?3 THEN 'used'
+                  WHEN coalesce(g.last_used_at, g.granted_at) < ?3 THEN 'unused'
+                  ELSE 'new' END,
+             max(0, (unixepoch(?4) - unixepoch(coalesce(g.last_used_at, g.granted_at))) / 86400),
+             CASE WHEN x.baseline IS NULL THEN 'never-certified'
+                  WHEN g.granted_at > x.baseline THEN 'added'
+                  WHEN g.last_certified_at IS NULL THEN 'never-certified'
+                  ELSE 'unchanged' END,
+             CASE WHEN g.last_used_at >= ?3 THEN 'certify'
+                  WHEN coalesce(g.last_used_at, g.granted_at) < ?3 THEN 'revoke'
+                  ELSE 'certify' END
+         FROM (
+             SELECT a.id, a.name, a.team, a.environment, o.email AS owner_email,
+                 CASE WHEN o.active = 1 THEN o.email ELSE ?2 END AS reviewer,
+                 nullif(max(
+                     coalesce((SELECT certified_at FROM agent_certifications ac WHERE ac.agent_id = a.id), ''),
+                     coalesce((SELECT max(g2.last_certified_at) FROM grants g2 WHERE g2.agent_id = a.id), '')
+                 ), '') AS baseline
+             FROM agents a LEFT JOIN people o ON o.id = a.owner_id
+             WHERE a.status = 'active'
+               AND (?5 IS NULL OR a.team = ?5)
+               AND (?6 IS NULL OR a.environment = ?6)
+               AND (?7 IS NULL OR o.email = ?7 COLLATE NOCASE)
+         ) x
+         JOIN grants g ON g.agent_id = x.id",
+        params![
+            c.id,
+            c.fallback_reviewer,
+            cutoff,
+            ts(now),
+            c.filter.team,
+            c.filter.environment,
+            c.filter.owner
+        ],
+    )? as u64)
+    })?;
+    let (first, last) = if inserted == 0 {
+        (0, 0)
+    } else {
+        (before + 1, before + inserted as i64)
+    };
+    let (n, lo, hi): (i64, Option<i64>, Option<i64>) = tx.query_row(
+        "SELECT count(*), min(id), max(id) FROM review_items WHERE id BETWEEN ?1 AND ?2 AND +campaign_id = ?3",
+        params![first, last, c.id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if n as u64 != inserted || (inserted > 0 && (lo != Some(first) || hi != Some(last))) {
+        // The export and the item pages rely on one contiguous id range per campaign.
+        return Err(StoreError::Internal(format!(
+            "campaign {} items are not one contiguous id range",
+            c.id
+        )));
+    }
+    tx.execute(
+        "UPDATE campaigns SET status = 'open', snapshot_at = ?1, items_total = ?2,
+             items_first_id = ?3, items_last_id = ?4
+         WHERE id = ?5",
+        params![ts(now), inserted as i64, first, last, c.id],
+    )?;
+    Ok((inserted, first, last))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_campaign(
+    tx: &Transaction<'_>,
+    id: &str,
+    series_id: &str,
+    instance: u32,
+    previous_id: Option<&str>,
+    c: &Campaign,
+    created_by: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let reminders =
+        serde_json::to_string(&c.reminders).map_err(|e| StoreError::Internal(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO campaigns (id, name, series_id, instance, previous_id, filter_team,
+             filter_environment, filter_owner, starts_at, due_at, grace_days, closes_at, recurrence,
+             fallback_reviewer, reminders, no_response, justify_certify_unused,
+             justify_revoke_against, lookback_days, status, created_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19, 'scheduled', ?20, ?21)",
+        params![
+            id,
+            c.name,
+            series_id,
+            instance,
+            previous_id,
+            c.filter.team,
+            c.filter.environment,
+            c.filter.owner,
+            ts(c.starts_at),
+            ts(c.due_at),
+            c.grace_days,
+            ts(c.due_at + Duration::days(c.grace_days as i64)),
+            c.recurrence.as_str(),
+            c.fallback_reviewer,
+            reminders,
+            c.no_response.as_str(),
+            c.justification.certify_unused,
+            c.justification.revoke_against_recommendation,
+            c.lookback_days,
+            created_by,
+            ts(now)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Opens a scheduled campaign: snapshots its items and writes `campaign.start`.
+fn start_campaign(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    c: &Campaign,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let (items, _, _) = snapshot_items(tx, c, now)?;
+    let agents: i64 = tx.query_row(
+        "SELECT count(DISTINCT agent_id) FROM review_items WHERE campaign_id = ?1",
+        [&c.id],
+        |r| r.get(0),
+    )?;
+    append_audit(
+        tx,
+        actor,
+        "campaign.start",
+        Some(&c.id),
+        "success",
+        None,
+        &serde_json::json!({
+            "name": c.name, "items": items, "agents": agents, "due_at": ts(c.due_at),
+            "no_response": c.no_response.as_str(), "fallback_reviewer": c.fallback_reviewer,
+        }),
+    )?;
+    Ok(items)
+}
+
+/// The name of the next instance: `2026-Q4 …` becomes `2027-Q1 …`; other names get `#N`.
+pub(crate) fn next_instance_name(name: &str, instance: u32) -> String {
+    let bytes = name.as_bytes();
+    for i in 0..bytes.len().saturating_sub(6) {
+        let w = &bytes[i..i + 7];
+        let is_quarter = w[..4].iter().all(u8::is_ascii_digit)
+            && &w[4..6] == b"-Q"
+            && (b'1'..=b'4').contains(&w[6])
+            && (i == 0 || !bytes[i - 1].is_ascii_digit())
+            && bytes.get(i + 7).is_none_or(|b| !b.is_ascii_digit());
+        // ASCII bytes at i and i + 6 make both ends character boundaries.
+        if is_quarter {
+            let year: u32 = name[i..i + 4].parse().unwrap_or(0);
+            let quarter = (w[6] - b'0') as u32;
+            let (year, quarter) = if quarter == 4 {
+                (year + 1, 1)
+            } else {
+                (year, quarter + 1)
+            };
+            return format!("{}{year:04}-Q{quarter}{}", &name[..i], &name[i + 7..]);
+        }
+    }
+    let base = match name.rsplit_once(" #") {
+        Some((base, n)) if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => base,
+        _ => name,
+    };
+    format!("{base} #{instance}")
+}
+
+fn progress_add(p: &mut Progress, decision: &str, n: u64) {
+    p.total += n;
+    match decision {
+        "certify" => p.certified += n,
+        "revoke" => p.revoked += n,
+        "keep" => p.kept += n,
+        _ => p.pending += n,
+    }
+    p.decided = p.certified + p.revoked + p.kept;
+}
+
+/// Scopes removed from an agent after `since` that it does not hold now, latest removal each,
+/// from the audit log (`grant.remove` and decommissioning).
+fn removed_since(
+    tx: &Transaction<'_>,
+    agent_id: &str,
+    since: DateTime<Utc>,
+    exclude: &BTreeSet<String>,
+) -> StoreResult<Vec<RemovedScope>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT time, actor_id, reason, action, details FROM audit_events
+         WHERE target = ?1 AND action IN ('grant.remove', 'agent.decommission') AND time > ?2
+         ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![agent_id, ts(since)])?;
+    let mut latest: BTreeMap<String, RemovedScope> = BTreeMap::new();
+    while let Some(r) = rows.next()? {
+        let time: String = r.get(0)?;
+        let action: String = r.get(3)?;
+        let details: serde_json::Value = json_column(&r.get::<_, String>(4)?)?;
+        let scopes: Vec<String> = if action == "grant.remove" {
+            details["scope"]
+                .as_str()
+                .map(str::to_string)
+                .into_iter()
+                .collect()
+        } else {
+            details["grants_removed"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for scope in scopes {
+            latest.insert(
+                scope.clone(),
+                RemovedScope {
+                    scope,
+                    removed_by: r.get(1)?,
+                    removed_at: parse_ts(&time)?,
+                    reason: r.get(2)?,
+                },
+            );
+        }
+    }
+    let held: BTreeSet<String> = tx
+        .prepare_cached("SELECT scope FROM grants WHERE agent_id = ?1")?
+        .query_map([agent_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(latest
+        .into_values()
+        .filter(|r| !held.contains(&r.scope) && !exclude.contains(&r.scope))
+        .collect())
+}
+
+fn reminder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reminder> {
+    let status: String = r.get(8)?;
+    Ok(Reminder {
+        id: r.get(0)?,
+        campaign_id: r.get(1)?,
+        campaign_name: r.get(2)?,
+        reviewer: r.get(3)?,
+        slot: r.get(4)?,
+        slot_at: parse_ts(&r.get::<_, String>(5)?)?,
+        due_at: parse_ts(&r.get::<_, String>(6)?)?,
+        pending_items: r.get::<_, i64>(7)?.max(0) as u64,
+        status: ReminderStatus::parse(&status)
+            .ok_or_else(|| bad_value("reminder status", &status))?,
+        attempts: r.get(9)?,
+        last_attempt_at: parse_opt_ts(r.get(10)?)?,
+        next_attempt_at: parse_opt_ts(r.get(11)?)?,
+        last_error: r.get(12)?,
+        delivered_at: parse_opt_ts(r.get(13)?)?,
+        created_at: parse_ts(&r.get::<_, String>(14)?)?,
+    })
+}
+
+const REMINDER_SELECT: &str = "SELECT r.id, r.campaign_id, c.name, r.reviewer, r.slot, r.slot_at,
+    c.due_at, r.pending_items, r.status, r.attempts, r.last_attempt_at, r.next_attempt_at,
+    r.last_error, r.delivered_at, r.created_at
+    FROM review_reminders r JOIN campaigns c ON c.id = r.campaign_id";
+
+impl SqliteStore {
+    pub(super) fn rv_create_campaign(
+        &self,
+        actor: &Actor,
+        req: &CreateCampaign,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Campaign> {
+        self.write(|tx| {
+            let fallback_email = req.fallback_reviewer.as_deref().unwrap_or(&actor.id);
+            let fallback = person_by_email(tx, fallback_email)?.ok_or_else(|| {
+                invalid(
+                    "unknown_reviewer",
+                    format!("no person with email {fallback_email} to be the fallback reviewer"),
+                )
+            })?;
+            if !fallback.active {
+                return Err(invalid(
+                    "reviewer_inactive",
+                    format!(
+                        "{} has left and cannot be the fallback reviewer",
+                        fallback.email
+                    ),
+                ));
+            }
+            let starts_at = req.starts_at.unwrap_or(now);
+            if req.due_at <= starts_at {
+                return Err(invalid("invalid_dates", "due_at must be after starts_at"));
+            }
+            let id = new_id("cmp");
+            let mut c = Campaign {
+                id: id.clone(),
+                name: req.name.clone(),
+                series_id: id.clone(),
+                instance: 1,
+                previous_id: None,
+                next_id: None,
+                filter: req.filter.clone(),
+                starts_at,
+                due_at: req.due_at,
+                grace_days: req.grace_days.unwrap_or(0),
+                closes_at: req.due_at,
+                recurrence: req.recurrence,
+                fallback_reviewer: fallback.email.clone(),
+                reminders: req.reminders.clone(),
+                no_response: req.no_response,
+                justification: req.justification,
+                lookback_days: req.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS),
+                status: CampaignStatus::Scheduled,
+                created_by: actor.id.clone(),
+                created_at: now,
+                closed_at: None,
+                closed_by: None,
+                progress: Progress::default(),
+            };
+            c.closes_at = c.due_at + Duration::days(c.grace_days as i64);
+            insert_campaign(tx, &id, &id, 1, None, &c, &actor.id, now)?;
+            append_audit(
+                tx,
+                actor,
+                "campaign.create",
+                Some(&id),
+                "success",
+                None,
+                &serde_json::json!({
+                    "name": c.name, "filter": c.filter, "starts_at": ts(c.starts_at),
+                    "due_at": ts(c.due_at), "grace_days": c.grace_days,
+                    "recurrence": c.recurrence.as_str(), "no_response": c.no_response.as_str(),
+                    "fallback_reviewer": c.fallback_reviewer, "lookback_days": c.lookback_days,
+                    "justification": c.justification, "reminders": c.reminders,
+                }),
+            )?;
+            if starts_at <= now {
+                let items = start_campaign(tx, actor, &c, now)?;
+                if items == 0 {
+                    return Err(invalid(
+                        "empty_campaign",
+                        "no active agent with grants matches the campaign's filter; \
+                         nothing would be reviewed",
+                    ));
+                }
+            }
+            Ok(campaign_row(tx, &id)?.campaign)
+        })
+    }
+
+    pub(super) fn rv_start_due_campaigns(
+        &self,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Campaign>> {
+        let due: Vec<String> = self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM campaigns WHERE status = 'scheduled' AND starts_at <= ?1 ORDER BY starts_at",
+            )?;
+            let ids = stmt
+                .query_map([ts(now)], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(ids)
+        })?;
+        let mut started = Vec::new();
+        for id in due {
+            // One transaction per campaign; re-checked inside it in case another run won.
+            let campaign = self.write(|tx| {
+                let c = campaign_row(tx, &id)?.campaign;
+                if c.status != CampaignStatus::Scheduled || c.starts_at > now {
+                    return Ok(None);
+                }
+                start_campaign(tx, actor, &c, now)?;
+                Ok(Some(campaign_row(tx, &id)?.campaign))
+            })?;
+            started.extend(campaign);
+        }
+        Ok(started)
+    }
+
+    pub(super) fn rv_list_campaigns(&self, query: &CampaignQuery) -> StoreResult<Vec<Campaign>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE (?1 IS NULL OR status = ?1)
+                 ORDER BY CASE status WHEN 'open' THEN 0 WHEN 'scheduled' THEN 1 ELSE 2 END,
+                     due_at DESC, id"
+            ))?;
+            let rows = stmt
+                .query_map([query.status.map(|s| s.as_str())], campaign_from_row)?
+                .map(|r| r.map(|c| c.campaign))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub(super) fn rv_campaign_detail(&self, id: &str) -> StoreResult<Option<CampaignDetail>> {
+        self.read(|tx| {
+            let c = match campaign_row(tx, id) {
+                Ok(c) => c,
+                Err(StoreError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut by_reviewer: HashMap<String, Progress> = HashMap::new();
+            let mut by_team: BTreeMap<String, Progress> = BTreeMap::new();
+            let mut pending_recommended_revoke = 0u64;
+            let mut stmt = tx.prepare(
+                "SELECT reviewer, team, decision, recommendation, count(*) FROM review_items
+                 WHERE id BETWEEN ?1 AND ?2 AND +campaign_id = ?3
+                 GROUP BY reviewer, team, decision, recommendation",
+            )?;
+            let mut rows = stmt.query(params![c.first_item, c.last_item, id])?;
+            while let Some(r) = rows.next()? {
+                let reviewer: String = r.get(0)?;
+                let team: String = r.get(1)?;
+                let decision: String = r.get(2)?;
+                let recommendation: String = r.get(3)?;
+                let n = r.get::<_, i64>(4)?.max(0) as u64;
+                progress_add(by_reviewer.entry(reviewer).or_default(), &decision, n);
+                progress_add(by_team.entry(team).or_default(), &decision, n);
+                if decision == "none" && recommendation == "revoke" {
+                    pending_recommended_revoke += n;
+                }
+            }
+            let mut by_reviewer: Vec<ReviewerProgress> = by_reviewer
+                .into_iter()
+                .map(|(reviewer, progress)| ReviewerProgress { reviewer, progress })
+                .collect();
+            by_reviewer.sort_by(|a, b| {
+                b.progress
+                    .pending
+                    .cmp(&a.progress.pending)
+                    .then_with(|| a.reviewer.cmp(&b.reviewer))
+            });
+            Ok(Some(CampaignDetail {
+                campaign: c.campaign,
+                by_reviewer,
+                by_team: by_team
+                    .into_iter()
+                    .map(|(team, progress)| TeamProgress { team, progress })
+                    .collect(),
+                pending_recommended_revoke,
+            }))
+        })
+    }
+
+    pub(super) fn rv_review_items(
+        &self,
+        campaign_id: &str,
+        query: &ReviewItemQuery,
+    ) -> StoreResult<ReviewItemPage> {
+        let limit = query.limit.unwrap_or(200).clamp(1, 1000) as i64;
+        self.read(|tx| {
+            let c = campaign_row(tx, campaign_id)?;
+            let ctx = ItemContext::of(&c.campaign);
+            let lower = query.after.unwrap_or(0).max(c.first_item - 1);
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {ITEM_COLUMNS} FROM review_items i
+                 WHERE i.id > ?1 AND i.id <= ?2 AND +i.campaign_id = ?3
+                   AND (?4 IS NULL OR i.reviewer = ?4)
+                   AND (?5 IS NULL OR i.decision = ?5)
+                   AND (?6 IS NULL OR i.agent_id = ?6)
+                 ORDER BY i.id LIMIT ?7"
+            ))?;
+            let items = stmt
+                .query_map(
+                    params![
+                        lower,
+                        c.last_item,
+                        campaign_id,
+                        query.reviewer,
+                        query.decision.map(|d| d.as_str()),
+                        query.agent_id,
+                        limit + 1
+                    ],
+                    |r| item_from_row(r, ctx),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (items, next) = super::page(items, limit as u32, |i| i.id);
+            Ok(ReviewItemPage {
+                items: with_history(tx, items)?,
+                next,
+            })
+        })
+    }
+
+    pub(super) fn rv_review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem> {
+        self.read(|tx| {
+            let (item, _) = load_item(tx, id)?;
+            guard(&item_facts(&item))?;
+            Ok(item)
+        })
+    }
+
+    pub(super) fn rv_review_queue(
+        &self,
+        reviewer: &str,
+        query: &QueueQuery,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReviewQueue> {
+        let limit = query.limit.unwrap_or(100).clamp(1, 500) as i64;
+        let offset = query.offset.unwrap_or(0);
+        let pending_only = query.pending_only.unwrap_or(false);
+        self.read(|tx| {
+            // The caller's open campaigns and their progress in each.
+            let mut campaigns: Vec<(CampaignRow, Progress)> = Vec::new();
+            {
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'open' ORDER BY due_at, id"
+                ))?;
+                let open = stmt
+                    .query_map([], campaign_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut count = tx.prepare_cached(
+                    "SELECT decision, count(*) FROM review_items
+                     WHERE campaign_id = ?1 AND reviewer = ?2 GROUP BY decision",
+                )?;
+                for c in open {
+                    let mut progress = Progress::default();
+                    let mut rows = count.query(params![c.campaign.id, reviewer])?;
+                    while let Some(r) = rows.next()? {
+                        let decision: String = r.get(0)?;
+                        progress_add(&mut progress, &decision, r.get::<_, i64>(1)?.max(0) as u64);
+                    }
+                    if progress.total > 0 {
+                        campaigns.push((c, progress));
+                    }
+                }
+            }
+            let by_id: HashMap<&str, &CampaignRow> = campaigns
+                .iter()
+                .map(|(c, _)| (c.campaign.id.as_str(), c))
+                .collect();
+            // One row per (campaign, agent), ordered by due date then risk, paged in SQL so
+            // that a fallback reviewer with many agents costs no more memory than one page.
+            let grouped = "SELECT i.campaign_id AS campaign_id, i.agent_id AS agent_id,
+                    c.due_at AS due_at, a.name AS name,
+                    3 * (CASE WHEN a.flags = '' THEN 0
+                              ELSE length(a.flags) - length(replace(a.flags, ',', '')) + 1 END)
+                    + 2 * EXISTS (SELECT 1 FROM credentials k WHERE k.agent_id = a.id
+                                  AND k.kind = 'static-secret' AND k.disabled_at IS NULL)
+                    + sum(i.recommendation = 'revoke') + sum(i.drift = 'added') AS risk,
+                    sum(i.decision = 'none') AS pending
+                FROM campaigns c
+                JOIN review_items i ON i.campaign_id = c.id AND i.reviewer = ?1
+                JOIN agents a ON a.id = i.agent_id
+                WHERE c.status = 'open'
+                GROUP BY i.campaign_id, i.agent_id
+                HAVING ?2 = 0 OR sum(i.decision = 'none') > 0";
+            let total_agents: i64 = tx.query_row(
+                &format!("SELECT count(*) FROM ({grouped})"),
+                params![reviewer, pending_only as i64],
+                |r| r.get(0),
+            )?;
+            let mut stmt = tx.prepare(&format!(
+                "SELECT campaign_id, agent_id, risk FROM ({grouped})
+                 ORDER BY due_at, risk DESC, name, agent_id LIMIT ?3 OFFSET ?4"
+            ))?;
+            let page = stmt
+                .query_map(
+                    params![reviewer, pending_only as i64, limit, offset as i64],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut agents = Vec::with_capacity(page.len());
+            let mut items_stmt = tx.prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM review_items i
+                 WHERE i.campaign_id = ?1 AND i.agent_id = ?2 AND i.reviewer = ?3 ORDER BY i.scope"
+            ))?;
+            for (campaign_id, agent_id, risk) in page {
+                let Some(c) = by_id.get(campaign_id.as_str()) else {
+                    continue;
+                };
+                let ctx = ItemContext::of(&c.campaign);
+                let items = items_stmt
+                    .query_map(params![campaign_id, agent_id, reviewer], |r| {
+                        item_from_row(r, ctx)
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let items = with_history(tx, items)?;
+                let agent = agent_by_id(tx, &agent_id)?;
+                let baseline: Option<String> = tx
+                    .query_row(
+                        "SELECT baseline_at FROM review_items WHERE campaign_id = ?1 AND agent_id = ?2 LIMIT 1",
+                        params![campaign_id, agent_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .flatten();
+                let baseline = parse_opt_ts(baseline)?;
+                let since = baseline.unwrap_or_else(|| {
+                    diff::cutoff(
+                        c.snapshot_at.unwrap_or(c.campaign.starts_at),
+                        c.campaign.lookback_days,
+                    )
+                });
+                let in_review: BTreeSet<String> = items.iter().map(|i| i.scope.clone()).collect();
+                let removed = removed_since(tx, &agent_id, since, &in_review)?;
+                let mut progress = Progress::default();
+                for i in &items {
+                    progress_add(&mut progress, i.decision.as_str(), 1);
+                }
+                agents.push(QueueAgent {
+                    campaign_id,
+                    agent_id,
+                    agent_name: agent.name,
+                    owner: agent.owner,
+                    team: agent.team,
+                    environment: agent.environment,
+                    due_at: c.campaign.due_at,
+                    risk: risk.max(0) as u32,
+                    flags: agent.flags,
+                    static_secret: agent.static_secret,
+                    last_certified_at: baseline,
+                    progress,
+                    items,
+                    removed,
+                });
+            }
+            let shown = offset + agents.len() as u64;
+            let next_offset = (shown < total_agents as u64 && !agents.is_empty()).then_some(shown);
+            let campaigns = campaigns
+                .iter()
+                .map(|(c, progress)| {
+                    let c = &c.campaign;
+                    QueueCampaign {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        due_at: c.due_at,
+                        closes_at: c.closes_at,
+                        days_until_due: days_until(now, c.due_at),
+                        overdue: now > c.due_at,
+                        no_response: c.no_response,
+                        justification: c.justification,
+                        lookback_days: c.lookback_days,
+                        progress: *progress,
+                    }
+                })
+                .collect();
+            Ok(ReviewQueue {
+                reviewer: reviewer.to_string(),
+                as_of: now,
+                campaigns,
+                total_agents: total_agents.max(0) as u64,
+                offset,
+                next_offset,
+                agents,
+            })
+        })
+    }
+
+    pub(super) fn rv_decide_item(
+        &self,
+        actor: &Actor,
+        item_id: i64,
+        req: &DecideItem,
+        now: DateTime<Utc>,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<DecisionOutcome> {
+        self.write(|tx| {
+            let (item, c) = load_item(tx, item_id)?;
+            guard(&item_facts(&item))?;
+            ensure_open(&c.campaign)?;
+            let justification = req
+                .justification
+                .as_deref()
+                .map(str::trim)
+                .filter(|j| !j.is_empty());
+            let applied = apply_verdict(
+                tx,
+                actor,
+                &c.campaign,
+                &item,
+                req.decision,
+                justification,
+                now,
+            )?;
+            let (item, _) = load_item(tx, item_id)?;
+            Ok(DecisionOutcome {
+                changed: applied.changed,
+                previous: applied.previous,
+                grant_removed: applied.grant_removed,
+                grant_restored: applied.grant_restored,
+                item,
+            })
+        })
+    }
+
+    pub(super) fn rv_decide_items(
+        &self,
+        decisions: &[BatchDecision],
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<u64> {
+        self.write(|tx| {
+            let mut changed = 0;
+            let mut campaigns = HashMap::new();
+            for d in decisions {
+                let (item, c) = load_item_for_batch(tx, d.item_id, &mut campaigns)?;
+                guard(&item_facts(&item))?;
+                ensure_open(&c)?;
+                let justification = d
+                    .decide
+                    .justification
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|j| !j.is_empty());
+                let applied = apply_verdict(
+                    tx,
+                    &d.actor,
+                    &c,
+                    &item,
+                    d.decide.decision,
+                    justification,
+                    d.at,
+                )?;
+                changed += applied.changed as u64;
+            }
+            Ok(changed)
+        })
+    }
+
+    pub(super) fn rv_certify_unchanged(
+        &self,
+        actor: &Actor,
+        campaign_id: &str,
+        agent_id: &str,
+        now: DateTime<Utc>,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<BulkCertifyOutcome> {
+        self.write(|tx| {
+            let c = campaign_row(tx, campaign_id)?;
+            let ctx = ItemContext::of(&c.campaign);
+            let items = tx
+                .prepare(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM review_items i
+                     WHERE i.campaign_id = ?1 AND i.agent_id = ?2 ORDER BY i.scope"
+                ))?
+                .query_map(params![campaign_id, agent_id], |r| item_from_row(r, ctx))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if items.is_empty() {
+                return Err(StoreError::NotFound(format!(
+                    "agent {agent_id} has no items in campaign {campaign_id}"
+                )));
+            }
+            let mut refusal = None;
+            let mine: Vec<&ReviewItem> = items
+                .iter()
+                .filter(|i| match guard(&item_facts(i)) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refusal.get_or_insert(e);
+                        false
+                    }
+                })
+                .collect();
+            if mine.is_empty() {
+                return Err(refusal.unwrap_or_else(|| {
+                    StoreError::Forbidden("no item of this agent is yours to decide".into())
+                }));
+            }
+            ensure_open(&c.campaign)?;
+            let mut certified = Vec::new();
+            let mut skipped = Vec::new();
+            for item in mine.iter().filter(|i| i.bulk_certifiable) {
+                if !grant_present(tx, agent_id, &item.scope)? {
+                    skipped.push(SkippedItem {
+                        item_id: item.id,
+                        scope: item.scope.clone(),
+                        reason: "the agent no longer holds this scope".into(),
+                    });
+                    continue;
+                }
+                apply_verdict(tx, actor, &c.campaign, item, Verdict::Certify, None, now)?;
+                certified.push(item.id);
+            }
+            let remaining = mine
+                .iter()
+                .filter(|i| i.decision == Decision::None && !certified.contains(&i.id))
+                .count() as u64;
+            Ok(BulkCertifyOutcome {
+                campaign_id: campaign_id.to_string(),
+                agent_id: agent_id.to_string(),
+                certified,
+                skipped,
+                remaining,
+            })
+        })
+    }
+
+    pub(super) fn rv_reassign_items(
+        &self,
+        actor: &Actor,
+        target: &ReassignTarget,
+        req: &ReassignItems,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ReassignOutcome> {
+        self.write(|tx| {
+            let to = person_by_email(tx, &req.reviewer)?.ok_or_else(|| {
+                invalid(
+                    "unknown_reviewer",
+                    format!("no person with email {}", req.reviewer),
+                )
+            })?;
+            if !to.active {
+                return Err(invalid(
+                    "reviewer_inactive",
+                    format!("{} has left and cannot review", to.email),
+                ));
+            }
+            let (campaign_id, agent_id, ids): (String, String, Vec<(i64, String)>) = match target {
+                ReassignTarget::Item(id) => {
+                    let (item, _) = load_item(tx, *id)?;
+                    (item.campaign_id, item.agent_id, vec![(item.id, item.reviewer)])
+                }
+                ReassignTarget::Agent {
+                    campaign_id,
+                    agent_id,
+                } => {
+                    campaign_row(tx, campaign_id)?;
+                    let ids = tx
+                        .prepare(
+                            "SELECT id, reviewer FROM review_items WHERE campaign_id = ?1 AND agent_id = ?2 ORDER BY id",
+                        )?
+                        .query_map(params![campaign_id, agent_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    if ids.is_empty() {
+                        return Err(StoreError::NotFound(format!(
+                            "agent {agent_id} has no items in campaign {campaign_id}"
+                        )));
+                    }
+                    (campaign_id.clone(), agent_id.clone(), ids)
+                }
+            };
+            let c = campaign_row(tx, &campaign_id)?;
+            ensure_open(&c.campaign)?;
+            let moved: Vec<(i64, String)> = ids
+                .into_iter()
+                .filter(|(_, from)| !from.eq_ignore_ascii_case(&to.email))
+                .collect();
+            if moved.is_empty() {
+                return Ok(ReassignOutcome {
+                    reviewer: to.email,
+                    reassigned: Vec::new(),
+                });
+            }
+            let seq = append_audit(
+                tx,
+                actor,
+                "review.reassign",
+                Some(&agent_id),
+                "success",
+                req.reason.as_deref(),
+                &serde_json::json!({
+                    "campaign_id": campaign_id,
+                    "items": moved.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                    "from": moved.iter().map(|(_, f)| f).collect::<BTreeSet<_>>(),
+                    "to": to.email,
+                }),
+            )?;
+            let now_text = ts(now);
+            for (id, from) in &moved {
+                tx.execute(
+                    "UPDATE review_items SET reviewer = ?1 WHERE id = ?2",
+                    params![to.email, id],
+                )?;
+                add_event(
+                    tx,
+                    *id,
+                    "reassign",
+                    &actor.id,
+                    &now_text,
+                    req.reason.as_deref(),
+                    Some((from, &to.email)),
+                    Some(seq),
+                )?;
+            }
+            Ok(ReassignOutcome {
+                reviewer: to.email,
+                reassigned: moved.into_iter().map(|(id, _)| id).collect(),
+            })
+        })
+    }
+
+    pub(super) fn rv_close_campaign(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CloseOutcome> {
+        self.write(|tx| {
+            with_bulk_cache(tx, || {
+            let row = campaign_row(tx, id)?;
+            let c = row.campaign;
+            match c.status {
+                CampaignStatus::Open => {}
+                CampaignStatus::Closed => {
+                    return Err(StoreError::Conflict(format!(
+                        "campaign {id} is already closed (at {})",
+                        c.closed_at.map(ts).unwrap_or_default()
+                    )));
+                }
+                CampaignStatus::Scheduled => {
+                    return Err(StoreError::Conflict(format!(
+                        "campaign {id} has not started yet; nothing to close"
+                    )));
+                }
+            }
+            let now_text = ts(now);
+            let note = format!(
+                "no response by the due date; the campaign's no-response outcome is {}",
+                c.no_response.as_str()
+            );
+            let system = Actor::system(crate::registry::reviews::SYSTEM_ACTOR);
+            // Keeps: one set-based update (they change no grant), with their history rows.
+            let keep_filter = match c.no_response {
+                NoResponse::Keep => "1",
+                NoResponse::Revoke => "0",
+                NoResponse::Recommendation => "recommendation = 'certify'",
+            };
+            let keep_where = format!(
+                "id BETWEEN ?1 AND ?2 AND +campaign_id = ?3 AND decision = 'none' AND {keep_filter}"
+            );
+            tx.execute(
+                &format!(
+                    "INSERT INTO review_item_events (item_id, action, actor, at, justification)
+                     SELECT id, 'keep', ?4, ?5, ?6 FROM review_items WHERE {keep_where}"
+                ),
+                params![row.first_item, row.last_item, id, SYSTEM_DECIDER, now_text, note],
+            )?;
+            let kept = tx.execute(
+                &format!(
+                    "UPDATE review_items SET decision = 'keep', decided_by = ?4, decided_at = ?5,
+                         justification = ?6, applied = 1, applied_at = ?5
+                     WHERE {keep_where}"
+                ),
+                params![row.first_item, row.last_item, id, SYSTEM_DECIDER, now_text, note],
+            )? as u64;
+            // Revokes: one by one in batches, each grant removal with its own audit event.
+            let mut revoked = 0u64;
+            let mut already_gone = 0u64;
+            let mut after = row.first_item - 1;
+            loop {
+                let batch: Vec<(i64, String, String)> = tx
+                    .prepare_cached(
+                        "SELECT id, agent_id, scope FROM review_items
+                         WHERE id > ?1 AND id <= ?2 AND +campaign_id = ?3 AND decision = 'none'
+                         ORDER BY id LIMIT ?4",
+                    )?
+                    .query_map(params![after, row.last_item, id, CLOSE_BATCH], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let Some(last) = batch.last() else { break };
+                after = last.0;
+                for (item_id, agent_id, scope) in batch {
+                    let removed = tx
+                        .prepare_cached("DELETE FROM grants WHERE agent_id = ?1 AND scope = ?2")?
+                        .execute(params![agent_id, scope])?;
+                    let mut seq = None;
+                    if removed > 0 {
+                        touch_agent(tx, &agent_id)?;
+                        seq = Some(append_audit(
+                            tx,
+                            &system,
+                            "grant.remove",
+                            Some(&agent_id),
+                            "success",
+                            Some(&format!("{note}; {}", campaign_reason(&c))),
+                            &serde_json::json!({
+                                "scope": scope, "campaign_id": id, "item_id": item_id,
+                                "decided_by": SYSTEM_DECIDER,
+                            }),
+                        )?);
+                        revoked += 1;
+                    } else {
+                        already_gone += 1;
+                    }
+                    tx.prepare_cached(
+                        "UPDATE review_items SET decision = 'revoke', decided_by = ?1, decided_at = ?2,
+                             justification = ?3, applied = 1, applied_at = ?2
+                         WHERE id = ?4",
+                    )?
+                    .execute(params![SYSTEM_DECIDER, now_text, note, item_id])?;
+                    add_event(
+                        tx,
+                        item_id,
+                        "revoke",
+                        SYSTEM_DECIDER,
+                        &now_text,
+                        Some(&note),
+                        None,
+                        seq,
+                    )?;
+                }
+            }
+            let revoke_decisions = revoked + already_gone;
+            tx.execute(
+                "UPDATE campaigns SET status = 'closed', closed_at = ?1, closed_by = ?2,
+                     items_kept = items_kept + ?3, items_revoked = items_revoked + ?4
+                 WHERE id = ?5",
+                params![now_text, actor.id, kept as i64, revoke_decisions as i64, id],
+            )?;
+            tx.execute(
+                "UPDATE review_reminders SET status = 'cancelled', next_attempt_at = NULL,
+                     last_error = 'the campaign closed'
+                 WHERE campaign_id = ?1 AND status IN ('pending', 'unsent')",
+                [id],
+            )?;
+            append_audit(
+                tx,
+                actor,
+                "campaign.close",
+                Some(id),
+                "success",
+                None,
+                &serde_json::json!({
+                    "no_response": c.no_response.as_str(),
+                    "touched": kept + revoke_decisions, "kept": kept, "revoked": revoked,
+                    "already_gone": already_gone,
+                }),
+            )?;
+            let next = if c.recurrence == Recurrence::Quarterly {
+                Some(schedule_next_instance(tx, actor, &c, now)?)
+            } else {
+                None
+            };
+            Ok(CloseOutcome {
+                campaign: campaign_row(tx, id)?.campaign,
+                no_response: c.no_response,
+                touched: kept + revoke_decisions,
+                revoked,
+                kept,
+                already_gone,
+                next,
+            })
+            })
+        })
+    }
+
+    pub(super) fn rv_campaigns_due_to_close(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM campaigns WHERE status = 'open' AND closes_at <= ?1 ORDER BY closes_at",
+            )?;
+            let ids = stmt
+                .query_map([ts(now)], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(ids)
+        })
+    }
+
+    pub(super) fn rv_export_campaign(
+        &self,
+        id: &str,
+        each: &mut dyn FnMut(ExportRow) -> StoreResult<()>,
+    ) -> StoreResult<u64> {
+        self.read(|tx| {
+            let c = campaign_row(tx, id)?;
+            let lookback = c.campaign.lookback_days;
+            let mut stmt = tx.prepare(
+                "SELECT i.id, i.agent_id, i.agent_name, i.owner, i.team, i.environment, i.scope,
+                     i.reviewer, i.usage, i.idle_days, i.drift, i.recommendation, i.last_used_at,
+                     i.decision, i.decided_by, i.decided_at, i.justification, i.applied,
+                     i.applied_at, i.changes
+                 FROM review_items i
+                 WHERE i.id BETWEEN ?1 AND ?2 AND +i.campaign_id = ?3 ORDER BY i.id",
+            )?;
+            let mut rows = stmt.query(params![c.first_item, c.last_item, id])?;
+            let mut n = 0u64;
+            while let Some(r) = rows.next()? {
+                let usage: String = r.get(8)?;
+                let drift: String = r.get(10)?;
+                let recommendation: String = r.get(11)?;
+                let decision: String = r.get(13)?;
+                let usage = Usage::parse(&usage).ok_or_else(|| bad_value("usage", &usage))?;
+                let idle_days: i64 = r.get(9)?;
+                let last_used_at = parse_opt_ts(r.get(12)?)?;
+                let row = ExportRow {
+                    item_id: r.get(0)?,
+                    campaign_id: c.campaign.id.clone(),
+                    campaign_name: c.campaign.name.clone(),
+                    agent_id: r.get(1)?,
+                    agent_name: r.get(2)?,
+                    owner: r.get(3)?,
+                    team: r.get(4)?,
+                    environment: r.get(5)?,
+                    scope: r.get(6)?,
+                    reviewer: r.get(7)?,
+                    usage,
+                    idle_days,
+                    change: Change::parse(&drift).ok_or_else(|| bad_value("drift", &drift))?,
+                    recommendation: Verdict::parse(&recommendation)
+                        .ok_or_else(|| bad_value("recommendation", &recommendation))?,
+                    recommendation_reason: diff::reason(usage, idle_days, last_used_at, lookback),
+                    decision: Decision::parse(&decision)
+                        .ok_or_else(|| bad_value("decision", &decision))?,
+                    decided_by: r.get(14)?,
+                    decided_at: parse_opt_ts(r.get(15)?)?,
+                    justification: r.get(16)?,
+                    applied: r.get(17)?,
+                    applied_at: parse_opt_ts(r.get(18)?)?,
+                    changed_minds: r.get(19)?,
+                };
+                each(row)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    pub(super) fn rv_scope_diff(
+        &self,
+        agent_id: &str,
+        lookback_days: u32,
+        now: DateTime<Utc>,
+        guard: Guard<'_>,
+    ) -> StoreResult<ScopeDiff> {
+        self.read(|tx| {
+            let agent = agent_by_id(tx, agent_id)?;
+            guard(&facts(&agent))?;
+            let baseline = agent_baseline(tx, agent_id)?;
+            let scopes = agent
+                .grants
+                .iter()
+                .map(|g| ScopeDiffEntry {
+                    scope: g.scope.clone(),
+                    state: diff::scope_state(
+                        &GrantFacts {
+                            granted_by: g.granted_by.clone(),
+                            granted_at: g.granted_at,
+                            last_used_at: g.last_used_at,
+                            last_certified_at: g.last_certified_at,
+                        },
+                        baseline,
+                        now,
+                        lookback_days,
+                    ),
+                })
+                .collect();
+            let since = baseline.unwrap_or_else(|| diff::cutoff(now, lookback_days));
+            let removed = removed_since(tx, agent_id, since, &BTreeSet::new())?;
+            Ok(ScopeDiff {
+                agent_id: agent.id,
+                agent_name: agent.name,
+                as_of: now,
+                lookback_days,
+                last_certified_at: baseline,
+                scopes,
+                removed,
+            })
+        })
+    }
+
+    pub(super) fn rv_plan_reminders(
+        &self,
+        now: DateTime<Utc>,
+        deliverable: bool,
+    ) -> StoreResult<ReminderPlan> {
+        self.write(|tx| {
+            let now_text = ts(now);
+            let mut plan = ReminderPlan::default();
+            // Closed campaigns remind nobody.
+            plan.cancelled += tx.execute(
+                "UPDATE review_reminders SET status = 'cancelled', next_attempt_at = NULL,
+                     last_error = 'the campaign closed'
+                 WHERE status IN ('pending', 'unsent')
+                   AND campaign_id IN (SELECT id FROM campaigns WHERE status = 'closed')",
+                [],
+            )? as u64;
+            let open = tx
+                .prepare(&format!(
+                    "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'open' ORDER BY id"
+                ))?
+                .query_map([], campaign_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for row in open {
+                let c = &row.campaign;
+                let slot = schedule::current_slot(&c.reminders, c.starts_at, c.due_at, now);
+                let key = slot.as_ref().map(|s| s.key.as_str());
+                // A newer slot replaces an older one still waiting for delivery.
+                plan.cancelled += tx.execute(
+                    "UPDATE review_reminders SET status = 'cancelled', next_attempt_at = NULL,
+                         last_error = 'replaced by a later reminder'
+                     WHERE campaign_id = ?1 AND status IN ('pending', 'unsent')
+                       AND (?2 IS NULL OR slot != ?2)",
+                    params![c.id, key],
+                )? as u64;
+                // A reviewer who has finished is not reminded again.
+                plan.cancelled += tx.execute(
+                    "UPDATE review_reminders SET status = 'cancelled', next_attempt_at = NULL,
+                         last_error = 'the reviewer has finished'
+                     WHERE campaign_id = ?1 AND status IN ('pending', 'unsent')
+                       AND NOT EXISTS (SELECT 1 FROM review_items i
+                                       WHERE i.campaign_id = ?1 AND i.reviewer = review_reminders.reviewer
+                                         AND i.decision = 'none')",
+                    [&c.id],
+                )? as u64;
+                let Some(slot) = slot else { continue };
+                // Planned already (this minute or earlier): the slot's reviewers are fixed
+                // when it comes due, so the scan over the campaign's items runs once per slot.
+                let planned: bool = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM review_reminders WHERE campaign_id = ?1 AND slot = ?2 LIMIT 1",
+                    )?
+                    .exists(params![c.id, slot.key])?;
+                if planned {
+                    continue;
+                }
+                let status = if deliverable {
+                    ReminderStatus::Pending
+                } else {
+                    ReminderStatus::Unsent
+                };
+                // One reminder per reviewer per slot: the unique key makes a repeat a no-op.
+                plan.created += tx.execute(
+                    "INSERT OR IGNORE INTO review_reminders (campaign_id, reviewer, slot, slot_at,
+                         pending_items, status, next_attempt_at, created_at)
+                     SELECT ?1, reviewer, ?2, ?3, count(*), ?4, CASE WHEN ?4 = 'pending' THEN ?5 END, ?5
+                     FROM review_items WHERE campaign_id = ?1 AND decision = 'none'
+                     GROUP BY reviewer",
+                    params![c.id, slot.key, ts(slot.at), status.as_str(), now_text],
+                )? as u64;
+            }
+            Ok(plan)
+        })
+    }
+
+    pub(super) fn rv_due_reminders(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Reminder>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "{REMINDER_SELECT} WHERE r.status = 'pending' AND r.next_attempt_at <= ?1
+                 ORDER BY r.next_attempt_at, r.id LIMIT ?2"
+            ))?;
+            let rows = stmt
+                .query_map(params![ts(now), limit], reminder_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub(super) fn rv_record_reminder_attempt(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        attempt: &ReminderAttempt,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let changed = match attempt {
+                ReminderAttempt::Delivered => tx.execute(
+                    "UPDATE review_reminders SET status = 'delivered', attempts = attempts + 1,
+                         last_attempt_at = ?1, delivered_at = ?1, next_attempt_at = NULL, last_error = NULL
+                     WHERE id = ?2",
+                    params![ts(now), id],
+                )?,
+                ReminderAttempt::Failed { error, retry_at } => tx.execute(
+                    "UPDATE review_reminders SET attempts = attempts + 1, last_attempt_at = ?1,
+                         last_error = ?2, next_attempt_at = ?3,
+                         status = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'pending' END
+                     WHERE id = ?4 AND status = 'pending'",
+                    params![ts(now), error, retry_at.map(ts), id],
+                )?,
+            };
+            if changed == 0 && matches!(attempt, ReminderAttempt::Delivered) {
+                return Err(StoreError::NotFound(format!("no reminder {id}")));
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn rv_list_reminders(
+        &self,
+        query: &ReminderQuery,
+        reviewer: Option<&str>,
+    ) -> StoreResult<ReminderPage> {
+        let limit = query.limit.unwrap_or(200).clamp(1, 1000);
+        self.read(|tx| {
+            let reviewer = reviewer.or(query.reviewer.as_deref());
+            let mut stmt = tx.prepare(&format!(
+                "{REMINDER_SELECT}
+                 WHERE (?1 IS NULL OR r.reviewer = ?1) AND (?2 IS NULL OR r.campaign_id = ?2)
+                   AND (?3 IS NULL OR r.id < ?3)
+                 ORDER BY r.id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![reviewer, query.campaign_id, query.before, limit + 1],
+                    reminder_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (reminders, next) = super::page(rows, limit, |r| r.id);
+            Ok(ReminderPage { reminders, next })
+        })
+    }
+}
+
+/// Schedules the next quarterly instance: same settings, three months later. If closing came
+/// so late that its due date has passed too, it moves on by further quarters.
+fn schedule_next_instance(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    c: &Campaign,
+    now: DateTime<Utc>,
+) -> StoreResult<Campaign> {
+    let quarter = Months::new(3);
+    let mut next = c.clone();
+    let mut instance = c.instance;
+    loop {
+        next.starts_at = next
+            .starts_at
+            .checked_add_months(quarter)
+            .ok_or_else(|| StoreError::Internal("date overflow".into()))?;
+        next.due_at = next
+            .due_at
+            .checked_add_months(quarter)
+            .ok_or_else(|| StoreError::Internal("date overflow".into()))?;
+        instance += 1;
+        next.name = next_instance_name(&next.name, instance);
+        if next.due_at > now {
+            break;
+        }
+    }
+    let id = new_id("cmp");
+    insert_campaign(
+        tx,
+        &id,
+        &c.series_id,
+        instance,
+        Some(&c.id),
+        &next,
+        SYSTEM_DECIDER,
+        now,
+    )?;
+    tx.execute(
+        "UPDATE campaigns SET next_id = ?1 WHERE id = ?2",
+        params![id, c.id],
+    )?;
+    append_audit(
+        tx,
+        actor,
+        "campaign.create",
+        Some(&id),
+        "success",
+        Some(&format!("next quarterly instance after {}", c.id)),
+        &serde_json::json!({
+            "name": next.name, "previous_id": c.id, "series_id": c.series_id,
+            "instance": instance, "starts_at": ts(next.starts_at), "due_at": ts(next.due_at),
+        }),
+    )?;
+    Ok(campaign_row(tx, &id)?.campaign)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_instance_names() {
+        assert_eq!(
+            next_instance_name("2026-Q4 agent certification", 2),
+            "2027-Q1 agent certification"
+        );
+        assert_eq!(next_instance_name("Review 2026-Q2", 2), "Review 2026-Q3");
+        assert_eq!(next_instance_name("Team review", 2), "Team review #2");
+        assert_eq!(next_instance_name("Team review #2", 3), "Team review #3");
+        assert_eq!(next_instance_name("x12026-Q1", 2), "x12026-Q1 #2");
+        assert_eq!(
+            next_instance_name("Überprüfung ✓ 2026-Q2 — Zürich", 2),
+            "Überprüfung ✓ 2026-Q3 — Zürich"
+        );
+        assert_eq!(next_instance_name("✓✓✓", 2), "✓✓✓ #2");
+    }
+}
