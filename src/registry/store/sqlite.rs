@@ -298,6 +298,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX review_reminders_due ON review_reminders(status, next_attempt_at);
     CREATE INDEX review_reminders_reviewer ON review_reminders(reviewer, id);
     "#,
+    // 4: case-insensitive email lookups (every sign-in, owner change and review) use an index
+    // instead of scanning every person.
+    "CREATE INDEX people_email_nocase ON people(email COLLATE NOCASE);",
 ];
 
 /// The schema version this build writes.
