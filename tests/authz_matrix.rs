@@ -6,12 +6,17 @@
 //! the agents they own (read, grant/ungrant, revoke, decommission, register their own), while
 //! reinstating takes admin or responder and changing an owner takes admin. Callers who cannot
 //! be authenticated (no token, unknown, expired, revoked, a person who has left) get 401 on
-//! every route but `/healthz`.
+//! every `/v1/` route; `/healthz` and discovery under `/.well-known/` are public. The OAuth
+//! endpoints follow their RFCs: introspection and revocation authenticate their caller (a
+//! person's API token as bearer, or an agent) and refuse others with 401 `invalid_client`; the
+//! token endpoint authenticates only the agent, so a person's bearer token never counts there.
+//! Access reviews: admins administer campaigns, the reviewer (the agent's owner) decides their
+//! items, admins and auditors read every item (`src/registry/reviews/mod.rs`).
 //!
 //! Every cell gets fresh fixtures (a new agent, person or token), so cells cannot interfere.
 //! After a refused call the whole database is compared with its state before the call: nothing
 //! may change, not even an audit event. After an allowed write, a new audit event by the caller
-//! must exist. `every_route_has_a_row` ties the table to the OpenAPI document, which is built
+//! must exist (rows marked `unaudited` say why they write none). `every_route_has_a_row` ties the table to the OpenAPI document, which is built
 //! from the router's own route list, so a new route without a row fails.
 
 mod support;
