@@ -6,12 +6,17 @@
 //! the agents they own (read, grant/ungrant, revoke, decommission, register their own), while
 //! reinstating takes admin or responder and changing an owner takes admin. Callers who cannot
 //! be authenticated (no token, unknown, expired, revoked, a person who has left) get 401 on
-//! every route but `/healthz`.
+//! every `/v1/` route; `/healthz` and discovery under `/.well-known/` are public. The OAuth
+//! endpoints follow their RFCs: introspection and revocation authenticate their caller (a
+//! person's API token as bearer, or an agent) and refuse others with 401 `invalid_client`; the
+//! token endpoint authenticates only the agent, so a person's bearer token never counts there.
+//! Access reviews: admins administer campaigns, the reviewer (the agent's owner) decides their
+//! items, admins and auditors read every item (`src/registry/reviews/mod.rs`).
 //!
 //! Every cell gets fresh fixtures (a new agent, person or token), so cells cannot interfere.
 //! After a refused call the whole database is compared with its state before the call: nothing
 //! may change, not even an audit event. After an allowed write, a new audit event by the caller
-//! must exist. `every_route_has_a_row` ties the table to the OpenAPI document, which is built
+//! must exist (rows marked `unaudited` say why they write none). `every_route_has_a_row` ties the table to the OpenAPI document, which is built
 //! from the router's own route list, so a new route without a row fails.
 
 mod support;
@@ -84,6 +89,32 @@ enum Op {
     NoteOnOwnEvent,
     NoteOnOwnersEvent,
     Changes,
+    // The token service (src/registry/http/oauth.rs).
+    OAuthMetadata,
+    Jwks,
+    TokenExchangeWithoutAgentAssertion,
+    IntrospectOwnersAccessToken,
+    RevokeOwnersAccessToken,
+    MintMyAccessToken,
+    AddCredential,
+    DisableCredential,
+    AgentTokens,
+    // Access reviews (src/registry/http/reviews.rs).
+    CreateCampaign,
+    ListCampaigns,
+    ShowCampaign,
+    CampaignItems,
+    ExportCampaign,
+    CloseCampaign,
+    CertifyUnchanged,
+    ReassignAgentsItems,
+    MyReviews,
+    MyReminders,
+    SomeoneElsesReminders,
+    ShowReviewItem,
+    DecideReviewItem,
+    ReassignReviewItem,
+    ScopeDiff,
 }
 
 struct Row {
@@ -93,8 +124,18 @@ struct Row {
     route: &'static str,
     /// Expected status for admin, responder, auditor, owner, other owner.
     expect: [u16; 5],
-    /// Whether a successful call changes something (and so must write an audit event).
-    write: bool,
+    /// What a successful call does to the database.
+    effect: Effect,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    /// Changes nothing.
+    Read,
+    /// Changes something and so must write an audit event by the caller.
+    Write,
+    /// Changes something without an audit event, by design (see the row's comment).
+    UnauditedWrite,
 }
 
 const fn row(op: Op, method: &'static str, route: &'static str, expect: [u16; 5]) -> Row {
@@ -103,7 +144,7 @@ const fn row(op: Op, method: &'static str, route: &'static str, expect: [u16; 5]
         method,
         route,
         expect,
-        write: false,
+        effect: Effect::Read,
     }
 }
 
@@ -113,7 +154,17 @@ const fn write(op: Op, method: &'static str, route: &'static str, expect: [u16; 
         method,
         route,
         expect,
-        write: true,
+        effect: Effect::Write,
+    }
+}
+
+const fn unaudited(op: Op, method: &'static str, route: &'static str, expect: [u16; 5]) -> Row {
+    Row {
+        op,
+        method,
+        route,
+        expect,
+        effect: Effect::UnauditedWrite,
     }
 }
 
@@ -285,10 +336,181 @@ const ROWS: &[Row] = &[
         [201, 201, 403, 201, 403],
     ),
     row(Op::Changes, "GET", "/v1/changes", [200, 200, 200, 200, 200]),
+    // The token service. Discovery and keys are public.
+    row(
+        Op::OAuthMetadata,
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::Jwks,
+        "GET",
+        "/.well-known/jwks.json",
+        [200, 200, 200, 200, 200],
+    ),
+    // The token endpoint authenticates the agent (its signed assertion or secret), never a
+    // person's bearer token: a request with a valid subject token but no agent assertion is
+    // refused as RFC 6749 §5.2 `invalid_client` whoever sends it.
+    row(
+        Op::TokenExchangeWithoutAgentAssertion,
+        "POST",
+        "/oauth/token",
+        [401, 401, 401, 401, 401],
+    ),
+    // Introspection: any authenticated person (their API token as bearer) or agent.
+    row(
+        Op::IntrospectOwnersAccessToken,
+        "POST",
+        "/oauth/introspect",
+        [200, 200, 200, 200, 200],
+    ),
+    // Revocation: the token's subject, an agent in its chain, the acting agent's owner, an
+    // admin or a responder; anyone else gets 400 `unauthorized_client`.
+    write(
+        Op::RevokeOwnersAccessToken,
+        "POST",
+        "/oauth/revoke",
+        [200, 200, 400, 200, 400],
+    ),
+    // Issued tokens go to the token table without an audit event, by design: exchanges are
+    // high-volume and each token is already a record (subject, actor, scopes, expiry) that
+    // `GET /v1/agents/{id}/tokens` and introspection show; revoking one is audited.
+    unaudited(
+        Op::MintMyAccessToken,
+        "POST",
+        "/v1/me/access-token",
+        [201, 201, 201, 201, 201],
+    ),
+    write(
+        Op::AddCredential,
+        "POST",
+        "/v1/agents/{id}/credentials",
+        [201, 403, 403, 201, 403],
+    ),
+    // Disabling a key is a brake like revoking: responders may pull it too.
+    write(
+        Op::DisableCredential,
+        "POST",
+        "/v1/agents/{id}/credentials/{credential_id}/disable",
+        [200, 200, 403, 200, 403],
+    ),
+    row(
+        Op::AgentTokens,
+        "GET",
+        "/v1/agents/{id}/tokens",
+        [200, 200, 200, 200, 403],
+    ),
+    // Access reviews: admins administer campaigns; the reviewer (the agent's owner) decides
+    // their items; admins and auditors read every item and the export.
+    write(
+        Op::CreateCampaign,
+        "POST",
+        "/v1/campaigns",
+        [201, 403, 403, 403, 403],
+    ),
+    row(
+        Op::ListCampaigns,
+        "GET",
+        "/v1/campaigns",
+        [200, 200, 200, 200, 200],
+    ),
+    // Everyone sees a campaign; people without a role see only their own progress line.
+    row(
+        Op::ShowCampaign,
+        "GET",
+        "/v1/campaigns/{id}",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::CampaignItems,
+        "GET",
+        "/v1/campaigns/{id}/items",
+        [200, 403, 200, 403, 403],
+    ),
+    row(
+        Op::ExportCampaign,
+        "GET",
+        "/v1/campaigns/{id}/export",
+        [200, 403, 200, 403, 403],
+    ),
+    write(
+        Op::CloseCampaign,
+        "POST",
+        "/v1/campaigns/{id}/close",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::CertifyUnchanged,
+        "POST",
+        "/v1/campaigns/{id}/agents/{agent_id}/certify-unchanged",
+        [200, 403, 403, 200, 403],
+    ),
+    write(
+        Op::ReassignAgentsItems,
+        "POST",
+        "/v1/campaigns/{id}/agents/{agent_id}/reassign",
+        [200, 403, 403, 403, 403],
+    ),
+    row(
+        Op::MyReviews,
+        "GET",
+        "/v1/reviews/mine",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::MyReminders,
+        "GET",
+        "/v1/reviews/reminders",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::SomeoneElsesReminders,
+        "GET",
+        "/v1/reviews/reminders",
+        [200, 403, 403, 403, 403],
+    ),
+    row(
+        Op::ShowReviewItem,
+        "GET",
+        "/v1/review-items/{id}",
+        [200, 403, 200, 200, 403],
+    ),
+    write(
+        Op::DecideReviewItem,
+        "POST",
+        "/v1/review-items/{id}/decision",
+        [200, 403, 403, 200, 403],
+    ),
+    write(
+        Op::ReassignReviewItem,
+        "POST",
+        "/v1/review-items/{id}/reassign",
+        [200, 403, 403, 403, 403],
+    ),
+    row(
+        Op::ScopeDiff,
+        "GET",
+        "/v1/agents/{id}/scope-diff",
+        [200, 200, 200, 200, 403],
+    ),
 ];
 
 /// The routes anyone may call without a token.
-const PUBLIC: &[Op] = &[Op::Health];
+const PUBLIC: &[Op] = &[Op::Health, Op::OAuthMetadata, Op::Jwks];
+
+/// OAuth endpoints that authenticate their caller themselves (RFC 7662 §2.1, RFC 7009 §2.1): a
+/// person's API token as bearer, or an agent's assertion or secret. A caller who cannot be
+/// authenticated gets 401 `invalid_client` (RFC 6749 §5.2), not the API's JSON error.
+const OAUTH_CALLER: &[Op] = &[Op::IntrospectOwnersAccessToken, Op::RevokeOwnersAccessToken];
+
+/// The token endpoint authenticates only the agent; a person's bearer token plays no part, so
+/// every caller gets the row's status.
+const AGENT_AUTHENTICATED: &[Op] = &[Op::TokenExchangeWithoutAgentAssertion];
+
+fn is_oauth(op: Op) -> bool {
+    OAUTH_CALLER.contains(&op) || AGENT_AUTHENTICATED.contains(&op)
+}
 
 /// The registry plus the callers that cannot be authenticated and a bystander to point at.
 struct Matrix {
@@ -545,7 +767,197 @@ impl Matrix {
                 )
             }
             Op::Changes => ("/v1/changes".into(), None),
+            Op::OAuthMetadata => ("/.well-known/oauth-authorization-server".into(), None),
+            Op::Jwks => ("/.well-known/jwks.json".into(), None),
+            Op::TokenExchangeWithoutAgentAssertion => {
+                // A valid subject token for the owner's agent, so that only the missing agent
+                // authentication can explain the refusal.
+                let agent = self.owners_agent(&["crm.orders:read"]).await;
+                let subject = self.owners_access_token(Some(&agent)).await;
+                (
+                    "/oauth/token".into(),
+                    Some(json!({
+                        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                        "subject_token": subject,
+                        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                        "scope": "crm.orders:read",
+                        "audience": "crm",
+                    })),
+                )
+            }
+            Op::IntrospectOwnersAccessToken | Op::RevokeOwnersAccessToken => {
+                let token = self.owners_access_token(None).await;
+                let path = if op == Op::RevokeOwnersAccessToken {
+                    "/oauth/revoke"
+                } else {
+                    "/oauth/introspect"
+                };
+                (path.into(), Some(json!({"token": token})))
+            }
+            Op::MintMyAccessToken => (
+                "/v1/me/access-token".into(),
+                Some(json!({"ttl_seconds": 300})),
+            ),
+            Op::AddCredential => (
+                format!("/v1/agents/{}/credentials", self.owners_agent(&[]).await),
+                Some(json!({"kind": "static-secret", "label": "matrix"})),
+            ),
+            Op::DisableCredential => {
+                let id = self.owners_agent(&[]).await;
+                let added = r
+                    .post(
+                        &format!("/v1/agents/{id}/credentials"),
+                        &r.admin,
+                        json!({"kind": "static-secret"}),
+                    )
+                    .await;
+                let credential = added.expect(201)["credential"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                (
+                    format!("/v1/agents/{id}/credentials/{credential}/disable"),
+                    None,
+                )
+            }
+            Op::AgentTokens => (
+                format!("/v1/agents/{}/tokens", self.owners_agent(&[]).await),
+                None,
+            ),
+            Op::CreateCampaign => {
+                let (team, _) = self.owners_agent_in_team(false).await;
+                ("/v1/campaigns".into(), Some(campaign_body(&team)))
+            }
+            Op::ListCampaigns => ("/v1/campaigns".into(), None),
+            Op::ShowCampaign => {
+                let (campaign, _, _) = self.campaign_over_owners_agent(false).await;
+                (format!("/v1/campaigns/{campaign}"), None)
+            }
+            Op::CampaignItems => {
+                let (campaign, _, _) = self.campaign_over_owners_agent(false).await;
+                (format!("/v1/campaigns/{campaign}/items"), None)
+            }
+            Op::ExportCampaign => {
+                let (campaign, _, _) = self.campaign_over_owners_agent(false).await;
+                (format!("/v1/campaigns/{campaign}/export?format=json"), None)
+            }
+            Op::CloseCampaign => {
+                let (campaign, _, _) = self.campaign_over_owners_agent(false).await;
+                (format!("/v1/campaigns/{campaign}/close"), None)
+            }
+            Op::CertifyUnchanged => {
+                // The item is used and certified before: certify-unchanged has work to do.
+                let (campaign, agent, _) = self.campaign_over_owners_agent(true).await;
+                (
+                    format!("/v1/campaigns/{campaign}/agents/{agent}/certify-unchanged"),
+                    None,
+                )
+            }
+            Op::ReassignAgentsItems => {
+                let (campaign, agent, _) = self.campaign_over_owners_agent(false).await;
+                (
+                    format!("/v1/campaigns/{campaign}/agents/{agent}/reassign"),
+                    Some(json!({"reviewer": self.bystander.email, "reason": "matrix"})),
+                )
+            }
+            Op::MyReviews => {
+                self.campaign_over_owners_agent(false).await;
+                ("/v1/reviews/mine".into(), None)
+            }
+            Op::MyReminders => ("/v1/reviews/reminders".into(), None),
+            Op::SomeoneElsesReminders => (
+                format!("/v1/reviews/reminders?reviewer={}", self.bystander.email),
+                None,
+            ),
+            Op::ShowReviewItem => {
+                let (_, _, item) = self.campaign_over_owners_agent(false).await;
+                (format!("/v1/review-items/{item}"), None)
+            }
+            Op::DecideReviewItem => {
+                let (_, _, item) = self.campaign_over_owners_agent(false).await;
+                (
+                    format!("/v1/review-items/{item}/decision"),
+                    Some(json!({"decision": "certify", "justification": "still needed"})),
+                )
+            }
+            Op::ReassignReviewItem => {
+                let (_, _, item) = self.campaign_over_owners_agent(false).await;
+                (
+                    format!("/v1/review-items/{item}/reassign"),
+                    Some(json!({"reviewer": self.bystander.email, "reason": "matrix"})),
+                )
+            }
+            Op::ScopeDiff => (
+                format!(
+                    "/v1/agents/{}/scope-diff",
+                    self.owners_agent(&["crm.orders:read"]).await
+                ),
+                None,
+            ),
         }
+    }
+
+    /// A person access token minted by the owner (the subject of an exchange), optionally only
+    /// for one agent.
+    async fn owners_access_token(&self, may_act: Option<&str>) -> String {
+        let r = &self.reg;
+        let minted = r
+            .post(
+                "/v1/me/access-token",
+                &r.owner,
+                json!({"ttl_seconds": 600, "may_act": may_act}),
+            )
+            .await;
+        minted.expect(201)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A new agent of the owner with one grant, alone in a new team (so that a campaign over
+    /// that team covers exactly it). `used_and_certified` marks the grant as used and certified
+    /// (straight in the database: usage comes from tokens), which makes it bulk-certifiable.
+    async fn owners_agent_in_team(&self, used_and_certified: bool) -> (String, String) {
+        let team = self.fresh("review-team");
+        let agent = self
+            .reg
+            .register_with(
+                json!({"name": self.fresh("reviewed"), "owner": self.reg.owner.email,
+                                  "team": team, "scopes": ["crm.orders:read"]}),
+            )
+            .await;
+        if used_and_certified {
+            let changed = self
+                .reg
+                .sql()
+                .execute(
+                    "UPDATE grants SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                            last_certified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                     WHERE agent_id = ?1",
+                    [&agent],
+                )
+                .unwrap();
+            assert_eq!(changed, 1, "the agent's grant exists");
+        }
+        (team, agent)
+    }
+
+    /// An open campaign, created by the admin, over a new agent of the owner: one item whose
+    /// reviewer is the owner. Returns the campaign id, the agent id and the item id.
+    async fn campaign_over_owners_agent(&self, used_and_certified: bool) -> (String, String, i64) {
+        let r = &self.reg;
+        let (team, agent) = self.owners_agent_in_team(used_and_certified).await;
+        let created = r
+            .post("/v1/campaigns", &r.admin, campaign_body(&team))
+            .await;
+        let campaign = created.expect(201)["id"].as_str().unwrap().to_string();
+        let items = r
+            .get(&format!("/v1/campaigns/{campaign}/items"), &r.admin)
+            .await;
+        let items = items.expect(200)["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 1, "one item: {items:?}");
+        assert_eq!(items[0]["reviewer"], json!(r.owner.email));
+        (campaign, agent, items[0]["id"].as_i64().unwrap())
     }
 
     /// The newest audit event, read straight from the database.
@@ -564,18 +976,56 @@ impl Matrix {
     }
 }
 
+/// A campaign over one team, due in 30 days, leaving undecided grants in place at close.
+fn campaign_body(team: &str) -> Value {
+    let due = chrono::Utc::now() + chrono::Duration::days(30);
+    json!({"name": format!("review of {team}"), "filter": {"team": team},
+           "due_at": due.to_rfc3339(), "no_response": "keep"})
+}
+
+/// Sends a cell's request: OAuth endpoints take form-encoded bodies, the API takes JSON.
+async fn send(
+    m: &Matrix,
+    row: &Row,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> support::Reply {
+    if !is_oauth(row.op) {
+        return m.reg.call(row.method, path, token, body).await;
+    }
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in body.and_then(Value::as_object).into_iter().flatten() {
+        form.append_pair(k, v.as_str().expect("form values are strings"));
+    }
+    m.reg
+        .call_raw(
+            row.method,
+            path,
+            token,
+            Some("application/x-www-form-urlencoded"),
+            Some(form.finish().into_bytes()),
+        )
+        .await
+}
+
 fn expected(row: &Row, who: Who) -> (u16, &'static str) {
+    let oauth = is_oauth(row.op);
     let authenticated = |status: u16| {
-        let code = match status {
-            403 => "forbidden",
-            404 => "not_found",
+        let code = match (oauth, status) {
+            (true, 400) => "unauthorized_client",
+            (true, 401) => "invalid_client",
+            (false, 403) => "forbidden",
+            (false, 404) => "not_found",
             _ => "",
         };
         (status, code)
     };
     let unauthenticated = |code: &'static str| {
-        if PUBLIC.contains(&row.op) {
-            (row.expect[0], "")
+        if PUBLIC.contains(&row.op) || AGENT_AUTHENTICATED.contains(&row.op) {
+            authenticated(row.expect[0])
+        } else if OAUTH_CALLER.contains(&row.op) {
+            (401, "invalid_client")
         } else {
             (401, code)
         }
@@ -606,10 +1056,7 @@ async fn every_route_with_every_caller() {
             let before = m.reg.snapshot();
             let audit_before = m.reg.audit_count();
             let token = m.token(who);
-            let reply = m
-                .reg
-                .call(row.method, &path, token.as_deref(), body.as_ref())
-                .await;
+            let reply = send(&m, row, &path, token.as_deref(), body.as_ref()).await;
             let (want, want_code) = expected(row, who);
             let cell = format!("{:?} {} {path} as {who:?}", row.op, row.method);
             if reply.status != want || (!want_code.is_empty() && reply.code() != want_code) {
@@ -620,7 +1067,11 @@ async fn every_route_with_every_caller() {
                 continue;
             }
             let succeeded = (200..300).contains(&reply.status);
-            if succeeded && row.write {
+            if succeeded && row.effect == Effect::UnauditedWrite {
+                if m.reg.audit_count() != audit_before {
+                    failures.push(format!("{cell}: wrote an audit event it is not meant to"));
+                }
+            } else if succeeded && row.effect == Effect::Write {
                 let last = m.last_event();
                 if m.reg.audit_count() <= audit_before {
                     failures.push(format!("{cell}: succeeded without an audit event"));
@@ -690,12 +1141,20 @@ async fn every_route_has_a_row() {
         "matrix rows for routes the registry does not serve: {unknown:?}"
     );
     assert!(served.len() >= 22, "the document lists the whole API");
-    // Every route under /v1/ needs a token: only the public rows may skip authentication.
+    // Every route under /v1/ needs a token; the OAuth endpoints under /oauth/ authenticate
+    // their callers themselves; only /healthz and discovery under /.well-known/ are public.
     for row in ROWS {
+        let public = row.route == "/healthz" || row.route.starts_with("/.well-known/");
+        assert_eq!(PUBLIC.contains(&row.op), public, "{:?}", row.op);
         assert_eq!(
-            PUBLIC.contains(&row.op),
-            !row.route.starts_with("/v1/"),
+            is_oauth(row.op),
+            row.route.starts_with("/oauth/"),
             "{:?}",
+            row.op
+        );
+        assert!(
+            public || is_oauth(row.op) || row.route.starts_with("/v1/"),
+            "{:?} is neither public, OAuth nor under /v1/",
             row.op
         );
     }
