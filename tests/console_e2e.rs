@@ -108,17 +108,26 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
         Duration::from_secs(120),
         |s| s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents"),
     );
-    // Pick an active agent a few rows down, so that the filter has work to do.
-    let lines = screen.lines();
-    let header = lines.iter().position(|l| l.contains("NAME ▲")).unwrap();
-    let name = lines[header + 1..]
-        .iter()
-        .filter(|l| l.contains("● active"))
-        .filter_map(|l| l.trim_start_matches(['▶', ' ']).split_whitespace().next())
-        .filter(|n| !n.contains('…'))
-        .nth(4)
-        .expect("an active agent on screen")
-        .to_string();
+    // Pick an active agent a few rows down, so that the filter has work to do. The frame may
+    // still be arriving on a loaded machine, so wait until enough rows are drawn.
+    let fifth_active = |text: &str| -> Option<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines.iter().position(|l| l.contains("NAME ▲"))?;
+        lines[header + 1..]
+            .iter()
+            .filter(|l| l.contains("● active"))
+            .filter_map(|l| l.trim_start_matches(['▶', ' ']).split_whitespace().next())
+            .filter(|n| !n.contains('…'))
+            .nth(4)
+            .map(str::to_string)
+    };
+    screen.wait(
+        &mut child,
+        "five active agents on screen",
+        Duration::from_secs(30),
+        |s| fifth_active(s).is_some(),
+    );
+    let name = fifth_active(&screen.text()).expect("an active agent on screen");
 
     press("/");
     press(&name);
