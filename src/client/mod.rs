@@ -132,6 +132,44 @@ impl Client {
         url
     }
 
+    /// Sends a request with the bearer token and reads the whole answer.
+    async fn exchange(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> ClientResult<(StatusCode, bytes::Bytes)> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: self.base.to_string(),
+            detail: describe_reqwest(&e),
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        Ok((status, bytes))
+    }
+
+    /// A refusal: the registry's own code and message when it sent them, else the status.
+    fn refusal(
+        &self,
+        status: StatusCode,
+        url: &Url,
+        body: Option<(String, String)>,
+    ) -> ClientError {
+        let (code, message) = body.unwrap_or_else(|| {
+            (
+                "http_error".into(),
+                format!("{} answered {status} to {}", self.base, url.path()),
+            )
+        });
+        ClientError::Api {
+            status: status.as_u16(),
+            code,
+            message,
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -141,40 +179,16 @@ impl Client {
     ) -> ClientResult<T> {
         let url = self.url(segments);
         let mut request = self.http.request(method, url.clone());
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token.expose());
-        }
         if let Some(q) = query {
             request = q.apply(request);
         }
         if let Some(b) = body {
             request = b.apply(request);
         }
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.to_string(),
-            detail: describe_reqwest(&e),
-        })?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.to_string(),
-                detail: describe_reqwest(&e),
-            })?;
+        let (status, bytes) = self.exchange(request).await?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-                Ok(body) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: body.error,
-                    message: body.message,
-                },
-                Err(_) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: "http_error".into(),
-                    message: format!("{} answered {status} to {}", self.base, url.path()),
-                },
-            });
+            let body = serde_json::from_slice::<ApiErrorBody>(&bytes).ok();
+            return Err(self.refusal(status, &url, body.map(|b| (b.error, b.message))));
         }
         let bytes = if status == StatusCode::NO_CONTENT {
             bytes::Bytes::from_static(b"null")
@@ -447,35 +461,11 @@ impl Client {
         params: &[(&str, &str)],
     ) -> ClientResult<T> {
         let url = self.url(segments);
-        let mut request = self.http.post(url.clone()).form(params);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token.expose());
-        }
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.to_string(),
-            detail: describe_reqwest(&e),
-        })?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.to_string(),
-                detail: describe_reqwest(&e),
-            })?;
+        let request = self.http.post(url.clone()).form(params);
+        let (status, bytes) = self.exchange(request).await?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<OAuthErrorBody>(&bytes) {
-                Ok(body) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: body.error,
-                    message: body.error_description,
-                },
-                Err(_) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: "http_error".into(),
-                    message: format!("{} answered {status} to {}", self.base, url.path()),
-                },
-            });
+            let body = serde_json::from_slice::<OAuthErrorBody>(&bytes).ok();
+            return Err(self.refusal(status, &url, body.map(|b| (b.error, b.error_description))));
         }
         let bytes = if bytes.is_empty() {
             bytes::Bytes::from_static(b"null")
@@ -740,18 +730,8 @@ impl Client {
         let status = response.status();
         if !status.is_success() {
             let bytes = response.bytes().await.map_err(unreachable)?;
-            return Err(match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-                Ok(body) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: body.error,
-                    message: body.message,
-                },
-                Err(_) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: "http_error".into(),
-                    message: format!("{} answered {status} to {}", self.base, url.path()),
-                },
-            });
+            let body = serde_json::from_slice::<ApiErrorBody>(&bytes).ok();
+            return Err(self.refusal(status, &url, body.map(|b| (b.error, b.message))));
         }
         Ok(ExportDownload {
             response,
