@@ -14,6 +14,7 @@ use super::inventory::Inventory;
 use super::keymap::Command;
 use crate::client::ClientResult;
 use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
+use crate::model::review::{BulkCertifyOutcome, DecisionOutcome, ReviewQueue, Verdict};
 use crate::model::{Agent, AgentDetail, AuditEvent};
 
 #[derive(Debug)]
@@ -69,6 +70,18 @@ pub enum Action {
         result: ClientResult<i64>,
     },
     CacheSaved(Result<(), String>),
+    ReviewsLoaded(ClientResult<ReviewQueue>),
+    Decided {
+        item_id: i64,
+        verdict: Verdict,
+        /// The justification sent (so that a refusal can reopen the prompt with it).
+        justification: Option<String>,
+        result: ClientResult<DecisionOutcome>,
+    },
+    BulkCertified {
+        agent_id: String,
+        result: ClientResult<BulkCertifyOutcome>,
+    },
 }
 
 /// Work for the runtime.
@@ -100,6 +113,16 @@ pub enum Effect {
         text: String,
     },
     SaveCache(Arc<Inventory>),
+    LoadReviews,
+    Decide {
+        item_id: i64,
+        verdict: Verdict,
+        justification: Option<String>,
+    },
+    CertifyUnchanged {
+        campaign_id: String,
+        agent_id: String,
+    },
 }
 
 impl std::fmt::Debug for Effect {
@@ -117,6 +140,14 @@ impl std::fmt::Debug for Effect {
             Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
             Effect::AddNote { seq, .. } => write!(f, "AddNote({seq})"),
             Effect::SaveCache(_) => f.write_str("SaveCache"),
+            Effect::LoadReviews => f.write_str("LoadReviews"),
+            Effect::Decide {
+                item_id, verdict, ..
+            } => write!(f, "Decide({item_id}, {})", verdict.as_str()),
+            Effect::CertifyUnchanged {
+                campaign_id,
+                agent_id,
+            } => write!(f, "CertifyUnchanged({campaign_id}, {agent_id})"),
         }
     }
 }

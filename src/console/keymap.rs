@@ -32,6 +32,14 @@ pub enum Command {
     Quick(QuickFilter),
     Sort(Column),
     Refresh,
+    /// Open "my reviews".
+    Reviews,
+    /// Certify the selected scope (reviews).
+    CertifyScope,
+    /// Revoke the selected scope (reviews).
+    RevokeScope,
+    /// Certify every used-and-unchanged scope of the selected agent (reviews).
+    CertifyUnchanged,
 }
 
 /// Where a binding applies.
@@ -41,6 +49,8 @@ pub enum Scope {
     Everywhere,
     Inventory,
     Detail,
+    /// The "my reviews" screen.
+    Reviews,
     /// Inside pickers, prompts and confirmations (fixed keys, listed for the help screen).
     Dialog,
 }
@@ -51,14 +61,17 @@ impl Scope {
             Scope::Everywhere => "Everywhere",
             Scope::Inventory => "Inventory",
             Scope::Detail => "Agent detail",
+            Scope::Reviews => "My reviews",
             Scope::Dialog => "Pickers, prompts and confirmations",
         }
     }
 
     fn overlaps(self, other: Scope) -> bool {
         self == other
-            || (self == Scope::Everywhere && matches!(other, Scope::Inventory | Scope::Detail))
-            || (other == Scope::Everywhere && matches!(self, Scope::Inventory | Scope::Detail))
+            || (self == Scope::Everywhere
+                && matches!(other, Scope::Inventory | Scope::Detail | Scope::Reviews))
+            || (other == Scope::Everywhere
+                && matches!(self, Scope::Inventory | Scope::Detail | Scope::Reviews))
     }
 }
 
@@ -273,7 +286,7 @@ const fn fixed(keys: &'static [KeySpec], help: &'static str) -> Default_ {
     }
 }
 
-use Scope::{Everywhere, Inventory};
+use Scope::{Everywhere, Inventory, Reviews};
 
 /// The default bindings, in the order the help screen lists them.
 const DEFAULTS: &[Default_] = &[
@@ -526,6 +539,38 @@ const DEFAULTS: &[Default_] = &[
         None,
     ),
     b(
+        "reviews",
+        Command::Reviews,
+        Everywhere,
+        &[KeySpec::char('r')],
+        "my reviews (access certification)",
+        Some("reviews"),
+    ),
+    b(
+        "certify-scope",
+        Command::CertifyScope,
+        Reviews,
+        &[KeySpec::char('c')],
+        "certify the selected scope",
+        Some("certify"),
+    ),
+    b(
+        "revoke-scope",
+        Command::RevokeScope,
+        Reviews,
+        &[KeySpec::char('x')],
+        "revoke the selected scope",
+        Some("revoke"),
+    ),
+    b(
+        "certify-unchanged",
+        Command::CertifyUnchanged,
+        Reviews,
+        &[KeySpec::char('C')],
+        "certify the agent's used, unchanged scopes",
+        Some("certify unchanged"),
+    ),
+    b(
         "refresh",
         Command::Refresh,
         Everywhere,
@@ -677,13 +722,20 @@ impl Keymap {
         &self.bindings
     }
 
-    /// The command a key means on a screen.
+    /// The command a key means on the inventory (false) or the detail (true).
     pub fn lookup(&self, key: KeySpec, on_detail: bool) -> Option<Command> {
-        let here = if on_detail {
-            Scope::Detail
-        } else {
-            Scope::Inventory
-        };
+        self.lookup_in(
+            key,
+            if on_detail {
+                Scope::Detail
+            } else {
+                Scope::Inventory
+            },
+        )
+    }
+
+    /// The command a key means on a screen.
+    pub fn lookup_in(&self, key: KeySpec, here: Scope) -> Option<Command> {
         self.bindings
             .iter()
             .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
@@ -699,13 +751,17 @@ impl Keymap {
             .and_then(|b| b.keys.first().copied())
     }
 
-    /// Footer hints for a screen: (key label, word), in keymap order.
+    /// Footer hints for the inventory (false) or the detail (true).
     pub fn hints(&self, on_detail: bool) -> Vec<(String, &'static str, Command)> {
-        let here = if on_detail {
+        self.hints_in(if on_detail {
             Scope::Detail
         } else {
             Scope::Inventory
-        };
+        })
+    }
+
+    /// Footer hints for a screen: (key label, word), in keymap order.
+    pub fn hints_in(&self, here: Scope) -> Vec<(String, &'static str, Command)> {
         self.bindings
             .iter()
             .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
@@ -724,6 +780,7 @@ impl Keymap {
             Scope::Everywhere,
             Scope::Inventory,
             Scope::Detail,
+            Scope::Reviews,
             Scope::Dialog,
         ] {
             let lines: Vec<(String, &'static str)> = self

@@ -21,6 +21,8 @@ use crate::model::api::AuditQuery;
 
 /// How many audit events the detail shows.
 pub const RECENT_AUDIT: usize = 30;
+/// Agents asked for in "my reviews" (the registry's largest page).
+pub const REVIEW_PAGE: u32 = 500;
 /// Change-feed page size.
 pub const SYNC_PAGE: u32 = 5000;
 
@@ -320,6 +322,37 @@ impl Console {
             Effect::AddNote { seq, text } => self.spawn(move |c, _| async move {
                 let result = c.add_note(seq, &text).await;
                 Action::NoteAdded { seq, result }
+            }),
+            Effect::LoadReviews => self.spawn(|c, _| async move {
+                let query = crate::model::review::QueueQuery {
+                    limit: Some(REVIEW_PAGE),
+                    ..Default::default()
+                };
+                Action::ReviewsLoaded(c.my_reviews(&query).await)
+            }),
+            Effect::Decide {
+                item_id,
+                verdict,
+                justification,
+            } => self.spawn(move |c, _| async move {
+                let req = crate::model::review::DecideItem {
+                    decision: verdict,
+                    justification: justification.clone(),
+                };
+                let result = c.decide(item_id, &req).await;
+                Action::Decided {
+                    item_id,
+                    verdict,
+                    justification,
+                    result,
+                }
+            }),
+            Effect::CertifyUnchanged {
+                campaign_id,
+                agent_id,
+            } => self.spawn(move |c, _| async move {
+                let result = c.certify_unchanged(&campaign_id, &agent_id).await;
+                Action::BulkCertified { agent_id, result }
             }),
             Effect::SaveCache(inv) => {
                 let path = self.cache_path.clone();

@@ -34,13 +34,13 @@ fn wrapped_height(lines: &[Line<'_>], width: u16) -> u16 {
 }
 
 /// A centred pop-up as tall as its wrapped text (plus borders), within `area`.
-fn fitted(area: Rect, max_width: u16, lines: &[Line<'_>]) -> Rect {
+pub(super) fn fitted(area: Rect, max_width: u16, lines: &[Line<'_>]) -> Rect {
     let w = max_width.min(area.width.saturating_sub(2));
     let h = wrapped_height(lines, w.saturating_sub(2)) + 2;
     centered(area, w, h.min(area.height))
 }
 
-fn popup(frame: &mut Frame, app: &App, title: &str, rect: Rect, lines: Vec<Line<'_>>) {
+pub(super) fn popup(frame: &mut Frame, app: &App, title: &str, rect: Rect, lines: Vec<Line<'_>>) {
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines)
