@@ -286,3 +286,66 @@ async fn reviews_a_full_agent_through_the_keys() {
     }
     assert_eq!(selected(&c).2, Decision::Revoke);
 }
+
+fn screen_text(c: &mut Console, w: u16, h: u16) -> String {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    c.dispatch(steward::console::Action::Resize {
+        width: w,
+        height: h,
+    });
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| steward::console::views::draw(f, &c.app))
+        .unwrap();
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reviews_screen_at_both_sizes() {
+    let (r, _) = setup().await;
+    let home = tempfile::tempdir().unwrap();
+    let token = r.token_for(ALICE).await;
+    let mut c = console(&r, &token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    for (w, h) in [(80, 24), (120, 40)] {
+        let s = screen_text(&mut c, w, h);
+        for needle in [
+            "My reviews",
+            "0/5 done",
+            "due in 12 days",
+            "mixed-bot",
+            "steady-bot",
+            "erp:read",
+            "s3:write",
+            "Recommendation",
+            " c certify ",
+            " x revoke ",
+            " C certify unchanged ",
+        ] {
+            assert!(s.contains(needle), "{w}×{h}: {needle:?} missing in\n{s}");
+        }
+        // Diff markers: used (✓), unused (!), added (+).
+        let line = |n: &str| s.lines().find(|l| l.contains(n)).unwrap().to_string();
+        assert!(line("erp:read").contains('✓'), "{s}");
+        assert!(line("erp:write").contains('!'), "{s}");
+        assert!(line("s3:write").contains('+'), "{s}");
+        assert!(line("erp:write").contains("unused 60 days"), "{s}");
+    }
+    // The justification prompt.
+    key(&mut c, "j");
+    key(&mut c, "c");
+    let s = screen_text(&mut c, 80, 24);
+    assert!(s.contains("Justification required"), "{s}");
+    key(&mut c, "esc");
+    assert!(c.app.overlay.is_none());
+}

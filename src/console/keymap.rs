@@ -560,7 +560,7 @@ const DEFAULTS: &[Default_] = &[
         Reviews,
         &[KeySpec::char('x')],
         "revoke the selected scope",
-        Some("revoke"),
+        Some("revoke scope"),
     ),
     b(
         "certify-unchanged",
@@ -761,10 +761,18 @@ impl Keymap {
     }
 
     /// Footer hints for a screen: (key label, word), in keymap order.
+    /// On the reviews screen its own keys come first: they are what the screen is for.
     pub fn hints_in(&self, here: Scope) -> Vec<(String, &'static str, Command)> {
-        self.bindings
+        let mut bindings: Vec<&Binding> = self
+            .bindings
             .iter()
             .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
+            .collect();
+        if here == Scope::Reviews {
+            bindings.sort_by_key(|b| b.scope != here);
+        }
+        bindings
+            .into_iter()
             .filter_map(|b| {
                 let hint = b.hint?;
                 let key = b.keys.first()?;

@@ -310,7 +310,10 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
     if bulk > 0 {
         lines.push(Line::from(Span::styled(
             fit(
-                &format!(" {bulk} used, unchanged scopes can be certified together"),
+                &format!(
+                    " {bulk} used, unchanged scope{} certified together by C",
+                    if bulk == 1 { "" } else { "s" }
+                ),
                 w,
             ),
             t.style(Slot::Hint),
