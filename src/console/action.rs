@@ -15,6 +15,7 @@ use super::keymap::Command;
 use crate::client::ClientResult;
 use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
 use crate::model::review::{BulkCertifyOutcome, DecisionOutcome, ReviewQueue, Verdict};
+use crate::model::tokens::AgentTokens;
 use crate::model::{Agent, AgentDetail, AuditEvent};
 
 #[derive(Debug)]
@@ -39,6 +40,7 @@ pub enum Action {
         id: String,
         detail: ClientResult<AgentDetail>,
         audit: ClientResult<Vec<AuditEvent>>,
+        tokens: ClientResult<AgentTokens>,
     },
     OwnerSet {
         id: String,

@@ -11,6 +11,7 @@ use super::keymap::{Command, Keymap};
 use super::theme::Theme;
 use crate::model::api::{RevokeOutcome, WhoAmI};
 use crate::model::review::{QueueAgent, ReviewItem, ReviewQueue, Verdict};
+use crate::model::tokens::AgentTokens;
 use crate::model::{AgentDetail, AuditEvent, Role};
 
 /// The smallest terminal the console lays out; below it says so instead.
@@ -43,6 +44,8 @@ pub struct DetailState {
     pub row: Option<u32>,
     pub detail: Option<Result<AgentDetail, String>>,
     pub audit: Option<Result<Vec<AuditEvent>, String>>,
+    /// Live tokens in which the agent acts, and its exchange rate.
+    pub tokens: Option<Result<AgentTokens, String>>,
     pub scroll: u16,
     /// How far the detail can scroll, as last drawn.
     pub max_scroll: std::cell::Cell<u16>,

@@ -254,8 +254,14 @@ impl Console {
                 }
             }),
             Effect::LoadDetail { id } => self.spawn(move |c, _| async move {
-                let (detail, audit) = tokio::join!(c.agent(&id), recent_audit(&c, &id));
-                Action::DetailLoaded { id, detail, audit }
+                let (detail, audit, tokens) =
+                    tokio::join!(c.agent(&id), recent_audit(&c, &id), c.agent_tokens(&id));
+                Action::DetailLoaded {
+                    id,
+                    detail,
+                    audit,
+                    tokens,
+                }
             }),
             Effect::SetOwner { id, owner } => self.spawn(move |c, _| async move {
                 let result = c

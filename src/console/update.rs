@@ -112,12 +112,18 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Filtered(outcome) => on_filtered(app, outcome),
-        Action::DetailLoaded { id, detail, audit } => {
+        Action::DetailLoaded {
+            id,
+            detail,
+            audit,
+            tokens,
+        } => {
             if let Screen::Detail(d) = &mut app.screen
                 && d.id == id
             {
                 d.detail = Some(detail.map_err(|e| e.to_string()));
                 d.audit = Some(audit.map_err(|e| e.to_string()));
+                d.tokens = Some(tokens.map_err(|e| e.to_string()));
             }
         }
         Action::OwnerSet { id, result } => match result {
@@ -1377,6 +1383,7 @@ fn open_detail(app: &mut App, id: String, row: Option<u32>, fx: &mut Vec<Effect>
         row,
         detail: None,
         audit: None,
+        tokens: None,
         scroll: 0,
         max_scroll: std::cell::Cell::new(0),
     }));
