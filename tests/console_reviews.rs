@@ -349,3 +349,50 @@ async fn the_reviews_screen_at_both_sizes() {
     key(&mut c, "esc");
     assert!(c.app.overlay.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registrys_justification_refusal_opens_the_prompt_and_resends() {
+    use steward::console::Action;
+    use steward::model::review::{DecideItem, Verdict};
+    let (r, campaign) = setup().await;
+    let home = tempfile::tempdir().unwrap();
+    let token = r.token_for(ALICE).await;
+    let mut c = console(&r, &token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    go_to(&mut c, "mixed-bot", "erp:write");
+    let id = item(&items(&r, &campaign).await, "mixed", "erp:write").id;
+    // The registry's own refusal of a decision without a justification (422)...
+    let refusal = steward::client::Client::new(&r.url, Some(steward::client::Secret::new(&token)))
+        .unwrap()
+        .decide(
+            id,
+            &DecideItem {
+                decision: Verdict::Certify,
+                justification: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.status(), Some(422));
+    // ...fed back as the answer to a decision opens the prompt; the decision is re-sent with it.
+    c.dispatch(Action::Decided {
+        item_id: id,
+        verdict: Verdict::Certify,
+        justification: None,
+        result: Err(refusal),
+    });
+    match &c.app.overlay {
+        Some(Overlay::Justify(j)) => {
+            assert_eq!(j.item_id, id);
+            assert!(j.why.contains("needs a justification"), "{}", j.why);
+        }
+        other => panic!("expected the justification prompt, got {other:?}"),
+    }
+    type_text(&mut c, "audit season");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    let decided = item(&items(&r, &campaign).await, "mixed", "erp:write").clone();
+    assert_eq!(decided.decision, Decision::Certify);
+    assert_eq!(decided.justification.as_deref(), Some("audit season"));
+}
