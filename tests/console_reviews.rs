@@ -396,3 +396,102 @@ async fn the_registrys_justification_refusal_opens_the_prompt_and_resends() {
     assert_eq!(decided.decision, Decision::Certify);
     assert_eq!(decided.justification.as_deref(), Some("audit season"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_progress_and_closes_with_a_typed_confirmation() {
+    use steward::console::app::ConfirmState;
+    use steward::model::review::{CampaignStatus, DecideItem, Verdict};
+    let (r, campaign) = setup().await;
+    let alice = steward::client::Client::new(
+        &r.url,
+        Some(steward::client::Secret::new(r.token_for(ALICE).await)),
+    )
+    .unwrap();
+    let id = item(&items(&r, &campaign).await, "steady", "crm:read").id;
+    alice
+        .decide(
+            id,
+            &DecideItem {
+                decision: Verdict::Certify,
+                justification: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    // An owner is told P is not for them.
+    let home = tempfile::tempdir().unwrap();
+    let token = r.token_for(ALICE).await;
+    let mut c = console(&r, &token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    key(&mut c, "P");
+    assert!(c.app.overlay.is_none());
+    assert!(c.app.message.as_ref().unwrap().1.contains("admin"));
+
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &r.admin_token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    key(&mut c, "P");
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::Notice { lines, .. }) => {
+            let all = lines.join("\n");
+            assert!(
+                all.contains("2026-Q4 certification: 1/5 decided (20%)"),
+                "{all}"
+            );
+            assert!(all.contains("no response → keep"), "{all}");
+            let alice_line = lines.iter().find(|l| l.contains(ALICE)).expect(&all);
+            assert!(
+                alice_line.contains("1/5") && alice_line.contains("20%"),
+                "{alice_line}"
+            );
+            assert!(lines.iter().any(|l| l.contains("payments")), "{all}");
+        }
+        other => panic!("expected the progress notice, got {other:?}"),
+    }
+    key(&mut c, "esc");
+
+    // Z: the typed phrase names the outcome and the number of undecided items.
+    key(&mut c, "Z");
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::Confirm(ConfirmState::CloseCampaign(p))) => {
+            assert_eq!(p.order().pending, 4);
+        }
+        other => panic!("expected the close confirmation, got {other:?}"),
+    }
+    type_text(&mut c, "keep 3");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    assert!(
+        matches!(c.app.overlay, Some(Overlay::Confirm(_))),
+        "wrong phrase"
+    );
+    let open = r.admin().campaign(&campaign).await.unwrap();
+    assert_eq!(open.campaign.status, CampaignStatus::Open);
+    key(&mut c, "backspace");
+    type_text(&mut c, "4");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::Notice { title, lines, .. }) => {
+            assert!(title.starts_with("Closed"), "{title}");
+            assert!(
+                lines.iter().any(|l| l == "undecided items it touched: 4"),
+                "{lines:?}"
+            );
+        }
+        other => panic!("expected the close result, got {other:?}"),
+    }
+    let closed = r.admin().campaign(&campaign).await.unwrap();
+    assert_eq!(closed.campaign.status, CampaignStatus::Closed);
+    let after = items(&r, &campaign).await;
+    assert_eq!(
+        item(&after, "steady", "crm:read").decision,
+        Decision::Certify
+    );
+    assert_eq!(item(&after, "mixed", "erp:write").decision, Decision::Keep);
+}

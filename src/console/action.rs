@@ -14,7 +14,10 @@ use super::inventory::Inventory;
 use super::keymap::Command;
 use crate::client::ClientResult;
 use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
-use crate::model::review::{BulkCertifyOutcome, DecisionOutcome, ReviewQueue, Verdict};
+use crate::model::review::{
+    BulkCertifyOutcome, CampaignDetail, CloseOutcome, DecisionOutcome, NoResponse, ReviewQueue,
+    Verdict,
+};
 use crate::model::tokens::AgentTokens;
 use crate::model::{Agent, AgentDetail, AuditEvent};
 
@@ -84,6 +87,19 @@ pub enum Action {
         agent_id: String,
         result: ClientResult<BulkCertifyOutcome>,
     },
+    /// Open campaigns with their progress, for `purpose`.
+    CampaignsLoaded {
+        purpose: CampaignPurpose,
+        result: ClientResult<Vec<CampaignDetail>>,
+    },
+    CampaignClosed(ClientResult<CloseOutcome>),
+}
+
+/// Why the open campaigns were loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignPurpose {
+    Progress,
+    Close,
 }
 
 /// Work for the runtime.
@@ -125,6 +141,8 @@ pub enum Effect {
         campaign_id: String,
         agent_id: String,
     },
+    LoadCampaigns(CampaignPurpose),
+    CloseCampaign(Confirmed<CloseCampaignOrder>),
 }
 
 impl std::fmt::Debug for Effect {
@@ -150,6 +168,8 @@ impl std::fmt::Debug for Effect {
                 campaign_id,
                 agent_id,
             } => write!(f, "CertifyUnchanged({campaign_id}, {agent_id})"),
+            Effect::LoadCampaigns(p) => write!(f, "LoadCampaigns({p:?})"),
+            Effect::CloseCampaign(o) => write!(f, "CloseCampaign({})", o.order().id),
         }
     }
 }
@@ -242,6 +262,17 @@ pub struct DecommissionOrder {
     pub plan: DecommissionPlan,
     /// Names of the agents in the plan, for the dialog (ids when unknown locally).
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloseCampaignOrder {
+    pub id: String,
+    pub name: String,
+    pub no_response: NoResponse,
+    /// Undecided items the no-response outcome will be applied to.
+    pub pending: u64,
+    /// Of those, how many the registry recommends revoking (for the recommendation outcome).
+    pub pending_recommended_revoke: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::action::{BulkRevokeOrder, DecommissionOrder, Pending, ReinstateOrder};
+use super::action::{
+    BulkRevokeOrder, CloseCampaignOrder, DecommissionOrder, Pending, ReinstateOrder,
+};
 use super::filter::{FilterSpec, QuickFilter, Sort};
 use super::inventory::{AgentRow, Inventory};
 use super::keymap::{Command, Keymap};
@@ -170,6 +172,7 @@ pub enum ConfirmState {
     Reinstate(Pending<ReinstateOrder>),
     Decommission(Pending<DecommissionOrder>),
     BulkRevoke(Pending<BulkRevokeOrder>),
+    CloseCampaign(Pending<CloseCampaignOrder>),
 }
 
 impl ConfirmState {
@@ -179,6 +182,7 @@ impl ConfirmState {
             ConfirmState::Reinstate(p) => &p.confirmation,
             ConfirmState::Decommission(p) => &p.confirmation,
             ConfirmState::BulkRevoke(p) => &p.confirmation,
+            ConfirmState::CloseCampaign(p) => &p.confirmation,
         };
         matches!(c, super::action::Confirmation::Typed { .. })
     }
@@ -385,6 +389,8 @@ impl App {
             Command::Revoke => has(Role::Admin) || has(Role::Responder) || owns,
             Command::Reinstate => has(Role::Admin) || has(Role::Responder),
             Command::Decommission => has(Role::Admin) || owns,
+            Command::CampaignProgress => has(Role::Admin) || has(Role::Auditor),
+            Command::CloseCampaign => has(Role::Admin),
             _ => true,
         };
         if ok {
@@ -396,6 +402,8 @@ impl App {
                     "revoking takes the admin or responder role, or owning the agent"
                 }
                 Command::Reinstate => "reinstating takes the admin or responder role",
+                Command::CampaignProgress => "campaign progress takes the admin or auditor role",
+                Command::CloseCampaign => "closing a campaign takes the admin role",
                 _ => "decommissioning takes the admin role or owning the agent",
             };
             Err(why.to_string())

@@ -40,6 +40,10 @@ pub enum Command {
     RevokeScope,
     /// Certify every used-and-unchanged scope of the selected agent (reviews).
     CertifyUnchanged,
+    /// Campaign progress per reviewer and team (admins).
+    CampaignProgress,
+    /// Close a campaign, applying its no-response outcome (admins, typed confirmation).
+    CloseCampaign,
 }
 
 /// Where a binding applies.
@@ -569,6 +573,22 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('C')],
         "certify the agent's used, unchanged scopes",
         Some("certify unchanged"),
+    ),
+    b(
+        "campaign-progress",
+        Command::CampaignProgress,
+        Reviews,
+        &[KeySpec::char('P')],
+        "campaign progress per reviewer and team (admins, auditors)",
+        Some("progress"),
+    ),
+    b(
+        "close-campaign",
+        Command::CloseCampaign,
+        Reviews,
+        &[KeySpec::char('Z')],
+        "close the campaign: applies its no-response outcome (admins; typed confirm)",
+        None,
     ),
     b(
         "refresh",

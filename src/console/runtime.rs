@@ -360,6 +360,16 @@ impl Console {
                 let result = c.certify_unchanged(&campaign_id, &agent_id).await;
                 Action::BulkCertified { agent_id, result }
             }),
+            Effect::LoadCampaigns(purpose) => self.spawn(move |c, _| async move {
+                let result = open_campaigns(&c).await;
+                Action::CampaignsLoaded { purpose, result }
+            }),
+            Effect::CloseCampaign(confirmed) => {
+                let order = confirmed.into_order();
+                self.spawn(move |c, _| async move {
+                    Action::CampaignClosed(c.close_campaign(&order.id).await)
+                })
+            }
             Effect::SaveCache(inv) => {
                 let path = self.cache_path.clone();
                 self.spawn(move |_, _| async move {
@@ -382,6 +392,21 @@ impl Console {
         let effect = update::save(&mut self.app);
         self.run(effect);
     }
+}
+
+/// Every open campaign with its progress per reviewer and team.
+async fn open_campaigns(c: &Client) -> ClientResult<Vec<crate::model::review::CampaignDetail>> {
+    use crate::model::review::{CampaignQuery, CampaignStatus};
+    let list = c
+        .campaigns(&CampaignQuery {
+            status: Some(CampaignStatus::Open),
+        })
+        .await?;
+    let mut out = Vec::new();
+    for campaign in list {
+        out.push(c.campaign(&campaign.id).await?);
+    }
+    Ok(out)
 }
 
 /// The latest audit events about an agent (the API pages oldest first).

@@ -8,7 +8,8 @@ use fuzzy_matcher::FuzzyMatcher;
 use fuzzy_matcher::skim::SkimMatcherV2;
 
 use super::action::{
-    Action, BulkRevokeOrder, Confirmation, DecommissionOrder, Effect, Pending, ReinstateOrder,
+    Action, BulkRevokeOrder, CampaignPurpose, CloseCampaignOrder, Confirmation, DecommissionOrder,
+    Effect, Pending, ReinstateOrder,
 };
 use super::app::{
     App, ConfirmState, DetailState, JustifyState, Link, NoteState, Overlay, PickEntry, PickerState,
@@ -345,6 +346,82 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             Err(e) => failed(app, "certifying the unchanged scopes", &e),
         },
+        Action::CampaignsLoaded { purpose, result } => {
+            if !matches!(&app.overlay, Some(Overlay::Busy(_))) {
+                return fx; // the person went back meanwhile
+            }
+            app.overlay = None;
+            match result {
+                Ok(campaigns) if campaigns.is_empty() => {
+                    app.message = Some((Tone::Info, "no campaign is open".into()));
+                }
+                Ok(campaigns) => match purpose {
+                    CampaignPurpose::Progress => {
+                        app.overlay = Some(Overlay::Notice {
+                            title: "Campaign progress".into(),
+                            lines: progress_lines(&campaigns, app.now),
+                            tone: Tone::Info,
+                        });
+                    }
+                    CampaignPurpose::Close => {
+                        // The campaign of the selected agent, else the first open one.
+                        let wanted = match &app.screen {
+                            Screen::Reviews(r) => r.selected_agent().map(|a| a.campaign_id.clone()),
+                            _ => None,
+                        };
+                        let d = campaigns
+                            .iter()
+                            .find(|d| Some(&d.campaign.id) == wanted.as_ref())
+                            .unwrap_or(&campaigns[0]);
+                        let c = &d.campaign;
+                        let pending = c.progress.pending;
+                        let expected = format!("{} {pending}", c.no_response.as_str());
+                        app.overlay = Some(Overlay::Confirm(ConfirmState::CloseCampaign(
+                            Pending::typed(
+                                CloseCampaignOrder {
+                                    id: c.id.clone(),
+                                    name: c.name.clone(),
+                                    no_response: c.no_response,
+                                    pending,
+                                    pending_recommended_revoke: d.pending_recommended_revoke,
+                                },
+                                expected,
+                            ),
+                        )));
+                    }
+                },
+                Err(e) => failed(app, "reading the open campaigns", &e),
+            }
+        }
+        Action::CampaignClosed(result) => match result {
+            Ok(o) => {
+                let mut lines = vec![
+                    format!("no-response outcome: {}", o.no_response.as_str()),
+                    format!("undecided items it touched: {}", o.touched),
+                    format!("  grants removed: {}", o.revoked),
+                    format!("  grants left in place: {}", o.kept),
+                    format!("  already gone: {}", o.already_gone),
+                ];
+                if let Some(next) = &o.next {
+                    lines.push(format!(
+                        "next instance: {} (starts {})",
+                        clean(&next.name),
+                        next.starts_at.format("%Y-%m-%d")
+                    ));
+                }
+                app.message = Some((Tone::Ok, format!("closed {}", clean(&o.campaign.name))));
+                app.overlay = Some(Overlay::Notice {
+                    title: format!("Closed {}", clean(&o.campaign.name)),
+                    lines,
+                    tone: Tone::Ok,
+                });
+                if let Screen::Reviews(r) = &mut app.screen {
+                    r.loading = true;
+                    fx.push(Effect::LoadReviews);
+                }
+            }
+            Err(e) => failed(app, "closing the campaign", &e),
+        },
         Action::CacheSaved(result) => {
             app.saving = false;
             if let Err(e) = result {
@@ -353,6 +430,64 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
     }
     fx
+}
+
+/// The progress notice: per campaign, then per reviewer (least done first) and per team.
+fn progress_lines(campaigns: &[crate::model::review::CampaignDetail], now: i64) -> Vec<String> {
+    let pct = |p: &Progress| {
+        if p.total == 0 {
+            100
+        } else {
+            p.decided * 100 / p.total
+        }
+    };
+    let mut lines = Vec::new();
+    for d in campaigns {
+        let c = &d.campaign;
+        let days = (c.due_at.timestamp() - now).div_euclid(86_400);
+        let due = if days < 0 {
+            format!("overdue by {} days", -days)
+        } else {
+            format!("due in {days} days")
+        };
+        lines.push(format!(
+            "{}: {}/{} decided ({}%), {due}; no response → {}",
+            clean(&c.name),
+            c.progress.decided,
+            c.progress.total,
+            pct(&c.progress),
+            c.no_response.as_str()
+        ));
+        let mut reviewers: Vec<_> = d.by_reviewer.iter().collect();
+        reviewers.sort_by_key(|r| (pct(&r.progress), std::cmp::Reverse(r.progress.pending)));
+        lines.push("  by reviewer (least done first):".into());
+        for r in reviewers.iter().take(8) {
+            lines.push(format!(
+                "    {:<32} {:>5}/{:<5} {:>3}%",
+                clean(&r.reviewer),
+                r.progress.decided,
+                r.progress.total,
+                pct(&r.progress)
+            ));
+        }
+        if reviewers.len() > 8 {
+            lines.push(format!("    … and {} more", reviewers.len() - 8));
+        }
+        lines.push("  by team:".into());
+        for t in d.by_team.iter().take(8) {
+            lines.push(format!(
+                "    {:<32} {:>5}/{:<5} {:>3}%",
+                clean(&t.team),
+                t.progress.decided,
+                t.progress.total,
+                pct(&t.progress)
+            ));
+        }
+        if d.by_team.len() > 8 {
+            lines.push(format!("    … and {} more", d.by_team.len() - 8));
+        }
+    }
+    lines
 }
 
 fn verb_ing(v: Verdict) -> &'static str {
@@ -1046,6 +1181,12 @@ fn confirm_key(
             Effect::Decommission,
             |o: &DecommissionOrder| format!("decommissioning {}…", clean(&o.name))
         ),
+        ConfirmState::CloseCampaign(p) => handle!(
+            p,
+            CloseCampaign,
+            Effect::CloseCampaign,
+            |o: &CloseCampaignOrder| format!("closing {}…", clean(&o.name))
+        ),
         ConfirmState::BulkRevoke(p) => handle!(
             p,
             BulkRevoke,
@@ -1271,6 +1412,19 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 campaign_id: agent.campaign_id.clone(),
                 agent_id: agent.agent_id.clone(),
             });
+        }
+        Command::CampaignProgress | Command::CloseCampaign => {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let purpose = if command == Command::CloseCampaign {
+                CampaignPurpose::Close
+            } else {
+                CampaignPurpose::Progress
+            };
+            app.overlay = Some(Overlay::Busy("reading the open campaigns…".into()));
+            fx.push(Effect::LoadCampaigns(purpose));
         }
         Command::AssignOwner => {
             let Some((id, name, row)) = app.target() else {

@@ -204,6 +204,38 @@ pub fn confirm(frame: &mut Frame, app: &App, c: &ConfirmState, area: Rect) {
             ));
             ("Decommission agent", lines, &p.confirmation, "Decommission")
         }
+        ConfirmState::CloseCampaign(p) => {
+            let o = p.order();
+            let what = match o.no_response {
+                crate::model::review::NoResponse::Keep => {
+                    "kept: their grants stay, not stamped as certified".to_string()
+                }
+                crate::model::review::NoResponse::Revoke => {
+                    "REVOKED: their grants are removed".to_string()
+                }
+                crate::model::review::NoResponse::Recommendation => format!(
+                    "given the recommendation: {} revoked, the rest kept",
+                    o.pending_recommended_revoke
+                ),
+            };
+            let lines = vec![
+                Line::from(vec![
+                    Span::raw(" Close "),
+                    Span::styled(clean(&o.name).into_owned(), t.style(Slot::Accent)),
+                    Span::raw("?"),
+                ]),
+                Line::from(format!(
+                    " No-response outcome: {}. It touches {} undecided item(s):",
+                    o.no_response.as_str(),
+                    o.pending
+                )),
+                Line::from(format!(" they will be {what}.")),
+                Line::from(
+                    " Decisions already made are applied as decided. This cannot be undone.",
+                ),
+            ];
+            ("Close campaign", lines, &p.confirmation, "Close")
+        }
         ConfirmState::BulkRevoke(p) => {
             let o = p.order();
             let mut lines = vec![Line::from(format!(
