@@ -92,7 +92,7 @@ pub enum Action {
         purpose: CampaignPurpose,
         result: ClientResult<Vec<CampaignDetail>>,
     },
-    CampaignClosed(ClientResult<CloseOutcome>),
+    CampaignClosed(ClientResult<Box<CloseOutcome>>),
 }
 
 /// Why the open campaigns were loaded.

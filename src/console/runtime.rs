@@ -367,7 +367,7 @@ impl Console {
             Effect::CloseCampaign(confirmed) => {
                 let order = confirmed.into_order();
                 self.spawn(move |c, _| async move {
-                    Action::CampaignClosed(c.close_campaign(&order.id).await)
+                    Action::CampaignClosed(c.close_campaign(&order.id).await.map(Box::new))
                 })
             }
             Effect::SaveCache(inv) => {

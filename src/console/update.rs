@@ -434,13 +434,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
 
 /// The progress notice: per campaign, then per reviewer (least done first) and per team.
 fn progress_lines(campaigns: &[crate::model::review::CampaignDetail], now: i64) -> Vec<String> {
-    let pct = |p: &Progress| {
-        if p.total == 0 {
-            100
-        } else {
-            p.decided * 100 / p.total
-        }
-    };
+    let pct = |p: &Progress| (p.decided * 100).checked_div(p.total).unwrap_or(100);
     let mut lines = Vec::new();
     for d in campaigns {
         let c = &d.campaign;
