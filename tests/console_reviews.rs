@@ -210,7 +210,8 @@ async fn reviews_a_full_agent_through_the_keys() {
     assert_eq!(selected(&c).0, "mixed-bot", "two scopes still to decide");
 
     // erp:write is unused for 60 days: c asks for a justification and sends it with the decision.
-    go_to(&mut c, "mixed-bot", "erp:write");
+    // The cursor already moved there: every decision moves on to the next undecided item.
+    assert_eq!(go_to(&mut c, "mixed-bot", "erp:write"), 0);
     key(&mut c, "c");
     assert!(matches!(c.app.overlay, Some(Overlay::Justify(_))));
     key(&mut c, "enter"); // empty: refused locally, the prompt stays
@@ -221,7 +222,7 @@ async fn reviews_a_full_agent_through_the_keys() {
     assert!(c.app.overlay.is_none(), "{:?}", c.app.overlay);
 
     // s3:write was added since the last certification: x revokes it.
-    go_to(&mut c, "mixed-bot", "s3:write");
+    assert_eq!(go_to(&mut c, "mixed-bot", "s3:write"), 0);
     key(&mut c, "x");
     c.settle().await.unwrap();
     assert_eq!(selected(&c).2, Decision::None);

@@ -335,9 +335,33 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                             outcome.remaining
                         ),
                     ));
-                    if outcome.remaining == 0 {
-                        // On to the next agent that waits for a decision.
-                        advance_to_undecided(r, Some(&agent_id));
+                    // The registry certified these: show them so at once, and move the
+                    // cursor to the next undecided item (this agent's, else the next agent's).
+                    if let Some(Ok(q)) = &mut r.queue
+                        && let Some(agent) = q.agents.iter_mut().find(|a| a.agent_id == agent_id)
+                    {
+                        let campaign = q.campaigns.iter_mut().find(|c| c.id == agent.campaign_id);
+                        let mut moved = Vec::new();
+                        for item in &mut agent.items {
+                            if outcome.certified.contains(&item.id) {
+                                moved.push(item.decision);
+                                item.decision = Decision::Certify;
+                                item.bulk_certifiable = false;
+                            }
+                        }
+                        for before in &moved {
+                            recount(&mut agent.progress, *before, Decision::Certify);
+                        }
+                        if let Some(c) = campaign {
+                            for before in &moved {
+                                recount(&mut c.progress, *before, Decision::Certify);
+                            }
+                        }
+                    }
+                    if r.selected_item()
+                        .is_some_and(|i| i.decision != Decision::None)
+                    {
+                        advance_to_undecided(r);
                     }
                     // The registry's own state (decisions, progress) comes with the reload.
                     r.loading = true;
@@ -511,7 +535,7 @@ fn on_reviews_loaded(app: &mut App, result: crate::client::ClientResult<ReviewQu
                 if r.selected_item()
                     .is_some_and(|i| i.decision != Decision::None)
                 {
-                    advance_to_undecided(r, None);
+                    advance_to_undecided(r);
                 }
             }
         }
@@ -532,9 +556,9 @@ fn on_reviews_loaded(app: &mut App, result: crate::client::ClientResult<ReviewQu
     }
 }
 
-/// Moves the cursor to the next undecided item after the current one (wrapping), skipping the
-/// rest of `leave_agent`'s items when given. Stays put when nothing is undecided.
-fn advance_to_undecided(r: &mut ReviewsState, leave_agent: Option<&str>) {
+/// Moves the cursor to the next undecided item after the current one (wrapping). Stays put when
+/// nothing is undecided.
+fn advance_to_undecided(r: &mut ReviewsState) {
     let Some(Ok(q)) = &r.queue else {
         return;
     };
@@ -543,11 +567,7 @@ fn advance_to_undecided(r: &mut ReviewsState, leave_agent: Option<&str>) {
     for step in 1..=n {
         let p = (r.selected + step) % n;
         let (a, i) = flat[p];
-        let agent = &q.agents[a];
-        if leave_agent.is_some_and(|id| id == agent.agent_id) {
-            continue;
-        }
-        if agent.items[i].decision == Decision::None {
+        if q.agents[a].items[i].decision == Decision::None {
             r.selected = p;
             return;
         }
@@ -661,7 +681,7 @@ fn on_decided(
         )
     });
     if moved_on && r.selected_item().is_some_and(|i| i.id == item.id) {
-        advance_to_undecided(r, None);
+        advance_to_undecided(r);
     }
 }
 
