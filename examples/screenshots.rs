@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     let store = registry::open_store(&scratch.path().join("demo.db"), OpenMode::CreateIfMissing)?;
     let personas = registry::demo::seed(store.as_ref(), 7, 3000)?;
     let store: Arc<dyn Store> = store;
+    let kept = store.clone();
     let server = Server::bind("127.0.0.1:0", store, "steward demo").await?;
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -183,6 +184,31 @@ async fn main() -> anyhow::Result<()> {
         &out,
         "inventory-light",
         "Steward console: the light theme",
+    )?;
+
+    // "My reviews" as the owner persona, over the demo's half-decided quarterly campaign.
+    registry::demo_reviews::seed_demo_campaign(kept.as_ref(), chrono::Utc::now())?;
+    let mut owner = Console::open(Options {
+        server: c.app.server_url.clone(),
+        token: Secret::new(personas["owner"].token.clone()),
+        config_dir: scratch.path().join("config-owner"),
+        cache_dir: None,
+        no_color: false,
+    })?;
+    owner.dispatch(Action::Resize {
+        width: W,
+        height: H,
+    });
+    owner.start();
+    owner.settle().await?;
+    owner.settle().await?;
+    key(&mut owner, "r");
+    owner.settle().await?;
+    shoot(
+        &mut owner,
+        &out,
+        "reviews",
+        "Steward console: my reviews (access certification)",
     )?;
 
     let _ = stop.send(());

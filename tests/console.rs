@@ -586,3 +586,124 @@ async fn a_cache_of_another_persons_view_is_dropped_on_sign_in() {
     assert_eq!(names(&c), ["billing-bot", "legacy-sync"]);
     assert_eq!(c.app.inventory.persona.as_deref(), Some("alan@example.com"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() {
+    use steward::client::{Client, Secret};
+    use steward::model::CredentialKind;
+    use steward::model::tokens::{
+        AddCredential, GRANT_TOKEN_EXCHANGE, MintAccessToken, TOKEN_TYPE_ACCESS,
+    };
+    let r = Registry::start().await;
+    populate(&r).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &r.admin_token, &home).await;
+    select(&mut c, "billing-bot").await;
+    let id = id_of(&c, "billing-bot");
+
+    // The agent exchanges a person's token for one in which it acts (client_secret_post).
+    let admin = r.admin();
+    let secret = admin
+        .add_credential(
+            &id,
+            &AddCredential {
+                kind: CredentialKind::StaticSecret,
+                public_key: None,
+                label: Some("legacy".into()),
+            },
+        )
+        .await
+        .unwrap()
+        .secret
+        .unwrap();
+    let subject = admin
+        .mint_access_token(&MintAccessToken::default())
+        .await
+        .unwrap()
+        .access_token;
+    let agent_side = Client::new(&r.url, None::<Secret>).unwrap();
+    agent_side
+        .token_exchange(&[
+            ("grant_type", GRANT_TOKEN_EXCHANGE),
+            ("subject_token", &subject),
+            ("subject_token_type", TOKEN_TYPE_ACCESS),
+            ("client_id", &id),
+            ("client_secret", &secret),
+            ("scope", "payments:write"),
+            ("audience", "payments-api"),
+        ])
+        .await
+        .unwrap();
+
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!("enter opens the detail");
+    };
+    let tokens = d.tokens.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(tokens.tokens.len(), 1);
+    assert_eq!(tokens.tokens[0].subject, "root@example.com");
+    assert_eq!(tokens.tokens[0].scopes, ["payments:write"]);
+    assert_eq!(tokens.tokens[0].audience, ["payments-api"]);
+    assert_eq!(tokens.exchanges_last_hour, 1);
+    let screen = render_text(&mut c, 120, 40);
+    assert!(
+        screen.contains("LIVE TOKENS (1) · exchanges in the last hour: 1"),
+        "{screen}"
+    );
+    let line = screen
+        .lines()
+        .find(|l| l.contains("root@example.com") && l.contains("payments-api"))
+        .unwrap_or_else(|| panic!("no token line in\n{screen}"));
+    assert!(line.contains("payments:write") && line.contains("expires in"));
+
+    // X: the revoke result counts the tokens it killed.
+    key(&mut c, "X");
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::RevokeResult(res)) => assert_eq!(res.outcome.tokens_revoked, 1),
+        other => panic!("expected the revocation result, got {other:?}"),
+    }
+    let screen = render_text(&mut c, 80, 24);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("tokens killed"))
+        .unwrap_or_else(|| panic!("no tokens killed in\n{screen}"));
+    assert!(line.contains('1'), "{line}");
+    key(&mut c, "esc");
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!()
+    };
+    assert!(
+        d.tokens
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .tokens
+            .is_empty()
+    );
+}
+
+fn render_text(c: &mut Console, w: u16, h: u16) -> String {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    c.dispatch(Action::Resize {
+        width: w,
+        height: h,
+    });
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal
+        .draw(|f| steward::console::views::draw(f, &c.app))
+        .unwrap();
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -14,6 +14,11 @@ use super::inventory::Inventory;
 use super::keymap::Command;
 use crate::client::ClientResult;
 use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
+use crate::model::review::{
+    BulkCertifyOutcome, CampaignDetail, CloseOutcome, DecisionOutcome, NoResponse, ReviewQueue,
+    Verdict,
+};
+use crate::model::tokens::AgentTokens;
 use crate::model::{Agent, AgentDetail, AuditEvent};
 
 #[derive(Debug)]
@@ -38,6 +43,7 @@ pub enum Action {
         id: String,
         detail: ClientResult<AgentDetail>,
         audit: ClientResult<Vec<AuditEvent>>,
+        tokens: ClientResult<AgentTokens>,
     },
     OwnerSet {
         id: String,
@@ -69,6 +75,31 @@ pub enum Action {
         result: ClientResult<i64>,
     },
     CacheSaved(Result<(), String>),
+    ReviewsLoaded(ClientResult<ReviewQueue>),
+    Decided {
+        item_id: i64,
+        verdict: Verdict,
+        /// The justification sent (so that a refusal can reopen the prompt with it).
+        justification: Option<String>,
+        result: ClientResult<DecisionOutcome>,
+    },
+    BulkCertified {
+        agent_id: String,
+        result: ClientResult<BulkCertifyOutcome>,
+    },
+    /// Open campaigns with their progress, for `purpose`.
+    CampaignsLoaded {
+        purpose: CampaignPurpose,
+        result: ClientResult<Vec<CampaignDetail>>,
+    },
+    CampaignClosed(ClientResult<Box<CloseOutcome>>),
+}
+
+/// Why the open campaigns were loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignPurpose {
+    Progress,
+    Close,
 }
 
 /// Work for the runtime.
@@ -100,6 +131,18 @@ pub enum Effect {
         text: String,
     },
     SaveCache(Arc<Inventory>),
+    LoadReviews,
+    Decide {
+        item_id: i64,
+        verdict: Verdict,
+        justification: Option<String>,
+    },
+    CertifyUnchanged {
+        campaign_id: String,
+        agent_id: String,
+    },
+    LoadCampaigns(CampaignPurpose),
+    CloseCampaign(Confirmed<CloseCampaignOrder>),
 }
 
 impl std::fmt::Debug for Effect {
@@ -117,6 +160,16 @@ impl std::fmt::Debug for Effect {
             Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
             Effect::AddNote { seq, .. } => write!(f, "AddNote({seq})"),
             Effect::SaveCache(_) => f.write_str("SaveCache"),
+            Effect::LoadReviews => f.write_str("LoadReviews"),
+            Effect::Decide {
+                item_id, verdict, ..
+            } => write!(f, "Decide({item_id}, {})", verdict.as_str()),
+            Effect::CertifyUnchanged {
+                campaign_id,
+                agent_id,
+            } => write!(f, "CertifyUnchanged({campaign_id}, {agent_id})"),
+            Effect::LoadCampaigns(p) => write!(f, "LoadCampaigns({p:?})"),
+            Effect::CloseCampaign(o) => write!(f, "CloseCampaign({})", o.order().id),
         }
     }
 }
@@ -209,6 +262,17 @@ pub struct DecommissionOrder {
     pub plan: DecommissionPlan,
     /// Names of the agents in the plan, for the dialog (ids when unknown locally).
     pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloseCampaignOrder {
+    pub id: String,
+    pub name: String,
+    pub no_response: NoResponse,
+    /// Undecided items the no-response outcome will be applied to.
+    pub pending: u64,
+    /// Of those, how many the registry recommends revoking (for the recommendation outcome).
+    pub pending_recommended_revoke: u64,
 }
 
 #[derive(Debug, Clone)]

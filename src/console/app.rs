@@ -4,12 +4,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::action::{BulkRevokeOrder, DecommissionOrder, Pending, ReinstateOrder};
+use super::action::{
+    BulkRevokeOrder, CloseCampaignOrder, DecommissionOrder, Pending, ReinstateOrder,
+};
 use super::filter::{FilterSpec, QuickFilter, Sort};
 use super::inventory::{AgentRow, Inventory};
 use super::keymap::{Command, Keymap};
 use super::theme::Theme;
 use crate::model::api::{RevokeOutcome, WhoAmI};
+use crate::model::review::{QueueAgent, ReviewItem, ReviewQueue, Verdict};
+use crate::model::tokens::AgentTokens;
 use crate::model::{AgentDetail, AuditEvent, Role};
 
 /// The smallest terminal the console lays out; below it says so instead.
@@ -42,15 +46,90 @@ pub struct DetailState {
     pub row: Option<u32>,
     pub detail: Option<Result<AgentDetail, String>>,
     pub audit: Option<Result<Vec<AuditEvent>, String>>,
+    /// Live tokens in which the agent acts, and its exchange rate.
+    pub tokens: Option<Result<AgentTokens, String>>,
     pub scroll: u16,
     /// How far the detail can scroll, as last drawn.
     pub max_scroll: std::cell::Cell<u16>,
+}
+
+/// "My reviews": the caller's review queue as the registry last answered it.
+#[derive(Debug, Default)]
+pub struct ReviewsState {
+    /// None while the first answer is on its way.
+    pub queue: Option<Result<ReviewQueue, String>>,
+    /// The cursor: an index into [`ReviewsState::flat`] (agent, item), agents in server order.
+    pub selected: usize,
+    pub loading: bool,
+}
+
+impl ReviewsState {
+    /// Every item of every agent, in the server's order: (agent index, item index).
+    pub fn flat(&self) -> Vec<(usize, usize)> {
+        match &self.queue {
+            Some(Ok(q)) => q
+                .agents
+                .iter()
+                .enumerate()
+                .flat_map(|(a, agent)| (0..agent.items.len()).map(move |i| (a, i)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn cursor(&self) -> Option<(usize, usize)> {
+        self.flat().get(self.selected).copied()
+    }
+
+    pub fn selected_agent(&self) -> Option<&QueueAgent> {
+        let (a, _) = self.cursor()?;
+        match &self.queue {
+            Some(Ok(q)) => q.agents.get(a),
+            _ => None,
+        }
+    }
+
+    pub fn selected_item(&self) -> Option<&ReviewItem> {
+        let (a, i) = self.cursor()?;
+        match &self.queue {
+            Some(Ok(q)) => q.agents.get(a)?.items.get(i),
+            _ => None,
+        }
+    }
+
+    /// Puts the cursor on an item by id (after a reload); false when it is gone.
+    pub fn select_item(&mut self, item_id: i64) -> bool {
+        let Some(Ok(q)) = &self.queue else {
+            return false;
+        };
+        let found = self
+            .flat()
+            .iter()
+            .position(|&(a, i)| q.agents[a].items[i].id == item_id);
+        if let Some(p) = found {
+            self.selected = p;
+        }
+        found.is_some()
+    }
 }
 
 #[derive(Debug)]
 pub enum Screen {
     Inventory,
     Detail(Box<DetailState>),
+    Reviews(Box<ReviewsState>),
+}
+
+/// A review decision waiting for its justification.
+#[derive(Debug)]
+pub struct JustifyState {
+    pub item_id: i64,
+    pub verdict: Verdict,
+    pub agent_name: String,
+    pub scope: String,
+    /// Why the registry wants one (the recommendation's reason or its refusal).
+    pub why: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +172,7 @@ pub enum ConfirmState {
     Reinstate(Pending<ReinstateOrder>),
     Decommission(Pending<DecommissionOrder>),
     BulkRevoke(Pending<BulkRevokeOrder>),
+    CloseCampaign(Pending<CloseCampaignOrder>),
 }
 
 impl ConfirmState {
@@ -102,6 +182,7 @@ impl ConfirmState {
             ConfirmState::Reinstate(p) => &p.confirmation,
             ConfirmState::Decommission(p) => &p.confirmation,
             ConfirmState::BulkRevoke(p) => &p.confirmation,
+            ConfirmState::CloseCampaign(p) => &p.confirmation,
         };
         matches!(c, super::action::Confirmation::Typed { .. })
     }
@@ -123,6 +204,8 @@ pub enum Overlay {
     /// Waiting for the registry before a dialog can open (e.g. the decommission plan).
     Busy(String),
     Confirm(ConfirmState),
+    /// A review decision needs a justification: typed, then re-sent with it.
+    Justify(JustifyState),
     RevokeResult(Box<RevokeResult>),
     Notice {
         title: String,
@@ -259,6 +342,14 @@ impl App {
                 };
                 Some((d.id.clone(), name, row))
             }
+            Screen::Reviews(r) => {
+                let agent = r.selected_agent()?;
+                let row = self
+                    .inventory
+                    .find_scan(&agent.agent_id)
+                    .map(|i| *self.inventory.row(i));
+                Some((agent.agent_id.clone(), agent.agent_name.clone(), row))
+            }
             Screen::Inventory => {
                 let i = self.selected_row()?;
                 let row = *self.inventory.row(i);
@@ -298,6 +389,8 @@ impl App {
             Command::Revoke => has(Role::Admin) || has(Role::Responder) || owns,
             Command::Reinstate => has(Role::Admin) || has(Role::Responder),
             Command::Decommission => has(Role::Admin) || owns,
+            Command::CampaignProgress => has(Role::Admin) || has(Role::Auditor),
+            Command::CloseCampaign => has(Role::Admin),
             _ => true,
         };
         if ok {
@@ -309,6 +402,8 @@ impl App {
                     "revoking takes the admin or responder role, or owning the agent"
                 }
                 Command::Reinstate => "reinstating takes the admin or responder role",
+                Command::CampaignProgress => "campaign progress takes the admin or auditor role",
+                Command::CloseCampaign => "closing a campaign takes the admin role",
                 _ => "decommissioning takes the admin role or owning the agent",
             };
             Err(why.to_string())
@@ -318,7 +413,12 @@ impl App {
     /// True when typed text goes into a field (so that a paste cannot trigger commands).
     pub fn accepts_text(&self) -> bool {
         match &self.overlay {
-            Some(Overlay::FilterInput | Overlay::CommandLine { .. } | Overlay::Picker(_)) => true,
+            Some(
+                Overlay::FilterInput
+                | Overlay::CommandLine { .. }
+                | Overlay::Picker(_)
+                | Overlay::Justify(_),
+            ) => true,
             Some(Overlay::Confirm(c)) => c.is_typed(),
             Some(Overlay::RevokeResult(r)) => r.note_state == NoteState::Editing,
             _ => false,
@@ -327,6 +427,19 @@ impl App {
 
     pub fn on_detail(&self) -> bool {
         matches!(self.screen, Screen::Detail(_))
+    }
+
+    pub fn on_reviews(&self) -> bool {
+        matches!(self.screen, Screen::Reviews(_))
+    }
+
+    /// Which keymap scope the current screen uses.
+    pub fn key_scope(&self) -> super::keymap::Scope {
+        match self.screen {
+            Screen::Inventory => super::keymap::Scope::Inventory,
+            Screen::Detail(_) => super::keymap::Scope::Detail,
+            Screen::Reviews(_) => super::keymap::Scope::Reviews,
+        }
     }
 
     pub fn too_small(&self) -> bool {

@@ -32,6 +32,18 @@ pub enum Command {
     Quick(QuickFilter),
     Sort(Column),
     Refresh,
+    /// Open "my reviews".
+    Reviews,
+    /// Certify the selected scope (reviews).
+    CertifyScope,
+    /// Revoke the selected scope (reviews).
+    RevokeScope,
+    /// Certify every used-and-unchanged scope of the selected agent (reviews).
+    CertifyUnchanged,
+    /// Campaign progress per reviewer and team (admins).
+    CampaignProgress,
+    /// Close a campaign, applying its no-response outcome (admins, typed confirmation).
+    CloseCampaign,
 }
 
 /// Where a binding applies.
@@ -41,6 +53,8 @@ pub enum Scope {
     Everywhere,
     Inventory,
     Detail,
+    /// The "my reviews" screen.
+    Reviews,
     /// Inside pickers, prompts and confirmations (fixed keys, listed for the help screen).
     Dialog,
 }
@@ -51,14 +65,17 @@ impl Scope {
             Scope::Everywhere => "Everywhere",
             Scope::Inventory => "Inventory",
             Scope::Detail => "Agent detail",
+            Scope::Reviews => "My reviews",
             Scope::Dialog => "Pickers, prompts and confirmations",
         }
     }
 
     fn overlaps(self, other: Scope) -> bool {
         self == other
-            || (self == Scope::Everywhere && matches!(other, Scope::Inventory | Scope::Detail))
-            || (other == Scope::Everywhere && matches!(self, Scope::Inventory | Scope::Detail))
+            || (self == Scope::Everywhere
+                && matches!(other, Scope::Inventory | Scope::Detail | Scope::Reviews))
+            || (other == Scope::Everywhere
+                && matches!(self, Scope::Inventory | Scope::Detail | Scope::Reviews))
     }
 }
 
@@ -273,7 +290,7 @@ const fn fixed(keys: &'static [KeySpec], help: &'static str) -> Default_ {
     }
 }
 
-use Scope::{Everywhere, Inventory};
+use Scope::{Everywhere, Inventory, Reviews};
 
 /// The default bindings, in the order the help screen lists them.
 const DEFAULTS: &[Default_] = &[
@@ -526,6 +543,54 @@ const DEFAULTS: &[Default_] = &[
         None,
     ),
     b(
+        "reviews",
+        Command::Reviews,
+        Everywhere,
+        &[KeySpec::char('r')],
+        "my reviews (access certification)",
+        Some("reviews"),
+    ),
+    b(
+        "certify-scope",
+        Command::CertifyScope,
+        Reviews,
+        &[KeySpec::char('c')],
+        "certify the selected scope",
+        Some("certify"),
+    ),
+    b(
+        "revoke-scope",
+        Command::RevokeScope,
+        Reviews,
+        &[KeySpec::char('x')],
+        "revoke the selected scope",
+        Some("revoke scope"),
+    ),
+    b(
+        "certify-unchanged",
+        Command::CertifyUnchanged,
+        Reviews,
+        &[KeySpec::char('C')],
+        "certify the agent's used, unchanged scopes",
+        Some("certify unchanged"),
+    ),
+    b(
+        "campaign-progress",
+        Command::CampaignProgress,
+        Reviews,
+        &[KeySpec::char('P')],
+        "campaign progress per reviewer and team (admins, auditors)",
+        Some("progress"),
+    ),
+    b(
+        "close-campaign",
+        Command::CloseCampaign,
+        Reviews,
+        &[KeySpec::char('Z')],
+        "close the campaign: applies its no-response outcome (admins; typed confirm)",
+        None,
+    ),
+    b(
         "refresh",
         Command::Refresh,
         Everywhere,
@@ -677,13 +742,20 @@ impl Keymap {
         &self.bindings
     }
 
-    /// The command a key means on a screen.
+    /// The command a key means on the inventory (false) or the detail (true).
     pub fn lookup(&self, key: KeySpec, on_detail: bool) -> Option<Command> {
-        let here = if on_detail {
-            Scope::Detail
-        } else {
-            Scope::Inventory
-        };
+        self.lookup_in(
+            key,
+            if on_detail {
+                Scope::Detail
+            } else {
+                Scope::Inventory
+            },
+        )
+    }
+
+    /// The command a key means on a screen.
+    pub fn lookup_in(&self, key: KeySpec, here: Scope) -> Option<Command> {
         self.bindings
             .iter()
             .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
@@ -699,16 +771,28 @@ impl Keymap {
             .and_then(|b| b.keys.first().copied())
     }
 
-    /// Footer hints for a screen: (key label, word), in keymap order.
+    /// Footer hints for the inventory (false) or the detail (true).
     pub fn hints(&self, on_detail: bool) -> Vec<(String, &'static str, Command)> {
-        let here = if on_detail {
+        self.hints_in(if on_detail {
             Scope::Detail
         } else {
             Scope::Inventory
-        };
-        self.bindings
+        })
+    }
+
+    /// Footer hints for a screen: (key label, word), in keymap order.
+    /// On the reviews screen its own keys come first: they are what the screen is for.
+    pub fn hints_in(&self, here: Scope) -> Vec<(String, &'static str, Command)> {
+        let mut bindings: Vec<&Binding> = self
+            .bindings
             .iter()
             .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
+            .collect();
+        if here == Scope::Reviews {
+            bindings.sort_by_key(|b| b.scope != here);
+        }
+        bindings
+            .into_iter()
             .filter_map(|b| {
                 let hint = b.hint?;
                 let key = b.keys.first()?;
@@ -724,6 +808,7 @@ impl Keymap {
             Scope::Everywhere,
             Scope::Inventory,
             Scope::Detail,
+            Scope::Reviews,
             Scope::Dialog,
         ] {
             let lines: Vec<(String, &'static str)> = self

@@ -21,6 +21,8 @@ use crate::model::api::AuditQuery;
 
 /// How many audit events the detail shows.
 pub const RECENT_AUDIT: usize = 30;
+/// Agents asked for in "my reviews" (the registry's largest page).
+pub const REVIEW_PAGE: u32 = 500;
 /// Change-feed page size.
 pub const SYNC_PAGE: u32 = 5000;
 
@@ -252,8 +254,14 @@ impl Console {
                 }
             }),
             Effect::LoadDetail { id } => self.spawn(move |c, _| async move {
-                let (detail, audit) = tokio::join!(c.agent(&id), recent_audit(&c, &id));
-                Action::DetailLoaded { id, detail, audit }
+                let (detail, audit, tokens) =
+                    tokio::join!(c.agent(&id), recent_audit(&c, &id), c.agent_tokens(&id));
+                Action::DetailLoaded {
+                    id,
+                    detail,
+                    audit,
+                    tokens,
+                }
             }),
             Effect::SetOwner { id, owner } => self.spawn(move |c, _| async move {
                 let result = c
@@ -321,6 +329,47 @@ impl Console {
                 let result = c.add_note(seq, &text).await;
                 Action::NoteAdded { seq, result }
             }),
+            Effect::LoadReviews => self.spawn(|c, _| async move {
+                let query = crate::model::review::QueueQuery {
+                    limit: Some(REVIEW_PAGE),
+                    ..Default::default()
+                };
+                Action::ReviewsLoaded(c.my_reviews(&query).await)
+            }),
+            Effect::Decide {
+                item_id,
+                verdict,
+                justification,
+            } => self.spawn(move |c, _| async move {
+                let req = crate::model::review::DecideItem {
+                    decision: verdict,
+                    justification: justification.clone(),
+                };
+                let result = c.decide(item_id, &req).await;
+                Action::Decided {
+                    item_id,
+                    verdict,
+                    justification,
+                    result,
+                }
+            }),
+            Effect::CertifyUnchanged {
+                campaign_id,
+                agent_id,
+            } => self.spawn(move |c, _| async move {
+                let result = c.certify_unchanged(&campaign_id, &agent_id).await;
+                Action::BulkCertified { agent_id, result }
+            }),
+            Effect::LoadCampaigns(purpose) => self.spawn(move |c, _| async move {
+                let result = open_campaigns(&c).await;
+                Action::CampaignsLoaded { purpose, result }
+            }),
+            Effect::CloseCampaign(confirmed) => {
+                let order = confirmed.into_order();
+                self.spawn(move |c, _| async move {
+                    Action::CampaignClosed(c.close_campaign(&order.id).await.map(Box::new))
+                })
+            }
             Effect::SaveCache(inv) => {
                 let path = self.cache_path.clone();
                 self.spawn(move |_, _| async move {
@@ -343,6 +392,21 @@ impl Console {
         let effect = update::save(&mut self.app);
         self.run(effect);
     }
+}
+
+/// Every open campaign with its progress per reviewer and team.
+async fn open_campaigns(c: &Client) -> ClientResult<Vec<crate::model::review::CampaignDetail>> {
+    use crate::model::review::{CampaignQuery, CampaignStatus};
+    let list = c
+        .campaigns(&CampaignQuery {
+            status: Some(CampaignStatus::Open),
+        })
+        .await?;
+    let mut out = Vec::new();
+    for campaign in list {
+        out.push(c.campaign(&campaign.id).await?);
+    }
+    Ok(out)
 }
 
 /// The latest audit events about an agent (the API pages oldest first).

@@ -8,17 +8,19 @@ use fuzzy_matcher::FuzzyMatcher;
 use fuzzy_matcher::skim::SkimMatcherV2;
 
 use super::action::{
-    Action, BulkRevokeOrder, Confirmation, DecommissionOrder, Effect, Pending, ReinstateOrder,
+    Action, BulkRevokeOrder, CampaignPurpose, CloseCampaignOrder, Confirmation, DecommissionOrder,
+    Effect, Pending, ReinstateOrder,
 };
 use super::app::{
-    App, ConfirmState, DetailState, Link, NoteState, Overlay, PickEntry, PickerState, RevokeResult,
-    Screen, Tone, round_now,
+    App, ConfirmState, DetailState, JustifyState, Link, NoteState, Overlay, PickEntry, PickerState,
+    ReviewsState, RevokeResult, Screen, Tone, round_now,
 };
 use super::filter::{FilterJob, FilterOutcome, QuickFilter};
 use super::keymap::{Command, KeySpec};
 use super::views;
 use crate::client::ClientError;
 use crate::model::AgentStatus;
+use crate::model::review::{Decision, Progress, ReviewQueue, Verdict};
 use crate::model::text::strip_for_terminal;
 
 /// How often the console asks the change feed while the registry answers (seconds).
@@ -111,12 +113,18 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Filtered(outcome) => on_filtered(app, outcome),
-        Action::DetailLoaded { id, detail, audit } => {
+        Action::DetailLoaded {
+            id,
+            detail,
+            audit,
+            tokens,
+        } => {
             if let Screen::Detail(d) = &mut app.screen
                 && d.id == id
             {
                 d.detail = Some(detail.map_err(|e| e.to_string()));
                 d.audit = Some(audit.map_err(|e| e.to_string()));
+                d.tokens = Some(tokens.map_err(|e| e.to_string()));
             }
         }
         Action::OwnerSet { id, result } => match result {
@@ -300,6 +308,144 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 r.note_state = state;
             }
         }
+        Action::ReviewsLoaded(result) => on_reviews_loaded(app, result),
+        Action::Decided {
+            item_id,
+            verdict,
+            justification,
+            result,
+        } => on_decided(app, item_id, verdict, justification, result),
+        Action::BulkCertified { agent_id, result } => match result {
+            Ok(outcome) => {
+                if let Screen::Reviews(r) = &mut app.screen {
+                    let name = r
+                        .selected_agent()
+                        .filter(|a| a.agent_id == agent_id)
+                        .map_or_else(|| agent_id.clone(), |a| a.agent_name.clone());
+                    let mut skipped = String::new();
+                    if !outcome.skipped.is_empty() {
+                        skipped = format!(", {} skipped", outcome.skipped.len());
+                    }
+                    app.message = Some((
+                        Tone::Ok,
+                        format!(
+                            "certified {} scopes of {}{skipped}; {} still to decide",
+                            outcome.certified.len(),
+                            clean(&name),
+                            outcome.remaining
+                        ),
+                    ));
+                    // The registry certified these: show them so at once, and move the
+                    // cursor to the next undecided item (this agent's, else the next agent's).
+                    if let Some(Ok(q)) = &mut r.queue
+                        && let Some(agent) = q.agents.iter_mut().find(|a| a.agent_id == agent_id)
+                    {
+                        let campaign = q.campaigns.iter_mut().find(|c| c.id == agent.campaign_id);
+                        let mut moved = Vec::new();
+                        for item in &mut agent.items {
+                            if outcome.certified.contains(&item.id) {
+                                moved.push(item.decision);
+                                item.decision = Decision::Certify;
+                                item.bulk_certifiable = false;
+                            }
+                        }
+                        for before in &moved {
+                            recount(&mut agent.progress, *before, Decision::Certify);
+                        }
+                        if let Some(c) = campaign {
+                            for before in &moved {
+                                recount(&mut c.progress, *before, Decision::Certify);
+                            }
+                        }
+                    }
+                    if r.selected_item()
+                        .is_some_and(|i| i.decision != Decision::None)
+                    {
+                        advance_to_undecided(r);
+                    }
+                    // The registry's own state (decisions, progress) comes with the reload.
+                    r.loading = true;
+                    fx.push(Effect::LoadReviews);
+                }
+            }
+            Err(e) => failed(app, "certifying the unchanged scopes", &e),
+        },
+        Action::CampaignsLoaded { purpose, result } => {
+            if !matches!(&app.overlay, Some(Overlay::Busy(_))) {
+                return fx; // the person went back meanwhile
+            }
+            app.overlay = None;
+            match result {
+                Ok(campaigns) if campaigns.is_empty() => {
+                    app.message = Some((Tone::Info, "no campaign is open".into()));
+                }
+                Ok(campaigns) => match purpose {
+                    CampaignPurpose::Progress => {
+                        app.overlay = Some(Overlay::Notice {
+                            title: "Campaign progress".into(),
+                            lines: progress_lines(&campaigns, app.now),
+                            tone: Tone::Info,
+                        });
+                    }
+                    CampaignPurpose::Close => {
+                        // The campaign of the selected agent, else the first open one.
+                        let wanted = match &app.screen {
+                            Screen::Reviews(r) => r.selected_agent().map(|a| a.campaign_id.clone()),
+                            _ => None,
+                        };
+                        let d = campaigns
+                            .iter()
+                            .find(|d| Some(&d.campaign.id) == wanted.as_ref())
+                            .unwrap_or(&campaigns[0]);
+                        let c = &d.campaign;
+                        let pending = c.progress.pending;
+                        let expected = format!("{} {pending}", c.no_response.as_str());
+                        app.overlay = Some(Overlay::Confirm(ConfirmState::CloseCampaign(
+                            Pending::typed(
+                                CloseCampaignOrder {
+                                    id: c.id.clone(),
+                                    name: c.name.clone(),
+                                    no_response: c.no_response,
+                                    pending,
+                                    pending_recommended_revoke: d.pending_recommended_revoke,
+                                },
+                                expected,
+                            ),
+                        )));
+                    }
+                },
+                Err(e) => failed(app, "reading the open campaigns", &e),
+            }
+        }
+        Action::CampaignClosed(result) => match result {
+            Ok(o) => {
+                let mut lines = vec![
+                    format!("no-response outcome: {}", o.no_response.as_str()),
+                    format!("undecided items it touched: {}", o.touched),
+                    format!("  grants removed: {}", o.revoked),
+                    format!("  grants left in place: {}", o.kept),
+                    format!("  already gone: {}", o.already_gone),
+                ];
+                if let Some(next) = &o.next {
+                    lines.push(format!(
+                        "next instance: {} (starts {})",
+                        clean(&next.name),
+                        next.starts_at.format("%Y-%m-%d")
+                    ));
+                }
+                app.message = Some((Tone::Ok, format!("closed {}", clean(&o.campaign.name))));
+                app.overlay = Some(Overlay::Notice {
+                    title: format!("Closed {}", clean(&o.campaign.name)),
+                    lines,
+                    tone: Tone::Ok,
+                });
+                if let Screen::Reviews(r) = &mut app.screen {
+                    r.loading = true;
+                    fx.push(Effect::LoadReviews);
+                }
+            }
+            Err(e) => failed(app, "closing the campaign", &e),
+        },
         Action::CacheSaved(result) => {
             app.saving = false;
             if let Err(e) = result {
@@ -308,6 +454,235 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
     }
     fx
+}
+
+/// The progress notice: per campaign, then per reviewer (least done first) and per team.
+fn progress_lines(campaigns: &[crate::model::review::CampaignDetail], now: i64) -> Vec<String> {
+    let pct = |p: &Progress| (p.decided * 100).checked_div(p.total).unwrap_or(100);
+    let mut lines = Vec::new();
+    for d in campaigns {
+        let c = &d.campaign;
+        let days = (c.due_at.timestamp() - now).div_euclid(86_400);
+        let due = if days < 0 {
+            format!("overdue by {} days", -days)
+        } else {
+            format!("due in {days} days")
+        };
+        lines.push(format!(
+            "{}: {}/{} decided ({}%), {due}; no response → {}",
+            clean(&c.name),
+            c.progress.decided,
+            c.progress.total,
+            pct(&c.progress),
+            c.no_response.as_str()
+        ));
+        let mut reviewers: Vec<_> = d.by_reviewer.iter().collect();
+        reviewers.sort_by_key(|r| (pct(&r.progress), std::cmp::Reverse(r.progress.pending)));
+        lines.push("  by reviewer (least done first):".into());
+        for r in reviewers.iter().take(8) {
+            lines.push(format!(
+                "    {:<32} {:>5}/{:<5} {:>3}%",
+                clean(&r.reviewer),
+                r.progress.decided,
+                r.progress.total,
+                pct(&r.progress)
+            ));
+        }
+        if reviewers.len() > 8 {
+            lines.push(format!("    … and {} more", reviewers.len() - 8));
+        }
+        lines.push("  by team:".into());
+        for t in d.by_team.iter().take(8) {
+            lines.push(format!(
+                "    {:<32} {:>5}/{:<5} {:>3}%",
+                clean(&t.team),
+                t.progress.decided,
+                t.progress.total,
+                pct(&t.progress)
+            ));
+        }
+        if d.by_team.len() > 8 {
+            lines.push(format!("    … and {} more", d.by_team.len() - 8));
+        }
+    }
+    lines
+}
+
+fn verb_ing(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Certify => "certifying",
+        Verdict::Revoke => "revoking",
+    }
+}
+
+fn on_reviews_loaded(app: &mut App, result: crate::client::ClientResult<ReviewQueue>) {
+    let Screen::Reviews(r) = &mut app.screen else {
+        return; // the person left the screen meanwhile
+    };
+    r.loading = false;
+    match result {
+        Ok(queue) => {
+            let keep = r.selected_item().map(|i| i.id);
+            let first = r.queue.is_none() || matches!(r.queue, Some(Err(_)));
+            r.queue = Some(Ok(queue));
+            if !keep.is_some_and(|id| r.select_item(id)) {
+                let len = r.flat().len();
+                r.selected = r.selected.min(len.saturating_sub(1));
+            }
+            if first {
+                // Start where the work is: the first undecided item.
+                r.selected = 0;
+                if r.selected_item()
+                    .is_some_and(|i| i.decision != Decision::None)
+                {
+                    advance_to_undecided(r);
+                }
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            // Keep the last good queue on screen; say what failed.
+            if !matches!(r.queue, Some(Ok(_))) {
+                r.queue = Some(Err(text.clone()));
+            }
+            app.message = Some((
+                Tone::Error,
+                format!("loading my reviews failed: {}", clean(&text)),
+            ));
+            if e.is_unreachable() {
+                went_offline(app, &e);
+            }
+        }
+    }
+}
+
+/// Moves the cursor to the next undecided item after the current one (wrapping). Stays put when
+/// nothing is undecided.
+fn advance_to_undecided(r: &mut ReviewsState) {
+    let Some(Ok(q)) = &r.queue else {
+        return;
+    };
+    let flat = r.flat();
+    let n = flat.len();
+    for step in 1..=n {
+        let p = (r.selected + step) % n;
+        let (a, i) = flat[p];
+        if q.agents[a].items[i].decision == Decision::None {
+            r.selected = p;
+            return;
+        }
+    }
+}
+
+/// Moves one item from one decision to another in a progress count.
+fn recount(p: &mut Progress, from: Decision, to: Decision) {
+    let (mut c, mut r, mut k) = (p.certified, p.revoked, p.kept);
+    for (d, add) in [(from, false), (to, true)] {
+        let slot = match d {
+            Decision::Certify => &mut c,
+            Decision::Revoke => &mut r,
+            Decision::Keep => &mut k,
+            Decision::None => continue,
+        };
+        *slot = if add {
+            *slot + 1
+        } else {
+            slot.saturating_sub(1)
+        };
+    }
+    *p = Progress::from_counts(p.total, c, r, k);
+}
+
+fn on_decided(
+    app: &mut App,
+    item_id: i64,
+    verdict: Verdict,
+    justification: Option<String>,
+    result: crate::client::ClientResult<crate::model::review::DecisionOutcome>,
+) {
+    let outcome = match result {
+        Ok(o) => o,
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) if status == 422 && code == "justification_required" && justification.is_none() => {
+            // The campaign wants a reason: ask for it and send the decision again.
+            let Screen::Reviews(r) = &app.screen else {
+                return;
+            };
+            let found = r
+                .queue
+                .as_ref()
+                .and_then(|q| q.as_ref().ok())
+                .and_then(|q| {
+                    q.agents.iter().find_map(|a| {
+                        a.items
+                            .iter()
+                            .find(|i| i.id == item_id)
+                            .map(|i| (a.agent_name.clone(), i.scope.clone()))
+                    })
+                });
+            let (agent_name, scope) = found.unwrap_or_else(|| (String::new(), item_id.to_string()));
+            app.overlay = Some(Overlay::Justify(JustifyState {
+                item_id,
+                verdict,
+                agent_name,
+                scope,
+                why: message,
+                text: String::new(),
+            }));
+            app.message = Some((Tone::Info, "this decision needs a justification".into()));
+            return;
+        }
+        Err(e) => {
+            failed(app, "the review decision", &e);
+            return;
+        }
+    };
+    let Screen::Reviews(r) = &mut app.screen else {
+        return;
+    };
+    let Some(Ok(q)) = &mut r.queue else {
+        return;
+    };
+    let item = outcome.item;
+    let mut moved_on = false;
+    for agent in &mut q.agents {
+        let Some(slot) = agent.items.iter_mut().find(|i| i.id == item.id) else {
+            continue;
+        };
+        let before = slot.decision;
+        let after = item.decision;
+        *slot = item.clone();
+        recount(&mut agent.progress, before, after);
+        if let Some(c) = q.campaigns.iter_mut().find(|c| c.id == agent.campaign_id) {
+            recount(&mut c.progress, before, after);
+        }
+        moved_on = true;
+        break;
+    }
+    let what = match (verdict, outcome.grant_removed, outcome.grant_restored) {
+        (Verdict::Revoke, true, _) => "revoked (grant removed)",
+        (Verdict::Revoke, false, _) => "revoked",
+        (Verdict::Certify, _, true) => "certified (grant restored)",
+        (Verdict::Certify, _, false) => "certified",
+    };
+    app.message = Some(if outcome.changed {
+        (Tone::Ok, format!("{what}: {}", clean(&item.scope)))
+    } else {
+        (
+            Tone::Info,
+            format!(
+                "{} was already {}; nothing changed",
+                clean(&item.scope),
+                item.decision.as_str()
+            ),
+        )
+    });
+    if moved_on && r.selected_item().is_some_and(|i| i.id == item.id) {
+        advance_to_undecided(r);
+    }
 }
 
 /// Registry text, made safe to draw.
@@ -492,6 +867,13 @@ fn keep_visible(app: &mut App) {
 }
 
 fn move_by(app: &mut App, delta: isize) {
+    if let Screen::Reviews(r) = &mut app.screen {
+        let len = r.flat().len();
+        if len > 0 {
+            r.selected = (r.selected as isize + delta).clamp(0, len as isize - 1) as usize;
+        }
+        return;
+    }
     if let Screen::Detail(d) = &mut app.screen {
         let max = d.max_scroll.get() as isize;
         d.scroll = (d.scroll as isize + delta).clamp(0, max) as u16;
@@ -519,7 +901,7 @@ fn on_key(app: &mut App, key: KeyEvent, fx: &mut Vec<Effect>) {
         && matches!(key.code, KeyCode::Char(_))
         && app
             .keymap
-            .lookup(KeySpec::from_event(&key), app.on_detail())
+            .lookup_in(KeySpec::from_event(&key), app.key_scope())
             .is_none()
     {
         on_key(app, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE), fx);
@@ -531,7 +913,7 @@ fn on_key(app: &mut App, key: KeyEvent, fx: &mut Vec<Effect>) {
     match app.overlay.take() {
         None => {
             let spec = KeySpec::from_event(&key);
-            if let Some(command) = app.keymap.lookup(spec, app.on_detail()) {
+            if let Some(command) = app.keymap.lookup_in(spec, app.key_scope()) {
                 on_command(app, command, fx);
             }
         }
@@ -717,6 +1099,36 @@ fn overlay_key(
             }
         }
         Overlay::Confirm(state) => confirm_key(app, state, key, fx),
+        Overlay::Justify(mut j) => match key.code {
+            KeyCode::Esc => {
+                app.message = Some((Tone::Info, "cancelled; nothing decided".into()));
+                None
+            }
+            KeyCode::Enter => {
+                let text = j.text.trim().to_string();
+                if text.is_empty() {
+                    app.message = Some((
+                        Tone::Error,
+                        "type a justification first (esc cancels)".into(),
+                    ));
+                    return Some(Overlay::Justify(j));
+                }
+                app.message = Some((
+                    Tone::Info,
+                    format!("{} {}…", verb_ing(j.verdict), clean(&j.scope)),
+                ));
+                fx.push(Effect::Decide {
+                    item_id: j.item_id,
+                    verdict: j.verdict,
+                    justification: Some(text),
+                });
+                None
+            }
+            _ => {
+                edit(&mut j.text, &key);
+                Some(Overlay::Justify(j))
+            }
+        },
     }
 }
 
@@ -782,6 +1194,12 @@ fn confirm_key(
             Decommission,
             Effect::Decommission,
             |o: &DecommissionOrder| format!("decommissioning {}…", clean(&o.name))
+        ),
+        ConfirmState::CloseCampaign(p) => handle!(
+            p,
+            CloseCampaign,
+            Effect::CloseCampaign,
+            |o: &CloseCampaignOrder| format!("closing {}…", clean(&o.name))
         ),
         ConfirmState::BulkRevoke(p) => handle!(
             p,
@@ -861,13 +1279,13 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             })
         }
         Command::Filter => {
-            if app.on_detail() {
+            if !matches!(app.screen, Screen::Inventory) {
                 app.screen = Screen::Inventory;
             }
             app.overlay = Some(Overlay::FilterInput);
         }
         Command::Back => match &app.screen {
-            Screen::Detail(_) => app.screen = Screen::Inventory,
+            Screen::Detail(_) | Screen::Reviews(_) => app.screen = Screen::Inventory,
             Screen::Inventory => {
                 if !app.marks.is_empty() {
                     let n = app.marks.len();
@@ -911,6 +1329,12 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             refilter(app, fx);
         }
         Command::Refresh => {
+            if let Screen::Reviews(r) = &mut app.screen
+                && !r.loading
+            {
+                r.loading = true;
+                fx.push(Effect::LoadReviews);
+            }
             if app.me.is_none() {
                 if !app.me_in_flight {
                     app.me_in_flight = true;
@@ -921,6 +1345,100 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 app.sync_requested = true;
             }
             app.message = Some((Tone::Info, "syncing with the registry…".into()));
+        }
+        Command::Reviews => {
+            if let Screen::Reviews(r) = &mut app.screen {
+                if !r.loading {
+                    r.loading = true;
+                    fx.push(Effect::LoadReviews);
+                }
+                return;
+            }
+            app.screen = Screen::Reviews(Box::new(ReviewsState {
+                loading: true,
+                ..Default::default()
+            }));
+            fx.push(Effect::LoadReviews);
+        }
+        Command::CertifyScope | Command::RevokeScope => {
+            let verdict = if command == Command::CertifyScope {
+                Verdict::Certify
+            } else {
+                Verdict::Revoke
+            };
+            let Screen::Reviews(r) = &app.screen else {
+                return;
+            };
+            let (Some(agent), Some(item)) = (r.selected_agent(), r.selected_item()) else {
+                return;
+            };
+            let required = match verdict {
+                Verdict::Certify => item.justification_required.certify,
+                Verdict::Revoke => item.justification_required.revoke,
+            };
+            if required {
+                app.overlay = Some(Overlay::Justify(JustifyState {
+                    item_id: item.id,
+                    verdict,
+                    agent_name: agent.agent_name.clone(),
+                    scope: item.scope.clone(),
+                    why: item.diff.recommendation.reason.clone(),
+                    text: String::new(),
+                }));
+                return;
+            }
+            app.message = Some((
+                Tone::Info,
+                format!("{} {}…", verb_ing(verdict), clean(&item.scope)),
+            ));
+            fx.push(Effect::Decide {
+                item_id: item.id,
+                verdict,
+                justification: None,
+            });
+        }
+        Command::CertifyUnchanged => {
+            let Screen::Reviews(r) = &app.screen else {
+                return;
+            };
+            let Some(agent) = r.selected_agent() else {
+                return;
+            };
+            let n = agent.items.iter().filter(|i| i.bulk_certifiable).count();
+            if n == 0 {
+                app.message = Some((
+                    Tone::Error,
+                    format!(
+                        "{} has no undecided scope that is used and unchanged; decide the others with c or x",
+                        clean(&agent.agent_name)
+                    ),
+                ));
+                return;
+            }
+            app.message = Some((
+                Tone::Info,
+                format!(
+                    "certifying {n} used, unchanged scopes of {}…",
+                    clean(&agent.agent_name)
+                ),
+            ));
+            fx.push(Effect::CertifyUnchanged {
+                campaign_id: agent.campaign_id.clone(),
+                agent_id: agent.agent_id.clone(),
+            });
+        }
+        Command::CampaignProgress | Command::CloseCampaign => {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let purpose = if command == Command::CloseCampaign {
+                CampaignPurpose::Close
+            } else {
+                CampaignPurpose::Progress
+            };
+            app.overlay = Some(Overlay::Busy("reading the open campaigns…".into()));
+            fx.push(Effect::LoadCampaigns(purpose));
         }
         Command::AssignOwner => {
             let Some((id, name, row)) = app.target() else {
@@ -948,7 +1466,7 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             app.overlay = Some(Overlay::Picker(picker));
         }
         Command::Revoke => {
-            if !app.marks.is_empty() && !app.on_detail() {
+            if !app.marks.is_empty() && matches!(app.screen, Screen::Inventory) {
                 let agents: Vec<(String, String)> = app
                     .marks
                     .iter()
@@ -1033,6 +1551,7 @@ fn open_detail(app: &mut App, id: String, row: Option<u32>, fx: &mut Vec<Effect>
         row,
         detail: None,
         audit: None,
+        tokens: None,
         scroll: 0,
         max_scroll: std::cell::Cell::new(0),
     }));

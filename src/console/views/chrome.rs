@@ -271,17 +271,22 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             ("esc".into(), "close".into()),
         ],
         Some(Overlay::Busy(_)) => vec![("esc".into(), "back".into())],
+        Some(Overlay::Justify(_)) => vec![
+            ("type".into(), "justification".into()),
+            ("enter".into(), "send".into()),
+            ("esc".into(), "cancel".into()),
+        ],
         Some(Overlay::Notice { .. }) => vec![("enter/esc".into(), "close".into())],
         None => {
             let target = app.target().and_then(|(_, _, row)| row);
             let mut pairs: Vec<(String, String)> = app
                 .keymap
-                .hints(app.on_detail())
+                .hints_in(app.key_scope())
                 .into_iter()
                 .filter(|(_, _, c)| app.permits(*c, target.as_ref()).is_ok())
                 .map(|(k, w, _)| (k, w.to_string()))
                 .collect();
-            if app.on_detail()
+            if !matches!(app.screen, crate::console::app::Screen::Inventory)
                 && let Some(k) = app.keymap.key_for(Command::Back)
             {
                 pairs.insert(0, (k.label(), "back".into()));

@@ -12,6 +12,9 @@ use crate::console::app::{App, DetailState};
 use crate::console::theme::Slot;
 use crate::model::AgentDetail;
 
+/// Live tokens listed in the detail (the rest are counted).
+const LIVE_TOKENS_SHOWN: usize = 20;
+
 fn when(app: &App, t: Option<DateTime<Utc>>) -> String {
     match t {
         Some(t) => format!("{} ago", ago(app.now, t.timestamp())),
@@ -53,6 +56,47 @@ pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
         Some(Ok(detail)) => facts(app, detail, &mut lines, w),
     }
 
+    lines.push(Line::from(""));
+    match &d.tokens {
+        None => lines.push(heading("LIVE TOKENS (loading…)".into())),
+        Some(Err(e)) => {
+            lines.push(heading("LIVE TOKENS".into()));
+            lines.push(Line::from(Span::styled(
+                fit(&format!("   not available: {}", clean(e)), w),
+                t.style(Slot::Error),
+            )));
+        }
+        Some(Ok(tokens)) => {
+            lines.push(heading(format!(
+                "LIVE TOKENS ({}) · exchanges in the last hour: {}",
+                tokens.tokens.len(),
+                tokens.exchanges_last_hour
+            )));
+            if tokens.tokens.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    "   no live token acts as this agent",
+                    t.style(Slot::Dim),
+                )));
+            }
+            for tok in tokens.tokens.iter().take(LIVE_TOKENS_SHOWN) {
+                let left = (tok.expires_at.timestamp() - app.now).max(0);
+                let text = format!(
+                    "   for {:<24} {:<28} aud {:<20} expires in {}",
+                    fit(&clean(&tok.subject), 24),
+                    fit(&clean(&tok.scopes.join(" ")), 28),
+                    fit(&clean(&tok.audience.join(" ")), 20),
+                    super::ago(0, left),
+                );
+                lines.push(Line::from(Span::styled(fit(&text, w), t.style(Slot::Hint))));
+            }
+            if tokens.tokens.len() > LIVE_TOKENS_SHOWN {
+                lines.push(Line::from(Span::styled(
+                    format!("   … and {} more", tokens.tokens.len() - LIVE_TOKENS_SHOWN),
+                    t.style(Slot::Dim),
+                )));
+            }
+        }
+    }
     lines.push(Line::from(""));
     match &d.audit {
         None => lines.push(heading("RECENT AUDIT (loading…)".into())),

@@ -34,13 +34,13 @@ fn wrapped_height(lines: &[Line<'_>], width: u16) -> u16 {
 }
 
 /// A centred pop-up as tall as its wrapped text (plus borders), within `area`.
-fn fitted(area: Rect, max_width: u16, lines: &[Line<'_>]) -> Rect {
+pub(super) fn fitted(area: Rect, max_width: u16, lines: &[Line<'_>]) -> Rect {
     let w = max_width.min(area.width.saturating_sub(2));
     let h = wrapped_height(lines, w.saturating_sub(2)) + 2;
     centered(area, w, h.min(area.height))
 }
 
-fn popup(frame: &mut Frame, app: &App, title: &str, rect: Rect, lines: Vec<Line<'_>>) {
+pub(super) fn popup(frame: &mut Frame, app: &App, title: &str, rect: Rect, lines: Vec<Line<'_>>) {
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines)
@@ -203,6 +203,38 @@ pub fn confirm(frame: &mut Frame, app: &App, c: &ConfirmState, area: Rect) {
                 "  • the records stay, for audit; this cannot be undone",
             ));
             ("Decommission agent", lines, &p.confirmation, "Decommission")
+        }
+        ConfirmState::CloseCampaign(p) => {
+            let o = p.order();
+            let what = match o.no_response {
+                crate::model::review::NoResponse::Keep => {
+                    "kept: their grants stay, not stamped as certified".to_string()
+                }
+                crate::model::review::NoResponse::Revoke => {
+                    "REVOKED: their grants are removed".to_string()
+                }
+                crate::model::review::NoResponse::Recommendation => format!(
+                    "given the recommendation: {} revoked, the rest kept",
+                    o.pending_recommended_revoke
+                ),
+            };
+            let lines = vec![
+                Line::from(vec![
+                    Span::raw(" Close "),
+                    Span::styled(clean(&o.name).into_owned(), t.style(Slot::Accent)),
+                    Span::raw("?"),
+                ]),
+                Line::from(format!(
+                    " No-response outcome: {}. It touches {} undecided item(s):",
+                    o.no_response.as_str(),
+                    o.pending
+                )),
+                Line::from(format!(" they will be {what}.")),
+                Line::from(
+                    " Decisions already made are applied as decided. This cannot be undone.",
+                ),
+            ];
+            ("Close campaign", lines, &p.confirmation, "Close")
         }
         ConfirmState::BulkRevoke(p) => {
             let o = p.order();

@@ -6,6 +6,7 @@ mod detail;
 mod dialogs;
 mod help;
 mod inventory;
+pub mod reviews;
 
 use std::borrow::Cow;
 
@@ -59,7 +60,7 @@ pub fn table_rows(app: &App) -> usize {
     match app.screen {
         // The table's own header takes one line.
         Screen::Inventory => a.body.height.saturating_sub(1) as usize,
-        Screen::Detail(_) => a.body.height as usize,
+        Screen::Detail(_) | Screen::Reviews(_) => a.body.height as usize,
     }
 }
 
@@ -84,6 +85,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
             chrome::detail_title(frame, app, d, a.tabs);
             detail::draw(frame, app, d, a.body);
         }
+        Screen::Reviews(r) => {
+            reviews::title(frame, app, r, a.tabs);
+            reviews::draw(frame, app, r, a.body);
+        }
     }
     chrome::status(frame, app, a.status);
     chrome::footer(frame, app, a.footer);
@@ -93,6 +98,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Help { scroll }) => help::draw(frame, app, *scroll, area),
         Some(Overlay::Busy(text)) => dialogs::busy(frame, app, text, area),
         Some(Overlay::Confirm(c)) => dialogs::confirm(frame, app, c, area),
+        Some(Overlay::Justify(j)) => reviews::justify(frame, app, j, area),
         Some(Overlay::RevokeResult(r)) => dialogs::revoke_result(frame, app, r, area),
         Some(Overlay::Notice { title, lines, tone }) => {
             dialogs::notice(frame, app, title, lines, *tone, area)

@@ -1,0 +1,355 @@
+//! "My reviews": agents waiting for the caller's decision on the left, the selected agent's scopes
+//! (with their diff markers, decisions and the recommendation) on the right.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{clean, fit};
+use crate::console::app::{App, JustifyState, ReviewsState};
+use crate::console::theme::Slot;
+use crate::model::review::{Decision, QueueCampaign, ReviewItem, ScopeMarker, Usage, Verdict};
+
+/// "due in 12 days", "due today", "overdue by 3 days".
+pub fn due_text(c: &QueueCampaign) -> String {
+    let d = c.days_until_due;
+    let days = |n: i64| {
+        if n == 1 {
+            "1 day".into()
+        } else {
+            format!("{n} days")
+        }
+    };
+    if c.overdue {
+        if d < 0 {
+            format!("OVERDUE by {}", days(-d))
+        } else {
+            "OVERDUE".into()
+        }
+    } else if d == 0 {
+        "due today".into()
+    } else {
+        format!("due in {}", days(d))
+    }
+}
+
+/// The screen's title band: campaign progress (done / total) and the due date.
+pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
+    let t = &app.theme;
+    let mut spans = vec![Span::styled(" My reviews ", t.style(Slot::Title))];
+    match &r.queue {
+        Some(Ok(q)) if q.campaigns.is_empty() => {
+            spans.push(Span::styled("· no open campaign", t.style(Slot::Dim)));
+        }
+        Some(Ok(q)) => {
+            for c in &q.campaigns {
+                let due = due_text(c);
+                spans.push(Span::styled("· ", t.style(Slot::Dim)));
+                spans.push(Span::raw(format!("{} ", clean(&c.name))));
+                spans.push(Span::styled(
+                    format!("{}/{} done ", c.progress.decided, c.progress.total),
+                    t.style(Slot::Accent),
+                ));
+                spans.push(Span::styled(
+                    format!("{due} "),
+                    t.style(if c.overdue { Slot::Error } else { Slot::Dim }),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if r.loading {
+        spans.push(Span::styled("· loading…", t.style(Slot::Dim)));
+    }
+    let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+    if text.chars().count() > area.width as usize {
+        // Too long: one plain line, cut.
+        let line = Line::from(Span::styled(
+            fit(&text, area.width as usize),
+            t.style(Slot::Title),
+        ));
+        frame.render_widget(Paragraph::new(line), area);
+    } else {
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+}
+
+/// The mark drawn before a scope: `✓` used, `!` unused, `+` added, `*` never certified.
+pub fn marker_text(item: &ReviewItem) -> String {
+    let mut out = String::new();
+    for m in &item.diff.markers {
+        out.push(match m {
+            ScopeMarker::Used => '✓',
+            ScopeMarker::Unused => '!',
+            ScopeMarker::Added => '+',
+            ScopeMarker::Removed => '-',
+            ScopeMarker::NeverCertified => '*',
+        });
+    }
+    out
+}
+
+fn usage_text(item: &ReviewItem) -> String {
+    match item.diff.usage {
+        Usage::Used => format!("used {}d ago", item.diff.idle_days),
+        Usage::Unused => format!("unused {} days", item.diff.idle_days),
+        Usage::New => "new, not used yet".into(),
+    }
+}
+
+fn decision_text(d: Decision) -> &'static str {
+    match d {
+        Decision::None => "pending",
+        Decision::Certify => "CERTIFIED",
+        Decision::Revoke => "REVOKED",
+        Decision::Keep => "kept",
+    }
+}
+
+pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
+    let t = &app.theme;
+    let q = match &r.queue {
+        None => {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    " loading my reviews from the registry…",
+                    t.style(Slot::Dim),
+                )),
+                area,
+            );
+            return;
+        }
+        Some(Err(e)) => {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    fit(
+                        &format!(" cannot load my reviews: {}", clean(e)),
+                        area.width as usize,
+                    ),
+                    t.style(Slot::Error),
+                )),
+                area,
+            );
+            return;
+        }
+        Some(Ok(q)) => q,
+    };
+    if q.agents.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                " nothing to review: no open campaign has items for you",
+                t.style(Slot::Dim),
+            )),
+            area,
+        );
+        return;
+    }
+    let left_w = (area.width / 3).clamp(24, 40);
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(left_w), Constraint::Min(20)]).areas(area);
+    let current = r.cursor().map(|(a, _)| a);
+
+    // Agents, in the server's order (due date, then risk), the selected one kept in view.
+    let rows = left.height.saturating_sub(1) as usize;
+    let start = current
+        .unwrap_or(0)
+        .saturating_sub(rows.saturating_sub(1))
+        .min(q.agents.len().saturating_sub(rows.max(1)));
+    let mut lines = vec![Line::from(Span::styled(
+        fit(&format!(" AGENTS ({})", q.total_agents), left_w as usize),
+        t.style(Slot::TableHeader),
+    ))];
+    for (a, agent) in q.agents.iter().enumerate().skip(start).take(rows) {
+        let done = agent.progress.pending == 0;
+        let progress = format!("{}/{}", agent.progress.decided, agent.progress.total);
+        let mark = if done { "✓" } else { " " };
+        let name_w = (left_w as usize).saturating_sub(progress.chars().count() + 5);
+        let text = format!(
+            " {mark} {:<name_w$} {progress}",
+            fit(&clean(&agent.agent_name), name_w)
+        );
+        let style = if Some(a) == current {
+            t.style(Slot::Selected)
+        } else if done {
+            t.style(Slot::Dim)
+        } else {
+            t.style(Slot::Base)
+        };
+        lines.push(Line::from(Span::styled(fit(&text, left_w as usize), style)));
+    }
+    frame.render_widget(Paragraph::new(lines), left);
+
+    // The selected agent: facts, scopes with markers and decisions, the recommendation.
+    let (Some(agent), Some(item)) = (r.selected_agent(), r.selected_item()) else {
+        return;
+    };
+    let w = right.width as usize;
+    let dim = t.style(Slot::Dim);
+    let mut lines = vec![Line::from(vec![
+        Span::styled(
+            format!(" {}", clean(&agent.agent_name)),
+            t.style(Slot::Title),
+        ),
+        Span::styled(
+            format!(
+                "  owner {} · {} · {} · risk {}",
+                clean(agent.owner.as_deref().unwrap_or("— unowned —")),
+                clean(&agent.team),
+                clean(&agent.environment),
+                agent.risk
+            ),
+            dim,
+        ),
+    ])];
+    if !agent.flags.is_empty() || agent.static_secret {
+        let mut flags: Vec<String> = agent.flags.iter().map(|f| clean(f).into_owned()).collect();
+        if agent.static_secret {
+            flags.push("static secret".into());
+        }
+        lines.push(Line::from(Span::styled(
+            fit(&format!(" flags: {}", flags.join(", ")), w),
+            t.style(Slot::Flag),
+        )));
+    }
+    lines.push(Line::from(Span::styled(
+        fit(
+            " ✓ used  ! unused  + added since last certification  - removed  * never certified",
+            w,
+        ),
+        dim,
+    )));
+    let scope_w = agent
+        .items
+        .iter()
+        .map(|i| i.scope.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(8, 32);
+    for it in &agent.items {
+        let selected = it.id == item.id;
+        let rec = match it.diff.recommendation.action {
+            Verdict::Certify => "→ certify",
+            Verdict::Revoke => "→ revoke",
+        };
+        let text = format!(
+            " {:<3} {:<scope_w$}  {:<9}  {:<16} {rec}",
+            marker_text(it),
+            fit(&clean(&it.scope), scope_w),
+            decision_text(it.decision),
+            usage_text(it),
+        );
+        let style = if selected {
+            t.style(Slot::Selected)
+        } else {
+            match it.decision {
+                Decision::Certify => t.style(Slot::Ok),
+                Decision::Revoke => t.style(Slot::Suspended),
+                _ => t.style(Slot::Base),
+            }
+        };
+        lines.push(Line::from(Span::styled(fit(&text, w), style)));
+    }
+    for removed in &agent.removed {
+        lines.push(Line::from(Span::styled(
+            fit(
+                &format!(
+                    " -   {:<scope_w$}  removed by {}",
+                    clean(&removed.scope),
+                    clean(&removed.removed_by)
+                ),
+                w,
+            ),
+            dim,
+        )));
+    }
+    lines.push(Line::from(""));
+    let rec = &item.diff.recommendation;
+    lines.push(Line::from(vec![
+        Span::styled(" Recommendation ", dim),
+        Span::styled(
+            format!("{} {}", rec.action.as_str(), clean(&item.scope)),
+            t.style(Slot::Accent),
+        ),
+    ]));
+    lines.push(Line::from(Span::raw(fit(
+        &format!(" because {}", clean(&rec.reason)),
+        w,
+    ))));
+    let needs: Vec<&str> = [
+        (item.justification_required.certify, "certify"),
+        (item.justification_required.revoke, "revoke"),
+    ]
+    .into_iter()
+    .filter_map(|(b, s)| b.then_some(s))
+    .collect();
+    if !needs.is_empty() {
+        lines.push(Line::from(Span::styled(
+            fit(
+                &format!(" a justification is required to {}", needs.join(" or ")),
+                w,
+            ),
+            dim,
+        )));
+    }
+    if let (Some(by), Some(j)) = (&item.decided_by, &item.justification) {
+        lines.push(Line::from(Span::styled(
+            fit(
+                &format!(
+                    " {} by {}: {}",
+                    decision_text(item.decision),
+                    clean(by),
+                    clean(j)
+                ),
+                w,
+            ),
+            dim,
+        )));
+    }
+    let bulk = agent.items.iter().filter(|i| i.bulk_certifiable).count();
+    if bulk > 0 {
+        lines.push(Line::from(Span::styled(
+            fit(
+                &format!(
+                    " {bulk} used, unchanged scope{} certified together by C",
+                    if bulk == 1 { "" } else { "s" }
+                ),
+                w,
+            ),
+            t.style(Slot::Hint),
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines), right);
+}
+
+/// The justification prompt.
+pub fn justify(frame: &mut Frame, app: &App, j: &JustifyState, area: Rect) {
+    let t = &app.theme;
+    let verb = match j.verdict {
+        Verdict::Certify => "Certify",
+        Verdict::Revoke => "Revoke",
+    };
+    let lines = vec![
+        Line::from(Span::raw(format!(
+            " {verb} {} of {}",
+            clean(&j.scope),
+            clean(&j.agent_name)
+        ))),
+        Line::from(Span::styled(
+            format!(" {}", clean(&j.why)),
+            t.style(Slot::Dim),
+        )),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(" Justification: ", t.style(Slot::Dim)),
+            Span::styled(format!("{}▏", j.text), t.style(Slot::Input)),
+        ]),
+        Line::from(""),
+        Line::from(Span::styled(
+            " enter sends the decision with it · esc cancels",
+            t.style(Slot::Dim),
+        )),
+    ];
+    let rect = super::dialogs::fitted(area, 76, &lines);
+    super::dialogs::popup(frame, app, "Justification required", rect, lines);
+}
