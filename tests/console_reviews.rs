@@ -496,3 +496,195 @@ async fn an_admin_sees_progress_and_closes_with_a_typed_confirmation() {
     );
     assert_eq!(item(&after, "mixed", "erp:write").decision, Decision::Keep);
 }
+
+/// The campaigns the registry lists under a name.
+async fn campaigns_named(r: &Registry, name: &str) -> Vec<steward::model::review::Campaign> {
+    r.admin()
+        .campaigns(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.name == name)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_campaign_from_the_form() {
+    use steward::console::app::CampaignField;
+    let (r, _) = setup().await;
+    let due = (Utc::now() + Duration::days(40))
+        .format("%Y-%m-%d")
+        .to_string();
+
+    // Not for owners: the key explains and opens nothing.
+    let home = tempfile::tempdir().unwrap();
+    let token = r.token_for(ALICE).await;
+    let mut c = console(&r, &token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    key(&mut c, "N");
+    assert!(c.app.overlay.is_none());
+    assert!(c.app.message.as_ref().unwrap().1.contains("admin"));
+
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &r.admin_token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+
+    // An unparseable date is refused locally, naming the field; nothing is created.
+    let before = r
+        .admin()
+        .campaigns(&Default::default())
+        .await
+        .unwrap()
+        .len();
+    key(&mut c, "N");
+    key(&mut c, "ctrl-u");
+    type_text(&mut c, "Bad date run");
+    key(&mut c, "tab");
+    key(&mut c, "ctrl-u");
+    type_text(&mut c, "2027-02-30");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::CampaignForm(f)) => {
+            let error = f.error.as_deref().unwrap();
+            assert!(error.starts_with("due date:"), "{error}");
+            assert!(error.contains("2027-02-30"), "{error}");
+        }
+        other => panic!("expected the form with its error, got {other:?}"),
+    }
+    assert_eq!(
+        r.admin()
+            .campaigns(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+    // Esc cancels and keeps the draft: the key reopens it as it was.
+    key(&mut c, "esc");
+    assert!(c.app.overlay.is_none());
+    key(&mut c, "N");
+    match &c.app.overlay {
+        Some(Overlay::CampaignForm(f)) => {
+            assert_eq!(f.name, "Bad date run");
+            assert_eq!(f.due, "2027-02-30");
+            assert_eq!(f.focus, CampaignField::Due);
+        }
+        other => panic!("expected the draft, got {other:?}"),
+    }
+
+    // Fix the name and the date, choose "revoke" as the no-response outcome, make it quarterly.
+    key(&mut c, "backtab");
+    key(&mut c, "ctrl-u");
+    type_text(&mut c, "2027-Q1 payments certification");
+    key(&mut c, "tab");
+    key(&mut c, "ctrl-u");
+    type_text(&mut c, &due);
+    key(&mut c, "tab");
+    type_text(&mut c, "payments");
+    key(&mut c, "tab");
+    key(&mut c, "tab");
+    key(&mut c, "right");
+    key(&mut c, "tab");
+    key(&mut c, "space");
+    // Forget the queue: only a reload after the creation brings it back.
+    if let Screen::Reviews(rv) = &mut c.app.screen {
+        rv.queue = None;
+    }
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    c.settle().await.unwrap();
+
+    let created = campaigns_named(&r, "2027-Q1 payments certification").await;
+    assert_eq!(created.len(), 1, "{created:?}");
+    let campaign = &created[0];
+    assert_eq!(campaign.no_response, NoResponse::Revoke);
+    assert_eq!(campaign.recurrence, Recurrence::Quarterly);
+    assert_eq!(campaign.filter.team.as_deref(), Some("payments"));
+    assert_eq!(campaign.due_at.format("%Y-%m-%d").to_string(), due);
+    assert!(campaign.progress.total > 0);
+    assert!(campaigns_named(&r, "Bad date run").await.is_empty());
+    // The notice names the campaign and its item count, as the registry counts them.
+    match &c.app.overlay {
+        Some(Overlay::Notice { title, lines, .. }) => {
+            assert_eq!(title, "Created 2027-Q1 payments certification");
+            let want = format!("{} items to review", campaign.progress.total);
+            assert!(lines[0].starts_with(&want), "{lines:?}");
+        }
+        other => panic!("expected the created notice, got {other:?}"),
+    }
+    assert!(c.app.campaign_draft.is_none());
+    let Screen::Reviews(rv) = &c.app.screen else {
+        panic!("left the reviews screen");
+    };
+    assert!(matches!(rv.queue, Some(Ok(_))), "the queue did not reload");
+    assert!(!rv.loading);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registrys_refusal_of_a_campaign_changes_nothing() {
+    let (r, _) = setup().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &r.admin_token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    let before = r
+        .admin()
+        .campaigns(&Default::default())
+        .await
+        .unwrap()
+        .len();
+    // A date in the past parses, so it goes to the registry, which refuses it.
+    key(&mut c, "N");
+    key(&mut c, "ctrl-u");
+    type_text(&mut c, "Too late");
+    key(&mut c, "tab");
+    key(&mut c, "ctrl-u");
+    type_text(&mut c, "2001-01-01");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::Notice { title, .. }) => assert!(title.starts_with("Failed"), "{title}"),
+        other => panic!("expected a failure notice, got {other:?}"),
+    }
+    assert_eq!(
+        r.admin()
+            .campaigns(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+    assert_eq!(c.app.campaign_draft.as_ref().unwrap().name, "Too late");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_campaign_form_at_80_by_24() {
+    let (r, _) = setup().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &r.admin_token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    key(&mut c, "N");
+    for _ in 0..4 {
+        key(&mut c, "tab");
+    }
+    key(&mut c, "right");
+    key(&mut c, "right");
+    let s = screen_text(&mut c, 80, 24);
+    for needle in [
+        "New campaign",
+        "name: ",
+        "agent certification",
+        "due date: ",
+        "team filter: (every team)",
+        "fallback reviewer: (you)",
+        "no-response outcome: ‹ recommendation ›",
+        "quarterly: ‹ no ›",
+        "enter creates",
+    ] {
+        assert!(s.contains(needle), "{needle:?} missing in\n{s}");
+    }
+}

@@ -15,8 +15,8 @@ use super::keymap::Command;
 use crate::client::ClientResult;
 use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
 use crate::model::review::{
-    BulkCertifyOutcome, CampaignDetail, CloseOutcome, DecisionOutcome, NoResponse, ReviewQueue,
-    Verdict,
+    BulkCertifyOutcome, Campaign, CampaignDetail, CloseOutcome, CreateCampaign, DecisionOutcome,
+    NoResponse, ReviewQueue, Verdict,
 };
 use crate::model::tokens::AgentTokens;
 use crate::model::{Agent, AgentDetail, AuditEvent};
@@ -93,6 +93,11 @@ pub enum Action {
         result: ClientResult<Vec<CampaignDetail>>,
     },
     CampaignClosed(ClientResult<Box<CloseOutcome>>),
+    /// The registry's answer to the campaign form. `draft` is the form as sent, kept for a retry.
+    CampaignCreated {
+        draft: Box<super::app::CampaignForm>,
+        result: ClientResult<Box<Campaign>>,
+    },
 }
 
 /// Why the open campaigns were loaded.
@@ -143,6 +148,10 @@ pub enum Effect {
     },
     LoadCampaigns(CampaignPurpose),
     CloseCampaign(Confirmed<CloseCampaignOrder>),
+    CreateCampaign {
+        request: Box<CreateCampaign>,
+        draft: Box<super::app::CampaignForm>,
+    },
 }
 
 impl std::fmt::Debug for Effect {
@@ -170,6 +179,9 @@ impl std::fmt::Debug for Effect {
             } => write!(f, "CertifyUnchanged({campaign_id}, {agent_id})"),
             Effect::LoadCampaigns(p) => write!(f, "LoadCampaigns({p:?})"),
             Effect::CloseCampaign(o) => write!(f, "CloseCampaign({})", o.order().id),
+            Effect::CreateCampaign { request, .. } => {
+                write!(f, "CreateCampaign({})", request.name)
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use super::inventory::{AgentRow, Inventory};
 use super::keymap::{Command, Keymap};
 use super::theme::Theme;
 use crate::model::api::{RevokeOutcome, WhoAmI};
-use crate::model::review::{QueueAgent, ReviewItem, ReviewQueue, Verdict};
+use crate::model::review::{NoResponse, QueueAgent, ReviewItem, ReviewQueue, Verdict};
 use crate::model::tokens::AgentTokens;
 use crate::model::{AgentDetail, AuditEvent, Role};
 
@@ -132,6 +132,97 @@ pub struct JustifyState {
     pub text: String,
 }
 
+/// The fields of the campaign form, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignField {
+    Name,
+    Due,
+    Team,
+    Fallback,
+    NoResponse,
+    Quarterly,
+}
+
+impl CampaignField {
+    pub const ALL: [CampaignField; 6] = [
+        CampaignField::Name,
+        CampaignField::Due,
+        CampaignField::Team,
+        CampaignField::Fallback,
+        CampaignField::NoResponse,
+        CampaignField::Quarterly,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CampaignField::Name => "name",
+            CampaignField::Due => "due date",
+            CampaignField::Team => "team filter",
+            CampaignField::Fallback => "fallback reviewer",
+            CampaignField::NoResponse => "no-response outcome",
+            CampaignField::Quarterly => "quarterly",
+        }
+    }
+
+    /// True for the fields that take typed text (the others are chosen with left/right/space).
+    pub fn is_text(self) -> bool {
+        !matches!(self, CampaignField::NoResponse | CampaignField::Quarterly)
+    }
+}
+
+/// The admin's campaign form. Kept as a draft when cancelled, so Esc never loses typing.
+#[derive(Debug, Clone)]
+pub struct CampaignForm {
+    pub name: String,
+    /// YYYY-MM-DD; the campaign is due at the end of that day (UTC).
+    pub due: String,
+    /// Empty: every active agent.
+    pub team: String,
+    /// Empty: the creator.
+    pub fallback: String,
+    pub no_response: NoResponse,
+    pub quarterly: bool,
+    pub focus: CampaignField,
+    /// Why the last Enter was refused locally.
+    pub error: Option<String>,
+}
+
+impl CampaignForm {
+    /// A fresh form: named after the next calendar quarter, due in 30 days.
+    pub fn new(now: i64) -> CampaignForm {
+        use chrono::Datelike;
+        let today = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+        let quarter = today.month0() / 3 + 1;
+        let (year, next) = if quarter == 4 {
+            (today.year() + 1, 1)
+        } else {
+            (today.year(), quarter + 1)
+        };
+        let due = today + chrono::Duration::days(30);
+        CampaignForm {
+            name: format!("{year}-Q{next} agent certification"),
+            due: due.format("%Y-%m-%d").to_string(),
+            team: String::new(),
+            fallback: String::new(),
+            no_response: NoResponse::Keep,
+            quarterly: false,
+            focus: CampaignField::Name,
+            error: None,
+        }
+    }
+
+    /// The focused text field, when the focus is on one.
+    pub fn text_mut(&mut self) -> Option<&mut String> {
+        match self.focus {
+            CampaignField::Name => Some(&mut self.name),
+            CampaignField::Due => Some(&mut self.due),
+            CampaignField::Team => Some(&mut self.team),
+            CampaignField::Fallback => Some(&mut self.fallback),
+            CampaignField::NoResponse | CampaignField::Quarterly => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PickEntry {
     /// Index into the inventory's people.
@@ -206,6 +297,8 @@ pub enum Overlay {
     Confirm(ConfirmState),
     /// A review decision needs a justification: typed, then re-sent with it.
     Justify(JustifyState),
+    /// An admin fills in a new campaign.
+    CampaignForm(Box<CampaignForm>),
     RevokeResult(Box<RevokeResult>),
     Notice {
         title: String,
@@ -258,6 +351,8 @@ pub struct App {
     pub quit: bool,
     /// Header counts, computed once per inventory version.
     pub counts_cache: std::cell::Cell<Option<(u64, super::inventory::Counts)>>,
+    /// A campaign form cancelled with Esc (or refused by the registry), reopened by its key.
+    pub campaign_draft: Option<Box<CampaignForm>>,
 }
 
 impl App {
@@ -320,6 +415,7 @@ impl App {
             last_save: now,
             quit: false,
             counts_cache: std::cell::Cell::new(None),
+            campaign_draft: None,
         }
     }
 
@@ -390,7 +486,7 @@ impl App {
             Command::Reinstate => has(Role::Admin) || has(Role::Responder),
             Command::Decommission => has(Role::Admin) || owns,
             Command::CampaignProgress => has(Role::Admin) || has(Role::Auditor),
-            Command::CloseCampaign => has(Role::Admin),
+            Command::CloseCampaign | Command::NewCampaign => has(Role::Admin),
             _ => true,
         };
         if ok {
@@ -404,6 +500,7 @@ impl App {
                 Command::Reinstate => "reinstating takes the admin or responder role",
                 Command::CampaignProgress => "campaign progress takes the admin or auditor role",
                 Command::CloseCampaign => "closing a campaign takes the admin role",
+                Command::NewCampaign => "creating a campaign takes the admin role",
                 _ => "decommissioning takes the admin role or owning the agent",
             };
             Err(why.to_string())
@@ -420,6 +517,7 @@ impl App {
                 | Overlay::Justify(_),
             ) => true,
             Some(Overlay::Confirm(c)) => c.is_typed(),
+            Some(Overlay::CampaignForm(f)) => f.focus.is_text(),
             Some(Overlay::RevokeResult(r)) => r.note_state == NoteState::Editing,
             _ => false,
         }

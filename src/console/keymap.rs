@@ -44,6 +44,8 @@ pub enum Command {
     CampaignProgress,
     /// Close a campaign, applying its no-response outcome (admins, typed confirmation).
     CloseCampaign,
+    /// Create a campaign from a form (admins).
+    NewCampaign,
 }
 
 /// Where a binding applies.
@@ -589,6 +591,14 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('Z')],
         "close the campaign: applies its no-response outcome (admins; typed confirm)",
         None,
+    ),
+    b(
+        "new-campaign",
+        Command::NewCampaign,
+        Reviews,
+        &[KeySpec::char('N')],
+        "create a campaign from a form (admins; esc keeps the draft)",
+        Some("new campaign"),
     ),
     b(
         "refresh",

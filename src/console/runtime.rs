@@ -370,6 +370,10 @@ impl Console {
                     Action::CampaignClosed(c.close_campaign(&order.id).await.map(Box::new))
                 })
             }
+            Effect::CreateCampaign { request, draft } => self.spawn(move |c, _| async move {
+                let result = c.create_campaign(&request).await.map(Box::new);
+                Action::CampaignCreated { draft, result }
+            }),
             Effect::SaveCache(inv) => {
                 let path = self.cache_path.clone();
                 self.spawn(move |_, _| async move {

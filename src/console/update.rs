@@ -12,15 +12,18 @@ use super::action::{
     Effect, Pending, ReinstateOrder,
 };
 use super::app::{
-    App, ConfirmState, DetailState, JustifyState, Link, NoteState, Overlay, PickEntry, PickerState,
-    ReviewsState, RevokeResult, Screen, Tone, round_now,
+    App, CampaignField, CampaignForm, ConfirmState, DetailState, JustifyState, Link, NoteState,
+    Overlay, PickEntry, PickerState, ReviewsState, RevokeResult, Screen, Tone, round_now,
 };
 use super::filter::{FilterJob, FilterOutcome, QuickFilter};
 use super::keymap::{Command, KeySpec};
 use super::views;
 use crate::client::ClientError;
 use crate::model::AgentStatus;
-use crate::model::review::{Decision, Progress, ReviewQueue, Verdict};
+use crate::model::review::{
+    CampaignFilter, CreateCampaign, Decision, JustificationPolicy, NoResponse, Progress,
+    Recurrence, ReminderSchedule, ReviewQueue, Verdict,
+};
 use crate::model::text::strip_for_terminal;
 
 /// How often the console asks the change feed while the registry answers (seconds).
@@ -446,6 +449,39 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
             Err(e) => failed(app, "closing the campaign", &e),
         },
+        Action::CampaignCreated { draft, result } => {
+            if matches!(&app.overlay, Some(Overlay::Busy(_))) {
+                app.overlay = None;
+            }
+            match result {
+                Ok(c) => {
+                    app.campaign_draft = None;
+                    let name = clean(&c.name);
+                    let items = c.progress.total;
+                    app.message = Some((Tone::Ok, format!("created {name}: {items} items")));
+                    app.overlay = Some(Overlay::Notice {
+                        title: format!("Created {name}"),
+                        lines: vec![
+                            format!("{items} items to review ({})", c.status.as_str()),
+                            format!("due {}", c.due_at.format("%Y-%m-%d %H:%M UTC")),
+                            format!("no response → {}", c.no_response.as_str()),
+                            format!("recurrence: {}", c.recurrence.as_str()),
+                            format!("fallback reviewer: {}", clean(&c.fallback_reviewer)),
+                        ],
+                        tone: Tone::Ok,
+                    });
+                    if let Screen::Reviews(r) = &mut app.screen {
+                        r.loading = true;
+                        fx.push(Effect::LoadReviews);
+                    }
+                }
+                Err(e) => {
+                    // Nothing was created; the form comes back as it was sent.
+                    app.campaign_draft = Some(draft);
+                    failed(app, "creating the campaign", &e);
+                }
+            }
+        }
         Action::CacheSaved(result) => {
             app.saving = false;
             if let Err(e) = result {
@@ -950,6 +986,123 @@ fn edit(text: &mut String, key: &KeyEvent) -> bool {
     true
 }
 
+/// Checks the campaign form and builds the request; an error names the field.
+fn campaign_request(f: &CampaignForm) -> Result<CreateCampaign, String> {
+    use crate::model::text::{check_email, check_line};
+    let name = f.name.trim();
+    if name.is_empty() {
+        return Err("name: type a name for the campaign".into());
+    }
+    check_line("name", name, 128).map_err(|e| e.to_string())?;
+    let due = chrono::NaiveDate::parse_from_str(f.due.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("due date: {:?} is not a date like 2027-03-31", f.due.trim()))?;
+    // Due at the end of that day, UTC.
+    let due_at = due
+        .and_hms_opt(23, 59, 59)
+        .expect("23:59:59 is a valid time")
+        .and_utc();
+    let team = f.team.trim();
+    let team = if team.is_empty() {
+        None
+    } else {
+        check_line("team filter", team, 64).map_err(|e| e.to_string())?;
+        Some(team.to_string())
+    };
+    let fallback = f.fallback.trim();
+    let fallback = if fallback.is_empty() {
+        None
+    } else {
+        check_email(fallback).map_err(|e| format!("fallback reviewer: {e}"))?;
+        Some(fallback.to_string())
+    };
+    Ok(CreateCampaign {
+        name: name.to_string(),
+        filter: CampaignFilter {
+            team,
+            ..CampaignFilter::default()
+        },
+        starts_at: None,
+        due_at,
+        grace_days: None,
+        recurrence: if f.quarterly {
+            Recurrence::Quarterly
+        } else {
+            Recurrence::None
+        },
+        fallback_reviewer: fallback,
+        reminders: ReminderSchedule::default(),
+        no_response: f.no_response,
+        justification: JustificationPolicy::default(),
+        lookback_days: None,
+    })
+}
+
+/// A key in the campaign form; returns the form to keep open.
+fn campaign_form_key(
+    app: &mut App,
+    mut f: Box<CampaignForm>,
+    key: KeyEvent,
+    fx: &mut Vec<Effect>,
+) -> Option<Overlay> {
+    let fields = CampaignField::ALL;
+    let at = fields.iter().position(|&x| x == f.focus).unwrap_or(0);
+    let backward = key.code == KeyCode::BackTab
+        || (key.code == KeyCode::Tab && key.modifiers.contains(KeyModifiers::SHIFT));
+    match key.code {
+        KeyCode::Esc => {
+            f.error = None;
+            app.campaign_draft = Some(f);
+            app.message = Some((
+                Tone::Info,
+                "cancelled; nothing created (the draft reopens with its key)".into(),
+            ));
+            return None;
+        }
+        KeyCode::Enter => match campaign_request(&f) {
+            Ok(request) => {
+                f.error = None;
+                app.message = Some((Tone::Info, format!("creating {}…", clean(&request.name))));
+                app.overlay = Some(Overlay::Busy(format!("creating {}…", clean(&request.name))));
+                fx.push(Effect::CreateCampaign {
+                    request: Box::new(request),
+                    draft: f,
+                });
+                return None;
+            }
+            Err(why) => {
+                app.message = Some((Tone::Error, why.clone()));
+                f.error = Some(why);
+            }
+        },
+        KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => {
+            let back = backward || key.code == KeyCode::Up;
+            let n = fields.len();
+            f.focus = fields[if back { (at + n - 1) % n } else { (at + 1) % n }];
+        }
+        KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if !f.focus.is_text() => {
+            let forward = key.code != KeyCode::Left;
+            match f.focus {
+                CampaignField::NoResponse => {
+                    let all = [
+                        NoResponse::Keep,
+                        NoResponse::Revoke,
+                        NoResponse::Recommendation,
+                    ];
+                    let i = all.iter().position(|&r| r == f.no_response).unwrap_or(0);
+                    f.no_response = all[if forward { (i + 1) % 3 } else { (i + 2) % 3 }];
+                }
+                _ => f.quarterly = !f.quarterly,
+            }
+        }
+        _ => {
+            if let Some(text) = f.text_mut() {
+                edit(text, &key);
+            }
+        }
+    }
+    Some(Overlay::CampaignForm(f))
+}
+
 /// Handles a key inside an overlay; returns the overlay to keep (None closes it).
 fn overlay_key(
     app: &mut App,
@@ -1099,6 +1252,7 @@ fn overlay_key(
             }
         }
         Overlay::Confirm(state) => confirm_key(app, state, key, fx),
+        Overlay::CampaignForm(f) => campaign_form_key(app, f, key, fx),
         Overlay::Justify(mut j) => match key.code {
             KeyCode::Esc => {
                 app.message = Some((Tone::Info, "cancelled; nothing decided".into()));
@@ -1439,6 +1593,17 @@ fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             };
             app.overlay = Some(Overlay::Busy("reading the open campaigns…".into()));
             fx.push(Effect::LoadCampaigns(purpose));
+        }
+        Command::NewCampaign => {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let form = app
+                .campaign_draft
+                .take()
+                .unwrap_or_else(|| Box::new(CampaignForm::new(app.now)));
+            app.overlay = Some(Overlay::CampaignForm(form));
         }
         Command::AssignOwner => {
             let Some((id, name, row)) = app.target() else {

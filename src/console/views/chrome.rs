@@ -276,6 +276,12 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             ("enter".into(), "send".into()),
             ("esc".into(), "cancel".into()),
         ],
+        Some(Overlay::CampaignForm(_)) => vec![
+            ("tab".into(), "next field".into()),
+            ("←→".into(), "choose".into()),
+            ("enter".into(), "create".into()),
+            ("esc".into(), "cancel (keeps draft)".into()),
+        ],
         Some(Overlay::Notice { .. }) => vec![("enter/esc".into(), "close".into())],
         None => {
             let target = app.target().and_then(|(_, _, row)| row);

@@ -7,7 +7,9 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::{centered, clean, fit};
 use crate::console::action::Confirmation;
-use crate::console::app::{App, ConfirmState, NoteState, PickerState, RevokeResult, Tone};
+use crate::console::app::{
+    App, CampaignField, CampaignForm, ConfirmState, NoteState, PickerState, RevokeResult, Tone,
+};
 use crate::console::theme::Slot;
 
 fn frame_block<'a>(app: &App, title: &str) -> Block<'a> {
@@ -363,4 +365,67 @@ pub fn notice(frame: &mut Frame, app: &App, title: &str, body: &[String], tone: 
     )));
     let rect = fitted(area, 84, &lines);
     popup(frame, app, title, rect, lines);
+}
+
+/// The admin's campaign form: one line per field, the focused one highlighted.
+pub fn campaign_form(frame: &mut Frame, app: &App, f: &CampaignForm, area: Rect) {
+    let t = &app.theme;
+    let mut lines = vec![Line::from("")];
+    for field in CampaignField::ALL {
+        let focused = field == f.focus;
+        let value = match field {
+            CampaignField::Name => f.name.clone(),
+            CampaignField::Due => f.due.clone(),
+            CampaignField::Team => f.team.clone(),
+            CampaignField::Fallback => f.fallback.clone(),
+            CampaignField::NoResponse => format!("‹ {} ›", f.no_response.as_str()),
+            CampaignField::Quarterly => format!("‹ {} ›", if f.quarterly { "yes" } else { "no" }),
+        };
+        let shown = if field.is_text() && value.is_empty() && !focused {
+            match field {
+                CampaignField::Team => "(every team)".to_string(),
+                CampaignField::Fallback => "(you)".to_string(),
+                _ => String::new(),
+            }
+        } else if field.is_text() && focused {
+            format!("{value}▏")
+        } else {
+            value
+        };
+        let value_style = if focused {
+            t.style(Slot::Input)
+        } else if field.is_text() && shown.starts_with('(') {
+            t.style(Slot::Dim)
+        } else {
+            t.style(Slot::Base)
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "{} {:>19}: ",
+                    if focused { "▶" } else { " " },
+                    field.label()
+                ),
+                if focused {
+                    t.style(Slot::Accent)
+                } else {
+                    t.style(Slot::Dim)
+                },
+            ),
+            Span::styled(shown, value_style),
+        ]));
+    }
+    lines.push(Line::from(""));
+    if let Some(error) = &f.error {
+        lines.push(Line::from(Span::styled(
+            format!(" {error}"),
+            t.style(Slot::Error),
+        )));
+    }
+    lines.push(Line::from(Span::styled(
+        " tab/shift-tab move · ←/→/space choose · enter creates · esc cancels",
+        t.style(Slot::Dim),
+    )));
+    let rect = fitted(area, 76, &lines);
+    popup(frame, app, "New campaign", rect, lines);
 }

@@ -99,6 +99,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Overlay::Busy(text)) => dialogs::busy(frame, app, text, area),
         Some(Overlay::Confirm(c)) => dialogs::confirm(frame, app, c, area),
         Some(Overlay::Justify(j)) => reviews::justify(frame, app, j, area),
+        Some(Overlay::CampaignForm(f)) => dialogs::campaign_form(frame, app, f, area),
         Some(Overlay::RevokeResult(r)) => dialogs::revoke_result(frame, app, r, area),
         Some(Overlay::Notice { title, lines, tone }) => {
             dialogs::notice(frame, app, title, lines, *tone, area)
