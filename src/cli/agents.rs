@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 
 use super::args::AgentsCommand;
 use super::connect::Registry;
-use super::output::{JsonArray, Out, Table, safe, when, when_opt};
+use super::output::{Listing, Out, Table, safe, when, when_opt};
 use crate::model::api::{AgentQuery, RegisterAgent};
 use crate::model::{Agent, AgentDetail, AgentKind, AgentStatus};
 
@@ -130,14 +130,7 @@ async fn list(
         bail!("--limit must be at least 1");
     }
     let mut remaining = limit.map(u64::from);
-    let mut out = Out::new();
-    let mut array = if json {
-        Some(JsonArray::start(&mut out)?)
-    } else {
-        None
-    };
-    let mut table: Option<Table> = None;
-    let mut shown = 0u64;
+    let mut listing = Listing::start(json, &HEADERS, &CAPS)?;
     loop {
         query.limit = Some(remaining.unwrap_or(page_size).min(page_size) as u32);
         let page = reg.check(reg.client.list_agents(&query).await)?;
@@ -145,28 +138,7 @@ async fn list(
         if let Some(r) = remaining {
             agents.truncate(r as usize);
         }
-        match &mut array {
-            Some(array) => {
-                for agent in &agents {
-                    array.push(&mut out, agent)?;
-                }
-            }
-            None => {
-                let rows: Vec<Vec<String>> = agents.iter().map(row).collect();
-                if table.is_none() && !rows.is_empty() {
-                    let t = Table::fit(&HEADERS, &CAPS, &rows);
-                    t.header(&mut out, &HEADERS)?;
-                    table = Some(t);
-                }
-                if let Some(t) = &table {
-                    for r in &rows {
-                        t.row(&mut out, r)?;
-                    }
-                }
-            }
-        }
-        out.flush()?;
-        shown += agents.len() as u64;
+        listing.page(&agents, row)?;
         if let Some(r) = &mut remaining {
             *r -= agents.len() as u64;
             if *r == 0 {
@@ -181,12 +153,7 @@ async fn list(
             Some(next) => query.after = Some(next),
         }
     }
-    match array {
-        Some(array) => array.finish(&mut out)?,
-        None if shown == 0 => out.line("no agents match")?,
-        None => {}
-    }
-    out.flush()?;
+    listing.finish("no agents match")?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::connect::Registry;
-use super::output::{JsonArray, Out, Table, safe};
+use super::output::{Listing, Out, safe};
 use crate::model::api::{AuditQuery, AuditVerification};
 use crate::model::audit::{BrokenLink, ChainVerifier};
 use crate::model::{ActorKind, AuditEvent};
@@ -38,14 +38,7 @@ pub async fn list(
         target,
         ..Default::default()
     };
-    let mut out = Out::new();
-    let mut array = if json {
-        Some(JsonArray::start(&mut out)?)
-    } else {
-        None
-    };
-    let mut table: Option<Table> = None;
-    let mut shown = 0u64;
+    let mut listing = Listing::start(json, &HEADERS, &CAPS)?;
     loop {
         query.limit = Some(remaining.unwrap_or(page_size).min(page_size) as u32);
         let page = reg.check(reg.client.audit(&query).await)?;
@@ -53,28 +46,7 @@ pub async fn list(
         if let Some(r) = remaining {
             events.truncate(r as usize);
         }
-        match &mut array {
-            Some(array) => {
-                for event in &events {
-                    array.push(&mut out, event)?;
-                }
-            }
-            None => {
-                let rows: Vec<Vec<String>> = events.iter().map(row).collect();
-                if table.is_none() && !rows.is_empty() {
-                    let t = Table::fit(&HEADERS, &CAPS, &rows);
-                    t.header(&mut out, &HEADERS)?;
-                    table = Some(t);
-                }
-                if let Some(t) = &table {
-                    for r in &rows {
-                        t.row(&mut out, r)?;
-                    }
-                }
-            }
-        }
-        out.flush()?;
-        shown += events.len() as u64;
+        listing.page(&events, row)?;
         if let Some(r) = &mut remaining {
             *r -= events.len() as u64;
             if *r == 0 {
@@ -89,12 +61,7 @@ pub async fn list(
             Some(next) => query.after = Some(next),
         }
     }
-    match array {
-        Some(array) => array.finish(&mut out)?,
-        None if shown == 0 => out.line("no audit events match")?,
-        None => {}
-    }
-    out.flush()?;
+    listing.finish("no audit events match")?;
     Ok(())
 }
 

@@ -77,6 +77,80 @@ impl JsonArray {
     }
 }
 
+/// A listing that arrives in pages and streams as it comes: a JSON array, or a table whose
+/// columns are fitted to the first non-empty page.
+pub struct Listing {
+    out: Out,
+    json: Option<JsonArray>,
+    headers: &'static [&'static str],
+    caps: &'static [usize],
+    table: Option<Table>,
+    shown: u64,
+}
+
+impl Listing {
+    pub fn start(
+        json: bool,
+        headers: &'static [&'static str],
+        caps: &'static [usize],
+    ) -> io::Result<Listing> {
+        let mut out = Out::new();
+        let json = if json {
+            Some(JsonArray::start(&mut out)?)
+        } else {
+            None
+        };
+        Ok(Listing {
+            out,
+            json,
+            headers,
+            caps,
+            table: None,
+            shown: 0,
+        })
+    }
+
+    /// Writes one page: each item as JSON, or as a table row built by `row`.
+    pub fn page<T: Serialize>(
+        &mut self,
+        items: &[T],
+        row: impl Fn(&T) -> Vec<String>,
+    ) -> io::Result<()> {
+        match &mut self.json {
+            Some(array) => {
+                for item in items {
+                    array.push(&mut self.out, item)?;
+                }
+            }
+            None => {
+                let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+                if self.table.is_none() && !rows.is_empty() {
+                    let table = Table::fit(self.headers, self.caps, &rows);
+                    table.header(&mut self.out, self.headers)?;
+                    self.table = Some(table);
+                }
+                if let Some(table) = &self.table {
+                    for r in &rows {
+                        table.row(&mut self.out, r)?;
+                    }
+                }
+            }
+        }
+        self.shown += items.len() as u64;
+        self.out.flush()
+    }
+
+    /// Closes the JSON array, or says `empty` when a table listing showed nothing.
+    pub fn finish(mut self, empty: &str) -> io::Result<()> {
+        match self.json.take() {
+            Some(array) => array.finish(&mut self.out)?,
+            None if self.shown == 0 => self.out.line(empty)?,
+            None => {}
+        }
+        self.out.flush()
+    }
+}
+
 /// True when `err` is a write to a closed pipe.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
