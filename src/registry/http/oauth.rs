@@ -15,6 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::guards::{Peer, TooManyFailures, note_failure};
 use super::error::{ApiError, ApiJson, ApiPath, MaybeJson};
 use super::{AppState, blocking};
 use crate::model::api::ApiErrorBody;
@@ -34,11 +35,18 @@ use crate::registry::tokens::{OAuthError, unix_now};
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        // An internal failure's detail goes to the log; the caller gets the request id.
+        let description = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(detail = %self.description, "internal error at an OAuth endpoint");
+            super::error::internal_message()
+        } else {
+            self.description
+        };
         let mut response = (
             status,
             Json(OAuthErrorBody {
                 error: self.error.to_string(),
-                error_description: self.description,
+                error_description: description,
             }),
         )
             .into_response();
@@ -91,6 +99,93 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
                 .map_err(|_| OAuthError::invalid_client("the Authorization header is not text"))
         })
         .transpose()
+}
+
+/// 429 at an OAuth endpoint, in its error format, with `Retry-After`.
+fn oauth_too_many(refusal: TooManyFailures) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(OAuthErrorBody {
+            error: "too_many_failures".into(),
+            error_description: refusal.message(),
+        }),
+    )
+        .into_response();
+    refusal.stamp(&mut response);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The credential a failed OAuth call named, for counting failures against it: the agent an
+/// assertion (`client_assertion` or `actor_token`) or a client id names, or a digest prefix of
+/// a bearer token. Never the secret itself. Unverified: it only picks a counter.
+fn named_credential(headers: &HeaderMap, body: &Bytes) -> Option<(String, &'static str)> {
+    let form = FormParams::parse(body);
+    for name in ["client_assertion", "actor_token"] {
+        if let Ok(Some(assertion)) = form.one(name)
+            && let Ok(parsed) = crate::registry::tokens::jwt::parse(assertion)
+            && let Some(sub) = parsed.claim_str("sub")
+        {
+            return Some((format!("agent:{}", truncate(sub)), "client_assertion"));
+        }
+    }
+    if let Ok(Some(id)) = form.one("client_id") {
+        return Some((format!("agent:{}", truncate(id)), "client_secret"));
+    }
+    let header = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, value) = header.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let digest = super::auth::hash_api_token(value.trim());
+        return Some((format!("api_token:{}", &digest[..16]), "api_token"));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (id, _) = text.split_once(':')?;
+        return Some((format!("agent:{}", truncate(id)), "client_secret"));
+    }
+    None
+}
+
+fn truncate(id: &str) -> &str {
+    match id.char_indices().nth(128) {
+        Some((at, _)) => &id[..at],
+        None => id,
+    }
+}
+
+/// Runs an OAuth endpoint behind the failure limits: a blocked source is refused before any
+/// work, and a failed client authentication (401) is counted and may become a 429.
+async fn guarded<T>(
+    state: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: &Bytes,
+    work: impl std::future::Future<Output = Result<T, OAuthError>>,
+) -> Result<T, Response> {
+    if let Some(refusal) = state.guards.source_blocked(peer.0) {
+        return Err(oauth_too_many(refusal));
+    }
+    match work.await {
+        Ok(v) => Ok(v),
+        Err(e) if e.status == 401 => {
+            let named = named_credential(headers, body);
+            let (credential, method) = match &named {
+                Some((c, m)) => (Some(c.as_str()), *m),
+                None => (None, "client_assertion"),
+            };
+            match note_failure(state, peer.0, credential, method) {
+                Some(refusal) => Err(oauth_too_many(refusal)),
+                None => Err(e.into_response()),
+            }
+        }
+        Err(e) => Err(e.into_response()),
+    }
 }
 
 /// The token exchange request (RFC 8693 §2.1), form-encoded. Documentation only.
@@ -175,16 +270,20 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     request_body(content = inline(TokenRequestForm), content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TokenResponse), (status = 400, body = OAuthErrorBody),
         (status = 401, body = OAuthErrorBody)))]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = async {
+pub async fn token(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         state.tokens.exchange(&form, client).await
-    }
-    .await;
-    match result {
+    };
+    match guarded(&state, peer, &headers, &body, work).await {
         Ok(answer) => no_store(answer),
-        Err(e) => e.into_response(),
+        Err(response) => response,
     }
 }
 
@@ -194,10 +293,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     responses((status = 200, body = Introspection), (status = 401, body = OAuthErrorBody)))]
 pub async fn introspect(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = async {
+    let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         let t = &state.tokens;
@@ -206,11 +306,10 @@ pub async fn introspect(
         let token = form.required("token")?;
         form.one("token_type_hint")?;
         Ok::<_, OAuthError>(t.introspect(token))
-    }
-    .await;
-    match result {
+    };
+    match guarded(&state, peer, &headers, &body, work).await {
         Ok(answer) => no_store(answer),
-        Err(e) => e.into_response(),
+        Err(response) => response,
     }
 }
 
@@ -220,8 +319,13 @@ pub async fn introspect(
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     responses((status = 200), (status = 400, body = OAuthErrorBody),
         (status = 401, body = OAuthErrorBody)))]
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = async {
+pub async fn revoke(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         let t = &state.tokens;
@@ -229,11 +333,10 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
             .authenticate_caller(client, &t.revocation_endpoint)
             .await?;
         t.revoke(&caller, &form).await
-    }
-    .await;
-    match result {
+    };
+    match guarded(&state, peer, &headers, &body, work).await {
         Ok(_) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
-        Err(e) => e.into_response(),
+        Err(response) => response,
     }
 }
 

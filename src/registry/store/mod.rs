@@ -4,6 +4,7 @@
 //! Every mutating call runs in one transaction together with its audit event(s): either the change
 //! and its record are both stored, or neither is.
 
+pub mod perimeter;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -195,7 +196,7 @@ pub struct AgentTokenFacts {
     pub scopes: Vec<String>,
 }
 
-pub trait Store: Send + Sync + 'static {
+pub trait Store: perimeter::PerimeterStore + Send + Sync + 'static {
     fn schema_version(&self) -> StoreResult<i64>;
 
     // People and their API tokens.

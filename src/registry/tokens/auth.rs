@@ -14,6 +14,7 @@ use super::{ASSERTION_MAX_SECONDS, OAuthError, TokenService, unix_now};
 use crate::model::tokens::CLIENT_ASSERTION_JWT;
 use crate::model::{AgentStatus, CredentialKind};
 use crate::registry::store::AgentTokenFacts;
+use crate::registry::store::sqlite::MAX_ENABLED_CREDENTIALS;
 
 /// Form-encoded parameters (`application/x-www-form-urlencoded`), with RFC 6749's rule that a
 /// parameter may appear once (`audience` and `resource` may repeat, per RFC 8693).
@@ -229,20 +230,43 @@ impl TokenService {
             .facts(sub)
             .await
             .map_err(|e| hide_unknown(e, unproven))?;
-        let mut verified = None;
-        for cred in facts
-            .credentials
-            .iter()
-            .filter(|c| c.kind == CredentialKind::PublicKey)
-            .filter(|c| parsed.kid().is_none_or(|k| k == c.id || k == c.fingerprint))
-        {
-            let key = self.agent_key(&cred.material)?;
-            if parsed.verify(&key).is_ok() {
-                verified = Some(cred);
-                break;
+        // Bounded work: a kid picks its key; without one, the enabled keys (at most ten, see
+        // MAX_ENABLED_CREDENTIALS) and then the ten newest disabled ones (so that a disabled
+        // key is named as such) are tried. The checks run on the blocking pool, not on the
+        // async workers.
+        let public_keys = || {
+            facts
+                .credentials
+                .iter()
+                .filter(|c| c.kind == CredentialKind::PublicKey)
+        };
+        let candidates: Vec<&crate::registry::store::CredentialMaterial> = match parsed.kid() {
+            Some(kid) => public_keys()
+                .filter(|c| kid == c.id || kid == c.fingerprint)
+                .take(2)
+                .collect(),
+            None => {
+                // Credentials come oldest first: the newest disabled ones are at the end.
+                let disabled: Vec<_> = public_keys().filter(|c| c.disabled).rev().collect();
+                public_keys()
+                    .filter(|c| !c.disabled)
+                    .take(MAX_ENABLED_CREDENTIALS as usize)
+                    .chain(disabled.into_iter().take(MAX_ENABLED_CREDENTIALS as usize))
+                    .collect()
             }
-        }
-        let credential = verified.ok_or_else(unproven)?;
+        };
+        let keys = candidates
+            .iter()
+            .map(|c| self.agent_key(&c.material))
+            .collect::<Result<Vec<_>, _>>()?;
+        let text = assertion.to_string();
+        let verified = tokio::task::spawn_blocking(move || {
+            let parsed = jwt::parse(&text).ok()?;
+            keys.iter().position(|k| parsed.verify(k).is_ok())
+        })
+        .await
+        .map_err(|e| OAuthError::server_error(format!("a signature check failed: {e}")))?;
+        let credential = verified.map(|i| candidates[i]).ok_or_else(unproven)?;
         Self::check_active(&facts)?;
         if credential.disabled {
             return Err(bad(format!(

@@ -139,7 +139,7 @@ impl From<StoreError> for OAuthError {
         match e {
             StoreError::Busy(m) => OAuthError::new(503, "temporarily_unavailable", m),
             other => {
-                eprintln!("token service: store error: {other}");
+                tracing::error!(error = %other, "token service: store error");
                 OAuthError::server_error("the registry could not complete the request")
             }
         }
@@ -285,7 +285,7 @@ fn load_issuers(store: &dyn Store) -> StoreResult<HashMap<String, idp::IdentityP
             Ok(p) => {
                 out.insert(t.issuer.clone(), p);
             }
-            Err(e) => eprintln!("token service: ignoring trusted issuer {}: {e}", t.issuer),
+            Err(e) => tracing::warn!(issuer = %t.issuer, error = %e, "token service: ignoring a trusted issuer"),
         }
     }
     Ok(out)
@@ -433,7 +433,7 @@ impl TokenService {
         if self.writer.try_send(WriteJob::Assertion(spent)).is_err() {
             // The queue is full or closed: the in-memory replay cache still refuses replays
             // until the registry restarts.
-            eprintln!("token service: a spent assertion could not be queued for storage");
+            tracing::warn!("token service: a spent assertion could not be queued for storage");
         }
     }
 }
@@ -465,9 +465,10 @@ fn writer_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<WriteJob>) {
         }
         let result = store.record_tokens(&tokens, &assertions);
         if let Err(e) = &result {
-            eprintln!(
-                "token service: could not store {} token records: {e}",
-                tokens.len()
+            tracing::error!(
+                records = tokens.len(),
+                error = %e,
+                "token service: could not store token records"
             );
             // Fail closed: tokens that are not on disk must not be usable.
             let jtis: Vec<String> = tokens.iter().map(|t| t.jti.clone()).collect();
@@ -493,7 +494,7 @@ async fn refresh_loop(service: Weak<TokenService>, every: Duration) {
             return;
         };
         if let Err(e) = service.refresh().await {
-            eprintln!("token service: cannot re-read keys and issuers: {e}");
+            tracing::warn!(error = %e, "token service: cannot re-read keys and issuers");
         }
         if last_prune.elapsed() >= Duration::from_secs(60) {
             last_prune = std::time::Instant::now();
@@ -503,7 +504,7 @@ async fn refresh_loop(service: Weak<TokenService>, every: Duration) {
             let pruned =
                 tokio::task::spawn_blocking(move || store.prune_tokens(now, keep_after)).await;
             if let Ok(Err(e)) = pruned {
-                eprintln!("token service: cannot prune expired token state: {e}");
+                tracing::warn!(error = %e, "token service: cannot prune expired token state");
             }
         }
     }
