@@ -159,6 +159,13 @@ pub fn client_credentials(
     }
 }
 
+/// An agent's registered public key with the `kid` it answers to.
+#[derive(Debug, Clone)]
+pub struct AgentKey {
+    pub key: ed25519_dalek::VerifyingKey,
+    pub kid: String,
+}
+
 /// An authenticated agent.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedAgent {
@@ -234,10 +241,16 @@ impl TokenService {
             .credentials
             .iter()
             .filter(|c| c.kind == CredentialKind::PublicKey)
-            .filter(|c| parsed.kid().is_none_or(|k| k == c.id || k == c.fingerprint))
         {
             let key = self.agent_key(&cred.material)?;
-            if parsed.verify(&key).is_ok() {
+            // A `kid` may name the key by its own JWK kid, its credential id or its thumbprint.
+            if parsed
+                .kid()
+                .is_some_and(|k| k != key.kid && k != cred.id && k != cred.fingerprint)
+            {
+                continue;
+            }
+            if parsed.verify(&key.key).is_ok() {
                 verified = Some(cred);
                 break;
             }
@@ -296,23 +309,28 @@ impl TokenService {
     }
 
     /// An agent's stored public key, parsed once and then kept (keyed by its exact material).
-    fn agent_key(&self, material: &str) -> Result<ed25519_dalek::VerifyingKey, OAuthError> {
+    fn agent_key(&self, material: &str) -> Result<AgentKey, OAuthError> {
         if let Some(key) = self
             .agent_keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(material)
         {
-            return Ok(*key);
+            return Ok(key.clone());
         }
-        let key = super::keys::parse_agent_public_key(material)
-            .map_err(|e| OAuthError::server_error(format!("a stored agent key is damaged: {e}")))?
-            .key;
+        let parsed = super::keys::parse_agent_public_key(material).map_err(|e| {
+            eprintln!("token service: a stored agent key is damaged: {e}");
+            OAuthError::server_error("a stored agent key is damaged")
+        })?;
+        let key = AgentKey {
+            key: parsed.key,
+            kid: parsed.kid,
+        };
         let mut cache = self.agent_keys.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= 100_000 {
             cache.clear();
         }
-        cache.insert(material.to_string(), key);
+        cache.insert(material.to_string(), key.clone());
         Ok(key)
     }
 

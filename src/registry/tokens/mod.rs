@@ -172,7 +172,7 @@ pub struct TokenService {
     keys: RwLock<KeyRing>,
     issuers: RwLock<HashMap<String, idp::IdentityProvider>>,
     /// Parsed agent public keys by their stored JWK text (parsing costs a point decompression).
-    agent_keys: RwLock<HashMap<String, ed25519_dalek::VerifyingKey>>,
+    agent_keys: RwLock<HashMap<String, auth::AgentKey>>,
     /// Bounds concurrent store reads to the store's pooled reader connections, so that a burst
     /// of requests queues here instead of opening connections.
     reads: tokio::sync::Semaphore,

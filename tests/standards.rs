@@ -1,0 +1,190 @@
+//! Standards conformance of the OAuth surfaces (issue 10, items 9, 10, 11, 19, 20), against a real
+//! registry on a loopback port over a real SQLite file. Assertions are signed here by hand (the
+//! header bytes matter: `kid`, `alg: Ed25519`), tokens checked with `jsonwebtoken`.
+
+mod support;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+use support::{Member, Registry, Reply};
+
+use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
+
+fn new_key() -> SigningKey {
+    SigningKey::from_bytes(&rand::random::<[u8; 32]>())
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn jti() -> String {
+    B64.encode(rand::random::<[u8; 16]>())
+}
+
+/// A compact JWS over exactly these header and claims.
+fn sign(key: &SigningKey, header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig = key.sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig.to_bytes()))
+}
+
+fn public_jwk(key: &SigningKey) -> Value {
+    json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())})
+}
+
+struct Agent {
+    id: String,
+    key: SigningKey,
+}
+
+impl Agent {
+    /// Standard assertion claims addressed to `aud`, valid for `ttl` seconds.
+    fn claims(&self, aud: &str, ttl: i64) -> Value {
+        json!({"iss": self.id, "sub": self.id, "aud": aud, "iat": now(), "exp": now() + ttl, "jti": jti()})
+    }
+}
+
+/// Registers an agent owned by `r.owner` with `scope`, and its key given as `jwk`.
+async fn agent_with_jwk(r: &Registry, key: SigningKey, jwk: Value) -> Agent {
+    let id = r
+        .register("standards-bot", Some(&r.owner.email), &["crm.orders:read"])
+        .await;
+    r.post(
+        &format!("/v1/agents/{id}/credentials"),
+        &r.admin,
+        json!({"kind": "public-key", "public_key": jwk.to_string()}),
+    )
+    .await
+    .expect(201);
+    Agent { id, key }
+}
+
+async fn agent(r: &Registry) -> Agent {
+    let key = new_key();
+    let jwk = public_jwk(&key);
+    agent_with_jwk(r, key, jwk).await
+}
+
+/// A person access token of `who` that `agent` may act with.
+async fn subject_token(r: &Registry, who: &Member, agent: &str) -> String {
+    r.post(
+        "/v1/me/access-token",
+        who,
+        json!({"ttl_seconds": 600, "may_act": agent}),
+    )
+    .await
+    .expect(201)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn form(r: &Registry, path: &str, auth: Option<&str>, params: &[(&str, &str)]) -> Reply {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let mut req = r
+        .http
+        .post(format!("{}{path}", r.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+async fn exchange(r: &Registry, subject: &str, assertion: &str) -> Reply {
+    form(
+        r,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", GRANT_TOKEN_EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", TOKEN_TYPE_ACCESS),
+            ("actor_token", assertion),
+            ("actor_token_type", TOKEN_TYPE_JWT),
+            ("scope", "crm.orders:read"),
+            ("audience", "https://crm.example.com"),
+        ],
+    )
+    .await
+}
+
+fn token_endpoint(r: &Registry) -> String {
+    format!("{}/oauth/token", r.url)
+}
+
+#[tokio::test]
+async fn an_agent_key_keeps_its_own_kid_and_assertions_naming_it_verify() {
+    let r = Registry::start().await;
+    let key = new_key();
+    let mut jwk = public_jwk(&key);
+    jwk["kid"] = json!("invoice-bot-2026-11");
+    let own = agent_with_jwk(&r, key, jwk).await;
+    let subject = subject_token(&r, &r.owner, &own.id).await;
+    let aud = token_endpoint(&r);
+
+    // The kid the JWK brought verifies (401 before: only the thumbprint was known).
+    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": "invoice-bot-2026-11"});
+    let assertion = sign(&own.key, &header, &own.claims(&aud, 60));
+    exchange(&r, &subject, &assertion).await.expect(200);
+
+    // The thumbprint still names it too; a kid it does not have names nothing.
+    let thumbprint = steward::registry::tokens::keys::thumbprint(&own.key.verifying_key());
+    let header = json!({"alg": "EdDSA", "kid": thumbprint});
+    let assertion = sign(&own.key, &header, &own.claims(&aud, 60));
+    exchange(&r, &subject, &assertion).await.expect(200);
+    let header = json!({"alg": "EdDSA", "kid": "someone-elses-key"});
+    let assertion = sign(&own.key, &header, &own.claims(&aud, 60));
+    let refused = exchange(&r, &subject, &assertion).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (401, "invalid_client"),
+        "{refused:?}"
+    );
+
+    // Another agent's key that claims the same kid cannot stand in for it.
+    let thief_key = new_key();
+    let header = json!({"alg": "EdDSA", "kid": "invoice-bot-2026-11"});
+    let forged = sign(&thief_key, &header, &own.claims(&aud, 60));
+    assert_eq!(exchange(&r, &subject, &forged).await.status, 401);
+
+    // A key registered without a kid answers to its RFC 7638 thumbprint.
+    let bare = agent(&r).await;
+    let subject = subject_token(&r, &r.owner, &bare.id).await;
+    let thumbprint = steward::registry::tokens::keys::thumbprint(&bare.key.verifying_key());
+    let header = json!({"alg": "EdDSA", "kid": thumbprint});
+    let assertion = sign(&bare.key, &header, &bare.claims(&aud, 60));
+    exchange(&r, &subject, &assertion).await.expect(200);
+
+    // A kid with invisible or control characters is refused when the key is registered.
+    let mut jwk = public_jwk(&new_key());
+    jwk["kid"] = json!("bad\u{202e}kid");
+    let reply = r
+        .post(
+            &format!("/v1/agents/{}/credentials", bare.id),
+            &r.admin,
+            json!({"kind": "public-key", "public_key": jwk.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, "invalid_public_key"),
+        "{reply:?}"
+    );
+}
