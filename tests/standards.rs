@@ -188,3 +188,103 @@ async fn an_agent_key_keeps_its_own_kid_and_assertions_naming_it_verify() {
         "{reply:?}"
     );
 }
+
+#[tokio::test]
+async fn hour_long_dated_assertions_and_alg_ed25519_are_accepted_and_tokens_carry_nbf() {
+    let r = Registry::start().await;
+    let bot = agent(&r).await;
+    let subject = subject_token(&r, &r.owner, &bot.id).await;
+    let aud = token_endpoint(&r);
+
+    // Authlib's default private_key_jwt: iat now, exp one hour later (401 before: 5 minutes).
+    let claims = bot.claims(&aud, 3600);
+    let assertion = sign(&bot.key, &json!({"alg": "EdDSA", "typ": "JWT"}), &claims);
+    let issued = exchange(&r, &subject, &assertion).await;
+    let token = issued.expect(200)["access_token"].as_str().unwrap();
+    // Its jti stays spent for its whole life: a replay is refused.
+    let replay = exchange(&r, &subject, &assertion).await;
+    assert_eq!((replay.status, replay.code()), (401, "invalid_client"));
+    assert!(
+        replay.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("replay"),
+        "{replay:?}"
+    );
+    // Spent ids are stored until the assertion expires (so replays fail across restarts).
+    let stored_until: i64 = r
+        .sql()
+        .query_row(
+            "SELECT expires_at FROM consumed_assertions WHERE jti = ?1",
+            [claims["jti"].as_str().unwrap()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored_until, claims["exp"].as_i64().unwrap());
+
+    // Issued tokens carry nbf (= iat).
+    let claims: Value =
+        serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["nbf"], claims["iat"], "{claims}");
+    let person: Value =
+        serde_json::from_slice(&B64.decode(subject.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(person["nbf"], person["iat"], "{person}");
+
+    // Longer than an hour after iat, or more than five minutes ahead without iat/nbf: refused.
+    let mut claims = bot.claims(&aud, 3700);
+    let refused = exchange(
+        &r,
+        &subject,
+        &sign(&bot.key, &json!({"alg": "EdDSA"}), &claims),
+    )
+    .await;
+    assert_eq!((refused.status, refused.code()), (401, "invalid_client"));
+    claims = bot.claims(&aud, 3600);
+    claims.as_object_mut().unwrap().remove("iat");
+    let refused = exchange(
+        &r,
+        &subject,
+        &sign(&bot.key, &json!({"alg": "EdDSA"}), &claims),
+    )
+    .await;
+    assert_eq!((refused.status, refused.code()), (401, "invalid_client"));
+    // An old iat does not buy an hour from now.
+    let mut claims = bot.claims(&aud, 3000);
+    claims["iat"] = json!(now() - 1000);
+    let refused = exchange(
+        &r,
+        &subject,
+        &sign(&bot.key, &json!({"alg": "EdDSA"}), &claims),
+    )
+    .await;
+    assert_eq!((refused.status, refused.code()), (401, "invalid_client"));
+    // nbf alone dates it too.
+    let mut claims = bot.claims(&aud, 1800);
+    claims.as_object_mut().unwrap().remove("iat");
+    claims["nbf"] = json!(now());
+    exchange(
+        &r,
+        &subject,
+        &sign(&bot.key, &json!({"alg": "EdDSA"}), &claims),
+    )
+    .await
+    .expect(200);
+
+    // alg Ed25519 (RFC 9864), the fully specified name of the same signature.
+    let assertion = sign(
+        &bot.key,
+        &json!({"alg": "Ed25519", "typ": "JWT"}),
+        &bot.claims(&aud, 60),
+    );
+    exchange(&r, &subject, &assertion).await.expect(200);
+    // Other names and HMAC stay refused.
+    for alg in ["ed25519", "Ed448", "HS256"] {
+        let assertion = sign(&bot.key, &json!({"alg": alg}), &bot.claims(&aud, 60));
+        let refused = exchange(&r, &subject, &assertion).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (401, "invalid_client"),
+            "{alg}"
+        );
+    }
+}

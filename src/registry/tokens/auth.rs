@@ -1,7 +1,8 @@
 //! Form parameters and client authentication at the OAuth endpoints.
 //!
 //! An agent proves itself with a signed assertion (RFC 7523 style: `iss` = `sub` = the agent id,
-//! `aud` = the token endpoint, `exp` at most five minutes ahead, a single-use `jti`), sent as the
+//! `aud` = the token endpoint, `exp` at most five minutes ahead, or one hour after its `iat`/`nbf`,
+//! a `jti` single-use until it expires), sent as the
 //! exchange's `actor_token` or as `client_assertion`. Legacy agents may still send a static
 //! `client_secret`; every token issued that way records it, and the agent stays flagged.
 
@@ -10,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::jwt;
 use super::live::{CLOCK_LEEWAY, ConsumedAssertion};
-use super::{ASSERTION_MAX_SECONDS, OAuthError, TokenService, unix_now};
+use super::{
+    ASSERTION_MAX_SECONDS, ASSERTION_MAX_SECONDS_DATED, OAuthError, TokenService, unix_now,
+};
 use crate::model::tokens::CLIENT_ASSERTION_JWT;
 use crate::model::{AgentStatus, CredentialKind};
 use crate::registry::store::AgentTokenFacts;
@@ -274,20 +277,36 @@ impl TokenService {
         if exp + CLOCK_LEEWAY <= now {
             return Err(bad("it has expired".into()));
         }
-        if exp > now + ASSERTION_MAX_SECONDS + CLOCK_LEEWAY {
-            return Err(bad(format!(
-                "exp is more than {ASSERTION_MAX_SECONDS} seconds ahead"
-            )));
-        }
-        if let Some(nbf) = jwt::numeric_date(&parsed.claims, "nbf").map_err(|e| bad(e.0))?
+        let nbf = jwt::numeric_date(&parsed.claims, "nbf").map_err(|e| bad(e.0))?;
+        if let Some(nbf) = nbf
             && nbf > now + CLOCK_LEEWAY
         {
             return Err(bad("it is not valid yet (nbf)".into()));
         }
-        if let Some(iat) = jwt::numeric_date(&parsed.claims, "iat").map_err(|e| bad(e.0))?
+        let iat = jwt::numeric_date(&parsed.claims, "iat").map_err(|e| bad(e.0))?;
+        if let Some(iat) = iat
             && iat > now + CLOCK_LEEWAY
         {
             return Err(bad("it was issued in the future (iat)".into()));
+        }
+        // An assertion that says when it starts may live an hour from then (the jti is spent
+        // until exp, so it cannot be replayed meanwhile); one that does not, five minutes from now.
+        match iat.into_iter().chain(nbf).max() {
+            Some(start) => {
+                if exp - start > ASSERTION_MAX_SECONDS_DATED {
+                    return Err(bad(format!(
+                        "it lives more than {ASSERTION_MAX_SECONDS_DATED} seconds (exp - iat/nbf)"
+                    )));
+                }
+            }
+            None => {
+                if exp > now + ASSERTION_MAX_SECONDS + CLOCK_LEEWAY {
+                    return Err(bad(format!(
+                        "exp is more than {ASSERTION_MAX_SECONDS} seconds ahead \
+                         (up to {ASSERTION_MAX_SECONDS_DATED} with iat or nbf)"
+                    )));
+                }
+            }
         }
         let jti = parsed
             .claim_str("jti")

@@ -343,6 +343,7 @@ impl TokenService {
             "client_id": agent_id,
             "act": act_claim(&actors),
             "iat": now,
+            "nbf": now,
             "exp": expires_at,
             "jti": jti,
         });
@@ -407,6 +408,7 @@ impl TokenService {
             "sub": person.email,
             "aud": self.issuer,
             "iat": now,
+            "nbf": now,
             "exp": expires_at,
             "jti": jti,
         });

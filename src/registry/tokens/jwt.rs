@@ -217,7 +217,10 @@ mod tests {
         for alg in ["ed25519", "Ed448", "EDDSA"] {
             let h = B64.encode(format!(r#"{{"alg":"{alg}"}}"#));
             let token = format!("{h}.{c}.{sig}");
-            assert!(parse(&token).unwrap().verify(&k.verifying_key()).is_err(), "{alg}");
+            assert!(
+                parse(&token).unwrap().verify(&k.verifying_key()).is_err(),
+                "{alg}"
+            );
         }
     }
 

@@ -273,10 +273,22 @@ mod tests {
         assert_eq!(own.kid, "agent-key-2026");
         assert_eq!(own.fingerprint, key.kid);
         // The stored JWK carries the kid, so it survives a re-parse from the database.
-        assert_eq!(parse_agent_public_key(&own.jwk_text).unwrap().kid, "agent-key-2026");
+        assert_eq!(
+            parse_agent_public_key(&own.jwk_text).unwrap().kid,
+            "agent-key-2026"
+        );
         let bare = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public.as_bytes())});
-        assert_eq!(parse_agent_public_key(&bare.to_string()).unwrap().kid, key.kid);
-        for bad in [json!(""), json!("a b"), json!("\u{202e}x"), json!(7), json!("k".repeat(129))] {
+        assert_eq!(
+            parse_agent_public_key(&bare.to_string()).unwrap().kid,
+            key.kid
+        );
+        for bad in [
+            json!(""),
+            json!("a b"),
+            json!("\u{202e}x"),
+            json!(7),
+            json!("k".repeat(129)),
+        ] {
             let mut jwk = bare.clone();
             jwk["kid"] = bad.clone();
             assert!(parse_agent_public_key(&jwk.to_string()).is_err(), "{bad}");

@@ -33,8 +33,11 @@ use live::{ConsumedAssertion, LiveTokens, TokenRecord};
 pub const RECORD_RETENTION_DAYS: i64 = 90;
 /// The longest a person access token may live.
 pub const PERSON_TOKEN_MAX_SECONDS: i64 = 3600;
-/// How far ahead an agent's assertion may expire.
+/// How far ahead an agent's assertion may expire when it does not say when it was made.
 pub const ASSERTION_MAX_SECONDS: i64 = 300;
+/// How long an agent's assertion that carries `iat` or `nbf` may live (Authlib's
+/// `private_key_jwt` signs for one hour). Its `jti` stays spent until it expires either way.
+pub const ASSERTION_MAX_SECONDS_DATED: i64 = 3600;
 /// Most batched records per transaction.
 const BATCH_MAX: usize = 4096;
 /// Store reads the token service runs at once (the SQLite store pools four readers).
