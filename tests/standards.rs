@@ -288,3 +288,183 @@ async fn hour_long_dated_assertions_and_alg_ed25519_are_accepted_and_tokens_carr
         );
     }
 }
+
+/// The Python interpreter of the venv with the stock clients (`STEWARD_PYTHON`, made by
+/// `.ci/run`). Without it the Python tests are skipped locally, and fail under CI.
+fn stock_python() -> Option<String> {
+    match std::env::var("STEWARD_PYTHON") {
+        Ok(python) if !python.is_empty() => {
+            assert!(
+                std::path::Path::new(&python).exists(),
+                "STEWARD_PYTHON={python} does not exist"
+            );
+            Some(python)
+        }
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but STEWARD_PYTHON is not set: .ci/run makes the venv with the stock clients"
+            );
+            eprintln!("skipped: set STEWARD_PYTHON to a venv's python with the stock clients");
+            None
+        }
+    }
+}
+
+/// Runs `tests/python/SCRIPT` with `env`; panics with its output unless it succeeds.
+async fn run_python(python: String, script: &str, env: Vec<(&'static str, String)>) -> String {
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .envs(env)
+            .env("AUTHLIB_INSECURE_TRANSPORT", "1")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .output()
+            .expect("run the Python interpreter")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the Python script failed:\n{text}");
+    text
+}
+
+#[tokio::test]
+async fn stock_python_clients_work_unmodified() {
+    let Some(python) = stock_python() else {
+        return;
+    };
+    let r = Registry::start().await;
+    let bot = agent(&r).await;
+    let subject = subject_token(&r, &r.owner, &bot.id).await;
+    // PKCS#8 v1 (what `openssl genpkey -algorithm ed25519` writes): the fixed Ed25519 prefix
+    // and the 32-byte seed.
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&bot.key.to_bytes());
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    );
+    let out = run_python(
+        python,
+        "stock_clients.py",
+        vec![
+            ("STEWARD_URL", r.url.clone()),
+            ("AGENT_ID", bot.id.clone()),
+            ("AGENT_KEY_PEM", pem),
+            ("SUBJECT_TOKEN", subject),
+            ("ADMIN_TOKEN", r.admin.token.clone()),
+            ("SCOPE", "crm.orders:read".into()),
+            ("AUDIENCE", "https://crm.example.com".into()),
+        ],
+    )
+    .await;
+    assert!(out.contains("all stock-client checks passed"), "{out}");
+}
+
+#[tokio::test]
+async fn metadata_is_rfc8414_and_oauth_errors_are_json_with_the_right_challenge() {
+    let r = Registry::start().await;
+    let _bot = agent(&r).await;
+    let m = r
+        .call("GET", "/.well-known/oauth-authorization-server", None, None)
+        .await;
+    let m = m.expect(200);
+    assert_eq!(m["response_types_supported"], json!(["none"]), "{m}");
+    assert!(m.get("authorization_endpoint").is_none());
+    for field in [
+        "token_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ] {
+        let methods = m[field].as_array().unwrap();
+        assert!(methods.contains(&json!("private_key_jwt")), "{field}");
+        assert!(
+            !methods.contains(&json!("bearer")),
+            "{field}: unregistered method"
+        );
+    }
+    for field in [
+        "token_endpoint_auth_signing_alg_values_supported",
+        "introspection_endpoint_auth_signing_alg_values_supported",
+        "revocation_endpoint_auth_signing_alg_values_supported",
+    ] {
+        assert_eq!(m[field], json!(["EdDSA", "Ed25519"]), "{field}");
+    }
+    // The granted scopes, until the resource catalogue replaces them.
+    assert_eq!(m["scopes_supported"], json!(["crm.orders:read"]), "{m}");
+
+    // A failed Bearer at the OAuth endpoints gets a Bearer challenge.
+    for path in ["/oauth/introspect", "/oauth/revoke", "/oauth/token"] {
+        let resp = r
+            .http
+            .post(format!("{}{path}", r.url))
+            .bearer_auth("stw_not-a-real-token")
+            .form(&[
+                ("token", "x"),
+                ("grant_type", GRANT_TOKEN_EXCHANGE),
+                ("subject_token", "x"),
+                ("subject_token_type", TOKEN_TYPE_ACCESS),
+                ("scope", "crm.orders:read"),
+                ("audience", "https://crm.example.com"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{path}");
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""),
+            "{path}: {challenge:?}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{path}");
+    }
+    // Without credentials, introspection offers both schemes it takes.
+    let resp = r
+        .http
+        .post(format!("{}/oauth/introspect", r.url))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    let schemes: Vec<String> = resp
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(schemes, ["Basic", "Bearer"]);
+
+    // Every token-endpoint error is JSON, an oversized body too (it was plain text).
+    for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        let big = format!("token={}", "a".repeat(70 * 1024));
+        let resp = r
+            .http
+            .post(format!("{}{path}", r.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .bearer_auth(&r.admin.token)
+            .body(big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 413, "{path}");
+        let body: Value = resp.json().await.expect("a JSON error body");
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
+}

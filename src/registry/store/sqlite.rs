@@ -311,6 +311,8 @@ const READERS: usize = 4;
 // The access-review bodies live in their own file to keep this one from growing.
 #[path = "sqlite_reviews.rs"]
 mod reviews;
+#[path = "sqlite_scopes.rs"]
+mod scopes;
 
 pub struct SqliteStore {
     path: PathBuf,

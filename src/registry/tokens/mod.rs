@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod live;
+pub mod metadata;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -132,6 +133,10 @@ impl OAuthError {
     pub fn unsupported_grant_type(d: impl Into<String>) -> OAuthError {
         OAuthError::new(400, "unsupported_grant_type", d)
     }
+    /// The request body could not be read (too large: 413; broken: 400).
+    pub fn unreadable_body(status: u16, d: impl Into<String>) -> OAuthError {
+        OAuthError::new(status, "invalid_request", d)
+    }
     pub fn server_error(d: impl Into<String>) -> OAuthError {
         OAuthError::new(500, "server_error", d)
     }
@@ -182,6 +187,8 @@ pub struct TokenService {
     /// Introspection callers recognised by API token in the last second (see `introspect.rs`).
     callers: std::sync::Mutex<HashMap<[u8; 32], (introspect::OAuthCaller, std::time::Instant)>>,
     writer: mpsc::Sender<WriteJob>,
+    /// `scopes_supported` of the metadata, re-read at most once a minute.
+    scopes: metadata::ScopeCache,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -342,6 +349,7 @@ impl TokenService {
             reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             callers: std::sync::Mutex::new(HashMap::new()),
             writer: tx,
+            scopes: tokio::sync::Mutex::new(None),
         });
         tokio::spawn(refresh_loop(
             Arc::downgrade(&service),
