@@ -468,3 +468,107 @@ async fn metadata_is_rfc8414_and_oauth_errors_are_json_with_the_right_challenge(
         assert_eq!(body["error"], "invalid_request", "{path}");
     }
 }
+
+#[tokio::test]
+async fn identity_provider_tokens_need_a_verified_email_no_crit_and_a_short_life() {
+    use steward::model::Actor;
+    use steward::registry::store::{Store, TrustedIssuer};
+    let r = Registry::start().await;
+    let bot = agent(&r).await;
+    let idp_key = new_key();
+    let mut jwk = public_jwk(&idp_key);
+    jwk["kid"] = json!("sso-1");
+    let idp = "https://sso.example.com";
+    r.store
+        .put_trusted_issuer(
+            &Actor::system("test"),
+            &TrustedIssuer {
+                issuer: idp.into(),
+                jwks: json!({"keys": [jwk]}).to_string(),
+                audience: r.url.clone(),
+                created_at: chrono::Utc::now(),
+            },
+        )
+        .unwrap();
+    let aud = token_endpoint(&r);
+    let header = json!({"alg": "EdDSA", "kid": "sso-1"});
+    let base = json!({"iss": idp, "sub": "00u1abc", "email": r.owner.email, "email_verified": true,
+        "aud": r.url, "iat": now(), "exp": now() + 300, "may_act": {"sub": bot.id}});
+    let exchange_with = |claims: Value, header: Value| {
+        let subject = sign(&idp_key, &header, &claims);
+        let assertion = sign(&bot.key, &json!({"alg": "EdDSA"}), &bot.claims(&aud, 60));
+        let r = &r;
+        async move { exchange(r, &subject, &assertion).await }
+    };
+    // The registry picks the provider up at its next refresh (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = exchange_with(base.clone(), header.clone()).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the provider was never trusted: {reply:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let with = |change: Value| {
+        let mut c = base.clone();
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    let cases = [
+        (
+            with(json!({"email_verified": null})),
+            header.clone(),
+            "verified",
+        ),
+        (
+            with(json!({"email_verified": false})),
+            header.clone(),
+            "verified",
+        ),
+        (
+            with(json!({"exp": now() + 86_400})),
+            header.clone(),
+            "longer than",
+        ),
+        (
+            with(json!({"iat": now() - 20_000, "exp": now() + 600})),
+            header.clone(),
+            "longer than",
+        ),
+        (
+            base.clone(),
+            json!({"alg": "EdDSA", "kid": "sso-1", "crit": ["exp"], "exp": 1}),
+            "crit",
+        ),
+        // Past the leeway (at most a minute) is expired.
+        (with(json!({"exp": now() - 61})), header.clone(), "expired"),
+    ];
+    for (claims, header, expect) in cases {
+        let reply = exchange_with(claims, header).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "invalid_grant"),
+            "{expect}: {reply:?}"
+        );
+        assert!(
+            reply.body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(expect),
+            "{expect}: {reply:?}"
+        );
+    }
+    // The person may also be named by an email-shaped sub (no email claim to verify).
+    let by_sub = with(json!({"email": null, "email_verified": null, "sub": r.owner.email}));
+    exchange_with(by_sub, header.clone()).await.expect(200);
+}

@@ -1287,7 +1287,7 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
         .unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("sso-1".into());
-    let claims = json!({"iss": idp, "sub": "00u1abc", "email": "carol@example.com", "aud": r.base, "iat": now(), "exp": now() + 300});
+    let claims = json!({"iss": idp, "sub": "00u1abc", "email": "carol@example.com", "email_verified": true, "aud": r.base, "iat": now(), "exp": now() + 300});
     let sso_token = sign_ed(&idp_key, header.clone(), &claims);
     // The running registry picks the provider up at its next refresh.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
