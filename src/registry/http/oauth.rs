@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -21,9 +22,8 @@ use super::{AppState, blocking};
 use crate::model::api::ApiErrorBody;
 use crate::model::text::check_line;
 use crate::model::tokens::{
-    AddCredential, AddedCredential, AgentTokens, GRANT_TOKEN_EXCHANGE, Introspection, Jwks,
-    LiveToken, MintAccessToken, MintedAccessToken, OAuthErrorBody, ServerMetadata,
-    TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT, TokenResponse,
+    AddCredential, AddedCredential, AgentTokens, Introspection, Jwks, LiveToken, MintAccessToken,
+    MintedAccessToken, OAuthErrorBody, ServerMetadata, TokenResponse,
 };
 use crate::model::{Credential, CredentialKind};
 use crate::registry::policy;
@@ -62,6 +62,38 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// An OAuth error answer with the challenge that fits the request: a failed `Bearer` gets a
+/// `Bearer` challenge (RFC 6750 §3); a request without credentials at the endpoints that take
+/// them is offered both schemes.
+fn oauth_error(e: OAuthError, headers: &HeaderMap, bearer_accepted: bool) -> Response {
+    let mut response = e.into_response();
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let scheme = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_whitespace().next())
+        .map(str::to_ascii_lowercase);
+    let out = response.headers_mut();
+    match scheme.as_deref() {
+        Some("bearer") => {
+            out.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"steward\", error=\"invalid_token\""),
+            );
+        }
+        None if bearer_accepted => {
+            out.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"steward\""),
+            );
+        }
+        _ => {}
+    }
+    response
+}
+
 /// A JSON answer that must never be cached (tokens, token state).
 fn no_store<T: Serialize>(body: T) -> Response {
     let mut response = Json(body).into_response();
@@ -71,8 +103,26 @@ fn no_store<T: Serialize>(body: T) -> Response {
     response
 }
 
-/// Reads a form body, refusing other media types.
-fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<FormParams, OAuthError> {
+/// Reads a form body, refusing other media types; a body that cannot be read (over the size
+/// limit: 413) is an OAuth error in JSON like every other.
+fn form_body(
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+) -> Result<FormParams, OAuthError> {
+    let body = body.as_ref().map_err(|rejection| {
+        let status = rejection.status().as_u16();
+        OAuthError::unreadable_body(
+            status,
+            if status == 413 {
+                format!(
+                    "the request body is larger than {} bytes",
+                    super::BODY_LIMIT
+                )
+            } else {
+                "the request body could not be read".to_string()
+            },
+        )
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -165,7 +215,8 @@ async fn guarded<T>(
     state: &AppState,
     peer: Peer,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: &Result<Bytes, BytesRejection>,
+    bearer_accepted: bool,
     work: impl std::future::Future<Output = Result<T, OAuthError>>,
 ) -> Result<T, Response> {
     if let Some(refusal) = state.guards.source_blocked(peer.0) {
@@ -174,17 +225,20 @@ async fn guarded<T>(
     match work.await {
         Ok(v) => Ok(v),
         Err(e) if e.status == 401 => {
-            let named = named_credential(headers, body);
+            let named = body
+                .as_ref()
+                .ok()
+                .and_then(|b| named_credential(headers, b));
             let (credential, method) = match &named {
                 Some((c, m)) => (Some(c.as_str()), *m),
                 None => (None, "client_assertion"),
             };
             match note_failure(state, peer.0, credential, method) {
                 Some(refusal) => Err(oauth_too_many(refusal)),
-                None => Err(e.into_response()),
+                None => Err(oauth_error(e, headers, bearer_accepted)),
             }
         }
-        Err(e) => Err(e.into_response()),
+        Err(e) => Err(oauth_error(e, headers, bearer_accepted)),
     }
 }
 
@@ -224,33 +278,13 @@ struct TokenForm {
 
 /// Authorization server metadata (RFC 8414).
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "tokens",
-    responses((status = 200, body = ServerMetadata)))]
-pub async fn metadata(State(state): State<AppState>) -> Json<ServerMetadata> {
-    let t = &state.tokens;
-    let auth_methods = vec![
-        "private_key_jwt".to_string(),
-        "client_secret_basic".to_string(),
-        "client_secret_post".to_string(),
-    ];
-    let mut caller_methods = auth_methods.clone();
-    caller_methods.push("bearer".into());
-    Json(ServerMetadata {
-        issuer: t.issuer.clone(),
-        token_endpoint: t.token_endpoint.clone(),
-        introspection_endpoint: t.introspection_endpoint.clone(),
-        revocation_endpoint: t.revocation_endpoint.clone(),
-        jwks_uri: t.jwks_uri.clone(),
-        grant_types_supported: vec![GRANT_TOKEN_EXCHANGE.into()],
-        token_endpoint_auth_methods_supported: auth_methods,
-        token_endpoint_auth_signing_alg_values_supported: vec!["EdDSA".into()],
-        introspection_endpoint_auth_methods_supported: caller_methods.clone(),
-        revocation_endpoint_auth_methods_supported: caller_methods,
-        token_types_supported: vec![TOKEN_TYPE_ACCESS.into(), TOKEN_TYPE_JWT.into()],
-        access_token_signing_alg_values_supported: vec!["EdDSA".into()],
-        response_types_supported: vec![],
-        scopes_supported: vec![],
-        service_documentation: format!("{}/openapi.json", t.issuer),
-    })
+    responses((status = 200, description = "The metadata", body = ServerMetadata),
+        (status = 503, description = "The store is busy", body = OAuthErrorBody)))]
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    match state.tokens.metadata().await {
+        Ok(m) => Json(m).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The registry's public signing keys (RFC 7517). A rotated-out key stays until its tokens expire.
@@ -274,14 +308,14 @@ pub async fn token(
     State(state): State<AppState>,
     peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         state.tokens.exchange(&form, client).await
     };
-    match guarded(&state, peer, &headers, &body, work).await {
+    match guarded(&state, peer, &headers, &body, false, work).await {
         Ok(answer) => no_store(answer),
         Err(response) => response,
     }
@@ -295,7 +329,7 @@ pub async fn introspect(
     State(state): State<AppState>,
     peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let work = async {
         let form = form_body(&headers, &body)?;
@@ -307,7 +341,7 @@ pub async fn introspect(
         form.one("token_type_hint")?;
         Ok::<_, OAuthError>(t.introspect(token))
     };
-    match guarded(&state, peer, &headers, &body, work).await {
+    match guarded(&state, peer, &headers, &body, true, work).await {
         Ok(answer) => no_store(answer),
         Err(response) => response,
     }
@@ -323,7 +357,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let work = async {
         let form = form_body(&headers, &body)?;
@@ -334,7 +368,7 @@ pub async fn revoke(
             .await?;
         t.revoke(&caller, &form).await
     };
-    match guarded(&state, peer, &headers, &body, work).await {
+    match guarded(&state, peer, &headers, &body, true, work).await {
         Ok(_) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
         Err(response) => response,
     }

@@ -5,6 +5,7 @@
 //! and its record are both stored, or neither is.
 
 pub mod perimeter;
+pub mod scopes;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::registry::reviews::{
 };
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
+pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.
@@ -196,7 +198,7 @@ pub struct AgentTokenFacts {
     pub scopes: Vec<String>,
 }
 
-pub trait Store: perimeter::PerimeterStore + Send + Sync + 'static {
+pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'static {
     fn schema_version(&self) -> StoreResult<i64>;
 
     // People and their API tokens.

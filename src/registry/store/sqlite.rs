@@ -316,6 +316,8 @@ pub const MAX_ENABLED_CREDENTIALS: i64 = 10;
 mod reviews;
 #[path = "sqlite_perimeter.rs"]
 mod perimeter;
+#[path = "sqlite_scopes.rs"]
+mod scopes;
 
 pub struct SqliteStore {
     path: PathBuf,

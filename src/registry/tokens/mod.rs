@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod live;
+pub mod metadata;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -33,8 +34,11 @@ use live::{ConsumedAssertion, LiveTokens, TokenRecord};
 pub const RECORD_RETENTION_DAYS: i64 = 90;
 /// The longest a person access token may live.
 pub const PERSON_TOKEN_MAX_SECONDS: i64 = 3600;
-/// How far ahead an agent's assertion may expire.
+/// How far ahead an agent's assertion may expire when it does not say when it was made.
 pub const ASSERTION_MAX_SECONDS: i64 = 300;
+/// How long an agent's assertion that carries `iat` or `nbf` may live (Authlib's
+/// `private_key_jwt` signs for one hour). Its `jti` stays spent until it expires either way.
+pub const ASSERTION_MAX_SECONDS_DATED: i64 = 3600;
 /// Most batched records per transaction.
 const BATCH_MAX: usize = 4096;
 /// Store reads the token service runs at once (the SQLite store pools four readers).
@@ -129,6 +133,10 @@ impl OAuthError {
     pub fn unsupported_grant_type(d: impl Into<String>) -> OAuthError {
         OAuthError::new(400, "unsupported_grant_type", d)
     }
+    /// The request body could not be read (too large: 413; broken: 400).
+    pub fn unreadable_body(status: u16, d: impl Into<String>) -> OAuthError {
+        OAuthError::new(status, "invalid_request", d)
+    }
     pub fn server_error(d: impl Into<String>) -> OAuthError {
         OAuthError::new(500, "server_error", d)
     }
@@ -172,13 +180,15 @@ pub struct TokenService {
     keys: RwLock<KeyRing>,
     issuers: RwLock<HashMap<String, idp::IdentityProvider>>,
     /// Parsed agent public keys by their stored JWK text (parsing costs a point decompression).
-    agent_keys: RwLock<HashMap<String, ed25519_dalek::VerifyingKey>>,
+    agent_keys: RwLock<HashMap<String, auth::AgentKey>>,
     /// Bounds concurrent store reads to the store's pooled reader connections, so that a burst
     /// of requests queues here instead of opening connections.
     reads: tokio::sync::Semaphore,
     /// Introspection callers recognised by API token in the last second (see `introspect.rs`).
     callers: std::sync::Mutex<HashMap<[u8; 32], (introspect::OAuthCaller, std::time::Instant)>>,
     writer: mpsc::Sender<WriteJob>,
+    /// `scopes_supported` of the metadata, re-read at most once a minute.
+    scopes: metadata::ScopeCache,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -339,6 +349,7 @@ impl TokenService {
             reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             callers: std::sync::Mutex::new(HashMap::new()),
             writer: tx,
+            scopes: tokio::sync::Mutex::new(None),
         });
         tokio::spawn(refresh_loop(
             Arc::downgrade(&service),
