@@ -365,7 +365,7 @@ impl TokenService {
             return Ok(key.clone());
         }
         let parsed = super::keys::parse_agent_public_key(material).map_err(|e| {
-            eprintln!("token service: a stored agent key is damaged: {e}");
+            tracing::error!(error = %e, "a stored agent key is damaged");
             OAuthError::server_error("a stored agent key is damaged")
         })?;
         let key = AgentKey {
