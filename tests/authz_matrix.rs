@@ -98,6 +98,7 @@ enum Op {
     MintMyAccessToken,
     AddCredential,
     DisableCredential,
+    EnableCredential,
     AgentTokens,
     // Access reviews (src/registry/http/reviews.rs).
     CreateCampaign,
@@ -394,6 +395,13 @@ const ROWS: &[Row] = &[
         "POST",
         "/v1/agents/{id}/credentials/{credential_id}/disable",
         [200, 200, 403, 200, 403],
+    ),
+    // Re-enabling undoes a brake: admins and responders only, never the owner alone.
+    write(
+        Op::EnableCredential,
+        "POST",
+        "/v1/agents/{id}/credentials/{credential_id}/enable",
+        [200, 200, 403, 403, 403],
     ),
     row(
         Op::AgentTokens,
@@ -818,6 +826,31 @@ impl Matrix {
                 (
                     format!("/v1/agents/{id}/credentials/{credential}/disable"),
                     None,
+                )
+            }
+            Op::EnableCredential => {
+                let id = self.owners_agent(&[]).await;
+                let added = r
+                    .post(
+                        &format!("/v1/agents/{id}/credentials"),
+                        &r.admin,
+                        json!({"kind": "static-secret"}),
+                    )
+                    .await;
+                let credential = added.expect(201)["credential"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                r.post(
+                    &format!("/v1/agents/{id}/credentials/{credential}/disable"),
+                    &r.admin,
+                    json!({}),
+                )
+                .await
+                .expect(200);
+                (
+                    format!("/v1/agents/{id}/credentials/{credential}/enable"),
+                    Some(json!({"reason": "matrix"})),
                 )
             }
             Op::AgentTokens => (

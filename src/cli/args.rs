@@ -67,11 +67,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Reinstate a suspended agent (its credentials stay disabled).
+    /// Reinstate a suspended agent (its credentials stay disabled). The agent alone unless
+    /// `--subtree`.
     Reinstate {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Also reinstate every suspended sub-agent and instance under it.
+        #[arg(long)]
+        subtree: bool,
         /// Print the updated agent as JSON.
         #[arg(long)]
         json: bool,
@@ -276,6 +280,13 @@ pub enum AgentsCommand {
     },
     /// Disable one of an agent's keys or secrets.
     DisableKey { id: String, credential_id: String },
+    /// Re-enable a disabled credential of an active agent (admins and responders; audited).
+    EnableKey {
+        id: String,
+        credential_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Show an agent's live tokens and its exchanges in the last hour.
     Tokens {
         id: String,

@@ -68,8 +68,13 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
         Command::Revoke { id, reason, json } => {
             govern::revoke(&connect()?, &id, reason, json).await
         }
-        Command::Reinstate { id, reason, json } => {
-            govern::reinstate(&connect()?, &id, reason, json).await
+        Command::Reinstate {
+            id,
+            reason,
+            subtree,
+            json,
+        } => {
+            govern::reinstate(&connect()?, &id, reason, subtree, json).await
         }
         Command::Decommission { id, reason, json } => {
             govern::decommission(&connect()?, &id, reason, json).await

@@ -325,6 +325,21 @@ impl Client {
         .await
     }
 
+    /// Reinstates an agent; with `subtree`, every suspended agent under it too.
+    pub async fn reinstate_tree(
+        &self,
+        id: &str,
+        reason: Option<String>,
+        subtree: bool,
+    ) -> ClientResult<crate::model::brake::ReinstateOutcome> {
+        self.with_body(
+            Method::POST,
+            &["v1", "agents", id, "reinstate"],
+            &crate::model::brake::ReinstateRequest { reason, subtree },
+        )
+        .await
+    }
+
     pub async fn decommission_plan(&self, id: &str) -> ClientResult<DecommissionPlan> {
         self.get(&["v1", "agents", id, "decommission"]).await
     }
@@ -425,6 +440,28 @@ impl Client {
             ],
             None,
             None,
+        )
+        .await
+    }
+
+    /// Re-enables a disabled credential (admins and responders).
+    pub async fn enable_credential(
+        &self,
+        agent_id: &str,
+        credential_id: &str,
+        reason: Option<String>,
+    ) -> ClientResult<Credential> {
+        self.with_body(
+            Method::POST,
+            &[
+                "v1",
+                "agents",
+                agent_id,
+                "credentials",
+                credential_id,
+                "enable",
+            ],
+            &crate::model::brake::EnableCredential { reason },
         )
         .await
     }

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod oauth;
 pub mod people;
@@ -131,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(oauth::mint_access_token))
         .routes(routes!(oauth::add_credential))
         .routes(routes!(oauth::disable_credential))
+        .routes(routes!(credentials::enable_credential))
         .routes(routes!(oauth::agent_tokens))
         .routes(routes!(reviews::list_campaigns, reviews::create_campaign))
         .routes(routes!(reviews::show_campaign))

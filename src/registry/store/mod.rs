@@ -86,6 +86,16 @@ pub struct Revoked {
     pub tokens_revoked: u64,
     pub audit_seq: i64,
     pub agent: Agent,
+    /// Every agent of the tree, the target first (breadth-first), with what was done to it.
+    pub stopped: Vec<crate::model::brake::StoppedAgent>,
+}
+
+/// A reinstatement's effect: the target as it is now, and every agent made active.
+#[derive(Debug, Clone)]
+pub struct Reinstated {
+    pub agent: Agent,
+    pub reinstated: Vec<crate::model::brake::ReinstatedAgent>,
+    pub still_suspended: Vec<crate::model::brake::ReinstatedAgent>,
 }
 
 /// A new API token to store (only its hash).
@@ -234,6 +244,9 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Agent>;
+    /// Suspends the agent and every agent under it, disables their credentials and kills their
+    /// live tokens, in one transaction; the index is updated first (fail closed). A repeat that
+    /// changes nothing records nothing.
     fn revoke_agent(
         &self,
         actor: &Actor,
@@ -241,13 +254,19 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Revoked>;
+    /// Makes a suspended agent active again (with `subtree`, every suspended agent under it
+    /// too), in one transaction. Refused while an ancestor is not active. Credentials stay
+    /// disabled.
     fn reinstate_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
         reason: Option<&str>,
+        subtree: bool,
         guard: Guard<'_>,
-    ) -> StoreResult<Agent>;
+    ) -> StoreResult<Reinstated>;
+    /// The plan of a decommission. `guard` is asked for the target (an error refuses) and for
+    /// each agent under it (an error skips that agent and everything under it).
     fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan>;
     fn decommission_agent(
         &self,
@@ -300,6 +319,16 @@ pub trait Store: Send + Sync + 'static {
         actor: &Actor,
         agent_id: &str,
         credential_id: &str,
+        guard: Guard<'_>,
+    ) -> StoreResult<Credential>;
+    /// Re-enables a disabled credential of an active agent, with its audit event; enabling an
+    /// enabled one changes nothing and records nothing.
+    fn enable_credential(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        credential_id: &str,
+        reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Credential>;
     /// Durably records a batch of issued tokens and spent assertions in one transaction (group
