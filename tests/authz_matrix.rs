@@ -359,7 +359,8 @@ const ROWS: &[Row] = &[
         "/oauth/token",
         [401, 401, 401, 401, 401],
     ),
-    // Introspection: any authenticated person (their API token as bearer) or agent.
+    // Introspection: any authenticated person (their API token as bearer) or agent; only
+    // admins, responders, the subject and agents in the chain get claims (tests/introspection_access.rs).
     row(
         Op::IntrospectOwnersAccessToken,
         "POST",
@@ -367,12 +368,13 @@ const ROWS: &[Row] = &[
         [200, 200, 200, 200, 200],
     ),
     // Revocation: the token's subject, an agent in its chain, the acting agent's owner, an
-    // admin or a responder; anyone else gets 400 `unauthorized_client`.
+    // admin or a responder; anyone else gets the 200 an unknown token gets, and nothing
+    // happens (see SILENT_REFUSALS).
     write(
         Op::RevokeOwnersAccessToken,
         "POST",
         "/oauth/revoke",
-        [200, 200, 400, 200, 400],
+        [200, 200, 200, 200, 200],
     ),
     // Issued tokens go to the token table without an audit event, by design: exchanges are
     // high-volume and each token is already a record (subject, actor, scopes, expiry) that
@@ -511,6 +513,13 @@ const PUBLIC: &[Op] = &[Op::Health, Op::OAuthMetadata, Op::Jwks];
 /// person's API token as bearer, or an agent's assertion or secret. A caller who cannot be
 /// authenticated gets 401 `invalid_client` (RFC 6749 §5.2), not the API's JSON error.
 const OAUTH_CALLER: &[Op] = &[Op::IntrospectOwnersAccessToken, Op::RevokeOwnersAccessToken];
+
+/// Cells answered like a token that does not exist: 200 and nothing changes, so that the
+/// answer does not tell a caller without the right whether the token is live.
+const SILENT_REFUSALS: &[(Op, Who)] = &[
+    (Op::RevokeOwnersAccessToken, Who::Auditor),
+    (Op::RevokeOwnersAccessToken, Who::OtherOwner),
+];
 
 /// The token endpoint authenticates only the agent; a person's bearer token plays no part, so
 /// every caller gets the row's status.
@@ -1100,7 +1109,12 @@ async fn every_route_with_every_caller() {
                 continue;
             }
             let succeeded = (200..300).contains(&reply.status);
-            if succeeded && row.effect == Effect::UnauditedWrite {
+            let silent = SILENT_REFUSALS.contains(&(row.op, who));
+            if silent {
+                if m.reg.snapshot() != before || m.reg.audit_count() != audit_before {
+                    failures.push(format!("{cell}: a silent refusal changed something"));
+                }
+            } else if succeeded && row.effect == Effect::UnauditedWrite {
                 if m.reg.audit_count() != audit_before {
                     failures.push(format!("{cell}: wrote an audit event it is not meant to"));
                 }
