@@ -98,6 +98,7 @@ enum Op {
     MintMyAccessToken,
     AddCredential,
     DisableCredential,
+    AuditHead,
     EnableCredential,
     AgentTokens,
     // Access reviews (src/registry/http/reviews.rs).
@@ -318,6 +319,7 @@ const ROWS: &[Row] = &[
         [200, 403, 403, 200, 403],
     ),
     row(Op::ListAudit, "GET", "/v1/audit", [200, 200, 200, 403, 403]),
+    row(Op::AuditHead, "GET", "/v1/audit/head", [200, 200, 200, 403, 403]),
     row(
         Op::VerifyAudit,
         "GET",
@@ -760,6 +762,7 @@ impl Matrix {
                 Some(json!({"reason": "matrix"})),
             ),
             Op::ListAudit => ("/v1/audit".into(), None),
+            Op::AuditHead => ("/v1/audit/head".into(), None),
             Op::VerifyAudit => ("/v1/audit/verify".into(), None),
             Op::NoteOnOwnEvent => {
                 // The acting person writes an event of their own: issuing themselves a token.

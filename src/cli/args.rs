@@ -157,6 +157,18 @@ pub struct ServerArgs {
     /// Where access-review reminders are POSTed as JSON (one per reviewer per reminder).
     #[arg(long, value_name = "URL")]
     pub reminder_webhook: Option<String>,
+    /// Append the audit head, signed with the registry's key, to this file (outside the
+    /// database) every --audit-witness-every minutes when it moved; check it later with
+    /// `steward audit verify --db PATH --witness FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub audit_witness: Option<PathBuf>,
+    /// POST each signed audit head as JSON to this URL too.
+    #[arg(long, value_name = "URL")]
+    pub audit_witness_url: Option<String>,
+    /// Minutes between witnessed heads.
+    #[arg(long, value_name = "MINUTES", default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub audit_witness_every: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -350,11 +362,16 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check the whole hash chain and name the first broken event.
+    /// Check the whole hash chain and name the first broken event; check that it still holds
+    /// every head witnessed before (on this machine, and in --witness FILE), then record the
+    /// head it saw.
     Verify {
         /// Verify a database file directly instead of asking the registry.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// A file of heads the registry signed (`steward server --audit-witness FILE`).
+        #[arg(long, requires = "db")]
+        witness: Option<PathBuf>,
         /// Events fetched per request from the registry (1 to 5000; default 5000).
         #[arg(long, conflicts_with = "db", value_parser = clap::value_parser!(u32).range(1..=5000))]
         page_size: Option<u32>,

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod witness;
 
 use std::time::Duration;
 
@@ -359,6 +360,11 @@ impl Client {
 
     pub async fn audit(&self, query: &AuditQuery) -> ClientResult<AuditPage> {
         self.get_query(&["v1", "audit"], query).await
+    }
+
+    /// The audit head (last sequence and hash) the registry reports.
+    pub async fn audit_head(&self) -> ClientResult<crate::model::witness::AuditHead> {
+        self.get(&["v1", "audit", "head"]).await
     }
 
     pub async fn audit_verify_on_server(&self) -> ClientResult<AuditVerification> {

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod review;
 pub mod text;
 pub mod tokens;
+pub mod witness;
 
 pub use audit::{Actor, ActorKind, AuditEvent};
 pub use domain::*;

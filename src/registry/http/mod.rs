@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
+        .routes(routes!(audit::audit_head))
         .routes(routes!(audit::add_note))
         .routes(routes!(audit::changes))
         .routes(routes!(oauth::metadata))

@@ -279,6 +279,9 @@ pub trait Store: Send + Sync + 'static {
     // Audit and the change feed.
     fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
     fn audit_verify(&self) -> StoreResult<AuditVerification>;
+    /// The last event's sequence and hash (0 and the genesis hash for an empty log), read in
+    /// one snapshot: what a witness records.
+    fn audit_head(&self) -> StoreResult<crate::model::witness::AuditHead>;
     fn add_audit_note(&self, actor: &Actor, seq: i64, text: &str) -> StoreResult<i64>;
     fn changes(&self, after: i64, limit: u32, visibility: &Visibility) -> StoreResult<ChangeFeed>;
 

@@ -1039,16 +1039,28 @@ impl Store for SqliteStore {
 
     fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<()> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?1)
-                 WHERE id = ?2 AND person_id = (SELECT id FROM people WHERE email = ?3 COLLATE NOCASE)",
-                params![ts(Utc::now()), token_id, email],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "{email} has no API token {token_id}"
-                )));
+            let already: Option<bool> = tx
+                .query_row(
+                    "SELECT revoked_at IS NOT NULL FROM api_tokens
+                     WHERE id = ?1 AND person_id = (SELECT id FROM people WHERE email = ?2 COLLATE NOCASE)",
+                    params![token_id, email],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match already {
+                None => {
+                    return Err(StoreError::NotFound(format!(
+                        "{email} has no API token {token_id}"
+                    )));
+                }
+                // A repeat changes nothing and records nothing.
+                Some(true) => return Ok(()),
+                Some(false) => {}
             }
+            tx.execute(
+                "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2",
+                params![ts(Utc::now()), token_id],
+            )?;
             append_audit(
                 tx,
                 actor,
@@ -1453,6 +1465,20 @@ impl Store for SqliteStore {
                 head_hash: verifier.last_hash,
                 first_broken,
             })
+        })
+    }
+
+    fn audit_head(&self) -> StoreResult<crate::model::witness::AuditHead> {
+        self.read(|tx| {
+            let head: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (seq, hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
+            Ok(crate::model::witness::AuditHead { seq, hash })
         })
     }
 
