@@ -168,12 +168,11 @@ impl ChainWalk {
             &self.verifier.last_hash,
         )?;
         if !heads.is_empty() {
-            let mut out = Out::new();
-            out.line(format_args!(
+            // On stderr: stdout stays the chain's verdict alone, for scripts.
+            eprintln!(
                 "witnessed heads: {} checked, all held",
                 report.confirmed + report.restores.len()
-            ))?;
-            out.flush()?;
+            );
         }
         if let Some(book) = book {
             let head = AuditHead {
