@@ -98,6 +98,8 @@ enum Op {
     MintMyAccessToken,
     AddCredential,
     DisableCredential,
+    AuditHead,
+    EnableCredential,
     AgentTokens,
     // Access reviews (src/registry/http/reviews.rs).
     CreateCampaign,
@@ -317,6 +319,7 @@ const ROWS: &[Row] = &[
         [200, 403, 403, 200, 403],
     ),
     row(Op::ListAudit, "GET", "/v1/audit", [200, 200, 200, 403, 403]),
+    row(Op::AuditHead, "GET", "/v1/audit/head", [200, 200, 200, 403, 403]),
     row(
         Op::VerifyAudit,
         "GET",
@@ -358,7 +361,8 @@ const ROWS: &[Row] = &[
         "/oauth/token",
         [401, 401, 401, 401, 401],
     ),
-    // Introspection: any authenticated person (their API token as bearer) or agent.
+    // Introspection: any authenticated person (their API token as bearer) or agent; only
+    // admins, responders, the subject and agents in the chain get claims (tests/introspection_access.rs).
     row(
         Op::IntrospectOwnersAccessToken,
         "POST",
@@ -366,12 +370,13 @@ const ROWS: &[Row] = &[
         [200, 200, 200, 200, 200],
     ),
     // Revocation: the token's subject, an agent in its chain, the acting agent's owner, an
-    // admin or a responder; anyone else gets 400 `unauthorized_client`.
+    // admin or a responder; anyone else gets the 200 an unknown token gets, and nothing
+    // happens (see SILENT_REFUSALS).
     write(
         Op::RevokeOwnersAccessToken,
         "POST",
         "/oauth/revoke",
-        [200, 200, 400, 200, 400],
+        [200, 200, 200, 200, 200],
     ),
     // Issued tokens go to the token table without an audit event, by design: exchanges are
     // high-volume and each token is already a record (subject, actor, scopes, expiry) that
@@ -394,6 +399,13 @@ const ROWS: &[Row] = &[
         "POST",
         "/v1/agents/{id}/credentials/{credential_id}/disable",
         [200, 200, 403, 200, 403],
+    ),
+    // Re-enabling undoes a brake: admins and responders only, never the owner alone.
+    write(
+        Op::EnableCredential,
+        "POST",
+        "/v1/agents/{id}/credentials/{credential_id}/enable",
+        [200, 200, 403, 403, 403],
     ),
     row(
         Op::AgentTokens,
@@ -503,6 +515,13 @@ const PUBLIC: &[Op] = &[Op::Health, Op::OAuthMetadata, Op::Jwks];
 /// person's API token as bearer, or an agent's assertion or secret. A caller who cannot be
 /// authenticated gets 401 `invalid_client` (RFC 6749 §5.2), not the API's JSON error.
 const OAUTH_CALLER: &[Op] = &[Op::IntrospectOwnersAccessToken, Op::RevokeOwnersAccessToken];
+
+/// Cells answered like a token that does not exist: 200 and nothing changes, so that the
+/// answer does not tell a caller without the right whether the token is live.
+const SILENT_REFUSALS: &[(Op, Who)] = &[
+    (Op::RevokeOwnersAccessToken, Who::Auditor),
+    (Op::RevokeOwnersAccessToken, Who::OtherOwner),
+];
 
 /// The token endpoint authenticates only the agent; a person's bearer token plays no part, so
 /// every caller gets the row's status.
@@ -743,6 +762,7 @@ impl Matrix {
                 Some(json!({"reason": "matrix"})),
             ),
             Op::ListAudit => ("/v1/audit".into(), None),
+            Op::AuditHead => ("/v1/audit/head".into(), None),
             Op::VerifyAudit => ("/v1/audit/verify".into(), None),
             Op::NoteOnOwnEvent => {
                 // The acting person writes an event of their own: issuing themselves a token.
@@ -818,6 +838,31 @@ impl Matrix {
                 (
                     format!("/v1/agents/{id}/credentials/{credential}/disable"),
                     None,
+                )
+            }
+            Op::EnableCredential => {
+                let id = self.owners_agent(&[]).await;
+                let added = r
+                    .post(
+                        &format!("/v1/agents/{id}/credentials"),
+                        &r.admin,
+                        json!({"kind": "static-secret"}),
+                    )
+                    .await;
+                let credential = added.expect(201)["credential"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                r.post(
+                    &format!("/v1/agents/{id}/credentials/{credential}/disable"),
+                    &r.admin,
+                    json!({}),
+                )
+                .await
+                .expect(200);
+                (
+                    format!("/v1/agents/{id}/credentials/{credential}/enable"),
+                    Some(json!({"reason": "matrix"})),
                 )
             }
             Op::AgentTokens => (
@@ -1067,7 +1112,12 @@ async fn every_route_with_every_caller() {
                 continue;
             }
             let succeeded = (200..300).contains(&reply.status);
-            if succeeded && row.effect == Effect::UnauditedWrite {
+            let silent = SILENT_REFUSALS.contains(&(row.op, who));
+            if silent {
+                if m.reg.snapshot() != before || m.reg.audit_count() != audit_before {
+                    failures.push(format!("{cell}: a silent refusal changed something"));
+                }
+            } else if succeeded && row.effect == Effect::UnauditedWrite {
                 if m.reg.audit_count() != audit_before {
                     failures.push(format!("{cell}: wrote an audit event it is not meant to"));
                 }

@@ -24,6 +24,7 @@ fn steward(home: &Path) -> Command {
         .env_remove("STEWARD_NO_KEYRING")
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_DATA_HOME", home.join("data"))
         .stdin(Stdio::null());
     cmd
 }

@@ -792,7 +792,8 @@ async fn revoke_is_idempotent_and_reinstate_keeps_credentials_disabled() {
     assert_eq!(event.actor.id, reg.responder.email);
     assert_eq!(event.reason.as_deref(), Some("INC-4821 prompt injection"));
 
-    // Again: nothing changes, and it says so (the attempt is still recorded).
+    // Again: nothing changes, and it says so; a no-op adds no audit event.
+    let events_before = reg.audit_count();
     let second = reg
         .call(
             "POST",
@@ -805,7 +806,8 @@ async fn revoke_is_idempotent_and_reinstate_keeps_credentials_disabled() {
     assert_eq!(second["changed"], json!(false));
     assert_eq!(second["previous_status"], json!("suspended"));
     assert_eq!(second["credentials_disabled"], json!(0));
-    assert!(second["audit_seq"].as_i64() > first["audit_seq"].as_i64());
+    assert_eq!(second["audit_seq"], first["audit_seq"]);
+    assert_eq!(reg.audit_count(), events_before);
 
     // Reinstating makes the agent active but leaves its credentials disabled as they were.
     let back = reg

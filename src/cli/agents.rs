@@ -38,6 +38,7 @@ pub async fn run(reg: &Registry, command: AgentsCommand) -> anyhow::Result<()> {
         other @ (AgentsCommand::AddKey { .. }
         | AgentsCommand::AddSecret { .. }
         | AgentsCommand::DisableKey { .. }
+        | AgentsCommand::EnableKey { .. }
         | AgentsCommand::Tokens { .. }) => bail!("internal: {other:?} belongs to cli::tokens"),
         AgentsCommand::Register {
             name,

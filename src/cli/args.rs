@@ -67,11 +67,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Reinstate a suspended agent (its credentials stay disabled).
+    /// Reinstate a suspended agent (its credentials stay disabled). The agent alone unless
+    /// `--subtree`.
     Reinstate {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Also reinstate every suspended sub-agent and instance under it.
+        #[arg(long)]
+        subtree: bool,
         /// Print the updated agent as JSON.
         #[arg(long)]
         json: bool,
@@ -171,6 +175,18 @@ pub struct ServerArgs {
     /// Failed authentications against one agent or API token per minute before 429.
     #[arg(long, default_value_t = 10)]
     pub auth_failures_per_credential: u32,
+    /// Append the audit head, signed with the registry's key, to this file (outside the
+    /// database) every --audit-witness-every minutes when it moved; check it later with
+    /// `steward audit verify --db PATH --witness FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub audit_witness: Option<PathBuf>,
+    /// POST each signed audit head as JSON to this URL too.
+    #[arg(long, value_name = "URL")]
+    pub audit_witness_url: Option<String>,
+    /// Minutes between witnessed heads.
+    #[arg(long, value_name = "MINUTES", default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub audit_witness_every: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -294,6 +310,13 @@ pub enum AgentsCommand {
     },
     /// Disable one of an agent's keys or secrets.
     DisableKey { id: String, credential_id: String },
+    /// Re-enable a disabled credential of an active agent (admins and responders; audited).
+    EnableKey {
+        id: String,
+        credential_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Show an agent's live tokens and its exchanges in the last hour.
     Tokens {
         id: String,
@@ -357,11 +380,16 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check the whole hash chain and name the first broken event.
+    /// Check the whole hash chain and name the first broken event; check that it still holds
+    /// every head witnessed before (on this machine, and in --witness FILE), then record the
+    /// head it saw.
     Verify {
         /// Verify a database file directly instead of asking the registry.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// A file of heads the registry signed (`steward server --audit-witness FILE`).
+        #[arg(long, requires = "db")]
+        witness: Option<PathBuf>,
         /// Events fetched per request from the registry (1 to 5000; default 5000).
         #[arg(long, conflicts_with = "db", value_parser = clap::value_parser!(u32).range(1..=5000))]
         page_size: Option<u32>,

@@ -10,8 +10,13 @@ use anyhow::{Context, bail};
 
 use super::connect::Registry;
 use super::output::{Listing, Out, safe};
-use crate::model::api::{AuditQuery, AuditVerification};
+use std::collections::{HashMap, HashSet};
+
+use crate::client::witness::WitnessBook;
+use crate::model::api::AuditQuery;
 use crate::model::audit::{BrokenLink, ChainVerifier};
+use crate::model::witness::{AuditHead, RESTORE_ACTION, RestoreMark, WitnessedHead, check_heads};
+use crate::registry::witness::read_signed_heads;
 use crate::model::{ActorKind, AuditEvent};
 use crate::registry;
 use crate::registry::store::Store;
@@ -95,9 +100,115 @@ fn row(e: &AuditEvent) -> Vec<String> {
     ]
 }
 
-/// Fetches the chain page by page through the API and verifies it locally.
+/// The chain as it is walked: every link checked, and the hashes at the witnessed sequences
+/// and the restores collected on the way.
+struct ChainWalk {
+    verifier: ChainVerifier,
+    wanted: HashSet<i64>,
+    found: HashMap<i64, String>,
+    restores: Vec<RestoreMark>,
+}
+
+impl ChainWalk {
+    fn new(heads: &[WitnessedHead]) -> ChainWalk {
+        ChainWalk {
+            verifier: ChainVerifier::default(),
+            wanted: heads.iter().map(|h| h.seq).collect(),
+            found: HashMap::new(),
+            restores: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, event: &AuditEvent) -> anyhow::Result<()> {
+        if let Err(broken) = self.verifier.check(event) {
+            return Err(broken_chain(&broken, self.verifier.checked));
+        }
+        if self.wanted.contains(&event.seq) {
+            self.found.insert(event.seq, event.hash.clone());
+        }
+        if event.action == RESTORE_ACTION
+            && let Some(to) = event.details["restored_to"].as_i64()
+        {
+            self.restores.push(RestoreMark {
+                event_seq: event.seq,
+                restored_to: to,
+                at: chrono::DateTime::parse_from_rfc3339(&event.time)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the walked chain against `heads`; on success records its head in `book`.
+    fn finish(self, heads: &[WitnessedHead], book: Option<&WitnessBook>) -> anyhow::Result<()> {
+        let report = check_heads(heads, self.verifier.last_seq, &self.restores, |seq| {
+            self.found.get(&seq).cloned()
+        });
+        if !report.ok() {
+            let mut text = format!(
+                "audit chain does NOT extend what was witnessed ({} of {} witnessed heads hold):",
+                report.confirmed,
+                heads.len()
+            );
+            for f in &report.failures {
+                text.push_str("\n  ");
+                text.push_str(&safe(f));
+            }
+            bail!(text);
+        }
+        let mut out = Out::new();
+        for r in &report.restores {
+            out.line(format_args!("note: {}", safe(r)))?;
+        }
+        out.flush()?;
+        report_intact(
+            self.verifier.checked,
+            self.verifier.last_seq,
+            &self.verifier.last_hash,
+        )?;
+        if !heads.is_empty() {
+            // On stderr: stdout stays the chain's verdict alone, for scripts.
+            eprintln!(
+                "witnessed heads: {} checked, all held",
+                report.confirmed + report.restores.len()
+            );
+        }
+        if let Some(book) = book {
+            let head = AuditHead {
+                seq: self.verifier.last_seq,
+                hash: self.verifier.last_hash.clone(),
+            };
+            if let Err(e) = book.record(&head, "verify") {
+                eprintln!("warning: the head was not recorded as witnessed: {e:#}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The heads this machine witnessed for a registry, and its book (None when no data dir).
+fn local_witness(registry: anyhow::Result<WitnessBook>) -> (Vec<WitnessedHead>, Option<WitnessBook>) {
+    match registry {
+        Ok(book) => match book.load() {
+            Ok(heads) => (heads, Some(book)),
+            Err(e) => {
+                eprintln!("warning: {e:#}; witnessed heads are not checked");
+                (Vec::new(), None)
+            }
+        },
+        Err(e) => {
+            eprintln!("warning: {e:#}; witnessed heads are not checked or recorded");
+            (Vec::new(), None)
+        }
+    }
+}
+
+/// Fetches the chain page by page through the API and verifies it locally, then checks it
+/// against the heads witnessed on this machine and records the head it saw.
 pub async fn verify_remote(reg: &Registry, page_size: Option<u32>) -> anyhow::Result<()> {
-    let mut verifier = ChainVerifier::default();
+    let (heads, book) = local_witness(WitnessBook::for_registry(reg.client.base_url().as_str()));
+    let mut walk = ChainWalk::new(&heads);
     let mut query = AuditQuery {
         after: Some(0),
         limit: Some(page_size.unwrap_or(PAGE as u32)),
@@ -106,39 +217,64 @@ pub async fn verify_remote(reg: &Registry, page_size: Option<u32>) -> anyhow::Re
     loop {
         let page = reg.check(reg.client.audit(&query).await)?;
         for event in &page.events {
-            if let Err(broken) = verifier.check(event) {
-                return Err(broken_chain(&broken, verifier.checked));
-            }
+            walk.feed(event)?;
         }
         match page.next {
             None => break,
             // Every event up to `next` was checked in order, so a cursor that does not move
             // past the last checked event cannot be a real next page.
-            Some(next) if next != verifier.last_seq => bail!(
+            Some(next) if next != walk.verifier.last_seq => bail!(
                 "the registry's paging is inconsistent: it said the next page starts after \
                  event {next}, but the last event it sent was {}",
-                verifier.last_seq
+                walk.verifier.last_seq
             ),
             Some(next) => query.after = Some(next),
         }
     }
-    report_intact(verifier.checked, verifier.last_seq, &verifier.last_hash)
+    walk.finish(&heads, book.as_ref())
 }
 
-/// Verifies a SQLite file directly (offline, no token).
-pub async fn verify_file(db: PathBuf) -> anyhow::Result<()> {
-    let result: AuditVerification = tokio::task::spawn_blocking(move || {
+/// Verifies a SQLite file directly (offline, no token), against the heads witnessed on this
+/// machine for that file and, with `witness`, the registry's signed head file.
+pub async fn verify_file(db: PathBuf, witness: Option<PathBuf>) -> anyhow::Result<()> {
+    let (mut heads, book) = local_witness(WitnessBook::for_database(&db));
+    tokio::task::spawn_blocking(move || {
         let store = registry::open_store(&db, OpenMode::MustExist)?;
-        store
-            .audit_verify()
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("cannot verify the audit log in {}", db.display()))
+        if let Some(file) = &witness {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the witness file {}", file.display()))?;
+            let keys = store.signing_keys().map_err(|e| anyhow::anyhow!("{e}"))?;
+            match read_signed_heads(&text, &keys) {
+                Ok(signed) => heads.extend(signed),
+                Err(problems) => bail!(
+                    "the witness file {} does not check out:\n  {}",
+                    file.display(),
+                    problems.iter().map(|p| safe(p)).collect::<Vec<_>>().join("\n  ")
+                ),
+            }
+        }
+        let mut walk = ChainWalk::new(&heads);
+        let mut query = AuditQuery {
+            after: Some(0),
+            limit: Some(PAGE as u32),
+            ..Default::default()
+        };
+        loop {
+            let page = store
+                .audit_page(&query)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .with_context(|| format!("cannot read the audit log in {}", db.display()))?;
+            for event in &page.events {
+                walk.feed(event)?;
+            }
+            match page.next {
+                Some(next) if next > query.after.unwrap_or(0) => query.after = Some(next),
+                _ => break,
+            }
+        }
+        walk.finish(&heads, book.as_ref())
     })
-    .await??;
-    match result.first_broken {
-        Some(broken) => Err(broken_chain(&broken, result.events_checked)),
-        None => report_intact(result.events_checked, result.head_seq, &result.head_hash),
-    }
+    .await?
 }
 
 fn report_intact(events: u64, head_seq: i64, head_hash: &str) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::connect::Registry;
 use super::output::{Out, safe};
 use crate::model::api::{AddGrant, DecommissionOutcome, DecommissionPlan, SetOwner};
-use crate::model::{Agent, AgentStatus};
+use crate::model::Agent;
 
 fn named(agent: &Agent) -> String {
     format!("{} ({})", safe(&agent.name), safe(&agent.id))
@@ -116,9 +116,25 @@ pub async fn revoke(
             outcome.credentials_disabled
         ))?;
         out.line(format_args!(
-            "  tokens revoked        {}",
+            "  tokens revoked        {} (in the whole tree)",
             outcome.tokens_revoked
         ))?;
+        // The brake covers the tree: every agent under the target is listed with its counts.
+        out.line(format_args!(
+            "  {:<24} {:<10} {:<11} {:>6} {:>12}",
+            "stopped", "kind", "status", "tokens", "credentials"
+        ))?;
+        for s in &outcome.stopped {
+            out.line(format_args!(
+                "  {:<24} {:<10} {:<11} {:>6} {:>12}",
+                safe(&s.name),
+                s.kind.as_str(),
+                s.status.as_str(),
+                s.tokens_killed,
+                s.credentials_disabled
+            ))?;
+            out.line(format_args!("    {}", safe(&s.agent_id)))?;
+        }
         out.line(format_args!(
             "  elapsed               {:.1} ms in the registry",
             outcome.elapsed_ms
@@ -136,18 +152,57 @@ pub async fn reinstate(
     reg: &Registry,
     id: &str,
     reason: Option<String>,
+    subtree: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let agent = reg.check(reg.client.reinstate(id, reason).await)?;
-    let line = if agent.status == AgentStatus::Active {
-        format!(
-            "reinstated {}: status active; its credentials stay disabled until re-enabled",
-            named(&agent)
-        )
+    let outcome = reg.check(reg.client.reinstate_tree(id, reason, subtree).await)?;
+    let mut out = Out::new();
+    if json {
+        out.json(&outcome)?;
+        out.flush()?;
+        return Ok(());
+    }
+    let agent = &outcome.agent;
+    if outcome.reinstated.is_empty() {
+        out.line(format_args!(
+            "{} is {}: nothing reinstated",
+            named(agent),
+            agent.status.as_str()
+        ))?;
     } else {
-        format!("{} is {}", named(&agent), agent.status.as_str())
-    };
-    report(&agent, json, line)
+        out.line(format_args!(
+            "reinstated {} ({}); credentials stay disabled until re-enabled \
+             (`steward agents enable-key ID KEY`)",
+            agents(outcome.reinstated.len()),
+            if subtree {
+                "the agent and its tree"
+            } else {
+                "the agent alone"
+            }
+        ))?;
+        for a in &outcome.reinstated {
+            out.line(format_args!(
+                "  {} ({}, {})",
+                safe(&a.name),
+                a.kind.as_str(),
+                safe(&a.agent_id)
+            ))?;
+        }
+    }
+    if !outcome.still_suspended.is_empty() {
+        out.line(format_args!(
+            "still suspended under it: {} (use --subtree to reinstate them too)",
+            listed(
+                &outcome
+                    .still_suspended
+                    .iter()
+                    .map(|a| a.agent_id.clone())
+                    .collect::<Vec<_>>()
+            )
+        ))?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -194,6 +249,14 @@ pub async fn decommission(
             plan.grants,
             plan.credentials
         ))?;
+        for skip in &plan.skipped {
+            out.line(format_args!(
+                "  skips {} ({}): {}",
+                safe(&skip.name),
+                safe(&skip.agent_id),
+                safe(&skip.why)
+            ))?;
+        }
         out.flush()?;
     }
     let outcome = reg.check(reg.client.decommission(id, reason).await)?;
@@ -209,6 +272,18 @@ pub async fn decommission(
             "  grants removed        {}",
             outcome.grants_removed
         ))?;
+        out.line(format_args!(
+            "  review items closed   {}",
+            outcome.review_items_closed
+        ))?;
+        for skip in &outcome.skipped {
+            out.line(format_args!(
+                "  skipped {} ({}): {}",
+                safe(&skip.name),
+                safe(&skip.agent_id),
+                safe(&skip.why)
+            ))?;
+        }
         out.line(format_args!(
             "  credentials disabled  {}",
             outcome.credentials_disabled

@@ -68,8 +68,13 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
         Command::Revoke { id, reason, json } => {
             govern::revoke(&connect()?, &id, reason, json).await
         }
-        Command::Reinstate { id, reason, json } => {
-            govern::reinstate(&connect()?, &id, reason, json).await
+        Command::Reinstate {
+            id,
+            reason,
+            subtree,
+            json,
+        } => {
+            govern::reinstate(&connect()?, &id, reason, subtree, json).await
         }
         Command::Decommission { id, reason, json } => {
             govern::decommission(&connect()?, &id, reason, json).await
@@ -81,10 +86,15 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             page_size,
             json,
         }) => audit::list(&connect()?, target, after, limit, page_size, json).await,
-        Command::Audit(AuditCommand::Verify { db: Some(db), .. }) => audit::verify_file(db).await,
+        Command::Audit(AuditCommand::Verify {
+            db: Some(db),
+            witness,
+            ..
+        }) => audit::verify_file(db, witness).await,
         Command::Audit(AuditCommand::Verify {
             db: None,
             page_size,
+            ..
         }) => audit::verify_remote(&connect()?, page_size).await,
         Command::Server(_)
         | Command::Tui

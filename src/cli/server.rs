@@ -48,11 +48,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let addr = server.local_addr();
     // Access reviews: open, close at the due date, remind (every minute).
     let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_witness, stop_rx_witness) = tokio::sync::watch::channel(false);
+    let store_for_witness = store.clone();
     let reviews = registry::reviews::ReviewScheduler::new(store, reminders)?.spawn(stop_rx);
+    let witness = audit_witness(&args, &format!("http://{addr}"))?
+        .map(|settings| registry::witness::spawn(store_for_witness, settings, stop_rx_witness));
     // The first line on stdout: scripts and tests wait for it.
     println!("listening on http://{addr}");
     std::io::stdout().flush().ok();
     server.serve(registry::shutdown_signal()).await?;
+    if let Some(witness) = witness {
+        let _ = stop_witness.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), witness).await;
+    }
     // Let a reminder run in progress finish, so that a delivery is always recorded.
     let _ = stop_reviews.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reviews).await;
@@ -97,6 +105,43 @@ fn connection_limits(args: &ServerArgs) -> anyhow::Result<ConnectionLimits> {
         "connection limits"
     );
     Ok(limits)
+}
+
+/// The registry's own audit witness, from `--audit-witness` and `--audit-witness-url`.
+fn audit_witness(
+    args: &ServerArgs,
+    default_issuer: &str,
+) -> anyhow::Result<Option<registry::witness::WitnessSettings>> {
+    if args.audit_witness.is_none() && args.audit_witness_url.is_none() {
+        return Ok(None);
+    }
+    let url = match args.audit_witness_url.as_deref() {
+        None => None,
+        Some(url) => {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("--audit-witness-url is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                bail!("--audit-witness-url must be an http:// or https:// URL");
+            }
+            Some(parsed)
+        }
+    };
+    if let Some(file) = &args.audit_witness {
+        tracing::info!(
+            file = %file.display(),
+            every_min = args.audit_witness_every,
+            "audit witness: signed heads go to the file"
+        );
+    }
+    Ok(Some(registry::witness::WitnessSettings {
+        file: args.audit_witness.clone(),
+        url,
+        every: std::time::Duration::from_secs(args.audit_witness_every * 60),
+        registry: args
+            .issuer
+            .clone()
+            .unwrap_or_else(|| default_issuer.to_string()),
+    }))
 }
 
 /// Parses `--reminder-webhook`; says where reminders go without printing the URL's path,

@@ -235,6 +235,16 @@ pub async fn run_agents(
                 added.credential.id
             );
         }
+        AgentsCommand::EnableKey {
+            id,
+            credential_id,
+            reason,
+        } => {
+            let c = connect(server)?
+                .enable_credential(&id, &credential_id, reason)
+                .await?;
+            println!("enabled {} ({})", c.id, c.label);
+        }
         AgentsCommand::DisableKey { id, credential_id } => {
             let c = connect(server)?
                 .disable_credential(&id, &credential_id)

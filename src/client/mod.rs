@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod witness;
 
 use std::time::Duration;
 
@@ -328,6 +329,21 @@ impl Client {
         .await
     }
 
+    /// Reinstates an agent; with `subtree`, every suspended agent under it too.
+    pub async fn reinstate_tree(
+        &self,
+        id: &str,
+        reason: Option<String>,
+        subtree: bool,
+    ) -> ClientResult<crate::model::brake::ReinstateOutcome> {
+        self.with_body(
+            Method::POST,
+            &["v1", "agents", id, "reinstate"],
+            &crate::model::brake::ReinstateRequest { reason, subtree },
+        )
+        .await
+    }
+
     pub async fn decommission_plan(&self, id: &str) -> ClientResult<DecommissionPlan> {
         self.get(&["v1", "agents", id, "decommission"]).await
     }
@@ -347,6 +363,11 @@ impl Client {
 
     pub async fn audit(&self, query: &AuditQuery) -> ClientResult<AuditPage> {
         self.get_query(&["v1", "audit"], query).await
+    }
+
+    /// The audit head (last sequence and hash) the registry reports.
+    pub async fn audit_head(&self) -> ClientResult<crate::model::witness::AuditHead> {
+        self.get(&["v1", "audit", "head"]).await
     }
 
     pub async fn audit_verify_on_server(&self) -> ClientResult<AuditVerification> {
@@ -428,6 +449,28 @@ impl Client {
             ],
             None,
             None,
+        )
+        .await
+    }
+
+    /// Re-enables a disabled credential (admins and responders).
+    pub async fn enable_credential(
+        &self,
+        agent_id: &str,
+        credential_id: &str,
+        reason: Option<String>,
+    ) -> ClientResult<Credential> {
+        self.with_body(
+            Method::POST,
+            &[
+                "v1",
+                "agents",
+                agent_id,
+                "credentials",
+                credential_id,
+                "enable",
+            ],
+            &crate::model::brake::EnableCredential { reason },
         )
         .await
     }

@@ -236,7 +236,11 @@ impl Console {
     fn run(&mut self, effect: Effect) {
         match effect {
             Effect::Filter(job) => self.worker.submit(job),
-            Effect::LoadMe => self.spawn(|c, _| async move { Action::Me(c.me().await) }),
+            // Witnessing the audit head (client::witness) runs beside the first call.
+            Effect::LoadMe => self.spawn(|c, _| async move {
+                let (_, me) = tokio::join!(crate::client::witness::witness_head(&c), c.me());
+                Action::Me(me)
+            }),
             Effect::Sync { after } => self.spawn(move |c, tx| async move {
                 let mut cursor = after;
                 loop {

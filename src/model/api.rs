@@ -117,6 +117,10 @@ pub struct RevokeOutcome {
     /// Time the registry spent, from receiving the call to committing it.
     pub elapsed_ms: f64,
     pub agent: Agent,
+    /// Every agent of the tree the revoke covered, the target first, then its sub-agents and
+    /// instances (breadth-first), each with its tokens killed and credentials disabled.
+    #[serde(default)]
+    pub stopped: Vec<crate::model::brake::StoppedAgent>,
 }
 
 /// What a decommission did, across the agent and all its descendants.
@@ -130,6 +134,13 @@ pub struct DecommissionOutcome {
     pub tokens_revoked: u64,
     pub audit_seq: i64,
     pub elapsed_ms: f64,
+    /// Agents under the target the cascade stopped at: owned by someone else, and the caller
+    /// is not an admin. They and their own sub-agents are untouched.
+    #[serde(default)]
+    pub skipped: Vec<crate::model::brake::SkippedAgent>,
+    /// Open review items closed because their agent was decommissioned.
+    #[serde(default)]
+    pub review_items_closed: u64,
 }
 
 /// What a decommission would do, shown before the confirmation.
@@ -139,6 +150,10 @@ pub struct DecommissionPlan {
     pub agents: Vec<String>,
     pub grants: u32,
     pub credentials: u32,
+    /// Agents under the target the cascade would stop at (owned by someone else; admins
+    /// skip none).
+    #[serde(default)]
+    pub skipped: Vec<crate::model::brake::SkippedAgent>,
 }
 
 #[derive(Deserialize, Serialize, Debug, Default, Clone, IntoParams)]

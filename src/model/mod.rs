@@ -2,10 +2,12 @@
 
 pub mod api;
 pub mod audit;
+pub mod brake;
 pub mod domain;
 pub mod review;
 pub mod text;
 pub mod tokens;
+pub mod witness;
 
 pub use audit::{Actor, ActorKind, AuditEvent};
 pub use domain::*;

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod reviews;
 pub mod store;
 pub mod tokens;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::path::Path;

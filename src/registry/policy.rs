@@ -81,6 +81,19 @@ pub fn may_reinstate_agent(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
     }
 }
 
+/// Re-enabling a credential lifts part of a brake: admins and responders only, never the owner
+/// alone (an owner cannot undo a responder's revoke).
+pub fn may_enable_credential(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
+    if is_admin(p) || p.has_role(Role::Responder) {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden(format!(
+            "{} may not re-enable credentials: it takes the admin or responder role",
+            p.email
+        )))
+    }
+}
+
 /// Assigning or changing an owner: admins only.
 pub fn may_set_owner(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
     if is_admin(p) {

@@ -14,6 +14,7 @@ use crate::model::api::{
     ActionReason, AddGrant, AgentPage, AgentQuery, ApiErrorBody, AuditPage, AuditQuery,
     DecommissionOutcome, DecommissionPlan, RegisterAgent, RevokeOutcome, SetOwner,
 };
+use crate::model::brake::{ReinstateOutcome, ReinstateRequest};
 use crate::model::text::{check_email, check_free_text, check_line, check_scope};
 use crate::model::{Agent, AgentDetail, AgentKind, AgentSource, Grant};
 use crate::registry::policy;
@@ -291,32 +292,39 @@ pub async fn revoke_agent(
         audit_seq: revoked.audit_seq,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         agent: revoked.agent,
+        stopped: revoked.stopped,
     }))
 }
 
-/// Reinstate a suspended agent (admins and responders). Its credentials stay disabled.
+/// Reinstate a suspended agent (admins and responders): the agent alone by default, or with
+/// `subtree` every suspended sub-agent and instance under it too. Credentials stay disabled.
 #[utoipa::path(post, path = "/v1/agents/{id}/reinstate", tag = "agents",
-    params(("id" = String, Path)), request_body = ActionReason, security(("bearer" = [])),
-    responses((status = 200, body = Agent), (status = 403, body = ApiErrorBody),
+    params(("id" = String, Path)), request_body = ReinstateRequest, security(("bearer" = [])),
+    responses((status = 200, body = ReinstateOutcome), (status = 403, body = ApiErrorBody),
         (status = 409, body = ApiErrorBody)))]
 pub async fn reinstate_agent(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    MaybeJson(body): MaybeJson<ActionReason>,
-) -> Result<Json<Agent>, ApiError> {
+    MaybeJson(body): MaybeJson<ReinstateRequest>,
+) -> Result<Json<ReinstateOutcome>, ApiError> {
     let reason = body.reason;
+    let subtree = body.subtree;
     check_reason(&reason)?;
     let actor = caller.actor();
     let person = caller.person;
-    Ok(Json(
-        blocking(&state, move |s| {
-            s.reinstate_agent(&actor, &id, reason.as_deref(), &|f| {
-                policy::may_reinstate_agent(&person, f)
-            })
+    let done = blocking(&state, move |s| {
+        s.reinstate_agent(&actor, &id, reason.as_deref(), subtree, &|f| {
+            policy::may_reinstate_agent(&person, f)
         })
-        .await?,
-    ))
+    })
+    .await?;
+    Ok(Json(ReinstateOutcome {
+        agent: done.agent,
+        subtree,
+        reinstated: done.reinstated,
+        still_suspended: done.still_suspended,
+    }))
 }
 
 /// What decommissioning would do (the agent's subtree, grants, credentials), changing nothing.
@@ -337,8 +345,9 @@ pub async fn decommission_plan(
     ))
 }
 
-/// Decommission: revoke, remove grants, disable credentials, cascading to sub-agents and
-/// instances. The records stay for audit. The owner or an admin.
+/// Decommission: revoke, remove grants, disable credentials, close open review items,
+/// cascading to sub-agents and instances; for a non-admin the cascade stops at agents owned by
+/// someone else (listed in `skipped`). The records stay for audit. The owner or an admin.
 #[utoipa::path(post, path = "/v1/agents/{id}/decommission", tag = "agents",
     params(("id" = String, Path)), request_body = ActionReason, security(("bearer" = [])),
     responses((status = 200, body = DecommissionOutcome), (status = 403, body = ApiErrorBody)))]

@@ -11,6 +11,7 @@ use crate::model::api::{
     AddNote, ApiErrorBody, AuditPage, AuditQuery, AuditVerification, ChangeFeed, ChangesQuery,
 };
 use crate::model::text::check_free_text;
+use crate::model::witness::AuditHead;
 use crate::registry::policy;
 
 fn require_audit_reader(caller: &Caller) -> Result<(), ApiError> {
@@ -37,6 +38,18 @@ pub async fn list_audit(
     require_audit_reader(&caller)?;
     let _turn = super::large_read_turn(&state, query.limit.unwrap_or(500)).await?;
     Ok(Json(blocking(&state, move |s| s.audit_page(&query)).await?))
+}
+
+/// The audit head (last sequence and hash): what consoles and `steward audit verify` witness, so
+/// that a later verify notices a chain cut short or rewritten (admins, auditors, responders).
+#[utoipa::path(get, path = "/v1/audit/head", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditHead), (status = 403, body = ApiErrorBody)))]
+pub async fn audit_head(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<AuditHead>, ApiError> {
+    require_audit_reader(&caller)?;
+    Ok(Json(blocking(&state, move |s| s.audit_head()).await?))
 }
 
 /// Verify the whole hash chain on the server. (`steward audit verify` also re-checks it locally.)

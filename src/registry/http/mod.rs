@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod guards;
 pub mod oauth;
@@ -196,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
+        .routes(routes!(audit::audit_head))
         .routes(routes!(audit::add_note))
         .routes(routes!(audit::changes))
         .routes(routes!(oauth::metadata))
@@ -206,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(oauth::mint_access_token))
         .routes(routes!(oauth::add_credential))
         .routes(routes!(oauth::disable_credential))
+        .routes(routes!(credentials::enable_credential))
         .routes(routes!(oauth::agent_tokens))
         .routes(routes!(reviews::list_campaigns, reviews::create_campaign))
         .routes(routes!(reviews::show_campaign))

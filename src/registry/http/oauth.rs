@@ -321,7 +321,9 @@ pub async fn token(
     }
 }
 
-/// Introspection (RFC 7662) for a person's API token or an authenticated agent.
+/// Introspection (RFC 7662). Claims go to admins, responders, the token's subject and the agents
+/// in its chain (and, once the catalogue lands, the resource it is for); any other
+/// authenticated caller gets `{"active": false}`.
 #[utoipa::path(post, path = "/oauth/introspect", tag = "tokens",
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = Introspection), (status = 401, body = OAuthErrorBody)))]
@@ -335,11 +337,12 @@ pub async fn introspect(
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         let t = &state.tokens;
-        t.authenticate_caller(client, &t.introspection_endpoint)
+        let caller = t
+            .authenticate_caller(client, &t.introspection_endpoint)
             .await?;
         let token = form.required("token")?;
         form.one("token_type_hint")?;
-        Ok::<_, OAuthError>(t.introspect(token))
+        Ok::<_, OAuthError>(t.introspect_for(&caller, token))
     };
     match guarded(&state, peer, &headers, &body, true, work).await {
         Ok(answer) => no_store(answer),
@@ -347,7 +350,8 @@ pub async fn introspect(
     }
 }
 
-/// Revocation (RFC 7009): always 200 for an authenticated caller; revoking a token also
+/// Revocation (RFC 7009): always 200 for an authenticated caller, whether the token is
+/// unknown, live or not the caller's to revoke (then nothing happens); revoking a token also
 /// revokes every token exchanged from it.
 #[utoipa::path(post, path = "/oauth/revoke", tag = "tokens",
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),

@@ -89,6 +89,16 @@ pub struct Revoked {
     pub tokens_revoked: u64,
     pub audit_seq: i64,
     pub agent: Agent,
+    /// Every agent of the tree, the target first (breadth-first), with what was done to it.
+    pub stopped: Vec<crate::model::brake::StoppedAgent>,
+}
+
+/// A reinstatement's effect: the target as it is now, and every agent made active.
+#[derive(Debug, Clone)]
+pub struct Reinstated {
+    pub agent: Agent,
+    pub reinstated: Vec<crate::model::brake::ReinstatedAgent>,
+    pub still_suspended: Vec<crate::model::brake::ReinstatedAgent>,
 }
 
 /// A new API token to store (only its hash).
@@ -237,6 +247,9 @@ pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'sta
         reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Agent>;
+    /// Suspends the agent and every agent under it, disables their credentials and kills their
+    /// live tokens, in one transaction; the index is updated first (fail closed). A repeat that
+    /// changes nothing records nothing.
     fn revoke_agent(
         &self,
         actor: &Actor,
@@ -244,13 +257,19 @@ pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'sta
         reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Revoked>;
+    /// Makes a suspended agent active again (with `subtree`, every suspended agent under it
+    /// too), in one transaction. Refused while an ancestor is not active. Credentials stay
+    /// disabled.
     fn reinstate_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
         reason: Option<&str>,
+        subtree: bool,
         guard: Guard<'_>,
-    ) -> StoreResult<Agent>;
+    ) -> StoreResult<Reinstated>;
+    /// The plan of a decommission. `guard` is asked for the target (an error refuses) and for
+    /// each agent under it (an error skips that agent and everything under it).
     fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan>;
     fn decommission_agent(
         &self,
@@ -263,6 +282,9 @@ pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'sta
     // Audit and the change feed.
     fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
     fn audit_verify(&self) -> StoreResult<AuditVerification>;
+    /// The last event's sequence and hash (0 and the genesis hash for an empty log), read in
+    /// one snapshot: what a witness records.
+    fn audit_head(&self) -> StoreResult<crate::model::witness::AuditHead>;
     fn add_audit_note(&self, actor: &Actor, seq: i64, text: &str) -> StoreResult<i64>;
     fn changes(&self, after: i64, limit: u32, visibility: &Visibility) -> StoreResult<ChangeFeed>;
 
@@ -303,6 +325,16 @@ pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'sta
         actor: &Actor,
         agent_id: &str,
         credential_id: &str,
+        guard: Guard<'_>,
+    ) -> StoreResult<Credential>;
+    /// Re-enables a disabled credential of an active agent, with its audit event; enabling an
+    /// enabled one changes nothing and records nothing.
+    fn enable_credential(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        credential_id: &str,
+        reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Credential>;
     /// Durably records a batch of issued tokens and spent assertions in one transaction (group

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{
-    AgentFacts, AgentTokenFacts, CredentialMaterial, Guard, NewApiToken, NewCredential, Revoked,
+    AgentFacts, AgentTokenFacts, CredentialMaterial, Guard, NewApiToken, NewCredential, Reinstated,
+    Revoked,
     SeedBatch, Store, StoreError, StoreResult, StoredSigningKey, TokenOwner, TrustedIssuer,
     Visibility,
 };
@@ -318,6 +319,10 @@ mod reviews;
 mod perimeter;
 #[path = "sqlite_scopes.rs"]
 mod scopes;
+
+// The brake (revoke over the tree, reinstate, decommission, re-enabling credentials).
+#[path = "sqlite_brake.rs"]
+mod brake;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -1049,16 +1054,28 @@ impl Store for SqliteStore {
 
     fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<()> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?1)
-                 WHERE id = ?2 AND person_id = (SELECT id FROM people WHERE email = ?3 COLLATE NOCASE)",
-                params![ts(Utc::now()), token_id, email],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "{email} has no API token {token_id}"
-                )));
+            let already: Option<bool> = tx
+                .query_row(
+                    "SELECT revoked_at IS NOT NULL FROM api_tokens
+                     WHERE id = ?1 AND person_id = (SELECT id FROM people WHERE email = ?2 COLLATE NOCASE)",
+                    params![token_id, email],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match already {
+                None => {
+                    return Err(StoreError::NotFound(format!(
+                        "{email} has no API token {token_id}"
+                    )));
+                }
+                // A repeat changes nothing and records nothing.
+                Some(true) => return Ok(()),
+                Some(false) => {}
             }
+            tx.execute(
+                "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2",
+                params![ts(Utc::now()), token_id],
+            )?;
             append_audit(
                 tx,
                 actor,
@@ -1372,52 +1389,7 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Revoked> {
-        self.write(|tx| {
-            let agent = agent_by_id(tx, agent_id)?;
-            guard(&facts(&agent))?;
-            // First of all, every live token in which the agent acts, and everything exchanged
-            // from those, is inactive: introspection reads the index, not this transaction.
-            let killed = self.live.revoke_agent(agent_id, unix_now());
-            let now = ts(Utc::now());
-            let changed = agent.status == AgentStatus::Active;
-            if changed {
-                let seq = next_change(tx)?;
-                tx.execute(
-                    "UPDATE agents SET status = 'suspended', change_seq = ?1 WHERE id = ?2",
-                    params![seq, agent_id],
-                )?;
-            }
-            // Credentials are disabled even when the agent was already suspended: a credential
-            // added since must not survive a repeated revoke.
-            let credentials_disabled = disable_credentials(tx, agent_id, &now)?;
-            if credentials_disabled > 0 && !changed {
-                touch_agent(tx, agent_id)?;
-            }
-            mark_tokens_revoked(tx, &killed)?;
-            let tokens_revoked = killed.len() as u64;
-            let audit_seq = append_audit(
-                tx,
-                actor,
-                "agent.revoke",
-                Some(agent_id),
-                "success",
-                reason,
-                &serde_json::json!({
-                    "previous_status": agent.status.as_str(),
-                    "changed": changed,
-                    "credentials_disabled": credentials_disabled,
-                    "tokens_revoked": tokens_revoked,
-                }),
-            )?;
-            Ok(Revoked {
-                previous_status: agent.status,
-                changed,
-                credentials_disabled,
-                tokens_revoked,
-                audit_seq,
-                agent: agent_by_id(tx, agent_id)?,
-            })
-        })
+        self.bk_revoke_agent(actor, agent_id, reason, guard)
     }
 
     fn reinstate_agent(
@@ -1425,67 +1397,14 @@ impl Store for SqliteStore {
         actor: &Actor,
         agent_id: &str,
         reason: Option<&str>,
+        subtree: bool,
         guard: Guard<'_>,
-    ) -> StoreResult<Agent> {
-        self.write(|tx| {
-            let agent = agent_by_id(tx, agent_id)?;
-            guard(&facts(&agent))?;
-            match agent.status {
-                AgentStatus::Active => return Ok(agent),
-                AgentStatus::Decommissioned => {
-                    return Err(StoreError::Conflict(format!(
-                        "agent {agent_id} is decommissioned; it cannot be reinstated"
-                    )));
-                }
-                AgentStatus::Suspended => {}
-            }
-            let seq = next_change(tx)?;
-            tx.execute(
-                "UPDATE agents SET status = 'active', change_seq = ?1 WHERE id = ?2",
-                params![seq, agent_id],
-            )?;
-            // New tokens may name the agent again; the tokens killed by the revoke stay dead.
-            self.live.unblock_agent(agent_id);
-            // Credentials stay disabled: a reinstated agent must be given fresh ones deliberately.
-            append_audit(
-                tx,
-                actor,
-                "agent.reinstate",
-                Some(agent_id),
-                "success",
-                reason,
-                &serde_json::json!({"previous_status": "suspended"}),
-            )?;
-            agent_by_id(tx, agent_id)
-        })
+    ) -> StoreResult<Reinstated> {
+        self.bk_reinstate_agent(actor, agent_id, reason, subtree, guard)
     }
 
     fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan> {
-        self.read(|tx| {
-            let agent = agent_by_id(tx, agent_id)?;
-            guard(&facts(&agent))?;
-            let agents = subtree(tx, agent_id)?;
-            let mut grants = 0u32;
-            let mut credentials = 0u32;
-            for id in &agents {
-                grants += tx.query_row(
-                    "SELECT count(*) FROM grants WHERE agent_id = ?1",
-                    [id],
-                    |r| r.get::<_, u32>(0),
-                )?;
-                credentials += tx.query_row(
-                    "SELECT count(*) FROM credentials WHERE agent_id = ?1 AND disabled_at IS NULL",
-                    [id],
-                    |r| r.get::<_, u32>(0),
-                )?;
-            }
-            Ok(DecommissionPlan {
-                agent_id: agent_id.to_string(),
-                agents,
-                grants,
-                credentials,
-            })
-        })
+        self.bk_decommission_plan(agent_id, guard)
     }
 
     fn decommission_agent(
@@ -1495,76 +1414,7 @@ impl Store for SqliteStore {
         reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<DecommissionOutcome> {
-        self.write(|tx| {
-            let agent = agent_by_id(tx, agent_id)?;
-            guard(&facts(&agent))?;
-            let now = ts(Utc::now());
-            let ids = subtree(tx, agent_id)?;
-            let mut decommissioned = Vec::new();
-            let mut grants_removed = 0u32;
-            let mut credentials_disabled = 0u32;
-            let mut tokens_revoked = 0u64;
-            let mut audit_seq = 0;
-            for id in &ids {
-                let target = agent_by_id(tx, id)?;
-                let creds = disable_credentials(tx, id, &now)?;
-                let grants = tx.execute("DELETE FROM grants WHERE agent_id = ?1", [id])? as u32;
-                let killed = self.live.revoke_agent(id, unix_now());
-                mark_tokens_revoked(tx, &killed)?;
-                tokens_revoked += killed.len() as u64;
-                let changed = target.status != AgentStatus::Decommissioned;
-                if !changed && creds == 0 && grants == 0 && killed.is_empty() {
-                    continue;
-                }
-                let seq = next_change(tx)?;
-                tx.execute(
-                    "UPDATE agents SET status = 'decommissioned', change_seq = ?1 WHERE id = ?2",
-                    params![seq, id],
-                )?;
-                let event = append_audit(
-                    tx,
-                    actor,
-                    "agent.decommission",
-                    Some(id),
-                    "success",
-                    reason,
-                    &serde_json::json!({
-                        "previous_status": target.status.as_str(),
-                        "grants_removed": target.grants.iter().map(|g| &g.scope).collect::<Vec<_>>(),
-                        "credentials_disabled": creds,
-                        "tokens_revoked": killed.len(),
-                        "cascade_from": if id == agent_id { None } else { Some(agent_id) },
-                    }),
-                )?;
-                if id == agent_id {
-                    audit_seq = event;
-                }
-                grants_removed += grants;
-                credentials_disabled += creds;
-                decommissioned.push(id.clone());
-            }
-            if audit_seq == 0 {
-                // Already fully decommissioned: say so in the record, change nothing.
-                audit_seq = append_audit(
-                    tx,
-                    actor,
-                    "agent.decommission",
-                    Some(agent_id),
-                    "success",
-                    reason,
-                    &serde_json::json!({"previous_status": "decommissioned", "changed": false}),
-                )?;
-            }
-            Ok(DecommissionOutcome {
-                agent_id: agent_id.to_string(),
-                decommissioned,
-                grants_removed,
-                credentials_disabled,
-                tokens_revoked,
-                audit_seq,
-                elapsed_ms: 0.0,
-            })
-        })
+        self.bk_decommission_agent(actor, agent_id, reason, guard)
     }
 
     fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage> {
@@ -1630,6 +1480,20 @@ impl Store for SqliteStore {
                 head_hash: verifier.last_hash,
                 first_broken,
             })
+        })
+    }
+
+    fn audit_head(&self) -> StoreResult<crate::model::witness::AuditHead> {
+        self.read(|tx| {
+            let head: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (seq, hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
+            Ok(crate::model::witness::AuditHead { seq, hash })
         })
     }
 
@@ -1986,10 +1850,20 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let agent = agent_by_id(tx, agent_id)?;
             guard(&facts(&agent))?;
-            if agent.status == AgentStatus::Decommissioned {
-                return Err(StoreError::Conflict(format!(
-                    "agent {agent_id} is decommissioned; it cannot receive credentials"
-                )));
+            match agent.status {
+                AgentStatus::Active => {}
+                AgentStatus::Suspended => {
+                    // Suspension means suspended: a new key would undo the brake.
+                    return Err(StoreError::Conflict(format!(
+                        "agent {agent_id} is suspended; it cannot receive credentials until an \
+                         admin or responder reinstates it"
+                    )));
+                }
+                AgentStatus::Decommissioned => {
+                    return Err(StoreError::Conflict(format!(
+                        "agent {agent_id} is decommissioned; it cannot receive credentials"
+                    )));
+                }
             }
             let duplicate: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM credentials WHERE agent_id = ?1 AND fingerprint = ?2
@@ -2099,6 +1973,17 @@ impl Store for SqliteStore {
                 .find(|c| c.id == credential_id)
                 .ok_or_else(|| StoreError::Internal("credential vanished".into()))
         })
+    }
+
+    fn enable_credential(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        credential_id: &str,
+        reason: Option<&str>,
+        guard: Guard<'_>,
+    ) -> StoreResult<Credential> {
+        self.bk_enable_credential(actor, agent_id, credential_id, reason, guard)
     }
 
     fn record_tokens(

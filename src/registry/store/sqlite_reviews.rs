@@ -428,6 +428,17 @@ fn apply_verdict(
     let previous = item.decision;
     let decision = Decision::from(verdict);
     let now_text = ts(now);
+    // A decommission closed the agent's open items; no decision on it means anything now.
+    let status: String = tx
+        .prepare_cached("SELECT status FROM agents WHERE id = ?1")?
+        .query_row([&item.agent_id], |r| r.get(0))?;
+    if status == crate::model::AgentStatus::Decommissioned.as_str() {
+        return Err(StoreError::Conflict(format!(
+            "agent {} was decommissioned: its review items were closed and its grants \
+             removed, so {} cannot be decided any more",
+            item.agent_id, item.scope
+        )));
+    }
     let mut out = Applied {
         changed: true,
         previous,

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{ClientCredentials, FormParams};
 use super::exchange::{act_claim, aud_claim};
-use super::live::TokenKind;
+use super::live::{TokenKind, TokenRecord};
 use super::{OAuthError, TokenService, token_digest, unix_now};
 use crate::model::tokens::Introspection;
 use crate::model::{Actor, Person, Role};
@@ -101,13 +101,41 @@ impl TokenService {
         }
     }
 
-    /// The answer for `token`: active with its claims, or only `active: false`.
+    /// The answer for `token` as the registry knows it: active with its claims, or only
+    /// `active: false`. Callers over HTTP go through [`TokenService::introspect_for`].
     pub fn introspect(&self, token: &str) -> Introspection {
+        self.introspect_where(token, |_| true)
+    }
+
+    /// RFC 7662 for one caller: the claims go only to admins, responders, the token's subject,
+    /// an agent in its chain, and a catalogued resource the token is for; everyone else gets
+    /// `{"active": false}`, the same answer as for a token that does not exist.
+    pub fn introspect_for(&self, caller: &OAuthCaller, token: &str) -> Introspection {
+        self.introspect_where(token, |r| self.may_see_claims(caller, r))
+    }
+
+    fn may_see_claims(&self, caller: &OAuthCaller, r: &TokenRecord) -> bool {
+        match caller {
+            OAuthCaller::Person(p) => {
+                p.has_role(Role::Admin)
+                    || p.has_role(Role::Responder)
+                    || p.email.eq_ignore_ascii_case(&r.subject)
+            }
+            OAuthCaller::Agent(id) => {
+                r.actors.iter().any(|a| a == id)
+                    || catalogue_audiences_of(caller)
+                        .iter()
+                        .any(|aud| r.audience.contains(aud))
+            }
+        }
+    }
+
+    fn introspect_where(&self, token: &str, allowed: impl Fn(&TokenRecord) -> bool) -> Introspection {
         let now = unix_now();
         self.live
             .with_digest(&token_digest(token), |view| {
                 let r = view.record;
-                if view.revoked || r.expires_at <= now {
+                if view.revoked || r.expires_at <= now || !allowed(r) {
                     return Introspection::default();
                 }
                 Introspection {
@@ -158,10 +186,9 @@ impl TokenService {
             }
         };
         if !allowed {
-            return Err(OAuthError::unauthorized_client(
-                "only the token's subject, an agent in its chain, the agent's owner, an admin \
-                 or a responder may revoke it",
-            ));
+            // The same answer as for a token that does not exist (RFC 7009 §2.2): a caller who
+            // may not revoke a token learns nothing about it, not even that it is live.
+            return Ok(0);
         }
         let store = self.store.clone();
         let actor = caller.actor();
@@ -178,4 +205,15 @@ impl TokenService {
             .and_then(|f| f.owner_email)
             .is_some_and(|o| o.eq_ignore_ascii_case(&person.email)))
     }
+}
+
+/// HOOK(authority-grants): the audiences of the catalogued resource that `caller` authenticated
+/// as. The catalogue of resources (and how a resource server authenticates as one) is being
+/// built on the `authority-grants` branch; until it lands no caller is a resource, so this
+/// returns nothing and resource servers introspect with an admin's or responder's API token.
+/// When it lands, return the resource's `aud` values here: introspection then gives a resource
+/// the claims of exactly the tokens whose audience is its own.
+pub fn catalogue_audiences_of(caller: &OAuthCaller) -> Vec<String> {
+    let _ = caller;
+    Vec::new()
 }
