@@ -152,11 +152,19 @@ async fn a_key_registered_twice_is_refused_by_name_not_by_a_constraint() {
     let second = reg.register("second", Some(&reg.owner.email), &[]).await;
     let key = jwk_of(&new_key());
     let body = json!({"kind": "public-key", "public_key": key});
-    reg.post(&format!("/v1/agents/{first}/credentials"), &reg.admin, body.clone())
-        .await
-        .expect(201);
+    reg.post(
+        &format!("/v1/agents/{first}/credentials"),
+        &reg.admin,
+        body.clone(),
+    )
+    .await
+    .expect(201);
     let again = reg
-        .post(&format!("/v1/agents/{second}/credentials"), &reg.admin, body)
+        .post(
+            &format!("/v1/agents/{second}/credentials"),
+            &reg.admin,
+            body,
+        )
         .await;
     assert_eq!(again.status, 409, "{again:?}");
     assert_eq!(again.code(), "conflict");
@@ -282,7 +290,10 @@ async fn a_burst_of_large_reads_is_bounded_and_a_revoke_still_answers() {
          revoke answered in {revoke_ms:.1} ms"
     );
     assert_eq!(ok + busy, burst);
-    assert!(busy > 0, "a burst beyond the queue is shed, not queued without bound");
+    assert!(
+        busy > 0,
+        "a burst beyond the queue is shed, not queued without bound"
+    );
     assert!(ok >= 2, "the reads that got a turn were served");
 }
 
@@ -330,7 +341,11 @@ async fn bad_api_tokens_are_slowed_per_source_and_audited_once_per_burst() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bursts_after = audit_actions(&reg.db, "auth.failure_burst");
     assert_eq!(bursts.len(), 1, "{bursts:?}");
-    assert_eq!(bursts_after.len(), 1, "one event per burst, not per failure");
+    assert_eq!(
+        bursts_after.len(),
+        1,
+        "one event per burst, not per failure"
+    );
     assert_eq!(bursts[0]["kind"], "source");
     assert_eq!(bursts[0]["key"], "127.0.0.1");
     assert_eq!(bursts[0]["method"], "api_token");
@@ -540,12 +555,21 @@ async fn a_revoke_answers_while_a_thousand_idle_and_slow_sockets_are_open() {
         .await
         .unwrap_or_else(|e| {
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().filter(|l| !l.contains("DEBUG") || l.contains("error")).rev().take(30).collect();
-            panic!("the revoke did not answer within 10 s while 1,000 sockets are open: {e}\n{tail:#?}")
+            let tail: Vec<&str> = log
+                .lines()
+                .filter(|l| !l.contains("DEBUG") || l.contains("error"))
+                .rev()
+                .take(30)
+                .collect();
+            panic!(
+                "the revoke did not answer within 10 s while 1,000 sockets are open: {e}\n{tail:#?}"
+            )
         });
     let revoke_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(revoke.status().as_u16(), 200);
-    println!("revoke with 1,000 idle and slow sockets open under ulimit -Sn 256: {revoke_ms:.1} ms");
+    println!(
+        "revoke with 1,000 idle and slow sockets open under ulimit -Sn 256: {revoke_ms:.1} ms"
+    );
 
     // The server closes them all: idle ones and slow ones alike (bounded wait).
     for (i, s) in sockets.iter_mut().enumerate() {
@@ -588,7 +612,10 @@ async fn a_revoke_answers_while_a_thousand_idle_and_slow_sockets_are_open() {
     assert!(log.contains("open-file limit"), "{log}");
     assert!(log.contains("\"soft_before\":256"), "{log}");
     assert!(!log.contains(&admin.token), "the log holds an API token");
-    assert!(!log.to_lowercase().contains("authorization"), "the log holds a header");
+    assert!(
+        !log.to_lowercase().contains("authorization"),
+        "the log holds a header"
+    );
 }
 
 #[tokio::test]
@@ -627,7 +654,10 @@ async fn logs_never_hold_tokens_assertions_or_secrets() {
         .json()
         .await
         .unwrap();
-    let secret = added["secret"].as_str().expect("the secret, shown once").to_string();
+    let secret = added["secret"]
+        .as_str()
+        .expect("the secret, shown once")
+        .to_string();
     let fake_assertion = assertion(&new_key(), &agent, &server.url);
     let _ = http
         .post(format!("{}/oauth/introspect", server.url))
@@ -642,7 +672,10 @@ async fn logs_never_hold_tokens_assertions_or_secrets() {
     let _ = http
         .post(format!("{}/oauth/token", server.url))
         .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
             ("client_assertion_type", CLIENT_ASSERTION_JWT),
             ("client_assertion", fake_assertion.as_str()),
         ])

@@ -9,9 +9,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{
     AgentFacts, AgentTokenFacts, CredentialMaterial, Guard, NewApiToken, NewCredential, Reinstated,
-    Revoked,
-    SeedBatch, Store, StoreError, StoreResult, StoredSigningKey, TokenOwner, TrustedIssuer,
-    Visibility,
+    Revoked, SeedBatch, Store, StoreError, StoreResult, StoredSigningKey, TokenOwner,
+    TrustedIssuer, Visibility,
 };
 use crate::model::api::{
     AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,
@@ -313,10 +312,10 @@ const READERS: usize = 4;
 pub const MAX_ENABLED_CREDENTIALS: i64 = 10;
 
 // The access-review bodies live in their own file to keep this one from growing.
-#[path = "sqlite_reviews.rs"]
-mod reviews;
 #[path = "sqlite_perimeter.rs"]
 mod perimeter;
+#[path = "sqlite_reviews.rs"]
+mod reviews;
 #[path = "sqlite_scopes.rs"]
 mod scopes;
 
