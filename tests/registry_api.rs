@@ -1132,9 +1132,10 @@ async fn a_person_who_leaves_loses_their_tokens_for_good() {
             json!({}),
         )
         .await;
+    let invitation = issued.expect(201)["token"].as_str().unwrap().to_string();
     let fresh = Member {
         email: leaver.email.clone(),
-        token: issued.expect(201)["token"].as_str().unwrap().to_string(),
+        token: reg.redeem(&invitation).await,
     };
     let me = reg.get("/v1/me", &fresh).await;
     assert_eq!(me.expect(200)["person"]["roles"], json!(["responder"]));

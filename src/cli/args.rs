@@ -150,6 +150,9 @@ pub struct ServerArgs {
     /// Ceiling of that lifetime, e.g. 15m (at most 1h).
     #[arg(long, default_value = "15m")]
     pub token_max_ttl: String,
+    /// The longest an API token may live, in days (tokens asked for longer are refused).
+    #[arg(long, default_value_t = crate::registry::tokens::API_TOKEN_MAX_DAYS)]
+    pub api_token_max_days: u32,
     /// Where access-review reminders are POSTed as JSON (one per reviewer per reminder).
     #[arg(long, value_name = "URL")]
     pub reminder_webhook: Option<String>,
@@ -295,6 +298,9 @@ pub enum TokenCommand {
         /// Only this agent may act with it (may_act).
         #[arg(long = "for")]
         may_act: Option<String>,
+        /// Bound what it may be exchanged for (its `scope` claim); repeat for several.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
         /// Print the whole answer as JSON instead of the bare token.
         #[arg(long)]
         json: bool,

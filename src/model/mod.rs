@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod delegation;
 pub mod domain;
 pub mod review;
 pub mod text;

@@ -99,6 +99,10 @@ pub struct MintAccessToken {
     pub ttl_seconds: Option<u32>,
     /// Only this agent may act with the token (`may_act`); any agent when left out.
     pub may_act: Option<String>,
+    /// Space-separated scopes the token may be exchanged for (its `scope` claim); when left
+    /// out, the exchange is bounded only by the agent's grants and any delegation.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// A freshly minted person access token: the `subject_token` of an exchange.

@@ -1,8 +1,10 @@
 //! The registry's HTTP surface: routes, JSON errors, authentication and the OpenAPI document.
 
 pub mod agents;
+pub mod api_tokens;
 pub mod audit;
 pub mod auth;
+pub mod delegations;
 pub mod error;
 pub mod oauth;
 pub mod people;
@@ -102,11 +104,20 @@ pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .routes(routes!(people::me))
-        .routes(routes!(people::issue_my_token))
+        .routes(routes!(
+            people::issue_my_token,
+            api_tokens::list_my_tokens,
+            api_tokens::revoke_all_my_tokens
+        ))
         .routes(routes!(people::revoke_my_token))
+        .routes(routes!(
+            delegations::create_delegation,
+            delegations::list_delegations
+        ))
+        .routes(routes!(delegations::revoke_delegation))
         .routes(routes!(people::list_people, people::create_person))
         .routes(routes!(people::show_person, people::update_person))
-        .routes(routes!(people::issue_token))
+        .routes(routes!(people::issue_token, api_tokens::list_person_tokens))
         .routes(routes!(agents::list_agents, agents::register_agent))
         .routes(routes!(agents::show_agent))
         .routes(routes!(agents::agent_audit))

@@ -29,6 +29,7 @@ use crate::registry::policy;
 use crate::registry::store::{AgentFacts, NewCredential};
 use crate::registry::tokens::auth::{FormParams, client_credentials, secret_hash};
 use crate::registry::tokens::keys::parse_agent_public_key;
+use crate::registry::tokens::exchange::{MintingApiToken, parse_scopes};
 use crate::registry::tokens::{OAuthError, unix_now};
 
 impl IntoResponse for OAuthError {
@@ -254,6 +255,11 @@ pub async fn mint_access_token(
             "ttl_seconds must be between 60 and 3600",
         ));
     }
+    let scopes = match req.scope.as_deref() {
+        None => Vec::new(),
+        Some(text) => parse_scopes(text)
+            .map_err(|e| ApiError::invalid("invalid_scope", e.description))?,
+    };
     if let Some(agent) = &req.may_act {
         check_line("may_act", agent, 128)?;
         let id = agent.clone();
@@ -269,10 +275,21 @@ pub async fn mint_access_token(
     }
     let minted = state
         .tokens
-        .mint_person_token(&caller.person, ttl as i64, req.may_act)
+        .mint_person_token(
+            &caller.person,
+            ttl as i64,
+            req.may_act,
+            scopes,
+            &MintingApiToken {
+                id: caller.token_id.clone(),
+                expires_at: caller.token_expires_at.timestamp(),
+            },
+        )
         .await
         .map_err(|e| match e.status {
             503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.description),
+            // The API token was revoked (or its person left) while minting.
+            400 => ApiError::unauthenticated("token_revoked", e.description),
             _ => ApiError::internal(e.description),
         })?;
     let mut response = no_store(minted);

@@ -32,7 +32,9 @@ use crate::model::{
     Actor, Agent, AgentDetail, AgentKind, AgentRef, AgentSource, AgentStatus, AuditEvent,
     Credential, CredentialKind, Grant, Person, Role,
 };
-use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenKind, TokenRecord};
+use crate::registry::tokens::live::{
+    ConsumedAssertion, LiveTokens, Refusals, TokenKind, TokenRecord,
+};
 
 /// The schema, one entry per version. Never edit a shipped entry; append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -301,6 +303,33 @@ const MIGRATIONS: &[&str] = &[
     // 4: case-insensitive email lookups (every sign-in, owner change and review) use an index
     // instead of scanning every person.
     "CREATE INDEX people_email_nocase ON people(email COLLATE NOCASE);",
+    // 5: who may act for whom (sqlite_delegations.rs) and token lineage: invitations, the API
+    // token that minted another (a child never outlives its parent and dies with it), when a
+    // token was last used; which API token minted a person token and which delegation an
+    // exchange used, so that revoking either kills the tokens that came from it.
+    r#"
+    ALTER TABLE api_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api';
+    ALTER TABLE api_tokens ADD COLUMN parent_id TEXT REFERENCES api_tokens(id);
+    ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
+    ALTER TABLE api_tokens ADD COLUMN redeemed_at TEXT;
+    CREATE INDEX api_tokens_person ON api_tokens(person_id);
+    CREATE INDEX api_tokens_parent ON api_tokens(parent_id);
+
+    ALTER TABLE issued_tokens ADD COLUMN api_token_id TEXT;
+    ALTER TABLE issued_tokens ADD COLUMN delegation_id TEXT;
+
+    CREATE TABLE delegations (
+        id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(id),
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    CREATE INDEX delegations_person_agent ON delegations(person_id, agent_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -311,6 +340,11 @@ const READERS: usize = 4;
 // The access-review bodies live in their own file to keep this one from growing.
 #[path = "sqlite_reviews.rs"]
 mod reviews;
+// Delegations and API-token lineage, likewise.
+#[path = "sqlite_api_tokens.rs"]
+mod api_tokens;
+#[path = "sqlite_delegations.rs"]
+mod delegations;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -842,15 +876,29 @@ impl Store for SqliteStore {
 
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
         self.read(|tx| {
-            let row: Option<(String, String, String, Option<String>)> = tx
+            type Row = (String, String, String, Option<String>, String, Option<String>, Option<String>);
+            let row: Option<Row> = tx
                 .query_row(
-                    "SELECT t.id, p.email, t.expires_at, t.revoked_at FROM api_tokens t
-                     JOIN people p ON p.id = t.person_id WHERE t.token_hash = ?1",
+                    "SELECT t.id, p.email, t.expires_at, t.revoked_at, t.kind, t.redeemed_at,
+                            t.last_used_at
+                     FROM api_tokens t JOIN people p ON p.id = t.person_id WHERE t.token_hash = ?1",
                     [token_hash],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ))
+                    },
                 )
                 .optional()?;
-            let Some((token_id, email, expires_at, revoked_at)) = row else {
+            let Some((token_id, email, expires_at, revoked_at, kind, redeemed_at, last_used_at)) =
+                row
+            else {
                 return Ok(None);
             };
             let person = person_by_email(tx, &email)?
@@ -860,6 +908,9 @@ impl Store for SqliteStore {
                 token_id,
                 expires_at: parse_ts(&expires_at)?,
                 revoked: revoked_at.is_some(),
+                invitation: kind == "invitation",
+                redeemed: redeemed_at.is_some(),
+                last_used_at: parse_opt_ts(last_used_at)?,
             }))
         })
     }
@@ -941,13 +992,22 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
             // Leaving ends every API token for good: coming back later must not revive tokens
             // that were left on old machines.
-            let tokens_revoked = if before.active && !after.active {
-                tx.execute(
-                    "UPDATE api_tokens SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL",
-                    params![ts(Utc::now()), before.id],
-                )?
+            let (tokens_revoked, live_tokens_revoked) = if before.active && !after.active {
+                // Every token where they are the subject dies too (person tokens, exchanges and
+                // what was derived from them), and no new one may name them.
+                let killed = self.live.revoke_subject(&after.email, unix_now());
+                mark_tokens_revoked(tx, &killed)?;
+                let ids: Vec<String> = tx
+                    .prepare("SELECT id FROM api_tokens WHERE person_id = ?1")?
+                    .query_map([&before.id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let (revoked, more) = api_tokens::revoke_api_token_trees(tx, &self.live, &ids)?;
+                (revoked, killed.len() as u64 + more)
             } else {
-                0
+                if !before.active && after.active {
+                    self.live.restore_subject(&after.email);
+                }
+                (0, 0)
             };
             let action = match (before.active, after.active) {
                 (true, false) => "person.deactivate",
@@ -966,6 +1026,7 @@ impl Store for SqliteStore {
                     "active": {"before": before.active, "after": after.active},
                     "manager": {"before": before.manager, "after": after.manager},
                     "tokens_revoked": tokens_revoked,
+                    "live_tokens_revoked": live_tokens_revoked,
                 }),
             )?;
             Ok(after)
@@ -998,52 +1059,32 @@ impl Store for SqliteStore {
         })
     }
 
-    fn issue_api_token(&self, actor: &Actor, email: &str, token: &NewApiToken) -> StoreResult<()> {
-        self.write(|tx| {
-            let person = person_by_email(tx, email)?
-                .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))?;
-            if !person.active {
-                return Err(StoreError::Conflict(format!(
-                    "{email} has left; tokens cannot be issued to them"
-                )));
-            }
-            tx.execute(
-                "INSERT INTO api_tokens (id, person_id, token_hash, name, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    token.id,
-                    person.id,
-                    token.hash,
-                    token.name,
-                    ts(Utc::now()),
-                    ts(token.expires_at)
-                ],
-            )?;
-            append_audit(
-                tx,
-                actor,
-                "api_token.issue",
-                Some(&person.email),
-                "success",
-                None,
-                &serde_json::json!({"token_id": token.id, "name": token.name, "expires_at": ts(token.expires_at)}),
-            )?;
-            Ok(())
-        })
+    fn issue_api_token(
+        &self,
+        actor: &Actor,
+        email: &str,
+        token: &NewApiToken,
+    ) -> StoreResult<DateTime<Utc>> {
+        self.write(|tx| api_tokens::insert_api_token(tx, actor, email, token))
     }
 
-    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<()> {
+    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<u64> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?1)
-                 WHERE id = ?2 AND person_id = (SELECT id FROM people WHERE email = ?3 COLLATE NOCASE)",
-                params![ts(Utc::now()), token_id, email],
-            )?;
-            if changed == 0 {
+            let owned: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT revoked_at FROM api_tokens
+                     WHERE id = ?1 AND person_id = (SELECT id FROM people WHERE email = ?2 COLLATE NOCASE)",
+                    params![token_id, email],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if owned.is_none() {
                 return Err(StoreError::NotFound(format!(
                     "{email} has no API token {token_id}"
                 )));
             }
+            let (revoked, killed) =
+                api_tokens::revoke_api_token_trees(tx, &self.live, &[token_id.to_string()])?;
             append_audit(
                 tx,
                 actor,
@@ -1051,9 +1092,13 @@ impl Store for SqliteStore {
                 Some(email),
                 "success",
                 None,
-                &serde_json::json!({"token_id": token_id}),
+                &serde_json::json!({
+                    "token_id": token_id,
+                    "api_tokens_revoked": revoked,
+                    "tokens_revoked": killed,
+                }),
             )?;
-            Ok(())
+            Ok(killed)
         })
     }
 
@@ -1257,6 +1302,7 @@ impl Store for SqliteStore {
                 ],
             )?;
             touch_agent(tx, agent_id)?;
+            self.live.restore_grant(agent_id, &grant.scope);
             append_audit(
                 tx,
                 actor,
@@ -1291,6 +1337,9 @@ impl Store for SqliteStore {
                 )));
             }
             touch_agent(tx, agent_id)?;
+            // The agent's live tokens carrying the scope die with the grant.
+            let killed = self.live.revoke_grant(agent_id, scope, unix_now());
+            mark_tokens_revoked(tx, &killed)?;
             append_audit(
                 tx,
                 actor,
@@ -1298,7 +1347,7 @@ impl Store for SqliteStore {
                 Some(agent_id),
                 "success",
                 reason,
-                &serde_json::json!({"scope": scope}),
+                &serde_json::json!({"scope": scope, "tokens_revoked": killed.len()}),
             )?;
             agent_by_id(tx, agent_id)
         })
@@ -2071,8 +2120,9 @@ impl Store for SqliteStore {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO issued_tokens (jti, kind, digest, kid, subject, client_id, actors,
                         parent_jti, scopes, audience, may_act, subject_source, client_auth,
-                        credential_id, issued_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        credential_id, issued_at, expires_at, api_token_id, delegation_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                        ?17, ?18)",
                 )?;
                 let mut revoked = tx.prepare_cached(
                     "INSERT OR IGNORE INTO token_revocations (jti, revoked_at) VALUES (?1, ?2)",
@@ -2099,7 +2149,9 @@ impl Store for SqliteStore {
                         t.client_auth,
                         t.credential_id,
                         t.issued_at,
-                        t.expires_at
+                        t.expires_at,
+                        t.api_token_id,
+                        t.delegation_id
                     ])?;
                 }
                 let mut spend = tx.prepare_cached(
@@ -2346,7 +2398,8 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
     let mut stmt = conn.prepare(
         "SELECT jti, kind, digest, kid, subject, client_id, actors, parent_jti, scopes, audience,
                 may_act, subject_source, client_auth, credential_id, issued_at, expires_at,
-                EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti)
+                EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti),
+                api_token_id, delegation_id
          FROM issued_tokens t WHERE expires_at > ?1 ORDER BY issued_at",
     )?;
     let tokens = stmt
@@ -2375,15 +2428,33 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
                     credential_id: r.get(13)?,
                     issued_at: r.get(14)?,
                     expires_at: r.get(15)?,
+                    api_token_id: r.get(17)?,
+                    delegation_id: r.get(18)?,
                 },
                 r.get::<_, bool>(16)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let blocked = conn
-        .prepare("SELECT id FROM agents WHERE status != 'active'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let strings = |sql: &str| -> rusqlite::Result<Vec<String>> {
+        conn.prepare(sql)?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+    };
+    let now_text = ts(Utc::now());
+    let refusals = Refusals {
+        blocked_agents: strings("SELECT id FROM agents WHERE status != 'active'")?,
+        // Revoked (or redeemed) API tokens and revoked delegations that could still be
+        // presented: nothing may come from them again.
+        dead_origins: conn
+            .prepare(
+                "SELECT id FROM api_tokens WHERE revoked_at IS NOT NULL AND expires_at > ?1
+                 UNION ALL
+                 SELECT id FROM delegations WHERE revoked_at IS NOT NULL AND expires_at > ?1",
+            )?
+            .query_map([&now_text], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?,
+        left_subjects: strings("SELECT email FROM people WHERE active = 0")?,
+    };
     let assertions = conn
         .prepare("SELECT agent_id, jti, expires_at FROM consumed_assertions WHERE expires_at > ?1")?
         .query_map(
@@ -2397,7 +2468,7 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
             },
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    live.load(tokens, blocked, assertions);
+    live.load(tokens, refusals, assertions);
     Ok(())
 }
 
