@@ -91,6 +91,9 @@ pub enum Command {
     /// Person access tokens, introspection and revocation (the token service).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Which agents may act for you: add, list and remove your delegations.
+    #[command(subcommand)]
+    Delegations(super::delegations::DelegationsCommand),
     /// Access reviews: your queue, decisions, the evidence export.
     #[command(subcommand)]
     Reviews(super::reviews::ReviewsCommand),
@@ -207,6 +210,10 @@ pub struct LoginArgs {
     /// Read the token from standard input instead of prompting for it.
     #[arg(long)]
     pub token_stdin: bool,
+    /// The token is an invitation an admin issued for you: redeem it (once) for your own API
+    /// token and store that one.
+    #[arg(long)]
+    pub invite: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,6 +6,7 @@ pub mod args;
 pub mod audit;
 pub mod connect;
 pub mod console;
+pub mod delegations;
 pub mod demo;
 pub mod govern;
 pub mod login;
@@ -45,6 +46,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
     match command {
         Command::Login(args) => login::login(server, args).await,
         Command::Logout => login::logout(server),
+        Command::Delegations(cmd) => delegations::run(&connect()?, cmd).await,
         Command::Paths => paths::run(server),
         Command::Agents(cmd) => match tokens::run_agents(server.map(str::to_string), cmd).await? {
             None => Ok(()),
