@@ -34,6 +34,8 @@ enum Who {
     ExpiredToken,
     RevokedToken,
     PersonWhoLeft,
+    /// An invitation issued for the owner: good only to redeem with `POST /v1/me/tokens`.
+    Invitation,
     Admin,
     Responder,
     Auditor,
@@ -43,12 +45,15 @@ enum Who {
     OtherOwner,
 }
 
-const CALLERS: [Who; 10] = [
+const CALLERS: [Who; 11] = [
     Who::NoToken,
     Who::UnknownToken,
     Who::ExpiredToken,
     Who::RevokedToken,
     Who::PersonWhoLeft,
+    // Before the people: its fresh invitation is issued with the admin's token, which the last
+    // row (revoking all of one's tokens) kills.
+    Who::Invitation,
     Who::Admin,
     Who::Responder,
     Who::Auditor,
@@ -115,6 +120,14 @@ enum Op {
     DecideReviewItem,
     ReassignReviewItem,
     ScopeDiff,
+    // Delegations and API-token lineage (src/registry/http/delegations.rs, api_tokens.rs).
+    ListMyTokens,
+    ListSomeonesTokens,
+    CreateDelegation,
+    ListDelegations,
+    RevokeDelegation,
+    RevokeSomeoneElsesDelegation,
+    RevokeAllMyTokens,
 }
 
 struct Row {
@@ -494,6 +507,51 @@ const ROWS: &[Row] = &[
         "/v1/agents/{id}/scope-diff",
         [200, 200, 200, 200, 403],
     ),
+    // Delegations and API-token lineage: everyone manages their own; only admins list
+    // another person's tokens; nobody withdraws another person's delegation (it is not found).
+    row(
+        Op::ListMyTokens,
+        "GET",
+        "/v1/me/tokens",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::ListSomeonesTokens,
+        "GET",
+        "/v1/people/{email}/tokens",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::CreateDelegation,
+        "POST",
+        "/v1/me/delegations",
+        [201, 201, 201, 201, 201],
+    ),
+    row(
+        Op::ListDelegations,
+        "GET",
+        "/v1/me/delegations",
+        [200, 200, 200, 200, 200],
+    ),
+    write(
+        Op::RevokeDelegation,
+        "DELETE",
+        "/v1/me/delegations/{id}",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::RevokeSomeoneElsesDelegation,
+        "DELETE",
+        "/v1/me/delegations/{id}",
+        [404, 404, 404, 404, 404],
+    ),
+    // Must stay the last row: each cell revokes every token of its caller.
+    write(
+        Op::RevokeAllMyTokens,
+        "DELETE",
+        "/v1/me/tokens",
+        [200, 200, 200, 200, 200],
+    ),
 ];
 
 /// The routes anyone may call without a token.
@@ -580,6 +638,14 @@ impl Matrix {
         }
     }
 
+    /// The caller's token for one cell: invitations are single use, so each cell gets a new one.
+    async fn cell_token(&self, who: Who) -> Option<String> {
+        match who {
+            Who::Invitation => Some(self.reg.invite(&self.reg.owner.email).await),
+            other => self.token(other),
+        }
+    }
+
     fn token(&self, who: Who) -> Option<String> {
         let r = &self.reg;
         match who {
@@ -588,6 +654,7 @@ impl Matrix {
             Who::ExpiredToken => Some(self.expired_token.clone()),
             Who::RevokedToken => Some(self.revoked_token.clone()),
             Who::PersonWhoLeft => Some(self.leaver.token.clone()),
+            Who::Invitation => None,
             Who::Admin => Some(r.admin.token.clone()),
             Who::Responder => Some(r.responder.token.clone()),
             Who::Auditor => Some(r.auditor.token.clone()),
@@ -894,6 +961,35 @@ impl Matrix {
                 ),
                 None,
             ),
+            Op::ListMyTokens | Op::ListDelegations => (
+                if op == Op::ListMyTokens {
+                    "/v1/me/tokens".into()
+                } else {
+                    "/v1/me/delegations".into()
+                },
+                None,
+            ),
+            Op::ListSomeonesTokens => (format!("/v1/people/{}/tokens", self.bystander.email), None),
+            Op::CreateDelegation => (
+                "/v1/me/delegations".into(),
+                Some(delegation_body(
+                    &self.owners_agent(&["crm.orders:read"]).await,
+                )),
+            ),
+            Op::RevokeDelegation | Op::RevokeSomeoneElsesDelegation => {
+                let delegator = if op == Op::RevokeDelegation {
+                    self.member(who)
+                } else {
+                    &self.bystander
+                };
+                let agent = self.owners_agent(&["crm.orders:read"]).await;
+                let created = r
+                    .post("/v1/me/delegations", delegator, delegation_body(&agent))
+                    .await;
+                let id = created.expect(201)["id"].as_str().unwrap().to_string();
+                (format!("/v1/me/delegations/{id}"), None)
+            }
+            Op::RevokeAllMyTokens => ("/v1/me/tokens".into(), None),
         }
     }
 
@@ -976,6 +1072,12 @@ impl Matrix {
     }
 }
 
+/// A delegation of `crm.orders:read` to `agent` for a day.
+fn delegation_body(agent: &str) -> Value {
+    let until = chrono::Utc::now() + chrono::Duration::days(1);
+    json!({"agent_id": agent, "scopes": ["crm.orders:read"], "expires_at": until})
+}
+
 /// A campaign over one team, due in 30 days, leaving undecided grants in place at close.
 fn campaign_body(team: &str) -> Value {
     let due = chrono::Utc::now() + chrono::Duration::days(30);
@@ -1036,6 +1138,9 @@ fn expected(row: &Row, who: Who) -> (u16, &'static str) {
         Who::ExpiredToken => unauthenticated("token_expired"),
         Who::RevokedToken => unauthenticated("token_revoked"),
         Who::PersonWhoLeft => unauthenticated("person_inactive"),
+        // An invitation acts as the owner only to redeem itself.
+        Who::Invitation if row.op == Op::IssueMyToken => authenticated(row.expect[3]),
+        Who::Invitation => unauthenticated("invitation_only"),
         Who::Admin => authenticated(row.expect[0]),
         Who::Responder => authenticated(row.expect[1]),
         Who::Auditor => authenticated(row.expect[2]),
@@ -1052,10 +1157,10 @@ async fn every_route_with_every_caller() {
     for row in ROWS {
         for who in CALLERS {
             cells += 1;
+            let token = m.cell_token(who).await;
             let (path, body) = m.prepare(row.op, who).await;
             let before = m.reg.snapshot();
             let audit_before = m.reg.audit_count();
-            let token = m.token(who);
             let reply = send(&m, row, &path, token.as_deref(), body.as_ref()).await;
             let (want, want_code) = expected(row, who);
             let cell = format!("{:?} {} {path} as {who:?}", row.op, row.method);
