@@ -80,8 +80,16 @@ impl Registry {
     }
 
     pub async fn token_for(&self, email: &str) -> String {
-        self.admin()
+        // An admin-issued token is an invitation; the person redeems it for their own.
+        let invitation = self
+            .admin()
             .issue_token_for(email, &IssueToken::default())
+            .await
+            .unwrap()
+            .token;
+        Client::new(&self.url, Some(Secret::new(invitation)))
+            .unwrap()
+            .issue_my_token(&IssueToken::default())
             .await
             .unwrap()
             .token
