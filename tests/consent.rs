@@ -617,3 +617,58 @@ async fn removing_a_grant_kills_the_live_tokens_carrying_it() {
     .expect(201);
     exchanged(&reg, &person, &bot, "a:read").await;
 }
+
+#[tokio::test]
+async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
+    let reg = Registry::start().await;
+    let id = reg
+        .register_with(json!({"name": "reviewed", "owner": reg.owner.email, "team": "reviewed-team",
+                              "scopes": ["a:read", "b:read"]}))
+        .await;
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
+    reg.post(
+        &format!("/v1/agents/{id}/credentials"),
+        &reg.admin,
+        json!({"kind": "public-key", "public_key": jwk.to_string()}),
+    )
+    .await
+    .expect(201);
+    let bot = Agent { id, key };
+    let person = person_token(&reg, &reg.owner).await;
+    let with_a = exchanged(&reg, &person, &bot, "a:read").await;
+    let with_b = exchanged(&reg, &person, &bot, "b:read").await;
+    let due = chrono::Utc::now() + chrono::Duration::days(30);
+    let campaign = reg
+        .post(
+            "/v1/campaigns",
+            &reg.admin,
+            json!({"name": "review", "filter": {"team": "reviewed-team"}, "due_at": due.to_rfc3339(),
+                   "no_response": "keep"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let items = reg.get(&format!("/v1/campaigns/{campaign}/items"), &reg.admin).await;
+    let item = items.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["scope"] == "a:read")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    reg.post(
+        &format!("/v1/review-items/{item}/decision"),
+        &reg.owner,
+        json!({"decision": "revoke", "justification": "not needed"}),
+    )
+    .await
+    .expect(200);
+    assert!(!active(&reg, &with_a).await);
+    assert!(active(&reg, &with_b).await);
+}

@@ -1338,8 +1338,7 @@ impl Store for SqliteStore {
             }
             touch_agent(tx, agent_id)?;
             // The agent's live tokens carrying the scope die with the grant.
-            let killed = self.live.revoke_grant(agent_id, scope, unix_now());
-            mark_tokens_revoked(tx, &killed)?;
+            let killed = kill_grant_tokens(tx, &self.live, agent_id, scope)?;
             append_audit(
                 tx,
                 actor,
@@ -1347,7 +1346,7 @@ impl Store for SqliteStore {
                 Some(agent_id),
                 "success",
                 reason,
-                &serde_json::json!({"scope": scope, "tokens_revoked": killed.len()}),
+                &serde_json::json!({"scope": scope, "tokens_revoked": killed}),
             )?;
             agent_by_id(tx, agent_id)
         })
@@ -2374,6 +2373,19 @@ fn parse_json_list(text: &str) -> rusqlite::Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+/// A grant was removed in this transaction: kills the agent's live tokens carrying the scope
+/// (and what was exchanged from them) and stores their revocation. Returns how many died.
+fn kill_grant_tokens(
+    tx: &Transaction<'_>,
+    live: &LiveTokens,
+    agent_id: &str,
+    scope: &str,
+) -> StoreResult<usize> {
+    let killed = live.revoke_grant(agent_id, scope, unix_now());
+    mark_tokens_revoked(tx, &killed)?;
+    Ok(killed.len())
 }
 
 /// Stores the revocation of tokens already marked revoked in the live index.

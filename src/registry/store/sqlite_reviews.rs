@@ -11,9 +11,10 @@ use chrono::{DateTime, Duration, Months, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, new_id, parse_opt_ts,
-    parse_ts, person_by_email, touch_agent, ts,
+    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, kill_grant_tokens, new_id,
+    parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
 };
+use crate::registry::tokens::live::LiveTokens;
 use crate::model::Actor;
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
@@ -418,6 +419,7 @@ struct Applied {
 /// Applies a reviewer's verdict to an item of an open campaign, with its audit events.
 fn apply_verdict(
     tx: &Transaction<'_>,
+    live: &LiveTokens,
     actor: &Actor,
     c: &Campaign,
     item: &ReviewItem,
@@ -507,6 +509,7 @@ fn apply_verdict(
                     )));
                 }
                 // A changed mind: put back the grant this review removed, as it was.
+                live.restore_grant(&item.agent_id, &item.scope);
                 tx.execute(
                     "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at)
                      SELECT agent_id, scope, granted_by, granted_at, grant_expires_at, grant_justification, last_used_at, ?2
@@ -549,6 +552,8 @@ fn apply_verdict(
                     params![item.agent_id, item.scope],
                 )?;
                 touch_agent(tx, &item.agent_id)?;
+                // The agent's live tokens carrying the scope die with the grant.
+                kill_grant_tokens(tx, live, &item.agent_id, &item.scope)?;
                 append_audit(
                     tx,
                     actor,
@@ -1306,6 +1311,7 @@ impl SqliteStore {
                 .filter(|j| !j.is_empty());
             let applied = apply_verdict(
                 tx,
+                &self.live,
                 actor,
                 &c.campaign,
                 &item,
@@ -1344,6 +1350,7 @@ impl SqliteStore {
                     .filter(|j| !j.is_empty());
                 let applied = apply_verdict(
                     tx,
+                    &self.live,
                     &d.actor,
                     &c,
                     &item,
@@ -1408,7 +1415,16 @@ impl SqliteStore {
                     });
                     continue;
                 }
-                apply_verdict(tx, actor, &c.campaign, item, Verdict::Certify, None, now)?;
+                apply_verdict(
+                    tx,
+                    &self.live,
+                    actor,
+                    &c.campaign,
+                    item,
+                    Verdict::Certify,
+                    None,
+                    now,
+                )?;
                 certified.push(item.id);
             }
             let remaining = mine
@@ -1597,6 +1613,7 @@ impl SqliteStore {
                     let mut seq = None;
                     if removed > 0 {
                         touch_agent(tx, &agent_id)?;
+                        kill_grant_tokens(tx, &self.live, &agent_id, &scope)?;
                         seq = Some(append_audit(
                             tx,
                             &system,
