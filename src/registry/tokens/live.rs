@@ -619,4 +619,67 @@ mod tests {
         assert_eq!(live.len(), 1);
         assert!(live.issued_to("a", 60).is_empty());
     }
+
+    #[test]
+    fn origins_subjects_and_grants_kill_and_refuse() {
+        let live = LiveTokens::new();
+        let mut person = record("p1", &[], None, 100);
+        person.api_token_id = Some("tok_1".into());
+        live.issue(person, 0).unwrap();
+        let mut delegated = record("t1", &["a"], Some("p1"), 100);
+        delegated.delegation_id = Some("dlg_1".into());
+        delegated.scopes = vec!["x:read".into()];
+        live.issue(delegated, 0).unwrap();
+        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0)
+            .unwrap();
+
+        // A revoked delegation kills what was exchanged under it; no new token may use it.
+        let mut killed = live.revoke_origins(&["dlg_1".into()], 1);
+        killed.sort();
+        assert_eq!(killed, vec!["t1".to_string(), "t2".to_string()]);
+        assert!(!live.is_revoked("p1"));
+        let mut again = record("t3", &["a"], Some("p1"), 100);
+        again.delegation_id = Some("dlg_1".into());
+        assert_eq!(
+            live.issue(again, 1),
+            Err(IssueRefusal::OriginRevoked("dlg_1".into()))
+        );
+
+        // A removed grant kills only that agent's tokens carrying the scope.
+        let mut with_scope = record("t4", &["c"], Some("p1"), 100);
+        with_scope.scopes = vec!["y:read".into()];
+        live.issue(with_scope.clone(), 1).unwrap();
+        let mut other_agent = record("t5", &["d"], Some("p1"), 100);
+        other_agent.scopes = vec!["y:read".into()];
+        live.issue(other_agent, 1).unwrap();
+        assert_eq!(live.revoke_grant("c", "y:read", 2), vec!["t4".to_string()]);
+        with_scope.jti = "t6".into();
+        with_scope.digest = [6; 32];
+        assert_eq!(
+            live.issue(with_scope.clone(), 2),
+            Err(IssueRefusal::GrantRemoved("y:read".into()))
+        );
+        live.restore_grant("c", "y:read");
+        live.issue(with_scope, 2).unwrap();
+
+        // A leaver: every token of theirs dies, and none may be issued until they return.
+        let killed = live.revoke_subject("P@example.com", 3);
+        assert_eq!(killed.len(), 3, "p1, t5 and t6: {killed:?}");
+        assert_eq!(
+            live.issue(record("p2", &[], None, 100), 3),
+            Err(IssueRefusal::SubjectLeft("p@example.com".into()))
+        );
+        live.restore_subject("p@example.com");
+        live.issue(record("p2", &[], None, 100), 3).unwrap();
+
+        // The API token that minted a person token: it and its exchanges die with it.
+        let mut minted = record("p3", &[], None, 100);
+        minted.api_token_id = Some("tok_2".into());
+        live.issue(minted, 3).unwrap();
+        live.issue(record("t7", &["a"], Some("p3"), 100), 3)
+            .unwrap();
+        assert_eq!(live.revoke_origins(&["tok_2".into()], 4).len(), 2);
+        live.prune(200);
+        assert!(live.is_empty());
+    }
 }
