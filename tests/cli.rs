@@ -975,7 +975,11 @@ fn login_redeems_an_invitation_once_and_delegations_are_managed_from_the_command
         "the person's own token is stored, not the invitation"
     );
     let again = login_with(&fx, &invitation.token, true, &["--invite"]).fails();
-    assert!(again.stderr.contains("already redeemed"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already redeemed"),
+        "{}",
+        again.stderr
+    );
 
     // Delegations, as the invited person (through the stored token).
     let agent = fx.register(&["bot", "--owner", ADMIN, "--scope", "crm.orders:read"]);
@@ -983,7 +987,16 @@ fn login_redeems_an_invitation_once_and_delegations_are_managed_from_the_command
     let added = stored(
         &fx,
         true,
-        &["delegations", "add", id, "--scope", "crm.orders:read", "--for", "7d", "--json"],
+        &[
+            "delegations",
+            "add",
+            id,
+            "--scope",
+            "crm.orders:read",
+            "--for",
+            "7d",
+            "--json",
+        ],
     )
     .ok()
     .json();
@@ -991,11 +1004,28 @@ fn login_redeems_an_invitation_once_and_delegations_are_managed_from_the_command
     assert_eq!(added["active"], true);
     let list = stored(&fx, true, &["delegations", "list"]).ok().stdout;
     assert!(list.contains(id) && list.contains("active"), "{list}");
-    let bad = stored(&fx, true, &["delegations", "add", id, "--scope", "x:read", "--for", "soon"]).fails();
+    let bad = stored(
+        &fx,
+        true,
+        &[
+            "delegations",
+            "add",
+            id,
+            "--scope",
+            "x:read",
+            "--for",
+            "soon",
+        ],
+    )
+    .fails();
     assert!(bad.stderr.contains("--for"), "{}", bad.stderr);
     let dlg = added["id"].as_str().unwrap();
-    let removed = stored(&fx, true, &["delegations", "remove", dlg]).ok().stdout;
+    let removed = stored(&fx, true, &["delegations", "remove", dlg])
+        .ok()
+        .stdout;
     assert!(removed.contains("removed"), "{removed}");
-    let list = stored(&fx, true, &["delegations", "list", "--json"]).ok().json();
+    let list = stored(&fx, true, &["delegations", "list", "--json"])
+        .ok()
+        .json();
     assert_eq!(list[0]["active"], false);
 }

@@ -159,9 +159,7 @@ impl Registry {
             .await;
         // An admin-issued token is an invitation: the person redeems it for their own token.
         let invitation = issued["token"].as_str().unwrap().to_string();
-        let redeemed = self
-            .post("/v1/me/tokens", &invitation, json!({}))
-            .await;
+        let redeemed = self.post("/v1/me/tokens", &invitation, json!({})).await;
         redeemed["token"].as_str().unwrap().to_string()
     }
 
@@ -822,8 +820,12 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
         )
         .await;
     let outsider = r.agent("outsider", &["crm.orders:read"], None).await;
-    r.delegate(&alice, &planner.id, &["crm.orders:read", "crm.orders:write"])
-        .await;
+    r.delegate(
+        &alice,
+        &planner.id,
+        &["crm.orders:read", "crm.orders:write"],
+    )
+    .await;
     r.delegate(&alice, &outsider.id, &["crm.orders:read"]).await;
     let aud = r.token_endpoint();
     let subject = r.mint(&alice, None).await;

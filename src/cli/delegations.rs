@@ -119,7 +119,9 @@ pub async fn run(registry: &Registry, command: DelegationsCommand) -> anyhow::Re
             if json {
                 out.json(&list)?;
             } else if list.is_empty() {
-                out.line("no delegations: only agents you own, or a token naming them, act for you")?;
+                out.line(
+                    "no delegations: only agents you own, or a token naming them, act for you",
+                )?;
             } else {
                 print(&mut out, &list)?;
             }
@@ -152,7 +154,9 @@ mod tests {
         assert_eq!(parse_until("30d", now).unwrap(), now + Duration::days(30));
         assert_eq!(parse_until("12h", now).unwrap(), now + Duration::hours(12));
         assert_eq!(
-            parse_until("2030-01-01T00:00:00Z", now).unwrap().to_rfc3339(),
+            parse_until("2030-01-01T00:00:00Z", now)
+                .unwrap()
+                .to_rfc3339(),
             "2030-01-01T00:00:00+00:00"
         );
         assert!(parse_until("soon", now).is_err());

@@ -262,7 +262,10 @@ impl Registry {
             )
             .await;
         let body = issued.expect(201);
-        assert_eq!(body["kind"], "invitation", "an admin-issued token is an invitation");
+        assert_eq!(
+            body["kind"], "invitation",
+            "an admin-issued token is an invitation"
+        );
         body["token"]
             .as_str()
             .expect("an issued invitation")

@@ -116,7 +116,11 @@ async fn authenticate(
         ));
     }
     let now = Utc::now();
-    if !owner.invitation && owner.last_used_at.is_none_or(|t| now - t >= LAST_USED_EVERY) {
+    if !owner.invitation
+        && owner
+            .last_used_at
+            .is_none_or(|t| now - t >= LAST_USED_EVERY)
+    {
         // Best effort: a busy database must not refuse the call over a usage note.
         let store = state.store.clone();
         let id = owner.token_id.clone();

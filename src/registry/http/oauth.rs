@@ -28,8 +28,8 @@ use crate::model::{Credential, CredentialKind};
 use crate::registry::policy;
 use crate::registry::store::{AgentFacts, NewCredential};
 use crate::registry::tokens::auth::{FormParams, client_credentials, secret_hash};
-use crate::registry::tokens::keys::parse_agent_public_key;
 use crate::registry::tokens::exchange::{MintingApiToken, parse_scopes};
+use crate::registry::tokens::keys::parse_agent_public_key;
 use crate::registry::tokens::{OAuthError, unix_now};
 
 impl IntoResponse for OAuthError {
@@ -257,8 +257,9 @@ pub async fn mint_access_token(
     }
     let scopes = match req.scope.as_deref() {
         None => Vec::new(),
-        Some(text) => parse_scopes(text)
-            .map_err(|e| ApiError::invalid("invalid_scope", e.description))?,
+        Some(text) => {
+            parse_scopes(text).map_err(|e| ApiError::invalid("invalid_scope", e.description))?
+        }
     };
     if let Some(agent) = &req.may_act {
         check_line("may_act", agent, 128)?;

@@ -146,14 +146,16 @@ pub async fn issue_my_token(
             ..TokenPlan::default()
         }
     };
-    let issued = blocking(&state, move |s| issue_token_with(s, &actor, &email, &req, &plan))
-        .await
-        .map_err(|e| match e.status {
-            // A spent or revoked invitation (a race with another redemption) is an
-            // authentication failure like any dead token.
-            StatusCode::FORBIDDEN => ApiError::unauthenticated("invitation_redeemed", e.message),
-            _ => e,
-        })?;
+    let issued = blocking(&state, move |s| {
+        issue_token_with(s, &actor, &email, &req, &plan)
+    })
+    .await
+    .map_err(|e| match e.status {
+        // A spent or revoked invitation (a race with another redemption) is an
+        // authentication failure like any dead token.
+        StatusCode::FORBIDDEN => ApiError::unauthenticated("invitation_redeemed", e.message),
+        _ => e,
+    })?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 

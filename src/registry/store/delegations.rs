@@ -35,8 +35,11 @@ pub trait DelegationStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Delegation>;
     /// Every delegation the person made, newest first (active, expired and revoked).
-    fn delegations_of(&self, person_email: &str, now: DateTime<Utc>)
-    -> StoreResult<Vec<Delegation>>;
+    fn delegations_of(
+        &self,
+        person_email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Delegation>>;
     /// Revokes one of the person's delegations (404 when it is not theirs); idempotent.
     fn revoke_delegation(
         &self,

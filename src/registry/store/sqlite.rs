@@ -876,7 +876,15 @@ impl Store for SqliteStore {
 
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
         self.read(|tx| {
-            type Row = (String, String, String, Option<String>, String, Option<String>, Option<String>);
+            type Row = (
+                String,
+                String,
+                String,
+                Option<String>,
+                String,
+                Option<String>,
+                Option<String>,
+            );
             let row: Option<Row> = tx
                 .query_row(
                     "SELECT t.id, p.email, t.expires_at, t.revoked_at, t.kind, t.redeemed_at,

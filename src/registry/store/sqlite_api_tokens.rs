@@ -236,7 +236,8 @@ impl ApiTokenStore for SqliteStore {
             let Some((id, email)) = found else {
                 return Ok(None);
             };
-            let (revoked, killed) = revoke_api_token_trees(tx, &self.live, &[id.clone()])?;
+            let (revoked, killed) =
+                revoke_api_token_trees(tx, &self.live, std::slice::from_ref(&id))?;
             append_audit(
                 tx,
                 actor,

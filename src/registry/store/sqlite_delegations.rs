@@ -12,7 +12,8 @@ use crate::model::{Actor, AgentStatus};
 use crate::registry::store::delegations::{DelegationStore, NewDelegation};
 use crate::registry::store::{StoreError, StoreResult};
 
-const COLUMNS: &str = "d.id, p.email, d.agent_id, d.scopes, d.created_at, d.expires_at, d.revoked_at";
+const COLUMNS: &str =
+    "d.id, p.email, d.agent_id, d.scopes, d.created_at, d.expires_at, d.revoked_at";
 const FROM: &str = "delegations d JOIN people p ON p.id = d.person_id";
 
 fn delegation_from_row(r: &rusqlite::Row<'_>, now: DateTime<Utc>) -> rusqlite::Result<Delegation> {

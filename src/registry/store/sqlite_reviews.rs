@@ -14,7 +14,6 @@ use super::{
     SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, kill_grant_tokens, new_id,
     parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
 };
-use crate::registry::tokens::live::LiveTokens;
 use crate::model::Actor;
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
@@ -417,9 +416,27 @@ struct Applied {
 }
 
 /// Applies a reviewer's verdict to an item of an open campaign, with its audit events.
+impl SqliteStore {
+    /// Keeps the live-token index in step with a verdict: a removed grant kills the agent's
+    /// live tokens carrying the scope; a restored one may be exchanged again.
+    fn follow_grant_change(
+        &self,
+        tx: &Transaction<'_>,
+        item: &ReviewItem,
+        applied: &Applied,
+    ) -> StoreResult<()> {
+        if applied.grant_removed {
+            kill_grant_tokens(tx, &self.live, &item.agent_id, &item.scope)?;
+        }
+        if applied.grant_restored {
+            self.live.restore_grant(&item.agent_id, &item.scope);
+        }
+        Ok(())
+    }
+}
+
 fn apply_verdict(
     tx: &Transaction<'_>,
-    live: &LiveTokens,
     actor: &Actor,
     c: &Campaign,
     item: &ReviewItem,
@@ -509,7 +526,6 @@ fn apply_verdict(
                     )));
                 }
                 // A changed mind: put back the grant this review removed, as it was.
-                live.restore_grant(&item.agent_id, &item.scope);
                 tx.execute(
                     "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at)
                      SELECT agent_id, scope, granted_by, granted_at, grant_expires_at, grant_justification, last_used_at, ?2
@@ -552,8 +568,6 @@ fn apply_verdict(
                     params![item.agent_id, item.scope],
                 )?;
                 touch_agent(tx, &item.agent_id)?;
-                // The agent's live tokens carrying the scope die with the grant.
-                kill_grant_tokens(tx, live, &item.agent_id, &item.scope)?;
                 append_audit(
                     tx,
                     actor,
@@ -1311,7 +1325,6 @@ impl SqliteStore {
                 .filter(|j| !j.is_empty());
             let applied = apply_verdict(
                 tx,
-                &self.live,
                 actor,
                 &c.campaign,
                 &item,
@@ -1319,6 +1332,7 @@ impl SqliteStore {
                 justification,
                 now,
             )?;
+            self.follow_grant_change(tx, &item, &applied)?;
             let (item, _) = load_item(tx, item_id)?;
             Ok(DecisionOutcome {
                 changed: applied.changed,
@@ -1350,7 +1364,6 @@ impl SqliteStore {
                     .filter(|j| !j.is_empty());
                 let applied = apply_verdict(
                     tx,
-                    &self.live,
                     &d.actor,
                     &c,
                     &item,
@@ -1358,6 +1371,7 @@ impl SqliteStore {
                     justification,
                     d.at,
                 )?;
+                self.follow_grant_change(tx, &item, &applied)?;
                 changed += applied.changed as u64;
             }
             Ok(changed)
@@ -1415,16 +1429,7 @@ impl SqliteStore {
                     });
                     continue;
                 }
-                apply_verdict(
-                    tx,
-                    &self.live,
-                    actor,
-                    &c.campaign,
-                    item,
-                    Verdict::Certify,
-                    None,
-                    now,
-                )?;
+                apply_verdict(tx, actor, &c.campaign, item, Verdict::Certify, None, now)?;
                 certified.push(item.id);
             }
             let remaining = mine

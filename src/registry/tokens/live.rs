@@ -268,18 +268,17 @@ impl LiveTokens {
             return Err(IssueRefusal::OriginRevoked(dead.to_string()));
         }
         if !index.left_subjects.is_empty()
-            && index
-                .left_subjects
-                .contains(&record.subject.to_lowercase())
+            && index.left_subjects.contains(&record.subject.to_lowercase())
         {
             return Err(IssueRefusal::SubjectLeft(record.subject.clone()));
         }
         if let Some(agent) = &record.client_id
             && !index.removed_grants.is_empty()
-            && let Some(scope) = record
-                .scopes
-                .iter()
-                .find(|s| index.removed_grants.contains(&(agent.clone(), (*s).clone())))
+            && let Some(scope) = record.scopes.iter().find(|s| {
+                index
+                    .removed_grants
+                    .contains(&(agent.clone(), (*s).clone()))
+            })
         {
             return Err(IssueRefusal::GrantRemoved(scope.clone()));
         }
