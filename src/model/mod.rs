@@ -1,7 +1,9 @@
 //! The shared language of Steward: domain types and API payloads. No I/O lives here.
 
 pub mod api;
+pub mod approvals;
 pub mod audit;
+pub mod catalogue;
 pub mod domain;
 pub mod review;
 pub mod text;

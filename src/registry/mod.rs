@@ -5,6 +5,7 @@ pub mod demo_reviews;
 pub mod http;
 pub mod policy;
 pub mod reviews;
+pub mod service;
 pub mod store;
 pub mod tokens;
 

@@ -4,6 +4,8 @@
 //! Every mutating call runs in one transaction together with its audit event(s): either the change
 //! and its record are both stored, or neither is.
 
+pub mod approvals;
+pub mod catalogue;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -28,6 +30,8 @@ use crate::registry::reviews::{
 };
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
+pub use approvals::ApprovalStore;
+pub use catalogue::CatalogueStore;
 pub use sqlite::SqliteStore;
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.
@@ -45,6 +49,14 @@ pub enum StoreError {
     Busy(String),
     #[error("{0}")]
     Internal(String),
+    /// A refusal with its own status and code (e.g. 403 `self_approval`, 409
+    /// `already_decided`, 429 `too_many_pending`).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -195,7 +207,7 @@ pub struct AgentTokenFacts {
     pub scopes: Vec<String>,
 }
 
-pub trait Store: Send + Sync + 'static {
+pub trait Store: CatalogueStore + ApprovalStore + Send + Sync + 'static {
     fn schema_version(&self) -> StoreResult<i64>;
 
     // People and their API tokens.
