@@ -4,6 +4,7 @@ pub mod api;
 pub mod approvals;
 pub mod audit;
 pub mod catalogue;
+pub mod catalogue_file;
 pub mod domain;
 pub mod review;
 pub mod text;
