@@ -379,3 +379,74 @@ mod tests {
         assert!(grant_duration(&grant_policy(&info), "a:b", Some(15 * DAY)).is_err());
     }
 }
+
+/// What one sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    pub requests_expired: u64,
+    /// (agent id, scope) of each grant removed because its time was up.
+    pub grants_removed: Vec<(String, String)>,
+}
+
+/// Grants removed per sweep at most (the rest wait for the next one).
+const SWEEP_BATCH: u32 = 1000;
+
+/// Expires undecided requests and removes grants whose time is up, each through the ordinary
+/// grant-removal path (audited, and killing the live tokens that carry the scope). `now` is a
+/// parameter so that tests drive it without waiting.
+pub fn sweep(
+    store: &dyn crate::registry::store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<SweepOutcome> {
+    let actor = crate::model::Actor::system("steward-approvals");
+    let mut outcome = SweepOutcome {
+        requests_expired: store.expire_requests(now)?,
+        ..Default::default()
+    };
+    for (agent_id, scope) in store.expired_grants(now, SWEEP_BATCH)? {
+        match store.remove_grant(&actor, &agent_id, &scope, Some("the grant's time is up"), &|_| {
+            Ok(())
+        }) {
+            Ok(_) => outcome.grants_removed.push((agent_id, scope)),
+            // Removed meanwhile by someone else: nothing left to do.
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Runs [`sweep`] every minute until `stop` turns true.
+pub fn spawn_sweeper(
+    store: std::sync::Arc<dyn crate::registry::store::Store>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let store2 = store.clone();
+            match tokio::task::spawn_blocking(move || sweep(store2.as_ref(), chrono::Utc::now()))
+                .await
+            {
+                Ok(Ok(o)) => {
+                    if o.requests_expired > 0 || !o.grants_removed.is_empty() {
+                        eprintln!(
+                            "approvals: {} request(s) expired, {} expired grant(s) removed",
+                            o.requests_expired,
+                            o.grants_removed.len()
+                        );
+                    }
+                }
+                Ok(Err(e)) => eprintln!("approvals: sweep failed: {e}"),
+                Err(e) => eprintln!("approvals: sweep failed: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
