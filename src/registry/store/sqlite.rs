@@ -672,6 +672,23 @@ fn migrate(conn: &Connection, path: &Path, version: i64) -> StoreResult<()> {
     Ok(())
 }
 
+/// Creates a store at `path` with only the first `version` migrations applied, as an older
+/// Steward would have left it: for tests of the upgrade path.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: i64) -> StoreResult<()> {
+    let conn = Connection::open(path).map_err(|e| describe_open(path, e))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .map_err(|e| describe_open(path, e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(|e| describe_open(path, e))?;
+    }
+    Ok(())
+}
+
 /// Allocates the next position in the change feed.
 fn next_change(tx: &Transaction<'_>) -> StoreResult<i64> {
     Ok(tx.query_row(

@@ -1,0 +1,452 @@
+//! Authority is granted, never taken: the resource catalogue, access requests and their tier
+//! policy, separation of duties, expiry of requests and grants, per-use approval and the
+//! upgrade of a database from before the catalogue. Against a real registry over SQLite.
+
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use steward::registry::service::approvals::sweep;
+use steward::registry::store::Store;
+use support::{Member, Registry};
+
+/// The approval world of these tests: a payments system owned by `pay@example.com` with one
+/// scope per tier, and a second admin.
+struct World {
+    reg: Registry,
+    admin2: Member,
+    pay_owner: Member,
+}
+
+fn catalogue() -> Value {
+    json!({"resources": [
+        {"id": "pay", "name": "Payments", "owner": "pay@example.com",
+         "audiences": ["https://pay.example.com"],
+         "scopes": [
+            {"name": "pay.balance:read", "tier": "low", "description": "read balances"},
+            {"name": "pay.refunds:write", "tier": "medium"},
+            {"name": "pay.payouts:write", "tier": "high"},
+            {"name": "pay.ledger:admin", "tier": "critical"},
+            {"name": "pay.transfer:execute", "tier": "critical", "approval": "per-use"}
+         ]},
+        {"id": "vault", "name": "Vault", "owner": null, "audiences": ["https://vault.example.com"],
+         "scopes": [{"name": "vault.secrets:read", "tier": "high"}]},
+        {"id": "short", "name": "Short-lived", "owner": "pay@example.com", "max_duration": "14d",
+         "audiences": [], "scopes": [{"name": "short.ops:run", "tier": "medium"}]}
+    ]})
+}
+
+async fn world() -> World {
+    let reg = Registry::start().await;
+    let admin2 = reg.add_person("admin2@example.com", &["admin"]).await;
+    let pay_owner = reg.add_person("pay@example.com", &[]).await;
+    reg.call("PUT", "/v1/resources", Some(&reg.admin.token), Some(&catalogue()))
+        .await
+        .expect(200);
+    World {
+        reg,
+        admin2,
+        pay_owner,
+    }
+}
+
+impl World {
+    async fn request(&self, who: &Member, agent: &str, scope: &str, duration: Option<&str>) -> support::Reply {
+        let mut body = json!({"scope": scope, "justification": "month-end close"});
+        if let Some(d) = duration {
+            body["duration"] = json!(d);
+        }
+        self.reg
+            .post(&format!("/v1/agents/{agent}/requests"), who, body)
+            .await
+    }
+
+    async fn approve(&self, who: &Member, id: &str) -> support::Reply {
+        self.reg
+            .post(&format!("/v1/approvals/{id}/approve"), who, json!({"reason": "ok"}))
+            .await
+    }
+
+    async fn grant_of(&self, agent: &str, scope: &str) -> Option<Value> {
+        let a = self.reg.agent(agent).await;
+        a["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["scope"] == json!(scope))
+            .cloned()
+    }
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap()
+}
+
+/// `t` is `days` days from now, give or take a generous hour (no timing assertion).
+fn about_days_from_now(t: DateTime<Utc>, days: i64) -> bool {
+    (t - (Utc::now() + Duration::days(days))).num_minutes().abs() < 60
+}
+
+#[tokio::test]
+async fn the_catalogue_is_read_by_everyone_imported_by_admins_and_import_is_idempotent() {
+    let w = world().await;
+    let r = &w.reg;
+    let list = r.get("/v1/resources", &r.other).await;
+    let pay = list.expect(200)["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == json!("pay"))
+        .cloned()
+        .unwrap();
+    assert_eq!(pay["owner"], json!("pay@example.com"));
+    assert_eq!(pay["audiences"], json!(["https://pay.example.com"]));
+    let transfer = pay["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == json!("pay.transfer:execute"))
+        .unwrap();
+    assert_eq!(transfer["tier"], json!("critical"));
+    assert_eq!(transfer["approval"], json!("per-use"));
+    r.get("/v1/resources/pay", &r.owner).await.expect(200);
+    assert_eq!(r.get("/v1/resources/nope", &r.owner).await.status, 404);
+
+    // The same import again changes nothing, not even the audit log.
+    let before = r.snapshot();
+    let again = r
+        .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&catalogue()))
+        .await;
+    assert_eq!(again.expect(200)["created"], json!([]));
+    assert_eq!(again.body["updated"], json!([]));
+    assert_eq!(r.snapshot(), before);
+
+    // Not an admin: 403, nothing written. A bad entry refuses the whole import.
+    let refused = r
+        .call("PUT", "/v1/resources", Some(&r.owner.token), Some(&catalogue()))
+        .await;
+    assert_eq!(refused.status, 403);
+    let bad_tier = json!({"resources": [
+        {"id": "new1", "name": "New", "owner": null, "scopes": []},
+        {"id": "new2", "name": "New", "owner": null, "scopes": [{"name": "n:x", "tier": "severe"}]}
+    ]});
+    let reply = r
+        .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&bad_tier))
+        .await;
+    assert_eq!(reply.status, 422, "{reply:?}");
+    let taken = json!({"resources": [
+        {"id": "new1", "name": "New", "owner": null, "scopes": []},
+        {"id": "new2", "name": "New", "owner": null, "scopes": [{"name": "pay.ledger:admin", "tier": "low"}]}
+    ]});
+    let reply = r
+        .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&taken))
+        .await;
+    assert_eq!((reply.status, reply.code()), (422, "scope_taken"), "{reply:?}");
+    let unknown_owner = json!({"resources": [
+        {"id": "new1", "name": "New", "owner": "ghost@example.com", "scopes": []}
+    ]});
+    let reply = r
+        .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&unknown_owner))
+        .await;
+    assert_eq!((reply.status, reply.code()), (422, "unknown_owner"), "{reply:?}");
+    assert_eq!(r.snapshot(), before, "refused imports wrote nothing");
+}
+
+#[tokio::test]
+async fn low_is_granted_at_once_by_policy_and_audited() {
+    let w = world().await;
+    let agent = w.reg.register("bot", Some(&w.reg.owner.email), &[]).await;
+    let reply = w.request(&w.reg.owner, &agent, "pay.balance:read", None).await;
+    let req = reply.expect(201);
+    assert_eq!(req["kind"], json!("grant"));
+    assert_eq!(req["status"], json!("approved"));
+    assert_eq!(req["approvals"][0]["by"], json!("policy"));
+    let grant = w.grant_of(&agent, "pay.balance:read").await.unwrap();
+    assert!(about_days_from_now(time(&grant["expires_at"]), 365), "{grant}");
+    let audit = w.reg.get(&format!("/v1/agents/{agent}/audit"), &w.reg.admin).await;
+    let actions: Vec<&str> = audit.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["request.create", "request.approve", "grant.add"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn medium_is_decided_by_the_resource_owner_or_an_admin_never_by_the_requester() {
+    let w = world().await;
+    let r = &w.reg;
+    let agent = r.register("bot", Some(&r.owner.email), &[]).await;
+    let first = w.request(&r.owner, &agent, "pay.refunds:write", None).await;
+    let id = first.expect(201)["id"].as_str().unwrap().to_string();
+    assert_eq!(first.body["status"], json!("pending"));
+    assert!(w.grant_of(&agent, "pay.refunds:write").await.is_none());
+    // The requester (also the agent's owner), and someone with no part in it, are refused.
+    let own = w.approve(&r.owner, &id).await;
+    assert_eq!((own.status, own.code()), (403, "self_approval"), "{own:?}");
+    let stranger = w.approve(&r.other, &id).await;
+    assert_eq!((stranger.status, stranger.code()), (403, "not_an_approver"));
+    // It waits in the queues of the resource owner and the admins, not the requester's.
+    let queue = |m: &Member| {
+        let m = m.clone();
+        async move {
+            r.get("/v1/approvals", &m).await.expect(200)["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|q| q["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(queue(&w.pay_owner).await.contains(&id));
+    assert!(queue(&r.admin).await.contains(&id));
+    assert!(!queue(&r.owner).await.contains(&id));
+    let done = w.approve(&r.admin, &id).await;
+    assert_eq!(done.expect(200)["status"], json!("approved"));
+    assert!(w.grant_of(&agent, "pay.refunds:write").await.is_some());
+    // Deciding again: already decided.
+    let again = w.approve(&w.pay_owner, &id).await;
+    assert_eq!((again.status, again.code()), (409, "already_decided"));
+    let deny = r
+        .post(&format!("/v1/approvals/{id}/deny"), &w.pay_owner, json!({"reason": "no"}))
+        .await;
+    assert_eq!((deny.status, deny.code()), (409, "already_decided"));
+
+    // The resource owner approves alone too; a denial needs a reason and ends it.
+    let agent2 = r.register("bot2", Some(&r.owner.email), &[]).await;
+    let id2 = w.request(&r.owner, &agent2, "pay.refunds:write", None).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let no_reason = r
+        .post(&format!("/v1/approvals/{id2}/deny"), &w.pay_owner, json!({}))
+        .await;
+    assert_eq!((no_reason.status, no_reason.code()), (422, "reason_required"));
+    let denied = r
+        .post(&format!("/v1/approvals/{id2}/deny"), &w.pay_owner, json!({"reason": "not this quarter"}))
+        .await;
+    assert_eq!(denied.expect(200)["status"], json!("denied"));
+    assert!(w.grant_of(&agent2, "pay.refunds:write").await.is_none());
+    let late = w.approve(&r.admin, &id2).await;
+    assert_eq!((late.status, late.code()), (409, "already_decided"));
+}
+
+#[tokio::test]
+async fn high_is_the_resource_owners_alone_and_lasts_at_most_90_days() {
+    let w = world().await;
+    let r = &w.reg;
+    let agent = r.register("bot", Some(&r.owner.email), &[]).await;
+    let long = w.request(&r.owner, &agent, "pay.payouts:write", Some("120d")).await;
+    assert_eq!((long.status, long.code()), (422, "duration_too_long"), "{long:?}");
+    let bad = w.request(&r.owner, &agent, "pay.payouts:write", Some("3w")).await;
+    assert_eq!((bad.status, bad.code()), (422, "invalid_duration"));
+    let id = w.request(&r.owner, &agent, "pay.payouts:write", Some("30d")).await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dup = w.request(&r.owner, &agent, "pay.payouts:write", None).await;
+    assert_eq!((dup.status, dup.code()), (409, "request_pending"));
+    let admin = w.approve(&r.admin, &id).await;
+    assert_eq!((admin.status, admin.code()), (403, "not_an_approver"), "{admin:?}");
+    let done = w.approve(&w.pay_owner, &id).await;
+    assert_eq!(done.expect(200)["status"], json!("approved"));
+    let grant = w.grant_of(&agent, "pay.payouts:write").await.unwrap();
+    assert!(about_days_from_now(time(&grant["expires_at"]), 30), "{grant}");
+
+    // No owner (or unclassified): admins approve, default 90 days.
+    let id = w.request(&r.owner, &agent, "vault.secrets:read", None).await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.approve(&r.admin, &id).await.expect(200);
+    let grant = w.grant_of(&agent, "vault.secrets:read").await.unwrap();
+    assert!(about_days_from_now(time(&grant["expires_at"]), 90), "{grant}");
+
+    // A resource's max_duration override shortens its tier's maximum.
+    let over = w.request(&r.owner, &agent, "short.ops:run", Some("15d")).await;
+    assert_eq!((over.status, over.code()), (422, "duration_too_long"));
+}
+
+#[tokio::test]
+async fn critical_needs_the_resource_owner_and_a_distinct_admin() {
+    let w = world().await;
+    let r = &w.reg;
+    let agent = r.register("bot", Some(&r.owner.email), &[]).await;
+    let too_long = w.request(&r.owner, &agent, "pay.ledger:admin", Some("31d")).await;
+    assert_eq!(too_long.code(), "duration_too_long");
+    let id = w.request(&r.owner, &agent, "pay.ledger:admin", None).await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = w.approve(&r.admin, &id).await;
+    assert_eq!(first.expect(200)["status"], json!("pending"));
+    assert_eq!(first.body["approvals"].as_array().unwrap().len(), 1);
+    assert!(w.grant_of(&agent, "pay.ledger:admin").await.is_none());
+    // The same admin twice counts once.
+    let twice = w.approve(&r.admin, &id).await;
+    assert_eq!((twice.status, twice.code()), (409, "already_decided"));
+    // A second admin cannot stand in for the resource owner who may decide.
+    let second_admin = w.approve(&w.admin2, &id).await;
+    assert_eq!((second_admin.status, second_admin.code()), (403, "not_an_approver"));
+    let done = w.approve(&w.pay_owner, &id).await;
+    assert_eq!(done.expect(200)["status"], json!("approved"));
+    let grant = w.grant_of(&agent, "pay.ledger:admin").await.unwrap();
+    assert!(about_days_from_now(time(&grant["expires_at"]), 30), "{grant}");
+    let audit = r.get(&format!("/v1/agents/{agent}/audit"), &r.admin).await;
+    let approved = audit.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == json!("grant.add"))
+        .cloned()
+        .unwrap();
+    assert_eq!(approved["details"]["approvers"], json!(["admin@example.com", "pay@example.com"]));
+    assert_eq!(approved["details"]["requester"], json!("owner@example.com"));
+    assert_eq!(approved["details"]["tier"], json!("critical"));
+
+    // The resource owner asks (for an agent they own): two distinct admins decide.
+    let theirs = r.register("pay-bot", Some(&w.pay_owner.email), &[]).await;
+    let id = w.request(&w.pay_owner, &theirs, "pay.ledger:admin", Some("7d")).await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own = w.approve(&w.pay_owner, &id).await;
+    assert_eq!(own.code(), "self_approval");
+    assert_eq!(w.approve(&r.admin, &id).await.expect(200)["status"], json!("pending"));
+    assert_eq!(w.approve(&w.admin2, &id).await.expect(200)["status"], json!("approved"));
+}
+
+#[tokio::test]
+async fn nobody_approves_for_an_agent_they_own_and_admins_grant_directly_only_low_and_medium() {
+    let w = world().await;
+    let r = &w.reg;
+    // An admin's own agent: their own request, and another admin's for it, are not theirs to decide.
+    let admins = r.register("admin-bot", Some(&r.admin.email), &[]).await;
+    let id = w.request(&w.admin2, &admins, "pay.refunds:write", None).await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let owner_decides = w.approve(&r.admin, &id).await;
+    assert_eq!(owner_decides.code(), "self_approval", "{owner_decides:?}");
+    let requester_decides = w.approve(&w.admin2, &id).await;
+    assert_eq!(requester_decides.code(), "self_approval");
+    w.approve(&w.pay_owner, &id).await.expect(200);
+
+    // Direct grants: not for owners, not above medium, never to one's own agent.
+    let owners = r.register("bot", Some(&r.owner.email), &[]).await;
+    let path = format!("/v1/agents/{owners}/grants");
+    let owner_try = r.post(&path, &r.owner, json!({"scope": "pay.refunds:write"})).await;
+    assert_eq!(owner_try.status, 403);
+    let high = r.post(&path, &r.admin, json!({"scope": "pay.payouts:write"})).await;
+    assert_eq!(high.status, 403, "{high:?}");
+    let unknown = r.post(&path, &r.admin, json!({"scope": "nope:read"})).await;
+    assert_eq!((unknown.status, unknown.code()), (422, "unknown_scope"));
+    let own = r
+        .post(&format!("/v1/agents/{admins}/grants"), &r.admin, json!({"scope": "pay.balance:read"}))
+        .await;
+    assert_eq!((own.status, own.code()), (403, "self_approval"));
+    let ok = r.post(&path, &r.admin, json!({"scope": "pay.refunds:write"})).await;
+    ok.expect(201);
+    let grant = w.grant_of(&owners, "pay.refunds:write").await.unwrap();
+    assert!(about_days_from_now(time(&grant["expires_at"]), 365), "{grant}");
+}
+
+#[tokio::test]
+async fn scopes_outside_the_catalogue_are_never_granted_or_registered() {
+    let w = world().await;
+    let r = &w.reg;
+    let agent = r.register("bot", Some(&r.owner.email), &[]).await;
+    let reply = w.request(&r.owner, &agent, "hr.db:admin", None).await;
+    assert_eq!((reply.status, reply.code()), (422, "unknown_scope"));
+    assert!(reply.body["message"].as_str().unwrap().contains("hr.db:admin"));
+    let before = r.snapshot();
+    let reg = r
+        .post(
+            "/v1/agents",
+            &r.owner,
+            json!({"name": "greedy", "owner": r.owner.email, "scopes": ["pay.balance:read", "iam:admin"]}),
+        )
+        .await;
+    assert_eq!((reg.status, reg.code()), (422, "unknown_scope"), "{reg:?}");
+    assert!(reg.body["message"].as_str().unwrap().contains("iam:admin"));
+    assert_eq!(r.snapshot(), before, "nothing of the registration was written");
+
+    // Registering with catalogued scopes files one request per scope; low ones are granted.
+    let created = r
+        .post(
+            "/v1/agents",
+            &r.owner,
+            json!({"name": "modest", "owner": r.owner.email,
+                   "scopes": ["pay.balance:read", "pay.payouts:write"]}),
+        )
+        .await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_string();
+    let scopes: Vec<&str> = created.body["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["pay.balance:read"]);
+    let detail = r.agent(&id).await;
+    let pending = detail["requests"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{detail}");
+    assert_eq!(pending[0]["scope"], json!("pay.payouts:write"));
+    assert_eq!(pending[0]["status"], json!("pending"));
+    let listed = r.get(&format!("/v1/agents/{id}/requests"), &r.owner).await;
+    assert_eq!(listed.expect(200)["requests"].as_array().unwrap().len(), 2);
+    let not_yours = r.get(&format!("/v1/agents/{id}/requests"), &r.other).await;
+    assert_eq!(not_yours.status, 403);
+}
+
+#[tokio::test]
+async fn undecided_requests_expire_and_expired_grants_are_removed_by_the_sweep() {
+    let w = world().await;
+    let r = &w.reg;
+    let agent = r.register("bot", Some(&r.owner.email), &[]).await;
+    let id = w.request(&r.owner, &agent, "pay.payouts:write", None).await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Thirteen days on, nothing happens; fifteen, it has expired.
+    let store: &dyn Store = r.store.as_ref();
+    let quiet = sweep(store, Utc::now() + Duration::days(13)).unwrap();
+    assert_eq!(quiet.requests_expired, 0);
+    let swept = sweep(store, Utc::now() + Duration::days(15)).unwrap();
+    assert_eq!(swept.requests_expired, 1);
+    let late = w.approve(&w.pay_owner, &id).await;
+    assert_eq!((late.status, late.code()), (409, "request_expired"), "{late:?}");
+    assert!(w.approve(&w.pay_owner, &id).await.body["message"].as_str().unwrap().contains("expired"));
+
+    // A 12-hour grant is removed by the first sweep after its end, audited, and only it.
+    let id = w.request(&r.owner, &agent, "pay.refunds:write", Some("12h")).await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.approve(&r.admin, &id).await.expect(200);
+    w.request(&r.owner, &agent, "pay.balance:read", None).await.expect(201);
+    assert!(w.grant_of(&agent, "pay.refunds:write").await.is_some());
+    let early = sweep(store, Utc::now() + Duration::hours(11)).unwrap();
+    assert!(early.grants_removed.is_empty());
+    let swept = sweep(store, Utc::now() + Duration::hours(13)).unwrap();
+    assert_eq!(swept.grants_removed, vec![(agent.clone(), "pay.refunds:write".to_string())]);
+    assert!(w.grant_of(&agent, "pay.refunds:write").await.is_none());
+    assert!(w.grant_of(&agent, "pay.balance:read").await.is_some());
+    let audit = r.get(&format!("/v1/agents/{agent}/audit"), &r.admin).await;
+    let removal = audit.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == json!("grant.remove"))
+        .cloned()
+        .unwrap();
+    assert_eq!(removal["actor"]["kind"], json!("system"));
+    assert_eq!(removal["details"]["scope"], json!("pay.refunds:write"));
+    assert_eq!(removal["reason"], json!("the grant's time is up"));
+}
