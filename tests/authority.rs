@@ -450,3 +450,260 @@ async fn undecided_requests_expire_and_expired_grants_are_removed_by_the_sweep()
     assert_eq!(removal["details"]["scope"], json!("pay.refunds:write"));
     assert_eq!(removal["reason"], json!("the grant's time is up"));
 }
+
+/// An agent that authenticates with a static secret (the simplest client for these tests).
+struct Client {
+    id: String,
+    secret: String,
+}
+
+impl World {
+    /// Registers an agent owned by the standard owner holding `scopes`, each requested by the
+    /// owner and approved by whoever its tier needs, and gives it a secret.
+    async fn agent_with(&self, name: &str, scopes: &[&str], parent: Option<&str>) -> Client {
+        let r = &self.reg;
+        let mut body = json!({"name": name, "owner": r.owner.email});
+        if let Some(p) = parent {
+            body["kind"] = json!("sub-agent");
+            body["parent_id"] = json!(p);
+        }
+        let id = r.register_with(body).await;
+        for scope in scopes {
+            let filed = self.request(&r.owner, &id, scope, None).await;
+            let rid = filed.expect(201)["id"].as_str().unwrap().to_string();
+            if filed.body["status"] == json!("pending") {
+                self.approve(&r.admin, &rid).await.expect(200);
+            }
+            if self.reg.get(&format!("/v1/agents/{id}/requests?status=pending"), &r.admin).await.body["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|q| q["id"] == json!(rid))
+            {
+                self.approve(&self.pay_owner, &rid).await.expect(200);
+            }
+        }
+        let added = r
+            .post(&format!("/v1/agents/{id}/credentials"), &r.admin, json!({"kind": "static-secret"}))
+            .await;
+        let secret = added.expect(201)["secret"].as_str().unwrap().to_string();
+        Client { id, secret }
+    }
+
+    /// A person access token of `who` that names `agent` in `may_act`.
+    async fn person_token(&self, who: &Member, agent: &str) -> String {
+        let minted = self
+            .reg
+            .post("/v1/me/access-token", who, json!({"ttl_seconds": 600, "may_act": agent}))
+            .await;
+        minted.expect(201)["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn exchange(
+        &self,
+        client: &Client,
+        subject: &str,
+        scope: &str,
+        approval_id: Option<&str>,
+    ) -> support::Reply {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange")
+            .append_pair("subject_token", subject)
+            .append_pair("subject_token_type", "urn:ietf:params:oauth:token-type:access_token")
+            .append_pair("scope", scope)
+            .append_pair("audience", "https://pay.example.com")
+            .append_pair("client_id", &client.id)
+            .append_pair("client_secret", &client.secret);
+        if let Some(id) = approval_id {
+            form.append_pair("approval_id", id);
+        }
+        self.reg
+            .call_raw(
+                "POST",
+                "/oauth/token",
+                None,
+                Some("application/x-www-form-urlencoded"),
+                Some(form.finish().into_bytes()),
+            )
+            .await
+    }
+}
+
+#[tokio::test]
+async fn per_use_approval_round_trip_reuse_mismatch_denial_and_merge() {
+    let w = world().await;
+    let r = &w.reg;
+    let runner = w
+        .agent_with("runner", &["pay.balance:read", "pay.transfer:execute"], None)
+        .await;
+    let subject = w.person_token(&r.other, &runner.id).await;
+
+    // Without per-use scopes nothing changes.
+    w.exchange(&runner, &subject, "pay.balance:read", None).await.expect(200);
+
+    // The per-use scope: approval_required, with an id and how long it stays valid.
+    let asked = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    assert_eq!((asked.status, asked.body["error"].as_str()), (400, Some("approval_required")), "{asked:?}");
+    let id = asked.body["approval_id"].as_str().unwrap().to_string();
+    let expires_in = asked.body["expires_in"].as_u64().unwrap();
+    assert!(expires_in > 0 && expires_in <= 600, "{expires_in}");
+    // Asking again merges into the same pending approval.
+    let again = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    assert_eq!(again.body["approval_id"], json!(id));
+    let pending = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await;
+    assert_eq!((pending.status, pending.body["error"].as_str()), (400, Some("authorization_pending")));
+
+    // It waits for the subject and the resource owner, never the agent's owner; admins are not
+    // asked while the subject or resource owner may decide.
+    let queue = r.get("/v1/approvals?kind=use", &r.other).await;
+    let listed = queue.expect(200)["requests"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["kind"], json!("use"));
+    assert_eq!(listed[0]["subject"], json!("other@example.com"));
+    assert_eq!(listed[0]["audience"], json!(["https://pay.example.com"]));
+    assert_eq!(listed[0]["chain"], json!([runner.id]));
+    let in_owners = r.get("/v1/approvals?kind=use", &w.pay_owner).await;
+    assert_eq!(in_owners.body["requests"].as_array().unwrap().len(), 1);
+    let by_agent_owner = w.approve(&r.owner, &id).await;
+    assert_eq!(by_agent_owner.code(), "self_approval");
+    let by_admin = w.approve(&r.admin, &id).await;
+    assert_eq!(by_admin.code(), "not_an_approver");
+    assert_eq!(w.approve(&r.other, &id).await.expect(200)["status"], json!("approved"));
+
+    // Bound to its scope set: another set is refused and does not spend it.
+    let other_set = w
+        .exchange(&runner, &subject, "pay.transfer:execute pay.balance:read", Some(&id))
+        .await;
+    assert_eq!(other_set.body["error"], json!("invalid_grant"), "{other_set:?}");
+    // Bound to its subject: another person's token is refused.
+    let admins_subject = w.person_token(&r.admin, &runner.id).await;
+    let other_subject = w.exchange(&runner, &admins_subject, "pay.transfer:execute", Some(&id)).await;
+    assert_eq!(other_subject.body["error"], json!("invalid_grant"), "{other_subject:?}");
+    // The exchange it was asked for succeeds once.
+    let ok = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await;
+    assert_eq!(ok.expect(200)["scope"], json!("pay.transfer:execute"));
+    let reused = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await;
+    assert_eq!(reused.body["error"], json!("invalid_grant"));
+    assert!(reused.body["error_description"].as_str().unwrap().contains("already been used"));
+
+    // Denied: access_denied.
+    let asked = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    let id2 = asked.body["approval_id"].as_str().unwrap().to_string();
+    assert_ne!(id2, id);
+    r.post(&format!("/v1/approvals/{id2}/deny"), &w.pay_owner, json!({"reason": "not now"}))
+        .await
+        .expect(200);
+    let denied = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id2)).await;
+    assert_eq!(denied.body["error"], json!("access_denied"));
+
+    // Every step is audited.
+    let audit = r.get(&format!("/v1/agents/{}/audit", runner.id), &r.admin).await;
+    let steps: Vec<(String, String)> = audit.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("approval.") || e["details"]["kind"] == json!("use"))
+        .map(|e| (e["action"].as_str().unwrap().to_string(), e["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    for want in [
+        ("approval.request", "pending"),
+        ("approval.request", "merged"),
+        ("request.approve", "success"),
+        ("approval.use", "refused"),
+        ("approval.use", "success"),
+        ("request.deny", "success"),
+        ("approval.use", "denied"),
+    ] {
+        assert!(
+            steps.iter().any(|(a, o)| a == want.0 && o == want.1),
+            "{want:?} missing from {steps:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
+    use steward::registry::store::ApprovalStore;
+    use steward::registry::store::approvals::{UseBinding, UseRedemption};
+    let w = world().await;
+    let r = &w.reg;
+    let runner = w
+        .agent_with("runner", &["pay.balance:read", "pay.transfer:execute"], None)
+        .await;
+    let subject = w.person_token(&r.other, &runner.id).await;
+
+    // Approved but not used within ten minutes: invalid_grant.
+    let asked = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    let id = asked.body["approval_id"].as_str().unwrap().to_string();
+    w.approve(&r.other, &id).await.expect(200);
+    let binding = UseBinding {
+        agent_id: runner.id.clone(),
+        subject: "other@example.com".into(),
+        scopes: vec!["pay.transfer:execute".into()],
+        audience: vec!["https://pay.example.com".into()],
+        chain: vec![runner.id.clone()],
+    };
+    let late = r
+        .store
+        .redeem_use_approval(&id, &binding, Utc::now() + Duration::minutes(11))
+        .unwrap();
+    assert!(matches!(late, UseRedemption::Invalid(ref m) if m.contains("expired")), "{late:?}");
+    // Bound to its agent.
+    let mut elsewhere = binding.clone();
+    elsewhere.agent_id = "ag_other".into();
+    assert!(matches!(
+        r.store.redeem_use_approval(&id, &elsewhere, Utc::now()).unwrap(),
+        UseRedemption::Invalid(_)
+    ));
+    // Still unspent in time and bound right: the exchange succeeds.
+    w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await.expect(200);
+
+    // A sub-agent hop needs its own approval, even with a token that carries the scope.
+    let parent_token = w
+        .exchange(&runner, &subject, "pay.transfer:execute", None)
+        .await
+        .body["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.approve(&w.pay_owner, &parent_token).await.expect(200);
+    let carried = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&parent_token)).await;
+    let carried = carried.expect(200)["access_token"].as_str().unwrap().to_string();
+    let worker = w
+        .agent_with("worker", &["pay.transfer:execute"], Some(&runner.id))
+        .await;
+    let hop = w.exchange(&worker, &carried, "pay.transfer:execute", None).await;
+    assert_eq!(hop.body["error"], json!("approval_required"), "{hop:?}");
+    let hop_id = hop.body["approval_id"].as_str().unwrap().to_string();
+    let hop_request = r.get("/v1/approvals?kind=use", &r.other).await.body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == json!(hop_id))
+        .cloned()
+        .unwrap();
+    assert_eq!(hop_request["chain"], json!([worker.id, runner.id]));
+    w.approve(&r.other, &hop_id).await.expect(200);
+    w.exchange(&worker, &carried, "pay.transfer:execute", Some(&hop_id)).await.expect(200);
+
+    // At most 20 pending per agent: the 21st is refused with 429 and nothing is filed.
+    for n in 0..19 {
+        let mut b = binding.clone();
+        b.audience = vec![format!("https://pay{n}.example.com")];
+        r.store.request_use_approval(&b, Utc::now()).unwrap();
+    }
+    let twentieth = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    assert_eq!(twentieth.body["error"], json!("approval_required"));
+    let mut b = binding.clone();
+    b.audience = vec!["https://pay-extra.example.com".into()];
+    let before = r.snapshot();
+    let capped = r.store.request_use_approval(&b, Utc::now()).unwrap_err();
+    assert!(capped.to_string().contains("at most 20"), "{capped}");
+    assert_eq!(r.snapshot(), before);
+    // Over HTTP the cap is a 429; the identical pending one still merges.
+    let merged = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    assert_eq!(merged.body["error"], json!("approval_required"));
+    let admin_subject = w.person_token(&r.admin, &runner.id).await;
+    let over = w.exchange(&runner, &admin_subject, "pay.transfer:execute", None).await;
+    assert_eq!((over.status, over.body["error"].as_str()), (429, Some("too_many_pending")), "{over:?}");
+}
