@@ -707,3 +707,80 @@ async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
     let over = w.exchange(&runner, &admin_subject, "pay.transfer:execute", None).await;
     assert_eq!((over.status, over.body["error"].as_str()), (429, Some("too_many_pending")), "{over:?}");
 }
+
+#[tokio::test]
+async fn a_schema_4_database_is_upgraded_without_losing_grants() {
+    use steward::registry::store::CatalogueStore;
+    use steward::registry::store::sqlite::{OpenMode, create_at_version};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    create_at_version(&db, 4).unwrap();
+    let now = Utc::now();
+    let at = |d: Duration| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO people (id, email, display_name, roles, active, created_at, change_seq)
+                 VALUES ('p1', 'ada@example.com', 'Ada', 'admin', 1, '{t}', 1),
+                        ('p2', 'bob@example.com', 'Bob', '', 1, '{t}', 2);
+             INSERT INTO agents (id, name, kind, owner_id, team, environment, status, source, created_at, change_seq)
+                 VALUES ('ag_1', 'invoicer', 'agent', 'p2', 'fin', 'prod', 'active', 'registered', '{t}', 3);
+             INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at) VALUES
+                 ('ag_1', 'crm.orders:read', 'bob@example.com', '{t}', NULL),
+                 ('ag_1', 'hr.db:admin', 'bob@example.com', '{t}', '{soon}'),
+                 ('ag_1', 'payments:write', 'bob@example.com', '{t}', '{late}');
+             INSERT INTO issued_tokens (jti, kind, digest, kid, subject, client_id, actors, scopes,
+                     audience, subject_source, issued_at, expires_at) VALUES
+                 ('j1', 'exchange', 'd1', 'k', 'bob@example.com', 'ag_1', '[\"ag_1\"]',
+                  '[\"crm.orders:read\"]', '[\"https://crm.example.com\"]', 'person-token', 1, 2),
+                 ('j2', 'exchange', 'd2', 'k', 'bob@example.com', 'ag_1', '[\"ag_1\"]',
+                  '[\"crm.orders:read\",\"payments:write\"]', '[\"https://api.example.com\"]', 'person-token', 1, 2);
+             UPDATE counters SET value = 3 WHERE name = 'change_seq';",
+            t = at(Duration::days(-400)),
+            soon = at(Duration::days(10)),
+            late = at(Duration::days(200)),
+        ))
+        .unwrap();
+    }
+    let store = steward::registry::open_store(&db, OpenMode::MustExist).unwrap();
+    assert_eq!(store.schema_version().unwrap(), steward::registry::SCHEMA_VERSION);
+
+    // Every granted scope is catalogued under its prefix, unclassified, without an owner, with
+    // the audiences its past exchanges named.
+    let resources = store.list_resources().unwrap();
+    let ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["crm", "hr", "payments"]);
+    let crm = &resources[0];
+    assert_eq!(crm.owner, None);
+    assert_eq!(crm.audiences, ["https://api.example.com", "https://crm.example.com"]);
+    assert_eq!(resources[2].audiences, ["https://api.example.com"]);
+    assert_eq!(resources[1].audiences, Vec::<String>::new());
+    let infos = store
+        .scope_catalogue(&["hr.db:admin".into(), "crm.orders:read".into(), "nope:x".into()])
+        .unwrap();
+    assert_eq!(infos.len(), 2);
+    assert_eq!(infos[0].resource_id, "hr");
+    assert!(infos.iter().all(|i| i.tier == steward::model::catalogue::Tier::Unclassified));
+
+    // Nothing granted is lost, but nothing stays longer than 90 days unless it ended sooner.
+    let (url, shutdown, server) = support::serve(store.clone()).await;
+    let token = steward::registry::bootstrap_admin(store.as_ref(), "ada@example.com", "Ada", "t")
+        .unwrap()
+        .1
+        .token;
+    let http = support::http_client();
+    let agent = support::call(&http, &url, "GET", "/v1/agents/ag_1", Some(&token), None).await;
+    let grants = agent.expect(200)["grants"].as_array().unwrap().clone();
+    assert_eq!(grants.len(), 3);
+    let expiry = |scope: &str| {
+        time(&grants.iter().find(|g| g["scope"] == json!(scope)).unwrap()["expires_at"])
+    };
+    assert!(about_days_from_now(expiry("crm.orders:read"), 90));
+    assert!(about_days_from_now(expiry("payments:write"), 90));
+    assert!(about_days_from_now(expiry("hr.db:admin"), 10));
+    // Shown as unclassified in JSON.
+    let hr = support::call(&http, &url, "GET", "/v1/resources/hr", Some(&token), None).await;
+    assert_eq!(hr.expect(200)["scopes"][0]["tier"], json!("unclassified"));
+    let _ = shutdown.send(());
+    let _ = server.await;
+}
