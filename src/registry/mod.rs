@@ -1,6 +1,7 @@
 //! The identity registry: `steward server`.
 
 pub mod demo;
+pub mod demo_catalogue;
 pub mod demo_reviews;
 pub mod http;
 pub mod policy;

@@ -32,7 +32,7 @@ use tempfile::TempDir;
 
 #[path = "catalogue.rs"]
 mod catalogue;
-pub use catalogue::{TEST_SCOPES, scope_prefix, test_catalogue};
+pub use catalogue::test_catalogue;
 
 /// How long any one HTTP call may take before the test fails (a bound, not an assertion).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
