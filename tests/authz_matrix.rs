@@ -3,7 +3,7 @@
 //! Each row names one operation on one route and the status each authenticated caller must get,
 //! read from the policy (`src/registry/policy.rs`): admin everything; responder reads all and
 //! revokes/reinstates; auditor reads all including audit and writes nothing; a person manages
-//! the agents they own (read, grant/ungrant, revoke, decommission, register their own), while
+//! the agents they own (read, request scopes and ungrant, revoke, decommission, register their own; only admins grant directly), while
 //! reinstating takes admin or responder and changing an owner takes admin. Callers who cannot
 //! be authenticated (no token, unknown, expired, revoked, a person who has left) get 401 on
 //! every `/v1/` route; `/healthz` and discovery under `/.well-known/` are public. The OAuth
@@ -120,6 +120,15 @@ enum Op {
     DecideReviewItem,
     ReassignReviewItem,
     ScopeDiff,
+    // The catalogue and approvals (src/registry/http/catalogue.rs, approvals.rs).
+    ListResources,
+    ShowResource,
+    ImportCatalogue,
+    RequestScope,
+    AgentRequests,
+    ListApprovals,
+    ApproveRequest,
+    DenyRequest,
     // Delegations and API-token lineage (src/registry/http/delegations.rs, api_tokens.rs).
     ListMyTokens,
     ListSomeonesTokens,
@@ -291,7 +300,8 @@ const ROWS: &[Row] = &[
         Op::AddGrant,
         "POST",
         "/v1/agents/{id}/grants",
-        [201, 403, 403, 201, 403],
+        // Owners request scopes now; admins grant low and medium ones directly.
+        [201, 403, 403, 403, 403],
     ),
     write(
         Op::RemoveGrant,
@@ -507,6 +517,59 @@ const ROWS: &[Row] = &[
         "/v1/agents/{id}/scope-diff",
         [200, 200, 200, 200, 403],
     ),
+    // The catalogue: everyone reads it (owners pick scopes to request), admins import it.
+    row(
+        Op::ListResources,
+        "GET",
+        "/v1/resources",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::ShowResource,
+        "GET",
+        "/v1/resources/{id}",
+        [200, 200, 200, 200, 200],
+    ),
+    write(
+        Op::ImportCatalogue,
+        "PUT",
+        "/v1/resources",
+        [200, 403, 403, 403, 403],
+    ),
+    // Requests: whoever manages the agent (its owner, an admin) asks; whoever reads it sees them.
+    write(
+        Op::RequestScope,
+        "POST",
+        "/v1/agents/{id}/requests",
+        [201, 403, 403, 201, 403],
+    ),
+    row(
+        Op::AgentRequests,
+        "GET",
+        "/v1/agents/{id}/requests",
+        [200, 200, 200, 200, 403],
+    ),
+    // Everyone has a queue (perhaps empty). A medium request the owner filed for their own
+    // agent, on a resource without an owner, is decided by an admin: never by the requester
+    // and agent owner (403 self_approval), nor by anyone else (403 not_an_approver).
+    row(
+        Op::ListApprovals,
+        "GET",
+        "/v1/approvals",
+        [200, 200, 200, 200, 200],
+    ),
+    write(
+        Op::ApproveRequest,
+        "POST",
+        "/v1/approvals/{id}/approve",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::DenyRequest,
+        "POST",
+        "/v1/approvals/{id}/deny",
+        [200, 403, 403, 403, 403],
+    ),
     // Delegations and API-token lineage: everyone manages their own; only admins list
     // another person's tokens; nobody withdraws another person's delegation (it is not found).
     row(
@@ -554,6 +617,9 @@ const ROWS: &[Row] = &[
     ),
 ];
 
+/// Decisions refuse with the precise separation-of-duties code rather than `forbidden`.
+const DECISIONS: &[Op] = &[Op::ApproveRequest, Op::DenyRequest];
+
 /// The routes anyone may call without a token.
 const PUBLIC: &[Op] = &[Op::Health, Op::OAuthMetadata, Op::Jwks];
 
@@ -588,6 +654,16 @@ impl Matrix {
     async fn new() -> Matrix {
         let reg = Registry::start().await;
         let bystander = reg.add_person("bystander@example.com", &[]).await;
+        // A medium scope with no resource owner: requests for it wait for an admin.
+        reg.call(
+            "PUT",
+            "/v1/resources",
+            Some(&reg.admin.token),
+            Some(&json!({"resources": [{"id": "matrix", "name": "Matrix", "owner": null,
+                "scopes": [{"name": "matrix.things:write", "tier": "medium"}]}]})),
+        )
+        .await
+        .expect(200);
 
         let expired = reg
             .post("/v1/me/tokens", &reg.admin, json!({"name": "to-expire"}))
@@ -961,6 +1037,38 @@ impl Matrix {
                 ),
                 None,
             ),
+            Op::ListResources => ("/v1/resources".into(), None),
+            Op::ShowResource => ("/v1/resources/matrix".into(), None),
+            Op::ImportCatalogue => (
+                "/v1/resources".into(),
+                Some(json!({"resources": [{"id": self.fresh("matrix-res"), "name": "New",
+                    "owner": null, "scopes": []}]})),
+            ),
+            Op::RequestScope => (
+                format!("/v1/agents/{}/requests", self.owners_agent(&[]).await),
+                Some(json!({"scope": "matrix.things:write", "justification": "matrix"})),
+            ),
+            Op::AgentRequests => (
+                format!("/v1/agents/{}/requests", self.owners_agent(&[]).await),
+                None,
+            ),
+            Op::ListApprovals => ("/v1/approvals".into(), None),
+            Op::ApproveRequest | Op::DenyRequest => {
+                let agent = self.owners_agent(&[]).await;
+                let filed = r
+                    .post(
+                        &format!("/v1/agents/{agent}/requests"),
+                        &r.owner,
+                        json!({"scope": "matrix.things:write", "justification": "matrix"}),
+                    )
+                    .await;
+                let id = filed.expect(201)["id"].as_str().unwrap().to_string();
+                let verb = if op == Op::ApproveRequest { "approve" } else { "deny" };
+                (
+                    format!("/v1/approvals/{id}/{verb}"),
+                    Some(json!({"reason": "matrix"})),
+                )
+            }
             Op::ListMyTokens | Op::ListDelegations => (
                 if op == Op::ListMyTokens {
                     "/v1/me/tokens".into()
@@ -1117,6 +1225,7 @@ fn expected(row: &Row, who: Who) -> (u16, &'static str) {
         let code = match (oauth, status) {
             (true, 400) => "unauthorized_client",
             (true, 401) => "invalid_client",
+            (false, 403) if DECISIONS.contains(&row.op) => "",
             (false, 403) => "forbidden",
             (false, 404) => "not_found",
             _ => "",

@@ -851,8 +851,9 @@ async fn every_change_writes_an_audit_event_with_actor_and_reason() {
         (
             "POST",
             format!("/v1/agents/{id}/grants"),
+            // Owners now request scopes; an admin who does not own the agent grants low ones.
             Some(json!({"scope": scope, "justification": "quarter close"})),
-            &reg.owner,
+            &reg.admin,
         ),
         (
             "PUT",
@@ -904,7 +905,7 @@ async fn every_change_writes_an_audit_event_with_actor_and_reason() {
         seen,
         vec![
             ("agent.register", "admin@example.com", None),
-            ("grant.add", "owner@example.com", Some("quarter close")),
+            ("grant.add", "admin@example.com", Some("quarter close")),
             ("agent.owner.set", "admin@example.com", Some("team move")),
             ("agent.revoke", "responder@example.com", Some("INC-1")),
             ("agent.reinstate", "admin@example.com", Some("fixed")),

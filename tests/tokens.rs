@@ -3,6 +3,8 @@
 //! Issued tokens are checked with an independent JWT library (`jsonwebtoken`, RustCrypto
 //! backend) against the JWKS the registry serves; agents' assertions are built with it too.
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 use steward::model::Actor;
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SqliteStore, Store, TrustedIssuer};
+use steward::registry::store::{CatalogueStore, SqliteStore, Store, TrustedIssuer};
 use steward::registry::tokens::TokenSettings;
 use steward::registry::{self, Server};
 
@@ -70,6 +72,9 @@ impl Registry {
         let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
         let (_, admin) =
             registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "t").unwrap();
+        store
+            .import_catalogue(&Actor::system("test"), &support::test_catalogue())
+            .unwrap();
         let (base, tx, task) = serve(store.clone()).await;
         Registry {
             base,

@@ -37,7 +37,26 @@ pub enum Command {
     /// The agent inventory.
     #[command(subcommand)]
     Agents(AgentsCommand),
-    /// Grant a scope to an agent.
+    /// The resource catalogue: the only source of grantable scopes.
+    #[command(subcommand)]
+    Resources(super::approvals::ResourcesCommand),
+    /// Ask for a scope for an agent; low-tier scopes are granted at once, others wait for
+    /// their approvers.
+    Request {
+        agent: String,
+        scope: String,
+        #[arg(long)]
+        justification: String,
+        /// How long the grant lasts once approved: `30d` or `12h` (default: the tier's longest).
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Access requests and per-use approvals waiting for your decision.
+    #[command(subcommand)]
+    Approvals(super::approvals::ApprovalsCommand),
+    /// Grant a catalogued low or medium scope directly (admins, not to agents they own).
     Grant {
         id: String,
         scope: String,

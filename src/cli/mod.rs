@@ -2,6 +2,7 @@
 //! a scripting command.
 
 pub mod agents;
+pub mod approvals;
 pub mod args;
 pub mod audit;
 pub mod connect;
@@ -58,6 +59,15 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             justification,
             json,
         } => govern::grant(&connect()?, &id, &scope, justification, json).await,
+        Command::Resources(cmd) => approvals::resources(&connect()?, cmd).await,
+        Command::Request {
+            agent,
+            scope,
+            justification,
+            duration,
+            json,
+        } => approvals::request(&connect()?, &agent, &scope, justification, duration, json).await,
+        Command::Approvals(cmd) => approvals::approvals(&connect()?, cmd).await,
         Command::Ungrant { id, scope, json } => {
             govern::ungrant(&connect()?, &id, &scope, json).await
         }

@@ -38,6 +38,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let addr = server.local_addr();
     // Access reviews: open, close at the due date, remind (every minute).
     let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
+    // Access requests: expire undecided ones, remove grants whose time is up (every minute).
+    let sweeper = registry::service::approvals::spawn_sweeper(store.clone(), stop_rx.clone());
     let reviews = registry::reviews::ReviewScheduler::new(store, reminders)?.spawn(stop_rx);
     // The first line on stdout: scripts and tests wait for it.
     println!("listening on http://{addr}");
@@ -46,6 +48,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Let a reminder run in progress finish, so that a delivery is always recorded.
     let _ = stop_reviews.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reviews).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), sweeper).await;
     eprintln!("stopped");
     Ok(())
 }

@@ -4,6 +4,8 @@
 pub mod config;
 pub mod credentials;
 
+mod approvals;
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};

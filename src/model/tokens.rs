@@ -56,6 +56,13 @@ pub struct TokenResponse {
 pub struct OAuthErrorBody {
     pub error: String,
     pub error_description: String,
+    /// `approval_required`: the per-use approval to wait for; repeat the exchange with it as
+    /// the form field `approval_id` once a person has approved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// `approval_required`: seconds the approval stays valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
 }
 
 /// An introspection answer (RFC 7662 §2.2). Inactive tokens carry only `active: false`.

@@ -1,10 +1,12 @@
 //! The identity registry: `steward server`.
 
 pub mod demo;
+pub mod demo_catalogue;
 pub mod demo_reviews;
 pub mod http;
 pub mod policy;
 pub mod reviews;
+pub mod service;
 pub mod store;
 pub mod tokens;
 

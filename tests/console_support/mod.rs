@@ -14,6 +14,9 @@ use steward::registry::store::Store;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::{self, Server};
 use tempfile::TempDir;
+
+#[path = "../support/catalogue.rs"]
+mod test_scopes;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -34,6 +37,12 @@ impl Registry {
         let (_, token) =
             registry::bootstrap_admin(store.as_ref(), "root@example.com", "Root Admin", "tests")
                 .unwrap();
+        steward::registry::store::CatalogueStore::import_catalogue(
+            store.as_ref(),
+            &steward::model::Actor::system("test"),
+            &test_scopes::test_catalogue(),
+        )
+        .unwrap();
         let mut r = Registry {
             dir,
             db,

@@ -25,8 +25,14 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SeedAgent, SeedBatch, SeedCredential, SqliteStore, Store};
+use steward::registry::store::{
+    CatalogueStore, SeedAgent, SeedBatch, SeedCredential, SqliteStore, Store,
+};
 use tempfile::TempDir;
+
+#[path = "catalogue.rs"]
+mod catalogue;
+pub use catalogue::test_catalogue;
 
 /// How long any one HTTP call may take before the test fails (a bound, not an assertion).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,6 +163,9 @@ impl Registry {
             "test",
         )
         .expect("bootstrap the first admin");
+        store
+            .import_catalogue(&steward::model::Actor::system("test-harness"), &test_catalogue())
+            .expect("import the test catalogue");
         let (url, shutdown, server) = serve(store.clone()).await;
         let http = http_client();
         let mut registry = Registry {

@@ -2,8 +2,10 @@
 
 pub mod agents;
 pub mod api_tokens;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
 pub mod delegations;
 pub mod error;
 pub mod oauth;
@@ -67,6 +69,8 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         (name = "audit", description = "The hash-chained audit log and the change feed"),
         (name = "tokens", description = "OAuth token exchange, introspection, revocation, keys"),
         (name = "reviews", description = "Access-review campaigns, decisions, scope diffs, reminders"),
+        (name = "catalogue", description = "The resource catalogue: resources, audiences, owners, scopes and tiers"),
+        (name = "approvals", description = "Access requests, per-use approvals and the approver's queue"),
     )
 )]
 struct ApiDoc;
@@ -156,6 +160,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reviews::decide_item))
         .routes(routes!(reviews::reassign_item))
         .routes(routes!(reviews::scope_diff))
+        .routes(routes!(
+            catalogue::list_resources,
+            catalogue::import_catalogue
+        ))
+        .routes(routes!(catalogue::show_resource))
+        .routes(routes!(
+            approvals::agent_requests,
+            approvals::create_request
+        ))
+        .routes(routes!(approvals::list_approvals))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::deny))
         .with_state(state)
         .split_for_parts();
     let openapi = Arc::new(openapi);

@@ -40,6 +40,8 @@ impl IntoResponse for OAuthError {
             Json(OAuthErrorBody {
                 error: self.error.to_string(),
                 error_description: self.description,
+                approval_id: self.approval.as_ref().map(|(id, _)| id.clone()),
+                expires_in: self.approval.as_ref().map(|(_, secs)| *secs),
             }),
         )
             .into_response();

@@ -5,6 +5,8 @@
 //! and its record are both stored, or neither is.
 
 pub mod api_tokens;
+pub mod approvals;
+pub mod catalogue;
 pub mod delegations;
 pub mod sqlite;
 
@@ -31,6 +33,8 @@ use crate::registry::reviews::{
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
 pub use api_tokens::ApiTokenStore;
+pub use approvals::ApprovalStore;
+pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
 pub use sqlite::SqliteStore;
 
@@ -49,6 +53,14 @@ pub enum StoreError {
     Busy(String),
     #[error("{0}")]
     Internal(String),
+    /// A refusal with its own status and code (e.g. 403 `self_approval`, 409
+    /// `already_decided`, 429 `too_many_pending`).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -209,7 +221,9 @@ pub struct AgentTokenFacts {
     pub scopes: Vec<String>,
 }
 
-pub trait Store: DelegationStore + ApiTokenStore + Send + Sync + 'static {
+pub trait Store:
+    CatalogueStore + ApprovalStore + DelegationStore + ApiTokenStore + Send + Sync + 'static
+{
     fn schema_version(&self) -> StoreResult<i64>;
 
     // People and their API tokens.

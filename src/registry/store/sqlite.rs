@@ -303,7 +303,102 @@ const MIGRATIONS: &[&str] = &[
     // 4: case-insensitive email lookups (every sign-in, owner change and review) use an index
     // instead of scanning every person.
     "CREATE INDEX people_email_nocase ON people(email COLLATE NOCASE);",
-    // 5: who may act for whom (sqlite_delegations.rs) and token lineage: invitations, the API
+    // 5: the resource catalogue, access requests and per-use approvals (see
+    // sqlite_catalogue.rs, sqlite_approvals.rs). Then the upgrade of an existing store: every
+    // scope already granted enters the catalogue under a resource named after its prefix
+    // (`crm.orders:read` -> `crm`), with the audiences its past exchanges named, tier
+    // `unclassified` and no owner (admins approve); grants that came in this way expire 90
+    // days after the upgrade unless they already expire sooner.
+    r#"
+    CREATE TABLE resources (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        owner_id TEXT REFERENCES people(id),
+        audiences TEXT NOT NULL DEFAULT '[]',
+        approvers INTEGER,
+        max_duration TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+
+    -- A scope name is globally unique: it is the primary key.
+    CREATE TABLE resource_scopes (
+        name TEXT PRIMARY KEY,
+        resource_id TEXT NOT NULL REFERENCES resources(id),
+        tier TEXT NOT NULL,
+        approval TEXT NOT NULL DEFAULT 'request',
+        description TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    CREATE INDEX resource_scopes_resource ON resource_scopes(resource_id);
+
+    CREATE TABLE access_requests (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        scopes TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        subject TEXT,
+        audience TEXT NOT NULL DEFAULT '[]',
+        chain TEXT NOT NULL DEFAULT '[]',
+        justification TEXT,
+        duration_secs INTEGER,
+        approvals_required INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        decided_at TEXT,
+        decided_by TEXT,
+        reason TEXT,
+        grant_expires_at TEXT,
+        used_at TEXT
+    );
+    CREATE INDEX access_requests_status ON access_requests(status, expires_at);
+    CREATE INDEX access_requests_agent ON access_requests(agent_id, status);
+
+    CREATE TABLE request_approvals (
+        request_id TEXT NOT NULL REFERENCES access_requests(id),
+        approver TEXT NOT NULL COLLATE NOCASE,
+        approved_at TEXT NOT NULL,
+        reason TEXT,
+        PRIMARY KEY (request_id, approver)
+    ) WITHOUT ROWID;
+
+    -- The background sweep removes grants whose time is up without scanning every grant.
+    CREATE INDEX grants_expiry ON grants(expires_at) WHERE expires_at IS NOT NULL;
+
+    CREATE TEMP TABLE upgrade_scopes AS
+        SELECT DISTINCT scope,
+            COALESCE(NULLIF(CASE
+                WHEN instr(scope, '.') > 0
+                     AND (instr(scope, ':') = 0 OR instr(scope, '.') < instr(scope, ':'))
+                    THEN substr(scope, 1, instr(scope, '.') - 1)
+                WHEN instr(scope, ':') > 0 THEN substr(scope, 1, instr(scope, ':') - 1)
+                ELSE scope
+            END, ''), 'legacy') AS resource_id
+        FROM grants;
+    INSERT INTO resources (id, name, description, created_at, updated_at)
+        SELECT DISTINCT resource_id, resource_id,
+            'Created by the upgrade from scopes granted before the catalogue existed',
+            strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        FROM upgrade_scopes;
+    INSERT INTO resource_scopes (name, resource_id, tier, approval, description)
+        SELECT scope, resource_id, 'unclassified', 'request', '' FROM upgrade_scopes;
+    UPDATE resources SET audiences = (
+        SELECT COALESCE(json_group_array(aud), '[]') FROM (
+            SELECT DISTINCT a.value AS aud
+            FROM issued_tokens t, json_each(t.scopes) s, json_each(t.audience) a
+            WHERE s.value IN (SELECT scope FROM upgrade_scopes u WHERE u.resource_id = resources.id)
+            ORDER BY a.value
+        )
+    );
+    UPDATE grants SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days')
+        WHERE expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days');
+    DROP TABLE upgrade_scopes;
+    "#,
+    // 6: who may act for whom (sqlite_delegations.rs) and token lineage: invitations, the API
     // token that minted another (a child never outlives its parent and dies with it), when a
     // token was last used; which API token minted a person token and which delegation an
     // exchange used, so that revoking either kills the tokens that came from it.
@@ -346,12 +441,20 @@ mod api_tokens;
 #[path = "sqlite_delegations.rs"]
 mod delegations;
 
+#[path = "sqlite_catalogue.rs"]
+mod catalogue;
+
+#[path = "sqlite_approvals.rs"]
+pub(super) mod approvals;
+
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// The token service's in-memory index, kept in step with `issued_tokens` (see tokens::live).
     live: Arc<LiveTokens>,
+    /// The catalogue's scopes, replaced as a whole after each import (see `CatalogueStore`).
+    catalogue: std::sync::RwLock<Arc<catalogue::ScopeIndex>>,
 }
 
 /// Whether opening may create a new, empty store.
@@ -475,11 +578,13 @@ impl SqliteStore {
         restrict_permissions(path);
         let live = Arc::new(LiveTokens::new());
         load_live_tokens(&writer, &live).map_err(|e| describe_open(path, e))?;
+        let scopes = catalogue::load_scope_index(&writer).map_err(|e| describe_open(path, e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             live,
+            catalogue: std::sync::RwLock::new(Arc::new(scopes)),
         })
     }
 
@@ -597,6 +702,23 @@ fn migrate(conn: &Connection, path: &Path, version: i64) -> StoreResult<()> {
             let _ = conn.execute_batch("ROLLBACK");
             describe_open(path, e)
         })?;
+    }
+    Ok(())
+}
+
+/// Creates a store at `path` with only the first `version` migrations applied, as an older
+/// Steward would have left it: for tests of the upgrade path.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: i64) -> StoreResult<()> {
+    let conn = Connection::open(path).map_err(|e| describe_open(path, e))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .map_err(|e| describe_open(path, e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(|e| describe_open(path, e))?;
     }
     Ok(())
 }
@@ -1183,11 +1305,13 @@ impl Store for SqliteStore {
             let children = refs(
                 "SELECT id, name, kind, status FROM agents WHERE parent_id = ?1 ORDER BY name, id",
             )?;
+            let requests = approvals::pending_for_agent(tx, id, Utc::now())?;
             Ok(Some(AgentDetail {
                 agent,
                 credentials,
                 parent,
                 children,
+                requests,
             }))
         })
     }
@@ -1254,12 +1378,6 @@ impl Store for SqliteStore {
                     seq
                 ],
             )?;
-            for scope in &req.scopes {
-                tx.execute(
-                    "INSERT OR IGNORE INTO grants (agent_id, scope, granted_by, granted_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, scope, actor.id, now],
-                )?;
-            }
             append_audit(
                 tx,
                 actor,
@@ -1272,6 +1390,23 @@ impl Store for SqliteStore {
                     "parent_id": req.parent_id, "scopes": req.scopes, "source": source.as_str(),
                 }),
             )?;
+            // Scopes asked for at registration are requests like any other (low tier: granted
+            // at once by policy); an unknown scope refuses the whole registration.
+            let agent = agent_by_id(tx, &id)?;
+            let mut asked: Vec<&String> = req.scopes.iter().collect();
+            asked.sort();
+            asked.dedup();
+            for scope in asked {
+                approvals::file_grant_request(
+                    tx,
+                    actor,
+                    &agent,
+                    scope,
+                    Some("asked for at registration"),
+                    None,
+                    Utc::now(),
+                )?;
+            }
             agent_by_id(tx, &id)
         })
     }

@@ -294,7 +294,8 @@ impl TokenService {
         let audiences = [self.token_endpoint.as_str(), self.issuer.as_str()];
         let agent = self.authenticate_agent(credentials, &audiences).await?;
         let subject = self.subject(subject_token).await?;
-        self.issue_exchanged(agent, subject, scopes, audience, issued_type)
+        let approval_id = form.one("approval_id")?;
+        self.issue_exchanged(agent, subject, scopes, audience, issued_type, approval_id)
             .await
     }
 
@@ -305,6 +306,7 @@ impl TokenService {
         scopes: Vec<String>,
         audience: Vec<String>,
         issued_type: &str,
+        approval_id: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let agent_id = agent.facts.id.clone();
         self.active_person(&subject.person).await?;
@@ -323,6 +325,15 @@ impl TokenService {
         let mut actors = Vec::with_capacity(subject.actors.len() + 1);
         actors.push(agent_id.clone());
         actors.extend(subject.actors.iter().cloned());
+        self.check_per_use(super::per_use::PerUseExchange {
+            agent_id: &agent_id,
+            subject: &subject.person,
+            chain: &actors,
+            scopes: &scopes,
+            audience: &audience,
+            approval_id,
+        })
+        .await?;
         let jti = new_jti();
         let key = self.signing_key();
         let scope_text = scopes.join(" ");

@@ -16,6 +16,7 @@ pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod live;
+pub mod per_use;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -108,14 +109,21 @@ pub struct OAuthError {
     pub status: u16,
     pub error: &'static str,
     pub description: String,
+    /// `approval_required`: the per-use approval to wait for (id, seconds it stays valid).
+    pub approval: Option<(String, u64)>,
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
+    pub(crate) fn new(
+        status: u16,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> OAuthError {
         OAuthError {
             status,
             error,
             description: description.into(),
+            approval: None,
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> OAuthError {
