@@ -231,16 +231,16 @@ async fn the_exchanged_scope_is_bounded_by_grants_token_scope_and_delegation() {
     let bot = agent(
         &reg,
         &reg.owner.email,
-        &["a:read", "b:read", "c:read"],
+        &["crm.orders:read", "crm.orders:write", "crm:read"],
         None,
     )
     .await;
 
     // The token's scope claim bounds the exchange, even for the owner.
-    let minted = mint(&reg, &reg.owner, json!({"scope": "a:read b:read"})).await;
+    let minted = mint(&reg, &reg.owner, json!({"scope": "crm.orders:read crm.orders:write"})).await;
     let narrow = minted["access_token"].as_str().unwrap();
-    exchanged(&reg, narrow, &bot, "a:read b:read").await;
-    let (status, error, description) = error_of(&exchange(&reg, narrow, &bot, "c:read").await);
+    exchanged(&reg, narrow, &bot, "crm.orders:read crm.orders:write").await;
+    let (status, error, description) = error_of(&exchange(&reg, narrow, &bot, "crm:read").await);
     assert_eq!(
         (status, error.as_str()),
         (400, "invalid_scope"),
@@ -258,28 +258,28 @@ async fn the_exchanged_scope_is_bounded_by_grants_token_scope_and_delegation() {
         &[("token", narrow)],
     )
     .await;
-    assert_eq!(info.expect(200)["scope"], "a:read b:read");
+    assert_eq!(info.expect(200)["scope"], "crm.orders:read crm.orders:write");
 
     // The agent's grants bound it.
     let own = person_token(&reg, &reg.owner).await;
-    let (_, error, description) = error_of(&exchange(&reg, &own, &bot, "d:read").await);
+    let (_, error, description) = error_of(&exchange(&reg, &own, &bot, "crm:write").await);
     assert_eq!(error, "invalid_scope");
-    assert!(description.contains("not granted d:read"), "{description}");
+    assert!(description.contains("not granted crm:write"), "{description}");
 
     // The delegation's scopes bound it, and so does the delegator's token scope on top.
-    delegate(&reg, &reg.other, &bot.id, &["a:read", "b:read"], 3600)
+    delegate(&reg, &reg.other, &bot.id, &["crm.orders:read", "crm.orders:write"], 3600)
         .await
         .expect(201);
     let others = person_token(&reg, &reg.other).await;
-    exchanged(&reg, &others, &bot, "a:read b:read").await;
-    let (_, error, description) = error_of(&exchange(&reg, &others, &bot, "a:read c:read").await);
+    exchanged(&reg, &others, &bot, "crm.orders:read crm.orders:write").await;
+    let (_, error, description) = error_of(&exchange(&reg, &others, &bot, "crm.orders:read crm:read").await);
     assert_eq!(error, "invalid_scope");
     assert!(description.contains("delegation"), "{description}");
-    let scoped = mint(&reg, &reg.other, json!({"scope": "b:read"})).await;
+    let scoped = mint(&reg, &reg.other, json!({"scope": "crm.orders:write"})).await;
     let scoped = scoped["access_token"].as_str().unwrap();
-    exchanged(&reg, scoped, &bot, "b:read").await;
+    exchanged(&reg, scoped, &bot, "crm.orders:write").await;
     assert_eq!(
-        error_of(&exchange(&reg, scoped, &bot, "a:read").await).1,
+        error_of(&exchange(&reg, scoped, &bot, "crm.orders:read").await).1,
         "invalid_scope"
     );
 
@@ -297,14 +297,14 @@ async fn the_exchanged_scope_is_bounded_by_grants_token_scope_and_delegation() {
 #[tokio::test]
 async fn a_delegation_expires_and_its_tokens_never_outlive_it() {
     let reg = Registry::start().await;
-    let bot = agent(&reg, &reg.owner.email, &["a:read"], None).await;
-    let created = delegate(&reg, &reg.other, &bot.id, &["a:read"], 3).await;
+    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
+    let created = delegate(&reg, &reg.other, &bot.id, &["crm.orders:read"], 3).await;
     let expires_at =
         chrono::DateTime::parse_from_rfc3339(created.expect(201)["expires_at"].as_str().unwrap())
             .unwrap()
             .timestamp();
     let subject = person_token(&reg, &reg.other).await;
-    let reply = exchange(&reg, &subject, &bot, "a:read").await;
+    let reply = exchange(&reg, &subject, &bot, "crm.orders:read").await;
     let expires_in = reply.expect(200)["expires_in"].as_i64().unwrap();
     assert!(
         now() + expires_in <= expires_at + 1,
@@ -316,7 +316,7 @@ async fn a_delegation_expires_and_its_tokens_never_outlive_it() {
     ))
     .await;
     assert_eq!(
-        error_of(&exchange(&reg, &subject, &bot, "a:read").await).1,
+        error_of(&exchange(&reg, &subject, &bot, "crm.orders:read").await).1,
         "invalid_grant"
     );
     let list = reg.get("/v1/me/delegations", &reg.other).await;
@@ -326,28 +326,28 @@ async fn a_delegation_expires_and_its_tokens_never_outlive_it() {
 #[tokio::test]
 async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
     let reg = Registry::start().await;
-    let planner = agent(&reg, &reg.owner.email, &["a:read", "b:read"], None).await;
+    let planner = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
     let worker = agent(
         &reg,
         &reg.owner.email,
-        &["a:read", "b:read"],
+        &["crm.orders:read", "crm.orders:write"],
         Some(&planner.id),
     )
     .await;
-    let created = delegate(&reg, &reg.other, &planner.id, &["a:read", "b:read"], 3600).await;
+    let created = delegate(&reg, &reg.other, &planner.id, &["crm.orders:read", "crm.orders:write"], 3600).await;
     let id = created.expect(201)["id"].as_str().unwrap().to_string();
     assert_eq!(created.body["person"], "other@example.com");
     // One active delegation per agent.
-    let twice = delegate(&reg, &reg.other, &planner.id, &["a:read"], 3600).await;
+    let twice = delegate(&reg, &reg.other, &planner.id, &["crm.orders:read"], 3600).await;
     assert_eq!(twice.status, 409);
 
     let subject = person_token(&reg, &reg.other).await;
-    let first = exchanged(&reg, &subject, &planner, "a:read b:read").await;
-    let second = exchanged(&reg, &subject, &planner, "a:read").await;
-    let hop = exchanged(&reg, &first, &worker, "a:read").await;
+    let first = exchanged(&reg, &subject, &planner, "crm.orders:read crm.orders:write").await;
+    let second = exchanged(&reg, &subject, &planner, "crm.orders:read").await;
+    let hop = exchanged(&reg, &first, &worker, "crm.orders:read").await;
     // The owner's own exchanges through the same agent are not under the delegation.
     let owners = person_token(&reg, &reg.owner).await;
-    let unrelated = exchanged(&reg, &owners, &planner, "a:read").await;
+    let unrelated = exchanged(&reg, &owners, &planner, "crm.orders:read").await;
 
     // Nobody else can withdraw it: not the agent's owner, not an admin.
     for who in [&reg.owner, &reg.admin] {
@@ -379,7 +379,7 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
     }
     assert!(active(&reg, &unrelated).await);
     assert_eq!(
-        error_of(&exchange(&reg, &subject, &planner, "a:read").await).1,
+        error_of(&exchange(&reg, &subject, &planner, "crm.orders:read").await).1,
         "invalid_grant"
     );
     // Idempotent, and audited once.
@@ -424,24 +424,24 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
 #[tokio::test]
 async fn a_sub_agent_hop_only_narrows() {
     let reg = Registry::start().await;
-    let planner = agent(&reg, &reg.owner.email, &["a:read", "b:read"], None).await;
+    let planner = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
     let worker = agent(
         &reg,
         &reg.owner.email,
-        &["a:read", "b:read"],
+        &["crm.orders:read", "crm.orders:write"],
         Some(&planner.id),
     )
     .await;
-    let outsider = agent(&reg, &reg.owner.email, &["a:read"], None).await;
+    let outsider = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
     let subject = person_token(&reg, &reg.owner).await;
-    let first = exchanged(&reg, &subject, &planner, "a:read").await;
-    exchanged(&reg, &first, &worker, "a:read").await;
+    let first = exchanged(&reg, &subject, &planner, "crm.orders:read").await;
+    exchanged(&reg, &first, &worker, "crm.orders:read").await;
     // Wider than the token it comes from: refused though the worker holds the grant.
-    let (_, error, description) = error_of(&exchange(&reg, &first, &worker, "b:read").await);
+    let (_, error, description) = error_of(&exchange(&reg, &first, &worker, "crm.orders:write").await);
     assert_eq!(error, "invalid_scope", "{description}");
     // An agent outside the chain may not act on it at all, even one the person owns.
     assert_eq!(
-        error_of(&exchange(&reg, &first, &outsider, "a:read").await).1,
+        error_of(&exchange(&reg, &first, &outsider, "crm.orders:read").await).1,
         "invalid_grant"
     );
 }
@@ -482,7 +482,7 @@ async fn an_invitation_is_single_use_short_lived_and_good_only_for_redeeming() {
             "POST",
             "/v1/me/delegations",
             Some(
-                json!({"agent_id": "x", "scopes": ["a:read"], "expires_at": "2099-01-01T00:00:00Z"}),
+                json!({"agent_id": "x", "scopes": ["crm.orders:read"], "expires_at": "2099-01-01T00:00:00Z"}),
             ),
         ),
         ("GET", "/v1/me/tokens", None),
@@ -577,7 +577,7 @@ async fn an_invitation_is_single_use_short_lived_and_good_only_for_redeeming() {
 #[tokio::test]
 async fn a_stolen_api_tokens_descendants_die_with_it_and_never_outlive_it() {
     let reg = Registry::start().await;
-    let bot = agent(&reg, &reg.owner.email, &["a:read"], None).await;
+    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
     let me_tokens = reg.get("/v1/me/tokens", &reg.owner).await;
     let root_id = me_tokens.expect(200)["tokens"][0]["id"]
         .as_str()
@@ -635,7 +635,7 @@ async fn a_stolen_api_tokens_descendants_die_with_it_and_never_outlive_it() {
     // A person token minted with the stolen token, and an exchange from it.
     let minted = mint(&reg, &thief, json!({"ttl_seconds": 3600})).await;
     let person = minted["access_token"].as_str().unwrap().to_string();
-    let exchanged_token = exchanged(&reg, &person, &bot, "a:read").await;
+    let exchanged_token = exchanged(&reg, &person, &bot, "crm.orders:read").await;
     assert!(active(&reg, &exchanged_token).await);
 
     // The owner revokes the root: everything that came from it dies.
@@ -742,9 +742,9 @@ async fn api_tokens_are_listed_revoked_together_and_revocable_through_oauth_revo
 
     // DELETE /v1/me/tokens: every token of mine, the calling one included, and what came
     // from them.
-    let bot = agent(&reg, &reg.owner.email, &["a:read"], None).await;
+    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
     let person = person_token(&reg, &reg.owner).await;
-    let token = exchanged(&reg, &person, &bot, "a:read").await;
+    let token = exchanged(&reg, &person, &bot, "crm.orders:read").await;
     let all = reg
         .call("DELETE", "/v1/me/tokens", Some(&reg.owner.token), None)
         .await;
@@ -759,19 +759,19 @@ async fn api_tokens_are_listed_revoked_together_and_revocable_through_oauth_revo
 async fn a_leavers_tokens_and_those_they_are_subject_of_die() {
     let reg = Registry::start().await;
     let leaver = reg.add_person("leaver@example.com", &[]).await;
-    let bot = agent(&reg, &leaver.email, &["a:read"], None).await;
-    let helper = agent(&reg, &reg.owner.email, &["a:read"], None).await;
-    delegate(&reg, &leaver, &helper.id, &["a:read"], 3600)
+    let bot = agent(&reg, &leaver.email, &["crm.orders:read"], None).await;
+    let helper = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
+    delegate(&reg, &leaver, &helper.id, &["crm.orders:read"], 3600)
         .await
         .expect(201);
     let person = person_token(&reg, &leaver).await;
-    let own = exchanged(&reg, &person, &bot, "a:read").await;
-    let delegated = exchanged(&reg, &person, &helper, "a:read").await;
+    let own = exchanged(&reg, &person, &bot, "crm.orders:read").await;
+    let delegated = exchanged(&reg, &person, &helper, "crm.orders:read").await;
     let bystander = exchanged(
         &reg,
         &person_token(&reg, &reg.owner).await,
         &helper,
-        "a:read",
+        "crm.orders:read",
     )
     .await;
 
@@ -797,15 +797,15 @@ async fn a_leavers_tokens_and_those_they_are_subject_of_die() {
 #[tokio::test]
 async fn removing_a_grant_kills_the_live_tokens_carrying_it() {
     let reg = Registry::start().await;
-    let bot = agent(&reg, &reg.owner.email, &["a:read", "b:read"], None).await;
-    let other_bot = agent(&reg, &reg.owner.email, &["a:read"], None).await;
+    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
+    let other_bot = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
     let person = person_token(&reg, &reg.owner).await;
-    let with_a = exchanged(&reg, &person, &bot, "a:read b:read").await;
-    let only_b = exchanged(&reg, &person, &bot, "b:read").await;
-    let elsewhere = exchanged(&reg, &person, &other_bot, "a:read").await;
+    let with_a = exchanged(&reg, &person, &bot, "crm.orders:read crm.orders:write").await;
+    let only_b = exchanged(&reg, &person, &bot, "crm.orders:write").await;
+    let elsewhere = exchanged(&reg, &person, &other_bot, "crm.orders:read").await;
     reg.call(
         "DELETE",
-        &format!("/v1/agents/{}/grants/a:read", bot.id),
+        &format!("/v1/agents/{}/grants/crm.orders:read", bot.id),
         Some(&reg.owner.token),
         None,
     )
@@ -818,18 +818,18 @@ async fn removing_a_grant_kills_the_live_tokens_carrying_it() {
         "only that agent's tokens die"
     );
     assert_eq!(
-        error_of(&exchange(&reg, &person, &bot, "a:read").await).1,
+        error_of(&exchange(&reg, &person, &bot, "crm.orders:read").await).1,
         "invalid_scope"
     );
     // Granted again, the scope can be exchanged again.
     reg.post(
         &format!("/v1/agents/{}/grants", bot.id),
         &reg.admin,
-        json!({"scope": "a:read"}),
+        json!({"scope": "crm.orders:read"}),
     )
     .await
     .expect(201);
-    exchanged(&reg, &person, &bot, "a:read").await;
+    exchanged(&reg, &person, &bot, "crm.orders:read").await;
 }
 
 #[tokio::test]
@@ -838,7 +838,7 @@ async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
     let id = reg
         .register_with(
             json!({"name": "reviewed", "owner": reg.owner.email, "team": "reviewed-team",
-                              "scopes": ["a:read", "b:read"]}),
+                              "scopes": ["crm.orders:read", "crm.orders:write"]}),
         )
         .await;
     let mut seed = [0u8; 32];
@@ -855,8 +855,8 @@ async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
     .expect(201);
     let bot = Agent { id, key };
     let person = person_token(&reg, &reg.owner).await;
-    let with_a = exchanged(&reg, &person, &bot, "a:read").await;
-    let with_b = exchanged(&reg, &person, &bot, "b:read").await;
+    let with_a = exchanged(&reg, &person, &bot, "crm.orders:read").await;
+    let with_b = exchanged(&reg, &person, &bot, "crm.orders:write").await;
     let due = chrono::Utc::now() + chrono::Duration::days(30);
     let campaign = reg
         .post(
@@ -877,7 +877,7 @@ async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["scope"] == "a:read")
+        .find(|i| i["scope"] == "crm.orders:read")
         .unwrap()["id"]
         .as_i64()
         .unwrap();
