@@ -3,7 +3,7 @@
 //! Each row names one operation on one route and the status each authenticated caller must get,
 //! read from the policy (`src/registry/policy.rs`): admin everything; responder reads all and
 //! revokes/reinstates; auditor reads all including audit and writes nothing; a person manages
-//! the agents they own (read, grant/ungrant, revoke, decommission, register their own), while
+//! the agents they own (read, request scopes and ungrant, revoke, decommission, register their own; only admins grant directly), while
 //! reinstating takes admin or responder and changing an owner takes admin. Callers who cannot
 //! be authenticated (no token, unknown, expired, revoked, a person who has left) get 401 on
 //! every `/v1/` route; `/healthz` and discovery under `/.well-known/` are public. The OAuth
@@ -34,6 +34,8 @@ enum Who {
     ExpiredToken,
     RevokedToken,
     PersonWhoLeft,
+    /// An invitation issued for the owner: good only to redeem with `POST /v1/me/tokens`.
+    Invitation,
     Admin,
     Responder,
     Auditor,
@@ -43,12 +45,15 @@ enum Who {
     OtherOwner,
 }
 
-const CALLERS: [Who; 10] = [
+const CALLERS: [Who; 11] = [
     Who::NoToken,
     Who::UnknownToken,
     Who::ExpiredToken,
     Who::RevokedToken,
     Who::PersonWhoLeft,
+    // Before the people: its fresh invitation is issued with the admin's token, which the last
+    // row (revoking all of one's tokens) kills.
+    Who::Invitation,
     Who::Admin,
     Who::Responder,
     Who::Auditor,
@@ -117,6 +122,23 @@ enum Op {
     DecideReviewItem,
     ReassignReviewItem,
     ScopeDiff,
+    // The catalogue and approvals (src/registry/http/catalogue.rs, approvals.rs).
+    ListResources,
+    ShowResource,
+    ImportCatalogue,
+    RequestScope,
+    AgentRequests,
+    ListApprovals,
+    ApproveRequest,
+    DenyRequest,
+    // Delegations and API-token lineage (src/registry/http/delegations.rs, api_tokens.rs).
+    ListMyTokens,
+    ListSomeonesTokens,
+    CreateDelegation,
+    ListDelegations,
+    RevokeDelegation,
+    RevokeSomeoneElsesDelegation,
+    RevokeAllMyTokens,
 }
 
 struct Row {
@@ -280,7 +302,8 @@ const ROWS: &[Row] = &[
         Op::AddGrant,
         "POST",
         "/v1/agents/{id}/grants",
-        [201, 403, 403, 201, 403],
+        // Owners request scopes now; admins grant low and medium ones directly.
+        [201, 403, 403, 403, 403],
     ),
     write(
         Op::RemoveGrant,
@@ -511,7 +534,108 @@ const ROWS: &[Row] = &[
         "/v1/agents/{id}/scope-diff",
         [200, 200, 200, 200, 403],
     ),
+    // The catalogue: everyone reads it (owners pick scopes to request), admins import it.
+    row(
+        Op::ListResources,
+        "GET",
+        "/v1/resources",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::ShowResource,
+        "GET",
+        "/v1/resources/{id}",
+        [200, 200, 200, 200, 200],
+    ),
+    write(
+        Op::ImportCatalogue,
+        "PUT",
+        "/v1/resources",
+        [200, 403, 403, 403, 403],
+    ),
+    // Requests: whoever manages the agent (its owner, an admin) asks; whoever reads it sees them.
+    write(
+        Op::RequestScope,
+        "POST",
+        "/v1/agents/{id}/requests",
+        [201, 403, 403, 201, 403],
+    ),
+    row(
+        Op::AgentRequests,
+        "GET",
+        "/v1/agents/{id}/requests",
+        [200, 200, 200, 200, 403],
+    ),
+    // Everyone has a queue (perhaps empty). A medium request the owner filed for their own
+    // agent, on a resource without an owner, is decided by an admin: never by the requester
+    // and agent owner (403 self_approval), nor by anyone else (403 not_an_approver).
+    row(
+        Op::ListApprovals,
+        "GET",
+        "/v1/approvals",
+        [200, 200, 200, 200, 200],
+    ),
+    write(
+        Op::ApproveRequest,
+        "POST",
+        "/v1/approvals/{id}/approve",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::DenyRequest,
+        "POST",
+        "/v1/approvals/{id}/deny",
+        [200, 403, 403, 403, 403],
+    ),
+    // Delegations and API-token lineage: everyone manages their own; only admins list
+    // another person's tokens; nobody withdraws another person's delegation (it is not found).
+    row(
+        Op::ListMyTokens,
+        "GET",
+        "/v1/me/tokens",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::ListSomeonesTokens,
+        "GET",
+        "/v1/people/{email}/tokens",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::CreateDelegation,
+        "POST",
+        "/v1/me/delegations",
+        [201, 201, 201, 201, 201],
+    ),
+    row(
+        Op::ListDelegations,
+        "GET",
+        "/v1/me/delegations",
+        [200, 200, 200, 200, 200],
+    ),
+    write(
+        Op::RevokeDelegation,
+        "DELETE",
+        "/v1/me/delegations/{id}",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::RevokeSomeoneElsesDelegation,
+        "DELETE",
+        "/v1/me/delegations/{id}",
+        [404, 404, 404, 404, 404],
+    ),
+    // Must stay the last row: each cell revokes every token of its caller.
+    write(
+        Op::RevokeAllMyTokens,
+        "DELETE",
+        "/v1/me/tokens",
+        [200, 200, 200, 200, 200],
+    ),
 ];
+
+/// Decisions refuse with the precise separation-of-duties code rather than `forbidden`.
+const DECISIONS: &[Op] = &[Op::ApproveRequest, Op::DenyRequest];
 
 /// The routes anyone may call without a token.
 const PUBLIC: &[Op] = &[Op::Health, Op::OAuthMetadata, Op::Jwks];
@@ -554,6 +678,16 @@ impl Matrix {
     async fn new() -> Matrix {
         let reg = Registry::start().await;
         let bystander = reg.add_person("bystander@example.com", &[]).await;
+        // A medium scope with no resource owner: requests for it wait for an admin.
+        reg.call(
+            "PUT",
+            "/v1/resources",
+            Some(&reg.admin.token),
+            Some(&json!({"resources": [{"id": "matrix", "name": "Matrix", "owner": null,
+                "scopes": [{"name": "matrix.things:write", "tier": "medium"}]}]})),
+        )
+        .await
+        .expect(200);
 
         let expired = reg
             .post("/v1/me/tokens", &reg.admin, json!({"name": "to-expire"}))
@@ -604,6 +738,14 @@ impl Matrix {
         }
     }
 
+    /// The caller's token for one cell: invitations are single use, so each cell gets a new one.
+    async fn cell_token(&self, who: Who) -> Option<String> {
+        match who {
+            Who::Invitation => Some(self.reg.invite(&self.reg.owner.email).await),
+            other => self.token(other),
+        }
+    }
+
     fn token(&self, who: Who) -> Option<String> {
         let r = &self.reg;
         match who {
@@ -612,6 +754,7 @@ impl Matrix {
             Who::ExpiredToken => Some(self.expired_token.clone()),
             Who::RevokedToken => Some(self.revoked_token.clone()),
             Who::PersonWhoLeft => Some(self.leaver.token.clone()),
+            Who::Invitation => None,
             Who::Admin => Some(r.admin.token.clone()),
             Who::Responder => Some(r.responder.token.clone()),
             Who::Auditor => Some(r.auditor.token.clone()),
@@ -944,6 +1087,67 @@ impl Matrix {
                 ),
                 None,
             ),
+            Op::ListResources => ("/v1/resources".into(), None),
+            Op::ShowResource => ("/v1/resources/matrix".into(), None),
+            Op::ImportCatalogue => (
+                "/v1/resources".into(),
+                Some(json!({"resources": [{"id": self.fresh("matrix-res"), "name": "New",
+                    "owner": null, "scopes": []}]})),
+            ),
+            Op::RequestScope => (
+                format!("/v1/agents/{}/requests", self.owners_agent(&[]).await),
+                Some(json!({"scope": "matrix.things:write", "justification": "matrix"})),
+            ),
+            Op::AgentRequests => (
+                format!("/v1/agents/{}/requests", self.owners_agent(&[]).await),
+                None,
+            ),
+            Op::ListApprovals => ("/v1/approvals".into(), None),
+            Op::ApproveRequest | Op::DenyRequest => {
+                let agent = self.owners_agent(&[]).await;
+                let filed = r
+                    .post(
+                        &format!("/v1/agents/{agent}/requests"),
+                        &r.owner,
+                        json!({"scope": "matrix.things:write", "justification": "matrix"}),
+                    )
+                    .await;
+                let id = filed.expect(201)["id"].as_str().unwrap().to_string();
+                let verb = if op == Op::ApproveRequest { "approve" } else { "deny" };
+                (
+                    format!("/v1/approvals/{id}/{verb}"),
+                    Some(json!({"reason": "matrix"})),
+                )
+            }
+            Op::ListMyTokens | Op::ListDelegations => (
+                if op == Op::ListMyTokens {
+                    "/v1/me/tokens".into()
+                } else {
+                    "/v1/me/delegations".into()
+                },
+                None,
+            ),
+            Op::ListSomeonesTokens => (format!("/v1/people/{}/tokens", self.bystander.email), None),
+            Op::CreateDelegation => (
+                "/v1/me/delegations".into(),
+                Some(delegation_body(
+                    &self.owners_agent(&["crm.orders:read"]).await,
+                )),
+            ),
+            Op::RevokeDelegation | Op::RevokeSomeoneElsesDelegation => {
+                let delegator = if op == Op::RevokeDelegation {
+                    self.member(who)
+                } else {
+                    &self.bystander
+                };
+                let agent = self.owners_agent(&["crm.orders:read"]).await;
+                let created = r
+                    .post("/v1/me/delegations", delegator, delegation_body(&agent))
+                    .await;
+                let id = created.expect(201)["id"].as_str().unwrap().to_string();
+                (format!("/v1/me/delegations/{id}"), None)
+            }
+            Op::RevokeAllMyTokens => ("/v1/me/tokens".into(), None),
         }
     }
 
@@ -1026,6 +1230,12 @@ impl Matrix {
     }
 }
 
+/// A delegation of `crm.orders:read` to `agent` for a day.
+fn delegation_body(agent: &str) -> Value {
+    let until = chrono::Utc::now() + chrono::Duration::days(1);
+    json!({"agent_id": agent, "scopes": ["crm.orders:read"], "expires_at": until})
+}
+
 /// A campaign over one team, due in 30 days, leaving undecided grants in place at close.
 fn campaign_body(team: &str) -> Value {
     let due = chrono::Utc::now() + chrono::Duration::days(30);
@@ -1065,6 +1275,7 @@ fn expected(row: &Row, who: Who) -> (u16, &'static str) {
         let code = match (oauth, status) {
             (true, 400) => "unauthorized_client",
             (true, 401) => "invalid_client",
+            (false, 403) if DECISIONS.contains(&row.op) => "",
             (false, 403) => "forbidden",
             (false, 404) => "not_found",
             _ => "",
@@ -1086,6 +1297,9 @@ fn expected(row: &Row, who: Who) -> (u16, &'static str) {
         Who::ExpiredToken => unauthenticated("token_expired"),
         Who::RevokedToken => unauthenticated("token_revoked"),
         Who::PersonWhoLeft => unauthenticated("person_inactive"),
+        // An invitation acts as the owner only to redeem itself.
+        Who::Invitation if row.op == Op::IssueMyToken => authenticated(row.expect[3]),
+        Who::Invitation => unauthenticated("invitation_only"),
         Who::Admin => authenticated(row.expect[0]),
         Who::Responder => authenticated(row.expect[1]),
         Who::Auditor => authenticated(row.expect[2]),
@@ -1102,10 +1316,10 @@ async fn every_route_with_every_caller() {
     for row in ROWS {
         for who in CALLERS {
             cells += 1;
+            let token = m.cell_token(who).await;
             let (path, body) = m.prepare(row.op, who).await;
             let before = m.reg.snapshot();
             let audit_before = m.reg.audit_count();
-            let token = m.token(who);
             let reply = send(&m, row, &path, token.as_deref(), body.as_ref()).await;
             let (want, want_code) = expected(row, who);
             let cell = format!("{:?} {} {path} as {who:?}", row.op, row.method);

@@ -213,10 +213,17 @@ impl Fixture {
                 })
                 .await
                 .expect("create person");
-            client
+            // An admin-issued token is an invitation; the person redeems it for their own.
+            let invitation = client
                 .issue_token_for(email, &IssueToken::default())
                 .await
-                .expect("issue token")
+                .expect("issue an invitation")
+                .token;
+            Client::new(&self.url(), Some(Secret::new(invitation)))
+                .expect("client")
+                .issue_my_token(&IssueToken::default())
+                .await
+                .expect("redeem the invitation")
                 .token
         })
     }
@@ -821,9 +828,14 @@ fn config_toml_is_read_and_a_broken_one_is_refused_precisely() {
 }
 
 fn login(fx: &Fixture, token: &str, no_keyring: bool) -> Run {
+    login_with(fx, token, no_keyring, &[])
+}
+
+fn login_with(fx: &Fixture, token: &str, no_keyring: bool, extra: &[&str]) -> Run {
     let mut cmd = steward(fx.home());
     cmd.env("STEWARD_SERVER", fx.url())
         .args(["login", "--token-stdin"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -928,4 +940,93 @@ fn login_uses_the_keyring_where_usable_and_never_falls_back_silently() {
     stored(&fx, false, &["logout"]).ok();
     let after = stored(&fx, false, &["agents", "list"]).fails();
     assert!(after.stderr.contains("no API token"), "{}", after.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn login_redeems_an_invitation_once_and_delegations_are_managed_from_the_command_line() {
+    let fx = Fixture::new();
+    let invitation = block_on(async {
+        let client = fx.client();
+        client
+            .create_person(&CreatePerson {
+                email: "invited@example.com".into(),
+                display_name: "Invited".into(),
+                roles: vec![],
+                manager: None,
+                team: None,
+            })
+            .await
+            .expect("create person");
+        client
+            .issue_token_for("invited@example.com", &IssueToken::default())
+            .await
+            .expect("issue an invitation")
+    });
+    assert_eq!(invitation.kind, "invitation");
+    // Without --invite the invitation is refused, saying what it is.
+    let plain = login(&fx, &invitation.token, true).fails();
+    assert!(plain.stderr.contains("invitation"), "{}", plain.stderr);
+    let out = login_with(&fx, &invitation.token, true, &["--invite"]).ok();
+    assert!(out.stdout.contains("invited@example.com"), "{}", out.stdout);
+    let stored_text =
+        std::fs::read_to_string(fx.home().join("config/steward/credentials.toml")).unwrap();
+    assert!(
+        !stored_text.contains(&invitation.token),
+        "the person's own token is stored, not the invitation"
+    );
+    let again = login_with(&fx, &invitation.token, true, &["--invite"]).fails();
+    assert!(
+        again.stderr.contains("already redeemed"),
+        "{}",
+        again.stderr
+    );
+
+    // Delegations, as the invited person (through the stored token).
+    let agent = fx.register(&["bot", "--owner", ADMIN, "--scope", "crm.orders:read"]);
+    let id = agent["id"].as_str().unwrap();
+    let added = stored(
+        &fx,
+        true,
+        &[
+            "delegations",
+            "add",
+            id,
+            "--scope",
+            "crm.orders:read",
+            "--for",
+            "7d",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(added["person"], "invited@example.com");
+    assert_eq!(added["active"], true);
+    let list = stored(&fx, true, &["delegations", "list"]).ok().stdout;
+    assert!(list.contains(id) && list.contains("active"), "{list}");
+    let bad = stored(
+        &fx,
+        true,
+        &[
+            "delegations",
+            "add",
+            id,
+            "--scope",
+            "x:read",
+            "--for",
+            "soon",
+        ],
+    )
+    .fails();
+    assert!(bad.stderr.contains("--for"), "{}", bad.stderr);
+    let dlg = added["id"].as_str().unwrap();
+    let removed = stored(&fx, true, &["delegations", "remove", dlg])
+        .ok()
+        .stdout;
+    assert!(removed.contains("removed"), "{removed}");
+    let list = stored(&fx, true, &["delegations", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(list[0]["active"], false);
 }

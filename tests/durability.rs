@@ -16,6 +16,8 @@ const MAX_WRITES_PER_CLIENT: usize = 5_000;
 /// Acknowledged writes to wait for before pulling the plug.
 const KILL_AFTER_ACKS: usize = 60;
 const CLIENTS: usize = 3;
+/// Scopes `crm.orders-N:read` in the catalogue the test imports (grants come only from it).
+const CATALOGUED_SCOPES: usize = 5;
 
 #[derive(Debug, Clone)]
 enum Ack {
@@ -68,7 +70,7 @@ async fn write_stream(
             id: id.clone(),
             name,
         });
-        let scope = format!("crm.orders-{client}-{i}:read");
+        let scope = format!("crm.orders-{}:read", (client + i) % CATALOGUED_SCOPES);
         match try_call(
             &http,
             &url,
@@ -117,6 +119,19 @@ async fn every_acknowledged_write_survives_sigkill() {
     let db = dir.path().join("steward.db");
     let admin = create_admin_with_binary(&db, "admin@example.com");
     let server = Binary::start(&db);
+    let scopes: Vec<_> = (0..CATALOGUED_SCOPES)
+        .map(|n| json!({"name": format!("crm.orders-{n}:read"), "tier": "low"}))
+        .collect();
+    let imported = call(
+        &http_client(),
+        &server.url,
+        "PUT",
+        "/v1/resources",
+        Some(&admin.token),
+        Some(&json!({"resources": [{"id": "crm", "name": "CRM", "owner": null, "scopes": scopes}]})),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "import the catalogue: {imported:?}");
 
     let acks = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));

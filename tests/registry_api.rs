@@ -853,8 +853,9 @@ async fn every_change_writes_an_audit_event_with_actor_and_reason() {
         (
             "POST",
             format!("/v1/agents/{id}/grants"),
+            // Owners now request scopes; an admin who does not own the agent grants low ones.
             Some(json!({"scope": scope, "justification": "quarter close"})),
-            &reg.owner,
+            &reg.admin,
         ),
         (
             "PUT",
@@ -906,7 +907,7 @@ async fn every_change_writes_an_audit_event_with_actor_and_reason() {
         seen,
         vec![
             ("agent.register", "admin@example.com", None),
-            ("grant.add", "owner@example.com", Some("quarter close")),
+            ("grant.add", "admin@example.com", Some("quarter close")),
             ("agent.owner.set", "admin@example.com", Some("team move")),
             ("agent.revoke", "responder@example.com", Some("INC-1")),
             ("agent.reinstate", "admin@example.com", Some("fixed")),
@@ -1134,9 +1135,10 @@ async fn a_person_who_leaves_loses_their_tokens_for_good() {
             json!({}),
         )
         .await;
+    let invitation = issued.expect(201)["token"].as_str().unwrap().to_string();
     let fresh = Member {
         email: leaver.email.clone(),
-        token: issued.expect(201)["token"].as_str().unwrap().to_string(),
+        token: reg.redeem(&invitation).await,
     };
     let me = reg.get("/v1/me", &fresh).await;
     assert_eq!(me.expect(200)["person"]["roles"], json!(["responder"]));

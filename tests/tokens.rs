@@ -3,6 +3,8 @@
 //! Issued tokens are checked with an independent JWT library (`jsonwebtoken`, RustCrypto
 //! backend) against the JWKS the registry serves; agents' assertions are built with it too.
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use serde_json::{Value, json};
 use steward::model::Actor;
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SqliteStore, Store, TrustedIssuer};
+use steward::registry::store::{CatalogueStore, SqliteStore, Store, TrustedIssuer};
 use steward::registry::tokens::TokenSettings;
 use steward::registry::{self, Server};
 
@@ -70,6 +72,9 @@ impl Registry {
         let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
         let (_, admin) =
             registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "t").unwrap();
+        store
+            .import_catalogue(&Actor::system("test"), &support::test_catalogue())
+            .unwrap();
         let (base, tx, task) = serve(store.clone()).await;
         Registry {
             base,
@@ -157,7 +162,10 @@ impl Registry {
                 json!({}),
             )
             .await;
-        issued["token"].as_str().unwrap().to_string()
+        // An admin-issued token is an invitation: the person redeems it for their own token.
+        let invitation = issued["token"].as_str().unwrap().to_string();
+        let redeemed = self.post("/v1/me/tokens", &invitation, json!({})).await;
+        redeemed["token"].as_str().unwrap().to_string()
     }
 
     /// Registers an agent with scopes and an Ed25519 key; returns it.
@@ -183,6 +191,18 @@ impl Registry {
             key,
             credential_id: added["credential"]["id"].as_str().unwrap().to_string(),
         }
+    }
+
+    /// The person behind `bearer` consents that the agent may act for them with these scopes
+    /// (the agents here are the admin's, so another person's token needs this or `may_act`).
+    async fn delegate(&self, bearer: &str, agent_id: &str, scopes: &[&str]) {
+        let until = chrono::Utc::now() + chrono::Duration::days(1);
+        self.post(
+            "/v1/me/delegations",
+            bearer,
+            json!({"agent_id": agent_id, "scopes": scopes, "expires_at": until}),
+        )
+        .await;
     }
 
     async fn mint(&self, bearer: &str, may_act: Option<&str>) -> String {
@@ -330,6 +350,8 @@ async fn exchanged_tokens_verify_with_an_independent_library_against_the_served_
     let alice = r.person("alice@example.com").await;
     let agent = r
         .agent("mailer", &["mail:send", "crm.orders:read"], None)
+        .await;
+    r.delegate(&alice, &agent.id, &["mail:send", "crm.orders:read"])
         .await;
 
     // Discovery.
@@ -484,6 +506,7 @@ async fn every_refusal_has_its_oauth_error() {
     let r = Registry::start().await;
     let alice = r.person("alice@example.com").await;
     let agent = r.agent("reporter", &["crm.orders:read"], None).await;
+    r.delegate(&alice, &agent.id, &["crm.orders:read"]).await;
     let aud = r.token_endpoint();
     let subject = r.mint(&alice, None).await;
     let scope = "crm.orders:read";
@@ -810,6 +833,13 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
         )
         .await;
     let outsider = r.agent("outsider", &["crm.orders:read"], None).await;
+    r.delegate(
+        &alice,
+        &planner.id,
+        &["crm.orders:read", "crm.orders:write"],
+    )
+    .await;
+    r.delegate(&alice, &outsider.id, &["crm.orders:read"]).await;
     let aud = r.token_endpoint();
     let subject = r.mint(&alice, None).await;
 
@@ -883,6 +913,7 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
     let r = Registry::start().await;
     let alice = r.person("alice@example.com").await;
     let agent = r.agent("a", &["x:read"], None).await;
+    r.delegate(&alice, &agent.id, &["x:read"]).await;
     let aud = r.token_endpoint();
 
     let exchange = |subject: String| {
@@ -1018,6 +1049,7 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
 
     // 4. Decommissioning, with its count.
     let other = r.agent("b", &["x:read"], None).await;
+    r.delegate(&alice, &other.id, &["x:read"]).await;
     let (s, v) = r
         .exchange(&p3, &other.assertion(&aud), "x:read", "svc")
         .await;
@@ -1057,6 +1089,8 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
         credential_id: None,
         issued_at: now(),
         expires_at: now() + 2,
+        api_token_id: None,
+        delegation_id: None,
     };
     live.issue(record.clone(), now()).unwrap();
     r.store.record_tokens(&[record], &[]).unwrap();
@@ -1079,6 +1113,7 @@ async fn no_token_is_issued_after_an_agent_revoke_takes_effect() {
     let r = Arc::new(Registry::start().await);
     let alice = r.person("alice@example.com").await;
     let agent = Arc::new(r.agent("busy", &["x:read"], None).await);
+    r.delegate(&alice, &agent.id, &["x:read"]).await;
     let subject = r.mint(&alice, None).await;
     let revoked_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
@@ -1169,6 +1204,7 @@ async fn key_rotation_keeps_the_old_key_published() {
     let r = Registry::start().await;
     let alice = r.person("alice@example.com").await;
     let agent = r.agent("a", &["x:read"], None).await;
+    r.delegate(&alice, &agent.id, &["x:read"]).await;
     let subject = r.mint(&alice, None).await;
     let (_, v) = r
         .exchange(
@@ -1269,8 +1305,9 @@ async fn key_rotation_keeps_the_old_key_published() {
 #[tokio::test]
 async fn a_trusted_identity_providers_token_is_a_subject() {
     let r = Registry::start().await;
-    r.person("carol@example.com").await;
+    let carol = r.person("carol@example.com").await;
     let agent = r.agent("a", &["x:read"], None).await;
+    r.delegate(&carol, &agent.id, &["x:read"]).await;
     let idp_key = new_key();
     let mut jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(idp_key.verifying_key().as_bytes()), "kid": "sso-1", "alg": "EdDSA"});
     let jwks = json!({"keys": [jwk.clone()]}).to_string();
@@ -1366,6 +1403,7 @@ async fn a_legacy_agent_uses_its_static_secret_and_state_survives_a_restart() {
     let r = Registry::start().await;
     let alice = r.person("alice@example.com").await;
     let agent = r.agent("modern", &["x:read"], None).await;
+    r.delegate(&alice, &agent.id, &["x:read"]).await;
     let legacy = r
         .post(
             "/v1/agents",
@@ -1374,6 +1412,7 @@ async fn a_legacy_agent_uses_its_static_secret_and_state_survives_a_restart() {
         )
         .await;
     let legacy_id = legacy["id"].as_str().unwrap().to_string();
+    r.delegate(&alice, &legacy_id, &["x:read"]).await;
     let added = r
         .post(
             &format!("/v1/agents/{legacy_id}/credentials"),

@@ -37,7 +37,26 @@ pub enum Command {
     /// The agent inventory.
     #[command(subcommand)]
     Agents(AgentsCommand),
-    /// Grant a scope to an agent.
+    /// The resource catalogue: the only source of grantable scopes.
+    #[command(subcommand)]
+    Resources(super::approvals::ResourcesCommand),
+    /// Ask for a scope for an agent; low-tier scopes are granted at once, others wait for
+    /// their approvers.
+    Request {
+        agent: String,
+        scope: String,
+        #[arg(long)]
+        justification: String,
+        /// How long the grant lasts once approved: `30d` or `12h` (default: the tier's longest).
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Access requests and per-use approvals waiting for your decision.
+    #[command(subcommand)]
+    Approvals(super::approvals::ApprovalsCommand),
+    /// Grant a catalogued low or medium scope directly (admins, not to agents they own).
     Grant {
         id: String,
         scope: String,
@@ -95,6 +114,9 @@ pub enum Command {
     /// Person access tokens, introspection and revocation (the token service).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Which agents may act for you: add, list and remove your delegations.
+    #[command(subcommand)]
+    Delegations(super::delegations::DelegationsCommand),
     /// Access reviews: your queue, decisions, the evidence export.
     #[command(subcommand)]
     Reviews(super::reviews::ReviewsCommand),
@@ -154,6 +176,9 @@ pub struct ServerArgs {
     /// Ceiling of that lifetime, e.g. 15m (at most 1h).
     #[arg(long, default_value = "15m")]
     pub token_max_ttl: String,
+    /// The longest an API token may live, in days (tokens asked for longer are refused).
+    #[arg(long, default_value_t = crate::registry::tokens::API_TOKEN_MAX_DAYS)]
+    pub api_token_max_days: u32,
     /// Where access-review reminders are POSTed as JSON (one per reviewer per reminder).
     #[arg(long, value_name = "URL")]
     pub reminder_webhook: Option<String>,
@@ -238,6 +263,10 @@ pub struct LoginArgs {
     /// Read the token from standard input instead of prompting for it.
     #[arg(long)]
     pub token_stdin: bool,
+    /// The token is an invitation an admin issued for you: redeem it (once) for your own API
+    /// token and store that one.
+    #[arg(long)]
+    pub invite: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,6 +365,9 @@ pub enum TokenCommand {
         /// Only this agent may act with it (may_act).
         #[arg(long = "for")]
         may_act: Option<String>,
+        /// Bound what it may be exchanged for (its `scope` claim); repeat for several.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
         /// Print the whole answer as JSON instead of the bare token.
         #[arg(long)]
         json: bool,

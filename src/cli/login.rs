@@ -13,7 +13,30 @@ use crate::client::{Client, ClientError, Secret};
 pub async fn login(server_flag: Option<&str>, args: LoginArgs) -> anyhow::Result<()> {
     let paths = Paths::resolve()?;
     let server = paths.resolve_server(server_flag)?;
-    let secret = read_token(&server, args.token_stdin)?;
+    let mut secret = read_token(&server, args.token_stdin)?;
+    if args.invite {
+        // Spend the invitation (single use) for this person's own API token.
+        let invited = Client::new(&server, Some(secret))?;
+        let issued = match invited
+            .issue_my_token(&crate::model::api::IssueToken {
+                name: Some("steward login".into()),
+                ttl_days: None,
+            })
+            .await
+        {
+            Ok(issued) => issued,
+            Err(ClientError::Api {
+                status: 401,
+                message,
+                ..
+            }) => bail!(
+                "the registry at {server} refused this invitation: {}; nothing was stored",
+                super::output::safe(&message)
+            ),
+            Err(e) => return Err(e).context("cannot redeem the invitation; nothing was stored"),
+        };
+        secret = Secret::new(issued.token);
+    }
 
     // Verify before storing: a mistyped token must not replace a working one.
     let client = Client::new(&server, Some(secret.clone()))?;

@@ -2,10 +2,12 @@
 //! a scripting command.
 
 pub mod agents;
+pub mod approvals;
 pub mod args;
 pub mod audit;
 pub mod connect;
 pub mod console;
+pub mod delegations;
 pub mod demo;
 pub mod govern;
 pub mod login;
@@ -45,6 +47,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
     match command {
         Command::Login(args) => login::login(server, args).await,
         Command::Logout => login::logout(server),
+        Command::Delegations(cmd) => delegations::run(&connect()?, cmd).await,
         Command::Paths => paths::run(server),
         Command::Agents(cmd) => match tokens::run_agents(server.map(str::to_string), cmd).await? {
             None => Ok(()),
@@ -56,6 +59,15 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             justification,
             json,
         } => govern::grant(&connect()?, &id, &scope, justification, json).await,
+        Command::Resources(cmd) => approvals::resources(&connect()?, cmd).await,
+        Command::Request {
+            agent,
+            scope,
+            justification,
+            duration,
+            json,
+        } => approvals::request(&connect()?, &agent, &scope, justification, duration, json).await,
+        Command::Approvals(cmd) => approvals::approvals(&connect()?, cmd).await,
         Command::Ungrant { id, scope, json } => {
             govern::ungrant(&connect()?, &id, &scope, json).await
         }

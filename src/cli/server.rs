@@ -50,6 +50,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
     let (stop_witness, stop_rx_witness) = tokio::sync::watch::channel(false);
     let store_for_witness = store.clone();
+    // Access requests: expire undecided ones, remove grants whose time is up (every minute).
+    let sweeper = registry::service::approvals::spawn_sweeper(store.clone(), stop_rx.clone());
     let reviews = registry::reviews::ReviewScheduler::new(store, reminders)?.spawn(stop_rx);
     let witness = audit_witness(&args, &format!("http://{addr}"))?
         .map(|settings| registry::witness::spawn(store_for_witness, settings, stop_rx_witness));
@@ -64,6 +66,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Let a reminder run in progress finish, so that a delivery is always recorded.
     let _ = stop_reviews.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reviews).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), sweeper).await;
     tracing::info!("stopped");
     Ok(())
 }

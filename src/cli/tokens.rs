@@ -41,6 +41,7 @@ pub fn token_settings(args: &ServerArgs) -> anyhow::Result<TokenSettings> {
         issuer: args.issuer.clone(),
         default_ttl: parse_duration(&args.token_ttl).context("--token-ttl")?,
         max_ttl: parse_duration(&args.token_max_ttl).context("--token-max-ttl")?,
+        api_token_max_days: args.api_token_max_days,
         ..TokenSettings::default()
     };
     settings.check().map_err(|e| anyhow::anyhow!(e))?;
@@ -156,7 +157,12 @@ fn token_argument(token: Option<String>) -> anyhow::Result<Secret> {
 pub async fn run_token(server: Option<String>, command: TokenCommand) -> anyhow::Result<()> {
     let client = connect(server)?;
     match command {
-        TokenCommand::Mint { ttl, may_act, json } => {
+        TokenCommand::Mint {
+            ttl,
+            may_act,
+            scopes,
+            json,
+        } => {
             let seconds = parse_duration(&ttl).context("--ttl")?;
             if !(60..=3600).contains(&seconds) {
                 bail!("--ttl must be between 60s and 1h");
@@ -165,6 +171,7 @@ pub async fn run_token(server: Option<String>, command: TokenCommand) -> anyhow:
                 .mint_access_token(&MintAccessToken {
                     ttl_seconds: Some(seconds as u32),
                     may_act,
+                    scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
                 })
                 .await?;
             if json {

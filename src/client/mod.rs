@@ -5,6 +5,8 @@ pub mod config;
 pub mod credentials;
 pub mod witness;
 
+mod approvals;
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
@@ -247,6 +249,40 @@ impl Client {
             None,
         )
         .await
+    }
+
+    /// My API tokens and invitations (never their secrets).
+    pub async fn my_tokens(&self) -> ClientResult<crate::model::delegation::ApiTokenList> {
+        self.get(&["v1", "me", "tokens"]).await
+    }
+
+    /// Revokes all of my API tokens (this client's included) and what came from them.
+    pub async fn revoke_all_my_tokens(
+        &self,
+    ) -> ClientResult<crate::model::delegation::RevokedApiTokens> {
+        self.send(Method::DELETE, &["v1", "me", "tokens"], None, None)
+            .await
+    }
+
+    /// Lets an agent act for me (a delegation).
+    pub async fn create_delegation(
+        &self,
+        req: &crate::model::delegation::CreateDelegation,
+    ) -> ClientResult<crate::model::delegation::Delegation> {
+        self.with_body(Method::POST, &["v1", "me", "delegations"], req)
+            .await
+    }
+
+    pub async fn delegations(&self) -> ClientResult<crate::model::delegation::DelegationList> {
+        self.get(&["v1", "me", "delegations"]).await
+    }
+
+    pub async fn revoke_delegation(
+        &self,
+        id: &str,
+    ) -> ClientResult<crate::model::delegation::RevokedDelegation> {
+        self.send(Method::DELETE, &["v1", "me", "delegations", id], None, None)
+            .await
     }
 
     pub async fn list_people(&self, query: &PeopleQuery) -> ClientResult<PeoplePage> {

@@ -200,7 +200,8 @@ pub struct UpdatePerson {
 pub struct IssueToken {
     /// A label for the token, e.g. the machine it is used on.
     pub name: Option<String>,
-    /// Days until it expires (1 to 365, default 90).
+    /// Days until it expires (1 to the registry's maximum, `--api-token-max-days`, default 90).
+    /// A token minted with another API token never outlives it.
     pub ttl_days: Option<u32>,
 }
 
@@ -211,6 +212,14 @@ pub struct IssuedToken {
     pub person: String,
     pub token: String,
     pub expires_at: DateTime<Utc>,
+    /// `api`, or `invitation`: what an admin issues for someone else, single use, valid 24
+    /// hours, good only for `POST /v1/me/tokens` (redeemed by that person for their own token).
+    #[serde(default = "api_kind")]
+    pub kind: String,
+}
+
+fn api_kind() -> String {
+    "api".into()
 }
 
 #[derive(Deserialize, Serialize, Debug, Default, Clone, IntoParams)]

@@ -227,4 +227,7 @@ pub struct AgentDetail {
     pub credentials: Vec<Credential>,
     pub parent: Option<AgentRef>,
     pub children: Vec<AgentRef>,
+    /// Access requests and per-use approvals still pending for this agent, newest first.
+    #[serde(default)]
+    pub requests: Vec<crate::model::approvals::AccessRequest>,
 }

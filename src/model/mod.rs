@@ -1,8 +1,12 @@
 //! The shared language of Steward: domain types and API payloads. No I/O lives here.
 
 pub mod api;
+pub mod approvals;
 pub mod audit;
 pub mod brake;
+pub mod catalogue;
+pub mod catalogue_file;
+pub mod delegation;
 pub mod domain;
 pub mod review;
 pub mod text;

@@ -60,6 +60,13 @@ pub struct TokenResponse {
 pub struct OAuthErrorBody {
     pub error: String,
     pub error_description: String,
+    /// `approval_required`: the per-use approval to wait for; repeat the exchange with it as
+    /// the form field `approval_id` once a person has approved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// `approval_required`: seconds the approval stays valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
 }
 
 /// An introspection answer (RFC 7662 §2.2). Inactive tokens carry only `active: false`.
@@ -103,6 +110,10 @@ pub struct MintAccessToken {
     pub ttl_seconds: Option<u32>,
     /// Only this agent may act with the token (`may_act`); any agent when left out.
     pub may_act: Option<String>,
+    /// Space-separated scopes the token may be exchanged for (its `scope` claim); when left
+    /// out, the exchange is bounded only by the agent's grants and any delegation.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// A freshly minted person access token: the `subject_token` of an exchange.

@@ -134,10 +134,32 @@ pub fn seed_with(
             },
         );
     }
+    crate::registry::demo_catalogue::seed_catalogue(store, anchor)?;
     store
         .record(&actor, "demo.seed", None, stats.to_json(seed, anchor))
         .map_err(store_error)?;
     Ok(personas)
+}
+
+/// Every scope the demo enterprise can grant: each job's, their wildcard widenings
+/// (`crm.orders:*`, which legacy and discovered agents sometimes hold) and the extras agents
+/// collect. The demo catalogue lists exactly these.
+pub(crate) fn grantable_scopes() -> Vec<String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for job in JOBS {
+        for (i, s) in job.scopes.iter().enumerate() {
+            scopes.push(s.to_string());
+            if i == 0
+                && let Some((resource, _)) = s.split_once(':')
+            {
+                scopes.push(format!("{resource}:*"));
+            }
+        }
+    }
+    scopes.extend(EXTRA_SCOPES.iter().map(|s| s.to_string()));
+    scopes.sort();
+    scopes.dedup();
+    scopes
 }
 
 /// Above this many agents the demo leaves the review campaign out: deciding half of its items

@@ -1,12 +1,14 @@
 //! The identity registry: `steward server`.
 
 pub mod demo;
+pub mod demo_catalogue;
 pub mod demo_reviews;
 pub mod http;
 pub mod logging;
 pub mod perimeter;
 pub mod policy;
 pub mod reviews;
+pub mod service;
 pub mod store;
 pub mod tokens;
 pub mod witness;

@@ -110,3 +110,25 @@ pub fn may_set_owner(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
 pub fn may_read_audit(p: &Person) -> bool {
     reads_everything(p)
 }
+
+/// Direct grants: admins only, and never to an agent they own (they request like any owner).
+pub fn may_grant_directly(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
+    if !is_admin(p) {
+        return Err(StoreError::Forbidden(format!(
+            "{} may not grant scopes directly: ask for them with an access request",
+            p.email
+        )));
+    }
+    if owns(p, agent) {
+        return Err(StoreError::Refused {
+            status: 403,
+            code: "self_approval",
+            message: format!(
+                "{} owns agent {}: nobody grants scopes to an agent they own; file an access \
+                 request for another approver",
+                p.email, agent.id
+            ),
+        });
+    }
+    Ok(())
+}

@@ -14,6 +14,9 @@ use steward::registry::store::Store;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::{self, Server};
 use tempfile::TempDir;
+
+#[path = "../support/catalogue.rs"]
+mod test_scopes;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -34,6 +37,12 @@ impl Registry {
         let (_, token) =
             registry::bootstrap_admin(store.as_ref(), "root@example.com", "Root Admin", "tests")
                 .unwrap();
+        steward::registry::store::CatalogueStore::import_catalogue(
+            store.as_ref(),
+            &steward::model::Actor::system("test"),
+            &test_scopes::test_catalogue(),
+        )
+        .unwrap();
         let mut r = Registry {
             dir,
             db,
@@ -80,8 +89,16 @@ impl Registry {
     }
 
     pub async fn token_for(&self, email: &str) -> String {
-        self.admin()
+        // An admin-issued token is an invitation; the person redeems it for their own.
+        let invitation = self
+            .admin()
             .issue_token_for(email, &IssueToken::default())
+            .await
+            .unwrap()
+            .token;
+        Client::new(&self.url, Some(Secret::new(invitation)))
+            .unwrap()
+            .issue_my_token(&IssueToken::default())
             .await
             .unwrap()
             .token

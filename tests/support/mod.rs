@@ -25,8 +25,14 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{Value, json};
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SeedAgent, SeedBatch, SeedCredential, SqliteStore, Store};
+use steward::registry::store::{
+    CatalogueStore, SeedAgent, SeedBatch, SeedCredential, SqliteStore, Store,
+};
 use tempfile::TempDir;
+
+#[path = "catalogue.rs"]
+mod catalogue;
+pub use catalogue::test_catalogue;
 
 /// How long any one HTTP call may take before the test fails (a bound, not an assertion).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,6 +163,9 @@ impl Registry {
             "test",
         )
         .expect("bootstrap the first admin");
+        store
+            .import_catalogue(&steward::model::Actor::system("test-harness"), &test_catalogue())
+            .expect("import the test catalogue");
         let (url, shutdown, server) = serve(store.clone()).await;
         let http = http_client();
         let mut registry = Registry {
@@ -235,7 +244,8 @@ impl Registry {
     }
 
     /// Creates a person with these roles (admin, responder, auditor) through the API, as the
-    /// admin, and issues them an API token.
+    /// admin, and gives them an API token the way a new person gets one: the admin issues an
+    /// invitation, and the person redeems it for their own token.
     pub async fn add_person(&self, email: &str, roles: &[&str]) -> Member {
         self.post(
             "/v1/people",
@@ -244,6 +254,15 @@ impl Registry {
         )
         .await
         .expect(201);
+        let invitation = self.invite(email).await;
+        Member {
+            email: email.to_string(),
+            token: self.redeem(&invitation).await,
+        }
+    }
+
+    /// Issues an invitation for `email` as the admin; returns the invitation token.
+    pub async fn invite(&self, email: &str) -> String {
         let issued = self
             .post(
                 &format!("/v1/people/{email}/tokens"),
@@ -251,13 +270,30 @@ impl Registry {
                 json!({"name": "test"}),
             )
             .await;
-        Member {
-            email: email.to_string(),
-            token: issued.expect(201)["token"]
-                .as_str()
-                .expect("an issued token")
-                .to_string(),
-        }
+        let body = issued.expect(201);
+        assert_eq!(
+            body["kind"], "invitation",
+            "an admin-issued token is an invitation"
+        );
+        body["token"]
+            .as_str()
+            .expect("an issued invitation")
+            .to_string()
+    }
+
+    /// Redeems an invitation (`POST /v1/me/tokens` with it); returns the new API token.
+    pub async fn redeem(&self, invitation: &str) -> String {
+        self.call(
+            "POST",
+            "/v1/me/tokens",
+            Some(invitation),
+            Some(&json!({"name": "test"})),
+        )
+        .await
+        .expect(201)["token"]
+            .as_str()
+            .expect("a redeemed token")
+            .to_string()
     }
 
     /// Registers an agent as the admin with the given owner (None: unowned) and scopes;
@@ -422,8 +458,15 @@ pub fn snapshot(conn: &rusqlite::Connection) -> String {
     let mut out = String::new();
     for table in tables {
         out.push_str(&format!("== {table}\n"));
+        // When an API token was last used is a usage note, not a change a call makes.
+        let columns = if table == "api_tokens" {
+            "id, person_id, token_hash, name, created_at, expires_at, revoked_at, kind, \
+             parent_id, redeemed_at"
+        } else {
+            "*"
+        };
         let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2"))
+            .prepare(&format!("SELECT {columns} FROM \"{table}\" ORDER BY 1, 2"))
             .expect("select a table");
         let columns = stmt.column_count();
         let mut rows = stmt.query([]).expect("query a table");

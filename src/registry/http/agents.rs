@@ -17,7 +17,9 @@ use crate::model::api::{
 use crate::model::brake::{ReinstateOutcome, ReinstateRequest};
 use crate::model::text::{check_email, check_free_text, check_line, check_scope};
 use crate::model::{Agent, AgentDetail, AgentKind, AgentSource, Grant};
+use crate::model::catalogue::Tier;
 use crate::registry::policy;
+use crate::registry::service::approvals;
 use crate::registry::store::AgentFacts;
 
 fn facts_of(detail: &AgentDetail) -> AgentFacts {
@@ -165,11 +167,12 @@ pub async fn agent_audit(
     Ok(Json(blocking(&state, move |s| s.audit_page(&query)).await?))
 }
 
-/// Grant a scope (the owner or an admin).
+/// Grant a catalogued `low` or `medium` scope directly (admins, never to an agent they own).
+/// Everything else, and every owner, goes through an access request.
 #[utoipa::path(post, path = "/v1/agents/{id}/grants", tag = "agents",
     params(("id" = String, Path)), request_body = AddGrant, security(("bearer" = [])),
     responses((status = 201, body = Agent), (status = 403, body = ApiErrorBody),
-        (status = 409, body = ApiErrorBody)))]
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn add_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,7 +183,8 @@ pub async fn add_grant(
     if let Some(j) = &req.justification {
         check_free_text("justification", j, 1000)?;
     }
-    if req.expires_at.is_some_and(|t| t <= Utc::now()) {
+    let now = Utc::now();
+    if req.expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::invalid(
             "invalid_expiry",
             "expires_at must be in the future",
@@ -193,11 +197,40 @@ pub async fn add_grant(
             "expires_at must be before the year 10000",
         ));
     }
+    if !policy::is_admin(&caller.person) {
+        return Err(ApiError::forbidden(format!(
+            "{} may not grant scopes directly: ask for them with POST /v1/agents/{id}/requests",
+            caller.person.email
+        )));
+    }
+    let wanted = vec![req.scope.clone()];
+    let info = blocking(&state, move |s| s.scope_catalogue(&wanted))
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::from(crate::registry::store::StoreError::Invalid {
+                code: "unknown_scope",
+                message: format!("{} is not in the resource catalogue", req.scope),
+            })
+        })?;
+    let grant_policy = approvals::grant_policy(&info);
+    if !matches!(info.tier, Tier::Low | Tier::Medium) {
+        return Err(ApiError::forbidden(format!(
+            "{} is {} tier: it is granted only through an approved request              (POST /v1/agents/{id}/requests)",
+            req.scope,
+            info.tier.as_str()
+        )));
+    }
+    let asked = req.expires_at.map(|t| (t - now).num_seconds());
+    let duration = approvals::grant_duration(&grant_policy, &req.scope, asked)?;
     let grant = Grant {
         scope: req.scope,
         granted_by: caller.person.email.clone(),
-        granted_at: Utc::now(),
-        expires_at: req.expires_at,
+        granted_at: now,
+        expires_at: Some(
+            req.expires_at
+                .unwrap_or(now + chrono::Duration::seconds(duration)),
+        ),
         justification: req.justification,
         last_used_at: None,
         last_certified_at: None,
@@ -206,7 +239,8 @@ pub async fn add_grant(
     let person = caller.person;
     let agent = blocking(&state, move |s| {
         s.add_grant(&actor, &id, &grant, &|f| {
-            policy::may_manage_agent(&person, f)
+            policy::may_manage_agent(&person, f)?;
+            policy::may_grant_directly(&person, f)
         })
     })
     .await?;

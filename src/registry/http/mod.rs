@@ -1,9 +1,13 @@
 //! The registry's HTTP surface: routes, JSON errors, authentication and the OpenAPI document.
 
 pub mod agents;
+pub mod api_tokens;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod credentials;
+pub mod catalogue;
+pub mod delegations;
 pub mod error;
 pub mod guards;
 pub mod oauth;
@@ -92,6 +96,8 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         (name = "audit", description = "The hash-chained audit log and the change feed"),
         (name = "tokens", description = "OAuth token exchange, introspection, revocation, keys"),
         (name = "reviews", description = "Access-review campaigns, decisions, scope diffs, reminders"),
+        (name = "catalogue", description = "The resource catalogue: resources, audiences, owners, scopes and tiers"),
+        (name = "approvals", description = "Access requests, per-use approvals and the approver's queue"),
     )
 )]
 struct ApiDoc;
@@ -178,11 +184,20 @@ pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .routes(routes!(people::me))
-        .routes(routes!(people::issue_my_token))
+        .routes(routes!(
+            people::issue_my_token,
+            api_tokens::list_my_tokens,
+            api_tokens::revoke_all_my_tokens
+        ))
         .routes(routes!(people::revoke_my_token))
+        .routes(routes!(
+            delegations::create_delegation,
+            delegations::list_delegations
+        ))
+        .routes(routes!(delegations::revoke_delegation))
         .routes(routes!(people::list_people, people::create_person))
         .routes(routes!(people::show_person, people::update_person))
-        .routes(routes!(people::issue_token))
+        .routes(routes!(people::issue_token, api_tokens::list_person_tokens))
         .routes(routes!(agents::list_agents, agents::register_agent))
         .routes(routes!(agents::show_agent))
         .routes(routes!(agents::agent_audit))
@@ -223,6 +238,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reviews::decide_item))
         .routes(routes!(reviews::reassign_item))
         .routes(routes!(reviews::scope_diff))
+        .routes(routes!(
+            catalogue::list_resources,
+            catalogue::import_catalogue
+        ))
+        .routes(routes!(catalogue::show_resource))
+        .routes(routes!(
+            approvals::agent_requests,
+            approvals::create_request
+        ))
+        .routes(routes!(approvals::list_approvals))
+        .routes(routes!(approvals::approve))
+        .routes(routes!(approvals::deny))
         .with_state(state)
         .split_for_parts();
     let mut openapi = openapi;

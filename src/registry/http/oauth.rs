@@ -29,6 +29,7 @@ use crate::model::{Credential, CredentialKind};
 use crate::registry::policy;
 use crate::registry::store::{AgentFacts, NewCredential};
 use crate::registry::tokens::auth::{FormParams, client_credentials, secret_hash};
+use crate::registry::tokens::exchange::{MintingApiToken, parse_scopes};
 use crate::registry::tokens::keys::parse_agent_public_key;
 use crate::registry::tokens::{OAuthError, unix_now};
 
@@ -46,6 +47,8 @@ impl IntoResponse for OAuthError {
             status,
             Json(OAuthErrorBody {
                 error: self.error.to_string(),
+                approval_id: self.approval.as_ref().map(|(id, _)| id.clone()),
+                expires_in: self.approval.as_ref().map(|(_, secs)| *secs),
                 error_description: description,
             }),
         )
@@ -158,6 +161,8 @@ fn oauth_too_many(refusal: TooManyFailures) -> Response {
         Json(OAuthErrorBody {
             error: "too_many_failures".into(),
             error_description: refusal.message(),
+            approval_id: None,
+            expires_in: None,
         }),
     )
         .into_response();
@@ -395,6 +400,12 @@ pub async fn mint_access_token(
             "ttl_seconds must be between 60 and 3600",
         ));
     }
+    let scopes = match req.scope.as_deref() {
+        None => Vec::new(),
+        Some(text) => {
+            parse_scopes(text).map_err(|e| ApiError::invalid("invalid_scope", e.description))?
+        }
+    };
     if let Some(agent) = &req.may_act {
         check_line("may_act", agent, 128)?;
         let id = agent.clone();
@@ -410,10 +421,21 @@ pub async fn mint_access_token(
     }
     let minted = state
         .tokens
-        .mint_person_token(&caller.person, ttl as i64, req.may_act)
+        .mint_person_token(
+            &caller.person,
+            ttl as i64,
+            req.may_act,
+            scopes,
+            &MintingApiToken {
+                id: caller.token_id.clone(),
+                expires_at: caller.token_expires_at.timestamp(),
+            },
+        )
         .await
         .map_err(|e| match e.status {
             503 => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.description),
+            // The API token was revoked (or its person left) while minting.
+            400 => ApiError::unauthenticated("token_revoked", e.description),
             _ => ApiError::internal(e.description),
         })?;
     let mut response = no_store(minted);

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 
-use super::auth::{Caller, hash_api_token, new_api_token};
+use super::auth::{Caller, Redeemer, hash_api_token, new_api_token};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
 use super::{AppState, blocking};
 use crate::model::api::{
@@ -29,60 +29,133 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Json<WhoAmI> {
     })
 }
 
-/// Issues a token and stores only its hash; shared by the API and `steward server create-admin`.
+/// How a new API token relates to others.
+#[derive(Debug, Clone, Default)]
+pub struct TokenPlan {
+    /// An invitation (single use, 24 hours, only to redeem) instead of a working token.
+    pub invitation: bool,
+    /// The API token minting this one (the child never outlives it and dies with it).
+    pub parent_id: Option<String>,
+    /// An invitation being redeemed by this issue (spent in the same transaction).
+    pub redeeming: Option<String>,
+    /// The longest the token may live, in days.
+    pub max_days: u32,
+}
+
+/// How long an invitation is good for.
+pub const INVITATION_HOURS: i64 = 24;
+
+/// Issues a working API token directly (no parent, no invitation); used by `steward server
+/// create-admin`, the demo and tests. Stores only its hash.
 pub fn issue_token_for(
     store: &dyn Store,
     actor: &Actor,
     email: &str,
     req: &IssueToken,
 ) -> StoreResult<IssuedToken> {
-    let token = new_api_token();
-    let ttl_days = req.ttl_days.unwrap_or(90).clamp(1, 365);
-    let expires_at = Utc::now() + Duration::days(ttl_days as i64);
-    let id = format!("tok_{}", &hash_api_token(&token)[..16]);
-    store.issue_api_token(
+    issue_token_with(
+        store,
         actor,
         email,
-        &NewApiToken {
-            id: id.clone(),
-            hash: hash_api_token(&token),
-            name: req.name.clone().unwrap_or_else(|| "api".into()),
-            expires_at,
+        req,
+        &TokenPlan {
+            max_days: 365,
+            ..TokenPlan::default()
         },
-    )?;
+    )
+}
+
+/// Issues an API token or invitation as `plan` says; stores only its hash.
+pub fn issue_token_with(
+    store: &dyn Store,
+    actor: &Actor,
+    email: &str,
+    req: &IssueToken,
+    plan: &TokenPlan,
+) -> StoreResult<IssuedToken> {
+    let token = new_api_token();
+    let expires_at = if plan.invitation {
+        Utc::now() + Duration::hours(INVITATION_HOURS)
+    } else {
+        let ttl_days = req.ttl_days.unwrap_or(90).clamp(1, plan.max_days.max(1));
+        Utc::now() + Duration::days(ttl_days as i64)
+    };
+    let id = format!("tok_{}", &hash_api_token(&token)[..16]);
+    let default_name = if plan.invitation { "invitation" } else { "api" };
+    let new = NewApiToken {
+        id: id.clone(),
+        hash: hash_api_token(&token),
+        name: req.name.clone().unwrap_or_else(|| default_name.into()),
+        expires_at,
+        invitation: plan.invitation,
+        parent_id: plan.parent_id.clone(),
+    };
+    let expires_at = match &plan.redeeming {
+        Some(invitation) => store.redeem_invitation(actor, email, invitation, &new)?,
+        None => store.issue_api_token(actor, email, &new)?,
+    };
     Ok(IssuedToken {
         id,
         person: email.to_string(),
         token,
         expires_at,
+        kind: default_name.into(),
     })
 }
 
-fn check_issue(req: &IssueToken) -> Result<(), ApiError> {
+fn check_issue(req: &IssueToken, max_days: u32) -> Result<(), ApiError> {
     if let Some(name) = &req.name {
         check_line("name", name, 64)?;
     }
-    if req.ttl_days.is_some_and(|d| !(1..=365).contains(&d)) {
+    if req.ttl_days.is_some_and(|d| !(1..=max_days).contains(&d)) {
         return Err(ApiError::invalid(
             "invalid_ttl",
-            "ttl_days must be between 1 and 365",
+            format!("ttl_days must be between 1 and {max_days} (the registry's maximum)"),
         ));
     }
     Ok(())
 }
 
-/// Issue a new API token for yourself. The token is shown once.
+/// Issue a new API token for yourself. The token is shown once. Minted with an API token, it
+/// never outlives that token and dies with it; presented with an invitation, it redeems the
+/// invitation (single use) for your own token.
 #[utoipa::path(post, path = "/v1/me/tokens", tag = "people", request_body = IssueToken,
-    security(("bearer" = [])), responses((status = 201, body = IssuedToken)))]
+    security(("bearer" = [])),
+    responses((status = 201, body = IssuedToken), (status = 401, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
 pub async fn issue_my_token(
     State(state): State<AppState>,
-    caller: Caller,
+    redeemer: Redeemer,
     MaybeJson(req): MaybeJson<IssueToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    check_issue(&req)?;
+    let max_days = state.tokens.api_token_max_days;
+    check_issue(&req, max_days)?;
+    let caller = redeemer.caller;
     let actor = caller.actor();
     let email = caller.person.email;
-    let issued = blocking(&state, move |s| issue_token_for(s, &actor, &email, &req)).await?;
+    let plan = if redeemer.invitation {
+        TokenPlan {
+            redeeming: Some(caller.token_id),
+            max_days,
+            ..TokenPlan::default()
+        }
+    } else {
+        TokenPlan {
+            parent_id: Some(caller.token_id),
+            max_days,
+            ..TokenPlan::default()
+        }
+    };
+    let issued = blocking(&state, move |s| {
+        issue_token_with(s, &actor, &email, &req, &plan)
+    })
+    .await
+    .map_err(|e| match e.status {
+        // A spent or revoked invitation (a race with another redemption) is an
+        // authentication failure like any dead token.
+        StatusCode::FORBIDDEN => ApiError::unauthenticated("invitation_redeemed", e.message),
+        _ => e,
+    })?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -201,19 +274,37 @@ pub async fn update_person(
     ))
 }
 
-/// Issue an API token for another person (admins), e.g. when onboarding them.
+/// Issue an invitation for another person (admins), e.g. when onboarding them: single use,
+/// valid 24 hours, good only for `POST /v1/me/tokens`, where that person redeems it for their
+/// own API token. Nobody can act as another person.
 #[utoipa::path(post, path = "/v1/people/{email}/tokens", tag = "people",
     params(("email" = String, Path)), request_body = IssueToken, security(("bearer" = [])),
-    responses((status = 201, body = IssuedToken), (status = 403, body = ApiErrorBody)))]
+    responses((status = 201, body = IssuedToken), (status = 403, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
 pub async fn issue_token(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(email): ApiPath<String>,
     MaybeJson(req): MaybeJson<IssueToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    require_admin(&caller, "issue tokens for others")?;
-    check_issue(&req)?;
+    require_admin(&caller, "issue invitations for others")?;
+    check_issue(&req, state.tokens.api_token_max_days)?;
+    if req.ttl_days.is_some() {
+        return Err(ApiError::invalid(
+            "invalid_ttl",
+            "an invitation always lasts 24 hours; the person chooses their token's lifetime \
+             when they redeem it",
+        ));
+    }
     let actor = caller.actor();
-    let issued = blocking(&state, move |s| issue_token_for(s, &actor, &email, &req)).await?;
+    let plan = TokenPlan {
+        invitation: true,
+        max_days: 1,
+        ..TokenPlan::default()
+    };
+    let issued = blocking(&state, move |s| {
+        issue_token_with(s, &actor, &email, &req, &plan)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }

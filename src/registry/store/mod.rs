@@ -6,6 +6,10 @@
 
 pub mod perimeter;
 pub mod scopes;
+pub mod api_tokens;
+pub mod approvals;
+pub mod catalogue;
+pub mod delegations;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -31,6 +35,10 @@ use crate::registry::reviews::{
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
 pub use scopes::ScopeCatalogue;
+pub use api_tokens::ApiTokenStore;
+pub use approvals::ApprovalStore;
+pub use catalogue::CatalogueStore;
+pub use delegations::DelegationStore;
 pub use sqlite::SqliteStore;
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.
@@ -48,6 +56,14 @@ pub enum StoreError {
     Busy(String),
     #[error("{0}")]
     Internal(String),
+    /// A refusal with its own status and code (e.g. 403 `self_approval`, 409
+    /// `already_decided`, 429 `too_many_pending`).
+    #[error("{message}")]
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -71,6 +87,11 @@ pub struct TokenOwner {
     pub token_id: String,
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
+    /// An invitation: good only to redeem for an API token.
+    pub invitation: bool,
+    /// For invitations: already redeemed (and so also revoked).
+    pub redeemed: bool,
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// Who may see what: readers of everything, or one owner's agents.
@@ -107,7 +128,12 @@ pub struct NewApiToken {
     pub id: String,
     pub hash: String,
     pub name: String,
+    /// Capped by the store at the parent's expiry.
     pub expires_at: DateTime<Utc>,
+    /// An invitation (single use, only to redeem) rather than a working API token.
+    pub invitation: bool,
+    /// The API token that minted this one: the child never outlives it and dies with it.
+    pub parent_id: Option<String>,
 }
 
 /// One batch of seeded records for bulk loading (demo data, imports).
@@ -208,7 +234,17 @@ pub struct AgentTokenFacts {
     pub scopes: Vec<String>,
 }
 
-pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'static {
+pub trait Store:
+    CatalogueStore
+    + ApprovalStore
+    + DelegationStore
+    + ApiTokenStore
+    + perimeter::PerimeterStore
+    + ScopeCatalogue
+    + Send
+    + Sync
+    + 'static
+{
     fn schema_version(&self) -> StoreResult<i64>;
 
     // People and their API tokens.
@@ -217,8 +253,16 @@ pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'sta
     fn update_person(&self, actor: &Actor, email: &str, req: &UpdatePerson) -> StoreResult<Person>;
     fn person(&self, email: &str) -> StoreResult<Option<Person>>;
     fn list_people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage>;
-    fn issue_api_token(&self, actor: &Actor, email: &str, token: &NewApiToken) -> StoreResult<()>;
-    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<()>;
+    /// Stores a new API token (or invitation); returns its expiry (capped at its parent's).
+    fn issue_api_token(
+        &self,
+        actor: &Actor,
+        email: &str,
+        token: &NewApiToken,
+    ) -> StoreResult<DateTime<Utc>>;
+    /// Revokes one of `email`'s API tokens, the tokens it minted (transitively) and every
+    /// live token that came from them; returns how many live tokens died.
+    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<u64>;
 
     // Agents.
     fn list_agents(&self, query: &AgentQuery, visibility: &Visibility) -> StoreResult<AgentPage>;

@@ -32,7 +32,9 @@ use crate::model::{
     Actor, Agent, AgentDetail, AgentKind, AgentRef, AgentSource, AgentStatus, AuditEvent,
     Credential, CredentialKind, Grant, Person, Role,
 };
-use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenKind, TokenRecord};
+use crate::registry::tokens::live::{
+    ConsumedAssertion, LiveTokens, Refusals, TokenKind, TokenRecord,
+};
 
 /// The schema, one entry per version. Never edit a shipped entry; append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -301,6 +303,128 @@ const MIGRATIONS: &[&str] = &[
     // 4: case-insensitive email lookups (every sign-in, owner change and review) use an index
     // instead of scanning every person.
     "CREATE INDEX people_email_nocase ON people(email COLLATE NOCASE);",
+    // 5: the resource catalogue, access requests and per-use approvals (see
+    // sqlite_catalogue.rs, sqlite_approvals.rs). Then the upgrade of an existing store: every
+    // scope already granted enters the catalogue under a resource named after its prefix
+    // (`crm.orders:read` -> `crm`), with the audiences its past exchanges named, tier
+    // `unclassified` and no owner (admins approve); grants that came in this way expire 90
+    // days after the upgrade unless they already expire sooner.
+    r#"
+    CREATE TABLE resources (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        owner_id TEXT REFERENCES people(id),
+        audiences TEXT NOT NULL DEFAULT '[]',
+        approvers INTEGER,
+        max_duration TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+
+    -- A scope name is globally unique: it is the primary key.
+    CREATE TABLE resource_scopes (
+        name TEXT PRIMARY KEY,
+        resource_id TEXT NOT NULL REFERENCES resources(id),
+        tier TEXT NOT NULL,
+        approval TEXT NOT NULL DEFAULT 'request',
+        description TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    CREATE INDEX resource_scopes_resource ON resource_scopes(resource_id);
+
+    CREATE TABLE access_requests (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        scopes TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        subject TEXT,
+        audience TEXT NOT NULL DEFAULT '[]',
+        chain TEXT NOT NULL DEFAULT '[]',
+        justification TEXT,
+        duration_secs INTEGER,
+        approvals_required INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        decided_at TEXT,
+        decided_by TEXT,
+        reason TEXT,
+        grant_expires_at TEXT,
+        used_at TEXT
+    );
+    CREATE INDEX access_requests_status ON access_requests(status, expires_at);
+    CREATE INDEX access_requests_agent ON access_requests(agent_id, status);
+
+    CREATE TABLE request_approvals (
+        request_id TEXT NOT NULL REFERENCES access_requests(id),
+        approver TEXT NOT NULL COLLATE NOCASE,
+        approved_at TEXT NOT NULL,
+        reason TEXT,
+        PRIMARY KEY (request_id, approver)
+    ) WITHOUT ROWID;
+
+    -- The background sweep removes grants whose time is up without scanning every grant.
+    CREATE INDEX grants_expiry ON grants(expires_at) WHERE expires_at IS NOT NULL;
+
+    CREATE TEMP TABLE upgrade_scopes AS
+        SELECT DISTINCT scope,
+            COALESCE(NULLIF(CASE
+                WHEN instr(scope, '.') > 0
+                     AND (instr(scope, ':') = 0 OR instr(scope, '.') < instr(scope, ':'))
+                    THEN substr(scope, 1, instr(scope, '.') - 1)
+                WHEN instr(scope, ':') > 0 THEN substr(scope, 1, instr(scope, ':') - 1)
+                ELSE scope
+            END, ''), 'legacy') AS resource_id
+        FROM grants;
+    INSERT INTO resources (id, name, description, created_at, updated_at)
+        SELECT DISTINCT resource_id, resource_id,
+            'Created by the upgrade from scopes granted before the catalogue existed',
+            strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        FROM upgrade_scopes;
+    INSERT INTO resource_scopes (name, resource_id, tier, approval, description)
+        SELECT scope, resource_id, 'unclassified', 'request', '' FROM upgrade_scopes;
+    UPDATE resources SET audiences = (
+        SELECT COALESCE(json_group_array(aud), '[]') FROM (
+            SELECT DISTINCT a.value AS aud
+            FROM issued_tokens t, json_each(t.scopes) s, json_each(t.audience) a
+            WHERE s.value IN (SELECT scope FROM upgrade_scopes u WHERE u.resource_id = resources.id)
+            ORDER BY a.value
+        )
+    );
+    UPDATE grants SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days')
+        WHERE expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days');
+    DROP TABLE upgrade_scopes;
+    "#,
+    // 6: who may act for whom (sqlite_delegations.rs) and token lineage: invitations, the API
+    // token that minted another (a child never outlives its parent and dies with it), when a
+    // token was last used; which API token minted a person token and which delegation an
+    // exchange used, so that revoking either kills the tokens that came from it.
+    r#"
+    ALTER TABLE api_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api';
+    ALTER TABLE api_tokens ADD COLUMN parent_id TEXT REFERENCES api_tokens(id);
+    ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
+    ALTER TABLE api_tokens ADD COLUMN redeemed_at TEXT;
+    CREATE INDEX api_tokens_person ON api_tokens(person_id);
+    CREATE INDEX api_tokens_parent ON api_tokens(parent_id);
+
+    ALTER TABLE issued_tokens ADD COLUMN api_token_id TEXT;
+    ALTER TABLE issued_tokens ADD COLUMN delegation_id TEXT;
+
+    CREATE TABLE delegations (
+        id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(id),
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        scopes TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    CREATE INDEX delegations_person_agent ON delegations(person_id, agent_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -322,6 +446,17 @@ mod scopes;
 // The brake (revoke over the tree, reinstate, decommission, re-enabling credentials).
 #[path = "sqlite_brake.rs"]
 mod brake;
+// Delegations and API-token lineage, likewise.
+#[path = "sqlite_api_tokens.rs"]
+mod api_tokens;
+#[path = "sqlite_delegations.rs"]
+mod delegations;
+
+#[path = "sqlite_catalogue.rs"]
+mod catalogue;
+
+#[path = "sqlite_approvals.rs"]
+pub(super) mod approvals;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -329,6 +464,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// The token service's in-memory index, kept in step with `issued_tokens` (see tokens::live).
     live: Arc<LiveTokens>,
+    /// The catalogue's scopes, replaced as a whole after each import (see `CatalogueStore`).
+    catalogue: std::sync::RwLock<Arc<catalogue::ScopeIndex>>,
 }
 
 /// Whether opening may create a new, empty store.
@@ -460,11 +597,13 @@ impl SqliteStore {
         restrict_permissions(path);
         let live = Arc::new(LiveTokens::new());
         load_live_tokens(&writer, &live).map_err(|e| describe_open(path, e))?;
+        let scopes = catalogue::load_scope_index(&writer).map_err(|e| describe_open(path, e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             live,
+            catalogue: std::sync::RwLock::new(Arc::new(scopes)),
         })
     }
 
@@ -582,6 +721,23 @@ fn migrate(conn: &Connection, path: &Path, version: i64) -> StoreResult<()> {
             let _ = conn.execute_batch("ROLLBACK");
             describe_open(path, e)
         })?;
+    }
+    Ok(())
+}
+
+/// Creates a store at `path` with only the first `version` migrations applied, as an older
+/// Steward would have left it: for tests of the upgrade path.
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, version: i64) -> StoreResult<()> {
+    let conn = Connection::open(path).map_err(|e| describe_open(path, e))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .map_err(|e| describe_open(path, e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(|e| describe_open(path, e))?;
     }
     Ok(())
 }
@@ -861,15 +1017,37 @@ impl Store for SqliteStore {
 
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
         self.read(|tx| {
-            let row: Option<(String, String, String, Option<String>)> = tx
+            type Row = (
+                String,
+                String,
+                String,
+                Option<String>,
+                String,
+                Option<String>,
+                Option<String>,
+            );
+            let row: Option<Row> = tx
                 .query_row(
-                    "SELECT t.id, p.email, t.expires_at, t.revoked_at FROM api_tokens t
-                     JOIN people p ON p.id = t.person_id WHERE t.token_hash = ?1",
+                    "SELECT t.id, p.email, t.expires_at, t.revoked_at, t.kind, t.redeemed_at,
+                            t.last_used_at
+                     FROM api_tokens t JOIN people p ON p.id = t.person_id WHERE t.token_hash = ?1",
                     [token_hash],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ))
+                    },
                 )
                 .optional()?;
-            let Some((token_id, email, expires_at, revoked_at)) = row else {
+            let Some((token_id, email, expires_at, revoked_at, kind, redeemed_at, last_used_at)) =
+                row
+            else {
                 return Ok(None);
             };
             let person = person_by_email(tx, &email)?
@@ -879,6 +1057,9 @@ impl Store for SqliteStore {
                 token_id,
                 expires_at: parse_ts(&expires_at)?,
                 revoked: revoked_at.is_some(),
+                invitation: kind == "invitation",
+                redeemed: redeemed_at.is_some(),
+                last_used_at: parse_opt_ts(last_used_at)?,
             }))
         })
     }
@@ -960,13 +1141,22 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
             // Leaving ends every API token for good: coming back later must not revive tokens
             // that were left on old machines.
-            let tokens_revoked = if before.active && !after.active {
-                tx.execute(
-                    "UPDATE api_tokens SET revoked_at = ?1 WHERE person_id = ?2 AND revoked_at IS NULL",
-                    params![ts(Utc::now()), before.id],
-                )?
+            let (tokens_revoked, live_tokens_revoked) = if before.active && !after.active {
+                // Every token where they are the subject dies too (person tokens, exchanges and
+                // what was derived from them), and no new one may name them.
+                let killed = self.live.revoke_subject(&after.email, unix_now());
+                mark_tokens_revoked(tx, &killed)?;
+                let ids: Vec<String> = tx
+                    .prepare("SELECT id FROM api_tokens WHERE person_id = ?1")?
+                    .query_map([&before.id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let (revoked, more) = api_tokens::revoke_api_token_trees(tx, &self.live, &ids)?;
+                (revoked, killed.len() as u64 + more)
             } else {
-                0
+                if !before.active && after.active {
+                    self.live.restore_subject(&after.email);
+                }
+                (0, 0)
             };
             let action = match (before.active, after.active) {
                 (true, false) => "person.deactivate",
@@ -985,6 +1175,7 @@ impl Store for SqliteStore {
                     "active": {"before": before.active, "after": after.active},
                     "manager": {"before": before.manager, "after": after.manager},
                     "tokens_revoked": tokens_revoked,
+                    "live_tokens_revoked": live_tokens_revoked,
                 }),
             )?;
             Ok(after)
@@ -1017,64 +1208,36 @@ impl Store for SqliteStore {
         })
     }
 
-    fn issue_api_token(&self, actor: &Actor, email: &str, token: &NewApiToken) -> StoreResult<()> {
-        self.write(|tx| {
-            let person = person_by_email(tx, email)?
-                .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))?;
-            if !person.active {
-                return Err(StoreError::Conflict(format!(
-                    "{email} has left; tokens cannot be issued to them"
-                )));
-            }
-            tx.execute(
-                "INSERT INTO api_tokens (id, person_id, token_hash, name, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    token.id,
-                    person.id,
-                    token.hash,
-                    token.name,
-                    ts(Utc::now()),
-                    ts(token.expires_at)
-                ],
-            )?;
-            append_audit(
-                tx,
-                actor,
-                "api_token.issue",
-                Some(&person.email),
-                "success",
-                None,
-                &serde_json::json!({"token_id": token.id, "name": token.name, "expires_at": ts(token.expires_at)}),
-            )?;
-            Ok(())
-        })
+    fn issue_api_token(
+        &self,
+        actor: &Actor,
+        email: &str,
+        token: &NewApiToken,
+    ) -> StoreResult<DateTime<Utc>> {
+        self.write(|tx| api_tokens::insert_api_token(tx, actor, email, token))
     }
 
-    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<()> {
+    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<u64> {
         self.write(|tx| {
-            let already: Option<bool> = tx
+            let owned: Option<Option<String>> = tx
                 .query_row(
-                    "SELECT revoked_at IS NOT NULL FROM api_tokens
+                    "SELECT revoked_at FROM api_tokens
                      WHERE id = ?1 AND person_id = (SELECT id FROM people WHERE email = ?2 COLLATE NOCASE)",
                     params![token_id, email],
                     |r| r.get(0),
                 )
                 .optional()?;
-            match already {
-                None => {
-                    return Err(StoreError::NotFound(format!(
-                        "{email} has no API token {token_id}"
-                    )));
-                }
-                // A repeat changes nothing and records nothing.
-                Some(true) => return Ok(()),
-                Some(false) => {}
+            if owned.is_none() {
+                return Err(StoreError::NotFound(format!(
+                    "{email} has no API token {token_id}"
+                )));
             }
-            tx.execute(
-                "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2",
-                params![ts(Utc::now()), token_id],
-            )?;
+            let (revoked, killed) =
+                api_tokens::revoke_api_token_trees(tx, &self.live, &[token_id.to_string()])?;
+            // A repeat changes nothing and records nothing.
+            if revoked == 0 && killed == 0 {
+                return Ok(0);
+            }
             append_audit(
                 tx,
                 actor,
@@ -1082,9 +1245,13 @@ impl Store for SqliteStore {
                 Some(email),
                 "success",
                 None,
-                &serde_json::json!({"token_id": token_id}),
+                &serde_json::json!({
+                    "token_id": token_id,
+                    "api_tokens_revoked": revoked,
+                    "tokens_revoked": killed,
+                }),
             )?;
-            Ok(())
+            Ok(killed)
         })
     }
 
@@ -1161,11 +1328,13 @@ impl Store for SqliteStore {
             let children = refs(
                 "SELECT id, name, kind, status FROM agents WHERE parent_id = ?1 ORDER BY name, id",
             )?;
+            let requests = approvals::pending_for_agent(tx, id, Utc::now())?;
             Ok(Some(AgentDetail {
                 agent,
                 credentials,
                 parent,
                 children,
+                requests,
             }))
         })
     }
@@ -1232,12 +1401,6 @@ impl Store for SqliteStore {
                     seq
                 ],
             )?;
-            for scope in &req.scopes {
-                tx.execute(
-                    "INSERT OR IGNORE INTO grants (agent_id, scope, granted_by, granted_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, scope, actor.id, now],
-                )?;
-            }
             append_audit(
                 tx,
                 actor,
@@ -1250,6 +1413,23 @@ impl Store for SqliteStore {
                     "parent_id": req.parent_id, "scopes": req.scopes, "source": source.as_str(),
                 }),
             )?;
+            // Scopes asked for at registration are requests like any other (low tier: granted
+            // at once by policy); an unknown scope refuses the whole registration.
+            let agent = agent_by_id(tx, &id)?;
+            let mut asked: Vec<&String> = req.scopes.iter().collect();
+            asked.sort();
+            asked.dedup();
+            for scope in asked {
+                approvals::file_grant_request(
+                    tx,
+                    actor,
+                    &agent,
+                    scope,
+                    Some("asked for at registration"),
+                    None,
+                    Utc::now(),
+                )?;
+            }
             agent_by_id(tx, &id)
         })
     }
@@ -1288,6 +1468,7 @@ impl Store for SqliteStore {
                 ],
             )?;
             touch_agent(tx, agent_id)?;
+            self.live.restore_grant(agent_id, &grant.scope);
             append_audit(
                 tx,
                 actor,
@@ -1322,6 +1503,8 @@ impl Store for SqliteStore {
                 )));
             }
             touch_agent(tx, agent_id)?;
+            // The agent's live tokens carrying the scope die with the grant.
+            let killed = kill_grant_tokens(tx, &self.live, agent_id, scope)?;
             append_audit(
                 tx,
                 actor,
@@ -1329,7 +1512,7 @@ impl Store for SqliteStore {
                 Some(agent_id),
                 "success",
                 reason,
-                &serde_json::json!({"scope": scope}),
+                &serde_json::json!({"scope": scope, "tokens_revoked": killed}),
             )?;
             agent_by_id(tx, agent_id)
         })
@@ -1996,8 +2179,9 @@ impl Store for SqliteStore {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO issued_tokens (jti, kind, digest, kid, subject, client_id, actors,
                         parent_jti, scopes, audience, may_act, subject_source, client_auth,
-                        credential_id, issued_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        credential_id, issued_at, expires_at, api_token_id, delegation_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                        ?17, ?18)",
                 )?;
                 let mut revoked = tx.prepare_cached(
                     "INSERT OR IGNORE INTO token_revocations (jti, revoked_at) VALUES (?1, ?2)",
@@ -2024,7 +2208,9 @@ impl Store for SqliteStore {
                         t.client_auth,
                         t.credential_id,
                         t.issued_at,
-                        t.expires_at
+                        t.expires_at,
+                        t.api_token_id,
+                        t.delegation_id
                     ])?;
                 }
                 let mut spend = tx.prepare_cached(
@@ -2249,6 +2435,19 @@ fn parse_json_list(text: &str) -> rusqlite::Result<Vec<String>> {
     })
 }
 
+/// A grant was removed in this transaction: kills the agent's live tokens carrying the scope
+/// (and what was exchanged from them) and stores their revocation. Returns how many died.
+fn kill_grant_tokens(
+    tx: &Transaction<'_>,
+    live: &LiveTokens,
+    agent_id: &str,
+    scope: &str,
+) -> StoreResult<usize> {
+    let killed = live.revoke_grant(agent_id, scope, unix_now());
+    mark_tokens_revoked(tx, &killed)?;
+    Ok(killed.len())
+}
+
 /// Stores the revocation of tokens already marked revoked in the live index.
 fn mark_tokens_revoked(tx: &Transaction<'_>, jtis: &[String]) -> StoreResult<()> {
     if jtis.is_empty() {
@@ -2271,7 +2470,8 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
     let mut stmt = conn.prepare(
         "SELECT jti, kind, digest, kid, subject, client_id, actors, parent_jti, scopes, audience,
                 may_act, subject_source, client_auth, credential_id, issued_at, expires_at,
-                EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti)
+                EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti),
+                api_token_id, delegation_id
          FROM issued_tokens t WHERE expires_at > ?1 ORDER BY issued_at",
     )?;
     let tokens = stmt
@@ -2300,15 +2500,33 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
                     credential_id: r.get(13)?,
                     issued_at: r.get(14)?,
                     expires_at: r.get(15)?,
+                    api_token_id: r.get(17)?,
+                    delegation_id: r.get(18)?,
                 },
                 r.get::<_, bool>(16)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let blocked = conn
-        .prepare("SELECT id FROM agents WHERE status != 'active'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let strings = |sql: &str| -> rusqlite::Result<Vec<String>> {
+        conn.prepare(sql)?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+    };
+    let now_text = ts(Utc::now());
+    let refusals = Refusals {
+        blocked_agents: strings("SELECT id FROM agents WHERE status != 'active'")?,
+        // Revoked (or redeemed) API tokens and revoked delegations that could still be
+        // presented: nothing may come from them again.
+        dead_origins: conn
+            .prepare(
+                "SELECT id FROM api_tokens WHERE revoked_at IS NOT NULL AND expires_at > ?1
+                 UNION ALL
+                 SELECT id FROM delegations WHERE revoked_at IS NOT NULL AND expires_at > ?1",
+            )?
+            .query_map([&now_text], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?,
+        left_subjects: strings("SELECT email FROM people WHERE active = 0")?,
+    };
     let assertions = conn
         .prepare("SELECT agent_id, jti, expires_at FROM consumed_assertions WHERE expires_at > ?1")?
         .query_map(
@@ -2322,7 +2540,7 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
             },
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    live.load(tokens, blocked, assertions);
+    live.load(tokens, refusals, assertions);
     Ok(())
 }
 

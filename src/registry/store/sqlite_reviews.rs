@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Months, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, new_id, parse_opt_ts,
-    parse_ts, person_by_email, touch_agent, ts,
+    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, kill_grant_tokens, new_id,
+    parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
 };
 use crate::model::Actor;
 use crate::model::review::{
@@ -416,6 +416,25 @@ struct Applied {
 }
 
 /// Applies a reviewer's verdict to an item of an open campaign, with its audit events.
+impl SqliteStore {
+    /// Keeps the live-token index in step with a verdict: a removed grant kills the agent's
+    /// live tokens carrying the scope; a restored one may be exchanged again.
+    fn follow_grant_change(
+        &self,
+        tx: &Transaction<'_>,
+        item: &ReviewItem,
+        applied: &Applied,
+    ) -> StoreResult<()> {
+        if applied.grant_removed {
+            kill_grant_tokens(tx, &self.live, &item.agent_id, &item.scope)?;
+        }
+        if applied.grant_restored {
+            self.live.restore_grant(&item.agent_id, &item.scope);
+        }
+        Ok(())
+    }
+}
+
 fn apply_verdict(
     tx: &Transaction<'_>,
     actor: &Actor,
@@ -1324,6 +1343,7 @@ impl SqliteStore {
                 justification,
                 now,
             )?;
+            self.follow_grant_change(tx, &item, &applied)?;
             let (item, _) = load_item(tx, item_id)?;
             Ok(DecisionOutcome {
                 changed: applied.changed,
@@ -1362,6 +1382,7 @@ impl SqliteStore {
                     justification,
                     d.at,
                 )?;
+                self.follow_grant_change(tx, &item, &applied)?;
                 changed += applied.changed as u64;
             }
             Ok(changed)
@@ -1608,6 +1629,7 @@ impl SqliteStore {
                     let mut seq = None;
                     if removed > 0 {
                         touch_agent(tx, &agent_id)?;
+                        kill_grant_tokens(tx, &self.live, &agent_id, &scope)?;
                         seq = Some(append_audit(
                             tx,
                             &system,

@@ -13,23 +13,35 @@ use crate::model::tokens::{
     GRANT_TOKEN_EXCHANGE, MintedAccessToken, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT, TokenResponse,
 };
 
+/// The API token a person access token is minted with: the new token never outlives it and
+/// dies when it is revoked.
+#[derive(Debug, Clone)]
+pub struct MintingApiToken {
+    pub id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// Most audiences (`audience` + `resource`) one token may name.
 const MAX_AUDIENCES: usize = 5;
 /// Most scopes one request may ask for.
 const MAX_SCOPES: usize = 100;
 
 /// The person behind a subject token, and what the token allows.
-struct Subject {
-    person: String,
+pub(super) struct Subject {
+    pub(super) person: String,
     /// The registry's own token this one is, if any (for the delegation tree).
-    parent_jti: Option<String>,
+    pub(super) parent_jti: Option<String>,
     /// Actors already in the chain, newest first (a sub-agent hop).
-    actors: Vec<String>,
-    /// Scopes the subject token already narrowed to (a hop may not widen them).
-    scopes: Option<Vec<String>>,
-    may_act: Option<String>,
-    expires_at: i64,
-    source: String,
+    pub(super) actors: Vec<String>,
+    /// Scopes the subject token is bounded to: an exchanged token's scopes (a hop may not
+    /// widen them) or a person token's `scope` claim.
+    pub(super) scopes: Option<Vec<String>>,
+    pub(super) may_act: Option<String>,
+    pub(super) expires_at: i64,
+    pub(super) source: String,
+    /// For a hop: the delegation the first exchange used (inherited, for the record).
+    pub(super) delegation_id: Option<String>,
 }
 
 /// `act` for a chain of actors, newest first: `{"sub": a1, "act": {"sub": a2}}`.
@@ -67,7 +79,7 @@ fn may_act_of(claims: &Map<String, Value>) -> Result<Option<String>, OAuthError>
     }
 }
 
-fn parse_scopes(text: &str) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn parse_scopes(text: &str) -> Result<Vec<String>, OAuthError> {
     let mut scopes: Vec<String> = Vec::new();
     for s in text.split(' ').filter(|s| !s.is_empty()) {
         check_scope(s).map_err(|e| OAuthError::invalid_scope(e.0))?;
@@ -157,9 +169,12 @@ impl TokenService {
                         person: r.subject.clone(),
                         parent_jti: Some(r.jti.clone()),
                         actors: r.actors.clone(),
-                        scopes: (r.kind == TokenKind::Exchange).then(|| r.scopes.clone()),
+                        // A person token without a `scope` claim has no scopes of its own.
+                        scopes: (r.kind == TokenKind::Exchange || !r.scopes.is_empty())
+                            .then(|| r.scopes.clone()),
                         may_act: r.may_act.clone(),
                         expires_at: r.expires_at,
+                        delegation_id: r.delegation_id.clone(),
                         source: match r.kind {
                             TokenKind::Person => "person-token".into(),
                             TokenKind::Exchange => "exchange".into(),
@@ -210,6 +225,7 @@ impl TokenService {
             may_act: may_act_of(&claims)?,
             expires_at,
             source: format!("idp:{iss}"),
+            delegation_id: None,
         })
     }
 
@@ -268,7 +284,8 @@ impl TokenService {
         let audiences = [self.token_endpoint.as_str(), self.issuer.as_str()];
         let agent = self.authenticate_agent(credentials, &audiences).await?;
         let subject = self.subject(subject_token).await?;
-        self.issue_exchanged(agent, subject, scopes, audience, issued_type)
+        let approval_id = form.one("approval_id")?;
+        self.issue_exchanged(agent, subject, scopes, audience, issued_type, approval_id)
             .await
     }
 
@@ -279,49 +296,34 @@ impl TokenService {
         scopes: Vec<String>,
         audience: Vec<String>,
         issued_type: &str,
+        approval_id: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let agent_id = agent.facts.id.clone();
-        if let Some(allowed) = &subject.may_act
-            && allowed != &agent_id
-        {
-            return Err(OAuthError::invalid_grant(format!(
-                "the subject token's may_act names {allowed}, not agent {agent_id}"
-            )));
-        }
-        // A hop: only the current actor itself or one of its sub-agents may act next.
-        if let Some(current) = subject.actors.first()
-            && current != &agent_id
-            && !agent.facts.ancestors.iter().any(|a| a == current)
-        {
-            return Err(OAuthError::invalid_grant(format!(
-                "agent {agent_id} may not act on a token held by {current}: only {current} \
-                 itself or its sub-agents may"
-            )));
-        }
-        for scope in &scopes {
-            if !agent.facts.scopes.iter().any(|g| g == scope) {
-                return Err(OAuthError::invalid_scope(format!(
-                    "agent {agent_id} is not granted {scope}"
-                )));
-            }
-            if let Some(held) = &subject.scopes
-                && !held.iter().any(|h| h == scope)
-            {
-                return Err(OAuthError::invalid_scope(format!(
-                    "{scope} is not in the subject token's scopes; a delegation cannot widen them"
-                )));
-            }
-        }
         self.active_person(&subject.person).await?;
+        // Who may use this token at all, and within what (tokens/consent.rs).
+        let consent = self.consent(&agent, &subject).await?;
+        consent.check_scopes(&agent, &subject, &scopes)?;
         let now = unix_now();
-        // Never outlive the token it was exchanged from.
-        let expires_at = (now + self.default_ttl).min(subject.expires_at);
+        // Never outlive the token it was exchanged from, nor the delegation that allowed it.
+        let expires_at = (now + self.default_ttl)
+            .min(subject.expires_at)
+            .min(consent.expires_at().unwrap_or(i64::MAX));
         if expires_at <= now {
             return Err(OAuthError::invalid_grant("the subject token has expired"));
         }
+        let delegation_id = consent.delegation_id().or(subject.delegation_id.clone());
         let mut actors = Vec::with_capacity(subject.actors.len() + 1);
         actors.push(agent_id.clone());
         actors.extend(subject.actors.iter().cloned());
+        self.check_per_use(super::per_use::PerUseExchange {
+            agent_id: &agent_id,
+            subject: &subject.person,
+            chain: &actors,
+            scopes: &scopes,
+            audience: &audience,
+            approval_id,
+        })
+        .await?;
         let jti = new_jti();
         let key = self.signing_key();
         let scope_text = scopes.join(" ");
@@ -355,6 +357,8 @@ impl TokenService {
             credential_id: Some(agent.credential_id),
             issued_at: now,
             expires_at,
+            api_token_id: None,
+            delegation_id,
         };
         self.live
             .issue(record.clone(), now)
@@ -365,6 +369,15 @@ impl TokenService {
                 IssueRefusal::ParentInactive(_) => {
                     OAuthError::invalid_grant("the subject token has been revoked")
                 }
+                IssueRefusal::OriginRevoked(id) => OAuthError::invalid_grant(format!(
+                    "the delegation {id} that allowed this exchange has been revoked"
+                )),
+                IssueRefusal::SubjectLeft(who) => OAuthError::invalid_grant(format!(
+                    "the subject {who} has left; their tokens cannot be exchanged"
+                )),
+                IssueRefusal::GrantRemoved(scope) => OAuthError::invalid_scope(format!(
+                    "agent {agent_id} is no longer granted {scope}"
+                )),
             })?;
         self.record(record).await?;
         Ok(TokenResponse {
@@ -383,6 +396,8 @@ impl TokenService {
         person: &Person,
         ttl_seconds: i64,
         may_act: Option<String>,
+        scopes: Vec<String>,
+        api_token: &MintingApiToken,
     ) -> Result<MintedAccessToken, OAuthError> {
         if !(60..=PERSON_TOKEN_MAX_SECONDS).contains(&ttl_seconds) {
             return Err(OAuthError::invalid_request(format!(
@@ -390,7 +405,11 @@ impl TokenService {
             )));
         }
         let now = unix_now();
-        let expires_at = now + ttl_seconds;
+        // Never outlive the API token that minted it.
+        let expires_at = (now + ttl_seconds).min(api_token.expires_at);
+        if expires_at <= now {
+            return Err(OAuthError::invalid_request("the API token has expired"));
+        }
         let jti = new_jti();
         let key = self.signing_key();
         let mut claims = json!({
@@ -405,6 +424,9 @@ impl TokenService {
         if let Some(agent) = &may_act {
             claims["may_act"] = json!({"sub": agent});
         }
+        if !scopes.is_empty() {
+            claims["scope"] = json!(scopes.join(" "));
+        }
         let token = jwt::sign(&claims, &key.signing, &key.kid, "JWT");
         let record = TokenRecord {
             jti: jti.clone(),
@@ -415,7 +437,7 @@ impl TokenService {
             client_id: None,
             actors: Vec::new(),
             parent_jti: None,
-            scopes: Vec::new(),
+            scopes,
             audience: vec![self.issuer.clone()],
             may_act,
             subject_source: "api".into(),
@@ -423,16 +445,26 @@ impl TokenService {
             credential_id: None,
             issued_at: now,
             expires_at,
+            api_token_id: Some(api_token.id.clone()),
+            delegation_id: None,
         };
         self.live
             .issue(record.clone(), now)
-            .map_err(|_| OAuthError::server_error("the token could not be indexed"))?;
+            .map_err(|refusal| match refusal {
+                IssueRefusal::OriginRevoked(_) => {
+                    OAuthError::invalid_grant("the API token has been revoked")
+                }
+                IssueRefusal::SubjectLeft(who) => {
+                    OAuthError::invalid_grant(format!("{who} has left"))
+                }
+                _ => OAuthError::server_error("the token could not be indexed"),
+            })?;
         self.record(record).await?;
         Ok(MintedAccessToken {
             access_token: token,
             issued_token_type: TOKEN_TYPE_ACCESS.into(),
             token_type: "Bearer".into(),
-            expires_in: ttl_seconds as u64,
+            expires_in: (expires_at - now) as u64,
             jti,
             expires_at: chrono::DateTime::from_timestamp(expires_at, 0).unwrap_or_default(),
         })

@@ -74,6 +74,12 @@ impl TokenService {
                 if owner.revoked {
                     return Err(OAuthError::invalid_client("the API token has been revoked"));
                 }
+                if owner.invitation {
+                    return Err(OAuthError::invalid_client(
+                        "this token is an invitation: it is good only for redeeming with \
+                         POST /v1/me/tokens, which gives you your own API token",
+                    ));
+                }
                 if owner.expires_at <= chrono::Utc::now() {
                     return Err(OAuthError::invalid_client("the API token has expired"));
                 }
@@ -147,7 +153,8 @@ impl TokenService {
                     sub: Some(r.subject.clone()),
                     act: act_claim(&r.actors),
                     may_act: r.may_act.as_ref().map(|a| serde_json::json!({"sub": a})),
-                    scope: (r.kind == TokenKind::Exchange).then(|| r.scopes.join(" ")),
+                    scope: (r.kind == TokenKind::Exchange || !r.scopes.is_empty())
+                        .then(|| r.scopes.join(" ")),
                     client_id: r.client_id.clone(),
                     aud: Some(aud_claim(&r.audience)),
                     iss: Some(self.issuer.clone()),
@@ -175,6 +182,21 @@ impl TokenService {
             )
         });
         let Some((jti, subject, actors, client_id)) = found else {
+            // Not a token the registry signed: it may be an API token, which whoever presents
+            // it may revoke (holding it is the proof; RFC 7009 lets a leaked credential be
+            // killed by whoever finds it). Everything it minted dies with it.
+            if token.starts_with("stw_") {
+                let hash = crate::registry::http::auth::hash_api_token(token);
+                let store = self.store.clone();
+                let actor = caller.actor();
+                let killed = tokio::task::spawn_blocking(move || {
+                    store.revoke_presented_api_token(&actor, &hash)
+                })
+                .await
+                .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))?
+                .map_err(OAuthError::from)?;
+                return Ok(killed.unwrap_or(0));
+            }
             return Ok(0);
         };
         let allowed = match caller {

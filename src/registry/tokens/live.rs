@@ -71,6 +71,11 @@ pub struct TokenRecord {
     pub credential_id: Option<String>,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// For person tokens: the API token that minted it (the token dies with it).
+    pub api_token_id: Option<String>,
+    /// For exchanges: the delegation that allowed the agent to act for the subject (the token
+    /// dies when the delegation is revoked). Inherited by sub-agent hops.
+    pub delegation_id: Option<String>,
 }
 
 /// A single-use agent assertion that was spent.
@@ -86,6 +91,12 @@ pub struct ConsumedAssertion {
 pub enum IssueRefusal {
     AgentBlocked(String),
     ParentInactive(String),
+    /// The API token or delegation the token comes from has been revoked.
+    OriginRevoked(String),
+    /// The subject has left.
+    SubjectLeft(String),
+    /// A scope was removed from the agent after the exchange read its grants.
+    GrantRemoved(String),
 }
 
 struct Slot {
@@ -103,6 +114,15 @@ struct Index {
     children: HashMap<String, Vec<String>>,
     /// Agents that are not active: no token may name them as actor.
     blocked: HashSet<String>,
+    /// API token or delegation id → tokens minted or exchanged under it.
+    by_origin: HashMap<String, HashSet<String>>,
+    /// Revoked API tokens and delegations: no new token may come from them.
+    dead_origins: HashSet<String>,
+    /// People who have left (lowercased emails): no new token may name them as subject.
+    left_subjects: HashSet<String>,
+    /// (agent, scope) grants removed since the registry started: an exchange that read the
+    /// grant before its removal must not insert a token carrying it afterwards.
+    removed_grants: HashSet<(String, String)>,
 }
 
 #[derive(Default)]
@@ -134,6 +154,12 @@ impl Index {
                 .or_default()
                 .push(jti.clone());
         }
+        for origin in record.origins() {
+            self.by_origin
+                .entry(origin.to_string())
+                .or_default()
+                .insert(jti.clone());
+        }
         self.tokens.insert(jti, Slot { record, revoked });
     }
 
@@ -154,6 +180,27 @@ impl Index {
             }
         }
     }
+}
+
+impl TokenRecord {
+    /// The API token and delegation this token comes from (each revocable on its own).
+    pub fn origins(&self) -> impl Iterator<Item = &str> {
+        self.api_token_id
+            .as_deref()
+            .into_iter()
+            .chain(self.delegation_id.as_deref())
+    }
+}
+
+/// What the index refuses from the start, read from the database when it opens.
+#[derive(Debug, Default, Clone)]
+pub struct Refusals {
+    /// Agents that are not active.
+    pub blocked_agents: Vec<String>,
+    /// Revoked API tokens and delegations that have not expired.
+    pub dead_origins: Vec<String>,
+    /// Emails of people who have left.
+    pub left_subjects: Vec<String>,
 }
 
 /// A read-only view of one live token, for answers.
@@ -181,12 +228,18 @@ impl LiveTokens {
     pub fn load(
         &self,
         tokens: Vec<(TokenRecord, bool)>,
-        blocked_agents: Vec<String>,
+        refusals: Refusals,
         assertions: Vec<ConsumedAssertion>,
     ) {
         let mut index = self.write();
         *index = Index::default();
-        index.blocked = blocked_agents.into_iter().collect();
+        index.blocked = refusals.blocked_agents.into_iter().collect();
+        index.dead_origins = refusals.dead_origins.into_iter().collect();
+        index.left_subjects = refusals
+            .left_subjects
+            .into_iter()
+            .map(|e| e.to_lowercase())
+            .collect();
         for (record, revoked) in tokens {
             index.insert(record, revoked);
         }
@@ -211,8 +264,107 @@ impl LiveTokens {
                 _ => return Err(IssueRefusal::ParentInactive(parent.clone())),
             }
         }
+        if let Some(dead) = record.origins().find(|o| index.dead_origins.contains(*o)) {
+            return Err(IssueRefusal::OriginRevoked(dead.to_string()));
+        }
+        if !index.left_subjects.is_empty()
+            && index.left_subjects.contains(&record.subject.to_lowercase())
+        {
+            return Err(IssueRefusal::SubjectLeft(record.subject.clone()));
+        }
+        if let Some(agent) = &record.client_id
+            && !index.removed_grants.is_empty()
+            && let Some(scope) = record.scopes.iter().find(|s| {
+                index
+                    .removed_grants
+                    .contains(&(agent.clone(), (*s).clone()))
+            })
+        {
+            return Err(IssueRefusal::GrantRemoved(scope.clone()));
+        }
         index.insert(record, false);
         Ok(())
+    }
+
+    /// Revokes API tokens or delegations: no new token may come from them, and every live token
+    /// minted or exchanged under them dies with everything derived from it. Returns the jtis
+    /// that were live.
+    pub fn revoke_origins(&self, origins: &[String], now: i64) -> Vec<String> {
+        let mut index = self.write();
+        let mut out = Vec::new();
+        for origin in origins {
+            index.dead_origins.insert(origin.clone());
+            let roots: Vec<String> = index
+                .by_origin
+                .get(origin)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for jti in roots {
+                index.revoke_tree(&jti, now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// A person has left: no new token may name them, and every live token in which they are
+    /// the subject dies with everything derived from it. Returns the jtis that were live.
+    pub fn revoke_subject(&self, email: &str, now: i64) -> Vec<String> {
+        let mut index = self.write();
+        let email = email.to_lowercase();
+        index.left_subjects.insert(email.clone());
+        // A leaver is rare; one pass over the index is cheaper than a per-subject map that
+        // every exchange would have to maintain.
+        let roots: Vec<String> = index
+            .tokens
+            .iter()
+            .filter(|(_, s)| !s.revoked && s.record.subject.to_lowercase() == email)
+            .map(|(j, _)| j.clone())
+            .collect();
+        let mut out = Vec::new();
+        for jti in roots {
+            index.revoke_tree(&jti, now, &mut out);
+        }
+        out
+    }
+
+    /// A person who left came back: new tokens may name them again (old ones stay dead).
+    pub fn restore_subject(&self, email: &str) {
+        self.write().left_subjects.remove(&email.to_lowercase());
+    }
+
+    /// A grant was removed: every live token issued to the agent carrying the scope dies with
+    /// everything derived from it, and no exchange in flight may still issue one. Returns the
+    /// jtis that were live.
+    pub fn revoke_grant(&self, agent_id: &str, scope: &str, now: i64) -> Vec<String> {
+        let mut index = self.write();
+        index
+            .removed_grants
+            .insert((agent_id.to_string(), scope.to_string()));
+        let roots: Vec<String> = index
+            .by_agent
+            .get(agent_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|jti| index.tokens.get(jti))
+            .filter(|s| {
+                !s.revoked
+                    && s.record.client_id.as_deref() == Some(agent_id)
+                    && s.record.scopes.iter().any(|x| x == scope)
+            })
+            .map(|s| s.record.jti.clone())
+            .collect();
+        let mut out = Vec::new();
+        for jti in roots {
+            index.revoke_tree(&jti, now, &mut out);
+        }
+        out
+    }
+
+    /// The scope was granted to the agent again: exchanges may carry it.
+    pub fn restore_grant(&self, agent_id: &str, scope: &str) {
+        self.write()
+            .removed_grants
+            .remove(&(agent_id.to_string(), scope.to_string()));
     }
 
     /// Spends a single-use assertion id; false if it was spent before (a replay).
@@ -345,6 +497,14 @@ impl LiveTokens {
                         }
                     }
                     index.children.remove(&jti);
+                    for origin in slot.record.origins() {
+                        if let Some(set) = index.by_origin.get_mut(origin) {
+                            set.remove(&jti);
+                            if set.is_empty() {
+                                index.by_origin.remove(origin);
+                            }
+                        }
+                    }
                 }
             }
             // Children lists of live parents may name pruned tokens; drop those names.
@@ -389,6 +549,8 @@ mod tests {
             credential_id: None,
             issued_at: 0,
             expires_at: exp,
+            api_token_id: None,
+            delegation_id: None,
         }
     }
 
@@ -455,5 +617,68 @@ mod tests {
         live.prune(60);
         assert_eq!(live.len(), 1);
         assert!(live.issued_to("a", 60).is_empty());
+    }
+
+    #[test]
+    fn origins_subjects_and_grants_kill_and_refuse() {
+        let live = LiveTokens::new();
+        let mut person = record("p1", &[], None, 100);
+        person.api_token_id = Some("tok_1".into());
+        live.issue(person, 0).unwrap();
+        let mut delegated = record("t1", &["a"], Some("p1"), 100);
+        delegated.delegation_id = Some("dlg_1".into());
+        delegated.scopes = vec!["x:read".into()];
+        live.issue(delegated, 0).unwrap();
+        live.issue(record("t2", &["b", "a"], Some("t1"), 100), 0)
+            .unwrap();
+
+        // A revoked delegation kills what was exchanged under it; no new token may use it.
+        let mut killed = live.revoke_origins(&["dlg_1".into()], 1);
+        killed.sort();
+        assert_eq!(killed, vec!["t1".to_string(), "t2".to_string()]);
+        assert!(!live.is_revoked("p1"));
+        let mut again = record("t3", &["a"], Some("p1"), 100);
+        again.delegation_id = Some("dlg_1".into());
+        assert_eq!(
+            live.issue(again, 1),
+            Err(IssueRefusal::OriginRevoked("dlg_1".into()))
+        );
+
+        // A removed grant kills only that agent's tokens carrying the scope.
+        let mut with_scope = record("t4", &["c"], Some("p1"), 100);
+        with_scope.scopes = vec!["y:read".into()];
+        live.issue(with_scope.clone(), 1).unwrap();
+        let mut other_agent = record("t5", &["d"], Some("p1"), 100);
+        other_agent.scopes = vec!["y:read".into()];
+        live.issue(other_agent, 1).unwrap();
+        assert_eq!(live.revoke_grant("c", "y:read", 2), vec!["t4".to_string()]);
+        with_scope.jti = "t6".into();
+        with_scope.digest = [6; 32];
+        assert_eq!(
+            live.issue(with_scope.clone(), 2),
+            Err(IssueRefusal::GrantRemoved("y:read".into()))
+        );
+        live.restore_grant("c", "y:read");
+        live.issue(with_scope, 2).unwrap();
+
+        // A leaver: every token of theirs dies, and none may be issued until they return.
+        let killed = live.revoke_subject("P@example.com", 3);
+        assert_eq!(killed.len(), 3, "p1, t5 and t6: {killed:?}");
+        assert_eq!(
+            live.issue(record("p2", &[], None, 100), 3),
+            Err(IssueRefusal::SubjectLeft("p@example.com".into()))
+        );
+        live.restore_subject("p@example.com");
+        live.issue(record("p2", &[], None, 100), 3).unwrap();
+
+        // The API token that minted a person token: it and its exchanges die with it.
+        let mut minted = record("p3", &[], None, 100);
+        minted.api_token_id = Some("tok_2".into());
+        live.issue(minted, 3).unwrap();
+        live.issue(record("t7", &["a"], Some("p3"), 100), 3)
+            .unwrap();
+        assert_eq!(live.revoke_origins(&["tok_2".into()], 4).len(), 2);
+        live.prune(200);
+        assert!(live.is_empty());
     }
 }

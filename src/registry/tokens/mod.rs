@@ -9,6 +9,7 @@
 //! below, which records every issued token durably in batches.
 
 pub mod auth;
+pub mod consent;
 pub mod exchange;
 pub mod idp;
 pub mod introspect;
@@ -16,6 +17,7 @@ pub mod jwt;
 pub mod keys;
 pub mod live;
 pub mod metadata;
+pub mod per_use;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -56,7 +58,12 @@ pub struct TokenSettings {
     /// How often keys and trusted issuers are re-read (a key rotated by `steward server
     /// rotate-key` in another process is picked up this fast).
     pub refresh_every: Duration,
+    /// The longest an API token may live, in days (`--api-token-max-days`, default 90).
+    pub api_token_max_days: u32,
 }
+
+/// The default ceiling of API tokens' lifetime, in days.
+pub const API_TOKEN_MAX_DAYS: u32 = 90;
 
 impl Default for TokenSettings {
     fn default() -> Self {
@@ -65,12 +72,16 @@ impl Default for TokenSettings {
             default_ttl: 600,
             max_ttl: 900,
             refresh_every: Duration::from_secs(5),
+            api_token_max_days: API_TOKEN_MAX_DAYS,
         }
     }
 }
 
 impl TokenSettings {
     pub fn check(&self) -> Result<(), String> {
+        if !(1..=3650).contains(&self.api_token_max_days) {
+            return Err("the API token lifetime ceiling must be between 1 and 3650 days".into());
+        }
         if !(60..=PERSON_TOKEN_MAX_SECONDS).contains(&self.max_ttl) {
             return Err("the token lifetime ceiling must be between 1 minute and 1 hour".into());
         }
@@ -102,14 +113,21 @@ pub struct OAuthError {
     pub status: u16,
     pub error: &'static str,
     pub description: String,
+    /// `approval_required`: the per-use approval to wait for (id, seconds it stays valid).
+    pub approval: Option<(String, u64)>,
 }
 
 impl OAuthError {
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> OAuthError {
+    pub(crate) fn new(
+        status: u16,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> OAuthError {
         OAuthError {
             status,
             error,
             description: description.into(),
+            approval: None,
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> OAuthError {
@@ -176,6 +194,8 @@ pub struct TokenService {
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
     pub jwks_uri: String,
+    /// The longest an API token may live, in days.
+    pub api_token_max_days: u32,
     default_ttl: i64,
     keys: RwLock<KeyRing>,
     issuers: RwLock<HashMap<String, idp::IdentityProvider>>,
@@ -344,6 +364,7 @@ impl TokenService {
             revocation_endpoint: format!("{issuer}/oauth/revoke"),
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
             issuer,
+            api_token_max_days: settings.api_token_max_days,
             default_ttl: settings.default_ttl,
             keys: RwLock::new(ring),
             issuers: RwLock::new(issuers),

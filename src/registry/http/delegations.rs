@@ -1,0 +1,109 @@
+//! `/v1/me/delegations`: a person's explicit consent that an agent may act for them.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiPath};
+use super::{AppState, blocking};
+use crate::model::api::ApiErrorBody;
+use crate::model::delegation::{CreateDelegation, Delegation, DelegationList, RevokedDelegation};
+use crate::model::text::{check_line, check_scope};
+use crate::registry::store::delegations::NewDelegation;
+
+/// The longest a delegation may last.
+pub const DELEGATION_MAX_DAYS: i64 = 365;
+/// The most scopes one delegation may name.
+pub const DELEGATION_MAX_SCOPES: usize = 50;
+
+fn check(req: &CreateDelegation) -> Result<NewDelegation, ApiError> {
+    check_line("agent_id", &req.agent_id, 128)?;
+    if req.scopes.is_empty() || req.scopes.len() > DELEGATION_MAX_SCOPES {
+        return Err(ApiError::invalid(
+            "invalid_scopes",
+            format!("a delegation names 1 to {DELEGATION_MAX_SCOPES} scopes"),
+        ));
+    }
+    let mut scopes: Vec<String> = Vec::with_capacity(req.scopes.len());
+    for scope in &req.scopes {
+        check_scope(scope).map_err(|e| ApiError::invalid("invalid_scopes", e.0))?;
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    let now = Utc::now();
+    if req.expires_at <= now {
+        return Err(ApiError::invalid(
+            "invalid_expiry",
+            "expires_at must be in the future",
+        ));
+    }
+    if req.expires_at > now + Duration::days(DELEGATION_MAX_DAYS) {
+        return Err(ApiError::invalid(
+            "invalid_expiry",
+            format!("a delegation lasts at most {DELEGATION_MAX_DAYS} days"),
+        ));
+    }
+    Ok(NewDelegation {
+        agent_id: req.agent_id.clone(),
+        scopes,
+        expires_at: req.expires_at,
+    })
+}
+
+/// Let an agent act for me with these scopes until `expires_at`. Only I can consent for me:
+/// there is no route to delegate for someone else.
+#[utoipa::path(post, path = "/v1/me/delegations", tag = "people", request_body = CreateDelegation,
+    security(("bearer" = [])),
+    responses((status = 201, body = Delegation), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
+pub async fn create_delegation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateDelegation>,
+) -> Result<(StatusCode, Json<Delegation>), ApiError> {
+    let new = check(&req)?;
+    let actor = caller.actor();
+    let email = caller.person.email;
+    let created = blocking(&state, move |s| {
+        s.create_delegation(&actor, &email, &new, Utc::now())
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// My delegations, newest first (active, expired and revoked).
+#[utoipa::path(get, path = "/v1/me/delegations", tag = "people", security(("bearer" = [])),
+    responses((status = 200, body = DelegationList), (status = 401, body = ApiErrorBody)))]
+pub async fn list_delegations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<DelegationList>, ApiError> {
+    let email = caller.person.email;
+    let delegations = blocking(&state, move |s| s.delegations_of(&email, Utc::now())).await?;
+    Ok(Json(DelegationList { delegations }))
+}
+
+/// Withdraw one of my delegations: every live token exchanged under it dies at once.
+/// Idempotent.
+#[utoipa::path(delete, path = "/v1/me/delegations/{id}", tag = "people",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = RevokedDelegation), (status = 401, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody)))]
+pub async fn revoke_delegation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<RevokedDelegation>, ApiError> {
+    let actor = caller.actor();
+    let email = caller.person.email;
+    Ok(Json(
+        blocking(&state, move |s| {
+            s.revoke_delegation(&actor, &email, &id, Utc::now())
+        })
+        .await?,
+    ))
+}
