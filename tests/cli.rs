@@ -138,6 +138,43 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// The catalogue every fixture imports with `steward resources import` (all low tier).
+const CATALOGUE: &str = r#"
+[[resource]]
+id = "crm"
+name = "CRM"
+audiences = ["https://crm.example.com"]
+
+[[resource.scope]]
+name = "crm.orders:read"
+tier = "low"
+
+[[resource]]
+id = "github"
+name = "GitHub"
+owner = "admin@example.com"
+
+[[resource.scope]]
+name = "github.repo:write"
+tier = "low"
+
+[[resource.scope]]
+name = "jira.issues:write"
+tier = "low"
+
+[[resource]]
+id = "s3"
+name = "S3"
+
+[[resource.scope]]
+name = "s3.raw:read"
+tier = "low"
+
+[[resource.scope]]
+name = "s3.reports:read"
+tier = "low"
+"#;
+
 /// A registry with an admin created by `steward server create-admin` before it started.
 struct Fixture {
     dir: TempDir,
@@ -164,12 +201,20 @@ impl Fixture {
             .expect("create-admin prints the token")
             .to_string();
         let server = Server::start(&db);
-        Fixture {
+        let fx = Fixture {
             dir,
             db,
             admin_token,
             server: Some(server),
-        }
+        };
+        // Only catalogued scopes are granted: the admin imports the ones these tests use.
+        let file = fx.home().join("catalogue.toml");
+        std::fs::write(&file, CATALOGUE).expect("write the catalogue file");
+        let imported = fx
+            .run(&["resources", "import", file.to_str().expect("a UTF-8 path")])
+            .ok();
+        assert!(imported.stdout.contains("3 created"), "{}", imported.stdout);
+        fx
     }
 
     fn url(&self) -> String {
@@ -459,14 +504,26 @@ fn governance_verbs() {
     ]);
     let iid = instance["id"].as_str().unwrap().to_string();
 
-    // grant / ungrant
-    let granted = fx.run(&["grant", &pid, "s3.reports:read"]).ok();
-    assert!(
-        granted.stdout.contains("granted s3.reports:read"),
-        "{}",
-        granted.stdout
-    );
-    assert!(granted.stdout.contains("2 scopes"), "{}", granted.stdout);
+    // request / grant / ungrant. Admins never grant to agents they own: they ask like
+    // anyone else (a low-tier scope is then granted at once, by policy).
+    let own = fx.run(&["grant", &pid, "s3.reports:read"]).fails();
+    assert!(own.stderr.contains("self_approval"), "{}", own.stderr);
+    let requested = fx
+        .run(&[
+            "request",
+            &pid,
+            "s3.reports:read",
+            "--justification",
+            "monthly reports",
+            "--for",
+            "30d",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(requested["status"], "approved");
+    assert_eq!(requested["kind"], "grant");
+    assert_eq!(requested["approvals"][0]["by"], "policy");
     assert_eq!(
         scopes(&fx.show(&pid)),
         ["crm.orders:read", "s3.reports:read"]

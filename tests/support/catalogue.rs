@@ -65,7 +65,10 @@ pub fn test_catalogue() -> steward::model::catalogue::ImportCatalogue {
                 scopes: Vec::new(),
             });
         }
-        let resource = resources.iter_mut().find(|r| r.id == id).expect("added above");
+        let resource = resources
+            .iter_mut()
+            .find(|r| r.id == id)
+            .expect("added above");
         resource.scopes.push(CatalogueScope {
             name: scope.to_string(),
             tier: Tier::Low,
@@ -75,4 +78,3 @@ pub fn test_catalogue() -> steward::model::catalogue::ImportCatalogue {
     }
     steward::model::catalogue::ImportCatalogue { resources }
 }
-
