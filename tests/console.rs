@@ -4,9 +4,10 @@
 mod console_support;
 
 use console_support::*;
-use steward::console::app::{ConfirmState, Link, NoteState, Overlay, Screen};
+use steward::console::app::{ConfirmState, Link, Notice, Overlay, Screen};
 use steward::console::filter::{Column, QuickFilter};
 use steward::console::keymap::Command;
+use steward::console::overlays::command_line::CommandLine;
 use steward::console::{Action, Console};
 use steward::model::AgentStatus;
 use steward::model::api::AuditQuery;
@@ -54,7 +55,7 @@ async fn assigns_an_owner_in_five_keystrokes_from_the_unowned_view() {
     type_text(&mut c, "gra");
     match &c.app.overlay {
         Some(Overlay::Picker(p)) => {
-            let first = &c.app.inventory.people()[p.entries[p.selected].person];
+            let first = &c.app.inventory.people()[p.entries[p.cursor.selected].person];
             assert_eq!(first.email, "grace@example.com");
         }
         other => panic!("expected the picker, got {other:?}"),
@@ -135,19 +136,21 @@ async fn x_revokes_at_once_and_records_an_incident_reference() {
     );
     type_text(&mut c, "INC-4821");
     key(&mut c, "enter");
-    c.settle().await.unwrap();
-    match &c.app.overlay {
-        Some(Overlay::RevokeResult(res)) => {
-            assert!(
-                matches!(res.note_state, NoteState::Added(_)),
-                "{:?}",
-                res.note_state
-            )
-        }
-        other => panic!("expected the revocation result, got {other:?}"),
-    }
-    key(&mut c, "enter");
+    // The prompt closes at once: the next key belongs to the inventory again (its footer too).
     assert!(c.app.overlay.is_none());
+    c.settle().await.unwrap();
+    let (_, toast) = c
+        .app
+        .message
+        .clone()
+        .expect("the note's outcome as a toast");
+    assert!(toast.contains("incident reference added"), "{toast}");
+    let footer = render_text(&mut c, 120, 40);
+    let footer = footer.lines().last().unwrap_or_default().to_string();
+    assert!(
+        footer.contains("revoke") && !footer.contains("incident reference"),
+        "the inventory's footer again: {footer}"
+    );
 
     let admin = r.admin();
     assert_eq!(
@@ -212,7 +215,7 @@ async fn decommission_shows_the_plan_and_defaults_to_cancel() {
     key(&mut c, "right");
     key(&mut c, "enter");
     c.settle().await.unwrap();
-    assert!(matches!(c.app.overlay, Some(Overlay::Notice { .. })));
+    assert!(matches!(c.app.overlay, Some(Overlay::Notice(_))));
     for agent in [&id, &child] {
         let a = admin.agent(agent).await.unwrap();
         assert_eq!(a.agent.status, AgentStatus::Decommissioned);
@@ -374,7 +377,7 @@ async fn filters_narrow_and_columns_sort_both_ways() {
     key(&mut c, ":");
     key(&mut c, "up");
     match &c.app.overlay {
-        Some(Overlay::CommandLine { text, .. }) => assert_eq!(text, "suspended"),
+        Some(Overlay::CommandLine(CommandLine { text, .. })) => assert_eq!(text, "suspended"),
         other => panic!("expected the command line, got {other:?}"),
     }
     key(&mut c, "esc");
@@ -456,7 +459,7 @@ async fn registry_down_makes_actions_fail_without_local_change() {
     key(&mut c, "X");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { title, lines, .. }) => {
+        Some(Overlay::Notice(Notice { title, lines, .. })) => {
             assert!(title.contains("Failed"), "{title}");
             assert!(lines.iter().any(|l| l.contains("Nothing was changed")));
         }
@@ -474,7 +477,7 @@ async fn registry_down_makes_actions_fail_without_local_change() {
     type_text(&mut c, "grace");
     key(&mut c, "enter");
     c.settle().await.unwrap();
-    assert!(matches!(c.app.overlay, Some(Overlay::Notice { .. })));
+    assert!(matches!(c.app.overlay, Some(Overlay::Notice(_))));
     let inv = &c.app.inventory;
     assert_eq!(
         inv.row(inv.find_scan(&id).unwrap()).owner,
@@ -502,14 +505,14 @@ async fn roles_hide_what_the_registry_would_refuse_and_its_refusals_still_show()
     key(&mut c, "X");
     c.settle().await.unwrap();
     assert!(c.app.overlay.is_none());
-    assert!(c.app.message.as_ref().unwrap().1.contains("responder"));
+    assert!(c.app.message.as_ref().unwrap().1.contains("may not revoke"));
 
     // The registry decides anyway: without knowing the roles, the console asks and reports the refusal.
     c.app.me = None;
     key(&mut c, "X");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { lines, .. }) => {
+        Some(Overlay::Notice(Notice { lines, .. })) => {
             assert!(
                 lines[0].contains("forbidden") || lines[0].contains("may not"),
                 "{lines:?}"

@@ -227,4 +227,7 @@ pub struct AgentDetail {
     pub credentials: Vec<Credential>,
     pub parent: Option<AgentRef>,
     pub children: Vec<AgentRef>,
+    /// What the caller may do to it now (filled by `GET /v1/agents/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may: Option<super::permissions::AgentActions>,
 }

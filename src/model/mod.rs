@@ -3,6 +3,7 @@
 pub mod api;
 pub mod audit;
 pub mod domain;
+pub mod permissions;
 pub mod review;
 pub mod text;
 pub mod tokens;

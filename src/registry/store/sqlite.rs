@@ -1135,6 +1135,7 @@ impl Store for SqliteStore {
                 credentials,
                 parent,
                 children,
+                may: None,
             }))
         })
     }
