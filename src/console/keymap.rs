@@ -1197,3 +1197,69 @@ mod tests {
         assert!(!everywhere.iter().any(|(k, _)| k == "X"));
     }
 }
+
+#[cfg(test)]
+mod dialog_tests {
+    use super::*;
+
+    #[test]
+    fn dialog_keys_and_commands_are_bindings_by_scope() {
+        let map = Keymap::default();
+        let enter = KeySpec::code(KeyCode::Enter);
+        assert_eq!(map.lookup_in(enter, Scope::Prompt), Some(Command::Accept));
+        assert_eq!(map.lookup_in(enter, Scope::Buttons), Some(Command::Accept));
+        assert_eq!(map.lookup_in(enter, Scope::Inventory), Some(Command::Open));
+        let tab = KeySpec::code(KeyCode::Tab);
+        assert_eq!(
+            map.lookup_in(tab, Scope::Buttons),
+            Some(Command::SwitchButton)
+        );
+        assert_eq!(map.lookup_in(tab, Scope::Form), Some(Command::NextField));
+        // Screen bindings do not leak into dialogs: `X` in a prompt is just a letter.
+        assert_eq!(map.lookup_in(KeySpec::char('X'), Scope::Prompt), None);
+        assert_eq!(
+            map.lookup_in(KeySpec::char('q'), Scope::Reading),
+            Some(Command::Cancel)
+        );
+        // `:` words.
+        assert_eq!(
+            map.command_for_word("unowned"),
+            Some(Command::Quick(QuickFilter::Unowned))
+        );
+        assert_eq!(map.command_for_word("agent"), Some(Command::OpenAgent));
+        assert_eq!(map.command_for_word("theme!"), Some(Command::SaveTheme));
+        assert_eq!(map.command_for_word("q"), Some(Command::Quit));
+        assert_eq!(map.command_for_word("nope"), None);
+        // A dialog key is rebound like any other, and clashes within its scope are refused.
+        let mut o = BTreeMap::new();
+        o.insert("confirm-switch".to_string(), vec![KeySpec::char('h')]);
+        let map = Keymap::with_overrides(&o).unwrap();
+        assert_eq!(
+            map.lookup_in(KeySpec::char('h'), Scope::Buttons),
+            Some(Command::SwitchButton)
+        );
+        assert_eq!(map.lookup_in(tab, Scope::Buttons), None);
+        o.insert(
+            "confirm-switch".to_string(),
+            vec![KeySpec::code(KeyCode::Enter)],
+        );
+        let (name, why) = Keymap::with_overrides(&o).unwrap_err();
+        assert_eq!(name, "confirm-switch");
+        assert!(why.contains("confirm-press"), "{why}");
+    }
+
+    #[test]
+    fn the_markdown_table_has_every_binding_and_its_words() {
+        let table = Keymap::default().markdown_table();
+        assert!(table.contains("| `X` |  | `revoke` |"), "{table}");
+        assert!(
+            table.contains("| `2` | `:unowned` | `show-unowned` |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("|  | `:agent NAME` | `open-agent` |"),
+            "{table}"
+        );
+        assert!(table.contains("**Confirmations**"), "{table}");
+    }
+}

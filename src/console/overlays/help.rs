@@ -156,3 +156,133 @@ impl Room for HelpState {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::config::builtin_theme;
+    use crate::console::inventory::Inventory;
+    use crate::console::keymap::Keymap;
+    use crate::model::Person;
+    use crate::model::api::WhoAmI;
+    use crate::model::permissions::{Permissions, Reach};
+
+    fn app(may: Option<Permissions>) -> App {
+        let mut app = App::new(
+            "http://registry.test",
+            std::path::PathBuf::from("/nonexistent"),
+            Inventory::new("http://registry.test"),
+            builtin_theme("default"),
+            Keymap::default(),
+            false,
+            0,
+        );
+        app.width = 200;
+        app.height = 80;
+        app.me = Some(WhoAmI {
+            person: Person {
+                id: "p1".into(),
+                email: "omar@example.com".into(),
+                display_name: "Omar".into(),
+                roles: vec![],
+                active: true,
+                manager: None,
+                team: None,
+                created_at: chrono::Utc::now(),
+                change_seq: 0,
+            },
+            token_id: "tok".into(),
+            token_expires_at: chrono::Utc::now(),
+            server_name: "test".into(),
+            may,
+        });
+        app
+    }
+
+    fn text(app: &App) -> String {
+        columns(app)
+            .into_iter()
+            .flatten()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn help_lists_only_what_the_person_may_do_with_the_names_that_rebind_it() {
+        let owner = Permissions {
+            revoke: Reach::Owned,
+            decommission: Reach::Owned,
+            ..Permissions::default()
+        };
+        let help = text(&app(Some(owner)));
+        // Their own agents: revoke and decommission are theirs, with their [keys] names.
+        assert!(
+            help.contains("revoke") && help.contains("decommission"),
+            "{help}"
+        );
+        assert!(
+            help.contains(":agent NAME") && help.contains("open-agent"),
+            "{help}"
+        );
+        assert!(
+            help.contains("prompt-accept"),
+            "dialog keys are bindings too:\n{help}"
+        );
+        // Not theirs: owners, reinstating, campaigns.
+        for hidden in [
+            "assign-owner",
+            "reinstate",
+            "new-campaign",
+            "close-campaign",
+            "campaign-progress",
+        ] {
+            assert!(
+                !help.contains(hidden),
+                "{hidden} shown to an owner:\n{help}"
+            );
+        }
+
+        let admin = Permissions {
+            set_owner: Reach::All,
+            revoke: Reach::All,
+            reinstate: Reach::All,
+            decommission: Reach::All,
+            read_all_reviews: true,
+            administer_campaigns: true,
+            read_audit: true,
+        };
+        let help = text(&app(Some(admin)));
+        for shown in [
+            "assign-owner",
+            "reinstate",
+            "new-campaign",
+            "close-campaign",
+        ] {
+            assert!(
+                help.contains(shown),
+                "{shown} hidden from an admin:\n{help}"
+            );
+        }
+        // A registry that does not say (older): every key is listed; it still refuses.
+        let help = text(&app(None));
+        assert!(help.contains("assign-owner"), "{help}");
+    }
+
+    #[test]
+    fn help_follows_a_rebinding() {
+        let mut a = app(None);
+        let mut o = std::collections::BTreeMap::new();
+        o.insert(
+            "prompt-cancel".to_string(),
+            vec![crate::console::keymap::KeySpec::parse("ctrl-g").unwrap()],
+        );
+        a.keymap = Keymap::with_overrides(&o).unwrap();
+        let help = text(&a);
+        let line = help
+            .lines()
+            .find(|l| l.contains("prompt-cancel"))
+            .unwrap_or_else(|| panic!("no prompt-cancel in\n{help}"));
+        assert!(line.contains("ctrl-g"), "{line}");
+    }
+}
