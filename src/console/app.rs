@@ -82,6 +82,8 @@ pub struct ReviewsState {
     /// Over the agents list on the left; follows the item cursor.
     pub agents: ListCursor,
     pub loading: bool,
+    /// A decision landed while a reload was on its way: that answer is out of date.
+    pub stale: bool,
     /// A decision was made since the queue was last seen complete: at the last one, the
     /// screen sums up.
     pub deciding: bool,

@@ -21,7 +21,7 @@ pub fn verb_ing(v: Verdict) -> &'static str {
 
 pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
     match action {
-        Action::ReviewsLoaded(result) => on_reviews_loaded(app, result),
+        Action::ReviewsLoaded(result) => on_reviews_loaded(app, result, fx),
         Action::Decided {
             item_id,
             verdict,
@@ -77,19 +77,28 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
     }
 }
 
+/// Asks for the queue again. While an answer is on its way it may predate the decision just
+/// made: that answer is then dropped and the queue asked for once more.
 fn reload(r: &mut ReviewsState, fx: &mut Vec<Effect>) {
-    if !r.loading {
+    if r.loading {
+        r.stale = true;
+    } else {
         r.loading = true;
         fx.push(Effect::LoadReviews);
     }
 }
 
-fn on_reviews_loaded(app: &mut App, result: ClientResult<ReviewQueue>) {
+fn on_reviews_loaded(app: &mut App, result: ClientResult<ReviewQueue>, fx: &mut Vec<Effect>) {
     let page = layout::review_agent_rows(app);
     let Screen::Reviews(r) = &mut app.screen else {
         return; // the person left the screen meanwhile
     };
     r.loading = false;
+    if std::mem::take(&mut r.stale) && matches!(r.queue, Some(Ok(_))) {
+        // Asked before the latest decision: what is on screen is newer. Ask again.
+        reload(r, fx);
+        return;
+    }
     match result {
         Ok(queue) => {
             let keep = r.selected_item().map(|i| i.id);
