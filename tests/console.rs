@@ -151,6 +151,10 @@ async fn x_revokes_at_once_and_records_an_incident_reference() {
         footer.contains("revoke") && !footer.contains("incident reference"),
         "the inventory's footer again: {footer}"
     );
+    // And the next key is the inventory's, not swallowed.
+    let before = selected_name(&c);
+    key(&mut c, "j");
+    assert_ne!(selected_name(&c), before, "j moved the cursor");
 
     let admin = r.admin();
     assert_eq!(
@@ -244,6 +248,19 @@ async fn reinstate_asks_first() {
     key(&mut c, "X");
     c.settle().await.unwrap();
     key(&mut c, "esc"); // skip the incident reference
+    // On the detail, the registry says what may be done: R is offered once suspended.
+    let footer = |c: &mut Console| {
+        let screen = render_text(c, 120, 40);
+        screen.lines().last().unwrap_or_default().to_string()
+    };
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!("enter opens the detail");
+    };
+    let may = d.detail.as_ref().unwrap().as_ref().unwrap().may.clone();
+    assert_eq!(may.map(|m| (m.reinstate, m.revoke)), Some((true, true)));
+    assert!(footer(&mut c).contains("R reinstate"), "{}", footer(&mut c));
     key(&mut c, "R");
     assert!(matches!(
         c.app.overlay,
@@ -261,6 +278,9 @@ async fn reinstate_asks_first() {
         inv.row(inv.find_scan(&id).unwrap()).status,
         AgentStatus::Active
     );
+    // Active again: the detail no longer offers R.
+    c.settle().await.unwrap();
+    assert!(!footer(&mut c).contains("reinstate"), "{}", footer(&mut c));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,6 +424,42 @@ async fn agent_command_opens_the_detail_with_grants_and_audit() {
     assert!(audit.iter().any(|e| e.action.starts_with("agent.")));
     key(&mut c, "esc");
     assert!(matches!(c.app.screen, Screen::Inventory));
+
+    // Not an exact name or id: nothing opens by a guess; the filter shows the matches.
+    key(&mut c, ":");
+    type_text(&mut c, "agent orchestr");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    assert!(matches!(c.app.screen, Screen::Inventory));
+    assert!(matches!(c.app.overlay, Some(Overlay::FilterInput(_))));
+    assert_eq!(c.app.spec.query, "orchestr");
+    assert_eq!(names(&c), ["orchestrator", "orchestrator-worker"]);
+    key(&mut c, "enter"); // keep the filter
+    key(&mut c, "enter"); // open the best match
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!("expected the detail");
+    };
+    assert_eq!(
+        d.detail.as_ref().unwrap().as_ref().unwrap().agent.name,
+        "orchestrator"
+    );
+    // Any case, exact: opens.
+    key(&mut c, "esc");
+    key(&mut c, "esc");
+    c.settle().await.unwrap();
+    key(&mut c, ":");
+    type_text(&mut c, "agent ORCHESTRATOR-WORKER");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!("an exact name in another case opens the detail");
+    };
+    assert_eq!(
+        d.detail.as_ref().unwrap().as_ref().unwrap().agent.name,
+        "orchestrator-worker"
+    );
+    key(&mut c, "esc");
     // A fast "Esc q" arrives as Alt+q: it still goes back, then quits.
     key(&mut c, "enter");
     c.settle().await.unwrap();
@@ -649,6 +705,8 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
     assert_eq!(tokens.tokens[0].scopes, ["payments:write"]);
     assert_eq!(tokens.tokens[0].audience, ["payments-api"]);
     assert_eq!(tokens.exchanges_last_hour, 1);
+    let expires = tokens.tokens[0].expires_at.timestamp() - c.app.now;
+    assert!(expires > 60, "the token is live for {expires}s");
     let screen = render_text(&mut c, 120, 40);
     assert!(
         screen.contains("LIVE TOKENS (1) · exchanges in the last hour: 1"),
@@ -659,6 +717,12 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
         .find(|l| l.contains("root@example.com") && l.contains("payments-api"))
         .unwrap_or_else(|| panic!("no token line in\n{screen}"));
     assert!(line.contains("payments:write") && line.contains("expires in"));
+    // A live token has time left (this was always "0s": the arguments were swapped).
+    let left = line.split("expires in ").nth(1).unwrap_or_default().trim();
+    assert!(
+        !left.starts_with("0s") && (left.ends_with('m') || left.ends_with('s')),
+        "{line}"
+    );
 
     // X: the revoke result counts the tokens it killed.
     key(&mut c, "X");
