@@ -168,8 +168,8 @@ fn measure(path: &std::path::Path) {
     let frames = 200;
     let started = Instant::now();
     for i in 0..frames {
-        app.selected = (i * 7919) % app.view.len();
-        app.offset = app.selected.saturating_sub(10);
+        app.cursor.selected = (i * 7919) % app.view.len();
+        app.cursor.offset = app.cursor.selected.saturating_sub(10);
         terminal.draw(|f| views::draw(f, &app)).unwrap();
     }
     let frame_ms = ms(started) / frames as f64;

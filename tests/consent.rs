@@ -237,7 +237,12 @@ async fn the_exchanged_scope_is_bounded_by_grants_token_scope_and_delegation() {
     .await;
 
     // The token's scope claim bounds the exchange, even for the owner.
-    let minted = mint(&reg, &reg.owner, json!({"scope": "crm.orders:read crm.orders:write"})).await;
+    let minted = mint(
+        &reg,
+        &reg.owner,
+        json!({"scope": "crm.orders:read crm.orders:write"}),
+    )
+    .await;
     let narrow = minted["access_token"].as_str().unwrap();
     exchanged(&reg, narrow, &bot, "crm.orders:read crm.orders:write").await;
     let (status, error, description) = error_of(&exchange(&reg, narrow, &bot, "crm:read").await);
@@ -258,21 +263,34 @@ async fn the_exchanged_scope_is_bounded_by_grants_token_scope_and_delegation() {
         &[("token", narrow)],
     )
     .await;
-    assert_eq!(info.expect(200)["scope"], "crm.orders:read crm.orders:write");
+    assert_eq!(
+        info.expect(200)["scope"],
+        "crm.orders:read crm.orders:write"
+    );
 
     // The agent's grants bound it.
     let own = person_token(&reg, &reg.owner).await;
     let (_, error, description) = error_of(&exchange(&reg, &own, &bot, "crm:write").await);
     assert_eq!(error, "invalid_scope");
-    assert!(description.contains("not granted crm:write"), "{description}");
+    assert!(
+        description.contains("not granted crm:write"),
+        "{description}"
+    );
 
     // The delegation's scopes bound it, and so does the delegator's token scope on top.
-    delegate(&reg, &reg.other, &bot.id, &["crm.orders:read", "crm.orders:write"], 3600)
-        .await
-        .expect(201);
+    delegate(
+        &reg,
+        &reg.other,
+        &bot.id,
+        &["crm.orders:read", "crm.orders:write"],
+        3600,
+    )
+    .await
+    .expect(201);
     let others = person_token(&reg, &reg.other).await;
     exchanged(&reg, &others, &bot, "crm.orders:read crm.orders:write").await;
-    let (_, error, description) = error_of(&exchange(&reg, &others, &bot, "crm.orders:read crm:read").await);
+    let (_, error, description) =
+        error_of(&exchange(&reg, &others, &bot, "crm.orders:read crm:read").await);
     assert_eq!(error, "invalid_scope");
     assert!(description.contains("delegation"), "{description}");
     let scoped = mint(&reg, &reg.other, json!({"scope": "crm.orders:write"})).await;
@@ -326,7 +344,13 @@ async fn a_delegation_expires_and_its_tokens_never_outlive_it() {
 #[tokio::test]
 async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
     let reg = Registry::start().await;
-    let planner = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
+    let planner = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "crm.orders:write"],
+        None,
+    )
+    .await;
     let worker = agent(
         &reg,
         &reg.owner.email,
@@ -334,7 +358,14 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
         Some(&planner.id),
     )
     .await;
-    let created = delegate(&reg, &reg.other, &planner.id, &["crm.orders:read", "crm.orders:write"], 3600).await;
+    let created = delegate(
+        &reg,
+        &reg.other,
+        &planner.id,
+        &["crm.orders:read", "crm.orders:write"],
+        3600,
+    )
+    .await;
     let id = created.expect(201)["id"].as_str().unwrap().to_string();
     assert_eq!(created.body["person"], "other@example.com");
     // One active delegation per agent.
@@ -424,7 +455,13 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
 #[tokio::test]
 async fn a_sub_agent_hop_only_narrows() {
     let reg = Registry::start().await;
-    let planner = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
+    let planner = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "crm.orders:write"],
+        None,
+    )
+    .await;
     let worker = agent(
         &reg,
         &reg.owner.email,
@@ -437,7 +474,8 @@ async fn a_sub_agent_hop_only_narrows() {
     let first = exchanged(&reg, &subject, &planner, "crm.orders:read").await;
     exchanged(&reg, &first, &worker, "crm.orders:read").await;
     // Wider than the token it comes from: refused though the worker holds the grant.
-    let (_, error, description) = error_of(&exchange(&reg, &first, &worker, "crm.orders:write").await);
+    let (_, error, description) =
+        error_of(&exchange(&reg, &first, &worker, "crm.orders:write").await);
     assert_eq!(error, "invalid_scope", "{description}");
     // An agent outside the chain may not act on it at all, even one the person owns.
     assert_eq!(
@@ -797,7 +835,13 @@ async fn a_leavers_tokens_and_those_they_are_subject_of_die() {
 #[tokio::test]
 async fn removing_a_grant_kills_the_live_tokens_carrying_it() {
     let reg = Registry::start().await;
-    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
+    let bot = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "crm.orders:write"],
+        None,
+    )
+    .await;
     let other_bot = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
     let person = person_token(&reg, &reg.owner).await;
     let with_a = exchanged(&reg, &person, &bot, "crm.orders:read crm.orders:write").await;

@@ -4,9 +4,10 @@
 mod console_support;
 
 use console_support::*;
-use steward::console::app::{ConfirmState, Link, NoteState, Overlay, Screen};
+use steward::console::app::{ConfirmState, Link, Notice, Overlay, Screen};
 use steward::console::filter::{Column, QuickFilter};
 use steward::console::keymap::Command;
+use steward::console::overlays::command_line::CommandLine;
 use steward::console::{Action, Console};
 use steward::model::AgentStatus;
 use steward::model::api::AuditQuery;
@@ -54,7 +55,7 @@ async fn assigns_an_owner_in_five_keystrokes_from_the_unowned_view() {
     type_text(&mut c, "gra");
     match &c.app.overlay {
         Some(Overlay::Picker(p)) => {
-            let first = &c.app.inventory.people()[p.entries[p.selected].person];
+            let first = &c.app.inventory.people()[p.entries[p.cursor.selected].person];
             assert_eq!(first.email, "grace@example.com");
         }
         other => panic!("expected the picker, got {other:?}"),
@@ -135,19 +136,25 @@ async fn x_revokes_at_once_and_records_an_incident_reference() {
     );
     type_text(&mut c, "INC-4821");
     key(&mut c, "enter");
-    c.settle().await.unwrap();
-    match &c.app.overlay {
-        Some(Overlay::RevokeResult(res)) => {
-            assert!(
-                matches!(res.note_state, NoteState::Added(_)),
-                "{:?}",
-                res.note_state
-            )
-        }
-        other => panic!("expected the revocation result, got {other:?}"),
-    }
-    key(&mut c, "enter");
+    // The prompt closes at once: the next key belongs to the inventory again (its footer too).
     assert!(c.app.overlay.is_none());
+    c.settle().await.unwrap();
+    let (_, toast) = c
+        .app
+        .message
+        .clone()
+        .expect("the note's outcome as a toast");
+    assert!(toast.contains("incident reference added"), "{toast}");
+    let footer = render_text(&mut c, 120, 40);
+    let footer = footer.lines().last().unwrap_or_default().to_string();
+    assert!(
+        footer.contains("revoke") && !footer.contains("incident reference"),
+        "the inventory's footer again: {footer}"
+    );
+    // And the next key is the inventory's, not swallowed: Esc clears the filter.
+    assert_eq!(c.app.spec.query, "billing-bot");
+    key(&mut c, "esc");
+    assert_eq!(c.app.spec.query, "", "the key reached the inventory");
 
     let admin = r.admin();
     assert_eq!(
@@ -212,7 +219,7 @@ async fn decommission_shows_the_plan_and_defaults_to_cancel() {
     key(&mut c, "right");
     key(&mut c, "enter");
     c.settle().await.unwrap();
-    assert!(matches!(c.app.overlay, Some(Overlay::Notice { .. })));
+    assert!(matches!(c.app.overlay, Some(Overlay::Notice(_))));
     for agent in [&id, &child] {
         let a = admin.agent(agent).await.unwrap();
         assert_eq!(a.agent.status, AgentStatus::Decommissioned);
@@ -241,6 +248,19 @@ async fn reinstate_asks_first() {
     key(&mut c, "X");
     c.settle().await.unwrap();
     key(&mut c, "esc"); // skip the incident reference
+    // On the detail, the registry says what may be done: R is offered once suspended.
+    let footer = |c: &mut Console| {
+        let screen = render_text(c, 120, 40);
+        screen.lines().last().unwrap_or_default().to_string()
+    };
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!("enter opens the detail");
+    };
+    let may = d.detail.as_ref().unwrap().as_ref().unwrap().may.clone();
+    assert_eq!(may.map(|m| (m.reinstate, m.revoke)), Some((true, true)));
+    assert!(footer(&mut c).contains("R reinstate"), "{}", footer(&mut c));
     key(&mut c, "R");
     assert!(matches!(
         c.app.overlay,
@@ -258,6 +278,9 @@ async fn reinstate_asks_first() {
         inv.row(inv.find_scan(&id).unwrap()).status,
         AgentStatus::Active
     );
+    // Active again: the detail no longer offers R.
+    c.settle().await.unwrap();
+    assert!(!footer(&mut c).contains("reinstate"), "{}", footer(&mut c));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +397,7 @@ async fn filters_narrow_and_columns_sort_both_ways() {
     key(&mut c, ":");
     key(&mut c, "up");
     match &c.app.overlay {
-        Some(Overlay::CommandLine { text, .. }) => assert_eq!(text, "suspended"),
+        Some(Overlay::CommandLine(CommandLine { text, .. })) => assert_eq!(text, "suspended"),
         other => panic!("expected the command line, got {other:?}"),
     }
     key(&mut c, "esc");
@@ -401,6 +424,42 @@ async fn agent_command_opens_the_detail_with_grants_and_audit() {
     assert!(audit.iter().any(|e| e.action.starts_with("agent.")));
     key(&mut c, "esc");
     assert!(matches!(c.app.screen, Screen::Inventory));
+
+    // Not an exact name or id: nothing opens by a guess; the filter shows the matches.
+    key(&mut c, ":");
+    type_text(&mut c, "agent orchestr");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    assert!(matches!(c.app.screen, Screen::Inventory));
+    assert!(matches!(c.app.overlay, Some(Overlay::FilterInput(_))));
+    assert_eq!(c.app.spec.query, "orchestr");
+    assert_eq!(names(&c), ["orchestrator", "orchestrator-worker"]);
+    key(&mut c, "enter"); // keep the filter
+    key(&mut c, "enter"); // open the best match
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!("expected the detail");
+    };
+    assert_eq!(
+        d.detail.as_ref().unwrap().as_ref().unwrap().agent.name,
+        "orchestrator"
+    );
+    // Any case, exact: opens.
+    key(&mut c, "esc");
+    key(&mut c, "esc");
+    c.settle().await.unwrap();
+    key(&mut c, ":");
+    type_text(&mut c, "agent ORCHESTRATOR-WORKER");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    let Screen::Detail(d) = &c.app.screen else {
+        panic!("an exact name in another case opens the detail");
+    };
+    assert_eq!(
+        d.detail.as_ref().unwrap().as_ref().unwrap().agent.name,
+        "orchestrator-worker"
+    );
+    key(&mut c, "esc");
     // A fast "Esc q" arrives as Alt+q: it still goes back, then quits.
     key(&mut c, "enter");
     c.settle().await.unwrap();
@@ -456,7 +515,7 @@ async fn registry_down_makes_actions_fail_without_local_change() {
     key(&mut c, "X");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { title, lines, .. }) => {
+        Some(Overlay::Notice(Notice { title, lines, .. })) => {
             assert!(title.contains("Failed"), "{title}");
             assert!(lines.iter().any(|l| l.contains("Nothing was changed")));
         }
@@ -474,7 +533,7 @@ async fn registry_down_makes_actions_fail_without_local_change() {
     type_text(&mut c, "grace");
     key(&mut c, "enter");
     c.settle().await.unwrap();
-    assert!(matches!(c.app.overlay, Some(Overlay::Notice { .. })));
+    assert!(matches!(c.app.overlay, Some(Overlay::Notice(_))));
     let inv = &c.app.inventory;
     assert_eq!(
         inv.row(inv.find_scan(&id).unwrap()).owner,
@@ -502,14 +561,14 @@ async fn roles_hide_what_the_registry_would_refuse_and_its_refusals_still_show()
     key(&mut c, "X");
     c.settle().await.unwrap();
     assert!(c.app.overlay.is_none());
-    assert!(c.app.message.as_ref().unwrap().1.contains("responder"));
+    assert!(c.app.message.as_ref().unwrap().1.contains("may not revoke"));
 
     // The registry decides anyway: without knowing the roles, the console asks and reports the refusal.
     c.app.me = None;
     key(&mut c, "X");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { lines, .. }) => {
+        Some(Overlay::Notice(Notice { lines, .. })) => {
             assert!(
                 lines[0].contains("forbidden") || lines[0].contains("may not"),
                 "{lines:?}"
@@ -646,6 +705,8 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
     assert_eq!(tokens.tokens[0].scopes, ["payments:write"]);
     assert_eq!(tokens.tokens[0].audience, ["payments-api"]);
     assert_eq!(tokens.exchanges_last_hour, 1);
+    let expires = tokens.tokens[0].expires_at.timestamp() - c.app.now;
+    assert!(expires > 60, "the token is live for {expires}s");
     let screen = render_text(&mut c, 120, 40);
     assert!(
         screen.contains("LIVE TOKENS (1) · exchanges in the last hour: 1"),
@@ -656,6 +717,12 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
         .find(|l| l.contains("root@example.com") && l.contains("payments-api"))
         .unwrap_or_else(|| panic!("no token line in\n{screen}"));
     assert!(line.contains("payments:write") && line.contains("expires in"));
+    // A live token has time left (this was always "0s": the arguments were swapped).
+    let left = line.split("expires in ").nth(1).unwrap_or_default().trim();
+    assert!(
+        !left.starts_with("0s") && (left.ends_with('m') || left.ends_with('s')),
+        "{line}"
+    );
 
     // X: the revoke result counts the tokens it killed.
     key(&mut c, "X");

@@ -204,3 +204,327 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// The demo in a pseudo-terminal, signed in as `persona`.
+struct Demo {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    screen: Screen,
+    keys: Box<dyn Write + Send>,
+    /// Keys pressed so far.
+    pressed: usize,
+}
+
+impl Demo {
+    fn start(persona: &str, agents: &str) -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("demo.db");
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
+        cmd.args([
+            "demo",
+            "--as",
+            persona,
+            "--agents",
+            agents,
+            "--db",
+            db.to_str().unwrap(),
+        ]);
+        cmd.cwd(dir.path());
+        cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
+        cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
+        cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("NO_COLOR");
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(ROWS).unwrap(),
+            std::num::NonZeroU16::new(COLS).unwrap(),
+            0,
+        )));
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        {
+            let parser = parser.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    parser.lock().unwrap().process(&buf[..n]);
+                }
+            });
+        }
+        let keys = pty.master.take_writer().unwrap();
+        // The master must outlive the session: leak it into the writer's lifetime.
+        std::mem::forget(pty.master);
+        Demo {
+            _dir: dir,
+            db,
+            child,
+            screen: Screen { parser },
+            keys,
+            pressed: 0,
+        }
+    }
+
+    fn press(&mut self, key: &str) {
+        self.keys.write_all(key.as_bytes()).unwrap();
+        self.keys.flush().unwrap();
+        self.pressed += 1;
+    }
+
+    fn wait(&mut self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        self.screen
+            .wait(&mut self.child, what, Duration::from_secs(60), ready);
+        self.screen.text()
+    }
+
+    fn quit(mut self) -> std::path::PathBuf {
+        self.press("q");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the demo failed:\n{}", self.screen.text());
+                break;
+            }
+            assert!(Instant::now() < deadline, "the demo did not quit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let db = self.db.clone();
+        std::mem::forget(self._dir);
+        db
+    }
+}
+
+/// The reviews screen's right pane: (agent on screen, its scope rows as (selected, text)).
+fn review_pane(text: &str) -> (String, Vec<(bool, String)>) {
+    let right = |l: &str| l.split_once('│').map(|(_, r)| r.to_string());
+    let lines: Vec<String> = text.lines().filter_map(right).collect();
+    let agent = lines
+        .iter()
+        .find_map(|l| l.strip_prefix(" ▶ "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    let rows = lines
+        .iter()
+        .filter(|l| l.contains("pending") || l.contains("CERTIFIED") || l.contains("REVOKED"))
+        .map(|l| (l.starts_with('▶'), l.clone()))
+        .collect();
+    (agent, rows)
+}
+
+/// The owner's whole review in the real binary: the cursor never leaves an agent with undecided
+/// scopes, `X` asks first on this screen, `C` names the agent it certified, and the last
+/// decision sums up. The decisions are then read back from the registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
+    let mut demo = Demo::start("owner", "300");
+    demo.wait("the synced inventory", |s| {
+        s.contains("NAME ▲") && s.contains("synced")
+    });
+    demo.pressed = 0;
+    demo.press("r");
+    let text = demo.wait("the review queue", |s| {
+        s.contains("My reviews") && review_pane(s).1.len() > 1
+    });
+    let (first, rows) = review_pane(&text);
+    assert!(rows[0].0, "the cursor starts on the first scope:\n{text}");
+
+    // Decide the agent's LAST scope first (by its recommendation): the cursor must come back to
+    // the first scope of the same agent, which is still undecided.
+    for _ in 1..rows.len() {
+        demo.press("j");
+    }
+    let last = rows.len() - 1;
+    demo.wait("the cursor on the last scope", |s| {
+        review_pane(s).1.get(last).is_some_and(|r| r.0)
+    });
+    let verdict = if rows[last].1.contains("→ revoke") {
+        "x"
+    } else {
+        "c"
+    };
+    demo.press(verdict);
+    let text = demo.wait("the decision", |s| {
+        let (_, rows) = review_pane(s);
+        rows.get(last).is_some_and(|r| !r.1.contains("pending"))
+    });
+    let text = if text.contains("Justification required") {
+        demo.press("e");
+        demo.press("\r");
+        demo.wait("the decision", |s| !s.contains("Justification required"))
+    } else {
+        text
+    };
+    let (agent, rows) = review_pane(&text);
+    assert_eq!(
+        agent, first,
+        "still on the agent with undecided scopes:\n{text}"
+    );
+    assert!(rows[0].0, "back on its first undecided scope:\n{text}");
+
+    // X here suspends the whole agent: it asks first, and Esc changes nothing.
+    demo.press("X");
+    demo.wait("the confirmation", |s| {
+        s.contains("Revoke agent") && s.contains("Cancel")
+    });
+    demo.press("\x1b");
+    demo.wait("the confirmation to close", |s| !s.contains("Revoke agent"));
+
+    // The rest of the review, by the recommendations, one key per decision at most.
+    let mut named = false;
+    let mut decisions = 0;
+    let on_pending = |s: &str| {
+        review_pane(s)
+            .1
+            .iter()
+            .any(|(selected, row)| *selected && row.contains("pending"))
+    };
+    loop {
+        // Settled: the registry's answer is in (no reload on its way), then either the summary
+        // or a cursor on undecided work.
+        let text = demo.wait("a settled screen", |s| {
+            !s.contains("loading…") && (s.contains("Review done") || on_pending(s))
+        });
+        if text.contains("Review done") {
+            break;
+        }
+        assert!(decisions < 80, "no end to the review:\n{text}");
+        let (agent, rows) = review_pane(&text);
+        let Some((_, row)) = rows.iter().find(|r| r.0).cloned() else {
+            panic!("no selected scope:\n{text}");
+        };
+        assert!(
+            row.contains("pending"),
+            "the cursor rests on undecided work only:\n{text}"
+        );
+        // Every earlier agent is done: the cursor never left one with pending scopes.
+        let before: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.contains(&format!("▶ {agent}")))
+            .filter(|l| l.contains('│'))
+            .collect();
+        for l in before.iter().skip(3) {
+            let left = l.split('│').next().unwrap_or_default();
+            if let Some((done, total)) = left
+                .split_whitespace()
+                .last()
+                .and_then(|p| p.split_once('/'))
+            {
+                assert_eq!(done, total, "an agent above still has work:\n{text}");
+            }
+        }
+        let key = if row.contains("→ revoke") {
+            "x"
+        } else if text.contains("certified together by C") {
+            "C"
+        } else {
+            "c"
+        };
+        let pending = |s: &str| {
+            review_pane(s)
+                .1
+                .iter()
+                .filter(|r| r.1.contains("pending"))
+                .count()
+        };
+        let (before_agent, before_pending) = (agent.clone(), pending(&text));
+        demo.press(key);
+        decisions += 1;
+        let text = demo.wait("the decision to land", |s| {
+            s.contains("Review done")
+                || s.contains("Justification required")
+                || review_pane(s).0 != before_agent
+                || pending(s) < before_pending
+        });
+        if text.contains("Justification required") {
+            demo.press("o");
+            demo.press("k");
+            demo.press("\r");
+            demo.wait("the justified decision", |s| {
+                !s.contains("Justification required")
+            });
+        }
+        if key == "C" && text.contains(&format!("of {before_agent}")) {
+            named = true;
+        }
+    }
+    let text = demo.screen.text();
+    assert!(
+        text.contains("certified") && text.contains("revoked") && text.contains("left 0"),
+        "the summary:\n{text}"
+    );
+    assert!(
+        text.contains("decided · done"),
+        "the header says done:\n{text}"
+    );
+    assert!(named, "C said which agent it certified");
+    eprintln!(
+        "the owner's whole review took {} keys ({} decisions after the first)",
+        demo.pressed, decisions
+    );
+    demo.press("\x1b");
+    demo.wait("the summary to close", |s| !s.contains("Review done"));
+    let db = demo.quit();
+
+    // The registry agrees: nothing of omar's is left undecided.
+    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
+    let (_, token) =
+        registry::bootstrap_admin(store.as_ref(), "checker@example.com", "Checker", "e2e").unwrap();
+    let server = Server::bind("127.0.0.1:0", store, "check").await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    let client = Client::new(&url, Some(Secret::new(token.token))).unwrap();
+    let first_agent = client
+        .list_agents(&steward::model::api::AgentQuery {
+            q: Some(first.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        first_agent
+            .agents
+            .iter()
+            .any(|a| a.name == first && a.status == AgentStatus::Active),
+        "Esc on the X confirmation left {first} active"
+    );
+    for campaign in client
+        .campaigns(&steward::model::review::CampaignQuery::default())
+        .await
+        .unwrap()
+    {
+        let pending = client
+            .campaign_items(
+                &campaign.id,
+                &steward::model::review::ReviewItemQuery {
+                    reviewer: Some("omar.owner@example.com".into()),
+                    decision: Some(steward::model::review::Decision::None),
+                    limit: Some(1000),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            pending.items.is_empty(),
+            "left undecided: {:?}",
+            pending.items.len()
+        );
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -6,7 +6,7 @@ mod console_support;
 use chrono::{Duration, Utc};
 use console_support::*;
 use steward::console::Console;
-use steward::console::app::{Overlay, Screen};
+use steward::console::app::{Notice, Overlay, Screen};
 use steward::model::api::CreatePerson;
 use steward::model::review::{
     CampaignFilter, CreateCampaign, Decision, JustificationPolicy, NoResponse, Recurrence,
@@ -142,7 +142,7 @@ fn go_to(c: &mut Console, agent: &str, scope: &str) -> usize {
         .iter()
         .position(|&(a, i)| q.agents[a].agent_name == agent && q.agents[a].items[i].scope == scope)
         .unwrap_or_else(|| panic!("no {agent} {scope} in the queue"));
-    let from = r.selected;
+    let from = r.items.selected;
     let (k, n) = if target >= from {
         ("j", target - from)
     } else {
@@ -276,13 +276,31 @@ async fn reviews_a_full_agent_through_the_keys() {
         );
     }
 
+    // The last decision sums up: the registry's counts and the campaign's state.
+    match &c.app.overlay {
+        Some(Overlay::Notice(Notice { title, lines, .. })) => {
+            assert_eq!(title, "Review done");
+            assert!(
+                lines[0].contains("certified 4, revoked 1, left 0"),
+                "{lines:?}"
+            );
+            assert!(lines[1].contains("5/5 decided"), "{lines:?}");
+        }
+        other => panic!("expected the summary, got {other:?}"),
+    }
+    key(&mut c, "esc");
+    let s = screen_text(&mut c, 120, 40);
+    assert!(s.contains("5/5 decided · done"), "{s}");
+
     // A failed call says so and changes nothing locally.
     go_to(&mut c, "mixed-bot", "s3:write");
     r.stop().await;
     key(&mut c, "c");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { title, .. }) => assert!(title.starts_with("Failed"), "{title}"),
+        Some(Overlay::Notice(Notice { title, .. })) => {
+            assert!(title.starts_with("Failed"), "{title}")
+        }
         other => panic!("expected a failure notice, got {other:?}"),
     }
     assert_eq!(selected(&c).2, Decision::Revoke);
@@ -322,7 +340,7 @@ async fn the_reviews_screen_at_both_sizes() {
         let s = screen_text(&mut c, w, h);
         for needle in [
             "My reviews",
-            "0/5 done",
+            "0/5 decided",
             "due in 12 days",
             "mixed-bot",
             "steady-bot",
@@ -428,7 +446,7 @@ async fn an_admin_sees_progress_and_closes_with_a_typed_confirmation() {
     c.settle().await.unwrap();
     key(&mut c, "P");
     assert!(c.app.overlay.is_none());
-    assert!(c.app.message.as_ref().unwrap().1.contains("admin"));
+    assert!(c.app.message.as_ref().unwrap().1.contains("may not"));
 
     let home = tempfile::tempdir().unwrap();
     let mut c = console(&r, &r.admin_token, &home).await;
@@ -437,7 +455,7 @@ async fn an_admin_sees_progress_and_closes_with_a_typed_confirmation() {
     key(&mut c, "P");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { lines, .. }) => {
+        Some(Overlay::Notice(Notice { lines, .. })) => {
             let all = lines.join("\n");
             assert!(
                 all.contains("2026-Q4 certification: 1/5 decided (20%)"),
@@ -478,7 +496,7 @@ async fn an_admin_sees_progress_and_closes_with_a_typed_confirmation() {
     key(&mut c, "enter");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { title, lines, .. }) => {
+        Some(Overlay::Notice(Notice { title, lines, .. })) => {
             assert!(title.starts_with("Closed"), "{title}");
             assert!(
                 lines.iter().any(|l| l == "undecided items it touched: 4"),
@@ -524,7 +542,7 @@ async fn an_admin_creates_a_campaign_from_the_form() {
     c.settle().await.unwrap();
     key(&mut c, "N");
     assert!(c.app.overlay.is_none());
-    assert!(c.app.message.as_ref().unwrap().1.contains("admin"));
+    assert!(c.app.message.as_ref().unwrap().1.contains("may not"));
 
     let home = tempfile::tempdir().unwrap();
     let mut c = console(&r, &r.admin_token, &home).await;
@@ -608,7 +626,7 @@ async fn an_admin_creates_a_campaign_from_the_form() {
     assert!(campaigns_named(&r, "Bad date run").await.is_empty());
     // The notice names the campaign and its item count, as the registry counts them.
     match &c.app.overlay {
-        Some(Overlay::Notice { title, lines, .. }) => {
+        Some(Overlay::Notice(Notice { title, lines, .. })) => {
             assert_eq!(title, "Created 2027-Q1 payments certification");
             let want = format!("{} items to review", campaign.progress.total);
             assert!(lines[0].starts_with(&want), "{lines:?}");
@@ -646,7 +664,9 @@ async fn the_registrys_refusal_of_a_campaign_changes_nothing() {
     key(&mut c, "enter");
     c.settle().await.unwrap();
     match &c.app.overlay {
-        Some(Overlay::Notice { title, .. }) => assert!(title.starts_with("Failed"), "{title}"),
+        Some(Overlay::Notice(Notice { title, .. })) => {
+            assert!(title.starts_with("Failed"), "{title}")
+        }
         other => panic!("expected a failure notice, got {other:?}"),
     }
     assert_eq!(

@@ -1143,3 +1143,114 @@ async fn a_person_who_leaves_loses_their_tokens_for_good() {
     let me = reg.get("/v1/me", &fresh).await;
     assert_eq!(me.expect(200)["person"]["roles"], json!(["responder"]));
 }
+
+/// `/v1/me` says what the caller may do and an agent's detail what they may do to it now; each
+/// answer agrees with what the registry then does (the console reads these, never its own rules).
+#[tokio::test]
+async fn me_and_the_detail_say_what_the_caller_may_do_and_the_registry_agrees() {
+    let reg = Registry::start().await;
+    let may = |reply: &Value| reply["may"].clone();
+    let me = |who: &Member| {
+        let reg = &reg;
+        let who = who.clone();
+        async move { may(reg.get("/v1/me", &who).await.expect(200)) }
+    };
+    let admin = me(&reg.admin).await;
+    assert_eq!(admin["set_owner"], json!("all"));
+    assert_eq!(admin["reinstate"], json!("all"));
+    assert_eq!(admin["administer_campaigns"], json!(true));
+    let responder = me(&reg.responder).await;
+    assert_eq!(responder["revoke"], json!("all"));
+    assert_eq!(responder["reinstate"], json!("all"));
+    assert_eq!(responder["set_owner"], json!("none"));
+    assert_eq!(responder["decommission"], json!("owned"));
+    let auditor = me(&reg.auditor).await;
+    assert_eq!(auditor["revoke"], json!("owned"));
+    assert_eq!(auditor["read_all_reviews"], json!(true));
+    assert_eq!(auditor["administer_campaigns"], json!(false));
+    let owner = me(&reg.owner).await;
+    assert_eq!(owner["revoke"], json!("owned"));
+    assert_eq!(owner["reinstate"], json!("none"));
+    assert_eq!(owner["set_owner"], json!("none"));
+    assert_eq!(owner["read_audit"], json!(false));
+
+    // The owner's own agent, suspended: they may revoke and decommission it, not reinstate it
+    // (undoing a brake someone else may have pulled is a responder's call).
+    let mine = reg.register("owned-bot", Some(&reg.owner.email), &[]).await;
+    reg.post(&format!("/v1/agents/{mine}/revoke"), &reg.admin, json!({}))
+        .await
+        .expect(200);
+    let detail = reg.get(&format!("/v1/agents/{mine}"), &reg.owner).await;
+    let d = may(detail.expect(200));
+    assert_eq!(
+        d,
+        json!({"revoke": true, "reinstate": false, "decommission": true, "set_owner": false})
+    );
+    let refused = reg
+        .post(
+            &format!("/v1/agents/{mine}/reinstate"),
+            &reg.owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "the detail said no: so does the route");
+    // A responder may reinstate it: it is suspended.
+    let d = may(reg
+        .get(&format!("/v1/agents/{mine}"), &reg.responder)
+        .await
+        .expect(200));
+    assert_eq!(d["reinstate"], json!(true));
+    assert_eq!(d["set_owner"], json!(false));
+    reg.post(
+        &format!("/v1/agents/{mine}/reinstate"),
+        &reg.responder,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    // Active again: nothing to reinstate.
+    let d = may(reg
+        .get(&format!("/v1/agents/{mine}"), &reg.responder)
+        .await
+        .expect(200));
+    assert_eq!(d["reinstate"], json!(false));
+
+    // Someone else's agent: the auditor reads it, may do nothing to it, and is refused.
+    let theirs = reg.register("their-bot", Some(&reg.other.email), &[]).await;
+    let d = may(reg
+        .get(&format!("/v1/agents/{theirs}"), &reg.auditor)
+        .await
+        .expect(200));
+    assert_eq!(
+        d,
+        json!({"revoke": false, "reinstate": false, "decommission": false, "set_owner": false})
+    );
+    let refused = reg
+        .post(
+            &format!("/v1/agents/{theirs}/revoke"),
+            &reg.auditor,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    // The owner cannot even read it (no `may` to leak).
+    let hidden = reg.get(&format!("/v1/agents/{theirs}"), &reg.owner).await;
+    assert_eq!(hidden.status, 403);
+
+    // Decommissioned: nothing, even for the admin.
+    reg.post(
+        &format!("/v1/agents/{theirs}/decommission"),
+        &reg.admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let d = may(reg
+        .get(&format!("/v1/agents/{theirs}"), &reg.admin)
+        .await
+        .expect(200));
+    assert_eq!(
+        d,
+        json!({"revoke": false, "reinstate": false, "decommission": false, "set_owner": false})
+    );
+}

@@ -98,6 +98,13 @@ pub enum Action {
         draft: Box<super::app::CampaignForm>,
         result: ClientResult<Box<Campaign>>,
     },
+    /// A theme read from the config folder (or why not).
+    ThemeLoaded {
+        name: String,
+        result: Result<super::theme::Theme, String>,
+    },
+    /// The themes on offer.
+    ThemeNames(Vec<String>),
 }
 
 /// Why the open campaigns were loaded.
@@ -126,6 +133,8 @@ pub enum Effect {
         id: String,
     },
     BulkRevoke(Confirmed<BulkRevokeOrder>),
+    /// A revoke that asked first (`X` on the reviews screen); answered like [`Effect::Revoke`].
+    Suspend(Confirmed<SuspendOrder>),
     Reinstate(Confirmed<ReinstateOrder>),
     LoadPlan {
         id: String,
@@ -152,6 +161,12 @@ pub enum Effect {
         request: Box<CreateCampaign>,
         draft: Box<super::app::CampaignForm>,
     },
+    /// Read a theme; `remember` also writes `theme = NAME` to config.toml once it loads.
+    LoadTheme {
+        name: String,
+        remember: bool,
+    },
+    ListThemes,
 }
 
 impl std::fmt::Debug for Effect {
@@ -164,6 +179,9 @@ impl std::fmt::Debug for Effect {
             Effect::SetOwner { id, owner } => write!(f, "SetOwner({id}, {owner})"),
             Effect::Revoke { id } => write!(f, "Revoke({id})"),
             Effect::BulkRevoke(o) => write!(f, "BulkRevoke({} agents)", o.order().agents.len()),
+            Effect::Suspend(o) => write!(f, "Suspend({})", o.order().id),
+            Effect::LoadTheme { name, remember } => write!(f, "LoadTheme({name}, {remember})"),
+            Effect::ListThemes => f.write_str("ListThemes"),
             Effect::Reinstate(o) => write!(f, "Reinstate({})", o.order().id),
             Effect::LoadPlan { id } => write!(f, "LoadPlan({id})"),
             Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
@@ -263,6 +281,13 @@ impl<T> Pending<T> {
 
 #[derive(Debug, Clone)]
 pub struct ReinstateOrder {
+    pub id: String,
+    pub name: String,
+}
+
+/// One agent to revoke, confirmed first.
+#[derive(Debug, Clone)]
+pub struct SuspendOrder {
     pub id: String,
     pub name: String,
 }

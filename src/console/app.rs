@@ -4,17 +4,26 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::action::{
-    BulkRevokeOrder, CloseCampaignOrder, DecommissionOrder, Pending, ReinstateOrder,
-};
 use super::filter::{FilterSpec, QuickFilter, Sort};
 use super::inventory::{AgentRow, Inventory};
 use super::keymap::{Command, Keymap};
+use super::list::{ListCursor, Scroll};
 use super::theme::Theme;
-use crate::model::api::{RevokeOutcome, WhoAmI};
-use crate::model::review::{NoResponse, QueueAgent, ReviewItem, ReviewQueue, Verdict};
+use crate::model::api::WhoAmI;
+use crate::model::permissions::Reach;
+use crate::model::review::{QueueAgent, ReviewItem, ReviewQueue};
 use crate::model::tokens::AgentTokens;
-use crate::model::{AgentDetail, AuditEvent, Role};
+use crate::model::{AgentDetail, AgentStatus, AuditEvent, Role};
+
+// The overlays live in their own rooms; their state types are named here too, for callers that
+// think of them as the app's.
+pub use super::overlays::Overlay;
+pub use super::overlays::campaign_form::{CampaignField, CampaignForm};
+pub use super::overlays::confirm::ConfirmState;
+pub use super::overlays::justify::JustifyState;
+pub use super::overlays::notice::Notice;
+pub use super::overlays::picker::{PickEntry, PickerState};
+pub use super::overlays::revoke_result::RevokeResult;
 
 /// The smallest terminal the console lays out; below it says so instead.
 pub const MIN_WIDTH: u16 = 60;
@@ -48,9 +57,19 @@ pub struct DetailState {
     pub audit: Option<Result<Vec<AuditEvent>, String>>,
     /// Live tokens in which the agent acts, and its exchange rate.
     pub tokens: Option<Result<AgentTokens, String>>,
-    pub scroll: u16,
-    /// How far the detail can scroll, as last drawn.
-    pub max_scroll: std::cell::Cell<u16>,
+    pub scroll: Scroll,
+    /// Sub-agents and instances below it, as a tree (built when the detail arrives).
+    pub tree: Vec<TreeNode>,
+}
+
+/// One line of the detail's tree of sub-agents and instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeNode {
+    /// The branches before the name (`│  ├─ `).
+    pub prefix: String,
+    pub name: String,
+    pub kind: crate::model::AgentKind,
+    pub status: crate::model::AgentStatus,
 }
 
 /// "My reviews": the caller's review queue as the registry last answered it.
@@ -58,9 +77,16 @@ pub struct DetailState {
 pub struct ReviewsState {
     /// None while the first answer is on its way.
     pub queue: Option<Result<ReviewQueue, String>>,
-    /// The cursor: an index into [`ReviewsState::flat`] (agent, item), agents in server order.
-    pub selected: usize,
+    /// Over every item of every agent ([`ReviewsState::flat`]), agents in server order.
+    pub items: ListCursor,
+    /// Over the agents list on the left; follows the item cursor.
+    pub agents: ListCursor,
     pub loading: bool,
+    /// A decision landed while a reload was on its way: that answer is out of date.
+    pub stale: bool,
+    /// A decision was made since the queue was last seen complete: at the last one, the
+    /// screen sums up.
+    pub deciding: bool,
 }
 
 impl ReviewsState {
@@ -77,12 +103,13 @@ impl ReviewsState {
         }
     }
 
-    pub fn cursor(&self) -> Option<(usize, usize)> {
-        self.flat().get(self.selected).copied()
+    /// The cursor as (agent index, item index).
+    pub fn at(&self) -> Option<(usize, usize)> {
+        self.flat().get(self.items.selected).copied()
     }
 
     pub fn selected_agent(&self) -> Option<&QueueAgent> {
-        let (a, _) = self.cursor()?;
+        let (a, _) = self.at()?;
         match &self.queue {
             Some(Ok(q)) => q.agents.get(a),
             _ => None,
@@ -90,15 +117,37 @@ impl ReviewsState {
     }
 
     pub fn selected_item(&self) -> Option<&ReviewItem> {
-        let (a, i) = self.cursor()?;
+        let (a, i) = self.at()?;
         match &self.queue {
             Some(Ok(q)) => q.agents.get(a)?.items.get(i),
             _ => None,
         }
     }
 
+    fn agent_count(&self) -> usize {
+        match &self.queue {
+            Some(Ok(q)) => q.agents.len(),
+            _ => 0,
+        }
+    }
+
+    /// Puts the cursor on an entry of [`ReviewsState::flat`]; the agents list follows.
+    pub fn select(&mut self, index: usize, agent_page: usize) {
+        let len = self.flat().len();
+        self.items.select(index, len, 1);
+        let agent = self.at().map_or(0, |(a, _)| a);
+        let n = self.agent_count();
+        self.agents.select(agent, n, agent_page);
+    }
+
+    pub fn move_by(&mut self, delta: isize, agent_page: usize) {
+        let len = self.flat().len();
+        self.items.move_by(delta, len, 1);
+        self.select(self.items.selected, agent_page);
+    }
+
     /// Puts the cursor on an item by id (after a reload); false when it is gone.
-    pub fn select_item(&mut self, item_id: i64) -> bool {
+    pub fn select_item(&mut self, item_id: i64, agent_page: usize) -> bool {
         let Some(Ok(q)) = &self.queue else {
             return false;
         };
@@ -107,9 +156,19 @@ impl ReviewsState {
             .iter()
             .position(|&(a, i)| q.agents[a].items[i].id == item_id);
         if let Some(p) = found {
-            self.selected = p;
+            self.select(p, agent_page);
         }
         found.is_some()
+    }
+
+    /// Undecided items of the agent under the cursor.
+    pub fn undecided_here(&self) -> usize {
+        self.selected_agent().map_or(0, |a| {
+            a.items
+                .iter()
+                .filter(|i| i.decision == crate::model::review::Decision::None)
+                .count()
+        })
     }
 }
 
@@ -118,193 +177,6 @@ pub enum Screen {
     Inventory,
     Detail(Box<DetailState>),
     Reviews(Box<ReviewsState>),
-}
-
-/// A review decision waiting for its justification.
-#[derive(Debug)]
-pub struct JustifyState {
-    pub item_id: i64,
-    pub verdict: Verdict,
-    pub agent_name: String,
-    pub scope: String,
-    /// Why the registry wants one (the recommendation's reason or its refusal).
-    pub why: String,
-    pub text: String,
-}
-
-/// The fields of the campaign form, in Tab order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CampaignField {
-    Name,
-    Due,
-    Team,
-    Fallback,
-    NoResponse,
-    Quarterly,
-}
-
-impl CampaignField {
-    pub const ALL: [CampaignField; 6] = [
-        CampaignField::Name,
-        CampaignField::Due,
-        CampaignField::Team,
-        CampaignField::Fallback,
-        CampaignField::NoResponse,
-        CampaignField::Quarterly,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            CampaignField::Name => "name",
-            CampaignField::Due => "due date",
-            CampaignField::Team => "team filter",
-            CampaignField::Fallback => "fallback reviewer",
-            CampaignField::NoResponse => "no-response outcome",
-            CampaignField::Quarterly => "quarterly",
-        }
-    }
-
-    /// True for the fields that take typed text (the others are chosen with left/right/space).
-    pub fn is_text(self) -> bool {
-        !matches!(self, CampaignField::NoResponse | CampaignField::Quarterly)
-    }
-}
-
-/// The admin's campaign form. Kept as a draft when cancelled, so Esc never loses typing.
-#[derive(Debug, Clone)]
-pub struct CampaignForm {
-    pub name: String,
-    /// YYYY-MM-DD; the campaign is due at the end of that day (UTC).
-    pub due: String,
-    /// Empty: every active agent.
-    pub team: String,
-    /// Empty: the creator.
-    pub fallback: String,
-    pub no_response: NoResponse,
-    pub quarterly: bool,
-    pub focus: CampaignField,
-    /// Why the last Enter was refused locally.
-    pub error: Option<String>,
-}
-
-impl CampaignForm {
-    /// A fresh form: named after the next calendar quarter, due in 30 days.
-    pub fn new(now: i64) -> CampaignForm {
-        use chrono::Datelike;
-        let today = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
-        let quarter = today.month0() / 3 + 1;
-        let (year, next) = if quarter == 4 {
-            (today.year() + 1, 1)
-        } else {
-            (today.year(), quarter + 1)
-        };
-        let due = today + chrono::Duration::days(30);
-        CampaignForm {
-            name: format!("{year}-Q{next} agent certification"),
-            due: due.format("%Y-%m-%d").to_string(),
-            team: String::new(),
-            fallback: String::new(),
-            no_response: NoResponse::Keep,
-            quarterly: false,
-            focus: CampaignField::Name,
-            error: None,
-        }
-    }
-
-    /// The focused text field, when the focus is on one.
-    pub fn text_mut(&mut self) -> Option<&mut String> {
-        match self.focus {
-            CampaignField::Name => Some(&mut self.name),
-            CampaignField::Due => Some(&mut self.due),
-            CampaignField::Team => Some(&mut self.team),
-            CampaignField::Fallback => Some(&mut self.fallback),
-            CampaignField::NoResponse | CampaignField::Quarterly => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct PickEntry {
-    /// Index into the inventory's people.
-    pub person: usize,
-    /// False for people who have left: listed, marked, never chosen.
-    pub offered: bool,
-}
-
-#[derive(Debug)]
-pub struct PickerState {
-    pub agent_id: String,
-    pub agent_name: String,
-    pub query: String,
-    pub entries: Vec<PickEntry>,
-    /// Index into `entries` (always an offered one, when any is).
-    pub selected: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum NoteState {
-    Editing,
-    Sending,
-    Added(i64),
-    Failed(String),
-}
-
-#[derive(Debug)]
-pub struct RevokeResult {
-    pub name: String,
-    pub outcome: RevokeOutcome,
-    pub round_trip_ms: f64,
-    pub note: String,
-    pub note_state: NoteState,
-}
-
-#[derive(Debug)]
-pub enum ConfirmState {
-    Reinstate(Pending<ReinstateOrder>),
-    Decommission(Pending<DecommissionOrder>),
-    BulkRevoke(Pending<BulkRevokeOrder>),
-    CloseCampaign(Pending<CloseCampaignOrder>),
-}
-
-impl ConfirmState {
-    /// True when the confirmation is a typed phrase rather than buttons.
-    pub fn is_typed(&self) -> bool {
-        let c = match self {
-            ConfirmState::Reinstate(p) => &p.confirmation,
-            ConfirmState::Decommission(p) => &p.confirmation,
-            ConfirmState::BulkRevoke(p) => &p.confirmation,
-            ConfirmState::CloseCampaign(p) => &p.confirmation,
-        };
-        matches!(c, super::action::Confirmation::Typed { .. })
-    }
-}
-
-#[derive(Debug)]
-pub enum Overlay {
-    /// Typing a `/` query; the table follows as you type.
-    FilterInput,
-    CommandLine {
-        text: String,
-        /// Position in the history while browsing it with Up/Down.
-        history_pos: Option<usize>,
-    },
-    Picker(PickerState),
-    Help {
-        scroll: u16,
-    },
-    /// Waiting for the registry before a dialog can open (e.g. the decommission plan).
-    Busy(String),
-    Confirm(ConfirmState),
-    /// A review decision needs a justification: typed, then re-sent with it.
-    Justify(JustifyState),
-    /// An admin fills in a new campaign.
-    CampaignForm(Box<CampaignForm>),
-    RevokeResult(Box<RevokeResult>),
-    Notice {
-        title: String,
-        lines: Vec<String>,
-        tone: Tone,
-    },
 }
 
 pub struct App {
@@ -323,8 +195,8 @@ pub struct App {
     pub generation: u64,
     pub filtering: bool,
     pub last_filter_ms: Option<f64>,
-    pub selected: usize,
-    pub offset: usize,
+    /// The inventory's cursor over `view`.
+    pub cursor: ListCursor,
     pub marks: BTreeSet<u32>,
     pub screen: Screen,
     pub overlay: Option<Overlay>,
@@ -349,8 +221,9 @@ pub struct App {
     pub saving: bool,
     pub last_save: i64,
     pub quit: bool,
-    /// Header counts, computed once per inventory version.
-    pub counts_cache: std::cell::Cell<Option<(u64, super::inventory::Counts)>>,
+    /// Header counts and the inventory version they were computed for (by `update`, once per
+    /// version, never while drawing).
+    pub counts: (u64, super::inventory::Counts),
     /// A campaign form cancelled with Esc (or refused by the registry), reopened by its key.
     pub campaign_draft: Option<Box<CampaignForm>>,
 }
@@ -378,6 +251,7 @@ impl App {
             .collect();
         let version = inventory.version;
         let synced_at = inventory.synced_at;
+        let counts = (version, inventory.counts());
         App {
             server_url: server_url.to_string(),
             config_dir,
@@ -392,8 +266,7 @@ impl App {
             generation: 0,
             filtering: false,
             last_filter_ms: None,
-            selected: 0,
-            offset: 0,
+            cursor: ListCursor::default(),
             marks: BTreeSet::new(),
             screen: Screen::Inventory,
             overlay: None,
@@ -414,14 +287,14 @@ impl App {
             saving: false,
             last_save: now,
             quit: false,
-            counts_cache: std::cell::Cell::new(None),
+            counts,
             campaign_draft: None,
         }
     }
 
     /// The row under the cursor on the inventory.
     pub fn selected_row(&self) -> Option<u32> {
-        self.view.get(self.selected).copied()
+        self.view.get(self.cursor.selected).copied()
     }
 
     /// The agent the verbs act on: the detail's agent, else the selected row.
@@ -469,58 +342,85 @@ impl App {
             .or(self.inventory.persona.as_deref())
     }
 
-    /// Whether the signed-in person may do this (as the registry's policy says). Only used to
-    /// hide keys and explain; the registry decides every call anyway.
+    /// What `/v1/me` says this person may do: the registry's policy, never the console's.
+    fn reach(&self, command: Command) -> Option<Reach> {
+        let may = self.me.as_ref()?.may.as_ref()?;
+        let yes = |b: bool| if b { Reach::All } else { Reach::None };
+        Some(match command {
+            Command::AssignOwner => may.set_owner,
+            Command::Revoke => may.revoke,
+            Command::Reinstate => may.reinstate,
+            Command::Decommission => may.decommission,
+            Command::CampaignProgress => yes(may.read_all_reviews),
+            Command::CloseCampaign | Command::NewCampaign => yes(may.administer_campaigns),
+            _ => Reach::All,
+        })
+    }
+
+    /// Whether the signed-in person may do this to this agent (as `/v1/me` says). Only used to
+    /// hide keys and explain; the registry decides every call anyway. Before `/v1/me` answers
+    /// (or from a registry that does not say), everything is offered.
     pub fn permits(&self, command: Command, row: Option<&AgentRow>) -> Result<(), String> {
-        let Some(roles) = self.roles() else {
+        let Some(reach) = self.reach(command) else {
             return Ok(());
         };
-        let has = |r: Role| roles.contains(&r);
         let owns = row.is_some_and(|r| {
             self.my_email()
                 .is_some_and(|me| self.inventory.symbol(r.owner).eq_ignore_ascii_case(me))
         });
-        let ok = match command {
-            Command::AssignOwner => has(Role::Admin),
-            Command::Revoke => has(Role::Admin) || has(Role::Responder) || owns,
-            Command::Reinstate => has(Role::Admin) || has(Role::Responder),
-            Command::Decommission => has(Role::Admin) || owns,
-            Command::CampaignProgress => has(Role::Admin) || has(Role::Auditor),
-            Command::CloseCampaign | Command::NewCampaign => has(Role::Admin),
-            _ => true,
-        };
-        if ok {
-            Ok(())
-        } else {
-            let why = match command {
-                Command::AssignOwner => "assigning owners takes the admin role",
-                Command::Revoke => {
-                    "revoking takes the admin or responder role, or owning the agent"
-                }
-                Command::Reinstate => "reinstating takes the admin or responder role",
-                Command::CampaignProgress => "campaign progress takes the admin or auditor role",
-                Command::CloseCampaign => "closing a campaign takes the admin role",
-                Command::NewCampaign => "creating a campaign takes the admin role",
-                _ => "decommissioning takes the admin role or owning the agent",
-            };
-            Err(why.to_string())
+        if reach.covers(owns) {
+            return Ok(());
         }
+        let mut why = match command {
+            Command::AssignOwner => "you may not assign owners".to_string(),
+            Command::Revoke => "you may not revoke this agent".to_string(),
+            Command::Reinstate => "you may not reinstate agents".to_string(),
+            Command::Decommission => "you may not decommission this agent".to_string(),
+            Command::CampaignProgress => "you may not read every campaign's progress".to_string(),
+            Command::CloseCampaign => "you may not close campaigns".to_string(),
+            Command::NewCampaign => "you may not create campaigns".to_string(),
+            _ => "you may not do this".to_string(),
+        };
+        if reach == Reach::Owned {
+            why.push_str(" (only agents you own)");
+        }
+        why.push_str(", says the registry");
+        Err(why)
+    }
+
+    /// Whether the agent's state allows this now. On the detail, the registry says (its
+    /// `may`); elsewhere the status the registry last sent for the row decides.
+    pub fn agent_allows(&self, command: Command, row: Option<&AgentRow>) -> bool {
+        if let Screen::Detail(d) = &self.screen
+            && let Some(Ok(detail)) = &d.detail
+            && let Some(may) = &detail.may
+        {
+            return match command {
+                Command::Revoke => may.revoke,
+                Command::Reinstate => may.reinstate,
+                Command::Decommission => may.decommission,
+                Command::AssignOwner => may.set_owner,
+                _ => true,
+            };
+        }
+        let status = row.map(|r| r.status);
+        match command {
+            Command::Reinstate => status.is_none_or(|s| s == AgentStatus::Suspended),
+            Command::Decommission | Command::AssignOwner => {
+                status.is_none_or(|s| s != AgentStatus::Decommissioned)
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether the person may do this to some agent (the help lists only such keys).
+    pub fn may_at_all(&self, command: Command) -> bool {
+        self.reach(command).is_none_or(|r| r != Reach::None)
     }
 
     /// True when typed text goes into a field (so that a paste cannot trigger commands).
     pub fn accepts_text(&self) -> bool {
-        match &self.overlay {
-            Some(
-                Overlay::FilterInput
-                | Overlay::CommandLine { .. }
-                | Overlay::Picker(_)
-                | Overlay::Justify(_),
-            ) => true,
-            Some(Overlay::Confirm(c)) => c.is_typed(),
-            Some(Overlay::CampaignForm(f)) => f.focus.is_text(),
-            Some(Overlay::RevokeResult(r)) => r.note_state == NoteState::Editing,
-            _ => false,
-        }
+        self.overlay.as_ref().is_some_and(Overlay::takes_text)
     }
 
     pub fn on_detail(&self) -> bool {
@@ -533,6 +433,9 @@ impl App {
 
     /// Which keymap scope the current screen uses.
     pub fn key_scope(&self) -> super::keymap::Scope {
+        if let Some(o) = &self.overlay {
+            return o.scope();
+        }
         match self.screen {
             Screen::Inventory => super::keymap::Scope::Inventory,
             Screen::Detail(_) => super::keymap::Scope::Detail,

@@ -127,6 +127,40 @@ pub fn load(config_dir: &Path, no_color: bool) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// Writes `theme = "NAME"` into `<config_dir>/config.toml` (`:theme! NAME`), keeping every
+/// other line as written: the top-level `theme` line is replaced, or one is put first. The
+/// file is replaced whole (written aside, then renamed), never left half-written.
+pub fn remember_theme(config_dir: &Path, name: &str) -> std::io::Result<()> {
+    let path = config_dir.join("config.toml");
+    let source = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let line = format!("theme = \"{name}\"");
+    let mut lines: Vec<String> = source.lines().map(str::to_string).collect();
+    // Top-level keys come before the first [table].
+    let top = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    let existing = lines[..top].iter().position(|l| {
+        let l = l.trim_start();
+        l.strip_prefix("theme")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    });
+    match existing {
+        Some(i) => lines[i] = line,
+        None => lines.insert(0, line),
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::create_dir_all(config_dir)?;
+    let aside = config_dir.join(".config.toml.new");
+    std::fs::write(&aside, text)?;
+    std::fs::rename(&aside, &path)
+}
+
 /// The line where `key = ` is written (for errors found after parsing).
 fn find_key_line(source: &str, key: &str) -> usize {
     source

@@ -46,6 +46,24 @@ pub enum Command {
     CloseCampaign,
     /// Create a campaign from a form (admins).
     NewCampaign,
+    /// `:agent NAME`: open an agent by its exact name or id, else filter by the text.
+    OpenAgent,
+    /// `:theme NAME`: switch theme (alone: list them).
+    Theme,
+    /// `:theme! NAME`: switch theme and remember it in config.toml.
+    SaveTheme,
+    /// In a dialog: choose, press the focused button, send.
+    Accept,
+    /// In a dialog: close it, changing nothing.
+    Cancel,
+    /// Between a confirmation's two buttons.
+    SwitchButton,
+    /// The campaign form's fields.
+    NextField,
+    PrevField,
+    /// A form field's choices (no-response outcome, quarterly).
+    NextValue,
+    PrevValue,
 }
 
 /// Where a binding applies.
@@ -57,8 +75,16 @@ pub enum Scope {
     Detail,
     /// The "my reviews" screen.
     Reviews,
-    /// Inside pickers, prompts and confirmations (fixed keys, listed for the help screen).
-    Dialog,
+    /// Prompts with a text field: the filter, the command line, the owner picker, the
+    /// justification, the incident reference, a typed confirmation. Typed characters always go
+    /// into the field, so only non-character keys act here.
+    Prompt,
+    /// A confirmation with Cancel and Confirm buttons.
+    Buttons,
+    /// The campaign form.
+    Form,
+    /// Text to read: the help, notices, results.
+    Reading,
 }
 
 impl Scope {
@@ -68,8 +94,31 @@ impl Scope {
             Scope::Inventory => "Inventory",
             Scope::Detail => "Agent detail",
             Scope::Reviews => "My reviews",
-            Scope::Dialog => "Pickers, prompts and confirmations",
+            Scope::Prompt => "Prompts and pickers",
+            Scope::Buttons => "Confirmations",
+            Scope::Form => "Campaign form",
+            Scope::Reading => "Help and notices",
         }
+    }
+
+    /// Every scope, in the order the help lists them.
+    pub const ALL: [Scope; 8] = [
+        Scope::Everywhere,
+        Scope::Inventory,
+        Scope::Detail,
+        Scope::Reviews,
+        Scope::Prompt,
+        Scope::Buttons,
+        Scope::Form,
+        Scope::Reading,
+    ];
+
+    /// True for the screens (where `Everywhere` bindings apply too).
+    pub fn is_screen(self) -> bool {
+        matches!(
+            self,
+            Scope::Everywhere | Scope::Inventory | Scope::Detail | Scope::Reviews
+        )
     }
 
     fn overlaps(self, other: Scope) -> bool {
@@ -243,7 +292,7 @@ impl KeySpec {
 /// One line of the keymap.
 #[derive(Clone, Debug)]
 pub struct Binding {
-    /// The name used in `[keys]`; empty for fixed dialog keys.
+    /// The name used in `[keys]` (shown in the help, to rebind it).
     pub name: &'static str,
     pub command: Option<Command>,
     pub scope: Scope,
@@ -252,6 +301,38 @@ pub struct Binding {
     pub help: &'static str,
     /// The footer's short word, for the bindings that earn a place there.
     pub hint: Option<&'static str>,
+    /// `:` command words that run it too (`unowned`, `agent`), and the argument they take.
+    pub words: &'static [&'static str],
+    pub arg: &'static str,
+}
+
+impl Binding {
+    /// "X k", or "—" for a command reached only by `:`.
+    pub fn keys_label(&self) -> String {
+        if self.keys.is_empty() {
+            return "—".into();
+        }
+        self.keys
+            .iter()
+            .map(|k| k.label())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// ":unowned", ":agent NAME", ":q :quit".
+    pub fn words_label(&self) -> String {
+        self.words
+            .iter()
+            .map(|w| {
+                if self.arg.is_empty() {
+                    format!(":{w}")
+                } else {
+                    format!(":{w} {}", self.arg)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 struct Default_ {
@@ -261,6 +342,17 @@ struct Default_ {
     keys: &'static [KeySpec],
     help: &'static str,
     hint: Option<&'static str>,
+    words: &'static [&'static str],
+    arg: &'static str,
+}
+
+impl Default_ {
+    /// The same binding, also run by these `:` words.
+    const fn words(mut self, words: &'static [&'static str], arg: &'static str) -> Default_ {
+        self.words = words;
+        self.arg = arg;
+        self
+    }
 }
 
 const fn b(
@@ -278,21 +370,12 @@ const fn b(
         keys,
         help,
         hint,
+        words: &[],
+        arg: "",
     }
 }
 
-const fn fixed(keys: &'static [KeySpec], help: &'static str) -> Default_ {
-    Default_ {
-        name: "",
-        command: None,
-        scope: Scope::Dialog,
-        keys,
-        help,
-        hint: None,
-    }
-}
-
-use Scope::{Everywhere, Inventory, Reviews};
+use Scope::{Buttons, Everywhere, Form, Inventory, Prompt, Reading, Reviews};
 
 /// The default bindings, in the order the help screen lists them.
 const DEFAULTS: &[Default_] = &[
@@ -382,7 +465,7 @@ const DEFAULTS: &[Default_] = &[
         Everywhere,
         &[KeySpec::char('R')],
         "reinstate a suspended agent (asks)",
-        None,
+        Some("reinstate"),
     ),
     b(
         "decommission",
@@ -423,7 +506,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('1')],
         "quick filter: all agents",
         None,
-    ),
+    )
+    .words(&["all"], ""),
     b(
         "show-unowned",
         Command::Quick(QuickFilter::Unowned),
@@ -431,7 +515,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('2')],
         "quick filter: unowned",
         None,
-    ),
+    )
+    .words(&["unowned"], ""),
     b(
         "show-mine",
         Command::Quick(QuickFilter::Mine),
@@ -439,7 +524,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('3')],
         "quick filter: mine",
         None,
-    ),
+    )
+    .words(&["mine"], ""),
     b(
         "show-suspended",
         Command::Quick(QuickFilter::Suspended),
@@ -447,7 +533,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('4')],
         "quick filter: suspended",
         None,
-    ),
+    )
+    .words(&["suspended"], ""),
     b(
         "show-decommissioned",
         Command::Quick(QuickFilter::Decommissioned),
@@ -455,7 +542,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('5')],
         "quick filter: decommissioned",
         None,
-    ),
+    )
+    .words(&["decommissioned"], ""),
     b(
         "show-static",
         Command::Quick(QuickFilter::StaticSecrets),
@@ -463,7 +551,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('6')],
         "quick filter: static secrets",
         None,
-    ),
+    )
+    .words(&["static"], ""),
     b(
         "show-stale",
         Command::Quick(QuickFilter::Stale),
@@ -471,7 +560,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('7')],
         "quick filter: stale (30+ days unseen)",
         None,
-    ),
+    )
+    .words(&["stale"], ""),
     b(
         "sort-name",
         Command::Sort(Column::Name),
@@ -623,7 +713,8 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('?')],
         "this help",
         Some("help"),
-    ),
+    )
+    .words(&["help"], ""),
     b(
         "back",
         Command::Back,
@@ -639,43 +730,200 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('q')],
         "quit",
         Some("quit"),
-    ),
-    fixed(
+    )
+    .words(&["q", "quit"], ""),
+    b(
+        "open-agent",
+        Command::OpenAgent,
+        Everywhere,
+        &[],
+        "open an agent by exact name or id; else filter by the text",
+        None,
+    )
+    .words(&["agent"], "NAME"),
+    b(
+        "theme",
+        Command::Theme,
+        Everywhere,
+        &[],
+        "switch theme; alone, lists them",
+        None,
+    )
+    .words(&["theme"], "NAME"),
+    b(
+        "theme-save",
+        Command::SaveTheme,
+        Everywhere,
+        &[],
+        "switch theme and remember it in config.toml",
+        None,
+    )
+    .words(&["theme!"], "NAME"),
+    b(
+        "prompt-accept",
+        Command::Accept,
+        Prompt,
         &[KeySpec::code(KeyCode::Enter)],
-        "choose, press the focused button, send",
+        "choose, send, run",
+        None,
     ),
-    fixed(
+    b(
+        "prompt-cancel",
+        Command::Cancel,
+        Prompt,
         &[KeySpec::code(KeyCode::Esc)],
         "cancel and go back (changes nothing)",
+        None,
     ),
-    fixed(
-        &[KeySpec::code(KeyCode::Up), KeySpec::code(KeyCode::Down)],
-        "move in a list; command history",
+    b(
+        "prompt-up",
+        Command::Up,
+        Prompt,
+        &[KeySpec::code(KeyCode::Up)],
+        "previous entry; older command",
+        None,
     ),
-    fixed(
+    b(
+        "prompt-down",
+        Command::Down,
+        Prompt,
+        &[KeySpec::code(KeyCode::Down)],
+        "next entry; newer command",
+        None,
+    ),
+    b(
+        "confirm-press",
+        Command::Accept,
+        Buttons,
+        &[KeySpec::code(KeyCode::Enter)],
+        "press the focused button (Cancel first)",
+        None,
+    ),
+    b(
+        "confirm-cancel",
+        Command::Cancel,
+        Buttons,
+        &[KeySpec::code(KeyCode::Esc)],
+        "cancel (changes nothing)",
+        None,
+    ),
+    b(
+        "confirm-switch",
+        Command::SwitchButton,
+        Buttons,
         &[
             KeySpec::code(KeyCode::Left),
             KeySpec::code(KeyCode::Right),
             KeySpec::code(KeyCode::Tab),
+            KeySpec::code(KeyCode::BackTab),
         ],
         "switch between the buttons",
+        None,
     ),
-    fixed(&[KeySpec::ctrl('c')], "quit from anywhere"),
+    b(
+        "form-create",
+        Command::Accept,
+        Form,
+        &[KeySpec::code(KeyCode::Enter)],
+        "create the campaign",
+        None,
+    ),
+    b(
+        "form-cancel",
+        Command::Cancel,
+        Form,
+        &[KeySpec::code(KeyCode::Esc)],
+        "cancel; the draft reopens with its key",
+        None,
+    ),
+    b(
+        "form-next-field",
+        Command::NextField,
+        Form,
+        &[KeySpec::code(KeyCode::Tab), KeySpec::code(KeyCode::Down)],
+        "next field",
+        None,
+    ),
+    b(
+        "form-prev-field",
+        Command::PrevField,
+        Form,
+        &[KeySpec::code(KeyCode::BackTab), KeySpec::code(KeyCode::Up)],
+        "previous field",
+        None,
+    ),
+    b(
+        "form-next-value",
+        Command::NextValue,
+        Form,
+        &[KeySpec::code(KeyCode::Right), KeySpec::char(' ')],
+        "next choice (outcome, quarterly)",
+        None,
+    ),
+    b(
+        "form-prev-value",
+        Command::PrevValue,
+        Form,
+        &[KeySpec::code(KeyCode::Left)],
+        "previous choice",
+        None,
+    ),
+    b(
+        "read-up",
+        Command::Up,
+        Reading,
+        &[KeySpec::code(KeyCode::Up), KeySpec::char('k')],
+        "scroll up",
+        None,
+    ),
+    b(
+        "read-down",
+        Command::Down,
+        Reading,
+        &[KeySpec::code(KeyCode::Down), KeySpec::char('j')],
+        "scroll down",
+        None,
+    ),
+    b(
+        "read-page-up",
+        Command::PageUp,
+        Reading,
+        &[KeySpec::code(KeyCode::PageUp)],
+        "one page up",
+        None,
+    ),
+    b(
+        "read-page-down",
+        Command::PageDown,
+        Reading,
+        &[KeySpec::code(KeyCode::PageDown), KeySpec::char(' ')],
+        "one page down",
+        None,
+    ),
+    b(
+        "read-close",
+        Command::Cancel,
+        Reading,
+        &[
+            KeySpec::code(KeyCode::Esc),
+            KeySpec::code(KeyCode::Enter),
+            KeySpec::char('q'),
+            KeySpec::char('?'),
+        ],
+        "close",
+        None,
+    ),
 ];
 
 pub fn command_by_name(name: &str) -> Option<Command> {
     DEFAULTS
         .iter()
-        .find(|d| !d.name.is_empty() && d.name == name)
+        .find(|d| d.name == name)
         .and_then(|d| d.command)
 }
 
 pub fn command_names() -> Vec<&'static str> {
-    DEFAULTS
-        .iter()
-        .filter(|d| !d.name.is_empty())
-        .map(|d| d.name)
-        .collect()
+    DEFAULTS.iter().map(|d| d.name).collect()
 }
 
 #[derive(Clone, Debug)]
@@ -695,6 +943,8 @@ impl Default for Keymap {
                     keys: d.keys.to_vec(),
                     help: d.help,
                     hint: d.hint,
+                    words: d.words,
+                    arg: d.arg,
                 })
                 .collect(),
         }
@@ -708,11 +958,7 @@ impl Keymap {
     ) -> Result<Keymap, (String, String)> {
         let mut map = Keymap::default();
         for (name, keys) in overrides {
-            let Some(b) = map
-                .bindings
-                .iter_mut()
-                .find(|b| !b.name.is_empty() && b.name == name)
-            else {
+            let Some(b) = map.bindings.iter_mut().find(|b| b.name == name) else {
                 return Err((name.clone(), "no such command".into()));
             };
             b.keys = keys.clone();
@@ -764,21 +1010,49 @@ impl Keymap {
         )
     }
 
-    /// The command a key means on a screen.
+    /// The command a key means in a scope (on a screen, `Everywhere` bindings count too).
     pub fn lookup_in(&self, key: KeySpec, here: Scope) -> Option<Command> {
         self.bindings
             .iter()
-            .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
+            .filter(|b| b.scope == here || (here.is_screen() && b.scope == Scope::Everywhere))
             .find(|b| b.keys.contains(&key))
             .and_then(|b| b.command)
     }
 
-    /// The first key of a command (for messages such as "press ? for help").
+    /// The command a `:` word runs (`unowned`, `agent`, `q`).
+    pub fn command_for_word(&self, word: &str) -> Option<Command> {
+        self.bindings
+            .iter()
+            .find(|b| b.words.contains(&word))
+            .and_then(|b| b.command)
+    }
+
+    /// The first key of a command on the screens (for messages such as "press ? for help").
     pub fn key_for(&self, command: Command) -> Option<KeySpec> {
         self.bindings
             .iter()
+            .filter(|b| b.scope.is_screen())
             .find(|b| b.command == Some(command))
             .and_then(|b| b.keys.first().copied())
+    }
+
+    /// The first key of a command in one scope.
+    pub fn key_for_in(&self, command: Command, here: Scope) -> Option<KeySpec> {
+        self.bindings
+            .iter()
+            .filter(|b| b.scope == here || (here.is_screen() && b.scope == Scope::Everywhere))
+            .find(|b| b.command == Some(command))
+            .and_then(|b| b.keys.first().copied())
+    }
+
+    /// Every key of a command in one scope, as the footer shows them ("←→", "esc").
+    pub fn keys_label_in(&self, command: Command, here: Scope) -> Option<String> {
+        let b = self
+            .bindings
+            .iter()
+            .filter(|b| b.scope == here || (here.is_screen() && b.scope == Scope::Everywhere))
+            .find(|b| b.command == Some(command) && !b.keys.is_empty())?;
+        Some(b.keys.first()?.label())
     }
 
     /// Footer hints for the inventory (false) or the detail (true).
@@ -796,7 +1070,7 @@ impl Keymap {
         let mut bindings: Vec<&Binding> = self
             .bindings
             .iter()
-            .filter(|b| b.scope == here || b.scope == Scope::Everywhere)
+            .filter(|b| b.scope == here || (here.is_screen() && b.scope == Scope::Everywhere))
             .collect();
         if here == Scope::Reviews {
             bindings.sort_by_key(|b| b.scope != here);
@@ -811,33 +1085,64 @@ impl Keymap {
             .collect()
     }
 
-    /// The help screen's sections: scope title, then (keys, help) lines.
-    pub fn help(&self) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
-        let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
-        for scope in [
-            Scope::Everywhere,
-            Scope::Inventory,
-            Scope::Detail,
-            Scope::Reviews,
-            Scope::Dialog,
-        ] {
-            let lines: Vec<(String, &'static str)> = self
+    /// The help's sections: scope title, then the bindings `allowed` keeps, in keymap order.
+    pub fn help_sections(&self, allowed: impl Fn(Command) -> bool) -> Vec<(Scope, Vec<&Binding>)> {
+        let mut out = Vec::new();
+        for scope in Scope::ALL {
+            let lines: Vec<&Binding> = self
                 .bindings
                 .iter()
-                .filter(|b| b.scope == scope)
-                .map(|b| {
-                    let keys = b
-                        .keys
-                        .iter()
-                        .map(|k| k.label())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    (keys, b.help)
-                })
+                .filter(|b| b.scope == scope && b.command.is_none_or(&allowed))
                 .collect();
             if !lines.is_empty() {
-                out.push((scope.title(), lines));
+                out.push((scope, lines));
             }
+        }
+        out
+    }
+
+    /// The help screen's sections: scope title, then (keys, help) lines (every binding).
+    pub fn help(&self) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+        self.help_sections(|_| true)
+            .into_iter()
+            .map(|(scope, bindings)| {
+                (
+                    scope.title(),
+                    bindings.iter().map(|b| (b.keys_label(), b.help)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The key table of README.md, generated from the bindings: one table per scope, each row
+    /// with its keys, its `:` words, its name in `[keys]` and what it does.
+    pub fn markdown_table(&self) -> String {
+        let mut out = String::new();
+        for (scope, bindings) in self.help_sections(|_| true) {
+            out.push_str(&format!("**{}**\n\n", scope.title()));
+            out.push_str("| keys | `:` command | `[keys]` name | does |\n|---|---|---|---|\n");
+            for b in bindings {
+                let keys = if b.keys.is_empty() {
+                    String::new()
+                } else {
+                    b.keys
+                        .iter()
+                        .map(|k| format!("`{}`", k.label()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let words = if b.words.is_empty() {
+                    String::new()
+                } else {
+                    format!("`{}`", b.words_label())
+                };
+                out.push_str(&format!(
+                    "| {keys} | {words} | `{}` | {} |\n",
+                    b.name,
+                    b.help.replace('|', "\\|")
+                ));
+            }
+            out.push('\n');
         }
         out
     }
@@ -890,5 +1195,71 @@ mod tests {
                 .any(|(k, h)| k == "ctrl-x" && h.starts_with("revoke"))
         );
         assert!(!everywhere.iter().any(|(k, _)| k == "X"));
+    }
+}
+
+#[cfg(test)]
+mod dialog_tests {
+    use super::*;
+
+    #[test]
+    fn dialog_keys_and_commands_are_bindings_by_scope() {
+        let map = Keymap::default();
+        let enter = KeySpec::code(KeyCode::Enter);
+        assert_eq!(map.lookup_in(enter, Scope::Prompt), Some(Command::Accept));
+        assert_eq!(map.lookup_in(enter, Scope::Buttons), Some(Command::Accept));
+        assert_eq!(map.lookup_in(enter, Scope::Inventory), Some(Command::Open));
+        let tab = KeySpec::code(KeyCode::Tab);
+        assert_eq!(
+            map.lookup_in(tab, Scope::Buttons),
+            Some(Command::SwitchButton)
+        );
+        assert_eq!(map.lookup_in(tab, Scope::Form), Some(Command::NextField));
+        // Screen bindings do not leak into dialogs: `X` in a prompt is just a letter.
+        assert_eq!(map.lookup_in(KeySpec::char('X'), Scope::Prompt), None);
+        assert_eq!(
+            map.lookup_in(KeySpec::char('q'), Scope::Reading),
+            Some(Command::Cancel)
+        );
+        // `:` words.
+        assert_eq!(
+            map.command_for_word("unowned"),
+            Some(Command::Quick(QuickFilter::Unowned))
+        );
+        assert_eq!(map.command_for_word("agent"), Some(Command::OpenAgent));
+        assert_eq!(map.command_for_word("theme!"), Some(Command::SaveTheme));
+        assert_eq!(map.command_for_word("q"), Some(Command::Quit));
+        assert_eq!(map.command_for_word("nope"), None);
+        // A dialog key is rebound like any other, and clashes within its scope are refused.
+        let mut o = BTreeMap::new();
+        o.insert("confirm-switch".to_string(), vec![KeySpec::char('h')]);
+        let map = Keymap::with_overrides(&o).unwrap();
+        assert_eq!(
+            map.lookup_in(KeySpec::char('h'), Scope::Buttons),
+            Some(Command::SwitchButton)
+        );
+        assert_eq!(map.lookup_in(tab, Scope::Buttons), None);
+        o.insert(
+            "confirm-switch".to_string(),
+            vec![KeySpec::code(KeyCode::Enter)],
+        );
+        let (name, why) = Keymap::with_overrides(&o).unwrap_err();
+        assert_eq!(name, "confirm-switch");
+        assert!(why.contains("confirm-press"), "{why}");
+    }
+
+    #[test]
+    fn the_markdown_table_has_every_binding_and_its_words() {
+        let table = Keymap::default().markdown_table();
+        assert!(table.contains("| `X` |  | `revoke` |"), "{table}");
+        assert!(
+            table.contains("| `2` | `:unowned` | `show-unowned` |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("|  | `:agent NAME` | `open-agent` |"),
+            "{table}"
+        );
+        assert!(table.contains("**Confirmations**"), "{table}");
     }
 }

@@ -288,6 +288,20 @@ impl Console {
                     result,
                 }
             }),
+            Effect::Suspend(confirmed) => {
+                let order = confirmed.into_order();
+                self.spawn(move |c, _| async move {
+                    let started = Instant::now();
+                    let result = c
+                        .revoke(&order.id, Some("revoked from the reviews screen".into()))
+                        .await;
+                    Action::Revoked {
+                        id: order.id,
+                        round_trip_ms: started.elapsed().as_secs_f64() * 1000.0,
+                        result,
+                    }
+                })
+            }
             Effect::BulkRevoke(confirmed) => {
                 let order = confirmed.into_order();
                 self.spawn(move |c, _| async move {
@@ -378,6 +392,43 @@ impl Console {
                 let result = c.create_campaign(&request).await.map(Box::new);
                 Action::CampaignCreated { draft, result }
             }),
+            Effect::LoadTheme { name, remember } => {
+                let dir = self.app.config_dir.clone();
+                self.spawn(move |_, _| async move {
+                    let result = tokio::task::spawn_blocking(move || {
+                        let theme = config::load_theme(&dir, &name).map_err(|e| match e {
+                            config::ThemeLookup::Unknown(m) => m,
+                            config::ThemeLookup::Broken(e) => e.to_string(),
+                        })?;
+                        if remember {
+                            config::remember_theme(&dir, &name)
+                                .map_err(|e| format!("theme {name} loaded, not remembered: {e}"))?;
+                        }
+                        Ok((name, theme))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the theme reader failed: {e}")));
+                    match result {
+                        Ok((name, theme)) => Action::ThemeLoaded {
+                            name,
+                            result: Ok(theme),
+                        },
+                        Err(e) => Action::ThemeLoaded {
+                            name: String::new(),
+                            result: Err(e),
+                        },
+                    }
+                });
+            }
+            Effect::ListThemes => {
+                let dir = self.app.config_dir.clone();
+                self.spawn(move |_, _| async move {
+                    let names = tokio::task::spawn_blocking(move || config::theme_names(&dir))
+                        .await
+                        .unwrap_or_default();
+                    Action::ThemeNames(names)
+                });
+            }
             Effect::SaveCache(inv) => {
                 let path = self.cache_path.clone();
                 self.spawn(move |_, _| async move {

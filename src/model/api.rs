@@ -27,6 +27,9 @@ pub struct WhoAmI {
     pub token_expires_at: DateTime<Utc>,
     /// The registry's name for itself (shown in the console header).
     pub server_name: String,
+    /// What the caller may do, from the registry's policy (absent from older registries).
+    #[serde(default)]
+    pub may: Option<super::permissions::Permissions>,
 }
 
 #[derive(Deserialize, Serialize, Debug, Default, Clone, IntoParams)]

@@ -230,4 +230,7 @@ pub struct AgentDetail {
     /// Access requests and per-use approvals still pending for this agent, newest first.
     #[serde(default)]
     pub requests: Vec<crate::model::approvals::AccessRequest>,
+    /// What the caller may do to it now (filled by `GET /v1/agents/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may: Option<super::permissions::AgentActions>,
 }

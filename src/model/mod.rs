@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod catalogue_file;
 pub mod delegation;
 pub mod domain;
+pub mod permissions;
 pub mod review;
 pub mod text;
 pub mod tokens;

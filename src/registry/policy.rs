@@ -4,7 +4,8 @@
 //! `auditor` reads everything, the audit log included, and writes nothing. Every person may
 //! own agents, and sees and manages the agents they own.
 
-use crate::model::{Person, Role};
+use crate::model::permissions::AgentActions;
+use crate::model::{AgentStatus, Person, Role};
 use crate::registry::store::{AgentFacts, StoreError, StoreResult, Visibility};
 
 pub fn is_admin(p: &Person) -> bool {
@@ -103,6 +104,19 @@ pub fn may_set_owner(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
             "{} may not change owners: it takes the admin role",
             p.email
         )))
+    }
+}
+
+/// What a person may do to one agent now: the rules above, with the agent's status (a
+/// decommissioned agent takes no action; only a suspended one can be reinstated). Sent with the
+/// agent's detail so that the console offers exactly these.
+pub fn agent_actions(p: &Person, agent: &AgentFacts) -> AgentActions {
+    let live = agent.status != AgentStatus::Decommissioned;
+    AgentActions {
+        revoke: live && may_revoke_agent(p, agent).is_ok(),
+        reinstate: agent.status == AgentStatus::Suspended && may_reinstate_agent(p, agent).is_ok(),
+        decommission: live && may_manage_agent(p, agent).is_ok(),
+        set_owner: live && may_set_owner(p, agent).is_ok(),
     }
 }
 

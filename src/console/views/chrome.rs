@@ -10,18 +10,13 @@ use crate::console::app::{App, DetailState, Link, MIN_HEIGHT, MIN_WIDTH, Overlay
 use crate::console::filter::QuickFilter;
 use crate::console::inventory::Counts;
 use crate::console::keymap::Command;
+use crate::console::overlays::Hint;
+use crate::console::overlays::command_line::CommandLine;
 use crate::console::theme::Slot;
 
+/// The header's counts, as `update` last computed them.
 pub fn counts(app: &App) -> Counts {
-    let version = app.inventory.version;
-    if let Some((v, c)) = app.counts_cache.get()
-        && v == version
-    {
-        return c;
-    }
-    let c = app.inventory.counts();
-    app.counts_cache.set(Some((version, c)));
-    c
+    app.counts.1
 }
 
 /// How fresh the view is, in words.
@@ -198,7 +193,7 @@ pub fn detail_title(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
 pub fn status(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let line = match &app.overlay {
-        Some(Overlay::FilterInput) => Line::from(vec![
+        Some(Overlay::FilterInput(_)) => Line::from(vec![
             Span::styled("/", t.style(Slot::Accent)),
             Span::styled(format!("{}▏", app.spec.query), t.style(Slot::Input)),
             Span::styled(
@@ -206,7 +201,7 @@ pub fn status(frame: &mut Frame, app: &App, area: Rect) {
                 t.style(Slot::Dim),
             ),
         ]),
-        Some(Overlay::CommandLine { text, .. }) => Line::from(vec![
+        Some(Overlay::CommandLine(CommandLine { text, .. })) => Line::from(vec![
             Span::styled(":", t.style(Slot::Accent)),
             Span::styled(format!("{text}▏"), t.style(Slot::Input)),
             Span::styled(
@@ -235,61 +230,28 @@ pub fn status(frame: &mut Frame, app: &App, area: Rect) {
 pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let pairs: Vec<(String, String)> = match &app.overlay {
-        Some(Overlay::FilterInput) => vec![
-            ("enter".into(), "keep filter".into()),
-            ("esc".into(), "clear".into()),
-            ("↑↓".into(), "move".into()),
-        ],
-        Some(Overlay::CommandLine { .. }) => vec![
-            ("enter".into(), "run".into()),
-            ("↑↓".into(), "history".into()),
-            ("esc".into(), "close".into()),
-        ],
-        Some(Overlay::Picker(_)) => vec![
-            ("type".into(), "search people".into()),
-            ("↑↓".into(), "choose".into()),
-            ("enter".into(), "assign".into()),
-            ("esc".into(), "cancel".into()),
-        ],
-        Some(Overlay::Confirm(c)) if c.is_typed() => vec![
-            ("type".into(), "the phrase".into()),
-            ("enter".into(), "confirm".into()),
-            ("esc".into(), "cancel".into()),
-        ],
-        Some(Overlay::Confirm(_)) => vec![
-            ("←→".into(), "switch button".into()),
-            ("enter".into(), "press focused".into()),
-            ("esc".into(), "cancel".into()),
-        ],
-        Some(Overlay::RevokeResult(_)) => vec![
-            ("type".into(), "incident reference".into()),
-            ("enter".into(), "add to audit".into()),
-            ("esc".into(), "skip".into()),
-        ],
-        Some(Overlay::Help { .. }) => vec![
-            ("↑↓".into(), "scroll".into()),
-            ("esc".into(), "close".into()),
-        ],
-        Some(Overlay::Busy(_)) => vec![("esc".into(), "back".into())],
-        Some(Overlay::Justify(_)) => vec![
-            ("type".into(), "justification".into()),
-            ("enter".into(), "send".into()),
-            ("esc".into(), "cancel".into()),
-        ],
-        Some(Overlay::CampaignForm(_)) => vec![
-            ("tab".into(), "next field".into()),
-            ("←→".into(), "choose".into()),
-            ("enter".into(), "create".into()),
-            ("esc".into(), "cancel (keeps draft)".into()),
-        ],
-        Some(Overlay::Notice { .. }) => vec![("enter/esc".into(), "close".into())],
+        // An overlay's hints: its words, with the keys its scope binds them to.
+        Some(overlay) => overlay
+            .hints()
+            .into_iter()
+            .filter_map(|h| match h {
+                Hint::Typing(what) => Some(("type".to_string(), what.to_string())),
+                Hint::Key(command, word) => app
+                    .keymap
+                    .keys_label_in(command, overlay.scope())
+                    .map(|k| (k, word.to_string())),
+            })
+            .collect(),
         None => {
             let target = app.target().and_then(|(_, _, row)| row);
             let mut pairs: Vec<(String, String)> = app
                 .keymap
                 .hints_in(app.key_scope())
                 .into_iter()
-                .filter(|(_, _, c)| app.permits(*c, target.as_ref()).is_ok())
+                .filter(|(_, _, c)| {
+                    app.permits(*c, target.as_ref()).is_ok()
+                        && app.agent_allows(*c, target.as_ref())
+                })
                 .map(|(k, w, _)| (k, w.to_string()))
                 .collect();
             if !matches!(app.screen, crate::console::app::Screen::Inventory)

@@ -8,7 +8,8 @@ use ratatui::widgets::Paragraph;
 
 use super::inventory::{status_style, status_text};
 use super::{ago, clean, fit};
-use crate::console::app::{App, DetailState};
+use crate::console::app::{App, DetailState, Screen};
+use crate::console::layout;
 use crate::console::theme::Slot;
 use crate::model::AgentDetail;
 
@@ -22,11 +23,26 @@ fn when(app: &App, t: Option<DateTime<Utc>>) -> String {
     }
 }
 
+/// Lines of the detail on show, at the body's width (what scrolling runs over).
+pub fn length(app: &App) -> usize {
+    match &app.screen {
+        Screen::Detail(d) => lines(app, d, layout::body(app).width as usize).len(),
+        _ => 0,
+    }
+}
+
 pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
+    let lines = lines(app, d, area.width as usize);
+    let max_scroll = lines.len().saturating_sub(area.height as usize);
+    let scroll = d.scroll.offset.min(max_scroll) as u16;
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), area);
+}
+
+/// The detail's text: facts, the tree below the agent, live tokens, recent audit.
+pub fn lines<'a>(app: &'a App, d: &'a DetailState, w: usize) -> Vec<Line<'a>> {
     let t = &app.theme;
     let label = |s: &str| Span::styled(format!(" {s:<13}"), t.style(Slot::Dim));
     let heading = |s: String| Line::from(Span::styled(format!(" {s}"), t.style(Slot::Title)));
-    let w = area.width as usize;
     let mut lines: Vec<Line> = Vec::new();
 
     match &d.detail {
@@ -53,7 +69,7 @@ pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
                 t.style(Slot::Error),
             )));
         }
-        Some(Ok(detail)) => facts(app, detail, &mut lines, w),
+        Some(Ok(detail)) => facts(app, d, detail, &mut lines, w),
     }
 
     lines.push(Line::from(""));
@@ -85,7 +101,7 @@ pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
                     fit(&clean(&tok.subject), 24),
                     fit(&clean(&tok.scopes.join(" ")), 28),
                     fit(&clean(&tok.audience.join(" ")), 20),
-                    super::ago(0, left),
+                    super::span(left),
                 );
                 lines.push(Line::from(Span::styled(fit(&text, w), t.style(Slot::Hint))));
             }
@@ -142,15 +158,16 @@ pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
             }
         }
     }
-    let max_scroll = (lines.len() as u16).saturating_sub(area.height);
-    d.max_scroll.set(max_scroll);
-    frame.render_widget(
-        Paragraph::new(lines).scroll((d.scroll.min(max_scroll), 0)),
-        area,
-    );
+    lines
 }
 
-fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: usize) {
+fn facts<'a>(
+    app: &App,
+    d: &DetailState,
+    detail: &'a AgentDetail,
+    lines: &mut Vec<Line<'a>>,
+    w: usize,
+) {
     let t = &app.theme;
     let a = &detail.agent;
     let label = |s: &str| Span::styled(format!(" {s:<13}"), t.style(Slot::Dim));
@@ -198,37 +215,7 @@ fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: u
             Span::raw(fit(&clean(&a.description), w.saturating_sub(15))),
         ]));
     }
-    let parent = match &detail.parent {
-        Some(p) => format!(
-            "{} ({}, {})",
-            clean(&p.name),
-            p.kind.as_str(),
-            p.status.as_str()
-        ),
-        None => "—".into(),
-    };
-    lines.push(Line::from(vec![label("Parent"), Span::raw(parent)]));
-    let children = if detail.children.is_empty() {
-        "—".to_string()
-    } else {
-        detail
-            .children
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} ({}, {})",
-                    clean(&c.name),
-                    c.kind.as_str(),
-                    c.status.as_str()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    lines.push(Line::from(vec![
-        label(&format!("Children ({})", detail.children.len())),
-        Span::raw(fit(&children, w.saturating_sub(15))),
-    ]));
+    tree(app, d, detail, lines, w);
     let mut flags: Vec<String> = Vec::new();
     if a.static_secret {
         flags.push("static-secret".into());
@@ -310,5 +297,76 @@ fn facts<'a>(app: &App, detail: &'a AgentDetail, lines: &mut Vec<Line<'a>>, w: u
             Slot::Hint
         };
         lines.push(Line::from(Span::styled(fit(&text, w), t.style(slot))));
+    }
+}
+
+/// The agent's place in its family: its parent above, its sub-agents and instances below as a
+/// tree (names are ambiguous without it: instances share their parent's name).
+fn tree(app: &App, d: &DetailState, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usize) {
+    let t = &app.theme;
+    let a = &detail.agent;
+    let node = |name: &str, kind: crate::model::AgentKind, status: crate::model::AgentStatus| {
+        format!("{} ({}, {})", clean(name), kind.as_str(), status.as_str())
+    };
+    let label = Span::styled(format!(" {:<13}", "Family"), t.style(Slot::Dim));
+    let this = node(&a.name, a.kind, a.status);
+    // The column under the agent's own name, where its branches start.
+    let pad = match &detail.parent {
+        Some(p) => {
+            lines.push(Line::from(vec![
+                label,
+                Span::styled(
+                    fit(&node(&p.name, p.kind, p.status), w.saturating_sub(14)),
+                    t.style(Slot::Dim),
+                ),
+            ]));
+            lines.push(Line::from(Span::styled(
+                fit(&format!("{:14}└─ ▶ {this}", ""), w),
+                t.style(Slot::Accent),
+            )));
+            " ".repeat(19)
+        }
+        None => {
+            lines.push(Line::from(vec![
+                label,
+                Span::styled(
+                    fit(&format!("▶ {this}"), w.saturating_sub(14)),
+                    t.style(Slot::Accent),
+                ),
+            ]));
+            " ".repeat(16)
+        }
+    };
+    if d.tree.is_empty() && detail.children.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!("{pad}no sub-agents or instances"),
+            t.style(Slot::Dim),
+        )));
+    }
+    if d.tree.is_empty() {
+        // Until the tree is built (it is when the detail arrives): the children alone.
+        for (i, c) in detail.children.iter().enumerate() {
+            let branch = if i + 1 == detail.children.len() {
+                "└─ "
+            } else {
+                "├─ "
+            };
+            lines.push(Line::from(Span::styled(
+                fit(
+                    &format!("{pad}{branch}{}", node(&c.name, c.kind, c.status)),
+                    w,
+                ),
+                status_style(t, c.status),
+            )));
+        }
+    }
+    for n in &d.tree {
+        lines.push(Line::from(Span::styled(
+            fit(
+                &format!("{pad}{}{}", n.prefix, node(&n.name, n.kind, n.status)),
+                w,
+            ),
+            status_style(t, n.status),
+        )));
     }
 }

@@ -166,12 +166,12 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
     .style(t.style(Slot::TableHeader));
 
     let height = area.height.saturating_sub(1) as usize;
-    let start = app.offset.min(app.view.len());
+    let start = app.cursor.offset.min(app.view.len());
     let end = (start + height).min(app.view.len());
     // Only the visible slice is turned into widgets.
     let rows = app.view[start..end].iter().enumerate().map(|(n, &i)| {
         let r = app.inventory.row(i);
-        let selected = start + n == app.selected;
+        let selected = start + n == app.cursor.selected;
         let marked = app.marks.contains(&i);
         let marker = match (selected, marked) {
             (true, true) => "▶",

@@ -2,19 +2,16 @@
 //! passes through `strip_for_terminal` before it reaches the screen.
 
 mod chrome;
-mod detail;
-mod dialogs;
-mod help;
+pub mod detail;
 mod inventory;
 pub mod reviews;
 
 use std::borrow::Cow;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::Block;
 
-use super::app::{App, Link, MIN_HEIGHT, MIN_WIDTH, Overlay, Screen};
+use super::app::{App, MIN_HEIGHT, MIN_WIDTH, Screen};
 use super::theme::Slot;
 use crate::model::text::strip_for_terminal;
 
@@ -23,46 +20,8 @@ pub fn clean(s: &str) -> Cow<'_, str> {
     strip_for_terminal(s)
 }
 
-/// The screen's bands, top to bottom.
-pub struct Areas {
-    pub header: Rect,
-    pub banner: Option<Rect>,
-    pub tabs: Rect,
-    pub body: Rect,
-    pub status: Rect,
-    pub footer: Rect,
-}
-
-pub fn areas(app: &App, area: Rect) -> Areas {
-    let banner = matches!(app.link, Link::Offline { .. });
-    let [header, banner_area, tabs, body, status, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(banner as u16),
-        Constraint::Length(1),
-        Constraint::Min(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    Areas {
-        header,
-        banner: banner.then_some(banner_area),
-        tabs,
-        body,
-        status,
-        footer,
-    }
-}
-
-/// How many table rows fit (what a page is for PageUp/PageDown).
-pub fn table_rows(app: &App) -> usize {
-    let a = areas(app, Rect::new(0, 0, app.width, app.height));
-    match app.screen {
-        // The table's own header takes one line.
-        Screen::Inventory => a.body.height.saturating_sub(1) as usize,
-        Screen::Detail(_) | Screen::Reviews(_) => a.body.height as usize,
-    }
-}
+pub use super::layout::{Areas, areas, centered};
+pub use detail::length as detail_length;
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
@@ -92,31 +51,21 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     chrome::status(frame, app, a.status);
     chrome::footer(frame, app, a.footer);
-    match &app.overlay {
-        None | Some(Overlay::FilterInput) | Some(Overlay::CommandLine { .. }) => {}
-        Some(Overlay::Picker(p)) => dialogs::picker(frame, app, p, area),
-        Some(Overlay::Help { scroll }) => help::draw(frame, app, *scroll, area),
-        Some(Overlay::Busy(text)) => dialogs::busy(frame, app, text, area),
-        Some(Overlay::Confirm(c)) => dialogs::confirm(frame, app, c, area),
-        Some(Overlay::Justify(j)) => reviews::justify(frame, app, j, area),
-        Some(Overlay::CampaignForm(f)) => dialogs::campaign_form(frame, app, f, area),
-        Some(Overlay::RevokeResult(r)) => dialogs::revoke_result(frame, app, r, area),
-        Some(Overlay::Notice { title, lines, tone }) => {
-            dialogs::notice(frame, app, title, lines, *tone, area)
-        }
+    if let Some(overlay) = &app.overlay {
+        overlay.draw(frame, app, area);
     }
 }
 
-/// A rectangle of at most `w`×`h` centred in `area`.
-pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    )
+/// "12s", "5m", "3h", "4d": how long a duration of `secs` is.
+pub fn span(secs: i64) -> String {
+    let d = secs.max(0);
+    match d {
+        0..60 => format!("{d}s"),
+        60..3600 => format!("{}m", d / 60),
+        3600..86400 => format!("{}h", d / 3600),
+        86400..31_536_000 => format!("{}d", d / 86400),
+        _ => format!("{}y", d / 31_536_000),
+    }
 }
 
 /// "12s", "5m", "3h", "4d", "never".

@@ -2,12 +2,13 @@
 //! (with their diff markers, decisions and the recommendation) on the right.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{clean, fit};
-use crate::console::app::{App, JustifyState, ReviewsState};
+use crate::console::app::{App, ReviewsState};
+use crate::console::layout;
 use crate::console::theme::Slot;
 use crate::model::review::{Decision, QueueCampaign, ReviewItem, ScopeMarker, Usage, Verdict};
 
@@ -44,17 +45,20 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         }
         Some(Ok(q)) => {
             for c in &q.campaigns {
-                let due = due_text(c);
                 spans.push(Span::styled("· ", t.style(Slot::Dim)));
                 spans.push(Span::raw(format!("{} ", clean(&c.name))));
                 spans.push(Span::styled(
-                    format!("{}/{} done ", c.progress.decided, c.progress.total),
+                    format!("{}/{} decided ", c.progress.decided, c.progress.total),
                     t.style(Slot::Accent),
                 ));
-                spans.push(Span::styled(
-                    format!("{due} "),
-                    t.style(if c.overdue { Slot::Error } else { Slot::Dim }),
-                ));
+                if c.progress.pending == 0 {
+                    spans.push(Span::styled("· done ", t.style(Slot::Ok)));
+                } else {
+                    spans.push(Span::styled(
+                        format!("{} ({}) ", due_text(c), c.due_at.format("%Y-%m-%d")),
+                        t.style(if c.overdue { Slot::Error } else { Slot::Dim }),
+                    ));
+                }
             }
         }
         _ => {}
@@ -145,31 +149,35 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         );
         return;
     }
-    let left_w = (area.width / 3).clamp(24, 40);
-    let [left, right] =
-        Layout::horizontal([Constraint::Length(left_w), Constraint::Min(20)]).areas(area);
-    let current = r.cursor().map(|(a, _)| a);
+    let (left, divider, right) = layout::reviews(area);
+    let left_w = left.width;
+    let current = r.at().map(|(a, _)| a);
 
-    // Agents, in the server's order (due date, then risk), the selected one kept in view.
+    // Agents, in the server's order (due date, then risk); the cursor keeps the selected one
+    // in view.
     let rows = left.height.saturating_sub(1) as usize;
-    let start = current
-        .unwrap_or(0)
-        .saturating_sub(rows.saturating_sub(1))
-        .min(q.agents.len().saturating_sub(rows.max(1)));
     let mut lines = vec![Line::from(Span::styled(
         fit(&format!(" AGENTS ({})", q.total_agents), left_w as usize),
         t.style(Slot::TableHeader),
     ))];
-    for (a, agent) in q.agents.iter().enumerate().skip(start).take(rows) {
+    for a in r.agents.visible(q.agents.len(), rows) {
+        let agent = &q.agents[a];
         let done = agent.progress.pending == 0;
         let progress = format!("{}/{}", agent.progress.decided, agent.progress.total);
-        let mark = if done { "✓" } else { " " };
+        let selected = Some(a) == current;
+        let mark = if selected {
+            "▶"
+        } else if done {
+            "✓"
+        } else {
+            " "
+        };
         let name_w = (left_w as usize).saturating_sub(progress.chars().count() + 5);
         let text = format!(
             " {mark} {:<name_w$} {progress}",
             fit(&clean(&agent.agent_name), name_w)
         );
-        let style = if Some(a) == current {
+        let style = if selected {
             t.style(Slot::Selected)
         } else if done {
             t.style(Slot::Dim)
@@ -179,6 +187,12 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         lines.push(Line::from(Span::styled(fit(&text, left_w as usize), style)));
     }
     frame.render_widget(Paragraph::new(lines), left);
+    frame.render_widget(
+        Block::new()
+            .borders(Borders::LEFT)
+            .border_style(t.style(Slot::Border)),
+        divider,
+    );
 
     // The selected agent: facts, scopes with markers and decisions, the recommendation.
     let (Some(agent), Some(item)) = (r.selected_agent(), r.selected_item()) else {
@@ -186,10 +200,19 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
     };
     let w = right.width as usize;
     let dim = t.style(Slot::Dim);
+    let undecided = r.undecided_here();
     let mut lines = vec![Line::from(vec![
         Span::styled(
-            format!(" {}", clean(&agent.agent_name)),
+            format!(" ▶ {}", clean(&agent.agent_name)),
             t.style(Slot::Title),
+        ),
+        Span::styled(
+            if undecided == 0 {
+                "  all decided".to_string()
+            } else {
+                format!("  {undecided} to decide")
+            },
+            t.style(Slot::Accent),
         ),
         Span::styled(
             format!(
@@ -233,7 +256,8 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
             Verdict::Revoke => "→ revoke",
         };
         let text = format!(
-            " {:<3} {:<scope_w$}  {:<9}  {:<16} {rec}",
+            "{}{:<3} {:<scope_w$}  {:<9}  {:<16} {rec}",
+            if selected { "▶" } else { " " },
             marker_text(it),
             fit(&clean(&it.scope), scope_w),
             decision_text(it.decision),
@@ -320,36 +344,4 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         )));
     }
     frame.render_widget(Paragraph::new(lines), right);
-}
-
-/// The justification prompt.
-pub fn justify(frame: &mut Frame, app: &App, j: &JustifyState, area: Rect) {
-    let t = &app.theme;
-    let verb = match j.verdict {
-        Verdict::Certify => "Certify",
-        Verdict::Revoke => "Revoke",
-    };
-    let lines = vec![
-        Line::from(Span::raw(format!(
-            " {verb} {} of {}",
-            clean(&j.scope),
-            clean(&j.agent_name)
-        ))),
-        Line::from(Span::styled(
-            format!(" {}", clean(&j.why)),
-            t.style(Slot::Dim),
-        )),
-        Line::from(""),
-        Line::from(vec![
-            Span::styled(" Justification: ", t.style(Slot::Dim)),
-            Span::styled(format!("{}▏", j.text), t.style(Slot::Input)),
-        ]),
-        Line::from(""),
-        Line::from(Span::styled(
-            " enter sends the decision with it · esc cancels",
-            t.style(Slot::Dim),
-        )),
-    ];
-    let rect = super::dialogs::fitted(area, 76, &lines);
-    super::dialogs::popup(frame, app, "Justification required", rect, lines);
 }

@@ -149,7 +149,9 @@ pub async fn show_agent(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AgentDetail>, ApiError> {
-    Ok(Json(visible_detail(&state, &caller, id).await?))
+    let mut detail = visible_detail(&state, &caller, id).await?;
+    detail.may = Some(policy::agent_actions(&caller.person, &facts_of(&detail)));
+    Ok(Json(detail))
 }
 
 /// The audit events about one agent, for anyone who may read the agent.

@@ -12,21 +12,54 @@ use crate::model::api::{
     ApiErrorBody, CreatePerson, IssueToken, IssuedToken, PeoplePage, PeopleQuery, UpdatePerson,
     WhoAmI,
 };
+use crate::model::permissions::{Permissions, Reach};
 use crate::model::text::{check_email, check_free_text, check_line};
-use crate::model::{Actor, Person};
+use crate::model::{Actor, AgentStatus, Person};
 use crate::registry::policy;
-use crate::registry::store::{NewApiToken, Store, StoreResult};
+use crate::registry::store::{AgentFacts, NewApiToken, Store, StoreResult};
 
 /// The calling person and their token.
 #[utoipa::path(get, path = "/v1/me", tag = "people", security(("bearer" = [])),
     responses((status = 200, body = WhoAmI), (status = 401, body = ApiErrorBody)))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Json<WhoAmI> {
+    let may = Some(permissions(&caller.person));
     Json(WhoAmI {
         person: caller.person,
         token_id: caller.token_id,
         token_expires_at: caller.token_expires_at,
+        may,
         server_name: state.server_name.to_string(),
     })
+}
+
+/// The caller's permissions, found by asking the policy itself about an agent the caller owns
+/// and one they do not (so no rule is written twice).
+pub fn permissions(p: &Person) -> Permissions {
+    let facts = |owner: Option<String>| AgentFacts {
+        id: String::new(),
+        owner_email: owner,
+        status: AgentStatus::Active,
+    };
+    let mine = facts(Some(p.email.clone()));
+    let other = facts(None);
+    let reach = |rule: fn(&Person, &AgentFacts) -> StoreResult<()>| {
+        if rule(p, &other).is_ok() {
+            Reach::All
+        } else if rule(p, &mine).is_ok() {
+            Reach::Owned
+        } else {
+            Reach::None
+        }
+    };
+    Permissions {
+        set_owner: reach(policy::may_set_owner),
+        revoke: reach(policy::may_revoke_agent),
+        reinstate: reach(policy::may_reinstate_agent),
+        decommission: reach(policy::may_manage_agent),
+        read_all_reviews: crate::registry::reviews::may_read_all_items(p).is_ok(),
+        administer_campaigns: crate::registry::reviews::may_administer(p).is_ok(),
+        read_audit: policy::may_read_audit(p),
+    }
 }
 
 /// How a new API token relates to others.

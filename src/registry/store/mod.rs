@@ -4,12 +4,12 @@
 //! Every mutating call runs in one transaction together with its audit event(s): either the change
 //! and its record are both stored, or neither is.
 
-pub mod perimeter;
-pub mod scopes;
 pub mod api_tokens;
 pub mod approvals;
 pub mod catalogue;
 pub mod delegations;
+pub mod perimeter;
+pub mod scopes;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -34,11 +34,11 @@ use crate::registry::reviews::{
 };
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
-pub use scopes::ScopeCatalogue;
 pub use api_tokens::ApiTokenStore;
 pub use approvals::ApprovalStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
+pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.

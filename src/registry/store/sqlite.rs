@@ -1335,6 +1335,7 @@ impl Store for SqliteStore {
                 parent,
                 children,
                 requests,
+                may: None,
             }))
         })
     }

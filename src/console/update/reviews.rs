@@ -1,0 +1,392 @@
+//! The reviews screen's rules: the cursor never moves past undecided work, `C` acts only on the
+//! agent on screen, decisions and progress are the registry's (the queue is reloaded after
+//! each), and the last decision sums up.
+
+use super::{clean, failed, went_offline};
+use crate::client::{ClientError, ClientResult};
+use crate::console::action::{Action, Effect, Pending, SuspendOrder};
+use crate::console::app::{App, JustifyState, Overlay, ReviewsState, Screen, Tone};
+use crate::console::layout;
+use crate::console::overlays::confirm::ConfirmState;
+use crate::console::overlays::notice::Notice;
+use crate::console::views::reviews::due_text;
+use crate::model::review::{Decision, DecisionOutcome, ReviewQueue, Verdict};
+
+pub fn verb_ing(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Certify => "certifying",
+        Verdict::Revoke => "revoking",
+    }
+}
+
+pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
+    match action {
+        Action::ReviewsLoaded(result) => on_reviews_loaded(app, result, fx),
+        Action::Decided {
+            item_id,
+            verdict,
+            justification,
+            result,
+        } => on_decided(app, item_id, verdict, justification, result, fx),
+        Action::BulkCertified { agent_id, result } => match result {
+            Ok(outcome) => {
+                let page = layout::review_agent_rows(app);
+                let Screen::Reviews(r) = &mut app.screen else {
+                    return;
+                };
+                let name = r
+                    .selected_agent()
+                    .filter(|a| a.agent_id == agent_id)
+                    .map_or_else(|| agent_id.clone(), |a| a.agent_name.clone());
+                let mut skipped = String::new();
+                if !outcome.skipped.is_empty() {
+                    skipped = format!(", {} skipped", outcome.skipped.len());
+                }
+                app.message = Some((
+                    Tone::Ok,
+                    format!(
+                        "certified {} scopes of {}{skipped}; {} still to decide",
+                        outcome.certified.len(),
+                        clean(&name),
+                        outcome.remaining
+                    ),
+                ));
+                // The registry certified these: show them so at once; the counts come with
+                // the reload.
+                if let Some(Ok(q)) = &mut r.queue
+                    && let Some(agent) = q.agents.iter_mut().find(|a| a.agent_id == agent_id)
+                {
+                    for item in &mut agent.items {
+                        if outcome.certified.contains(&item.id) {
+                            item.decision = Decision::Certify;
+                            item.bulk_certifiable = false;
+                        }
+                    }
+                }
+                r.deciding = true;
+                if r.selected_item()
+                    .is_some_and(|i| i.decision != Decision::None)
+                {
+                    advance(r, page);
+                }
+                reload(r, fx);
+            }
+            Err(e) => failed(app, "certifying the unchanged scopes", &e),
+        },
+        _ => {}
+    }
+}
+
+/// Asks for the queue again. While an answer is on its way it may predate the decision just
+/// made: that answer is then dropped and the queue asked for once more.
+fn reload(r: &mut ReviewsState, fx: &mut Vec<Effect>) {
+    if r.loading {
+        r.stale = true;
+    } else {
+        r.loading = true;
+        fx.push(Effect::LoadReviews);
+    }
+}
+
+fn on_reviews_loaded(app: &mut App, result: ClientResult<ReviewQueue>, fx: &mut Vec<Effect>) {
+    let page = layout::review_agent_rows(app);
+    let Screen::Reviews(r) = &mut app.screen else {
+        return; // the person left the screen meanwhile
+    };
+    r.loading = false;
+    if std::mem::take(&mut r.stale) && matches!(r.queue, Some(Ok(_))) {
+        // Asked before the latest decision: what is on screen is newer. Ask again.
+        reload(r, fx);
+        return;
+    }
+    match result {
+        Ok(queue) => {
+            let keep = r.selected_item().map(|i| i.id);
+            let first = !matches!(r.queue, Some(Ok(_)));
+            r.queue = Some(Ok(queue));
+            if first || !keep.is_some_and(|id| r.select_item(id, page)) {
+                // Start where the work is: the first undecided item.
+                r.select(0, page);
+                if r.selected_item()
+                    .is_some_and(|i| i.decision != Decision::None)
+                {
+                    advance(r, page);
+                }
+            }
+            if let Some(lines) = r.deciding.then(|| summary(r)).flatten() {
+                r.deciding = false;
+                if app.overlay.is_none() {
+                    app.overlay = Some(Overlay::Notice(Notice {
+                        title: "Review done".into(),
+                        lines,
+                        tone: Tone::Ok,
+                    }));
+                }
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            // Keep the last good queue on screen; say what failed.
+            if !matches!(r.queue, Some(Ok(_))) {
+                r.queue = Some(Err(text.clone()));
+            }
+            app.message = Some((
+                Tone::Error,
+                format!("loading my reviews failed: {}", clean(&text)),
+            ));
+            if e.is_unreachable() {
+                went_offline(app, &e);
+            }
+        }
+    }
+}
+
+/// Once nothing is left to decide: what the person decided (the registry's counts) and where
+/// each campaign stands. None while work is left.
+fn summary(r: &ReviewsState) -> Option<Vec<String>> {
+    let Some(Ok(q)) = &r.queue else {
+        return None;
+    };
+    if q.agents.iter().any(|a| a.progress.pending > 0) || q.campaigns.is_empty() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    for c in &q.campaigns {
+        let p = &c.progress;
+        lines.push(format!(
+            "{}: certified {}, revoked {}, left {} (kept or undecided)",
+            clean(&c.name),
+            p.certified,
+            p.revoked,
+            p.kept + p.pending
+        ));
+        lines.push(format!(
+            "  your part: {}/{} decided · {} · closes {}",
+            p.decided,
+            p.total,
+            due_text(c),
+            c.closes_at.format("%Y-%m-%d")
+        ));
+    }
+    lines.push(String::new());
+    lines.push(
+        "Nothing is left for you to decide. Revoked grants are already removed; you may still \
+         change a decision until the campaign closes."
+            .into(),
+    );
+    Some(lines)
+}
+
+/// Moves the cursor to the next undecided item: first of the agent on screen (after the
+/// cursor, then before it), and only when that agent is all decided, of the next agents. Stays
+/// put when nothing is undecided.
+pub fn advance(r: &mut ReviewsState, agent_page: usize) {
+    let Some(Ok(q)) = &r.queue else {
+        return;
+    };
+    let flat = r.flat();
+    let n = flat.len();
+    let Some((here, _)) = r.at() else {
+        return;
+    };
+    let undecided = |p: usize| {
+        let (a, i) = flat[p];
+        q.agents[a].items[i].decision == Decision::None
+    };
+    let start = r.items.selected;
+    let same_agent = (1..=n)
+        .map(|step| (start + step) % n)
+        .find(|&p| flat[p].0 == here && undecided(p));
+    let next = same_agent.or_else(|| {
+        (1..=n)
+            .map(|step| (start + step) % n)
+            .find(|&p| undecided(p))
+    });
+    if let Some(p) = next {
+        r.select(p, agent_page);
+    }
+}
+
+fn on_decided(
+    app: &mut App,
+    item_id: i64,
+    verdict: Verdict,
+    justification: Option<String>,
+    result: ClientResult<DecisionOutcome>,
+    fx: &mut Vec<Effect>,
+) {
+    let outcome = match result {
+        Ok(o) => o,
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) if status == 422 && code == "justification_required" && justification.is_none() => {
+            // The campaign wants a reason: ask for it and send the decision again.
+            let Screen::Reviews(r) = &app.screen else {
+                return;
+            };
+            let found = r
+                .queue
+                .as_ref()
+                .and_then(|q| q.as_ref().ok())
+                .and_then(|q| {
+                    q.agents.iter().find_map(|a| {
+                        a.items
+                            .iter()
+                            .find(|i| i.id == item_id)
+                            .map(|i| (a.agent_name.clone(), i.scope.clone()))
+                    })
+                });
+            let (agent_name, scope) = found.unwrap_or_else(|| (String::new(), item_id.to_string()));
+            app.overlay = Some(Overlay::Justify(JustifyState {
+                item_id,
+                verdict,
+                agent_name,
+                scope,
+                why: message,
+                text: String::new(),
+            }));
+            app.message = Some((Tone::Info, "this decision needs a justification".into()));
+            return;
+        }
+        Err(e) => {
+            failed(app, "the review decision", &e);
+            return;
+        }
+    };
+    let page = layout::review_agent_rows(app);
+    let Screen::Reviews(r) = &mut app.screen else {
+        return;
+    };
+    let Some(Ok(q)) = &mut r.queue else {
+        return;
+    };
+    let item = outcome.item;
+    let mut found = false;
+    for agent in &mut q.agents {
+        if let Some(slot) = agent.items.iter_mut().find(|i| i.id == item.id) {
+            *slot = item.clone();
+            found = true;
+            break;
+        }
+    }
+    let what = match (verdict, outcome.grant_removed, outcome.grant_restored) {
+        (Verdict::Revoke, true, _) => "revoked (grant removed)",
+        (Verdict::Revoke, false, _) => "revoked",
+        (Verdict::Certify, _, true) => "certified (grant restored)",
+        (Verdict::Certify, _, false) => "certified",
+    };
+    app.message = Some(if outcome.changed {
+        (Tone::Ok, format!("{what}: {}", clean(&item.scope)))
+    } else {
+        (
+            Tone::Info,
+            format!(
+                "{} was already {}; nothing changed",
+                clean(&item.scope),
+                item.decision.as_str()
+            ),
+        )
+    });
+    r.deciding = true;
+    if found && r.selected_item().is_some_and(|i| i.id == item.id) {
+        advance(r, page);
+    }
+    // The registry's progress (and the summary at the last decision) come with the reload.
+    reload(r, fx);
+}
+
+/// `c` / `x`: decide the item under the cursor, asking for a justification first when the
+/// item says the registry wants one.
+pub(super) fn decide(app: &mut App, verdict: Verdict, fx: &mut Vec<Effect>) {
+    let Screen::Reviews(r) = &app.screen else {
+        return;
+    };
+    let (Some(agent), Some(item)) = (r.selected_agent(), r.selected_item()) else {
+        return;
+    };
+    let required = match verdict {
+        Verdict::Certify => item.justification_required.certify,
+        Verdict::Revoke => item.justification_required.revoke,
+    };
+    if required {
+        app.overlay = Some(Overlay::Justify(JustifyState {
+            item_id: item.id,
+            verdict,
+            agent_name: agent.agent_name.clone(),
+            scope: item.scope.clone(),
+            why: item.diff.recommendation.reason.clone(),
+            text: String::new(),
+        }));
+        return;
+    }
+    app.message = Some((
+        Tone::Info,
+        format!(
+            "{} {} of {}…",
+            verb_ing(verdict),
+            clean(&item.scope),
+            clean(&agent.agent_name)
+        ),
+    ));
+    fx.push(Effect::Decide {
+        item_id: item.id,
+        verdict,
+        justification: None,
+    });
+}
+
+/// `C`: certify the used, unchanged scopes of the agent on screen, and only that agent.
+pub(super) fn certify_unchanged(app: &mut App, fx: &mut Vec<Effect>) {
+    let Screen::Reviews(r) = &app.screen else {
+        return;
+    };
+    let Some(agent) = r.selected_agent() else {
+        return;
+    };
+    let n = agent.items.iter().filter(|i| i.bulk_certifiable).count();
+    if n == 0 {
+        app.message = Some((
+            Tone::Error,
+            format!(
+                "{} has no undecided scope that is used and unchanged; decide the others with c or x",
+                clean(&agent.agent_name)
+            ),
+        ));
+        return;
+    }
+    app.message = Some((
+        Tone::Info,
+        format!(
+            "certifying {n} used, unchanged scope{} of {}…",
+            if n == 1 { "" } else { "s" },
+            clean(&agent.agent_name)
+        ),
+    ));
+    fx.push(Effect::CertifyUnchanged {
+        campaign_id: agent.campaign_id.clone(),
+        agent_id: agent.agent_id.clone(),
+    });
+}
+
+/// `r`: open the screen, or reload it.
+pub(super) fn open(app: &mut App, fx: &mut Vec<Effect>) {
+    if let Screen::Reviews(r) = &mut app.screen {
+        reload(r, fx);
+        return;
+    }
+    app.screen = Screen::Reviews(Box::new(ReviewsState {
+        loading: true,
+        ..Default::default()
+    }));
+    fx.push(Effect::LoadReviews);
+}
+
+/// `X` on the reviews screen: one Shift away from `x` (revoke a scope), so suspending the whole
+/// agent asks first here.
+pub(super) fn ask_to_suspend(app: &mut App, id: String, name: String) {
+    app.overlay = Some(Overlay::Confirm(ConfirmState::Suspend(Pending::buttons(
+        SuspendOrder { id, name },
+    ))));
+}

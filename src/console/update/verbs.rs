@@ -1,0 +1,248 @@
+//! What the keymap's commands do on the screens.
+
+use super::filter::{move_by, refilter, set_quick};
+use super::sync::start_sync;
+use super::{clean, reviews};
+use crate::console::action::{BulkRevokeOrder, CampaignPurpose, Effect, Pending, ReinstateOrder};
+use crate::console::app::{App, CampaignForm, DetailState, Overlay, PickerState, Screen, Tone};
+use crate::console::filter::QuickFilter;
+use crate::console::keymap::Command;
+use crate::console::layout;
+use crate::console::overlays::busy::Busy;
+use crate::console::overlays::command_line::CommandLine;
+use crate::console::overlays::confirm::ConfirmState;
+use crate::console::overlays::filter_input::FilterInput;
+use crate::console::overlays::help::HelpState;
+use crate::model::review::Verdict;
+
+pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
+    let page = layout::table_rows(app).max(1) as isize;
+    match command {
+        Command::Up => move_by(app, -1),
+        Command::Down => move_by(app, 1),
+        Command::PageUp => move_by(app, -page),
+        Command::PageDown => move_by(app, page),
+        Command::Top => move_by(app, isize::MIN / 2),
+        Command::Bottom => move_by(app, isize::MAX / 2),
+        Command::Quit => app.quit = true,
+        Command::Help => app.overlay = Some(Overlay::Help(HelpState::default())),
+        Command::CommandLine => app.overlay = Some(Overlay::CommandLine(CommandLine::default())),
+        Command::Filter => {
+            if !matches!(app.screen, Screen::Inventory) {
+                app.screen = Screen::Inventory;
+            }
+            app.overlay = Some(Overlay::FilterInput(FilterInput));
+        }
+        Command::Back => match &app.screen {
+            Screen::Detail(_) | Screen::Reviews(_) => app.screen = Screen::Inventory,
+            Screen::Inventory => {
+                if !app.marks.is_empty() {
+                    let n = app.marks.len();
+                    app.marks.clear();
+                    app.message = Some((Tone::Info, format!("{n} marks cleared")));
+                } else if !app.spec.query.is_empty() {
+                    app.spec.query.clear();
+                    refilter(app, fx);
+                } else if app.spec.quick != QuickFilter::All {
+                    app.spec.quick = QuickFilter::All;
+                    refilter(app, fx);
+                }
+            }
+        },
+        Command::Open => {
+            if let Some(i) = app.selected_row() {
+                let id = app.inventory.text(app.inventory.row(i).id).to_string();
+                open_detail(app, id, Some(i), fx);
+            }
+        }
+        Command::Mark => {
+            if let Some(i) = app.selected_row() {
+                if !app.marks.remove(&i) {
+                    app.marks.insert(i);
+                }
+                move_by(app, 1);
+            }
+        }
+        Command::NextQuickFilter | Command::PrevQuickFilter => {
+            let q = app.spec.quick.cycle(command == Command::NextQuickFilter);
+            set_quick(app, q, fx);
+        }
+        Command::Quick(q) => set_quick(app, q, fx),
+        Command::Sort(column) => {
+            if app.spec.sort.column == column {
+                app.spec.sort.descending = !app.spec.sort.descending;
+            } else {
+                app.spec.sort.column = column;
+                app.spec.sort.descending = false;
+            }
+            refilter(app, fx);
+        }
+        Command::Refresh => {
+            if app.on_reviews() {
+                reviews::open(app, fx);
+            }
+            if app.me.is_none() {
+                if !app.me_in_flight {
+                    app.me_in_flight = true;
+                    fx.push(Effect::LoadMe);
+                }
+            } else {
+                start_sync(app, fx);
+                app.sync_requested = true;
+            }
+            app.message = Some((Tone::Info, "syncing with the registry…".into()));
+        }
+        Command::Reviews => reviews::open(app, fx),
+        Command::CertifyScope => reviews::decide(app, Verdict::Certify, fx),
+        Command::RevokeScope => reviews::decide(app, Verdict::Revoke, fx),
+        Command::CertifyUnchanged => reviews::certify_unchanged(app, fx),
+        Command::CampaignProgress | Command::CloseCampaign => {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let purpose = if command == Command::CloseCampaign {
+                CampaignPurpose::Close
+            } else {
+                CampaignPurpose::Progress
+            };
+            app.overlay = Some(Overlay::Busy(Busy("reading the open campaigns…".into())));
+            fx.push(Effect::LoadCampaigns(purpose));
+        }
+        Command::NewCampaign => {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let form = app
+                .campaign_draft
+                .take()
+                .unwrap_or_else(|| Box::new(CampaignForm::new(app.now)));
+            app.overlay = Some(Overlay::CampaignForm(form));
+        }
+        Command::AssignOwner => {
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            if !app.agent_allows(command, row.as_ref()) {
+                app.message = Some((
+                    Tone::Error,
+                    "a decommissioned agent keeps its last owner".into(),
+                ));
+                return;
+            }
+            app.overlay = Some(Overlay::Picker(PickerState::new(app, id, name)));
+        }
+        Command::Revoke => {
+            if !app.marks.is_empty() && matches!(app.screen, Screen::Inventory) {
+                let agents: Vec<(String, String)> = app
+                    .marks
+                    .iter()
+                    .map(|&i| {
+                        let r = app.inventory.row(i);
+                        (
+                            app.inventory.text(r.id).to_string(),
+                            app.inventory.text(r.name).to_string(),
+                        )
+                    })
+                    .collect();
+                let expected = format!("revoke {}", agents.len());
+                app.overlay = Some(Overlay::Confirm(ConfirmState::BulkRevoke(Pending::typed(
+                    BulkRevokeOrder { agents },
+                    expected,
+                ))));
+                return;
+            }
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            if app.on_reviews() {
+                reviews::ask_to_suspend(app, id, name);
+                return;
+            }
+            app.message = Some((Tone::Info, format!("revoking {}…", clean(&name))));
+            fx.push(Effect::Revoke { id });
+        }
+        Command::Reinstate => {
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            if !app.agent_allows(command, row.as_ref()) {
+                app.message = Some((
+                    Tone::Error,
+                    "only a suspended agent can be reinstated".into(),
+                ));
+                return;
+            }
+            app.overlay = Some(Overlay::Confirm(ConfirmState::Reinstate(Pending::buttons(
+                ReinstateOrder { id, name },
+            ))));
+        }
+        Command::Decommission => {
+            let Some((id, name, row)) = app.target() else {
+                return;
+            };
+            if let Err(why) = app.permits(command, row.as_ref()) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            if !app.agent_allows(command, row.as_ref()) {
+                app.message = Some((Tone::Error, "already decommissioned".into()));
+                return;
+            }
+            app.overlay = Some(Overlay::Busy(Busy(format!(
+                "asking the registry what decommissioning {} would do…",
+                clean(&name)
+            ))));
+            fx.push(Effect::LoadPlan { id });
+        }
+        // `:` commands with an argument run from the command line; a key bound to them opens it.
+        Command::OpenAgent | Command::Theme | Command::SaveTheme => {
+            let word = app
+                .keymap
+                .bindings()
+                .iter()
+                .find(|b| b.command == Some(command))
+                .and_then(|b| b.words.first())
+                .copied()
+                .unwrap_or("");
+            app.overlay = Some(Overlay::CommandLine(CommandLine {
+                text: format!("{word} "),
+                history_pos: None,
+            }));
+        }
+        // Dialog commands mean nothing on a screen.
+        Command::Accept
+        | Command::Cancel
+        | Command::SwitchButton
+        | Command::NextField
+        | Command::PrevField
+        | Command::NextValue
+        | Command::PrevValue => {}
+    }
+}
+
+pub(super) fn open_detail(app: &mut App, id: String, row: Option<u32>, fx: &mut Vec<Effect>) {
+    app.screen = Screen::Detail(Box::new(DetailState {
+        id: id.clone(),
+        row,
+        detail: None,
+        audit: None,
+        tokens: None,
+        scroll: Default::default(),
+        tree: Vec::new(),
+    }));
+    fx.push(Effect::LoadDetail { id });
+}
