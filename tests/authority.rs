@@ -1086,6 +1086,50 @@ async fn a_schema_4_database_is_upgraded_without_losing_grants() {
     // Shown as unclassified in JSON.
     let hr = support::call(&http, &url, "GET", "/v1/resources/hr", Some(&token), None).await;
     assert_eq!(hr.expect(200)["scopes"][0]["tier"], json!("unclassified"));
+
+    // A review that certifies such a grant gives it back the expiry it had; one left undecided
+    // keeps the upgrade's deadline.
+    let bob = steward::registry::http::people::issue_token_for(
+        store.as_ref(),
+        &steward::model::Actor::system("test"),
+        "bob@example.com",
+        &Default::default(),
+    )
+    .unwrap()
+    .token;
+    let due = (Utc::now() + Duration::days(14)).to_rfc3339();
+    support::call(
+        &http,
+        &url,
+        "POST",
+        "/v1/campaigns",
+        Some(&token),
+        Some(&json!({"name": "after the upgrade", "due_at": due, "no_response": "keep"})),
+    )
+    .await
+    .expect(201);
+    let queue = support::call(&http, &url, "GET", "/v1/reviews/mine", Some(&bob), None).await;
+    let items = queue.expect(200)["agents"][0]["items"].as_array().unwrap().clone();
+    let item = items
+        .iter()
+        .find(|i| i["scope"] == json!("crm.orders:read"))
+        .expect("the upgraded grant is under review");
+    let decided = support::call(
+        &http,
+        &url,
+        "POST",
+        &format!("/v1/review-items/{}/decision", item["id"]),
+        Some(&bob),
+        Some(&json!({"decision": "certify", "justification": "still needed for invoices"})),
+    )
+    .await;
+    decided.expect(200);
+    let agent = support::call(&http, &url, "GET", "/v1/agents/ag_1", Some(&token), None).await;
+    let grants = agent.expect(200)["grants"].as_array().unwrap().clone();
+    let crm = grants.iter().find(|g| g["scope"] == json!("crm.orders:read")).unwrap();
+    assert_eq!(crm["expires_at"], Value::Null, "certified: the old (no) expiry is back");
+    let payments = grants.iter().find(|g| g["scope"] == json!("payments:write")).unwrap();
+    assert!(about_days_from_now(time(&payments["expires_at"]), 90));
     let _ = shutdown.send(());
     let _ = server.await;
 }

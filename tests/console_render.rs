@@ -107,7 +107,8 @@ async fn every_screen_at_both_sizes() {
             "Family       ▶ orchestrator (agent, active)",
             "└─ orchestrator-worker (",
             "RECENT AUDIT",
-            "agent.register",
+            // The newest events: the scope asked for at registration, granted by policy.
+            "grant.add",
             "esc back",
         ],
     );

@@ -394,8 +394,25 @@ const MIGRATIONS: &[&str] = &[
             ORDER BY a.value
         )
     );
-    UPDATE grants SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days')
+    -- Which grants the upgrade put a deadline on, and what they had before: a review that
+    -- certifies one gives it back (sqlite_reviews.rs); a re-approval or removal forgets it.
+    -- A grant whose expiry is no longer the deadline (removed, re-granted, re-approved) is
+    -- not given anything back.
+    CREATE TABLE upgrade_deadlines (
+        agent_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        previous_expires_at TEXT,
+        deadline TEXT NOT NULL,
+        PRIMARY KEY (agent_id, scope)
+    ) WITHOUT ROWID;
+    INSERT INTO upgrade_deadlines (agent_id, scope, previous_expires_at, deadline)
+        SELECT agent_id, scope, expires_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days')
+        FROM grants
         WHERE expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days');
+    UPDATE grants SET expires_at = (SELECT deadline FROM upgrade_deadlines d
+            WHERE d.agent_id = grants.agent_id AND d.scope = grants.scope)
+        WHERE EXISTS (SELECT 1 FROM upgrade_deadlines d
+            WHERE d.agent_id = grants.agent_id AND d.scope = grants.scope);
     DROP TABLE upgrade_scopes;
     "#,
     // 6: who may act for whom (sqlite_delegations.rs) and token lineage: invitations, the API

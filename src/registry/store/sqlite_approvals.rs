@@ -225,6 +225,11 @@ fn grant_from_request(
             request.justification
         ],
     )?;
+    // A re-approval replaces an upgrade's deadline with its own.
+    tx.execute(
+        "DELETE FROM upgrade_deadlines WHERE agent_id = ?1 AND scope = ?2",
+        params![request.agent_id, request.scope],
+    )?;
     touch_agent(tx, &request.agent_id)?;
     append_audit(
         tx,

@@ -565,6 +565,31 @@ fn apply_verdict(
                     params![now_text, item.agent_id, item.scope],
                 )?;
             }
+            // A grant that came in before the catalogue got a 90-day deadline at the upgrade;
+            // certifying it in a review gives it back the expiry it had.
+            let lifted = tx.execute(
+                "UPDATE grants SET expires_at = (SELECT previous_expires_at FROM upgrade_deadlines d
+                     WHERE d.agent_id = grants.agent_id AND d.scope = grants.scope)
+                 WHERE agent_id = ?1 AND scope = ?2
+                   AND expires_at = (SELECT deadline FROM upgrade_deadlines d
+                                     WHERE d.agent_id = ?1 AND d.scope = ?2)",
+                params![item.agent_id, item.scope],
+            )?;
+            if lifted > 0 {
+                tx.execute(
+                    "DELETE FROM upgrade_deadlines WHERE agent_id = ?1 AND scope = ?2",
+                    params![item.agent_id, item.scope],
+                )?;
+                append_audit(
+                    tx,
+                    actor,
+                    "grant.upgrade_deadline_lifted",
+                    Some(&item.agent_id),
+                    "success",
+                    Some(&format!("certified in {}", campaign_reason(c))),
+                    &serde_json::json!({"scope": item.scope, "campaign_id": c.id, "item_id": item.id}),
+                )?;
+            }
             tx.execute(
                 "INSERT INTO agent_certifications (agent_id, certified_at) VALUES (?1, ?2)
                  ON CONFLICT (agent_id) DO UPDATE SET certified_at = max(certified_at, excluded.certified_at)",
