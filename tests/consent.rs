@@ -891,3 +891,51 @@ async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
     assert!(!active(&reg, &with_a).await);
     assert!(active(&reg, &with_b).await);
 }
+
+#[tokio::test]
+async fn an_audience_must_belong_to_the_resource_owning_every_scope() {
+    let reg = Registry::start().await;
+    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read", "mail:send"], None).await;
+    let person = person_token(&reg, &reg.owner).await;
+    let ask = |scope: &'static str, audiences: Vec<(&'static str, &'static str)>| {
+        let reg = &reg;
+        let person = person.clone();
+        let assertion = bot.assertion(reg);
+        async move {
+            let mut params = vec![
+                ("grant_type", GRANT_TOKEN_EXCHANGE.to_string()),
+                ("subject_token", person),
+                ("subject_token_type", TOKEN_TYPE_ACCESS.to_string()),
+                ("actor_token", assertion),
+                ("actor_token_type", TOKEN_TYPE_JWT.to_string()),
+                ("scope", scope.to_string()),
+            ];
+            params.extend(audiences.into_iter().map(|(k, v)| (k, v.to_string())));
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form(reg, "/oauth/token", None, &params).await
+        }
+    };
+    // The CRM's audiences carry the CRM's scope, as `audience` or `resource`.
+    ask("crm.orders:read", vec![("audience", "https://crm.example.com")]).await.expect(200);
+    ask(
+        "crm.orders:read",
+        vec![("resource", "https://crm.example.com/api"), ("audience", "https://crm.example.com")],
+    )
+    .await
+    .expect(200);
+    // Another system's audience, or an unknown one, is refused.
+    for audiences in [
+        vec![("audience", "https://mail.example.com")],
+        vec![("audience", "https://crm.example.com"), ("audience", "https://evil.example.com")],
+        vec![("resource", "https://mail.example.com/api")],
+    ] {
+        let reply = ask("crm.orders:read", audiences.clone()).await;
+        let (status, error, description) = error_of(&reply);
+        assert_eq!((status, error.as_str()), (400, "invalid_target"), "{audiences:?}: {description}");
+        assert!(description.contains("resource crm"), "{description}");
+    }
+    // One token never spans two systems' scopes.
+    let reply = ask("crm.orders:read mail:send", vec![("audience", "https://crm.example.com")]).await;
+    assert_eq!(error_of(&reply).1, "invalid_target");
+    ask("mail:send", vec![("audience", "https://mail.example.com")]).await.expect(200);
+}

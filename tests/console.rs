@@ -630,7 +630,7 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
             ("client_id", &id),
             ("client_secret", &secret),
             ("scope", "payments:write"),
-            ("audience", "payments-api"),
+            ("audience", "https://payments.example.com"),
         ])
         .await
         .unwrap();
