@@ -240,6 +240,22 @@ async fn main() -> anyhow::Result<()> {
         load_average()
     );
 
+    // The catalogue the bench's scopes come from (low tier: granted at once), with the
+    // audiences the exchanges name (audience binding).
+    let catalogue = json!({"resources": [
+        {"id": "crm", "name": "CRM", "owner": null, "audiences": ["https://crm.example.com"],
+         "scopes": [{"name": "crm.orders:read", "tier": "low"}]},
+        {"id": "mail", "name": "Mail", "owner": null, "audiences": ["https://mail.example.com"],
+         "scopes": [{"name": "mail:send", "tier": "low"}]},
+    ]});
+    let imported = http
+        .put(format!("{base}/v1/resources"))
+        .bearer_auth(&admin)
+        .json(&catalogue)
+        .send()
+        .await?;
+    assert!(imported.status().is_success(), "{}", imported.text().await?);
+
     let (agent, key) = register_agent(&http, &base, &admin, "bench-agent").await;
     let subject = post_json(
         &http,
