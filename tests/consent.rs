@@ -340,6 +340,21 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
     // One active delegation per agent.
     let twice = delegate(&reg, &reg.other, &planner.id, &["crm.orders:read"], 3600).await;
     assert_eq!(twice.status, 409);
+    // Bad input: precise refusals, nothing written.
+    let before = reg.snapshot();
+    let soon = chrono::Utc::now() + chrono::Duration::days(1);
+    for (body, code) in [
+        (json!({"agent_id": planner.id, "scopes": ["nowhere:read"], "expires_at": soon}), "unknown_scope"),
+        (json!({"agent_id": planner.id, "scopes": [], "expires_at": soon}), "invalid_scopes"),
+        (json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2001-01-01T00:00:00Z"}), "invalid_expiry"),
+        (json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2099-01-01T00:00:00Z"}), "invalid_expiry"),
+        (json!({"agent_id": "ag_missing", "scopes": ["crm:read"], "expires_at": soon}), "not_found"),
+    ] {
+        let reply = reg.post("/v1/me/delegations", &reg.admin, body).await;
+        assert_eq!(reply.code(), code, "{reply:?}");
+        assert!(reply.status == 422 || reply.status == 404, "{reply:?}");
+    }
+    assert_eq!(before, reg.snapshot());
 
     let subject = person_token(&reg, &reg.other).await;
     let first = exchanged(&reg, &subject, &planner, "crm.orders:read crm.orders:write").await;
