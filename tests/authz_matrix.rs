@@ -659,8 +659,10 @@ impl Matrix {
             "PUT",
             "/v1/resources",
             Some(&reg.admin.token),
-            Some(&json!({"resources": [{"id": "matrix", "name": "Matrix", "owner": null,
-                "scopes": [{"name": "matrix.things:write", "tier": "medium"}]}]})),
+            Some(
+                &json!({"resources": [{"id": "matrix", "name": "Matrix", "owner": null,
+                "scopes": [{"name": "matrix.things:write", "tier": "medium"}]}]}),
+            ),
         )
         .await
         .expect(200);
@@ -1041,8 +1043,10 @@ impl Matrix {
             Op::ShowResource => ("/v1/resources/matrix".into(), None),
             Op::ImportCatalogue => (
                 "/v1/resources".into(),
-                Some(json!({"resources": [{"id": self.fresh("matrix-res"), "name": "New",
-                    "owner": null, "scopes": []}]})),
+                Some(
+                    json!({"resources": [{"id": self.fresh("matrix-res"), "name": "New",
+                    "owner": null, "scopes": []}]}),
+                ),
             ),
             Op::RequestScope => (
                 format!("/v1/agents/{}/requests", self.owners_agent(&[]).await),
@@ -1063,7 +1067,11 @@ impl Matrix {
                     )
                     .await;
                 let id = filed.expect(201)["id"].as_str().unwrap().to_string();
-                let verb = if op == Op::ApproveRequest { "approve" } else { "deny" };
+                let verb = if op == Op::ApproveRequest {
+                    "approve"
+                } else {
+                    "deny"
+                };
                 (
                     format!("/v1/approvals/{id}/{verb}"),
                     Some(json!({"reason": "matrix"})),

@@ -237,7 +237,12 @@ async fn the_exchanged_scope_is_bounded_by_grants_token_scope_and_delegation() {
     .await;
 
     // The token's scope claim bounds the exchange, even for the owner.
-    let minted = mint(&reg, &reg.owner, json!({"scope": "crm.orders:read crm.orders:write"})).await;
+    let minted = mint(
+        &reg,
+        &reg.owner,
+        json!({"scope": "crm.orders:read crm.orders:write"}),
+    )
+    .await;
     let narrow = minted["access_token"].as_str().unwrap();
     exchanged(&reg, narrow, &bot, "crm.orders:read crm.orders:write").await;
     let (status, error, description) = error_of(&exchange(&reg, narrow, &bot, "crm:read").await);
@@ -258,21 +263,34 @@ async fn the_exchanged_scope_is_bounded_by_grants_token_scope_and_delegation() {
         &[("token", narrow)],
     )
     .await;
-    assert_eq!(info.expect(200)["scope"], "crm.orders:read crm.orders:write");
+    assert_eq!(
+        info.expect(200)["scope"],
+        "crm.orders:read crm.orders:write"
+    );
 
     // The agent's grants bound it.
     let own = person_token(&reg, &reg.owner).await;
     let (_, error, description) = error_of(&exchange(&reg, &own, &bot, "crm:write").await);
     assert_eq!(error, "invalid_scope");
-    assert!(description.contains("not granted crm:write"), "{description}");
+    assert!(
+        description.contains("not granted crm:write"),
+        "{description}"
+    );
 
     // The delegation's scopes bound it, and so does the delegator's token scope on top.
-    delegate(&reg, &reg.other, &bot.id, &["crm.orders:read", "crm.orders:write"], 3600)
-        .await
-        .expect(201);
+    delegate(
+        &reg,
+        &reg.other,
+        &bot.id,
+        &["crm.orders:read", "crm.orders:write"],
+        3600,
+    )
+    .await
+    .expect(201);
     let others = person_token(&reg, &reg.other).await;
     exchanged(&reg, &others, &bot, "crm.orders:read crm.orders:write").await;
-    let (_, error, description) = error_of(&exchange(&reg, &others, &bot, "crm.orders:read crm:read").await);
+    let (_, error, description) =
+        error_of(&exchange(&reg, &others, &bot, "crm.orders:read crm:read").await);
     assert_eq!(error, "invalid_scope");
     assert!(description.contains("delegation"), "{description}");
     let scoped = mint(&reg, &reg.other, json!({"scope": "crm.orders:write"})).await;
@@ -326,7 +344,13 @@ async fn a_delegation_expires_and_its_tokens_never_outlive_it() {
 #[tokio::test]
 async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
     let reg = Registry::start().await;
-    let planner = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
+    let planner = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "crm.orders:write"],
+        None,
+    )
+    .await;
     let worker = agent(
         &reg,
         &reg.owner.email,
@@ -334,7 +358,14 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
         Some(&planner.id),
     )
     .await;
-    let created = delegate(&reg, &reg.other, &planner.id, &["crm.orders:read", "crm.orders:write"], 3600).await;
+    let created = delegate(
+        &reg,
+        &reg.other,
+        &planner.id,
+        &["crm.orders:read", "crm.orders:write"],
+        3600,
+    )
+    .await;
     let id = created.expect(201)["id"].as_str().unwrap().to_string();
     assert_eq!(created.body["person"], "other@example.com");
     // One active delegation per agent.
@@ -344,11 +375,26 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
     let before = reg.snapshot();
     let soon = chrono::Utc::now() + chrono::Duration::days(1);
     for (body, code) in [
-        (json!({"agent_id": planner.id, "scopes": ["nowhere:read"], "expires_at": soon}), "unknown_scope"),
-        (json!({"agent_id": planner.id, "scopes": [], "expires_at": soon}), "invalid_scopes"),
-        (json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2001-01-01T00:00:00Z"}), "invalid_expiry"),
-        (json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2099-01-01T00:00:00Z"}), "invalid_expiry"),
-        (json!({"agent_id": "ag_missing", "scopes": ["crm:read"], "expires_at": soon}), "not_found"),
+        (
+            json!({"agent_id": planner.id, "scopes": ["nowhere:read"], "expires_at": soon}),
+            "unknown_scope",
+        ),
+        (
+            json!({"agent_id": planner.id, "scopes": [], "expires_at": soon}),
+            "invalid_scopes",
+        ),
+        (
+            json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2001-01-01T00:00:00Z"}),
+            "invalid_expiry",
+        ),
+        (
+            json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2099-01-01T00:00:00Z"}),
+            "invalid_expiry",
+        ),
+        (
+            json!({"agent_id": "ag_missing", "scopes": ["crm:read"], "expires_at": soon}),
+            "not_found",
+        ),
     ] {
         let reply = reg.post("/v1/me/delegations", &reg.admin, body).await;
         assert_eq!(reply.code(), code, "{reply:?}");
@@ -439,7 +485,13 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
 #[tokio::test]
 async fn a_sub_agent_hop_only_narrows() {
     let reg = Registry::start().await;
-    let planner = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
+    let planner = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "crm.orders:write"],
+        None,
+    )
+    .await;
     let worker = agent(
         &reg,
         &reg.owner.email,
@@ -452,7 +504,8 @@ async fn a_sub_agent_hop_only_narrows() {
     let first = exchanged(&reg, &subject, &planner, "crm.orders:read").await;
     exchanged(&reg, &first, &worker, "crm.orders:read").await;
     // Wider than the token it comes from: refused though the worker holds the grant.
-    let (_, error, description) = error_of(&exchange(&reg, &first, &worker, "crm.orders:write").await);
+    let (_, error, description) =
+        error_of(&exchange(&reg, &first, &worker, "crm.orders:write").await);
     assert_eq!(error, "invalid_scope", "{description}");
     // An agent outside the chain may not act on it at all, even one the person owns.
     assert_eq!(
@@ -812,7 +865,13 @@ async fn a_leavers_tokens_and_those_they_are_subject_of_die() {
 #[tokio::test]
 async fn removing_a_grant_kills_the_live_tokens_carrying_it() {
     let reg = Registry::start().await;
-    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read", "crm.orders:write"], None).await;
+    let bot = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "crm.orders:write"],
+        None,
+    )
+    .await;
     let other_bot = agent(&reg, &reg.owner.email, &["crm.orders:read"], None).await;
     let person = person_token(&reg, &reg.owner).await;
     let with_a = exchanged(&reg, &person, &bot, "crm.orders:read crm.orders:write").await;
@@ -910,7 +969,13 @@ async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
 #[tokio::test]
 async fn an_audience_must_belong_to_the_resource_owning_every_scope() {
     let reg = Registry::start().await;
-    let bot = agent(&reg, &reg.owner.email, &["crm.orders:read", "mail:send"], None).await;
+    let bot = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "mail:send"],
+        None,
+    )
+    .await;
     let person = person_token(&reg, &reg.owner).await;
     let ask = |scope: &'static str, audiences: Vec<(&'static str, &'static str)>| {
         let reg = &reg;
@@ -931,26 +996,47 @@ async fn an_audience_must_belong_to_the_resource_owning_every_scope() {
         }
     };
     // The CRM's audiences carry the CRM's scope, as `audience` or `resource`.
-    ask("crm.orders:read", vec![("audience", "https://crm.example.com")]).await.expect(200);
     ask(
         "crm.orders:read",
-        vec![("resource", "https://crm.example.com/api"), ("audience", "https://crm.example.com")],
+        vec![("audience", "https://crm.example.com")],
+    )
+    .await
+    .expect(200);
+    ask(
+        "crm.orders:read",
+        vec![
+            ("resource", "https://crm.example.com/api"),
+            ("audience", "https://crm.example.com"),
+        ],
     )
     .await
     .expect(200);
     // Another system's audience, or an unknown one, is refused.
     for audiences in [
         vec![("audience", "https://mail.example.com")],
-        vec![("audience", "https://crm.example.com"), ("audience", "https://evil.example.com")],
+        vec![
+            ("audience", "https://crm.example.com"),
+            ("audience", "https://evil.example.com"),
+        ],
         vec![("resource", "https://mail.example.com/api")],
     ] {
         let reply = ask("crm.orders:read", audiences.clone()).await;
         let (status, error, description) = error_of(&reply);
-        assert_eq!((status, error.as_str()), (400, "invalid_target"), "{audiences:?}: {description}");
+        assert_eq!(
+            (status, error.as_str()),
+            (400, "invalid_target"),
+            "{audiences:?}: {description}"
+        );
         assert!(description.contains("resource crm"), "{description}");
     }
     // One token never spans two systems' scopes.
-    let reply = ask("crm.orders:read mail:send", vec![("audience", "https://crm.example.com")]).await;
+    let reply = ask(
+        "crm.orders:read mail:send",
+        vec![("audience", "https://crm.example.com")],
+    )
+    .await;
     assert_eq!(error_of(&reply).1, "invalid_target");
-    ask("mail:send", vec![("audience", "https://mail.example.com")]).await.expect(200);
+    ask("mail:send", vec![("audience", "https://mail.example.com")])
+        .await
+        .expect(200);
 }

@@ -438,7 +438,10 @@ async fn exchanged_tokens_verify_with_an_independent_library_against_the_served_
         .await;
     assert_eq!(status, 200, "{answer}");
     let (_, claims) = r
-        .verify(answer["access_token"].as_str().unwrap(), "https://crm.example.com")
+        .verify(
+            answer["access_token"].as_str().unwrap(),
+            "https://crm.example.com",
+        )
         .await;
     assert_eq!(
         claims["aud"],
@@ -836,7 +839,12 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
     let subject = r.mint(&alice, None).await;
 
     let (s, first) = r
-        .exchange(&subject, &planner.assertion(&aud), "crm.orders:read", "https://crm.example.com")
+        .exchange(
+            &subject,
+            &planner.assertion(&aud),
+            "crm.orders:read",
+            "https://crm.example.com",
+        )
         .await;
     assert_eq!(s, 200, "{first}");
     let planner_token = first["access_token"].as_str().unwrap();
@@ -912,7 +920,9 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
         let r = &r;
         let a = agent.assertion(&aud);
         async move {
-            let (s, v) = r.exchange(&subject, &a, "x:read", "https://x.example.com").await;
+            let (s, v) = r
+                .exchange(&subject, &a, "x:read", "https://x.example.com")
+                .await;
             assert_eq!(s, 200, "{v}");
             v["access_token"].as_str().unwrap().to_string()
         }
@@ -1042,7 +1052,12 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
     let other = r.agent("b", &["x:read"], None).await;
     r.delegate(&alice, &other.id, &["x:read"]).await;
     let (s, v) = r
-        .exchange(&p3, &other.assertion(&aud), "x:read", "https://x.example.com")
+        .exchange(
+            &p3,
+            &other.assertion(&aud),
+            "x:read",
+            "https://x.example.com",
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let t4 = v["access_token"].as_str().unwrap().to_string();
@@ -1338,7 +1353,9 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(s, 200, "{v}");
-    let (_, issued) = r.verify(v["access_token"].as_str().unwrap(), "https://x.example.com").await;
+    let (_, issued) = r
+        .verify(v["access_token"].as_str().unwrap(), "https://x.example.com")
+        .await;
     assert_eq!(issued["sub"], "carol@example.com");
 
     // Expired, wrong audience, unknown person, untrusted issuer, HMAC with the provider's key.
@@ -1449,7 +1466,9 @@ async fn a_legacy_agent_uses_its_static_secret_and_state_survives_a_restart() {
 
     // Live, revoked and spent state is durable.
     let used = agent.assertion(&r.token_endpoint());
-    let (s, v) = r.exchange(&subject, &used, "x:read", "https://x.example.com").await;
+    let (s, v) = r
+        .exchange(&subject, &used, "x:read", "https://x.example.com")
+        .await;
     assert_eq!(s, 200, "{v}");
     let kept = v["access_token"].as_str().unwrap().to_string();
     let (_, v) = r

@@ -68,7 +68,10 @@ pub fn test_catalogue() -> steward::model::catalogue::ImportCatalogue {
                 scopes: Vec::new(),
             });
         }
-        let resource = resources.iter_mut().find(|r| r.id == id).expect("added above");
+        let resource = resources
+            .iter_mut()
+            .find(|r| r.id == id)
+            .expect("added above");
         resource.scopes.push(CatalogueScope {
             name: scope.to_string(),
             tier: Tier::Low,
@@ -78,4 +81,3 @@ pub fn test_catalogue() -> steward::model::catalogue::ImportCatalogue {
     }
     steward::model::catalogue::ImportCatalogue { resources }
 }
-

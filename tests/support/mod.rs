@@ -164,7 +164,10 @@ impl Registry {
         )
         .expect("bootstrap the first admin");
         store
-            .import_catalogue(&steward::model::Actor::system("test-harness"), &test_catalogue())
+            .import_catalogue(
+                &steward::model::Actor::system("test-harness"),
+                &test_catalogue(),
+            )
             .expect("import the test catalogue");
         let (url, shutdown, server) = serve(store.clone()).await;
         let http = http_client();
