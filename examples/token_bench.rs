@@ -224,6 +224,21 @@ async fn main() -> anyhow::Result<()> {
     let store = registry::open_store(&db, OpenMode::CreateIfMissing)?;
     let (_, admin) = registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "b")?;
     let admin = admin.token;
+    // Only catalogued scopes are granted: the CRM and mail, low tier (granted at once).
+    let catalogue: steward::model::catalogue::ImportCatalogue = serde_json::from_value(json!({
+        "resources": [
+            {"id": "crm", "name": "CRM", "owner": null, "audiences": ["https://crm.example.com"],
+             "scopes": [{"name": "crm.orders:read", "tier": "low"}]},
+            {"id": "mail", "name": "Mail", "owner": null, "audiences": ["https://mail.example.com"],
+             "scopes": [{"name": "mail:send", "tier": "low"}]}
+        ]
+    }))?;
+    steward::registry::store::CatalogueStore::import_catalogue(
+        store.as_ref(),
+        &steward::model::Actor::system("token-bench"),
+        &catalogue,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let server = Server::bind("127.0.0.1:0", store.clone(), "bench").await?;
     let base = format!("http://{}", server.local_addr());
     let tokens_service = server.tokens().clone();
@@ -239,22 +254,6 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
-
-    // The catalogue the bench's scopes come from (low tier: granted at once), with the
-    // audiences the exchanges name (audience binding).
-    let catalogue = json!({"resources": [
-        {"id": "crm", "name": "CRM", "owner": null, "audiences": ["https://crm.example.com"],
-         "scopes": [{"name": "crm.orders:read", "tier": "low"}]},
-        {"id": "mail", "name": "Mail", "owner": null, "audiences": ["https://mail.example.com"],
-         "scopes": [{"name": "mail:send", "tier": "low"}]},
-    ]});
-    let imported = http
-        .put(format!("{base}/v1/resources"))
-        .bearer_auth(&admin)
-        .json(&catalogue)
-        .send()
-        .await?;
-    assert!(imported.status().is_success(), "{}", imported.text().await?);
 
     let (agent, key) = register_agent(&http, &base, &admin, "bench-agent").await;
     let subject = post_json(

@@ -40,9 +40,14 @@ async fn world() -> World {
     let reg = Registry::start().await;
     let admin2 = reg.add_person("admin2@example.com", &["admin"]).await;
     let pay_owner = reg.add_person("pay@example.com", &[]).await;
-    reg.call("PUT", "/v1/resources", Some(&reg.admin.token), Some(&catalogue()))
-        .await
-        .expect(200);
+    reg.call(
+        "PUT",
+        "/v1/resources",
+        Some(&reg.admin.token),
+        Some(&catalogue()),
+    )
+    .await
+    .expect(200);
     World {
         reg,
         admin2,
@@ -51,7 +56,13 @@ async fn world() -> World {
 }
 
 impl World {
-    async fn request(&self, who: &Member, agent: &str, scope: &str, duration: Option<&str>) -> support::Reply {
+    async fn request(
+        &self,
+        who: &Member,
+        agent: &str,
+        scope: &str,
+        duration: Option<&str>,
+    ) -> support::Reply {
         let mut body = json!({"scope": scope, "justification": "month-end close"});
         if let Some(d) = duration {
             body["duration"] = json!(d);
@@ -63,7 +74,11 @@ impl World {
 
     async fn approve(&self, who: &Member, id: &str) -> support::Reply {
         self.reg
-            .post(&format!("/v1/approvals/{id}/approve"), who, json!({"reason": "ok"}))
+            .post(
+                &format!("/v1/approvals/{id}/approve"),
+                who,
+                json!({"reason": "ok"}),
+            )
             .await
     }
 
@@ -87,7 +102,10 @@ fn time(v: &Value) -> DateTime<Utc> {
 
 /// `t` is `days` days from now, give or take a generous hour (no timing assertion).
 fn about_days_from_now(t: DateTime<Utc>, days: i64) -> bool {
-    (t - (Utc::now() + Duration::days(days))).num_minutes().abs() < 60
+    (t - (Utc::now() + Duration::days(days)))
+        .num_minutes()
+        .abs()
+        < 60
 }
 
 #[tokio::test]
@@ -118,7 +136,12 @@ async fn the_catalogue_is_read_by_everyone_imported_by_admins_and_import_is_idem
     // The same import again changes nothing, not even the audit log.
     let before = r.snapshot();
     let again = r
-        .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&catalogue()))
+        .call(
+            "PUT",
+            "/v1/resources",
+            Some(&r.admin.token),
+            Some(&catalogue()),
+        )
         .await;
     assert_eq!(again.expect(200)["created"], json!([]));
     assert_eq!(again.body["updated"], json!([]));
@@ -126,7 +149,12 @@ async fn the_catalogue_is_read_by_everyone_imported_by_admins_and_import_is_idem
 
     // Not an admin: 403, nothing written. A bad entry refuses the whole import.
     let refused = r
-        .call("PUT", "/v1/resources", Some(&r.owner.token), Some(&catalogue()))
+        .call(
+            "PUT",
+            "/v1/resources",
+            Some(&r.owner.token),
+            Some(&catalogue()),
+        )
         .await;
     assert_eq!(refused.status, 403);
     let bad_tier = json!({"resources": [
@@ -134,7 +162,12 @@ async fn the_catalogue_is_read_by_everyone_imported_by_admins_and_import_is_idem
         {"id": "new2", "name": "New", "owner": null, "scopes": [{"name": "n:x", "tier": "severe"}]}
     ]});
     let reply = r
-        .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&bad_tier))
+        .call(
+            "PUT",
+            "/v1/resources",
+            Some(&r.admin.token),
+            Some(&bad_tier),
+        )
         .await;
     assert_eq!(reply.status, 422, "{reply:?}");
     let taken = json!({"resources": [
@@ -144,14 +177,27 @@ async fn the_catalogue_is_read_by_everyone_imported_by_admins_and_import_is_idem
     let reply = r
         .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&taken))
         .await;
-    assert_eq!((reply.status, reply.code()), (422, "scope_taken"), "{reply:?}");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, "scope_taken"),
+        "{reply:?}"
+    );
     let unknown_owner = json!({"resources": [
         {"id": "new1", "name": "New", "owner": "ghost@example.com", "scopes": []}
     ]});
     let reply = r
-        .call("PUT", "/v1/resources", Some(&r.admin.token), Some(&unknown_owner))
+        .call(
+            "PUT",
+            "/v1/resources",
+            Some(&r.admin.token),
+            Some(&unknown_owner),
+        )
         .await;
-    assert_eq!((reply.status, reply.code()), (422, "unknown_owner"), "{reply:?}");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, "unknown_owner"),
+        "{reply:?}"
+    );
     assert_eq!(r.snapshot(), before, "refused imports wrote nothing");
 }
 
@@ -159,14 +205,22 @@ async fn the_catalogue_is_read_by_everyone_imported_by_admins_and_import_is_idem
 async fn low_is_granted_at_once_by_policy_and_audited() {
     let w = world().await;
     let agent = w.reg.register("bot", Some(&w.reg.owner.email), &[]).await;
-    let reply = w.request(&w.reg.owner, &agent, "pay.balance:read", None).await;
+    let reply = w
+        .request(&w.reg.owner, &agent, "pay.balance:read", None)
+        .await;
     let req = reply.expect(201);
     assert_eq!(req["kind"], json!("grant"));
     assert_eq!(req["status"], json!("approved"));
     assert_eq!(req["approvals"][0]["by"], json!("policy"));
     let grant = w.grant_of(&agent, "pay.balance:read").await.unwrap();
-    assert!(about_days_from_now(time(&grant["expires_at"]), 365), "{grant}");
-    let audit = w.reg.get(&format!("/v1/agents/{agent}/audit"), &w.reg.admin).await;
+    assert!(
+        about_days_from_now(time(&grant["expires_at"]), 365),
+        "{grant}"
+    );
+    let audit = w
+        .reg
+        .get(&format!("/v1/agents/{agent}/audit"), &w.reg.admin)
+        .await;
     let actions: Vec<&str> = audit.body["events"]
         .as_array()
         .unwrap()
@@ -214,22 +268,40 @@ async fn medium_is_decided_by_the_resource_owner_or_an_admin_never_by_the_reques
     let again = w.approve(&w.pay_owner, &id).await;
     assert_eq!((again.status, again.code()), (409, "already_decided"));
     let deny = r
-        .post(&format!("/v1/approvals/{id}/deny"), &w.pay_owner, json!({"reason": "no"}))
+        .post(
+            &format!("/v1/approvals/{id}/deny"),
+            &w.pay_owner,
+            json!({"reason": "no"}),
+        )
         .await;
     assert_eq!((deny.status, deny.code()), (409, "already_decided"));
 
     // The resource owner approves alone too; a denial needs a reason and ends it.
     let agent2 = r.register("bot2", Some(&r.owner.email), &[]).await;
-    let id2 = w.request(&r.owner, &agent2, "pay.refunds:write", None).await.body["id"]
+    let id2 = w
+        .request(&r.owner, &agent2, "pay.refunds:write", None)
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_string();
     let no_reason = r
-        .post(&format!("/v1/approvals/{id2}/deny"), &w.pay_owner, json!({}))
+        .post(
+            &format!("/v1/approvals/{id2}/deny"),
+            &w.pay_owner,
+            json!({}),
+        )
         .await;
-    assert_eq!((no_reason.status, no_reason.code()), (422, "reason_required"));
+    assert_eq!(
+        (no_reason.status, no_reason.code()),
+        (422, "reason_required")
+    );
     let denied = r
-        .post(&format!("/v1/approvals/{id2}/deny"), &w.pay_owner, json!({"reason": "not this quarter"}))
+        .post(
+            &format!("/v1/approvals/{id2}/deny"),
+            &w.pay_owner,
+            json!({"reason": "not this quarter"}),
+        )
         .await;
     assert_eq!(denied.expect(200)["status"], json!("denied"));
     assert!(w.grant_of(&agent2, "pay.refunds:write").await.is_none());
@@ -242,34 +314,60 @@ async fn high_is_the_resource_owners_alone_and_lasts_at_most_90_days() {
     let w = world().await;
     let r = &w.reg;
     let agent = r.register("bot", Some(&r.owner.email), &[]).await;
-    let long = w.request(&r.owner, &agent, "pay.payouts:write", Some("120d")).await;
-    assert_eq!((long.status, long.code()), (422, "duration_too_long"), "{long:?}");
-    let bad = w.request(&r.owner, &agent, "pay.payouts:write", Some("3w")).await;
+    let long = w
+        .request(&r.owner, &agent, "pay.payouts:write", Some("120d"))
+        .await;
+    assert_eq!(
+        (long.status, long.code()),
+        (422, "duration_too_long"),
+        "{long:?}"
+    );
+    let bad = w
+        .request(&r.owner, &agent, "pay.payouts:write", Some("3w"))
+        .await;
     assert_eq!((bad.status, bad.code()), (422, "invalid_duration"));
-    let id = w.request(&r.owner, &agent, "pay.payouts:write", Some("30d")).await.expect(201)["id"]
+    let id = w
+        .request(&r.owner, &agent, "pay.payouts:write", Some("30d"))
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
     let dup = w.request(&r.owner, &agent, "pay.payouts:write", None).await;
     assert_eq!((dup.status, dup.code()), (409, "request_pending"));
     let admin = w.approve(&r.admin, &id).await;
-    assert_eq!((admin.status, admin.code()), (403, "not_an_approver"), "{admin:?}");
+    assert_eq!(
+        (admin.status, admin.code()),
+        (403, "not_an_approver"),
+        "{admin:?}"
+    );
     let done = w.approve(&w.pay_owner, &id).await;
     assert_eq!(done.expect(200)["status"], json!("approved"));
     let grant = w.grant_of(&agent, "pay.payouts:write").await.unwrap();
-    assert!(about_days_from_now(time(&grant["expires_at"]), 30), "{grant}");
+    assert!(
+        about_days_from_now(time(&grant["expires_at"]), 30),
+        "{grant}"
+    );
 
     // No owner (or unclassified): admins approve, default 90 days.
-    let id = w.request(&r.owner, &agent, "vault.secrets:read", None).await.expect(201)["id"]
+    let id = w
+        .request(&r.owner, &agent, "vault.secrets:read", None)
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
     w.approve(&r.admin, &id).await.expect(200);
     let grant = w.grant_of(&agent, "vault.secrets:read").await.unwrap();
-    assert!(about_days_from_now(time(&grant["expires_at"]), 90), "{grant}");
+    assert!(
+        about_days_from_now(time(&grant["expires_at"]), 90),
+        "{grant}"
+    );
 
     // A resource's max_duration override shortens its tier's maximum.
-    let over = w.request(&r.owner, &agent, "short.ops:run", Some("15d")).await;
+    let over = w
+        .request(&r.owner, &agent, "short.ops:run", Some("15d"))
+        .await;
     assert_eq!((over.status, over.code()), (422, "duration_too_long"));
 }
 
@@ -278,9 +376,14 @@ async fn critical_needs_the_resource_owner_and_a_distinct_admin() {
     let w = world().await;
     let r = &w.reg;
     let agent = r.register("bot", Some(&r.owner.email), &[]).await;
-    let too_long = w.request(&r.owner, &agent, "pay.ledger:admin", Some("31d")).await;
+    let too_long = w
+        .request(&r.owner, &agent, "pay.ledger:admin", Some("31d"))
+        .await;
     assert_eq!(too_long.code(), "duration_too_long");
-    let id = w.request(&r.owner, &agent, "pay.ledger:admin", None).await.expect(201)["id"]
+    let id = w
+        .request(&r.owner, &agent, "pay.ledger:admin", None)
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -293,11 +396,17 @@ async fn critical_needs_the_resource_owner_and_a_distinct_admin() {
     assert_eq!((twice.status, twice.code()), (409, "already_decided"));
     // A second admin cannot stand in for the resource owner who may decide.
     let second_admin = w.approve(&w.admin2, &id).await;
-    assert_eq!((second_admin.status, second_admin.code()), (403, "not_an_approver"));
+    assert_eq!(
+        (second_admin.status, second_admin.code()),
+        (403, "not_an_approver")
+    );
     let done = w.approve(&w.pay_owner, &id).await;
     assert_eq!(done.expect(200)["status"], json!("approved"));
     let grant = w.grant_of(&agent, "pay.ledger:admin").await.unwrap();
-    assert!(about_days_from_now(time(&grant["expires_at"]), 30), "{grant}");
+    assert!(
+        about_days_from_now(time(&grant["expires_at"]), 30),
+        "{grant}"
+    );
     let audit = r.get(&format!("/v1/agents/{agent}/audit"), &r.admin).await;
     let approved = audit.body["events"]
         .as_array()
@@ -306,20 +415,32 @@ async fn critical_needs_the_resource_owner_and_a_distinct_admin() {
         .find(|e| e["action"] == json!("grant.add"))
         .cloned()
         .unwrap();
-    assert_eq!(approved["details"]["approvers"], json!(["admin@example.com", "pay@example.com"]));
+    assert_eq!(
+        approved["details"]["approvers"],
+        json!(["admin@example.com", "pay@example.com"])
+    );
     assert_eq!(approved["details"]["requester"], json!("owner@example.com"));
     assert_eq!(approved["details"]["tier"], json!("critical"));
 
     // The resource owner asks (for an agent they own): two distinct admins decide.
     let theirs = r.register("pay-bot", Some(&w.pay_owner.email), &[]).await;
-    let id = w.request(&w.pay_owner, &theirs, "pay.ledger:admin", Some("7d")).await.expect(201)["id"]
+    let id = w
+        .request(&w.pay_owner, &theirs, "pay.ledger:admin", Some("7d"))
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
     let own = w.approve(&w.pay_owner, &id).await;
     assert_eq!(own.code(), "self_approval");
-    assert_eq!(w.approve(&r.admin, &id).await.expect(200)["status"], json!("pending"));
-    assert_eq!(w.approve(&w.admin2, &id).await.expect(200)["status"], json!("approved"));
+    assert_eq!(
+        w.approve(&r.admin, &id).await.expect(200)["status"],
+        json!("pending")
+    );
+    assert_eq!(
+        w.approve(&w.admin2, &id).await.expect(200)["status"],
+        json!("approved")
+    );
 }
 
 #[tokio::test]
@@ -328,7 +449,10 @@ async fn nobody_approves_for_an_agent_they_own_and_admins_grant_directly_only_lo
     let r = &w.reg;
     // An admin's own agent: their own request, and another admin's for it, are not theirs to decide.
     let admins = r.register("admin-bot", Some(&r.admin.email), &[]).await;
-    let id = w.request(&w.admin2, &admins, "pay.refunds:write", None).await.expect(201)["id"]
+    let id = w
+        .request(&w.admin2, &admins, "pay.refunds:write", None)
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -341,20 +465,33 @@ async fn nobody_approves_for_an_agent_they_own_and_admins_grant_directly_only_lo
     // Direct grants: not for owners, not above medium, never to one's own agent.
     let owners = r.register("bot", Some(&r.owner.email), &[]).await;
     let path = format!("/v1/agents/{owners}/grants");
-    let owner_try = r.post(&path, &r.owner, json!({"scope": "pay.refunds:write"})).await;
+    let owner_try = r
+        .post(&path, &r.owner, json!({"scope": "pay.refunds:write"}))
+        .await;
     assert_eq!(owner_try.status, 403);
-    let high = r.post(&path, &r.admin, json!({"scope": "pay.payouts:write"})).await;
+    let high = r
+        .post(&path, &r.admin, json!({"scope": "pay.payouts:write"}))
+        .await;
     assert_eq!(high.status, 403, "{high:?}");
     let unknown = r.post(&path, &r.admin, json!({"scope": "nope:read"})).await;
     assert_eq!((unknown.status, unknown.code()), (422, "unknown_scope"));
     let own = r
-        .post(&format!("/v1/agents/{admins}/grants"), &r.admin, json!({"scope": "pay.balance:read"}))
+        .post(
+            &format!("/v1/agents/{admins}/grants"),
+            &r.admin,
+            json!({"scope": "pay.balance:read"}),
+        )
         .await;
     assert_eq!((own.status, own.code()), (403, "self_approval"));
-    let ok = r.post(&path, &r.admin, json!({"scope": "pay.refunds:write"})).await;
+    let ok = r
+        .post(&path, &r.admin, json!({"scope": "pay.refunds:write"}))
+        .await;
     ok.expect(201);
     let grant = w.grant_of(&owners, "pay.refunds:write").await.unwrap();
-    assert!(about_days_from_now(time(&grant["expires_at"]), 365), "{grant}");
+    assert!(
+        about_days_from_now(time(&grant["expires_at"]), 365),
+        "{grant}"
+    );
 }
 
 #[tokio::test]
@@ -364,7 +501,12 @@ async fn scopes_outside_the_catalogue_are_never_granted_or_registered() {
     let agent = r.register("bot", Some(&r.owner.email), &[]).await;
     let reply = w.request(&r.owner, &agent, "hr.db:admin", None).await;
     assert_eq!((reply.status, reply.code()), (422, "unknown_scope"));
-    assert!(reply.body["message"].as_str().unwrap().contains("hr.db:admin"));
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("hr.db:admin")
+    );
     let before = r.snapshot();
     let reg = r
         .post(
@@ -375,7 +517,11 @@ async fn scopes_outside_the_catalogue_are_never_granted_or_registered() {
         .await;
     assert_eq!((reg.status, reg.code()), (422, "unknown_scope"), "{reg:?}");
     assert!(reg.body["message"].as_str().unwrap().contains("iam:admin"));
-    assert_eq!(r.snapshot(), before, "nothing of the registration was written");
+    assert_eq!(
+        r.snapshot(),
+        before,
+        "nothing of the registration was written"
+    );
 
     // Registering with catalogued scopes files one request per scope; low ones are granted.
     let created = r
@@ -410,7 +556,10 @@ async fn undecided_requests_expire_and_expired_grants_are_removed_by_the_sweep()
     let w = world().await;
     let r = &w.reg;
     let agent = r.register("bot", Some(&r.owner.email), &[]).await;
-    let id = w.request(&r.owner, &agent, "pay.payouts:write", None).await.expect(201)["id"]
+    let id = w
+        .request(&r.owner, &agent, "pay.payouts:write", None)
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -421,21 +570,38 @@ async fn undecided_requests_expire_and_expired_grants_are_removed_by_the_sweep()
     let swept = sweep(store, Utc::now() + Duration::days(15)).unwrap();
     assert_eq!(swept.requests_expired, 1);
     let late = w.approve(&w.pay_owner, &id).await;
-    assert_eq!((late.status, late.code()), (409, "request_expired"), "{late:?}");
-    assert!(w.approve(&w.pay_owner, &id).await.body["message"].as_str().unwrap().contains("expired"));
+    assert_eq!(
+        (late.status, late.code()),
+        (409, "request_expired"),
+        "{late:?}"
+    );
+    assert!(
+        w.approve(&w.pay_owner, &id).await.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
 
     // A 12-hour grant is removed by the first sweep after its end, audited, and only it.
-    let id = w.request(&r.owner, &agent, "pay.refunds:write", Some("12h")).await.expect(201)["id"]
+    let id = w
+        .request(&r.owner, &agent, "pay.refunds:write", Some("12h"))
+        .await
+        .expect(201)["id"]
         .as_str()
         .unwrap()
         .to_string();
     w.approve(&r.admin, &id).await.expect(200);
-    w.request(&r.owner, &agent, "pay.balance:read", None).await.expect(201);
+    w.request(&r.owner, &agent, "pay.balance:read", None)
+        .await
+        .expect(201);
     assert!(w.grant_of(&agent, "pay.refunds:write").await.is_some());
     let early = sweep(store, Utc::now() + Duration::hours(11)).unwrap();
     assert!(early.grants_removed.is_empty());
     let swept = sweep(store, Utc::now() + Duration::hours(13)).unwrap();
-    assert_eq!(swept.grants_removed, vec![(agent.clone(), "pay.refunds:write".to_string())]);
+    assert_eq!(
+        swept.grants_removed,
+        vec![(agent.clone(), "pay.refunds:write".to_string())]
+    );
     assert!(w.grant_of(&agent, "pay.refunds:write").await.is_none());
     assert!(w.grant_of(&agent, "pay.balance:read").await.is_some());
     let audit = r.get(&format!("/v1/agents/{agent}/audit"), &r.admin).await;
@@ -474,7 +640,14 @@ impl World {
             if filed.body["status"] == json!("pending") {
                 self.approve(&r.admin, &rid).await.expect(200);
             }
-            if self.reg.get(&format!("/v1/agents/{id}/requests?status=pending"), &r.admin).await.body["requests"]
+            if self
+                .reg
+                .get(
+                    &format!("/v1/agents/{id}/requests?status=pending"),
+                    &r.admin,
+                )
+                .await
+                .body["requests"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -484,7 +657,11 @@ impl World {
             }
         }
         let added = r
-            .post(&format!("/v1/agents/{id}/credentials"), &r.admin, json!({"kind": "static-secret"}))
+            .post(
+                &format!("/v1/agents/{id}/credentials"),
+                &r.admin,
+                json!({"kind": "static-secret"}),
+            )
             .await;
         let secret = added.expect(201)["secret"].as_str().unwrap().to_string();
         Client { id, secret }
@@ -494,9 +671,16 @@ impl World {
     async fn person_token(&self, who: &Member, agent: &str) -> String {
         let minted = self
             .reg
-            .post("/v1/me/access-token", who, json!({"ttl_seconds": 600, "may_act": agent}))
+            .post(
+                "/v1/me/access-token",
+                who,
+                json!({"ttl_seconds": 600, "may_act": agent}),
+            )
             .await;
-        minted.expect(201)["access_token"].as_str().unwrap().to_string()
+        minted.expect(201)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn exchange(
@@ -507,13 +691,19 @@ impl World {
         approval_id: Option<&str>,
     ) -> support::Reply {
         let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange")
-            .append_pair("subject_token", subject)
-            .append_pair("subject_token_type", "urn:ietf:params:oauth:token-type:access_token")
-            .append_pair("scope", scope)
-            .append_pair("audience", "https://pay.example.com")
-            .append_pair("client_id", &client.id)
-            .append_pair("client_secret", &client.secret);
+        form.append_pair(
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        )
+        .append_pair("subject_token", subject)
+        .append_pair(
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        )
+        .append_pair("scope", scope)
+        .append_pair("audience", "https://pay.example.com")
+        .append_pair("client_id", &client.id)
+        .append_pair("client_secret", &client.secret);
         if let Some(id) = approval_id {
             form.append_pair("approval_id", id);
         }
@@ -534,24 +724,43 @@ async fn per_use_approval_round_trip_reuse_mismatch_denial_and_merge() {
     let w = world().await;
     let r = &w.reg;
     let runner = w
-        .agent_with("runner", &["pay.balance:read", "pay.transfer:execute"], None)
+        .agent_with(
+            "runner",
+            &["pay.balance:read", "pay.transfer:execute"],
+            None,
+        )
         .await;
     let subject = w.person_token(&r.other, &runner.id).await;
 
     // Without per-use scopes nothing changes.
-    w.exchange(&runner, &subject, "pay.balance:read", None).await.expect(200);
+    w.exchange(&runner, &subject, "pay.balance:read", None)
+        .await
+        .expect(200);
 
     // The per-use scope: approval_required, with an id and how long it stays valid.
-    let asked = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
-    assert_eq!((asked.status, asked.body["error"].as_str()), (400, Some("approval_required")), "{asked:?}");
+    let asked = w
+        .exchange(&runner, &subject, "pay.transfer:execute", None)
+        .await;
+    assert_eq!(
+        (asked.status, asked.body["error"].as_str()),
+        (400, Some("approval_required")),
+        "{asked:?}"
+    );
     let id = asked.body["approval_id"].as_str().unwrap().to_string();
     let expires_in = asked.body["expires_in"].as_u64().unwrap();
     assert!(expires_in > 0 && expires_in <= 600, "{expires_in}");
     // Asking again merges into the same pending approval.
-    let again = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    let again = w
+        .exchange(&runner, &subject, "pay.transfer:execute", None)
+        .await;
     assert_eq!(again.body["approval_id"], json!(id));
-    let pending = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await;
-    assert_eq!((pending.status, pending.body["error"].as_str()), (400, Some("authorization_pending")));
+    let pending = w
+        .exchange(&runner, &subject, "pay.transfer:execute", Some(&id))
+        .await;
+    assert_eq!(
+        (pending.status, pending.body["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
 
     // It waits for the subject and the resource owner, never the agent's owner; admins are not
     // asked while the subject or resource owner may decide.
@@ -568,42 +777,87 @@ async fn per_use_approval_round_trip_reuse_mismatch_denial_and_merge() {
     assert_eq!(by_agent_owner.code(), "self_approval");
     let by_admin = w.approve(&r.admin, &id).await;
     assert_eq!(by_admin.code(), "not_an_approver");
-    assert_eq!(w.approve(&r.other, &id).await.expect(200)["status"], json!("approved"));
+    assert_eq!(
+        w.approve(&r.other, &id).await.expect(200)["status"],
+        json!("approved")
+    );
 
     // Bound to its scope set: another set is refused and does not spend it.
     let other_set = w
-        .exchange(&runner, &subject, "pay.transfer:execute pay.balance:read", Some(&id))
+        .exchange(
+            &runner,
+            &subject,
+            "pay.transfer:execute pay.balance:read",
+            Some(&id),
+        )
         .await;
-    assert_eq!(other_set.body["error"], json!("invalid_grant"), "{other_set:?}");
+    assert_eq!(
+        other_set.body["error"],
+        json!("invalid_grant"),
+        "{other_set:?}"
+    );
     // Bound to its subject: another person's token is refused.
     let admins_subject = w.person_token(&r.admin, &runner.id).await;
-    let other_subject = w.exchange(&runner, &admins_subject, "pay.transfer:execute", Some(&id)).await;
-    assert_eq!(other_subject.body["error"], json!("invalid_grant"), "{other_subject:?}");
+    let other_subject = w
+        .exchange(&runner, &admins_subject, "pay.transfer:execute", Some(&id))
+        .await;
+    assert_eq!(
+        other_subject.body["error"],
+        json!("invalid_grant"),
+        "{other_subject:?}"
+    );
     // The exchange it was asked for succeeds once.
-    let ok = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await;
+    let ok = w
+        .exchange(&runner, &subject, "pay.transfer:execute", Some(&id))
+        .await;
     assert_eq!(ok.expect(200)["scope"], json!("pay.transfer:execute"));
-    let reused = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await;
+    let reused = w
+        .exchange(&runner, &subject, "pay.transfer:execute", Some(&id))
+        .await;
     assert_eq!(reused.body["error"], json!("invalid_grant"));
-    assert!(reused.body["error_description"].as_str().unwrap().contains("already been used"));
+    assert!(
+        reused.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already been used")
+    );
 
     // Denied: access_denied.
-    let asked = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    let asked = w
+        .exchange(&runner, &subject, "pay.transfer:execute", None)
+        .await;
     let id2 = asked.body["approval_id"].as_str().unwrap().to_string();
     assert_ne!(id2, id);
-    r.post(&format!("/v1/approvals/{id2}/deny"), &w.pay_owner, json!({"reason": "not now"}))
-        .await
-        .expect(200);
-    let denied = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id2)).await;
+    r.post(
+        &format!("/v1/approvals/{id2}/deny"),
+        &w.pay_owner,
+        json!({"reason": "not now"}),
+    )
+    .await
+    .expect(200);
+    let denied = w
+        .exchange(&runner, &subject, "pay.transfer:execute", Some(&id2))
+        .await;
     assert_eq!(denied.body["error"], json!("access_denied"));
 
     // Every step is audited.
-    let audit = r.get(&format!("/v1/agents/{}/audit", runner.id), &r.admin).await;
+    let audit = r
+        .get(&format!("/v1/agents/{}/audit", runner.id), &r.admin)
+        .await;
     let steps: Vec<(String, String)> = audit.body["events"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["action"].as_str().unwrap().starts_with("approval.") || e["details"]["kind"] == json!("use"))
-        .map(|e| (e["action"].as_str().unwrap().to_string(), e["outcome"].as_str().unwrap().to_string()))
+        .filter(|e| {
+            e["action"].as_str().unwrap().starts_with("approval.")
+                || e["details"]["kind"] == json!("use")
+        })
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     for want in [
         ("approval.request", "pending"),
@@ -628,12 +882,18 @@ async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
     let w = world().await;
     let r = &w.reg;
     let runner = w
-        .agent_with("runner", &["pay.balance:read", "pay.transfer:execute"], None)
+        .agent_with(
+            "runner",
+            &["pay.balance:read", "pay.transfer:execute"],
+            None,
+        )
         .await;
     let subject = w.person_token(&r.other, &runner.id).await;
 
     // Approved but not used within ten minutes: invalid_grant.
-    let asked = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    let asked = w
+        .exchange(&runner, &subject, "pay.transfer:execute", None)
+        .await;
     let id = asked.body["approval_id"].as_str().unwrap().to_string();
     w.approve(&r.other, &id).await.expect(200);
     let binding = UseBinding {
@@ -647,16 +907,23 @@ async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
         .store
         .redeem_use_approval(&id, &binding, Utc::now() + Duration::minutes(11))
         .unwrap();
-    assert!(matches!(late, UseRedemption::Invalid(ref m) if m.contains("expired")), "{late:?}");
+    assert!(
+        matches!(late, UseRedemption::Invalid(ref m) if m.contains("expired")),
+        "{late:?}"
+    );
     // Bound to its agent.
     let mut elsewhere = binding.clone();
     elsewhere.agent_id = "ag_other".into();
     assert!(matches!(
-        r.store.redeem_use_approval(&id, &elsewhere, Utc::now()).unwrap(),
+        r.store
+            .redeem_use_approval(&id, &elsewhere, Utc::now())
+            .unwrap(),
         UseRedemption::Invalid(_)
     ));
     // Still unspent in time and bound right: the exchange succeeds.
-    w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id)).await.expect(200);
+    w.exchange(&runner, &subject, "pay.transfer:execute", Some(&id))
+        .await
+        .expect(200);
 
     // A sub-agent hop needs its own approval, even with a token that carries the scope.
     let parent_token = w
@@ -667,12 +934,24 @@ async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
         .unwrap()
         .to_string();
     w.approve(&w.pay_owner, &parent_token).await.expect(200);
-    let carried = w.exchange(&runner, &subject, "pay.transfer:execute", Some(&parent_token)).await;
-    let carried = carried.expect(200)["access_token"].as_str().unwrap().to_string();
+    let carried = w
+        .exchange(
+            &runner,
+            &subject,
+            "pay.transfer:execute",
+            Some(&parent_token),
+        )
+        .await;
+    let carried = carried.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let worker = w
         .agent_with("worker", &["pay.transfer:execute"], Some(&runner.id))
         .await;
-    let hop = w.exchange(&worker, &carried, "pay.transfer:execute", None).await;
+    let hop = w
+        .exchange(&worker, &carried, "pay.transfer:execute", None)
+        .await;
     assert_eq!(hop.body["error"], json!("approval_required"), "{hop:?}");
     let hop_id = hop.body["approval_id"].as_str().unwrap().to_string();
     let hop_request = r.get("/v1/approvals?kind=use", &r.other).await.body["requests"]
@@ -684,7 +963,9 @@ async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
         .unwrap();
     assert_eq!(hop_request["chain"], json!([worker.id, runner.id]));
     w.approve(&r.other, &hop_id).await.expect(200);
-    w.exchange(&worker, &carried, "pay.transfer:execute", Some(&hop_id)).await.expect(200);
+    w.exchange(&worker, &carried, "pay.transfer:execute", Some(&hop_id))
+        .await
+        .expect(200);
 
     // At most 20 pending per agent: the 21st is refused with 429 and nothing is filed.
     for n in 0..19 {
@@ -692,7 +973,9 @@ async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
         b.audience = vec![format!("https://pay{n}.example.com")];
         r.store.request_use_approval(&b, Utc::now()).unwrap();
     }
-    let twentieth = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    let twentieth = w
+        .exchange(&runner, &subject, "pay.transfer:execute", None)
+        .await;
     assert_eq!(twentieth.body["error"], json!("approval_required"));
     let mut b = binding.clone();
     b.audience = vec!["https://pay-extra.example.com".into()];
@@ -701,11 +984,19 @@ async fn per_use_approvals_expire_are_capped_and_never_pass_a_sub_agent_hop() {
     assert!(capped.to_string().contains("at most 20"), "{capped}");
     assert_eq!(r.snapshot(), before);
     // Over HTTP the cap is a 429; the identical pending one still merges.
-    let merged = w.exchange(&runner, &subject, "pay.transfer:execute", None).await;
+    let merged = w
+        .exchange(&runner, &subject, "pay.transfer:execute", None)
+        .await;
     assert_eq!(merged.body["error"], json!("approval_required"));
     let admin_subject = w.person_token(&r.admin, &runner.id).await;
-    let over = w.exchange(&runner, &admin_subject, "pay.transfer:execute", None).await;
-    assert_eq!((over.status, over.body["error"].as_str()), (429, Some("too_many_pending")), "{over:?}");
+    let over = w
+        .exchange(&runner, &admin_subject, "pay.transfer:execute", None)
+        .await;
+    assert_eq!(
+        (over.status, over.body["error"].as_str()),
+        (429, Some("too_many_pending")),
+        "{over:?}"
+    );
 }
 
 #[tokio::test]
@@ -743,7 +1034,10 @@ async fn a_schema_4_database_is_upgraded_without_losing_grants() {
         .unwrap();
     }
     let store = steward::registry::open_store(&db, OpenMode::MustExist).unwrap();
-    assert_eq!(store.schema_version().unwrap(), steward::registry::SCHEMA_VERSION);
+    assert_eq!(
+        store.schema_version().unwrap(),
+        steward::registry::SCHEMA_VERSION
+    );
 
     // Every granted scope is catalogued under its prefix, unclassified, without an owner, with
     // the audiences its past exchanges named.
@@ -752,15 +1046,26 @@ async fn a_schema_4_database_is_upgraded_without_losing_grants() {
     assert_eq!(ids, ["crm", "hr", "payments"]);
     let crm = &resources[0];
     assert_eq!(crm.owner, None);
-    assert_eq!(crm.audiences, ["https://api.example.com", "https://crm.example.com"]);
+    assert_eq!(
+        crm.audiences,
+        ["https://api.example.com", "https://crm.example.com"]
+    );
     assert_eq!(resources[2].audiences, ["https://api.example.com"]);
     assert_eq!(resources[1].audiences, Vec::<String>::new());
     let infos = store
-        .scope_catalogue(&["hr.db:admin".into(), "crm.orders:read".into(), "nope:x".into()])
+        .scope_catalogue(&[
+            "hr.db:admin".into(),
+            "crm.orders:read".into(),
+            "nope:x".into(),
+        ])
         .unwrap();
     assert_eq!(infos.len(), 2);
     assert_eq!(infos[0].resource_id, "hr");
-    assert!(infos.iter().all(|i| i.tier == steward::model::catalogue::Tier::Unclassified));
+    assert!(
+        infos
+            .iter()
+            .all(|i| i.tier == steward::model::catalogue::Tier::Unclassified)
+    );
 
     // Nothing granted is lost, but nothing stays longer than 90 days unless it ended sooner.
     let (url, shutdown, server) = support::serve(store.clone()).await;

@@ -137,6 +137,43 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// The catalogue every fixture imports with `steward resources import` (all low tier).
+const CATALOGUE: &str = r#"
+[[resource]]
+id = "crm"
+name = "CRM"
+audiences = ["https://crm.example.com"]
+
+[[resource.scope]]
+name = "crm.orders:read"
+tier = "low"
+
+[[resource]]
+id = "github"
+name = "GitHub"
+owner = "admin@example.com"
+
+[[resource.scope]]
+name = "github.repo:write"
+tier = "low"
+
+[[resource.scope]]
+name = "jira.issues:write"
+tier = "low"
+
+[[resource]]
+id = "s3"
+name = "S3"
+
+[[resource.scope]]
+name = "s3.raw:read"
+tier = "low"
+
+[[resource.scope]]
+name = "s3.reports:read"
+tier = "low"
+"#;
+
 /// A registry with an admin created by `steward server create-admin` before it started.
 struct Fixture {
     dir: TempDir,
@@ -163,12 +200,20 @@ impl Fixture {
             .expect("create-admin prints the token")
             .to_string();
         let server = Server::start(&db);
-        Fixture {
+        let fx = Fixture {
             dir,
             db,
             admin_token,
             server: Some(server),
-        }
+        };
+        // Only catalogued scopes are granted: the admin imports the ones these tests use.
+        let file = fx.home().join("catalogue.toml");
+        std::fs::write(&file, CATALOGUE).expect("write the catalogue file");
+        let imported = fx
+            .run(&["resources", "import", file.to_str().expect("a UTF-8 path")])
+            .ok();
+        assert!(imported.stdout.contains("3 created"), "{}", imported.stdout);
+        fx
     }
 
     fn url(&self) -> String {
@@ -458,14 +503,26 @@ fn governance_verbs() {
     ]);
     let iid = instance["id"].as_str().unwrap().to_string();
 
-    // grant / ungrant
-    let granted = fx.run(&["grant", &pid, "s3.reports:read"]).ok();
-    assert!(
-        granted.stdout.contains("granted s3.reports:read"),
-        "{}",
-        granted.stdout
-    );
-    assert!(granted.stdout.contains("2 scopes"), "{}", granted.stdout);
+    // request / grant / ungrant. Admins never grant to agents they own: they ask like
+    // anyone else (a low-tier scope is then granted at once, by policy).
+    let own = fx.run(&["grant", &pid, "s3.reports:read"]).fails();
+    assert!(own.stderr.contains("self_approval"), "{}", own.stderr);
+    let requested = fx
+        .run(&[
+            "request",
+            &pid,
+            "s3.reports:read",
+            "--justification",
+            "monthly reports",
+            "--for",
+            "30d",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(requested["status"], "approved");
+    assert_eq!(requested["kind"], "grant");
+    assert_eq!(requested["approvals"][0]["by"], "policy");
     assert_eq!(
         scopes(&fx.show(&pid)),
         ["crm.orders:read", "s3.reports:read"]
@@ -1028,4 +1085,138 @@ fn login_redeems_an_invitation_once_and_delegations_are_managed_from_the_command
         .ok()
         .json();
     assert_eq!(list[0]["active"], false);
+
+#[test]
+fn catalogue_requests_and_approvals_from_the_command_line() {
+    let fx = Fixture::new();
+    let bob = fx.person(BOB, vec![]);
+    let second_admin = fx.person("eve@example.com", vec![Role::Admin]);
+
+    // A broken file is refused whole, naming its line and key; nothing is imported.
+    let broken = fx.home().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[resource]]\nid = \"vault\"\nname = \"Vault\"\n\n[[resource.scope]]\nname = \"vault:read\"\ntier = \"severe\"\n",
+    )
+    .unwrap();
+    let refused = fx
+        .run(&["resources", "import", broken.to_str().unwrap()])
+        .fails();
+    assert!(
+        refused.stderr.contains("line 7, key tier"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        fx.run(&["resources", "show", "vault"])
+            .fails()
+            .stderr
+            .contains("404")
+    );
+
+    // A medium scope owned by Bob; importing the same file twice changes nothing.
+    let file = fx.home().join("vault.toml");
+    std::fs::write(
+        &file,
+        "[[resource]]\nid = \"vault\"\nname = \"Vault\"\nowner = \"bob@example.com\"\n\
+         audiences = [\"https://vault.example.com\"]\n\n[[resource.scope]]\nname = \"vault:read\"\n\
+         tier = \"medium\"\ndescription = \"read secrets\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    assert!(
+        fx.run(&["resources", "import", path])
+            .ok()
+            .stdout
+            .contains("1 created")
+    );
+    assert!(
+        fx.run(&["resources", "import", path])
+            .ok()
+            .stdout
+            .contains("1 unchanged")
+    );
+    let listed = fx.run(&["resources", "list", "--json"]).ok().json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "vault")
+    );
+    let shown = fx
+        .run(&["resources", "show", "vault", "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["scopes"][0]["tier"], "medium");
+    assert_eq!(shown["owner"], BOB);
+
+    // The admin asks for their own agent; they cannot approve it, Bob (the resource owner) can.
+    let agent = fx.register(&["vault-reader", "--owner", ADMIN]);
+    let id = agent["id"].as_str().unwrap();
+    let req = fx
+        .run(&[
+            "request",
+            id,
+            "vault:read",
+            "--justification",
+            "rotate keys",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(req["status"], "pending");
+    let rid = req["id"].as_str().unwrap();
+    let own = fx.run(&["approvals", "approve", rid]).fails();
+    assert!(own.stderr.contains("self_approval"), "{}", own.stderr);
+    let queue = fx
+        .run_with(Some(&bob), &["approvals", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(queue[0]["id"], rid);
+    let human = fx.run_with(Some(&bob), &["approvals", "list"]).ok().stdout;
+    assert!(
+        human.contains("vault:read") && human.contains("rotate keys"),
+        "{human}"
+    );
+    let approved = fx
+        .run_with(
+            Some(&bob),
+            &["approvals", "approve", rid, "--reason", "ok", "--json"],
+        )
+        .ok()
+        .json();
+    assert_eq!(approved["status"], "approved");
+    assert!(scopes(&fx.show(id)).contains(&"vault:read".to_string()));
+
+    // A denial needs a reason; another admin denies the next one.
+    let next = fx
+        .run(&[
+            "request",
+            id,
+            "vault:read",
+            "--justification",
+            "again",
+            "--for",
+            "12h",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let nid = next["id"].as_str().unwrap();
+    let denied = fx
+        .run_with(
+            Some(&second_admin),
+            &[
+                "approvals",
+                "deny",
+                nid,
+                "--reason",
+                "one is enough",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(denied["status"], "denied");
 }

@@ -128,7 +128,9 @@ async fn every_acknowledged_write_survives_sigkill() {
         "PUT",
         "/v1/resources",
         Some(&admin.token),
-        Some(&json!({"resources": [{"id": "crm", "name": "CRM", "owner": null, "scopes": scopes}]})),
+        Some(
+            &json!({"resources": [{"id": "crm", "name": "CRM", "owner": null, "scopes": scopes}]}),
+        ),
     )
     .await;
     assert_eq!(imported.status, 200, "import the catalogue: {imported:?}");

@@ -80,7 +80,9 @@ pub async fn resources(reg: &Registry, command: ResourcesCommand) -> anyhow::Res
             if json {
                 out.json(&list.resources)?;
             } else if list.resources.is_empty() {
-                out.line("the catalogue is empty; import one with `steward resources import FILE`")?;
+                out.line(
+                    "the catalogue is empty; import one with `steward resources import FILE`",
+                )?;
             } else {
                 let rows: Vec<Vec<String>> = list
                     .resources
@@ -111,7 +113,9 @@ pub async fn resources(reg: &Registry, command: ResourcesCommand) -> anyhow::Res
                 out.line(format_args!("{} ({})", safe(&r.name), safe(&r.id)))?;
                 out.line(format_args!(
                     "owner      {}",
-                    r.owner.as_deref().map_or("(none: admins approve)".into(), safe)
+                    r.owner
+                        .as_deref()
+                        .map_or("(none: admins approve)".into(), safe)
                 ))?;
                 out.line(format_args!("audiences  {}", safe(&r.audiences.join(" "))))?;
                 if let Some(n) = r.approvers {

@@ -153,7 +153,8 @@ pub struct ScopeInfo {
 
 /// Parses a duration written `30d` or `12h` into seconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let bad = || format!("duration {text:?} must be a whole number of days or hours, e.g. 30d or 12h");
+    let bad =
+        || format!("duration {text:?} must be a whole number of days or hours, e.g. 30d or 12h");
     let text = text.trim();
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: i64 = number.parse().map_err(|_| bad())?;

@@ -115,7 +115,12 @@ pub fn parse_catalogue(text: &str) -> Result<ImportCatalogue, FileError> {
     for r in file.resource {
         check_resource_id(r.id.get_ref()).map_err(|m| at(text, &r.id, "id", m))?;
         if seen_ids.contains(r.id.get_ref()) {
-            return Err(at(text, &r.id, "id", format!("resource {} is listed twice", r.id.get_ref())));
+            return Err(at(
+                text,
+                &r.id,
+                "id",
+                format!("resource {} is listed twice", r.id.get_ref()),
+            ));
         }
         seen_ids.push(r.id.get_ref().clone());
         check_line("name", r.name.get_ref(), 128).map_err(|e| at(text, &r.name, "name", e.0))?;
@@ -132,7 +137,12 @@ pub fn parse_catalogue(text: &str) -> Result<ImportCatalogue, FileError> {
         if let Some(n) = &r.approvers
             && !(1..=3).contains(n.get_ref())
         {
-            return Err(at(text, n, "approvers", format!("{} is not between 1 and 3", n.get_ref())));
+            return Err(at(
+                text,
+                n,
+                "approvers",
+                format!("{} is not between 1 and 3", n.get_ref()),
+            ));
         }
         if let Some(d) = &r.max_duration {
             parse_duration(d.get_ref()).map_err(|m| at(text, d, "max_duration", m))?;
@@ -145,7 +155,10 @@ pub fn parse_catalogue(text: &str) -> Result<ImportCatalogue, FileError> {
                     text,
                     &s.name,
                     "name",
-                    format!("scope {} is listed twice (a scope name is globally unique)", s.name.get_ref()),
+                    format!(
+                        "scope {} is listed twice (a scope name is globally unique)",
+                        s.name.get_ref()
+                    ),
                 ));
             }
             seen_scopes.push(s.name.get_ref().clone());
@@ -167,7 +180,10 @@ pub fn parse_catalogue(text: &str) -> Result<ImportCatalogue, FileError> {
                         text,
                         a,
                         "approval",
-                        format!("approval {:?} must be \"request\" or \"per-use\"", a.get_ref()),
+                        format!(
+                            "approval {:?} must be \"request\" or \"per-use\"",
+                            a.get_ref()
+                        ),
                     )
                 })?,
             };
@@ -242,7 +258,8 @@ approval = "per-use"
         let e = parse_catalogue(&GOOD.replace("owner =", "ownr =")).unwrap_err();
         assert_eq!(e.line, 5, "{e}");
         assert_eq!(e.key, "ownr", "{e}");
-        let e = parse_catalogue(&GOOD.replace("max_duration = \"14d\"", "max_duration = \"2w\"")).unwrap_err();
+        let e = parse_catalogue(&GOOD.replace("max_duration = \"14d\"", "max_duration = \"2w\""))
+            .unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (7, "max_duration"), "{e}");
         let e = parse_catalogue("[[resource]\nid = 1").unwrap_err();
         assert_eq!(e.line, 1, "{e}");

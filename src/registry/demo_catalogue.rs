@@ -29,8 +29,20 @@ fn resource_of(scope: &str) -> &str {
 /// identities and wildcards higher.
 fn tier_of(scope: &str) -> Tier {
     let action = scope.rsplit(':').next().unwrap_or("");
-    let critical = ["aws.iam:", "okta.groups:", "payments.payouts:", "vault.secrets:"];
-    let sensitive = ["hrdb.", "s3.finance", "s3.customer-exports", "s3.backups", "payments.", "snowflake.finance"];
+    let critical = [
+        "aws.iam:",
+        "okta.groups:",
+        "payments.payouts:",
+        "vault.secrets:",
+    ];
+    let sensitive = [
+        "hrdb.",
+        "s3.finance",
+        "s3.customer-exports",
+        "s3.backups",
+        "payments.",
+        "snowflake.finance",
+    ];
     if critical.iter().any(|p| scope.starts_with(p)) {
         Tier::Critical
     } else if action == "*" || action == "admin" || sensitive.iter().any(|p| scope.starts_with(p)) {
@@ -63,9 +75,17 @@ pub fn seed_catalogue(store: &dyn Store, anchor: DateTime<Utc>) -> anyhow::Resul
         .people
         .into_iter()
         .map(|p| p.email)
-        .filter(|m| !m.ends_with(".admin@example.com") && !m.contains(".owner@") && !m.contains(".responder@") && !m.contains(".auditor@"))
+        .filter(|m| {
+            !m.ends_with(".admin@example.com")
+                && !m.contains(".owner@")
+                && !m.contains(".responder@")
+                && !m.contains(".auditor@")
+        })
         .collect();
-    anyhow::ensure!(!people.is_empty(), "the demo enterprise has nobody to own its resources");
+    anyhow::ensure!(
+        !people.is_empty(),
+        "the demo enterprise has nobody to own its resources"
+    );
 
     let mut resources: Vec<Resource> = Vec::new();
     for scope in super::demo::grantable_scopes() {
@@ -82,7 +102,10 @@ pub fn seed_catalogue(store: &dyn Store, anchor: DateTime<Utc>) -> anyhow::Resul
                 id: id.clone(),
             });
         }
-        let r = resources.iter_mut().find(|r| r.id == id).context("added above")?;
+        let r = resources
+            .iter_mut()
+            .find(|r| r.id == id)
+            .context("added above")?;
         r.scopes.push(CatalogueScope {
             tier: tier_of(&scope),
             approval: if scope == PER_USE_SCOPE {
@@ -127,71 +150,89 @@ pub fn seed_catalogue(store: &dyn Store, anchor: DateTime<Utc>) -> anyhow::Resul
         .iter()
         .filter(|a| a.status == crate::model::AgentStatus::Active)
         .collect();
-    anyhow::ensure!(active.len() >= 2, "the owner persona has too few active agents");
-    let omar = Actor::human(OWNER);
-    let ask = |agent: &str, scope: &str, why: &str| -> anyhow::Result<String> {
-        let held = active
-            .iter()
-            .find(|a| a.id == agent)
-            .is_some_and(|a| a.grants.iter().any(|g| g.scope == scope));
-        if held {
-            return Ok(String::new());
-        }
-        Ok(store
-            .request_grant(
-                &omar,
-                &NewGrantRequest {
-                    agent_id: agent.to_string(),
-                    scope: scope.to_string(),
-                    justification: Some(why.to_string()),
-                    duration_secs: None,
-                },
-                anchor,
-                &|_| Ok(()),
-            )
-            .map_err(e)?
-            .id)
-    };
-    ask(&active[0].id, "zendesk.tickets:write", "answer refund tickets directly")?;
-    ask(&active[0].id, "okta.groups:write", "add new merchants to the payments group")?;
-    ask(&active[1].id, "hrdb.employees:read", "route approvals to managers")?;
-
-    // One of them runs payouts: granted after the resource owner and an admin approved; each
-    // payout then waits for a person's yes (the admin persona acts through it here).
-    let payouts = ask(&active[1].id, PER_USE_SCOPE, "run the weekly merchant payouts")?;
-    if !payouts.is_empty() {
-        let payments_owner = store
-            .resource("payments")
-            .map_err(e)?
-            .and_then(|r| r.owner)
-            .context("payments has an owner")?;
-        for (who, admin) in [(ADMIN, true), (payments_owner.as_str(), false)] {
-            store
-                .approve_request(
-                    &Actor::human(who),
-                    &payouts,
-                    &Voter {
-                        email: who.to_string(),
-                        admin,
+    // (A tiny enterprise may give the owner persona fewer than two agents: then skip this.)
+    if active.len() >= 2 {
+        let omar = Actor::human(OWNER);
+        let ask = |agent: &str, scope: &str, why: &str| -> anyhow::Result<String> {
+            let held = active
+                .iter()
+                .find(|a| a.id == agent)
+                .is_some_and(|a| a.grants.iter().any(|g| g.scope == scope));
+            if held {
+                return Ok(String::new());
+            }
+            Ok(store
+                .request_grant(
+                    &omar,
+                    &NewGrantRequest {
+                        agent_id: agent.to_string(),
+                        scope: scope.to_string(),
+                        justification: Some(why.to_string()),
+                        duration_secs: None,
                     },
-                    Some("payouts are this agent's job"),
                     anchor,
+                    &|_| Ok(()),
                 )
-                .map_err(e)?;
+                .map_err(e)?
+                .id)
+        };
+        ask(
+            &active[0].id,
+            "zendesk.tickets:write",
+            "answer refund tickets directly",
+        )?;
+        ask(
+            &active[0].id,
+            "okta.groups:write",
+            "add new merchants to the payments group",
+        )?;
+        ask(
+            &active[1].id,
+            "hrdb.employees:read",
+            "route approvals to managers",
+        )?;
+
+        // One of them runs payouts: granted after the resource owner and an admin approved; each
+        // payout then waits for a person's yes (the admin persona acts through it here).
+        let payouts = ask(
+            &active[1].id,
+            PER_USE_SCOPE,
+            "run the weekly merchant payouts",
+        )?;
+        if !payouts.is_empty() {
+            let payments_owner = store
+                .resource("payments")
+                .map_err(e)?
+                .and_then(|r| r.owner)
+                .context("payments has an owner")?;
+            for (who, admin) in [(ADMIN, true), (payments_owner.as_str(), false)] {
+                store
+                    .approve_request(
+                        &Actor::human(who),
+                        &payouts,
+                        &Voter {
+                            email: who.to_string(),
+                            admin,
+                        },
+                        Some("payouts are this agent's job"),
+                        anchor,
+                    )
+                    .map_err(e)?;
+            }
         }
+        store
+            .request_use_approval(
+                &UseBinding {
+                    agent_id: active[1].id.clone(),
+                    subject: ADMIN.to_string(),
+                    scopes: vec![PER_USE_SCOPE.to_string()],
+                    audience: vec!["https://payments.example.com".into()],
+                    chain: vec![active[1].id.clone()],
+                },
+                Utc::now(),
+            )
+            .map_err(e)?;
     }
-    store
-        .request_use_approval(
-            &UseBinding {
-                agent_id: active[1].id.clone(),
-                subject: ADMIN.to_string(),
-                scopes: vec![PER_USE_SCOPE.to_string()],
-                audience: vec!["https://payments.example.com".into()],
-                chain: vec![active[1].id.clone()],
-            },
-            Utc::now(),
-        )
-        .map_err(e)?;
 
     // The admin persona asks for a wiki scope for someone else's agent: the owner persona,
     // who owns the wiki, decides.

@@ -14,9 +14,9 @@ use crate::model::api::{
     ActionReason, AddGrant, AgentPage, AgentQuery, ApiErrorBody, AuditPage, AuditQuery,
     DecommissionOutcome, DecommissionPlan, RegisterAgent, RevokeOutcome, SetOwner,
 };
+use crate::model::catalogue::Tier;
 use crate::model::text::{check_email, check_free_text, check_line, check_scope};
 use crate::model::{Agent, AgentDetail, AgentKind, AgentSource, Grant};
-use crate::model::catalogue::Tier;
 use crate::registry::policy;
 use crate::registry::service::approvals;
 use crate::registry::store::AgentFacts;

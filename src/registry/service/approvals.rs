@@ -151,7 +151,10 @@ impl RequestFacts {
             return Err(refused(
                 403,
                 "self_approval",
-                format!("{} asked for this; nobody decides their own request", who.email),
+                format!(
+                    "{} asked for this; nobody decides their own request",
+                    who.email
+                ),
             ));
         }
         if is(&self.agent_owner, &who.email) {
@@ -186,10 +189,8 @@ impl RequestFacts {
             RequestKind::Grant => {
                 let owner = self.owner_may_decide();
                 let is_owner = owner.is_some_and(|o| same(o, &who.email));
-                let single_owner_tier = matches!(
-                    self.tier,
-                    Tier::High | Tier::Unclassified | Tier::Critical
-                );
+                let single_owner_tier =
+                    matches!(self.tier, Tier::High | Tier::Unclassified | Tier::Critical);
                 if self.approvers_required <= 1 && single_owner_tier && owner.is_some() {
                     is_owner
                 } else {
@@ -216,7 +217,11 @@ impl RequestFacts {
             return Err(refused(
                 403,
                 "not_an_approver",
-                format!("{} may not decide this request: {}", who.email, self.who_decides()),
+                format!(
+                    "{} may not decide this request: {}",
+                    who.email,
+                    self.who_decides()
+                ),
             ));
         }
         let after = self.votes.len() as u32 + 1;
@@ -246,7 +251,11 @@ impl RequestFacts {
             return Err(refused(
                 403,
                 "not_an_approver",
-                format!("{} may not decide this request: {}", who.email, self.who_decides()),
+                format!(
+                    "{} may not decide this request: {}",
+                    who.email,
+                    self.who_decides()
+                ),
             ));
         }
         Ok(())
@@ -266,9 +275,13 @@ impl RequestFacts {
             RequestKind::Grant => {
                 let owner = self.owner_may_decide();
                 match (self.tier, owner, self.approvers_required) {
-                    (Tier::Medium, Some(o), 1) => format!("{o} (resource owner) or an admin decides"),
+                    (Tier::Medium, Some(o), 1) => {
+                        format!("{o} (resource owner) or an admin decides")
+                    }
                     (_, Some(o), 1) => format!("{o} (resource owner) decides"),
-                    (_, Some(o), n) => format!("{o} (resource owner) and admins decide ({n} approvals)"),
+                    (_, Some(o), n) => {
+                        format!("{o} (resource owner) and admins decide ({n} approvals)")
+                    }
                     (_, None, 1) => "an admin decides".into(),
                     (_, None, n) => format!("{n} distinct admins decide"),
                 }
@@ -404,9 +417,13 @@ pub fn sweep(
         ..Default::default()
     };
     for (agent_id, scope) in store.expired_grants(now, SWEEP_BATCH)? {
-        match store.remove_grant(&actor, &agent_id, &scope, Some("the grant's time is up"), &|_| {
-            Ok(())
-        }) {
+        match store.remove_grant(
+            &actor,
+            &agent_id,
+            &scope,
+            Some("the grant's time is up"),
+            &|_| Ok(()),
+        ) {
             Ok(_) => outcome.grants_removed.push((agent_id, scope)),
             // Removed meanwhile by someone else: nothing left to do.
             Err(StoreError::NotFound(_)) => {}

@@ -106,8 +106,7 @@ pub trait ApprovalStore {
     /// Marks pending requests whose time has passed expired (audited); returns how many.
     fn expire_requests(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Grants whose expiry has passed, as (agent id, scope), at most `limit`.
-    fn expired_grants(&self, now: DateTime<Utc>, limit: u32)
-    -> StoreResult<Vec<(String, String)>>;
+    fn expired_grants(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, String)>>;
     /// Files (or merges into an identical pending one) a per-use approval for an exchange;
     /// 429 `too_many_pending` beyond the per-agent cap.
     fn request_use_approval(

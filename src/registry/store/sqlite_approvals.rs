@@ -152,7 +152,8 @@ fn is_admin(tx: &Transaction<'_>, email: &str) -> StoreResult<bool> {
 fn request_facts(tx: &Transaction<'_>, request: &AccessRequest) -> StoreResult<RequestFacts> {
     let (tier, approvers_required) = match request.kind {
         RequestKind::Grant => {
-            let info = scope_info_in(tx, &request.scope)?.ok_or_else(|| unknown_scope(&request.scope))?;
+            let info =
+                scope_info_in(tx, &request.scope)?.ok_or_else(|| unknown_scope(&request.scope))?;
             let p = policy::grant_policy(&info);
             (p.tier, p.approvers)
         }
@@ -276,7 +277,10 @@ pub(super) fn file_grant_request(
         return Err(refused(
             409,
             "request_pending",
-            format!("request {id} for {scope} on agent {} is already pending", agent.id),
+            format!(
+                "request {id} for {scope} on agent {} is already pending",
+                agent.id
+            ),
         ));
     }
     let id = new_id("rq");
@@ -298,6 +302,8 @@ pub(super) fn file_grant_request(
             ts(now + Duration::seconds(REQUEST_TTL_SECS))
         ],
     )?;
+    // The agent shows its pending requests: consoles learn of them through the change feed.
+    touch_agent(tx, &agent.id)?;
     let request = request_by_id(tx, &id)?;
     append_audit(
         tx,
@@ -306,7 +312,10 @@ pub(super) fn file_grant_request(
         Some(&agent.id),
         "success",
         justification,
-        &decision_details(&request, serde_json::json!({"resource_id": info.resource_id})),
+        &decision_details(
+            &request,
+            serde_json::json!({"resource_id": info.resource_id}),
+        ),
     )?;
     if grant_policy.automatic {
         tx.execute(
@@ -435,7 +444,12 @@ impl ApprovalStore for SqliteStore {
                     Err(StoreError::Invalid { .. }) => continue,
                     Err(e) => return Err(e),
                 };
-                if facts.may_decide(voter) && !r.approvals.iter().any(|v| v.by.eq_ignore_ascii_case(&voter.email)) {
+                if facts.may_decide(voter)
+                    && !r
+                        .approvals
+                        .iter()
+                        .any(|v| v.by.eq_ignore_ascii_case(&voter.email))
+                {
                     mine.push(r);
                 }
             }
@@ -460,9 +474,10 @@ impl ApprovalStore for SqliteStore {
                 RequestKind::Grant => {
                     let info = scope_info_in(tx, &request.scope)?
                         .ok_or_else(|| unknown_scope(&request.scope))?;
-                    let asked = request.duration.as_deref().map(|d| {
-                        crate::model::catalogue::parse_duration(d).unwrap_or(i64::MAX)
-                    });
+                    let asked = request
+                        .duration
+                        .as_deref()
+                        .map(|d| crate::model::catalogue::parse_duration(d).unwrap_or(i64::MAX));
                     Some(policy::grant_duration(
                         &policy::grant_policy(&info),
                         &request.scope,
@@ -485,7 +500,13 @@ impl ApprovalStore for SqliteStore {
                 tx.execute(
                     "UPDATE access_requests SET status = 'approved', decided_at = ?1,
                         decided_by = ?2, expires_at = ?3, approvals_required = ?4 WHERE id = ?5",
-                    params![ts(now), voter.email, ts(expires_at), facts.approvers_required, id],
+                    params![
+                        ts(now),
+                        voter.email,
+                        ts(expires_at),
+                        facts.approvers_required,
+                        id
+                    ],
                 )?;
             } else {
                 tx.execute(
@@ -493,6 +514,7 @@ impl ApprovalStore for SqliteStore {
                     params![facts.approvers_required, id],
                 )?;
             }
+            touch_agent(tx, &request.agent_id)?;
             let request = request_by_id(tx, id)?;
             append_audit(
                 tx,
@@ -534,6 +556,7 @@ impl ApprovalStore for SqliteStore {
                     reason = ?3 WHERE id = ?4",
                 params![ts(now), voter.email, reason, id],
             )?;
+            touch_agent(tx, &request.agent_id)?;
             let request = request_by_id(tx, id)?;
             append_audit(
                 tx,
@@ -574,11 +597,7 @@ impl ApprovalStore for SqliteStore {
         })
     }
 
-    fn expired_grants(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<(String, String)>> {
+    fn expired_grants(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, String)>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT agent_id, scope FROM grants
@@ -681,6 +700,7 @@ impl ApprovalStore for SqliteStore {
                     ts(now + Duration::seconds(USE_APPROVAL_TTL_SECS))
                 ],
             )?;
+            touch_agent(tx, &binding.agent_id)?;
             let request = request_by_id(tx, &id)?;
             append_audit(
                 tx,
@@ -731,7 +751,12 @@ impl ApprovalStore for SqliteStore {
                 None
             };
             let (outcome, verdict) = match (mismatch, request.status) {
-                (Some(why), _) => ("refused", UseRedemption::Invalid(format!("approval {id} does not match this exchange: {why}"))),
+                (Some(why), _) => (
+                    "refused",
+                    UseRedemption::Invalid(format!(
+                        "approval {id} does not match this exchange: {why}"
+                    )),
+                ),
                 (None, RequestStatus::Pending) if request.expires_at > now => {
                     ("pending", UseRedemption::Pending)
                 }

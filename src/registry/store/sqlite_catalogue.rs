@@ -120,7 +120,10 @@ pub fn check_import(req: &ImportCatalogue) -> StoreResult<()> {
     use crate::model::catalogue::check_resource_id;
     use crate::model::text::{check_email, check_free_text, check_line, check_scope};
     let field = |r: &Resource, f: &str, e: String| {
-        invalid("invalid_catalogue", format!("resource {:?}, {f}: {e}", r.id))
+        invalid(
+            "invalid_catalogue",
+            format!("resource {:?}, {f}: {e}", r.id),
+        )
     };
     if req.resources.len() > 1000 {
         return Err(invalid(
@@ -186,10 +189,7 @@ impl SqliteStore {
             }
             Ok(index)
         })?;
-        *self
-            .catalogue
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
+        *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
         Ok(())
     }
 }

@@ -71,12 +71,11 @@ impl TokenService {
         let now = Utc::now();
         match approval_id {
             None => {
-                let asked = tokio::task::spawn_blocking(move || {
-                    store.request_use_approval(&binding, now)
-                })
-                .await
-                .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))?
-                .map_err(store_refusal)?;
+                let asked =
+                    tokio::task::spawn_blocking(move || store.request_use_approval(&binding, now))
+                        .await
+                        .map_err(|e| OAuthError::server_error(format!("worker failed: {e}")))?
+                        .map_err(store_refusal)?;
                 let r = asked.request;
                 let mut refusal = OAuthError::new(
                     400,
