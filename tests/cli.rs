@@ -1085,6 +1085,7 @@ fn login_redeems_an_invitation_once_and_delegations_are_managed_from_the_command
         .ok()
         .json();
     assert_eq!(list[0]["active"], false);
+}
 
 #[test]
 fn catalogue_requests_and_approvals_from_the_command_line() {
