@@ -371,6 +371,36 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
     // One active delegation per agent.
     let twice = delegate(&reg, &reg.other, &planner.id, &["crm.orders:read"], 3600).await;
     assert_eq!(twice.status, 409);
+    // Bad input: precise refusals, nothing written.
+    let before = reg.snapshot();
+    let soon = chrono::Utc::now() + chrono::Duration::days(1);
+    for (body, code) in [
+        (
+            json!({"agent_id": planner.id, "scopes": ["nowhere:read"], "expires_at": soon}),
+            "unknown_scope",
+        ),
+        (
+            json!({"agent_id": planner.id, "scopes": [], "expires_at": soon}),
+            "invalid_scopes",
+        ),
+        (
+            json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2001-01-01T00:00:00Z"}),
+            "invalid_expiry",
+        ),
+        (
+            json!({"agent_id": planner.id, "scopes": ["crm:read"], "expires_at": "2099-01-01T00:00:00Z"}),
+            "invalid_expiry",
+        ),
+        (
+            json!({"agent_id": "ag_missing", "scopes": ["crm:read"], "expires_at": soon}),
+            "not_found",
+        ),
+    ] {
+        let reply = reg.post("/v1/me/delegations", &reg.admin, body).await;
+        assert_eq!(reply.code(), code, "{reply:?}");
+        assert!(reply.status == 422 || reply.status == 404, "{reply:?}");
+    }
+    assert_eq!(before, reg.snapshot());
 
     let subject = person_token(&reg, &reg.other).await;
     let first = exchanged(&reg, &subject, &planner, "crm.orders:read crm.orders:write").await;
@@ -934,4 +964,79 @@ async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
     .expect(200);
     assert!(!active(&reg, &with_a).await);
     assert!(active(&reg, &with_b).await);
+}
+
+#[tokio::test]
+async fn an_audience_must_belong_to_the_resource_owning_every_scope() {
+    let reg = Registry::start().await;
+    let bot = agent(
+        &reg,
+        &reg.owner.email,
+        &["crm.orders:read", "mail:send"],
+        None,
+    )
+    .await;
+    let person = person_token(&reg, &reg.owner).await;
+    let ask = |scope: &'static str, audiences: Vec<(&'static str, &'static str)>| {
+        let reg = &reg;
+        let person = person.clone();
+        let assertion = bot.assertion(reg);
+        async move {
+            let mut params = vec![
+                ("grant_type", GRANT_TOKEN_EXCHANGE.to_string()),
+                ("subject_token", person),
+                ("subject_token_type", TOKEN_TYPE_ACCESS.to_string()),
+                ("actor_token", assertion),
+                ("actor_token_type", TOKEN_TYPE_JWT.to_string()),
+                ("scope", scope.to_string()),
+            ];
+            params.extend(audiences.into_iter().map(|(k, v)| (k, v.to_string())));
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            form(reg, "/oauth/token", None, &params).await
+        }
+    };
+    // The CRM's audiences carry the CRM's scope, as `audience` or `resource`.
+    ask(
+        "crm.orders:read",
+        vec![("audience", "https://crm.example.com")],
+    )
+    .await
+    .expect(200);
+    ask(
+        "crm.orders:read",
+        vec![
+            ("resource", "https://crm.example.com/api"),
+            ("audience", "https://crm.example.com"),
+        ],
+    )
+    .await
+    .expect(200);
+    // Another system's audience, or an unknown one, is refused.
+    for audiences in [
+        vec![("audience", "https://mail.example.com")],
+        vec![
+            ("audience", "https://crm.example.com"),
+            ("audience", "https://evil.example.com"),
+        ],
+        vec![("resource", "https://mail.example.com/api")],
+    ] {
+        let reply = ask("crm.orders:read", audiences.clone()).await;
+        let (status, error, description) = error_of(&reply);
+        assert_eq!(
+            (status, error.as_str()),
+            (400, "invalid_target"),
+            "{audiences:?}: {description}"
+        );
+        assert!(description.contains("resource crm"), "{description}");
+    }
+    // One token never spans two systems' scopes.
+    let reply = ask(
+        "crm.orders:read mail:send",
+        vec![("audience", "https://crm.example.com")],
+    )
+    .await;
+    assert_eq!(error_of(&reply).1, "invalid_target");
+    ask("mail:send", vec![("audience", "https://mail.example.com")])
+        .await
+        .expect(200);
 }

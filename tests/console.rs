@@ -675,8 +675,12 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
         .unwrap()
         .secret
         .unwrap();
+    // The admin does not own the agent: the token names it (may_act), or it may not act.
     let subject = admin
-        .mint_access_token(&MintAccessToken::default())
+        .mint_access_token(&MintAccessToken {
+            may_act: Some(id.clone()),
+            ..MintAccessToken::default()
+        })
         .await
         .unwrap()
         .access_token;
@@ -689,7 +693,7 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
             ("client_id", &id),
             ("client_secret", &secret),
             ("scope", "payments:write"),
-            ("audience", "payments-api"),
+            ("audience", "https://payments.example.com"),
         ])
         .await
         .unwrap();
@@ -703,7 +707,7 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
     assert_eq!(tokens.tokens.len(), 1);
     assert_eq!(tokens.tokens[0].subject, "root@example.com");
     assert_eq!(tokens.tokens[0].scopes, ["payments:write"]);
-    assert_eq!(tokens.tokens[0].audience, ["payments-api"]);
+    assert_eq!(tokens.tokens[0].audience, ["https://payments.example.com"]);
     assert_eq!(tokens.exchanges_last_hour, 1);
     let expires = tokens.tokens[0].expires_at.timestamp() - c.app.now;
     assert!(expires > 60, "the token is live for {expires}s");
@@ -714,7 +718,7 @@ async fn the_detail_shows_live_tokens_and_the_revoke_counts_the_tokens_killed() 
     );
     let line = screen
         .lines()
-        .find(|l| l.contains("root@example.com") && l.contains("payments-api"))
+        .find(|l| l.contains("root@example.com") && l.contains("aud https://payments.ex"))
         .unwrap_or_else(|| panic!("no token line in\n{screen}"));
     assert!(line.contains("payments:write") && line.contains("expires in"));
     // A live token has time left (this was always "0s": the arguments were swapped).

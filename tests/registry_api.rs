@@ -936,14 +936,14 @@ async fn every_change_writes_an_audit_event_with_actor_and_reason() {
     assert!(people.iter().all(|e| e.action == "person.create"));
     let tokens = reg
         .get(
-            "/v1/audit?action=api_token.&actor=admin@example.com",
+            "/v1/audit?action=invitation.issue&actor=admin@example.com",
             &reg.auditor,
         )
         .await;
     let tokens = tokens.expect(200)["events"].as_array().unwrap().len();
     assert_eq!(
         tokens, 4,
-        "one token issued for each person made through the API"
+        "one invitation issued for each person made through the API"
     );
 }
 

@@ -430,21 +430,24 @@ async fn exchanged_tokens_verify_with_an_independent_library_against_the_served_
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 ),
                 ("client_assertion", &agent.assertion(&r.base)),
-                ("scope", "crm.orders:read mail:send"),
+                ("scope", "crm.orders:read"),
                 ("resource", "https://crm.example.com/api"),
-                ("audience", "reporting"),
+                ("audience", "https://crm.example.com"),
             ],
         )
         .await;
     assert_eq!(status, 200, "{answer}");
     let (_, claims) = r
-        .verify(answer["access_token"].as_str().unwrap(), "reporting")
+        .verify(
+            answer["access_token"].as_str().unwrap(),
+            "https://crm.example.com",
+        )
         .await;
     assert_eq!(
         claims["aud"],
-        json!(["reporting", "https://crm.example.com/api"])
+        json!(["https://crm.example.com", "https://crm.example.com/api"])
     );
-    assert_eq!(claims["scope"], "crm.orders:read mail:send");
+    assert_eq!(claims["scope"], "crm.orders:read");
 
     // Usage feeds the scope diffs: each used scope's last use, the agent's last sight.
     let detail = r
@@ -844,7 +847,12 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
     let subject = r.mint(&alice, None).await;
 
     let (s, first) = r
-        .exchange(&subject, &planner.assertion(&aud), "crm.orders:read", "crm")
+        .exchange(
+            &subject,
+            &planner.assertion(&aud),
+            "crm.orders:read",
+            "https://crm.example.com",
+        )
         .await;
     assert_eq!(s, 200, "{first}");
     let planner_token = first["access_token"].as_str().unwrap();
@@ -854,12 +862,12 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
             planner_token,
             &worker.assertion(&aud),
             "crm.orders:read",
-            "crm",
+            "https://crm.example.com",
         )
         .await;
     assert_eq!(s, 200, "{second}");
     let worker_token = second["access_token"].as_str().unwrap();
-    let (_, claims) = r.verify(worker_token, "crm").await;
+    let (_, claims) = r.verify(worker_token, "https://crm.example.com").await;
     assert_eq!(claims["sub"], "alice@example.com");
     assert_eq!(
         claims["act"],
@@ -867,7 +875,7 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
     );
     assert_eq!(claims["client_id"], worker.id.as_str());
     // Never outlives the token it came from.
-    let (_, parent_claims) = r.verify(planner_token, "crm").await;
+    let (_, parent_claims) = r.verify(planner_token, "https://crm.example.com").await;
     assert!(claims["exp"].as_i64() <= parent_claims["exp"].as_i64());
     let info = r.introspect(worker_token).await;
     assert_eq!(
@@ -881,7 +889,7 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
             planner_token,
             &worker.assertion(&aud),
             "crm.orders:write",
-            "crm",
+            "https://crm.example.com",
         )
         .await;
     assert_eq!((s, error_of(&v)), (400, "invalid_scope"), "{v}");
@@ -890,7 +898,7 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
             planner_token,
             &outsider.assertion(&aud),
             "crm.orders:read",
-            "crm",
+            "https://crm.example.com",
         )
         .await;
     assert_eq!((s, error_of(&v)), (400, "invalid_grant"), "{v}");
@@ -920,7 +928,9 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
         let r = &r;
         let a = agent.assertion(&aud);
         async move {
-            let (s, v) = r.exchange(&subject, &a, "x:read", "svc").await;
+            let (s, v) = r
+                .exchange(&subject, &a, "x:read", "https://x.example.com")
+                .await;
             assert_eq!(s, 200, "{v}");
             v["access_token"].as_str().unwrap().to_string()
         }
@@ -935,7 +945,7 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
     assert_eq!(info["act"], json!({"sub": agent.id}));
     assert_eq!(info["scope"], "x:read");
     assert_eq!(info["client_id"], agent.id.as_str());
-    assert_eq!(info["aud"], "svc");
+    assert_eq!(info["aud"], "https://x.example.com");
     assert_eq!(info["iss"], r.base.as_str());
     assert_eq!(info["token_type"], "Bearer");
     for member in ["exp", "iat"] {
@@ -1051,7 +1061,12 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
     let other = r.agent("b", &["x:read"], None).await;
     r.delegate(&alice, &other.id, &["x:read"]).await;
     let (s, v) = r
-        .exchange(&p3, &other.assertion(&aud), "x:read", "svc")
+        .exchange(
+            &p3,
+            &other.assertion(&aud),
+            "x:read",
+            "https://x.example.com",
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let t4 = v["access_token"].as_str().unwrap().to_string();
@@ -1070,7 +1085,7 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
     let live = r.store.live_tokens();
     let short = registry_signed(
         &r,
-        json!({"iss": r.base, "sub": "alice@example.com", "aud": "svc", "iat": now(), "exp": now() + 2, "jti": "short-lived"}),
+        json!({"iss": r.base, "sub": "alice@example.com", "aud": "https://x.example.com", "iat": now(), "exp": now() + 2, "jti": "short-lived"}),
     );
     let record = steward::registry::tokens::live::TokenRecord {
         jti: "short-lived".into(),
@@ -1082,7 +1097,7 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
         actors: vec!["someone".into()],
         parent_jti: None,
         scopes: vec!["x:read".into()],
-        audience: vec!["svc".into()],
+        audience: vec!["https://x.example.com".into()],
         may_act: None,
         subject_source: "test".into(),
         client_auth: None,
@@ -1135,7 +1150,7 @@ async fn no_token_is_issued_after_an_agent_revoke_takes_effect() {
                         &subject,
                         &agent.assertion(&r.token_endpoint()),
                         "x:read",
-                        "svc",
+                        "https://x.example.com",
                     )
                     .await;
                 match s {
@@ -1211,7 +1226,7 @@ async fn key_rotation_keeps_the_old_key_published() {
             &subject,
             &agent.assertion(&r.token_endpoint()),
             "x:read",
-            "svc",
+            "https://x.example.com",
         )
         .await;
     let before = v["access_token"].as_str().unwrap().to_string();
@@ -1272,7 +1287,7 @@ async fn key_rotation_keeps_the_old_key_published() {
             &subject,
             &agent.assertion(&r.token_endpoint()),
             "x:read",
-            "svc",
+            "https://x.example.com",
         )
         .await;
     let after = v["access_token"].as_str().unwrap().to_string();
@@ -1281,8 +1296,8 @@ async fn key_rotation_keeps_the_old_key_published() {
         new_kid
     );
     // Both verify against the served JWKS; the old one is still active.
-    r.verify(&before, "svc").await;
-    r.verify(&after, "svc").await;
+    r.verify(&before, "https://x.example.com").await;
+    r.verify(&after, "https://x.example.com").await;
     assert_eq!(r.introspect(&before).await["active"], true);
     // The rotation is in the audit log, without key material.
     let (_, audit) = r
@@ -1335,7 +1350,7 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
                 &sso_token,
                 &agent.assertion(&r.token_endpoint()),
                 "x:read",
-                "svc",
+                "https://x.example.com",
             )
             .await;
         let untrusted = v["error_description"]
@@ -1347,7 +1362,9 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(s, 200, "{v}");
-    let (_, issued) = r.verify(v["access_token"].as_str().unwrap(), "svc").await;
+    let (_, issued) = r
+        .verify(v["access_token"].as_str().unwrap(), "https://x.example.com")
+        .await;
     assert_eq!(issued["sub"], "carol@example.com");
 
     // Expired, wrong audience, unknown person, untrusted issuer, HMAC with the provider's key.
@@ -1367,7 +1384,7 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
                 &sign_ed(&idp_key, header.clone(), &c),
                 &agent.assertion(&r.token_endpoint()),
                 "x:read",
-                "svc",
+                "https://x.example.com",
             )
             .await;
         assert_eq!((s, error_of(&v)), (400, "invalid_grant"), "{expect}: {v}");
@@ -1387,7 +1404,7 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
             &forged,
             &agent.assertion(&r.token_endpoint()),
             "x:read",
-            "svc",
+            "https://x.example.com",
         )
         .await;
     assert_eq!((s, error_of(&v)), (400, "invalid_grant"), "{v}");
@@ -1444,7 +1461,7 @@ async fn a_legacy_agent_uses_its_static_secret_and_state_survives_a_restart() {
         ("subject_token", subject.as_str()),
         ("subject_token_type", TOKEN_TYPE_ACCESS),
         ("scope", "x:read"),
-        ("audience", "svc"),
+        ("audience", "https://x.example.com"),
     ];
     let (s, v) = r.form("/oauth/token", Some(&basic), &params).await;
     assert_eq!(s, 200, "{v}");
@@ -1458,7 +1475,9 @@ async fn a_legacy_agent_uses_its_static_secret_and_state_survives_a_restart() {
 
     // Live, revoked and spent state is durable.
     let used = agent.assertion(&r.token_endpoint());
-    let (s, v) = r.exchange(&subject, &used, "x:read", "svc").await;
+    let (s, v) = r
+        .exchange(&subject, &used, "x:read", "https://x.example.com")
+        .await;
     assert_eq!(s, 200, "{v}");
     let kept = v["access_token"].as_str().unwrap().to_string();
     let (_, v) = r
@@ -1466,7 +1485,7 @@ async fn a_legacy_agent_uses_its_static_secret_and_state_survives_a_restart() {
             &subject,
             &agent.assertion(&r.token_endpoint()),
             "x:read",
-            "svc",
+            "https://x.example.com",
         )
         .await;
     let killed = v["access_token"].as_str().unwrap().to_string();
@@ -1633,7 +1652,7 @@ async fn the_command_line_registers_keys_mints_and_introspects() {
             &person_token,
             &test_agent.assertion(&r.token_endpoint()),
             "x:read",
-            "svc",
+            "https://x.example.com",
         )
         .await;
     assert_eq!(status, 200, "{v}");

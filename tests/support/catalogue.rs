@@ -46,8 +46,8 @@ pub fn scope_prefix(scope: &str) -> &str {
     scope.split(['.', ':']).next().unwrap_or(scope)
 }
 
-/// [`TEST_SCOPES`] as a catalogue: one unowned resource per prefix, audience
-/// `https://PREFIX.example.com`, every scope `low`.
+/// [`TEST_SCOPES`] as a catalogue: one unowned resource per prefix, audiences
+/// `https://PREFIX.example.com` and `https://PREFIX.example.com/api`, every scope `low`.
 pub fn test_catalogue() -> steward::model::catalogue::ImportCatalogue {
     use steward::model::catalogue::{ApprovalMode, CatalogueScope, Resource, Tier};
     let mut resources: Vec<Resource> = Vec::new();
@@ -59,7 +59,10 @@ pub fn test_catalogue() -> steward::model::catalogue::ImportCatalogue {
                 name: id.to_string(),
                 description: String::new(),
                 owner: None,
-                audiences: vec![format!("https://{id}.example.com")],
+                audiences: vec![
+                    format!("https://{id}.example.com"),
+                    format!("https://{id}.example.com/api"),
+                ],
                 approvers: None,
                 max_duration: None,
                 scopes: Vec::new(),

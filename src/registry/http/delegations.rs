@@ -66,6 +66,19 @@ pub async fn create_delegation(
     ApiJson(req): ApiJson<CreateDelegation>,
 ) -> Result<(StatusCode, Json<Delegation>), ApiError> {
     let new = check(&req)?;
+    // Consent names scopes that exist: a scope outside the catalogue can never be granted.
+    let asked = new.scopes.clone();
+    let known = blocking(&state, move |s| s.scope_catalogue(&asked)).await?;
+    if let Some(unknown) = new
+        .scopes
+        .iter()
+        .find(|s| !known.iter().any(|k| &k.scope == *s))
+    {
+        return Err(ApiError::invalid(
+            "unknown_scope",
+            format!("{unknown} is not in the catalogue; a delegation names catalogued scopes"),
+        ));
+    }
     let actor = caller.actor();
     let email = caller.person.email;
     let created = blocking(&state, move |s| {

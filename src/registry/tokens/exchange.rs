@@ -303,6 +303,8 @@ impl TokenService {
         // Who may use this token at all, and within what (tokens/consent.rs).
         let consent = self.consent(&agent, &subject).await?;
         consent.check_scopes(&agent, &subject, &scopes)?;
+        // Only to the systems that own the scopes (tokens/audience.rs).
+        self.check_audience(&scopes, &audience)?;
         let now = unix_now();
         // Never outlive the token it was exchanged from, nor the delegation that allowed it.
         let expires_at = (now + self.default_ttl)

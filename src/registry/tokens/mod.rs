@@ -8,6 +8,7 @@
 //! `introspect` (introspection, revocation, client authentication) and the group-commit writer
 //! below, which records every issued token durably in batches.
 
+pub mod audience;
 pub mod auth;
 pub mod consent;
 pub mod exchange;
