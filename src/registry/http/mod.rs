@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod oauth;
+pub mod openapi;
 pub mod people;
 pub mod reviews;
 
@@ -59,6 +60,8 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         description = "Inventory, owners, grants, revocation and a tamper-evident audit log for AI agents."
     ),
     modifiers(&BearerAuth),
+    // Referenced by a query parameter, which does not register its schema itself.
+    components(schemas(crate::model::review::ExportFormat)),
     tags(
         (name = "agents", description = "The agent inventory and governance verbs"),
         (name = "people", description = "People, roles and API tokens"),
@@ -147,7 +150,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reviews::scope_diff))
         .with_state(state)
         .split_for_parts();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(openapi::complete(
+        serde_json::to_value(&openapi).expect("the OpenAPI document is JSON"),
+    ));
     router
         .route(
             "/openapi.json",
