@@ -77,9 +77,24 @@ pub fn complete(mut doc: Value) -> Value {
                 // RFC 6749 §5.2 errors: a form that cannot be read or is too large, a caller
                 // that cannot be authenticated, a store that is busy.
                 add(responses, "400", "The request is invalid", "OAuthErrorBody");
-                add(responses, "401", "The client could not be authenticated", "OAuthErrorBody");
-                add(responses, "413", "The request body is too large", "OAuthErrorBody");
-                add(responses, "503", "The registry is busy; try again", "OAuthErrorBody");
+                add(
+                    responses,
+                    "401",
+                    "The client could not be authenticated",
+                    "OAuthErrorBody",
+                );
+                add(
+                    responses,
+                    "413",
+                    "The request body is too large",
+                    "OAuthErrorBody",
+                );
+                add(
+                    responses,
+                    "503",
+                    "The registry is busy; try again",
+                    "OAuthErrorBody",
+                );
             } else if path.starts_with("/v1/") {
                 let has_path = params.iter().any(|p| p == "path");
                 if secured {
@@ -87,27 +102,62 @@ pub fn complete(mut doc: Value) -> Value {
                     // Acting on one record or writing is decided by the policy per caller;
                     // the caller's own things (`/v1/me…`) are always theirs.
                     if (has_path || body_type.is_some()) && !path.starts_with("/v1/me") {
-                        add(responses, "403", "The caller may not do this", "ApiErrorBody");
+                        add(
+                            responses,
+                            "403",
+                            "The caller may not do this",
+                            "ApiErrorBody",
+                        );
                     }
                 }
                 if params.iter().any(|p| p == "query") {
-                    add(responses, "400", "A query parameter is invalid", "ApiErrorBody");
+                    add(
+                        responses,
+                        "400",
+                        "A query parameter is invalid",
+                        "ApiErrorBody",
+                    );
                     // Text parameters follow the same rules as text in bodies.
-                    add(responses, "422", "A query parameter is not acceptable", "ApiErrorBody");
+                    add(
+                        responses,
+                        "422",
+                        "A query parameter is not acceptable",
+                        "ApiErrorBody",
+                    );
                 }
                 if has_path {
-                    add(responses, "400", "A path parameter is invalid", "ApiErrorBody");
+                    add(
+                        responses,
+                        "400",
+                        "A path parameter is invalid",
+                        "ApiErrorBody",
+                    );
                     add(responses, "404", "No such record", "ApiErrorBody");
                 }
                 if let Some(content_type) = body_type {
-                    add(responses, "400", "The body is not valid JSON", "ApiErrorBody");
+                    add(
+                        responses,
+                        "400",
+                        "The body is not valid JSON",
+                        "ApiErrorBody",
+                    );
                     add(responses, "413", "The body is too large", "ApiErrorBody");
                     add(responses, "415", "The body is not JSON", "ApiErrorBody");
                     if content_type == "application/json" {
-                        add(responses, "422", "The body does not fit the schema", "ApiErrorBody");
+                        add(
+                            responses,
+                            "422",
+                            "The body does not fit the schema",
+                            "ApiErrorBody",
+                        );
                     }
                 }
-                add(responses, "503", "The registry is busy; try again", "ApiErrorBody");
+                add(
+                    responses,
+                    "503",
+                    "The registry is busy; try again",
+                    "ApiErrorBody",
+                );
             }
             for (status, response) in responses.iter_mut() {
                 if let Some(r) = response.as_object_mut()
