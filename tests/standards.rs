@@ -621,7 +621,7 @@ async fn rotate_key_publishes_the_next_key_before_it_signs() {
             .to_string()
     };
     let current = kid_of(&mint().await);
-    assert_eq!(jwks_kids(&r).await, [current.clone()]);
+    assert_eq!(jwks_kids(&r).await, vec![current.clone()]);
 
     // `steward server rotate-key` (the real binary) stages the next key.
     let out = std::process::Command::new(support::steward_exe())
