@@ -1109,7 +1109,10 @@ async fn a_schema_4_database_is_upgraded_without_losing_grants() {
     .await
     .expect(201);
     let queue = support::call(&http, &url, "GET", "/v1/reviews/mine", Some(&bob), None).await;
-    let items = queue.expect(200)["agents"][0]["items"].as_array().unwrap().clone();
+    let items = queue.expect(200)["agents"][0]["items"]
+        .as_array()
+        .unwrap()
+        .clone();
     let item = items
         .iter()
         .find(|i| i["scope"] == json!("crm.orders:read"))
@@ -1126,9 +1129,19 @@ async fn a_schema_4_database_is_upgraded_without_losing_grants() {
     decided.expect(200);
     let agent = support::call(&http, &url, "GET", "/v1/agents/ag_1", Some(&token), None).await;
     let grants = agent.expect(200)["grants"].as_array().unwrap().clone();
-    let crm = grants.iter().find(|g| g["scope"] == json!("crm.orders:read")).unwrap();
-    assert_eq!(crm["expires_at"], Value::Null, "certified: the old (no) expiry is back");
-    let payments = grants.iter().find(|g| g["scope"] == json!("payments:write")).unwrap();
+    let crm = grants
+        .iter()
+        .find(|g| g["scope"] == json!("crm.orders:read"))
+        .unwrap();
+    assert_eq!(
+        crm["expires_at"],
+        Value::Null,
+        "certified: the old (no) expiry is back"
+    );
+    let payments = grants
+        .iter()
+        .find(|g| g["scope"] == json!("payments:write"))
+        .unwrap();
     assert!(about_days_from_now(time(&payments["expires_at"]), 90));
     let _ = shutdown.send(());
     let _ = server.await;

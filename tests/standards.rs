@@ -572,3 +572,193 @@ async fn identity_provider_tokens_need_a_verified_email_no_crit_and_a_short_life
     let by_sub = with(json!({"email": null, "email_verified": null, "sub": r.owner.email}));
     exchange_with(by_sub, header.clone()).await.expect(200);
 }
+
+fn kid_of(token: &str) -> String {
+    let header: Value =
+        serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+async fn jwks_kids(r: &Registry) -> Vec<String> {
+    r.call("GET", "/.well-known/jwks.json", None, None)
+        .await
+        .expect(200)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Waits (bounded) until the served JWKS lists `want` keys.
+async fn wait_for_kids(r: &Registry, want: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let kids = jwks_kids(r).await;
+        if kids.len() == want {
+            return kids;
+        }
+        assert!(std::time::Instant::now() < deadline, "JWKS stayed {kids:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn rotate_key_publishes_the_next_key_before_it_signs() {
+    use steward::model::Actor;
+    use steward::registry::store::Store;
+    use steward::registry::tokens::{ROTATION_LEAD_SECONDS, stage_signing_key};
+    let r = Registry::start().await;
+    let bot = agent(&r).await;
+    let subject = subject_token(&r, &r.owner, &bot.id).await;
+    let aud = token_endpoint(&r);
+    let mint = || async {
+        let assertion = sign(&bot.key, &json!({"alg": "EdDSA"}), &bot.claims(&aud, 60));
+        let reply = exchange(&r, &subject, &assertion).await;
+        reply.expect(200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let current = kid_of(&mint().await);
+    assert_eq!(jwks_kids(&r).await, vec![current.clone()]);
+
+    // `steward server rotate-key` (the real binary) stages the next key.
+    let out = std::process::Command::new(support::steward_exe())
+        .args(["server", "rotate-key", "--db"])
+        .arg(&r.db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let next = stdout
+        .trim()
+        .strip_prefix("next signing key: ")
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_string();
+    // It is published (after the signing key) while tokens are still signed with the old one
+    // (before: the new key appeared and signed in the same instant).
+    let kids = wait_for_kids(&r, 2).await;
+    assert_eq!(kids, [current.clone(), next.clone()]);
+    assert_eq!(kid_of(&mint().await), current);
+    // A second staging while one waits is refused; nothing changes.
+    let again = std::process::Command::new(support::steward_exe())
+        .args(["server", "rotate-key", "--db"])
+        .arg(&r.db)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already staged"));
+    assert_eq!(jwks_kids(&r).await, [current.clone(), next.clone()]);
+
+    // A key staged a lead ago (time passed in as `now`) takes over at the next refresh, and
+    // the old key stays published while its tokens live.
+    let r2 = Registry::start().await;
+    let bot2 = agent(&r2).await;
+    let subject2 = subject_token(&r2, &r2.owner, &bot2.id).await;
+    let aud2 = token_endpoint(&r2);
+    let assertion = sign(&bot2.key, &json!({"alg": "EdDSA"}), &bot2.claims(&aud2, 60));
+    let old_token = exchange(&r2, &subject2, &assertion).await.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old_kid = kid_of(&old_token);
+    let staged_then = chrono::Utc::now() - chrono::Duration::seconds(ROTATION_LEAD_SECONDS);
+    let (new_kid, _) =
+        stage_signing_key(r2.store.as_ref(), &Actor::system("test"), staged_then).unwrap();
+    let kids = wait_for_kids(&r2, 2).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let assertion = sign(&bot2.key, &json!({"alg": "EdDSA"}), &bot2.claims(&aud2, 60));
+        let token = exchange(&r2, &subject2, &assertion).await.expect(200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if kid_of(&token) == new_kid {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the staged key never took over: {:?} {:?}",
+            jwks_kids(&r2).await,
+            r2.store.signing_keys().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(kids.contains(&old_kid) && kids.contains(&new_kid));
+    assert_eq!(jwks_kids(&r2).await, [new_kid.clone(), old_kid.clone()]);
+    // Staging is audited, without key material.
+    let audit = r2
+        .get("/v1/audit?action=signing_key.stage", &r2.admin)
+        .await;
+    let events = audit.expect(200)["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(!events[0].to_string().contains("private"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_complete_and_validates() {
+    let r = Registry::start().await;
+    let doc = r.call("GET", "/openapi.json", None, None).await;
+    let doc = doc.expect(200);
+    // Every $ref resolves.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    for reference in all {
+        let pointer = reference.trim_start_matches('#');
+        assert!(doc.pointer(pointer).is_some(), "dangling {reference}");
+    }
+    // Every response is described; every secured route documents 401; bodies document 422.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            if secured || path.starts_with("/oauth/") {
+                assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+            }
+            if op.get("requestBody").is_some() && path.starts_with("/v1/") {
+                assert!(responses.contains_key("422"), "{method} {path} lacks 422");
+            }
+        }
+    }
+    // Introspection's aud is a string or an array of strings.
+    let aud = &doc["components"]["schemas"]["Introspection"]["properties"]["aud"];
+    assert_eq!(
+        aud["oneOf"],
+        json!([{"type": "string"}, {"type": "array", "items": {"type": "string"}}])
+    );
+    // The stock validator agrees.
+    if let Some(python) = stock_python() {
+        let out = run_python(
+            python,
+            "validate_openapi.py",
+            vec![("STEWARD_URL", r.url.clone())],
+        )
+        .await;
+        assert!(out.contains("the document is valid"), "{out}");
+    }
+}

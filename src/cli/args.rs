@@ -225,10 +225,15 @@ pub enum ServerCommand {
         #[arg(long)]
         name: String,
     },
-    /// Add a new token-signing key; the old one stays in the JWKS until its tokens expire.
+    /// Stage the next token-signing key: published in the JWKS now, signing once every cached
+    /// JWKS has seen it (61 minutes); the old key stays published until its tokens expire.
     RotateKey {
         #[arg(long, default_value = "steward.db")]
         db: PathBuf,
+        /// Sign with the new key at once (the old key is compromised). Resource servers holding
+        /// a cached JWKS refuse the new tokens until they re-fetch it.
+        #[arg(long)]
+        immediate: bool,
     },
     /// Trust an identity provider's tokens as proof of a person (its issuer and public keys).
     TrustIssuer {

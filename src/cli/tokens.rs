@@ -14,7 +14,7 @@ use crate::model::tokens::{AddCredential, MintAccessToken};
 use crate::registry;
 use crate::registry::store::TrustedIssuer;
 use crate::registry::store::sqlite::OpenMode;
-use crate::registry::tokens::{TokenSettings, idp, rotate_signing_key};
+use crate::registry::tokens::{TokenSettings, idp, rotate_signing_key, stage_signing_key};
 
 /// Reads `90`, `90s`, `10m` or `1h` as seconds.
 pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
@@ -52,16 +52,29 @@ pub fn token_settings(args: &ServerArgs) -> anyhow::Result<TokenSettings> {
 /// directly on the database. Returns false for subcommands this module does not handle.
 pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
     match command {
-        ServerCommand::RotateKey { db } => {
+        ServerCommand::RotateKey { db, immediate } => {
             let store = registry::open_store(db, OpenMode::MustExist)?;
-            let kid =
-                rotate_signing_key(store.as_ref(), &Actor::system("steward-server-rotate-key"))
+            let actor = Actor::system("steward-server-rotate-key");
+            if *immediate {
+                let kid = rotate_signing_key(store.as_ref(), &actor)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("new signing key: {kid}");
-            eprintln!(
-                "A running registry signs with it within a few seconds; the previous key stays \
-                 in the JWKS until the tokens it signed expire."
-            );
+                println!("new signing key: {kid}");
+                eprintln!(
+                    "A running registry signs with it within a few seconds; the previous key \
+                     stays in the JWKS until the tokens it signed expire. Resource servers with \
+                     a cached JWKS refuse the new tokens until they fetch it again."
+                );
+            } else {
+                let (kid, at) = stage_signing_key(store.as_ref(), &actor, chrono::Utc::now())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("next signing key: {kid}");
+                eprintln!(
+                    "It is in the JWKS now and signs from {} on (after every cached JWKS and \
+                     every token has had time to see it); the previous key stays published \
+                     until the tokens it signed expire.",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
         }
         ServerCommand::TrustIssuer {
             db,

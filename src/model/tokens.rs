@@ -29,8 +29,10 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
     pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
     pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Token types accepted as `subject_token_type`/`actor_token_type` and issued (RFC 8693).
     pub token_types_supported: Vec<String>,

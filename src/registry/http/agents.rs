@@ -274,7 +274,7 @@ pub async fn remove_grant(
 #[utoipa::path(put, path = "/v1/agents/{id}/owner", tag = "agents",
     params(("id" = String, Path)), request_body = SetOwner, security(("bearer" = [])),
     responses((status = 200, body = Agent), (status = 403, body = ApiErrorBody),
-        (status = 422, body = ApiErrorBody)))]
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn set_owner(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,6 +11,7 @@ pub mod delegations;
 pub mod error;
 pub mod guards;
 pub mod oauth;
+pub mod openapi;
 pub mod people;
 pub mod reviews;
 
@@ -90,6 +91,8 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         description = "Inventory, owners, grants, revocation and a tamper-evident audit log for AI agents."
     ),
     modifiers(&BearerAuth),
+    // Referenced by a query parameter, which does not register its schema itself.
+    components(schemas(crate::model::review::ExportFormat)),
     tags(
         (name = "agents", description = "The agent inventory and governance verbs"),
         (name = "people", description = "People, roles and API tokens"),
@@ -254,7 +257,9 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let mut openapi = openapi;
     document_rate_limits(&mut openapi);
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(openapi::complete(
+        serde_json::to_value(&openapi).expect("the OpenAPI document is JSON"),
+    ));
     router
         .route(
             "/openapi.json",

@@ -292,14 +292,19 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
     }
 }
 
-/// The registry's public signing keys (RFC 7517). A rotated-out key stays until its tokens expire.
+/// The registry's public signing keys (RFC 7517): the signing key first, then a staged next key
+/// (published before it signs), then rotated-out keys until their tokens expire.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens",
     responses((status = 200, body = Jwks)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = Json(state.tokens.jwks().as_ref().clone()).into_response();
+    let cache = format!(
+        "public, max-age={}",
+        crate::registry::tokens::JWKS_MAX_AGE_SECONDS
+    );
     response.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
+        HeaderValue::from_str(&cache).expect("a plain header value"),
     );
     response
 }

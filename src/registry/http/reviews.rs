@@ -190,7 +190,8 @@ pub async fn close_campaign(
 #[utoipa::path(get, path = "/v1/campaigns/{id}/export", tag = "reviews",
     params(("id" = String, Path), ExportQuery), security(("bearer" = [])),
     responses((status = 200, description = "CSV (text/csv) or a JSON array of ExportRow",
-        body = Vec<ExportRow>), (status = 403, body = ApiErrorBody),
+        content((Vec<ExportRow> = "application/json"), (String = "text/csv"))),
+        (status = 403, body = ApiErrorBody),
         (status = 404, body = ApiErrorBody)))]
 pub async fn export_campaign(
     State(state): State<AppState>,

@@ -174,6 +174,8 @@ pub struct StoredSigningKey {
     pub created_at: DateTime<Utc>,
     /// When a newer key took over signing.
     pub retired_at: Option<DateTime<Utc>>,
+    /// When a staged key starts signing (it is published from `created_at`); None: at once.
+    pub activates_at: Option<DateTime<Utc>>,
     /// The latest expiry of any token this key signed (0 if none): a retired key stays in the
     /// JWKS until then.
     pub last_token_expiry: i64,
@@ -185,6 +187,7 @@ impl std::fmt::Debug for StoredSigningKey {
             .field("kid", &self.kid)
             .field("created_at", &self.created_at)
             .field("retired_at", &self.retired_at)
+            .field("activates_at", &self.activates_at)
             .finish_non_exhaustive()
     }
 }
@@ -349,7 +352,11 @@ pub trait Store:
     fn live_tokens(&self) -> Arc<LiveTokens>;
     /// Every signing key, newest first.
     fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
-    /// Adds a signing key that signs from now on; the previous one is retired (kept for checks).
+    /// Adds a signing key. Without `activates_at` it signs from now on and every other key is
+    /// retired (kept for checks); with `activates_at` it is staged: published now,
+    /// signing from then, and nothing is retired (the token service treats the older key as
+    /// superseded once the new one activates). Only one staged key may wait at a time
+    /// (Conflict otherwise). Atomic with its audit event.
     fn add_signing_key(&self, actor: &Actor, key: &StoredSigningKey) -> StoreResult<()>;
     fn trusted_issuers(&self) -> StoreResult<Vec<TrustedIssuer>>;
     /// Adds or replaces a trusted identity provider.

@@ -442,6 +442,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX delegations_person_agent ON delegations(person_id, agent_id);
     "#,
+    // 7: staged signing keys: published ahead of the time they start signing (key rotation
+    // without a gap for resource servers that cache the JWKS).
+    "ALTER TABLE signing_keys ADD COLUMN activates_at TEXT;",
 ];
 
 /// The schema version this build writes.
@@ -1861,7 +1864,8 @@ impl Store for SqliteStore {
         self.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT k.kid, k.private_key, k.public_key, k.created_at, k.retired_at,
-                        coalesce((SELECT max(t.expires_at) FROM issued_tokens t WHERE t.kid = k.kid), 0)
+                        coalesce((SELECT max(t.expires_at) FROM issued_tokens t WHERE t.kid = k.kid), 0),
+                        k.activates_at
                  FROM signing_keys k ORDER BY k.created_at DESC, k.kid",
             )?;
             let keys = stmt
@@ -1873,6 +1877,7 @@ impl Store for SqliteStore {
                         created_at: parse_ts(&r.get::<_, String>(3)?)?,
                         retired_at: parse_opt_ts(r.get(4)?)?,
                         last_token_expiry: r.get(5)?,
+                        activates_at: parse_opt_ts(r.get(6)?)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1883,6 +1888,38 @@ impl Store for SqliteStore {
     fn add_signing_key(&self, actor: &Actor, key: &StoredSigningKey) -> StoreResult<()> {
         self.write(|tx| {
             let now = ts(Utc::now());
+            let staged_until = key.activates_at.map(ts);
+            if let Some(until) = &staged_until {
+                let waiting: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT kid, activates_at FROM signing_keys
+                         WHERE retired_at IS NULL AND activates_at > ?1",
+                        [&now],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((kid, at)) = waiting {
+                    return Err(StoreError::Conflict(format!(
+                        "signing key {kid} is already staged to take over at {at}; \
+                         rotate again after that (or use an immediate rotation)"
+                    )));
+                }
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, activates_at)
+                     VALUES (?1, 'EdDSA', ?2, ?3, ?4, ?5)",
+                    params![key.kid, key.private_key, key.public_key, ts(key.created_at), until],
+                )?;
+                append_audit(
+                    tx,
+                    actor,
+                    "signing_key.stage",
+                    Some(&key.kid),
+                    "success",
+                    None,
+                    &serde_json::json!({"kid": key.kid, "algorithm": "EdDSA", "activates_at": until}),
+                )?;
+                return Ok(());
+            }
             let retired = tx.execute(
                 "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
                 [&now],

@@ -42,6 +42,12 @@ pub const ASSERTION_MAX_SECONDS: i64 = 300;
 /// How long an agent's assertion that carries `iat` or `nbf` may live (Authlib's
 /// `private_key_jwt` signs for one hour). Its `jti` stays spent until it expires either way.
 pub const ASSERTION_MAX_SECONDS_DATED: i64 = 3600;
+/// How long resource servers may cache the JWKS (its `Cache-Control: max-age`).
+pub const JWKS_MAX_AGE_SECONDS: i64 = 60;
+/// How far ahead of signing a staged key is published: a resource server that cached the JWKS
+/// just before the key appeared sees it before any token it signs (JWKS max-age plus the longest
+/// token lifetime, so also a cache refreshed only when its last known token expires).
+pub const ROTATION_LEAD_SECONDS: i64 = JWKS_MAX_AGE_SECONDS + PERSON_TOKEN_MAX_SECONDS;
 /// Most batched records per transaction.
 const BATCH_MAX: usize = 4096;
 /// Store reads the token service runs at once (the SQLite store pools four readers).
@@ -252,11 +258,34 @@ pub fn ensure_signing_key(store: &dyn Store) -> StoreResult<String> {
     Ok(key.kid)
 }
 
-/// Adds a new signing key; the previous one stays published until its tokens expire.
+/// Adds a new signing key that signs at once (for a compromised key: resource servers with a
+/// cached JWKS refuse its tokens until they re-fetch); the previous one stays published until
+/// its tokens expire.
 pub fn rotate_signing_key(store: &dyn Store, actor: &Actor) -> StoreResult<String> {
     let key = RegistryKey::generate();
     store.add_signing_key(actor, &stored(&key))?;
     Ok(key.kid)
+}
+
+/// Stages the next signing key: published in the JWKS from `now`, signing from
+/// `now + ROTATION_LEAD_SECONDS` (running registries switch at their next refresh after that).
+/// Returns its kid and when it takes over.
+pub fn stage_signing_key(
+    store: &dyn Store,
+    actor: &Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<(String, chrono::DateTime<chrono::Utc>)> {
+    let mut key = RegistryKey::generate();
+    key.created_at = now;
+    let activates_at = now + chrono::Duration::seconds(ROTATION_LEAD_SECONDS);
+    store.add_signing_key(
+        actor,
+        &StoredSigningKey {
+            activates_at: Some(activates_at),
+            ..stored(&key)
+        },
+    )?;
+    Ok((key.kid, activates_at))
 }
 
 fn stored(key: &RegistryKey) -> StoredSigningKey {
@@ -267,6 +296,7 @@ fn stored(key: &RegistryKey) -> StoredSigningKey {
         created_at: key.created_at,
         retired_at: None,
         last_token_expiry: 0,
+        activates_at: None,
     }
 }
 
@@ -274,31 +304,39 @@ fn load_key_ring(store: &dyn Store) -> StoreResult<KeyRing> {
     key_ring_from(&store.signing_keys()?, unix_now())
 }
 
-/// Chooses the signing key (the newest unretired one) and the keys to publish.
+/// Chooses the signing key and the keys to publish at `now`:
+/// - the signing key is the unretired key that activated last (at `activates_at`, or at
+///   `created_at` when it signed at once);
+/// - staged keys (activating later) are published ahead of signing;
+/// - a key that a newer one superseded (retired, or outrun by a staged key's activation) stays
+///   published while any token it signed is unexpired, and two minutes after it stopped signing
+///   (tokens signed meanwhile by a server that had not yet re-read its keys).
 fn key_ring_from(stored: &[StoredSigningKey], now: i64) -> StoreResult<KeyRing> {
-    let mut active = None;
-    let mut published = Vec::new();
-    for k in stored {
-        let key = RegistryKey::from_stored(&k.kid, &k.private_key, k.created_at, k.retired_at)
-            .map_err(StoreError::Internal)?;
-        match k.retired_at {
-            None if active.is_none() => {
-                active = Some(key.clone());
-                published.insert(0, key);
-            }
-            // A retired key stays published while any token it signed is unexpired, and for two
-            // minutes after its retirement (tokens signed meanwhile by a server that had not yet
-            // re-read its keys).
-            _ => {
-                let recently = k.retired_at.is_none_or(|r| r.timestamp() + 120 > now);
-                if k.last_token_expiry > now || recently {
-                    published.push(key);
-                }
-            }
+    let start = |k: &StoredSigningKey| k.activates_at.unwrap_or(k.created_at);
+    // Only a staged key waits for its time; a key added to sign at once signs even when this
+    // server's clock is behind the clock of the process that added it.
+    let staged = |k: &StoredSigningKey| {
+        k.retired_at.is_none() && k.activates_at.is_some_and(|a| a.timestamp() > now)
+    };
+    let active_stored = stored
+        .iter()
+        .filter(|k| k.retired_at.is_none() && !staged(k))
+        .max_by_key(|k| (start(k), k.created_at))
+        .ok_or_else(|| StoreError::Internal("the registry has no active signing key".into()))?;
+    let active_since = start(active_stored).timestamp();
+    let load = |k: &StoredSigningKey| {
+        RegistryKey::from_stored(&k.kid, &k.private_key, k.created_at, k.retired_at)
+            .map_err(StoreError::Internal)
+    };
+    let active = load(active_stored)?;
+    let mut published = vec![active.clone()];
+    for k in stored.iter().filter(|k| k.kid != active_stored.kid) {
+        let stopped_at = k.retired_at.map(|r| r.timestamp()).unwrap_or(active_since);
+        let still_needed = k.last_token_expiry > now || stopped_at + 120 > now;
+        if staged(k) || still_needed {
+            published.push(load(k)?);
         }
     }
-    let active = active
-        .ok_or_else(|| StoreError::Internal("the registry has no active signing key".into()))?;
     let jwks = Arc::new(Jwks {
         keys: published.iter().map(RegistryKey::jwk).collect(),
     });
@@ -552,6 +590,7 @@ mod tests {
 
     fn stored_at(key: &RegistryKey, retired: Option<i64>, last_expiry: i64) -> StoredSigningKey {
         StoredSigningKey {
+            created_at: Utc.timestamp_opt(0, 0).unwrap(),
             retired_at: retired.map(|t| Utc.timestamp_opt(t, 0).unwrap()),
             last_token_expiry: last_expiry,
             ..stored(key)
@@ -588,5 +627,42 @@ mod tests {
         assert!(ring.published.iter().all(|k| k.kid != old.kid));
         // No unretired key at all is an error, not a silent unsigned registry.
         assert!(key_ring_from(&[stored_at(&old, Some(now), 0)], now).is_err());
+    }
+
+    #[test]
+    fn a_staged_key_is_published_before_it_signs_and_takes_over_on_time() {
+        let staged_at = 1_000_000;
+        let current = RegistryKey::generate();
+        let next = RegistryKey::generate();
+        let next_stored = StoredSigningKey {
+            created_at: Utc.timestamp_opt(staged_at, 0).unwrap(),
+            activates_at: Some(
+                Utc.timestamp_opt(staged_at + ROTATION_LEAD_SECONDS, 0)
+                    .unwrap(),
+            ),
+            ..stored(&next)
+        };
+        // The current key's last token expires ten minutes after the takeover.
+        let last_expiry = staged_at + ROTATION_LEAD_SECONDS + 600;
+        let keys = [next_stored, stored_at(&current, None, last_expiry)];
+        let kids = |ring: &KeyRing| -> Vec<String> {
+            ring.published.iter().map(|k| k.kid.clone()).collect()
+        };
+        // From the moment it is staged until the lead has passed: published, not signing.
+        for now in [staged_at, staged_at + ROTATION_LEAD_SECONDS - 1] {
+            let ring = key_ring_from(&keys, now).unwrap();
+            assert_eq!(ring.active.kid, current.kid, "at {now}");
+            assert_eq!(kids(&ring), [current.kid.clone(), next.kid.clone()]);
+            assert_eq!(ring.jwks.keys.len(), 2);
+        }
+        // The lead is at least the JWKS max-age plus the longest token lifetime.
+        const { assert!(ROTATION_LEAD_SECONDS >= JWKS_MAX_AGE_SECONDS + PERSON_TOKEN_MAX_SECONDS) };
+        // Then it signs; the old key stays published while its tokens live ...
+        let ring = key_ring_from(&keys, staged_at + ROTATION_LEAD_SECONDS).unwrap();
+        assert_eq!(ring.active.kid, next.kid);
+        assert_eq!(kids(&ring), [next.kid.clone(), current.kid.clone()]);
+        // ... and leaves once they have expired.
+        let ring = key_ring_from(&keys, last_expiry + 1).unwrap();
+        assert_eq!(kids(&ring), vec![next.kid.clone()]);
     }
 }
