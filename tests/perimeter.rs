@@ -318,14 +318,15 @@ async fn bad_api_tokens_are_slowed_per_source_and_audited_once_per_burst() {
     assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
     assert!(retry_after.is_some_and(|s| (1..=60).contains(&s)));
-    // The blocked source gets no further attempt, not even with a good token.
+    // A good token from the same address still works: only failures are refused, so nobody
+    // sharing an address (a NAT, the TLS proxy) can lock a responder out of the brake.
     let good = http
         .get(format!("{}/v1/me", reg.url))
         .bearer_auth(&reg.admin.token)
         .send()
         .await
         .unwrap();
-    assert_eq!(good.status().as_u16(), 429);
+    assert_eq!(good.status().as_u16(), 200);
     let bursts = wait_for_audit(&reg.db, "auth.failure_burst", 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bursts_after = audit_actions(&reg.db, "auth.failure_burst");
