@@ -152,11 +152,19 @@ async fn a_key_registered_twice_is_refused_by_name_not_by_a_constraint() {
     let second = reg.register("second", Some(&reg.owner.email), &[]).await;
     let key = jwk_of(&new_key());
     let body = json!({"kind": "public-key", "public_key": key});
-    reg.post(&format!("/v1/agents/{first}/credentials"), &reg.admin, body.clone())
-        .await
-        .expect(201);
+    reg.post(
+        &format!("/v1/agents/{first}/credentials"),
+        &reg.admin,
+        body.clone(),
+    )
+    .await
+    .expect(201);
     let again = reg
-        .post(&format!("/v1/agents/{second}/credentials"), &reg.admin, body)
+        .post(
+            &format!("/v1/agents/{second}/credentials"),
+            &reg.admin,
+            body,
+        )
         .await;
     assert_eq!(again.status, 409, "{again:?}");
     assert_eq!(again.code(), "conflict");
@@ -205,7 +213,9 @@ async fn keys_per_agent_are_capped_at_ten() {
     assert_eq!(secret.status, 409, "{secret:?}");
 }
 
-#[tokio::test]
+// Several workers, so that the client's parsing of large pages does not delay the revoke's
+// answer on the test's own thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_large_reads_is_bounded_and_a_revoke_still_answers() {
     let reg = Registry::start().await;
     // 1,000 agents so that each page is a real read.
@@ -282,7 +292,10 @@ async fn a_burst_of_large_reads_is_bounded_and_a_revoke_still_answers() {
          revoke answered in {revoke_ms:.1} ms"
     );
     assert_eq!(ok + busy, burst);
-    assert!(busy > 0, "a burst beyond the queue is shed, not queued without bound");
+    assert!(
+        busy > 0,
+        "a burst beyond the queue is shed, not queued without bound"
+    );
     assert!(ok >= 2, "the reads that got a turn were served");
 }
 
@@ -331,7 +344,11 @@ async fn bad_api_tokens_are_slowed_per_source_and_audited_once_per_burst() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bursts_after = audit_actions(&reg.db, "auth.failure_burst");
     assert_eq!(bursts.len(), 1, "{bursts:?}");
-    assert_eq!(bursts_after.len(), 1, "one event per burst, not per failure");
+    assert_eq!(
+        bursts_after.len(),
+        1,
+        "one event per burst, not per failure"
+    );
     assert_eq!(bursts[0]["kind"], "source");
     assert_eq!(bursts[0]["key"], "127.0.0.1");
     assert_eq!(bursts[0]["method"], "api_token");
@@ -541,12 +558,21 @@ async fn a_revoke_answers_while_a_thousand_idle_and_slow_sockets_are_open() {
         .await
         .unwrap_or_else(|e| {
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().filter(|l| !l.contains("DEBUG") || l.contains("error")).rev().take(30).collect();
-            panic!("the revoke did not answer within 10 s while 1,000 sockets are open: {e}\n{tail:#?}")
+            let tail: Vec<&str> = log
+                .lines()
+                .filter(|l| !l.contains("DEBUG") || l.contains("error"))
+                .rev()
+                .take(30)
+                .collect();
+            panic!(
+                "the revoke did not answer within 10 s while 1,000 sockets are open: {e}\n{tail:#?}"
+            )
         });
     let revoke_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(revoke.status().as_u16(), 200);
-    println!("revoke with 1,000 idle and slow sockets open under ulimit -Sn 256: {revoke_ms:.1} ms");
+    println!(
+        "revoke with 1,000 idle and slow sockets open under ulimit -Sn 256: {revoke_ms:.1} ms"
+    );
 
     // The server closes them all: idle ones and slow ones alike (bounded wait).
     for (i, s) in sockets.iter_mut().enumerate() {
@@ -589,7 +615,10 @@ async fn a_revoke_answers_while_a_thousand_idle_and_slow_sockets_are_open() {
     assert!(log.contains("open-file limit"), "{log}");
     assert!(log.contains("\"soft_before\":256"), "{log}");
     assert!(!log.contains(&admin.token), "the log holds an API token");
-    assert!(!log.to_lowercase().contains("authorization"), "the log holds a header");
+    assert!(
+        !log.to_lowercase().contains("authorization"),
+        "the log holds a header"
+    );
 }
 
 #[tokio::test]
@@ -628,7 +657,10 @@ async fn logs_never_hold_tokens_assertions_or_secrets() {
         .json()
         .await
         .unwrap();
-    let secret = added["secret"].as_str().expect("the secret, shown once").to_string();
+    let secret = added["secret"]
+        .as_str()
+        .expect("the secret, shown once")
+        .to_string();
     let fake_assertion = assertion(&new_key(), &agent, &server.url);
     let _ = http
         .post(format!("{}/oauth/introspect", server.url))
@@ -643,7 +675,10 @@ async fn logs_never_hold_tokens_assertions_or_secrets() {
     let _ = http
         .post(format!("{}/oauth/token", server.url))
         .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
             ("client_assertion_type", CLIENT_ASSERTION_JWT),
             ("client_assertion", fake_assertion.as_str()),
         ])
@@ -681,47 +716,94 @@ async fn callers_who_may_not_read_an_agent_get_the_missing_agent_404() {
     let calls: [(&str, String, Option<Value>); 5] = [
         ("GET", "/v1/agents/{}".into(), None),
         ("POST", "/v1/agents/{}/revoke".into(), Some(json!({}))),
-        ("POST", "/v1/agents/{}/grants".into(), Some(json!({"scope": "crm.orders:write"}))),
-        ("PUT", "/v1/agents/{}/owner".into(), Some(json!({"owner": "other@example.com"}))),
+        (
+            "POST",
+            "/v1/agents/{}/grants".into(),
+            Some(json!({"scope": "crm.orders:write"})),
+        ),
+        (
+            "PUT",
+            "/v1/agents/{}/owner".into(),
+            Some(json!({"owner": "other@example.com"})),
+        ),
         ("POST", "/v1/agents/{}/reinstate".into(), Some(json!({}))),
     ];
     for (method, path, body) in calls {
         let hidden = reg
-            .call(method, &path.replace("{}", &agent), Some(&reg.other.token), body.as_ref())
+            .call(
+                method,
+                &path.replace("{}", &agent),
+                Some(&reg.other.token),
+                body.as_ref(),
+            )
             .await;
         let absent = reg
-            .call(method, &path.replace("{}", missing), Some(&reg.other.token), body.as_ref())
+            .call(
+                method,
+                &path.replace("{}", missing),
+                Some(&reg.other.token),
+                body.as_ref(),
+            )
             .await;
         assert_eq!(hidden.status, 404, "{method} {path}: {hidden:?}");
         assert_eq!(hidden.status, absent.status, "{method} {path}");
         assert_eq!(hidden.code(), absent.code(), "{method} {path}");
         assert_eq!(
-            hidden.body["message"].as_str().unwrap().replace(&agent, "ID"),
-            absent.body["message"].as_str().unwrap().replace(missing, "ID"),
+            hidden.body["message"]
+                .as_str()
+                .unwrap()
+                .replace(&agent, "ID"),
+            absent.body["message"]
+                .as_str()
+                .unwrap()
+                .replace(missing, "ID"),
             "{method} {path}"
         );
         assert!(!hidden.body.to_string().contains(&reg.owner.email));
     }
     // A reader of everything is told what they may not do, without the owner's name.
     let auditor = reg
-        .post(&format!("/v1/agents/{agent}/grants"), &reg.auditor, json!({"scope": "crm.orders:write"}))
+        .post(
+            &format!("/v1/agents/{agent}/grants"),
+            &reg.auditor,
+            json!({"scope": "crm.orders:write"}),
+        )
         .await;
     assert_eq!(auditor.status, 403);
-    assert!(!auditor.body.to_string().contains(&reg.owner.email), "{auditor:?}");
+    assert!(
+        !auditor.body.to_string().contains(&reg.owner.email),
+        "{auditor:?}"
+    );
 }
 
 #[tokio::test]
 async fn invisible_and_bidi_characters_are_refused_in_names_labels_and_reasons() {
     let reg = Registry::start().await;
     let name = reg
-        .post("/v1/agents", &reg.owner, json!({"name": "pay\u{2060}roll", "owner": reg.owner.email}))
+        .post(
+            "/v1/agents",
+            &reg.owner,
+            json!({"name": "pay\u{2060}roll", "owner": reg.owner.email}),
+        )
         .await;
-    assert_eq!((name.status, name.code()), (422, "invalid_text"), "{name:?}");
+    assert_eq!(
+        (name.status, name.code()),
+        (422, "invalid_text"),
+        "{name:?}"
+    );
     let agent = reg.register("plain", Some(&reg.owner.email), &[]).await;
     let reason = reg
-        .post(&format!("/v1/agents/{agent}/revoke"), &reg.owner, json!({"reason": "tag\u{E0041}"}))
+        .post(
+            &format!("/v1/agents/{agent}/revoke"),
+            &reg.owner,
+            json!({"reason": "tag\u{E0041}"}),
+        )
         .await;
-    assert_eq!((reason.status, reason.code()), (422, "invalid_text"), "{reason:?}");
+    assert_eq!(
+        (reason.status, reason.code()),
+        (422, "invalid_text"),
+        "{reason:?}"
+    );
     let label = reg
         .post(
             &format!("/v1/agents/{agent}/credentials"),
@@ -729,7 +811,11 @@ async fn invisible_and_bidi_characters_are_refused_in_names_labels_and_reasons()
             json!({"kind": "public-key", "public_key": jwk_of(&new_key()), "label": "k\u{061C}ey"}),
         )
         .await;
-    assert_eq!((label.status, label.code()), (422, "invalid_text"), "{label:?}");
+    assert_eq!(
+        (label.status, label.code()),
+        (422, "invalid_text"),
+        "{label:?}"
+    );
     let person = reg
         .post(
             "/v1/people",
@@ -744,7 +830,11 @@ async fn invisible_and_bidi_characters_are_refused_in_names_labels_and_reasons()
 async fn the_cli_strips_invisible_characters_from_registry_errors() {
     let reg = Registry::start().await;
     let home = tempfile::tempdir().unwrap();
-    let (url, token, home_path) = (reg.url.clone(), reg.admin.token.clone(), home.path().to_owned());
+    let (url, token, home_path) = (
+        reg.url.clone(),
+        reg.admin.token.clone(),
+        home.path().to_owned(),
+    );
     // Off the test's runtime: the registry serves on it meanwhile.
     let out = tokio::task::spawn_blocking(move || {
         Command::new(steward_exe())
@@ -763,9 +853,16 @@ async fn the_cli_strips_invisible_characters_from_registry_errors() {
     .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ag_evil"), "the error still names the id: {stderr}");
+    assert!(
+        stderr.contains("ag_evil"),
+        "the error still names the id: {stderr}"
+    );
     for c in ['\u{202E}', '\u{2066}'] {
-        assert!(!stderr.contains(c), "the CLI printed U+{:04X}: {stderr:?}", c as u32);
+        assert!(
+            !stderr.contains(c),
+            "the CLI printed U+{:04X}: {stderr:?}",
+            c as u32
+        );
     }
 }
 
@@ -774,15 +871,32 @@ async fn the_last_admin_cannot_remove_their_own_role_or_leave() {
     let reg = Registry::start().await;
     let me = "/v1/people/admin@example.com";
     let demote = reg
-        .call("PATCH", me, Some(&reg.admin.token), Some(&json!({"roles": []})))
+        .call(
+            "PATCH",
+            me,
+            Some(&reg.admin.token),
+            Some(&json!({"roles": []})),
+        )
         .await;
-    assert_eq!((demote.status, demote.code()), (409, "conflict"), "{demote:?}");
+    assert_eq!(
+        (demote.status, demote.code()),
+        (409, "conflict"),
+        "{demote:?}"
+    );
     let leave = reg
-        .call("PATCH", me, Some(&reg.admin.token), Some(&json!({"active": false})))
+        .call(
+            "PATCH",
+            me,
+            Some(&reg.admin.token),
+            Some(&json!({"active": false})),
+        )
         .await;
     assert_eq!((leave.status, leave.code()), (409, "conflict"), "{leave:?}");
     let still = reg.get("/v1/people/admin@example.com", &reg.admin).await;
-    assert!(still.expect(200).to_string().contains("\"admin\""), "{still:?}");
+    assert!(
+        still.expect(200).to_string().contains("\"admin\""),
+        "{still:?}"
+    );
     // With a second admin, the first may step down.
     reg.call(
         "PATCH",
@@ -792,9 +906,14 @@ async fn the_last_admin_cannot_remove_their_own_role_or_leave() {
     )
     .await
     .expect(200);
-    reg.call("PATCH", me, Some(&reg.admin.token), Some(&json!({"roles": []})))
-        .await
-        .expect(200);
+    reg.call(
+        "PATCH",
+        me,
+        Some(&reg.admin.token),
+        Some(&json!({"roles": []})),
+    )
+    .await
+    .expect(200);
     // And now the second admin is the last one.
     let last = reg
         .call(

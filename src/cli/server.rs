@@ -201,7 +201,10 @@ mod tests {
         write_private(&path, b"{\"token\": \"stw_x\"}").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"do not touch");
         let meta = std::fs::symlink_metadata(&path).unwrap();
-        assert!(meta.file_type().is_file(), "the symlink was replaced by a file");
+        assert!(
+            meta.file_type().is_file(),
+            "the symlink was replaced by a file"
+        );
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         // An existing, world-readable file is replaced by a fresh 0600 one.
         let loose = dir.path().join("loose.json");

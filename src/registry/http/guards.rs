@@ -138,7 +138,11 @@ impl Guards {
 
     /// Counts one failed authentication from `source` against `credential` (either may be
     /// unknown).
-    pub fn record_failure(&self, source: Option<IpAddr>, credential: Option<&str>) -> FailureVerdict {
+    pub fn record_failure(
+        &self,
+        source: Option<IpAddr>,
+        credential: Option<&str>,
+    ) -> FailureVerdict {
         let mut verdict = FailureVerdict::default();
         let clock = DefaultClock::default();
         if let Some(ip) = source
@@ -162,11 +166,15 @@ impl Guards {
         verdict
     }
 
-    fn refuse(&self, verdict: &mut FailureVerdict, kind: &'static str, key: String, wait: Duration) {
+    fn refuse(
+        &self,
+        verdict: &mut FailureVerdict,
+        kind: &'static str,
+        key: String,
+        wait: Duration,
+    ) {
         let wait = wait.max(Duration::from_secs(1));
-        let longer = verdict
-            .refused
-            .is_none_or(|r| r.retry_after < wait);
+        let longer = verdict.refused.is_none_or(|r| r.retry_after < wait);
         if longer {
             verdict.refused = Some(TooManyFailures { retry_after: wait });
         }

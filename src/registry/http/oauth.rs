@@ -15,8 +15,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::guards::{Peer, TooManyFailures, note_failure};
 use super::error::{ApiError, ApiJson, ApiPath, MaybeJson};
+use super::guards::{Peer, TooManyFailures, note_failure};
 use super::{AppState, blocking};
 use crate::model::api::ApiErrorBody;
 use crate::model::text::check_line;

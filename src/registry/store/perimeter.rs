@@ -23,6 +23,9 @@ pub struct AuthFailureBurst {
 /// chain in commit order.
 pub trait PerimeterStore: Send + Sync {
     /// Appends an `auth.failure_burst` audit event (actor: the system); returns its sequence.
-    fn record_auth_failure_burst(&self, actor: &Actor, burst: &AuthFailureBurst)
-    -> StoreResult<i64>;
+    fn record_auth_failure_burst(
+        &self,
+        actor: &Actor,
+        burst: &AuthFailureBurst,
+    ) -> StoreResult<i64>;
 }

@@ -312,10 +312,10 @@ const READERS: usize = 4;
 pub const MAX_ENABLED_CREDENTIALS: i64 = 10;
 
 // The access-review bodies live in their own file to keep this one from growing.
-#[path = "sqlite_reviews.rs"]
-mod reviews;
 #[path = "sqlite_perimeter.rs"]
 mod perimeter;
+#[path = "sqlite_reviews.rs"]
+mod reviews;
 
 pub struct SqliteStore {
     path: PathBuf,

@@ -285,7 +285,9 @@ fn load_issuers(store: &dyn Store) -> StoreResult<HashMap<String, idp::IdentityP
             Ok(p) => {
                 out.insert(t.issuer.clone(), p);
             }
-            Err(e) => tracing::warn!(issuer = %t.issuer, error = %e, "token service: ignoring a trusted issuer"),
+            Err(e) => {
+                tracing::warn!(issuer = %t.issuer, error = %e, "token service: ignoring a trusted issuer")
+            }
         }
     }
     Ok(out)
