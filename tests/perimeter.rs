@@ -925,3 +925,31 @@ async fn the_last_admin_cannot_remove_their_own_role_or_leave() {
         .await;
     assert_eq!(last.status, 409, "{last:?}");
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408_and_the_connection_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("steward.db");
+    let admin = create_admin_with_binary(&db, "admin@example.com");
+    let server = start_under_ulimit(&db, "--body-timeout 1s");
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let token = admin.token.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        // A promised body of 100 bytes, of which 10 arrive; then nothing.
+        write!(
+            s,
+            "POST /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": \""
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"body_timeout\""), "{answer}");
+}
