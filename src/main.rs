@@ -14,7 +14,11 @@ fn main() -> ExitCode {
     match runtime.block_on(steward::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("steward: {e:#}");
+            // Errors often carry the registry's text: never let it drive the terminal.
+            eprintln!(
+                "steward: {}",
+                steward::model::text::strip_for_terminal(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -4,7 +4,8 @@
 //! read from the policy (`src/registry/policy.rs`): admin everything; responder reads all and
 //! revokes/reinstates; auditor reads all including audit and writes nothing; a person manages
 //! the agents they own (read, request scopes and ungrant, revoke, decommission, register their own; only admins grant directly), while
-//! reinstating takes admin or responder and changing an owner takes admin. Callers who cannot
+//! reinstating takes admin or responder and changing an owner takes admin. A caller who may not
+//! read an agent gets the same 404 as for a missing agent (422 `unknown_parent` for a parent). Callers who cannot
 //! be authenticated (no token, unknown, expired, revoked, a person who has left) get 401 on
 //! every `/v1/` route; `/healthz` and discovery under `/.well-known/` are public. The OAuth
 //! endpoints follow their RFCs: introspection and revocation authenticate their caller (a
@@ -278,68 +279,69 @@ const ROWS: &[Row] = &[
         Op::RegisterSubAgentOfOwnersAgent,
         "POST",
         "/v1/agents",
-        [201, 403, 403, 201, 403],
+        [201, 403, 403, 201, 422],
     ),
     row(
         Op::ShowAgent,
         "GET",
         "/v1/agents/{id}",
-        [200, 200, 200, 200, 403],
+        [200, 200, 200, 200, 404],
     ),
     row(
         Op::ShowUnownedAgent,
         "GET",
         "/v1/agents/{id}",
-        [200, 200, 200, 403, 403],
+        [200, 200, 200, 404, 404],
     ),
     row(
         Op::AgentAudit,
         "GET",
         "/v1/agents/{id}/audit",
-        [200, 200, 200, 200, 403],
+        [200, 200, 200, 200, 404],
     ),
     write(
         Op::AddGrant,
         "POST",
         "/v1/agents/{id}/grants",
-        // Owners request scopes now; admins grant low and medium ones directly.
-        [201, 403, 403, 403, 403],
+        // Owners request scopes now; admins grant low and medium ones directly; a stranger
+        // does not learn that the agent exists.
+        [201, 403, 403, 403, 404],
     ),
     write(
         Op::RemoveGrant,
         "DELETE",
         "/v1/agents/{id}/grants/{scope}",
-        [200, 403, 403, 200, 403],
+        [200, 403, 403, 200, 404],
     ),
     write(
         Op::SetOwner,
         "PUT",
         "/v1/agents/{id}/owner",
-        [200, 403, 403, 403, 403],
+        [200, 403, 403, 403, 404],
     ),
     write(
         Op::Revoke,
         "POST",
         "/v1/agents/{id}/revoke",
-        [200, 200, 403, 200, 403],
+        [200, 200, 403, 200, 404],
     ),
     write(
         Op::Reinstate,
         "POST",
         "/v1/agents/{id}/reinstate",
-        [200, 200, 403, 403, 403],
+        [200, 200, 403, 403, 404],
     ),
     row(
         Op::DecommissionPlan,
         "GET",
         "/v1/agents/{id}/decommission",
-        [200, 403, 403, 200, 403],
+        [200, 403, 403, 200, 404],
     ),
     write(
         Op::Decommission,
         "POST",
         "/v1/agents/{id}/decommission",
-        [200, 403, 403, 200, 403],
+        [200, 403, 403, 200, 404],
     ),
     row(Op::ListAudit, "GET", "/v1/audit", [200, 200, 200, 403, 403]),
     row(
@@ -419,14 +421,14 @@ const ROWS: &[Row] = &[
         Op::AddCredential,
         "POST",
         "/v1/agents/{id}/credentials",
-        [201, 403, 403, 201, 403],
+        [201, 403, 403, 201, 404],
     ),
     // Disabling a key is a brake like revoking: responders may pull it too.
     write(
         Op::DisableCredential,
         "POST",
         "/v1/agents/{id}/credentials/{credential_id}/disable",
-        [200, 200, 403, 200, 403],
+        [200, 200, 403, 200, 404],
     ),
     // Re-enabling undoes a brake: admins and responders only, never the owner alone.
     write(
@@ -439,7 +441,7 @@ const ROWS: &[Row] = &[
         Op::AgentTokens,
         "GET",
         "/v1/agents/{id}/tokens",
-        [200, 200, 200, 200, 403],
+        [200, 200, 200, 200, 404],
     ),
     // Access reviews: admins administer campaigns; the reviewer (the agent's owner) decides
     // their items; admins and auditors read every item and the export.
@@ -532,7 +534,7 @@ const ROWS: &[Row] = &[
         Op::ScopeDiff,
         "GET",
         "/v1/agents/{id}/scope-diff",
-        [200, 200, 200, 200, 403],
+        [200, 200, 200, 200, 404],
     ),
     // The catalogue: everyone reads it (owners pick scopes to request), admins import it.
     row(

@@ -1265,10 +1265,11 @@ async fn scope_diff_marks_drift_and_respects_read_rights() {
         unowned.scopes[0].state.markers,
         vec![ScopeMarker::Used, ScopeMarker::NeverCertified]
     );
-    // Read rights: another owner may not; a bad lookback is refused.
+    // Read rights: another owner may not (for them the agent does not exist); a bad lookback
+    // is refused.
     assert_eq!(
         status_of(r.as_(BOB).scope_diff("ag_alice", None).await.unwrap_err()).0,
-        403
+        404
     );
     assert_eq!(
         status_of(

@@ -491,7 +491,7 @@ async fn exchanged_tokens_verify_with_an_independent_library_against_the_served_
             .iter()
             .all(|t| t["subject"] == "alice@example.com" && t["exchanged_from"].is_string())
     );
-    // Another person without a role may not see it.
+    // Another person without a role may not see it: for them it does not exist.
     let bob = r.person("bob@example.com").await;
     let (status, _) = r
         .json(
@@ -501,7 +501,7 @@ async fn exchanged_tokens_verify_with_an_independent_library_against_the_served_
             None,
         )
         .await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
@@ -1162,7 +1162,11 @@ async fn no_token_is_issued_after_an_agent_revoke_takes_effect() {
                         issued.push(v["access_token"].as_str().unwrap().to_string());
                     }
                     _ => {
-                        assert_eq!(error_of(&v), "invalid_client", "{v}");
+                        // A suspended agent that keeps trying is soon rate limited (429).
+                        assert!(
+                            ["invalid_client", "too_many_failures"].contains(&error_of(&v)),
+                            "{v}"
+                        );
                         if started_after_revoke {
                             refused_after += 1;
                             if refused_after >= 5 {

@@ -208,16 +208,59 @@ async fn seed_demo(
     .await?
 }
 
-/// Writes a file only its owner can read (it holds API tokens).
+/// Writes a file only its owner can read (it holds API tokens): a new file created with mode
+/// 0600 beside the target (never following a symlink, never reusing an existing file's
+/// permissions), then renamed over it. A symlink at `path` is replaced, not followed.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    // tempfile creates with O_CREAT | O_EXCL (no symlink is followed) and mode 0600.
+    let mut file = tempfile::Builder::new()
+        .prefix(".steward-private-")
+        .tempfile_in(dir)?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    let mut file = options.open(path)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::write_private;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_files_are_fresh_0600_and_never_follow_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file elsewhere that a planted symlink points at, readable by everyone.
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"do not touch").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = dir.path().join("creds.json");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_private(&path, b"{\"token\": \"stw_x\"}").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"do not touch");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "the symlink was replaced by a file"
+        );
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // An existing, world-readable file is replaced by a fresh 0600 one.
+        let loose = dir.path().join("loose.json");
+        std::fs::write(&loose, b"old").unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&loose, b"new").unwrap();
+        let meta = std::fs::metadata(&loose).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&loose).unwrap(), b"new");
+    }
 }

@@ -6,11 +6,19 @@
 
 use std::borrow::Cow;
 
-/// Characters that reorder or hide text on screen (bidi overrides and isolates, zero-width marks).
+/// Characters that reorder or hide text on screen: the Arabic letter mark, zero-width marks and
+/// joiners, bidi embeddings, overrides and isolates, invisible operators, tag characters, the
+/// line and paragraph separators and the byte-order mark.
 fn is_invisible_trick(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{2029}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{E0000}'..='\u{E007F}'
     )
 }
 
@@ -208,6 +216,50 @@ mod tests {
         assert!(check_line("name", "x\u{202E}y", 128).is_err());
         assert!(check_line("name", &"a".repeat(129), 128).is_err());
         assert!(check_free_text("reason", "line one\nline two", 100).is_ok());
+    }
+
+    #[test]
+    fn refuses_and_strips_every_invisible_or_bidi_character() {
+        let tricks = [
+            '\u{061C}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{2062}',
+            '\u{2063}',
+            '\u{2064}',
+            '\u{2065}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{E0000}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{E007F}',
+        ];
+        for c in tricks {
+            let text = format!("ada{c}bot");
+            let err = check_line("name", &text, 128).unwrap_err();
+            assert!(err.0.contains(&format!("U+{:04X}", c as u32)), "{err}");
+            assert!(check_free_text("reason", &text, 100).is_err());
+            assert!(check_email(&format!("ad{c}a@example.com")).is_err());
+            assert_eq!(strip_for_terminal(&text), "adabot");
+        }
+        // Ordinary non-Latin text stays allowed.
+        assert!(check_line("name", "وكيل الفواتير", 128).is_ok());
+        assert!(check_line("name", "請求書エージェント", 128).is_ok());
     }
 
     #[test]

@@ -32,23 +32,30 @@ fn owns(p: &Person, agent: &AgentFacts) -> bool {
         .is_some_and(|o| o.eq_ignore_ascii_case(&p.email))
 }
 
+/// A caller who may not read an agent learns nothing about it: the same 404 as for an agent
+/// that does not exist (its owner and its existence stay hidden). A caller who may read it is
+/// told plainly what they may not do.
 fn refuse(p: &Person, what: &str, agent: &AgentFacts) -> StoreError {
-    StoreError::Forbidden(format!(
-        "{} may not {what} agent {}: {}",
-        p.email,
-        agent.id,
-        match &agent.owner_email {
-            Some(owner) => format!("it is owned by {owner}"),
-            None => "it has no owner".into(),
-        }
-    ))
+    if !may_see(p, agent) {
+        return hidden(agent);
+    }
+    StoreError::Forbidden(format!("{} may not {what} agent {}", p.email, agent.id))
+}
+
+fn may_see(p: &Person, agent: &AgentFacts) -> bool {
+    reads_everything(p) || owns(p, agent)
+}
+
+/// Exactly what a missing agent answers (see the store's `agent_by_id`).
+fn hidden(agent: &AgentFacts) -> StoreError {
+    StoreError::NotFound(format!("no agent with id {}", agent.id))
 }
 
 pub fn may_read_agent(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
-    if reads_everything(p) || owns(p, agent) {
+    if may_see(p, agent) {
         Ok(())
     } else {
-        Err(refuse(p, "read", agent))
+        Err(hidden(agent))
     }
 }
 
@@ -71,9 +78,11 @@ pub fn may_revoke_agent(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
 }
 
 /// Reinstating undoes a brake someone else may have pulled: admins and responders only.
-pub fn may_reinstate_agent(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
+pub fn may_reinstate_agent(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
     if is_admin(p) || p.has_role(Role::Responder) {
         Ok(())
+    } else if !may_see(p, agent) {
+        Err(hidden(agent))
     } else {
         Err(StoreError::Forbidden(format!(
             "{} may not reinstate agents: it takes the admin or responder role",
@@ -96,9 +105,11 @@ pub fn may_enable_credential(p: &Person, _agent: &AgentFacts) -> StoreResult<()>
 }
 
 /// Assigning or changing an owner: admins only.
-pub fn may_set_owner(p: &Person, _agent: &AgentFacts) -> StoreResult<()> {
+pub fn may_set_owner(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
     if is_admin(p) {
         Ok(())
+    } else if !may_see(p, agent) {
+        Err(hidden(agent))
     } else {
         Err(StoreError::Forbidden(format!(
             "{} may not change owners: it takes the admin role",
@@ -145,4 +156,47 @@ pub fn may_grant_directly(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AgentStatus;
+
+    fn person(email: &str, roles: Vec<Role>) -> Person {
+        serde_json::from_value(serde_json::json!({
+            "id": email, "email": email, "display_name": email, "roles": roles, "active": true,
+            "manager": null, "team": null, "created_at": "2026-01-01T00:00:00Z", "change_seq": 0,
+        }))
+        .expect("a person")
+    }
+
+    #[test]
+    fn callers_who_cannot_read_an_agent_learn_neither_its_owner_nor_its_existence() {
+        let agent = AgentFacts {
+            id: "ag_1".into(),
+            owner_email: Some("secret-owner@example.com".into()),
+            status: AgentStatus::Active,
+        };
+        let stranger = person("stranger@example.com", vec![]);
+        let checks: [fn(&Person, &AgentFacts) -> StoreResult<()>; 5] = [
+            may_read_agent,
+            may_manage_agent,
+            may_revoke_agent,
+            may_reinstate_agent,
+            may_set_owner,
+        ];
+        for check in checks {
+            match check(&stranger, &agent) {
+                Err(StoreError::NotFound(m)) => assert_eq!(m, "no agent with id ag_1"),
+                other => panic!("expected the missing-agent 404, got {other:?}"),
+            }
+        }
+        // An auditor may read it: told what they may not do, still without the owner's name.
+        let auditor = person("aud@example.com", vec![Role::Auditor]);
+        match may_manage_agent(&auditor, &agent) {
+            Err(StoreError::Forbidden(m)) => assert!(!m.contains("secret-owner"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -117,7 +117,13 @@ pub async fn register_agent(
             .ok_or_else(|| {
                 ApiError::invalid("unknown_parent", "the parent agent does not exist")
             })?;
-        policy::may_manage_agent(&caller.person, &facts_of(&parent))?;
+        // A parent the caller may not see is answered like one that does not exist.
+        policy::may_manage_agent(&caller.person, &facts_of(&parent)).map_err(|e| match e {
+            crate::registry::store::StoreError::NotFound(_) => {
+                ApiError::invalid("unknown_parent", "the parent agent does not exist")
+            }
+            other => ApiError::from(other),
+        })?;
     }
     let actor = caller.actor();
     let agent = blocking(&state, move |s| s.register_agent(&actor, &req)).await?;

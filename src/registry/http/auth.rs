@@ -75,10 +75,6 @@ async fn authenticate(
             )
         })?;
     let peer = crate::registry::perimeter::peer_of(&parts.extensions).map(|a| a.ip());
-    // A source that has spent its failure budget gets no further guesses for a while.
-    if let Some(refusal) = state.guards.source_blocked(peer) {
-        return Err(ApiError::too_many_failures(refusal));
-    }
     let hash = hash_api_token(token);
     let store = state.store.clone();
     let lookup = hash.clone();

@@ -159,7 +159,30 @@ where
     }
 }
 
+/// True when a body read failed because the client paused longer than the body-read timeout.
+fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn body_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "the request body did not arrive in time",
+    )
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if is_body_timeout(&rejection) {
+        return body_timeout();
+    }
     let text = rejection.body_text();
     match rejection {
         JsonRejection::JsonDataError(_) => ApiError::invalid("invalid_body", text),
@@ -258,7 +281,9 @@ where
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                if is_body_timeout(&e) {
+                    body_timeout()
+                } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "body_too_large",

@@ -1,12 +1,15 @@
 //! Guards of the perimeter that live in the request path: rate limits on failed
 //! authentication, and a bound on large reads running at once.
 //!
-//! Failed authentication is counted twice, with `governor` keyed limiters:
-//! - per source address: once a source has spent its budget of failures, every further
-//!   authentication attempt from it is answered 429 with `Retry-After` before any work is done;
-//! - per credential (the agent an assertion or secret names, or a presented API token's digest):
-//!   only failures are counted and only failures are refused, so a flood of bad assertions
-//!   naming an agent never locks out that agent's validly signed ones.
+//! Failed authentication is counted twice, with `governor` keyed limiters: per source address,
+//! and per credential (the agent an assertion or secret names, or a presented API token's
+//! digest). Only failures are counted and only failures are refused: a failure beyond either
+//! budget is answered 429 with `Retry-After` instead of 401. A success is never refused, so a
+//! flood of bad assertions naming an agent never locks out that agent's validly signed ones, and
+//! an attacker sharing an address with a responder (a NAT, the TLS proxy in front of the
+//! registry) can never jam the revoke brake. What a failure costs is bounded instead: one hash
+//! lookup for an API token, at most twenty signature checks (off the async workers) for an
+//! assertion.
 //!
 //! The first refusal of a burst writes one `auth.failure_burst` audit event; a burst ends after
 //! a minute without refusals for that key.
@@ -105,8 +108,6 @@ pub struct Guards {
     pub settings: GuardSettings,
     sources: DefaultKeyedRateLimiter<IpAddr>,
     credentials: DefaultKeyedRateLimiter<String>,
-    /// Sources over their budget, until when.
-    blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// The last refusal per (kind, key): a refusal after a quiet minute starts a new burst.
     bursts: Mutex<HashMap<(&'static str, String), Instant>>,
     large_reads: std::sync::Arc<Semaphore>,
@@ -128,23 +129,11 @@ impl Guards {
         Guards {
             sources: RateLimiter::keyed(per_minute(settings.source_failures_per_minute)),
             credentials: RateLimiter::keyed(per_minute(settings.credential_failures_per_minute)),
-            blocked: Mutex::new(HashMap::new()),
             bursts: Mutex::new(HashMap::new()),
             large_reads: std::sync::Arc::new(Semaphore::new(settings.large_reads_at_once.max(1))),
             large_reads_waiting: std::sync::atomic::AtomicUsize::new(0),
             settings,
         }
-    }
-
-    /// Whether `source` has spent its failure budget: checked before any authentication work.
-    pub fn source_blocked(&self, source: Option<IpAddr>) -> Option<TooManyFailures> {
-        let source = source?;
-        let blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
-        let until = *blocked.get(&source)?;
-        let now = Instant::now();
-        (until > now).then(|| TooManyFailures {
-            retry_after: until - now,
-        })
     }
 
     /// Counts one failed authentication from `source` against `credential` (either may be
@@ -160,12 +149,6 @@ impl Guards {
             && let Err(not_until) = self.sources.check_key(&ip)
         {
             let wait = not_until.wait_time_from(clock.now());
-            let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            if blocked.len() > PRUNE_ABOVE {
-                blocked.retain(|_, until| *until > now);
-            }
-            blocked.insert(ip, now + wait);
             self.refuse(&mut verdict, "source", ip.to_string(), wait);
         }
         if let Some(key) = credential
@@ -281,7 +264,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_source_is_blocked_after_its_budget_and_one_burst_is_reported() {
+    fn a_source_is_refused_after_its_budget_and_one_burst_is_reported() {
         let guards = Guards::new(GuardSettings {
             source_failures_per_minute: 3,
             ..GuardSettings::default()
@@ -290,16 +273,15 @@ mod tests {
         for _ in 0..3 {
             let v = guards.record_failure(Some(ip), None);
             assert!(v.refused.is_none());
-            assert!(guards.source_blocked(Some(ip)).is_none());
         }
         let v = guards.record_failure(Some(ip), None);
         assert!(v.refused.is_some());
         assert_eq!(v.new_bursts, vec![("source", ip.to_string())]);
-        assert!(guards.source_blocked(Some(ip)).is_some());
         let again = guards.record_failure(Some(ip), None);
+        assert!(again.refused.is_some());
         assert!(again.new_bursts.is_empty(), "one event per burst");
         let other: IpAddr = "192.0.2.8".parse().unwrap();
-        assert!(guards.source_blocked(Some(other)).is_none());
+        assert!(guards.record_failure(Some(other), None).refused.is_none());
     }
 
     #[test]

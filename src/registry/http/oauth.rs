@@ -214,8 +214,8 @@ fn truncate(id: &str) -> &str {
     }
 }
 
-/// Runs an OAuth endpoint behind the failure limits: a blocked source is refused before any
-/// work, and a failed client authentication (401) is counted and may become a 429.
+/// Runs an OAuth endpoint behind the failure limits: a failed client authentication (401) is
+/// counted and, beyond a budget, answered 429 instead.
 async fn guarded<T>(
     state: &AppState,
     peer: Peer,
@@ -224,9 +224,6 @@ async fn guarded<T>(
     bearer_accepted: bool,
     work: impl std::future::Future<Output = Result<T, OAuthError>>,
 ) -> Result<T, Response> {
-    if let Some(refusal) = state.guards.source_blocked(peer.0) {
-        return Err(oauth_too_many(refusal));
-    }
     match work.await {
         Ok(v) => Ok(v),
         Err(e) if e.status == 401 => {

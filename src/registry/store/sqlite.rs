@@ -1159,6 +1159,23 @@ impl Store for SqliteStore {
             )?;
             let after = person_by_email(tx, email)?
                 .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
+            // The registry never loses its last admin: checked after the change, inside the
+            // transaction, so two admins demoting each other at once cannot both succeed.
+            let was_admin = before.active && before.has_role(Role::Admin);
+            let is_admin = after.active && after.has_role(Role::Admin);
+            if was_admin && !is_admin {
+                let admins_left: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM people WHERE active = 1
+                     AND (',' || roles || ',') LIKE '%,admin,%'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if admins_left == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "{email} is the last active admin: make someone else an admin first"
+                    )));
+                }
+            }
             // Leaving ends every API token for good: coming back later must not revive tokens
             // that were left on old machines.
             let (tokens_revoked, live_tokens_revoked) = if before.active && !after.active {
