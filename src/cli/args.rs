@@ -182,6 +182,25 @@ pub enum ServerCommand {
         #[arg(long)]
         name: String,
     },
+    /// Copy the database while the registry serves (SQLite's online backup API) to a new file.
+    Backup {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup back (stop the registry first): records "restored to sequence N" in the
+    /// audit log, refuses every token issued before (API tokens included), rotates the signing
+    /// key and re-applies the brakes the old log recorded after the copy. The replaced database
+    /// is kept beside it.
+    Restore {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Add a new token-signing key; the old one stays in the JWKS until its tokens expire.
     RotateKey {
         #[arg(long, default_value = "steward.db")]

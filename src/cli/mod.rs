@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod args;
 pub mod audit;
+pub mod backup;
 pub mod connect;
 pub mod console;
 pub mod demo;
@@ -24,7 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Server(args)) => {
             // Key rotation and identity providers work on the database directly.
             if let Some(command) = &args.command
-                && tokens::run_server_command(command)?
+                && (tokens::run_server_command(command)? || backup::run(command)?)
             {
                 return Ok(());
             }
