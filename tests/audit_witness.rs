@@ -37,16 +37,27 @@ fn verify(data: &Path, db: &Path, witness: Option<&Path>) -> (bool, String, Stri
 async fn grow(reg: &Registry, n: usize) {
     for i in 0..n.div_ceil(2) {
         let id = reg
-            .register(&format!("w-{}", rand_suffix(i)), Some(&reg.owner.email), &[])
+            .register(
+                &format!("w-{}", rand_suffix(i)),
+                Some(&reg.owner.email),
+                &[],
+            )
             .await;
-        reg.post(&format!("/v1/agents/{id}/revoke"), &reg.responder, json!({}))
-            .await
-            .expect(200);
+        reg.post(
+            &format!("/v1/agents/{id}/revoke"),
+            &reg.responder,
+            json!({}),
+        )
+        .await
+        .expect(200);
     }
 }
 
 fn rand_suffix(i: usize) -> String {
-    format!("{i}-{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0))
+    format!(
+        "{i}-{}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    )
 }
 
 fn head(db: &Path) -> i64 {
@@ -149,7 +160,10 @@ async fn wiping_the_table_fails_verify() {
     drop(conn);
     let (ok, _, err) = verify(&data, &stopped.db, None);
     assert!(!ok);
-    assert!(err.contains(&format!("events #1..#{n} are missing")), "{err}");
+    assert!(
+        err.contains(&format!("events #1..#{n} are missing")),
+        "{err}"
+    );
     assert!(err.contains("empty"), "{err}");
 }
 
@@ -211,7 +225,10 @@ async fn the_registrys_signed_head_file_catches_a_cut_tail_on_a_fresh_machine() 
     let other = stopped.dir.path().join("other-data");
     let (ok, _, err) = verify(&other, &stopped.db, Some(&file));
     assert!(!ok);
-    assert!(err.contains(&format!("events #{}..#{n} are missing", n - 24)), "{err}");
+    assert!(
+        err.contains(&format!("events #{}..#{n} are missing", n - 24)),
+        "{err}"
+    );
 
     // A forged line (a head the registry never signed) is refused as such.
     let mut forged = signed.clone();
@@ -230,9 +247,13 @@ async fn the_registrys_signed_head_file_catches_a_cut_tail_on_a_fresh_machine() 
 async fn repeated_no_op_revocations_add_no_audit_events() {
     let reg = Registry::start().await;
     let id = reg.register("quiet", Some(&reg.owner.email), &[]).await;
-    reg.post(&format!("/v1/agents/{id}/revoke"), &reg.responder, json!({}))
-        .await
-        .expect(200);
+    reg.post(
+        &format!("/v1/agents/{id}/revoke"),
+        &reg.responder,
+        json!({}),
+    )
+    .await
+    .expect(200);
     let issued = reg
         .post("/v1/me/tokens", &reg.owner, json!({"name": "spare"}))
         .await;
@@ -247,9 +268,13 @@ async fn repeated_no_op_revocations_add_no_audit_events() {
     .expect(204);
     let events = reg.audit_count();
     for _ in 0..3 {
-        reg.post(&format!("/v1/agents/{id}/revoke"), &reg.responder, json!({}))
-            .await
-            .expect(200);
+        reg.post(
+            &format!("/v1/agents/{id}/revoke"),
+            &reg.responder,
+            json!({}),
+        )
+        .await
+        .expect(200);
         let again = reg
             .call(
                 "DELETE",

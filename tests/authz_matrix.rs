@@ -319,7 +319,12 @@ const ROWS: &[Row] = &[
         [200, 403, 403, 200, 403],
     ),
     row(Op::ListAudit, "GET", "/v1/audit", [200, 200, 200, 403, 403]),
-    row(Op::AuditHead, "GET", "/v1/audit/head", [200, 200, 200, 403, 403]),
+    row(
+        Op::AuditHead,
+        "GET",
+        "/v1/audit/head",
+        [200, 200, 200, 403, 403],
+    ),
     row(
         Op::VerifyAudit,
         "GET",

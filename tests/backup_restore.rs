@@ -49,7 +49,8 @@ async fn keyed(reg: &Registry, name: &str) -> KeyedAgent {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
     let key = SigningKey::from_bytes(&seed);
-    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
+    let jwk =
+        json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
     reg.post(
         &format!("/v1/agents/{id}/credentials"),
         &reg.admin,
@@ -83,7 +84,10 @@ async fn exchange(url: &str, subject: &str, agent: &KeyedAgent) -> Reply {
             ("grant_type", GRANT_TOKEN_EXCHANGE),
             ("subject_token", subject),
             ("subject_token_type", TOKEN_TYPE_ACCESS),
-            ("actor_token", &assertion(agent, &format!("{url}/oauth/token"))),
+            (
+                "actor_token",
+                &assertion(agent, &format!("{url}/oauth/token")),
+            ),
             ("actor_token_type", TOKEN_TYPE_JWT),
             ("scope", "crm.orders:read"),
             ("audience", "crm"),
@@ -117,7 +121,11 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
     let steady = keyed(&reg, "steady").await;
     let braked = keyed(&reg, "braked-after-copy").await;
     let subject = reg
-        .post("/v1/me/access-token", &reg.owner, json!({"ttl_seconds": 3600}))
+        .post(
+            "/v1/me/access-token",
+            &reg.owner,
+            json!({"ttl_seconds": 3600}),
+        )
         .await;
     let subject = subject.expect(201)["access_token"]
         .as_str()
@@ -148,9 +156,16 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
                 )
                 .await;
                 let id = made.expect(201)["id"].as_str().unwrap().to_string();
-                call(&http, &url, "POST", &format!("/v1/agents/{id}/revoke"), Some(&admin), None)
-                    .await
-                    .expect(200);
+                call(
+                    &http,
+                    &url,
+                    "POST",
+                    &format!("/v1/agents/{id}/revoke"),
+                    Some(&admin),
+                    None,
+                )
+                .await
+                .expect(200);
                 writes += 2;
             }
             writes
@@ -166,7 +181,14 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
     let backed_up = tokio::task::spawn_blocking(move || {
         steward(
             &data_arg,
-            &["server", "backup", "--db", db.to_str().unwrap(), "--to", copy_arg.to_str().unwrap()],
+            &[
+                "server",
+                "backup",
+                "--db",
+                db.to_str().unwrap(),
+                "--to",
+                copy_arg.to_str().unwrap(),
+            ],
         )
     })
     .await
@@ -199,7 +221,14 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
 
     let (ok, out, err) = steward(
         &data,
-        &["server", "restore", "--db", &db_arg, "--from", copy.to_str().unwrap()],
+        &[
+            "server",
+            "restore",
+            "--db",
+            &db_arg,
+            "--from",
+            copy.to_str().unwrap(),
+        ],
     );
     assert!(ok, "restore failed: {err}");
     assert!(out.contains("brakes re-applied"), "{out}");
@@ -208,28 +237,60 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
     // restore rather than as tampering.
     let (ok, out, err) = steward(&data, &["audit", "verify", "--db", &db_arg]);
     assert!(ok, "verify after restore: {err}");
-    assert!(out.contains("lost when the registry was restored to #"), "{out}");
+    assert!(
+        out.contains("lost when the registry was restored to #"),
+        "{out}"
+    );
     assert!(out.contains("audit chain intact"), "{out}");
 
     let store = steward::registry::open_store(&db, OpenMode::MustExist).unwrap();
     let (_, admin) =
-        steward::registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Ada", "t").unwrap();
+        steward::registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Ada", "t")
+            .unwrap();
     let (url, shutdown, server) = serve(store.clone()).await;
 
     // No token from before the restore is accepted: API tokens, person tokens, exchanged ones.
-    let me = call(&http_client(), &url, "GET", "/v1/me", Some(&old_admin), None).await;
+    let me = call(
+        &http_client(),
+        &url,
+        "GET",
+        "/v1/me",
+        Some(&old_admin),
+        None,
+    )
+    .await;
     assert_eq!(me.status, 401, "{me:?}");
     for token in [&before_copy, &after_copy, &subject] {
-        let answer = form(&url, Some(&admin.token), "/oauth/introspect", &[("token", token)]).await;
+        let answer = form(
+            &url,
+            Some(&admin.token),
+            "/oauth/introspect",
+            &[("token", token)],
+        )
+        .await;
         assert_eq!(answer.expect(200), &json!({"active": false}));
     }
     let refused = exchange(&url, &subject, &steady).await;
     assert_eq!(refused.status, 400, "{refused:?}");
     // The brake pulled after the copy holds.
-    let braked_now = call(&http_client(), &url, "GET", &format!("/v1/agents/{}", braked.id), Some(&admin.token), None).await;
+    let braked_now = call(
+        &http_client(),
+        &url,
+        "GET",
+        &format!("/v1/agents/{}", braked.id),
+        Some(&admin.token),
+        None,
+    )
+    .await;
     let braked_now = braked_now.expect(200);
     assert_eq!(braked_now["status"], json!("suspended"));
-    assert!(braked_now["credentials"].as_array().unwrap().iter().all(|c| !c["disabled_at"].is_null()));
+    assert!(
+        braked_now["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| !c["disabled_at"].is_null())
+    );
 
     // Agents simply exchange again, under the new key.
     let minted = call(
@@ -241,9 +302,15 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
         Some(&json!({"ttl_seconds": 600, "may_act": steady.id})),
     )
     .await;
-    let minted = minted.expect(201)["access_token"].as_str().unwrap().to_string();
+    let minted = minted.expect(201)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let again = exchange(&url, &minted, &steady).await;
-    let again = again.expect(200)["access_token"].as_str().unwrap().to_string();
+    let again = again.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(kid_of(&again), old_kid, "the signing key was rotated");
 
     let _ = shutdown.send(());

@@ -64,7 +64,8 @@ async fn keyed(
     }
     let id = reg.register_with(body).await;
     let key = new_key();
-    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
+    let jwk =
+        json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
     let added = reg
         .post(
             &format!("/v1/agents/{id}/credentials"),
@@ -127,7 +128,13 @@ async fn exchange(reg: &Registry, subject: &str, agent: &KeyedAgent) -> Reply {
 }
 
 async fn introspect(reg: &Registry, who: &Member, token: &str) -> Value {
-    let reply = form(reg, "/oauth/introspect", Some(&who.token), &[("token", token)]).await;
+    let reply = form(
+        reg,
+        "/oauth/introspect",
+        Some(&who.token),
+        &[("token", token)],
+    )
+    .await;
     reply.expect(200).clone()
 }
 
@@ -209,13 +216,21 @@ async fn revoking_an_agent_stops_its_sub_agents_and_instances_and_reports_each()
     assert_eq!(stopped[1]["name"], json!("worker"));
     assert_eq!(stopped[1]["tokens_killed"], json!(1));
     assert_eq!(stopped[2]["tokens_killed"], json!(1));
-    assert!(stopped.iter().all(|s| s["credentials_disabled"] == json!(1)));
+    assert!(
+        stopped
+            .iter()
+            .all(|s| s["credentials_disabled"] == json!(1))
+    );
     assert_eq!(outcome["tokens_revoked"], json!(2));
 
     // Nothing under the planner exchanges any more; their tokens are dead; the bystander lives.
     for agent in [&planner, &worker, &shard] {
         let refused = exchange(&reg, &subject, agent).await;
-        assert_eq!(refused.status, 401, "{} still exchanges: {refused:?}", agent.id);
+        assert_eq!(
+            refused.status, 401,
+            "{} still exchanges: {refused:?}",
+            agent.id
+        );
         assert_eq!(reg.agent(&agent.id).await["status"], json!("suspended"));
     }
     for token in [&worker_token, &shard_token] {
@@ -228,7 +243,11 @@ async fn revoking_an_agent_stops_its_sub_agents_and_instances_and_reports_each()
 
     // Every agent of the tree has its own audit event, naming where the cascade came from.
     for agent in [&worker, &shard] {
-        assert!(audit_actions(&reg, &agent.id).await.contains(&"agent.revoke".to_string()));
+        assert!(
+            audit_actions(&reg, &agent.id)
+                .await
+                .contains(&"agent.revoke".to_string())
+        );
     }
 
     // A repeat changes nothing, records nothing, and points at the revoke that did it.
@@ -243,7 +262,11 @@ async fn revoking_an_agent_stops_its_sub_agents_and_instances_and_reports_each()
     let again = again.expect(200);
     assert_eq!(again["changed"], json!(false));
     assert_eq!(again["audit_seq"], outcome["audit_seq"]);
-    assert_eq!(reg.audit_count(), events, "a no-op revoke adds no audit event");
+    assert_eq!(
+        reg.audit_count(),
+        events,
+        "a no-op revoke adds no audit event"
+    );
     assert_eq!(again["stopped"].as_array().unwrap().len(), 3);
 }
 
@@ -271,7 +294,12 @@ async fn reinstating_takes_the_agent_alone_by_default_or_its_tree_when_asked() {
         )
         .await;
     assert_eq!((early.status, early.code()), (409, "conflict"), "{early:?}");
-    assert!(early.body["message"].as_str().unwrap().contains(&planner.id));
+    assert!(
+        early.body["message"]
+            .as_str()
+            .unwrap()
+            .contains(&planner.id)
+    );
 
     // Default: the agent alone, and it says what stays suspended.
     let alone = reg
@@ -315,7 +343,11 @@ async fn reinstating_takes_the_agent_alone_by_default_or_its_tree_when_asked() {
     for agent in [&planner, &worker, &shard] {
         let detail = reg.agent(&agent.id).await;
         assert_eq!(detail["status"], json!("active"));
-        assert_eq!(enabled_credentials(&detail), 0, "reinstatement enabled a key: {detail}");
+        assert_eq!(
+            enabled_credentials(&detail),
+            0,
+            "reinstatement enabled a key: {detail}"
+        );
     }
     // The owner may pull the brake but never release it.
     let by_owner = reg
@@ -387,12 +419,19 @@ async fn a_suspended_agent_takes_no_credential_and_only_admins_or_responders_ree
     }
     let events = reg.audit_count();
     let enabled = reg
-        .post(&enable, &reg.responder, json!({"reason": "key verified clean"}))
+        .post(
+            &enable,
+            &reg.responder,
+            json!({"reason": "key verified clean"}),
+        )
         .await;
     assert!(enabled.expect(200)["disabled_at"].is_null());
     assert_eq!(reg.audit_count(), events + 1);
     let actions = audit_actions(&reg, &agent.id).await;
-    assert_eq!(actions.last().map(String::as_str), Some("credential.enable"));
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("credential.enable")
+    );
     // The key works again; enabling it again changes and records nothing.
     exchange(&reg, &subject, &agent).await.expect(200);
     reg.post(&enable, &reg.admin, json!({})).await.expect(200);
@@ -415,10 +454,14 @@ async fn decommission_stops_at_other_peoples_agents_unless_the_caller_is_an_admi
     let other = reg.other.email.clone();
     let root = reg.register("pipeline", Some(&owner), &[]).await;
     let mine = reg
-        .register_with(json!({"name": "mine", "owner": owner, "kind": "sub-agent", "parent_id": root}))
+        .register_with(
+            json!({"name": "mine", "owner": owner, "kind": "sub-agent", "parent_id": root}),
+        )
         .await;
     let theirs = reg
-        .register_with(json!({"name": "theirs", "owner": other, "kind": "sub-agent", "parent_id": root}))
+        .register_with(
+            json!({"name": "theirs", "owner": other, "kind": "sub-agent", "parent_id": root}),
+        )
         .await;
     let under_theirs = reg
         .register_with(json!({"name": "under-theirs", "owner": owner, "kind": "instance", "parent_id": theirs}))
@@ -450,7 +493,9 @@ async fn decommission_stops_at_other_peoples_agents_unless_the_caller_is_an_admi
     // An admin's cascade takes the whole tree.
     let top = reg.register("fleet", Some(&owner), &[]).await;
     let foreign = reg
-        .register_with(json!({"name": "foreign", "owner": other, "kind": "sub-agent", "parent_id": top}))
+        .register_with(
+            json!({"name": "foreign", "owner": other, "kind": "sub-agent", "parent_id": top}),
+        )
         .await;
     let done = reg
         .post(
@@ -469,8 +514,10 @@ async fn decommission_closes_the_agents_open_review_items() {
     let reg = Registry::start().await;
     let team = "brake-review-team";
     let agent = reg
-        .register_with(json!({"name": "reviewed", "owner": reg.owner.email, "team": team,
-                              "scopes": ["crm.orders:read", "crm.orders:write"]}))
+        .register_with(
+            json!({"name": "reviewed", "owner": reg.owner.email, "team": team,
+                              "scopes": ["crm.orders:read", "crm.orders:write"]}),
+        )
         .await;
     let due = chrono::Utc::now() + chrono::Duration::days(30);
     let campaign = reg
@@ -511,8 +558,14 @@ async fn decommission_closes_the_agents_open_review_items() {
             .await
             .contains(&"review.close_by_decommission".to_string())
     );
-    let detail = reg.get(&format!("/v1/campaigns/{campaign}"), &reg.admin).await;
-    assert_eq!(detail.expect(200)["progress"]["pending"], json!(0), "{detail:?}");
+    let detail = reg
+        .get(&format!("/v1/campaigns/{campaign}"), &reg.admin)
+        .await;
+    assert_eq!(
+        detail.expect(200)["progress"]["pending"],
+        json!(0),
+        "{detail:?}"
+    );
 
     // Certifying afterwards says why it cannot.
     let late = reg

@@ -37,7 +37,11 @@ async fn only_the_entitled_read_a_tokens_claims() {
     let reg = Registry::start().await;
     // The owner's person access token: its subject is the owner.
     let minted = reg
-        .post("/v1/me/access-token", &reg.owner, json!({"ttl_seconds": 600}))
+        .post(
+            "/v1/me/access-token",
+            &reg.owner,
+            json!({"ttl_seconds": 600}),
+        )
         .await;
     let token = minted.expect(201)["access_token"]
         .as_str()
@@ -53,7 +57,13 @@ async fn only_the_entitled_read_a_tokens_claims() {
     // token that never existed gets.
     for who in [&reg.auditor, &reg.other] {
         let live = form(&reg, "/oauth/introspect", &who.token, &[("token", &token)]).await;
-        let unknown = form(&reg, "/oauth/introspect", &who.token, &[("token", "no.such.token")]).await;
+        let unknown = form(
+            &reg,
+            "/oauth/introspect",
+            &who.token,
+            &[("token", "no.such.token")],
+        )
+        .await;
         assert_eq!(live.expect(200), &json!({"active": false}), "{}", who.email);
         assert_eq!(live.body, unknown.body);
     }
@@ -63,24 +73,48 @@ async fn only_the_entitled_read_a_tokens_claims() {
 async fn revocation_answers_the_same_for_unknown_and_live_tokens() {
     let reg = Registry::start().await;
     let minted = reg
-        .post("/v1/me/access-token", &reg.owner, json!({"ttl_seconds": 600}))
+        .post(
+            "/v1/me/access-token",
+            &reg.owner,
+            json!({"ttl_seconds": 600}),
+        )
         .await;
     let token = minted.expect(201)["access_token"]
         .as_str()
         .unwrap()
         .to_string();
     let events = reg.audit_count();
-    let live = form(&reg, "/oauth/revoke", &reg.other.token, &[("token", &token)]).await;
-    let unknown = form(&reg, "/oauth/revoke", &reg.other.token, &[("token", "no.such.token")]).await;
+    let live = form(
+        &reg,
+        "/oauth/revoke",
+        &reg.other.token,
+        &[("token", &token)],
+    )
+    .await;
+    let unknown = form(
+        &reg,
+        "/oauth/revoke",
+        &reg.other.token,
+        &[("token", "no.such.token")],
+    )
+    .await;
     assert_eq!((live.status, &live.body), (unknown.status, &unknown.body));
     assert_eq!(live.status, 200);
     // And nothing happened: the token is live, no event was written.
-    assert_eq!(introspect(&reg, &reg.admin, &token).await["active"], json!(true));
+    assert_eq!(
+        introspect(&reg, &reg.admin, &token).await["active"],
+        json!(true)
+    );
     assert_eq!(reg.audit_count(), events);
     // Its subject may revoke it.
-    form(&reg, "/oauth/revoke", &reg.owner.token, &[("token", &token)])
-        .await
-        .expect(200);
+    form(
+        &reg,
+        "/oauth/revoke",
+        &reg.owner.token,
+        &[("token", &token)],
+    )
+    .await
+    .expect(200);
     assert_eq!(
         introspect(&reg, &reg.admin, &token).await,
         json!({"active": false})

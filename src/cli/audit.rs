@@ -16,11 +16,11 @@ use crate::client::witness::WitnessBook;
 use crate::model::api::AuditQuery;
 use crate::model::audit::{BrokenLink, ChainVerifier};
 use crate::model::witness::{AuditHead, RESTORE_ACTION, RestoreMark, WitnessedHead, check_heads};
-use crate::registry::witness::read_signed_heads;
 use crate::model::{ActorKind, AuditEvent};
 use crate::registry;
 use crate::registry::store::Store;
 use crate::registry::store::sqlite::OpenMode;
+use crate::registry::witness::read_signed_heads;
 
 /// The registry's largest page of audit events.
 const PAGE: u64 = 5000;
@@ -188,7 +188,9 @@ impl ChainWalk {
 }
 
 /// The heads this machine witnessed for a registry, and its book (None when no data dir).
-fn local_witness(registry: anyhow::Result<WitnessBook>) -> (Vec<WitnessedHead>, Option<WitnessBook>) {
+fn local_witness(
+    registry: anyhow::Result<WitnessBook>,
+) -> (Vec<WitnessedHead>, Option<WitnessBook>) {
     match registry {
         Ok(book) => match book.load() {
             Ok(heads) => (heads, Some(book)),
@@ -249,7 +251,11 @@ pub async fn verify_file(db: PathBuf, witness: Option<PathBuf>) -> anyhow::Resul
                 Err(problems) => bail!(
                     "the witness file {} does not check out:\n  {}",
                     file.display(),
-                    problems.iter().map(|p| safe(p)).collect::<Vec<_>>().join("\n  ")
+                    problems
+                        .iter()
+                        .map(|p| safe(p))
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
                 ),
             }
         }

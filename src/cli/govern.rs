@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::connect::Registry;
 use super::output::{Out, safe};
-use crate::model::api::{AddGrant, DecommissionOutcome, DecommissionPlan, SetOwner};
 use crate::model::Agent;
+use crate::model::api::{AddGrant, DecommissionOutcome, DecommissionPlan, SetOwner};
 
 fn named(agent: &Agent) -> String {
     format!("{} ({})", safe(&agent.name), safe(&agent.id))

@@ -74,9 +74,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             reason,
             subtree,
             json,
-        } => {
-            govern::reinstate(&connect()?, &id, reason, subtree, json).await
-        }
+        } => govern::reinstate(&connect()?, &id, reason, subtree, json).await,
         Command::Decommission { id, reason, json } => {
             govern::decommission(&connect()?, &id, reason, json).await
         }

@@ -180,7 +180,10 @@ mod tests {
     fn a_cut_tail_names_the_missing_range() {
         let r = check_heads(&[head(3, "h3"), head(50, "h50")], 25, &[], chain(25));
         assert_eq!(r.failures.len(), 1);
-        assert!(r.failures[0].starts_with("events #26..#50 are missing"), "{r:?}");
+        assert!(
+            r.failures[0].starts_with("events #26..#50 are missing"),
+            "{r:?}"
+        );
         let wiped = check_heads(&[head(50, "h50")], 0, &[], chain(0));
         assert!(wiped.failures[0].contains("#1..#50"), "{wiped:?}");
         assert!(wiped.failures[0].contains("empty"));
@@ -188,10 +191,19 @@ mod tests {
 
     #[test]
     fn a_rewrite_names_the_range_after_the_last_good_head() {
-        let rewritten = |seq: i64| Some(if seq >= 7 { format!("x{seq}") } else { format!("h{seq}") });
+        let rewritten = |seq: i64| {
+            Some(if seq >= 7 {
+                format!("x{seq}")
+            } else {
+                format!("h{seq}")
+            })
+        };
         let r = check_heads(&[head(5, "h5"), head(9, "h9")], 12, &[], rewritten);
         assert_eq!(r.confirmed, 1);
-        assert!(r.failures[0].starts_with("events #6..#9 were rewritten"), "{r:?}");
+        assert!(
+            r.failures[0].starts_with("events #6..#9 were rewritten"),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -86,7 +86,11 @@ pub fn read_signed_heads(
 ) -> Result<Vec<WitnessedHead>, Vec<String>> {
     let mut heads = Vec::new();
     let mut problems = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let line_no = n + 1;
         let head: SignedHead = match serde_json::from_str(line) {
             Ok(h) => h,
@@ -115,17 +119,18 @@ pub fn read_signed_heads(
 }
 
 fn check_signature(head: &SignedHead, keys: &[StoredSigningKey]) -> Result<(), String> {
-    let key = keys
-        .iter()
-        .find(|k| k.kid == head.kid)
-        .ok_or_else(|| format!("signed by key {}, which the registry does not hold", head.kid))?;
+    let key = keys.iter().find(|k| k.kid == head.kid).ok_or_else(|| {
+        format!(
+            "signed by key {}, which the registry does not hold",
+            head.kid
+        )
+    })?;
     let public: [u8; 32] = B64
         .decode(&key.public_key)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or("the registry's public key is damaged")?;
-    let public =
-        ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| "bad public key")?;
+    let public = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| "bad public key")?;
     let signature: [u8; 64] = B64
         .decode(&head.signature)
         .ok()
@@ -180,7 +185,9 @@ pub fn spawn(
                     if let Some(url) = &settings.url {
                         match http.post(url.clone()).json(&head).send().await {
                             Ok(r) if r.status().is_success() => {}
-                            Ok(r) => eprintln!("audit witness: the webhook answered {}", r.status()),
+                            Ok(r) => {
+                                eprintln!("audit witness: the webhook answered {}", r.status())
+                            }
                             Err(e) => eprintln!("audit witness: the webhook failed: {e}"),
                         }
                     }

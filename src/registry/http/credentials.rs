@@ -30,13 +30,9 @@ pub async fn enable_credential(
     let person = caller.person;
     Ok(Json(
         blocking(&state, move |s| {
-            s.enable_credential(
-                &actor,
-                &id,
-                &credential_id,
-                body.reason.as_deref(),
-                &|f| policy::may_enable_credential(&person, f),
-            )
+            s.enable_credential(&actor, &id, &credential_id, body.reason.as_deref(), &|f| {
+                policy::may_enable_credential(&person, f)
+            })
         })
         .await?,
     ))

@@ -9,9 +9,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{
     AgentFacts, AgentTokenFacts, CredentialMaterial, Guard, NewApiToken, NewCredential, Reinstated,
-    Revoked,
-    SeedBatch, Store, StoreError, StoreResult, StoredSigningKey, TokenOwner, TrustedIssuer,
-    Visibility,
+    Revoked, SeedBatch, Store, StoreError, StoreResult, StoredSigningKey, TokenOwner,
+    TrustedIssuer, Visibility,
 };
 use crate::model::api::{
     AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,

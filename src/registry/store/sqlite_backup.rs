@@ -77,7 +77,10 @@ fn internal(what: &str, e: impl std::fmt::Display) -> StoreError {
 /// Copies the live database at `db` to `to` (which must not exist) while it serves.
 pub fn backup(db: &Path, to: &Path) -> StoreResult<BackupReport> {
     if !db.exists() {
-        return Err(StoreError::NotFound(format!("no database at {}", db.display())));
+        return Err(StoreError::NotFound(format!(
+            "no database at {}",
+            db.display()
+        )));
     }
     if to.exists() {
         return Err(StoreError::Conflict(format!(
@@ -119,7 +122,10 @@ fn check_copy(file: &Path) -> StoreResult<i64> {
     if integrity != "ok" {
         return Err(StoreError::Invalid {
             code: "damaged_backup",
-            message: format!("{} fails SQLite's integrity check: {integrity}", file.display()),
+            message: format!(
+                "{} fails SQLite's integrity check: {integrity}",
+                file.display()
+            ),
         });
     }
     drop(conn);
@@ -155,8 +161,7 @@ fn lost_brakes(old: &Path, after: i64) -> Vec<(String, String, Option<String>)> 
             stmt.query_map([after], |r| {
                 let action: String = r.get(0)?;
                 let details: String = r.get(2)?;
-                let details: serde_json::Value =
-                    serde_json::from_str(&details).unwrap_or_default();
+                let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
                 let detail = match action.as_str() {
                     "credential.disable" => details["credential_id"].as_str().map(str::to_string),
                     "grant.remove" => details["scope"].as_str().map(str::to_string),
@@ -172,7 +177,10 @@ fn lost_brakes(old: &Path, after: i64) -> Vec<(String, String, Option<String>)> 
 /// Puts the backup `from` back at `db` (the registry must be stopped). See the module notes.
 pub fn restore(db: &Path, from: &Path, actor: &Actor) -> StoreResult<RestoreReport> {
     if !from.exists() {
-        return Err(StoreError::NotFound(format!("no backup at {}", from.display())));
+        return Err(StoreError::NotFound(format!(
+            "no backup at {}",
+            from.display()
+        )));
     }
     let work = sidecar(db, ".restoring");
     for f in [work.clone(), sidecar(&work, "-wal"), sidecar(&work, "-shm")] {
@@ -283,7 +291,8 @@ pub fn restore(db: &Path, from: &Path, actor: &Actor) -> StoreResult<RestoreRepo
     } else {
         None
     };
-    std::fs::rename(&work, db).map_err(|e| internal("cannot put the restored database in place", e))?;
+    std::fs::rename(&work, db)
+        .map_err(|e| internal("cannot put the restored database in place", e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -56,7 +56,8 @@ fn managed_tree(
     let mut kept = Vec::new();
     let mut skipped = Vec::new();
     let mut queue = std::collections::VecDeque::from([root]);
-    let mut children = tx.prepare_cached("SELECT id FROM agents WHERE parent_id = ?1 ORDER BY id")?;
+    let mut children =
+        tx.prepare_cached("SELECT id FROM agents WHERE parent_id = ?1 ORDER BY id")?;
     while let Some(agent) = queue.pop_front() {
         let ids = children
             .query_map([&agent.id], |r| r.get::<_, String>(0))?

@@ -130,7 +130,11 @@ impl TokenService {
         }
     }
 
-    fn introspect_where(&self, token: &str, allowed: impl Fn(&TokenRecord) -> bool) -> Introspection {
+    fn introspect_where(
+        &self,
+        token: &str,
+        allowed: impl Fn(&TokenRecord) -> bool,
+    ) -> Introspection {
         let now = unix_now();
         self.live
             .with_digest(&token_digest(token), |view| {
