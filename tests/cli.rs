@@ -494,6 +494,13 @@ fn governance_verbs() {
         assert!(revoked.contains(needle), "{needle:?} not in:\n{revoked}");
     }
     assert_eq!(fx.show(&pid)["status"], "suspended");
+    // The brake covers the tree: the sub-agent and its instance are listed and suspended.
+    for (name, id) in [("pipeline-worker-7f3", &iid), ("pipeline", &pid)] {
+        assert!(revoked.contains(name), "{name} not in:\n{revoked}");
+        assert!(revoked.contains(id.as_str()), "{id} not in:\n{revoked}");
+    }
+    assert!(revoked.contains(wid.as_str()), "{wid} not in:\n{revoked}");
+    assert_eq!(fx.show(&iid)["status"], "suspended");
     let again = fx.run(&["revoke", &pid, "--json"]).ok().json();
     assert_eq!(again["changed"], false);
     assert_eq!(again["status"], "suspended");
@@ -506,7 +513,19 @@ fn governance_verbs() {
     // reinstate
     let reinstated = fx.run(&["reinstate", &pid]).ok().stdout;
     assert!(reinstated.contains("reinstated pipeline"), "{reinstated}");
+    assert!(reinstated.contains("the agent alone"), "{reinstated}");
+    assert!(
+        reinstated.contains("still suspended under it"),
+        "{reinstated}"
+    );
     assert_eq!(fx.show(&pid)["status"], "active");
+    assert_eq!(fx.show(&wid)["status"], "suspended");
+    let tree = fx.run(&["reinstate", &pid, "--subtree"]).ok().stdout;
+    assert!(
+        tree.contains("also reinstated pipeline-worker-7f3"),
+        "{tree}"
+    );
+    assert_eq!(fx.show(&iid)["status"], "active");
 
     // decommission cascades to the sub-agent and its instance
     let gone = fx
