@@ -948,3 +948,45 @@ fn login_uses_the_keyring_where_usable_and_never_falls_back_silently() {
     let after = stored(&fx, false, &["agents", "list"]).fails();
     assert!(after.stderr.contains("no API token"), "{}", after.stderr);
 }
+
+#[test]
+fn enable_key_is_for_admins_and_responders_once_the_agent_is_back() {
+    let fx = Fixture::new();
+    let bob = fx.person(BOB, vec![]);
+    let agent = fx.register(&["keyed", "--owner", BOB]);
+    let id = agent["id"].as_str().unwrap().to_string();
+    fx.run(&["agents", "add-secret", &id]).ok();
+    let credential = fx.show(&id)["credentials"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fx.run(&["revoke", &id, "--reason", "INC-11"]).ok();
+    // Behind the brake: no new key, and no re-enabling.
+    let added = fx.run(&["agents", "add-secret", &id]).fails();
+    assert!(added.stderr.contains("suspended"), "{}", added.stderr);
+    let early = fx.run(&["agents", "enable-key", &id, &credential]).fails();
+    assert!(early.stderr.contains("reinstate it"), "{}", early.stderr);
+    fx.run(&["reinstate", &id]).ok();
+    assert!(!fx.show(&id)["credentials"][0]["disabled_at"].is_null());
+    // The owner cannot undo the brake.
+    let by_owner = fx
+        .run_with(Some(&bob), &["agents", "enable-key", &id, &credential])
+        .fails();
+    assert!(by_owner.stderr.contains("403"), "{}", by_owner.stderr);
+    let enabled = fx
+        .run(&[
+            "agents",
+            "enable-key",
+            &id,
+            &credential,
+            "--reason",
+            "rotated upstream",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        enabled.starts_with(&format!("enabled {credential}")),
+        "{enabled}"
+    );
+    assert!(fx.show(&id)["credentials"][0]["disabled_at"].is_null());
+}
