@@ -509,9 +509,17 @@ async fn every_refusal_has_its_oauth_error() {
     assert_eq!((s, error_of(&v)), (401, "invalid_client"), "{v}");
     assert!(v["error_description"].as_str().unwrap().contains("expired"));
 
-    // An assertion valid for longer than five minutes.
+    // An assertion valid for longer than five minutes that does not say when it was made, and
+    // one that lives longer than an hour after its iat.
     let mut claims = agent.claims(&aud);
+    claims.as_object_mut().unwrap().remove("iat");
     claims["exp"] = json!(now() + 3600);
+    let (s, v) = r
+        .exchange(&subject, &agent.assertion_with(claims), scope, target)
+        .await;
+    assert_eq!((s, error_of(&v)), (401, "invalid_client"), "{v}");
+    let mut claims = agent.claims(&aud);
+    claims["exp"] = json!(now() + 3700);
     let (s, v) = r
         .exchange(&subject, &agent.assertion_with(claims), scope, target)
         .await;
@@ -1280,7 +1288,7 @@ async fn a_trusted_identity_providers_token_is_a_subject() {
         .unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("sso-1".into());
-    let claims = json!({"iss": idp, "sub": "00u1abc", "email": "carol@example.com", "aud": r.base, "iat": now(), "exp": now() + 300});
+    let claims = json!({"iss": idp, "sub": "00u1abc", "email": "carol@example.com", "email_verified": true, "aud": r.base, "iat": now(), "exp": now() + 300});
     let sso_token = sign_ed(&idp_key, header.clone(), &claims);
     // The running registry picks the provider up at its next refresh.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

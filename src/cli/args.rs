@@ -157,6 +157,24 @@ pub struct ServerArgs {
     /// Where access-review reminders are POSTed as JSON (one per reviewer per reminder).
     #[arg(long, value_name = "URL")]
     pub reminder_webhook: Option<String>,
+    /// Log format on stderr (the level comes from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: crate::registry::logging::LogFormat,
+    /// Most connections served at once (also kept under the open-file limit).
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// A request's head must arrive within this; idle keep-alive connections close after it.
+    #[arg(long, default_value = "10s")]
+    pub header_timeout: String,
+    /// The longest wait for the next piece of a request body.
+    #[arg(long, default_value = "10s")]
+    pub body_timeout: String,
+    /// Failed authentications one client address may make per minute before 429.
+    #[arg(long, default_value_t = 30)]
+    pub auth_failures_per_source: u32,
+    /// Failed authentications against one agent or API token per minute before 429.
+    #[arg(long, default_value_t = 10)]
+    pub auth_failures_per_credential: u32,
     /// Append the audit head, signed with the registry's key, to this file (outside the
     /// database) every --audit-witness-every minutes when it moved; check it later with
     /// `steward audit verify --db PATH --witness FILE`.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use super::args::{ServerArgs, ServerCommand};
+use crate::registry::perimeter::{ConnectionLimits, raise_open_files_limit};
 use crate::registry::store::Store;
 use crate::registry::store::sqlite::OpenMode;
 use crate::registry::{self, Server};
@@ -22,6 +23,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    crate::registry::logging::init(args.log_format);
+    let limits = connection_limits(&args)?;
+    let guards = crate::registry::http::guards::GuardSettings {
+        source_failures_per_minute: args.auth_failures_per_source.max(1),
+        credential_failures_per_minute: args.auth_failures_per_credential.max(1),
+        ..Default::default()
+    };
     let store = tokio::task::spawn_blocking({
         let db = args.db.clone();
         move || registry::open_store(&db, OpenMode::CreateIfMissing)
@@ -33,8 +41,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = store;
     let token_settings = super::tokens::token_settings(&args)?;
     let reminders = reminder_webhook(args.reminder_webhook.as_deref())?;
-    let server =
-        Server::bind_with(&args.listen, store.clone(), &args.name, &token_settings).await?;
+    let server = Server::bind_with(&args.listen, store.clone(), &args.name, &token_settings)
+        .await?
+        .with_limits(limits)
+        .with_guards(guards);
     let addr = server.local_addr();
     // Access reviews: open, close at the due date, remind (every minute).
     let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
@@ -54,8 +64,47 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Let a reminder run in progress finish, so that a delivery is always recorded.
     let _ = stop_reviews.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), reviews).await;
-    eprintln!("stopped");
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Timeouts and the connection cap, after raising the open-file limit (both logged).
+fn connection_limits(args: &ServerArgs) -> anyhow::Result<ConnectionLimits> {
+    let seconds = |flag: &str, text: &str| -> anyhow::Result<std::time::Duration> {
+        let s = super::tokens::parse_duration(text).with_context(|| format!("--{flag}"))?;
+        if !(1..=3600).contains(&s) {
+            bail!("--{flag} must be between 1 second and 1 hour");
+        }
+        Ok(std::time::Duration::from_secs(s as u64))
+    };
+    if args.max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    let mut limits = ConnectionLimits {
+        max_connections: args.max_connections,
+        header_read_timeout: seconds("header-timeout", &args.header_timeout)?,
+        body_read_timeout: seconds("body-timeout", &args.body_timeout)?,
+        ..ConnectionLimits::default()
+    };
+    match raise_open_files_limit() {
+        Ok(files) => {
+            tracing::info!(
+                soft_before = files.soft_before,
+                soft_now = files.soft_after,
+                hard = files.hard,
+                "open-file limit"
+            );
+            limits = limits.fitted_to_file_limit(files.soft_after);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_s = limits.header_read_timeout.as_secs(),
+        body_timeout_s = limits.body_read_timeout.as_secs(),
+        "connection limits"
+    );
+    Ok(limits)
 }
 
 /// The registry's own audit witness, from `--audit-witness` and `--audit-witness-url`.
@@ -78,10 +127,10 @@ fn audit_witness(
         }
     };
     if let Some(file) = &args.audit_witness {
-        eprintln!(
-            "audit witness: signed heads go to {} every {} min",
-            file.display(),
-            args.audit_witness_every
+        tracing::info!(
+            file = %file.display(),
+            every_min = args.audit_witness_every,
+            "audit witness: signed heads go to the file"
         );
     }
     Ok(Some(registry::witness::WitnessSettings {
@@ -99,7 +148,7 @@ fn audit_witness(
 /// which often carries a secret.
 fn reminder_webhook(url: Option<&str>) -> anyhow::Result<Option<reqwest::Url>> {
     let Some(url) = url else {
-        eprintln!("reviews: no --reminder-webhook; reminders are recorded but not sent");
+        tracing::info!("reviews: no --reminder-webhook; reminders are recorded but not sent");
         return Ok(None);
     };
     let parsed = reqwest::Url::parse(url)
@@ -107,7 +156,7 @@ fn reminder_webhook(url: Option<&str>) -> anyhow::Result<Option<reqwest::Url>> {
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         bail!("--reminder-webhook must be an http:// or https:// URL");
     }
-    eprintln!(
+    tracing::info!(
         "reviews: reminders are POSTed to {}://{}/…",
         parsed.scheme(),
         parsed.host_str().unwrap_or_default()
@@ -131,25 +180,25 @@ async fn seed_demo(
                     store.path().display()
                 );
             }
-            eprintln!("the store already holds data; not seeding the demo enterprise");
+            tracing::info!("the store already holds data; not seeding the demo enterprise");
             return Ok(());
         }
         let started = std::time::Instant::now();
         let (personas, campaign) = registry::demo::seed_with_campaign(store.as_ref(), seed, agents)?;
         if campaign.is_none() {
-            eprintln!(
+            tracing::info!(
                 "the demo review campaign is left out above {} agents; create one with `steward campaigns create`",
                 registry::demo::CAMPAIGN_AGENT_LIMIT
             );
         }
-        eprintln!(
+        tracing::info!(
             "seeded the demo enterprise (seed {seed}, {agents} agents) in {:.1} s",
             started.elapsed().as_secs_f64()
         );
         if let Some(path) = credentials_path {
             write_private(&path, &serde_json::to_vec_pretty(&personas)?)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("demo credentials written to {}", path.display());
+            tracing::info!("demo credentials written to {}", path.display());
         }
         Ok(())
     })

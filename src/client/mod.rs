@@ -110,6 +110,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
+            // Below the registry's idle keep-alive timeout (10 s by default), so that a request
+            // is never sent on a connection the registry is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::BadUrl(format!("cannot build the HTTP client: {e}")))?;

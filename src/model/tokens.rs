@@ -29,12 +29,16 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Token types accepted as `subject_token_type`/`actor_token_type` and issued (RFC 8693).
     pub token_types_supported: Vec<String>,
     /// Algorithms of the access tokens this registry signs.
     pub access_token_signing_alg_values_supported: Vec<String>,
+    /// `["none"]`: there is no authorization endpoint.
     pub response_types_supported: Vec<String>,
+    /// The scopes agents can be granted (at most 1,000 are listed).
     pub scopes_supported: Vec<String>,
     pub service_documentation: String,
 }

@@ -3,6 +3,8 @@
 pub mod demo;
 pub mod demo_reviews;
 pub mod http;
+pub mod logging;
+pub mod perimeter;
 pub mod policy;
 pub mod reviews;
 pub mod store;
@@ -36,6 +38,7 @@ pub fn open_store(db: &Path, mode: OpenMode) -> anyhow::Result<Arc<SqliteStore>>
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    limits: perimeter::ConnectionLimits,
 }
 
 impl Server {
@@ -57,9 +60,9 @@ impl Server {
             .local_addr()
             .context("the listener has no address")?;
         if token_settings.issuer.is_none() && bound.ip().is_unspecified() {
-            eprintln!(
-                "warning: listening on {bound} without --issuer: tokens will name \
-                 http://{bound} as their issuer; pass --issuer with the registry's public URL"
+            tracing::warn!(
+                "listening on {bound} without --issuer: tokens will name http://{bound} as \
+                 their issuer; pass --issuer with the registry's public URL"
             );
         }
         let tokens =
@@ -71,8 +74,24 @@ impl Server {
                 store,
                 server_name: Arc::from(name),
                 tokens,
+                guards: Arc::new(http::guards::Guards::new(
+                    http::guards::GuardSettings::default(),
+                )),
             },
+            limits: perimeter::ConnectionLimits::default(),
         })
+    }
+
+    /// Replaces the connection limits (timeouts, connection cap).
+    pub fn with_limits(mut self, limits: perimeter::ConnectionLimits) -> Server {
+        self.limits = limits;
+        self
+    }
+
+    /// Replaces the limits on failed authentication and large reads.
+    pub fn with_guards(mut self, settings: http::guards::GuardSettings) -> Server {
+        self.state.guards = Arc::new(http::guards::Guards::new(settings));
+        self
     }
 
     /// The token service (for embedding and benchmarks).
@@ -92,8 +111,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = http::router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+        perimeter::serve(self.listener, app, self.limits, shutdown)
             .await
             .context("the server stopped with an error")
     }

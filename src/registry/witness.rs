@@ -174,11 +174,11 @@ pub fn spawn(
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => {
                                 delivered = false;
-                                eprintln!("audit witness: {e:#}");
+                                tracing::warn!(error = %format!("{e:#}"), "audit witness: the head could not be written");
                             }
                             Err(e) => {
                                 delivered = false;
-                                eprintln!("audit witness: {e}");
+                                tracing::warn!(error = %e, "audit witness: the head could not be written");
                             }
                         }
                     }
@@ -186,9 +186,11 @@ pub fn spawn(
                         match http.post(url.clone()).json(&head).send().await {
                             Ok(r) if r.status().is_success() => {}
                             Ok(r) => {
-                                eprintln!("audit witness: the webhook answered {}", r.status())
+                                tracing::warn!(status = %r.status(), "audit witness: the webhook refused the head")
                             }
-                            Err(e) => eprintln!("audit witness: the webhook failed: {e}"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "audit witness: the webhook failed")
+                            }
                         }
                     }
                     if delivered {
@@ -196,8 +198,10 @@ pub fn spawn(
                     }
                 }
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => eprintln!("audit witness: {e:#}"),
-                Err(e) => eprintln!("audit witness: {e}"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "audit witness: the head could not be read")
+                }
+                Err(e) => tracing::warn!(error = %e, "audit witness: the head could not be read"),
             }
             if stopping {
                 return;

@@ -31,7 +31,8 @@ fn facts_of(detail: &AgentDetail) -> AgentFacts {
 /// List and search agents. People without a role see only the agents they own.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = AgentPage), (status = 401, body = ApiErrorBody)))]
+    responses((status = 200, body = AgentPage), (status = 401, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody, description = "Too many large reads at once (`busy`); wait `Retry-After` seconds")))]
 pub async fn list_agents(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,6 +42,7 @@ pub async fn list_agents(
         check_free_text("q", q, 200)?;
     }
     let visibility = policy::visibility(&caller.person);
+    let _turn = super::large_read_turn(&state, query.limit.unwrap_or(200)).await?;
     Ok(Json(
         blocking(&state, move |s| s.list_agents(&query, &visibility)).await?,
     ))

@@ -28,13 +28,15 @@ fn require_audit_reader(caller: &Caller) -> Result<(), ApiError> {
 /// Read the audit log in sequence order (admins, auditors, responders).
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = AuditPage), (status = 403, body = ApiErrorBody)))]
+    responses((status = 200, body = AuditPage), (status = 403, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody, description = "Too many large reads at once (`busy`); wait `Retry-After` seconds")))]
 pub async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     require_audit_reader(&caller)?;
+    let _turn = super::large_read_turn(&state, query.limit.unwrap_or(500)).await?;
     Ok(Json(blocking(&state, move |s| s.audit_page(&query)).await?))
 }
 
@@ -52,12 +54,15 @@ pub async fn audit_head(
 
 /// Verify the whole hash chain on the server. (`steward audit verify` also re-checks it locally.)
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = AuditVerification), (status = 403, body = ApiErrorBody)))]
+    responses((status = 200, body = AuditVerification), (status = 403, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody, description = "Too many large reads at once (`busy`); wait `Retry-After` seconds")))]
 pub async fn verify_audit(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<AuditVerification>, ApiError> {
     require_audit_reader(&caller)?;
+    // The whole chain: always a large read.
+    let _turn = super::large_read_turn(&state, u32::MAX).await?;
     Ok(Json(blocking(&state, move |s| s.audit_verify()).await?))
 }
 
@@ -110,7 +115,8 @@ pub async fn add_note(
 /// Everything that changed after a cursor, for a console's local cache. People without a role
 /// receive their own agents only, and the ids of agents they can no longer see.
 #[utoipa::path(get, path = "/v1/changes", tag = "audit", params(ChangesQuery),
-    security(("bearer" = [])), responses((status = 200, body = ChangeFeed)))]
+    security(("bearer" = [])), responses((status = 200, body = ChangeFeed),
+        (status = 503, body = ApiErrorBody, description = "Too many large reads at once (`busy`); wait `Retry-After` seconds")))]
 pub async fn changes(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,6 +125,7 @@ pub async fn changes(
     let visibility = policy::visibility(&caller.person);
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(1000);
+    let _turn = super::large_read_turn(&state, limit).await?;
     Ok(Json(
         blocking(&state, move |s| s.changes(after, limit, &visibility)).await?,
     ))

@@ -62,36 +62,48 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer <token>`",
                 )
             })?;
+        let peer = crate::registry::perimeter::peer_of(&parts.extensions).map(|a| a.ip());
+        // A source that has spent its failure budget gets no further guesses for a while.
+        if let Some(refusal) = state.guards.source_blocked(peer) {
+            return Err(ApiError::too_many_failures(refusal));
+        }
         let hash = hash_api_token(token);
         let store = state.store.clone();
-        let owner = tokio::task::spawn_blocking(move || store.token_owner(&hash))
+        let lookup = hash.clone();
+        let owner = tokio::task::spawn_blocking(move || store.token_owner(&lookup))
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))??
-            .ok_or_else(|| {
-                ApiError::unauthenticated("invalid_token", "the API token is not known")
-            })?;
-        // Checked first: a person who has left is told so, whatever state their token is in.
-        if !owner.person.active {
-            return Err(ApiError::unauthenticated(
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+        let refusal = match owner {
+            None => Some(ApiError::unauthenticated(
+                "invalid_token",
+                "the API token is not known",
+            )),
+            // Checked first: a person who has left is told so, whatever state their token is in.
+            Some(ref o) if !o.person.active => Some(ApiError::unauthenticated(
                 "person_inactive",
-                format!(
-                    "{} has left; their tokens no longer work",
-                    owner.person.email
-                ),
-            ));
-        }
-        if owner.revoked {
-            return Err(ApiError::unauthenticated(
+                format!("{} has left; their tokens no longer work", o.person.email),
+            )),
+            Some(ref o) if o.revoked => Some(ApiError::unauthenticated(
                 "token_revoked",
                 "the API token has been revoked",
-            ));
-        }
-        if owner.expires_at <= Utc::now() {
-            return Err(ApiError::unauthenticated(
+            )),
+            Some(ref o) if o.expires_at <= Utc::now() => Some(ApiError::unauthenticated(
                 "token_expired",
-                format!("the API token expired at {}", owner.expires_at.to_rfc3339()),
-            ));
+                format!("the API token expired at {}", o.expires_at.to_rfc3339()),
+            )),
+            Some(_) => None,
+        };
+        if let Some(refusal) = refusal {
+            // Counted per source and per presented token (by a digest prefix, never the token).
+            let credential = format!("api_token:{}", &hash[..16]);
+            if let Some(limited) =
+                super::guards::note_failure(state, peer, Some(&credential), "api_token")
+            {
+                return Err(ApiError::too_many_failures(limited));
+            }
+            return Err(refusal);
         }
+        let owner = owner.expect("a refusal was returned above");
         Ok(Caller {
             person: owner.person,
             token_id: owner.token_id,

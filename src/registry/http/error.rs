@@ -11,11 +11,28 @@ use crate::model::api::ApiErrorBody;
 use crate::model::text::TextError;
 use crate::registry::store::StoreError;
 
+/// The code of every 500 answer.
+pub const INTERNAL_ERROR: &str = "internal_error";
+
+/// The message a caller sees for an internal failure: the request id lets an operator find the
+/// detail in the log.
+pub fn internal_message() -> String {
+    match crate::registry::logging::current_request_id() {
+        Some(id) => format!(
+            "the registry could not complete the request; the operator can find the cause in \
+             its log under request id {id}"
+        ),
+        None => "the registry could not complete the request".to_string(),
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After` (429 and 503 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +41,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 for too many failed authentications.
+    pub fn too_many_failures(refusal: super::guards::TooManyFailures) -> ApiError {
+        ApiError {
+            retry_after: Some(refusal.retry_after_secs()),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                refusal.message(),
+            )
         }
     }
 
@@ -43,8 +73,16 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    /// An internal failure: the detail goes to the log, never to the caller, who gets a
+    /// generic message naming the request id (see [`IntoResponse`] below).
+    pub fn internal(detail: impl Into<String>) -> ApiError {
+        let detail = detail.into();
+        tracing::error!(detail = %detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            INTERNAL_ERROR,
+            "the registry could not complete the request",
+        )
     }
 }
 
@@ -62,21 +100,28 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden(m) => ApiError::forbidden(m),
             StoreError::Invalid { code, message } => ApiError::invalid(code, message),
             StoreError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
-            StoreError::Internal(m) => {
-                eprintln!("internal error: {m}");
-                ApiError::internal(m)
-            }
+            StoreError::Internal(m) => ApiError::internal(m),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = if self.status.is_server_error() && self.code == INTERNAL_ERROR {
+            internal_message()
+        } else {
+            self.message
+        };
         let body = ApiErrorBody {
             error: self.code.to_string(),
-            message: self.message,
+            message,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

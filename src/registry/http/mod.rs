@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod error;
+pub mod guards;
 pub mod oauth;
 pub mod people;
 pub mod reviews;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub server_name: Arc<str>,
     pub tokens: Arc<crate::registry::tokens::TokenService>,
+    /// Rate limits on failed authentication and bounds on large reads.
+    pub guards: Arc<guards::Guards>,
 }
 
 /// Runs a store call on the blocking pool so that SQLite never stalls the async runtime.
@@ -44,6 +47,29 @@ pub async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
         .map_err(ApiError::from)
+}
+
+/// Waits for a turn when a read asks for more than `large_read_rows` rows (pass `u32::MAX` for
+/// reads that are always large), so that a burst of big pages cannot starve the revoke brake of
+/// readers and memory. Too many waiting: 503 `busy` with `Retry-After`.
+pub async fn large_read_turn(
+    state: &AppState,
+    rows: u32,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    if rows <= state.guards.settings.large_read_rows {
+        return Ok(None);
+    }
+    match state.guards.large_read().await {
+        Some(permit) => Ok(Some(permit)),
+        None => Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many large reads are running; try again in a second or ask for fewer rows",
+            )
+        }),
+    }
 }
 
 pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
@@ -98,6 +124,55 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
     }))
 }
 
+/// Every route may answer 429 (too many failed authentications from this source or against
+/// this credential) with `Retry-After`: documented on every operation from one place.
+fn document_rate_limits(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
+    let retry_after = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+        .description(Some("Seconds to wait before trying again"))
+        .build();
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let error_schema = if path.starts_with("/oauth/") {
+            "OAuthErrorBody"
+        } else {
+            "ApiErrorBody"
+        };
+        let response = ResponseBuilder::new()
+            .description(
+                "Too many failed authentications from this address or against this \
+                 credential (`too_many_failures`); wait `Retry-After` seconds",
+            )
+            .header("Retry-After", retry_after.clone())
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(error_schema)))
+                    .build(),
+            )
+            .build();
+        let operations: [&mut Option<Operation>; 8] = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .entry("429".to_string())
+                .or_insert_with(|| RefOr::T(response.clone()));
+        }
+    }
+}
+
 /// Every route, with the OpenAPI document built from the same list.
 pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -150,6 +225,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reviews::scope_diff))
         .with_state(state)
         .split_for_parts();
+    let mut openapi = openapi;
+    document_rate_limits(&mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -170,4 +247,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(
+            crate::registry::logging::request_span,
+        ))
 }

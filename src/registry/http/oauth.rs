@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -16,13 +17,13 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, MaybeJson};
+use super::guards::{Peer, TooManyFailures, note_failure};
 use super::{AppState, blocking};
 use crate::model::api::ApiErrorBody;
 use crate::model::text::check_line;
 use crate::model::tokens::{
-    AddCredential, AddedCredential, AgentTokens, GRANT_TOKEN_EXCHANGE, Introspection, Jwks,
-    LiveToken, MintAccessToken, MintedAccessToken, OAuthErrorBody, ServerMetadata,
-    TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT, TokenResponse,
+    AddCredential, AddedCredential, AgentTokens, Introspection, Jwks, LiveToken, MintAccessToken,
+    MintedAccessToken, OAuthErrorBody, ServerMetadata, TokenResponse,
 };
 use crate::model::{Credential, CredentialKind};
 use crate::registry::policy;
@@ -34,11 +35,18 @@ use crate::registry::tokens::{OAuthError, unix_now};
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        // An internal failure's detail goes to the log; the caller gets the request id.
+        let description = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(detail = %self.description, "internal error at an OAuth endpoint");
+            super::error::internal_message()
+        } else {
+            self.description
+        };
         let mut response = (
             status,
             Json(OAuthErrorBody {
                 error: self.error.to_string(),
-                error_description: self.description,
+                error_description: description,
             }),
         )
             .into_response();
@@ -54,6 +62,38 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// An OAuth error answer with the challenge that fits the request: a failed `Bearer` gets a
+/// `Bearer` challenge (RFC 6750 §3); a request without credentials at the endpoints that take
+/// them is offered both schemes.
+fn oauth_error(e: OAuthError, headers: &HeaderMap, bearer_accepted: bool) -> Response {
+    let mut response = e.into_response();
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let scheme = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_whitespace().next())
+        .map(str::to_ascii_lowercase);
+    let out = response.headers_mut();
+    match scheme.as_deref() {
+        Some("bearer") => {
+            out.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"steward\", error=\"invalid_token\""),
+            );
+        }
+        None if bearer_accepted => {
+            out.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"steward\""),
+            );
+        }
+        _ => {}
+    }
+    response
+}
+
 /// A JSON answer that must never be cached (tokens, token state).
 fn no_store<T: Serialize>(body: T) -> Response {
     let mut response = Json(body).into_response();
@@ -63,8 +103,26 @@ fn no_store<T: Serialize>(body: T) -> Response {
     response
 }
 
-/// Reads a form body, refusing other media types.
-fn form_body(headers: &HeaderMap, body: &Bytes) -> Result<FormParams, OAuthError> {
+/// Reads a form body, refusing other media types; a body that cannot be read (over the size
+/// limit: 413) is an OAuth error in JSON like every other.
+fn form_body(
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+) -> Result<FormParams, OAuthError> {
+    let body = body.as_ref().map_err(|rejection| {
+        let status = rejection.status().as_u16();
+        OAuthError::unreadable_body(
+            status,
+            if status == 413 {
+                format!(
+                    "the request body is larger than {} bytes",
+                    super::BODY_LIMIT
+                )
+            } else {
+                "the request body could not be read".to_string()
+            },
+        )
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -91,6 +149,97 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
                 .map_err(|_| OAuthError::invalid_client("the Authorization header is not text"))
         })
         .transpose()
+}
+
+/// 429 at an OAuth endpoint, in its error format, with `Retry-After`.
+fn oauth_too_many(refusal: TooManyFailures) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(OAuthErrorBody {
+            error: "too_many_failures".into(),
+            error_description: refusal.message(),
+        }),
+    )
+        .into_response();
+    refusal.stamp(&mut response);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The credential a failed OAuth call named, for counting failures against it: the agent an
+/// assertion (`client_assertion` or `actor_token`) or a client id names, or a digest prefix of
+/// a bearer token. Never the secret itself. Unverified: it only picks a counter.
+fn named_credential(headers: &HeaderMap, body: &Bytes) -> Option<(String, &'static str)> {
+    let form = FormParams::parse(body);
+    for name in ["client_assertion", "actor_token"] {
+        if let Ok(Some(assertion)) = form.one(name)
+            && let Ok(parsed) = crate::registry::tokens::jwt::parse(assertion)
+            && let Some(sub) = parsed.claim_str("sub")
+        {
+            return Some((format!("agent:{}", truncate(sub)), "client_assertion"));
+        }
+    }
+    if let Ok(Some(id)) = form.one("client_id") {
+        return Some((format!("agent:{}", truncate(id)), "client_secret"));
+    }
+    let header = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, value) = header.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let digest = super::auth::hash_api_token(value.trim());
+        return Some((format!("api_token:{}", &digest[..16]), "api_token"));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (id, _) = text.split_once(':')?;
+        return Some((format!("agent:{}", truncate(id)), "client_secret"));
+    }
+    None
+}
+
+fn truncate(id: &str) -> &str {
+    match id.char_indices().nth(128) {
+        Some((at, _)) => &id[..at],
+        None => id,
+    }
+}
+
+/// Runs an OAuth endpoint behind the failure limits: a blocked source is refused before any
+/// work, and a failed client authentication (401) is counted and may become a 429.
+async fn guarded<T>(
+    state: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+    bearer_accepted: bool,
+    work: impl std::future::Future<Output = Result<T, OAuthError>>,
+) -> Result<T, Response> {
+    if let Some(refusal) = state.guards.source_blocked(peer.0) {
+        return Err(oauth_too_many(refusal));
+    }
+    match work.await {
+        Ok(v) => Ok(v),
+        Err(e) if e.status == 401 => {
+            let named = body
+                .as_ref()
+                .ok()
+                .and_then(|b| named_credential(headers, b));
+            let (credential, method) = match &named {
+                Some((c, m)) => (Some(c.as_str()), *m),
+                None => (None, "client_assertion"),
+            };
+            match note_failure(state, peer.0, credential, method) {
+                Some(refusal) => Err(oauth_too_many(refusal)),
+                None => Err(oauth_error(e, headers, bearer_accepted)),
+            }
+        }
+        Err(e) => Err(oauth_error(e, headers, bearer_accepted)),
+    }
 }
 
 /// The token exchange request (RFC 8693 §2.1), form-encoded. Documentation only.
@@ -129,33 +278,13 @@ struct TokenForm {
 
 /// Authorization server metadata (RFC 8414).
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "tokens",
-    responses((status = 200, body = ServerMetadata)))]
-pub async fn metadata(State(state): State<AppState>) -> Json<ServerMetadata> {
-    let t = &state.tokens;
-    let auth_methods = vec![
-        "private_key_jwt".to_string(),
-        "client_secret_basic".to_string(),
-        "client_secret_post".to_string(),
-    ];
-    let mut caller_methods = auth_methods.clone();
-    caller_methods.push("bearer".into());
-    Json(ServerMetadata {
-        issuer: t.issuer.clone(),
-        token_endpoint: t.token_endpoint.clone(),
-        introspection_endpoint: t.introspection_endpoint.clone(),
-        revocation_endpoint: t.revocation_endpoint.clone(),
-        jwks_uri: t.jwks_uri.clone(),
-        grant_types_supported: vec![GRANT_TOKEN_EXCHANGE.into()],
-        token_endpoint_auth_methods_supported: auth_methods,
-        token_endpoint_auth_signing_alg_values_supported: vec!["EdDSA".into()],
-        introspection_endpoint_auth_methods_supported: caller_methods.clone(),
-        revocation_endpoint_auth_methods_supported: caller_methods,
-        token_types_supported: vec![TOKEN_TYPE_ACCESS.into(), TOKEN_TYPE_JWT.into()],
-        access_token_signing_alg_values_supported: vec!["EdDSA".into()],
-        response_types_supported: vec![],
-        scopes_supported: vec![],
-        service_documentation: format!("{}/openapi.json", t.issuer),
-    })
+    responses((status = 200, description = "The metadata", body = ServerMetadata),
+        (status = 503, description = "The store is busy", body = OAuthErrorBody)))]
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    match state.tokens.metadata().await {
+        Ok(m) => Json(m).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The registry's public signing keys (RFC 7517). A rotated-out key stays until its tokens expire.
@@ -175,16 +304,20 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     request_body(content = inline(TokenRequestForm), content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TokenResponse), (status = 400, body = OAuthErrorBody),
         (status = 401, body = OAuthErrorBody)))]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = async {
+pub async fn token(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         state.tokens.exchange(&form, client).await
-    }
-    .await;
-    match result {
+    };
+    match guarded(&state, peer, &headers, &body, false, work).await {
         Ok(answer) => no_store(answer),
-        Err(e) => e.into_response(),
+        Err(response) => response,
     }
 }
 
@@ -196,10 +329,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     responses((status = 200, body = Introspection), (status = 401, body = OAuthErrorBody)))]
 pub async fn introspect(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = async {
+    let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         let t = &state.tokens;
@@ -209,11 +343,10 @@ pub async fn introspect(
         let token = form.required("token")?;
         form.one("token_type_hint")?;
         Ok::<_, OAuthError>(t.introspect_for(&caller, token))
-    }
-    .await;
-    match result {
+    };
+    match guarded(&state, peer, &headers, &body, true, work).await {
         Ok(answer) => no_store(answer),
-        Err(e) => e.into_response(),
+        Err(response) => response,
     }
 }
 
@@ -224,8 +357,13 @@ pub async fn introspect(
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     responses((status = 200), (status = 400, body = OAuthErrorBody),
         (status = 401, body = OAuthErrorBody)))]
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let result = async {
+pub async fn revoke(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         let t = &state.tokens;
@@ -233,11 +371,10 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
             .authenticate_caller(client, &t.revocation_endpoint)
             .await?;
         t.revoke(&caller, &form).await
-    }
-    .await;
-    match result {
+    };
+    match guarded(&state, peer, &headers, &body, true, work).await {
         Ok(_) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
-        Err(e) => e.into_response(),
+        Err(response) => response,
     }
 }
 

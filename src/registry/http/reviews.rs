@@ -255,7 +255,7 @@ pub async fn export_campaign(
             Err(e) => {
                 // The status line is already sent: breaking the stream is how the client
                 // learns that the export is incomplete.
-                eprintln!("export of campaign {export_id} failed: {e}");
+                tracing::error!(campaign = %export_id, error = %e, "export of a campaign failed");
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
             }
         }

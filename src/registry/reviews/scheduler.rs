@@ -274,19 +274,19 @@ impl ReviewScheduler {
             loop {
                 let report = self.run_once(Utc::now()).await;
                 for c in &report.closed {
-                    eprintln!(
-                        "reviews: closed campaign {} ({}): no-response outcome {} applied to {} item(s)",
-                        c.campaign.id,
-                        c.campaign.name,
-                        c.no_response.as_str(),
-                        c.touched
+                    tracing::info!(
+                        campaign = %c.campaign.id,
+                        name = %c.campaign.name,
+                        no_response = c.no_response.as_str(),
+                        touched = c.touched,
+                        "reviews: closed a campaign at its due date"
                     );
                 }
                 for c in &report.started {
-                    eprintln!("reviews: started campaign {} ({})", c.id, c.name);
+                    tracing::info!(campaign = %c.id, name = %c.name, "reviews: started a campaign");
                 }
                 for e in &report.errors {
-                    eprintln!("reviews: {e}");
+                    tracing::warn!(error = %e, "reviews: scheduler");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(TICK) => {}

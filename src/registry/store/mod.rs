@@ -4,6 +4,8 @@
 //! Every mutating call runs in one transaction together with its audit event(s): either the change
 //! and its record are both stored, or neither is.
 
+pub mod perimeter;
+pub mod scopes;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::registry::reviews::{
 };
 use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 
+pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.
@@ -205,7 +208,7 @@ pub struct AgentTokenFacts {
     pub scopes: Vec<String>,
 }
 
-pub trait Store: Send + Sync + 'static {
+pub trait Store: perimeter::PerimeterStore + ScopeCatalogue + Send + Sync + 'static {
     fn schema_version(&self) -> StoreResult<i64>;
 
     // People and their API tokens.

@@ -308,9 +308,16 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const READERS: usize = 4;
 
+/// Most enabled credentials per agent (an assertion without a kid is tried against each).
+pub const MAX_ENABLED_CREDENTIALS: i64 = 10;
+
 // The access-review bodies live in their own file to keep this one from growing.
+#[path = "sqlite_perimeter.rs"]
+mod perimeter;
 #[path = "sqlite_reviews.rs"]
 mod reviews;
+#[path = "sqlite_scopes.rs"]
+mod scopes;
 
 // The brake (revoke over the tree, reinstate, decommission, re-enabling credentials).
 #[path = "sqlite_brake.rs"]
@@ -377,8 +384,16 @@ fn map_sqlite(e: rusqlite::Error) -> StoreError {
             ErrorCode::DiskFull => {
                 return StoreError::Internal("the disk holding the database is full".into());
             }
+            // A rule the service layer should have caught first: the caller learns that the
+            // change conflicts, the log keeps the constraint's name (never the caller's text).
             ErrorCode::ConstraintViolation => {
-                return StoreError::Conflict(msg.clone().unwrap_or_else(|| e.to_string()));
+                tracing::warn!(
+                    constraint = %msg.clone().unwrap_or_else(|| e.to_string()),
+                    "a write broke a database constraint"
+                );
+                return StoreError::Conflict(
+                    "the change conflicts with a record that already exists".into(),
+                );
             }
             _ => {}
         }
@@ -1864,6 +1879,32 @@ impl Store for SqliteStore {
                 return Err(StoreError::Conflict(format!(
                     "agent {agent_id} already has this key enabled (fingerprint {})",
                     credential.fingerprint
+                )));
+            }
+            // Credential ids derive from the key: the same key (or secret) registered before,
+            // on this agent or another, must be refused by name, not by a constraint.
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM credentials WHERE id = ?1)",
+                params![credential.id],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(StoreError::Conflict(format!(
+                    "this key is already registered (credential {}); generate a new key pair \
+                     for each agent and each rotation",
+                    credential.id
+                )));
+            }
+            // Bounded work: an assertion without a kid is tried against every enabled key.
+            let enabled: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM credentials WHERE agent_id = ?1 AND disabled_at IS NULL",
+                params![agent_id],
+                |r| r.get(0),
+            )?;
+            if enabled >= MAX_ENABLED_CREDENTIALS {
+                return Err(StoreError::Conflict(format!(
+                    "agent {agent_id} already has {enabled} enabled credentials, the most \
+                     allowed ({MAX_ENABLED_CREDENTIALS}); disable one first"
                 )));
             }
             tx.execute(

@@ -1,7 +1,8 @@
 //! Form parameters and client authentication at the OAuth endpoints.
 //!
 //! An agent proves itself with a signed assertion (RFC 7523 style: `iss` = `sub` = the agent id,
-//! `aud` = the token endpoint, `exp` at most five minutes ahead, a single-use `jti`), sent as the
+//! `aud` = the token endpoint, `exp` at most five minutes ahead, or one hour after its `iat`/`nbf`,
+//! a `jti` single-use until it expires), sent as the
 //! exchange's `actor_token` or as `client_assertion`. Legacy agents may still send a static
 //! `client_secret`; every token issued that way records it, and the agent stays flagged.
 
@@ -10,10 +11,13 @@ use sha2::{Digest, Sha256};
 
 use super::jwt;
 use super::live::{CLOCK_LEEWAY, ConsumedAssertion};
-use super::{ASSERTION_MAX_SECONDS, OAuthError, TokenService, unix_now};
+use super::{
+    ASSERTION_MAX_SECONDS, ASSERTION_MAX_SECONDS_DATED, OAuthError, TokenService, unix_now,
+};
 use crate::model::tokens::CLIENT_ASSERTION_JWT;
 use crate::model::{AgentStatus, CredentialKind};
 use crate::registry::store::AgentTokenFacts;
+use crate::registry::store::sqlite::MAX_ENABLED_CREDENTIALS;
 
 /// Form-encoded parameters (`application/x-www-form-urlencoded`), with RFC 6749's rule that a
 /// parameter may appear once (`audience` and `resource` may repeat, per RFC 8693).
@@ -159,6 +163,13 @@ pub fn client_credentials(
     }
 }
 
+/// An agent's registered public key with the `kid` it answers to.
+#[derive(Debug, Clone)]
+pub struct AgentKey {
+    pub key: ed25519_dalek::VerifyingKey,
+    pub kid: String,
+}
+
 /// An authenticated agent.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedAgent {
@@ -229,20 +240,52 @@ impl TokenService {
             .facts(sub)
             .await
             .map_err(|e| hide_unknown(e, unproven))?;
-        let mut verified = None;
-        for cred in facts
-            .credentials
-            .iter()
-            .filter(|c| c.kind == CredentialKind::PublicKey)
-            .filter(|c| parsed.kid().is_none_or(|k| k == c.id || k == c.fingerprint))
-        {
-            let key = self.agent_key(&cred.material)?;
-            if parsed.verify(&key).is_ok() {
-                verified = Some(cred);
-                break;
+        // Bounded work: a kid picks its key (by the JWK's own kid, the credential id or the
+        // thumbprint); without one, the enabled keys (at most ten, see MAX_ENABLED_CREDENTIALS)
+        // and then the ten newest disabled ones (so that a disabled key is named as such) are
+        // tried. The checks run on the blocking pool, not on the async workers.
+        let public_keys = || {
+            facts
+                .credentials
+                .iter()
+                .filter(|c| c.kind == CredentialKind::PublicKey)
+        };
+        let mut candidates: Vec<&crate::registry::store::CredentialMaterial> = Vec::new();
+        let mut keys = Vec::new();
+        match parsed.kid() {
+            Some(kid) => {
+                for c in public_keys() {
+                    let key = self.agent_key(&c.material)?;
+                    if kid == key.kid || kid == c.id || kid == c.fingerprint {
+                        candidates.push(c);
+                        keys.push(key.key);
+                        if candidates.len() == 2 {
+                            break;
+                        }
+                    }
+                }
+            }
+            None => {
+                // Credentials come oldest first: the newest disabled ones are at the end.
+                let disabled: Vec<_> = public_keys().filter(|c| c.disabled).rev().collect();
+                for c in public_keys()
+                    .filter(|c| !c.disabled)
+                    .take(MAX_ENABLED_CREDENTIALS as usize)
+                    .chain(disabled.into_iter().take(MAX_ENABLED_CREDENTIALS as usize))
+                {
+                    keys.push(self.agent_key(&c.material)?.key);
+                    candidates.push(c);
+                }
             }
         }
-        let credential = verified.ok_or_else(unproven)?;
+        let text = assertion.to_string();
+        let verified = tokio::task::spawn_blocking(move || {
+            let parsed = jwt::parse(&text).ok()?;
+            keys.iter().position(|k| parsed.verify(k).is_ok())
+        })
+        .await
+        .map_err(|e| OAuthError::server_error(format!("a signature check failed: {e}")))?;
+        let credential = verified.map(|i| candidates[i]).ok_or_else(unproven)?;
         Self::check_active(&facts)?;
         if credential.disabled {
             return Err(bad(format!(
@@ -261,20 +304,36 @@ impl TokenService {
         if exp + CLOCK_LEEWAY <= now {
             return Err(bad("it has expired".into()));
         }
-        if exp > now + ASSERTION_MAX_SECONDS + CLOCK_LEEWAY {
-            return Err(bad(format!(
-                "exp is more than {ASSERTION_MAX_SECONDS} seconds ahead"
-            )));
-        }
-        if let Some(nbf) = jwt::numeric_date(&parsed.claims, "nbf").map_err(|e| bad(e.0))?
+        let nbf = jwt::numeric_date(&parsed.claims, "nbf").map_err(|e| bad(e.0))?;
+        if let Some(nbf) = nbf
             && nbf > now + CLOCK_LEEWAY
         {
             return Err(bad("it is not valid yet (nbf)".into()));
         }
-        if let Some(iat) = jwt::numeric_date(&parsed.claims, "iat").map_err(|e| bad(e.0))?
+        let iat = jwt::numeric_date(&parsed.claims, "iat").map_err(|e| bad(e.0))?;
+        if let Some(iat) = iat
             && iat > now + CLOCK_LEEWAY
         {
             return Err(bad("it was issued in the future (iat)".into()));
+        }
+        // An assertion that says when it starts may live an hour from then (the jti is spent
+        // until exp, so it cannot be replayed meanwhile); one that does not, five minutes from now.
+        match iat.into_iter().chain(nbf).max() {
+            Some(start) => {
+                if exp - start > ASSERTION_MAX_SECONDS_DATED {
+                    return Err(bad(format!(
+                        "it lives more than {ASSERTION_MAX_SECONDS_DATED} seconds (exp - iat/nbf)"
+                    )));
+                }
+            }
+            None => {
+                if exp > now + ASSERTION_MAX_SECONDS + CLOCK_LEEWAY {
+                    return Err(bad(format!(
+                        "exp is more than {ASSERTION_MAX_SECONDS} seconds ahead \
+                         (up to {ASSERTION_MAX_SECONDS_DATED} with iat or nbf)"
+                    )));
+                }
+            }
         }
         let jti = parsed
             .claim_str("jti")
@@ -296,23 +355,28 @@ impl TokenService {
     }
 
     /// An agent's stored public key, parsed once and then kept (keyed by its exact material).
-    fn agent_key(&self, material: &str) -> Result<ed25519_dalek::VerifyingKey, OAuthError> {
+    fn agent_key(&self, material: &str) -> Result<AgentKey, OAuthError> {
         if let Some(key) = self
             .agent_keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(material)
         {
-            return Ok(*key);
+            return Ok(key.clone());
         }
-        let key = super::keys::parse_agent_public_key(material)
-            .map_err(|e| OAuthError::server_error(format!("a stored agent key is damaged: {e}")))?
-            .key;
+        let parsed = super::keys::parse_agent_public_key(material).map_err(|e| {
+            tracing::error!(error = %e, "a stored agent key is damaged");
+            OAuthError::server_error("a stored agent key is damaged")
+        })?;
+        let key = AgentKey {
+            key: parsed.key,
+            kid: parsed.kid,
+        };
         let mut cache = self.agent_keys.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= 100_000 {
             cache.clear();
         }
-        cache.insert(material.to_string(), key);
+        cache.insert(material.to_string(), key.clone());
         Ok(key)
     }
 

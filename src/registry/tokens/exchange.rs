@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::auth::{AuthenticatedAgent, ClientCredentials, FormParams};
-use super::idp::IdpRefusal;
+use super::idp::{self, IdpRefusal};
 use super::jwt;
 use super::live::{IssueRefusal, TokenKind, TokenRecord};
 use super::{OAuthError, PERSON_TOKEN_MAX_SECONDS, TokenService, new_jti, token_digest, unix_now};
@@ -197,18 +197,8 @@ impl TokenService {
             IdpRefusal::Expired => bad("it has expired".into()),
             IdpRefusal::Invalid(m) => bad(m),
         })?;
-        // The person is named by `email`, or by `sub` when that is an email address.
-        let email = claims
-            .get("email")
-            .and_then(Value::as_str)
-            .or_else(|| {
-                claims
-                    .get("sub")
-                    .and_then(Value::as_str)
-                    .filter(|s| s.contains('@'))
-            })
-            .ok_or_else(|| bad("it names no person (no email claim)".into()))?
-            .to_string();
+        // The person is named by a verified `email`, or by `sub` when that is an email address.
+        let email = idp::person_of(&claims).map_err(bad)?;
         let expires_at = jwt::numeric_date(&claims, "exp")
             .map_err(|e| bad(e.0))?
             .unwrap_or(now);
@@ -343,6 +333,7 @@ impl TokenService {
             "client_id": agent_id,
             "act": act_claim(&actors),
             "iat": now,
+            "nbf": now,
             "exp": expires_at,
             "jti": jti,
         });
@@ -407,6 +398,7 @@ impl TokenService {
             "sub": person.email,
             "aud": self.issuer,
             "iat": now,
+            "nbf": now,
             "exp": expires_at,
             "jti": jti,
         });

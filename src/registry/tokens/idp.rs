@@ -12,6 +12,12 @@ use serde_json::{Map, Value};
 
 use super::live::CLOCK_LEEWAY;
 
+/// The longest a provider's token may live (`exp` - `iat`, or `exp` - now without `iat`).
+/// Providers issue ID and access tokens for an hour; some (Entra ID) up to 90 minutes.
+pub const IDP_TOKEN_MAX_SECONDS: i64 = 2 * 3600;
+// Clock leeway on providers' `exp`/`nbf`/`iat` stays at most a minute (documented in tokens.md).
+const _: () = assert!(CLOCK_LEEWAY <= 60);
+
 pub struct IdpKey {
     pub kid: Option<String>,
     pub algorithm: Algorithm,
@@ -111,6 +117,7 @@ impl IdentityProvider {
     /// Verifies a token of this provider: signature with a pinned algorithm, `iss`, `aud`,
     /// `exp` (required), `nbf`. Returns its claims.
     pub fn verify(&self, token: &str) -> Result<Map<String, Value>, IdpRefusal> {
+        refuse_critical_extensions(token)?;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| IdpRefusal::Invalid(format!("the token header cannot be read: {e}")))?;
         let candidates: Vec<&IdpKey> = self
@@ -143,7 +150,10 @@ impl IdentityProvider {
             validation.set_audience(&[&self.audience]);
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => {
+                    check_lifetime(&data.claims, super::unix_now())?;
+                    return Ok(data.claims);
+                }
                 Err(e) => {
                     use jsonwebtoken::errors::ErrorKind;
                     last = match e.kind() {
@@ -167,5 +177,123 @@ impl IdentityProvider {
             }
         }
         Err(last)
+    }
+}
+
+/// RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` names an extension it does not
+/// understand. This registry understands none, so any `crit` is refused (also a malformed one).
+fn refuse_critical_extensions(token: &str) -> Result<(), IdpRefusal> {
+    use base64::Engine;
+    let header = token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .ok_or_else(|| IdpRefusal::Invalid("the token header cannot be read".into()))?;
+    match header.get("crit") {
+        None => Ok(()),
+        Some(crit) => Err(IdpRefusal::Invalid(format!(
+            "the token header has critical extensions this registry does not understand (crit {crit})"
+        ))),
+    }
+}
+
+/// Caps how long a provider's token is accepted: a long-lived token, once stolen, would make a
+/// person's authority outlive their session.
+fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<(), IdpRefusal> {
+    let date = |name: &str| claims.get(name).and_then(Value::as_f64).map(|f| f as i64);
+    let exp =
+        date("exp").ok_or_else(|| IdpRefusal::Invalid("the token has no exp claim".into()))?;
+    let start = date("iat").unwrap_or(now);
+    if exp - start > IDP_TOKEN_MAX_SECONDS || exp > now + IDP_TOKEN_MAX_SECONDS + CLOCK_LEEWAY {
+        return Err(IdpRefusal::Invalid(format!(
+            "the token lives longer than {IDP_TOKEN_MAX_SECONDS} seconds; \
+             ask the identity provider for a shorter-lived token"
+        )));
+    }
+    Ok(())
+}
+
+/// The person a provider's token names: its `email` claim when `email_verified` is true (an
+/// unverified address proves nothing about who holds it), or its `sub` when that is an email
+/// address (the provider's own identifier).
+pub fn person_of(claims: &Map<String, Value>) -> Result<String, String> {
+    if let Some(email) = claims.get("email").and_then(Value::as_str) {
+        // Some providers send the flag as the string "true".
+        let verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+            || claims.get("email_verified").and_then(Value::as_str) == Some("true");
+        if !verified {
+            return Err(format!(
+                "its email {email} is not marked verified (email_verified: true is required)"
+            ));
+        }
+        return Ok(email.to_string());
+    }
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| s.contains('@'))
+        .map(str::to_string)
+        .ok_or_else(|| "it names no person (no email claim)".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_person_needs_a_verified_email_or_an_email_sub() {
+        let ok = claims(json!({"sub": "x", "email": "a@example.com", "email_verified": true}));
+        assert_eq!(person_of(&ok).unwrap(), "a@example.com");
+        let text = claims(json!({"sub": "x", "email": "a@example.com", "email_verified": "true"}));
+        assert_eq!(person_of(&text).unwrap(), "a@example.com");
+        for v in [json!(false), json!("false"), json!(null), json!(1)] {
+            let c = claims(json!({"sub": "x", "email": "a@example.com", "email_verified": v}));
+            assert!(person_of(&c).is_err(), "{v}");
+        }
+        let missing = claims(json!({"sub": "x", "email": "a@example.com"}));
+        assert!(person_of(&missing).unwrap_err().contains("verified"));
+        // An unverified email never falls back to an email-shaped sub.
+        let both = claims(json!({"sub": "b@example.com", "email": "a@example.com"}));
+        assert!(person_of(&both).is_err());
+        let sub = claims(json!({"sub": "b@example.com"}));
+        assert_eq!(person_of(&sub).unwrap(), "b@example.com");
+        assert!(person_of(&claims(json!({"sub": "opaque"}))).is_err());
+    }
+
+    #[test]
+    fn lifetime_is_capped() {
+        let now = 1_000_000;
+        assert!(check_lifetime(&claims(json!({"iat": now, "exp": now + 3600})), now).is_ok());
+        assert!(check_lifetime(&claims(json!({"iat": now, "exp": now + 5400})), now).is_ok());
+        assert!(check_lifetime(&claims(json!({"iat": now, "exp": now + 86400})), now).is_err());
+        assert!(check_lifetime(&claims(json!({"exp": now + 86400})), now).is_err());
+        // A backdated iat does not hide a far exp.
+        assert!(
+            check_lifetime(&claims(json!({"iat": now - 80000, "exp": now + 7000})), now).is_err()
+        );
+    }
+
+    #[test]
+    fn any_crit_is_refused() {
+        use base64::Engine;
+        let b = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let with = format!(
+            "{}.{}.sig",
+            b(json!({"alg": "RS256", "crit": ["exp"]})),
+            b(json!({}))
+        );
+        assert!(refuse_critical_extensions(&with).is_err());
+        let without = format!("{}.{}.sig", b(json!({"alg": "RS256"})), b(json!({})));
+        assert!(refuse_critical_extensions(&without).is_ok());
     }
 }

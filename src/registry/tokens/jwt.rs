@@ -1,6 +1,7 @@
 //! Compact JWS/JWT with EdDSA only (RFC 7515, 7519, 8037).
 //!
-//! Verification is deliberately narrow: the header's `alg` must be exactly `EdDSA`, so `none`,
+//! Verification is deliberately narrow: the header's `alg` must be exactly `EdDSA` or its fully
+//! specified name `Ed25519` (RFC 9864; the same signature), so `none`,
 //! HMAC-with-a-public-key and every other algorithm trick fail before any key is touched; keys
 //! are never taken from the token itself (`jwk`, `jku`, `x5u` are ignored); unknown critical
 //! header parameters (`crit`) are refused; signatures are checked with `verify_strict`.
@@ -50,21 +51,21 @@ impl Unverified<'_> {
         self.claims.get(name).and_then(Value::as_str)
     }
 
-    /// Checks that the header names EdDSA and nothing this code does not understand.
+    /// Checks that the header names EdDSA (or Ed25519) and nothing this code does not understand.
     pub fn check_header(&self) -> Result<(), JwtError> {
         match self.alg() {
-            Some("EdDSA") => {}
+            Some("EdDSA") | Some("Ed25519") => {}
             Some("none") | Some("None") | Some("NONE") => {
                 return Err(err("unsigned tokens (alg none) are refused"));
             }
             Some(alg) if alg.starts_with("HS") => {
                 return Err(err(format!(
-                    "alg {alg} (HMAC) is refused: only EdDSA signatures are accepted"
+                    "alg {alg} (HMAC) is refused: only EdDSA (Ed25519) signatures are accepted"
                 )));
             }
             Some(alg) => {
                 return Err(err(format!(
-                    "alg {alg} is refused: only EdDSA signatures are accepted"
+                    "alg {alg} is refused: only EdDSA (Ed25519) signatures are accepted"
                 )));
             }
             None => return Err(err("the token header has no alg")),
@@ -201,6 +202,25 @@ mod tests {
             let parsed = parse(&token).unwrap();
             let e = parsed.verify(&k.verifying_key()).unwrap_err();
             assert!(e.0.contains(alg), "{e}");
+        }
+    }
+
+    #[test]
+    fn accepts_the_fully_specified_ed25519_alg() {
+        let k = key();
+        let h = B64.encode(br#"{"alg":"Ed25519","typ":"JWT"}"#);
+        let c = B64.encode(br#"{"sub":"a"}"#);
+        let input = format!("{h}.{c}");
+        let sig = B64.encode(k.sign(input.as_bytes()).to_bytes());
+        let token = format!("{input}.{sig}");
+        parse(&token).unwrap().verify(&k.verifying_key()).unwrap();
+        for alg in ["ed25519", "Ed448", "EDDSA"] {
+            let h = B64.encode(format!(r#"{{"alg":"{alg}"}}"#));
+            let token = format!("{h}.{c}.{sig}");
+            assert!(
+                parse(&token).unwrap().verify(&k.verifying_key()).is_err(),
+                "{alg}"
+            );
         }
     }
 

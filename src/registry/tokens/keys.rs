@@ -109,12 +109,18 @@ impl RegistryKey {
     }
 }
 
+/// The longest `kid` an agent's JWK may bring.
+pub const AGENT_KID_MAX_LEN: usize = 128;
+
 /// An agent's public key, parsed and normalised.
 #[derive(Debug, Clone)]
 pub struct AgentPublicKey {
     pub key: VerifyingKey,
     /// RFC 7638 thumbprint.
     pub fingerprint: String,
+    /// The key's id: the JWK's own `kid` when it brought one (its signer puts that in the
+    /// assertions' headers), else the thumbprint.
+    pub kid: String,
     /// The canonical public JWK (what the database stores).
     pub jwk_text: String,
 }
@@ -129,9 +135,11 @@ pub fn parse_agent_public_key(text: &str) -> Result<AgentPublicKey, String> {
     if text.len() > 8 * 1024 {
         return Err("the public key is longer than 8 KiB; expected one Ed25519 key".into());
     }
+    let mut own_kid = None;
     let key = if text.starts_with('{') {
         let jwk: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| format!("the public key looks like a JWK but is not valid JSON: {e}"))?;
+        own_kid = jwk_kid(&jwk)?;
         jwk_to_key(&jwk)?
     } else if text.starts_with("-----BEGIN") {
         if text.contains("PRIVATE KEY") {
@@ -149,12 +157,35 @@ pub fn parse_agent_public_key(text: &str) -> Result<AgentPublicKey, String> {
         );
     };
     let fingerprint = thumbprint(&key);
-    let jwk_text = public_jwk(&key, &fingerprint).to_string();
+    let kid = own_kid.unwrap_or_else(|| fingerprint.clone());
+    let jwk_text = public_jwk(&key, &kid).to_string();
     Ok(AgentPublicKey {
         key,
         fingerprint,
+        kid,
         jwk_text,
     })
+}
+
+/// A JWK's own `kid`, if it has one: 1 to 128 printable ASCII characters (it is echoed in
+/// headers, logs and the console, so nothing invisible or controlling).
+fn jwk_kid(jwk: &serde_json::Value) -> Result<Option<String>, String> {
+    match jwk.get("kid") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(kid)) => {
+            if kid.is_empty()
+                || kid.len() > AGENT_KID_MAX_LEN
+                || !kid.bytes().all(|b| b.is_ascii_graphic())
+            {
+                Err(format!(
+                    "the JWK's kid must be 1 to {AGENT_KID_MAX_LEN} printable ASCII characters without spaces"
+                ))
+            } else {
+                Ok(Some(kid.clone()))
+            }
+        }
+        Some(_) => Err("the JWK's kid must be a string".into()),
+    }
 }
 
 /// Reads an Ed25519 JWK, refusing anything else (RSA, EC, symmetric, private).
@@ -172,11 +203,13 @@ pub fn jwk_to_key(jwk: &serde_json::Value) -> Result<VerifyingKey, String> {
             "only Ed25519 keys are accepted (kty OKP, crv Ed25519); this JWK has kty {kty:?}, crv {crv:?}"
         ));
     }
+    // `Ed25519` is the fully specified name of the same algorithm (RFC 9864).
     if let Some(alg) = obj.get("alg").and_then(|v| v.as_str())
         && alg != "EdDSA"
+        && alg != "Ed25519"
     {
         return Err(format!(
-            "the JWK's alg is {alg:?}; an Ed25519 key signs with EdDSA"
+            "the JWK's alg is {alg:?}; an Ed25519 key signs with EdDSA (or Ed25519)"
         ));
     }
     let x = obj
@@ -228,6 +261,38 @@ mod tests {
         assert_eq!(a.key, public);
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_eq!(a.fingerprint, key.kid);
+    }
+
+    #[test]
+    fn a_jwk_keeps_its_own_kid_and_a_bare_key_gets_its_thumbprint() {
+        let key = RegistryKey::generate();
+        let public = key.signing.verifying_key();
+        let mut jwk = public_jwk(&public, "agent-key-2026");
+        jwk["alg"] = json!("Ed25519");
+        let own = parse_agent_public_key(&jwk.to_string()).unwrap();
+        assert_eq!(own.kid, "agent-key-2026");
+        assert_eq!(own.fingerprint, key.kid);
+        // The stored JWK carries the kid, so it survives a re-parse from the database.
+        assert_eq!(
+            parse_agent_public_key(&own.jwk_text).unwrap().kid,
+            "agent-key-2026"
+        );
+        let bare = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public.as_bytes())});
+        assert_eq!(
+            parse_agent_public_key(&bare.to_string()).unwrap().kid,
+            key.kid
+        );
+        for bad in [
+            json!(""),
+            json!("a b"),
+            json!("\u{202e}x"),
+            json!(7),
+            json!("k".repeat(129)),
+        ] {
+            let mut jwk = bare.clone();
+            jwk["kid"] = bad.clone();
+            assert!(parse_agent_public_key(&jwk.to_string()).is_err(), "{bad}");
+        }
     }
 
     #[test]

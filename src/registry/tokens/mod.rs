@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod jwt;
 pub mod keys;
 pub mod live;
+pub mod metadata;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -33,8 +34,11 @@ use live::{ConsumedAssertion, LiveTokens, TokenRecord};
 pub const RECORD_RETENTION_DAYS: i64 = 90;
 /// The longest a person access token may live.
 pub const PERSON_TOKEN_MAX_SECONDS: i64 = 3600;
-/// How far ahead an agent's assertion may expire.
+/// How far ahead an agent's assertion may expire when it does not say when it was made.
 pub const ASSERTION_MAX_SECONDS: i64 = 300;
+/// How long an agent's assertion that carries `iat` or `nbf` may live (Authlib's
+/// `private_key_jwt` signs for one hour). Its `jti` stays spent until it expires either way.
+pub const ASSERTION_MAX_SECONDS_DATED: i64 = 3600;
 /// Most batched records per transaction.
 const BATCH_MAX: usize = 4096;
 /// Store reads the token service runs at once (the SQLite store pools four readers).
@@ -129,6 +133,10 @@ impl OAuthError {
     pub fn unsupported_grant_type(d: impl Into<String>) -> OAuthError {
         OAuthError::new(400, "unsupported_grant_type", d)
     }
+    /// The request body could not be read (too large: 413; broken: 400).
+    pub fn unreadable_body(status: u16, d: impl Into<String>) -> OAuthError {
+        OAuthError::new(status, "invalid_request", d)
+    }
     pub fn server_error(d: impl Into<String>) -> OAuthError {
         OAuthError::new(500, "server_error", d)
     }
@@ -139,7 +147,7 @@ impl From<StoreError> for OAuthError {
         match e {
             StoreError::Busy(m) => OAuthError::new(503, "temporarily_unavailable", m),
             other => {
-                eprintln!("token service: store error: {other}");
+                tracing::error!(error = %other, "token service: store error");
                 OAuthError::server_error("the registry could not complete the request")
             }
         }
@@ -172,13 +180,15 @@ pub struct TokenService {
     keys: RwLock<KeyRing>,
     issuers: RwLock<HashMap<String, idp::IdentityProvider>>,
     /// Parsed agent public keys by their stored JWK text (parsing costs a point decompression).
-    agent_keys: RwLock<HashMap<String, ed25519_dalek::VerifyingKey>>,
+    agent_keys: RwLock<HashMap<String, auth::AgentKey>>,
     /// Bounds concurrent store reads to the store's pooled reader connections, so that a burst
     /// of requests queues here instead of opening connections.
     reads: tokio::sync::Semaphore,
     /// Introspection callers recognised by API token in the last second (see `introspect.rs`).
     callers: std::sync::Mutex<HashMap<[u8; 32], (introspect::OAuthCaller, std::time::Instant)>>,
     writer: mpsc::Sender<WriteJob>,
+    /// `scopes_supported` of the metadata, re-read at most once a minute.
+    scopes: metadata::ScopeCache,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -285,7 +295,9 @@ fn load_issuers(store: &dyn Store) -> StoreResult<HashMap<String, idp::IdentityP
             Ok(p) => {
                 out.insert(t.issuer.clone(), p);
             }
-            Err(e) => eprintln!("token service: ignoring trusted issuer {}: {e}", t.issuer),
+            Err(e) => {
+                tracing::warn!(issuer = %t.issuer, error = %e, "token service: ignoring a trusted issuer")
+            }
         }
     }
     Ok(out)
@@ -339,6 +351,7 @@ impl TokenService {
             reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             callers: std::sync::Mutex::new(HashMap::new()),
             writer: tx,
+            scopes: tokio::sync::Mutex::new(None),
         });
         tokio::spawn(refresh_loop(
             Arc::downgrade(&service),
@@ -433,7 +446,7 @@ impl TokenService {
         if self.writer.try_send(WriteJob::Assertion(spent)).is_err() {
             // The queue is full or closed: the in-memory replay cache still refuses replays
             // until the registry restarts.
-            eprintln!("token service: a spent assertion could not be queued for storage");
+            tracing::warn!("token service: a spent assertion could not be queued for storage");
         }
     }
 }
@@ -465,9 +478,10 @@ fn writer_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<WriteJob>) {
         }
         let result = store.record_tokens(&tokens, &assertions);
         if let Err(e) = &result {
-            eprintln!(
-                "token service: could not store {} token records: {e}",
-                tokens.len()
+            tracing::error!(
+                records = tokens.len(),
+                error = %e,
+                "token service: could not store token records"
             );
             // Fail closed: tokens that are not on disk must not be usable.
             let jtis: Vec<String> = tokens.iter().map(|t| t.jti.clone()).collect();
@@ -493,7 +507,7 @@ async fn refresh_loop(service: Weak<TokenService>, every: Duration) {
             return;
         };
         if let Err(e) = service.refresh().await {
-            eprintln!("token service: cannot re-read keys and issuers: {e}");
+            tracing::warn!(error = %e, "token service: cannot re-read keys and issuers");
         }
         if last_prune.elapsed() >= Duration::from_secs(60) {
             last_prune = std::time::Instant::now();
@@ -503,7 +517,7 @@ async fn refresh_loop(service: Weak<TokenService>, every: Duration) {
             let pruned =
                 tokio::task::spawn_blocking(move || store.prune_tokens(now, keep_after)).await;
             if let Ok(Err(e)) = pruned {
-                eprintln!("token service: cannot prune expired token state: {e}");
+                tracing::warn!(error = %e, "token service: cannot prune expired token state");
             }
         }
     }
