@@ -27,7 +27,7 @@ pub enum Command {
     /// Start an embedded registry seeded with a synthetic enterprise and open the console on it.
     Demo(DemoArgs),
     /// Run the identity registry.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Check an API token against the registry and store it in the OS keyring.
     Login(LoginArgs),
     /// Forget the stored API token of the registry (keyring and fallback file).

@@ -29,7 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             {
                 return Ok(());
             }
-            return server::run(args).await;
+            return server::run(*args).await;
         }
         Some(Command::Token(command)) => return tokens::run_token(cli.server, command).await,
         Some(Command::Reviews(c)) => return reviews::reviews(server, c).await,
