@@ -558,6 +558,13 @@ fn governance_verbs() {
         assert!(revoked.contains(needle), "{needle:?} not in:\n{revoked}");
     }
     assert_eq!(fx.show(&pid)["status"], "suspended");
+    // The brake covers the tree: the sub-agent and its instance are listed and suspended.
+    for (name, id) in [("pipeline-worker-7f3", &iid), ("pipeline", &pid)] {
+        assert!(revoked.contains(name), "{name} not in:\n{revoked}");
+        assert!(revoked.contains(id.as_str()), "{id} not in:\n{revoked}");
+    }
+    assert!(revoked.contains(wid.as_str()), "{wid} not in:\n{revoked}");
+    assert_eq!(fx.show(&iid)["status"], "suspended");
     let again = fx.run(&["revoke", &pid, "--json"]).ok().json();
     assert_eq!(again["changed"], false);
     assert_eq!(again["status"], "suspended");
@@ -570,7 +577,19 @@ fn governance_verbs() {
     // reinstate
     let reinstated = fx.run(&["reinstate", &pid]).ok().stdout;
     assert!(reinstated.contains("reinstated pipeline"), "{reinstated}");
+    assert!(reinstated.contains("the agent alone"), "{reinstated}");
+    assert!(
+        reinstated.contains("still suspended under it"),
+        "{reinstated}"
+    );
     assert_eq!(fx.show(&pid)["status"], "active");
+    assert_eq!(fx.show(&wid)["status"], "suspended");
+    let tree = fx.run(&["reinstate", &pid, "--subtree"]).ok().stdout;
+    assert!(
+        tree.contains("also reinstated pipeline-worker-7f3"),
+        "{tree}"
+    );
+    assert_eq!(fx.show(&iid)["status"], "active");
 
     // decommission cascades to the sub-agent and its instance
     let gone = fx
@@ -1221,4 +1240,46 @@ fn catalogue_requests_and_approvals_from_the_command_line() {
         .ok()
         .json();
     assert_eq!(denied["status"], "denied");
+}
+
+#[test]
+fn enable_key_is_for_admins_and_responders_once_the_agent_is_back() {
+    let fx = Fixture::new();
+    let bob = fx.person(BOB, vec![]);
+    let agent = fx.register(&["keyed", "--owner", BOB]);
+    let id = agent["id"].as_str().unwrap().to_string();
+    fx.run(&["agents", "add-secret", &id]).ok();
+    let credential = fx.show(&id)["credentials"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fx.run(&["revoke", &id, "--reason", "INC-11"]).ok();
+    // Behind the brake: no new key, and no re-enabling.
+    let added = fx.run(&["agents", "add-secret", &id]).fails();
+    assert!(added.stderr.contains("suspended"), "{}", added.stderr);
+    let early = fx.run(&["agents", "enable-key", &id, &credential]).fails();
+    assert!(early.stderr.contains("reinstate it"), "{}", early.stderr);
+    fx.run(&["reinstate", &id]).ok();
+    assert!(!fx.show(&id)["credentials"][0]["disabled_at"].is_null());
+    // The owner cannot undo the brake.
+    let by_owner = fx
+        .run_with(Some(&bob), &["agents", "enable-key", &id, &credential])
+        .fails();
+    assert!(by_owner.stderr.contains("403"), "{}", by_owner.stderr);
+    let enabled = fx
+        .run(&[
+            "agents",
+            "enable-key",
+            &id,
+            &credential,
+            "--reason",
+            "rotated upstream",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        enabled.starts_with(&format!("enabled {credential}")),
+        "{enabled}"
+    );
+    assert!(fx.show(&id)["credentials"][0]["disabled_at"].is_null());
 }

@@ -27,7 +27,7 @@ pub enum Command {
     /// Start an embedded registry seeded with a synthetic enterprise and open the console on it.
     Demo(DemoArgs),
     /// Run the identity registry.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Check an API token against the registry and store it in the OS keyring.
     Login(LoginArgs),
     /// Forget the stored API token of the registry (keyring and fallback file).
@@ -224,6 +224,25 @@ pub enum ServerCommand {
         email: String,
         #[arg(long)]
         name: String,
+    },
+    /// Copy the database while the registry serves (SQLite's online backup API) to a new file.
+    Backup {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
+        /// The backup file to create (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup back (stop the registry first): records "restored to sequence N" in the
+    /// audit log, refuses every token issued before (API tokens included), rotates the signing
+    /// key and re-applies the brakes the old log recorded after the copy. The replaced database
+    /// is kept beside it.
+    Restore {
+        #[arg(long, default_value = "steward.db")]
+        db: PathBuf,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
     },
     /// Stage the next token-signing key: published in the JWKS now, signing once every cached
     /// JWKS has seen it (61 minutes); the old key stays published until its tokens expire.

@@ -170,19 +170,27 @@ pub async fn reinstate(
             agent.status.as_str()
         ))?;
     } else {
-        out.line(format_args!(
-            "reinstated {} ({}); credentials stay disabled until re-enabled \
-             (`steward agents enable-key ID KEY`)",
-            agents(outcome.reinstated.len()),
-            if subtree {
-                "the agent and its tree"
-            } else {
-                "the agent alone"
-            }
-        ))?;
-        for a in &outcome.reinstated {
+        let scope = if subtree {
+            "with its tree"
+        } else {
+            "the agent alone"
+        };
+        if outcome.reinstated.iter().any(|a| a.agent_id == agent.id) {
             out.line(format_args!(
-                "  {} ({}, {})",
+                "reinstated {}: status active ({scope}); credentials stay disabled until \
+                 re-enabled (`steward agents enable-key ID KEY`)",
+                named(agent)
+            ))?;
+        } else {
+            out.line(format_args!(
+                "{} was already active; under it ({scope}), credentials stay disabled until \
+                 re-enabled:",
+                named(agent)
+            ))?;
+        }
+        for a in outcome.reinstated.iter().filter(|a| a.agent_id != agent.id) {
+            out.line(format_args!(
+                "  also reinstated {} ({}, {})",
                 safe(&a.name),
                 a.kind.as_str(),
                 safe(&a.agent_id)

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod approvals;
 pub mod args;
 pub mod audit;
+pub mod backup;
 pub mod connect;
 pub mod console;
 pub mod delegations;
@@ -26,11 +27,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Server(args)) => {
             // Key rotation and identity providers work on the database directly.
             if let Some(command) = &args.command
-                && tokens::run_server_command(command)?
+                && (tokens::run_server_command(command)? || backup::run(command)?)
             {
                 return Ok(());
             }
-            return server::run(args).await;
+            return server::run(*args).await;
         }
         Some(Command::Token(command)) => return tokens::run_token(cli.server, command).await,
         Some(Command::Reviews(c)) => return reviews::reviews(server, c).await,

@@ -68,7 +68,8 @@ pub struct FileLimits {
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (a default soft limit of 256 or 1024
 /// would otherwise bound the connections long before the cap does).
 #[cfg(unix)]
-#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every unix
+// `rlim_t` is u64 on Linux but not on every unix: the casts are needed elsewhere.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_files_limit() -> std::io::Result<FileLimits> {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {

@@ -478,6 +478,10 @@ mod catalogue;
 #[path = "sqlite_approvals.rs"]
 pub(super) mod approvals;
 
+// Online backup and restore.
+#[path = "sqlite_backup.rs"]
+pub mod backup;
+
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
@@ -1881,7 +1885,8 @@ impl Store for SqliteStore {
         self.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT k.kid, k.private_key, k.public_key, k.created_at, k.retired_at,
-                        coalesce((SELECT max(t.expires_at) FROM issued_tokens t WHERE t.kid = k.kid), 0),
+                        coalesce((SELECT max(t.expires_at) FROM issued_tokens t WHERE t.kid = k.kid
+                                  AND NOT EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti)), 0),
                         k.activates_at
                  FROM signing_keys k ORDER BY k.created_at DESC, k.kid",
             )?;

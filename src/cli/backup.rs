@@ -1,0 +1,56 @@
+//! `steward server backup|restore`: an online copy of the SQLite store, and putting one back
+//! safely (see `registry::store::sqlite::backup`). For PostgreSQL deployments use `pg_dump`.
+
+use super::args::ServerCommand;
+use crate::model::Actor;
+use crate::registry::store::sqlite::backup::{backup, restore};
+
+/// Runs `backup` and `restore`; false for every other server subcommand.
+pub fn run(command: &ServerCommand) -> anyhow::Result<bool> {
+    match command {
+        ServerCommand::Backup { db, to } => {
+            let report = backup(db, to).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "backed up {} to {}: audit head #{}, {} bytes, chain intact",
+                db.display(),
+                report.file.display(),
+                report.head_seq,
+                report.bytes
+            );
+        }
+        ServerCommand::Restore { db, from } => {
+            let report = restore(db, from, &Actor::system("steward-server-restore"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "restored {} from {}: audit head #{} (event #{} records the restore)",
+                db.display(),
+                from.display(),
+                report.restored_to,
+                report.audit_seq
+            );
+            println!(
+                "  tokens refused         {} (agents exchange again)",
+                report.tokens_refused
+            );
+            println!(
+                "  API tokens revoked     {} (get a new one: steward server create-admin \
+                 --db PATH --email EMAIL --name NAME)",
+                report.api_tokens_revoked
+            );
+            println!("  new signing key        {}", report.new_kid);
+            println!(
+                "  brakes re-applied      {} (from the old log after #{})",
+                report.brakes_reapplied.len(),
+                report.restored_to
+            );
+            for (action, target) in &report.brakes_reapplied {
+                println!("    {action} {target}");
+            }
+            if let Some(previous) = &report.previous {
+                println!("  the replaced database  {}", previous.display());
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
