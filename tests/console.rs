@@ -393,6 +393,27 @@ async fn filters_narrow_and_columns_sort_both_ways() {
     key(&mut c, "esc");
     c.settle().await.unwrap();
     assert_eq!(c.app.spec.quick, QuickFilter::All);
+    // `:theme! NAME` switches and remembers (through an effect: no file I/O in update);
+    // an unknown theme changes nothing.
+    key(&mut c, ":");
+    type_text(&mut c, "theme! light");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    assert_eq!(c.app.theme.name, "light");
+    let saved = std::fs::read_to_string(c.app.config_dir.join("config.toml")).unwrap();
+    assert!(saved.contains("theme = \"light\""), "{saved}");
+    key(&mut c, ":");
+    type_text(&mut c, "theme nosuch");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    assert_eq!(c.app.theme.name, "light");
+    assert!(c.app.message.as_ref().unwrap().1.contains("no theme named"));
+    key(&mut c, ":");
+    type_text(&mut c, "suspended");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    key(&mut c, "esc");
+    c.settle().await.unwrap();
     // History: Up recalls the last command.
     key(&mut c, ":");
     key(&mut c, "up");

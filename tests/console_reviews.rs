@@ -358,7 +358,15 @@ async fn the_reviews_screen_at_both_sizes() {
         assert!(line("erp:read").contains('✓'), "{s}");
         assert!(line("erp:write").contains('!'), "{s}");
         assert!(line("s3:write").contains('+'), "{s}");
-        assert!(line("erp:write").contains("unused 60 days"), "{s}");
+        assert!(line("erp:write").contains("unused 60d"), "{s}");
+        // Words that match: write scopes are marked; the risk score comes with its scale.
+        assert!(line("erp:write").contains(" write "), "{s}");
+        assert!(line("risk ").contains("= 3 per flag"), "{s}");
+        // Which row belongs to whom: the divider, the agent's name above its scopes, ▶ on
+        // the selected row of both lists.
+        assert!(line("mixed-bot").contains('│'), "{s}");
+        assert!(line("AGENTS (2)").contains("▶ mixed-bot"), "{s}");
+        assert!(line("erp:read").contains("│▶"), "{s}");
     }
     // The justification prompt.
     key(&mut c, "j");
