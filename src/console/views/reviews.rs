@@ -233,7 +233,7 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
     // Narrow panes keep the recommendation: the decision becomes one symbol and the scope gives
     // way first.
     let narrow = w < 64;
-    let fixed = if narrow { 33 } else { 43 };
+    let fixed = if narrow { 36 } else { 44 };
     let scope_w = agent
         .items
         .iter()
