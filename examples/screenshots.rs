@@ -179,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
     key(&mut c, ":");
     type_text(&mut c, "theme light");
     key(&mut c, "enter");
+    c.settle().await?;
     shoot(
         &mut c,
         &out,
@@ -209,6 +210,43 @@ async fn main() -> anyhow::Result<()> {
         &out,
         "reviews",
         "Steward console: my reviews (access certification)",
+    )?;
+
+    // The owner's whole review by the recommendations, to its summary.
+    for _ in 0..400 {
+        use steward::console::app::{Notice, Overlay, Screen};
+        use steward::model::review::Verdict;
+        match &owner.app.overlay {
+            Some(Overlay::Notice(Notice { title, .. })) if title == "Review done" => break,
+            Some(Overlay::Justify(_)) => {
+                type_text(&mut owner, "reviewed with the team");
+                key(&mut owner, "enter");
+            }
+            Some(_) => key(&mut owner, "esc"),
+            None => {
+                let Screen::Reviews(r) = &owner.app.screen else {
+                    break;
+                };
+                let (Some(agent), Some(item)) = (r.selected_agent(), r.selected_item()) else {
+                    break;
+                };
+                let k = if item.diff.recommendation.action == Verdict::Revoke {
+                    "x"
+                } else if agent.items.iter().any(|i| i.bulk_certifiable) {
+                    "C"
+                } else {
+                    "c"
+                };
+                key(&mut owner, k);
+            }
+        }
+        owner.settle().await?;
+    }
+    shoot(
+        &mut owner,
+        &out,
+        "review-summary",
+        "Steward console: the review's summary at the last decision",
     )?;
 
     let _ = stop.send(());

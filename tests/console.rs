@@ -393,6 +393,27 @@ async fn filters_narrow_and_columns_sort_both_ways() {
     key(&mut c, "esc");
     c.settle().await.unwrap();
     assert_eq!(c.app.spec.quick, QuickFilter::All);
+    // `:theme! NAME` switches and remembers (through an effect: no file I/O in update);
+    // an unknown theme changes nothing.
+    key(&mut c, ":");
+    type_text(&mut c, "theme! light");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    assert_eq!(c.app.theme.name, "light");
+    let saved = std::fs::read_to_string(c.app.config_dir.join("config.toml")).unwrap();
+    assert!(saved.contains("theme = \"light\""), "{saved}");
+    key(&mut c, ":");
+    type_text(&mut c, "theme nosuch");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    assert_eq!(c.app.theme.name, "light");
+    assert!(c.app.message.as_ref().unwrap().1.contains("no theme named"));
+    key(&mut c, ":");
+    type_text(&mut c, "suspended");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    key(&mut c, "esc");
+    c.settle().await.unwrap();
     // History: Up recalls the last command.
     key(&mut c, ":");
     key(&mut c, "up");
@@ -401,6 +422,34 @@ async fn filters_narrow_and_columns_sort_both_ways() {
         other => panic!("expected the command line, got {other:?}"),
     }
     key(&mut c, "esc");
+
+    // The count is of the view the tab shows: within `unowned`, a query counts against its 3.
+    key(&mut c, "2");
+    c.settle().await.unwrap();
+    key(&mut c, "/");
+    type_text(&mut c, "craw");
+    c.settle().await.unwrap();
+    let screen = render_text(&mut c, 120, 40);
+    assert!(screen.contains("/craw · 1 of 3"), "{screen}");
+    key(&mut c, "esc");
+    key(&mut c, "1");
+    c.settle().await.unwrap();
+
+    // A toast stays with its agent: moving to another clears it.
+    key(&mut c, "g");
+    key(&mut c, "X");
+    c.settle().await.unwrap();
+    key(&mut c, "esc"); // skip the incident reference
+    assert!(
+        c.app
+            .message
+            .as_ref()
+            .is_some_and(|(_, m)| m.contains("revoked")),
+        "{:?}",
+        c.app.message
+    );
+    key(&mut c, "j");
+    assert!(c.app.message.is_none(), "{:?}", c.app.message);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,3 +113,37 @@ fn shipped_themes_define_every_style() {
     }
     assert!(config::builtin_theme("mono").is_colorless());
 }
+
+/// `:theme! NAME` writes `theme = "NAME"` into config.toml and keeps every other line.
+#[test]
+fn a_remembered_theme_replaces_only_the_theme_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "# mine\n[keys]\nrevoke = \"ctrl-x\"\n",
+    )
+    .unwrap();
+    config::remember_theme(dir.path(), "light").unwrap();
+    config::remember_theme(dir.path(), "mono").unwrap();
+    let text = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert_eq!(text.matches("theme =").count(), 1, "{text}");
+    assert!(
+        text.contains("# mine") && text.contains("revoke = \"ctrl-x\""),
+        "{text}"
+    );
+    let loaded = config::load(dir.path(), false).unwrap();
+    assert_eq!(loaded.theme.name, "mono");
+    assert_eq!(
+        loaded
+            .keymap
+            .lookup(KeySpec::parse("ctrl-x").unwrap(), false),
+        command_by_name("revoke")
+    );
+    // No file yet: one is made.
+    let empty = tempfile::tempdir().unwrap();
+    config::remember_theme(empty.path(), "light").unwrap();
+    assert_eq!(
+        config::load(empty.path(), false).unwrap().theme.name,
+        "light"
+    );
+}

@@ -358,7 +358,15 @@ async fn the_reviews_screen_at_both_sizes() {
         assert!(line("erp:read").contains('✓'), "{s}");
         assert!(line("erp:write").contains('!'), "{s}");
         assert!(line("s3:write").contains('+'), "{s}");
-        assert!(line("erp:write").contains("unused 60 days"), "{s}");
+        assert!(line("erp:write").contains("unused 60d"), "{s}");
+        // Words that match: write scopes are marked; the risk score comes with its scale.
+        assert!(line("erp:write").contains(" write "), "{s}");
+        assert!(line("risk ").contains("= 3 per flag"), "{s}");
+        // Which row belongs to whom: the divider, the agent's name above its scopes, ▶ on
+        // the selected row of both lists.
+        assert!(line("mixed-bot").contains('│'), "{s}");
+        assert!(line("AGENTS (2)").contains("▶ mixed-bot"), "{s}");
+        assert!(line("erp:read").contains("│▶"), "{s}");
     }
     // The justification prompt.
     key(&mut c, "j");
@@ -707,4 +715,64 @@ async fn the_campaign_form_at_80_by_24() {
     ] {
         assert!(s.contains(needle), "{needle:?} missing in\n{s}");
     }
+}
+
+/// `X` on the reviews screen is one Shift away from `x` (revoke one scope): it asks first,
+/// Cancel is focused, and only the confirmed order suspends the agent on screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_on_the_reviews_screen_asks_before_suspending_the_agent() {
+    use steward::console::app::ConfirmState;
+    let (r, _) = setup().await;
+    let home = tempfile::tempdir().unwrap();
+    let token = r.token_for(ALICE).await;
+    let mut c = console(&r, &token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    let (agent, _, _) = selected(&c);
+    let id = c
+        .app
+        .target()
+        .map(|(id, _, _)| id)
+        .expect("the agent on screen");
+    let status = |r: &Registry, id: String| {
+        let admin = r.admin();
+        async move { admin.agent(&id).await.unwrap().agent.status }
+    };
+    key(&mut c, "X");
+    assert!(matches!(
+        c.app.overlay,
+        Some(Overlay::Confirm(ConfirmState::Suspend(_)))
+    ));
+    key(&mut c, "enter"); // Cancel is focused
+    c.settle().await.unwrap();
+    assert!(c.app.overlay.is_none());
+    assert_eq!(status(&r, id.clone()).await, AgentStatus::Active);
+    key(&mut c, "X");
+    key(&mut c, "esc");
+    c.settle().await.unwrap();
+    assert_eq!(status(&r, id.clone()).await, AgentStatus::Active);
+    // Confirmed: the agent on screen, and only it, is suspended.
+    key(&mut c, "X");
+    key(&mut c, "tab");
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::RevokeResult(res)) => assert_eq!(res.name, agent),
+        other => panic!("expected the revocation result, got {other:?}"),
+    }
+    assert_eq!(status(&r, id).await, AgentStatus::Suspended);
+    let others = r
+        .admin()
+        .list_agents(&Default::default())
+        .await
+        .unwrap()
+        .agents;
+    assert_eq!(
+        others
+            .iter()
+            .filter(|a| a.status == AgentStatus::Suspended)
+            .count(),
+        1,
+        "only the agent on screen"
+    );
 }

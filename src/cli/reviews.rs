@@ -11,7 +11,7 @@ use crate::client::Client;
 use crate::model::review::{
     Campaign, CampaignFilter, CampaignQuery, CampaignStatus, CreateCampaign, DecideItem,
     ExportFormat, JustificationPolicy, NoResponse, QueueQuery, Recurrence, ReminderSchedule,
-    ReviewItem, ReviewItemQuery, ScopeMarker, Verdict,
+    ReviewItem, ReviewItemQuery, Verdict,
 };
 use crate::model::text::strip_for_terminal;
 
@@ -322,18 +322,9 @@ fn campaign_line(c: &Campaign) -> String {
     )
 }
 
-fn marker_text(m: ScopeMarker) -> &'static str {
-    match m {
-        ScopeMarker::Used => "✓",
-        ScopeMarker::Unused => "!",
-        ScopeMarker::Added => "+",
-        ScopeMarker::Removed => "-",
-        ScopeMarker::NeverCertified => "?",
-    }
-}
-
 fn item_line(i: &ReviewItem) -> String {
-    let markers: String = i.diff.markers.iter().map(|m| marker_text(*m)).collect();
+    // The same symbols as the console's.
+    let markers: String = i.diff.markers.iter().map(|m| m.symbol()).collect();
     let decided = match &i.decided_by {
         Some(by) => format!("{} by {}", i.decision.as_str(), clean(by)),
         None => "undecided".into(),
@@ -366,13 +357,7 @@ async fn list_mine(client: &Client, json: bool) -> anyhow::Result<()> {
                 println!("nothing to review");
             }
             for c in &q.campaigns {
-                let due = if c.overdue && c.days_until_due == 0 {
-                    "overdue since today".to_string()
-                } else if c.overdue {
-                    format!("overdue by {} day(s)", -c.days_until_due)
-                } else {
-                    format!("due in {} day(s)", c.days_until_due)
-                };
+                let due = crate::model::review::due_words(c.days_until_due, c.overdue);
                 println!(
                     "{} ({}): {}/{} done, {due}",
                     clean(&c.name),

@@ -190,6 +190,8 @@ pub struct App {
     pub view: Arc<[u32]>,
     pub view_spec: Option<FilterSpec>,
     pub view_version: u64,
+    /// Rows of the quick filter's view before the `/` query (the count's denominator).
+    pub scope_len: usize,
     /// What the table should show; a newer generation than the view's means "filtering…".
     pub spec: FilterSpec,
     pub generation: u64,
@@ -252,6 +254,7 @@ impl App {
         let version = inventory.version;
         let synced_at = inventory.synced_at;
         let counts = (version, inventory.counts());
+        let scope_len = view.len();
         App {
             server_url: server_url.to_string(),
             config_dir,
@@ -261,6 +264,7 @@ impl App {
             inventory: Arc::new(inventory),
             view,
             view_spec: None,
+            scope_len,
             view_version: version,
             spec,
             generation: 0,

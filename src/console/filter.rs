@@ -209,6 +209,9 @@ pub struct FilterOutcome {
     pub rows: Arc<[u32]>,
     /// Position (in `rows`) of the best fuzzy match, when there is a query.
     pub best: Option<usize>,
+    /// Rows the quick filter keeps before the query (the view's size, the count's
+    /// denominator); None when narrowing, where it has not changed.
+    pub scope_len: Option<usize>,
     pub elapsed_ms: f64,
 }
 
@@ -300,7 +303,7 @@ pub fn compute(
         !row.hidden && spec.quick.keeps(row, mine, spec.now)
     };
     let query = spec.query.trim();
-    let (rows, best) = if query.is_empty() {
+    let (rows, best): (Vec<u32>, _) = if query.is_empty() {
         (
             candidates.iter().copied().filter(|&i| keep(i)).collect(),
             None,
@@ -308,12 +311,20 @@ pub fn compute(
     } else {
         fuzzy(inv, &candidates, query, &keep, stale)?
     };
+    let scope_len = if query.is_empty() {
+        Some(rows.len())
+    } else if job.narrow.is_none() {
+        Some(candidates.iter().filter(|&&i| keep(i)).count())
+    } else {
+        None
+    };
     Some(FilterOutcome {
         generation: job.generation,
         spec: spec.clone(),
         inventory_version: inv.version,
         rows: rows.into(),
         best,
+        scope_len,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
 }

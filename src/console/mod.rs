@@ -1,14 +1,19 @@
 //! The terminal console: a keyboard-first view of the registry, reached only through `client`.
 //!
-//! Shape: `action` (what happens) → `update` (state changes, pure of I/O) → `runtime` (carries
-//! out effects on tasks, feeds results back) → `views` (draw the state). `keymap` is the one list
-//! of bindings behind the footer, the help and the `[keys]` overrides; `theme` and `config` read
-//! the TOML files; `inventory` and `cache` hold the local view; `filter` runs off the UI thread.
+//! Shape: `action` (what happens) → `update` (state changes, pure of I/O, one module per room:
+//! keys, verbs, answers, reviews, sync, filter, command line) → `runtime` (carries out effects on
+//! tasks, feeds results back) → `views` (draw the state, never change it). Each overlay is a room
+//! of its own in `overlays` (state, keys, drawing, hints). `layout` says where things go and
+//! `words` how they are written, for both sides; `list` is the one cursor every list uses.
+//! `keymap` is the one list of bindings behind the footer, the help, the README's key table and
+//! the `[keys]` overrides; `theme` and `config` read the TOML files; `inventory` and `cache`
+//! hold the local view; `filter` runs off the UI thread.
 
 pub mod action;
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod detail_text;
 pub mod filter;
 pub mod inventory;
 pub mod keymap;
@@ -21,6 +26,7 @@ pub mod terminal;
 pub mod theme;
 pub mod update;
 pub mod views;
+pub mod words;
 
 use std::time::Duration;
 

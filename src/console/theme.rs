@@ -129,3 +129,15 @@ impl Theme {
         })
     }
 }
+
+impl Theme {
+    /// The style of an agent status.
+    pub fn status_style(&self, s: crate::model::AgentStatus) -> Style {
+        use crate::model::AgentStatus;
+        self.style(match s {
+            AgentStatus::Active => Slot::Active,
+            AgentStatus::Suspended => Slot::Suspended,
+            AgentStatus::Decommissioned => Slot::Decommissioned,
+        })
+    }
+}

@@ -237,6 +237,67 @@ pub enum ScopeMarker {
     NeverCertified,
 }
 
+impl ScopeMarker {
+    /// The one symbol for this mark, in the console and the command line alike.
+    pub fn symbol(self) -> char {
+        match self {
+            ScopeMarker::Used => '✓',
+            ScopeMarker::Unused => '!',
+            ScopeMarker::Added => '+',
+            ScopeMarker::Removed => '-',
+            ScopeMarker::NeverCertified => '*',
+        }
+    }
+
+    /// The legend: every mark with its meaning.
+    pub const LEGEND: &'static str =
+        "✓ used  ! unused  + added since last certification  - removed  * never certified";
+}
+
+/// Whole days from `now` until `due`; negative whole days overdue once past it ("due in 1
+/// day" at 36 h before, "overdue by 1 day" at 25 h after, 0 within a day either side). The one
+/// definition: the registry's queue, the console and the command line all count with it.
+pub fn days_until(now: DateTime<Utc>, due: DateTime<Utc>) -> i64 {
+    (due - now).num_days()
+}
+
+/// "due in 12 days", "due today", "overdue since today", "overdue by 3 days": the words for
+/// [`days_until`] wherever a due date is shown.
+pub fn due_words(days_until_due: i64, overdue: bool) -> String {
+    let days = |n: i64| {
+        if n == 1 {
+            "1 day".to_string()
+        } else {
+            format!("{n} days")
+        }
+    };
+    match (overdue, days_until_due) {
+        (true, d) if d < 0 => format!("overdue by {}", days(-d)),
+        (true, _) => "overdue since today".into(),
+        (false, 0) => "due today".into(),
+        (false, d) => format!("due in {}", days(d)),
+    }
+}
+
+/// What a scope lets an agent do, when more than reading: `write`, `admin`, or `any` for a
+/// wildcard. Reviewers look twice at these.
+pub fn scope_power(scope: &str) -> Option<&'static str> {
+    let s = scope.to_ascii_lowercase();
+    if s.contains('*') {
+        Some("any")
+    } else if s.contains("admin") {
+        Some("admin")
+    } else if [":write", ":delete", ":send", ":manage"]
+        .iter()
+        .any(|w| s.ends_with(w))
+        || s.contains(".write")
+    {
+        Some("write")
+    } else {
+        None
+    }
+}
+
 /// A recommendation with the reason a reviewer reads.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct Recommendation {

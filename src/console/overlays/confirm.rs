@@ -14,7 +14,7 @@ use crate::console::action::{
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
 use crate::console::theme::Slot;
-use crate::console::views::clean;
+use crate::console::words::clean;
 
 #[derive(Debug)]
 pub enum ConfirmState {

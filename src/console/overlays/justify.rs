@@ -13,7 +13,7 @@ use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
 use crate::console::theme::Slot;
 use crate::console::update::reviews::verb_ing;
-use crate::console::views::clean;
+use crate::console::words::clean;
 use crate::model::review::Verdict;
 
 /// A review decision waiting for its justification.

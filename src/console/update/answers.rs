@@ -351,12 +351,9 @@ fn progress_lines(campaigns: &[crate::model::review::CampaignDetail], now: i64) 
     let mut lines = Vec::new();
     for d in campaigns {
         let c = &d.campaign;
-        let days = (c.due_at.timestamp() - now).div_euclid(86_400);
-        let due = if days < 0 {
-            format!("overdue by {} days", -days)
-        } else {
-            format!("due in {days} days")
-        };
+        let now = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+        let days = crate::model::review::days_until(now, c.due_at);
+        let due = crate::model::review::due_words(days, now > c.due_at);
         lines.push(format!(
             "{}: {}/{} decided ({}%), {due}; no response → {}",
             clean(&c.name),

@@ -43,6 +43,9 @@ pub(super) fn on_filtered(app: &mut App, outcome: FilterOutcome) {
     app.view_spec = Some(outcome.spec);
     app.filtering = false;
     app.last_filter_ms = Some(outcome.elapsed_ms);
+    if let Some(n) = outcome.scope_len {
+        app.scope_len = n;
+    }
     if app.counts.0 != app.inventory.version {
         // The header's counts, once per inventory version (never computed while drawing).
         app.counts = (app.inventory.version, app.inventory.counts());
@@ -77,7 +80,7 @@ pub fn move_by(app: &mut App, delta: isize) {
         return;
     }
     if let Screen::Detail(_) = &app.screen {
-        let len = crate::console::views::detail_length(app);
+        let len = crate::console::detail_text::length(app);
         if let Screen::Detail(d) = &mut app.screen {
             d.scroll.move_by(delta, len, page);
         }

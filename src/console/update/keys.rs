@@ -9,6 +9,16 @@ use crate::console::app::App;
 use crate::console::keymap::{Command, KeySpec};
 
 pub(super) fn on_key(app: &mut App, key: KeyEvent, fx: &mut Vec<Effect>) {
+    // A toast is about the agent it was shown for: it does not follow the cursor to another.
+    let before = (app.target().map(|(id, _, _)| id), app.message.clone());
+    route(app, key, fx);
+    let after = app.target().map(|(id, _, _)| id);
+    if after != before.0 && app.message == before.1 {
+        app.message = None;
+    }
+}
+
+fn route(app: &mut App, key: KeyEvent, fx: &mut Vec<Effect>) {
     if key.kind == crossterm::event::KeyEventKind::Release {
         return;
     }

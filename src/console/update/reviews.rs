@@ -9,7 +9,7 @@ use crate::console::app::{App, JustifyState, Overlay, ReviewsState, Screen, Tone
 use crate::console::layout;
 use crate::console::overlays::confirm::ConfirmState;
 use crate::console::overlays::notice::Notice;
-use crate::console::views::reviews::due_text;
+use crate::console::words::due_text;
 use crate::model::review::{Decision, DecisionOutcome, ReviewQueue, Verdict};
 
 pub fn verb_ing(v: Verdict) -> &'static str {

@@ -164,7 +164,8 @@ pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
             if sort.descending { "▼" } else { "▲" }
         ));
     }
-    right.push(format!("{} of {}", app.view.len(), counts(app).total));
+    // Of the view the tab shows, not of everything: the filter works within it.
+    right.push(format!("{} of {}", app.view.len(), app.scope_len));
     let right = format!("{} ", right.join(" · "));
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     let room = (area.width as usize).saturating_sub(used);

@@ -57,20 +57,10 @@ pub fn columns_for(width: u16) -> Vec<Column> {
         .collect()
 }
 
-pub fn status_text(s: AgentStatus) -> &'static str {
-    match s {
-        AgentStatus::Active => "● active",
-        AgentStatus::Suspended => "■ suspended",
-        AgentStatus::Decommissioned => "✕ decommissioned",
-    }
-}
+pub use crate::console::words::status_text;
 
 pub fn status_style(theme: &Theme, s: AgentStatus) -> Style {
-    theme.style(match s {
-        AgentStatus::Active => Slot::Active,
-        AgentStatus::Suspended => Slot::Suspended,
-        AgentStatus::Decommissioned => Slot::Decommissioned,
-    })
+    theme.status_style(s)
 }
 
 /// Flags as words: the registry's risk flags, plus what the row itself shows.

@@ -6,22 +6,14 @@ pub mod detail;
 mod inventory;
 pub mod reviews;
 
-use std::borrow::Cow;
-
 use ratatui::Frame;
 use ratatui::widgets::Block;
 
 use super::app::{App, MIN_HEIGHT, MIN_WIDTH, Screen};
 use super::theme::Slot;
-use crate::model::text::strip_for_terminal;
-
-/// Untrusted text, made safe to draw.
-pub fn clean(s: &str) -> Cow<'_, str> {
-    strip_for_terminal(s)
-}
 
 pub use super::layout::{Areas, areas, centered};
-pub use detail::length as detail_length;
+pub use super::words::{ago, clean, fit, span};
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
@@ -54,44 +46,4 @@ pub fn draw(frame: &mut Frame, app: &App) {
     if let Some(overlay) = &app.overlay {
         overlay.draw(frame, app, area);
     }
-}
-
-/// "12s", "5m", "3h", "4d": how long a duration of `secs` is.
-pub fn span(secs: i64) -> String {
-    let d = secs.max(0);
-    match d {
-        0..60 => format!("{d}s"),
-        60..3600 => format!("{}m", d / 60),
-        3600..86400 => format!("{}h", d / 3600),
-        86400..31_536_000 => format!("{}d", d / 86400),
-        _ => format!("{}y", d / 31_536_000),
-    }
-}
-
-/// "12s", "5m", "3h", "4d", "never".
-pub fn ago(now: i64, then: i64) -> String {
-    if then == i64::MIN {
-        return "never".into();
-    }
-    let d = (now - then).max(0);
-    match d {
-        0..60 => format!("{d}s"),
-        60..3600 => format!("{}m", d / 60),
-        3600..86400 => format!("{}h", d / 3600),
-        86400..31_536_000 => format!("{}d", d / 86400),
-        _ => format!("{}y", d / 31_536_000),
-    }
-}
-
-/// Cuts text to `width` characters, marking the cut with an ellipsis.
-pub fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    if width == 0 {
-        return String::new();
-    }
-    let mut out: String = text.chars().take(width - 1).collect();
-    out.push('…');
-    out
 }

@@ -10,30 +10,8 @@ use super::{clean, fit};
 use crate::console::app::{App, ReviewsState};
 use crate::console::layout;
 use crate::console::theme::Slot;
-use crate::model::review::{Decision, QueueCampaign, ReviewItem, ScopeMarker, Usage, Verdict};
-
-/// "due in 12 days", "due today", "overdue by 3 days".
-pub fn due_text(c: &QueueCampaign) -> String {
-    let d = c.days_until_due;
-    let days = |n: i64| {
-        if n == 1 {
-            "1 day".into()
-        } else {
-            format!("{n} days")
-        }
-    };
-    if c.overdue {
-        if d < 0 {
-            format!("OVERDUE by {}", days(-d))
-        } else {
-            "OVERDUE".into()
-        }
-    } else if d == 0 {
-        "due today".into()
-    } else {
-        format!("due in {}", days(d))
-    }
-}
+pub use crate::console::words::due_text;
+use crate::model::review::{Decision, ReviewItem, ScopeMarker, Usage, Verdict};
 
 /// The screen's title band: campaign progress (done / total) and the due date.
 pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
@@ -79,26 +57,29 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
     }
 }
 
-/// The mark drawn before a scope: `✓` used, `!` unused, `+` added, `*` never certified.
+/// The marks drawn before a scope, the same as the command line's.
 pub fn marker_text(item: &ReviewItem) -> String {
-    let mut out = String::new();
-    for m in &item.diff.markers {
-        out.push(match m {
-            ScopeMarker::Used => '✓',
-            ScopeMarker::Unused => '!',
-            ScopeMarker::Added => '+',
-            ScopeMarker::Removed => '-',
-            ScopeMarker::NeverCertified => '*',
-        });
-    }
-    out
+    item.diff.markers.iter().map(|m| m.symbol()).collect()
 }
 
+/// "never used", "used 3d ago", "unused 81d".
 fn usage_text(item: &ReviewItem) -> String {
+    if item.diff.last_used_at.is_none() {
+        return "never used".into();
+    }
     match item.diff.usage {
         Usage::Used => format!("used {}d ago", item.diff.idle_days),
-        Usage::Unused => format!("unused {} days", item.diff.idle_days),
-        Usage::New => "new, not used yet".into(),
+        Usage::Unused | Usage::New => format!("unused {}d", item.diff.idle_days),
+    }
+}
+
+/// One symbol per decision, for narrow panes (the legend line says which is which).
+fn decision_symbol(d: Decision) -> &'static str {
+    match d {
+        Decision::None => "·",
+        Decision::Certify => "C",
+        Decision::Revoke => "R",
+        Decision::Keep => "k",
     }
 }
 
@@ -216,15 +197,25 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         ),
         Span::styled(
             format!(
-                "  owner {} · {} · {} · risk {}",
+                "  owner {} · {} · {}",
                 clean(agent.owner.as_deref().unwrap_or("— unowned —")),
                 clean(&agent.team),
                 clean(&agent.environment),
-                agent.risk
             ),
             dim,
         ),
     ])];
+    // The risk score with its scale: what it adds up, so a number means something.
+    lines.push(Line::from(vec![
+        Span::styled(format!(" risk {}", agent.risk), t.style(Slot::Accent)),
+        Span::styled(
+            fit(
+                " = 3 per flag + 2 static secret + 1 per scope to revoke or added; higher first",
+                w.saturating_sub(8),
+            ),
+            dim,
+        ),
+    ]));
     if !agent.flags.is_empty() || agent.static_secret {
         let mut flags: Vec<String> = agent.flags.iter().map(|f| clean(f).into_owned()).collect();
         if agent.static_secret {
@@ -236,32 +227,42 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         )));
     }
     lines.push(Line::from(Span::styled(
-        fit(
-            " ✓ used  ! unused  + added since last certification  - removed  * never certified",
-            w,
-        ),
+        fit(&format!(" {}", ScopeMarker::LEGEND), w),
         dim,
     )));
+    // Narrow panes keep the recommendation: the decision becomes one symbol and the scope gives
+    // way first.
+    let narrow = w < 64;
+    let fixed = if narrow { 36 } else { 44 };
     let scope_w = agent
         .items
         .iter()
         .map(|i| i.scope.chars().count())
         .max()
         .unwrap_or(0)
-        .clamp(8, 32);
+        .clamp(8, 32)
+        .min(w.saturating_sub(fixed).max(8));
     for it in &agent.items {
         let selected = it.id == item.id;
         let rec = match it.diff.recommendation.action {
             Verdict::Certify => "→ certify",
             Verdict::Revoke => "→ revoke",
         };
+        let power = crate::model::review::scope_power(&it.scope).unwrap_or("");
+        let decision = if narrow {
+            decision_symbol(it.decision)
+        } else {
+            decision_text(it.decision)
+        };
         let text = format!(
-            "{}{:<3} {:<scope_w$}  {:<9}  {:<16} {rec}",
+            "{}{:<3} {:<scope_w$} {:<5} {:<dw$} {:<12} {rec}",
             if selected { "▶" } else { " " },
             marker_text(it),
             fit(&clean(&it.scope), scope_w),
-            decision_text(it.decision),
+            power,
+            decision,
             usage_text(it),
+            dw = if narrow { 1 } else { 9 },
         );
         let style = if selected {
             t.style(Slot::Selected)
@@ -278,7 +279,7 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         lines.push(Line::from(Span::styled(
             fit(
                 &format!(
-                    " -   {:<scope_w$}  removed by {}",
+                    " -   {:<scope_w$} removed by {}",
                     clean(&removed.scope),
                     clean(&removed.removed_by)
                 ),

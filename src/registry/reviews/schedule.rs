@@ -48,7 +48,7 @@ fn countdown(
 /// Whole days from `now` until `due`; negative whole days overdue once past it ("due in 1
 /// day" at 36 h before, "overdue by 1 day" at 25 h after, 0 within a day either side).
 pub fn days_until(now: DateTime<Utc>, due: DateTime<Utc>) -> i64 {
-    (due - now).num_days()
+    crate::model::review::days_until(now, due)
 }
 
 /// The latest slot at or before `now`, if any has come due.
