@@ -146,6 +146,14 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry over a new database and makes the five standard people.
     pub async fn start() -> Registry {
+        Registry::start_guarded(None).await
+    }
+
+    /// Like [`Registry::start`], with the perimeter's guards set (e.g. a failed-auth budget
+    /// large enough for a test that fails to authenticate hundreds of times on purpose).
+    pub async fn start_guarded(
+        guards: Option<steward::registry::http::guards::GuardSettings>,
+    ) -> Registry {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let db = dir.path().join("steward.db");
         let store = steward::registry::open_store(&db, OpenMode::CreateIfMissing)
@@ -157,7 +165,7 @@ impl Registry {
             "test",
         )
         .expect("bootstrap the first admin");
-        let (url, shutdown, server) = serve(store.clone()).await;
+        let (url, shutdown, server) = serve_guarded(store.clone(), guards).await;
         let http = http_client();
         let mut registry = Registry {
             url,
@@ -390,10 +398,25 @@ pub async fn serve(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    serve_guarded(store, None).await
+}
+
+/// [`serve`] with the perimeter's guards set.
+pub async fn serve_guarded(
+    store: Arc<SqliteStore>,
+    guards: Option<steward::registry::http::guards::GuardSettings>,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let store: Arc<dyn Store> = store;
-    let server = steward::registry::Server::bind("127.0.0.1:0", store, "test registry")
+    let mut server = steward::registry::Server::bind("127.0.0.1:0", store, "test registry")
         .await
         .expect("bind a loopback port");
+    if let Some(guards) = guards {
+        server = server.with_guards(guards);
+    }
     let url = format!("http://{}", server.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
