@@ -412,10 +412,11 @@ async fn a_suspended_agent_takes_no_credential_and_only_admins_or_responders_ree
     assert_eq!(enabled_credentials(&reg.agent(&agent.id).await), 0);
     assert_eq!(exchange(&reg, &subject, &agent).await.status, 401);
 
-    // The owner cannot undo the responder's brake; nor can an auditor or a stranger.
-    for who in [&reg.owner, &reg.auditor, &reg.other] {
+    // The owner cannot undo the responder's brake; nor can an auditor; a stranger, who may
+    // not even read the agent, is told it does not exist.
+    for (who, status) in [(&reg.owner, 403), (&reg.auditor, 403), (&reg.other, 404)] {
         let refused = reg.post(&enable, who, json!({})).await;
-        assert_eq!(refused.status, 403, "{}: {refused:?}", who.email);
+        assert_eq!(refused.status, status, "{}: {refused:?}", who.email);
     }
     let events = reg.audit_count();
     let enabled = reg

@@ -152,6 +152,14 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry over a new database and makes the five standard people.
     pub async fn start() -> Registry {
+        Registry::start_guarded(None).await
+    }
+
+    /// Like [`Registry::start`], with the perimeter's guards set (e.g. a failed-auth budget
+    /// large enough for a test that fails to authenticate hundreds of times on purpose).
+    pub async fn start_guarded(
+        guards: Option<steward::registry::http::guards::GuardSettings>,
+    ) -> Registry {
         let dir = tempfile::tempdir().expect("create a tempdir");
         let db = dir.path().join("steward.db");
         let store = steward::registry::open_store(&db, OpenMode::CreateIfMissing)
@@ -169,7 +177,7 @@ impl Registry {
                 &test_catalogue(),
             )
             .expect("import the test catalogue");
-        let (url, shutdown, server) = serve(store.clone()).await;
+        let (url, shutdown, server) = serve_guarded(store.clone(), guards).await;
         let http = http_client();
         let mut registry = Registry {
             url,
@@ -429,17 +437,31 @@ pub async fn serve(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    serve_guarded(store, None).await
+}
+
+/// [`serve`] with the perimeter's guards set.
+pub async fn serve_guarded(
+    store: Arc<SqliteStore>,
+    guards: Option<steward::registry::http::guards::GuardSettings>,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let store: Arc<dyn Store> = store;
-    // The failure limits are lifted here: the authorisation matrix sends hundreds of bad tokens
-    // from one address on purpose. tests/perimeter.rs tests the limits themselves.
+    // Unless a test names its own budgets, the failure limits are lifted: the authorisation
+    // matrix sends hundreds of bad tokens from one address on purpose. tests/perimeter.rs tests
+    // the limits themselves.
+    let guards = guards.unwrap_or(steward::registry::http::guards::GuardSettings {
+        source_failures_per_minute: 1_000_000,
+        credential_failures_per_minute: 1_000_000,
+        ..Default::default()
+    });
     let server = steward::registry::Server::bind("127.0.0.1:0", store, "test registry")
         .await
         .expect("bind a loopback port")
-        .with_guards(steward::registry::http::guards::GuardSettings {
-            source_failures_per_minute: 1_000_000,
-            credential_failures_per_minute: 1_000_000,
-            ..Default::default()
-        });
+        .with_guards(guards);
     let url = format!("http://{}", server.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {

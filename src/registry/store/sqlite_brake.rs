@@ -66,15 +66,18 @@ fn managed_tree(
             let child = agent_by_id(tx, &id)?;
             match guard(&facts(&child)) {
                 Ok(()) => queue.push_back(child),
-                Err(StoreError::Forbidden(_)) => skipped.push(SkippedAgent {
-                    agent_id: child.id.clone(),
-                    name: child.name.clone(),
-                    why: match &child.owner {
-                        Some(o) => format!("owned by {o}; only an admin decommissions it"),
-                        None => "unowned; only an admin decommissions it".into(),
-                    },
-                    owner: child.owner,
-                }),
+                // Refused either way: a caller who may not even read the agent is told 404.
+                Err(StoreError::Forbidden(_) | StoreError::NotFound(_)) => {
+                    skipped.push(SkippedAgent {
+                        agent_id: child.id.clone(),
+                        name: child.name.clone(),
+                        why: match &child.owner {
+                            Some(o) => format!("owned by {o}; only an admin decommissions it"),
+                            None => "unowned; only an admin decommissions it".into(),
+                        },
+                        owner: child.owner,
+                    })
+                }
                 Err(e) => return Err(e),
             }
         }
