@@ -1895,7 +1895,13 @@ fn seed_many(store: &SqliteStore, n: usize) {
         seed(
             store,
             ids.iter()
-                .map(|id| spec(id, Some(ALICE), vec![grant("wiki:read", 300, Some(60), Some(90))]))
+                .map(|id| {
+                    spec(
+                        id,
+                        Some(ALICE),
+                        vec![grant("wiki:read", 300, Some(60), Some(90))],
+                    )
+                })
                 .collect(),
         );
     }
@@ -1982,7 +1988,10 @@ async fn a_revoke_goes_through_while_a_large_campaign_is_created_and_closed() {
     assert_eq!(created.status, CampaignStatus::Open);
     assert_eq!(created.progress.total, AGENTS as u64);
     assert_eq!(created.work, None);
-    assert!(audit_seq(&r, "ag_brake_1", "agent.revoke").await < audit_seq(&r, &id, "campaign.start").await);
+    assert!(
+        audit_seq(&r, "ag_brake_1", "agent.revoke").await
+            < audit_seq(&r, &id, "campaign.start").await
+    );
 
     let admin = r.as_(ADMIN).clone();
     let close_id = id.clone();
@@ -2000,6 +2009,9 @@ async fn a_revoke_goes_through_while_a_large_campaign_is_created_and_closed() {
     let closed = close.await.unwrap().unwrap();
     assert_eq!(closed.campaign.status, CampaignStatus::Closed);
     assert_eq!((closed.revoked, closed.kept), (AGENTS as u64, 0));
-    assert!(audit_seq(&r, "ag_brake_2", "agent.revoke").await < audit_seq(&r, &id, "campaign.close").await);
+    assert!(
+        audit_seq(&r, "ag_brake_2", "agent.revoke").await
+            < audit_seq(&r, &id, "campaign.close").await
+    );
     assert!(scopes_of(&r, "ag_many_019999").await.is_empty());
 }

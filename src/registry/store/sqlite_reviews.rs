@@ -11,18 +11,18 @@ use chrono::{DateTime, Duration, Months, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    LiveTokens, SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, kill_grant_tokens, new_id,
-    parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
+    LiveTokens, SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid,
+    kill_grant_tokens, new_id, parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
 };
 use crate::model::Actor;
 use crate::model::review::{
-    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignWork, CampaignFilter, CampaignQuery, CampaignStatus,
-    Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome, ExportRow,
-    ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress, QueueAgent,
-    QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage,
-    ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage,
-    ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem,
-    TeamProgress, Usage, Verdict,
+    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
+    CampaignWork, Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome,
+    ExportRow, ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress,
+    QueueAgent, QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder,
+    ReminderPage, ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem,
+    ReviewItemPage, ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry,
+    SkippedItem, TeamProgress, Usage, Verdict,
 };
 use crate::registry::reviews::diff::{self, DEFAULT_LOOKBACK_DAYS, GrantFacts};
 use crate::registry::reviews::{
@@ -31,7 +31,6 @@ use crate::registry::reviews::{
     schedule::{self, days_until},
 };
 use crate::registry::store::{Guard, StoreError, StoreResult};
-
 
 /// A campaign with the bookkeeping the API does not show.
 struct CampaignRow {
@@ -697,7 +696,8 @@ fn work_state(tx: &Transaction<'_>, id: &str) -> StoreResult<WorkState> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
     let at = at.ok_or_else(|| StoreError::Internal(format!("campaign {id} has no work time")))?;
-    let actor = actor.ok_or_else(|| StoreError::Internal(format!("campaign {id} has no work actor")))?;
+    let actor =
+        actor.ok_or_else(|| StoreError::Internal(format!("campaign {id} has no work actor")))?;
     Ok(WorkState {
         at: parse_ts(&at)?,
         actor: serde_json::from_str(&actor).map_err(|e| StoreError::Internal(e.to_string()))?,
@@ -1751,7 +1751,12 @@ impl SqliteStore {
 
     /// Puts an open campaign in `closing`, as of `now`, on behalf of `actor`. A campaign
     /// already `closing` (a close interrupted by a restart) is resumed as it was begun.
-    pub(super) fn begin_close(&self, actor: &Actor, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    pub(super) fn begin_close(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.write(|tx| {
             let row = campaign_row(tx, id)?;
             let c = row.campaign;
@@ -2355,7 +2360,10 @@ mod tests {
             let rows = stmt
                 .query_map([], |r| {
                     (0..n)
-                        .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                        .map(|i| {
+                            r.get::<_, rusqlite::types::Value>(i)
+                                .map(|v| format!("{v:?}"))
+                        })
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .unwrap();
@@ -2398,18 +2406,29 @@ mod tests {
                 let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
                 assert_eq!(c.status, CampaignStatus::Snapshotting);
                 let work = c.work.unwrap();
-                assert_eq!((work.done, work.total), (SNAPSHOT_STEP_AGENTS as u64, agents as u64));
+                assert_eq!(
+                    (work.done, work.total),
+                    (SNAPSHOT_STEP_AGENTS as u64, agents as u64)
+                );
                 drop(store);
                 // A restart: the scheduler's next run finishes the snapshot.
                 let store = SqliteStore::open(&path, super::super::OpenMode::MustExist).unwrap();
-                assert!(store.start_due_campaigns(&Actor::system("scheduler"), now).unwrap().is_empty());
+                assert!(
+                    store
+                        .start_due_campaigns(&Actor::system("scheduler"), now)
+                        .unwrap()
+                        .is_empty()
+                );
                 store
             } else {
                 store.finish_snapshots().unwrap();
                 store
             };
             let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
-            assert_eq!((c.status, c.progress.total), (CampaignStatus::Open, 2 * agents as u64));
+            assert_eq!(
+                (c.status, c.progress.total),
+                (CampaignStatus::Open, 2 * agents as u64)
+            );
             let closed_at = now + Duration::days(31);
             let store = if interrupted {
                 store.begin_close(&admin, &id, closed_at).unwrap();
@@ -2423,7 +2442,11 @@ mod tests {
                 assert_eq!(due, vec![id.clone()]);
                 // The scheduler resumes it (as the admin who began it, at the time it began).
                 store
-                    .close_campaign(&Actor::system("scheduler"), &id, closed_at + Duration::hours(1))
+                    .close_campaign(
+                        &Actor::system("scheduler"),
+                        &id,
+                        closed_at + Duration::hours(1),
+                    )
                     .unwrap();
                 store
             } else {
@@ -2432,16 +2455,20 @@ mod tests {
             };
             let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
             assert_eq!(c.status, CampaignStatus::Closed);
-            assert_eq!((c.progress.kept, c.progress.revoked), (agents as u64, agents as u64));
+            assert_eq!(
+                (c.progress.kept, c.progress.revoked),
+                (agents as u64, agents as u64)
+            );
             drop(store);
             runs.push(outcome(&path, &id));
         }
         assert!(runs[0].len() > 4 * agents);
         // The next quarterly instance gets a fresh id in each run.
         let strip = |rows: &Vec<String>| -> Vec<String> {
-            rows.iter().map(|r| r.split("cmp_").next().unwrap().to_string()).collect()
+            rows.iter()
+                .map(|r| r.split("cmp_").next().unwrap().to_string())
+                .collect()
         };
         assert_eq!(strip(&runs[0]), strip(&runs[1]));
     }
 }
-
