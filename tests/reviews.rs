@@ -1885,3 +1885,134 @@ async fn the_openapi_document_describes_the_review_routes() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 422);
 }
+
+/// Seeds `n` agents of team `payments`, owned by Alice, each with one grant unused for 60 days
+/// (so the recommendation outcome revokes every one of them at close).
+fn seed_many(store: &SqliteStore, n: usize) {
+    for start in (0..n).step_by(5_000) {
+        let ids: Vec<String> = (start..n.min(start + 5_000))
+            .map(|i| format!("ag_many_{i:06}"))
+            .collect();
+        seed(
+            store,
+            ids.iter()
+                .map(|id| {
+                    spec(
+                        id,
+                        Some(ALICE),
+                        vec![grant("wiki:read", 300, Some(60), Some(90))],
+                    )
+                })
+                .collect(),
+        );
+    }
+}
+
+/// Waits until the campaign named `name` shows `status` with some work done; fails if `job`
+/// finishes first (the work would have been too quick to observe).
+async fn wait_for_work<T>(
+    r: &Registry,
+    name: &str,
+    status: CampaignStatus,
+    job: &tokio::task::JoinHandle<T>,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let listed = r
+            .as_(ADMIN)
+            .campaigns(&CampaignQuery {
+                status: Some(status),
+            })
+            .await
+            .unwrap();
+        if let Some(c) = listed.iter().find(|c| c.name == name) {
+            let work = c.work.expect("a campaign at work shows its progress");
+            assert!(work.done <= work.total, "{work:?}");
+            if work.done > 0 {
+                return c.id.clone();
+            }
+        }
+        assert!(
+            !job.is_finished(),
+            "the campaign finished before it was seen {}",
+            status.as_str()
+        );
+        assert!(std::time::Instant::now() < deadline, "no progress seen");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+async fn audit_seq(r: &Registry, target: &str, action: &str) -> i64 {
+    r.as_(ADMIN)
+        .audit(&AuditQuery {
+            target: Some(target.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .find(|e| e.action == action)
+        .unwrap_or_else(|| panic!("no {action} event for {target}"))
+        .seq
+}
+
+/// Issue 10 item 3: creating and closing a large campaign is done in short transactions, so a
+/// revoke issued meanwhile goes through while the campaign is still at work (not after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoke_goes_through_while_a_large_campaign_is_created_and_closed() {
+    const AGENTS: usize = 20_000;
+    let r = start().await;
+    seed_many(&r.store, AGENTS);
+    let mut brake_targets = vec![];
+    for id in ["ag_brake_1", "ag_brake_2"] {
+        let mut s = spec(id, Some(BOB), vec![grant("mail:send", 10, Some(1), None)]);
+        s.team = "incident";
+        brake_targets.push(s);
+    }
+    seed(&r.store, brake_targets);
+    let mut req = campaign_request("large", NoResponse::Recommendation);
+    req.filter.team = Some("payments".into());
+
+    let admin = r.as_(ADMIN).clone();
+    let create = tokio::spawn(async move { admin.create_campaign(&req).await });
+    let id = wait_for_work(&r, "large", CampaignStatus::Snapshotting, &create).await;
+    r.as_(ADMIN)
+        .revoke("ag_brake_1", Some("incident during a snapshot".into()))
+        .await
+        .unwrap();
+    let during = r.as_(ADMIN).campaign(&id).await.unwrap().campaign;
+    assert_eq!(during.status, CampaignStatus::Snapshotting);
+    let work = during.work.unwrap();
+    assert!(work.done < work.total, "{work:?}");
+    let created = create.await.unwrap().unwrap();
+    assert_eq!(created.status, CampaignStatus::Open);
+    assert_eq!(created.progress.total, AGENTS as u64);
+    assert_eq!(created.work, None);
+    assert!(
+        audit_seq(&r, "ag_brake_1", "agent.revoke").await
+            < audit_seq(&r, &id, "campaign.start").await
+    );
+
+    let admin = r.as_(ADMIN).clone();
+    let close_id = id.clone();
+    let close = tokio::spawn(async move { admin.close_campaign(&close_id).await });
+    wait_for_work(&r, "large", CampaignStatus::Closing, &close).await;
+    // The brake does not wait for the close.
+    r.as_(ADMIN)
+        .revoke("ag_brake_2", Some("incident during a close".into()))
+        .await
+        .unwrap();
+    let during = r.as_(ADMIN).campaign(&id).await.unwrap().campaign;
+    assert_eq!(during.status, CampaignStatus::Closing);
+    let work = during.work.unwrap();
+    assert!(work.done < work.total, "{work:?}");
+    let closed = close.await.unwrap().unwrap();
+    assert_eq!(closed.campaign.status, CampaignStatus::Closed);
+    assert_eq!((closed.revoked, closed.kept), (AGENTS as u64, 0));
+    assert!(
+        audit_seq(&r, "ag_brake_2", "agent.revoke").await
+            < audit_seq(&r, &id, "campaign.close").await
+    );
+    assert!(scopes_of(&r, "ag_many_019999").await.is_empty());
+}

@@ -75,7 +75,11 @@ impl NoResponse {
 pub enum CampaignStatus {
     /// Created with a start in the future: no items yet; they are snapshotted when it starts.
     Scheduled,
+    /// Its items are being snapshotted in short steps (see `Campaign::work`); decisions wait.
+    Snapshotting,
     Open,
+    /// Its no-response outcome is being applied in short steps; decisions are refused.
+    Closing,
     /// Decisions are refused.
     Closed,
 }
@@ -84,7 +88,9 @@ impl CampaignStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             CampaignStatus::Scheduled => "scheduled",
+            CampaignStatus::Snapshotting => "snapshotting",
             CampaignStatus::Open => "open",
+            CampaignStatus::Closing => "closing",
             CampaignStatus::Closed => "closed",
         }
     }
@@ -92,7 +98,9 @@ impl CampaignStatus {
     pub fn parse(text: &str) -> Option<CampaignStatus> {
         [
             CampaignStatus::Scheduled,
+            CampaignStatus::Snapshotting,
             CampaignStatus::Open,
+            CampaignStatus::Closing,
             CampaignStatus::Closed,
         ]
         .into_iter()
@@ -483,6 +491,17 @@ pub struct Campaign {
     pub closed_at: Option<DateTime<Utc>>,
     pub closed_by: Option<String>,
     pub progress: Progress,
+    /// While `snapshotting` or `closing`: how far the work has got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<CampaignWork>,
+}
+
+/// Progress of a campaign's long work, done in short transactions so that it never holds the
+/// writer for long: agents snapshotted while `snapshotting`, items settled while `closing`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, ToSchema)]
+pub struct CampaignWork {
+    pub done: u64,
+    pub total: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ToSchema)]

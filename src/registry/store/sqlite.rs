@@ -445,6 +445,21 @@ const MIGRATIONS: &[&str] = &[
     // 7: staged signing keys: published ahead of the time they start signing (key rotation
     // without a gap for resource servers that cache the JWKS).
     "ALTER TABLE signing_keys ADD COLUMN activates_at TEXT;",
+    // 8: long campaign work in short, resumable steps (see sqlite_reviews.rs, `CampaignWork`):
+    // the instant and actor the work runs as, its cursor (last agent id snapshotted, last item
+    // id settled), its progress, and the close's running totals for its audit event.
+    r#"
+    ALTER TABLE campaigns ADD COLUMN work_at TEXT;
+    ALTER TABLE campaigns ADD COLUMN work_actor TEXT;
+    ALTER TABLE campaigns ADD COLUMN work_agent_cursor TEXT NOT NULL DEFAULT '';
+    ALTER TABLE campaigns ADD COLUMN work_item_cursor INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN work_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN work_total INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN work_agents INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN close_kept INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN close_revoked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN close_already_gone INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -490,6 +505,10 @@ pub struct SqliteStore {
     live: Arc<LiveTokens>,
     /// The catalogue's scopes, replaced as a whole after each import (see `CatalogueStore`).
     catalogue: std::sync::RwLock<Arc<catalogue::ScopeIndex>>,
+    /// Callers waiting for the writer; long work steps aside between its steps while any wait.
+    waiting_writers: std::sync::atomic::AtomicUsize,
+    /// Serialises long campaign work (snapshots keep one contiguous item-id range each).
+    long_work: Mutex<()>,
 }
 
 /// Whether opening may create a new, empty store.
@@ -628,6 +647,8 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             live,
             catalogue: std::sync::RwLock::new(Arc::new(scopes)),
+            waiting_writers: std::sync::atomic::AtomicUsize::new(0),
+            long_work: Mutex::new(()),
         })
     }
 
@@ -637,10 +658,12 @@ impl SqliteStore {
 
     /// Runs `f` in one immediate (write-locking) transaction.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
+        use std::sync::atomic::Ordering;
+        self.waiting_writers.fetch_add(1, Ordering::SeqCst);
+        let conn = self.writer.lock();
+        self.waiting_writers.fetch_sub(1, Ordering::SeqCst);
+        let mut conn =
+            conn.map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;

@@ -11,18 +11,18 @@ use chrono::{DateTime, Duration, Months, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, kill_grant_tokens, new_id,
-    parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
+    LiveTokens, SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid,
+    kill_grant_tokens, new_id, parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
 };
 use crate::model::Actor;
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
-    Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome, ExportRow,
-    ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress, QueueAgent,
-    QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage,
-    ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage,
-    ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem,
-    TeamProgress, Usage, Verdict,
+    CampaignWork, Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome,
+    ExportRow, ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress,
+    QueueAgent, QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder,
+    ReminderPage, ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem,
+    ReviewItemPage, ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry,
+    SkippedItem, TeamProgress, Usage, Verdict,
 };
 use crate::registry::reviews::diff::{self, DEFAULT_LOOKBACK_DAYS, GrantFacts};
 use crate::registry::reviews::{
@@ -31,9 +31,6 @@ use crate::registry::reviews::{
     schedule::{self, days_until},
 };
 use crate::registry::store::{Guard, StoreError, StoreResult};
-
-/// Items processed per batch when closing a campaign.
-const CLOSE_BATCH: i64 = 1000;
 
 /// A campaign with the bookkeeping the API does not show.
 struct CampaignRow {
@@ -49,7 +46,8 @@ const CAMPAIGN_COLUMNS: &str = "id, name, series_id, instance, previous_id, next
     filter_environment, filter_owner, starts_at, due_at, grace_days, closes_at, recurrence,
     fallback_reviewer, reminders, no_response, justify_certify_unused, justify_revoke_against,
     lookback_days, status, created_by, created_at, closed_at, closed_by, items_total,
-    items_certified, items_revoked, items_kept, snapshot_at, items_first_id, items_last_id";
+    items_certified, items_revoked, items_kept, snapshot_at, items_first_id, items_last_id,
+    work_done, work_total";
 
 fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
     serde_json::from_str(text).map_err(|e| {
@@ -97,7 +95,18 @@ fn campaign_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
         closed_at: parse_opt_ts(r.get(23)?)?,
         closed_by: r.get(24)?,
         progress: Progress::from_counts(count(25)?, count(26)?, count(27)?, count(28)?),
+        work: None,
     };
+    let mut campaign = campaign;
+    if matches!(
+        campaign.status,
+        CampaignStatus::Snapshotting | CampaignStatus::Closing
+    ) {
+        campaign.work = Some(CampaignWork {
+            done: count(32)?,
+            total: count(33)?,
+        });
+    }
     Ok(CampaignRow {
         campaign,
         snapshot_at: parse_opt_ts(r.get(29)?)?,
@@ -130,6 +139,14 @@ fn ensure_open(c: &Campaign) -> StoreResult<()> {
             c.id,
             c.name,
             ts(c.starts_at)
+        ))),
+        CampaignStatus::Snapshotting => Err(StoreError::Conflict(format!(
+            "campaign {} ({}) is still taking its items; try again shortly",
+            c.id, c.name
+        ))),
+        CampaignStatus::Closing => Err(StoreError::Conflict(format!(
+            "campaign {} ({}) is closing; its items can no longer be changed",
+            c.id, c.name
         ))),
     }
 }
@@ -661,101 +678,220 @@ fn apply_verdict(
     Ok(out)
 }
 
-/// Page cache for the bulk statements (snapshot, close), in KiB: enough to keep the items'
-/// indexes' hot pages while millions of rows go in, and still a fixed bound.
-const BULK_CACHE_KIB: i64 = 64 * 1024;
+/// Agents snapshotted per step. Each step is one short write transaction; between steps the
+/// writer is released, so a revoke waits at most one step behind a campaign of any size.
+pub(super) const SNAPSHOT_STEP_AGENTS: i64 = 250;
+/// Items settled per close step (each revoke also writes a grant removal and its audit event).
+pub(super) const CLOSE_STEP_ITEMS: i64 = 250;
 
-/// Runs `f` with a larger page cache on this connection, restoring the previous size after.
-fn with_bulk_cache<T>(tx: &Transaction<'_>, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
-    let previous: i64 = tx.pragma_query_value(None, "cache_size", |r| r.get(0))?;
-    tx.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
-    let out = f();
-    tx.pragma_update(None, "cache_size", previous)?;
-    out
+/// The agents a campaign covers, in id order (the snapshot's cursor order). Parameters:
+/// ?1 team, ?2 environment, ?3 owner email.
+const MATCHING_AGENTS: &str = "FROM agents a LEFT JOIN people o ON o.id = a.owner_id
+    WHERE a.status = 'active'
+      AND (?1 IS NULL OR a.team = ?1)
+      AND (?2 IS NULL OR a.environment = ?2)
+      AND (?3 IS NULL OR o.email = ?3 COLLATE NOCASE)";
+
+/// How many agents the campaign covers and whether any of them holds a grant (a read).
+fn count_matching(tx: &Transaction<'_>, f: &CampaignFilter) -> StoreResult<(u64, bool)> {
+    let (agents, with_grants): (i64, i64) = tx.query_row(
+        &format!(
+            "SELECT count(*), coalesce(max(EXISTS (SELECT 1 FROM grants g WHERE g.agent_id = a.id)), 0)
+             {MATCHING_AGENTS}"
+        ),
+        params![f.team, f.environment, f.owner],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((agents.max(0) as u64, with_grants != 0))
 }
 
-/// Snapshots one item per (agent, grant) of the campaign's agents, in one statement.
-/// Returns (items, first id, last id).
-fn snapshot_items(
+/// Where a campaign's long work stands (the columns the API does not show).
+struct WorkState {
+    at: DateTime<Utc>,
+    actor: Actor,
+    agent_cursor: String,
+    item_cursor: i64,
+}
+
+fn work_state(tx: &Transaction<'_>, id: &str) -> StoreResult<WorkState> {
+    let (at, actor, agent_cursor, item_cursor): (Option<String>, Option<String>, String, i64) = tx
+        .query_row(
+            "SELECT work_at, work_actor, work_agent_cursor, work_item_cursor FROM campaigns WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+    let at = at.ok_or_else(|| StoreError::Internal(format!("campaign {id} has no work time")))?;
+    let actor =
+        actor.ok_or_else(|| StoreError::Internal(format!("campaign {id} has no work actor")))?;
+    Ok(WorkState {
+        at: parse_ts(&at)?,
+        actor: serde_json::from_str(&actor).map_err(|e| StoreError::Internal(e.to_string()))?,
+        agent_cursor,
+        item_cursor,
+    })
+}
+
+/// Puts a scheduled campaign in `snapshotting`, as of `now`, on behalf of `actor`.
+fn begin_snapshot(
     tx: &Transaction<'_>,
-    c: &Campaign,
+    id: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
-) -> StoreResult<(u64, i64, i64)> {
+    agents: u64,
+) -> StoreResult<()> {
+    let actor = serde_json::to_string(actor).map_err(|e| StoreError::Internal(e.to_string()))?;
+    tx.execute(
+        "UPDATE campaigns SET status = 'snapshotting', work_at = ?1, work_actor = ?2,
+             work_agent_cursor = '', work_done = 0, work_total = ?3, work_agents = 0
+         WHERE id = ?4 AND status = 'scheduled'",
+        params![ts(now), actor, agents as i64, id],
+    )?;
+    Ok(())
+}
+
+/// One step of a snapshot: the items of the next `SNAPSHOT_STEP_AGENTS` agents after the
+/// cursor, as their grants stand now and judged as of the campaign's start. When no agent is
+/// left, opens the campaign and writes `campaign.start`. Returns whether the snapshot is done.
+/// Idempotent: the cursor moves in the same transaction as the items.
+fn snapshot_step(tx: &Transaction<'_>, id: &str) -> StoreResult<bool> {
+    let row = campaign_row(tx, id)?;
+    let c = &row.campaign;
+    if c.status != CampaignStatus::Snapshotting {
+        return Ok(true);
+    }
+    let work = work_state(tx, id)?;
+    let f = &c.filter;
+    let (agents, end): (i64, Option<String>) = tx.query_row(
+        &format!(
+            "SELECT count(*), max(id) FROM (SELECT a.id {MATCHING_AGENTS} AND a.id > ?4 ORDER BY a.id LIMIT ?5)"
+        ),
+        params![f.team, f.environment, f.owner, work.agent_cursor, SNAPSHOT_STEP_AGENTS],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let Some(end) = end else {
+        return finish_snapshot(tx, &row, &work).map(|()| true);
+    };
     let before: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM review_items", [], |r| {
         r.get(0)
     })?;
-    let cutoff = ts(diff::cutoff(now, c.lookback_days));
+    let cutoff = ts(diff::cutoff(work.at, c.lookback_days));
     // The rules mirror `reviews::diff` (usage, drift, recommendation); the tests check that
-    // both agree. SQLite flattens the inner query into one streaming scan of agents with a
-    // primary-key lookup of their grants: nothing is materialised, whatever the estate's size.
-    let inserted = with_bulk_cache(tx, || {
-        Ok(tx.execute(
-        "INSERT INTO review_items (campaign_id, agent_id, agent_name, owner, team, environment, scope,
+    // both agree.
+    let inserted = tx.execute(
+        &format!(
+            "INSERT INTO review_items (campaign_id, agent_id, agent_name, owner, team, environment, scope,
              reviewer, granted_by, granted_at, grant_expires_at, grant_justification, last_used_at,
              last_certified_at, baseline_at, usage, idle_days, drift, recommendation)
-         SELECT ?1, x.id, x.name, x.owner_email, x.team, x.environment, g.scope, x.reviewer,
+         SELECT ?6, x.id, x.name, x.owner_email, x.team, x.environment, g.scope, x.reviewer,
              g.granted_by, g.granted_at, g.expires_at, g.justification, g.last_used_at,
              g.last_certified_at, x.baseline,
-             CASE WHEN g.last_used_at >= ?3 THEN 'used'
-                  WHEN coalesce(g.last_used_at, g.granted_at) < ?3 THEN 'unused'
+             CASE WHEN g.last_used_at >= ?8 THEN 'used'
+                  WHEN coalesce(g.last_used_at, g.granted_at) < ?8 THEN 'unused'
                   ELSE 'new' END,
-             max(0, (unixepoch(?4) - unixepoch(coalesce(g.last_used_at, g.granted_at))) / 86400),
+             max(0, (unixepoch(?9) - unixepoch(coalesce(g.last_used_at, g.granted_at))) / 86400),
              CASE WHEN x.baseline IS NULL THEN 'never-certified'
                   WHEN g.granted_at > x.baseline THEN 'added'
                   WHEN g.last_certified_at IS NULL THEN 'never-certified'
                   ELSE 'unchanged' END,
-             CASE WHEN g.last_used_at >= ?3 THEN 'certify'
-                  WHEN coalesce(g.last_used_at, g.granted_at) < ?3 THEN 'revoke'
+             CASE WHEN g.last_used_at >= ?8 THEN 'certify'
+                  WHEN coalesce(g.last_used_at, g.granted_at) < ?8 THEN 'revoke'
                   ELSE 'certify' END
          FROM (
              SELECT a.id, a.name, a.team, a.environment, o.email AS owner_email,
-                 CASE WHEN o.active = 1 THEN o.email ELSE ?2 END AS reviewer,
+                 CASE WHEN o.active = 1 THEN o.email ELSE ?7 END AS reviewer,
                  nullif(max(
                      coalesce((SELECT certified_at FROM agent_certifications ac WHERE ac.agent_id = a.id), ''),
                      coalesce((SELECT max(g2.last_certified_at) FROM grants g2 WHERE g2.agent_id = a.id), '')
                  ), '') AS baseline
-             FROM agents a LEFT JOIN people o ON o.id = a.owner_id
-             WHERE a.status = 'active'
-               AND (?5 IS NULL OR a.team = ?5)
-               AND (?6 IS NULL OR a.environment = ?6)
-               AND (?7 IS NULL OR o.email = ?7 COLLATE NOCASE)
+             {MATCHING_AGENTS} AND a.id > ?4 AND a.id <= ?5
+             ORDER BY a.id
          ) x
-         JOIN grants g ON g.agent_id = x.id",
+         JOIN grants g ON g.agent_id = x.id
+         ORDER BY x.id, g.scope"
+        ),
         params![
+            f.team,
+            f.environment,
+            f.owner,
+            work.agent_cursor,
+            end,
             c.id,
             c.fallback_reviewer,
             cutoff,
-            ts(now),
-            c.filter.team,
-            c.filter.environment,
-            c.filter.owner
+            ts(work.at),
         ],
-    )? as u64)
-    })?;
-    let (first, last) = if inserted == 0 {
-        (0, 0)
+    )? as i64;
+    let with_items: i64 = if inserted == 0 {
+        0
     } else {
-        (before + 1, before + inserted as i64)
+        tx.query_row(
+            "SELECT count(DISTINCT agent_id) FROM review_items WHERE id > ?1",
+            [before],
+            |r| r.get(0),
+        )?
     };
-    let (n, lo, hi): (i64, Option<i64>, Option<i64>) = tx.query_row(
-        "SELECT count(*), min(id), max(id) FROM review_items WHERE id BETWEEN ?1 AND ?2 AND +campaign_id = ?3",
-        params![first, last, c.id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    // Only one snapshot runs at a time (`long_work`), so a campaign's items stay one range.
+    let first = if row.first_item == 0 && inserted > 0 {
+        before + 1
+    } else {
+        row.first_item
+    };
+    let last = if inserted > 0 {
+        before + inserted
+    } else {
+        row.last_item
+    };
+    tx.execute(
+        "UPDATE campaigns SET work_agent_cursor = ?1, work_done = work_done + ?2,
+             work_agents = work_agents + ?3, items_first_id = ?4, items_last_id = ?5
+         WHERE id = ?6",
+        params![end, agents, with_items, first, last, id],
     )?;
-    if n as u64 != inserted || (inserted > 0 && (lo != Some(first) || hi != Some(last))) {
+    Ok(false)
+}
+
+/// The last step of a snapshot: checks the item range, opens the campaign, writes
+/// `campaign.start`.
+fn finish_snapshot(tx: &Transaction<'_>, row: &CampaignRow, work: &WorkState) -> StoreResult<()> {
+    let c = &row.campaign;
+    let (first, last) = (row.first_item, row.last_item);
+    let items = if first == 0 { 0 } else { last - first + 1 };
+    let n: i64 = tx.query_row(
+        "SELECT count(*) FROM review_items WHERE campaign_id = ?1",
+        [&c.id],
+        |r| r.get(0),
+    )?;
+    if n != items {
         // The export and the item pages rely on one contiguous id range per campaign.
         return Err(StoreError::Internal(format!(
             "campaign {} items are not one contiguous id range",
             c.id
         )));
     }
+    let agents: i64 = tx.query_row(
+        "SELECT work_agents FROM campaigns WHERE id = ?1",
+        [&c.id],
+        |r| r.get(0),
+    )?;
     tx.execute(
         "UPDATE campaigns SET status = 'open', snapshot_at = ?1, items_total = ?2,
-             items_first_id = ?3, items_last_id = ?4
-         WHERE id = ?5",
-        params![ts(now), inserted as i64, first, last, c.id],
+             work_done = work_total
+         WHERE id = ?3",
+        params![ts(work.at), items, c.id],
     )?;
-    Ok((inserted, first, last))
+    append_audit(
+        tx,
+        &work.actor,
+        "campaign.start",
+        Some(&c.id),
+        "success",
+        None,
+        &serde_json::json!({
+            "name": c.name, "items": items, "agents": agents, "due_at": ts(c.due_at),
+            "no_response": c.no_response.as_str(), "fallback_reviewer": c.fallback_reviewer,
+        }),
+    )?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -803,34 +939,6 @@ fn insert_campaign(
         ],
     )?;
     Ok(())
-}
-
-/// Opens a scheduled campaign: snapshots its items and writes `campaign.start`.
-fn start_campaign(
-    tx: &Transaction<'_>,
-    actor: &Actor,
-    c: &Campaign,
-    now: DateTime<Utc>,
-) -> StoreResult<u64> {
-    let (items, _, _) = snapshot_items(tx, c, now)?;
-    let agents: i64 = tx.query_row(
-        "SELECT count(DISTINCT agent_id) FROM review_items WHERE campaign_id = ?1",
-        [&c.id],
-        |r| r.get(0),
-    )?;
-    append_audit(
-        tx,
-        actor,
-        "campaign.start",
-        Some(&c.id),
-        "success",
-        None,
-        &serde_json::json!({
-            "name": c.name, "items": items, "agents": agents, "due_at": ts(c.due_at),
-            "no_response": c.no_response.as_str(), "fallback_reviewer": c.fallback_reviewer,
-        }),
-    )?;
-    Ok(items)
 }
 
 /// The name of the next instance: `2026-Q4 …` becomes `2027-Q1 …`; other names get `#N`.
@@ -964,6 +1072,26 @@ impl SqliteStore {
         req: &CreateCampaign,
         now: DateTime<Utc>,
     ) -> StoreResult<Campaign> {
+        let id = self.create_campaign_record(actor, req, now)?;
+        self.finish_snapshots()?;
+        self.read(|tx| Ok(campaign_row(tx, &id)?.campaign))
+    }
+
+    /// Writes the campaign (and, when it starts now, puts it in `snapshotting`) in one short
+    /// transaction; `finish_snapshots` then takes its items in steps.
+    pub(super) fn create_campaign_record(
+        &self,
+        actor: &Actor,
+        req: &CreateCampaign,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String> {
+        let starts_now = req.starts_at.is_none_or(|s| s <= now);
+        // Counted on a reader, so that the writer is not held for a scan of the estate.
+        let matching = if starts_now {
+            Some(self.read(|tx| count_matching(tx, &req.filter))?)
+        } else {
+            None
+        };
         self.write(|tx| {
             let fallback_email = req.fallback_reviewer.as_deref().unwrap_or(&actor.id);
             let fallback = person_by_email(tx, fallback_email)?.ok_or_else(|| {
@@ -1010,6 +1138,7 @@ impl SqliteStore {
                 closed_at: None,
                 closed_by: None,
                 progress: Progress::default(),
+                work: None,
             };
             c.closes_at = c.due_at + Duration::days(c.grace_days as i64);
             insert_campaign(tx, &id, &id, 1, None, &c, &actor.id, now)?;
@@ -1028,18 +1157,59 @@ impl SqliteStore {
                     "justification": c.justification, "reminders": c.reminders,
                 }),
             )?;
-            if starts_at <= now {
-                let items = start_campaign(tx, actor, &c, now)?;
-                if items == 0 {
+            if let Some((agents, with_grants)) = matching.filter(|_| starts_at <= now) {
+                if !with_grants {
                     return Err(invalid(
                         "empty_campaign",
                         "no active agent with grants matches the campaign's filter; \
                          nothing would be reviewed",
                     ));
                 }
+                begin_snapshot(tx, &id, actor, now, agents)?;
             }
-            Ok(campaign_row(tx, &id)?.campaign)
+            Ok(id)
         })
+    }
+
+    /// Takes the items of every campaign in `snapshotting`, one at a time (a snapshot left
+    /// half done by a restart first), in steps of `SNAPSHOT_STEP_AGENTS` agents, each its own
+    /// transaction, stepping aside between steps for any waiting writer.
+    pub(super) fn finish_snapshots(&self) -> StoreResult<()> {
+        let _one_at_a_time = self
+            .long_work
+            .lock()
+            .map_err(|_| StoreError::Internal("the long-work lock was poisoned".into()))?;
+        loop {
+            let next: Option<String> = self.read(|tx| {
+                Ok(tx
+                    .query_row(
+                        "SELECT id FROM campaigns WHERE status = 'snapshotting'
+                         ORDER BY work_agent_cursor = '', rowid LIMIT 1",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()?)
+            })?;
+            let Some(id) = next else { return Ok(()) };
+            while !self.write(|tx| snapshot_step(tx, &id))? {
+                self.step_aside();
+            }
+        }
+    }
+
+    /// Between two steps of long work: lets writers already waiting go first (briefly bounded,
+    /// so that a stream of writes cannot stall the work for good).
+    pub(super) fn step_aside(&self) {
+        for _ in 0..100 {
+            if self
+                .waiting_writers
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     pub(super) fn rv_start_due_campaigns(
@@ -1056,20 +1226,35 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(ids)
         })?;
+        // A snapshot interrupted by a restart is finished before any other starts.
+        self.finish_snapshots()?;
         let mut started = Vec::new();
         for id in due {
-            // One transaction per campaign; re-checked inside it in case another run won.
-            let campaign = self.write(|tx| {
+            let c = self.read(|tx| campaign_row(tx, &id))?.campaign;
+            if c.status != CampaignStatus::Scheduled || c.starts_at > now {
+                continue;
+            }
+            let (agents, _) = self.read(|tx| count_matching(tx, &c.filter))?;
+            // Re-checked inside the transaction in case another run won.
+            let begun = self.write(|tx| {
                 let c = campaign_row(tx, &id)?.campaign;
                 if c.status != CampaignStatus::Scheduled || c.starts_at > now {
-                    return Ok(None);
+                    return Ok(false);
                 }
-                start_campaign(tx, actor, &c, now)?;
-                Ok(Some(campaign_row(tx, &id)?.campaign))
+                begin_snapshot(tx, &id, actor, now, agents)?;
+                Ok(true)
             })?;
-            started.extend(campaign);
+            if begun {
+                started.push(id);
+            }
         }
-        Ok(started)
+        self.finish_snapshots()?;
+        self.read(|tx| {
+            started
+                .iter()
+                .map(|id| Ok(campaign_row(tx, id)?.campaign))
+                .collect()
+        })
     }
 
     pub(super) fn rv_list_campaigns(&self, query: &CampaignQuery) -> StoreResult<Vec<Campaign>> {
@@ -1582,161 +1767,62 @@ impl SqliteStore {
         id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<CloseOutcome> {
+        self.begin_close(actor, id, now)?;
+        while !self.write(|tx| close_step(tx, &self.live, id))? {
+            self.step_aside();
+        }
+        self.write(|tx| finish_close(tx, id))
+    }
+
+    /// Puts an open campaign in `closing`, as of `now`, on behalf of `actor`. A campaign
+    /// already `closing` (a close interrupted by a restart) is resumed as it was begun.
+    pub(super) fn begin_close(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.write(|tx| {
-            with_bulk_cache(tx, || {
             let row = campaign_row(tx, id)?;
             let c = row.campaign;
             match c.status {
                 CampaignStatus::Open => {}
+                CampaignStatus::Closing => return Ok(()),
                 CampaignStatus::Closed => {
                     return Err(StoreError::Conflict(format!(
                         "campaign {id} is already closed (at {})",
                         c.closed_at.map(ts).unwrap_or_default()
                     )));
                 }
-                CampaignStatus::Scheduled => {
+                CampaignStatus::Scheduled | CampaignStatus::Snapshotting => {
                     return Err(StoreError::Conflict(format!(
                         "campaign {id} has not started yet; nothing to close"
                     )));
                 }
             }
-            let now_text = ts(now);
-            let note = format!(
-                "no response by the due date; the campaign's no-response outcome is {}",
-                c.no_response.as_str()
-            );
-            let system = Actor::system(crate::registry::reviews::SYSTEM_ACTOR);
-            // Keeps: one set-based update (they change no grant), with their history rows.
-            let keep_filter = match c.no_response {
-                NoResponse::Keep => "1",
-                NoResponse::Revoke => "0",
-                NoResponse::Recommendation => "recommendation = 'certify'",
-            };
-            let keep_where = format!(
-                "id BETWEEN ?1 AND ?2 AND +campaign_id = ?3 AND decision = 'none' AND {keep_filter}"
-            );
-            tx.execute(
-                &format!(
-                    "INSERT INTO review_item_events (item_id, action, actor, at, justification)
-                     SELECT id, 'keep', ?4, ?5, ?6 FROM review_items WHERE {keep_where}"
-                ),
-                params![row.first_item, row.last_item, id, SYSTEM_DECIDER, now_text, note],
-            )?;
-            let kept = tx.execute(
-                &format!(
-                    "UPDATE review_items SET decision = 'keep', decided_by = ?4, decided_at = ?5,
-                         justification = ?6, applied = 1, applied_at = ?5
-                     WHERE {keep_where}"
-                ),
-                params![row.first_item, row.last_item, id, SYSTEM_DECIDER, now_text, note],
-            )? as u64;
-            // Revokes: one by one in batches, each grant removal with its own audit event.
-            let mut revoked = 0u64;
-            let mut already_gone = 0u64;
-            let mut after = row.first_item - 1;
-            loop {
-                let batch: Vec<(i64, String, String)> = tx
-                    .prepare_cached(
-                        "SELECT id, agent_id, scope FROM review_items
-                         WHERE id > ?1 AND id <= ?2 AND +campaign_id = ?3 AND decision = 'none'
-                         ORDER BY id LIMIT ?4",
-                    )?
-                    .query_map(params![after, row.last_item, id, CLOSE_BATCH], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                let Some(last) = batch.last() else { break };
-                after = last.0;
-                for (item_id, agent_id, scope) in batch {
-                    let removed = tx
-                        .prepare_cached("DELETE FROM grants WHERE agent_id = ?1 AND scope = ?2")?
-                        .execute(params![agent_id, scope])?;
-                    let mut seq = None;
-                    if removed > 0 {
-                        touch_agent(tx, &agent_id)?;
-                        kill_grant_tokens(tx, &self.live, &agent_id, &scope)?;
-                        seq = Some(append_audit(
-                            tx,
-                            &system,
-                            "grant.remove",
-                            Some(&agent_id),
-                            "success",
-                            Some(&format!("{note}; {}", campaign_reason(&c))),
-                            &serde_json::json!({
-                                "scope": scope, "campaign_id": id, "item_id": item_id,
-                                "decided_by": SYSTEM_DECIDER,
-                            }),
-                        )?);
-                        revoked += 1;
-                    } else {
-                        already_gone += 1;
-                    }
-                    tx.prepare_cached(
-                        "UPDATE review_items SET decision = 'revoke', decided_by = ?1, decided_at = ?2,
-                             justification = ?3, applied = 1, applied_at = ?2
-                         WHERE id = ?4",
-                    )?
-                    .execute(params![SYSTEM_DECIDER, now_text, note, item_id])?;
-                    add_event(
-                        tx,
-                        item_id,
-                        "revoke",
-                        SYSTEM_DECIDER,
-                        &now_text,
-                        Some(&note),
-                        None,
-                        seq,
-                    )?;
-                }
-            }
-            let revoke_decisions = revoked + already_gone;
-            tx.execute(
-                "UPDATE campaigns SET status = 'closed', closed_at = ?1, closed_by = ?2,
-                     items_kept = items_kept + ?3, items_revoked = items_revoked + ?4
-                 WHERE id = ?5",
-                params![now_text, actor.id, kept as i64, revoke_decisions as i64, id],
-            )?;
-            tx.execute(
-                "UPDATE review_reminders SET status = 'cancelled', next_attempt_at = NULL,
-                     last_error = 'the campaign closed'
-                 WHERE campaign_id = ?1 AND status IN ('pending', 'unsent')",
-                [id],
-            )?;
-            append_audit(
-                tx,
-                actor,
-                "campaign.close",
-                Some(id),
-                "success",
-                None,
-                &serde_json::json!({
-                    "no_response": c.no_response.as_str(),
-                    "touched": kept + revoke_decisions, "kept": kept, "revoked": revoked,
-                    "already_gone": already_gone,
-                }),
-            )?;
-            let next = if c.recurrence == Recurrence::Quarterly {
-                Some(schedule_next_instance(tx, actor, &c, now)?)
+            let items = if row.first_item == 0 {
+                0
             } else {
-                None
+                row.last_item - row.first_item + 1
             };
-            Ok(CloseOutcome {
-                campaign: campaign_row(tx, id)?.campaign,
-                no_response: c.no_response,
-                touched: kept + revoke_decisions,
-                revoked,
-                kept,
-                already_gone,
-                next,
-            })
-            })
+            let work_actor =
+                serde_json::to_string(actor).map_err(|e| StoreError::Internal(e.to_string()))?;
+            tx.execute(
+                "UPDATE campaigns SET status = 'closing', closed_by = ?1, work_at = ?2,
+                     work_actor = ?3, work_item_cursor = ?4, work_done = 0, work_total = ?5,
+                     close_kept = 0, close_revoked = 0, close_already_gone = 0
+                 WHERE id = ?6",
+                params![actor.id, ts(now), work_actor, row.first_item - 1, items, id],
+            )?;
+            Ok(())
         })
     }
 
     pub(super) fn rv_campaigns_due_to_close(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT id FROM campaigns WHERE status = 'open' AND closes_at <= ?1 ORDER BY closes_at",
+                "SELECT id FROM campaigns WHERE status IN ('open', 'closing') AND closes_at <= ?1
+                 ORDER BY closes_at",
             )?;
             let ids = stmt
                 .query_map([ts(now)], |r| r.get(0))?
@@ -1994,6 +2080,158 @@ impl SqliteStore {
 }
 
 /// Schedules the next quarterly instance: same settings, three months later. If closing came
+/// One step of a close: applies the no-response outcome to the next `CLOSE_STEP_ITEMS`
+/// items after the cursor (keeps change no grant; each revoke removes its grant with its own
+/// audit event). Returns whether no item is left. Idempotent: the cursor and the running
+/// totals move in the same transaction as the items.
+fn close_step(tx: &Transaction<'_>, live: &LiveTokens, id: &str) -> StoreResult<bool> {
+    let row = campaign_row(tx, id)?;
+    let c = &row.campaign;
+    if c.status != CampaignStatus::Closing {
+        return Ok(true);
+    }
+    let work = work_state(tx, id)?;
+    let now_text = ts(work.at);
+    let note = format!(
+        "no response by the due date; the campaign's no-response outcome is {}",
+        c.no_response.as_str()
+    );
+    let system = Actor::system(crate::registry::reviews::SYSTEM_ACTOR);
+    let batch: Vec<(i64, String, String, String)> = tx
+        .prepare_cached(
+            "SELECT id, agent_id, scope, recommendation FROM review_items
+             WHERE id > ?1 AND id <= ?2 AND +campaign_id = ?3 AND decision = 'none'
+             ORDER BY id LIMIT ?4",
+        )?
+        .query_map(
+            params![work.item_cursor, row.last_item, id, CLOSE_STEP_ITEMS],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(&(cursor, ..)) = batch.last() else {
+        return Ok(true);
+    };
+    let (mut kept, mut revoked, mut already_gone) = (0i64, 0i64, 0i64);
+    for (item_id, agent_id, scope, recommendation) in batch {
+        let keep = match c.no_response {
+            NoResponse::Keep => true,
+            NoResponse::Revoke => false,
+            NoResponse::Recommendation => recommendation == "certify",
+        };
+        let mut seq = None;
+        if keep {
+            kept += 1;
+        } else {
+            let removed = tx
+                .prepare_cached("DELETE FROM grants WHERE agent_id = ?1 AND scope = ?2")?
+                .execute(params![agent_id, scope])?;
+            if removed > 0 {
+                touch_agent(tx, &agent_id)?;
+                kill_grant_tokens(tx, live, &agent_id, &scope)?;
+                seq = Some(append_audit(
+                    tx,
+                    &system,
+                    "grant.remove",
+                    Some(&agent_id),
+                    "success",
+                    Some(&format!("{note}; {}", campaign_reason(c))),
+                    &serde_json::json!({
+                        "scope": scope, "campaign_id": id, "item_id": item_id,
+                        "decided_by": SYSTEM_DECIDER,
+                    }),
+                )?);
+                revoked += 1;
+            } else {
+                already_gone += 1;
+            }
+        }
+        let decision = if keep { "keep" } else { "revoke" };
+        tx.prepare_cached(
+            "UPDATE review_items SET decision = ?1, decided_by = ?2, decided_at = ?3,
+                 justification = ?4, applied = 1, applied_at = ?3
+             WHERE id = ?5",
+        )?
+        .execute(params![decision, SYSTEM_DECIDER, now_text, note, item_id])?;
+        add_event(
+            tx,
+            item_id,
+            decision,
+            SYSTEM_DECIDER,
+            &now_text,
+            Some(&note),
+            None,
+            seq,
+        )?;
+    }
+    tx.execute(
+        "UPDATE campaigns SET work_item_cursor = ?1, work_done = ?1 - items_first_id + 1,
+             items_kept = items_kept + ?2, items_revoked = items_revoked + ?3 + ?4,
+             close_kept = close_kept + ?2, close_revoked = close_revoked + ?3,
+             close_already_gone = close_already_gone + ?4
+         WHERE id = ?5",
+        params![cursor, kept, revoked, already_gone, id],
+    )?;
+    Ok(false)
+}
+
+/// The last step of a close: marks the campaign closed, cancels its reminders, writes
+/// `campaign.close` and schedules the next quarterly instance.
+fn finish_close(tx: &Transaction<'_>, id: &str) -> StoreResult<CloseOutcome> {
+    let c = campaign_row(tx, id)?.campaign;
+    if c.status != CampaignStatus::Closing {
+        // Another close (the scheduler's or an admin's) finished it meanwhile.
+        return Err(StoreError::Conflict(format!(
+            "campaign {id} is already closed (at {})",
+            c.closed_at.map(ts).unwrap_or_default()
+        )));
+    }
+    let work = work_state(tx, id)?;
+    let (kept, revoked, already_gone): (i64, i64, i64) = tx.query_row(
+        "SELECT close_kept, close_revoked, close_already_gone FROM campaigns WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let (kept, revoked, already_gone) = (kept as u64, revoked as u64, already_gone as u64);
+    let revoke_decisions = revoked + already_gone;
+    tx.execute(
+        "UPDATE campaigns SET status = 'closed', closed_at = ?1, work_done = work_total WHERE id = ?2",
+        params![ts(work.at), id],
+    )?;
+    tx.execute(
+        "UPDATE review_reminders SET status = 'cancelled', next_attempt_at = NULL,
+             last_error = 'the campaign closed'
+         WHERE campaign_id = ?1 AND status IN ('pending', 'unsent')",
+        [id],
+    )?;
+    append_audit(
+        tx,
+        &work.actor,
+        "campaign.close",
+        Some(id),
+        "success",
+        None,
+        &serde_json::json!({
+            "no_response": c.no_response.as_str(),
+            "touched": kept + revoke_decisions, "kept": kept, "revoked": revoked,
+            "already_gone": already_gone,
+        }),
+    )?;
+    let next = if c.recurrence == Recurrence::Quarterly {
+        Some(schedule_next_instance(tx, &work.actor, &c, work.at)?)
+    } else {
+        None
+    };
+    Ok(CloseOutcome {
+        campaign: campaign_row(tx, id)?.campaign,
+        no_response: c.no_response,
+        touched: kept + revoke_decisions,
+        revoked,
+        kept,
+        already_gone,
+        next,
+    })
+}
+
 /// so late that its due date has passed too, it moves on by further quarters.
 fn schedule_next_instance(
     tx: &Transaction<'_>,
@@ -2068,5 +2306,194 @@ mod tests {
             "Überprüfung ✓ 2026-Q3 — Zürich"
         );
         assert_eq!(next_instance_name("✓✓✓", 2), "✓✓✓ #2");
+    }
+    /// A store with a fallback reviewer and `agents` agents of two grants each (one used, one
+    /// not), the same every time.
+    fn estate(path: &std::path::Path, agents: usize, now: DateTime<Utc>) -> SqliteStore {
+        use crate::model::{Agent, AgentKind, AgentSource, AgentStatus, Grant, Person};
+        use crate::registry::store::{SeedAgent, SeedBatch, SeedPerson, Store};
+        let store = SqliteStore::open(path, super::super::OpenMode::CreateIfMissing).unwrap();
+        let people = ["sec@example.com", "owner@example.com"]
+            .into_iter()
+            .map(|email| SeedPerson {
+                person: Person {
+                    id: format!("p_{}", email.replace(['@', '.'], "_")),
+                    email: email.into(),
+                    display_name: email.into(),
+                    roles: vec![],
+                    active: true,
+                    manager: None,
+                    team: None,
+                    created_at: now,
+                    change_seq: 0,
+                },
+                manager_email: None,
+            })
+            .collect();
+        let grant = |scope: &str, used: i64| Grant {
+            scope: scope.into(),
+            granted_by: "granter@example.com".into(),
+            granted_at: now - Duration::days(300),
+            expires_at: None,
+            justification: None,
+            last_used_at: Some(now - Duration::days(used)),
+            last_certified_at: Some(now - Duration::days(90)),
+        };
+        let agents = (0..agents)
+            .map(|i| SeedAgent {
+                agent: Agent {
+                    id: format!("ag_{i:05}"),
+                    name: format!("agent-{i}"),
+                    description: String::new(),
+                    kind: AgentKind::Agent,
+                    parent_id: None,
+                    owner: (i % 3 != 0).then(|| "owner@example.com".into()),
+                    owner_name: None,
+                    team: "payments".into(),
+                    environment: "production".into(),
+                    status: AgentStatus::Active,
+                    source: AgentSource::Registered,
+                    created_at: now - Duration::days(400),
+                    last_seen_at: None,
+                    static_secret: false,
+                    flags: vec![],
+                    grants: vec![grant("crm.orders:read", 2), grant("wiki:read", 60)],
+                    change_seq: 0,
+                },
+                credentials: Vec::new(),
+            })
+            .collect();
+        store.seed(&SeedBatch { people, agents }).unwrap();
+        store
+    }
+
+    /// Items, grants and audit of a store, with the campaign's id and times left out.
+    fn outcome(path: &std::path::Path, id: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT id, agent_id, scope, reviewer, usage, idle_days, drift, recommendation,
+                 decision, decided_by, decided_at, applied FROM review_items ORDER BY id",
+            "SELECT item_id, action, actor, at, audit_seq FROM review_item_events ORDER BY id",
+            "SELECT agent_id, scope FROM grants ORDER BY agent_id, scope",
+            "SELECT seq, actor_id, action, target, reason, details FROM audit_events ORDER BY seq",
+            "SELECT status, items_total, items_kept, items_revoked, items_first_id, items_last_id,
+                 snapshot_at, closed_at, closed_by FROM campaigns ORDER BY rowid",
+        ] {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            r.get::<_, rusqlite::types::Value>(i)
+                                .map(|v| format!("{v:?}"))
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .unwrap();
+            for row in rows {
+                out.push(row.unwrap().join("|").replace(id, "CMP"));
+            }
+        }
+        out
+    }
+
+    /// Issue 10 item 3: a snapshot and a close stopped half way by a restart resume where they
+    /// were and end with exactly the items, decisions, grants and audit of an uninterrupted run.
+    #[test]
+    fn interrupted_snapshot_and_close_resume_to_the_same_outcome() {
+        use crate::registry::store::Store;
+        let now = Utc::now();
+        let agents = 2 * SNAPSHOT_STEP_AGENTS as usize + 37;
+        let admin = Actor::human("sec@example.com");
+        let req = CreateCampaign {
+            name: "2026-Q4 large".into(),
+            filter: CampaignFilter::default(),
+            starts_at: None,
+            due_at: now + Duration::days(30),
+            grace_days: None,
+            recurrence: Recurrence::Quarterly,
+            fallback_reviewer: Some("sec@example.com".into()),
+            reminders: ReminderSchedule::default(),
+            no_response: NoResponse::Recommendation,
+            justification: JustificationPolicy::default(),
+            lookback_days: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = Vec::new();
+        for interrupted in [false, true] {
+            let path = dir.path().join(format!("run-{interrupted}.db"));
+            let store = estate(&path, agents, now);
+            let id = store.create_campaign_record(&admin, &req, now).unwrap();
+            let store = if interrupted {
+                assert!(!store.write(|tx| snapshot_step(tx, &id)).unwrap());
+                let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
+                assert_eq!(c.status, CampaignStatus::Snapshotting);
+                let work = c.work.unwrap();
+                assert_eq!(
+                    (work.done, work.total),
+                    (SNAPSHOT_STEP_AGENTS as u64, agents as u64)
+                );
+                drop(store);
+                // A restart: the scheduler's next run finishes the snapshot.
+                let store = SqliteStore::open(&path, super::super::OpenMode::MustExist).unwrap();
+                assert!(
+                    store
+                        .start_due_campaigns(&Actor::system("scheduler"), now)
+                        .unwrap()
+                        .is_empty()
+                );
+                store
+            } else {
+                store.finish_snapshots().unwrap();
+                store
+            };
+            let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
+            assert_eq!(
+                (c.status, c.progress.total),
+                (CampaignStatus::Open, 2 * agents as u64)
+            );
+            let closed_at = now + Duration::days(31);
+            let store = if interrupted {
+                store.begin_close(&admin, &id, closed_at).unwrap();
+                assert!(!store.write(|tx| close_step(tx, &store.live, &id)).unwrap());
+                let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
+                assert_eq!(c.status, CampaignStatus::Closing);
+                assert_eq!(c.work.unwrap().done, CLOSE_STEP_ITEMS as u64);
+                drop(store);
+                let store = SqliteStore::open(&path, super::super::OpenMode::MustExist).unwrap();
+                let due = store.campaigns_due_to_close(closed_at).unwrap();
+                assert_eq!(due, vec![id.clone()]);
+                // The scheduler resumes it (as the admin who began it, at the time it began).
+                store
+                    .close_campaign(
+                        &Actor::system("scheduler"),
+                        &id,
+                        closed_at + Duration::hours(1),
+                    )
+                    .unwrap();
+                store
+            } else {
+                store.close_campaign(&admin, &id, closed_at).unwrap();
+                store
+            };
+            let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
+            assert_eq!(c.status, CampaignStatus::Closed);
+            assert_eq!(
+                (c.progress.kept, c.progress.revoked),
+                (agents as u64, agents as u64)
+            );
+            drop(store);
+            runs.push(outcome(&path, &id));
+        }
+        assert!(runs[0].len() > 4 * agents);
+        // The next quarterly instance gets a fresh id in each run.
+        let strip = |rows: &Vec<String>| -> Vec<String> {
+            rows.iter()
+                .map(|r| r.split("cmp_").next().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(strip(&runs[0]), strip(&runs[1]));
     }
 }
