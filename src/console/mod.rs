@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod app;
+pub mod approvals;
 pub mod cache;
 pub mod config;
 pub mod filter;
