@@ -375,6 +375,10 @@ fn tree(app: &App, d: &DetailState, detail: &AgentDetail, lines: &mut Vec<Line<'
 
 /// Access requests and per-use approvals still pending for the agent (`+` files one).
 fn pending_requests(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usize) {
+    // Only when there are some: the `+` key is in the footer, and the detail's room is small.
+    if detail.requests.is_empty() {
+        return;
+    }
     let t = &app.theme;
     lines.push(Line::from(""));
     let key = app
