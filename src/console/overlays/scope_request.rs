@@ -196,9 +196,7 @@ impl Room for ScopeRequest {
                 keep(self)
             }
             (Step::Duration, Some(Command::Accept)) => {
-                let Some(e) = self.entry() else {
-                    return None;
-                };
+                let e = self.entry()?;
                 let scope = e.scope.clone();
                 let duration = self.duration.trim().to_string();
                 app.message = Some((
