@@ -249,6 +249,33 @@ async fn main() -> anyhow::Result<()> {
         "Steward console: the review's summary at the last decision",
     )?;
 
+    // What waits for the admin persona: the demo's pending requests and per-use approval.
+    key(&mut c, "esc");
+    key(&mut c, "A");
+    c.settle().await?;
+    shoot(
+        &mut c,
+        &out,
+        "approvals",
+        "Steward console: waiting for me (approvals)",
+    )?;
+
+    // The owner requests a scope for one of their agents: the catalogue picker.
+    key(&mut owner, "esc");
+    key(&mut owner, "3");
+    owner.settle().await?;
+    key(&mut owner, "enter");
+    owner.settle().await?;
+    key(&mut owner, "+");
+    owner.settle().await?;
+    type_text(&mut owner, "crm");
+    shoot(
+        &mut owner,
+        &out,
+        "request-scope",
+        "Steward console: requesting a scope from the catalogue",
+    )?;
+
     let _ = stop.send(());
     serving.await??;
     Ok(())

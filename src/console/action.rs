@@ -14,6 +14,8 @@ use super::inventory::Inventory;
 use super::keymap::Command;
 use crate::client::ClientResult;
 use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
+use crate::model::approvals::{AccessRequest, CreateRequest, RequestList};
+use crate::model::catalogue::ResourceList;
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CloseOutcome, CreateCampaign, DecisionOutcome,
     NoResponse, ReviewQueue, Verdict,
@@ -105,6 +107,28 @@ pub enum Action {
     },
     /// The themes on offer.
     ThemeNames(Vec<String>),
+    /// What waits for me (`GET /v1/approvals`, pending).
+    ApprovalsLoaded(ClientResult<RequestList>),
+    /// The grants of agents in the approvals queue, for the screen.
+    ApprovalAgents(Vec<(String, ClientResult<AgentDetail>)>),
+    /// The registry's answer to `y` / `n`.
+    ApprovalDecided {
+        id: String,
+        approve: bool,
+        result: ClientResult<AccessRequest>,
+    },
+    /// The catalogue, for the scope picker of this agent.
+    CatalogueLoaded {
+        agent_id: String,
+        agent_name: String,
+        result: ClientResult<ResourceList>,
+    },
+    /// The registry's answer to a scope request.
+    ScopeRequested {
+        agent_id: String,
+        scope: String,
+        result: ClientResult<AccessRequest>,
+    },
 }
 
 /// Why the open campaigns were loaded.
@@ -167,6 +191,24 @@ pub enum Effect {
         remember: bool,
     },
     ListThemes,
+    /// Ask what waits for me.
+    LoadApprovals,
+    /// The agents of the approvals queue (their grants and their use).
+    LoadApprovalAgents(Vec<String>),
+    /// `y` (approve) or `n` with its reason (deny); one key per decision.
+    DecideApproval {
+        id: String,
+        approve: bool,
+        reason: Option<String>,
+    },
+    LoadCatalogue {
+        agent_id: String,
+        agent_name: String,
+    },
+    RequestScope {
+        agent_id: String,
+        request: CreateRequest,
+    },
 }
 
 impl std::fmt::Debug for Effect {
@@ -199,6 +241,19 @@ impl std::fmt::Debug for Effect {
             Effect::CloseCampaign(o) => write!(f, "CloseCampaign({})", o.order().id),
             Effect::CreateCampaign { request, .. } => {
                 write!(f, "CreateCampaign({})", request.name)
+            }
+            Effect::LoadApprovals => f.write_str("LoadApprovals"),
+            Effect::LoadApprovalAgents(ids) => write!(f, "LoadApprovalAgents({})", ids.len()),
+            Effect::DecideApproval { id, approve, .. } => {
+                write!(
+                    f,
+                    "DecideApproval({id}, {})",
+                    if *approve { "approve" } else { "deny" }
+                )
+            }
+            Effect::LoadCatalogue { agent_id, .. } => write!(f, "LoadCatalogue({agent_id})"),
+            Effect::RequestScope { agent_id, request } => {
+                write!(f, "RequestScope({agent_id}, {})", request.scope)
             }
         }
     }

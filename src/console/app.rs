@@ -177,6 +177,8 @@ pub enum Screen {
     Inventory,
     Detail(Box<DetailState>),
     Reviews(Box<ReviewsState>),
+    /// What waits for me to approve or deny (`A`).
+    Approvals(Box<super::approvals::ApprovalsState>),
 }
 
 pub struct App {
@@ -228,6 +230,8 @@ pub struct App {
     pub counts: (u64, super::inventory::Counts),
     /// A campaign form cancelled with Esc (or refused by the registry), reopened by its key.
     pub campaign_draft: Option<Box<CampaignForm>>,
+    /// What waits for me to decide, polled with every sync (the header counts it everywhere).
+    pub waiting: super::approvals::Waiting,
 }
 
 impl App {
@@ -293,6 +297,7 @@ impl App {
             quit: false,
             counts,
             campaign_draft: None,
+            waiting: Default::default(),
         }
     }
 
@@ -322,6 +327,15 @@ impl App {
                     .find_scan(&agent.agent_id)
                     .map(|i| *self.inventory.row(i));
                 Some((agent.agent_id.clone(), agent.agent_name.clone(), row))
+            }
+            Screen::Approvals(a) => {
+                let id = a.selected_id.as_ref()?;
+                let request = self.waiting.get(self.waiting.position(id)?)?;
+                let row = self
+                    .inventory
+                    .find_scan(&request.agent_id)
+                    .map(|i| *self.inventory.row(i));
+                Some((request.agent_id.clone(), request.agent_name.clone(), row))
             }
             Screen::Inventory => {
                 let i = self.selected_row()?;
@@ -444,6 +458,7 @@ impl App {
             Screen::Inventory => super::keymap::Scope::Inventory,
             Screen::Detail(_) => super::keymap::Scope::Detail,
             Screen::Reviews(_) => super::keymap::Scope::Reviews,
+            Screen::Approvals(_) => super::keymap::Scope::Approvals,
         }
     }
 

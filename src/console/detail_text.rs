@@ -261,6 +261,8 @@ fn facts<'a>(
         )));
     }
 
+    pending_requests(app, detail, lines, w);
+
     lines.push(Line::from(""));
     lines.push(heading(format!(
         "CREDENTIALS ({})",
@@ -358,5 +360,40 @@ fn tree(app: &App, d: &DetailState, detail: &AgentDetail, lines: &mut Vec<Line<'
             ),
             t.status_style(n.status),
         )));
+    }
+}
+
+/// Access requests and per-use approvals still pending for the agent (`+` files one).
+fn pending_requests(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usize) {
+    // Only when there are some: the `+` key is in the footer, and the detail's room is small.
+    if detail.requests.is_empty() {
+        return;
+    }
+    let t = &app.theme;
+    lines.push(Line::from(""));
+    let key = app
+        .keymap
+        .key_for(crate::console::keymap::Command::RequestScope)
+        .map(|k| format!(" · {} requests a scope", k.label()))
+        .unwrap_or_default();
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!(" PENDING REQUESTS ({})", detail.requests.len()),
+            t.style(Slot::Title),
+        ),
+        Span::styled(key, t.style(Slot::Dim)),
+    ]));
+    for r in &detail.requests {
+        let text = format!(
+            "   {:<5} {:<34} {:<14} {}/{} approvals · by {} · {} ago",
+            r.kind.as_str(),
+            fit(&clean(&r.scope), 34),
+            crate::console::approvals::tier_label(r.tier),
+            r.approvals.len(),
+            r.approvals_required,
+            clean(&r.requester),
+            ago(app.now, r.created_at.timestamp()),
+        );
+        lines.push(Line::from(Span::styled(fit(&text, w), t.style(Slot::Hint))));
     }
 }

@@ -46,6 +46,14 @@ pub enum Command {
     CloseCampaign,
     /// Create a campaign from a form (admins).
     NewCampaign,
+    /// Open "waiting for me": access requests and per-use approvals I may decide.
+    Approvals,
+    /// Approve the selected request (approvals).
+    ApproveRequest,
+    /// Deny the selected request, with a reason (approvals).
+    DenyRequest,
+    /// Request a scope for the agent on screen (detail; catalogue picker).
+    RequestScope,
     /// `:agent NAME`: open an agent by its exact name or id, else filter by the text.
     OpenAgent,
     /// `:theme NAME`: switch theme (alone: list them).
@@ -75,6 +83,8 @@ pub enum Scope {
     Detail,
     /// The "my reviews" screen.
     Reviews,
+    /// The "waiting for me" approvals screen.
+    Approvals,
     /// Prompts with a text field: the filter, the command line, the owner picker, the
     /// justification, the incident reference, a typed confirmation. Typed characters always go
     /// into the field, so only non-character keys act here.
@@ -94,6 +104,7 @@ impl Scope {
             Scope::Inventory => "Inventory",
             Scope::Detail => "Agent detail",
             Scope::Reviews => "My reviews",
+            Scope::Approvals => "Waiting for me (approvals)",
             Scope::Prompt => "Prompts and pickers",
             Scope::Buttons => "Confirmations",
             Scope::Form => "Campaign form",
@@ -102,11 +113,12 @@ impl Scope {
     }
 
     /// Every scope, in the order the help lists them.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::Everywhere,
         Scope::Inventory,
         Scope::Detail,
         Scope::Reviews,
+        Scope::Approvals,
         Scope::Prompt,
         Scope::Buttons,
         Scope::Form,
@@ -117,16 +129,18 @@ impl Scope {
     pub fn is_screen(self) -> bool {
         matches!(
             self,
-            Scope::Everywhere | Scope::Inventory | Scope::Detail | Scope::Reviews
+            Scope::Everywhere
+                | Scope::Inventory
+                | Scope::Detail
+                | Scope::Reviews
+                | Scope::Approvals
         )
     }
 
     fn overlaps(self, other: Scope) -> bool {
         self == other
-            || (self == Scope::Everywhere
-                && matches!(other, Scope::Inventory | Scope::Detail | Scope::Reviews))
-            || (other == Scope::Everywhere
-                && matches!(self, Scope::Inventory | Scope::Detail | Scope::Reviews))
+            || (self == Scope::Everywhere && other.is_screen())
+            || (other == Scope::Everywhere && self.is_screen())
     }
 }
 
@@ -375,7 +389,7 @@ const fn b(
     }
 }
 
-use Scope::{Buttons, Everywhere, Form, Inventory, Prompt, Reading, Reviews};
+use Scope::{Approvals, Buttons, Detail, Everywhere, Form, Inventory, Prompt, Reading, Reviews};
 
 /// The default bindings, in the order the help screen lists them.
 const DEFAULTS: &[Default_] = &[
@@ -689,6 +703,38 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('N')],
         "create a campaign from a form (admins; esc keeps the draft)",
         Some("new campaign"),
+    ),
+    b(
+        "approvals",
+        Command::Approvals,
+        Everywhere,
+        &[KeySpec::char('A')],
+        "waiting for me: requests and per-use approvals to decide",
+        Some("approvals"),
+    ),
+    b(
+        "approve",
+        Command::ApproveRequest,
+        Approvals,
+        &[KeySpec::char('y')],
+        "approve the selected request (at once)",
+        Some("approve"),
+    ),
+    b(
+        "deny",
+        Command::DenyRequest,
+        Approvals,
+        &[KeySpec::char('n')],
+        "deny the selected request (asks for a reason)",
+        Some("deny"),
+    ),
+    b(
+        "request-scope",
+        Command::RequestScope,
+        Detail,
+        &[KeySpec::char('+')],
+        "request a scope for this agent (catalogue picker)",
+        Some("request scope"),
     ),
     b(
         "refresh",
@@ -1072,7 +1118,7 @@ impl Keymap {
             .iter()
             .filter(|b| b.scope == here || (here.is_screen() && b.scope == Scope::Everywhere))
             .collect();
-        if here == Scope::Reviews {
+        if matches!(here, Scope::Reviews | Scope::Approvals) {
             bindings.sort_by_key(|b| b.scope != here);
         }
         bindings

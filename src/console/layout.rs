@@ -52,7 +52,7 @@ pub fn table_rows(app: &App) -> usize {
     match app.screen {
         // The table's own header takes one line.
         Screen::Inventory => body.height.saturating_sub(1) as usize,
-        Screen::Detail(_) | Screen::Reviews(_) => body.height as usize,
+        Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) => body.height as usize,
     }
 }
 
@@ -103,4 +103,20 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
         w,
         h,
     )
+}
+
+/// The approvals screen: the queue on top (its header line, then one line per request), the
+/// selected request's particulars below.
+pub fn approvals(body: Rect) -> (Rect, Rect) {
+    let list = (body.height * 2 / 5).max(4).min(body.height);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(list), Constraint::Min(0)]).areas(body);
+    (top, bottom)
+}
+
+/// Requests on screen at once in the approvals queue.
+pub fn approval_rows(app: &App) -> usize {
+    (approvals(body(app)).0.height as usize)
+        .saturating_sub(1)
+        .max(1)
 }

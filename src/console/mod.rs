@@ -11,6 +11,7 @@
 
 pub mod action;
 pub mod app;
+pub mod approvals;
 pub mod cache;
 pub mod config;
 pub mod detail_text;

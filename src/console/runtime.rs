@@ -429,6 +429,56 @@ impl Console {
                     Action::ThemeNames(names)
                 });
             }
+            Effect::LoadApprovals => self.spawn(|c, _| async move {
+                let query = crate::model::approvals::RequestQuery {
+                    status: Some("pending".into()),
+                    kind: None,
+                };
+                Action::ApprovalsLoaded(c.approvals(&query).await)
+            }),
+            Effect::LoadApprovalAgents(ids) => self.spawn(move |c, _| async move {
+                let mut out = Vec::new();
+                for id in ids {
+                    let detail = c.agent(&id).await;
+                    out.push((id, detail));
+                }
+                Action::ApprovalAgents(out)
+            }),
+            Effect::DecideApproval {
+                id,
+                approve,
+                reason,
+            } => self.spawn(move |c, _| async move {
+                let result = if approve {
+                    c.approve(&id, reason).await
+                } else {
+                    c.deny(&id, reason.unwrap_or_default()).await
+                };
+                Action::ApprovalDecided {
+                    id,
+                    approve,
+                    result,
+                }
+            }),
+            Effect::LoadCatalogue {
+                agent_id,
+                agent_name,
+            } => self.spawn(move |c, _| async move {
+                let result = c.resources().await;
+                Action::CatalogueLoaded {
+                    agent_id,
+                    agent_name,
+                    result,
+                }
+            }),
+            Effect::RequestScope { agent_id, request } => self.spawn(move |c, _| async move {
+                let result = c.request_scope(&agent_id, &request).await;
+                Action::ScopeRequested {
+                    agent_id,
+                    scope: request.scope,
+                    result,
+                }
+            }),
             Effect::SaveCache(inv) => {
                 let path = self.cache_path.clone();
                 self.spawn(move |_, _| async move {

@@ -7,6 +7,7 @@ pub mod busy;
 pub mod campaign_form;
 pub mod command_line;
 pub mod confirm;
+pub mod deny_reason;
 pub mod filter_input;
 pub mod help;
 pub mod justify;
@@ -14,6 +15,7 @@ pub mod notice;
 pub mod picker;
 pub mod popup;
 pub mod revoke_result;
+pub mod scope_request;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
@@ -118,6 +120,10 @@ overlays! {
     RevokeResult(Box<revoke_result::RevokeResult>),
     /// A result or an error to read.
     Notice(notice::Notice),
+    /// `n` on the approvals screen: the denial's reason.
+    DenyReason(deny_reason::DenyReason),
+    /// `+` on the detail: catalogue picker, justification, duration.
+    ScopeRequest(Box<scope_request::ScopeRequest>),
 }
 
 impl Overlay {

@@ -79,6 +79,10 @@ pub fn move_by(app: &mut App, delta: isize) {
         r.move_by(delta, agent_page);
         return;
     }
+    if let Screen::Approvals(_) = &app.screen {
+        super::approvals::move_by(app, delta);
+        return;
+    }
     if let Screen::Detail(_) = &app.screen {
         let len = crate::console::detail_text::length(app);
         if let Screen::Detail(d) = &mut app.screen {

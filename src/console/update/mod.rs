@@ -7,6 +7,7 @@
 //! the inventory's view and cursor, `command_line` the `:` commands.
 
 pub mod answers;
+pub mod approvals;
 pub mod command_line;
 pub mod filter;
 pub mod keys;
@@ -42,6 +43,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::ReviewsLoaded(_) | Action::Decided { .. } | Action::BulkCertified { .. } => {
             reviews::on_answer(app, action, &mut fx)
         }
+        Action::ApprovalsLoaded(_)
+        | Action::ApprovalAgents(_)
+        | Action::ApprovalDecided { .. }
+        | Action::CatalogueLoaded { .. }
+        | Action::ScopeRequested { .. } => approvals::on_answer(app, action, &mut fx),
         action => answers::on_answer(app, action, &mut fx),
     }
     fx

@@ -106,6 +106,8 @@ pub(crate) fn start_sync(app: &mut App, fx: &mut Vec<Effect>) {
     fx.push(Effect::Sync {
         after: app.inventory.cursor,
     });
+    // What waits for me rides on the same tick (the header counts it on every screen).
+    super::approvals::poll(app, fx);
 }
 
 pub(super) fn on_tick(app: &mut App, now: i64, fx: &mut Vec<Effect>) {

@@ -2,7 +2,7 @@
 
 use super::filter::{move_by, refilter, set_quick};
 use super::sync::start_sync;
-use super::{clean, reviews};
+use super::{approvals, clean, reviews};
 use crate::console::action::{BulkRevokeOrder, CampaignPurpose, Effect, Pending, ReinstateOrder};
 use crate::console::app::{App, CampaignForm, DetailState, Overlay, PickerState, Screen, Tone};
 use crate::console::filter::QuickFilter;
@@ -34,7 +34,9 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             app.overlay = Some(Overlay::FilterInput(FilterInput));
         }
         Command::Back => match &app.screen {
-            Screen::Detail(_) | Screen::Reviews(_) => app.screen = Screen::Inventory,
+            Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) => {
+                app.screen = Screen::Inventory
+            }
             Screen::Inventory => {
                 if !app.marks.is_empty() {
                     let n = app.marks.len();
@@ -81,6 +83,9 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             if app.on_reviews() {
                 reviews::open(app, fx);
             }
+            if matches!(app.screen, Screen::Approvals(_)) {
+                approvals::open(app, fx);
+            }
             if app.me.is_none() {
                 if !app.me_in_flight {
                     app.me_in_flight = true;
@@ -96,6 +101,10 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::CertifyScope => reviews::decide(app, Verdict::Certify, fx),
         Command::RevokeScope => reviews::decide(app, Verdict::Revoke, fx),
         Command::CertifyUnchanged => reviews::certify_unchanged(app, fx),
+        Command::Approvals => approvals::open(app, fx),
+        Command::ApproveRequest => approvals::approve(app, fx),
+        Command::DenyRequest => approvals::deny(app),
+        Command::RequestScope => approvals::request_scope(app, fx),
         Command::CampaignProgress | Command::CloseCampaign => {
             if let Err(why) = app.permits(command, None) {
                 app.message = Some((Tone::Error, why));
@@ -164,7 +173,8 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 app.message = Some((Tone::Error, why));
                 return;
             }
-            if app.on_reviews() {
+            // On the queues, X is one slip from a decision key: suspending the agent asks.
+            if app.on_reviews() || matches!(app.screen, Screen::Approvals(_)) {
                 reviews::ask_to_suspend(app, id, name);
                 return;
             }

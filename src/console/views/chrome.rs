@@ -73,6 +73,16 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
         c.total, c.unowned, c.suspended
     );
     let short = format!("{} agents · {} unowned", c.total, c.unowned);
+    // What waits for me leads the counts, on every screen (a word and a marker, never colour).
+    let waiting = match app.waiting.count() {
+        0 => String::new(),
+        n => match app.waiting.per_use() {
+            0 => format!("⚑ {n} to approve · "),
+            u => format!("⚑ {n} to approve ({u} per-use) · "),
+        },
+    };
+    let full = format!("{waiting}{full}");
+    let short = format!("{waiting}{short}");
     // The richest header that fits, losing the URL first, then detail in the counts.
     let variants = [
         (

@@ -1,6 +1,7 @@
 //! Drawing. Views read the state and never change it; every string that came from the registry
 //! passes through `strip_for_terminal` before it reaches the screen.
 
+pub mod approvals;
 mod chrome;
 pub mod detail;
 mod inventory;
@@ -39,6 +40,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Reviews(r) => {
             reviews::title(frame, app, r, a.tabs);
             reviews::draw(frame, app, r, a.body);
+        }
+        Screen::Approvals(s) => {
+            approvals::title(frame, app, s, a.tabs);
+            approvals::draw(frame, app, s, a.body);
         }
     }
     chrome::status(frame, app, a.status);
