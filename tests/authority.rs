@@ -547,8 +547,9 @@ async fn scopes_outside_the_catalogue_are_never_granted_or_registered() {
     assert_eq!(pending[0]["status"], json!("pending"));
     let listed = r.get(&format!("/v1/agents/{id}/requests"), &r.owner).await;
     assert_eq!(listed.expect(200)["requests"].as_array().unwrap().len(), 2);
+    // Someone who may not read the agent is told it does not exist.
     let not_yours = r.get(&format!("/v1/agents/{id}/requests"), &r.other).await;
-    assert_eq!(not_yours.status, 403);
+    assert_eq!(not_yours.status, 404);
 }
 
 #[tokio::test]

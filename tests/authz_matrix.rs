@@ -303,9 +303,9 @@ const ROWS: &[Row] = &[
         Op::AddGrant,
         "POST",
         "/v1/agents/{id}/grants",
-        // Owners request scopes now; admins grant low and medium ones directly; a stranger
-        // does not learn that the agent exists.
-        [201, 403, 403, 403, 404],
+        // Owners request scopes now; admins grant low and medium ones directly. The refusal
+        // comes before the agent is looked up, so it tells nobody whether the agent exists.
+        [201, 403, 403, 403, 403],
     ),
     write(
         Op::RemoveGrant,
@@ -560,13 +560,13 @@ const ROWS: &[Row] = &[
         Op::RequestScope,
         "POST",
         "/v1/agents/{id}/requests",
-        [201, 403, 403, 201, 403],
+        [201, 403, 403, 201, 404],
     ),
     row(
         Op::AgentRequests,
         "GET",
         "/v1/agents/{id}/requests",
-        [200, 200, 200, 200, 403],
+        [200, 200, 200, 200, 404],
     ),
     // Everyone has a queue (perhaps empty). A medium request the owner filed for their own
     // agent, on a resource without an owner, is decided by an admin: never by the requester

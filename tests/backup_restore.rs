@@ -90,7 +90,7 @@ async fn exchange(url: &str, subject: &str, agent: &KeyedAgent) -> Reply {
             ),
             ("actor_token_type", TOKEN_TYPE_JWT),
             ("scope", "crm.orders:read"),
-            ("audience", "crm"),
+            ("audience", "https://crm.example.com"),
         ],
     )
     .await

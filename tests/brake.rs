@@ -121,7 +121,7 @@ async fn exchange(reg: &Registry, subject: &str, agent: &KeyedAgent) -> Reply {
             ("actor_token", &agent.assertion(&aud)),
             ("actor_token_type", TOKEN_TYPE_JWT),
             ("scope", "crm.orders:read"),
-            ("audience", "crm"),
+            ("audience", "https://crm.example.com"),
         ],
     )
     .await
@@ -412,9 +412,9 @@ async fn a_suspended_agent_takes_no_credential_and_only_admins_or_responders_ree
     assert_eq!(enabled_credentials(&reg.agent(&agent.id).await), 0);
     assert_eq!(exchange(&reg, &subject, &agent).await.status, 401);
 
-    // The owner cannot undo the responder's brake; nor can an auditor; a stranger, who may
-    // not even read the agent, is told it does not exist.
-    for (who, status) in [(&reg.owner, 403), (&reg.auditor, 403), (&reg.other, 404)] {
+    // The owner cannot undo the responder's brake; nor can an auditor or a stranger (refused
+    // by role before the agent is looked up, so existence does not leak).
+    for (who, status) in [(&reg.owner, 403), (&reg.auditor, 403), (&reg.other, 403)] {
         let refused = reg.post(&enable, who, json!({})).await;
         assert_eq!(refused.status, status, "{}: {refused:?}", who.email);
     }

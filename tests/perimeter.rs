@@ -745,7 +745,12 @@ async fn callers_who_may_not_read_an_agent_get_the_missing_agent_404() {
                 body.as_ref(),
             )
             .await;
-        assert_eq!(hidden.status, 404, "{method} {path}: {hidden:?}");
+        // 404 as for a missing agent, or a refusal by role that comes before the agent is
+        // looked up (direct grants are for admins): either way, the same as for no agent.
+        assert!(
+            matches!(hidden.status, 403 | 404),
+            "{method} {path}: {hidden:?}"
+        );
         assert_eq!(hidden.status, absent.status, "{method} {path}");
         assert_eq!(hidden.code(), absent.code(), "{method} {path}");
         assert_eq!(

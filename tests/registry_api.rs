@@ -1233,9 +1233,9 @@ async fn me_and_the_detail_say_what_the_caller_may_do_and_the_registry_agrees() 
         )
         .await;
     assert_eq!(refused.status, 403);
-    // The owner cannot even read it (no `may` to leak).
+    // The owner cannot even read it (no `may` to leak, nor that it exists).
     let hidden = reg.get(&format!("/v1/agents/{theirs}"), &reg.owner).await;
-    assert_eq!(hidden.status, 403);
+    assert_eq!(hidden.status, 404);
 
     // Decommissioned: nothing, even for the admin.
     reg.post(

@@ -401,8 +401,15 @@ async fn metadata_is_rfc8414_and_oauth_errors_are_json_with_the_right_challenge(
     ] {
         assert_eq!(m[field], json!(["EdDSA", "Ed25519"]), "{field}");
     }
-    // The granted scopes, until the resource catalogue replaces them.
-    assert_eq!(m["scopes_supported"], json!(["crm.orders:read"]), "{m}");
+    // The catalogue's scopes (the only grantable ones), sorted.
+    let scopes: Vec<&str> = m["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(scopes.contains(&"crm.orders:read"), "{m}");
+    assert!(scopes.windows(2).all(|w| w[0] < w[1]), "{m}");
 
     // A failed Bearer at the OAuth endpoints gets a Bearer challenge.
     for path in ["/oauth/introspect", "/oauth/revoke", "/oauth/token"] {
