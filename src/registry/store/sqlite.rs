@@ -445,6 +445,21 @@ const MIGRATIONS: &[&str] = &[
     // 7: staged signing keys: published ahead of the time they start signing (key rotation
     // without a gap for resource servers that cache the JWKS).
     "ALTER TABLE signing_keys ADD COLUMN activates_at TEXT;",
+    // 8: credentials of catalogued resources, with which their servers authenticate to the
+    // registry (sqlite_resource_credentials.rs).
+    r#"
+    CREATE TABLE resource_credentials (
+        id TEXT PRIMARY KEY,
+        resource_id TEXT NOT NULL REFERENCES resources(id),
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        material TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        disabled_at TEXT
+    );
+    CREATE INDEX resource_credentials_resource ON resource_credentials(resource_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -474,6 +489,8 @@ mod delegations;
 
 #[path = "sqlite_catalogue.rs"]
 mod catalogue;
+#[path = "sqlite_resource_credentials.rs"]
+mod resource_credentials;
 
 #[path = "sqlite_approvals.rs"]
 pub(super) mod approvals;
