@@ -127,6 +127,8 @@ enum Op {
     ListResources,
     ShowResource,
     ImportCatalogue,
+    AddResourceCredential,
+    DisableResourceCredential,
     RequestScope,
     AgentRequests,
     ListApprovals,
@@ -553,6 +555,19 @@ const ROWS: &[Row] = &[
         Op::ImportCatalogue,
         "PUT",
         "/v1/resources",
+        [200, 403, 403, 403, 403],
+    ),
+    // Resource credentials read every token for the resource: admins only.
+    write(
+        Op::AddResourceCredential,
+        "POST",
+        "/v1/resources/{id}/credentials",
+        [201, 403, 403, 403, 403],
+    ),
+    write(
+        Op::DisableResourceCredential,
+        "POST",
+        "/v1/resources/{id}/credentials/{credential_id}/disable",
         [200, 403, 403, 403, 403],
     ),
     // Requests: whoever manages the agent (its owner, an admin) asks; whoever reads it sees them.
@@ -1107,6 +1122,41 @@ impl Matrix {
                     "owner": null, "scopes": []}]}),
                 ),
             ),
+            Op::AddResourceCredential => (
+                "/v1/resources/matrix/credentials".into(),
+                Some(json!({"kind": "static-secret"})),
+            ),
+            Op::DisableResourceCredential => {
+                // A resource of its own per cell: a resource holds at most ten enabled keys.
+                let resource = self.fresh("matrix-res");
+                self.reg
+                    .call(
+                        "PUT",
+                        "/v1/resources",
+                        Some(&self.reg.admin.token),
+                        Some(&json!({"resources": [{"id": resource, "name": "New",
+                            "owner": null, "scopes": []}]})),
+                    )
+                    .await
+                    .expect(200);
+                let added = self
+                    .reg
+                    .post(
+                        &format!("/v1/resources/{resource}/credentials"),
+                        &self.reg.admin,
+                        json!({"kind": "static-secret"}),
+                    )
+                    .await
+                    .expect(201)
+                    .clone();
+                (
+                    format!(
+                        "/v1/resources/{resource}/credentials/{}/disable",
+                        added["credential"]["id"].as_str().unwrap()
+                    ),
+                    None,
+                )
+            }
             Op::RequestScope => (
                 format!("/v1/agents/{}/requests", self.owners_agent(&[]).await),
                 Some(json!({"scope": "matrix.things:write", "justification": "matrix"})),

@@ -174,6 +174,16 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
     while reg.audit_count() < 40 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // A resource server's secret, in the copy, disabled after it.
+    let resource_secret = reg
+        .post(
+            "/v1/resources/crm/credentials",
+            &reg.admin,
+            json!({"kind": "static-secret"}),
+        )
+        .await
+        .expect(201)
+        .clone();
     let copy = reg.dir().join("copy.db");
     let data = reg.dir().join("data");
     let (db, copy_arg) = (reg.db.clone(), copy.clone());
@@ -206,6 +216,16 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
         &format!("/v1/agents/{}/revoke", braked.id),
         &reg.responder,
         json!({"reason": "INC-after-copy"}),
+    )
+    .await
+    .expect(200);
+    reg.post(
+        &format!(
+            "/v1/resources/crm/credentials/{}/disable",
+            resource_secret["credential"]["id"].as_str().unwrap()
+        ),
+        &reg.admin,
+        json!({}),
     )
     .await
     .expect(200);
@@ -291,6 +311,23 @@ async fn a_copy_taken_during_a_write_storm_restores_safely() {
             .iter()
             .all(|c| !c["disabled_at"].is_null())
     );
+
+    // The resource secret disabled after the copy stays disabled.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "crm:{}",
+            resource_secret["secret"].as_str().unwrap()
+        ))
+    );
+    let resp = http_client()
+        .post(format!("{url}/oauth/introspect"))
+        .header("authorization", basic)
+        .form(&[("token", "no.such.token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
 
     // Agents simply exchange again, under the new key.
     let minted = call(

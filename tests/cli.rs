@@ -1283,3 +1283,49 @@ fn enable_key_is_for_admins_and_responders_once_the_agent_is_back() {
     );
     assert!(fx.show(&id)["credentials"][0]["disabled_at"].is_null());
 }
+
+#[test]
+fn resource_credentials_from_the_command_line() {
+    use base64::Engine;
+    let fx = Fixture::new();
+    let bob = fx.person(BOB, vec![]);
+
+    // A secret is printed once, on stdout alone; a key file registers a public key.
+    let secret = fx.run(&["resources", "add-secret", "crm"]).ok();
+    assert!(
+        secret.stdout.trim().starts_with("sts_"),
+        "{}",
+        secret.stdout
+    );
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    let file = fx.home().join("crm.jwk");
+    std::fs::write(
+        &file,
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x}).to_string(),
+    )
+    .unwrap();
+    let added = fx
+        .run(&[
+            "resources",
+            "add-key",
+            "crm",
+            "--public-key",
+            file.to_str().unwrap(),
+        ])
+        .ok();
+    let key_id = added.stdout.split('\t').next().unwrap().to_string();
+    assert!(key_id.starts_with("key_"), "{}", added.stdout);
+    let disabled = fx.run(&["resources", "disable-key", "crm", &key_id]).ok();
+    assert!(disabled.stdout.contains("disabled"), "{}", disabled.stdout);
+
+    // Only admins; unknown resources and keys are named.
+    let refused = fx
+        .run_with(Some(&bob), &["resources", "add-secret", "crm"])
+        .fails();
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+    let missing = fx
+        .run(&["resources", "disable-key", "crm", "key_nope"])
+        .fails();
+    assert!(missing.stderr.contains("404"), "{}", missing.stderr);
+}

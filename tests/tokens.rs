@@ -1729,3 +1729,207 @@ async fn a_revoked_api_token_stops_introspecting() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+/// A catalogued resource's server authenticates at introspection with its own credential (a
+/// secret over HTTP Basic, or an assertion it signed) and reads the claims of exactly the tokens
+/// addressed to its resource; every other token is `{"active": false}`. A resource is never an
+/// agent: it cannot exchange tokens, and a disabled credential is refused.
+#[tokio::test]
+async fn a_resource_server_introspects_only_the_tokens_for_its_resource() {
+    let r = Registry::start().await;
+    let alice = r.person("alice@example.com").await;
+    let agent = r.agent("reader", &["crm:read", "erp:read"], None).await;
+    r.delegate(&alice, &agent.id, &["crm:read", "erp:read"])
+        .await;
+    let mut tokens = Vec::new();
+    for (scope, audience) in [
+        ("crm:read", "https://crm.example.com"),
+        ("erp:read", "https://erp.example.com"),
+    ] {
+        let subject = r.mint(&alice, None).await;
+        let (status, v) = r
+            .exchange(
+                &subject,
+                &agent.assertion(&r.token_endpoint()),
+                scope,
+                audience,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        tokens.push(v["access_token"].as_str().unwrap().to_string());
+    }
+    let (crm_token, erp_token) = (&tokens[0], &tokens[1]);
+
+    // crm's server holds a secret, shown once.
+    let added = r
+        .post(
+            "/v1/resources/crm/credentials",
+            &r.admin,
+            json!({"kind": "static-secret", "label": "crm introspection"}),
+        )
+        .await;
+    let secret = added["secret"].as_str().unwrap().to_string();
+    let secret_id = added["credential"]["id"].as_str().unwrap().to_string();
+    let crm = basic("crm", &secret);
+    let (status, v) = r
+        .form("/oauth/introspect", Some(&crm), &[("token", crm_token)])
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["active"], json!(true), "{v}");
+    assert_eq!(v["sub"], json!("alice@example.com"));
+    assert_eq!(v["scope"], json!("crm:read"));
+    // Another resource's token reads exactly like a token that does not exist.
+    let (_, other) = r
+        .form("/oauth/introspect", Some(&crm), &[("token", erp_token)])
+        .await;
+    let (_, unknown) = r
+        .form(
+            "/oauth/introspect",
+            Some(&crm),
+            &[("token", "no.such.token")],
+        )
+        .await;
+    assert_eq!(other, json!({"active": false}));
+    assert_eq!(other, unknown);
+    // A wrong secret, and a secret presented as another resource's, are refused.
+    for auth in [basic("crm", "sts_wrong"), basic("erp", &secret)] {
+        let (status, v) = r
+            .form("/oauth/introspect", Some(&auth), &[("token", crm_token)])
+            .await;
+        assert_eq!((status, error_of(&v)), (401, "invalid_client"), "{v}");
+    }
+
+    // erp's server signs assertions with its key (iss = sub = the resource id).
+    let key = new_key();
+    let jwk =
+        json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
+    r.post(
+        "/v1/resources/erp/credentials",
+        &r.admin,
+        json!({"kind": "public-key", "public_key": jwk.to_string()}),
+    )
+    .await;
+    let erp = TestAgent {
+        id: "erp".into(),
+        key,
+        credential_id: String::new(),
+    };
+    let reg = &r;
+    let introspect_as_erp = |assertion: String, token: String| async move {
+        reg.form(
+            "/oauth/introspect",
+            None,
+            &[
+                ("token", token.as_str()),
+                (
+                    "client_assertion_type",
+                    steward::model::tokens::CLIENT_ASSERTION_JWT,
+                ),
+                ("client_assertion", assertion.as_str()),
+            ],
+        )
+        .await
+    };
+    let assertion = erp.assertion(&r.url("/oauth/introspect"));
+    let (status, v) = introspect_as_erp(assertion.clone(), erp_token.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["active"], json!(true), "{v}");
+    assert_eq!(v["scope"], json!("erp:read"));
+    let (_, v) = introspect_as_erp(erp.assertion(&r.token_endpoint()), crm_token.clone()).await;
+    assert_eq!(v, json!({"active": false}));
+    // An assertion is spent once.
+    let (status, v) = introspect_as_erp(assertion, erp_token.clone()).await;
+    assert_eq!((status, error_of(&v)), (401, "invalid_client"), "{v}");
+
+    // A resource is not an agent: it cannot exchange, with its key or its secret.
+    let subject = r.mint(&alice, None).await;
+    let (status, v) = r
+        .exchange(
+            &subject,
+            &erp.assertion(&r.token_endpoint()),
+            "erp:read",
+            "https://erp.example.com",
+        )
+        .await;
+    assert_eq!((status, error_of(&v)), (401, "invalid_client"), "{v}");
+    let (status, v) = r
+        .form(
+            "/oauth/token",
+            Some(&crm),
+            &[
+                ("grant_type", GRANT_TOKEN_EXCHANGE),
+                ("subject_token", subject.as_str()),
+                ("subject_token_type", TOKEN_TYPE_ACCESS),
+                ("scope", "crm:read"),
+                ("audience", "https://crm.example.com"),
+            ],
+        )
+        .await;
+    assert_eq!((status, error_of(&v)), (401, "invalid_client"), "{v}");
+
+    // Disabling the secret locks crm's server out at once.
+    r.post(
+        &format!("/v1/resources/crm/credentials/{secret_id}/disable"),
+        &r.admin,
+        json!({}),
+    )
+    .await;
+    let (status, v) = r
+        .form("/oauth/introspect", Some(&crm), &[("token", crm_token)])
+        .await;
+    assert_eq!((status, error_of(&v)), (401, "invalid_client"), "{v}");
+}
+
+/// Only admins give resources credentials; bad requests are precise 4xx.
+#[tokio::test]
+async fn resource_credentials_are_admin_only_and_checked() {
+    let r = Registry::start().await;
+    let alice = r.person("alice@example.com").await;
+    let (status, v) = r
+        .json(
+            reqwest::Method::POST,
+            "/v1/resources/crm/credentials",
+            &alice,
+            Some(json!({"kind": "static-secret"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = r
+        .json(
+            reqwest::Method::POST,
+            "/v1/resources/nope/credentials",
+            &r.admin,
+            Some(json!({"kind": "static-secret"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = r
+        .json(
+            reqwest::Method::POST,
+            "/v1/resources/crm/credentials",
+            &r.admin,
+            Some(json!({"kind": "public-key", "public_key": "not a key"})),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (422, Some("invalid_public_key")),
+        "{v}"
+    );
+    let (status, v) = r
+        .json(
+            reqwest::Method::POST,
+            "/v1/resources/crm/credentials/sec_none/disable",
+            &r.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{v}");
+}

@@ -32,6 +32,24 @@ pub enum ResourcesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Register a resource server's Ed25519 public key (a JWK or PEM file; admins). Its
+    /// servers then introspect tokens for the resource with assertions signed by that key.
+    AddKey {
+        id: String,
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Create a static secret for a resource's servers (HTTP Basic `ID:SECRET` at
+    /// introspection; admins). Printed once.
+    AddSecret {
+        id: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Disable one of a resource's credentials (admins).
+    DisableKey { id: String, key: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,6 +93,11 @@ fn scope_lines(out: &mut Out, r: &Resource) -> anyhow::Result<()> {
 pub async fn resources(reg: &Registry, command: ResourcesCommand) -> anyhow::Result<()> {
     let mut out = Out::new();
     match command {
+        credential_command @ (ResourcesCommand::AddKey { .. }
+        | ResourcesCommand::AddSecret { .. }
+        | ResourcesCommand::DisableKey { .. }) => {
+            super::resource_credentials::run(reg, credential_command).await?;
+        }
         ResourcesCommand::List { json } => {
             let list = reg.check(reg.client.resources().await)?;
             if json {

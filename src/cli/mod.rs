@@ -14,6 +14,7 @@ pub mod govern;
 pub mod login;
 pub mod output;
 pub mod paths;
+pub mod resource_credentials;
 pub mod reviews;
 pub mod server;
 pub mod tokens;

@@ -298,7 +298,7 @@ pub async fn run_agents(
     Ok(None)
 }
 
-fn read_key_file(path: &Path) -> anyhow::Result<String> {
+pub(super) fn read_key_file(path: &Path) -> anyhow::Result<String> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > 8 * 1024 {

@@ -468,6 +468,42 @@ impl Client {
         .await
     }
 
+    /// Registers a credential for a catalogued resource (admins).
+    pub async fn add_resource_credential(
+        &self,
+        resource_id: &str,
+        req: &AddCredential,
+    ) -> ClientResult<AddedCredential> {
+        self.with_body(
+            Method::POST,
+            &["v1", "resources", resource_id, "credentials"],
+            req,
+        )
+        .await
+    }
+
+    /// Disables one of a resource's credentials (admins).
+    pub async fn disable_resource_credential(
+        &self,
+        resource_id: &str,
+        credential_id: &str,
+    ) -> ClientResult<Credential> {
+        self.send(
+            Method::POST,
+            &[
+                "v1",
+                "resources",
+                resource_id,
+                "credentials",
+                credential_id,
+                "disable",
+            ],
+            None,
+            None,
+        )
+        .await
+    }
+
     pub async fn disable_credential(
         &self,
         agent_id: &str,

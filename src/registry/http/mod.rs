@@ -13,6 +13,7 @@ pub mod guards;
 pub mod oauth;
 pub mod openapi;
 pub mod people;
+pub mod resource_credentials;
 pub mod reviews;
 
 use std::sync::Arc;
@@ -246,6 +247,8 @@ pub fn router(state: AppState) -> Router {
             catalogue::import_catalogue
         ))
         .routes(routes!(catalogue::show_resource))
+        .routes(routes!(resource_credentials::add_resource_credential))
+        .routes(routes!(resource_credentials::disable_resource_credential))
         .routes(routes!(
             approvals::agent_requests,
             approvals::create_request

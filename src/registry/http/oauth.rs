@@ -465,10 +465,32 @@ pub async fn add_credential(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<AddCredential>,
 ) -> Result<(StatusCode, Json<AddedCredential>), ApiError> {
+    let (credential, secret) = new_credential(&req)?;
+    let actor = caller.actor();
+    let person = caller.person;
+    let stored: Credential = blocking(&state, move |s| {
+        s.add_credential(&actor, &id, &credential, &|f| {
+            policy::may_manage_agent(&person, f)
+        })
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AddedCredential {
+            credential: stored,
+            secret,
+        }),
+    ))
+}
+
+/// The credential an [`AddCredential`] asks for, ready to store: a parsed public key, or a
+/// freshly generated static secret (returned once, stored only as its hash). Shared by agents
+/// and catalogued resources.
+pub fn new_credential(req: &AddCredential) -> Result<(NewCredential, Option<String>), ApiError> {
     if let Some(label) = &req.label {
         check_line("label", label, 128)?;
     }
-    let (credential, secret) = match req.kind {
+    Ok(match req.kind {
         CredentialKind::PublicKey => {
             let text = req.public_key.as_deref().ok_or_else(|| {
                 ApiError::invalid(
@@ -509,22 +531,7 @@ pub async fn add_credential(
                 Some(secret),
             )
         }
-    };
-    let actor = caller.actor();
-    let person = caller.person;
-    let stored: Credential = blocking(&state, move |s| {
-        s.add_credential(&actor, &id, &credential, &|f| {
-            policy::may_manage_agent(&person, f)
-        })
     })
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AddedCredential {
-            credential: stored,
-            secret,
-        }),
-    ))
 }
 
 /// Disable one of an agent's credentials (the owner, an admin, or a responder).

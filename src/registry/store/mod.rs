@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod catalogue;
 pub mod delegations;
 pub mod perimeter;
+pub mod resource_credentials;
 pub mod scopes;
 pub mod sqlite;
 
@@ -38,6 +39,7 @@ pub use api_tokens::ApiTokenStore;
 pub use approvals::ApprovalStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
+pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
 
@@ -244,6 +246,7 @@ pub trait Store:
     + ApiTokenStore
     + perimeter::PerimeterStore
     + ScopeCatalogue
+    + ResourceCredentialStore
     + Send
     + Sync
     + 'static

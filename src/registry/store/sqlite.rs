@@ -460,6 +460,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE campaigns ADD COLUMN close_revoked INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE campaigns ADD COLUMN close_already_gone INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: credentials of catalogued resources, with which their servers authenticate to the
+    // registry (sqlite_resource_credentials.rs).
+    r#"
+    CREATE TABLE resource_credentials (
+        id TEXT PRIMARY KEY,
+        resource_id TEXT NOT NULL REFERENCES resources(id),
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        material TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        disabled_at TEXT
+    );
+    CREATE INDEX resource_credentials_resource ON resource_credentials(resource_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -489,6 +504,8 @@ mod delegations;
 
 #[path = "sqlite_catalogue.rs"]
 mod catalogue;
+#[path = "sqlite_resource_credentials.rs"]
+mod resource_credentials;
 
 #[path = "sqlite_approvals.rs"]
 pub(super) mod approvals;

@@ -154,7 +154,8 @@ fn lost_brakes(old: &Path, after: i64) -> Vec<(String, String, Option<String>)> 
         .prepare(
             "SELECT action, target, details FROM audit_events
              WHERE seq > ?1 AND target IS NOT NULL AND action IN
-               ('agent.revoke', 'agent.decommission', 'credential.disable', 'grant.remove')
+               ('agent.revoke', 'agent.decommission', 'credential.disable', 'grant.remove',
+                'resource.credential.disable')
              ORDER BY seq",
         )
         .and_then(|mut stmt| {
@@ -163,7 +164,9 @@ fn lost_brakes(old: &Path, after: i64) -> Vec<(String, String, Option<String>)> 
                 let details: String = r.get(2)?;
                 let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
                 let detail = match action.as_str() {
-                    "credential.disable" => details["credential_id"].as_str().map(str::to_string),
+                    "credential.disable" | "resource.credential.disable" => {
+                        details["credential_id"].as_str().map(str::to_string)
+                    }
                     "grant.remove" => details["scope"].as_str().map(str::to_string),
                     _ => None,
                 };
@@ -214,6 +217,18 @@ pub fn restore(db: &Path, from: &Path, actor: &Actor) -> StoreResult<RestoreRepo
         let mut reapplied = Vec::new();
         let stamp = ts(Utc::now());
         for (action, target, detail) in &lost {
+            // A resource's disabled credential stays disabled (its target is a resource).
+            if let ("resource.credential.disable", Some(id)) = (action.as_str(), detail) {
+                let changed = tx.execute(
+                    "UPDATE resource_credentials SET disabled_at = coalesce(disabled_at, ?1)
+                     WHERE id = ?2 AND resource_id = ?3",
+                    params![stamp, id, target],
+                )?;
+                if changed > 0 {
+                    reapplied.push((action.clone(), target.clone()));
+                }
+                continue;
+            }
             let exists: bool = tx
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)")?
                 .query_row([target], |r| r.get(0))?;

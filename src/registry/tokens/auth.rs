@@ -188,6 +188,55 @@ fn hide_unknown(e: OAuthError, refusal: impl Fn() -> OAuthError) -> OAuthError {
     }
 }
 
+/// Who signs an assertion or holds a secret: an agent, or a catalogued resource's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Agent,
+    Resource,
+}
+
+impl Party {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Party::Agent => "agent",
+            Party::Resource => "resource",
+        }
+    }
+
+    /// Who the party is, and whether it is allowed, is said only to a caller whose signature
+    /// verifies with one of its keys (enabled or not); anyone else learns only that the
+    /// assertion was refused, not whether the party exists.
+    fn unproven(self, sub: &str) -> OAuthError {
+        let noun = self.noun();
+        OAuthError::invalid_client(format!(
+            "the {noun} assertion is refused: no registered key of {noun} {sub} verifies its \
+             signature"
+        ))
+    }
+
+    fn replay_key(self, sub: &str) -> String {
+        match self {
+            Party::Agent => sub.to_string(),
+            Party::Resource => format!("resource:{sub}"),
+        }
+    }
+}
+
+/// The `iss` = `sub` of a well-formed assertion: the id of the party that signed it.
+pub fn assertion_subject(assertion: &str, party: Party) -> Result<String, OAuthError> {
+    let noun = party.noun();
+    let bad =
+        |m: String| OAuthError::invalid_client(format!("the {noun} assertion is refused: {m}"));
+    let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
+    parsed.check_header().map_err(|e| bad(e.0))?;
+    let iss = parsed.claim_str("iss").unwrap_or_default();
+    let sub = parsed.claim_str("sub").unwrap_or_default();
+    if iss.is_empty() || iss != sub || sub.len() > 128 {
+        return Err(bad(format!("iss and sub must both be the {noun}'s id")));
+    }
+    Ok(sub.to_string())
+}
+
 /// Hash under which static secrets are stored.
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -219,34 +268,52 @@ impl TokenService {
         assertion: &str,
         audiences: &[&str],
     ) -> Result<AuthenticatedAgent, OAuthError> {
-        let bad =
-            |m: String| OAuthError::invalid_client(format!("the agent assertion is refused: {m}"));
-        let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
-        parsed.check_header().map_err(|e| bad(e.0))?;
-        let iss = parsed.claim_str("iss").unwrap_or_default();
-        let sub = parsed.claim_str("sub").unwrap_or_default();
-        if iss.is_empty() || iss != sub || sub.len() > 128 {
-            return Err(bad("iss and sub must both be the agent's id".into()));
-        }
-        // Who the agent is, and whether it is allowed, is said only to a caller whose signature
-        // verifies with one of the agent's keys (enabled or not); anyone else learns only that
-        // the assertion was refused, not whether the agent exists.
-        let unproven = || {
-            bad(format!(
-                "no registered key of agent {sub} verifies its signature"
-            ))
-        };
+        let sub = assertion_subject(assertion, Party::Agent)?;
+        let unproven = || Party::Agent.unproven(&sub);
         let facts = self
-            .facts(sub)
+            .facts(&sub)
             .await
             .map_err(|e| hide_unknown(e, unproven))?;
+        let credential_id = self
+            .verify_assertion(
+                assertion,
+                Party::Agent,
+                &facts.credentials,
+                Self::check_active(&facts),
+                audiences,
+            )
+            .await?;
+        Ok(AuthenticatedAgent {
+            facts,
+            credential_id,
+            method: "private_key_jwt",
+        })
+    }
+
+    /// Verifies an assertion signed by `party` (whose id is its `iss` = `sub`) against that
+    /// party's `credentials`, and spends its `jti`; returns the credential that verified it.
+    /// `allowed` is whether the party may act at all, said only once the signature verifies.
+    pub(super) async fn verify_assertion(
+        &self,
+        assertion: &str,
+        party: Party,
+        credentials: &[crate::registry::store::CredentialMaterial],
+        allowed: Result<(), OAuthError>,
+        audiences: &[&str],
+    ) -> Result<String, OAuthError> {
+        let noun = party.noun();
+        let bad =
+            |m: String| OAuthError::invalid_client(format!("the {noun} assertion is refused: {m}"));
+        let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
+        let sub = assertion_subject(assertion, party)?;
+        let sub = sub.as_str();
+        let unproven = || party.unproven(sub);
         // Bounded work: a kid picks its key (by the JWK's own kid, the credential id or the
         // thumbprint); without one, the enabled keys (at most ten, see MAX_ENABLED_CREDENTIALS)
         // and then the ten newest disabled ones (so that a disabled key is named as such) are
         // tried. The checks run on the blocking pool, not on the async workers.
         let public_keys = || {
-            facts
-                .credentials
+            credentials
                 .iter()
                 .filter(|c| c.kind == CredentialKind::PublicKey)
         };
@@ -286,10 +353,10 @@ impl TokenService {
         .await
         .map_err(|e| OAuthError::server_error(format!("a signature check failed: {e}")))?;
         let credential = verified.map(|i| candidates[i]).ok_or_else(unproven)?;
-        Self::check_active(&facts)?;
+        allowed?;
         if credential.disabled {
             return Err(bad(format!(
-                "key {} of agent {sub} is disabled",
+                "key {} of {noun} {sub} is disabled",
                 credential.id
             )));
         }
@@ -339,19 +406,17 @@ impl TokenService {
             .claim_str("jti")
             .filter(|j| !j.is_empty() && j.len() <= 256)
             .ok_or_else(|| bad("jti (1 to 256 characters) is missing".into()))?;
-        if !self.live.consume_assertion(sub, jti, exp) {
+        // Agents and resources spend their jtis in separate spaces: ids may coincide.
+        let spender = party.replay_key(sub);
+        if !self.live.consume_assertion(&spender, jti, exp) {
             return Err(bad(format!("its jti {jti} was already used (replay)")));
         }
         self.record_assertion(ConsumedAssertion {
-            agent_id: sub.to_string(),
+            agent_id: spender,
             jti: jti.to_string(),
             expires_at: exp,
         });
-        Ok(AuthenticatedAgent {
-            facts,
-            credential_id,
-            method: "private_key_jwt",
-        })
+        Ok(credential_id)
     }
 
     /// An agent's stored public key, parsed once and then kept (keyed by its exact material).

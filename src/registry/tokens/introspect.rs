@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::auth::{ClientCredentials, FormParams};
+use super::auth::{ClientCredentials, FormParams, Party, assertion_subject, secret_hash};
 use super::exchange::{act_claim, aud_claim};
 use super::live::{TokenKind, TokenRecord};
 use super::{OAuthError, TokenService, token_digest, unix_now};
 use crate::model::tokens::Introspection;
-use crate::model::{Actor, Person, Role};
+use crate::model::{Actor, CredentialKind, Person, Role};
+use crate::registry::store::ResourceAuthFacts;
 
 /// How long a person's API token, once checked, is trusted for introspection.
 const CALLER_CACHE: Duration = Duration::from_secs(1);
@@ -24,6 +25,11 @@ const CALLER_CACHE: Duration = Duration::from_secs(1);
 pub enum OAuthCaller {
     Person(Person),
     Agent(String),
+    /// A catalogued resource's server, with the audiences of that resource.
+    Resource {
+        id: String,
+        audiences: Vec<String>,
+    },
 }
 
 impl OAuthCaller {
@@ -33,6 +39,14 @@ impl OAuthCaller {
             OAuthCaller::Agent(id) => Actor {
                 kind: crate::model::ActorKind::Agent,
                 id: id.clone(),
+                on_behalf_of: None,
+                chain: Vec::new(),
+            },
+            // A resource server is no person and no agent: the registry records it as a
+            // system actor named after the resource.
+            OAuthCaller::Resource { id, .. } => Actor {
+                kind: crate::model::ActorKind::System,
+                id: format!("resource:{id}"),
                 on_behalf_of: None,
                 chain: Vec::new(),
             },
@@ -101,10 +115,80 @@ impl TokenService {
             }
             other => {
                 let audiences = [endpoint, self.token_endpoint.as_str(), self.issuer.as_str()];
+                // Only introspection serves resource servers; revocation is for agents.
+                if endpoint == self.introspection_endpoint
+                    && let Some(resource) = self.claimed_resource(&other).await?
+                {
+                    return self
+                        .authenticate_resource(other, resource, &audiences)
+                        .await;
+                }
                 let agent = self.authenticate_agent(other, &audiences).await?;
                 Ok(OAuthCaller::Agent(agent.facts.id))
             }
         }
+    }
+
+    /// The catalogued resource the credentials claim to be, when it holds any credential:
+    /// such an id authenticates as the resource, never as an agent of the same id.
+    async fn claimed_resource(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<Option<ResourceAuthFacts>, OAuthError> {
+        let id = match credentials {
+            ClientCredentials::Secret { client_id, .. } => client_id.clone(),
+            ClientCredentials::Assertion(a) => match assertion_subject(a, Party::Resource) {
+                Ok(sub) => sub,
+                // A malformed assertion is refused by the agent path with its own words.
+                Err(_) => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let facts = self.read(move |s| s.resource_auth_facts(&id)).await?;
+        Ok(facts.filter(|f| !f.credentials.is_empty()))
+    }
+
+    /// A resource server proves itself with one of its resource's enabled credentials: its
+    /// static secret (HTTP Basic `resource-id:secret`) or an assertion it signed.
+    async fn authenticate_resource(
+        &self,
+        credentials: ClientCredentials,
+        resource: ResourceAuthFacts,
+        audiences: &[&str],
+    ) -> Result<OAuthCaller, OAuthError> {
+        match credentials {
+            ClientCredentials::Secret { secret, .. } => {
+                let hash = secret_hash(&secret);
+                let known = resource.credentials.iter().any(|c| {
+                    c.kind == CredentialKind::StaticSecret && !c.disabled && c.material == hash
+                });
+                if !known {
+                    return Err(OAuthError::invalid_client(format!(
+                        "the client secret of resource {} is wrong or disabled",
+                        resource.id
+                    )));
+                }
+            }
+            ClientCredentials::Assertion(a) => {
+                self.verify_assertion(
+                    &a,
+                    Party::Resource,
+                    &resource.credentials,
+                    Ok(()),
+                    audiences,
+                )
+                .await?;
+            }
+            _ => {
+                return Err(OAuthError::invalid_client(
+                    "a resource authenticates with its secret or a signed assertion",
+                ));
+            }
+        }
+        Ok(OAuthCaller::Resource {
+            id: resource.id,
+            audiences: resource.audiences,
+        })
     }
 
     /// The answer for `token` as the registry knows it: active with its claims, or only
@@ -127,11 +211,10 @@ impl TokenService {
                     || p.has_role(Role::Responder)
                     || p.email.eq_ignore_ascii_case(&r.subject)
             }
-            OAuthCaller::Agent(id) => {
-                r.actors.iter().any(|a| a == id)
-                    || catalogue_audiences_of(caller)
-                        .iter()
-                        .any(|aud| r.audience.contains(aud))
+            OAuthCaller::Agent(id) => r.actors.iter().any(|a| a == id),
+            // A resource server sees exactly the tokens addressed to its resource.
+            OAuthCaller::Resource { audiences, .. } => {
+                audiences.iter().any(|aud| r.audience.contains(aud))
             }
         }
     }
@@ -201,6 +284,7 @@ impl TokenService {
         };
         let allowed = match caller {
             OAuthCaller::Agent(id) => actors.iter().any(|a| a == id),
+            OAuthCaller::Resource { .. } => false,
             OAuthCaller::Person(p) => {
                 p.email.eq_ignore_ascii_case(&subject)
                     || p.has_role(Role::Admin)
@@ -231,15 +315,4 @@ impl TokenService {
             .and_then(|f| f.owner_email)
             .is_some_and(|o| o.eq_ignore_ascii_case(&person.email)))
     }
-}
-
-/// HOOK(authority-grants): the audiences of the catalogued resource that `caller` authenticated
-/// as. The catalogue of resources (and how a resource server authenticates as one) is being
-/// built on the `authority-grants` branch; until it lands no caller is a resource, so this
-/// returns nothing and resource servers introspect with an admin's or responder's API token.
-/// When it lands, return the resource's `aud` values here: introspection then gives a resource
-/// the claims of exactly the tokens whose audience is its own.
-pub fn catalogue_audiences_of(caller: &OAuthCaller) -> Vec<String> {
-    let _ = caller;
-    Vec::new()
 }
