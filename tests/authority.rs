@@ -260,6 +260,18 @@ async fn medium_is_decided_by_the_resource_owner_or_an_admin_never_by_the_reques
     };
     assert!(queue(&w.pay_owner).await.contains(&id));
     assert!(queue(&r.admin).await.contains(&id));
+    // The resource owner may not read the owner's agent, yet decides with its grants in view.
+    let listed = r.get("/v1/approvals", &w.pay_owner).await;
+    let mine = listed.expect(200)["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == json!(id))
+        .cloned()
+        .unwrap();
+    assert!(mine["agent_grants"].is_array(), "{mine}");
+    let direct = r.get(&format!("/v1/agents/{agent}"), &w.pay_owner).await;
+    assert_eq!(direct.status, 404, "the agent itself stays hidden");
     assert!(!queue(&r.owner).await.contains(&id));
     let done = w.approve(&r.admin, &id).await;
     assert_eq!(done.expect(200)["status"], json!("approved"));

@@ -528,3 +528,110 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// The approver's job in the real binary: `A` shows what waits for the admin persona, `y`
+/// approves the selected request, the header's count drops, and the registry recorded the vote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
+    cmd.args(["demo", "--agents", "300", "--db", db.to_str().unwrap()]);
+    cmd.cwd(dir.path());
+    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
+    cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
+    cmd.env("XDG_DATA_HOME", dir.path().join("data"));
+    cmd.env("TERM", "xterm-256color");
+    let mut child = pty.slave.spawn_command(cmd).unwrap();
+    drop(pty.slave);
+    let parser = Arc::new(Mutex::new(vt100::Parser::new(
+        std::num::NonZeroU16::new(ROWS).unwrap(),
+        std::num::NonZeroU16::new(COLS).unwrap(),
+        0,
+    )));
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    {
+        let parser = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                parser.lock().unwrap().process(&buf[..n]);
+            }
+        });
+    }
+    let mut keys = pty.master.take_writer().unwrap();
+    let mut press = |bytes: &str| {
+        keys.write_all(bytes.as_bytes()).unwrap();
+        keys.flush().unwrap();
+    };
+    let screen = Screen { parser };
+    // The header counts what waits for the admin persona once the queue is polled.
+    let waiting = |s: &str| -> Option<u32> {
+        let at = s.find(" to approve")?;
+        s[..at].rsplit('⚑').next()?.trim().parse().ok()
+    };
+    screen.wait(
+        &mut child,
+        "the synced inventory with the approvals count",
+        Duration::from_secs(120),
+        |s| s.contains("synced") && waiting(s).is_some_and(|n| n > 0),
+    );
+    let before = waiting(&screen.text()).unwrap();
+    press("A");
+    screen.wait(
+        &mut child,
+        "the approvals screen",
+        Duration::from_secs(30),
+        |s| s.contains("Waiting for me") && s.lines().any(|l| l.starts_with('▶')),
+    );
+    let approvals_recorded = || -> i64 {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM audit_events WHERE action = 'request.approve'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let recorded_before = approvals_recorded();
+    press("y");
+    screen.wait(
+        &mut child,
+        "the count to drop after the approval",
+        Duration::from_secs(30),
+        |s| waiting(s).is_some_and(|n| n < before) || s.contains("approved"),
+    );
+    press("q");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not quit:\n{}",
+            screen.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the demo failed:\n{}", screen.text());
+
+    // The registry recorded the approval the console sent.
+    assert_eq!(
+        approvals_recorded(),
+        recorded_before + 1,
+        "the screen:\n{}",
+        screen.text()
+    );
+}

@@ -151,6 +151,7 @@ mod tests {
             reason: None,
             grant_expires_at: None,
             used_at: None,
+            agent_grants: None,
         }
     }
 

@@ -116,6 +116,10 @@ pub struct AccessRequest {
     pub grant_expires_at: Option<DateTime<Utc>>,
     /// Per-use: when the exchange spent it.
     pub used_at: Option<DateTime<Utc>>,
+    /// In the approver's queue only: the agent's current grants and their use, so that an
+    /// approver who may not read the agent otherwise still decides with them in view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_grants: Option<Vec<crate::model::Grant>>,
 }
 
 /// `POST /v1/agents/{id}/requests`.

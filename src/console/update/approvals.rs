@@ -180,6 +180,11 @@ fn load_agents(
 ) {
     let mut ids: Vec<String> = Vec::new();
     for r in waiting.requests.iter().flatten() {
+        // The queue carries the grants for its approvers: nothing to ask.
+        if let Some(grants) = &r.agent_grants {
+            s.grants.insert(r.agent_id.clone(), Ok(grants.clone()));
+            continue;
+        }
         if ids.len() >= AGENTS_AT_ONCE {
             break;
         }

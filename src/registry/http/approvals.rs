@@ -137,7 +137,21 @@ pub async fn list_approvals(
     }
     let kind = parse_kind(&query.kind)?;
     let voter = voter(&caller);
-    let requests = blocking(&state, move |s| s.approval_queue(&voter, kind, Utc::now())).await?;
+    let requests = blocking(&state, move |s| {
+        let mut requests = s.approval_queue(&voter, kind, Utc::now())?;
+        // Whoever may decide a request sees the agent's grants beside it (one read per agent).
+        let mut seen: std::collections::HashMap<String, Option<Vec<crate::model::Grant>>> =
+            std::collections::HashMap::new();
+        for r in &mut requests {
+            if !seen.contains_key(&r.agent_id) {
+                let grants = s.agent_detail(&r.agent_id)?.map(|d| d.agent.grants);
+                seen.insert(r.agent_id.clone(), grants);
+            }
+            r.agent_grants = seen[&r.agent_id].clone();
+        }
+        Ok(requests)
+    })
+    .await?;
     Ok(Json(RequestList { requests }))
 }
 

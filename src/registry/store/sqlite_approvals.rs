@@ -67,6 +67,7 @@ fn request_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRequest> {
         reason: r.get(20)?,
         grant_expires_at: parse_opt_ts(r.get(21)?)?,
         used_at: parse_opt_ts(r.get(22)?)?,
+        agent_grants: None,
     })
 }
 
