@@ -593,7 +593,7 @@ async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agr
         &mut child,
         "the approvals screen",
         Duration::from_secs(30),
-        |s| s.contains("Waiting for me") && s.lines().any(|l| l.starts_with('▶')),
+        |s| s.contains("Waiting for me") && s.lines().any(|l| l.trim_start().starts_with('▶')),
     );
     let approvals_recorded = || -> i64 {
         let conn = rusqlite::Connection::open(&db).unwrap();
