@@ -141,6 +141,7 @@ pub struct Decide {
 
 /// `GET /v1/approvals` and `GET /v1/agents/{id}/requests` filters.
 #[derive(Deserialize, Serialize, Debug, Clone, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestQuery {
     /// `pending` (the default for the approvals queue), `approved`, `denied`, `expired`, or `all`.
