@@ -260,8 +260,14 @@ async fn main() -> anyhow::Result<()> {
         "Steward console: waiting for me (approvals)",
     )?;
 
-    // The owner requests a scope for one of their agents: the catalogue picker.
+    // The owner requests a scope for one of their agents: the catalogue picker. Back from the
+    // review (its summary, then the screen) to the inventory first.
     key(&mut owner, "esc");
+    owner.settle().await?;
+    key(&mut owner, "esc");
+    owner.settle().await?;
+    key(&mut owner, "esc");
+    owner.settle().await?;
     key(&mut owner, "3");
     owner.settle().await?;
     key(&mut owner, "enter");
