@@ -11,7 +11,7 @@ use crate::console::action::Effect;
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
 use crate::console::theme::Slot;
-use crate::console::views::clean;
+use crate::console::words::clean;
 
 /// A denial waiting for its reason.
 #[derive(Debug)]

@@ -19,7 +19,7 @@ use crate::console::keymap::{Command, Scope};
 use crate::console::layout::{centered, screen};
 use crate::console::list::ListCursor;
 use crate::console::theme::Slot;
-use crate::console::views::{clean, fit};
+use crate::console::words::{clean, fit};
 use crate::model::approvals::CreateRequest;
 use crate::model::catalogue::{ApprovalMode, ResourceList, Tier};
 
