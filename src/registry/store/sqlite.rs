@@ -475,6 +475,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX resource_credentials_resource ON resource_credentials(resource_id);
     "#,
+    // 10: the activity timeline reads the audit log newest first by time (sqlite_timeline.rs),
+    // and exchanges by time (the token table's index is by client).
+    r#"
+    CREATE INDEX audit_time ON audit_events(time, seq);
+    CREATE INDEX issued_tokens_issued ON issued_tokens(issued_at, jti);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -492,6 +498,8 @@ mod perimeter;
 mod reviews;
 #[path = "sqlite_scopes.rs"]
 mod scopes;
+#[path = "sqlite_timeline.rs"]
+mod timeline;
 
 // The brake (revoke over the tree, reinstate, decommission, re-enabling credentials).
 #[path = "sqlite_brake.rs"]
