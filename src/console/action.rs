@@ -76,6 +76,11 @@ pub enum Action {
         seq: i64,
         result: ClientResult<i64>,
     },
+    TimelineLoaded {
+        generation: u64,
+        append: bool,
+        result: ClientResult<crate::model::timeline::TimelinePage>,
+    },
     CacheSaved(Result<(), String>),
     ReviewsLoaded(ClientResult<ReviewQueue>),
     Decided {
@@ -168,6 +173,12 @@ pub enum Effect {
         seq: i64,
         text: String,
     },
+    /// A page of the activity and audit timeline.
+    LoadTimeline {
+        generation: u64,
+        query: crate::model::timeline::TimelineQuery,
+        append: bool,
+    },
     SaveCache(Arc<Inventory>),
     LoadReviews,
     Decide {
@@ -228,6 +239,9 @@ impl std::fmt::Debug for Effect {
             Effect::LoadPlan { id } => write!(f, "LoadPlan({id})"),
             Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
             Effect::AddNote { seq, .. } => write!(f, "AddNote({seq})"),
+            Effect::LoadTimeline {
+                generation, append, ..
+            } => write!(f, "LoadTimeline(gen {generation}, append {append})"),
             Effect::SaveCache(_) => f.write_str("SaveCache"),
             Effect::LoadReviews => f.write_str("LoadReviews"),
             Effect::Decide {

@@ -72,6 +72,14 @@ pub enum Command {
     /// A form field's choices (no-response outcome, quarterly).
     NextValue,
     PrevValue,
+    /// The activity and audit timeline of the selected agent.
+    Activity,
+    /// `:audit`: the activity and audit timeline of everything (audit readers).
+    AuditAll,
+    /// In the activity view: the next actor kind to show (all, human, agent, system).
+    ActorKind,
+    /// In the activity view: token exchanges shown or hidden.
+    ToggleExchanges,
 }
 
 /// Where a binding applies.
@@ -95,6 +103,8 @@ pub enum Scope {
     Form,
     /// Text to read: the help, notices, results.
     Reading,
+    /// The activity and audit timeline.
+    Activity,
 }
 
 impl Scope {
@@ -109,11 +119,12 @@ impl Scope {
             Scope::Buttons => "Confirmations",
             Scope::Form => "Campaign form",
             Scope::Reading => "Help and notices",
+            Scope::Activity => "Activity and audit",
         }
     }
 
     /// Every scope, in the order the help lists them.
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::Everywhere,
         Scope::Inventory,
         Scope::Detail,
@@ -123,6 +134,7 @@ impl Scope {
         Scope::Buttons,
         Scope::Form,
         Scope::Reading,
+        Scope::Activity,
     ];
 
     /// True for the screens (where `Everywhere` bindings apply too).
@@ -389,7 +401,9 @@ const fn b(
     }
 }
 
-use Scope::{Approvals, Buttons, Detail, Everywhere, Form, Inventory, Prompt, Reading, Reviews};
+use Scope::{
+    Activity, Approvals, Buttons, Detail, Everywhere, Form, Inventory, Prompt, Reading, Reviews,
+};
 
 /// The default bindings, in the order the help screen lists them.
 const DEFAULTS: &[Default_] = &[
@@ -805,6 +819,103 @@ const DEFAULTS: &[Default_] = &[
         None,
     )
     .words(&["theme!"], "NAME"),
+    b(
+        "activity",
+        Command::Activity,
+        Everywhere,
+        &[KeySpec::char('t')],
+        "the selected agent's activity and audit timeline",
+        None,
+    ),
+    b(
+        "audit",
+        Command::AuditAll,
+        Everywhere,
+        &[],
+        "the activity and audit timeline of everything",
+        None,
+    )
+    .words(&["audit"], ""),
+    b(
+        "activity-up",
+        Command::Up,
+        Activity,
+        &[KeySpec::code(KeyCode::Up), KeySpec::char('k')],
+        "newer entry",
+        None,
+    ),
+    b(
+        "activity-down",
+        Command::Down,
+        Activity,
+        &[KeySpec::code(KeyCode::Down), KeySpec::char('j')],
+        "older entry (at the end, the next page from the registry)",
+        None,
+    ),
+    b(
+        "activity-page-up",
+        Command::PageUp,
+        Activity,
+        &[KeySpec::code(KeyCode::PageUp), KeySpec::ctrl('b')],
+        "one page newer",
+        None,
+    ),
+    b(
+        "activity-page-down",
+        Command::PageDown,
+        Activity,
+        &[KeySpec::code(KeyCode::PageDown), KeySpec::ctrl('f')],
+        "one page older",
+        None,
+    ),
+    b(
+        "activity-top",
+        Command::Top,
+        Activity,
+        &[KeySpec::code(KeyCode::Home), KeySpec::char('g')],
+        "the newest entry",
+        None,
+    ),
+    b(
+        "activity-bottom",
+        Command::Bottom,
+        Activity,
+        &[KeySpec::code(KeyCode::End), KeySpec::char('G')],
+        "the oldest entry loaded",
+        None,
+    ),
+    b(
+        "activity-filter",
+        Command::Filter,
+        Activity,
+        &[KeySpec::char('/')],
+        "filter by text (who, on whose behalf, action, scope, reason)",
+        Some("text"),
+    ),
+    b(
+        "activity-actor-kind",
+        Command::ActorKind,
+        Activity,
+        &[KeySpec::char('a')],
+        "show all actors, then humans, agents, the system",
+        Some("actor kind"),
+    ),
+    b(
+        "activity-exchanges",
+        Command::ToggleExchanges,
+        Activity,
+        &[KeySpec::char('e')],
+        "show or hide token exchanges",
+        Some("exchanges"),
+    ),
+    b(
+        "activity-close",
+        Command::Back,
+        Activity,
+        &[KeySpec::code(KeyCode::Esc), KeySpec::char('q')],
+        "close the timeline",
+        Some("close"),
+    ),
     b(
         "prompt-accept",
         Command::Accept,

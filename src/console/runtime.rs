@@ -343,6 +343,18 @@ impl Console {
                     }
                 })
             }
+            Effect::LoadTimeline {
+                generation,
+                query,
+                append,
+            } => self.spawn(move |c, _| async move {
+                let result = c.timeline(&query).await;
+                Action::TimelineLoaded {
+                    generation,
+                    append,
+                    result,
+                }
+            }),
             Effect::AddNote { seq, text } => self.spawn(move |c, _| async move {
                 let result = c.add_note(seq, &text).await;
                 Action::NoteAdded { seq, result }

@@ -8,6 +8,7 @@ use crate::console::app::{App, CampaignForm, DetailState, Overlay, PickerState, 
 use crate::console::filter::QuickFilter;
 use crate::console::keymap::Command;
 use crate::console::layout;
+use crate::console::overlays::activity::ActivityState;
 use crate::console::overlays::busy::Busy;
 use crate::console::overlays::command_line::CommandLine;
 use crate::console::overlays::confirm::ConfirmState;
@@ -98,6 +99,28 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             app.message = Some((Tone::Info, "syncing with the registry…".into()));
         }
         Command::Reviews => reviews::open(app, fx),
+        Command::Activity => match app.target() {
+            Some((id, name, _)) => {
+                let mut a = Box::new(ActivityState::new(Some((id, name))));
+                a.reload(fx);
+                app.overlay = Some(Overlay::Activity(a));
+            }
+            None => {
+                app.message = Some((
+                    Tone::Info,
+                    "select an agent first (or :audit for everything)".into(),
+                ))
+            }
+        },
+        Command::AuditAll => {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let mut a = Box::new(ActivityState::new(None));
+            a.reload(fx);
+            app.overlay = Some(Overlay::Activity(a));
+        }
         Command::CertifyScope => reviews::decide(app, Verdict::Certify, fx),
         Command::RevokeScope => reviews::decide(app, Verdict::Revoke, fx),
         Command::CertifyUnchanged => reviews::certify_unchanged(app, fx),
@@ -240,6 +263,8 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         | Command::NextField
         | Command::PrevField
         | Command::NextValue
+        | Command::ActorKind
+        | Command::ToggleExchanges
         | Command::PrevValue => {}
     }
 }
