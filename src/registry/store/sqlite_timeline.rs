@@ -37,6 +37,17 @@ impl TimelineStore for SqliteStore {
             Ok(TimelinePage { entries, next })
         })
     }
+
+    fn backfill_registrations(&self, actor: &crate::model::Actor) -> StoreResult<u64> {
+        self.tl_backfill_registrations(actor)
+    }
+
+    fn import_token_history(
+        &self,
+        tokens: &[crate::registry::tokens::live::TokenRecord],
+    ) -> StoreResult<()> {
+        self.tl_import_token_history(tokens)
+    }
 }
 
 /// Agent ids to names, looked up once per page.
@@ -234,4 +245,116 @@ fn exchange_entries(
         });
     }
     Ok(out)
+}
+
+/// Registrations backfilled per transaction.
+const BACKFILL_CHUNK: usize = 5000;
+
+impl SqliteStore {
+    pub(super) fn tl_backfill_registrations(
+        &self,
+        actor: &crate::model::Actor,
+    ) -> StoreResult<u64> {
+        let mut written = 0u64;
+        let mut after = String::new();
+        loop {
+            let agents: Vec<(String, String, String, String, String, String)> =
+                self.read(|tx| {
+                    let mut stmt = tx.prepare(
+                        "SELECT a.id, a.name, a.kind, a.team, a.source, a.created_at FROM agents a
+                     WHERE a.id > ?1 AND NOT EXISTS (SELECT 1 FROM audit_events e
+                        WHERE e.target = a.id AND e.action = 'agent.register')
+                     ORDER BY a.id LIMIT ?2",
+                    )?;
+                    let rows = stmt
+                        .query_map(params![after, BACKFILL_CHUNK as i64], |r| {
+                            Ok((
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                            ))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows)
+                })?;
+            let Some(last) = agents.last() else {
+                return Ok(written);
+            };
+            after = last.0.clone();
+            self.write(|tx| {
+                for (id, name, kind, team, source, created_at) in &agents {
+                    let at = chrono::DateTime::parse_from_rfc3339(created_at)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|e| crate::registry::store::StoreError::Internal(e.to_string()))?;
+                    super::at_audit_time(at, || {
+                        super::append_audit(
+                            tx,
+                            actor,
+                            "agent.register",
+                            Some(id),
+                            "success",
+                            None,
+                            &serde_json::json!({
+                                "name": name, "kind": kind, "team": team, "source": source,
+                                "backfilled": true,
+                            }),
+                        )
+                    })?;
+                }
+                Ok(())
+            })?;
+            written += agents.len() as u64;
+        }
+    }
+
+    pub(super) fn tl_import_token_history(
+        &self,
+        tokens: &[crate::registry::tokens::live::TokenRecord],
+    ) -> StoreResult<()> {
+        let now = super::unix_now();
+        self.write(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO issued_tokens (jti, kind, digest, kid, subject, client_id,
+                    actors, parent_jti, scopes, audience, may_act, subject_source, client_auth,
+                    credential_id, issued_at, expires_at, api_token_id, delegation_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18)",
+            )?;
+            for t in tokens {
+                insert.execute(params![
+                    t.jti,
+                    t.kind.as_str(),
+                    hex::encode(t.digest),
+                    t.kid,
+                    t.subject,
+                    t.client_id,
+                    super::json_list(&t.actors),
+                    t.parent_jti,
+                    super::json_list(&t.scopes),
+                    super::json_list(&t.audience),
+                    t.may_act,
+                    t.subject_source,
+                    t.client_auth,
+                    t.credential_id,
+                    t.issued_at,
+                    t.expires_at,
+                    t.api_token_id,
+                    t.delegation_id
+                ])?;
+            }
+            Ok(())
+        })?;
+        // Oldest first, so that a parent is in the index before the tokens exchanged from it.
+        let mut live: Vec<&crate::registry::tokens::live::TokenRecord> =
+            tokens.iter().filter(|t| t.expires_at > now).collect();
+        live.sort_by_key(|t| t.issued_at);
+        for t in live {
+            // A token the index refuses (its agent is suspended) is history only.
+            let _ = self.live.issue(t.clone(), now);
+        }
+        Ok(())
+    }
 }

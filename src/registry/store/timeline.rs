@@ -26,4 +26,17 @@ pub struct TimelineFilter {
 /// audit log and the exchanges.
 pub trait TimelineStore: Send + Sync {
     fn timeline(&self, filter: &TimelineFilter) -> StoreResult<TimelinePage>;
+
+    /// Appends an `agent.register` event, dated at the agent's creation and written by
+    /// `actor`, for every agent that has none (records imported or seeded in bulk). Returns
+    /// how many it wrote. Writes in transactions of a few thousand events.
+    fn backfill_registrations(&self, actor: &crate::model::Actor) -> StoreResult<u64>;
+
+    /// Stores tokens issued elsewhere or earlier (a restored history, the demo's exchanges):
+    /// their records, and the unexpired ones in the live index, so that introspection,
+    /// revocation and the timeline see them. Usage and last-seen times are left alone.
+    fn import_token_history(
+        &self,
+        tokens: &[crate::registry::tokens::live::TokenRecord],
+    ) -> StoreResult<()>;
 }
