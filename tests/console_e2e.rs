@@ -635,3 +635,89 @@ async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agr
         screen.text()
     );
 }
+
+/// The responder's job in the real binary: find the agent, `X`, read what stopped, give the
+/// incident reference — and the next key belongs to the inventory again (`t` opens the agent's
+/// activity, where the revoke and the reference are the newest entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
+    let mut demo = Demo::start("responder", "300");
+    let text = demo.wait("the synced inventory", |s| {
+        s.contains("NAME ▲") && s.contains("synced")
+    });
+    let name = text
+        .lines()
+        .skip_while(|l| !l.contains("NAME ▲"))
+        .skip(1)
+        .filter(|l| l.contains("● active"))
+        .filter_map(|l| l.trim_start_matches(['▶', ' ']).split_whitespace().next())
+        .find(|n| !n.contains('…'))
+        .expect("an active agent on screen")
+        .to_string();
+    demo.pressed = 0;
+    demo.press("/");
+    demo.press(&name);
+    demo.wait("the filter", |s| {
+        s.contains(&format!("/{name}")) && !s.contains("filtering…")
+    });
+    demo.press("\r");
+    demo.wait("the agent selected", |s| {
+        s.lines()
+            .any(|l| l.starts_with('▶') && l.split_whitespace().nth(1) == Some(name.as_str()))
+    });
+    demo.press("X");
+    let text = demo.wait("the revocation result", |s| s.contains("REVOKED"));
+    eprintln!(
+        "find the agent → revoked: {} keys (typing its name counted as one)",
+        demo.pressed
+    );
+    for want in ["stopped", "tokens killed", "wall-clock", "offline JWTs", "Incident"] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    demo.press("INC-9");
+    demo.press("\r");
+    // At once, the next key: the inventory's `t`, not a character of the closed prompt.
+    demo.press("t");
+    demo.wait("the activity view", |s| {
+        s.contains("Activity and audit") && s.contains("agent.revoke")
+    });
+    // The reference is stored a moment later: `e` twice asks the registry again.
+    let text = loop {
+        demo.press("e");
+        demo.press("e");
+        let text = demo.wait("the timeline again", |s| {
+            s.contains("exchanges shown") && !s.contains("loading…")
+        });
+        if text.contains("audit.note") {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("ON BEHALF OF"))
+        .skip(1)
+        .collect();
+    assert!(
+        rows[0].contains("audit.note") && rows[0].contains("INC-9"),
+        "the reference is the newest entry:\n{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains("agent.revoke") && r.contains("human")),
+        "the revoke, by a human:\n{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains("agent.register")),
+        "its registration:\n{text}"
+    );
+    let footer = text.lines().last().unwrap_or_default();
+    assert!(footer.contains("actor kind"), "the view's footer: {footer}");
+    demo.press("\x1b");
+    let text = demo.wait("the inventory again", |s| !s.contains("Activity and audit"));
+    let footer = text.lines().last().unwrap_or_default().to_string();
+    assert!(
+        !footer.contains("incident") && !footer.contains("actor kind"),
+        "the inventory's footer: {footer}"
+    );
+    demo.quit();
+}
