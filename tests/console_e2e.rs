@@ -671,7 +671,13 @@ async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
         "find the agent → revoked: {} keys (typing its name counted as one)",
         demo.pressed
     );
-    for want in ["stopped", "tokens killed", "wall-clock", "offline JWTs", "Incident"] {
+    for want in [
+        "stopped",
+        "tokens killed",
+        "wall-clock",
+        "offline JWTs",
+        "Incident",
+    ] {
         assert!(text.contains(want), "{want:?} missing:\n{text}");
     }
     demo.press("INC-9");
@@ -703,7 +709,8 @@ async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
         "the reference is the newest entry:\n{text}"
     );
     assert!(
-        rows.iter().any(|r| r.contains("agent.revoke") && r.contains("human")),
+        rows.iter()
+            .any(|r| r.contains("agent.revoke") && r.contains("human")),
         "the revoke, by a human:\n{text}"
     );
     assert!(

@@ -76,6 +76,8 @@ pub enum Action {
         seq: i64,
         result: ClientResult<i64>,
     },
+    /// The evidence files written (path, bytes), or why not.
+    EvidenceExported(Result<Vec<(std::path::PathBuf, u64)>, String>),
     TimelineLoaded {
         generation: u64,
         append: bool,
@@ -173,6 +175,11 @@ pub enum Effect {
         seq: i64,
         text: String,
     },
+    /// Download the open campaigns' evidence to `path` (None: one file per campaign in the
+    /// current folder).
+    ExportEvidence {
+        path: Option<std::path::PathBuf>,
+    },
     /// A page of the activity and audit timeline.
     LoadTimeline {
         generation: u64,
@@ -239,6 +246,7 @@ impl std::fmt::Debug for Effect {
             Effect::LoadPlan { id } => write!(f, "LoadPlan({id})"),
             Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
             Effect::AddNote { seq, .. } => write!(f, "AddNote({seq})"),
+            Effect::ExportEvidence { path } => write!(f, "ExportEvidence({path:?})"),
             Effect::LoadTimeline {
                 generation, append, ..
             } => write!(f, "LoadTimeline(gen {generation}, append {append})"),

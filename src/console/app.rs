@@ -372,6 +372,7 @@ impl App {
             Command::CampaignProgress => yes(may.read_all_reviews),
             Command::CloseCampaign | Command::NewCampaign => yes(may.administer_campaigns),
             Command::AuditAll => yes(may.read_audit),
+            Command::ExportEvidence => yes(may.read_all_reviews),
             _ => Reach::All,
         })
     }
@@ -398,6 +399,7 @@ impl App {
             Command::CampaignProgress => "you may not read every campaign's progress".to_string(),
             Command::CloseCampaign => "you may not close campaigns".to_string(),
             Command::NewCampaign => "you may not create campaigns".to_string(),
+            Command::ExportEvidence => "you may not export review evidence".to_string(),
             Command::AuditAll => {
                 "you may not read the whole audit log (t shows your agents' own)".to_string()
             }

@@ -80,6 +80,8 @@ pub enum Command {
     ActorKind,
     /// In the activity view: token exchanges shown or hidden.
     ToggleExchanges,
+    /// Export the evidence of the open campaigns to a file (admins and auditors).
+    ExportEvidence,
 }
 
 /// Where a binding applies.
@@ -819,6 +821,15 @@ const DEFAULTS: &[Default_] = &[
         None,
     )
     .words(&["theme!"], "NAME"),
+    b(
+        "export-evidence",
+        Command::ExportEvidence,
+        Reviews,
+        &[KeySpec::char('E')],
+        "export the open campaigns' evidence (CSV; default in the current folder)",
+        None,
+    )
+    .words(&["export"], "[PATH]"),
     b(
         "activity",
         Command::Activity,

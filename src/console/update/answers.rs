@@ -206,6 +206,19 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
             }
             Err(e) => failed(app, "the decommission", &e),
         },
+        Action::EvidenceExported(result) => match result {
+            Ok(files) if files.is_empty() => {
+                app.message = Some((Tone::Info, "no open campaign to export".into()))
+            }
+            Ok(files) => {
+                let list: Vec<String> = files
+                    .iter()
+                    .map(|(p, bytes)| format!("{} ({bytes} bytes)", p.display()))
+                    .collect();
+                app.message = Some((Tone::Ok, format!("evidence written to {}", list.join(", "))));
+            }
+            Err(e) => app.message = Some((Tone::Error, format!("the export failed: {e}"))),
+        },
         Action::TimelineLoaded {
             generation,
             append,

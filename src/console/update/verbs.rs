@@ -112,6 +112,7 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 ))
             }
         },
+        Command::ExportEvidence => export_evidence(app, "", fx),
         Command::AuditAll => {
             if let Err(why) = app.permits(command, None) {
                 app.message = Some((Tone::Error, why));
@@ -280,4 +281,17 @@ pub(super) fn open_detail(app: &mut App, id: String, row: Option<u32>, fx: &mut 
         tree: Vec::new(),
     }));
     fx.push(Effect::LoadDetail { id });
+}
+
+/// `E` or `:export [PATH]`: the open campaigns' evidence, written by the runtime (no file I/O
+/// here). The registry decides who may export; `/v1/me` only spares a refused round trip.
+pub(super) fn export_evidence(app: &mut App, path: &str, fx: &mut Vec<Effect>) {
+    if let Err(why) = app.permits(Command::ExportEvidence, None) {
+        app.message = Some((Tone::Error, why));
+        return;
+    }
+    app.message = Some((Tone::Info, "exporting the evidence…".into()));
+    fx.push(Effect::ExportEvidence {
+        path: (!path.is_empty()).then(|| std::path::PathBuf::from(path)),
+    });
 }
