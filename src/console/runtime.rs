@@ -572,7 +572,6 @@ async fn export_evidence(
     let open = c
         .campaigns(&CampaignQuery {
             status: Some(CampaignStatus::Open),
-            ..Default::default()
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -111,7 +111,7 @@ pub fn seed_token_history(
             tokens.push(record(n, now - ago, 15));
             stats.exchanges += 1;
         }
-        if h % 3 == 0 {
+        if h.is_multiple_of(3) {
             let ago = Duration::minutes(((h >> 40) % 40) as i64);
             tokens.push(record(99, now - ago, 60));
             stats.exchanges += 1;
