@@ -424,12 +424,18 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
                 assert_eq!(done, total, "an agent above still has work:\n{text}");
             }
         }
-        let key = if row.contains("→ revoke") {
+        // `C` once (it names the agent), then `a`: the agent's recommendations in one key;
+        // a scope that needs a justification gets its own key and the prompt.
+        let needs_own_key =
+            text.contains("need a justification") || text.contains("needs a justification; decide");
+        let key = if needs_own_key && row.contains("→ revoke") {
             "x"
-        } else if text.contains("certified together by C") {
+        } else if needs_own_key {
+            "c"
+        } else if !named && text.contains("certified together by C") {
             "C"
         } else {
-            "c"
+            "a"
         };
         let pending = |s: &str| {
             review_pane(s)
@@ -444,6 +450,7 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
         let text = demo.wait("the decision to land", |s| {
             s.contains("Review done")
                 || s.contains("Justification required")
+                || s.contains("need a justification")
                 || review_pane(s).0 != before_agent
                 || pending(s) < before_pending
         });

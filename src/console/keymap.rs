@@ -82,6 +82,8 @@ pub enum Command {
     ToggleExchanges,
     /// Export the evidence of the open campaigns to a file (admins and auditors).
     ExportEvidence,
+    /// Decide every undecided scope of the agent on screen as recommended (reviews).
+    AcceptAgent,
 }
 
 /// Where a binding applies.
@@ -695,6 +697,14 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('C')],
         "certify the agent's used, unchanged scopes",
         Some("certify unchanged"),
+    ),
+    b(
+        "accept-agent",
+        Command::AcceptAgent,
+        Reviews,
+        &[KeySpec::char('a')],
+        "decide every undecided scope of the agent on screen as recommended (not those needing a justification)",
+        Some("accept agent"),
     ),
     b(
         "campaign-progress",

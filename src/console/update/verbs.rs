@@ -125,6 +125,7 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::CertifyScope => reviews::decide(app, Verdict::Certify, fx),
         Command::RevokeScope => reviews::decide(app, Verdict::Revoke, fx),
         Command::CertifyUnchanged => reviews::certify_unchanged(app, fx),
+        Command::AcceptAgent => reviews::accept_agent(app, fx),
         Command::Approvals => approvals::open(app, fx),
         Command::ApproveRequest => approvals::approve(app, fx),
         Command::DenyRequest => approvals::deny(app),
