@@ -424,7 +424,7 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
                 assert_eq!(done, total, "an agent above still has work:\n{text}");
             }
         }
-        // `C` once (it names the agent), then `a`: the agent's recommendations in one key;
+        // `C` once (it names the agent), then `y`: the agent's recommendations in one key;
         // a scope that needs a justification gets its own key and the prompt.
         let needs_own_key =
             text.contains("need a justification") || text.contains("needs a justification; decide");
@@ -435,7 +435,7 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
         } else if !named && text.contains("certified together by C") {
             "C"
         } else {
-            "a"
+            "y"
         };
         let pending = |s: &str| {
             review_pane(s)

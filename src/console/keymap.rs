@@ -702,7 +702,7 @@ const DEFAULTS: &[Default_] = &[
         "accept-agent",
         Command::AcceptAgent,
         Reviews,
-        &[KeySpec::char('a')],
+        &[KeySpec::char('y')],
         "decide every undecided scope of the agent on screen as recommended (not those needing a justification)",
         Some("accept agent"),
     ),

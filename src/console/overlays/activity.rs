@@ -309,7 +309,12 @@ impl Room for Box<ActivityState> {
                     Cell::from(if e.chain.is_empty() {
                         "—".to_string()
                     } else {
-                        clean(&e.chain_line()).into_owned()
+                        // People by the part before `@`, so that the whole chain fits.
+                        e.chain
+                            .iter()
+                            .map(|c| clean(c.split('@').next().unwrap_or(c)).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" → ")
                     }),
                     Cell::from(clean(&e.action).into_owned()),
                     Cell::from(what),
@@ -347,7 +352,7 @@ impl Room for Box<ActivityState> {
                 Constraint::Length(19),
                 Constraint::Length(6),
                 Constraint::Fill(2),
-                Constraint::Fill(3),
+                Constraint::Fill(4),
                 Constraint::Length(16),
                 Constraint::Fill(3),
                 Constraint::Length(8),

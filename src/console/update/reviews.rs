@@ -370,7 +370,7 @@ pub(super) fn certify_unchanged(app: &mut App, fx: &mut Vec<Effect>) {
     });
 }
 
-/// `a`: decide every undecided scope of the agent on screen as the registry recommends, and
+/// `y`: decide every undecided scope of the agent on screen as the registry recommends, and
 /// only that agent. Decisions that need a justification are left for `c`/`x` (and said so).
 pub(super) fn accept_agent(app: &mut App, fx: &mut Vec<Effect>) {
     let Screen::Reviews(r) = &app.screen else {
