@@ -71,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let store = registry::open_store(&scratch.path().join("demo.db"), OpenMode::CreateIfMissing)?;
     let personas = registry::demo::seed(store.as_ref(), 7, 3000)?;
+    // A week of exchanges, some live, for the revoke result and the activity view.
+    registry::demo_history::seed_token_history(store.as_ref(), 7, chrono::Utc::now())?;
     let store: Arc<dyn Store> = store;
     let kept = store.clone();
     let server = Server::bind("127.0.0.1:0", store, "steward demo").await?;
@@ -164,6 +166,21 @@ async fn main() -> anyhow::Result<()> {
         "Steward console: one-keystroke revocation",
     )?;
     key(&mut c, "esc");
+    key(&mut c, "esc");
+    c.settle().await?;
+
+    // The activity and audit view of everything: the revocation above, exchanges with their
+    // delegation chains, the seeded history.
+    key(&mut c, ":");
+    type_text(&mut c, "audit");
+    key(&mut c, "enter");
+    c.settle().await?;
+    shoot(
+        &mut c,
+        &out,
+        "activity",
+        "Steward console: the activity and audit view",
+    )?;
     key(&mut c, "esc");
     c.settle().await?;
 

@@ -105,6 +105,8 @@ enum Op {
     AddCredential,
     DisableCredential,
     AuditHead,
+    Timeline,
+    AgentTimeline,
     EnableCredential,
     AgentTokens,
     // Access reviews (src/registry/http/reviews.rs).
@@ -351,6 +353,20 @@ const ROWS: &[Row] = &[
         "GET",
         "/v1/audit/head",
         [200, 200, 200, 403, 403],
+    ),
+    // Everything: audit readers only. One agent's: anyone who may read the agent; another
+    // owner learns nothing about it (404).
+    row(
+        Op::Timeline,
+        "GET",
+        "/v1/audit/timeline",
+        [200, 200, 200, 403, 403],
+    ),
+    row(
+        Op::AgentTimeline,
+        "GET",
+        "/v1/audit/timeline",
+        [200, 200, 200, 200, 404],
     ),
     row(
         Op::VerifyAudit,
@@ -937,6 +953,14 @@ impl Matrix {
             ),
             Op::ListAudit => ("/v1/audit".into(), None),
             Op::AuditHead => ("/v1/audit/head".into(), None),
+            Op::Timeline => ("/v1/audit/timeline?include_exchanges=true".into(), None),
+            Op::AgentTimeline => (
+                format!(
+                    "/v1/audit/timeline?include_exchanges=true&agent={}",
+                    self.owners_agent(&[]).await
+                ),
+                None,
+            ),
             Op::VerifyAudit => ("/v1/audit/verify".into(), None),
             Op::NoteOnOwnEvent => {
                 // The acting person writes an event of their own: issuing themselves a token.

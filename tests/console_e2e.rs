@@ -424,12 +424,18 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
                 assert_eq!(done, total, "an agent above still has work:\n{text}");
             }
         }
-        let key = if row.contains("→ revoke") {
+        // `C` once (it names the agent), then `y`: the agent's recommendations in one key;
+        // a scope that needs a justification gets its own key and the prompt.
+        let needs_own_key =
+            text.contains("need a justification") || text.contains("needs a justification; decide");
+        let key = if needs_own_key && row.contains("→ revoke") {
             "x"
-        } else if text.contains("certified together by C") {
+        } else if needs_own_key {
+            "c"
+        } else if !named && text.contains("certified together by C") {
             "C"
         } else {
-            "c"
+            "y"
         };
         let pending = |s: &str| {
             review_pane(s)
@@ -444,6 +450,7 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
         let text = demo.wait("the decision to land", |s| {
             s.contains("Review done")
                 || s.contains("Justification required")
+                || s.contains("need a justification")
                 || review_pane(s).0 != before_agent
                 || pending(s) < before_pending
         });
@@ -634,4 +641,97 @@ async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agr
         "the screen:\n{}",
         screen.text()
     );
+}
+
+/// The responder's job in the real binary: find the agent, `X`, read what stopped, give the
+/// incident reference — and the next key belongs to the inventory again (`t` opens the agent's
+/// activity, where the revoke and the reference are the newest entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
+    let mut demo = Demo::start("responder", "300");
+    let text = demo.wait("the synced inventory", |s| {
+        s.contains("NAME ▲") && s.contains("synced")
+    });
+    let name = text
+        .lines()
+        .skip_while(|l| !l.contains("NAME ▲"))
+        .skip(1)
+        .filter(|l| l.contains("● active"))
+        .filter_map(|l| l.trim_start_matches(['▶', ' ']).split_whitespace().next())
+        .find(|n| !n.contains('…'))
+        .expect("an active agent on screen")
+        .to_string();
+    demo.pressed = 0;
+    demo.press("/");
+    demo.press(&name);
+    demo.wait("the filter", |s| {
+        s.contains(&format!("/{name}")) && !s.contains("filtering…")
+    });
+    demo.press("\r");
+    demo.wait("the agent selected", |s| {
+        s.lines()
+            .any(|l| l.starts_with('▶') && l.split_whitespace().nth(1) == Some(name.as_str()))
+    });
+    demo.press("X");
+    let text = demo.wait("the revocation result", |s| s.contains("REVOKED"));
+    eprintln!(
+        "find the agent → revoked: {} keys (typing its name counted as one)",
+        demo.pressed
+    );
+    for want in [
+        "stopped",
+        "tokens killed",
+        "wall-clock",
+        "offline JWTs",
+        "Incident",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    demo.press("INC-9");
+    demo.press("\r");
+    // At once, the next key: the inventory's `t`, not a character of the closed prompt.
+    demo.press("t");
+    demo.wait("the activity view", |s| {
+        s.contains("Activity and audit") && s.contains("agent.revoke")
+    });
+    // The reference is stored a moment later: `e` twice asks the registry again.
+    let text = loop {
+        demo.press("e");
+        demo.press("e");
+        let text = demo.wait("the timeline again", |s| {
+            s.contains("exchanges shown") && !s.contains("loading…")
+        });
+        if text.contains("audit.note") {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("ON BEHALF OF"))
+        .skip(1)
+        .collect();
+    assert!(
+        rows[0].contains("audit.note") && rows[0].contains("INC-9"),
+        "the reference is the newest entry:\n{text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("agent.revoke") && r.contains("human")),
+        "the revoke, by a human:\n{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains("agent.register")),
+        "its registration:\n{text}"
+    );
+    let footer = text.lines().last().unwrap_or_default();
+    assert!(footer.contains("actor kind"), "the view's footer: {footer}");
+    demo.press("\x1b");
+    let text = demo.wait("the inventory again", |s| !s.contains("Activity and audit"));
+    let footer = text.lines().last().unwrap_or_default().to_string();
+    assert!(
+        !footer.contains("incident") && !footer.contains("actor kind"),
+        "the inventory's footer: {footer}"
+    );
+    demo.quit();
 }

@@ -776,3 +776,88 @@ async fn x_on_the_reviews_screen_asks_before_suspending_the_agent() {
         "only the agent on screen"
     );
 }
+
+/// An auditor with nothing assigned: the reviews screen says so and offers the read-only keys,
+/// `:export PATH` writes the open campaign's evidence, and the registry refuses a decision from
+/// them. An owner (a reviewer) may not export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_reads_and_exports_but_cannot_decide() {
+    let (r, campaign) = setup().await;
+    r.admin()
+        .create_person(&CreatePerson {
+            email: "otto@example.com".into(),
+            display_name: "Otto Auditor".into(),
+            roles: vec![steward::model::Role::Auditor],
+            manager: None,
+            team: Some("audit".into()),
+        })
+        .await
+        .unwrap();
+    let token = r.token_for("otto@example.com").await;
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    let screen = screen_text(&mut c, 120, 40);
+    assert!(
+        screen.contains("nothing assigned to you") && screen.contains("exports the open"),
+        "{screen}"
+    );
+    assert!(!screen.contains("no open campaign ·"), "{screen}");
+
+    // The evidence, where the auditor asks.
+    let out = home.path().join("evidence.csv");
+    key(&mut c, ":");
+    type_text(&mut c, &format!("export {}", out.display()));
+    key(&mut c, "enter");
+    c.settle().await.unwrap();
+    let (_, toast) = c.app.message.clone().expect("a toast");
+    assert!(
+        toast.contains("evidence written to") && toast.contains("evidence.csv"),
+        "{toast}"
+    );
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(csv.lines().count() > 5, "{csv}");
+    assert!(
+        csv.contains("erp:write") && csv.contains("crm:read"),
+        "{csv}"
+    );
+    assert!(!home.path().join("evidence.csv.partial").exists());
+
+    // The registry refuses the auditor's decision: reading is not deciding.
+    let auditor =
+        steward::client::Client::new(&r.url, Some(steward::client::Secret::new(&token))).unwrap();
+    let first = items(&r, &campaign).await[0].clone();
+    let refused = auditor
+        .decide(
+            first.id,
+            &steward::model::review::DecideItem {
+                decision: steward::model::review::Verdict::Revoke,
+                justification: Some("not mine to decide".into()),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused.status(), Some(403) | Some(404)),
+        "{refused:?}"
+    );
+    assert_eq!(items(&r, &campaign).await[0].decision, Decision::None);
+
+    // Alice reviews but may not export: the console says so and writes nothing.
+    let token = r.token_for(ALICE).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &token, &home).await;
+    key(&mut c, "r");
+    c.settle().await.unwrap();
+    key(&mut c, "E");
+    c.settle().await.unwrap();
+    let (_, why) = c.app.message.clone().expect("a reason");
+    assert!(why.contains("may not export"), "{why}");
+    assert!(std::fs::read_dir(home.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("evidence")
+    }));
+}

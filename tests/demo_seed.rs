@@ -636,3 +636,137 @@ fn a_storage_failure_mid_seed_stops_the_generator_and_is_reported() {
         "seeding stopped at the first failure"
     );
 }
+
+/// Every seeded agent has its registration event, dated when it was created; the chain still
+/// verifies with history dated in the past.
+#[test]
+fn every_seeded_agent_has_its_registration_event_dated_at_its_creation() {
+    use steward::registry::store::timeline::{TimelineFilter, TimelineStore};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = seeded(&dir, "demo.db", 5, 600);
+    let agents = all_agents(&store);
+    let mut registered = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .audit_page(&AuditQuery {
+                after,
+                limit: Some(5000),
+                action: Some("agent.register".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        for e in &page.events {
+            registered.insert(e.target.clone().unwrap(), e.time.clone());
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(registered.len(), agents.len(), "one registration per agent");
+    for a in &agents {
+        let time = &registered[&a.id];
+        assert_eq!(
+            DateTime::parse_from_rfc3339(time).unwrap(),
+            a.created_at,
+            "{} registered when it was created",
+            a.name
+        );
+    }
+    assert!(store.audit_verify().unwrap().ok);
+    // A second backfill finds nothing left to do.
+    assert_eq!(
+        store
+            .backfill_registrations(&steward::model::Actor::system("again"))
+            .unwrap(),
+        0
+    );
+    // The timeline of one agent ends (oldest) with its registration.
+    let page = store
+        .timeline(&TimelineFilter {
+            agent: Some(agents[0].id.clone()),
+            limit: 500,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.entries.last().unwrap().action, "agent.register");
+}
+
+/// The whole demo (as `steward demo` seeds it): review decisions are dated when they were made,
+/// and exchanges — expired and live — give the activity view and a revoke real numbers.
+#[test]
+fn the_demo_has_dated_decisions_and_an_exchange_history() {
+    use steward::registry::store::timeline::{TimelineFilter, TimelineStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = fresh_store(&dir, "demo.db");
+    let (_, campaign) = demo::seed_with_campaign(&store, 11, 600).unwrap();
+    assert!(campaign.unwrap().decided > 0);
+    let today = Utc::now().date_naive();
+    let mut decisions = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .audit_page(&AuditQuery {
+                after,
+                limit: Some(5000),
+                action: Some("review.decide".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        decisions.extend(page.events);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert!(!decisions.is_empty());
+    let days: HashSet<_> = decisions
+        .iter()
+        .map(|e| DateTime::parse_from_rfc3339(&e.time).unwrap().date_naive())
+        .collect();
+    assert!(!days.contains(&today), "no decision is dated today");
+    assert!(
+        days.len() > 5,
+        "decisions spread over the campaign: {days:?}"
+    );
+    assert!(store.audit_verify().unwrap().ok);
+
+    // Exchanges, newest first, each with a person and the agents that acted.
+    let page = store
+        .timeline(&TimelineFilter {
+            include_exchanges: true,
+            actor_kind: Some(steward::model::ActorKind::Agent),
+            limit: 500,
+            ..Default::default()
+        })
+        .unwrap();
+    let exchanges: Vec<_> = page
+        .entries
+        .iter()
+        .filter(|e| e.action == "token.exchange")
+        .collect();
+    assert!(exchanges.len() > 20, "{}", exchanges.len());
+    assert!(
+        exchanges
+            .iter()
+            .all(|e| e.chain.len() >= 2 && e.chain[0].contains('@'))
+    );
+    // Some tokens are live: revoking their agent kills them.
+    let live = store.live_tokens();
+    let now = Utc::now().timestamp();
+    let agent = all_agents(&store)
+        .into_iter()
+        .find(|a| !live.issued_to(&a.id, now).is_empty())
+        .expect("an agent with a live token");
+    let revoked = store
+        .revoke_agent(
+            &steward::model::Actor::human("rita@example.com"),
+            &agent.id,
+            Some("drill"),
+            &|_| Ok(()),
+        )
+        .unwrap();
+    assert!(revoked.tokens_revoked >= 1, "{revoked:?}");
+    assert!(revoked.latest_token_expiry.unwrap() > Utc::now());
+}

@@ -923,6 +923,126 @@ async fn a_sub_agent_hop_nests_act_and_cannot_widen() {
     assert_eq!(r.introspect(worker_token).await, json!({"active": false}));
 }
 
+/// The activity timeline reads exchanges with their delegation chain (person first, newest actor
+/// last), newest first beside the governance events, and the revoke names the tokens it killed
+/// and the latest expiry an offline validator still accepts.
+#[tokio::test]
+async fn the_timeline_shows_who_acted_on_whose_behalf_and_the_revoke_counts() {
+    let r = Registry::start().await;
+    let alice = r.person("alice@example.com").await;
+    let planner = r.agent("planner", &["crm.orders:read"], None).await;
+    let worker = r
+        .agent("worker", &["crm.orders:read"], Some(&planner.id))
+        .await;
+    r.delegate(&alice, &planner.id, &["crm.orders:read"]).await;
+    let aud = r.token_endpoint();
+    let subject = r.mint(&alice, None).await;
+    let (s, first) = r
+        .exchange(
+            &subject,
+            &planner.assertion(&aud),
+            "crm.orders:read",
+            "https://crm.example.com",
+        )
+        .await;
+    assert_eq!(s, 200, "{first}");
+    let (s, second) = r
+        .exchange(
+            first["access_token"].as_str().unwrap(),
+            &worker.assertion(&aud),
+            "crm.orders:read",
+            "https://crm.example.com",
+        )
+        .await;
+    assert_eq!(s, 200, "{second}");
+
+    let path = format!(
+        "/v1/audit/timeline?agent={}&include_exchanges=true",
+        worker.id
+    );
+    let (s, page) = r.json(reqwest::Method::GET, &path, &r.admin, None).await;
+    assert_eq!(s, 200, "{page}");
+    let exchanges: Vec<&Value> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "exchange")
+        .collect();
+    assert_eq!(
+        exchanges.len(),
+        1,
+        "the worker took part in one exchange: {page}"
+    );
+    assert_eq!(exchanges[0]["actor_kind"], "agent");
+    assert_eq!(exchanges[0]["actor"], "worker");
+    assert_eq!(
+        exchanges[0]["chain"],
+        json!(["alice@example.com", "planner", "worker"]),
+        "person first, the newest actor outermost"
+    );
+    assert_eq!(exchanges[0]["what"], "crm.orders:read");
+    assert_eq!(exchanges[0]["outcome"], "issued");
+    // Without include_exchanges, governance events only.
+    let path = format!("/v1/audit/timeline?agent={}", planner.id);
+    let (_, only_events) = r.json(reqwest::Method::GET, &path, &r.admin, None).await;
+    assert!(
+        only_events["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source"] == "audit"),
+        "{only_events}"
+    );
+
+    // Revoking the planner kills both tokens; the result names the latest expiry.
+    let (_, outcome) = r
+        .json(
+            reqwest::Method::POST,
+            &format!("/v1/agents/{}/revoke", planner.id),
+            &r.admin,
+            None,
+        )
+        .await;
+    assert_eq!(outcome["tokens_revoked"], 2, "{outcome}");
+    let latest = outcome["latest_token_expiry"].as_str().expect("an expiry");
+    let latest = chrono::DateTime::parse_from_rfc3339(latest)
+        .unwrap()
+        .timestamp();
+    let expected = now() + first["expires_in"].as_i64().expect("expires_in");
+    assert!(
+        (latest - expected).abs() <= 5,
+        "the planner's token lives longest: {outcome}"
+    );
+    // Newest first: the revoke tops the planner's timeline, and both exchanges now read revoked.
+    let path = format!(
+        "/v1/audit/timeline?agent={}&include_exchanges=true",
+        planner.id
+    );
+    let (_, page) = r.json(reqwest::Method::GET, &path, &r.admin, None).await;
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["action"], "agent.revoke", "{page}");
+    assert_eq!(entries[0]["what"], "2 tokens killed");
+    let outcomes: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["source"] == "exchange")
+        .map(|e| &e["outcome"])
+        .collect();
+    assert_eq!(outcomes, vec!["revoked", "revoked"], "{page}");
+    // Actor-kind filters drop exchanges unless they ask for agents.
+    let path = format!(
+        "/v1/audit/timeline?agent={}&include_exchanges=true&actor_kind=human",
+        planner.id
+    );
+    let (_, humans) = r.json(reqwest::Method::GET, &path, &r.admin, None).await;
+    assert!(
+        humans["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor_kind"] == "human")
+    );
+}
+
 #[tokio::test]
 async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
     let r = Registry::start().await;

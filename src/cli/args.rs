@@ -419,14 +419,27 @@ pub enum OwnerCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// List audit events, oldest first.
+    /// List audit events, oldest first; with --agent, --include-exchanges, --actor-kind or
+    /// --text, the activity timeline instead: newest first, with the delegation chain.
     List {
         /// Only events about this target (e.g. an agent id).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "agent")]
         target: Option<String>,
-        /// Only events after this sequence number.
-        #[arg(long)]
+        /// Only events after this sequence number (not with the timeline).
+        #[arg(long, conflicts_with_all = ["agent", "include_exchanges", "actor_kind", "text"])]
         after: Option<i64>,
+        /// The timeline of this agent: events about it or by it (and its exchanges).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The timeline with token exchanges (who acted on whose behalf).
+        #[arg(long)]
+        include_exchanges: bool,
+        /// The timeline of one actor kind: human, agent or system.
+        #[arg(long, value_parser = ["human", "agent", "system"])]
+        actor_kind: Option<String>,
+        /// The timeline's entries containing this text (action, actor, chain, scope, reason).
+        #[arg(long)]
+        text: Option<String>,
         /// Stop after this many events (default: all).
         #[arg(long)]
         limit: Option<u32>,

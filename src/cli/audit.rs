@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use crate::client::witness::WitnessBook;
 use crate::model::api::AuditQuery;
 use crate::model::audit::{BrokenLink, ChainVerifier};
+use crate::model::timeline::{MAX_TIMELINE_PAGE, TimelineEntry, TimelineQuery};
 use crate::model::witness::{AuditHead, RESTORE_ACTION, RestoreMark, WitnessedHead, check_heads};
 use crate::model::{ActorKind, AuditEvent};
 use crate::registry;
@@ -68,6 +69,89 @@ pub async fn list(
     }
     listing.finish("no audit events match")?;
     Ok(())
+}
+
+/// `steward audit list --agent ID --include-exchanges …`: the timeline, newest first, paged
+/// from the registry.
+pub async fn timeline(
+    reg: &Registry,
+    mut query: TimelineQuery,
+    limit: Option<u32>,
+    page_size: Option<u32>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    let page_size = page_size
+        .unwrap_or(MAX_TIMELINE_PAGE)
+        .min(MAX_TIMELINE_PAGE);
+    let mut remaining = limit.map(u64::from);
+    let mut listing = Listing::start(json, &TIMELINE_HEADERS, &TIMELINE_CAPS)?;
+    loop {
+        query.limit = Some(remaining.unwrap_or(page_size as u64).min(page_size as u64) as u32);
+        let page = reg.check(reg.client.timeline(&query).await)?;
+        let mut entries = page.entries;
+        if let Some(r) = remaining {
+            entries.truncate(r as usize);
+        }
+        listing.page(&entries, timeline_row)?;
+        if let Some(r) = &mut remaining {
+            *r -= entries.len() as u64;
+            if *r == 0 {
+                break;
+            }
+        }
+        match page.next {
+            None => break,
+            Some(next) if Some(&next) == query.before.as_ref() => {
+                bail!("the registry's paging did not advance past {next}; stopping")
+            }
+            Some(next) => query.before = Some(next),
+        }
+    }
+    listing.finish("no activity matches")?;
+    Ok(())
+}
+
+const TIMELINE_HEADERS: [&str; 8] = [
+    "TIME",
+    "KIND",
+    "WHO",
+    "ON BEHALF OF",
+    "ACTION",
+    "WHAT",
+    "OUTCOME",
+    "REASON",
+];
+const TIMELINE_CAPS: [usize; 8] = [19, 6, 40, 80, 28, 60, 8, 80];
+
+fn timeline_row(e: &TimelineEntry) -> Vec<String> {
+    let time = chrono::DateTime::parse_from_rfc3339(&e.time)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| safe(&e.time));
+    let mut what = safe(&e.what);
+    if let Some(t) = &e.target {
+        what = if what.is_empty() {
+            safe(t)
+        } else {
+            format!("{what} ({})", safe(t))
+        };
+    }
+    vec![
+        time,
+        e.actor_kind.as_str().to_string(),
+        safe(&e.actor),
+        if e.chain.is_empty() {
+            "-".into()
+        } else {
+            safe(&e.chain_line())
+        },
+        safe(&e.action),
+        what,
+        safe(&e.outcome),
+        e.reason.as_deref().map(safe).unwrap_or_default(),
+    ]
 }
 
 const HEADERS: [&str; 7] = [

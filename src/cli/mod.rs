@@ -92,11 +92,31 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             govern::decommission(&connect()?, &id, reason, json).await
         }
         Command::Audit(AuditCommand::List {
+            agent,
+            include_exchanges,
+            actor_kind,
+            text,
+            limit,
+            page_size,
+            json,
+            ..
+        }) if agent.is_some() || include_exchanges || actor_kind.is_some() || text.is_some() => {
+            let query = crate::model::timeline::TimelineQuery {
+                agent,
+                include_exchanges: Some(include_exchanges),
+                actor_kind,
+                q: text,
+                ..Default::default()
+            };
+            audit::timeline(&connect()?, query, limit, page_size, json).await
+        }
+        Command::Audit(AuditCommand::List {
             target,
             after,
             limit,
             page_size,
             json,
+            ..
         }) => audit::list(&connect()?, target, after, limit, page_size, json).await,
         Command::Audit(AuditCommand::Verify {
             db: Some(db),

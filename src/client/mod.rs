@@ -401,6 +401,14 @@ impl Client {
         self.get_query(&["v1", "audit"], query).await
     }
 
+    /// The activity and audit timeline, newest first (`GET /v1/audit/timeline`).
+    pub async fn timeline(
+        &self,
+        query: &crate::model::timeline::TimelineQuery,
+    ) -> ClientResult<crate::model::timeline::TimelinePage> {
+        self.get_query(&["v1", "audit", "timeline"], query).await
+    }
+
     /// The audit head (last sequence and hash) the registry reports.
     pub async fn audit_head(&self) -> ClientResult<crate::model::witness::AuditHead> {
         self.get(&["v1", "audit", "head"]).await

@@ -76,6 +76,13 @@ pub enum Action {
         seq: i64,
         result: ClientResult<i64>,
     },
+    /// The evidence files written (path, bytes), or why not.
+    EvidenceExported(Result<Vec<(std::path::PathBuf, u64)>, String>),
+    TimelineLoaded {
+        generation: u64,
+        append: bool,
+        result: ClientResult<crate::model::timeline::TimelinePage>,
+    },
     CacheSaved(Result<(), String>),
     ReviewsLoaded(ClientResult<ReviewQueue>),
     Decided {
@@ -168,6 +175,17 @@ pub enum Effect {
         seq: i64,
         text: String,
     },
+    /// Download the open campaigns' evidence to `path` (None: one file per campaign in the
+    /// current folder).
+    ExportEvidence {
+        path: Option<std::path::PathBuf>,
+    },
+    /// A page of the activity and audit timeline.
+    LoadTimeline {
+        generation: u64,
+        query: crate::model::timeline::TimelineQuery,
+        append: bool,
+    },
     SaveCache(Arc<Inventory>),
     LoadReviews,
     Decide {
@@ -228,6 +246,10 @@ impl std::fmt::Debug for Effect {
             Effect::LoadPlan { id } => write!(f, "LoadPlan({id})"),
             Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
             Effect::AddNote { seq, .. } => write!(f, "AddNote({seq})"),
+            Effect::ExportEvidence { path } => write!(f, "ExportEvidence({path:?})"),
+            Effect::LoadTimeline {
+                generation, append, ..
+            } => write!(f, "LoadTimeline(gen {generation}, append {append})"),
             Effect::SaveCache(_) => f.write_str("SaveCache"),
             Effect::LoadReviews => f.write_str("LoadReviews"),
             Effect::Decide {

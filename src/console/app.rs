@@ -371,6 +371,8 @@ impl App {
             Command::Decommission => may.decommission,
             Command::CampaignProgress => yes(may.read_all_reviews),
             Command::CloseCampaign | Command::NewCampaign => yes(may.administer_campaigns),
+            Command::AuditAll => yes(may.read_audit),
+            Command::ExportEvidence => yes(may.read_all_reviews),
             _ => Reach::All,
         })
     }
@@ -397,6 +399,10 @@ impl App {
             Command::CampaignProgress => "you may not read every campaign's progress".to_string(),
             Command::CloseCampaign => "you may not close campaigns".to_string(),
             Command::NewCampaign => "you may not create campaigns".to_string(),
+            Command::ExportEvidence => "you may not export review evidence".to_string(),
+            Command::AuditAll => {
+                "you may not read the whole audit log (t shows your agents' own)".to_string()
+            }
             _ => "you may not do this".to_string(),
         };
         if reach == Reach::Owned {

@@ -72,6 +72,18 @@ pub enum Command {
     /// A form field's choices (no-response outcome, quarterly).
     NextValue,
     PrevValue,
+    /// The activity and audit timeline of the selected agent.
+    Activity,
+    /// `:audit`: the activity and audit timeline of everything (audit readers).
+    AuditAll,
+    /// In the activity view: the next actor kind to show (all, human, agent, system).
+    ActorKind,
+    /// In the activity view: token exchanges shown or hidden.
+    ToggleExchanges,
+    /// Export the evidence of the open campaigns to a file (admins and auditors).
+    ExportEvidence,
+    /// Decide every undecided scope of the agent on screen as recommended (reviews).
+    AcceptAgent,
 }
 
 /// Where a binding applies.
@@ -95,6 +107,8 @@ pub enum Scope {
     Form,
     /// Text to read: the help, notices, results.
     Reading,
+    /// The activity and audit timeline.
+    Activity,
 }
 
 impl Scope {
@@ -109,11 +123,12 @@ impl Scope {
             Scope::Buttons => "Confirmations",
             Scope::Form => "Campaign form",
             Scope::Reading => "Help and notices",
+            Scope::Activity => "Activity and audit",
         }
     }
 
     /// Every scope, in the order the help lists them.
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::Everywhere,
         Scope::Inventory,
         Scope::Detail,
@@ -123,6 +138,7 @@ impl Scope {
         Scope::Buttons,
         Scope::Form,
         Scope::Reading,
+        Scope::Activity,
     ];
 
     /// True for the screens (where `Everywhere` bindings apply too).
@@ -389,7 +405,9 @@ const fn b(
     }
 }
 
-use Scope::{Approvals, Buttons, Detail, Everywhere, Form, Inventory, Prompt, Reading, Reviews};
+use Scope::{
+    Activity, Approvals, Buttons, Detail, Everywhere, Form, Inventory, Prompt, Reading, Reviews,
+};
 
 /// The default bindings, in the order the help screen lists them.
 const DEFAULTS: &[Default_] = &[
@@ -681,6 +699,14 @@ const DEFAULTS: &[Default_] = &[
         Some("certify unchanged"),
     ),
     b(
+        "accept-agent",
+        Command::AcceptAgent,
+        Reviews,
+        &[KeySpec::char('y')],
+        "decide every undecided scope of the agent on screen as recommended (not those needing a justification)",
+        Some("accept agent"),
+    ),
+    b(
         "campaign-progress",
         Command::CampaignProgress,
         Reviews,
@@ -805,6 +831,112 @@ const DEFAULTS: &[Default_] = &[
         None,
     )
     .words(&["theme!"], "NAME"),
+    b(
+        "export-evidence",
+        Command::ExportEvidence,
+        Reviews,
+        &[KeySpec::char('E')],
+        "export the open campaigns' evidence (CSV; default in the current folder)",
+        None,
+    )
+    .words(&["export"], "[PATH]"),
+    b(
+        "activity",
+        Command::Activity,
+        Everywhere,
+        &[KeySpec::char('t')],
+        "the selected agent's activity and audit timeline",
+        None,
+    ),
+    b(
+        "audit",
+        Command::AuditAll,
+        Everywhere,
+        &[],
+        "the activity and audit timeline of everything",
+        None,
+    )
+    .words(&["audit"], ""),
+    b(
+        "activity-up",
+        Command::Up,
+        Activity,
+        &[KeySpec::code(KeyCode::Up), KeySpec::char('k')],
+        "newer entry",
+        None,
+    ),
+    b(
+        "activity-down",
+        Command::Down,
+        Activity,
+        &[KeySpec::code(KeyCode::Down), KeySpec::char('j')],
+        "older entry (at the end, the next page from the registry)",
+        None,
+    ),
+    b(
+        "activity-page-up",
+        Command::PageUp,
+        Activity,
+        &[KeySpec::code(KeyCode::PageUp), KeySpec::ctrl('b')],
+        "one page newer",
+        None,
+    ),
+    b(
+        "activity-page-down",
+        Command::PageDown,
+        Activity,
+        &[KeySpec::code(KeyCode::PageDown), KeySpec::ctrl('f')],
+        "one page older",
+        None,
+    ),
+    b(
+        "activity-top",
+        Command::Top,
+        Activity,
+        &[KeySpec::code(KeyCode::Home), KeySpec::char('g')],
+        "the newest entry",
+        None,
+    ),
+    b(
+        "activity-bottom",
+        Command::Bottom,
+        Activity,
+        &[KeySpec::code(KeyCode::End), KeySpec::char('G')],
+        "the oldest entry loaded",
+        None,
+    ),
+    b(
+        "activity-filter",
+        Command::Filter,
+        Activity,
+        &[KeySpec::char('/')],
+        "filter by text (who, on whose behalf, action, scope, reason)",
+        Some("text"),
+    ),
+    b(
+        "activity-actor-kind",
+        Command::ActorKind,
+        Activity,
+        &[KeySpec::char('a')],
+        "show all actors, then humans, agents, the system",
+        Some("actor kind"),
+    ),
+    b(
+        "activity-exchanges",
+        Command::ToggleExchanges,
+        Activity,
+        &[KeySpec::char('e')],
+        "show or hide token exchanges",
+        Some("exchanges"),
+    ),
+    b(
+        "activity-close",
+        Command::Back,
+        Activity,
+        &[KeySpec::code(KeyCode::Esc), KeySpec::char('q')],
+        "close the timeline",
+        Some("close"),
+    ),
     b(
         "prompt-accept",
         Command::Accept,

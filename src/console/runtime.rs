@@ -343,6 +343,21 @@ impl Console {
                     }
                 })
             }
+            Effect::ExportEvidence { path } => self.spawn(move |c, _| async move {
+                Action::EvidenceExported(export_evidence(&c, path).await)
+            }),
+            Effect::LoadTimeline {
+                generation,
+                query,
+                append,
+            } => self.spawn(move |c, _| async move {
+                let result = c.timeline(&query).await;
+                Action::TimelineLoaded {
+                    generation,
+                    append,
+                    result,
+                }
+            }),
             Effect::AddNote { seq, text } => self.spawn(move |c, _| async move {
                 let result = c.add_note(seq, &text).await;
                 Action::NoteAdded { seq, result }
@@ -543,4 +558,69 @@ async fn recent_audit(c: &Client, id: &str) -> ClientResult<Vec<AuditEvent>> {
         }
     }
     Ok(keep.into())
+}
+
+/// Downloads the evidence of every open campaign: to `path` when there is one campaign (or
+/// `path` is a folder), else to `evidence-CAMPAIGN.csv` in the current folder. Written beside
+/// the target and renamed at the end, so that a broken-off export never looks complete.
+async fn export_evidence(
+    c: &crate::client::Client,
+    path: Option<std::path::PathBuf>,
+) -> Result<Vec<(std::path::PathBuf, u64)>, String> {
+    use crate::model::review::{CampaignQuery, CampaignStatus, ExportFormat};
+    use std::io::Write;
+    let open = c
+        .campaigns(&CampaignQuery {
+            status: Some(CampaignStatus::Open),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut written = Vec::new();
+    for campaign in &open {
+        let file_name = format!("evidence-{}.csv", campaign.id);
+        let target = match &path {
+            Some(p) if p.is_dir() => p.join(&file_name),
+            Some(p) if open.len() == 1 => p.clone(),
+            Some(p) => {
+                return Err(format!(
+                    "{} open campaigns: give a folder, not the file {}",
+                    open.len(),
+                    p.display()
+                ));
+            }
+            None => std::path::PathBuf::from(&file_name),
+        };
+        let mut download = c
+            .export_campaign(&campaign.id, ExportFormat::Csv)
+            .await
+            .map_err(|e| e.to_string())?;
+        let partial = target.with_extension("csv.partial");
+        let result = async {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&partial)
+                    .map_err(|e| format!("cannot create {}: {e}", partial.display()))?,
+            );
+            let mut bytes = 0u64;
+            while let Some(chunk) = download.chunk().await.map_err(|e| e.to_string())? {
+                file.write_all(&chunk).map_err(|e| e.to_string())?;
+                bytes += chunk.len() as u64;
+            }
+            file.into_inner()
+                .map_err(|e| e.into_error().to_string())?
+                .sync_all()
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&partial, &target)
+                .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+            Ok::<u64, String>(bytes)
+        }
+        .await;
+        match result {
+            Ok(bytes) => written.push((target, bytes)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        }
+    }
+    Ok(written)
 }

@@ -124,6 +124,10 @@ pub struct RevokeOutcome {
     /// instances (breadth-first), each with its tokens killed and credentials disabled.
     #[serde(default)]
     pub stopped: Vec<crate::model::brake::StoppedAgent>,
+    /// The latest expiry among the tokens this revoke killed: a resource server that validates
+    /// JWTs offline (without introspection) accepts them until then. Null when none was killed.
+    #[serde(default)]
+    pub latest_token_expiry: Option<DateTime<Utc>>,
 }
 
 /// What a decommission did, across the agent and all its descendants.

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod permissions;
 pub mod review;
 pub mod text;
+pub mod timeline;
 pub mod tokens;
 pub mod witness;
 

@@ -138,6 +138,7 @@ pub fn seed_with(
     store
         .record(&actor, "demo.seed", None, stats.to_json(seed, anchor))
         .map_err(store_error)?;
+    crate::registry::demo_history::seed_registrations(store)?;
     Ok(personas)
 }
 
@@ -177,6 +178,7 @@ pub fn seed_with_campaign(
     Option<crate::registry::demo_reviews::DemoCampaign>,
 )> {
     let personas = self::seed(store, seed, agents)?;
+    crate::registry::demo_history::seed_token_history(store, seed, Utc::now())?;
     let campaign = if agents <= CAMPAIGN_AGENT_LIMIT {
         Some(crate::registry::demo_reviews::seed_demo_campaign(
             store,

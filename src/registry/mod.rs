@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod demo_catalogue;
+pub mod demo_history;
 pub mod demo_reviews;
 pub mod http;
 pub mod logging;

@@ -3,6 +3,7 @@
 //! keys, its drawing and its footer hints ([`Room`]); this module only routes. Adding an overlay
 //! is one module plus one line in the `overlays!` list below.
 
+pub mod activity;
 pub mod busy;
 pub mod campaign_form;
 pub mod command_line;
@@ -118,6 +119,8 @@ overlays! {
     CampaignForm(Box<campaign_form::CampaignForm>),
     /// What a revocation did, and the incident reference prompt.
     RevokeResult(Box<revoke_result::RevokeResult>),
+    /// The activity and audit timeline (`t`, `:audit`).
+    Activity(Box<activity::ActivityState>),
     /// A result or an error to read.
     Notice(notice::Notice),
     /// `n` on the approvals screen: the denial's reason.

@@ -14,15 +14,217 @@ use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
 use crate::console::theme::Slot;
 use crate::console::words::clean;
+use crate::model::AgentKind;
 use crate::model::api::RevokeOutcome;
+use crate::model::brake::StoppedAgent;
+use chrono::{DateTime, Utc};
 
 #[derive(Debug)]
 pub struct RevokeResult {
+    /// The agent's name, or "N agents" for a bulk revocation.
     pub name: String,
+    /// The (first) agent's outcome.
     pub outcome: RevokeOutcome,
+    /// A bulk revocation's other outcomes.
+    pub more: Vec<RevokeOutcome>,
+    /// A bulk revocation's failures: (agent id, error), nothing changed for these.
+    pub failed: Vec<(String, String)>,
+    /// From a bulk revocation of marked agents.
+    pub bulk: bool,
     pub round_trip_ms: f64,
     /// The incident reference being typed.
     pub note: String,
+}
+
+/// One line of the result: a label and its value. Other parts of the console add theirs with
+/// [`RevokeResult::facts`] (a list, so that a new fact is one push).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub label: String,
+    pub value: String,
+    pub slot: Slot,
+}
+
+fn fact(label: &str, value: String) -> Fact {
+    Fact {
+        label: label.into(),
+        value,
+        slot: Slot::Base,
+    }
+}
+
+/// At most this many agents of the stopped tree are named; the rest are counted.
+const NAMED_AGENTS: usize = 8;
+
+impl RevokeResult {
+    pub fn single(name: String, outcome: RevokeOutcome, round_trip_ms: f64) -> RevokeResult {
+        RevokeResult {
+            name,
+            outcome,
+            more: Vec::new(),
+            failed: Vec::new(),
+            bulk: false,
+            round_trip_ms,
+            note: String::new(),
+        }
+    }
+
+    fn outcomes(&self) -> impl Iterator<Item = &RevokeOutcome> {
+        std::iter::once(&self.outcome).chain(&self.more)
+    }
+
+    fn is_bulk(&self) -> bool {
+        self.bulk
+    }
+
+    /// The audit events an incident reference is added to: each revocation's own.
+    pub fn audit_seqs(&self) -> Vec<i64> {
+        let mut seqs: Vec<i64> = self
+            .outcomes()
+            .map(|o| o.audit_seq)
+            .filter(|s| *s > 0)
+            .collect();
+        seqs.dedup();
+        seqs
+    }
+
+    /// What the revocation did, line by line: the agents stopped (the agent, its instances
+    /// and sub-agents) with the tokens killed for each, the totals, the wall-clock time, and
+    /// what stays valid at resource servers that validate JWTs offline.
+    pub fn facts(&self, now: DateTime<Utc>) -> Vec<Fact> {
+        let mut out = Vec::new();
+        let o = &self.outcome;
+        if self.is_bulk() {
+            let changed = self.outcomes().filter(|o| o.changed).count();
+            let unchanged = self.outcomes().count() - changed;
+            out.push(fact(
+                "agents",
+                format!(
+                    "{changed} revoked, {unchanged} already suspended or decommissioned, {} failed",
+                    self.failed.len()
+                ),
+            ));
+        } else {
+            out.push(fact(
+                "status",
+                format!("{} → {}", o.previous_status.as_str(), o.status.as_str()),
+            ));
+        }
+        let stopped: Vec<&StoppedAgent> = self.outcomes().flat_map(|o| o.stopped.iter()).collect();
+        let instances = stopped
+            .iter()
+            .filter(|s| s.kind == AgentKind::Instance)
+            .count();
+        let subs = stopped
+            .iter()
+            .filter(|s| s.kind == AgentKind::SubAgent)
+            .count();
+        let roots = self.outcomes().count();
+        out.push(fact(
+            "stopped",
+            format!(
+                "{} {}, {instances} {}, {subs} {}",
+                roots,
+                if roots == 1 { "agent" } else { "agents" },
+                if instances == 1 {
+                    "instance"
+                } else {
+                    "instances"
+                },
+                if subs == 1 { "sub-agent" } else { "sub-agents" },
+            ),
+        ));
+        for s in stopped.iter().take(NAMED_AGENTS) {
+            out.push(Fact {
+                label: String::new(),
+                value: format!(
+                    "▸ {} ({}) {} · {} {} killed · {} credentials disabled",
+                    clean(&s.name),
+                    s.kind.as_str(),
+                    s.status.as_str(),
+                    s.tokens_killed,
+                    if s.tokens_killed == 1 {
+                        "token"
+                    } else {
+                        "tokens"
+                    },
+                    s.credentials_disabled
+                ),
+                slot: Slot::Dim,
+            });
+        }
+        if stopped.len() > NAMED_AGENTS {
+            out.push(Fact {
+                label: String::new(),
+                value: format!("… and {} more", stopped.len() - NAMED_AGENTS),
+                slot: Slot::Dim,
+            });
+        }
+        let credentials: u64 = self
+            .outcomes()
+            .map(|o| {
+                if o.stopped.is_empty() {
+                    o.credentials_disabled as u64
+                } else {
+                    o.stopped
+                        .iter()
+                        .map(|s| s.credentials_disabled as u64)
+                        .sum()
+                }
+            })
+            .sum();
+        let tokens: u64 = self.outcomes().map(|o| o.tokens_revoked).sum();
+        out.push(fact("credentials", format!("{credentials} disabled")));
+        out.push(fact("tokens killed", tokens.to_string()));
+        out.push(fact(
+            "wall-clock",
+            if self.is_bulk() {
+                format!("{:.0} ms for the whole order", self.round_trip_ms)
+            } else {
+                format!(
+                    "{:.1} ms in the registry, {:.1} ms round trip",
+                    o.elapsed_ms, self.round_trip_ms
+                )
+            },
+        ));
+        let latest = self.outcomes().filter_map(|o| o.latest_token_expiry).max();
+        out.push(match latest {
+            Some(t) if t > now => Fact {
+                label: "offline JWTs".into(),
+                value: format!(
+                    "resource servers that validate JWTs offline accept the killed tokens \
+                     until they expire: the last at {} UTC (in {})",
+                    t.format("%H:%M:%S"),
+                    crate::console::words::span((t - now).num_seconds())
+                ),
+                slot: Slot::Flag,
+            },
+            _ => fact(
+                "offline JWTs",
+                "no killed token is still within its lifetime".into(),
+            ),
+        });
+        for (id, e) in &self.failed {
+            out.push(Fact {
+                label: "failed".into(),
+                value: format!("✕ {}: {}", clean(id), clean(e)),
+                slot: Slot::Error,
+            });
+        }
+        let seqs = self.audit_seqs();
+        out.push(fact(
+            if seqs.len() == 1 {
+                "audit event"
+            } else {
+                "audit events"
+            },
+            seqs.iter()
+                .map(|s| format!("#{s}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ));
+        out
+    }
 }
 
 impl Room for Box<RevokeResult> {
@@ -47,10 +249,12 @@ impl Room for Box<RevokeResult> {
                 let text = self.note.trim().to_string();
                 if !text.is_empty() {
                     app.message = Some((Tone::Info, "adding the incident reference…".into()));
-                    fx.push(Effect::AddNote {
-                        seq: self.outcome.audit_seq,
-                        text,
-                    });
+                    for seq in self.audit_seqs() {
+                        fx.push(Effect::AddNote {
+                            seq,
+                            text: text.clone(),
+                        });
+                    }
                 }
                 None
             }
@@ -64,57 +268,48 @@ impl Room for Box<RevokeResult> {
     fn draw(&self, frame: &mut Frame, app: &App, area: Rect) {
         let t = &app.theme;
         let o = &self.outcome;
-        let row = |k: &str, v: String| {
-            Line::from(vec![
-                Span::styled(format!("   {k:<18}"), t.style(Slot::Dim)),
-                Span::raw(v),
-            ])
-        };
+        let any_changed = self.outcomes().any(|o| o.changed);
         let mut lines = vec![
             Line::from(vec![
                 Span::styled(
-                    if o.changed {
+                    if any_changed {
                         " ✓ REVOKED "
                     } else {
                         " · NO CHANGE "
                     },
-                    if o.changed {
+                    if any_changed {
                         t.style(Slot::Ok)
                     } else {
                         t.style(Slot::Hint)
                     },
                 ),
                 Span::styled(clean(&self.name).into_owned(), t.style(Slot::Accent)),
-                Span::styled(format!("  {}", clean(&o.agent_id)), t.style(Slot::Dim)),
+                Span::styled(
+                    if self.is_bulk() {
+                        String::new()
+                    } else {
+                        format!("  {}", clean(&o.agent_id))
+                    },
+                    t.style(Slot::Dim),
+                ),
             ]),
             Line::from(""),
-            row(
-                "status",
-                format!("{} → {}", o.previous_status.as_str(), o.status.as_str()),
-            ),
-            row(
-                "credentials",
-                format!("{} disabled", o.credentials_disabled),
-            ),
-            row("tokens killed", o.tokens_revoked.to_string()),
-            row(
-                "elapsed",
-                format!(
-                    "{:.1} ms in the registry, {:.1} ms round trip",
-                    o.elapsed_ms, self.round_trip_ms
-                ),
-            ),
-            row("audit event", format!("#{}", o.audit_seq)),
-            Line::from(""),
         ];
+        for f in self.facts(Utc::now()) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("   {:<15}", f.label), t.style(Slot::Dim)),
+                Span::styled(f.value, t.style(f.slot)),
+            ]));
+        }
+        lines.push(Line::from(""));
         lines.push(Line::from(
-            " Incident reference (optional; Enter adds it to the audit event, esc skips):",
+            " Incident reference (optional; Enter adds it to the audit record, esc skips):",
         ));
         lines.push(Line::from(vec![
             Span::styled(" > ", t.style(Slot::Accent)),
             Span::styled(format!("{}▏", self.note), t.style(Slot::Input)),
         ]));
-        let rect = fitted(area, 84, &lines);
+        let rect = fitted(area, 96, &lines);
         popup(frame, app, "Revocation", rect, lines);
     }
 

@@ -81,12 +81,11 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                         ),
                     )
                 });
-                app.overlay = Some(Overlay::RevokeResult(Box::new(RevokeResult {
+                app.overlay = Some(Overlay::RevokeResult(Box::new(RevokeResult::single(
                     name,
                     outcome,
                     round_trip_ms,
-                    note: String::new(),
-                })));
+                ))));
                 refilter(app, fx);
                 reload_detail(app, &id, fx);
             }
@@ -96,42 +95,50 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
             round_trip_ms,
             results,
         } => {
-            let mut lines = Vec::new();
-            let (mut done, mut unchanged, mut errors) = (0, 0, 0);
-            for (id, r) in &results {
+            let mut outcomes = Vec::new();
+            let mut failed = Vec::new();
+            for (id, r) in results {
                 match r {
                     Ok(outcome) => {
                         Arc::make_mut(&mut app.inventory).upsert(&outcome.agent);
-                        if outcome.changed {
-                            done += 1;
-                        } else {
-                            unchanged += 1;
-                        }
+                        outcomes.push(outcome);
                     }
-                    Err(e) => {
-                        errors += 1;
-                        lines.push(format!("✕ {}: {e}", clean(id)));
-                    }
+                    Err(e) => failed.push((id, e.to_string())),
                 }
             }
             app.cache_dirty = true;
             app.marks.clear();
+            let done = outcomes.iter().filter(|o| o.changed).count();
+            let unchanged = outcomes.len() - done;
+            let errors = failed.len();
             app.message = Some((
                 if errors > 0 { Tone::Error } else { Tone::Ok },
                 format!("bulk revocation: {done} revoked, {unchanged} unchanged, {errors} failed"),
             ));
-            let mut summary = vec![
-                format!("revoked: {done}"),
-                format!("already suspended or decommissioned: {unchanged}"),
-                format!("failed (nothing changed for these): {errors}"),
-                format!("elapsed: {round_trip_ms:.0} ms"),
-            ];
-            summary.extend(lines);
-            app.overlay = Some(Overlay::Notice(Notice {
-                title: "Bulk revocation".into(),
-                lines: summary,
-                tone: if errors > 0 { Tone::Error } else { Tone::Ok },
-            }));
+            // The same counts as one revoke, and the incident reference prompt; with nothing
+            // revoked at all, the failures alone.
+            let mut outcomes = outcomes.into_iter();
+            app.overlay = Some(match outcomes.next() {
+                Some(first) => Overlay::RevokeResult(Box::new(RevokeResult {
+                    name: match done + unchanged + errors {
+                        1 => "1 agent".into(),
+                        n => format!("{n} agents"),
+                    },
+                    outcome: first,
+                    more: outcomes.collect(),
+                    failed,
+                    bulk: true,
+                    round_trip_ms,
+                    note: String::new(),
+                })),
+                None => Overlay::Notice(Notice {
+                    title: "Bulk revocation".into(),
+                    lines: std::iter::once(format!("failed (nothing changed for these): {errors}"))
+                        .chain(failed.iter().map(|(id, e)| format!("✕ {}: {e}", clean(id))))
+                        .collect(),
+                    tone: Tone::Error,
+                }),
+            });
             refilter(app, fx);
         }
         Action::Reinstated { id, result } => match result {
@@ -199,6 +206,28 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
             }
             Err(e) => failed(app, "the decommission", &e),
         },
+        Action::EvidenceExported(result) => match result {
+            Ok(files) if files.is_empty() => {
+                app.message = Some((Tone::Info, "no open campaign to export".into()))
+            }
+            Ok(files) => {
+                let list: Vec<String> = files
+                    .iter()
+                    .map(|(p, bytes)| format!("{} ({bytes} bytes)", p.display()))
+                    .collect();
+                app.message = Some((Tone::Ok, format!("evidence written to {}", list.join(", "))));
+            }
+            Err(e) => app.message = Some((Tone::Error, format!("the export failed: {e}"))),
+        },
+        Action::TimelineLoaded {
+            generation,
+            append,
+            result,
+        } => {
+            if let Some(Overlay::Activity(a)) = &mut app.overlay {
+                a.answered(generation, append, result.map_err(|e| e.to_string()));
+            }
+        }
         Action::NoteAdded { seq, result } => match result {
             Ok(note) => {
                 app.message = Some((

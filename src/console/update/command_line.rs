@@ -30,6 +30,7 @@ pub fn run_command_line(app: &mut App, line: &str, fx: &mut Vec<Effect>) {
     };
     match command {
         Command::OpenAgent => open_agent(app, rest, fx),
+        Command::ExportEvidence => super::verbs::export_evidence(app, rest, fx),
         Command::Theme | Command::SaveTheme => {
             if rest.is_empty() {
                 fx.push(Effect::ListThemes);

@@ -370,6 +370,53 @@ pub(super) fn certify_unchanged(app: &mut App, fx: &mut Vec<Effect>) {
     });
 }
 
+/// `y`: decide every undecided scope of the agent on screen as the registry recommends, and
+/// only that agent. Decisions that need a justification are left for `c`/`x` (and said so).
+pub(super) fn accept_agent(app: &mut App, fx: &mut Vec<Effect>) {
+    let Screen::Reviews(r) = &app.screen else {
+        return;
+    };
+    let Some(agent) = r.selected_agent() else {
+        return;
+    };
+    let (mut sent, mut held) = (0, 0);
+    for item in agent.items.iter().filter(|i| i.decision == Decision::None) {
+        let verdict = item.diff.recommendation.action;
+        let required = match verdict {
+            Verdict::Certify => item.justification_required.certify,
+            Verdict::Revoke => item.justification_required.revoke,
+        };
+        if required {
+            held += 1;
+            continue;
+        }
+        sent += 1;
+        fx.push(Effect::Decide {
+            item_id: item.id,
+            verdict,
+            justification: None,
+        });
+    }
+    let name = clean(&agent.agent_name);
+    app.message = Some(match (sent, held) {
+        (0, 0) => (Tone::Info, format!("every scope of {name} is decided")),
+        (0, _) => (
+            Tone::Error,
+            format!("{name}: each undecided scope needs a justification; decide them with c or x"),
+        ),
+        (_, 0) => (
+            Tone::Info,
+            format!("accepting {sent} recommendation(s) for {name}…"),
+        ),
+        _ => (
+            Tone::Info,
+            format!(
+                "accepting {sent} recommendation(s) for {name}; {held} need a justification (c or x)"
+            ),
+        ),
+    });
+}
+
 /// `r`: open the screen, or reload it.
 pub(super) fn open(app: &mut App, fx: &mut Vec<Effect>) {
     if let Screen::Reviews(r) = &mut app.screen {

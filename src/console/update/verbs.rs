@@ -8,6 +8,7 @@ use crate::console::app::{App, CampaignForm, DetailState, Overlay, PickerState, 
 use crate::console::filter::QuickFilter;
 use crate::console::keymap::Command;
 use crate::console::layout;
+use crate::console::overlays::activity::ActivityState;
 use crate::console::overlays::busy::Busy;
 use crate::console::overlays::command_line::CommandLine;
 use crate::console::overlays::confirm::ConfirmState;
@@ -98,9 +99,33 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             app.message = Some((Tone::Info, "syncing with the registry…".into()));
         }
         Command::Reviews => reviews::open(app, fx),
+        Command::Activity => match app.target() {
+            Some((id, name, _)) => {
+                let mut a = Box::new(ActivityState::new(Some((id, name))));
+                a.reload(fx);
+                app.overlay = Some(Overlay::Activity(a));
+            }
+            None => {
+                app.message = Some((
+                    Tone::Info,
+                    "select an agent first (or :audit for everything)".into(),
+                ))
+            }
+        },
+        Command::ExportEvidence => export_evidence(app, "", fx),
+        Command::AuditAll => {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let mut a = Box::new(ActivityState::new(None));
+            a.reload(fx);
+            app.overlay = Some(Overlay::Activity(a));
+        }
         Command::CertifyScope => reviews::decide(app, Verdict::Certify, fx),
         Command::RevokeScope => reviews::decide(app, Verdict::Revoke, fx),
         Command::CertifyUnchanged => reviews::certify_unchanged(app, fx),
+        Command::AcceptAgent => reviews::accept_agent(app, fx),
         Command::Approvals => approvals::open(app, fx),
         Command::ApproveRequest => approvals::approve(app, fx),
         Command::DenyRequest => approvals::deny(app),
@@ -240,6 +265,8 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         | Command::NextField
         | Command::PrevField
         | Command::NextValue
+        | Command::ActorKind
+        | Command::ToggleExchanges
         | Command::PrevValue => {}
     }
 }
@@ -255,4 +282,17 @@ pub(super) fn open_detail(app: &mut App, id: String, row: Option<u32>, fx: &mut 
         tree: Vec::new(),
     }));
     fx.push(Effect::LoadDetail { id });
+}
+
+/// `E` or `:export [PATH]`: the open campaigns' evidence, written by the runtime (no file I/O
+/// here). The registry decides who may export; `/v1/me` only spares a refused round trip.
+pub(super) fn export_evidence(app: &mut App, path: &str, fx: &mut Vec<Effect>) {
+    if let Err(why) = app.permits(Command::ExportEvidence, None) {
+        app.message = Some((Tone::Error, why));
+        return;
+    }
+    app.message = Some((Tone::Info, "exporting the evidence…".into()));
+    fx.push(Effect::ExportEvidence {
+        path: (!path.is_empty()).then(|| std::path::PathBuf::from(path)),
+    });
 }

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{clean, fit};
 use crate::console::app::{App, ReviewsState};
+use crate::console::keymap::Command;
 use crate::console::layout;
 use crate::console::theme::Slot;
 pub use crate::console::words::due_text;
@@ -19,7 +20,13 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
     let mut spans = vec![Span::styled(" My reviews ", t.style(Slot::Title))];
     match &r.queue {
         Some(Ok(q)) if q.campaigns.is_empty() => {
-            spans.push(Span::styled("· no open campaign", t.style(Slot::Dim)));
+            // An auditor (or an admin) with nothing assigned still reads every campaign.
+            let text = if reads_all(app) {
+                "· nothing assigned to you"
+            } else {
+                "· no open campaign"
+            };
+            spans.push(Span::styled(text, t.style(Slot::Dim)));
         }
         Some(Ok(q)) => {
             for c in &q.campaigns {
@@ -121,11 +128,25 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         Some(Ok(q)) => q,
     };
     if q.agents.is_empty() {
+        let key = |c: Command| {
+            app.keymap
+                .key_for_in(c, crate::console::keymap::Scope::Reviews)
+                .map(|k| k.label())
+                .unwrap_or_else(|| "—".into())
+        };
+        let text = if reads_all(app) {
+            format!(
+                " nothing to review: no open campaign has items for you. Read-only: {} shows every \
+                 campaign's progress, {} exports the open campaigns' evidence (or :export PATH).",
+                key(Command::CampaignProgress),
+                key(Command::ExportEvidence)
+            )
+        } else {
+            " nothing to review: no open campaign has items for you".to_string()
+        };
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                " nothing to review: no open campaign has items for you",
-                t.style(Slot::Dim),
-            )),
+            Paragraph::new(Span::styled(text, t.style(Slot::Dim)))
+                .wrap(ratatui::widgets::Wrap { trim: false }),
             area,
         );
         return;
@@ -345,4 +366,12 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         )));
     }
     frame.render_widget(Paragraph::new(lines), right);
+}
+
+/// Whether the registry lets this person read every campaign (admins, auditors).
+fn reads_all(app: &App) -> bool {
+    app.me
+        .as_ref()
+        .and_then(|m| m.may.as_ref())
+        .is_some_and(|may| may.read_all_reviews)
 }

@@ -130,7 +130,7 @@ pub async fn register_agent(
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
-async fn visible_detail(
+pub(super) async fn visible_detail(
     state: &AppState,
     caller: &Caller,
     id: String,
@@ -335,6 +335,7 @@ pub async fn revoke_agent(
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         agent: revoked.agent,
         stopped: revoked.stopped,
+        latest_token_expiry: revoked.latest_token_expiry,
     }))
 }
 

@@ -7,12 +7,15 @@ use axum::http::StatusCode;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::{AppState, blocking};
+use crate::model::ActorKind;
 use crate::model::api::{
     AddNote, ApiErrorBody, AuditPage, AuditQuery, AuditVerification, ChangeFeed, ChangesQuery,
 };
 use crate::model::text::check_free_text;
+use crate::model::timeline::{MAX_TIMELINE_PAGE, TimelinePage, TimelineQuery, decode_cursor};
 use crate::model::witness::AuditHead;
 use crate::registry::policy;
+use crate::registry::store::timeline::TimelineFilter;
 
 fn require_audit_reader(caller: &Caller) -> Result<(), ApiError> {
     if policy::may_read_audit(&caller.person) {
@@ -129,4 +132,77 @@ pub async fn changes(
     Ok(Json(
         blocking(&state, move |s| s.changes(after, limit, &visibility)).await?,
     ))
+}
+
+/// The activity and audit timeline, newest first: governance events and (with
+/// `include_exchanges`) token exchanges, each with its actor kind, who, on whose behalf (the
+/// delegation chain, newest actor last) and what. Admins, auditors and responders read
+/// everything; anyone else only with `agent` naming an agent they may read (404 otherwise).
+#[utoipa::path(get, path = "/v1/audit/timeline", tag = "audit", params(TimelineQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = TimelinePage), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 422, body = ApiErrorBody),
+        (status = 503, body = ApiErrorBody, description = "Too many large reads at once (`busy`); wait `Retry-After` seconds")))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<TimelineQuery>,
+) -> Result<Json<TimelinePage>, ApiError> {
+    let filter = timeline_filter(&query)?;
+    match &filter.agent {
+        // Anyone who may read the agent; a caller who may not learns nothing (404).
+        Some(id) => {
+            super::agents::visible_detail(&state, &caller, id.clone()).await?;
+        }
+        None => require_audit_reader(&caller)?,
+    }
+    let _turn = super::large_read_turn(&state, filter.limit).await?;
+    Ok(Json(blocking(&state, move |s| s.timeline(&filter)).await?))
+}
+
+/// Checks the query's values: a clear 422 for each one that is wrong.
+fn timeline_filter(q: &TimelineQuery) -> Result<TimelineFilter, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_TIMELINE_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            format!("limit must be 1 to {MAX_TIMELINE_PAGE}"),
+        ));
+    }
+    let actor_kind = match q.actor_kind.as_deref().filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) => Some(ActorKind::parse(k).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_actor_kind",
+                format!("actor_kind must be human, agent or system, not {k:?}"),
+            )
+        })?),
+    };
+    let before = match q.before.as_deref().filter(|b| !b.is_empty()) {
+        None => None,
+        Some(b) => Some(decode_cursor(b).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_cursor",
+                "before must be the `next` value of a previous timeline page",
+            )
+        })?),
+    };
+    if let Some(text) = &q.q {
+        check_free_text("q", text, 200)?;
+    }
+    if let Some(agent) = &q.agent {
+        check_free_text("agent", agent, 200)?;
+    }
+    Ok(TimelineFilter {
+        agent: q.agent.clone().filter(|a| !a.is_empty()),
+        include_exchanges: q.include_exchanges.unwrap_or(false),
+        actor_kind,
+        text: q
+            .q
+            .as_deref()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty()),
+        before,
+        limit,
+    })
 }

@@ -217,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify_audit))
         .routes(routes!(audit::audit_head))
+        .routes(routes!(audit::timeline))
         .routes(routes!(audit::add_note))
         .routes(routes!(audit::changes))
         .routes(routes!(oauth::metadata))

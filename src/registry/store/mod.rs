@@ -12,6 +12,7 @@ pub mod perimeter;
 pub mod resource_credentials;
 pub mod scopes;
 pub mod sqlite;
+pub mod timeline;
 
 use std::sync::Arc;
 
@@ -114,6 +115,8 @@ pub struct Revoked {
     pub agent: Agent,
     /// Every agent of the tree, the target first (breadth-first), with what was done to it.
     pub stopped: Vec<crate::model::brake::StoppedAgent>,
+    /// The latest expiry among the killed tokens (offline JWT validators accept them until then).
+    pub latest_token_expiry: Option<DateTime<Utc>>,
 }
 
 /// A reinstatement's effect: the target as it is now, and every agent made active.
@@ -245,6 +248,7 @@ pub trait Store:
     + DelegationStore
     + ApiTokenStore
     + perimeter::PerimeterStore
+    + timeline::TimelineStore
     + ScopeCatalogue
     + ResourceCredentialStore
     + Send

@@ -475,6 +475,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX resource_credentials_resource ON resource_credentials(resource_id);
     "#,
+    // 10: the activity timeline reads the audit log newest first by time (sqlite_timeline.rs),
+    // and exchanges by time (the token table's index is by client).
+    r#"
+    CREATE INDEX audit_time ON audit_events(time, seq);
+    CREATE INDEX issued_tokens_issued ON issued_tokens(issued_at, jti);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -492,6 +498,8 @@ mod perimeter;
 mod reviews;
 #[path = "sqlite_scopes.rs"]
 mod scopes;
+#[path = "sqlite_timeline.rs"]
+mod timeline;
 
 // The brake (revoke over the tree, reinstate, decommission, re-enabling credentials).
 #[path = "sqlite_brake.rs"]
@@ -815,6 +823,21 @@ fn next_change(tx: &Transaction<'_>) -> StoreResult<i64> {
     )?)
 }
 
+thread_local! {
+    /// When set, the time audit events written on this thread carry (see [`at_audit_time`]).
+    static AUDIT_CLOCK: std::cell::Cell<Option<DateTime<Utc>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with audit events dated `at`: a decision recorded for the time it was made (the
+/// batch decisions carry their own time), a backfilled registration dated at the agent's
+/// creation. Only within one store call on the calling thread.
+pub(super) fn at_audit_time<T>(at: DateTime<Utc>, f: impl FnOnce() -> T) -> T {
+    let before = AUDIT_CLOCK.with(|c| c.replace(Some(at)));
+    let out = f();
+    AUDIT_CLOCK.with(|c| c.set(before));
+    out
+}
+
 /// Appends one audit event linked to the previous one; returns its sequence number.
 pub(super) fn append_audit(
     tx: &Transaction<'_>,
@@ -834,7 +857,7 @@ pub(super) fn append_audit(
         .optional()?
         .unwrap_or((0, GENESIS_HASH.to_string()));
     let seq = last_seq + 1;
-    let time = audit_time(Utc::now());
+    let time = audit_time(AUDIT_CLOCK.with(|c| c.get()).unwrap_or_else(Utc::now));
     let hash = event_hash(
         seq, &time, actor, action, target, outcome, reason, details, &prev_hash,
     );

@@ -8,7 +8,7 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    SqliteStore, agent_by_id, append_audit, credentials_of, disable_credentials, facts,
+    SqliteStore, agent_by_id, append_audit, credentials_of, disable_credentials, facts, from_unix,
     mark_tokens_revoked, next_change, subtree, touch_agent, ts, unix_now,
 };
 use crate::model::api::{DecommissionOutcome, DecommissionPlan};
@@ -194,6 +194,9 @@ impl SqliteStore {
                     |r| r.get(0),
                 )?
             };
+            // From the index: a token issued a moment ago may not be in its table yet.
+            let all_killed: Vec<String> = killed.iter().flatten().cloned().collect();
+            let latest_token_expiry = self.live.latest_expiry(&all_killed).map(from_unix);
             let root_stop = &stopped[0];
             Ok(Revoked {
                 previous_status: root.status,
@@ -203,6 +206,7 @@ impl SqliteStore {
                 audit_seq,
                 agent: agent_by_id(tx, agent_id)?,
                 stopped,
+                latest_token_expiry,
             })
         })
     }

@@ -1583,15 +1583,18 @@ impl SqliteStore {
                     .as_deref()
                     .map(str::trim)
                     .filter(|j| !j.is_empty());
-                let applied = apply_verdict(
-                    tx,
-                    &d.actor,
-                    &c,
-                    &item,
-                    d.decide.decision,
-                    justification,
-                    d.at,
-                )?;
+                // Its audit events are dated when the decision was made.
+                let applied = super::at_audit_time(d.at, || {
+                    apply_verdict(
+                        tx,
+                        &d.actor,
+                        &c,
+                        &item,
+                        d.decide.decision,
+                        justification,
+                        d.at,
+                    )
+                })?;
                 self.follow_grant_change(tx, &item, &applied)?;
                 changed += applied.changed as u64;
             }

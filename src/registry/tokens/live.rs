@@ -423,6 +423,15 @@ impl LiveTokens {
         out
     }
 
+    /// The latest expiry among these tokens (unix seconds), from the index.
+    pub fn latest_expiry(&self, jtis: &[String]) -> Option<i64> {
+        let index = self.read();
+        jtis.iter()
+            .filter_map(|j| index.tokens.get(j))
+            .map(|s| s.record.expires_at)
+            .max()
+    }
+
     /// Lets an agent be named in new tokens again (reinstatement). Killed tokens stay dead.
     pub fn unblock_agent(&self, agent_id: &str) {
         self.write().blocked.remove(agent_id);
