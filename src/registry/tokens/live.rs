@@ -176,24 +176,28 @@ enum Jti {
 }
 
 impl Jti {
-    /// The compact form of `text`, interning it only when `intern` (lookups do not grow the
-    /// table: an unknown name is simply not there).
-    fn of(text: &str, names: &mut Names, intern: bool) -> Option<Jti> {
+    /// The registry's own form: 22 base64url characters that are exactly 16 bytes.
+    fn bytes(text: &str) -> Option<Jti> {
         use base64::Engine;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        if text.len() == 22 {
-            let mut bytes = [0u8; 16];
-            if URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) == Ok(16)
-                && URL_SAFE_NO_PAD.encode(bytes) == text
-            {
-                return Some(Jti::Bytes(bytes));
-            }
+        if text.len() != 22 {
+            return None;
         }
-        if intern {
-            Some(Jti::Named(names.intern(text)))
-        } else {
-            names.get(text).map(Jti::Named)
-        }
+        let mut bytes = [0u8; 16];
+        (URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) == Ok(16)
+            && URL_SAFE_NO_PAD.encode(bytes) == text)
+            .then_some(Jti::Bytes(bytes))
+    }
+
+    /// The compact form of `text`, interned when needed.
+    fn intern(text: &str, names: &mut Names) -> Jti {
+        Jti::bytes(text).unwrap_or_else(|| Jti::Named(names.intern(text)))
+    }
+
+    /// The compact form of a known `text` (a lookup never grows the names: an unknown name is
+    /// simply not there).
+    fn lookup(text: &str, names: &Names) -> Option<Jti> {
+        Jti::bytes(text).or_else(|| names.get(text).map(Jti::Named))
     }
 
     fn text(self, names: &Names) -> String {
@@ -328,10 +332,9 @@ impl Index {
             .copied()
     }
 
-    /// The slot of a jti given as text (never interning it).
-    fn slot_of(&mut self, jti: &str) -> Option<u32> {
-        let key = Jti::of(jti, &mut self.names, false)?;
-        self.slot_of_jti(&key)
+    /// The slot of a jti given as text.
+    fn slot_of(&self, jti: &str) -> Option<u32> {
+        self.slot_of_jti(&Jti::lookup(jti, &self.names)?)
     }
 
     fn record(&self, slot: &Slot) -> TokenRecord {
@@ -367,11 +370,8 @@ impl Index {
 
     fn insert(&mut self, record: &TokenRecord, revoked: bool) {
         let names = &mut self.names;
-        let jti = Jti::of(&record.jti, names, true).expect("interned");
-        let parent = record
-            .parent_jti
-            .as_deref()
-            .map(|p| Jti::of(p, names, true).expect("interned"));
+        let jti = Jti::intern(&record.jti, names);
+        let parent = record.parent_jti.as_deref().map(|p| Jti::intern(p, names));
         let slot = Slot {
             digest: record.digest,
             jti,
@@ -755,7 +755,7 @@ impl LiveTokens {
 
     /// True if the token is known and revoked.
     pub fn is_revoked(&self, jti: &str) -> bool {
-        let mut index = self.write();
+        let index = self.read();
         index
             .slot_of(jti)
             .is_some_and(|n| index.slots[n as usize].revoked)
