@@ -119,9 +119,42 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_mb()
     );
 
+    // The control: the same revokes with no reads, on the same machine at the same time.
+    let mut idle = Vec::new();
+    let mut next = 0usize;
+    for _ in 0..30 {
+        let started = Instant::now();
+        let resp = http
+            .post(format!("{base}/v1/agents/brake-{next:05}/revoke"))
+            .bearer_auth(&admin)
+            .json(&json!({"reason": "bench"}))
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status().is_success(), "revoke refused");
+        let body: Value = resp.json().await?;
+        idle.push((
+            started.elapsed().as_secs_f64() * 1000.0,
+            body["elapsed_ms"].as_f64().unwrap_or(0.0),
+        ));
+        next += 1;
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    let mut idle_trip: Vec<f64> = idle.iter().map(|i| i.0).collect();
+    let mut idle_inside: Vec<f64> = idle.iter().map(|i| i.1).collect();
+    idle_trip.sort_by(f64::total_cmp);
+    idle_inside.sort_by(f64::total_cmp);
+    println!(
+        "revokes with no reads (control): {}; round trip p50 {:.1} ms, p99 {:.1} ms; inside the \
+         registry p50 {:.1} ms, p99 {:.1} ms",
+        idle.len(),
+        percentile(&idle_trip, 0.5),
+        percentile(&idle_trip, 0.99),
+        percentile(&idle_inside, 0.5),
+        percentile(&idle_inside, 0.99),
+    );
+
     let mut round_trip = Vec::new();
     let mut in_registry = Vec::new();
-    let mut next = 0usize;
     let mut answers: std::collections::BTreeMap<u16, usize> = Default::default();
     let mut rows = 0usize;
     let burst_started = Instant::now();

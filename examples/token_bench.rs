@@ -1,7 +1,7 @@
 //! Token service benchmark: prints figures, asserts nothing about speed.
 //!
 //!     cargo run --release --example token_bench -- [--exchanges N] [--introspections N]
-//!         [--concurrency N] [--revoke-tokens N]
+//!         [--concurrency N] [--revoke-tokens N] [--bad-assertions N]
 //!
 //! A real registry on 127.0.0.1:0 over a SQLite file in a temporary folder (WAL, synchronous
 //! FULL), driven over HTTP by a client in the same process, so client and server share the
@@ -29,6 +29,7 @@ struct Options {
     introspections: usize,
     concurrency: usize,
     revoke_tokens: usize,
+    bad_assertions: usize,
 }
 
 fn options() -> Options {
@@ -37,6 +38,7 @@ fn options() -> Options {
         introspections: 100_000,
         concurrency: 64,
         revoke_tokens: 10_000,
+        bad_assertions: 2_000,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -47,6 +49,7 @@ fn options() -> Options {
             ("--introspections", Some(v)) => o.introspections = v,
             ("--concurrency", Some(v)) => o.concurrency = v,
             ("--revoke-tokens", Some(v)) => o.revoke_tokens = v,
+            ("--bad-assertions", Some(v)) => o.bad_assertions = v,
             (other, _) => {
                 eprintln!("unknown or incomplete option {other}");
                 std::process::exit(2);
@@ -456,7 +459,7 @@ async fn main() -> anyhow::Result<()> {
         last_key = key;
     }
     let stranger = SigningKey::from_bytes(&rand_seed());
-    let rounds = 2_000;
+    let rounds = o.bad_assertions.max(1);
     let bad: Vec<String> = (0..rounds)
         .map(|n| assertion(&stranger, &ring, &endpoint, 5_000_000 + n))
         .collect();
