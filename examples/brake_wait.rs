@@ -3,7 +3,7 @@
 //! every 20 ms over HTTP while a campaign over them is created, and again while it is closed
 //! (every item revoked), printing the slowest revoke of each phase.
 //!
-//!     cargo run --example brake_wait -- --agents 100000
+//!     cargo run --release --example brake_wait -- --agents 1000000
 
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -55,27 +55,47 @@ fn agent(id: String, team: &str, scopes: &[&str]) -> SeedAgent {
     }
 }
 
+/// Revoke latencies of one phase, in milliseconds.
+struct Waits(Vec<f64>);
+
+impl std::fmt::Display for Waits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+        };
+        write!(
+            f,
+            "{} revokes meanwhile, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            v.len(),
+            at(0.5).unwrap_or(0.0),
+            at(0.99).unwrap_or(0.0),
+            v.last().copied().unwrap_or(0.0)
+        )
+    }
+}
+
 /// Revokes `brake-N` agents one after another every 20 ms until `job` finishes; returns the
-/// slowest revoke and how many were made.
+/// latency of each revoke.
 async fn revoke_during<T>(
     admin: &Client,
     next: &mut usize,
     job: tokio::task::JoinHandle<T>,
-) -> (StdDuration, usize, T) {
-    let mut slowest = StdDuration::ZERO;
-    let mut count = 0;
+) -> (Waits, T) {
+    let mut waits = Vec::new();
     while !job.is_finished() {
         let started = Instant::now();
         admin
             .revoke(&format!("brake-{:05}", *next), Some("bench".into()))
             .await
             .expect("revoke");
-        slowest = slowest.max(started.elapsed());
+        waits.push(started.elapsed().as_secs_f64() * 1000.0);
         *next += 1;
-        count += 1;
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
-    (slowest, count, job.await.expect("join"))
+    (Waits(waits), job.await.expect("join"))
 }
 
 #[tokio::main]
@@ -92,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let store = registry::open_store(&dir.path().join("brake.db"), OpenMode::CreateIfMissing)?;
     let (_, token) = registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "b")?;
     let scopes = ["crm.orders:read", "mail:send", "wiki:read"];
+    let seeding = Instant::now();
     for start in (0..agents).step_by(10_000) {
         let batch = (start..agents.min(start + 10_000))
             .map(|i| agent(format!("ag_{i:07}"), "estate", &scopes[..1 + i % 3]))
@@ -108,6 +129,10 @@ async fn main() -> anyhow::Result<()> {
         people: vec![],
         agents: brakes,
     })?;
+    println!(
+        "seeded {agents} agents (and 20,000 to revoke) in {:.0} s",
+        seeding.elapsed().as_secs_f64()
+    );
     let store_dyn: Arc<dyn Store> = store.clone();
     let server = Server::bind("127.0.0.1:0", store_dyn, "bench").await?;
     let url = format!("http://{}", server.local_addr());
@@ -137,26 +162,24 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
     });
-    let (slowest, count, campaign) = revoke_during(&admin, &mut next, create).await;
+    let (waits, campaign) = revoke_during(&admin, &mut next, create).await;
     let campaign = campaign?;
     println!(
-        "create: {agents} agents, {} items in {:.1} s; {count} revokes meanwhile, slowest {:.1} ms",
+        "create: {agents} agents, {} items in {:.1} s; {waits}",
         campaign.progress.total,
         started.elapsed().as_secs_f64(),
-        slowest.as_secs_f64() * 1000.0
     );
 
     let closer = admin.clone();
     let id = campaign.id.clone();
     let started = Instant::now();
     let close = tokio::spawn(async move { closer.close_campaign(&id).await });
-    let (slowest, count, outcome) = revoke_during(&admin, &mut next, close).await;
+    let (waits, outcome) = revoke_during(&admin, &mut next, close).await;
     let outcome = outcome?;
     println!(
-        "close: {} grants revoked in {:.1} s; {count} revokes meanwhile, slowest {:.1} ms",
+        "close: {} grants revoked in {:.1} s; {waits}",
         outcome.revoked,
         started.elapsed().as_secs_f64(),
-        slowest.as_secs_f64() * 1000.0
     );
     Ok(())
 }

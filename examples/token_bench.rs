@@ -1,7 +1,7 @@
 //! Token service benchmark: prints figures, asserts nothing about speed.
 //!
 //!     cargo run --release --example token_bench -- [--exchanges N] [--introspections N]
-//!         [--concurrency N] [--revoke-tokens N]
+//!         [--concurrency N] [--revoke-tokens N] [--bad-assertions N]
 //!
 //! A real registry on 127.0.0.1:0 over a SQLite file in a temporary folder (WAL, synchronous
 //! FULL), driven over HTTP by a client in the same process, so client and server share the
@@ -29,6 +29,7 @@ struct Options {
     introspections: usize,
     concurrency: usize,
     revoke_tokens: usize,
+    bad_assertions: usize,
 }
 
 fn options() -> Options {
@@ -37,6 +38,7 @@ fn options() -> Options {
         introspections: 100_000,
         concurrency: 64,
         revoke_tokens: 10_000,
+        bad_assertions: 2_000,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -47,6 +49,7 @@ fn options() -> Options {
             ("--introspections", Some(v)) => o.introspections = v,
             ("--concurrency", Some(v)) => o.concurrency = v,
             ("--revoke-tokens", Some(v)) => o.revoke_tokens = v,
+            ("--bad-assertions", Some(v)) => o.bad_assertions = v,
             (other, _) => {
                 eprintln!("unknown or incomplete option {other}");
                 std::process::exit(2);
@@ -436,6 +439,61 @@ async fn main() -> anyhow::Result<()> {
         revoked.tokens_revoked,
         inactive_after.as_secs_f64() * 1000.0,
         committed.as_secs_f64() * 1000.0
+    );
+    // 4. What a bad assertion costs: an agent with ten enabled keys, an assertion without a
+    //    kid signed by none of them (every key is tried), checked in process (over HTTP the
+    //    failed-authentication limiter answers 429 after a few).
+    let (ring, ring_key) = register_agent(&http, &base, &admin, "keyring").await;
+    let mut last_key = ring_key;
+    for _ in 1..10 {
+        let key = SigningKey::from_bytes(&rand_seed());
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519",
+                         "x": B64.encode(key.verifying_key().as_bytes())});
+        post_json(
+            &http,
+            format!("{base}/v1/agents/{ring}/credentials"),
+            &admin,
+            json!({"kind": "public-key", "public_key": jwk.to_string()}),
+        )
+        .await;
+        last_key = key;
+    }
+    let stranger = SigningKey::from_bytes(&rand_seed());
+    let rounds = o.bad_assertions.max(1);
+    let bad: Vec<String> = (0..rounds)
+        .map(|n| assertion(&stranger, &ring, &endpoint, 5_000_000 + n))
+        .collect();
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let mut refused = 0;
+    for a in &bad {
+        refused += tokens_service
+            .authenticate_assertion(a, &[endpoint.as_str()])
+            .await
+            .is_err() as usize;
+    }
+    let bad_wall = started.elapsed().as_secs_f64() / rounds as f64;
+    let bad_cpu = (cpu_seconds() - cpu_before) / rounds as f64;
+    // The newest key signs: without a kid it is tried last of the ten.
+    let good: Vec<String> = (0..rounds)
+        .map(|n| assertion(&last_key, &ring, &endpoint, 6_000_000 + n))
+        .collect();
+    let started = Instant::now();
+    let mut accepted = 0;
+    for a in &good {
+        accepted += tokens_service
+            .authenticate_assertion(a, &[endpoint.as_str()])
+            .await
+            .is_ok() as usize;
+    }
+    let good_wall = started.elapsed().as_secs_f64() / rounds as f64;
+    println!(
+        "assertion without kid, agent with 10 enabled keys: a bad one costs {:.0} µs \
+         ({:.0} µs of CPU; {refused} of {rounds} refused); a good one signed by the last key \
+         {:.0} µs ({accepted} accepted); in process, one at a time",
+        bad_wall * 1e6,
+        bad_cpu * 1e6,
+        good_wall * 1e6,
     );
     println!("load average at the end: {}", load_average());
 

@@ -363,6 +363,10 @@ async fn list_filters_search_and_pages() {
     let orphan = reg
         .register_with(json!({"name": "orphan_scanner", "team": "growth"}))
         .await;
+    // Double quotes are plain characters too (the trigram index takes the text as a phrase).
+    let quoted = reg
+        .register_with(json!({"name": "the \"quoted\" one", "team": "growth"}))
+        .await;
     // "n-s" would match the search "n_s" if `_` were a wildcard.
     let suspended = reg.register("scan-s bot", Some(&o), &[]).await;
     reg.post(
@@ -377,6 +381,7 @@ async fn list_filters_search_and_pages() {
         pay2.clone(),
         growth.clone(),
         orphan.clone(),
+        quoted.clone(),
         suspended.clone(),
     ]);
 
@@ -393,7 +398,7 @@ async fn list_filters_search_and_pages() {
     assert_eq!(list("", admin.clone()).await, all);
     assert_eq!(
         list("?unowned=true", admin.clone()).await,
-        BTreeSet::from([orphan.clone()])
+        BTreeSet::from([orphan.clone(), quoted.clone()])
     );
     assert_eq!(
         list("?owner=OWNER@example.com", admin.clone()).await,
@@ -413,7 +418,7 @@ async fn list_filters_search_and_pages() {
     );
     assert_eq!(
         list("?team=growth&unowned=true", admin.clone()).await,
-        BTreeSet::from([orphan.clone()])
+        BTreeSet::from([orphan.clone(), quoted.clone()])
     );
     // Text search: case-insensitive over name and description; % and _ are plain characters.
     assert_eq!(
@@ -431,6 +436,30 @@ async fn list_filters_search_and_pages() {
     assert_eq!(
         list("?q=n_s", admin.clone()).await,
         BTreeSet::from([orphan.clone()])
+    );
+    // Three characters and more go through the trigram index: same answers, any case, any
+    // quotes, and nothing for text that is nowhere.
+    assert_eq!(
+        list("?q=INVOICE-B", admin.clone()).await,
+        BTreeSet::from([pay.clone()])
+    );
+    assert_eq!(
+        list("?q=%22quoted%22", admin.clone()).await,
+        BTreeSet::from([quoted.clone()])
+    );
+    assert_eq!(
+        list("?q=%22quo", admin.clone()).await,
+        BTreeSet::from([quoted.clone()])
+    );
+    assert!(list("?q=zqxjv", admin.clone()).await.is_empty());
+    assert_eq!(
+        list("?q=disputes&owner=owner@example.com", admin.clone()).await,
+        BTreeSet::from([pay2.clone()])
+    );
+    assert!(
+        list("?q=disputes&owner=other@example.com", admin.clone())
+            .await
+            .is_empty()
     );
     assert_eq!(
         list(

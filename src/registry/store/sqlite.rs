@@ -481,6 +481,31 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_time ON audit_events(time, seq);
     CREATE INDEX issued_tokens_issued ON issued_tokens(issued_at, jti);
     "#,
+    // 11: listing agents by owner walks an index in id order (owner, id), and text search narrows
+    // by a trigram index of id, name and description (kept by triggers; the agents table has
+    // rowids that nothing renumbers: no VACUUM, no deletes).
+    r#"
+    CREATE INDEX agents_owner_id ON agents(owner_id, id);
+    DROP INDEX agents_owner;
+    CREATE VIRTUAL TABLE agents_text USING fts5(
+        id, name, description, content='agents', content_rowid='rowid', tokenize='trigram'
+    );
+    INSERT INTO agents_text(agents_text) VALUES ('rebuild');
+    CREATE TRIGGER agents_text_insert AFTER INSERT ON agents BEGIN
+        INSERT INTO agents_text(rowid, id, name, description)
+        VALUES (new.rowid, new.id, new.name, new.description);
+    END;
+    CREATE TRIGGER agents_text_delete AFTER DELETE ON agents BEGIN
+        INSERT INTO agents_text(agents_text, rowid, id, name, description)
+        VALUES ('delete', old.rowid, old.id, old.name, old.description);
+    END;
+    CREATE TRIGGER agents_text_update AFTER UPDATE OF id, name, description ON agents BEGIN
+        INSERT INTO agents_text(agents_text, rowid, id, name, description)
+        VALUES ('delete', old.rowid, old.id, old.name, old.description);
+        INSERT INTO agents_text(rowid, id, name, description)
+        VALUES (new.rowid, new.id, new.name, new.description);
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -1083,6 +1108,13 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// An FTS5 query matching `text` as a substring (trigram tokenizer), or None when the text is
+/// too short for trigrams (under three characters: the scan with LIMIT stays cheap, since short
+/// texts match many agents).
+fn trigram_phrase(text: &str) -> Option<String> {
+    (text.chars().count() >= 3).then(|| format!("\"{}\"", text.replace('"', "\"\"")))
+}
+
 fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
     StoreError::Invalid {
         code,
@@ -1366,37 +1398,75 @@ impl Store for SqliteStore {
                 Visibility::All => None,
                 Visibility::OwnedBy(email) => Some(email.clone()),
             };
-            let pattern = query.q.as_deref().map(like_pattern);
-            let where_sql = "(?1 IS NULL OR o.email = ?1 COLLATE NOCASE)
-                AND (?2 IS NULL OR o.email = ?2 COLLATE NOCASE)
-                AND (?3 = 0 OR a.owner_id IS NULL)
-                AND (?4 IS NULL OR a.status = ?4)
-                AND (?5 IS NULL OR a.team = ?5)
-                AND (?6 IS NULL OR a.environment = ?6)
-                AND (?7 IS NULL OR a.kind = ?7)
-                AND (?8 IS NULL OR lower(a.name) LIKE ?8 ESCAPE '\\' OR lower(a.description) LIKE ?8 ESCAPE '\\' OR a.id LIKE ?8 ESCAPE '\\')
-                AND (?9 IS NULL OR a.id > ?9)
-                ORDER BY a.id LIMIT ?10";
-            let unowned = query.unowned.unwrap_or(false) as i64;
-            let status = query.status.map(|s| s.as_str());
-            let kind = query.kind.map(|k| k.as_str());
-            let fetch = limit + 1;
-            let agents = load_agents(
-                tx,
-                where_sql,
-                &[
-                    &visible_owner,
-                    &query.owner,
-                    &unowned,
-                    &status,
-                    &query.team,
-                    &query.environment,
-                    &kind,
-                    &pattern,
-                    &query.after,
-                    &fetch,
-                ],
-            )?;
+            // The SQL names only the filters given, so that SQLite can use an index for them:
+            // `(?1 IS NULL OR o.email = ?1)` hides the owner from the planner, which then walks
+            // every agent in id order (2.1 s for 22 agents of one owner at 1M).
+            let mut clauses: Vec<String> = Vec::new();
+            let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            let bind = |params: &mut Vec<Box<dyn rusqlite::ToSql>>, v: Box<dyn rusqlite::ToSql>| {
+                params.push(v);
+                params.len()
+            };
+            for owner in [visible_owner.as_ref(), query.owner.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                // The owner's id first (people_email_nocase), then agents_owner_id (owner, id).
+                let n = bind(&mut params, Box::new(owner.clone()));
+                clauses.push(format!(
+                    "a.owner_id IN (SELECT id FROM people WHERE email = ?{n} COLLATE NOCASE)"
+                ));
+            }
+            if query.unowned.unwrap_or(false) {
+                clauses.push("a.owner_id IS NULL".into());
+            }
+            if let Some(status) = query.status {
+                let n = bind(&mut params, Box::new(status.as_str()));
+                clauses.push(format!("a.status = ?{n}"));
+            }
+            if let Some(team) = &query.team {
+                let n = bind(&mut params, Box::new(team.clone()));
+                clauses.push(format!("a.team = ?{n}"));
+            }
+            if let Some(env) = &query.environment {
+                let n = bind(&mut params, Box::new(env.clone()));
+                clauses.push(format!("a.environment = ?{n}"));
+            }
+            if let Some(kind) = query.kind {
+                let n = bind(&mut params, Box::new(kind.as_str()));
+                clauses.push(format!("a.kind = ?{n}"));
+            }
+            if let Some(q) = query.q.as_deref() {
+                let n = bind(&mut params, Box::new(like_pattern(q)));
+                let like = format!(
+                    "(lower(a.name) LIKE ?{n} ESCAPE '\\' OR lower(a.description) LIKE ?{n} \
+                     ESCAPE '\\' OR a.id LIKE ?{n} ESCAPE '\\')"
+                );
+                // Three characters or more: the trigram index (agents_text) narrows the rows
+                // first; the LIKE above keeps the exact meaning (it folds ASCII only).
+                if let Some(phrase) = trigram_phrase(q) {
+                    let m = bind(&mut params, Box::new(phrase));
+                    clauses.push(format!(
+                        "a.rowid IN (SELECT rowid FROM agents_text WHERE agents_text MATCH ?{m})"
+                    ));
+                }
+                clauses.push(like);
+            }
+            if let Some(after) = &query.after {
+                let n = bind(&mut params, Box::new(after.clone()));
+                clauses.push(format!("a.id > ?{n}"));
+            }
+            let n = bind(&mut params, Box::new(limit + 1));
+            let where_sql = format!(
+                "{} ORDER BY a.id LIMIT ?{n}",
+                if clauses.is_empty() {
+                    "1".to_string()
+                } else {
+                    clauses.join(" AND ")
+                }
+            );
+            let refs: Vec<&dyn rusqlite::ToSql> = params.iter().map(|p| p.as_ref()).collect();
+            let agents = load_agents(tx, &where_sql, &refs)?;
             let (agents, next) = page(agents, limit, |a| a.id.clone());
             Ok(AgentPage { agents, next })
         })

@@ -15,7 +15,7 @@ use super::{
     ASSERTION_MAX_SECONDS, ASSERTION_MAX_SECONDS_DATED, OAuthError, TokenService, unix_now,
 };
 use crate::model::tokens::CLIENT_ASSERTION_JWT;
-use crate::model::{AgentStatus, CredentialKind};
+use crate::model::{AgentStatus, CredentialKind, Person};
 use crate::registry::store::AgentTokenFacts;
 use crate::registry::store::sqlite::MAX_ENABLED_CREDENTIALS;
 
@@ -228,18 +228,112 @@ pub fn assertion_subject(assertion: &str, party: Party) -> Result<String, OAuthE
     let bad =
         |m: String| OAuthError::invalid_client(format!("the {noun} assertion is refused: {m}"));
     let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
+    subject_of(&parsed, party).map(str::to_string)
+}
+
+/// The `iss` = `sub` of a parsed assertion whose header is acceptable.
+fn subject_of<'a>(parsed: &'a jwt::Unverified<'_>, party: Party) -> Result<&'a str, OAuthError> {
+    let noun = party.noun();
+    let bad =
+        |m: String| OAuthError::invalid_client(format!("the {noun} assertion is refused: {m}"));
     parsed.check_header().map_err(|e| bad(e.0))?;
     let iss = parsed.claim_str("iss").unwrap_or_default();
     let sub = parsed.claim_str("sub").unwrap_or_default();
     if iss.is_empty() || iss != sub || sub.len() > 128 {
         return Err(bad(format!("iss and sub must both be the {noun}'s id")));
     }
-    Ok(sub.to_string())
+    Ok(sub)
 }
 
 /// Hash under which static secrets are stored.
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Parsed agent public keys by their stored JWK text (parsing costs a point decompression),
+/// shared with the blocking pool.
+pub(super) type KeyCache =
+    std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, AgentKey>>>;
+
+/// An agent's stored public key, parsed once and then kept (keyed by its exact material).
+fn cached_key(cache: &KeyCache, material: &str) -> Result<AgentKey, OAuthError> {
+    if let Some(key) = cache
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(material)
+    {
+        return Ok(key.clone());
+    }
+    let parsed = super::keys::parse_agent_public_key(material).map_err(|e| {
+        tracing::error!(error = %e, "a stored agent key is damaged");
+        OAuthError::server_error("a stored agent key is damaged")
+    })?;
+    let key = AgentKey {
+        key: parsed.key,
+        kid: parsed.kid,
+    };
+    let mut cache = cache.write().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= 100_000 {
+        cache.clear();
+    }
+    cache.insert(material.to_string(), key.clone());
+    Ok(key)
+}
+
+/// The credentials (their positions in `credentials`) an assertion is checked against, with
+/// their keys. Bounded work: a kid picks its key (by the JWK's own kid, the credential id or
+/// the thumbprint; at most two match); without one, the enabled keys (at most ten, see
+/// MAX_ENABLED_CREDENTIALS) and then the ten newest disabled ones (so that a disabled key is
+/// named as such) are tried.
+fn candidate_keys(
+    cache: &KeyCache,
+    credentials: &[crate::registry::store::CredentialMaterial],
+    kid: Option<&str>,
+) -> Result<(Vec<usize>, Vec<ed25519_dalek::VerifyingKey>), OAuthError> {
+    let public_keys = || {
+        credentials
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.kind == CredentialKind::PublicKey)
+    };
+    let mut candidates = Vec::new();
+    let mut keys = Vec::new();
+    match kid {
+        Some(kid) => {
+            for (i, c) in public_keys() {
+                let key = cached_key(cache, &c.material)?;
+                if kid == key.kid || kid == c.id || kid == c.fingerprint {
+                    candidates.push(i);
+                    keys.push(key.key);
+                    if candidates.len() == 2 {
+                        break;
+                    }
+                }
+            }
+        }
+        None => {
+            // Credentials come oldest first: the newest disabled ones are at the end.
+            let disabled: Vec<_> = public_keys().filter(|(_, c)| c.disabled).rev().collect();
+            for (i, c) in public_keys()
+                .filter(|(_, c)| !c.disabled)
+                .take(MAX_ENABLED_CREDENTIALS as usize)
+                .chain(disabled.into_iter().take(MAX_ENABLED_CREDENTIALS as usize))
+            {
+                keys.push(cached_key(cache, &c.material)?.key);
+                candidates.push(i);
+            }
+        }
+    }
+    Ok((candidates, keys))
+}
+
+/// The first key that verifies the signature, if any.
+fn first_verifying(
+    signed: &jwt::SignedParts,
+    keys: &[ed25519_dalek::VerifyingKey],
+) -> Option<usize> {
+    keys.iter()
+        .position(|k| jwt::verify_parts(signed, k).is_ok())
 }
 
 impl TokenService {
@@ -268,26 +362,69 @@ impl TokenService {
         assertion: &str,
         audiences: &[&str],
     ) -> Result<AuthenticatedAgent, OAuthError> {
-        let sub = assertion_subject(assertion, Party::Agent)?;
-        let unproven = || Party::Agent.unproven(&sub);
-        let facts = self
-            .facts(&sub)
+        Ok(self
+            .authenticate_assertion_with(assertion, audiences, None)
+            .await?
+            .0)
+    }
+
+    /// [`authenticate_assertion`](Self::authenticate_assertion), reading also the person
+    /// `person` (an exchange's subject) in the same trip to the blocking pool: the agent's
+    /// facts, the person and the signature check (bounded, off the async workers) take one
+    /// store read instead of three hops. Returns the person as read, when asked for.
+    pub(super) async fn authenticate_assertion_with(
+        &self,
+        assertion: &str,
+        audiences: &[&str],
+        person: Option<String>,
+    ) -> Result<(AuthenticatedAgent, Option<Option<Person>>), OAuthError> {
+        let party = Party::Agent;
+        let bad =
+            |m: String| OAuthError::invalid_client(format!("the agent assertion is refused: {m}"));
+        let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
+        let sub = subject_of(&parsed, party)?.to_string();
+        let unproven = || party.unproven(&sub);
+        let signed = parsed.signed_parts();
+        let kid = parsed.kid().map(str::to_string);
+        let cache = self.agent_keys.clone();
+        let id = sub.clone();
+        let asked_person = person.is_some();
+        let found = self
+            .read(move |s| {
+                let Some(facts) = s.agent_token_facts(&id)? else {
+                    return Ok(None);
+                };
+                let person = match &person {
+                    Some(email) => s.person(email)?,
+                    None => None,
+                };
+                let verified = candidate_keys(&cache, &facts.credentials, kid.as_deref()).map(
+                    |(candidates, keys)| first_verifying(&signed, &keys).map(|i| candidates[i]),
+                );
+                Ok(Some((facts, person, verified)))
+            })
             .await
             .map_err(|e| hide_unknown(e, unproven))?;
-        let credential_id = self
-            .verify_assertion(
-                assertion,
-                Party::Agent,
-                &facts.credentials,
-                Self::check_active(&facts),
-                audiences,
-            )
-            .await?;
-        Ok(AuthenticatedAgent {
-            facts,
-            credential_id,
-            method: "private_key_jwt",
-        })
+        let Some((facts, person, verified)) = found else {
+            return Err(unproven());
+        };
+        let credential = &facts.credentials[verified?.ok_or_else(unproven)?];
+        let credential_id = self.check_assertion(
+            &parsed,
+            party,
+            &sub,
+            credential,
+            Self::check_active(&facts),
+            audiences,
+        )?;
+        Ok((
+            AuthenticatedAgent {
+                facts,
+                credential_id,
+                method: "private_key_jwt",
+            },
+            asked_person.then_some(person),
+        ))
     }
 
     /// Verifies an assertion signed by `party` (whose id is its `iss` = `sub`) against that
@@ -304,55 +441,35 @@ impl TokenService {
         let noun = party.noun();
         let bad =
             |m: String| OAuthError::invalid_client(format!("the {noun} assertion is refused: {m}"));
+        // Parsed once: the blocking check below needs only the signed bytes and the signature.
         let parsed = jwt::parse(assertion).map_err(|e| bad(e.0))?;
-        let sub = assertion_subject(assertion, party)?;
-        let sub = sub.as_str();
-        let unproven = || party.unproven(sub);
-        // Bounded work: a kid picks its key (by the JWK's own kid, the credential id or the
-        // thumbprint); without one, the enabled keys (at most ten, see MAX_ENABLED_CREDENTIALS)
-        // and then the ten newest disabled ones (so that a disabled key is named as such) are
-        // tried. The checks run on the blocking pool, not on the async workers.
-        let public_keys = || {
-            credentials
-                .iter()
-                .filter(|c| c.kind == CredentialKind::PublicKey)
-        };
-        let mut candidates: Vec<&crate::registry::store::CredentialMaterial> = Vec::new();
-        let mut keys = Vec::new();
-        match parsed.kid() {
-            Some(kid) => {
-                for c in public_keys() {
-                    let key = self.agent_key(&c.material)?;
-                    if kid == key.kid || kid == c.id || kid == c.fingerprint {
-                        candidates.push(c);
-                        keys.push(key.key);
-                        if candidates.len() == 2 {
-                            break;
-                        }
-                    }
-                }
-            }
-            None => {
-                // Credentials come oldest first: the newest disabled ones are at the end.
-                let disabled: Vec<_> = public_keys().filter(|c| c.disabled).rev().collect();
-                for c in public_keys()
-                    .filter(|c| !c.disabled)
-                    .take(MAX_ENABLED_CREDENTIALS as usize)
-                    .chain(disabled.into_iter().take(MAX_ENABLED_CREDENTIALS as usize))
-                {
-                    keys.push(self.agent_key(&c.material)?.key);
-                    candidates.push(c);
-                }
-            }
-        }
-        let text = assertion.to_string();
-        let verified = tokio::task::spawn_blocking(move || {
-            let parsed = jwt::parse(&text).ok()?;
-            keys.iter().position(|k| parsed.verify(k).is_ok())
-        })
-        .await
-        .map_err(|e| OAuthError::server_error(format!("a signature check failed: {e}")))?;
-        let credential = verified.map(|i| candidates[i]).ok_or_else(unproven)?;
+        let sub = subject_of(&parsed, party)?;
+        let (candidates, keys) = candidate_keys(&self.agent_keys, credentials, parsed.kid())?;
+        let signed = parsed.signed_parts();
+        let verified = tokio::task::spawn_blocking(move || first_verifying(&signed, &keys))
+            .await
+            .map_err(|e| OAuthError::server_error(format!("a signature check failed: {e}")))?;
+        let credential = &credentials[verified
+            .map(|i| candidates[i])
+            .ok_or_else(|| party.unproven(sub))?];
+        self.check_assertion(&parsed, party, sub, credential, allowed, audiences)
+    }
+
+    /// The checks after the signature verified with `credential`: whether the party may act,
+    /// the key is enabled, and the claims (audience, times, single-use jti). Spends the jti;
+    /// returns the credential's id.
+    fn check_assertion(
+        &self,
+        parsed: &jwt::Unverified<'_>,
+        party: Party,
+        sub: &str,
+        credential: &crate::registry::store::CredentialMaterial,
+        allowed: Result<(), OAuthError>,
+        audiences: &[&str],
+    ) -> Result<String, OAuthError> {
+        let noun = party.noun();
+        let bad =
+            |m: String| OAuthError::invalid_client(format!("the {noun} assertion is refused: {m}"));
         allowed?;
         if credential.disabled {
             return Err(bad(format!(
@@ -419,32 +536,6 @@ impl TokenService {
         Ok(credential_id)
     }
 
-    /// An agent's stored public key, parsed once and then kept (keyed by its exact material).
-    fn agent_key(&self, material: &str) -> Result<AgentKey, OAuthError> {
-        if let Some(key) = self
-            .agent_keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(material)
-        {
-            return Ok(key.clone());
-        }
-        let parsed = super::keys::parse_agent_public_key(material).map_err(|e| {
-            tracing::error!(error = %e, "a stored agent key is damaged");
-            OAuthError::server_error("a stored agent key is damaged")
-        })?;
-        let key = AgentKey {
-            key: parsed.key,
-            kid: parsed.kid,
-        };
-        let mut cache = self.agent_keys.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= 100_000 {
-            cache.clear();
-        }
-        cache.insert(material.to_string(), key.clone());
-        Ok(key)
-    }
-
     /// Checks a legacy agent's static secret.
     pub async fn authenticate_secret(
         &self,
@@ -473,6 +564,26 @@ impl TokenService {
             facts,
             method: "client_secret",
         })
+    }
+
+    /// Authenticates the agent of an exchange, reading the subject person `person` with its
+    /// facts when it signed an assertion (see [`authenticate_assertion_with`]). The person is
+    /// returned when it was read.
+    ///
+    /// [`authenticate_assertion_with`]: Self::authenticate_assertion_with
+    pub(super) async fn authenticate_exchanging_agent(
+        &self,
+        credentials: ClientCredentials,
+        audiences: &[&str],
+        person: Option<String>,
+    ) -> Result<(AuthenticatedAgent, Option<Option<Person>>), OAuthError> {
+        match credentials {
+            ClientCredentials::Assertion(a) => {
+                self.authenticate_assertion_with(&a, audiences, person)
+                    .await
+            }
+            other => Ok((self.authenticate_agent(other, audiences).await?, None)),
+        }
     }
 
     /// Authenticates an agent by whichever method it used.

@@ -135,15 +135,23 @@ fn parse_audience(form: &FormParams) -> Result<Vec<String>, OAuthError> {
 }
 
 impl TokenService {
-    /// Checks that the person exists and has not left.
-    async fn active_person(&self, email: &str) -> Result<Person, OAuthError> {
-        let wanted = email.to_string();
-        let person = self
-            .read(move |s| s.person(&wanted))
-            .await?
-            .ok_or_else(|| {
-                OAuthError::invalid_grant(format!("the subject {email} is not a person known here"))
-            })?;
+    /// Checks that the person exists and has not left (`read`: the person as already read
+    /// with the agent's facts, if it was).
+    async fn active_person(
+        &self,
+        email: &str,
+        read: Option<Option<Person>>,
+    ) -> Result<Person, OAuthError> {
+        let found = match read {
+            Some(found) => found,
+            None => {
+                let wanted = email.to_string();
+                self.read(move |s| s.person(&wanted)).await?
+            }
+        };
+        let person = found.ok_or_else(|| {
+            OAuthError::invalid_grant(format!("the subject {email} is not a person known here"))
+        })?;
         if !person.active {
             return Err(OAuthError::invalid_grant(format!(
                 "the subject {email} has left; their tokens cannot be exchanged"
@@ -159,8 +167,49 @@ impl TokenService {
             |m: String| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
         let parsed = jwt::parse(token).map_err(|e| bad(e.0))?;
         let iss = parsed.claim_str("iss").unwrap_or_default().to_string();
-        let now = unix_now();
         if iss == self.issuer {
+            return self.own_subject_parsed(&parsed, token);
+        }
+        self.foreign_subject(token, &iss)
+    }
+
+    /// A subject token the registry issued and still indexes, read from the live index alone
+    /// (no signature check, no store read); None when the token is not in the index.
+    fn own_subject(&self, token: &str) -> Option<Result<Subject, OAuthError>> {
+        let parsed = jwt::parse(token).ok()?;
+        if parsed.claim_str("iss") != Some(self.issuer.as_str()) {
+            return None;
+        }
+        self.indexed_subject(token)
+    }
+
+    fn own_subject_parsed(
+        &self,
+        parsed: &jwt::Unverified<'_>,
+        token: &str,
+    ) -> Result<Subject, OAuthError> {
+        self.indexed_subject(token).unwrap_or_else(|| {
+            // Not in the index: say precisely why when the signature is ours.
+            let now = unix_now();
+            let bad =
+                |m: &str| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
+            let key = parsed.kid().and_then(|k| self.published_key(k));
+            let ours = key.is_some_and(|k| parsed.verify(&k).is_ok());
+            let exp = jwt::numeric_date(&parsed.claims, "exp").ok().flatten();
+            if ours && exp.is_some_and(|e| e <= now) {
+                Err(bad("it has expired"))
+            } else {
+                Err(bad("it is not a live token issued by this registry"))
+            }
+        })
+    }
+
+    /// The subject of a token in the live index, or None when it is not there.
+    fn indexed_subject(&self, token: &str) -> Option<Result<Subject, OAuthError>> {
+        let bad =
+            |m: String| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
+        let now = unix_now();
+        {
             let found = self.live.with_digest(&token_digest(token), |view| {
                 let r = view.record;
                 (
@@ -182,26 +231,22 @@ impl TokenService {
                     },
                 )
             });
-            return match found {
-                Some((true, _)) => Err(bad("it has been revoked".into())),
-                Some((false, s)) if s.expires_at <= now => Err(bad("it has expired".into())),
-                Some((false, s)) => Ok(s),
-                None => {
-                    // Not in the index: say precisely why when the signature is ours.
-                    let key = parsed.kid().and_then(|k| self.published_key(k));
-                    let ours = key.is_some_and(|k| parsed.verify(&k).is_ok());
-                    let exp = jwt::numeric_date(&parsed.claims, "exp").ok().flatten();
-                    if ours && exp.is_some_and(|e| e <= now) {
-                        Err(bad("it has expired".into()))
-                    } else {
-                        Err(bad("it is not a live token issued by this registry".into()))
-                    }
-                }
-            };
+            found.map(|found| match found {
+                (true, _) => Err(bad("it has been revoked".into())),
+                (false, s) if s.expires_at <= now => Err(bad("it has expired".into())),
+                (false, s) => Ok(s),
+            })
         }
+    }
+
+    /// A subject token from a trusted identity provider.
+    fn foreign_subject(&self, token: &str, iss: &str) -> Result<Subject, OAuthError> {
+        let bad =
+            |m: String| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
+        let now = unix_now();
         let verified = {
             let issuers = self.issuers.read().unwrap_or_else(|p| p.into_inner());
-            let provider = issuers.get(&iss).ok_or_else(|| {
+            let provider = issuers.get(iss).ok_or_else(|| {
                 bad(format!(
                     "its issuer {iss:?} is not a trusted identity provider of this registry"
                 ))
@@ -282,24 +327,47 @@ impl TokenService {
             (None, _) => client,
         };
         let audiences = [self.token_endpoint.as_str(), self.issuer.as_str()];
-        let agent = self.authenticate_agent(credentials, &audiences).await?;
-        let subject = self.subject(subject_token).await?;
+        // A subject token of the registry's own is read from memory first, so that its person
+        // is read with the agent's facts in one store trip; its errors still come after the
+        // agent's (an unauthenticated caller learns nothing about the subject token).
+        let own = self.own_subject(subject_token);
+        let person = match &own {
+            Some(Ok(s)) => Some(s.person.clone()),
+            _ => None,
+        };
+        let (agent, person) = self
+            .authenticate_exchanging_agent(credentials, &audiences, person)
+            .await?;
+        let subject = match own {
+            Some(subject) => subject?,
+            None => self.subject(subject_token).await?,
+        };
         let approval_id = form.one("approval_id")?;
-        self.issue_exchanged(agent, subject, scopes, audience, issued_type, approval_id)
-            .await
+        self.issue_exchanged(
+            agent,
+            subject,
+            person,
+            scopes,
+            audience,
+            issued_type,
+            approval_id,
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn issue_exchanged(
         &self,
         agent: AuthenticatedAgent,
         subject: Subject,
+        person: Option<Option<Person>>,
         scopes: Vec<String>,
         audience: Vec<String>,
         issued_type: &str,
         approval_id: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let agent_id = agent.facts.id.clone();
-        self.active_person(&subject.person).await?;
+        self.active_person(&subject.person, person).await?;
         // Who may use this token at all, and within what (tokens/consent.rs).
         let consent = self.consent(&agent, &subject).await?;
         consent.check_scopes(&agent, &subject, &scopes)?;

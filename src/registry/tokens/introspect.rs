@@ -228,7 +228,7 @@ impl TokenService {
         self.live
             .with_digest(&token_digest(token), |view| {
                 let r = view.record;
-                if view.revoked || r.expires_at <= now || !allowed(r) {
+                if view.revoked || r.expires_at <= now || !allowed(&r) {
                     return Introspection::default();
                 }
                 Introspection {

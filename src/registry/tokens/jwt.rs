@@ -81,14 +81,35 @@ impl Unverified<'_> {
     /// Verifies the EdDSA signature with `key` (after [`check_header`](Self::check_header)).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), JwtError> {
         self.check_header()?;
-        let sig: [u8; 64] = self
-            .signature
-            .as_slice()
-            .try_into()
-            .map_err(|_| err("the signature is not 64 bytes (not an Ed25519 signature)"))?;
-        key.verify_strict(self.signing_input.as_bytes(), &Signature::from_bytes(&sig))
-            .map_err(|_| err("the signature does not verify"))
+        verify_parts(&self.signed_parts(), key)
     }
+
+    /// The signed bytes and the signature, owned (to check on another thread without parsing
+    /// the token again). The header must have been checked.
+    pub fn signed_parts(&self) -> SignedParts {
+        SignedParts {
+            input: self.signing_input.as_bytes().to_vec(),
+            signature: self.signature.clone(),
+        }
+    }
+}
+
+/// What an EdDSA signature check needs of a token whose header was checked.
+#[derive(Debug, Clone)]
+pub struct SignedParts {
+    input: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// Verifies `parts` with `key` (`verify_strict`).
+pub fn verify_parts(parts: &SignedParts, key: &VerifyingKey) -> Result<(), JwtError> {
+    let sig: [u8; 64] = parts
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| err("the signature is not 64 bytes (not an Ed25519 signature)"))?;
+    key.verify_strict(&parts.input, &Signature::from_bytes(&sig))
+        .map_err(|_| err("the signature does not verify"))
 }
 
 /// Splits and decodes a compact JWS without trusting it.

@@ -12,7 +12,10 @@
 //! counted by the revoke) or the revoke does (the exchange is refused).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, RwLock};
+
+use hashbrown::HashTable;
 
 /// Seconds of clock difference tolerated when checking `exp`, `nbf` and `iat`.
 pub const CLOCK_LEEWAY: i64 = 30;
@@ -99,23 +102,166 @@ pub enum IssueRefusal {
     GrantRemoved(String),
 }
 
-struct Slot {
-    record: TokenRecord,
-    revoked: bool,
+/// Marks an absent interned value (`None`).
+const NONE: u32 = u32::MAX;
+
+/// Strings that many tokens share (agents, people, scopes, audiences, kids, credential, API
+/// token and delegation ids), each stored once; a token holds 4-byte numbers. Interned names
+/// live as long as the process: their number is bounded by the registry's agents, people,
+/// scopes and credentials, not by the tokens issued.
+#[derive(Default)]
+struct Names {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
 }
 
+impl Names {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    fn intern_opt(&mut self, name: Option<&str>) -> u32 {
+        name.map_or(NONE, |n| self.intern(n))
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    fn opt(&self, id: u32) -> Option<String> {
+        (id != NONE).then(|| self.name(id).to_string())
+    }
+}
+
+/// Lists of interned names (actor chains, scope sets, audiences), each stored once.
 #[derive(Default)]
+struct Lists {
+    ids: HashMap<Box<[u32]>, u32>,
+    lists: Vec<Box<[u32]>>,
+}
+
+impl Lists {
+    fn intern(&mut self, names: &mut Names, items: &[String]) -> u32 {
+        let list: Vec<u32> = items.iter().map(|i| names.intern(i)).collect();
+        if let Some(&id) = self.ids.get(list.as_slice()) {
+            return id;
+        }
+        let id = self.lists.len() as u32;
+        self.lists.push(list.clone().into_boxed_slice());
+        self.ids.insert(list.into_boxed_slice(), id);
+        id
+    }
+
+    fn list(&self, id: u32) -> &[u32] {
+        &self.lists[id as usize]
+    }
+}
+
+/// A token's `jti`: the registry's own (128 random bits in 22 base64url characters) as its 16
+/// bytes; any other text (records written by tests or older versions) interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Jti {
+    Bytes([u8; 16]),
+    Named(u32),
+}
+
+impl Jti {
+    /// The registry's own form: 22 base64url characters that are exactly 16 bytes.
+    fn bytes(text: &str) -> Option<Jti> {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        if text.len() != 22 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        (URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) == Ok(16)
+            && URL_SAFE_NO_PAD.encode(bytes) == text)
+            .then_some(Jti::Bytes(bytes))
+    }
+
+    /// The compact form of `text`, interned when needed.
+    fn intern(text: &str, names: &mut Names) -> Jti {
+        Jti::bytes(text).unwrap_or_else(|| Jti::Named(names.intern(text)))
+    }
+
+    /// The compact form of a known `text` (a lookup never grows the names: an unknown name is
+    /// simply not there).
+    fn lookup(text: &str, names: &Names) -> Option<Jti> {
+        Jti::bytes(text).or_else(|| names.get(text).map(Jti::Named))
+    }
+
+    fn text(self, names: &Names) -> String {
+        use base64::Engine;
+        match self {
+            Jti::Bytes(b) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b),
+            Jti::Named(id) => names.name(id).to_string(),
+        }
+    }
+}
+
+/// One token in the index, in about 150 bytes: no String or Vec of its own.
+struct Slot {
+    digest: [u8; 32],
+    jti: Jti,
+    parent: Option<Jti>,
+    issued_at: i64,
+    expires_at: i64,
+    subject: u32,
+    client_id: u32,
+    /// Lists (see [`Lists`]).
+    actors: u32,
+    scopes: u32,
+    audience: u32,
+    may_act: u32,
+    kid: u32,
+    subject_source: u32,
+    client_auth: u32,
+    credential_id: u32,
+    api_token_id: u32,
+    delegation_id: u32,
+    kind: TokenKind,
+    revoked: bool,
+    /// False for a free slot (its token was pruned; reused by the next insert).
+    used: bool,
+}
+
+impl Slot {
+    fn origins(&self) -> impl Iterator<Item = u32> {
+        [self.api_token_id, self.delegation_id]
+            .into_iter()
+            .filter(|o| *o != NONE)
+    }
+}
+
 struct Index {
-    tokens: HashMap<String, Slot>,
-    by_digest: HashMap<[u8; 32], String>,
-    /// Agent id → tokens in which it is one of the actors.
-    by_agent: HashMap<String, HashSet<String>>,
-    /// Token → tokens exchanged from it.
-    children: HashMap<String, Vec<String>>,
+    names: Names,
+    lists: Lists,
+    /// Tokens by slot number; `free` lists the unused slots.
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    count: usize,
+    /// Slot numbers hashed by digest and by jti (4 bytes a bucket; the keys live in the slot).
+    by_digest: HashTable<u32>,
+    by_jti: HashTable<u32>,
+    jti_hasher: RandomState,
+    /// Agent (interned) → slots of tokens in which it is one of the actors.
+    by_agent: HashMap<u32, Vec<u32>>,
+    /// Slot → slots of tokens exchanged from it.
+    children: HashMap<u32, Vec<u32>>,
+    /// API token or delegation id (interned) → slots of tokens minted or exchanged under it.
+    by_origin: HashMap<u32, Vec<u32>>,
     /// Agents that are not active: no token may name them as actor.
     blocked: HashSet<String>,
-    /// API token or delegation id → tokens minted or exchanged under it.
-    by_origin: HashMap<String, HashSet<String>>,
     /// Revoked API tokens and delegations: no new token may come from them.
     dead_origins: HashSet<String>,
     /// People who have left (lowercased emails): no new token may name them as subject.
@@ -123,6 +269,33 @@ struct Index {
     /// (agent, scope) grants removed since the registry started: an exchange that read the
     /// grant before its removal must not insert a token carrying it afterwards.
     removed_grants: HashSet<(String, String)>,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            names: Names::default(),
+            lists: Lists::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            count: 0,
+            by_digest: HashTable::new(),
+            by_jti: HashTable::new(),
+            jti_hasher: RandomState::new(),
+            by_agent: HashMap::new(),
+            children: HashMap::new(),
+            by_origin: HashMap::new(),
+            blocked: HashSet::new(),
+            dead_origins: HashSet::new(),
+            left_subjects: HashSet::new(),
+            removed_grants: HashSet::new(),
+        }
+    }
+}
+
+/// Digests are SHA-256 outputs of tokens the registry signed: their first bytes hash well.
+fn digest_hash(digest: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(digest[..8].try_into().expect("eight bytes"))
 }
 
 #[derive(Default)]
@@ -139,46 +312,225 @@ impl std::fmt::Debug for LiveTokens {
 }
 
 impl Index {
-    fn insert(&mut self, record: TokenRecord, revoked: bool) {
-        let jti = record.jti.clone();
-        self.by_digest.insert(record.digest, jti.clone());
-        for actor in &record.actors {
-            self.by_agent
-                .entry(actor.clone())
-                .or_default()
-                .insert(jti.clone());
-        }
-        if let Some(parent) = &record.parent_jti {
-            self.children
-                .entry(parent.clone())
-                .or_default()
-                .push(jti.clone());
-        }
-        for origin in record.origins() {
-            self.by_origin
-                .entry(origin.to_string())
-                .or_default()
-                .insert(jti.clone());
-        }
-        self.tokens.insert(jti, Slot { record, revoked });
+    fn jti_hash(&self, jti: &Jti) -> u64 {
+        self.jti_hasher.hash_one(jti)
     }
 
-    /// Marks `jti` and every token exchanged from it revoked; returns the ones that were live.
-    fn revoke_tree(&mut self, jti: &str, now: i64, out: &mut Vec<String>) {
-        let mut stack = vec![jti.to_string()];
-        while let Some(id) = stack.pop() {
-            if let Some(slot) = self.tokens.get_mut(&id)
-                && !slot.revoked
-            {
-                slot.revoked = true;
-                if slot.record.expires_at > now {
-                    out.push(id.clone());
+    fn slot_of_digest(&self, digest: &[u8; 32]) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_digest
+            .find(digest_hash(digest), |&i| {
+                slots[i as usize].digest == *digest
+            })
+            .copied()
+    }
+
+    fn slot_of_jti(&self, jti: &Jti) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_jti
+            .find(self.jti_hash(jti), |&i| slots[i as usize].jti == *jti)
+            .copied()
+    }
+
+    /// The slot of a jti given as text.
+    fn slot_of(&self, jti: &str) -> Option<u32> {
+        self.slot_of_jti(&Jti::lookup(jti, &self.names)?)
+    }
+
+    fn record(&self, slot: &Slot) -> TokenRecord {
+        let names = &self.names;
+        let list = |id: u32| -> Vec<String> {
+            self.lists
+                .list(id)
+                .iter()
+                .map(|n| names.name(*n).to_string())
+                .collect()
+        };
+        TokenRecord {
+            jti: slot.jti.text(names),
+            kind: slot.kind,
+            digest: slot.digest,
+            kid: names.name(slot.kid).to_string(),
+            subject: names.name(slot.subject).to_string(),
+            client_id: names.opt(slot.client_id),
+            actors: list(slot.actors),
+            parent_jti: slot.parent.map(|p| p.text(names)),
+            scopes: list(slot.scopes),
+            audience: list(slot.audience),
+            may_act: names.opt(slot.may_act),
+            subject_source: names.name(slot.subject_source).to_string(),
+            client_auth: names.opt(slot.client_auth),
+            credential_id: names.opt(slot.credential_id),
+            issued_at: slot.issued_at,
+            expires_at: slot.expires_at,
+            api_token_id: names.opt(slot.api_token_id),
+            delegation_id: names.opt(slot.delegation_id),
+        }
+    }
+
+    fn insert(&mut self, record: &TokenRecord, revoked: bool) {
+        let names = &mut self.names;
+        let jti = Jti::intern(&record.jti, names);
+        let parent = record.parent_jti.as_deref().map(|p| Jti::intern(p, names));
+        let slot = Slot {
+            digest: record.digest,
+            jti,
+            parent,
+            issued_at: record.issued_at,
+            expires_at: record.expires_at,
+            subject: names.intern(&record.subject),
+            client_id: names.intern_opt(record.client_id.as_deref()),
+            actors: self.lists.intern(names, &record.actors),
+            scopes: self.lists.intern(names, &record.scopes),
+            audience: self.lists.intern(names, &record.audience),
+            may_act: names.intern_opt(record.may_act.as_deref()),
+            kid: names.intern(&record.kid),
+            subject_source: names.intern(&record.subject_source),
+            client_auth: names.intern_opt(record.client_auth.as_deref()),
+            credential_id: names.intern_opt(record.credential_id.as_deref()),
+            api_token_id: names.intern_opt(record.api_token_id.as_deref()),
+            delegation_id: names.intern_opt(record.delegation_id.as_deref()),
+            kind: record.kind,
+            revoked,
+            used: true,
+        };
+        // The same jti or digest again replaces the earlier entry.
+        if let Some(old) = self.slot_of_jti(&jti) {
+            self.remove(&[old]);
+        }
+        if let Some(old) = self.slot_of_digest(&record.digest) {
+            self.remove(&[old]);
+        }
+        let mut actors = self.lists.list(slot.actors).to_vec();
+        actors.sort_unstable();
+        actors.dedup();
+        let origins: Vec<u32> = slot.origins().collect();
+        let parent_slot = parent.and_then(|p| self.slot_of_jti(&p));
+        let n = match self.free.pop() {
+            Some(n) => {
+                self.slots[n as usize] = slot;
+                n
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.count += 1;
+        let slots = &self.slots;
+        self.by_digest
+            .insert_unique(digest_hash(&record.digest), n, |&i| {
+                digest_hash(&slots[i as usize].digest)
+            });
+        let hasher = &self.jti_hasher;
+        self.by_jti.insert_unique(hasher.hash_one(jti), n, |&i| {
+            hasher.hash_one(slots[i as usize].jti)
+        });
+        for actor in actors {
+            self.by_agent.entry(actor).or_default().push(n);
+        }
+        // A parent not in the index (pruned, hence expired) has no children to revoke.
+        if let Some(p) = parent_slot {
+            self.children.entry(p).or_default().push(n);
+        }
+        for origin in origins {
+            self.by_origin.entry(origin).or_default().push(n);
+        }
+    }
+
+    /// Frees slots and every reference to them.
+    fn remove(&mut self, gone: &[u32]) {
+        if gone.is_empty() {
+            return;
+        }
+        for &n in gone {
+            let slot = &self.slots[n as usize];
+            if !slot.used {
+                continue;
+            }
+            let (digest, jti) = (slot.digest, slot.jti);
+            if let Ok(e) = self.by_digest.find_entry(digest_hash(&digest), |&i| i == n) {
+                e.remove();
+            }
+            let hash = self.jti_hasher.hash_one(jti);
+            if let Ok(e) = self.by_jti.find_entry(hash, |&i| i == n) {
+                e.remove();
+            }
+            self.slots[n as usize].used = false;
+            self.free.push(n);
+            self.count -= 1;
+            self.children.remove(&n);
+        }
+        let slots = &self.slots;
+        let keep = |list: &mut Vec<u32>| {
+            list.retain(|&i| slots[i as usize].used);
+            !list.is_empty()
+        };
+        if gone.len() == 1 {
+            // One slot (a replaced entry): only its own lists.
+            let s = &self.slots[gone[0] as usize];
+            for a in self.lists.list(s.actors) {
+                if let Some(list) = self.by_agent.get_mut(a)
+                    && !keep(list)
+                {
+                    self.by_agent.remove(a);
                 }
             }
-            if let Some(kids) = self.children.get(&id) {
-                stack.extend(kids.iter().cloned());
+            for o in s.origins() {
+                if let Some(list) = self.by_origin.get_mut(&o)
+                    && !keep(list)
+                {
+                    self.by_origin.remove(&o);
+                }
+            }
+            if let Some(p) = s.parent.and_then(|p| self.slot_of_jti(&p))
+                && let Some(list) = self.children.get_mut(&p)
+                && !keep(list)
+            {
+                self.children.remove(&p);
+            }
+        } else {
+            self.by_agent.retain(|_, list| keep(list));
+            self.by_origin.retain(|_, list| keep(list));
+            self.children.retain(|_, list| keep(list));
+        }
+    }
+
+    /// Marks the slot `n` and every token exchanged from it revoked; adds the jtis that were
+    /// live to `out`.
+    fn revoke_slot_tree(&mut self, n: u32, now: i64, out: &mut Vec<String>) {
+        let mut stack = vec![n];
+        while let Some(n) = stack.pop() {
+            let slot = &mut self.slots[n as usize];
+            if !slot.used {
+                continue;
+            }
+            if !slot.revoked {
+                slot.revoked = true;
+                if slot.expires_at > now {
+                    let jti = slot.jti;
+                    out.push(jti.text(&self.names));
+                }
+            }
+            if let Some(kids) = self.children.get(&n) {
+                stack.extend(kids.iter().copied());
             }
         }
+    }
+
+    /// Marks `jti` and every token exchanged from it revoked; adds the ones that were live.
+    fn revoke_tree(&mut self, jti: &str, now: i64, out: &mut Vec<String>) {
+        if let Some(n) = self.slot_of(jti) {
+            self.revoke_slot_tree(n, now, out);
+        }
+    }
+
+    fn revoke_slots(&mut self, roots: Vec<u32>, now: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for n in roots {
+            self.revoke_slot_tree(n, now, &mut out);
+        }
+        out
     }
 }
 
@@ -203,10 +555,10 @@ pub struct Refusals {
     pub left_subjects: Vec<String>,
 }
 
-/// A read-only view of one live token, for answers.
+/// One live token, for answers (a copy rebuilt from the compact index).
 #[derive(Debug, Clone)]
-pub struct TokenView<'a> {
-    pub record: &'a TokenRecord,
+pub struct TokenView {
+    pub record: TokenRecord,
     pub revoked: bool,
 }
 
@@ -241,7 +593,7 @@ impl LiveTokens {
             .map(|e| e.to_lowercase())
             .collect();
         for (record, revoked) in tokens {
-            index.insert(record, revoked);
+            index.insert(&record, revoked);
         }
         drop(index);
         let mut spent = self.assertions.lock().unwrap_or_else(|p| p.into_inner());
@@ -253,14 +605,19 @@ impl LiveTokens {
 
     /// Adds a freshly signed token, unless one of its actors is blocked or its parent is no
     /// longer live. This is the linearisation point of an exchange against a revoke.
-    pub fn issue(&self, record: TokenRecord, now: i64) -> Result<(), IssueRefusal> {
+    pub fn issue(
+        &self,
+        record: impl std::borrow::Borrow<TokenRecord>,
+        now: i64,
+    ) -> Result<(), IssueRefusal> {
+        let record = record.borrow();
         let mut index = self.write();
         if let Some(blocked) = record.actors.iter().find(|a| index.blocked.contains(*a)) {
             return Err(IssueRefusal::AgentBlocked(blocked.clone()));
         }
         if let Some(parent) = &record.parent_jti {
-            match index.tokens.get(parent) {
-                Some(slot) if !slot.revoked && slot.record.expires_at > now => {}
+            match index.slot_of(parent).map(|n| &index.slots[n as usize]) {
+                Some(slot) if !slot.revoked && slot.expires_at > now => {}
                 _ => return Err(IssueRefusal::ParentInactive(parent.clone())),
             }
         }
@@ -294,14 +651,13 @@ impl LiveTokens {
         let mut out = Vec::new();
         for origin in origins {
             index.dead_origins.insert(origin.clone());
-            let roots: Vec<String> = index
-                .by_origin
+            let roots: Vec<u32> = index
+                .names
                 .get(origin)
-                .map(|s| s.iter().cloned().collect())
+                .and_then(|o| index.by_origin.get(&o))
+                .cloned()
                 .unwrap_or_default();
-            for jti in roots {
-                index.revoke_tree(&jti, now, &mut out);
-            }
+            out.extend(index.revoke_slots(roots, now));
         }
         out
     }
@@ -313,18 +669,23 @@ impl LiveTokens {
         let email = email.to_lowercase();
         index.left_subjects.insert(email.clone());
         // A leaver is rare; one pass over the index is cheaper than a per-subject map that
-        // every exchange would have to maintain.
-        let roots: Vec<String> = index
-            .tokens
+        // every exchange would have to maintain. The names spelling the email in any case:
+        let subjects: HashSet<u32> = index
+            .names
+            .names
             .iter()
-            .filter(|(_, s)| !s.revoked && s.record.subject.to_lowercase() == email)
-            .map(|(j, _)| j.clone())
+            .enumerate()
+            .filter(|(_, n)| n.to_lowercase() == email)
+            .map(|(i, _)| i as u32)
             .collect();
-        let mut out = Vec::new();
-        for jti in roots {
-            index.revoke_tree(&jti, now, &mut out);
-        }
-        out
+        let roots: Vec<u32> = index
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.used && !s.revoked && subjects.contains(&s.subject))
+            .map(|(n, _)| n as u32)
+            .collect();
+        index.revoke_slots(roots, now)
     }
 
     /// A person who left came back: new tokens may name them again (old ones stay dead).
@@ -340,24 +701,24 @@ impl LiveTokens {
         index
             .removed_grants
             .insert((agent_id.to_string(), scope.to_string()));
-        let roots: Vec<String> = index
+        let (Some(agent), Some(scope)) = (index.names.get(agent_id), index.names.get(scope)) else {
+            return Vec::new();
+        };
+        let roots: Vec<u32> = index
             .by_agent
-            .get(agent_id)
+            .get(&agent)
             .into_iter()
             .flatten()
-            .filter_map(|jti| index.tokens.get(jti))
-            .filter(|s| {
-                !s.revoked
-                    && s.record.client_id.as_deref() == Some(agent_id)
-                    && s.record.scopes.iter().any(|x| x == scope)
+            .copied()
+            .filter(|&n| {
+                let s = &index.slots[n as usize];
+                s.used
+                    && !s.revoked
+                    && s.client_id == agent
+                    && index.lists.list(s.scopes).contains(&scope)
             })
-            .map(|s| s.record.jti.clone())
             .collect();
-        let mut out = Vec::new();
-        for jti in roots {
-            index.revoke_tree(&jti, now, &mut out);
-        }
-        out
+        index.revoke_slots(roots, now)
     }
 
     /// The scope was granted to the agent again: exchanges may carry it.
@@ -380,23 +741,24 @@ impl LiveTokens {
 
     /// Runs `f` on the token whose digest is `digest`, if the registry issued it and it is still
     /// in the index (expired tokens leave it at the next sweep).
-    pub fn with_digest<T>(
-        &self,
-        digest: &[u8; 32],
-        f: impl FnOnce(TokenView<'_>) -> T,
-    ) -> Option<T> {
-        let index = self.read();
-        let jti = index.by_digest.get(digest)?;
-        let slot = index.tokens.get(jti)?;
-        Some(f(TokenView {
-            record: &slot.record,
-            revoked: slot.revoked,
-        }))
+    pub fn with_digest<T>(&self, digest: &[u8; 32], f: impl FnOnce(TokenView) -> T) -> Option<T> {
+        let view = {
+            let index = self.read();
+            let slot = &index.slots[index.slot_of_digest(digest)? as usize];
+            TokenView {
+                record: index.record(slot),
+                revoked: slot.revoked,
+            }
+        };
+        Some(f(view))
     }
 
     /// True if the token is known and revoked.
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.read().tokens.get(jti).is_some_and(|s| s.revoked)
+        let index = self.read();
+        index
+            .slot_of(jti)
+            .is_some_and(|n| index.slots[n as usize].revoked)
     }
 
     /// Revokes a token and everything exchanged from it; returns the jtis that were live.
@@ -411,16 +773,13 @@ impl LiveTokens {
     pub fn revoke_agent(&self, agent_id: &str, now: i64) -> Vec<String> {
         let mut index = self.write();
         index.blocked.insert(agent_id.to_string());
-        let roots: Vec<String> = index
-            .by_agent
+        let roots: Vec<u32> = index
+            .names
             .get(agent_id)
-            .map(|s| s.iter().cloned().collect())
+            .and_then(|a| index.by_agent.get(&a))
+            .cloned()
             .unwrap_or_default();
-        let mut out = Vec::new();
-        for jti in roots {
-            index.revoke_tree(&jti, now, &mut out);
-        }
-        out
+        index.revoke_slots(roots, now)
     }
 
     /// The latest expiry among these tokens (unix seconds), from the index.
@@ -449,8 +808,8 @@ impl LiveTokens {
     pub fn fail(&self, jtis: &[String]) {
         let mut index = self.write();
         for jti in jtis {
-            if let Some(slot) = index.tokens.get_mut(jti) {
-                slot.revoked = true;
+            if let Some(n) = index.slot_of(jti) {
+                index.slots[n as usize].revoked = true;
             }
         }
     }
@@ -458,18 +817,17 @@ impl LiveTokens {
     /// Live (unexpired, unrevoked) tokens issued to an agent, soonest expiry first.
     pub fn issued_to(&self, agent_id: &str, now: i64) -> Vec<TokenRecord> {
         let index = self.read();
+        let Some(agent) = index.names.get(agent_id) else {
+            return Vec::new();
+        };
         let mut out: Vec<TokenRecord> = index
             .by_agent
-            .get(agent_id)
+            .get(&agent)
             .into_iter()
             .flatten()
-            .filter_map(|jti| index.tokens.get(jti))
-            .filter(|s| {
-                !s.revoked
-                    && s.record.expires_at > now
-                    && s.record.client_id.as_deref() == Some(agent_id)
-            })
-            .map(|s| s.record.clone())
+            .map(|&n| &index.slots[n as usize])
+            .filter(|s| s.used && !s.revoked && s.expires_at > now && s.client_id == agent)
+            .map(|s| index.record(s))
             .collect();
         out.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.jti.cmp(&b.jti)));
         out
@@ -477,7 +835,7 @@ impl LiveTokens {
 
     /// How many tokens are in the index (live, revoked, or expired since the last sweep).
     pub fn len(&self) -> usize {
-        self.read().tokens.len()
+        self.read().count
     }
 
     pub fn is_empty(&self) -> bool {
@@ -488,41 +846,14 @@ impl LiveTokens {
     pub fn prune(&self, now: i64) {
         {
             let mut index = self.write();
-            let expired: Vec<String> = index
-                .tokens
+            let expired: Vec<u32> = index
+                .slots
                 .iter()
-                .filter(|(_, s)| s.record.expires_at <= now)
-                .map(|(j, _)| j.clone())
+                .enumerate()
+                .filter(|(_, s)| s.used && s.expires_at <= now)
+                .map(|(n, _)| n as u32)
                 .collect();
-            for jti in expired {
-                if let Some(slot) = index.tokens.remove(&jti) {
-                    index.by_digest.remove(&slot.record.digest);
-                    for actor in &slot.record.actors {
-                        if let Some(set) = index.by_agent.get_mut(actor) {
-                            set.remove(&jti);
-                            if set.is_empty() {
-                                index.by_agent.remove(actor);
-                            }
-                        }
-                    }
-                    index.children.remove(&jti);
-                    for origin in slot.record.origins() {
-                        if let Some(set) = index.by_origin.get_mut(origin) {
-                            set.remove(&jti);
-                            if set.is_empty() {
-                                index.by_origin.remove(origin);
-                            }
-                        }
-                    }
-                }
-            }
-            // Children lists of live parents may name pruned tokens; drop those names.
-            let Index {
-                tokens, children, ..
-            } = &mut *index;
-            for kids in children.values_mut() {
-                kids.retain(|k| tokens.contains_key(k));
-            }
+            index.remove(&expired);
         }
         // Spent assertions are kept past their expiry by twice the clock leeway, so that an
         // assertion still accepted as "just expired" can never be replayed.
@@ -616,6 +947,61 @@ mod tests {
         assert!(!live.consume_assertion("a", "j", 10));
         live.prune(11 + 2 * CLOCK_LEEWAY);
         assert!(live.consume_assertion("a", "j", 10));
+    }
+
+    #[test]
+    fn records_come_back_whole_from_the_compact_index() {
+        let live = LiveTokens::new();
+        // The registry's own jtis (16 bytes in base64url) are kept as bytes, others interned.
+        let own = crate::registry::tokens::new_jti();
+        let mut person = record(&own, &[], None, 100);
+        person.api_token_id = Some("tok_1".into());
+        person.scopes = vec!["x:read".into(), "y:write".into()];
+        person.may_act = Some("a".into());
+        live.issue(&person, 0).unwrap();
+        let mut hop = record("t-1", &["b", "a", "b"], Some(&own), 90);
+        hop.audience = vec!["https://x".into(), "https://y".into()];
+        hop.delegation_id = Some("dlg_1".into());
+        hop.credential_id = Some("cred_1".into());
+        hop.client_auth = Some("private_key_jwt".into());
+        live.issue(&hop, 0).unwrap();
+        for r in [&person, &hop] {
+            let back = live.with_digest(&r.digest, |v| v.record).unwrap();
+            assert_eq!(&back, r);
+        }
+        // An agent twice in a chain lists the token once.
+        assert_eq!(live.issued_to("b", 0), vec![hop.clone()]);
+        assert_eq!(live.revoke_agent("b", 0), vec!["t-1".to_string()]);
+        // A jti that only looks like the registry's (not canonical base64url) stays text.
+        let odd = record("AAAAAAAAAAAAAAAAAAAAAB", &["c"], None, 100);
+        live.issue(&odd, 0).unwrap();
+        assert_eq!(
+            live.with_digest(&odd.digest, |v| v.record.jti).unwrap(),
+            odd.jti
+        );
+    }
+
+    #[test]
+    fn pruned_slots_are_reused_without_mixing_tokens_up() {
+        let live = LiveTokens::new();
+        live.issue(record("p1", &[], None, 50), 0).unwrap();
+        live.issue(record("t1", &["a"], Some("p1"), 50), 0).unwrap();
+        live.issue(record("t2", &["b"], None, 100), 0).unwrap();
+        live.prune(60);
+        assert_eq!(live.len(), 1);
+        // New tokens take the freed slots; the old ones' links do not reach them.
+        live.issue(record("p2", &[], None, 200), 60).unwrap();
+        live.issue(record("t3", &["c"], Some("p2"), 200), 60)
+            .unwrap();
+        assert!(live.revoke_agent("a", 61).is_empty());
+        assert!(live.revoke_tree("p1", 61).is_empty());
+        assert!(live.issued_to("a", 61).is_empty());
+        assert_eq!(live.issued_to("c", 61).len(), 1);
+        let mut killed = live.revoke_tree("p2", 61);
+        killed.sort();
+        assert_eq!(killed, vec!["p2".to_string(), "t3".to_string()]);
+        assert!(!live.is_revoked("t2"));
+        assert_eq!(live.len(), 3);
     }
 
     #[test]

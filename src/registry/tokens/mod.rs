@@ -207,7 +207,7 @@ pub struct TokenService {
     keys: RwLock<KeyRing>,
     issuers: RwLock<HashMap<String, idp::IdentityProvider>>,
     /// Parsed agent public keys by their stored JWK text (parsing costs a point decompression).
-    agent_keys: RwLock<HashMap<String, auth::AgentKey>>,
+    agent_keys: auth::KeyCache,
     /// Bounds concurrent store reads to the store's pooled reader connections, so that a burst
     /// of requests queues here instead of opening connections.
     reads: tokio::sync::Semaphore,
@@ -407,7 +407,7 @@ impl TokenService {
             default_ttl: settings.default_ttl,
             keys: RwLock::new(ring),
             issuers: RwLock::new(issuers),
-            agent_keys: RwLock::new(HashMap::new()),
+            agent_keys: Arc::new(RwLock::new(HashMap::new())),
             reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             callers: std::sync::Mutex::new(HashMap::new()),
             writer: tx,
