@@ -202,6 +202,8 @@ pub struct App {
     /// The inventory's cursor over `view`.
     pub cursor: ListCursor,
     pub marks: BTreeSet<u32>,
+    /// The last owner change the registry accepted, which `u` undoes (another owner change).
+    pub last_owner_change: Option<Vec<crate::console::action::OwnerChange>>,
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub history: Vec<String>,
@@ -276,6 +278,7 @@ impl App {
             last_filter_ms: None,
             cursor: ListCursor::default(),
             marks: BTreeSet::new(),
+            last_owner_change: None,
             screen: Screen::Inventory,
             overlay: None,
             history: Vec::new(),

@@ -6,6 +6,7 @@
 //! extends the previous one, the job narrows the previous matches instead of scanning every row
 //! (a fuzzy match of `abcd` implies a match of `abc`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -71,10 +72,14 @@ impl QuickFilter {
         }]
     }
 
-    fn keeps(self, row: &AgentRow, mine: u32, now: i64) -> bool {
+    /// `left`: owner symbols of people who left (their agents are orphaned, i.e. unowned work).
+    fn keeps(self, row: &AgentRow, mine: u32, left: &HashSet<u32>, now: i64) -> bool {
         match self {
             QuickFilter::All => true,
-            QuickFilter::Unowned => row.owner == NONE && row.status != AgentStatus::Decommissioned,
+            QuickFilter::Unowned => {
+                (row.owner == NONE || left.contains(&row.owner))
+                    && row.status != AgentStatus::Decommissioned
+            }
             QuickFilter::Mine => mine != NONE && row.owner == mine,
             QuickFilter::Suspended => row.status == AgentStatus::Suspended,
             QuickFilter::Decommissioned => row.status == AgentStatus::Decommissioned,
@@ -291,6 +296,11 @@ pub fn compute(
         .as_deref()
         .and_then(|m| inv.symbols().find(m))
         .unwrap_or(NONE);
+    let left = if spec.quick == QuickFilter::Unowned {
+        inv.left_owner_symbols()
+    } else {
+        HashSet::new()
+    };
     let candidates: Arc<[u32]> = match &job.narrow {
         Some(prev) => prev.clone(),
         None => sorted_rows(inv, spec.sort, cache),
@@ -300,7 +310,7 @@ pub fn compute(
     }
     let keep = |i: u32| {
         let row = inv.row(i);
-        !row.hidden && spec.quick.keeps(row, mine, spec.now)
+        !row.hidden && spec.quick.keeps(row, mine, &left, spec.now)
     };
     let query = spec.query.trim();
     let (rows, best): (Vec<u32>, _) = if query.is_empty() {

@@ -23,6 +23,8 @@ pub enum Command {
     Filter,
     CommandLine,
     AssignOwner,
+    /// Undo the last owner change (another owner change, audited).
+    UndoOwner,
     Revoke,
     Reinstate,
     Decommission,
@@ -462,8 +464,16 @@ const DEFAULTS: &[Default_] = &[
         Command::AssignOwner,
         Everywhere,
         &[KeySpec::char('o')],
-        "assign an owner (fuzzy picker)",
+        "assign an owner (ranked picker; marked: all of them)",
         Some("owner"),
+    ),
+    b(
+        "undo-owner",
+        Command::UndoOwner,
+        Everywhere,
+        &[KeySpec::char('u')],
+        "undo the last owner change",
+        Some("undo"),
     ),
     b(
         "revoke",

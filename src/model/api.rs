@@ -35,7 +35,7 @@ pub struct WhoAmI {
 #[derive(Deserialize, Serialize, Debug, Default, Clone, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AgentQuery {
-    /// Only agents without an owner.
+    /// Only agents without an owner: unowned ones and orphaned ones (whose owner has left).
     pub unowned: Option<bool>,
     /// Only agents owned by this email.
     pub owner: Option<String>,

@@ -43,9 +43,13 @@ pub(super) fn on_sync(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                     inv.persona = Some(email.clone());
                     app.spec.me = Some(email);
                     app.me = Some(me);
+                    let first = app.link != Link::Online;
                     app.link = Link::Online;
                     refilter(app, fx);
                     start_sync(app, fx);
+                    if first {
+                        fx.push(Effect::LoadHandovers);
+                    }
                 }
                 Err(e) => went_offline(app, &e),
             }

@@ -91,6 +91,10 @@ fn cell_text(app: &App, r: &AgentRow, c: Column, width: usize) -> (String, Optio
             if r.owner == NONE {
                 return (fit("— unowned —", width), Some(t.style(Slot::Flag)));
             }
+            if let Some(p) = inv.owner_left(r) {
+                let text = format!("owner left: {}", clean(&p.display_name));
+                return (fit(&text, width), Some(t.style(Slot::Flag)));
+            }
             clean(inv.owner_label(r)).into_owned()
         }
         Column::Status => {

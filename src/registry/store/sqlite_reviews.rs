@@ -2326,6 +2326,7 @@ mod tests {
                     team: None,
                     created_at: now,
                     change_seq: 0,
+                    left_at: None,
                 },
                 manager_email: None,
             })
@@ -2359,6 +2360,7 @@ mod tests {
                     flags: vec![],
                     grants: vec![grant("crm.orders:read", 2), grant("wiki:read", 60)],
                     change_seq: 0,
+                    owner_left_at: None,
                 },
                 credentials: Vec::new(),
             })
