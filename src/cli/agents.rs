@@ -33,7 +33,10 @@ pub async fn run(reg: &Registry, command: AgentsCommand) -> anyhow::Result<()> {
             };
             list(reg, query, limit, page_size, json).await
         }
-        AgentsCommand::Show { id, json } => show(reg, &id, json).await,
+        AgentsCommand::Show { id, json } => {
+            let id = super::resolve::agent(reg, &id).await?;
+            show(reg, &id, json).await
+        }
         // Keys, secrets and tokens are dispatched to `cli::tokens` before this.
         other @ (AgentsCommand::AddKey { .. }
         | AgentsCommand::AddSecret { .. }

@@ -64,7 +64,11 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             scope,
             justification,
             json,
-        } => govern::grant(&connect()?, &id, &scope, justification, json).await,
+        } => {
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::grant(&reg, &id, &scope, justification, json).await
+        }
         Command::Resources(cmd) => approvals::resources(&connect()?, cmd).await,
         Command::Request {
             agent,
@@ -72,10 +76,16 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             justification,
             duration,
             json,
-        } => approvals::request(&connect()?, &agent, &scope, justification, duration, json).await,
+        } => {
+            let reg = connect()?;
+            let agent = resolve::agent(&reg, &agent).await?;
+            approvals::request(&reg, &agent, &scope, justification, duration, json).await
+        }
         Command::Approvals(cmd) => approvals::approvals(&connect()?, cmd).await,
         Command::Ungrant { id, scope, json } => {
-            govern::ungrant(&connect()?, &id, &scope, json).await
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::ungrant(&reg, &id, &scope, json).await
         }
         Command::Owner(OwnerCommand::Set {
             id,
@@ -91,14 +101,20 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
         Command::Owner(cmd) => ownership::run(&connect()?, cmd).await,
         Command::People(cmd) => people::run(&connect()?, cmd).await,
         Command::Revoke { id, reason, json } => {
-            govern::revoke(&connect()?, &id, reason, json).await
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::revoke(&reg, &id, reason, json).await
         }
         Command::Reinstate {
             id,
             reason,
             subtree,
             json,
-        } => govern::reinstate(&connect()?, &id, reason, subtree, json).await,
+        } => {
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::reinstate(&reg, &id, reason, subtree, json).await
+        }
         Command::Decommission {
             id,
             reason,

@@ -80,9 +80,11 @@ pub async fn person(reg: &Registry, name: &str) -> anyhow::Result<String> {
     .into())
 }
 
-/// An agent's id from an id or a name.
+/// An agent's id from an id (`ag_…`, used as given) or a name.
 pub async fn agent(reg: &Registry, name: &str) -> anyhow::Result<String> {
-    if name.starts_with("ag_") && reg.client.agent(name).await.is_ok() {
+    // An id is used as it is (no extra round trip before a revoke): the verb's own call says
+    // when there is no such agent.
+    if name.starts_with("ag_") {
         return Ok(name.to_string());
     }
     let query = AgentQuery {
