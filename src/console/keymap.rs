@@ -29,6 +29,8 @@ pub enum Command {
     Reinstate,
     Decommission,
     Mark,
+    /// Mark every row of the view (pressed again with all marked: clear the marks).
+    MarkAll,
     NextQuickFilter,
     PrevQuickFilter,
     Quick(QuickFilter),
@@ -504,8 +506,16 @@ const DEFAULTS: &[Default_] = &[
         Command::Mark,
         Inventory,
         &[KeySpec::char(' ')],
-        "mark/unmark for a bulk revoke",
+        "mark/unmark for a bulk revoke or owner",
         Some("mark"),
+    ),
+    b(
+        "mark-all",
+        Command::MarkAll,
+        Inventory,
+        &[KeySpec::ctrl('a')],
+        "mark every row in the view (again: none)",
+        None,
     ),
     b(
         "next-filter",

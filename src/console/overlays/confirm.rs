@@ -267,14 +267,16 @@ impl Room for ConfirmState {
             }
             ConfirmState::BulkOwner(p) => {
                 let o = p.order();
-                let mut lines = vec![Line::from(vec![
-                    Span::raw(" Make "),
-                    Span::styled(
-                        format!("{} <{}>", clean(&o.owner_name), clean(&o.owner)),
+                let mut lines = vec![
+                    Line::from(format!(
+                        " Give {} marked agents one owner:",
+                        o.changes.len()
+                    )),
+                    Line::from(Span::styled(
+                        format!("   {} <{}>", clean(&o.owner_name), clean(&o.owner)),
                         t.style(Slot::Accent),
-                    ),
-                    Span::raw(format!(" the owner of {} marked agents?", o.changes.len())),
-                ])];
+                    )),
+                ];
                 for ch in o.changes.iter().take(5) {
                     let before = ch.before.as_deref().map_or("unowned".into(), clean);
                     lines.push(Line::from(format!(

@@ -229,6 +229,12 @@ impl Room for PickerState {
                     .targets
                     .iter()
                     .map(|t| OwnerChange {
+                        // A leaver cannot be given an agent back: undoing the change of an
+                        // orphaned agent leaves it unowned.
+                        before: t
+                            .before
+                            .clone()
+                            .filter(|b| app.inventory.person(b).is_none_or(|p| p.active)),
                         after: Some(owner.clone()),
                         ..t.clone()
                     })

@@ -67,6 +67,16 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 move_by(app, 1);
             }
         }
+        Command::MarkAll => {
+            let all = app.view.len();
+            if all > 0 && app.view.iter().all(|i| app.marks.contains(i)) {
+                app.marks.clear();
+                app.message = Some((Tone::Info, "marks cleared".into()));
+            } else {
+                app.marks.extend(app.view.iter().copied());
+                app.message = Some((Tone::Info, format!("{} marked", app.marks.len())));
+            }
+        }
         Command::NextQuickFilter | Command::PrevQuickFilter => {
             let q = app.spec.quick.cycle(command == Command::NextQuickFilter);
             set_quick(app, q, fx);
