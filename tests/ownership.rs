@@ -353,3 +353,40 @@ async fn clearing_an_owner_undoes_a_first_owner_and_is_audited() {
     .expect(200);
     assert_eq!(reg.audit_count(), count);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_agent_was_cleared_then_given_away_is_told_to_drop_it() {
+    let reg = Registry::start().await;
+    let id = reg.register("wanderer", Some(&reg.owner.email), &[]).await;
+    let feed = |after: i64, who: Member| {
+        let reg = &reg;
+        async move {
+            reg.get(&format!("/v1/changes?after={after}&limit=1000"), &who)
+                .await
+                .expect(200)
+                .clone()
+        }
+    };
+    let cursor = feed(0, reg.owner.clone()).await["cursor"].as_i64().unwrap();
+    reg.call(
+        "DELETE",
+        &format!("/v1/agents/{id}/owner"),
+        Some(&reg.admin.token),
+        None,
+    )
+    .await
+    .expect(200);
+    reg.call(
+        "PUT",
+        &format!("/v1/agents/{id}/owner"),
+        Some(&reg.admin.token),
+        Some(&json!({"owner": reg.other.email})),
+    )
+    .await
+    .expect(200);
+    let next = feed(cursor, reg.owner.clone()).await;
+    assert!(
+        next["removed"].as_array().unwrap().contains(&json!(id)),
+        "the first owner's console would keep an agent that is no longer theirs: {next}"
+    );
+}

@@ -166,7 +166,11 @@ pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
         right.push(format!("{} marked", app.marks.len()));
     }
     let sort = app.spec.sort;
-    if !super::inventory::columns_for(area.width).contains(&sort.column) {
+    let shown = super::inventory::columns_for(
+        area.width,
+        super::inventory::name_wants(app, crate::console::layout::table_rows(app)),
+    );
+    if !shown.contains(&sort.column) {
         // The sorted column is off screen: say what the order is.
         right.push(format!(
             "sort: {} {}",

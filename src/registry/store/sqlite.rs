@@ -1871,7 +1871,9 @@ impl Store for SqliteStore {
                         "a.change_seq > ?1 AND (a.owner_id = ?3 OR (?1 > 0 AND (
                              a.prev_owner_id = ?3 OR EXISTS (
                                  SELECT 1 FROM audit_events e
-                                 WHERE e.target = a.id AND e.action = 'agent.owner.set'
+                                 WHERE e.target = a.id
+                                   AND e.action IN ('agent.owner.set', 'agent.owner.clear',
+                                                    'agent.owner.succession')
                                    AND json_extract(e.details, '$.before') = ?4))))
                          ORDER BY a.change_seq LIMIT ?2",
                         &[&after, &fetch, &me, email],
