@@ -390,3 +390,30 @@ async fn an_owner_whose_agent_was_cleared_then_given_away_is_told_to_drop_it() {
         "the first owner's console would keep an agent that is no longer theirs: {next}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_says_how_many_agents_will_come() {
+    let reg = Registry::start().await;
+    for n in 0..3 {
+        reg.register(&format!("mine-{n}"), Some(&reg.owner.email), &[])
+            .await;
+    }
+    reg.register("theirs", Some(&reg.other.email), &[]).await;
+    let first = reg.get("/v1/changes?after=0&limit=2", &reg.admin).await;
+    let first = first.expect(200).clone();
+    assert_eq!(first["total"], 4, "{first}");
+    let owners = reg.get("/v1/changes?after=0&limit=2", &reg.owner).await;
+    assert_eq!(
+        owners.expect(200)["total"],
+        3,
+        "an owner counts only their own"
+    );
+    let cursor = first["cursor"].as_i64().unwrap();
+    let later = reg
+        .get(&format!("/v1/changes?after={cursor}&limit=2"), &reg.admin)
+        .await;
+    assert!(
+        later.expect(200).get("total").is_none(),
+        "only a first sync counts"
+    );
+}

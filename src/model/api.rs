@@ -283,6 +283,10 @@ pub struct ChangeFeed {
     pub cursor: i64,
     /// True when more changes are waiting beyond this page.
     pub more: bool,
+    /// On a first sync (`after` = 0): how many agents the caller will receive in all, so that a
+    /// console can say "syncing N of M".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// The registry's health, unauthenticated.

@@ -25,6 +25,9 @@ pub fn freshness(app: &App) -> String {
         .synced_at
         .map(|t| ago(app.now, t))
         .unwrap_or_else(|| "no".into());
+    if let Some((received, total)) = app.sync_progress {
+        return format!("syncing {} of {total}", received.min(total));
+    }
     match &app.link {
         Link::Online if app.synced_at.is_some() => format!("synced {age} ago"),
         Link::Online | Link::Connecting => match app.synced_at {

@@ -276,12 +276,17 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, area);
     if app.view.is_empty() && height > 0 {
-        let text = if app.filtering {
-            "filtering…"
+        let text = if let Some((received, total)) = app.sync_progress {
+            format!(
+                "syncing {} of {total} agents with the registry…",
+                received.min(total)
+            )
+        } else if app.filtering {
+            "filtering…".into()
         } else if app.inventory.rows().is_empty() {
-            "no agents yet (syncing with the registry…)"
+            "no agents yet (syncing with the registry…)".into()
         } else {
-            "no agent matches this view · esc clears the filter"
+            "no agent matches this view · esc clears the filter".into()
         };
         frame.render_widget(
             Paragraph::new(format!("  {text}")).style(t.style(Slot::Dim)),

@@ -1919,12 +1919,29 @@ impl Store for SqliteStore {
                     removed.push(agent.id);
                 }
             }
+            let total = if after == 0 {
+                let n: i64 = match visibility {
+                    Visibility::All => {
+                        tx.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))?
+                    }
+                    Visibility::OwnedBy(email) => tx.query_row(
+                        "SELECT count(*) FROM agents a JOIN people o ON o.id = a.owner_id
+                         WHERE o.email = ?1 COLLATE NOCASE",
+                        [email],
+                        |r| r.get(0),
+                    )?,
+                };
+                Some(n as u64)
+            } else {
+                None
+            };
             Ok(ChangeFeed {
                 agents,
                 people,
                 removed,
                 cursor,
                 more,
+                total,
             })
         })
     }
