@@ -105,6 +105,15 @@ fn handover_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Handover> {
     })
 }
 
+/// An agent's team, owner, when the owner left, and the managers who may inherit it.
+type AgentOwnerFacts = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// The most handovers one answer lists.
 const MAX_HANDOVERS: i64 = 1000;
 
@@ -167,13 +176,7 @@ impl OwnershipStore for SqliteStore {
 
     fn candidate_facts(&self, agent_id: &str, q: Option<&str>) -> StoreResult<CandidateFacts> {
         self.read(|tx| {
-            let row: Option<(
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-            )> = tx
+            let row: Option<AgentOwnerFacts> = tx
                 .query_row(
                     "SELECT a.team, o.email, CASE WHEN o.active = 0 THEN o.left_at END,
                             om.email, pm.email
