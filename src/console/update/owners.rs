@@ -11,12 +11,11 @@ use crate::console::app::{App, Overlay, Tone};
 pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
     match action {
         Action::OwnerCandidatesLoaded { agent_id, result } => {
-            // Only the picker still open for this agent takes it (a late answer is dropped).
-            if let Some(Overlay::Picker(p)) = app.overlay.take() {
-                let mut p = p;
-                if p.agent_id == agent_id {
-                    p.ranked(app, result.map_err(|e| e.to_string()));
-                }
+            // Only the picker still open for this agent takes it; a late answer is dropped and
+            // whatever is on screen now stays.
+            let ours = matches!(&app.overlay, Some(Overlay::Picker(p)) if p.agent_id == agent_id);
+            if ours && let Some(Overlay::Picker(mut p)) = app.overlay.take() {
+                p.ranked(app, result.map_err(|e| e.to_string()));
                 app.overlay = Some(Overlay::Picker(p));
             }
         }

@@ -222,11 +222,18 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
             };
             if *c == Column::Name && !dropped.is_empty() {
                 // Narrow terminals name the columns that gave way.
-                return Cell::from(format!(
-                    "{}{arrow}  hidden: {}",
-                    c.title(),
-                    dropped.join(" ")
-                ));
+                let mut text = format!("{}{arrow}  hidden:", c.title());
+                for (n, name) in dropped.iter().enumerate() {
+                    let rest = dropped.len() - n;
+                    let more = if rest > 1 { 8 } else { 0 }; // room for " +N more"
+                    if text.chars().count() + 1 + name.len() + more > name_width as usize {
+                        text.push_str(&format!(" +{rest} more"));
+                        break;
+                    }
+                    text.push(' ');
+                    text.push_str(name);
+                }
+                return Cell::from(text);
             }
             Cell::from(format!("{}{arrow}", c.title()))
         })),
@@ -292,5 +299,31 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
             Paragraph::new(format!("  {text}")).style(t.style(Slot::Dim)),
             Rect::new(area.x, area.y + 1, area.width, 1),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_keep_their_suffix() {
+        let name = "analytics-dashboard-explainer-2.summarizer";
+        let cut = fit_middle(name, 24);
+        assert_eq!(cut.chars().count(), 24);
+        assert!(cut.ends_with("2.summarizer"), "{cut}");
+        assert!(cut.starts_with("analytics-"), "{cut}");
+        assert_eq!(fit_middle("short", 24), "short");
+    }
+
+    #[test]
+    fn the_name_keeps_its_room_before_minor_columns() {
+        // Wide: everything fits beside a long name.
+        assert_eq!(columns_for(200, 44).len(), Column::ALL.len());
+        // 80 columns with 44-character names: name, owner and status stay; the rest give way.
+        let narrow = columns_for(80, 44);
+        assert_eq!(narrow, vec![Column::Name, Column::Owner, Column::Status]);
+        // Short names leave room for more.
+        assert!(columns_for(80, 20).len() > narrow.len());
     }
 }
