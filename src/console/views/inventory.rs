@@ -102,9 +102,12 @@ fn fit_middle(text: &str, width: usize) -> String {
     if width < 8 {
         return fit(text, width);
     }
-    let tail = (width - 1) / 2;
-    let head = width - 1 - tail;
     let chars: Vec<char> = text.chars().collect();
+    // Keep the last `.segment` whole, with a little of what comes before it (the parent's
+    // number: `explainer-2.summarizer` and `explainer-3.summarizer` must differ).
+    let suffix = chars.iter().rev().position(|&c| c == '.').map_or(0, |p| p + 1);
+    let tail = ((width - 1) / 2).max(suffix + 2).min(width - 5);
+    let head = width - 1 - tail;
     let mut out: String = chars[..head].iter().collect();
     out.push('…');
     out.extend(&chars[n - tail..]);
