@@ -105,7 +105,11 @@ fn fit_middle(text: &str, width: usize) -> String {
     let chars: Vec<char> = text.chars().collect();
     // Keep the last `.segment` whole, with a little of what comes before it (the parent's
     // number: `explainer-2.summarizer` and `explainer-3.summarizer` must differ).
-    let suffix = chars.iter().rev().position(|&c| c == '.').map_or(0, |p| p + 1);
+    let suffix = chars
+        .iter()
+        .rev()
+        .position(|&c| c == '.')
+        .map_or(0, |p| p + 1);
     let tail = ((width - 1) / 2).max(suffix + 2).min(width - 5);
     let head = width - 1 - tail;
     let mut out: String = chars[..head].iter().collect();
