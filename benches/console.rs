@@ -100,6 +100,7 @@ fn synthetic(n: usize) -> Inventory {
             flags: vec![],
             grants,
             change_seq: i as i64,
+            owner_left_at: None,
         });
     }
     inv

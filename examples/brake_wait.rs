@@ -50,6 +50,7 @@ fn agent(id: String, team: &str, scopes: &[&str]) -> SeedAgent {
                 })
                 .collect(),
             change_seq: 0,
+            owner_left_at: None,
         },
         credentials: Vec::new(),
     }

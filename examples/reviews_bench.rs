@@ -176,6 +176,7 @@ fn generate(store: &dyn Store, agents: u32, owners: u32) -> anyhow::Result<()> {
                     },
                     grants,
                     change_seq: 0,
+                    owner_left_at: None,
                 },
                 credentials: Vec::new(),
             });
@@ -206,6 +207,7 @@ fn person(email: &str, active: bool, roles: Vec<Role>, now: chrono::DateTime<Utc
         team: None,
         created_at: now,
         change_seq: 0,
+        left_at: (!active).then_some(now),
     }
 }
 

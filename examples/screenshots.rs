@@ -140,14 +140,30 @@ async fn main() -> anyhow::Result<()> {
         "Steward console: the unowned quick filter",
     )?;
     key(&mut c, "o");
+    c.settle().await?; // the registry's ranking
     type_text(&mut c, "ma");
     shoot(
         &mut c,
         &out,
         "owner-picker",
-        "Steward console: the owner picker",
+        "Steward console: the owner picker, ranked by the registry",
     )?;
     key(&mut c, "esc");
+    // One owner for marked agents, after a confirmation naming the count.
+    for _ in 0..3 {
+        key(&mut c, "space");
+    }
+    key(&mut c, "o");
+    c.settle().await?;
+    key(&mut c, "enter");
+    shoot(
+        &mut c,
+        &out,
+        "owner-bulk",
+        "Steward console: one owner for three marked agents",
+    )?;
+    key(&mut c, "esc");
+    key(&mut c, "esc"); // clears the marks
 
     c.dispatch(Action::Command(Command::Quick(QuickFilter::All)));
     c.settle().await?;

@@ -144,6 +144,12 @@ enum Op {
     RevokeDelegation,
     RevokeSomeoneElsesDelegation,
     RevokeAllMyTokens,
+    // Ownership (src/registry/http/ownership.rs).
+    OwnerCandidates,
+    ClearOwner,
+    Leave,
+    MyHandovers,
+    AcknowledgeHandovers,
 }
 
 struct Row {
@@ -322,6 +328,38 @@ const ROWS: &[Row] = &[
         "PUT",
         "/v1/agents/{id}/owner",
         [200, 403, 403, 403, 404],
+    ),
+    // Who uses an agent is for those who may change its owner (admins).
+    row(
+        Op::OwnerCandidates,
+        "GET",
+        "/v1/agents/{id}/owner-candidates",
+        [200, 403, 403, 403, 404],
+    ),
+    write(
+        Op::ClearOwner,
+        "DELETE",
+        "/v1/agents/{id}/owner",
+        [200, 403, 403, 403, 404],
+    ),
+    write(
+        Op::Leave,
+        "POST",
+        "/v1/people/{email}/leave",
+        [200, 403, 403, 403, 403],
+    ),
+    // Everyone reads and acknowledges their own handovers only (none here: nothing changes).
+    row(
+        Op::MyHandovers,
+        "GET",
+        "/v1/me/handovers",
+        [200, 200, 200, 200, 200],
+    ),
+    row(
+        Op::AcknowledgeHandovers,
+        "POST",
+        "/v1/me/handovers/acknowledge",
+        [200, 200, 200, 200, 200],
     ),
     write(
         Op::Revoke,
@@ -926,6 +964,30 @@ impl Matrix {
                 format!("/v1/agents/{}/owner", self.owners_agent(&[]).await),
                 Some(json!({"owner": self.bystander.email, "reason": "matrix"})),
             ),
+            Op::OwnerCandidates => (
+                format!(
+                    "/v1/agents/{}/owner-candidates",
+                    self.owners_agent(&[]).await
+                ),
+                None,
+            ),
+            Op::ClearOwner => (
+                format!("/v1/agents/{}/owner", self.owners_agent(&[]).await),
+                None,
+            ),
+            Op::Leave => {
+                let email = format!("{}@example.com", self.fresh("leaver"));
+                r.post(
+                    "/v1/people",
+                    &r.admin,
+                    json!({"email": email, "display_name": "Leaver"}),
+                )
+                .await
+                .expect(201);
+                (format!("/v1/people/{email}/leave"), None)
+            }
+            Op::MyHandovers => ("/v1/me/handovers".into(), None),
+            Op::AcknowledgeHandovers => ("/v1/me/handovers/acknowledge".into(), None),
             Op::Revoke => (
                 format!("/v1/agents/{}/revoke", self.owners_agent(&[]).await),
                 Some(json!({"reason": "matrix"})),

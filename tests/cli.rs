@@ -1329,3 +1329,248 @@ fn resource_credentials_from_the_command_line() {
         .fails();
     assert!(missing.stderr.contains("404"), "{}", missing.stderr);
 }
+
+#[test]
+fn people_verbs_names_for_ids_and_dry_runs() {
+    let fx = Fixture::new();
+    let bob_token = fx.person(BOB, vec![]);
+
+    // add (with a manager named by display name), show by name, list, --json everywhere.
+    let boss = fx
+        .run(&[
+            "people",
+            "add",
+            "boss@example.com",
+            "--name",
+            "Bo Boss",
+            "--team",
+            "payments",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(boss["display_name"], "Bo Boss");
+    let carol = fx
+        .run(&[
+            "people",
+            "add",
+            "carol@example.com",
+            "--name",
+            "Carol Lee",
+            "--manager",
+            "Bo Boss",
+            "--role",
+            "responder",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(carol["manager"], "boss@example.com");
+    assert_eq!(carol["roles"], serde_json::json!(["responder"]));
+    let shown = fx
+        .run(&["people", "show", "carol lee", "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["email"], "carol@example.com");
+    let text = fx.run(&["people", "show", "Carol Lee"]).ok().stdout;
+    assert!(
+        text.contains("responder") && text.contains("boss@example.com"),
+        "{text}"
+    );
+    let listed = fx.run(&["people", "list", "--json"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
+
+    // A name that is no single person: the candidates, exit status 2, nothing done.
+    fx.run(&["people", "add", "carl@example.com", "--name", "Carl Lee"])
+        .ok();
+    let ambiguous = fx.run(&["people", "show", "lee"]);
+    assert_eq!(ambiguous.status.code(), Some(2), "{}", ambiguous.stderr);
+    assert!(
+        ambiguous.stderr.contains("carol@example.com"),
+        "{}",
+        ambiguous.stderr
+    );
+    assert!(
+        ambiguous.stderr.contains("carl@example.com"),
+        "{}",
+        ambiguous.stderr
+    );
+    let nobody = fx.run(&["people", "show", "zed"]);
+    assert_eq!(nobody.status.code(), Some(2));
+    assert!(
+        nobody.stderr.contains("no person matches"),
+        "{}",
+        nobody.stderr
+    );
+
+    // set-manager, grant-role and its removal.
+    let moved = fx
+        .run(&[
+            "people",
+            "set-manager",
+            "Carl Lee",
+            "boss@example.com",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(moved["manager"], "boss@example.com");
+    let granted = fx
+        .run(&[
+            "people",
+            "grant-role",
+            "carl@example.com",
+            "auditor",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(granted["roles"], serde_json::json!(["auditor"]));
+    let removed = fx
+        .run(&[
+            "people",
+            "grant-role",
+            "carl@example.com",
+            "auditor",
+            "--remove",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(removed["roles"], serde_json::json!([]));
+    let bad = fx
+        .run(&["people", "grant-role", "carl@example.com", "root"])
+        .fails();
+    assert!(bad.stderr.contains("unknown role"), "{}", bad.stderr);
+
+    // Changing people takes an admin: the registry refuses Bob.
+    let refused = fx
+        .run_with(Some(&bob_token), &["people", "grant-role", BOB, "admin"])
+        .fails();
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+
+    // Owners by name; leave hands Carol's agent to her manager.
+    let agent = fx.register(&["ledger-bot", "--owner", ADMIN]);
+    let id = agent["id"].as_str().unwrap().to_string();
+    let set = fx
+        .run(&["owner", "set", "ledger-bot", "Carol Lee", "--json"])
+        .ok()
+        .json();
+    assert_eq!(set["owner"], "carol@example.com");
+    let candidates = fx
+        .run(&["owner", "candidates", "ledger-bot", "--json"])
+        .ok()
+        .json();
+    assert_eq!(candidates["current_owner"], "carol@example.com");
+    let left = fx
+        .run(&["people", "leave", "Carol Lee", "--json"])
+        .ok()
+        .json();
+    assert_eq!(left["succession"]["successor"], "boss@example.com");
+    assert_eq!(left["succession"]["handed_over"], 1);
+    assert_eq!(fx.show(&id)["owner"], "boss@example.com");
+    let gone = fx.run(&["people", "list", "--left"]).ok().stdout;
+    assert!(
+        gone.contains("carol@example.com") && gone.contains("left 20"),
+        "{gone}"
+    );
+
+    // A leaver without a manager: the agent is orphaned and `agents list --unowned` has it.
+    let orphan = fx.register(&["orphan-bot", "--owner", "carl@example.com"]);
+    fx.run(&["people", "set-manager", "carl@example.com", ADMIN])
+        .ok();
+    // Carl's manager is the admin: give the agent to someone without one instead.
+    fx.run(&["people", "add", "solo@example.com", "--name", "Solo"])
+        .ok();
+    fx.run(&[
+        "owner",
+        "set",
+        orphan["id"].as_str().unwrap(),
+        "solo@example.com",
+    ])
+    .ok();
+    let out = fx.run(&["people", "leave", "solo@example.com"]).ok().stdout;
+    assert!(
+        out.contains("no active manager: 1 agent(s) orphaned"),
+        "{out}"
+    );
+    let unowned = fx
+        .run(&["agents", "list", "--unowned", "--json"])
+        .ok()
+        .json();
+    assert!(
+        names(&unowned).contains(&"orphan-bot".to_string()),
+        "{unowned}"
+    );
+    let table = fx.run(&["agents", "list", "--unowned"]).ok().stdout;
+    assert!(table.contains("solo@example.com (left)"), "{table}");
+    let detail = fx.run(&["agents", "show", "orphan-bot"]).ok().stdout;
+    assert!(
+        detail.contains("owner Solo <solo@example.com> left on "),
+        "{detail}"
+    );
+
+    // decommission --dry-run changes nothing; --yes goes ahead (no terminal here either way).
+    let dry = fx
+        .run(&["decommission", "orphan-bot", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["plan"]["agents"].as_array().unwrap().len(), 1);
+    assert_eq!(fx.show(orphan["id"].as_str().unwrap())["status"], "active");
+    let text = fx
+        .run(&["decommission", "orphan-bot", "--dry-run"])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("dry run: nothing was decommissioned"),
+        "{text}"
+    );
+    fx.run(&["decommission", "orphan-bot", "--yes"]).ok();
+    assert_eq!(
+        fx.show(orphan["id"].as_str().unwrap())["status"],
+        "decommissioned"
+    );
+
+    // campaigns close --dry-run shows what the outcome touches and closes nothing.
+    fx.register(&["q4-bot", "--owner", ADMIN, "--scope", "crm.orders:read"]);
+    let created = fx
+        .run(&["campaigns", "create", "Q4", "--due", "2099-12-31", "--json"])
+        .ok()
+        .json();
+    let cid = created["id"].as_str().unwrap().to_string();
+    // reviews reassign (the reviewer by name) and back with --agent; decide --json.
+    let items = fx.run(&["reviews", "list", "--all", "--json"]).ok().json();
+    let item = items.as_array().unwrap()[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let moved = fx
+        .run(&["reviews", "reassign", &item, "Bo Boss", "--json"])
+        .ok()
+        .json();
+    assert_eq!(moved["reviewer"], "boss@example.com");
+    assert_eq!(moved["reassigned"].as_array().unwrap().len(), 1);
+    let back = fx
+        .run(&["reviews", "reassign", &item, ADMIN, "--agent"])
+        .ok()
+        .stdout;
+    assert!(back.contains("now reviewed by admin@example.com"), "{back}");
+    let decided = fx
+        .run(&["reviews", "decide", &item, "certify", "--json"])
+        .ok()
+        .json();
+    assert_eq!(decided["item"]["decision"], "certify");
+    let dry = fx
+        .run(&["campaigns", "close", &cid, "--dry-run"])
+        .ok()
+        .stdout;
+    assert!(dry.contains("dry run: nothing was closed"), "{dry}");
+    let shown = fx.run(&["campaigns", "show", &cid, "--json"]).ok().json();
+    assert_ne!(shown["status"], "closed");
+    let closed = fx
+        .run(&["campaigns", "close", &cid, "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(closed["campaign"]["status"], "closed");
+}

@@ -54,6 +54,7 @@ fn agent(id: &str, grants: Vec<Grant>) -> SeedAgent {
             flags: Vec::new(),
             grants,
             change_seq: 0,
+            owner_left_at: None,
         },
         credentials: Vec::new(),
     }

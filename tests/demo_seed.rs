@@ -241,6 +241,37 @@ fn the_default_enterprise_has_the_shape_of_a_real_one() {
         .filter(|a| a.owner.as_deref().is_some_and(|o| left.contains(o)))
         .count();
     assert!(orphaned >= 20, "{orphaned} agents owned by people who left");
+    // They are orphaned (unowned work) everywhere: the record says when the owner left, no
+    // earlier than the owner joined, and every leaver's leave is dated.
+    for a in agents
+        .iter()
+        .filter(|a| a.owner.as_deref().is_some_and(|o| left.contains(o)))
+    {
+        assert!(
+            a.orphaned(),
+            "{} is owned by a leaver but not orphaned",
+            a.id
+        );
+    }
+    assert!(
+        agents
+            .iter()
+            .filter(|a| a.owner_left_at.is_some())
+            .all(|a| a.owner.as_deref().is_some_and(|o| left.contains(o))),
+        "only leavers' agents are orphaned"
+    );
+    for p in people.iter().filter(|p| !p.active) {
+        let at = p
+            .left_at
+            .unwrap_or_else(|| panic!("{} left with no date", p.email));
+        assert!(at >= p.created_at, "{} left before joining", p.email);
+    }
+    assert!(
+        people
+            .iter()
+            .filter(|p| p.active)
+            .all(|p| p.left_at.is_none())
+    );
     let emails: HashSet<&str> = people.iter().map(|p| p.email.as_str()).collect();
     assert_eq!(emails.len(), people.len(), "emails are unique");
     let without_manager = people.iter().filter(|p| p.manager.is_none()).count();

@@ -177,6 +177,7 @@ fn seed(store: &SqliteStore, specs: Vec<AgentSpec<'_>>) {
                 flags: s.flags.iter().map(|f| f.to_string()).collect(),
                 grants: s.grants,
                 change_seq: 0,
+                owner_left_at: None,
             },
             credentials: Vec::new(),
         })

@@ -33,7 +33,10 @@ pub async fn run(reg: &Registry, command: AgentsCommand) -> anyhow::Result<()> {
             };
             list(reg, query, limit, page_size, json).await
         }
-        AgentsCommand::Show { id, json } => show(reg, &id, json).await,
+        AgentsCommand::Show { id, json } => {
+            let id = super::resolve::agent(reg, &id).await?;
+            show(reg, &id, json).await
+        }
         // Keys, secrets and tokens are dispatched to `cli::tokens` before this.
         other @ (AgentsCommand::AddKey { .. }
         | AgentsCommand::AddSecret { .. }
@@ -108,11 +111,11 @@ fn row(agent: &Agent) -> Vec<String> {
         safe(&agent.name),
         agent.kind.as_str().to_string(),
         agent.status.as_str().to_string(),
-        agent
-            .owner
-            .as_deref()
-            .map(safe)
-            .unwrap_or_else(|| "-".into()),
+        match (&agent.owner, agent.owner_left_at) {
+            (Some(email), Some(_)) => format!("{} (left)", safe(email)),
+            (Some(email), None) => safe(email),
+            (None, _) => "-".into(),
+        },
         safe(&agent.team),
         agent.grants.len().to_string(),
     ]
@@ -159,6 +162,16 @@ async fn list(
 }
 
 fn owner_text(agent: &Agent) -> String {
+    if let (Some(email), Some(left)) = (&agent.owner, agent.owner_left_at) {
+        let who = match &agent.owner_name {
+            Some(name) => format!("{} <{}>", safe(name), safe(email)),
+            None => safe(email),
+        };
+        return format!(
+            "none: orphaned (owner {who} left on {})",
+            left.format("%Y-%m-%d")
+        );
+    }
     match (&agent.owner, &agent.owner_name) {
         (Some(email), Some(name)) => format!("{} <{}>", safe(name), safe(email)),
         (Some(email), None) => safe(email),

@@ -77,6 +77,9 @@ pub enum Command {
     /// Agent ownership.
     #[command(subcommand)]
     Owner(OwnerCommand),
+    /// The directory of people: list, show, add, leave, set-manager, grant-role.
+    #[command(subcommand)]
+    People(super::people::PeopleCommand),
     /// Revoke an agent at once: suspend it, disable its credentials, kill its tokens.
     Revoke {
         id: String,
@@ -100,10 +103,18 @@ pub enum Command {
         json: bool,
     },
     /// Decommission an agent and its sub-agents and instances; the records stay for audit.
+    /// On a terminal it shows the plan and asks first.
     Decommission {
+        /// The agent's id or exact name.
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Do not ask (the plan is still printed).
+        #[arg(long)]
+        yes: bool,
+        /// Print the plan and stop: nothing is decommissioned.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the plan and the outcome as one JSON object.
         #[arg(long)]
         json: bool,
@@ -297,7 +308,7 @@ pub struct LoginArgs {
 pub enum AgentsCommand {
     /// List agents.
     List {
-        /// Only agents without an owner.
+        /// Only agents without an owner, orphaned ones (whose owner left) included.
         #[arg(long, conflicts_with = "owner")]
         unowned: bool,
         /// Only agents owned by this email.
@@ -405,13 +416,41 @@ pub enum TokenCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum OwnerCommand {
-    /// Assign or change an agent's owner (admins).
+    /// Assign or change an agent's owner (admins). The agent by id or exact name, the owner by
+    /// email or exact name.
     Set {
         id: String,
         email: String,
         #[arg(long)]
         reason: Option<String>,
         /// Print the updated agent as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The people the registry offers as the agent's owner, best first (admins).
+    Candidates {
+        id: String,
+        /// Narrow by name or email.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an agent unowned again (admins; the undo of a first owner).
+    Clear {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Agents you inherited from people who left; --ack marks them seen.
+    Handovers {
+        /// Include the ones already acknowledged.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        ack: bool,
         #[arg(long)]
         json: bool,
     },

@@ -241,14 +241,27 @@ fn agents(n: usize) -> String {
 }
 
 /// Shows the plan, then carries it out (no prompt: this is for scripts).
+/// How a destructive verb was asked for (`--yes`, `--dry-run`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked {
+    pub yes: bool,
+    pub dry_run: bool,
+}
+
 pub async fn decommission(
     reg: &Registry,
     id: &str,
     reason: Option<String>,
+    asked: Asked,
     json: bool,
 ) -> anyhow::Result<()> {
     let plan = reg.check(reg.client.decommission_plan(id).await)?;
     let mut out = Out::new();
+    if json && asked.dry_run {
+        out.json(&serde_json::json!({"plan": plan, "outcome": null, "dry_run": true}))?;
+        out.flush()?;
+        return Ok(());
+    }
     if !json {
         out.line(format_args!(
             "plan: decommission {} ({}), remove {} grants, disable {} credentials",
@@ -266,6 +279,18 @@ pub async fn decommission(
             ))?;
         }
         out.flush()?;
+    }
+    if asked.dry_run {
+        out.line("dry run: nothing was decommissioned")?;
+        out.flush()?;
+        return Ok(());
+    }
+    let question = format!(
+        "decommission {} with its grants and credentials? This cannot be undone.",
+        agents(plan.agents.len())
+    );
+    if super::confirm::ask(&question, asked.yes)? == super::confirm::Answer::Stop {
+        anyhow::bail!("not confirmed: nothing was decommissioned");
     }
     let outcome = reg.check(reg.client.decommission(id, reason).await)?;
     if json {

@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod args;
 pub mod audit;
 pub mod backup;
+pub mod confirm;
 pub mod connect;
 pub mod console;
 pub mod delegations;
@@ -13,7 +14,10 @@ pub mod demo;
 pub mod govern;
 pub mod login;
 pub mod output;
+pub mod ownership;
 pub mod paths;
+pub mod people;
+pub mod resolve;
 pub mod resource_credentials;
 pub mod reviews;
 pub mod server;
@@ -60,7 +64,11 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             scope,
             justification,
             json,
-        } => govern::grant(&connect()?, &id, &scope, justification, json).await,
+        } => {
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::grant(&reg, &id, &scope, justification, json).await
+        }
         Command::Resources(cmd) => approvals::resources(&connect()?, cmd).await,
         Command::Request {
             agent,
@@ -68,28 +76,55 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             justification,
             duration,
             json,
-        } => approvals::request(&connect()?, &agent, &scope, justification, duration, json).await,
+        } => {
+            let reg = connect()?;
+            let agent = resolve::agent(&reg, &agent).await?;
+            approvals::request(&reg, &agent, &scope, justification, duration, json).await
+        }
         Command::Approvals(cmd) => approvals::approvals(&connect()?, cmd).await,
         Command::Ungrant { id, scope, json } => {
-            govern::ungrant(&connect()?, &id, &scope, json).await
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::ungrant(&reg, &id, &scope, json).await
         }
         Command::Owner(OwnerCommand::Set {
             id,
             email,
             reason,
             json,
-        }) => govern::set_owner(&connect()?, &id, &email, reason, json).await,
+        }) => {
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            let email = resolve::person(&reg, &email).await?;
+            govern::set_owner(&reg, &id, &email, reason, json).await
+        }
+        Command::Owner(cmd) => ownership::run(&connect()?, cmd).await,
+        Command::People(cmd) => people::run(&connect()?, cmd).await,
         Command::Revoke { id, reason, json } => {
-            govern::revoke(&connect()?, &id, reason, json).await
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::revoke(&reg, &id, reason, json).await
         }
         Command::Reinstate {
             id,
             reason,
             subtree,
             json,
-        } => govern::reinstate(&connect()?, &id, reason, subtree, json).await,
-        Command::Decommission { id, reason, json } => {
-            govern::decommission(&connect()?, &id, reason, json).await
+        } => {
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::reinstate(&reg, &id, reason, subtree, json).await
+        }
+        Command::Decommission {
+            id,
+            reason,
+            yes,
+            dry_run,
+            json,
+        } => {
+            let reg = connect()?;
+            let id = resolve::agent(&reg, &id).await?;
+            govern::decommission(&reg, &id, reason, govern::Asked { yes, dry_run }, json).await
         }
         Command::Audit(AuditCommand::List {
             agent,

@@ -37,6 +37,22 @@ pub enum ReviewsCommand {
         /// recommendation (per the campaign's policy).
         #[arg(long)]
         justification: Option<String>,
+        /// Print the registry's answer (the item, what changed) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a review item to another reviewer (admins); with --agent, every item of that
+    /// agent in the item's campaign. The reviewer by email or exact name.
+    Reassign {
+        item: i64,
+        reviewer: String,
+        /// Move every item of the item's agent in that campaign, not only this one.
+        #[arg(long)]
+        agent: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Write every item of a campaign with reviewer, decision, time, justification,
     /// recommendation and whether it was applied.
@@ -95,8 +111,16 @@ pub enum CampaignsCommand {
         json: bool,
     },
     /// Close a campaign now (admins), applying its no-response outcome.
+    /// Close a campaign, applying its no-response outcome to the undecided items. On a
+    /// terminal it shows what the outcome will touch and asks first.
     Close {
         id: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        /// Show what closing would do and stop: nothing changes.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -141,7 +165,15 @@ pub async fn reviews(server: Option<&str>, command: ReviewsCommand) -> anyhow::R
             item,
             decision,
             justification,
-        } => decide(&client, item, decision, justification).await,
+            json,
+        } => decide(&client, item, decision, justification, json).await,
+        ReviewsCommand::Reassign {
+            item,
+            reviewer,
+            agent,
+            reason,
+            json,
+        } => reassign(server, &client, item, &reviewer, agent, reason, json).await,
         ReviewsCommand::Export {
             campaign,
             format,
@@ -252,7 +284,37 @@ pub async fn campaigns(server: Option<&str>, command: CampaignsCommand) -> anyho
             }
             Ok(())
         }
-        CampaignsCommand::Close { id, json } => {
+        CampaignsCommand::Close {
+            id,
+            yes,
+            dry_run,
+            json,
+        } => {
+            let detail = client.campaign(&id).await?;
+            let p = &detail.campaign.progress;
+            let preview = format!(
+                "close {} ({}): no-response outcome {} touches {} undecided item(s) ({} recommended for revocation); decisions made are applied",
+                detail.campaign.id,
+                clean(&detail.campaign.name),
+                detail.campaign.no_response.as_str(),
+                p.pending,
+                detail.pending_recommended_revoke
+            );
+            if dry_run {
+                if json {
+                    return print_json(&serde_json::json!({
+                        "campaign": detail, "dry_run": true, "outcome": null,
+                    }));
+                }
+                println!("{preview}");
+                println!("dry run: nothing was closed");
+                return Ok(());
+            }
+            if crate::cli::confirm::ask(&format!("{preview}. Close it?"), yes)?
+                == crate::cli::confirm::Answer::Stop
+            {
+                anyhow::bail!("not confirmed: the campaign stays open");
+            }
             let out = client.close_campaign(&id).await?;
             if json {
                 return print_json(&out);
@@ -473,6 +535,7 @@ async fn decide(
     item: i64,
     decision: VerdictArg,
     justification: Option<String>,
+    json: bool,
 ) -> anyhow::Result<()> {
     let decision = match decision {
         VerdictArg::Certify => Verdict::Certify,
@@ -487,6 +550,9 @@ async fn decide(
             },
         )
         .await?;
+    if json {
+        return print_json(&out);
+    }
     let i = &out.item;
     if !out.changed {
         println!(
@@ -573,6 +639,40 @@ async fn export(
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote {} ({bytes} bytes)", path.display());
         }
+    }
+    Ok(())
+}
+
+/// `reviews reassign ITEM REVIEWER [--agent]`.
+async fn reassign(
+    server: Option<&str>,
+    client: &Client,
+    item: i64,
+    reviewer: &str,
+    agent: bool,
+    reason: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let reg = crate::cli::connect::Registry::connect(server)?;
+    let reviewer = crate::cli::resolve::person(&reg, reviewer).await?;
+    let req = crate::model::review::ReassignItems {
+        reviewer: reviewer.clone(),
+        reason,
+    };
+    let out = if agent {
+        let it = client.review_item(item).await?;
+        client
+            .reassign_agent(&it.campaign_id, &it.agent_id, &req)
+            .await?
+    } else {
+        client.reassign_item(item, &req).await?
+    };
+    if json {
+        return print_json(&out);
+    }
+    match out.reassigned.len() {
+        0 => println!("nothing moved: {} already reviews it", clean(&out.reviewer)),
+        n => println!("{n} item(s) now reviewed by {}", clean(&out.reviewer)),
     }
     Ok(())
 }

@@ -302,6 +302,64 @@ impl Client {
             .await
     }
 
+    /// Marks a person as having left; their agents pass to their manager or are orphaned.
+    pub async fn leave(&self, email: &str) -> ClientResult<crate::model::ownership::LeaveOutcome> {
+        self.send(Method::POST, &["v1", "people", email, "leave"], None, None)
+            .await
+    }
+
+    /// The ranked owner candidates of an agent (`q` narrows by name or email).
+    pub async fn owner_candidates(
+        &self,
+        id: &str,
+        q: Option<&str>,
+        limit: Option<u32>,
+    ) -> ClientResult<crate::model::ownership::OwnerCandidates> {
+        #[derive(serde::Serialize)]
+        struct Q<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            q: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            limit: Option<u32>,
+        }
+        self.get_query(&["v1", "agents", id, "owner-candidates"], &Q { q, limit })
+            .await
+    }
+
+    /// Makes an agent unowned (the undo of a first owner).
+    pub async fn clear_owner(&self, id: &str, reason: Option<String>) -> ClientResult<Agent> {
+        self.with_body(
+            Method::DELETE,
+            &["v1", "agents", id, "owner"],
+            &ActionReason { reason },
+        )
+        .await
+    }
+
+    /// The agents you inherited from people who left (open reminders unless `all`).
+    pub async fn handovers(
+        &self,
+        all: bool,
+    ) -> ClientResult<crate::model::ownership::HandoverList> {
+        #[derive(serde::Serialize)]
+        struct Q {
+            all: bool,
+        }
+        self.get_query(&["v1", "me", "handovers"], &Q { all }).await
+    }
+
+    pub async fn acknowledge_handovers(
+        &self,
+    ) -> ClientResult<crate::model::ownership::Acknowledged> {
+        self.send(
+            Method::POST,
+            &["v1", "me", "handovers", "acknowledge"],
+            None,
+            None,
+        )
+        .await
+    }
+
     pub async fn issue_token_for(
         &self,
         email: &str,

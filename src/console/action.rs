@@ -51,6 +51,20 @@ pub enum Action {
         id: String,
         result: ClientResult<Agent>,
     },
+    /// The registry's answers to owner changes (one agent or many; `undo` when they reverse
+    /// the last change).
+    OwnersAssigned {
+        changes: Vec<OwnerChange>,
+        results: Vec<ClientResult<Agent>>,
+        undo: bool,
+    },
+    /// Agents handed to me from people who left (the reminder of owner succession).
+    HandoversLoaded(ClientResult<crate::model::ownership::HandoverList>),
+    /// The registry's ranking of owners for the picker of this agent.
+    OwnerCandidatesLoaded {
+        agent_id: String,
+        result: ClientResult<crate::model::ownership::OwnerCandidates>,
+    },
     Revoked {
         id: String,
         round_trip_ms: f64,
@@ -159,6 +173,19 @@ pub enum Effect {
         id: String,
         owner: String,
     },
+    /// Owner changes on one agent (from the picker) or their undo (`u`).
+    AssignOwners {
+        changes: Vec<OwnerChange>,
+        undo: bool,
+    },
+    /// One owner for every marked agent, confirmed first.
+    BulkAssignOwner(Confirmed<BulkOwnerOrder>),
+    /// Agents handed to me from people who left, for a reminder.
+    LoadHandovers,
+    /// The registry's owner ranking for the picker.
+    LoadOwnerCandidates {
+        agent_id: String,
+    },
     /// One agent, at once: the one governance action that needs no confirmation.
     Revoke {
         id: String,
@@ -237,6 +264,16 @@ impl std::fmt::Debug for Effect {
             Effect::Filter(job) => write!(f, "Filter(gen {})", job.generation),
             Effect::LoadDetail { id } => write!(f, "LoadDetail({id})"),
             Effect::SetOwner { id, owner } => write!(f, "SetOwner({id}, {owner})"),
+            Effect::AssignOwners { changes, undo } => {
+                write!(f, "AssignOwners({} agents, undo {undo})", changes.len())
+            }
+            Effect::BulkAssignOwner(o) => {
+                write!(f, "BulkAssignOwner({} agents)", o.order().changes.len())
+            }
+            Effect::LoadHandovers => f.write_str("LoadHandovers"),
+            Effect::LoadOwnerCandidates { agent_id } => {
+                write!(f, "LoadOwnerCandidates({agent_id})")
+            }
             Effect::Revoke { id } => write!(f, "Revoke({id})"),
             Effect::BulkRevoke(o) => write!(f, "BulkRevoke({} agents)", o.order().agents.len()),
             Effect::Suspend(o) => write!(f, "Suspend({})", o.order().id),
@@ -387,6 +424,35 @@ pub struct CloseCampaignOrder {
     pub pending: u64,
     /// Of those, how many the registry recommends revoking (for the recommendation outcome).
     pub pending_recommended_revoke: u64,
+}
+
+/// One agent's owner change: `before` is what the undo restores (None: unowned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerChange {
+    pub id: String,
+    pub name: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl OwnerChange {
+    /// The change that undoes this one.
+    pub fn reversed(&self) -> OwnerChange {
+        OwnerChange {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            before: self.after.clone(),
+            after: self.before.clone(),
+        }
+    }
+}
+
+/// One owner for several marked agents.
+#[derive(Debug, Clone)]
+pub struct BulkOwnerOrder {
+    pub owner: String,
+    pub owner_name: String,
+    pub changes: Vec<OwnerChange>,
 }
 
 #[derive(Debug, Clone)]

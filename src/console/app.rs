@@ -202,6 +202,8 @@ pub struct App {
     /// The inventory's cursor over `view`.
     pub cursor: ListCursor,
     pub marks: BTreeSet<u32>,
+    /// The last owner change the registry accepted, which `u` undoes (another owner change).
+    pub last_owner_change: Option<Vec<crate::console::action::OwnerChange>>,
     pub screen: Screen,
     pub overlay: Option<Overlay>,
     pub history: Vec<String>,
@@ -214,6 +216,8 @@ pub struct App {
     pub width: u16,
     pub height: u16,
     pub sync_in_flight: bool,
+    /// During a first sync: (agents received so far, agents the registry will send).
+    pub sync_progress: Option<(u64, u64)>,
     /// A person asked for this sync (ctrl-r): report how it went.
     pub sync_requested: bool,
     pub last_sync_attempt: i64,
@@ -276,6 +280,7 @@ impl App {
             last_filter_ms: None,
             cursor: ListCursor::default(),
             marks: BTreeSet::new(),
+            last_owner_change: None,
             screen: Screen::Inventory,
             overlay: None,
             history: Vec::new(),
@@ -287,6 +292,7 @@ impl App {
             width: 120,
             height: 40,
             sync_in_flight: false,
+            sync_progress: None,
             sync_requested: false,
             last_sync_attempt: i64::MIN / 2,
             sync_dirty: false,

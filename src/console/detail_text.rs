@@ -163,6 +163,13 @@ fn facts<'a>(
     let label = |s: &str| Span::styled(format!(" {s:<13}"), t.style(Slot::Dim));
     let heading = |s: String| Line::from(Span::styled(format!(" {s}"), t.style(Slot::Title)));
     let owner = match (&a.owner, &a.owner_name) {
+        (Some(email), name) if a.owner_left_at.is_some() => format!(
+            "— unowned — owner {} left on {}",
+            clean(name.as_deref().unwrap_or(email)),
+            a.owner_left_at
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        ),
         (Some(email), Some(name)) => format!("{} <{}>", clean(name), clean(email)),
         (Some(email), None) => clean(email).into_owned(),
         _ => "— unowned —".into(),

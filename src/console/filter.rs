@@ -6,6 +6,7 @@
 //! extends the previous one, the job narrows the previous matches instead of scanning every row
 //! (a fuzzy match of `abcd` implies a match of `abc`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -71,10 +72,14 @@ impl QuickFilter {
         }]
     }
 
-    fn keeps(self, row: &AgentRow, mine: u32, now: i64) -> bool {
+    /// `left`: owner symbols of people who left (their agents are orphaned, i.e. unowned work).
+    fn keeps(self, row: &AgentRow, mine: u32, left: &HashSet<u32>, now: i64) -> bool {
         match self {
             QuickFilter::All => true,
-            QuickFilter::Unowned => row.owner == NONE && row.status != AgentStatus::Decommissioned,
+            QuickFilter::Unowned => {
+                (row.owner == NONE || left.contains(&row.owner))
+                    && row.status != AgentStatus::Decommissioned
+            }
             QuickFilter::Mine => mine != NONE && row.owner == mine,
             QuickFilter::Suspended => row.status == AgentStatus::Suspended,
             QuickFilter::Decommissioned => row.status == AgentStatus::Decommissioned,
@@ -227,11 +232,16 @@ fn compare(inv: &Inventory, sort: Sort, a: u32, b: u32) -> std::cmp::Ordering {
     let by = match sort.column {
         Column::Name => std::cmp::Ordering::Equal,
         Column::Kind => ra.kind.as_str().cmp(rb.kind.as_str()),
-        Column::Owner => inv.symbol(ra.owner).cmp(inv.symbol(rb.owner)),
+        // By what the column shows: the owner's name (unowned first), not their email.
+        Column::Owner => inv.owner_label(ra).cmp(inv.owner_label(rb)),
         Column::Status => ra.status.as_str().cmp(rb.status.as_str()),
         Column::Team => inv.symbol(ra.team).cmp(inv.symbol(rb.team)),
         Column::Environment => inv.symbol(ra.environment).cmp(inv.symbol(rb.environment)),
-        Column::Scopes => ra.scope_count.cmp(&rb.scope_count),
+        // The count, then the scopes listed after it.
+        Column::Scopes => ra
+            .scope_count
+            .cmp(&rb.scope_count)
+            .then_with(|| inv.text(ra.scopes).cmp(inv.text(rb.scopes))),
         Column::LastSeen => ra.last_seen.cmp(&rb.last_seen),
         Column::Flags => flag_count(inv, ra)
             .cmp(&flag_count(inv, rb))
@@ -291,6 +301,11 @@ pub fn compute(
         .as_deref()
         .and_then(|m| inv.symbols().find(m))
         .unwrap_or(NONE);
+    let left = if spec.quick == QuickFilter::Unowned {
+        inv.left_owner_symbols()
+    } else {
+        HashSet::new()
+    };
     let candidates: Arc<[u32]> = match &job.narrow {
         Some(prev) => prev.clone(),
         None => sorted_rows(inv, spec.sort, cache),
@@ -300,7 +315,7 @@ pub fn compute(
     }
     let keep = |i: u32| {
         let row = inv.row(i);
-        !row.hidden && spec.quick.keeps(row, mine, spec.now)
+        !row.hidden && spec.quick.keeps(row, mine, &left, spec.now)
     };
     let query = spec.query.trim();
     let (rows, best): (Vec<u32>, _) = if query.is_empty() {
@@ -496,5 +511,99 @@ mod tests {
         let mut shorter = base.clone();
         shorter.query = "bi".into();
         assert!(!shorter.narrows(&base));
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+    use crate::console::inventory::tests::agent;
+    use crate::model::{Grant, Person};
+
+    fn person(email: &str, name: &str, active: bool) -> Person {
+        serde_json::from_value(serde_json::json!({
+            "id": email, "email": email, "display_name": name, "roles": [], "active": active,
+            "manager": null, "team": null, "created_at": "2026-01-01T00:00:00Z", "change_seq": 0,
+        }))
+        .unwrap()
+    }
+
+    fn run(inv: &Inventory, quick: QuickFilter, sort: Sort) -> Vec<String> {
+        let job = FilterJob {
+            generation: 1,
+            spec: FilterSpec {
+                quick,
+                query: String::new(),
+                sort,
+                me: None,
+                now: 0,
+            },
+            inventory: Arc::new(inv.clone()),
+            narrow: None,
+        };
+        let out = compute(&job, &mut SortCache::default(), &|| false).unwrap();
+        out.rows
+            .iter()
+            .map(|&i| inv.text(inv.row(i).name).to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_unowned_view_holds_orphaned_agents_and_the_counts_agree() {
+        let mut inv = Inventory::new("x");
+        inv.upsert_person(&person("zed@example.com", "Zed", true));
+        inv.upsert_person(&person("gone@example.com", "Gone", false));
+        inv.upsert(&agent("a1", "owned", Some("zed@example.com")));
+        inv.upsert(&agent("a2", "orphaned", Some("gone@example.com")));
+        inv.upsert(&agent("a3", "nobodys", None));
+        let rows = run(&inv, QuickFilter::Unowned, Sort::default());
+        assert_eq!(rows, ["nobodys", "orphaned"]);
+        assert_eq!(inv.counts().unowned, 2);
+        let orphan = inv.row(inv.find_scan("a2").unwrap());
+        assert_eq!(
+            inv.owner_left(orphan).map(|p| p.email.as_str()),
+            Some("gone@example.com")
+        );
+        // Back at work: no longer orphaned.
+        inv.upsert_person(&person("gone@example.com", "Gone", true));
+        assert_eq!(
+            run(&inv, QuickFilter::Unowned, Sort::default()),
+            ["nobodys"]
+        );
+    }
+
+    #[test]
+    fn owner_and_scopes_sort_by_what_the_columns_show() {
+        let mut inv = Inventory::new("x");
+        // Emails sort the other way round from the names shown.
+        inv.upsert_person(&person("a@example.com", "Zoe", true));
+        inv.upsert_person(&person("z@example.com", "Adam", true));
+        let grant = |s: &str| Grant {
+            scope: s.into(),
+            granted_by: "x".into(),
+            granted_at: chrono::Utc::now(),
+            expires_at: None,
+            justification: None,
+            last_used_at: None,
+            last_certified_at: None,
+        };
+        let mut one = agent("1", "one", Some("a@example.com"));
+        one.grants = vec![grant("wiki:read")];
+        let mut two = agent("2", "two", Some("z@example.com"));
+        two.grants = vec![grant("crm:read")];
+        inv.upsert(&one);
+        inv.upsert(&two);
+        let by = |column| Sort {
+            column,
+            descending: false,
+        };
+        assert_eq!(
+            run(&inv, QuickFilter::All, by(Column::Owner)),
+            ["two", "one"]
+        );
+        assert_eq!(
+            run(&inv, QuickFilter::All, by(Column::Scopes)),
+            ["two", "one"]
+        );
     }
 }

@@ -161,6 +161,9 @@ pub struct PersonRow {
     pub active: bool,
     pub roles: Vec<Role>,
     pub team: Option<String>,
+    /// When they left (unix seconds), for "owner X left on DATE".
+    #[serde(default)]
+    pub left_at: Option<i64>,
 }
 
 impl PersonRow {
@@ -171,6 +174,7 @@ impl PersonRow {
             active: p.active,
             roles: p.roles.clone(),
             team: p.team.clone(),
+            left_at: p.left_at.map(|t| t.timestamp()),
         }
     }
 }
@@ -279,6 +283,24 @@ impl Inventory {
         self.people_index.get(email).map(|&i| &self.people[i])
     }
 
+    /// The person who owned the agent and left: the agent is orphaned (unowned work).
+    pub fn owner_left(&self, row: &AgentRow) -> Option<&PersonRow> {
+        if row.owner == NONE {
+            return None;
+        }
+        self.person(self.symbols.get(row.owner))
+            .filter(|p| !p.active)
+    }
+
+    /// The owner symbols of people who left (what `owner_left` asks, for a whole pass).
+    pub fn left_owner_symbols(&self) -> std::collections::HashSet<u32> {
+        self.people
+            .iter()
+            .filter(|p| !p.active)
+            .filter_map(|p| self.symbols.find(&p.email))
+            .collect()
+    }
+
     /// The owner's display name if known, else their email; empty when unowned.
     pub fn owner_label(&self, row: &AgentRow) -> &str {
         let email = self.symbols.get(row.owner);
@@ -294,9 +316,12 @@ impl Inventory {
 
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
+        let left = self.left_owner_symbols();
         for r in self.rows.iter().filter(|r| !r.hidden) {
             c.total += 1;
-            if r.owner == NONE && r.status != AgentStatus::Decommissioned {
+            if (r.owner == NONE || left.contains(&r.owner))
+                && r.status != AgentStatus::Decommissioned
+            {
                 c.unowned += 1;
             }
             match r.status {
@@ -368,9 +393,10 @@ impl Inventory {
             self.people.push(PersonRow {
                 email: email.clone(),
                 display_name: name.clone(),
-                active: true,
+                active: agent.owner_left_at.is_none(),
                 roles: Vec::new(),
                 team: None,
+                left_at: agent.owner_left_at.map(|t| t.timestamp()),
             });
         }
         let team = self.symbols.intern(&agent.team);
@@ -478,7 +504,7 @@ impl Inventory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::Utc;
 
@@ -501,6 +527,7 @@ mod tests {
             flags: vec![],
             grants: vec![],
             change_seq: 1,
+            owner_left_at: None,
         }
     }
 

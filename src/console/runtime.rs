@@ -279,6 +279,34 @@ impl Console {
                     .await;
                 Action::OwnerSet { id, result }
             }),
+            Effect::AssignOwners { changes, undo } => self.spawn(move |c, _| async move {
+                let results = assign_owners(&c, &changes, undo).await;
+                Action::OwnersAssigned {
+                    changes,
+                    results,
+                    undo,
+                }
+            }),
+            Effect::BulkAssignOwner(confirmed) => {
+                let order = confirmed.into_order();
+                self.spawn(move |c, _| async move {
+                    let results = assign_owners(&c, &order.changes, false).await;
+                    Action::OwnersAssigned {
+                        changes: order.changes,
+                        results,
+                        undo: false,
+                    }
+                })
+            }
+            Effect::LoadHandovers => {
+                self.spawn(
+                    move |c, _| async move { Action::HandoversLoaded(c.handovers(false).await) },
+                )
+            }
+            Effect::LoadOwnerCandidates { agent_id } => self.spawn(move |c, _| async move {
+                let result = c.owner_candidates(&agent_id, None, Some(500)).await;
+                Action::OwnerCandidatesLoaded { agent_id, result }
+            }),
             Effect::Revoke { id } => self.spawn(move |c, _| async move {
                 let started = Instant::now();
                 let result = c.revoke(&id, None).await;
@@ -623,4 +651,36 @@ async fn export_evidence(
         }
     }
     Ok(written)
+}
+
+/// Carries out owner changes one agent after another (each audited by the registry); an undo
+/// clears the owner where the agent had none before.
+async fn assign_owners(
+    c: &crate::client::Client,
+    changes: &[crate::console::action::OwnerChange],
+    undo: bool,
+) -> Vec<crate::client::ClientResult<crate::model::Agent>> {
+    let reason = if undo {
+        "undone in the console"
+    } else {
+        "assigned in the console"
+    };
+    let mut results = Vec::with_capacity(changes.len());
+    for ch in changes {
+        let result = match &ch.after {
+            Some(owner) => {
+                c.set_owner(
+                    &ch.id,
+                    &crate::model::api::SetOwner {
+                        owner: owner.clone(),
+                        reason: Some(reason.into()),
+                    },
+                )
+                .await
+            }
+            None => c.clear_owner(&ch.id, Some(reason.into())).await,
+        };
+        results.push(result);
+    }
+    results
 }

@@ -35,7 +35,7 @@ pub struct WhoAmI {
 #[derive(Deserialize, Serialize, Debug, Default, Clone, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AgentQuery {
-    /// Only agents without an owner.
+    /// Only agents without an owner: unowned ones and orphaned ones (whose owner has left).
     pub unowned: Option<bool>,
     /// Only agents owned by this email.
     pub owner: Option<String>,
@@ -287,6 +287,10 @@ pub struct ChangeFeed {
     pub cursor: i64,
     /// True when more changes are waiting beyond this page.
     pub more: bool,
+    /// On a first sync (`after` = 0): how many agents the caller will receive in all, so that a
+    /// console can say "syncing N of M".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// The registry's health, unauthenticated.

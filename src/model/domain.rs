@@ -49,6 +49,9 @@ pub struct Person {
     pub created_at: DateTime<Utc>,
     /// Position in the change feed of this record's latest change.
     pub change_seq: i64,
+    /// When the person was marked as having left (absent while active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_at: Option<DateTime<Utc>>,
 }
 
 impl Person {
@@ -208,6 +211,17 @@ pub struct Agent {
     pub grants: Vec<Grant>,
     /// Position in the change feed of this record's latest change.
     pub change_seq: i64,
+    /// Set when the agent is **orphaned**: its owner has left (when they left). An orphaned
+    /// agent counts as unowned work (`unowned=true` lists it) until it gets a new owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_left_at: Option<DateTime<Utc>>,
+}
+
+impl Agent {
+    /// True when the agent's owner has left (the agent needs a new owner).
+    pub fn orphaned(&self) -> bool {
+        self.owner.is_some() && self.owner_left_at.is_some()
+    }
 }
 
 /// A short reference to another agent (parent or child).

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod catalogue_file;
 pub mod delegation;
 pub mod domain;
+pub mod ownership;
 pub mod permissions;
 pub mod review;
 pub mod text;

@@ -887,6 +887,12 @@ impl Generator {
             self.stats.people_inactive += 1;
         }
         let manager = manager.map(str::to_string);
+        // A leaver left between 7 and 186 days ago (never before they joined), spread by their
+        // number so that no random draw shifts the rest of the seed.
+        let left_at = (!active).then(|| {
+            let back = days(7.0 + (self.stats.people % 180) as f64);
+            (self.anchor - back).max(created_at)
+        });
         SeedPerson {
             person: Person {
                 id,
@@ -898,6 +904,7 @@ impl Generator {
                 team: Some(team.to_string()),
                 created_at,
                 change_seq: 0,
+                left_at,
             },
             manager_email: manager,
         }
@@ -1486,6 +1493,7 @@ impl Generator {
                     flags,
                     grants,
                     change_seq: 0,
+                    owner_left_at: None,
                 },
                 credentials,
             },

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 
 use super::{Hint, Overlay, Room, edit, popup};
 use crate::console::action::{
-    BulkRevokeOrder, CloseCampaignOrder, Confirmation, DecommissionOrder, Effect, Pending,
-    ReinstateOrder, SuspendOrder,
+    BulkOwnerOrder, BulkRevokeOrder, CloseCampaignOrder, Confirmation, DecommissionOrder, Effect,
+    Pending, ReinstateOrder, SuspendOrder,
 };
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
@@ -24,6 +24,8 @@ pub enum ConfirmState {
     CloseCampaign(Pending<CloseCampaignOrder>),
     /// `X` on the reviews screen: suspending the whole agent asks first there.
     Suspend(Pending<SuspendOrder>),
+    /// `o` on marked rows: one owner for all of them.
+    BulkOwner(Pending<BulkOwnerOrder>),
 }
 
 impl ConfirmState {
@@ -34,6 +36,7 @@ impl ConfirmState {
             ConfirmState::BulkRevoke(p) => &p.confirmation,
             ConfirmState::CloseCampaign(p) => &p.confirmation,
             ConfirmState::Suspend(p) => &p.confirmation,
+            ConfirmState::BulkOwner(p) => &p.confirmation,
         }
     }
 
@@ -136,6 +139,16 @@ impl Room for ConfirmState {
                     clean(&o.name)
                 ))
             }
+            ConfirmState::BulkOwner(p) => handle!(
+                p,
+                BulkOwner,
+                Effect::BulkAssignOwner,
+                |o: &BulkOwnerOrder| format!(
+                    "assigning {} to {} agents…",
+                    clean(&o.owner_name),
+                    o.changes.len()
+                )
+            ),
         }
     }
 
@@ -251,6 +264,34 @@ impl Room for ConfirmState {
                     lines.push(Line::from(format!("   … and {} more", o.agents.len() - 5)));
                 }
                 ("Bulk revoke", lines, &p.confirmation, "Revoke")
+            }
+            ConfirmState::BulkOwner(p) => {
+                let o = p.order();
+                let mut lines = vec![
+                    Line::from(format!(
+                        " Give {} marked agents one owner:",
+                        o.changes.len()
+                    )),
+                    Line::from(Span::styled(
+                        format!("   {} <{}>", clean(&o.owner_name), clean(&o.owner)),
+                        t.style(Slot::Accent),
+                    )),
+                ];
+                for ch in o.changes.iter().take(5) {
+                    let before = ch.before.as_deref().map_or("unowned".into(), clean);
+                    lines.push(Line::from(format!(
+                        "   {}  (now {before})",
+                        clean(&ch.name)
+                    )));
+                }
+                if o.changes.len() > 5 {
+                    lines.push(Line::from(format!("   … and {} more", o.changes.len() - 5)));
+                }
+                lines.push(Line::from(
+                    " Each change is audited; u undoes them afterwards.",
+                ));
+                let action = "Assign";
+                ("Assign owner", lines, &p.confirmation, action)
             }
         };
         lines.push(Line::from(""));

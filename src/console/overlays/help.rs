@@ -190,6 +190,7 @@ mod tests {
                 team: None,
                 created_at: chrono::Utc::now(),
                 change_seq: 0,
+                left_at: None,
             },
             token_id: "tok".into(),
             token_expires_at: chrono::Utc::now(),

@@ -1,5 +1,10 @@
-//! `o`: the owner picker. People are matched fuzzily as you type; people who left are listed,
-//! marked, and never offered.
+//! `o`: the owner picker. People are ranked by the registry (`GET /v1/agents/{id}/owner-candidates`:
+//! the agent's team, then the previous owner's manager, then the people who use the agent, then
+//! the rest) and matched fuzzily as you type; the current owner is shown and not offered; people
+//! who left are listed, marked, and never offered. On marked rows it picks one owner for all of
+//! them, after a confirmation naming the count.
+
+use std::collections::HashMap;
 
 use crossterm::event::KeyEvent;
 use fuzzy_matcher::FuzzyMatcher;
@@ -10,26 +15,36 @@ use ratatui::text::{Line, Span};
 
 use super::popup::popup;
 use super::{Hint, Overlay, Room, edit};
-use crate::console::action::Effect;
+use crate::console::action::{BulkOwnerOrder, Effect, OwnerChange, Pending};
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
 use crate::console::layout::{centered, screen};
 use crate::console::list::ListCursor;
 use crate::console::theme::Slot;
 use crate::console::words::{clean, fit};
+use crate::model::ownership::{CandidateReason, OwnerCandidates};
 
 #[derive(Debug, Clone)]
 pub struct PickEntry {
     /// Index into the inventory's people.
     pub person: usize,
-    /// False for people who have left: listed, marked, never chosen.
+    /// False for people who have left (and the current owner): listed, marked, never chosen.
     pub offered: bool,
+    /// Why the registry ranks them where they are (once its ranking arrived).
+    pub reason: Option<CandidateReason>,
 }
 
 #[derive(Debug)]
 pub struct PickerState {
+    /// The agent the ranking is for (the first of `targets`).
     pub agent_id: String,
     pub agent_name: String,
+    /// Every agent that gets the chosen owner (`after` is filled in on Enter).
+    pub targets: Vec<OwnerChange>,
+    /// The registry's ranking by lowercased email, once it arrived.
+    pub ranking: Option<HashMap<String, CandidateReason>>,
+    /// Why the ranking could not be read (the picker still works, by name).
+    pub ranking_error: Option<String>,
     pub query: String,
     pub entries: Vec<PickEntry>,
     /// Over `entries` (always on an offered one, when any is).
@@ -55,10 +70,35 @@ fn page(app: &App) -> usize {
 }
 
 impl PickerState {
-    pub fn new(app: &App, agent_id: String, agent_name: String) -> PickerState {
+    pub fn new(
+        app: &App,
+        agent_id: String,
+        agent_name: String,
+        current_owner: Option<String>,
+    ) -> PickerState {
+        let target = OwnerChange {
+            id: agent_id,
+            name: agent_name,
+            before: current_owner,
+            after: None,
+        };
+        PickerState::for_many(app, vec![target])
+    }
+
+    /// One owner for several agents (`targets` is not empty).
+    pub fn for_many(app: &App, targets: Vec<OwnerChange>) -> PickerState {
+        let first = targets.first().cloned().unwrap_or(OwnerChange {
+            id: String::new(),
+            name: String::new(),
+            before: None,
+            after: None,
+        });
         let mut p = PickerState {
-            agent_id,
-            agent_name,
+            agent_id: first.id,
+            agent_name: first.name,
+            targets,
+            ranking: None,
+            ranking_error: None,
             query: String::new(),
             entries: Vec::new(),
             cursor: ListCursor::default(),
@@ -72,12 +112,40 @@ impl PickerState {
         self.entries.get(self.cursor.selected).filter(|e| e.offered)
     }
 
-    /// Offered people best match first, then people who left (marked).
+    /// The current owner when one agent is being given an owner.
+    pub fn current_owner(&self) -> Option<&str> {
+        match self.targets.as_slice() {
+            [one] => one.before.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Takes the registry's ranking (for this picker's agent) and re-sorts.
+    pub fn ranked(&mut self, app: &App, answer: Result<OwnerCandidates, String>) {
+        match answer {
+            Ok(c) => {
+                self.ranking = Some(
+                    c.candidates
+                        .into_iter()
+                        .map(|c| (c.email.to_lowercase(), c.reason))
+                        .collect(),
+                );
+                self.ranking_error = None;
+            }
+            Err(e) => self.ranking_error = Some(e),
+        }
+        self.fill(app);
+    }
+
+    /// Offered people in the registry's order (within it, best match first), then the current
+    /// owner and the people who left (marked, never offered).
     fn fill(&mut self, app: &App) {
         let matcher = SkimMatcherV2::default().ignore_case();
         let query = self.query.trim();
         let people = app.inventory.people();
-        let mut scored: Vec<(bool, i64, usize)> = people
+        let current = self.current_owner().map(str::to_lowercase);
+        let ranking = self.ranking.as_ref();
+        let mut scored: Vec<(bool, Option<CandidateReason>, i64, usize)> = people
             .iter()
             .enumerate()
             .filter_map(|(i, person)| {
@@ -87,19 +155,25 @@ impl PickerState {
                 } else {
                     matcher.fuzzy_match(&text, query)?
                 };
-                Some((person.active, score, i))
+                let email = person.email.to_lowercase();
+                let offered = person.active && current.as_deref() != Some(email.as_str());
+                let reason =
+                    ranking.map(|r| r.get(&email).copied().unwrap_or(CandidateReason::Other));
+                Some((offered, reason, score, i))
             })
             .collect();
         scored.sort_by(|a, b| {
             b.0.cmp(&a.0)
-                .then(b.1.cmp(&a.1))
-                .then_with(|| people[a.2].display_name.cmp(&people[b.2].display_name))
+                .then(a.1.cmp(&b.1))
+                .then(b.2.cmp(&a.2))
+                .then_with(|| people[a.3].display_name.cmp(&people[b.3].display_name))
         });
         self.entries = scored
             .into_iter()
-            .map(|(active, _, person)| PickEntry {
+            .map(|(offered, reason, _, person)| PickEntry {
                 person,
-                offered: active,
+                offered,
+                reason,
             })
             .collect();
         let first = self.entries.iter().position(|e| e.offered).unwrap_or(0);
@@ -149,7 +223,33 @@ impl Room for PickerState {
                         Some((Tone::Error, "no one to assign: type part of a name".into()));
                     return Some(Overlay::Picker(self));
                 };
-                let owner = app.inventory.people()[entry.person].email.clone();
+                let person = &app.inventory.people()[entry.person];
+                let (owner, owner_name) = (person.email.clone(), person.display_name.clone());
+                let changes: Vec<OwnerChange> = self
+                    .targets
+                    .iter()
+                    .map(|t| OwnerChange {
+                        // A leaver cannot be given an agent back: undoing the change of an
+                        // orphaned agent leaves it unowned.
+                        before: t
+                            .before
+                            .clone()
+                            .filter(|b| app.inventory.person(b).is_none_or(|p| p.active)),
+                        after: Some(owner.clone()),
+                        ..t.clone()
+                    })
+                    .collect();
+                if changes.len() > 1 {
+                    return Some(Overlay::Confirm(
+                        crate::console::overlays::confirm::ConfirmState::BulkOwner(
+                            Pending::buttons(BulkOwnerOrder {
+                                owner,
+                                owner_name,
+                                changes,
+                            }),
+                        ),
+                    ));
+                }
                 app.message = Some((
                     Tone::Info,
                     format!(
@@ -158,9 +258,9 @@ impl Room for PickerState {
                         clean(&self.agent_name)
                     ),
                 ));
-                fx.push(Effect::SetOwner {
-                    id: self.agent_id.clone(),
-                    owner,
+                fx.push(Effect::AssignOwners {
+                    changes,
+                    undo: false,
                 });
                 None
             }
@@ -181,10 +281,36 @@ impl Room for PickerState {
         let t = &app.theme;
         let rect = rect(area);
         let inner_w = rect.width.saturating_sub(2) as usize;
+        let subject = match self.targets.len() {
+            1 => clean(&self.agent_name).into_owned(),
+            n => format!("{n} marked agents"),
+        };
+        let now = match (self.targets.len(), self.current_owner()) {
+            (1, Some(o)) => {
+                let left = app.inventory.person(o).is_some_and(|p| !p.active);
+                format!(
+                    " · now {}{}",
+                    clean(
+                        app.inventory
+                            .person(o)
+                            .map_or(o, |p| p.display_name.as_str())
+                    ),
+                    if left { " (left)" } else { "" }
+                )
+            }
+            (1, None) => " · now unowned".to_string(),
+            _ => String::new(),
+        };
+        let ranking = match (&self.ranking, &self.ranking_error) {
+            (Some(_), _) => "",
+            (None, Some(_)) => " · ranking unavailable: by name",
+            (None, None) => " · ranking…",
+        };
         let mut lines = vec![
             Line::from(vec![
                 Span::styled(" owner for ", t.style(Slot::Dim)),
-                Span::styled(clean(&self.agent_name).into_owned(), t.style(Slot::Accent)),
+                Span::styled(subject, t.style(Slot::Accent)),
+                Span::styled(format!("{now}{ranking}"), t.style(Slot::Dim)),
             ]),
             Line::from(vec![
                 Span::styled(" > ", t.style(Slot::Accent)),
@@ -212,13 +338,21 @@ impl Room for PickerState {
                 .map(|t| format!(" · {}", clean(t)))
                 .unwrap_or_default();
             let selected = n == self.cursor.selected;
+            let why = match e.reason {
+                Some(r) if e.offered && r != CandidateReason::Other => {
+                    format!("  [{}]", r.as_str())
+                }
+                _ => String::new(),
+            };
             let text = format!(
-                "{} {} <{}>{team}{}",
+                "{} {} <{}>{team}{why}{}",
                 if selected { "▶" } else { " " },
                 clean(&person.display_name),
                 clean(&person.email),
                 if e.offered {
                     ""
+                } else if person.active {
+                    "  (current owner)"
                 } else {
                     "  (left: not offered)"
                 },

@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod command_line;
 pub mod filter;
 pub mod keys;
+pub mod owners;
 pub mod reviews;
 pub mod sync;
 pub mod verbs;
@@ -48,6 +49,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         | Action::ApprovalDecided { .. }
         | Action::CatalogueLoaded { .. }
         | Action::ScopeRequested { .. } => approvals::on_answer(app, action, &mut fx),
+        Action::OwnersAssigned { .. }
+        | Action::OwnerCandidatesLoaded { .. }
+        | Action::HandoversLoaded(_) => owners::on_answer(app, action, &mut fx),
         action => answers::on_answer(app, action, &mut fx),
     }
     fx

@@ -43,14 +43,24 @@ pub(super) fn on_sync(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                     inv.persona = Some(email.clone());
                     app.spec.me = Some(email);
                     app.me = Some(me);
+                    let first = app.link != Link::Online;
                     app.link = Link::Online;
                     refilter(app, fx);
                     start_sync(app, fx);
+                    if first {
+                        fx.push(Effect::LoadHandovers);
+                    }
                 }
                 Err(e) => went_offline(app, &e),
             }
         }
         Action::SyncPage(feed) => {
+            if let Some(total) = feed.total {
+                app.sync_progress = Some((0, total));
+            }
+            if let Some((received, _)) = &mut app.sync_progress {
+                *received += feed.agents.len() as u64;
+            }
             let inv = Arc::make_mut(&mut app.inventory);
             inv.apply(&feed);
             app.sync_dirty = true;
@@ -58,6 +68,7 @@ pub(super) fn on_sync(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::SyncDone(result) => {
             app.sync_in_flight = false;
+            app.sync_progress = None;
             if std::mem::take(&mut app.sync_requested) {
                 app.message = Some(match &result {
                     Ok(()) => (Tone::Ok, "up to date with the registry".to_string()),

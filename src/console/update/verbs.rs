@@ -3,7 +3,9 @@
 use super::filter::{move_by, refilter, set_quick};
 use super::sync::start_sync;
 use super::{approvals, clean, reviews};
-use crate::console::action::{BulkRevokeOrder, CampaignPurpose, Effect, Pending, ReinstateOrder};
+use crate::console::action::{
+    BulkRevokeOrder, CampaignPurpose, Effect, OwnerChange, Pending, ReinstateOrder,
+};
 use crate::console::app::{App, CampaignForm, DetailState, Overlay, PickerState, Screen, Tone};
 use crate::console::filter::QuickFilter;
 use crate::console::keymap::Command;
@@ -64,6 +66,16 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                     app.marks.insert(i);
                 }
                 move_by(app, 1);
+            }
+        }
+        Command::MarkAll => {
+            let all = app.view.len();
+            if all > 0 && app.view.iter().all(|i| app.marks.contains(i)) {
+                app.marks.clear();
+                app.message = Some((Tone::Info, "marks cleared".into()));
+            } else {
+                app.marks.extend(app.view.iter().copied());
+                app.message = Some((Tone::Info, format!("{} marked", app.marks.len())));
             }
         }
         Command::NextQuickFilter | Command::PrevQuickFilter => {
@@ -154,6 +166,54 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 .unwrap_or_else(|| Box::new(CampaignForm::new(app.now)));
             app.overlay = Some(Overlay::CampaignForm(form));
         }
+        Command::UndoOwner => {
+            let Some(last) = app.last_owner_change.take() else {
+                app.message = Some((Tone::Info, "no owner change to undo".into()));
+                return;
+            };
+            let changes: Vec<OwnerChange> = last.iter().map(OwnerChange::reversed).collect();
+            app.message = Some((
+                Tone::Info,
+                format!("undoing the owner change of {} agent(s)…", changes.len()),
+            ));
+            fx.push(Effect::AssignOwners {
+                changes,
+                undo: true,
+            });
+        }
+        Command::AssignOwner
+            if !app.marks.is_empty() && matches!(app.screen, Screen::Inventory) =>
+        {
+            if let Err(why) = app.permits(command, None) {
+                app.message = Some((Tone::Error, why));
+                return;
+            }
+            let targets: Vec<OwnerChange> = app
+                .marks
+                .iter()
+                .map(|&i| *app.inventory.row(i))
+                .filter(|r| r.status != crate::model::AgentStatus::Decommissioned)
+                .map(|r| OwnerChange {
+                    id: app.inventory.text(r.id).to_string(),
+                    name: app.inventory.text(r.name).to_string(),
+                    before: (r.owner != crate::console::inventory::NONE)
+                        .then(|| app.inventory.symbol(r.owner).to_string()),
+                    after: None,
+                })
+                .collect();
+            if targets.is_empty() {
+                app.message = Some((
+                    Tone::Error,
+                    "every marked agent is decommissioned and keeps its last owner".into(),
+                ));
+                return;
+            }
+            let picker = PickerState::for_many(app, targets);
+            fx.push(Effect::LoadOwnerCandidates {
+                agent_id: picker.agent_id.clone(),
+            });
+            app.overlay = Some(Overlay::Picker(picker));
+        }
         Command::AssignOwner => {
             let Some((id, name, row)) = app.target() else {
                 return;
@@ -169,7 +229,13 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 ));
                 return;
             }
-            app.overlay = Some(Overlay::Picker(PickerState::new(app, id, name)));
+            let before = row
+                .filter(|r| r.owner != crate::console::inventory::NONE)
+                .map(|r| app.inventory.symbol(r.owner).to_string());
+            fx.push(Effect::LoadOwnerCandidates {
+                agent_id: id.clone(),
+            });
+            app.overlay = Some(Overlay::Picker(PickerState::new(app, id, name, before)));
         }
         Command::Revoke => {
             if !app.marks.is_empty() && matches!(app.screen, Screen::Inventory) {

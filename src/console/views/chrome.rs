@@ -25,6 +25,9 @@ pub fn freshness(app: &App) -> String {
         .synced_at
         .map(|t| ago(app.now, t))
         .unwrap_or_else(|| "no".into());
+    if let Some((received, total)) = app.sync_progress {
+        return format!("syncing {} of {total}", received.min(total));
+    }
     match &app.link {
         Link::Online if app.synced_at.is_some() => format!("synced {age} ago"),
         Link::Online | Link::Connecting => match app.synced_at {
@@ -166,7 +169,11 @@ pub fn tabs(frame: &mut Frame, app: &App, area: Rect) {
         right.push(format!("{} marked", app.marks.len()));
     }
     let sort = app.spec.sort;
-    if !super::inventory::columns_for(area.width).contains(&sort.column) {
+    let shown = super::inventory::columns_for(
+        area.width,
+        super::inventory::name_wants(app, crate::console::layout::table_rows(app)),
+    );
+    if !shown.contains(&sort.column) {
         // The sorted column is off screen: say what the order is.
         right.push(format!(
             "sort: {} {}",

@@ -40,13 +40,26 @@ const PRIORITY: [Column; 9] = [
     Column::Scopes,
 ];
 
-/// The columns that fit, in display order.
-pub fn columns_for(width: u16) -> Vec<Column> {
+/// The most the name column asks for before other columns are shown.
+const NAME_WANTS_AT_MOST: u16 = 60;
+
+/// The columns that fit, in display order. The name, status and owner come first; the other
+/// columns are shown only while the name keeps `name_wants` (the longest name on screen,
+/// bounded), so that names are not cut to make room for less important columns.
+pub fn columns_for(width: u16, name_wants: u16) -> Vec<Column> {
+    let name_wants = name_wants.clamp(width_of(Column::Name), NAME_WANTS_AT_MOST);
     let mut used = 2u16; // the marker column
     let mut chosen = Vec::new();
     for c in PRIORITY {
         let w = width_of(c) + 1;
-        if used + w <= width {
+        let essential = matches!(c, Column::Name | Column::Status | Column::Owner);
+        // The name's own width is reserved apart from its fixed share.
+        let room_for_name = if c == Column::Name || chosen.contains(&Column::Name) {
+            name_wants.saturating_sub(width_of(Column::Name))
+        } else {
+            0
+        };
+        if used + w <= width && (essential || used + w + room_for_name <= width) {
             used += w;
             chosen.push(c);
         }
@@ -55,6 +68,54 @@ pub fn columns_for(width: u16) -> Vec<Column> {
         .into_iter()
         .filter(|c| chosen.contains(c))
         .collect()
+}
+
+/// The longest name among the rows on screen (what the name column asks for).
+pub fn name_wants(app: &App, height: usize) -> u16 {
+    let start = app.cursor.offset.min(app.view.len());
+    let end = (start + height).min(app.view.len());
+    app.view[start..end]
+        .iter()
+        .map(|&i| {
+            app.inventory
+                .text(app.inventory.row(i).name)
+                .chars()
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+        .min(u16::MAX as usize) as u16
+}
+
+/// The inventory's columns for the terminal as the table draws them.
+pub fn columns_of(app: &App, area: Rect) -> Vec<Column> {
+    columns_for(area.width, name_wants(app, area.height as usize))
+}
+
+/// Cuts a long name in the middle, keeping its end: sub-agents and instances differ in their
+/// suffix (`parent.worker-7f3`), which must stay readable.
+fn fit_middle(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        return text.to_string();
+    }
+    if width < 8 {
+        return fit(text, width);
+    }
+    let chars: Vec<char> = text.chars().collect();
+    // Keep the last `.segment` whole, with a little of what comes before it (the parent's
+    // number: `explainer-2.summarizer` and `explainer-3.summarizer` must differ).
+    let suffix = chars
+        .iter()
+        .rev()
+        .position(|&c| c == '.')
+        .map_or(0, |p| p + 1);
+    let tail = ((width - 1) / 2).max(suffix + 2).min(width - 5);
+    let head = width - 1 - tail;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[n - tail..]);
+    out
 }
 
 pub use crate::console::words::status_text;
@@ -85,11 +146,15 @@ fn cell_text(app: &App, r: &AgentRow, c: Column, width: usize) -> (String, Optio
     let inv = &app.inventory;
     let t = &app.theme;
     let text = match c {
-        Column::Name => clean(inv.text(r.name)).into_owned(),
+        Column::Name => return (fit_middle(&clean(inv.text(r.name)), width), None),
         Column::Kind => r.kind.as_str().to_string(),
         Column::Owner => {
             if r.owner == NONE {
                 return (fit("— unowned —", width), Some(t.style(Slot::Flag)));
+            }
+            if let Some(p) = inv.owner_left(r) {
+                let text = format!("owner left: {}", clean(&p.display_name));
+                return (fit(&text, width), Some(t.style(Slot::Flag)));
             }
             clean(inv.owner_label(r)).into_owned()
         }
@@ -125,7 +190,19 @@ fn cell_text(app: &App, r: &AgentRow, c: Column, width: usize) -> (String, Optio
 
 pub fn table(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    let columns = columns_for(area.width);
+    let columns = columns_of(
+        app,
+        Rect::new(area.x, area.y, area.width, area.height.saturating_sub(1)),
+    );
+    let dropped: Vec<&str> = Column::ALL
+        .into_iter()
+        .filter(|c| !columns.contains(c))
+        .map(|c| match c {
+            Column::Environment => "env",
+            Column::LastSeen => "seen",
+            c => c.config_name(),
+        })
+        .collect();
     let fixed: u16 = columns
         .iter()
         .filter(|c| **c != Column::Name)
@@ -150,6 +227,21 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
             } else {
                 ""
             };
+            if *c == Column::Name && !dropped.is_empty() {
+                // Narrow terminals name the columns that gave way.
+                let mut text = format!("{}{arrow}  hidden:", c.title());
+                for (n, name) in dropped.iter().enumerate() {
+                    let rest = dropped.len() - n;
+                    let more = if rest > 1 { 8 } else { 0 }; // room for " +N more"
+                    if text.chars().count() + 1 + name.len() + more > name_width as usize {
+                        text.push_str(&format!(" +{rest} more"));
+                        break;
+                    }
+                    text.push(' ');
+                    text.push_str(name);
+                }
+                return Cell::from(text);
+            }
             Cell::from(format!("{}{arrow}", c.title()))
         })),
     )
@@ -198,16 +290,47 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     frame.render_widget(table, area);
     if app.view.is_empty() && height > 0 {
-        let text = if app.filtering {
-            "filtering…"
+        let text = if let Some((received, total)) = app.sync_progress {
+            format!(
+                "syncing {} of {total} agents with the registry…",
+                received.min(total)
+            )
+        } else if app.filtering {
+            "filtering…".into()
         } else if app.inventory.rows().is_empty() {
-            "no agents yet (syncing with the registry…)"
+            "no agents yet (syncing with the registry…)".into()
         } else {
-            "no agent matches this view · esc clears the filter"
+            "no agent matches this view · esc clears the filter".into()
         };
         frame.render_widget(
             Paragraph::new(format!("  {text}")).style(t.style(Slot::Dim)),
             Rect::new(area.x, area.y + 1, area.width, 1),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_keep_their_suffix() {
+        let name = "analytics-dashboard-explainer-2.summarizer";
+        let cut = fit_middle(name, 24);
+        assert_eq!(cut.chars().count(), 24);
+        assert!(cut.ends_with("2.summarizer"), "{cut}");
+        assert!(cut.starts_with("analytics-"), "{cut}");
+        assert_eq!(fit_middle("short", 24), "short");
+    }
+
+    #[test]
+    fn the_name_keeps_its_room_before_minor_columns() {
+        // Wide: everything fits beside a long name.
+        assert_eq!(columns_for(200, 44).len(), Column::ALL.len());
+        // 80 columns with 44-character names: name, owner and status stay; the rest give way.
+        let narrow = columns_for(80, 44);
+        assert_eq!(narrow, vec![Column::Name, Column::Owner, Column::Status]);
+        // Short names leave room for more.
+        assert!(columns_for(80, 20).len() > narrow.len());
     }
 }

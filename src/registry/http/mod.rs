@@ -12,6 +12,7 @@ pub mod error;
 pub mod guards;
 pub mod oauth;
 pub mod openapi;
+pub mod ownership;
 pub mod people;
 pub mod resource_credentials;
 pub mod reviews;
@@ -207,7 +208,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::agent_audit))
         .routes(routes!(agents::add_grant))
         .routes(routes!(agents::remove_grant))
-        .routes(routes!(agents::set_owner))
+        .routes(routes!(agents::set_owner, ownership::clear_owner))
+        .routes(routes!(ownership::owner_candidates))
+        .routes(routes!(ownership::leave))
+        .routes(routes!(ownership::my_handovers))
+        .routes(routes!(ownership::acknowledge_handovers))
         .routes(routes!(agents::revoke_agent))
         .routes(routes!(agents::reinstate_agent))
         .routes(routes!(

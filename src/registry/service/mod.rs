@@ -3,3 +3,5 @@
 //! decision and the state it was made on are one.
 
 pub mod approvals;
+pub mod ownership;
+pub mod succession;

@@ -8,6 +8,7 @@ pub mod api_tokens;
 pub mod approvals;
 pub mod catalogue;
 pub mod delegations;
+pub mod ownership;
 pub mod perimeter;
 pub mod resource_credentials;
 pub mod scopes;
@@ -40,6 +41,7 @@ pub use api_tokens::ApiTokenStore;
 pub use approvals::ApprovalStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
+pub use ownership::OwnershipStore;
 pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
@@ -246,6 +248,7 @@ pub trait Store:
     CatalogueStore
     + ApprovalStore
     + DelegationStore
+    + OwnershipStore
     + ApiTokenStore
     + perimeter::PerimeterStore
     + timeline::TimelineStore

@@ -505,6 +505,21 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO agents_text(rowid, id, name, description)
         VALUES (new.rowid, new.id, new.name, new.description);
     END;
+    // 12: leavers and owner succession (sqlite_succession.rs): when a person left (people who
+    // left before this migration are dated by it), and a reminder to each manager who inherited
+    // an agent from a leaver, until they acknowledge it.
+    r#"
+    ALTER TABLE people ADD COLUMN left_at TEXT;
+    UPDATE people SET left_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE active = 0;
+    CREATE TABLE owner_handovers (
+        id INTEGER PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        from_email TEXT NOT NULL COLLATE NOCASE,
+        to_email TEXT NOT NULL COLLATE NOCASE,
+        at TEXT NOT NULL,
+        acknowledged_at TEXT
+    );
+    CREATE INDEX owner_handovers_to ON owner_handovers(to_email, acknowledged_at);
     "#,
 ];
 
@@ -534,6 +549,9 @@ mod brake;
 mod api_tokens;
 #[path = "sqlite_delegations.rs"]
 mod delegations;
+// Owner succession, handovers and owner candidates.
+#[path = "sqlite_ownership.rs"]
+pub(super) mod ownership;
 
 #[path = "sqlite_catalogue.rs"]
 mod catalogue;
@@ -908,8 +926,7 @@ pub(super) fn append_audit(
     Ok(seq)
 }
 
-const PERSON_COLUMNS: &str =
-    "p.id, p.email, p.display_name, p.roles, p.active, m.email, p.team, p.created_at, p.change_seq";
+const PERSON_COLUMNS: &str = "p.id, p.email, p.display_name, p.roles, p.active, m.email, p.team, p.created_at, p.change_seq, p.left_at";
 
 fn person_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
     let roles: String = r.get(3)?;
@@ -923,6 +940,7 @@ fn person_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
         team: r.get(6)?,
         created_at: parse_ts(&r.get::<_, String>(7)?)?,
         change_seq: r.get(8)?,
+        left_at: parse_opt_ts(r.get(9)?)?,
     })
 }
 
@@ -960,7 +978,8 @@ fn person_id(tx: &Transaction<'_>, email: &str) -> StoreResult<String> {
 
 const AGENT_COLUMNS: &str = "a.id, a.name, a.description, a.kind, a.parent_id, o.email, o.display_name,
     a.team, a.environment, a.status, a.source, a.created_at, a.last_seen_at, a.flags, a.change_seq,
-    EXISTS (SELECT 1 FROM credentials c WHERE c.agent_id = a.id AND c.kind = 'static-secret' AND c.disabled_at IS NULL)";
+    EXISTS (SELECT 1 FROM credentials c WHERE c.agent_id = a.id AND c.kind = 'static-secret' AND c.disabled_at IS NULL),
+    CASE WHEN o.active = 0 THEN o.left_at END";
 
 const AGENT_FROM: &str = "agents a LEFT JOIN people o ON o.id = a.owner_id";
 
@@ -991,6 +1010,7 @@ fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
         change_seq: r.get(14)?,
         static_secret: r.get(15)?,
         grants: Vec::new(),
+        owner_left_at: parse_opt_ts(r.get(16)?)?,
     })
 }
 
@@ -1129,6 +1149,134 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex::encode(bytes))
 }
 
+impl SqliteStore {
+    /// Changes a person inside `tx`. Marking them as left also dates the leave, ends their API
+    /// and live tokens, and applies owner succession to their agents (returned).
+    pub(super) fn update_person_tx(
+        &self,
+        tx: &Transaction<'_>,
+        actor: &Actor,
+        email: &str,
+        req: &UpdatePerson,
+    ) -> StoreResult<(Person, Option<crate::model::ownership::Succession>)> {
+        let before = person_by_email(tx, email)?
+            .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))?;
+        let manager_id = match &req.manager {
+            Some(m) if m.eq_ignore_ascii_case(email) => {
+                return Err(invalid(
+                    "invalid_manager",
+                    "a person cannot manage themselves",
+                ));
+            }
+            Some(m) => Some(person_id(tx, m)?),
+            None => None,
+        };
+        let seq = next_change(tx)?;
+        tx.execute(
+            "UPDATE people SET
+                display_name = coalesce(?1, display_name),
+                roles = coalesce(?2, roles),
+                active = coalesce(?3, active),
+                manager_id = coalesce(?4, manager_id),
+                team = coalesce(?5, team),
+                change_seq = ?6
+             WHERE id = ?7",
+            params![
+                req.display_name,
+                req.roles.as_deref().map(roles_text),
+                req.active,
+                manager_id,
+                req.team,
+                seq,
+                before.id
+            ],
+        )?;
+        let after = person_by_email(tx, email)?
+            .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
+        // The registry never loses its last admin: checked after the change, inside the
+        // transaction, so two admins demoting each other at once cannot both succeed.
+        let was_admin = before.active && before.has_role(Role::Admin);
+        let is_admin = after.active && after.has_role(Role::Admin);
+        if was_admin && !is_admin {
+            let admins_left: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM people WHERE active = 1
+                 AND (',' || roles || ',') LIKE '%,admin,%'",
+                [],
+                |r| r.get(0),
+            )?;
+            if admins_left == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "{email} is the last active admin: make someone else an admin first"
+                )));
+            }
+        }
+        // Leaving ends every API token for good: coming back later must not revive tokens
+        // that were left on old machines.
+        let (tokens_revoked, live_tokens_revoked) = if before.active && !after.active {
+            // Every token where they are the subject dies too (person tokens, exchanges and
+            // what was derived from them), and no new one may name them.
+            let killed = self.live.revoke_subject(&after.email, unix_now());
+            mark_tokens_revoked(tx, &killed)?;
+            let ids: Vec<String> = tx
+                .prepare("SELECT id FROM api_tokens WHERE person_id = ?1")?
+                .query_map([&before.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let (revoked, more) = api_tokens::revoke_api_token_trees(tx, &self.live, &ids)?;
+            (revoked, killed.len() as u64 + more)
+        } else {
+            if !before.active && after.active {
+                self.live.restore_subject(&after.email);
+            }
+            (0, 0)
+        };
+        let action = match (before.active, after.active) {
+            (true, false) => "person.deactivate",
+            (false, true) => "person.reactivate",
+            _ => "person.update",
+        };
+        append_audit(
+            tx,
+            actor,
+            action,
+            Some(&after.email),
+            "success",
+            None,
+            &serde_json::json!({
+                "roles": {"before": roles_text(&before.roles), "after": roles_text(&after.roles)},
+                "active": {"before": before.active, "after": after.active},
+                "manager": {"before": before.manager, "after": after.manager},
+                "tokens_revoked": tokens_revoked,
+                "live_tokens_revoked": live_tokens_revoked,
+            }),
+        )?;
+        // The leave is dated, and their agents pass on (registry/service/succession.rs);
+        // coming back clears the date (agents handed over stay with their new owners).
+        match (before.active, after.active) {
+            (true, false) => {
+                let now = Utc::now();
+                tx.execute(
+                    "UPDATE people SET left_at = ?1 WHERE id = ?2",
+                    params![ts(now), after.id],
+                )?;
+                let after = person_by_email(tx, email)?
+                    .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
+                let succession = ownership::succeed(tx, actor, &after, now)?;
+                Ok((after, Some(succession)))
+            }
+            (false, true) => {
+                tx.execute(
+                    "UPDATE people SET left_at = NULL WHERE id = ?1",
+                    params![after.id],
+                )?;
+                let after = person_by_email(tx, email)?
+                    .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
+                Ok((after, None))
+            }
+            _ => Ok((after, None)),
+        }
+    }
+}
+
 impl Store for SqliteStore {
     fn schema_version(&self) -> StoreResult<i64> {
         self.read(|tx| Ok(tx.pragma_query_value(None, "user_version", |r| r.get(0))?))
@@ -1226,96 +1374,8 @@ impl Store for SqliteStore {
     }
 
     fn update_person(&self, actor: &Actor, email: &str, req: &UpdatePerson) -> StoreResult<Person> {
-        self.write(|tx| {
-            let before = person_by_email(tx, email)?
-                .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))?;
-            let manager_id = match &req.manager {
-                Some(m) if m.eq_ignore_ascii_case(email) => {
-                    return Err(invalid("invalid_manager", "a person cannot manage themselves"));
-                }
-                Some(m) => Some(person_id(tx, m)?),
-                None => None,
-            };
-            let seq = next_change(tx)?;
-            tx.execute(
-                "UPDATE people SET
-                    display_name = coalesce(?1, display_name),
-                    roles = coalesce(?2, roles),
-                    active = coalesce(?3, active),
-                    manager_id = coalesce(?4, manager_id),
-                    team = coalesce(?5, team),
-                    change_seq = ?6
-                 WHERE id = ?7",
-                params![
-                    req.display_name,
-                    req.roles.as_deref().map(roles_text),
-                    req.active,
-                    manager_id,
-                    req.team,
-                    seq,
-                    before.id
-                ],
-            )?;
-            let after = person_by_email(tx, email)?
-                .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
-            // The registry never loses its last admin: checked after the change, inside the
-            // transaction, so two admins demoting each other at once cannot both succeed.
-            let was_admin = before.active && before.has_role(Role::Admin);
-            let is_admin = after.active && after.has_role(Role::Admin);
-            if was_admin && !is_admin {
-                let admins_left: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM people WHERE active = 1
-                     AND (',' || roles || ',') LIKE '%,admin,%'",
-                    [],
-                    |r| r.get(0),
-                )?;
-                if admins_left == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "{email} is the last active admin: make someone else an admin first"
-                    )));
-                }
-            }
-            // Leaving ends every API token for good: coming back later must not revive tokens
-            // that were left on old machines.
-            let (tokens_revoked, live_tokens_revoked) = if before.active && !after.active {
-                // Every token where they are the subject dies too (person tokens, exchanges and
-                // what was derived from them), and no new one may name them.
-                let killed = self.live.revoke_subject(&after.email, unix_now());
-                mark_tokens_revoked(tx, &killed)?;
-                let ids: Vec<String> = tx
-                    .prepare("SELECT id FROM api_tokens WHERE person_id = ?1")?
-                    .query_map([&before.id], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                let (revoked, more) = api_tokens::revoke_api_token_trees(tx, &self.live, &ids)?;
-                (revoked, killed.len() as u64 + more)
-            } else {
-                if !before.active && after.active {
-                    self.live.restore_subject(&after.email);
-                }
-                (0, 0)
-            };
-            let action = match (before.active, after.active) {
-                (true, false) => "person.deactivate",
-                (false, true) => "person.reactivate",
-                _ => "person.update",
-            };
-            append_audit(
-                tx,
-                actor,
-                action,
-                Some(&after.email),
-                "success",
-                None,
-                &serde_json::json!({
-                    "roles": {"before": roles_text(&before.roles), "after": roles_text(&after.roles)},
-                    "active": {"before": before.active, "after": after.active},
-                    "manager": {"before": before.manager, "after": after.manager},
-                    "tokens_revoked": tokens_revoked,
-                    "live_tokens_revoked": live_tokens_revoked,
-                }),
-            )?;
-            Ok(after)
-        })
+        self.write(|tx| self.update_person_tx(tx, actor, email, req))
+            .map(|(person, _)| person)
     }
 
     fn person(&self, email: &str) -> StoreResult<Option<Person>> {
@@ -1418,7 +1478,8 @@ impl Store for SqliteStore {
                 ));
             }
             if query.unowned.unwrap_or(false) {
-                clauses.push("a.owner_id IS NULL".into());
+                // Unowned includes orphaned agents: their owner left.
+                clauses.push("(a.owner_id IS NULL OR o.active = 0)".into());
             }
             if let Some(status) = query.status {
                 let n = bind(&mut params, Box::new(status.as_str()));
@@ -1903,7 +1964,9 @@ impl Store for SqliteStore {
                         "a.change_seq > ?1 AND (a.owner_id = ?3 OR (?1 > 0 AND (
                              a.prev_owner_id = ?3 OR EXISTS (
                                  SELECT 1 FROM audit_events e
-                                 WHERE e.target = a.id AND e.action = 'agent.owner.set'
+                                 WHERE e.target = a.id
+                                   AND e.action IN ('agent.owner.set', 'agent.owner.clear',
+                                                    'agent.owner.succession')
                                    AND json_extract(e.details, '$.before') = ?4))))
                          ORDER BY a.change_seq LIMIT ?2",
                         &[&after, &fetch, &me, email],
@@ -1949,12 +2012,29 @@ impl Store for SqliteStore {
                     removed.push(agent.id);
                 }
             }
+            let total = if after == 0 {
+                let n: i64 = match visibility {
+                    Visibility::All => {
+                        tx.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))?
+                    }
+                    Visibility::OwnedBy(email) => tx.query_row(
+                        "SELECT count(*) FROM agents a JOIN people o ON o.id = a.owner_id
+                         WHERE o.email = ?1 COLLATE NOCASE",
+                        [email],
+                        |r| r.get(0),
+                    )?,
+                };
+                Some(n as u64)
+            } else {
+                None
+            };
             Ok(ChangeFeed {
                 agents,
                 people,
                 removed,
                 cursor,
                 more,
+                total,
             })
         })
     }
@@ -2823,8 +2903,8 @@ fn seed_batch<'b>(tx: &Transaction<'_>, batch: &'b SeedBatch) -> StoreResult<()>
     };
     {
         let mut insert_person = tx.prepare_cached(
-            "INSERT INTO people (id, email, display_name, roles, active, team, created_at, change_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO people (id, email, display_name, roles, active, team, created_at, change_seq, left_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for p in &batch.people {
             seq += 1;
@@ -2837,7 +2917,8 @@ fn seed_batch<'b>(tx: &Transaction<'_>, batch: &'b SeedBatch) -> StoreResult<()>
                 person.active,
                 person.team,
                 ts(person.created_at),
-                seq
+                seq,
+                person.left_at.filter(|_| !person.active).map(ts),
             ])?;
         }
         let mut set_manager =

@@ -2329,6 +2329,7 @@ mod tests {
                     team: None,
                     created_at: now,
                     change_seq: 0,
+                    left_at: None,
                 },
                 manager_email: None,
             })
@@ -2362,6 +2363,7 @@ mod tests {
                     flags: vec![],
                     grants: vec![grant("crm.orders:read", 2), grant("wiki:read", 60)],
                     change_seq: 0,
+                    owner_left_at: None,
                 },
                 credentials: Vec::new(),
             })
