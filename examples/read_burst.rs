@@ -47,6 +47,7 @@ fn agent(id: String, team: &str) -> SeedAgent {
                 last_certified_at: None,
             }],
             change_seq: 0,
+            owner_left_at: None,
         },
         credentials: Vec::new(),
     }

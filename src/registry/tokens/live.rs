@@ -786,8 +786,8 @@ impl LiveTokens {
     pub fn latest_expiry(&self, jtis: &[String]) -> Option<i64> {
         let index = self.read();
         jtis.iter()
-            .filter_map(|j| index.tokens.get(j))
-            .map(|s| s.record.expires_at)
+            .filter_map(|j| index.slot_of(j))
+            .map(|n| index.slots[n as usize].expires_at)
             .max()
     }
 
