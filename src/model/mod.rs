@@ -10,6 +10,7 @@ pub mod delegation;
 pub mod domain;
 pub mod permissions;
 pub mod review;
+pub mod signals;
 pub mod text;
 pub mod tokens;
 pub mod witness;

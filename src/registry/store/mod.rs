@@ -12,6 +12,7 @@ pub mod perimeter;
 pub mod resource_credentials;
 pub mod scopes;
 pub mod sqlite;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub use delegations::DelegationStore;
 pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
+pub use streams::StreamStore;
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +249,7 @@ pub trait Store:
     + perimeter::PerimeterStore
     + ScopeCatalogue
     + ResourceCredentialStore
+    + StreamStore
     + Send
     + Sync
     + 'static
