@@ -697,3 +697,71 @@ async fn poll_acknowledges_and_a_set_is_never_an_access_token() {
     assert!(s == 400 || s == 401, "{s} {e}");
     assert!(e["access_token"].is_null(), "{e}");
 }
+
+/// The real binary killed with SIGKILL right after a revoke, while its receiver is down: the
+/// outbox row (or the queued SET) is in the database, and a restarted registry delivers the
+/// SET once the receiver is back.
+#[tokio::test]
+async fn a_sigkill_between_revoke_and_delivery_delivers_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("steward.db");
+    let admin = {
+        let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
+        let (_, admin) =
+            registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "t").unwrap();
+        store
+            .import_catalogue(&Actor::system("test"), &support::test_catalogue())
+            .unwrap();
+        admin.token
+    };
+    let rx = receiver().await;
+    rx.up.store(false, Ordering::SeqCst);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let auth = format!("Bearer {admin}");
+    let server = support::Binary::start(&db);
+    let call = |base: String, method: &'static str, path: String, body: Value| {
+        let (http, auth) = (http.clone(), auth.clone());
+        async move {
+            let resp = http
+                .request(method.parse().unwrap(), format!("{base}{path}"))
+                .header("authorization", auth)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, v) = call(server.url.clone(), "POST", "/ssf/streams".into(),
+        json!({"delivery": {"method": PUSH, "endpoint_url": rx.url}})).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(server.url.clone(), "POST", "/v1/agents".into(),
+        json!({"name": "doomed", "owner": "admin@example.com", "scopes": ["crm:read"]})).await;
+    assert_eq!(s, 201, "{v}");
+    let agent = v["id"].as_str().unwrap().to_string();
+    let (s, v) = call(server.url.clone(), "POST", format!("/v1/agents/{agent}/revoke"), json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    server.kill();
+    // The revoke committed its outbox row with it.
+    let sql = support::open_sql(&db);
+    let rows: i64 = sql
+        .query_row(
+            "SELECT count(*) FROM ssf_outbox o JOIN audit_events a ON a.seq = o.audit_seq
+             WHERE a.action = 'agent.revoke' AND a.target = ?1",
+            [&agent],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
+    drop(sql);
+    assert_eq!(rx.count(), 0);
+    rx.up.store(true, Ordering::SeqCst);
+    let _server = support::Binary::start(&db);
+    let sets = rx.wait_for(1).await;
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&sets[0]).unwrap().claims;
+    assert_eq!(event(&claims).0, SESSION_REVOKED);
+    assert_eq!(agent_of(&claims), Some(agent));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 1, "delivered once");
+}

@@ -17,6 +17,7 @@ pub mod paths;
 pub mod resource_credentials;
 pub mod reviews;
 pub mod server;
+pub mod streams;
 pub mod tokens;
 
 use args::{AuditCommand, Cli, Command, OwnerCommand};
@@ -62,6 +63,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             json,
         } => govern::grant(&connect()?, &id, &scope, justification, json).await,
         Command::Resources(cmd) => approvals::resources(&connect()?, cmd).await,
+        Command::Streams(cmd) => streams::run(&connect()?, cmd).await,
         Command::Request {
             agent,
             scope,

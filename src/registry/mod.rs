@@ -135,6 +135,7 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.state.signals.launch();
         let app = http::router(self.state);
         perimeter::serve(self.listener, app, self.limits, shutdown)
             .await

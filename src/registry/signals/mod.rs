@@ -64,6 +64,7 @@ pub struct Signals {
     wakes: Mutex<HashMap<String, Arc<Notify>>>,
     /// Per push stream: its delivery task.
     workers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    launched: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Signals {
@@ -73,7 +74,8 @@ impl std::fmt::Debug for Signals {
 }
 
 impl Signals {
-    /// Starts the fan-out task (which also keeps one delivery task per push stream).
+    /// Builds the transmitter; [`Signals::launch`] starts its fan-out task (which also keeps
+    /// one delivery task per push stream).
     pub fn start(
         store: Arc<dyn Store>,
         tokens: Arc<TokenService>,
@@ -96,9 +98,16 @@ impl Signals {
             http,
             wakes: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
+            launched: std::sync::atomic::AtomicBool::new(false),
         });
-        tokio::spawn(fan_out_loop(Arc::downgrade(&signals)));
         Ok(signals)
+    }
+
+    /// Starts the fan-out task (once; the server calls this when it starts serving).
+    pub fn launch(self: &Arc<Self>) {
+        if !self.launched.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tokio::spawn(fan_out_loop(Arc::downgrade(self)));
+        }
     }
 
     pub fn issuer(&self) -> &str {

@@ -522,6 +522,15 @@ impl StreamStore for SqliteStore {
 
     fn fan_out(&self, outbox_id: i64, sets: &[QueuedSet]) -> StoreResult<()> {
         self.write(|tx| {
+            // Claimed first: a second fan-out of the same row (another transmitter task, a
+            // replica) finds it done and queues nothing, so no receiver gets an action twice.
+            let claimed = tx.execute(
+                "UPDATE ssf_outbox SET fanned_out_at = ?1 WHERE id = ?2 AND fanned_out_at IS NULL",
+                params![ts(Utc::now()), outbox_id],
+            )?;
+            if claimed == 0 {
+                return Ok(());
+            }
             let now = unix_now_ms();
             {
                 let mut insert = tx.prepare_cached(
@@ -533,10 +542,6 @@ impl StreamStore for SqliteStore {
                     insert.execute(params![s.stream_id, s.jti, s.audit_seq, s.set, now])?;
                 }
             }
-            tx.execute(
-                "UPDATE ssf_outbox SET fanned_out_at = ?1 WHERE id = ?2",
-                params![ts(Utc::now()), outbox_id],
-            )?;
             Ok(())
         })
     }
