@@ -34,7 +34,9 @@ async fn run(receivers: usize) -> (Vec<f64>, Vec<f64>) {
             "scopes": [{"name": "crm:read", "tier": "low"}]}]))
         .unwrap(),
     };
-    store.import_catalogue(&Actor::system("bench"), &catalogue).unwrap();
+    store
+        .import_catalogue(&Actor::system("bench"), &catalogue)
+        .unwrap();
     let server = Server::bind("127.0.0.1:0", store, "bench").await.unwrap();
     let base = format!("http://{}", server.local_addr());
     tokio::spawn(server.serve(std::future::pending()));
@@ -56,9 +58,13 @@ async fn run(receivers: usize) -> (Vec<f64>, Vec<f64>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/e", l.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-        let r = http.post(format!("{base}/ssf/streams")).header("authorization", &auth)
+        let r = http
+            .post(format!("{base}/ssf/streams"))
+            .header("authorization", &auth)
             .json(&json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url}}))
-            .send().await.unwrap();
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 201);
     }
     let mut ids = Vec::new();
@@ -73,8 +79,13 @@ async fn run(receivers: usize) -> (Vec<f64>, Vec<f64>) {
     for id in ids {
         let before = got.load(Ordering::SeqCst);
         let t = Instant::now();
-        let r = http.post(format!("{base}/v1/agents/{id}/revoke")).header("authorization", &auth)
-            .json(&json!({})).send().await.unwrap();
+        let r = http
+            .post(format!("{base}/v1/agents/{id}/revoke"))
+            .header("authorization", &auth)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         revoke.push(t.elapsed().as_secs_f64() * 1000.0);
         if receivers > 0 {
@@ -92,12 +103,19 @@ async fn run(receivers: usize) -> (Vec<f64>, Vec<f64>) {
 async fn main() {
     println!("{REVOKES} revokes each; milliseconds (p50 / p99)");
     let (mut base, _) = run(0).await;
-    println!("revoke latency, no receivers:      {:7.2} / {:7.2}", pct(&mut base, 0.5), pct(&mut base, 0.99));
+    println!(
+        "revoke latency, no receivers:      {:7.2} / {:7.2}",
+        pct(&mut base, 0.5),
+        pct(&mut base, 0.99)
+    );
     for n in [1usize, 10, 100] {
         let (mut revoke, mut delivered) = run(n).await;
         println!(
             "{n:>3} receivers: revoke {:7.2} / {:7.2}   revoke → SET at every receiver {:7.2} / {:7.2}",
-            pct(&mut revoke, 0.5), pct(&mut revoke, 0.99), pct(&mut delivered, 0.5), pct(&mut delivered, 0.99)
+            pct(&mut revoke, 0.5),
+            pct(&mut revoke, 0.99),
+            pct(&mut delivered, 0.5),
+            pct(&mut delivered, 0.99)
         );
     }
 }

@@ -154,7 +154,13 @@ impl Registry {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, auth: &str, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
@@ -173,26 +179,45 @@ impl Registry {
     }
 
     async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
-        let (status, v) = self.call(method, path, &self.admin_auth(), Some(body)).await;
-        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+        let (status, v) = self
+            .call(method, path, &self.admin_auth(), Some(body))
+            .await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
         v
     }
 
     async fn person(&self, email: &str) -> String {
-        self.ok("POST", "/v1/people", json!({"email": email, "display_name": email}))
-            .await;
+        self.ok(
+            "POST",
+            "/v1/people",
+            json!({"email": email, "display_name": email}),
+        )
+        .await;
         let inv = self
             .ok("POST", &format!("/v1/people/{email}/tokens"), json!({}))
             .await;
         let inv = inv["token"].as_str().unwrap();
         let (s, v) = self
-            .call("POST", "/v1/me/tokens", &format!("Bearer {inv}"), Some(json!({})))
+            .call(
+                "POST",
+                "/v1/me/tokens",
+                &format!("Bearer {inv}"),
+                Some(json!({})),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         v["token"].as_str().unwrap().to_string()
     }
 
-    async fn agent(&self, name: &str, scopes: &[&str], parent: Option<&str>) -> (String, SigningKey) {
+    async fn agent(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        parent: Option<&str>,
+    ) -> (String, SigningKey) {
         let mut body = json!({"name": name, "owner": "admin@example.com", "scopes": scopes});
         if let Some(p) = parent {
             body["kind"] = json!("sub-agent");
@@ -214,30 +239,49 @@ impl Registry {
     }
 
     /// The person consents, mints a token, and the agent exchanges it for `scope` at `audience`.
-    async fn exchanged(&self, person: &str, agent: &(String, SigningKey), scope: &str, audience: &str) -> String {
+    async fn exchanged(
+        &self,
+        person: &str,
+        agent: &(String, SigningKey),
+        scope: &str,
+        audience: &str,
+    ) -> String {
         let until = chrono::Utc::now() + chrono::Duration::days(1);
         let auth = format!("Bearer {person}");
         let (s, v) = self
-            .call("POST", "/v1/me/delegations", &auth,
-                Some(json!({"agent_id": agent.0, "scopes": [scope], "expires_at": until})))
+            .call(
+                "POST",
+                "/v1/me/delegations",
+                &auth,
+                Some(json!({"agent_id": agent.0, "scopes": [scope], "expires_at": until})),
+            )
             .await;
         assert!(s < 300, "{v}");
         let (s, v) = self
-            .call("POST", "/v1/me/access-token", &auth, Some(json!({"ttl_seconds": 600})))
+            .call(
+                "POST",
+                "/v1/me/access-token",
+                &auth,
+                Some(json!({"ttl_seconds": 600})),
+            )
             .await;
         assert!(s < 300, "{v}");
         let subject = v["access_token"].as_str().unwrap().to_string();
         let assertion = assertion(agent, &format!("{}/oauth/token", self.base));
         let (s, v) = self
-            .form("/oauth/token", None, &[
-                ("grant_type", GRANT_TOKEN_EXCHANGE),
-                ("subject_token", &subject),
-                ("subject_token_type", TOKEN_TYPE_ACCESS),
-                ("actor_token", &assertion),
-                ("actor_token_type", TOKEN_TYPE_JWT),
-                ("scope", scope),
-                ("audience", audience),
-            ])
+            .form(
+                "/oauth/token",
+                None,
+                &[
+                    ("grant_type", GRANT_TOKEN_EXCHANGE),
+                    ("subject_token", &subject),
+                    ("subject_token_type", TOKEN_TYPE_ACCESS),
+                    ("actor_token", &assertion),
+                    ("actor_token_type", TOKEN_TYPE_JWT),
+                    ("scope", scope),
+                    ("audience", audience),
+                ],
+            )
             .await;
         assert_eq!(s, 200, "{v}");
         v["access_token"].as_str().unwrap().to_string()
@@ -255,26 +299,40 @@ impl Registry {
 
     async fn push_stream(&self, auth: &str, url: &str) -> String {
         let (s, v) = self
-            .call("POST", "/ssf/streams", auth, Some(json!({
-                "delivery": {"method": PUSH, "endpoint_url": url,
-                             "authorization_header": "Bearer receiver-secret"},
-                "description": "test receiver"
-            })))
+            .call(
+                "POST",
+                "/ssf/streams",
+                auth,
+                Some(json!({
+                    "delivery": {"method": PUSH, "endpoint_url": url,
+                                 "authorization_header": "Bearer receiver-secret"},
+                    "description": "test receiver"
+                })),
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         assert_eq!(v["delivery"]["method"], PUSH);
-        assert!(v["delivery"].get("authorization_header").is_none(), "never shown back");
+        assert!(
+            v["delivery"].get("authorization_header").is_none(),
+            "never shown back"
+        );
         v["stream_id"].as_str().unwrap().to_string()
     }
 
     /// A static secret for a catalogued resource; returns its Basic header.
     async fn resource_auth(&self, resource: &str) -> String {
         let v = self
-            .ok("POST", &format!("/v1/resources/{resource}/credentials"),
-                json!({"kind": "static-secret", "label": "ssf"}))
+            .ok(
+                "POST",
+                &format!("/v1/resources/{resource}/credentials"),
+                json!({"kind": "static-secret", "label": "ssf"}),
+            )
             .await;
         let secret = v["secret"].as_str().unwrap();
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{resource}:{secret}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{resource}:{secret}"))
+        )
     }
 
     /// Verifies a SET with jsonwebtoken against the served JWKS; returns its claims.
@@ -290,7 +348,9 @@ impl Registry {
             .json()
             .await
             .unwrap();
-        let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid in the JWKS");
+        let jwk = jwks
+            .find(header.kid.as_deref().unwrap())
+            .expect("kid in the JWKS");
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[&self.base]);
         v.set_audience(&[aud]);
@@ -300,7 +360,10 @@ impl Registry {
             .unwrap_or_else(|e| panic!("the SET does not verify: {e}"))
             .claims;
         for absent in ["scope", "client_id", "exp", "sub"] {
-            assert!(claims.get(absent).is_none(), "a SET has no {absent}: {claims}");
+            assert!(
+                claims.get(absent).is_none(),
+                "a SET has no {absent}: {claims}"
+            );
         }
         assert!(claims["jti"].is_string() && claims["iat"].is_i64());
         let verification = claims["events"]
@@ -317,7 +380,12 @@ fn assertion(agent: &(String, SigningKey), aud: &str) -> String {
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     let claims = json!({"iss": agent.0, "sub": agent.0, "aud": aud, "iat": now, "exp": now + 60, "jti": B64.encode(b)});
     let der = agent.1.to_pkcs8_der().unwrap();
-    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims,
+        &EncodingKey::from_ed_der(der.as_bytes()),
+    )
+    .unwrap()
 }
 
 fn event(claims: &Value) -> (&str, &Value) {
@@ -329,7 +397,11 @@ fn event(claims: &Value) -> (&str, &Value) {
 
 fn agent_of(claims: &Value) -> Option<String> {
     let s = &claims["sub_id"];
-    let app = if s["format"] == "complex" { &s["application"] } else { s };
+    let app = if s["format"] == "complex" {
+        &s["application"]
+    } else {
+        s
+    };
     (app["format"] == "iss_sub").then(|| app["sub"].as_str().unwrap().to_string())
 }
 
@@ -349,7 +421,13 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
     let child = r.agent("child", &["crm:read"], Some(&parent.0)).await;
     // (credential.add of the two agents are credential-change SETs: 2)
     let base = rx.wait_for(2).await.len();
-    let revoked = r.ok("POST", &format!("/v1/agents/{}/revoke", parent.0), json!({"reason": "incident 7"})).await;
+    let revoked = r
+        .ok(
+            "POST",
+            &format!("/v1/agents/{}/revoke", parent.0),
+            json!({"reason": "incident 7"}),
+        )
+        .await;
     assert!(revoked["audit_seq"].as_i64().unwrap() > 0);
     let sets = rx.wait_for(base + 2).await;
     let mut txns = Vec::new();
@@ -371,22 +449,42 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
     // Token revoke (RFC 7009) names the session, the agent and the person.
     let alice = r.person("alice@example.com").await;
     let worker = r.agent("worker", &["crm:read", "erp:read"], None).await;
-    let token = r.exchanged(&alice, &worker, "crm:read", "https://crm.example.com").await;
+    let token = r
+        .exchanged(&alice, &worker, "crm:read", "https://crm.example.com")
+        .await;
     let base = rx.wait_for(1).await.len();
-    let jti = jsonwebtoken::dangerous::insecure_decode::<Value>(&token).unwrap().claims["jti"].as_str().unwrap().to_string();
-    let (s, _) = r.form("/oauth/revoke", Some(&r.admin_auth()), &[("token", &token)]).await;
+    let jti = jsonwebtoken::dangerous::insecure_decode::<Value>(&token)
+        .unwrap()
+        .claims["jti"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = r
+        .form("/oauth/revoke", Some(&r.admin_auth()), &[("token", &token)])
+        .await;
     assert_eq!(s, 200);
     let sets = rx.wait_for(base + 1).await;
     let c = r.verify(sets.last().unwrap(), aud).await;
     assert_eq!(event(&c).0, SESSION_REVOKED);
     assert_eq!(c["sub_id"]["format"], "complex");
-    assert_eq!(c["sub_id"]["session"], json!({"format": "opaque", "id": jti}));
-    assert_eq!(c["sub_id"]["user"], json!({"format": "email", "email": "alice@example.com"}));
+    assert_eq!(
+        c["sub_id"]["session"],
+        json!({"format": "opaque", "id": jti})
+    );
+    assert_eq!(
+        c["sub_id"]["user"],
+        json!({"format": "email", "email": "alice@example.com"})
+    );
     assert_eq!(c["sub_id"]["application"]["sub"], json!(worker.0));
 
     // Grant removed: token-claims-change naming the scope.
     let base = rx.count();
-    r.ok("DELETE", &format!("/v1/agents/{}/grants/erp:read", worker.0), json!({})).await;
+    r.ok(
+        "DELETE",
+        &format!("/v1/agents/{}/grants/erp:read", worker.0),
+        json!({}),
+    )
+    .await;
     let sets = rx.wait_for(base + 1).await;
     let c = r.verify(sets.last().unwrap(), aud).await;
     let (ty, ev) = event(&c);
@@ -395,10 +493,30 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
     assert_eq!(ev["claims"]["scope"], "crm:read");
 
     // Delegation removed.
-    let (_, list) = r.call("GET", "/v1/me/delegations", &format!("Bearer {alice}"), None).await;
-    let delegation = list.as_array().or_else(|| list["delegations"].as_array()).unwrap()[0]["id"].as_str().unwrap().to_string();
+    let (_, list) = r
+        .call(
+            "GET",
+            "/v1/me/delegations",
+            &format!("Bearer {alice}"),
+            None,
+        )
+        .await;
+    let delegation = list
+        .as_array()
+        .or_else(|| list["delegations"].as_array())
+        .unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let base = rx.count();
-    let (s, v) = r.call("DELETE", &format!("/v1/me/delegations/{delegation}"), &format!("Bearer {alice}"), None).await;
+    let (s, v) = r
+        .call(
+            "DELETE",
+            &format!("/v1/me/delegations/{delegation}"),
+            &format!("Bearer {alice}"),
+            None,
+        )
+        .await;
     assert!(s < 300, "{v}");
     let sets = rx.wait_for(base + 1).await;
     let c = r.verify(sets.last().unwrap(), aud).await;
@@ -408,17 +526,32 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
 
     // A person leaves.
     let base = rx.count();
-    r.ok("PATCH", "/v1/people/alice@example.com", json!({"active": false})).await;
+    r.ok(
+        "PATCH",
+        "/v1/people/alice@example.com",
+        json!({"active": false}),
+    )
+    .await;
     let sets = rx.wait_for(base + 1).await;
     let c = r.verify(sets.last().unwrap(), aud).await;
     assert_eq!(event(&c).0, SESSION_REVOKED);
-    assert_eq!(c["sub_id"], json!({"format": "email", "email": "alice@example.com"}));
+    assert_eq!(
+        c["sub_id"],
+        json!({"format": "email", "email": "alice@example.com"})
+    );
 
     // A credential disabled.
-    let detail = r.ok("GET", &format!("/v1/agents/{}", worker.0), Value::Null).await;
+    let detail = r
+        .ok("GET", &format!("/v1/agents/{}", worker.0), Value::Null)
+        .await;
     let cred = detail["credentials"][0]["id"].as_str().unwrap().to_string();
     let base = rx.count();
-    r.ok("POST", &format!("/v1/agents/{}/credentials/{cred}/disable", worker.0), json!({})).await;
+    r.ok(
+        "POST",
+        &format!("/v1/agents/{}/credentials/{cred}/disable", worker.0),
+        json!({}),
+    )
+    .await;
     let sets = rx.wait_for(base + 1).await;
     let c = r.verify(sets.last().unwrap(), aud).await;
     let (ty, ev) = event(&c);
@@ -428,7 +561,12 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
 
     // Decommission.
     let base = rx.count();
-    r.ok("POST", &format!("/v1/agents/{}/decommission", worker.0), json!({})).await;
+    r.ok(
+        "POST",
+        &format!("/v1/agents/{}/decommission", worker.0),
+        json!({}),
+    )
+    .await;
     let sets = rx.wait_for(base + 1).await;
     let c = r.verify(sets.last().unwrap(), aud).await;
     assert_eq!(event(&c).0, SESSION_REVOKED);
@@ -442,8 +580,13 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
     assert_eq!(s["delivered"].as_u64().unwrap() as usize, rx.count());
     // And the revoke's fan-out line.
     let seq = revoked["audit_seq"].as_i64().unwrap();
-    let f = r.ok("GET", &format!("/v1/signals/{seq}"), Value::Null).await;
-    assert_eq!(f, json!({"audit_seq": seq, "fanned_out": true, "notified": 1, "pending": 0, "failed": 0}));
+    let f = r
+        .ok("GET", &format!("/v1/signals/{seq}"), Value::Null)
+        .await;
+    assert_eq!(
+        f,
+        json!({"audit_seq": seq, "fanned_out": true, "notified": 1, "pending": 0, "failed": 0})
+    );
 }
 
 /// A receiver that is down for a while gets every event after it returns, in order; the stream
@@ -459,18 +602,24 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order() {
         ids.push(r.agent(&format!("a{i}"), &["crm:read"], None).await.0);
     }
     for id in &ids {
-        r.ok("POST", &format!("/v1/agents/{id}/revoke"), json!({})).await;
+        r.ok("POST", &format!("/v1/agents/{id}/revoke"), json!({}))
+            .await;
     }
     // Failures are visible while it is down.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let s = r.ok("GET", &format!("/v1/streams/{stream}"), Value::Null).await;
+        let s = r
+            .ok("GET", &format!("/v1/streams/{stream}"), Value::Null)
+            .await;
         if s["consecutive_failures"].as_u64().unwrap_or(0) >= 2 {
             assert!(s["last_error"].as_str().unwrap().contains("503"), "{s}");
             assert!(s["pending"].as_u64().unwrap() >= 1, "{s}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no failure recorded: {s}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failure recorded: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(rx.count(), 0);
@@ -483,24 +632,40 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order() {
         let c = r.verify(s, aud).await;
         seen.push((event(&c).0.to_string(), agent_of(&c).unwrap()));
     }
-    let mut want: Vec<(String, String)> = ids.iter().map(|i| (CREDENTIAL_CHANGE.to_string(), i.clone())).collect();
+    let mut want: Vec<(String, String)> = ids
+        .iter()
+        .map(|i| (CREDENTIAL_CHANGE.to_string(), i.clone()))
+        .collect();
     want.extend(ids.iter().map(|i| (SESSION_REVOKED.to_string(), i.clone())));
     assert_eq!(seen, want, "every event, once, in order");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.count(), 10, "nothing delivered twice");
-    let s = r.ok("GET", &format!("/v1/streams/{stream}"), Value::Null).await;
+    let s = r
+        .ok("GET", &format!("/v1/streams/{stream}"), Value::Null)
+        .await;
     assert_eq!(s["consecutive_failures"], 0);
     assert_eq!(s["pending"], 0);
 
     // A receiver that never comes back: paused after N failures and shown as such.
-    let r2 = Registry::start(SignalSettings { pause_after: 3, ..fast_retries() }).await;
-    let dead = r2.push_stream(&r2.admin_auth(), "http://127.0.0.1:9/events").await;
+    let r2 = Registry::start(SignalSettings {
+        pause_after: 3,
+        ..fast_retries()
+    })
+    .await;
+    let dead = r2
+        .push_stream(&r2.admin_auth(), "http://127.0.0.1:9/events")
+        .await;
     r2.agent("x", &["crm:read"], None).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let s = r2.ok("GET", &format!("/v1/streams/{dead}"), Value::Null).await;
+        let s = r2
+            .ok("GET", &format!("/v1/streams/{dead}"), Value::Null)
+            .await;
         if s["status"] == "paused" {
-            assert!(s["reason"].as_str().unwrap().contains("3 consecutive"), "{s}");
+            assert!(
+                s["reason"].as_str().unwrap().contains("3 consecutive"),
+                "{s}"
+            );
             assert_eq!(s["pending"], 1);
             break;
         }
@@ -508,7 +673,9 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The admin resumes it; it stays pending (still unreachable), visible, never lost.
-    let s = r2.ok("POST", &format!("/v1/streams/{dead}/resume"), json!({})).await;
+    let s = r2
+        .ok("POST", &format!("/v1/streams/{dead}/resume"), json!({}))
+        .await;
     assert_eq!(s["status"], "enabled");
 }
 
@@ -528,33 +695,68 @@ async fn receivers_see_only_their_own_streams_and_subjects() {
     for (method, path, body) in [
         ("GET", format!("/ssf/streams?stream_id={crm_stream}"), None),
         ("GET", format!("/ssf/status?stream_id={crm_stream}"), None),
-        ("DELETE", format!("/ssf/streams?stream_id={crm_stream}"), None),
-        ("PATCH", "/ssf/streams".to_string(), Some(json!({"stream_id": crm_stream, "description": "mine now"}))),
-        ("POST", "/ssf/status".to_string(), Some(json!({"stream_id": crm_stream, "status": "disabled"}))),
-        ("POST", "/ssf/verify".to_string(), Some(json!({"stream_id": crm_stream}))),
+        (
+            "DELETE",
+            format!("/ssf/streams?stream_id={crm_stream}"),
+            None,
+        ),
+        (
+            "PATCH",
+            "/ssf/streams".to_string(),
+            Some(json!({"stream_id": crm_stream, "description": "mine now"})),
+        ),
+        (
+            "POST",
+            "/ssf/status".to_string(),
+            Some(json!({"stream_id": crm_stream, "status": "disabled"})),
+        ),
+        (
+            "POST",
+            "/ssf/verify".to_string(),
+            Some(json!({"stream_id": crm_stream})),
+        ),
     ] {
         let (s, v) = r.call(method, &path, &erp, body).await;
         assert_eq!(s, 404, "{method} {path}: {v}");
     }
-    let (s, _) = r.call("GET", &format!("/ssf/streams?stream_id={admin_stream}"), &crm, None).await;
+    let (s, _) = r
+        .call(
+            "GET",
+            &format!("/ssf/streams?stream_id={admin_stream}"),
+            &crm,
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
     let (s, v) = r.call("GET", "/ssf/streams", &erp, None).await;
     assert_eq!((s, v), (200, json!([])));
 
     // A person without the admin role is no receiver; no credentials at all is 401.
     let bob = r.person("bob@example.com").await;
-    let (s, _) = r.call("GET", "/ssf/streams", &format!("Bearer {bob}"), None).await;
+    let (s, _) = r
+        .call("GET", "/ssf/streams", &format!("Bearer {bob}"), None)
+        .await;
     assert_eq!(s, 403);
-    let (s, _) = r.call("GET", "/ssf/streams", "Basic Y3JtOndyb25n", None).await;
+    let (s, _) = r
+        .call("GET", "/ssf/streams", "Basic Y3JtOndyb25n", None)
+        .await;
     assert_eq!(s, 401);
-    let (s, _) = r.call("GET", "/v1/streams", &format!("Bearer {bob}"), None).await;
+    let (s, _) = r
+        .call("GET", "/v1/streams", &format!("Bearer {bob}"), None)
+        .await;
     assert_eq!(s, 403);
 
     // Only events about crm's subjects reach crm.
     let mine = r.agent("crm-reader", &["crm:read"], None).await;
     let theirs = r.agent("erp-reader", &["erp:read"], None).await;
-    let (s, v) = r.call("POST", "/ssf/subjects/add", &crm,
-        Some(json!({"stream_id": crm_stream, "subject": {"format": "opaque", "id": theirs.0}}))).await;
+    let (s, v) = r
+        .call(
+            "POST",
+            "/ssf/subjects/add",
+            &crm,
+            Some(json!({"stream_id": crm_stream, "subject": {"format": "opaque", "id": theirs.0}})),
+        )
+        .await;
     assert_eq!(s, 403, "a subject it may not see: {v}");
     let (s, _) = r.call("POST", "/ssf/subjects/add", &crm,
         Some(json!({"stream_id": crm_stream, "subject": {"format": "opaque", "id": "ag_nonexistent"}}))).await;
@@ -562,11 +764,23 @@ async fn receivers_see_only_their_own_streams_and_subjects() {
     let (s, v) = r.call("POST", "/ssf/subjects/add", &crm,
         Some(json!({"stream_id": crm_stream, "subject": {"format": "phone_number", "phone_number": "+1"}}))).await;
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_subject")));
-    let (s, _) = r.call("POST", "/ssf/subjects/add", &crm,
-        Some(json!({"stream_id": crm_stream, "subject": {"format": "opaque", "id": mine.0}}))).await;
+    let (s, _) = r
+        .call(
+            "POST",
+            "/ssf/subjects/add",
+            &crm,
+            Some(json!({"stream_id": crm_stream, "subject": {"format": "opaque", "id": mine.0}})),
+        )
+        .await;
     assert_eq!(s, 200);
-    r.ok("POST", &format!("/v1/agents/{}/revoke", theirs.0), json!({})).await;
-    r.ok("POST", &format!("/v1/agents/{}/revoke", mine.0), json!({})).await;
+    r.ok(
+        "POST",
+        &format!("/v1/agents/{}/revoke", theirs.0),
+        json!({}),
+    )
+    .await;
+    r.ok("POST", &format!("/v1/agents/{}/revoke", mine.0), json!({}))
+        .await;
     // crm hears: its agent's credential added, then its revoke; never the erp agent.
     let sets = rx.wait_for(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -577,10 +791,21 @@ async fn receivers_see_only_their_own_streams_and_subjects() {
     }
 
     // Removing a subject stops its events.
-    let (s, _) = r.call("POST", "/ssf/subjects/remove", &crm,
-        Some(json!({"stream_id": crm_stream, "subject": {"format": "opaque", "id": mine.0}}))).await;
+    let (s, _) = r
+        .call(
+            "POST",
+            "/ssf/subjects/remove",
+            &crm,
+            Some(json!({"stream_id": crm_stream, "subject": {"format": "opaque", "id": mine.0}})),
+        )
+        .await;
     assert_eq!(s, 204);
-    r.ok("DELETE", &format!("/v1/agents/{}/grants/crm:read", mine.0), json!({})).await;
+    r.ok(
+        "DELETE",
+        &format!("/v1/agents/{}/grants/crm:read", mine.0),
+        json!({}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.count(), 2);
 }
@@ -593,20 +818,52 @@ async fn bad_stream_configurations_are_refused_precisely() {
     let a = r.admin_auth();
     for (body, code) in [
         (json!({}), "invalid_delivery"),
-        (json!({"delivery": {"method": "urn:example:carrier-pigeon"}}), "invalid_delivery"),
+        (
+            json!({"delivery": {"method": "urn:example:carrier-pigeon"}}),
+            "invalid_delivery",
+        ),
         (json!({"delivery": {"method": PUSH}}), "invalid_delivery"),
-        (json!({"delivery": {"method": PUSH, "endpoint_url": "http://example.com/x"}}), "invalid_endpoint"),
-        (json!({"delivery": {"method": PUSH, "endpoint_url": "https://169.254.169.254/x"}}), "invalid_endpoint"),
-        (json!({"delivery": {"method": PUSH, "endpoint_url": "https://10.0.0.5/x"}}), "invalid_endpoint"),
-        (json!({"delivery": {"method": POLL, "endpoint_url": "https://x.example/"}}), "invalid_delivery"),
-        (json!({"delivery": {"method": POLL}, "events_requested": ["https://example.com/not-an-event"]}), "unknown_event_type"),
+        (
+            json!({"delivery": {"method": PUSH, "endpoint_url": "http://example.com/x"}}),
+            "invalid_endpoint",
+        ),
+        (
+            json!({"delivery": {"method": PUSH, "endpoint_url": "https://169.254.169.254/x"}}),
+            "invalid_endpoint",
+        ),
+        (
+            json!({"delivery": {"method": PUSH, "endpoint_url": "https://10.0.0.5/x"}}),
+            "invalid_endpoint",
+        ),
+        (
+            json!({"delivery": {"method": POLL, "endpoint_url": "https://x.example/"}}),
+            "invalid_delivery",
+        ),
+        (
+            json!({"delivery": {"method": POLL}, "events_requested": ["https://example.com/not-an-event"]}),
+            "unknown_event_type",
+        ),
     ] {
         let (s, v) = r.call("POST", "/ssf/streams", &a, Some(body.clone())).await;
         assert_eq!((s, v["error"].as_str()), (400, Some(code)), "{body}: {v}");
     }
-    let (s, v) = r.call("POST", "/ssf/streams", &a, Some(json!({"delivery": {"method": POLL}, "bogus": 1}))).await;
+    let (s, v) = r
+        .call(
+            "POST",
+            "/ssf/streams",
+            &a,
+            Some(json!({"delivery": {"method": POLL}, "bogus": 1})),
+        )
+        .await;
     assert!(s == 400 || s == 422, "{s} {v}");
-    let (s, _) = r.call("PATCH", "/ssf/streams", &a, Some(json!({"description": "x"}))).await;
+    let (s, _) = r
+        .call(
+            "PATCH",
+            "/ssf/streams",
+            &a,
+            Some(json!({"description": "x"})),
+        )
+        .await;
     assert_eq!(s, 400, "stream_id is required");
 
     // With the network allowed by an admin, the same internal address is accepted.
@@ -617,8 +874,14 @@ async fn bad_stream_configurations_are_refused_precisely() {
         ..fast_retries()
     })
     .await;
-    let (s, v) = allowed.call("POST", "/ssf/streams", &allowed.admin_auth(),
-        Some(json!({"delivery": {"method": PUSH, "endpoint_url": "https://10.0.0.5/x"}}))).await;
+    let (s, v) = allowed
+        .call(
+            "POST",
+            "/ssf/streams",
+            &allowed.admin_auth(),
+            Some(json!({"delivery": {"method": PUSH, "endpoint_url": "https://10.0.0.5/x"}})),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
 }
 
@@ -629,40 +892,106 @@ async fn bad_stream_configurations_are_refused_precisely() {
 async fn poll_acknowledges_and_a_set_is_never_an_access_token() {
     let r = Registry::start(fast_retries()).await;
     let a = r.admin_auth();
-    let (s, v) = r.call("POST", "/ssf/streams", &a, Some(json!({"delivery": {"method": POLL}}))).await;
+    let (s, v) = r
+        .call(
+            "POST",
+            "/ssf/streams",
+            &a,
+            Some(json!({"delivery": {"method": POLL}})),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
     let id = v["stream_id"].as_str().unwrap().to_string();
     let poll_url = v["delivery"]["endpoint_url"].as_str().unwrap().to_string();
     assert_eq!(poll_url, format!("{}/ssf/poll/{id}", r.base));
     let path = format!("/ssf/poll/{id}");
-    let meta: Value = r.http.get(format!("{}/.well-known/ssf-configuration", r.base)).send().await.unwrap().json().await.unwrap();
+    let meta: Value = r
+        .http
+        .get(format!("{}/.well-known/ssf-configuration", r.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(meta["spec_version"], "1_0");
     assert_eq!(meta["delivery_methods_supported"], json!([PUSH, POLL]));
-    assert_eq!(meta["configuration_endpoint"], format!("{}/ssf/streams", r.base));
+    assert_eq!(
+        meta["configuration_endpoint"],
+        format!("{}/ssf/streams", r.base)
+    );
 
-    let (s, _) = r.call("POST", "/ssf/verify", &a, Some(json!({"stream_id": id, "state": "abc"}))).await;
+    let (s, _) = r
+        .call(
+            "POST",
+            "/ssf/verify",
+            &a,
+            Some(json!({"stream_id": id, "state": "abc"})),
+        )
+        .await;
     assert_eq!(s, 204);
     let agent = r.agent("p", &["crm:read"], None).await;
-    r.ok("POST", &format!("/v1/agents/{}/revoke", agent.0), json!({})).await;
+    r.ok("POST", &format!("/v1/agents/{}/revoke", agent.0), json!({}))
+        .await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while r.ok("GET", &format!("/v1/streams/{id}"), Value::Null).await["pending"] != 3 {
-        assert!(tokio::time::Instant::now() < deadline, "three SETs never queued");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "three SETs never queued"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (s, v) = r.call("POST", &path, &a, Some(json!({"maxEvents": 2, "returnImmediately": false}))).await;
+    let (s, v) = r
+        .call(
+            "POST",
+            &path,
+            &a,
+            Some(json!({"maxEvents": 2, "returnImmediately": false})),
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
     let first: Vec<String> = v["sets"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(first.len(), 2);
     assert_eq!(v["moreAvailable"], true);
-    let c = r.verify(&v["sets"][&first[0]].as_str().unwrap().to_string(), "admin:admin@example.com").await;
+    let c = r
+        .verify(
+            &v["sets"][&first[0]].as_str().unwrap().to_string(),
+            "admin:admin@example.com",
+        )
+        .await;
     // Not acknowledged: the same SETs come again.
-    let (_, again) = r.call("POST", &path, &a, Some(json!({"maxEvents": 2, "returnImmediately": true}))).await;
+    let (_, again) = r
+        .call(
+            "POST",
+            &path,
+            &a,
+            Some(json!({"maxEvents": 2, "returnImmediately": true})),
+        )
+        .await;
     assert_eq!(again["sets"], v["sets"]);
     // An unknown jti fails the whole acknowledgement; nothing was acknowledged.
-    let (s, e) = r.call("POST", &path, &a, Some(json!({"ack": [first[0], "no-such-jti"], "returnImmediately": true}))).await;
-    assert_eq!((s, e["err"].as_str()), (400, Some("invalid_request")), "{e}");
+    let (s, e) = r
+        .call(
+            "POST",
+            &path,
+            &a,
+            Some(json!({"ack": [first[0], "no-such-jti"], "returnImmediately": true})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["err"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
     assert!(e["description"].as_str().unwrap().contains("no-such-jti"));
-    let (_, again) = r.call("POST", &path, &a, Some(json!({"maxEvents": 2, "returnImmediately": true}))).await;
+    let (_, again) = r
+        .call(
+            "POST",
+            &path,
+            &a,
+            Some(json!({"maxEvents": 2, "returnImmediately": true})),
+        )
+        .await;
     assert_eq!(again["sets"], v["sets"]);
     // Acknowledge one, refuse the other: the third comes next; re-acknowledging is harmless.
     let (s, next) = r.call("POST", &path, &a, Some(json!({
@@ -673,27 +1002,57 @@ async fn poll_acknowledges_and_a_set_is_never_an_access_token() {
     assert_eq!(rest.len(), 1);
     assert!(!first.contains(&rest[0]));
     assert_eq!(next["moreAvailable"], false);
-    let (s, done) = r.call("POST", &path, &a, Some(json!({"ack": [first[0], rest[0]], "returnImmediately": true}))).await;
+    let (s, done) = r
+        .call(
+            "POST",
+            &path,
+            &a,
+            Some(json!({"ack": [first[0], rest[0]], "returnImmediately": true})),
+        )
+        .await;
     assert_eq!((s, done["sets"].clone()), (200, json!({})));
     let summary = r.ok("GET", &format!("/v1/streams/{id}"), Value::Null).await;
-    assert_eq!((summary["delivered"].clone(), summary["failed"].clone(), summary["pending"].clone()), (json!(2), json!(1), json!(0)));
-    assert!(summary["last_error"].as_str().unwrap().contains("invalid_key"));
+    assert_eq!(
+        (
+            summary["delivered"].clone(),
+            summary["failed"].clone(),
+            summary["pending"].clone()
+        ),
+        (json!(2), json!(1), json!(0))
+    );
+    assert!(
+        summary["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_key")
+    );
 
     // A SET replayed as an access token: inactive at introspection, refused by exchange.
     let set = v["sets"][&first[0]].as_str().unwrap().to_string();
     assert!(c["events"].is_object());
-    let (s, i) = r.form("/oauth/introspect", Some(&a), &[("token", &set)]).await;
+    let (s, i) = r
+        .form("/oauth/introspect", Some(&a), &[("token", &set)])
+        .await;
     assert_eq!((s, i), (200, json!({"active": false})));
     let worker = r.agent("w", &["crm:read"], None).await;
-    let (s, e) = r.form("/oauth/token", None, &[
-        ("grant_type", GRANT_TOKEN_EXCHANGE),
-        ("subject_token", &set),
-        ("subject_token_type", TOKEN_TYPE_ACCESS),
-        ("actor_token", &assertion(&worker, &format!("{}/oauth/token", r.base))),
-        ("actor_token_type", TOKEN_TYPE_JWT),
-        ("scope", "crm:read"),
-        ("audience", "https://crm.example.com"),
-    ]).await;
+    let (s, e) = r
+        .form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", GRANT_TOKEN_EXCHANGE),
+                ("subject_token", &set),
+                ("subject_token_type", TOKEN_TYPE_ACCESS),
+                (
+                    "actor_token",
+                    &assertion(&worker, &format!("{}/oauth/token", r.base)),
+                ),
+                ("actor_token_type", TOKEN_TYPE_JWT),
+                ("scope", "crm:read"),
+                ("audience", "https://crm.example.com"),
+            ],
+        )
+        .await;
     assert!(s == 400 || s == 401, "{s} {e}");
     assert!(e["access_token"].is_null(), "{e}");
 }
@@ -733,14 +1092,30 @@ async fn a_sigkill_between_revoke_and_delivery_delivers_after_restart() {
             (status, resp.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
-    let (s, v) = call(server.url.clone(), "POST", "/ssf/streams".into(),
-        json!({"delivery": {"method": PUSH, "endpoint_url": rx.url}})).await;
+    let (s, v) = call(
+        server.url.clone(),
+        "POST",
+        "/ssf/streams".into(),
+        json!({"delivery": {"method": PUSH, "endpoint_url": rx.url}}),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
-    let (s, v) = call(server.url.clone(), "POST", "/v1/agents".into(),
-        json!({"name": "doomed", "owner": "admin@example.com", "scopes": ["crm:read"]})).await;
+    let (s, v) = call(
+        server.url.clone(),
+        "POST",
+        "/v1/agents".into(),
+        json!({"name": "doomed", "owner": "admin@example.com", "scopes": ["crm:read"]}),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     let agent = v["id"].as_str().unwrap().to_string();
-    let (s, v) = call(server.url.clone(), "POST", format!("/v1/agents/{agent}/revoke"), json!({})).await;
+    let (s, v) = call(
+        server.url.clone(),
+        "POST",
+        format!("/v1/agents/{agent}/revoke"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     server.kill();
     // The revoke committed its outbox row with it.
@@ -759,7 +1134,9 @@ async fn a_sigkill_between_revoke_and_delivery_delivers_after_restart() {
     rx.up.store(true, Ordering::SeqCst);
     let _server = support::Binary::start(&db);
     let sets = rx.wait_for(1).await;
-    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&sets[0]).unwrap().claims;
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&sets[0])
+        .unwrap()
+        .claims;
     assert_eq!(event(&claims).0, SESSION_REVOKED);
     assert_eq!(agent_of(&claims), Some(agent));
     tokio::time::sleep(Duration::from_millis(300)).await;

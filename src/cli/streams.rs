@@ -35,7 +35,11 @@ pub enum StreamsCommand {
 }
 
 fn line(s: &StreamSummary) -> String {
-    let method = if s.method.ends_with("8935") { "push" } else { "poll" };
+    let method = if s.method.ends_with("8935") {
+        "push"
+    } else {
+        "poll"
+    };
     format!(
         "{}\t{}\t{method}\t{}\tpending {}\tlag {}s\tdelivered {}\tfailed {}\t{}",
         s.stream_id,
@@ -56,7 +60,9 @@ pub async fn run(reg: &Registry, command: StreamsCommand) -> anyhow::Result<()> 
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.streams.is_empty() {
-                eprintln!("no streams: receivers create them at /ssf/streams (see docs/signals.md)");
+                eprintln!(
+                    "no streams: receivers create them at /ssf/streams (see docs/signals.md)"
+                );
             } else {
                 for s in &list.streams {
                     println!("{}", line(s));
@@ -70,8 +76,19 @@ pub async fn run(reg: &Registry, command: StreamsCommand) -> anyhow::Result<()> 
             } else {
                 println!("stream      {}", s.stream_id);
                 println!("receiver    {}", safe(&s.receiver));
-                println!("delivery    {} {}", s.method, safe(s.endpoint_url.as_deref().unwrap_or("")));
-                println!("status      {}{}", s.status.as_str(), s.reason.as_deref().map(|r| format!(" ({})", safe(r))).unwrap_or_default());
+                println!(
+                    "delivery    {} {}",
+                    s.method,
+                    safe(s.endpoint_url.as_deref().unwrap_or(""))
+                );
+                println!(
+                    "status      {}{}",
+                    s.status.as_str(),
+                    s.reason
+                        .as_deref()
+                        .map(|r| format!(" ({})", safe(r)))
+                        .unwrap_or_default()
+                );
                 println!("pending     {} (lag {} s)", s.pending, s.lag_seconds);
                 println!("delivered   {}", s.delivered);
                 println!("failed      {}", s.failed);

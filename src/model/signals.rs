@@ -186,7 +186,11 @@ pub struct PollRequest {
     pub return_immediately: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ack: Vec<String>,
-    #[serde(default, rename = "setErrs", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        rename = "setErrs",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub set_errs: BTreeMap<String, SetError>,
 }
 

@@ -104,7 +104,10 @@ impl Server {
     }
 
     /// Replaces the Shared Signals transmitter's settings (receiver networks, retries).
-    pub fn with_signal_settings(mut self, settings: signals::SignalSettings) -> anyhow::Result<Server> {
+    pub fn with_signal_settings(
+        mut self,
+        settings: signals::SignalSettings,
+    ) -> anyhow::Result<Server> {
         self.state.signals.stop();
         self.state.signals = signals::Signals::start(
             self.state.store.clone(),

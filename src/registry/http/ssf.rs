@@ -56,7 +56,9 @@ async fn receiver(state: &AppState, headers: &HeaderMap) -> Result<Receiver, Api
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str())
         .transpose()
-        .map_err(|_| ApiError::unauthenticated("unauthenticated", "the Authorization header is not text"))?;
+        .map_err(|_| {
+            ApiError::unauthenticated("unauthenticated", "the Authorization header is not text")
+        })?;
     let Some(authorization) = authorization else {
         return Err(ApiError::unauthenticated(
             "unauthenticated",
@@ -155,14 +157,19 @@ async fn fields(
         (None, None) => {
             return Err(bad(
                 "invalid_delivery",
-                format!("`delivery` is required: {{\"method\": \"{PUSH}\", \"endpoint_url\": …}} or {{\"method\": \"{POLL}\"}}"),
+                format!(
+                    "`delivery` is required: {{\"method\": \"{PUSH}\", \"endpoint_url\": …}} or {{\"method\": \"{POLL}\"}}"
+                ),
             ));
         }
     };
     let (endpoint_url, authorization_header) = match delivery.method.as_str() {
         PUSH => {
             let url = delivery.endpoint_url.as_deref().ok_or_else(|| {
-                bad("invalid_delivery", "push delivery needs `delivery.endpoint_url`".into())
+                bad(
+                    "invalid_delivery",
+                    "push delivery needs `delivery.endpoint_url`".into(),
+                )
             })?;
             let url = signals(state)
                 .networks
@@ -203,7 +210,10 @@ async fn fields(
             if list.len() > 16 {
                 return Err(bad("invalid_events", "at most 16 event types".into()));
             }
-            if let Some(unknown) = list.iter().find(|e| !EVENTS_SUPPORTED.contains(&e.as_str())) {
+            if let Some(unknown) = list
+                .iter()
+                .find(|e| !EVENTS_SUPPORTED.contains(&e.as_str()))
+            {
                 return Err(bad(
                     "unknown_event_type",
                     format!(
@@ -328,7 +338,11 @@ async fn change_stream(
 ) -> Result<Json<StreamConfiguration>, ApiError> {
     let who = receiver(&state, &headers).await?;
     let id = req.stream_id.clone().ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "`stream_id` is required")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`stream_id` is required",
+        )
     })?;
     let row = own_stream(&state, &who, &id).await?;
     let f = fields(&state, &req, if replace { None } else { Some(&row) }).await?;
@@ -373,7 +387,11 @@ pub async fn delete_stream(
 ) -> Result<StatusCode, ApiError> {
     let who = receiver(&state, &headers).await?;
     let id = q.stream_id.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "`stream_id` is required")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`stream_id` is required",
+        )
     })?;
     own_stream(&state, &who, &id).await?;
     let actor = who.actor();
@@ -392,7 +410,11 @@ pub async fn read_status(
 ) -> Result<Json<StreamStatus>, ApiError> {
     let who = receiver(&state, &headers).await?;
     let id = q.stream_id.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "`stream_id` is required")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`stream_id` is required",
+        )
     })?;
     let row = own_stream(&state, &who, &id).await?;
     Ok(Json(StreamStatus {
@@ -446,7 +468,10 @@ async fn subject_key(
             if iss != state.tokens.issuer {
                 return Err(bad(
                     "invalid_subject",
-                    format!("an iss_sub subject must name this registry ({}) as iss", state.tokens.issuer),
+                    format!(
+                        "an iss_sub subject must name this registry ({}) as iss",
+                        state.tokens.issuer
+                    ),
                 ));
             }
             format!("agent:{sub}")
@@ -596,8 +621,15 @@ pub async fn poll(
         let errs: Vec<_> = req.set_errs.clone().into_iter().collect();
         match blocking(&state, move |s| s.acknowledge(&id, &ack, &errs)).await {
             Ok(_) => {}
-            Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY || e.status == StatusCode::BAD_REQUEST => {
-                return Ok(poll_error(StatusCode::BAD_REQUEST, "invalid_request", e.message));
+            Err(e)
+                if e.status == StatusCode::UNPROCESSABLE_ENTITY
+                    || e.status == StatusCode::BAD_REQUEST =>
+            {
+                return Ok(poll_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    e.message,
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -744,7 +776,8 @@ pub async fn fan_out(
 ) -> Result<Json<FanOut>, ApiError> {
     let (out, actor) = blocking(&state, move |s| s.fan_out_status(seq)).await?;
     let p = &caller.person;
-    let privileged = p.has_role(Role::Admin) || p.has_role(Role::Responder) || p.has_role(Role::Auditor);
+    let privileged =
+        p.has_role(Role::Admin) || p.has_role(Role::Responder) || p.has_role(Role::Auditor);
     if !privileged && !actor.eq_ignore_ascii_case(&p.email) {
         return Err(ApiError::not_found(format!(
             "audit event {seq} caused no security events you may see"

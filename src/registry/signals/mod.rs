@@ -105,7 +105,10 @@ impl Signals {
 
     /// Starts the fan-out task (once; the server calls this when it starts serving).
     pub fn launch(self: &Arc<Self>) {
-        if !self.launched.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if !self
+            .launched
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             tokio::spawn(fan_out_loop(Arc::downgrade(self)));
         }
     }
@@ -387,8 +390,8 @@ async fn push_loop(signals: Weak<Signals>, stream_id: String) {
         if !delivered.is_empty() {
             let store = s.store.clone();
             let sid = stream_id.clone();
-            let _ = tokio::task::spawn_blocking(move || store.mark_delivered(&sid, &delivered))
-                .await;
+            let _ =
+                tokio::task::spawn_blocking(move || store.mark_delivered(&sid, &delivered)).await;
             failures = 0;
         }
         if let Some(why) = failed {
@@ -396,10 +399,9 @@ async fn push_loop(signals: Weak<Signals>, stream_id: String) {
             let store = s.store.clone();
             let sid = stream_id.clone();
             let pause_after = s.settings.pause_after;
-            let _ = tokio::task::spawn_blocking(move || {
-                store.record_failure(&sid, &why, pause_after)
-            })
-            .await;
+            let _ =
+                tokio::task::spawn_blocking(move || store.record_failure(&sid, &why, pause_after))
+                    .await;
             let exp = s
                 .settings
                 .retry_base
@@ -445,7 +447,11 @@ async fn push_one(s: &Signals, url: &str, authorization: Option<&str>, set: &str
         request = request.header(reqwest::header::AUTHORIZATION, a);
     }
     match request.send().await {
-        Ok(r) if r.status().as_u16() == 202 || r.status().as_u16() == 200 || r.status().as_u16() == 204 => {
+        Ok(r)
+            if r.status().as_u16() == 202
+                || r.status().as_u16() == 200
+                || r.status().as_u16() == 204 =>
+        {
             Outcome::Accepted
         }
         Ok(r) if r.status().as_u16() == 400 => {
@@ -454,7 +460,9 @@ async fn push_one(s: &Signals, url: &str, authorization: Option<&str>, set: &str
             match body.get("err").and_then(|e| e.as_str()) {
                 Some(err) => Outcome::Refused(format!(
                     "receiver refused the SET: {err}: {}",
-                    body.get("description").and_then(|d| d.as_str()).unwrap_or("")
+                    body.get("description")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("")
                 )),
                 None => Outcome::Failed(format!("receiver answered {status}")),
             }

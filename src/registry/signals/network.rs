@@ -124,7 +124,9 @@ impl ReceiverNetworks {
         let url = reqwest::Url::parse(text)
             .map_err(|e| format!("the endpoint_url {text:?} is not a URL: {e}"))?;
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("the endpoint_url must not carry credentials; use authorization_header".into());
+            return Err(
+                "the endpoint_url must not carry credentials; use authorization_header".into(),
+            );
         }
         if url.fragment().is_some() {
             return Err("the endpoint_url must not have a fragment".into());
@@ -132,7 +134,11 @@ impl ReceiverNetworks {
         let host = url
             .host_str()
             .ok_or_else(|| format!("the endpoint_url {text:?} has no host"))?;
-        let literal: Option<IpAddr> = host.trim_start_matches('[').trim_end_matches(']').parse().ok();
+        let literal: Option<IpAddr> = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok();
         let port = url.port_or_known_default().unwrap_or(443);
         let addrs: Vec<IpAddr> = match literal {
             Some(ip) => vec![ip],
@@ -146,7 +152,10 @@ impl ReceiverNetworks {
             }
         };
         if addrs.is_empty() {
-            return Err(format!("{} resolves to no address", url.host_str().unwrap_or("")));
+            return Err(format!(
+                "{} resolves to no address",
+                url.host_str().unwrap_or("")
+            ));
         }
         match url.scheme() {
             "https" => {}
@@ -197,7 +206,16 @@ mod tests {
     #[test]
     fn internal_addresses_are_refused_unless_allowed() {
         let none = ReceiverNetworks::default();
-        for ip in ["10.0.0.1", "192.168.1.1", "172.16.0.1", "169.254.169.254", "fe80::1", "fd00::1", "0.0.0.0", "100.64.0.1"] {
+        for ip in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "172.16.0.1",
+            "169.254.169.254",
+            "fe80::1",
+            "fd00::1",
+            "0.0.0.0",
+            "100.64.0.1",
+        ] {
             assert!(none.refusal(ip.parse().unwrap()).is_some(), "{ip}");
         }
         for ip in ["127.0.0.1", "::1", "93.184.216.34", "2606:4700::1111"] {
@@ -219,7 +237,10 @@ mod tests {
         assert!(p.check_url("https://127.0.0.1:9/x").await.is_ok());
         let e = p.check_url("http://93.184.216.34/x").await.unwrap_err();
         assert!(e.contains("https"), "{e}");
-        let e = p.check_url("https://169.254.169.254/latest").await.unwrap_err();
+        let e = p
+            .check_url("https://169.254.169.254/latest")
+            .await
+            .unwrap_err();
         assert!(e.contains("link-local"), "{e}");
         assert!(p.check_url("https://u:p@127.0.0.1/").await.is_err());
         assert!(p.check_url("ftp://127.0.0.1/").await.is_err());

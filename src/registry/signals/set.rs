@@ -23,7 +23,12 @@ pub fn event_type(kind: &str) -> &'static str {
 /// The RFC 9493 subject of one SET: the agent (as `iss_sub`, the registry being its issuer),
 /// the person (`email`) and the revoked token (`opaque` session), as a `complex` subject when
 /// more than one is involved.
-pub fn subject(issuer: &str, agent: Option<&str>, person: Option<&str>, jti: Option<&str>) -> Value {
+pub fn subject(
+    issuer: &str,
+    agent: Option<&str>,
+    person: Option<&str>,
+    jti: Option<&str>,
+) -> Value {
     let mut members = Map::new();
     if let Some(a) = agent {
         members.insert(
@@ -38,7 +43,11 @@ pub fn subject(issuer: &str, agent: Option<&str>, person: Option<&str>, jti: Opt
         members.insert("session".into(), json!({"format": "opaque", "id": j}));
     }
     if members.len() == 1 {
-        return members.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null);
+        return members
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null);
     }
     let mut out = Map::new();
     out.insert("format".into(), json!("complex"));
@@ -63,7 +72,9 @@ pub fn event_body(event: &OutboxEvent) -> Value {
     }
     let reason = match (&event.reason, event.actor.kind) {
         (Some(r), _) => Some(r.clone()),
-        (None, ActorKind::Human) => Some(format!("{} by {}", describe(&event.action), event.actor.id)),
+        (None, ActorKind::Human) => {
+            Some(format!("{} by {}", describe(&event.action), event.actor.id))
+        }
         (None, _) => None,
     };
     if let Some(r) = reason {
@@ -164,10 +175,21 @@ mod tests {
     #[test]
     fn one_member_is_a_simple_subject_more_are_complex() {
         let s = subject("https://r", Some("ag_1"), None, None);
-        assert_eq!(s, json!({"format": "iss_sub", "iss": "https://r", "sub": "ag_1"}));
-        let s = subject("https://r", Some("ag_1"), Some("ada@example.com"), Some("j1"));
+        assert_eq!(
+            s,
+            json!({"format": "iss_sub", "iss": "https://r", "sub": "ag_1"})
+        );
+        let s = subject(
+            "https://r",
+            Some("ag_1"),
+            Some("ada@example.com"),
+            Some("j1"),
+        );
         assert_eq!(s["format"], "complex");
-        assert_eq!(s["user"], json!({"format": "email", "email": "ada@example.com"}));
+        assert_eq!(
+            s["user"],
+            json!({"format": "email", "email": "ada@example.com"})
+        );
         assert_eq!(s["session"], json!({"format": "opaque", "id": "j1"}));
     }
 }

@@ -10,8 +10,7 @@ use super::{
 use crate::model::signals::{FanOut, SetError, StreamState, StreamSummary};
 use crate::model::{Actor, CredentialKind};
 use crate::registry::store::streams::{
-    AckOutcome, OutboxEvent, OutboxRow, PendingSet, QueuedSet, StreamFields, StreamRow,
-    StreamStore,
+    AckOutcome, OutboxEvent, OutboxRow, PendingSet, QueuedSet, StreamFields, StreamRow, StreamStore,
 };
 
 /// Called by the audit append for every event, inside the change's transaction: an action
@@ -31,7 +30,12 @@ pub(super) fn outbox_on_audit(
         return Ok(());
     }
     let target = target.unwrap_or_default().to_string();
-    let detail = |name: &str| details.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    let detail = |name: &str| {
+        details
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     let mut event = OutboxEvent {
         kind: "session-revoked".into(),
         action: action.to_string(),
@@ -170,8 +174,7 @@ pub(super) fn outbox_on_audit(
     resources.sort();
     resources.dedup();
     event.resources = resources;
-    let payload =
-        serde_json::to_string(&event).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let payload = serde_json::to_string(&event).map_err(|e| StoreError::Internal(e.to_string()))?;
     tx.execute(
         "INSERT INTO ssf_outbox (audit_seq, created_at, payload) VALUES (?1, ?2, ?3)",
         params![seq, ts(Utc::now()), payload],
@@ -488,9 +491,11 @@ impl StreamStore for SqliteStore {
     fn resource_exists(&self, resource_id: &str) -> StoreResult<bool> {
         self.read(|tx| {
             Ok(tx
-                .query_row("SELECT 1 FROM resources WHERE id = ?1", [resource_id], |_| {
-                    Ok(())
-                })
+                .query_row(
+                    "SELECT 1 FROM resources WHERE id = ?1",
+                    [resource_id],
+                    |_| Ok(()),
+                )
                 .optional()?
                 .is_some())
         })
@@ -668,9 +673,8 @@ impl StreamStore for SqliteStore {
             let all: Vec<&String> = ack.iter().chain(errs.iter().map(|(j, _)| j)).collect();
             let mut unknown = Vec::new();
             {
-                let mut known = tx.prepare_cached(
-                    "SELECT 1 FROM ssf_queue WHERE stream_id = ?1 AND jti = ?2",
-                )?;
+                let mut known =
+                    tx.prepare_cached("SELECT 1 FROM ssf_queue WHERE stream_id = ?1 AND jti = ?2")?;
                 for jti in &all {
                     if known
                         .query_row(params![stream_id, jti], |_| Ok(()))
@@ -806,7 +810,9 @@ impl StreamStore for SqliteStore {
                      FROM ssf_queue q JOIN ssf_streams s ON s.id = q.stream_id
                      WHERE q.audit_seq = ?1 GROUP BY q.stream_id",
                 )?
-                .query_map([audit_seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .query_map([audit_seq], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             for (_, pending, failed, status) in rows {
                 if failed > 0 || (pending > 0 && status != "enabled") {
