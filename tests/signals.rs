@@ -122,6 +122,14 @@ fn fast_retries() -> SignalSettings {
 
 impl Registry {
     async fn start(settings: SignalSettings) -> Registry {
+        Registry::start_guarded(settings, None).await
+    }
+
+    /// Like [`Registry::start`], with the failed-authentication limits set.
+    async fn start_guarded(
+        settings: SignalSettings,
+        guards: Option<steward::registry::http::guards::GuardSettings>,
+    ) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("steward.db");
         let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
@@ -130,11 +138,14 @@ impl Registry {
         store
             .import_catalogue(&Actor::system("test"), &support::test_catalogue())
             .unwrap();
-        let server = Server::bind("127.0.0.1:0", store, "test")
+        let mut server = Server::bind("127.0.0.1:0", store, "test")
             .await
             .unwrap()
             .with_signal_settings(settings)
             .unwrap();
+        if let Some(g) = guards {
+            server = server.with_guards(g);
+        }
         let base = format!("http://{}", server.local_addr());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -172,6 +183,11 @@ impl Registry {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The registry's database, opened beside the server (read only by the tests).
+    fn sql(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self._dir.path().join("steward.db")).unwrap()
     }
 
     fn admin_auth(&self) -> String {
@@ -1141,4 +1157,225 @@ async fn a_sigkill_between_revoke_and_delivery_delivers_after_restart() {
     assert_eq!(agent_of(&claims), Some(agent));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.count(), 1, "delivered once");
+}
+
+/// A failed authentication at `/ssf/` counts against the failed-authentication limits like at
+/// every other route: beyond the budget for one credential, 429 with `Retry-After` instead of
+/// 401, and one `auth.failure_burst` audit event; the right credential still works.
+#[tokio::test]
+async fn ssf_authentication_failures_are_limited_like_every_route() {
+    let r = Registry::start_guarded(
+        fast_retries(),
+        Some(steward::registry::http::guards::GuardSettings {
+            source_failures_per_minute: 1000,
+            credential_failures_per_minute: 3,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let good = r.resource_auth("crm").await;
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("crm:sts_wrong")
+    );
+    for _ in 0..3 {
+        let (s, v) = r.call("GET", "/ssf/streams", &wrong, None).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (401, Some("unauthenticated")),
+            "{v}"
+        );
+    }
+    let refused = r
+        .http
+        .get(format!("{}/ssf/streams", r.base))
+        .header("authorization", &wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let v: Value = refused.json().await.unwrap();
+    assert_eq!(v["error"], "too_many_failures", "{v}");
+    // The body is never read before the caller is authenticated: a POST is limited the same.
+    let (s, _) = r
+        .call(
+            "POST",
+            "/ssf/streams",
+            &wrong,
+            Some(json!({"delivery": {"method": POLL}})),
+        )
+        .await;
+    assert_eq!(s, 429);
+    // A success is never refused.
+    let (s, v) = r.call("GET", "/ssf/streams", &good, None).await;
+    assert_eq!(s, 200, "{v}");
+    // One audit event names the burst (written in the background).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n: i64 = r
+            .sql()
+            .query_row(
+                "SELECT count(*) FROM audit_events WHERE action = 'auth.failure_burst'
+                   AND details LIKE '%resource:crm%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{n} burst events");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A resource server authenticates to `/ssf/` with an assertion it signed (private_key_jwt:
+/// iss = sub = the resource, aud = the configuration endpoint or the issuer, spent once);
+/// a wrong audience, another key and a replayed assertion are refused.
+#[tokio::test]
+async fn a_resource_authenticates_to_ssf_with_a_signed_assertion() {
+    let r = Registry::start(fast_retries()).await;
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let jwk =
+        json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
+    r.ok(
+        "POST",
+        "/v1/resources/crm/credentials",
+        json!({"kind": "public-key", "public_key": jwk.to_string()}),
+    )
+    .await;
+    let crm = ("crm".to_string(), key);
+    let endpoint = format!("{}/ssf/streams", r.base);
+    let first = assertion(&crm, &endpoint);
+    let (s, v) = r
+        .call(
+            "POST",
+            "/ssf/streams",
+            &format!("Bearer {first}"),
+            Some(json!({"delivery": {"method": POLL}, "description": "crm by key"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["aud"], "crm");
+    let id = v["stream_id"].as_str().unwrap().to_string();
+    // The issuer is an accepted audience too; the stream is crm's whichever way it signs in.
+    let (s, v) = r
+        .call(
+            "GET",
+            &format!("/ssf/streams?stream_id={id}"),
+            &format!("Bearer {}", assertion(&crm, &r.base)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let secret = r.resource_auth("crm").await;
+    let (s, _) = r
+        .call("GET", &format!("/ssf/status?stream_id={id}"), &secret, None)
+        .await;
+    assert_eq!(s, 200);
+    // Refused: the same assertion again, another audience, a key crm does not hold.
+    let mut other_seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut other_seed);
+    let stranger = ("crm".to_string(), SigningKey::from_bytes(&other_seed));
+    for (what, bad) in [
+        ("replayed", first),
+        (
+            "another audience",
+            assertion(&crm, "https://elsewhere.example.com/ssf/streams"),
+        ),
+        ("another key", assertion(&stranger, &endpoint)),
+    ] {
+        let (s, v) = r
+            .call("GET", "/ssf/streams", &format!("Bearer {bad}"), None)
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (401, Some("unauthenticated")),
+            "{what}: {v}"
+        );
+    }
+}
+
+/// Delivered SETs (and their outbox rows) are pruned after `keep_delivered`; SETs a paused
+/// stream holds are never pruned, count as pending (not failed) in the action's fan-out, and
+/// are delivered when the stream resumes.
+#[tokio::test]
+async fn delivered_sets_are_pruned_and_a_paused_streams_sets_are_pending() {
+    let r = Registry::start(SignalSettings {
+        keep_delivered: Duration::ZERO,
+        ..fast_retries()
+    })
+    .await;
+    let rx = receiver().await;
+    let stream = r.push_stream(&r.admin_auth(), &rx.url).await;
+    let a = r.agent("pruned", &["crm:read"], None).await;
+    let revoked = r
+        .ok("POST", &format!("/v1/agents/{}/revoke", a.0), json!({}))
+        .await;
+    let seq = revoked["audit_seq"].as_i64().unwrap();
+    rx.wait_for(2).await;
+    let rows = |r: &Registry| -> (i64, i64, i64) {
+        let db = r.sql();
+        let q = |sql: &str| db.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
+        (
+            q("SELECT count(*) FROM ssf_queue WHERE state != 'pending'"),
+            q("SELECT count(*) FROM ssf_queue WHERE state = 'pending'"),
+            q(&format!(
+                "SELECT count(*) FROM ssf_outbox WHERE audit_seq = {seq}"
+            )),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rows(&r) != (0, 0, 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivered SETs are still kept: {:?}",
+            rows(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = r
+        .ok("GET", &format!("/v1/streams/{stream}"), Value::Null)
+        .await;
+    assert_eq!(s["delivered"], 2, "the counts outlive the pruned rows: {s}");
+
+    // Paused: the next revoke's SET waits, is pending, and survives pruning.
+    r.ok("POST", &format!("/v1/streams/{stream}/pause"), json!({}))
+        .await;
+    let b = r.agent("held", &["crm:read"], None).await;
+    let revoked = r
+        .ok("POST", &format!("/v1/agents/{}/revoke", b.0), json!({}))
+        .await;
+    let seq = revoked["audit_seq"].as_i64().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let fan_out = loop {
+        let f = r
+            .ok("GET", &format!("/v1/signals/{seq}"), Value::Null)
+            .await;
+        if f["fanned_out"] == true {
+            break f;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never fanned out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        fan_out,
+        json!({"audit_seq": seq, "fanned_out": true, "notified": 0, "pending": 1, "failed": 0})
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rows(&r).1, 2, "a paused stream's SETs are kept");
+    assert_eq!(rx.count(), 2, "nothing is delivered while paused");
+    r.ok("POST", &format!("/v1/streams/{stream}/resume"), json!({}))
+        .await;
+    let sets = rx.wait_for(4).await;
+    let last = r.verify(&sets[3], "admin:admin@example.com").await;
+    assert_eq!(agent_of(&last), Some(b.0.clone()));
 }

@@ -12,6 +12,7 @@ use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
+use super::guards::{Peer, note_failure};
 use super::{AppState, blocking};
 use crate::model::api::ApiErrorBody;
 use crate::model::signals::{
@@ -49,6 +50,66 @@ impl Receiver {
             Receiver::Resource(r) => Actor::system(&format!("resource:{r}")),
         }
     }
+}
+
+/// A receiver's routes authenticate it first, before the body is read. A failed
+/// authentication (401) is counted by the failed-authentication limits like every other route
+/// (per source address and per named credential) and, beyond a budget, answered 429.
+impl axum::extract::FromRequestParts<AppState> for Receiver {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let Peer(peer) =
+            <Peer as axum::extract::FromRequestParts<AppState>>::from_request_parts(parts, state)
+                .await
+                .unwrap_or(Peer(None));
+        match receiver(state, &parts.headers).await {
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                let named = named_credential(&parts.headers);
+                let (credential, method) = match &named {
+                    Some((c, m)) => (Some(c.as_str()), *m),
+                    None => (None, "none"),
+                };
+                match note_failure(state, peer, credential, method) {
+                    Some(refusal) => Err(ApiError::too_many_failures(refusal)),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// The credential a failed receiver authentication named, to count failures against it: the
+/// resource a Basic header or an assertion names, or a digest prefix of a bearer API token.
+/// Never the secret itself; unverified, it only picks a counter.
+fn named_credential(headers: &HeaderMap) -> Option<(String, &'static str)> {
+    let header = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, value) = header.split_once(' ')?;
+    let value = value.trim();
+    let short = |id: &str| id.chars().take(128).collect::<String>();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        if value.matches('.').count() == 2 {
+            let parsed = crate::registry::tokens::jwt::parse(value).ok()?;
+            let sub = parsed.claim_str("sub")?;
+            return Some((format!("resource:{}", short(sub)), "client_assertion"));
+        }
+        let digest = super::auth::hash_api_token(value);
+        return Some((format!("api_token:{}", &digest[..16]), "api_token"));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (id, _) = text.split_once(':')?;
+        return Some((format!("resource:{}", short(id)), "client_secret"));
+    }
+    None
 }
 
 async fn receiver(state: &AppState, headers: &HeaderMap) -> Result<Receiver, ApiError> {
@@ -293,10 +354,9 @@ pub struct StreamIdQuery {
         (status = 409, body = ApiErrorBody)))]
 pub async fn create_stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiJson(req): ApiJson<StreamRequest>,
 ) -> Result<(StatusCode, Json<StreamConfiguration>), ApiError> {
-    let who = receiver(&state, &headers).await?;
     let f = fields(&state, &req, None).await?;
     let id = format!("st_{:020x}", rand::random::<u128>() >> 48);
     let (actor, key) = (who.actor(), who.key());
@@ -312,10 +372,9 @@ pub async fn create_stream(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn read_stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiQuery(q): ApiQuery<StreamIdQuery>,
 ) -> Result<Response, ApiError> {
-    let who = receiver(&state, &headers).await?;
     match q.stream_id {
         Some(id) => {
             let row = own_stream(&state, &who, &id).await?;
@@ -332,11 +391,10 @@ pub async fn read_stream(
 
 async fn change_stream(
     state: AppState,
-    headers: HeaderMap,
+    who: Receiver,
     req: StreamRequest,
     replace: bool,
 ) -> Result<Json<StreamConfiguration>, ApiError> {
-    let who = receiver(&state, &headers).await?;
     let id = req.stream_id.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -358,10 +416,10 @@ async fn change_stream(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn update_stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiJson(req): ApiJson<StreamRequest>,
 ) -> Result<Json<StreamConfiguration>, ApiError> {
-    change_stream(state, headers, req, false).await
+    change_stream(state, who, req, false).await
 }
 
 /// Replace a stream's configuration (SSF 1.0 §8.1.1.4).
@@ -370,10 +428,10 @@ pub async fn update_stream(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn replace_stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiJson(req): ApiJson<StreamRequest>,
 ) -> Result<Json<StreamConfiguration>, ApiError> {
-    change_stream(state, headers, req, true).await
+    change_stream(state, who, req, true).await
 }
 
 /// Delete a stream with its queue (SSF 1.0 §8.1.1.5).
@@ -382,10 +440,9 @@ pub async fn replace_stream(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn delete_stream(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiQuery(q): ApiQuery<StreamIdQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let who = receiver(&state, &headers).await?;
     let id = q.stream_id.ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -405,10 +462,9 @@ pub async fn delete_stream(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn read_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiQuery(q): ApiQuery<StreamIdQuery>,
 ) -> Result<Json<StreamStatus>, ApiError> {
-    let who = receiver(&state, &headers).await?;
     let id = q.stream_id.ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -431,10 +487,9 @@ pub async fn read_status(
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn update_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiJson(req): ApiJson<StreamStatus>,
 ) -> Result<Json<StreamStatus>, ApiError> {
-    let who = receiver(&state, &headers).await?;
     if let Some(r) = &req.reason {
         check_free_text("reason", r, 500)?;
     }
@@ -510,10 +565,9 @@ async fn subject_key(
         (status = 404, body = ApiErrorBody)))]
 pub async fn add_subject(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiJson(req): ApiJson<AddSubject>,
 ) -> Result<StatusCode, ApiError> {
-    let who = receiver(&state, &headers).await?;
     own_stream(&state, &who, &req.stream_id).await?;
     let key = subject_key(&state, &who, &req.subject).await?;
     let id = req.stream_id.clone();
@@ -528,10 +582,9 @@ pub async fn add_subject(
         (status = 404, body = ApiErrorBody)))]
 pub async fn remove_subject(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiJson(req): ApiJson<RemoveSubject>,
 ) -> Result<StatusCode, ApiError> {
-    let who = receiver(&state, &headers).await?;
     own_stream(&state, &who, &req.stream_id).await?;
     let key = subject_key(&state, &who, &req.subject).await?;
     let id = req.stream_id.clone();
@@ -546,10 +599,9 @@ pub async fn remove_subject(
         (status = 429, body = ApiErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiJson(req): ApiJson<VerificationRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let who = receiver(&state, &headers).await?;
     if let Some(s) = &req.state {
         check_free_text("state", s, 256)?;
     }
@@ -594,11 +646,10 @@ fn poll_error(status: StatusCode, err: &str, description: impl Into<String>) -> 
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn poll(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: Receiver,
     ApiPath(stream_id): ApiPath<String>,
     MaybeJson(req): MaybeJson<Option<PollRequest>>,
 ) -> Result<Response, ApiError> {
-    let who = receiver(&state, &headers).await?;
     let row = own_stream(&state, &who, &stream_id).await?;
     if row.method != POLL {
         return Ok(poll_error(

@@ -37,6 +37,10 @@ pub struct SignalSettings {
     pub max_poll_wait: Duration,
     /// Seconds between two verification requests of one stream.
     pub min_verification_interval: u32,
+    /// How long delivered (and refused) SETs and their outbox rows are kept before they are
+    /// pruned: the history behind `/v1/signals/{seq}` and a poll receiver's repeated
+    /// acknowledgements. Pending SETs are never pruned.
+    pub keep_delivered: Duration,
     pub networks: ReceiverNetworks,
 }
 
@@ -49,6 +53,7 @@ impl Default for SignalSettings {
             request_timeout: Duration::from_secs(5),
             max_poll_wait: Duration::from_secs(25),
             min_verification_interval: 5,
+            keep_delivered: Duration::from_secs(24 * 3600),
             networks: ReceiverNetworks::default(),
         }
     }
@@ -304,6 +309,7 @@ impl Drop for Signals {
 }
 
 async fn fan_out_loop(signals: Weak<Signals>) {
+    let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         let notified = OUTBOX_WAKE.notified();
         tokio::pin!(notified);
@@ -316,6 +322,21 @@ async fn fan_out_loop(signals: Weak<Signals>) {
                 false
             }
         };
+        // The delivered history is pruned at most once a minute (sooner when it is kept for
+        // less), between fan-out passes.
+        let keep = s.settings.keep_delivered;
+        let every = keep.min(Duration::from_secs(60));
+        if !more && last_prune.is_none_or(|t| t.elapsed() >= every) {
+            last_prune = Some(tokio::time::Instant::now());
+            let store = s.store.clone();
+            let before = crate::registry::tokens::unix_now() - keep.as_secs() as i64;
+            match tokio::task::spawn_blocking(move || store.prune_delivered(before)).await {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(pruned = n, "signals: delivered SETs pruned"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("signals: pruning delivered SETs failed: {e}"),
+                Err(e) => tracing::warn!("signals: pruning delivered SETs failed: {e}"),
+            }
+        }
         drop(s);
         if more {
             continue;

@@ -795,7 +795,8 @@ impl StreamStore for SqliteStore {
                 .optional()?;
             let Some(fanned) = fanned else {
                 return Err(StoreError::NotFound(format!(
-                    "audit event {audit_seq} caused no security events"
+                    "audit event {audit_seq} caused no security events (or they were all \
+                     delivered long ago, and their history pruned)"
                 )));
             };
             let mut out = FanOut {
@@ -815,7 +816,9 @@ impl StreamStore for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             for (_, pending, failed, status) in rows {
-                if failed > 0 || (pending > 0 && status != "enabled") {
+                // A paused stream holds its SETs until it is resumed: they are pending. Only
+                // a disabled stream's waiting SETs will never be delivered.
+                if failed > 0 || (pending > 0 && status == "disabled") {
                     out.failed += 1;
                 } else if pending > 0 {
                     out.pending += 1;
@@ -824,6 +827,22 @@ impl StreamStore for SqliteStore {
                 }
             }
             Ok((out, actor))
+        })
+    }
+
+    fn prune_delivered(&self, done_before: i64) -> StoreResult<u64> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "DELETE FROM ssf_queue WHERE state != 'pending' AND done_at <= ?1",
+                [done_before],
+            )?;
+            let cutoff = chrono::DateTime::from_timestamp(done_before, 0).unwrap_or_default();
+            tx.execute(
+                "DELETE FROM ssf_outbox WHERE fanned_out_at IS NOT NULL AND fanned_out_at <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM ssf_queue q WHERE q.audit_seq = ssf_outbox.audit_seq)",
+                [ts(cutoff)],
+            )?;
+            Ok(n as u64)
         })
     }
 }

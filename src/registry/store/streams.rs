@@ -195,4 +195,8 @@ pub trait StreamStore {
     fn stream_summaries(&self, receiver: Option<&str>) -> StoreResult<Vec<StreamSummary>>;
     /// What became of one action's SETs, and who acted (the audit event's actor id).
     fn fan_out_status(&self, audit_seq: i64) -> StoreResult<(FanOut, String)>;
+    /// Deletes the SETs delivered or refused at or before `done_before` (unix seconds) and the
+    /// outbox rows fanned out by then whose SETs are all done: a bounded history. Pending SETs
+    /// and unfanned outbox rows are never touched. Returns how many SETs were deleted.
+    fn prune_delivered(&self, done_before: i64) -> StoreResult<u64>;
 }
