@@ -1379,3 +1379,181 @@ async fn delivered_sets_are_pruned_and_a_paused_streams_sets_are_pending() {
     let last = r.verify(&sets[3], "admin:admin@example.com").await;
     assert_eq!(agent_of(&last), Some(b.0.clone()));
 }
+
+/// `steward receive` (the real binary) registers a push stream as the resource `crm`,
+/// verifies the registry's SETs against the JWKS and prints each event; it refuses a push
+/// without the stream's authorization, a JWT that is not a SET (`typ`), and a SET signed with
+/// a key the registry does not hold.
+#[tokio::test]
+async fn steward_receive_verifies_and_prints_a_revoke() {
+    use std::io::BufRead;
+    let r = Registry::start(fast_retries()).await;
+    let added = r
+        .ok(
+            "POST",
+            "/v1/resources/crm/credentials",
+            json!({"kind": "static-secret", "label": "receiver"}),
+        )
+        .await;
+    let secret = added["secret"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "registry = \"{}\"\nresource = \"crm\"\nsecret_env = \"CRM_SECRET\"\n\
+             listen = \"127.0.0.1:0\"\npush_authorization = \"Bearer test-push\"\n",
+            r.base
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(support::steward_exe())
+        .args([
+            "receive",
+            "--stream-config",
+            config.to_str().unwrap(),
+            "--json",
+        ])
+        .env("CRM_SECRET", secret)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<(bool, String)>();
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send((true, l));
+        }
+    });
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send((false, l));
+        }
+    });
+    async fn next(
+        lines: &mut tokio::sync::mpsc::UnboundedReceiver<(bool, String)>,
+        want_stdout: bool,
+    ) -> String {
+        loop {
+            let (is_out, l) = tokio::time::timeout(WAIT, lines.recv())
+                .await
+                .expect("steward receive said nothing in time")
+                .expect("steward receive is running");
+            if is_out == want_stdout {
+                return l;
+            }
+        }
+    }
+    let ready = next(&mut lines, false).await;
+    let url = ready
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {ready:?}"))
+        .trim_end_matches(';')
+        .to_string();
+    let streams = r.ok("GET", "/v1/streams", Value::Null).await;
+    assert_eq!(
+        streams["streams"][0]["receiver"], "resource:crm",
+        "{streams} {ready}"
+    );
+
+    let agent = r.agent("watched", &["crm:read"], None).await;
+    let revoked = r
+        .ok(
+            "POST",
+            &format!("/v1/agents/{}/revoke", agent.0),
+            json!({"reason": "leaked key"}),
+        )
+        .await;
+    let first: Value = serde_json::from_str(&next(&mut lines, true).await).unwrap();
+    assert!(
+        first["event"]
+            .as_str()
+            .unwrap()
+            .ends_with("credential-change"),
+        "{first}"
+    );
+    let line: Value = serde_json::from_str(&next(&mut lines, true).await).unwrap();
+    assert_eq!(line["event"], SESSION_REVOKED, "{line}");
+    assert_eq!(line["agent"], json!(agent.0));
+    assert_eq!(line["reason"], "leaked key");
+    assert_eq!(line["revoked_agents"], 1);
+    // The registry marks the push delivered once the receiver's 202 is in.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let f = r
+            .ok(
+                "GET",
+                &format!("/v1/signals/{}", revoked["audit_seq"]),
+                Value::Null,
+            )
+            .await;
+        if f["notified"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{f}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Forgeries are refused with RFC 8935 errors and print nothing.
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+    let der = SigningKey::from_bytes(&seed).to_pkcs8_der().unwrap();
+    let jwks: Value = r
+        .http
+        .get(format!("{}/.well-known/jwks.json", r.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+    let forge = |typ: &str| {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.typ = Some(typ.into());
+        h.kid = Some(kid.clone());
+        let claims = json!({"iss": r.base, "aud": "crm", "iat": 1, "jti": "forged",
+            "events": {SESSION_REVOKED: {"event_timestamp": 1}},
+            "sub_id": {"format": "iss_sub", "iss": r.base, "sub": "ag_victim"}});
+        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    };
+    for (auth, body, want, err) in [
+        (
+            "Bearer wrong",
+            forge("secevent+jwt"),
+            401,
+            "authentication_failed",
+        ),
+        ("Bearer test-push", forge("JWT"), 400, "invalid_request"),
+        (
+            "Bearer test-push",
+            forge("secevent+jwt"),
+            400,
+            "invalid_key",
+        ),
+    ] {
+        let resp = r
+            .http
+            .post(&url)
+            .header("authorization", auth)
+            .header("content-type", "application/secevent+jwt")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["err"], err, "{v}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !std::iter::from_fn(|| lines.try_recv().ok()).any(|(is_out, _)| is_out),
+        "a refused push prints nothing"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -41,6 +41,9 @@ pub enum Command {
     /// (admins).
     #[command(subcommand)]
     Streams(super::streams::StreamsCommand),
+    /// The smallest correct Shared Signals receiver: registers a push stream as a catalogued
+    /// resource, verifies each SET against the registry's JWKS and prints its events.
+    Receive(super::receive::ReceiveArgs),
     /// The resource catalogue: the only source of grantable scopes.
     #[command(subcommand)]
     Resources(super::approvals::ResourcesCommand),

@@ -14,6 +14,7 @@ pub mod govern;
 pub mod login;
 pub mod output;
 pub mod paths;
+pub mod receive;
 pub mod resource_credentials;
 pub mod reviews;
 pub mod server;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Campaigns(c)) => return reviews::campaigns(server, c).await,
         Some(Command::Tui) | None => return console::run(server).await,
         Some(Command::Demo(args)) => return demo::run(args).await,
+        Some(Command::Receive(args)) => return receive::run(args).await,
         Some(command) => command,
     };
     output::quiet_broken_pipe(scripting(server, command).await)
@@ -113,6 +115,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
         Command::Server(_)
         | Command::Tui
         | Command::Demo(_)
+        | Command::Receive(_)
         | Command::Token(_)
         | Command::Reviews(_)
         | Command::Campaigns(_) => {
