@@ -1557,3 +1557,99 @@ async fn steward_receive_verifies_and_prints_a_revoke() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The SETs verify with stock Python libraries (joserfc and PyJWT, `tests/python/verify_sets.py`)
+/// against the served JWKS, as a relying party written in Python would verify them. Skipped
+/// without `STEWARD_PYTHON` (made by `.ci/run`); under CI its absence fails.
+#[tokio::test]
+async fn sets_verify_with_stock_python_libraries() {
+    let python = match std::env::var("STEWARD_PYTHON") {
+        Ok(p) if !p.is_empty() => {
+            assert!(
+                std::path::Path::new(&p).exists(),
+                "STEWARD_PYTHON={p} does not exist"
+            );
+            p
+        }
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but STEWARD_PYTHON is not set: .ci/run makes the venv with the stock clients"
+            );
+            eprintln!("skipped: set STEWARD_PYTHON to a venv's python with the stock clients");
+            return;
+        }
+    };
+    let r = Registry::start(fast_retries()).await;
+    let a = r.admin_auth();
+    let (s, v) = r
+        .call(
+            "POST",
+            "/ssf/streams",
+            &a,
+            Some(json!({"delivery": {"method": POLL}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["stream_id"].as_str().unwrap().to_string();
+    let aud = v["aud"].as_str().unwrap().to_string();
+    let parent = r.agent("py-parent", &["crm:read"], None).await;
+    r.agent("py-child", &["crm:read"], Some(&parent.0)).await;
+    r.ok(
+        "POST",
+        &format!("/v1/agents/{}/revoke", parent.0),
+        json!({"reason": "python"}),
+    )
+    .await;
+    // credential-change ×2, session-revoked ×2 (the subtree).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let sets: Vec<String> = loop {
+        let (s, v) = r
+            .call(
+                "POST",
+                &format!("/ssf/poll/{id}"),
+                &a,
+                Some(json!({"maxEvents": 50, "returnImmediately": true})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let sets = v["sets"].as_object().unwrap();
+        if sets.len() >= 4 {
+            break sets
+                .values()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sets.json");
+    std::fs::write(&file, serde_json::to_vec(&sets).unwrap()).unwrap();
+    let script = format!("{}/tests/python/verify_sets.py", env!("CARGO_MANIFEST_DIR"));
+    let env = [
+        ("REGISTRY", r.base.clone()),
+        ("AUDIENCE", aud),
+        ("SETS", file.display().to_string()),
+        ("AGENT", parent.0.clone()),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .envs(env)
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .output()
+            .expect("run the Python interpreter")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the Python script failed:\n{text}");
+    assert!(text.contains("all SETs verified"), "{text}");
+}
