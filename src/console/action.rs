@@ -76,6 +76,12 @@ pub enum Action {
         seq: i64,
         result: ClientResult<i64>,
     },
+    /// One action's Shared Signals fan-out (`GET /v1/signals/{seq}`), polled while SETs wait.
+    FanOutLoaded {
+        seq: i64,
+        attempt: u32,
+        result: ClientResult<crate::model::signals::FanOut>,
+    },
     CacheSaved(Result<(), String>),
     ReviewsLoaded(ClientResult<ReviewQueue>),
     Decided {
@@ -168,6 +174,12 @@ pub enum Effect {
         seq: i64,
         text: String,
     },
+    /// Read one action's fan-out after `delay_ms` (the revoke result's line, kept live).
+    LoadFanOut {
+        seq: i64,
+        attempt: u32,
+        delay_ms: u64,
+    },
     SaveCache(Arc<Inventory>),
     LoadReviews,
     Decide {
@@ -228,6 +240,7 @@ impl std::fmt::Debug for Effect {
             Effect::LoadPlan { id } => write!(f, "LoadPlan({id})"),
             Effect::Decommission(o) => write!(f, "Decommission({})", o.order().id),
             Effect::AddNote { seq, .. } => write!(f, "AddNote({seq})"),
+            Effect::LoadFanOut { seq, attempt, .. } => write!(f, "LoadFanOut({seq}, {attempt})"),
             Effect::SaveCache(_) => f.write_str("SaveCache"),
             Effect::LoadReviews => f.write_str("LoadReviews"),
             Effect::Decide {
