@@ -971,7 +971,7 @@ async fn poll_acknowledges_and_a_set_is_never_an_access_token() {
     assert_eq!(v["moreAvailable"], true);
     let c = r
         .verify(
-            &v["sets"][&first[0]].as_str().unwrap().to_string(),
+            v["sets"][&first[0]].as_str().unwrap(),
             "admin:admin@example.com",
         )
         .await;

@@ -16,6 +16,8 @@ use crate::registry::store::streams::{
 /// Called by the audit append for every event, inside the change's transaction: an action
 /// that ends or changes access gets one outbox row. A cascaded revoke (a sub-agent of a
 /// revoked tree) gets none: the root's row names the whole tree.
+// The audit append's own arguments, passed through.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn outbox_on_audit(
     tx: &Transaction<'_>,
     seq: i64,
@@ -158,8 +160,10 @@ pub(super) fn outbox_on_audit(
             .optional()?;
         resources.extend(owner);
     }
-    if action == "person.deactivate" || action == "delegation.revoke" {
-        if let Some(person) = &event.person {
+    if (action == "person.deactivate" || action == "delegation.revoke")
+        && let Some(person) = &event.person
+    {
+        {
             let audiences: Vec<String> = tx
                 .prepare_cached("SELECT DISTINCT audience FROM issued_tokens WHERE subject = ?1")?
                 .query_map([person], |r| r.get(0))?
