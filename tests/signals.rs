@@ -589,11 +589,19 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
     assert_eq!(agent_of(&c), Some(worker.0.clone()));
 
     // The admin's view: the stream delivered everything, nothing pending.
-    let list = r.ok("GET", "/v1/streams", Value::Null).await;
+    // (The registry counts a push once the receiver's 202 is in: wait for it.)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let list = loop {
+        let list = r.ok("GET", "/v1/streams", Value::Null).await;
+        if list["streams"][0]["delivered"].as_u64().unwrap() as usize == rx.count() {
+            break list;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let s = &list["streams"][0];
     assert_eq!(s["status"], "enabled");
     assert_eq!(s["pending"], 0);
-    assert_eq!(s["delivered"].as_u64().unwrap() as usize, rx.count());
     // And the revoke's fan-out line.
     let seq = revoked["audit_seq"].as_i64().unwrap();
     let f = r
