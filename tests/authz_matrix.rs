@@ -26,6 +26,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Value, json};
+use steward::model::signals::POLL;
 use support::{Member, Registry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +144,25 @@ enum Op {
     ListDelegations,
     RevokeDelegation,
     RevokeSomeoneElsesDelegation,
+    // Shared Signals (src/registry/http/ssf.rs): discovery, the receivers' stream management
+    // under /ssf/, and the admins' view under /v1/streams and /v1/signals.
+    SsfConfiguration,
+    CreateStream,
+    ReadStream,
+    UpdateStream,
+    ReplaceStream,
+    DeleteStream,
+    ReadStreamStatus,
+    UpdateStreamStatus,
+    AddStreamSubject,
+    RemoveStreamSubject,
+    VerifyStream,
+    PollStream,
+    ListStreams,
+    ShowStream,
+    PauseStream,
+    ResumeStream,
+    FanOut,
     RevokeAllMyTokens,
     // Ownership (src/registry/http/ownership.rs).
     OwnerCandidates,
@@ -696,6 +716,116 @@ const ROWS: &[Row] = &[
         "/v1/me/delegations/{id}",
         [404, 404, 404, 404, 404],
     ),
+    // Shared Signals. Discovery is public. The receivers' routes under /ssf/ take a catalogued
+    // resource's credentials or an admin's API token: a person without the admin role is
+    // refused 403 (resource receivers are tested in tests/signals.rs). Every cell's stream is
+    // a fresh poll stream of the admin.
+    row(
+        Op::SsfConfiguration,
+        "GET",
+        "/.well-known/ssf-configuration",
+        [200, 200, 200, 200, 200],
+    ),
+    write(
+        Op::CreateStream,
+        "POST",
+        "/ssf/streams",
+        [201, 403, 403, 403, 403],
+    ),
+    row(
+        Op::ReadStream,
+        "GET",
+        "/ssf/streams",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::UpdateStream,
+        "PATCH",
+        "/ssf/streams",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::ReplaceStream,
+        "PUT",
+        "/ssf/streams",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::DeleteStream,
+        "DELETE",
+        "/ssf/streams",
+        [204, 403, 403, 403, 403],
+    ),
+    row(
+        Op::ReadStreamStatus,
+        "GET",
+        "/ssf/status",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::UpdateStreamStatus,
+        "POST",
+        "/ssf/status",
+        [200, 403, 403, 403, 403],
+    ),
+    // A receiver's subject filter and its verification requests change only its own stream's
+    // filter and queue: not audited, by design (like SSF's own high-volume subject calls).
+    unaudited(
+        Op::AddStreamSubject,
+        "POST",
+        "/ssf/subjects/add",
+        [200, 403, 403, 403, 403],
+    ),
+    unaudited(
+        Op::RemoveStreamSubject,
+        "POST",
+        "/ssf/subjects/remove",
+        [204, 403, 403, 403, 403],
+    ),
+    unaudited(
+        Op::VerifyStream,
+        "POST",
+        "/ssf/verify",
+        [204, 403, 403, 403, 403],
+    ),
+    row(
+        Op::PollStream,
+        "POST",
+        "/ssf/poll/{stream_id}",
+        [200, 403, 403, 403, 403],
+    ),
+    row(
+        Op::ListStreams,
+        "GET",
+        "/v1/streams",
+        [200, 403, 403, 403, 403],
+    ),
+    row(
+        Op::ShowStream,
+        "GET",
+        "/v1/streams/{id}",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::PauseStream,
+        "POST",
+        "/v1/streams/{id}/pause",
+        [200, 403, 403, 403, 403],
+    ),
+    write(
+        Op::ResumeStream,
+        "POST",
+        "/v1/streams/{id}/resume",
+        [200, 403, 403, 403, 403],
+    ),
+    // One action's fan-out: admins, responders and auditors; anyone for their own action
+    // (here the owner's revoke of their agent); others get the 404 of an unknown action.
+    row(
+        Op::FanOut,
+        "GET",
+        "/v1/signals/{audit_seq}",
+        [200, 200, 200, 200, 404],
+    ),
     // Must stay the last row: each cell revokes every token of its caller.
     write(
         Op::RevokeAllMyTokens,
@@ -709,7 +839,32 @@ const ROWS: &[Row] = &[
 const DECISIONS: &[Op] = &[Op::ApproveRequest, Op::DenyRequest];
 
 /// The routes anyone may call without a token.
-const PUBLIC: &[Op] = &[Op::Health, Op::OAuthMetadata, Op::Jwks];
+const PUBLIC: &[Op] = &[
+    Op::Health,
+    Op::OAuthMetadata,
+    Op::Jwks,
+    Op::SsfConfiguration,
+];
+
+/// The Shared Signals receivers' routes (`/ssf/`): they authenticate their caller themselves
+/// (a resource or an admin's API token), and every caller who cannot be authenticated gets
+/// 401 `unauthenticated`, whatever is wrong with the credential.
+fn is_receiver_route(op: Op) -> bool {
+    matches!(
+        op,
+        Op::CreateStream
+            | Op::ReadStream
+            | Op::UpdateStream
+            | Op::ReplaceStream
+            | Op::DeleteStream
+            | Op::ReadStreamStatus
+            | Op::UpdateStreamStatus
+            | Op::AddStreamSubject
+            | Op::RemoveStreamSubject
+            | Op::VerifyStream
+            | Op::PollStream
+    )
+}
 
 /// OAuth endpoints that authenticate their caller themselves (RFC 7662 §2.1, RFC 7009 §2.1): a
 /// person's API token as bearer, or an agent's assertion or secret. A caller who cannot be
@@ -866,6 +1021,42 @@ impl Matrix {
         self.reg
             .register(&name, Some(&self.reg.owner.email), scopes)
             .await
+    }
+
+    /// Deletes the admin's streams (a receiver holds at most 20), before a cell makes one.
+    async fn clear_admins_streams(&self) {
+        let r = &self.reg;
+        let listed = r
+            .call("GET", "/ssf/streams", Some(&r.admin.token), None)
+            .await;
+        for stream in listed.expect(200).as_array().unwrap().clone() {
+            let id = stream["stream_id"].as_str().unwrap();
+            r.call(
+                "DELETE",
+                &format!("/ssf/streams?stream_id={id}"),
+                Some(&r.admin.token),
+                None,
+            )
+            .await
+            .expect(204);
+        }
+    }
+
+    /// A new poll stream of the admin (receivers manage only their own streams).
+    async fn admins_stream(&self) -> String {
+        self.clear_admins_streams().await;
+        let created = self
+            .reg
+            .post(
+                "/ssf/streams",
+                &self.reg.admin,
+                json!({"delivery": {"method": POLL}, "description": self.fresh("matrix-stream")}),
+            )
+            .await;
+        created.expect(201)["stream_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Sets up what the cell needs and returns the concrete path and body.
@@ -1300,6 +1491,83 @@ impl Matrix {
                 let id = created.expect(201)["id"].as_str().unwrap().to_string();
                 (format!("/v1/me/delegations/{id}"), None)
             }
+            Op::SsfConfiguration => ("/.well-known/ssf-configuration".into(), None),
+            Op::CreateStream => (
+                {
+                    self.clear_admins_streams().await;
+                    "/ssf/streams".into()
+                },
+                Some(json!({"delivery": {"method": POLL}, "description": "matrix"})),
+            ),
+            Op::ReadStream | Op::ReadStreamStatus => {
+                let id = self.admins_stream().await;
+                let route = if op == Op::ReadStream {
+                    "streams"
+                } else {
+                    "status"
+                };
+                (format!("/ssf/{route}?stream_id={id}"), None)
+            }
+            Op::UpdateStream | Op::ReplaceStream => (
+                "/ssf/streams".into(),
+                Some(json!({"stream_id": self.admins_stream().await,
+                            "delivery": {"method": POLL}, "description": "changed"})),
+            ),
+            Op::DeleteStream => (
+                format!("/ssf/streams?stream_id={}", self.admins_stream().await),
+                None,
+            ),
+            Op::UpdateStreamStatus => (
+                "/ssf/status".into(),
+                Some(
+                    json!({"stream_id": self.admins_stream().await, "status": "paused",
+                            "reason": "matrix"}),
+                ),
+            ),
+            Op::AddStreamSubject | Op::RemoveStreamSubject => {
+                let stream = self.admins_stream().await;
+                let agent = self.owners_agent(&[]).await;
+                let verb = if op == Op::AddStreamSubject {
+                    "add"
+                } else {
+                    "remove"
+                };
+                (
+                    format!("/ssf/subjects/{verb}"),
+                    Some(json!({"stream_id": stream,
+                                "subject": {"format": "opaque", "id": agent}})),
+                )
+            }
+            Op::VerifyStream => (
+                "/ssf/verify".into(),
+                Some(json!({"stream_id": self.admins_stream().await, "state": "matrix"})),
+            ),
+            Op::PollStream => (
+                format!("/ssf/poll/{}", self.admins_stream().await),
+                Some(json!({"maxEvents": 10, "returnImmediately": true})),
+            ),
+            Op::ListStreams => ("/v1/streams".into(), None),
+            Op::ShowStream | Op::PauseStream | Op::ResumeStream => {
+                let id = self.admins_stream().await;
+                let path = match op {
+                    Op::ShowStream => format!("/v1/streams/{id}"),
+                    Op::PauseStream => format!("/v1/streams/{id}/pause"),
+                    _ => format!("/v1/streams/{id}/resume"),
+                };
+                (path, None)
+            }
+            Op::FanOut => {
+                let agent = self.owners_agent(&[]).await;
+                let revoked = r
+                    .post(
+                        &format!("/v1/agents/{agent}/revoke"),
+                        &r.owner,
+                        json!({"reason": "matrix"}),
+                    )
+                    .await;
+                let seq = revoked.expect(200)["audit_seq"].as_i64().unwrap();
+                (format!("/v1/signals/{seq}"), None)
+            }
             Op::RevokeAllMyTokens => ("/v1/me/tokens".into(), None),
         }
     }
@@ -1440,6 +1708,8 @@ fn expected(row: &Row, who: Who) -> (u16, &'static str) {
             authenticated(row.expect[0])
         } else if OAUTH_CALLER.contains(&row.op) {
             (401, "invalid_client")
+        } else if is_receiver_route(row.op) {
+            (401, "unauthenticated")
         } else {
             (401, code)
         }
@@ -1574,9 +1844,18 @@ async fn every_route_has_a_row() {
             "{:?}",
             row.op
         );
+        assert_eq!(
+            is_receiver_route(row.op),
+            row.route.starts_with("/ssf/"),
+            "{:?}",
+            row.op
+        );
         assert!(
-            public || is_oauth(row.op) || row.route.starts_with("/v1/"),
-            "{:?} is neither public, OAuth nor under /v1/",
+            public
+                || is_oauth(row.op)
+                || is_receiver_route(row.op)
+                || row.route.starts_with("/v1/"),
+            "{:?} is neither public, OAuth, a receiver's nor under /v1/",
             row.op
         );
     }

@@ -827,3 +827,92 @@ fn render_text(c: &mut Console, w: u16, h: u16) -> String {
     }
     out
 }
+
+/// The revoke result shows the action's Shared Signals fan-out, kept live: with a poll stream
+/// that has not taken the SET it reads `0 receivers notified · 1 pending · 0 failed`, and once
+/// the receiver acknowledges it, `1 receiver notified · 0 pending · 0 failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revoke_result_shows_the_fan_out_live() {
+    use steward::console::overlays::revoke_result::FanOutLine;
+    let r = Registry::start().await;
+    populate(&r).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let auth = format!("Bearer {}", r.admin_token);
+    let created: serde_json::Value = http
+        .post(format!("{}/ssf/streams", r.url))
+        .header("authorization", &auth)
+        .json(&serde_json::json!({"delivery": {"method": "urn:ietf:rfc:8936"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll = format!(
+        "{}/ssf/poll/{}",
+        r.url,
+        created["stream_id"].as_str().unwrap()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let mut c = console(&r, &r.admin_token, &home).await;
+    select(&mut c, "billing-bot").await;
+
+    key(&mut c, "X");
+    // The receiver has not polled yet: its SET is pending, and the line says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let jti = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        c.drain();
+        let got: serde_json::Value = http
+            .post(&poll)
+            .header("authorization", &auth)
+            .json(&serde_json::json!({"returnImmediately": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let line = match &c.app.overlay {
+            Some(Overlay::RevokeResult(res)) => res.fan_out.as_ref().map(FanOutLine::text),
+            _ => None,
+        };
+        if let (Some(jti), Some(line)) = (
+            got["sets"].as_object().and_then(|s| s.keys().next()),
+            line.clone(),
+        ) && line == "0 receivers notified · 1 pending · 0 failed"
+        {
+            let screen = render_text(&mut c, 120, 40);
+            assert!(
+                screen.contains("0 receivers notified · 1 pending · 0 failed"),
+                "{screen}"
+            );
+            break jti.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never pending: {line:?} {got}"
+        );
+    };
+    let acked = http
+        .post(&poll)
+        .header("authorization", &auth)
+        .json(&serde_json::json!({"ack": [jti], "maxEvents": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status().as_u16(), 200);
+    c.settle().await.unwrap();
+    match &c.app.overlay {
+        Some(Overlay::RevokeResult(res)) => assert_eq!(
+            res.fan_out.as_ref().map(FanOutLine::text).as_deref(),
+            Some("1 receiver notified · 0 pending · 0 failed")
+        ),
+        other => panic!("expected the revocation result, got {other:?}"),
+    }
+    let screen = render_text(&mut c, 80, 24);
+    assert!(
+        screen.contains("1 receiver notified · 0 pending · 0 failed"),
+        "{screen}"
+    );
+}

@@ -37,6 +37,13 @@ pub enum Command {
     /// The agent inventory.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Shared Signals streams to relying parties: state, lag, last error; pause and resume
+    /// (admins).
+    #[command(subcommand)]
+    Streams(super::streams::StreamsCommand),
+    /// The smallest correct Shared Signals receiver: registers a push stream as a catalogued
+    /// resource, verifies each SET against the registry's JWKS and prints its events.
+    Receive(super::receive::ReceiveArgs),
     /// The resource catalogue: the only source of grantable scopes.
     #[command(subcommand)]
     Resources(super::approvals::ResourcesCommand),
@@ -181,6 +188,13 @@ pub struct ServerArgs {
     /// The registry's public URL, the `iss` of its tokens (default: http://<listen address>).
     #[arg(long)]
     pub issuer: Option<String>,
+    /// A private or link-local network (CIDR) that Shared Signals push receivers may live in
+    /// (refused by default; loopback is always allowed). Repeatable.
+    #[arg(long = "allow-receiver-network", value_name = "CIDR")]
+    pub allow_receiver_network: Vec<String>,
+    /// Consecutive failed pushes after which a Shared Signals stream is paused.
+    #[arg(long, default_value_t = 10)]
+    pub signals_pause_after: u32,
     /// Lifetime of tokens issued by exchange, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub token_ttl: String,

@@ -18,9 +18,11 @@ pub mod ownership;
 pub mod paths;
 pub mod people;
 pub mod resolve;
+pub mod receive;
 pub mod resource_credentials;
 pub mod reviews;
 pub mod server;
+pub mod streams;
 pub mod tokens;
 
 use args::{AuditCommand, Cli, Command, OwnerCommand};
@@ -43,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Campaigns(c)) => return reviews::campaigns(server, c).await,
         Some(Command::Tui) | None => return console::run(server).await,
         Some(Command::Demo(args)) => return demo::run(args).await,
+        Some(Command::Receive(args)) => return receive::run(args).await,
         Some(command) => command,
     };
     output::quiet_broken_pipe(scripting(server, command).await)
@@ -70,6 +73,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
             govern::grant(&reg, &id, &scope, justification, json).await
         }
         Command::Resources(cmd) => approvals::resources(&connect()?, cmd).await,
+        Command::Streams(cmd) => streams::run(&connect()?, cmd).await,
         Command::Request {
             agent,
             scope,
@@ -166,6 +170,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
         Command::Server(_)
         | Command::Tui
         | Command::Demo(_)
+        | Command::Receive(_)
         | Command::Token(_)
         | Command::Reviews(_)
         | Command::Campaigns(_) => {

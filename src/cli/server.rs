@@ -44,7 +44,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let server = Server::bind_with(&args.listen, store.clone(), &args.name, &token_settings)
         .await?
         .with_limits(limits)
-        .with_guards(guards);
+        .with_guards(guards)
+        .with_signal_settings(signal_settings(&args)?)?;
     let addr = server.local_addr();
     // Access reviews: open, close at the due date, remind (every minute).
     let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
@@ -263,4 +264,23 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read(&loose).unwrap(), b"new");
     }
+}
+
+/// The Shared Signals transmitter's settings from the command line.
+fn signal_settings(args: &ServerArgs) -> anyhow::Result<registry::signals::SignalSettings> {
+    let mut allowed = Vec::new();
+    for text in &args.allow_receiver_network {
+        allowed.push(
+            text.parse::<registry::signals::network::Cidr>()
+                .map_err(|e| anyhow::anyhow!("--allow-receiver-network: {e}"))?,
+        );
+    }
+    if args.signals_pause_after == 0 {
+        anyhow::bail!("--signals-pause-after must be at least 1");
+    }
+    Ok(registry::signals::SignalSettings {
+        pause_after: args.signals_pause_after,
+        networks: registry::signals::network::ReceiverNetworks { allowed },
+        ..Default::default()
+    })
 }

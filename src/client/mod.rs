@@ -534,6 +534,36 @@ impl Client {
         .await
     }
 
+    /// Every Shared Signals stream with its state, lag and last error (admins).
+    pub async fn streams(&self) -> ClientResult<crate::model::signals::StreamList> {
+        self.get(&["v1", "streams"]).await
+    }
+
+    /// One Shared Signals stream (admins).
+    pub async fn stream(&self, id: &str) -> ClientResult<crate::model::signals::StreamSummary> {
+        self.get(&["v1", "streams", id]).await
+    }
+
+    /// Pauses (`pause`) or resumes (`resume`) a stream (admins).
+    pub async fn set_stream(
+        &self,
+        id: &str,
+        verb: &str,
+        reason: Option<String>,
+    ) -> ClientResult<crate::model::signals::StreamSummary> {
+        self.with_body(
+            Method::POST,
+            &["v1", "streams", id, verb],
+            &serde_json::json!({"reason": reason}),
+        )
+        .await
+    }
+
+    /// What became of one action's security events (the revoke result's fan-out line).
+    pub async fn fan_out(&self, audit_seq: i64) -> ClientResult<crate::model::signals::FanOut> {
+        self.get(&["v1", "signals", &audit_seq.to_string()]).await
+    }
+
     /// Registers a credential for a catalogued resource (admins).
     pub async fn add_resource_credential(
         &self,

@@ -97,6 +97,12 @@ pub enum Action {
         append: bool,
         result: ClientResult<crate::model::timeline::TimelinePage>,
     },
+    /// One action's Shared Signals fan-out (`GET /v1/signals/{seq}`), polled while SETs wait.
+    FanOutLoaded {
+        seq: i64,
+        attempt: u32,
+        result: ClientResult<crate::model::signals::FanOut>,
+    },
     CacheSaved(Result<(), String>),
     ReviewsLoaded(ClientResult<ReviewQueue>),
     Decided {
@@ -213,6 +219,12 @@ pub enum Effect {
         query: crate::model::timeline::TimelineQuery,
         append: bool,
     },
+    /// Read one action's fan-out after `delay_ms` (the revoke result's line, kept live).
+    LoadFanOut {
+        seq: i64,
+        attempt: u32,
+        delay_ms: u64,
+    },
     SaveCache(Arc<Inventory>),
     LoadReviews,
     Decide {
@@ -287,6 +299,7 @@ impl std::fmt::Debug for Effect {
             Effect::LoadTimeline {
                 generation, append, ..
             } => write!(f, "LoadTimeline(gen {generation}, append {append})"),
+            Effect::LoadFanOut { seq, attempt, .. } => write!(f, "LoadFanOut({seq}, {attempt})"),
             Effect::SaveCache(_) => f.write_str("SaveCache"),
             Effect::LoadReviews => f.write_str("LoadReviews"),
             Effect::Decide {

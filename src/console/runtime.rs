@@ -386,6 +386,19 @@ impl Console {
                     result,
                 }
             }),
+            Effect::LoadFanOut {
+                seq,
+                attempt,
+                delay_ms,
+            } => self.spawn(move |c, _| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                let result = c.fan_out(seq).await;
+                Action::FanOutLoaded {
+                    seq,
+                    attempt,
+                    result,
+                }
+            }),
             Effect::AddNote { seq, text } => self.spawn(move |c, _| async move {
                 let result = c.add_note(seq, &text).await;
                 Action::NoteAdded { seq, result }

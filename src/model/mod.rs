@@ -11,6 +11,7 @@ pub mod domain;
 pub mod ownership;
 pub mod permissions;
 pub mod review;
+pub mod signals;
 pub mod text;
 pub mod timeline;
 pub mod tokens;

@@ -10,6 +10,7 @@ pub mod perimeter;
 pub mod policy;
 pub mod reviews;
 pub mod service;
+pub mod signals;
 pub mod store;
 pub mod tokens;
 pub mod witness;
@@ -71,9 +72,15 @@ impl Server {
         let tokens =
             tokens::TokenService::start(store.clone(), token_settings, &format!("http://{bound}"))
                 .await?;
+        let signals = signals::Signals::start(
+            store.clone(),
+            tokens.clone(),
+            signals::SignalSettings::default(),
+        )?;
         Ok(Server {
             listener,
             state: AppState {
+                signals,
                 store,
                 server_name: Arc::from(name),
                 tokens,
@@ -97,6 +104,25 @@ impl Server {
         self
     }
 
+    /// Replaces the Shared Signals transmitter's settings (receiver networks, retries).
+    pub fn with_signal_settings(
+        mut self,
+        settings: signals::SignalSettings,
+    ) -> anyhow::Result<Server> {
+        self.state.signals.stop();
+        self.state.signals = signals::Signals::start(
+            self.state.store.clone(),
+            self.state.tokens.clone(),
+            settings,
+        )?;
+        Ok(self)
+    }
+
+    /// The Shared Signals transmitter.
+    pub fn signals(&self) -> &std::sync::Arc<signals::Signals> {
+        &self.state.signals
+    }
+
     /// The token service (for embedding and benchmarks).
     pub fn tokens(&self) -> &Arc<tokens::TokenService> {
         &self.state.tokens
@@ -113,6 +139,7 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        self.state.signals.launch();
         let app = http::router(self.state);
         perimeter::serve(self.listener, app, self.limits, shutdown)
             .await

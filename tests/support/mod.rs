@@ -481,7 +481,17 @@ pub fn open_sql(db: &Path) -> rusqlite::Connection {
 /// Every row of every table, ordered, as text.
 pub fn snapshot(conn: &rusqlite::Connection) -> String {
     let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        // The Shared Signals transmitter's delivery tables (`ssf_outbox`, `ssf_queue`) are left
+        // out: its background task fans out and delivers after a change commits, so they change
+        // between calls by design. Their outbox rows are written only with an audit event,
+        // which is counted. Stream configurations and subjects (`ssf_streams`, `ssf_subjects`)
+        // are compared like any table, less the delivery-health columns the background task
+        // keeps (see below).
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+               AND name NOT IN ('ssf_outbox', 'ssf_queue')
+             ORDER BY name",
+        )
         .and_then(|mut s| {
             s.query_map([], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()
@@ -494,6 +504,12 @@ pub fn snapshot(conn: &rusqlite::Connection) -> String {
         let columns = if table == "api_tokens" {
             "id, person_id, token_hash, name, created_at, expires_at, revoked_at, kind, \
              parent_id, redeemed_at"
+        } else if table == "ssf_streams" {
+            // Delivery health (failures, counts, last error, last delivery, last verification)
+            // is kept by the delivery task; a pause after N failures also changes `status`,
+            // and writes an audit event.
+            "id, receiver, method, endpoint_url, authorization_header, events_requested, \
+             description, status, reason, created_at, updated_at"
         } else {
             "*"
         };

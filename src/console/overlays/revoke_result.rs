@@ -34,6 +34,32 @@ pub struct RevokeResult {
     pub round_trip_ms: f64,
     /// The incident reference being typed.
     pub note: String,
+    /// What became of the action's security events (read live from `/v1/signals/{seq}`).
+    pub fan_out: Option<FanOutLine>,
+}
+
+/// The revoke result's Shared Signals line.
+#[derive(Debug)]
+pub enum FanOutLine {
+    Known(crate::model::signals::FanOut),
+    /// Not readable (no receivers' events, or not the caller's to see): the reason.
+    Unknown(String),
+}
+
+impl FanOutLine {
+    pub fn text(&self) -> String {
+        match self {
+            FanOutLine::Known(f) if !f.fanned_out => "queued for receivers…".into(),
+            FanOutLine::Known(f) => format!(
+                "{} receiver{} notified · {} pending · {} failed",
+                f.notified,
+                if f.notified == 1 { "" } else { "s" },
+                f.pending,
+                f.failed
+            ),
+            FanOutLine::Unknown(e) => format!("— ({})", clean(e)),
+        }
+    }
 }
 
 /// One line of the result: a label and its value. Other parts of the console add theirs with
@@ -66,6 +92,7 @@ impl RevokeResult {
             bulk: false,
             round_trip_ms,
             note: String::new(),
+            fan_out: None,
         }
     }
 
@@ -204,6 +231,15 @@ impl RevokeResult {
                 "no killed token is still within its lifetime".into(),
             ),
         });
+        if !self.is_bulk() {
+            out.push(fact(
+                "signals",
+                self.fan_out
+                    .as_ref()
+                    .map(FanOutLine::text)
+                    .unwrap_or_else(|| "…".into()),
+            ));
+        }
         for (id, e) in &self.failed {
             out.push(Fact {
                 label: "failed".into(),

@@ -11,6 +11,12 @@ use crate::console::action::{
     Action, CampaignPurpose, CloseCampaignOrder, DecommissionOrder, Effect, Pending,
 };
 use crate::console::app::{App, Overlay, RevokeResult, Screen, Tone, TreeNode};
+use crate::console::overlays::revoke_result::FanOutLine;
+
+/// The revoke result's fan-out line is read again every this many ms while SETs wait, at most
+/// [`FAN_OUT_POLLS`] times (about five seconds).
+const FAN_OUT_EVERY_MS: u64 = 250;
+const FAN_OUT_POLLS: u32 = 20;
 use crate::console::overlays::confirm::ConfirmState;
 use crate::console::overlays::notice::Notice;
 use crate::model::review::Progress;
@@ -81,11 +87,17 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                         ),
                     )
                 });
+                let seq = outcome.audit_seq;
                 app.overlay = Some(Overlay::RevokeResult(Box::new(RevokeResult::single(
                     name,
                     outcome,
                     round_trip_ms,
                 ))));
+                fx.push(Effect::LoadFanOut {
+                    seq,
+                    attempt: 0,
+                    delay_ms: FAN_OUT_EVERY_MS,
+                });
                 refilter(app, fx);
                 reload_detail(app, &id, fx);
             }
@@ -130,6 +142,7 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                     bulk: true,
                     round_trip_ms,
                     note: String::new(),
+                    fan_out: None,
                 })),
                 None => Overlay::Notice(Notice {
                     title: "Bulk revocation".into(),
@@ -226,6 +239,32 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
         } => {
             if let Some(Overlay::Activity(a)) = &mut app.overlay {
                 a.answered(generation, append, result.map_err(|e| e.to_string()));
+            }
+        }
+        Action::FanOutLoaded {
+            seq,
+            attempt,
+            result,
+        } => {
+            // Only the revoke result still open for this action shows it; a closed overlay
+            // stops the polling.
+            if let Some(Overlay::RevokeResult(r)) = &mut app.overlay
+                && r.outcome.audit_seq == seq
+            {
+                match result {
+                    Ok(f) => {
+                        let waiting = !f.fanned_out || f.pending > 0;
+                        r.fan_out = Some(FanOutLine::Known(f));
+                        if waiting && attempt + 1 < FAN_OUT_POLLS {
+                            fx.push(Effect::LoadFanOut {
+                                seq,
+                                attempt: attempt + 1,
+                                delay_ms: FAN_OUT_EVERY_MS,
+                            });
+                        }
+                    }
+                    Err(e) => r.fan_out = Some(FanOutLine::Unknown(e.to_string())),
+                }
             }
         }
         Action::NoteAdded { seq, result } => match result {

@@ -16,6 +16,7 @@ pub mod ownership;
 pub mod people;
 pub mod resource_credentials;
 pub mod reviews;
+pub mod ssf;
 
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub tokens: Arc<crate::registry::tokens::TokenService>,
     /// Rate limits on failed authentication and bounds on large reads.
     pub guards: Arc<guards::Guards>,
+    /// The Shared Signals transmitter.
+    pub signals: Arc<crate::registry::signals::Signals>,
 }
 
 /// Runs a store call on the blocking pool so that SQLite never stalls the async runtime.
@@ -103,6 +106,7 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         (name = "reviews", description = "Access-review campaigns, decisions, scope diffs, reminders"),
         (name = "catalogue", description = "The resource catalogue: resources, audiences, owners, scopes and tiers"),
         (name = "approvals", description = "Access requests, per-use approvals and the approver's queue"),
+        (name = "signals", description = "OpenID Shared Signals (SSF 1.0) transmitter: CAEP events to relying parties, pushed or polled"),
     )
 )]
 struct ApiDoc;
@@ -262,6 +266,24 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(approvals::list_approvals))
         .routes(routes!(approvals::approve))
         .routes(routes!(approvals::deny))
+        .routes(routes!(ssf::ssf_configuration))
+        .routes(routes!(
+            ssf::create_stream,
+            ssf::read_stream,
+            ssf::update_stream,
+            ssf::replace_stream,
+            ssf::delete_stream
+        ))
+        .routes(routes!(ssf::read_status, ssf::update_status))
+        .routes(routes!(ssf::add_subject))
+        .routes(routes!(ssf::remove_subject))
+        .routes(routes!(ssf::verify))
+        .routes(routes!(ssf::poll))
+        .routes(routes!(ssf::list_streams))
+        .routes(routes!(ssf::show_stream))
+        .routes(routes!(ssf::pause_stream))
+        .routes(routes!(ssf::resume_stream))
+        .routes(routes!(ssf::fan_out))
         .with_state(state)
         .split_for_parts();
     let mut openapi = openapi;

@@ -14,6 +14,7 @@ pub mod resource_credentials;
 pub mod scopes;
 pub mod sqlite;
 pub mod timeline;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub use ownership::OwnershipStore;
 pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
+pub use streams::StreamStore;
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +256,7 @@ pub trait Store:
     + timeline::TimelineStore
     + ScopeCatalogue
     + ResourceCredentialStore
+    + StreamStore
     + Send
     + Sync
     + 'static

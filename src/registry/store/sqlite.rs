@@ -505,6 +505,7 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO agents_text(rowid, id, name, description)
         VALUES (new.rowid, new.id, new.name, new.description);
     END;
+    "#,
     // 12: leavers and owner succession (sqlite_succession.rs): when a person left (people who
     // left before this migration are dated by it), and a reminder to each manager who inherited
     // an agent from a leaver, until they acknowledge it.
@@ -520,6 +521,60 @@ const MIGRATIONS: &[&str] = &[
         acknowledged_at TEXT
     );
     CREATE INDEX owner_handovers_to ON owner_handovers(to_email, acknowledged_at);
+    "#,
+    // 13: Shared Signals (sqlite_streams.rs): streams, the subjects receivers removed, the
+    // outbox written in the transaction of each change that ends access, and per-stream
+    // queues of signed SETs (`seq` is the delivery order).
+    r#"
+    CREATE TABLE ssf_streams (
+        id TEXT PRIMARY KEY,
+        receiver TEXT NOT NULL,
+        method TEXT NOT NULL,
+        endpoint_url TEXT,
+        authorization_header TEXT,
+        events_requested TEXT NOT NULL DEFAULT '[]',
+        description TEXT,
+        status TEXT NOT NULL DEFAULT 'enabled',
+        reason TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_error_at TEXT,
+        last_delivered_at TEXT,
+        last_verification_at INTEGER,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX ssf_streams_receiver ON ssf_streams(receiver);
+    CREATE TABLE ssf_subjects (
+        stream_id TEXT NOT NULL,
+        subject_key TEXT NOT NULL,
+        included INTEGER NOT NULL,
+        PRIMARY KEY (stream_id, subject_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE ssf_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        audit_seq INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        fanned_out_at TEXT
+    );
+    CREATE INDEX ssf_outbox_pending ON ssf_outbox(id) WHERE fanned_out_at IS NULL;
+    CREATE INDEX ssf_outbox_audit ON ssf_outbox(audit_seq);
+    CREATE TABLE ssf_queue (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream_id TEXT NOT NULL,
+        jti TEXT NOT NULL UNIQUE,
+        audit_seq INTEGER NOT NULL,
+        set_jwt TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        error TEXT,
+        done_at INTEGER
+    );
+    CREATE INDEX ssf_queue_pending ON ssf_queue(stream_id, seq) WHERE state = 'pending';
+    CREATE INDEX ssf_queue_audit ON ssf_queue(audit_seq);
     "#,
 ];
 
@@ -560,6 +615,9 @@ mod resource_credentials;
 
 #[path = "sqlite_approvals.rs"]
 pub(super) mod approvals;
+
+#[path = "sqlite_streams.rs"]
+mod streams;
 
 // Online backup and restore.
 #[path = "sqlite_backup.rs"]
@@ -733,8 +791,10 @@ impl SqliteStore {
         let mut conn =
             conn.map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        streams::before_write();
         let out = f(&tx)?;
         tx.commit()?;
+        streams::after_commit();
         Ok(out)
     }
 
@@ -923,6 +983,8 @@ pub(super) fn append_audit(
             hash
         ],
     )?;
+    // An action that ends access gets its outbox row in this same transaction.
+    streams::outbox_on_audit(tx, seq, actor, action, target, outcome, reason, details)?;
     Ok(seq)
 }
 

@@ -129,6 +129,30 @@ impl TokenService {
         }
     }
 
+    /// Authenticates a Shared Signals receiver: a person's API token (the caller checks the
+    /// admin role), or a catalogued resource's secret or signed assertion. Never an agent.
+    pub async fn authenticate_receiver(
+        &self,
+        credentials: ClientCredentials,
+        endpoint: &str,
+    ) -> Result<OAuthCaller, OAuthError> {
+        if let ClientCredentials::PersonApiToken(_) = &credentials {
+            return self.authenticate_caller(credentials, endpoint).await;
+        }
+        let audiences = [endpoint, self.issuer.as_str()];
+        match self.claimed_resource(&credentials).await? {
+            Some(resource) => {
+                self.authenticate_resource(credentials, resource, &audiences)
+                    .await
+            }
+            None => Err(OAuthError::invalid_client(
+                "a Shared Signals receiver authenticates as a catalogued resource (HTTP Basic \
+                 resource-id:secret, or Bearer with an assertion the resource signed) or with \
+                 an admin's API token",
+            )),
+        }
+    }
+
     /// The catalogued resource the credentials claim to be, when it holds any credential:
     /// such an id authenticates as the resource, never as an agent of the same id.
     async fn claimed_resource(

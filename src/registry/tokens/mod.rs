@@ -445,6 +445,13 @@ impl TokenService {
             .clone()
     }
 
+    /// Signs `claims` with the key that signs now, under the given `typ` (the Shared Signals
+    /// transmitter signs its Security Event Tokens this way, as `secevent+jwt`).
+    pub fn sign_with_active_key(&self, claims: &impl serde::Serialize, typ: &str) -> String {
+        let key = self.signing_key();
+        jwt::sign(claims, &key.signing, &key.kid, typ)
+    }
+
     /// A published key by kid (for reading back the registry's own tokens).
     fn published_key(&self, kid: &str) -> Option<ed25519_dalek::VerifyingKey> {
         self.keys
