@@ -130,7 +130,7 @@ pub async fn register_agent(
     Ok((StatusCode::CREATED, Json(agent)))
 }
 
-async fn visible_detail(
+pub(super) async fn visible_detail(
     state: &AppState,
     caller: &Caller,
     id: String,
@@ -157,6 +157,17 @@ pub async fn show_agent(
 ) -> Result<Json<AgentDetail>, ApiError> {
     let mut detail = visible_detail(&state, &caller, id).await?;
     detail.may = Some(policy::agent_actions(&caller.person, &facts_of(&detail)));
+    if !detail.agent.flags.is_empty() {
+        let query = crate::model::flag::FlagQuery {
+            agent: Some(detail.agent.id.clone()),
+            state: Some("unresolved".into()),
+            ..Default::default()
+        };
+        detail.open_flags = blocking(&state, move |s| {
+            s.list_flags(&query, &crate::registry::store::Visibility::All)
+        })
+        .await?;
+    }
     Ok(Json(detail))
 }
 

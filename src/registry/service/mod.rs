@@ -3,3 +3,4 @@
 //! decision and the state it was made on are one.
 
 pub mod approvals;
+pub mod flags;

@@ -8,6 +8,7 @@ pub mod api_tokens;
 pub mod approvals;
 pub mod catalogue;
 pub mod delegations;
+pub mod flags;
 pub mod perimeter;
 pub mod resource_credentials;
 pub mod scopes;
@@ -39,6 +40,7 @@ pub use api_tokens::ApiTokenStore;
 pub use approvals::ApprovalStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
+pub use flags::{ActivityStore, FlagStore};
 pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
@@ -243,6 +245,8 @@ pub trait Store:
     CatalogueStore
     + ApprovalStore
     + DelegationStore
+    + ActivityStore
+    + FlagStore
     + ApiTokenStore
     + perimeter::PerimeterStore
     + ScopeCatalogue
