@@ -635,3 +635,49 @@ async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agr
         screen.text()
     );
 }
+
+/// The incident path: the demo's flags come from its planted story through the real detectors;
+/// a responder goes from the flag to the agent revoked in three keys (`8` → `Enter` → `X`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
+    let mut demo = Demo::start("responder", "300");
+    demo.wait("the synced inventory", |s| {
+        s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
+    });
+    // The story's flags reach the console through the change feed.
+    demo.press("8");
+    let text = demo.wait("flagged agents, highest severity first", |s| {
+        s.contains("[flagged]") && (s.contains("CRITICAL") || s.contains("HIGH"))
+    });
+    let first = text
+        .lines()
+        .find(|l| l.starts_with('▶'))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        first.contains("CRITICAL") || first.contains("HIGH"),
+        "the cursor starts on the most severe flag:\n{text}"
+    );
+    demo.press("\r");
+    let text = demo.wait("the detail with the flag's evidence", |s| {
+        s.contains("OPEN FLAGS") && s.contains("observed") && s.contains("baseline")
+    });
+    assert!(text.contains("rate-spike") || text.contains("first-scope"), "{text}");
+    demo.press("X");
+    let text = demo.wait("the revocation result", |s| {
+        s.contains("REVOKED") && s.contains("active → suspended")
+    });
+    assert_eq!(demo.pressed, 3, "from flag to revoked in three keys");
+    let id = text
+        .lines()
+        .find(|l| l.contains("REVOKED"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("ag")).map(str::to_string))
+        .expect("the agent's id in the result");
+    demo.press("\x1b");
+    let db = demo.quit();
+    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
+    use steward::registry::store::Store;
+    let detail = store.agent_detail(&id).unwrap().unwrap();
+    assert_eq!(detail.agent.status, AgentStatus::Suspended);
+    assert!(!detail.agent.flags.is_empty(), "it was a flagged agent");
+}

@@ -226,6 +226,7 @@ fn facts<'a>(
             t.style(Slot::Flag),
         ),
     ]));
+    open_flags(app, detail, lines, w);
 
     lines.push(Line::from(""));
     lines.push(heading(format!("GRANTS ({})", a.grants.len())));
@@ -395,5 +396,66 @@ fn pending_requests(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, 
             ago(app.now, r.created_at.timestamp()),
         );
         lines.push(Line::from(Span::styled(fit(&text, w), t.style(Slot::Hint))));
+    }
+}
+
+/// Each unresolved behaviour flag with its evidence: observed against the baseline, the window.
+fn open_flags(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usize) {
+    if detail.open_flags.is_empty() {
+        return;
+    }
+    let t = &app.theme;
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        format!(" OPEN FLAGS ({})  X revokes the agent", detail.open_flags.len()),
+        t.style(Slot::Title),
+    )));
+    for f in &detail.open_flags {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "   {} {:<8} ",
+                    f.severity.marker(),
+                    f.severity.as_str().to_uppercase()
+                ),
+                t.style(Slot::Flag),
+            ),
+            Span::raw(fit(
+                &format!(
+                    "{} · {} · {} — {}",
+                    f.kind.as_str(),
+                    f.state.as_str(),
+                    when(app, Some(f.opened_at)),
+                    clean(&f.summary)
+                ),
+                w.saturating_sub(16),
+            )),
+        ]));
+        let evidence = |k: &str, v: String| {
+            Line::from(vec![
+                Span::styled(format!("      {k:<9}"), t.style(Slot::Dim)),
+                Span::raw(fit(&clean(&v), w.saturating_sub(16))),
+            ])
+        };
+        lines.push(evidence("observed", f.evidence.observed.clone()));
+        lines.push(evidence("baseline", f.evidence.baseline.clone()));
+        lines.push(evidence(
+            "window",
+            format!(
+                "{} → {}",
+                f.evidence.window_from.format("%Y-%m-%d %H:%M"),
+                f.evidence.window_to.format("%Y-%m-%d %H:%M UTC")
+            ),
+        ));
+        if let Some(by) = &f.acknowledged_by {
+            lines.push(evidence(
+                "acked",
+                format!(
+                    "by {} — {}",
+                    by,
+                    f.acknowledge_reason.clone().unwrap_or_default()
+                ),
+            ));
+        }
     }
 }

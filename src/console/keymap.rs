@@ -577,6 +577,15 @@ const DEFAULTS: &[Default_] = &[
     )
     .words(&["stale"], ""),
     b(
+        "show-flagged",
+        Command::Quick(QuickFilter::Flagged),
+        Inventory,
+        &[KeySpec::char('8')],
+        "quick filter: flagged (open behaviour flags, severity first)",
+        None,
+    )
+    .words(&["flagged"], ""),
+    b(
         "sort-name",
         Command::Sort(Column::Name),
         Inventory,

@@ -824,7 +824,8 @@ mod tests {
         assert_eq!(k.iter().filter(|k| **k == FlagKind::RateSpike).count(), 1);
         assert_eq!(k.iter().filter(|k| **k == FlagKind::OffHours).count(), 1);
         let spike = all.iter().find(|f| f.kind == FlagKind::RateSpike).unwrap();
-        assert!(spike.observed.contains("51 exchanges"), "{}", spike.observed);
+        // high = median 5 + 3 × max(MAD 0, 0.5) = 6.5; threshold max(10 × 6.5, 50) = 65.
+        assert!(spike.observed.contains("66 exchanges"), "{}", spike.observed);
         assert!(spike.baseline.contains("median 5"), "{}", spike.baseline);
         assert_eq!(spike.severity, Severity::High);
         assert!(!spike.refused_only);
