@@ -70,8 +70,7 @@ async fn start_with(
     let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
     let db = dir.path().join("steward.db");
     let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
-    let admin = match registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "t")
-    {
+    let admin = match registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "t") {
         Ok((_, t)) => t.token,
         Err(e) => panic!("{e}"),
     };
@@ -123,7 +122,13 @@ fn new_key() -> SigningKey {
 }
 
 impl Reg {
-    async fn call(&self, method: reqwest::Method, path: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -142,7 +147,8 @@ impl Reg {
     }
 
     async fn post(&self, path: &str, bearer: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, bearer, Some(body)).await
+        self.call(reqwest::Method::POST, path, bearer, Some(body))
+            .await
     }
 
     async fn ok(&self, path: &str, bearer: &str, body: Value) -> Value {
@@ -160,7 +166,11 @@ impl Reg {
         )
         .await;
         let issued = self
-            .ok(&format!("/v1/people/{email}/tokens"), &self.admin, json!({}))
+            .ok(
+                &format!("/v1/people/{email}/tokens"),
+                &self.admin,
+                json!({}),
+            )
             .await;
         let invitation = issued["token"].as_str().unwrap().to_string();
         self.ok("/v1/me/tokens", &invitation, json!({})).await["token"]
@@ -273,7 +283,9 @@ impl Reg {
     fn audit_actions(&self, target: &str) -> Vec<(String, String, Option<String>)> {
         let conn = rusqlite::Connection::open(self.store.path()).unwrap();
         let mut stmt = conn
-            .prepare("SELECT action, actor_id, reason FROM audit_events WHERE target = ?1 ORDER BY seq")
+            .prepare(
+                "SELECT action, actor_id, reason FROM audit_events WHERE target = ?1 ORDER BY seq",
+            )
             .unwrap();
         stmt.query_map([target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
@@ -302,13 +314,21 @@ async fn normal_traffic_is_quiet_and_a_spike_of_real_exchanges_is_flagged_with_e
         &a.id,
         28,
         4,
-        &["s:crm.orders:read", &format!("a:{AUD}"), "p:admin@example.com", "d:1"],
+        &[
+            "s:crm.orders:read",
+            &format!("a:{AUD}"),
+            "p:admin@example.com",
+            "d:1",
+        ],
     );
     let subject = r.subject(&a.id).await;
     for _ in 0..4 {
         r.exchange(&a, &subject, "crm.orders:read", AUD).await;
     }
-    assert!(r.flags("", &r.admin).await.is_empty(), "normal traffic stays quiet");
+    assert!(
+        r.flags("", &r.admin).await.is_empty(),
+        "normal traffic stays quiet"
+    );
     // Threshold: max(10 × high, floor 20) with high = 4 + 3 × 0.5 → 55. Send 60 in the hour.
     for _ in 0..56 {
         r.exchange(&a, &subject, "crm.orders:read", AUD).await;
@@ -320,9 +340,15 @@ async fn normal_traffic_is_quiet_and_a_spike_of_real_exchanges_is_flagged_with_e
     assert_eq!(f["state"], "open");
     assert_eq!(f["agent_id"], a.id.as_str());
     let observed = f["evidence"]["observed"].as_str().unwrap();
-    assert!(observed.starts_with("56 exchanges") || observed.starts_with("60 exchanges"), "{observed}");
     assert!(
-        f["evidence"]["baseline"].as_str().unwrap().contains("median 4"),
+        observed.starts_with("56 exchanges") || observed.starts_with("60 exchanges"),
+        "{observed}"
+    );
+    assert!(
+        f["evidence"]["baseline"]
+            .as_str()
+            .unwrap()
+            .contains("median 4"),
         "{}",
         f["evidence"]["baseline"]
     );
@@ -363,7 +389,10 @@ async fn normal_traffic_is_quiet_and_a_spike_of_real_exchanges_is_flagged_with_e
     assert_eq!(act["events"][0]["depth"], 1);
     assert_eq!(act["events"][0]["client_auth"], "private_key_jwt");
     let (s, hourly) = r
-        .get(&format!("/v1/agents/{}/activity/hourly?days=7", a.id), &r.admin)
+        .get(
+            &format!("/v1/agents/{}/activity/hourly?days=7", a.id),
+            &r.admin,
+        )
         .await;
     assert_eq!(s, 200, "{hourly}");
     assert_eq!(hourly["points"].as_array().unwrap().len(), 168);
@@ -373,7 +402,10 @@ async fn normal_traffic_is_quiet_and_a_spike_of_real_exchanges_is_flagged_with_e
     assert_eq!(hourly["scopes_24h"][0]["name"], "crm.orders:read");
     assert_eq!(hourly["scopes_24h"][0]["count"], 65);
     let (s, _) = r
-        .get(&format!("/v1/agents/{}/activity/hourly?days=99", a.id), &r.admin)
+        .get(
+            &format!("/v1/agents/{}/activity/hourly?days=99", a.id),
+            &r.admin,
+        )
         .await;
     assert_eq!(s, 422);
 }
@@ -388,16 +420,35 @@ async fn a_first_scope_and_a_new_audience_are_flagged_and_a_new_agent_is_not_jud
         &a.id,
         28,
         3,
-        &["s:crm.orders:read", &format!("a:{AUD}"), "p:admin@example.com", "d:1"],
+        &[
+            "s:crm.orders:read",
+            &format!("a:{AUD}"),
+            "p:admin@example.com",
+            "d:1",
+        ],
     );
     let subject = r.subject(&a.id).await;
     r.exchange(&a, &subject, "crm.orders:read", AUD).await;
-    r.exchange(&a, &subject, "payments:refund", "https://payments.example.com")
-        .await;
+    r.exchange(
+        &a,
+        &subject,
+        "payments:refund",
+        "https://payments.example.com",
+    )
+    .await;
     let flags = r.flags("", &r.admin).await;
-    assert_eq!(kinds(&flags), vec!["first-scope", "new-audience"], "{flags:?}");
+    assert_eq!(
+        kinds(&flags),
+        vec!["first-scope", "new-audience"],
+        "{flags:?}"
+    );
     let first = flags.iter().find(|f| f["kind"] == "first-scope").unwrap();
-    assert!(first["summary"].as_str().unwrap().contains("payments:refund"));
+    assert!(
+        first["summary"]
+            .as_str()
+            .unwrap()
+            .contains("payments:refund")
+    );
     // The catalogue's tier decides a first use's severity (the test catalogue is all low).
     assert_eq!(first["severity"], "low");
     // Marked as a first use in the last 24 h.
@@ -405,13 +456,21 @@ async fn a_first_scope_and_a_new_audience_are_flagged_and_a_new_agent_is_not_jud
         .get(&format!("/v1/agents/{}/activity/hourly", a.id), &r.admin)
         .await;
     let scopes = hourly["scopes_24h"].as_array().unwrap();
-    let refund = scopes.iter().find(|s| s["name"] == "payments:refund").unwrap();
+    let refund = scopes
+        .iter()
+        .find(|s| s["name"] == "payments:refund")
+        .unwrap();
     assert_eq!(refund["first_use"], true);
     // A brand-new agent with no history does anything it is granted: nothing is judged.
     let b = r.agent("admin@example.com", &["payments:refund"]).await;
     let subject = r.subject(&b.id).await;
-    r.exchange(&b, &subject, "payments:refund", "https://payments.example.com")
-        .await;
+    r.exchange(
+        &b,
+        &subject,
+        "payments:refund",
+        "https://payments.example.com",
+    )
+    .await;
     let flags = r.flags(&format!("?agent={}", b.id), &r.admin).await;
     assert!(flags.is_empty(), "{flags:?}");
 }
@@ -451,7 +510,10 @@ async fn sixty_bad_assertions_raise_a_flag_but_never_suspend() {
         .collect();
     assert!(reasons.contains(&"rate_limited"), "{reasons:?}");
     let (_, detail) = r.get(&format!("/v1/agents/{}", a.id), &r.admin).await;
-    assert_eq!(detail["status"], "active", "bad assertions cannot suspend an agent");
+    assert_eq!(
+        detail["status"], "active",
+        "bad assertions cannot suspend an agent"
+    );
     // Refusals naming agents that do not exist are counted, never flagged, never stored as
     // hourly buckets.
     let ghost = TestAgent {
@@ -483,7 +545,12 @@ async fn auto_suspend_revokes_as_the_system_with_the_flag_as_reason() {
         &a.id,
         28,
         4,
-        &["s:crm.orders:read", &format!("a:{AUD}"), "p:admin@example.com", "d:1"],
+        &[
+            "s:crm.orders:read",
+            &format!("a:{AUD}"),
+            "p:admin@example.com",
+            "d:1",
+        ],
     );
     let subject = r.subject(&a.id).await;
     let mut refused_after = 0;
@@ -507,7 +574,11 @@ async fn auto_suspend_revokes_as_the_system_with_the_flag_as_reason() {
         .expect("a revoke event");
     assert_eq!(revoke.1, "steward-behaviour");
     assert!(
-        revoke.2.as_deref().unwrap().contains(spike["id"].as_str().unwrap()),
+        revoke
+            .2
+            .as_deref()
+            .unwrap()
+            .contains(spike["id"].as_str().unwrap()),
         "{revoke:?}"
     );
     // Once suspended, it obtains nothing more.
@@ -525,17 +596,21 @@ async fn flags_move_open_acknowledged_resolved_under_the_authority_rules() {
     let other = r.person("other@example.com", &[]).await;
     let auditor = r.person("auditor@example.com", &["auditor"]).await;
     let responder = r.person("responder@example.com", &["responder"]).await;
-    let a = r.agent("owner@example.com", &["crm.orders:read", "payments:refund"]).await;
+    let a = r
+        .agent("owner@example.com", &["crm.orders:read", "payments:refund"])
+        .await;
     r.teach(&a.id, 28, 3, &["s:crm.orders:read", &format!("a:{AUD}")]);
     let subject = r.subject(&a.id).await;
-    r.exchange(&a, &subject, "payments:refund", "https://payments.example.com")
-        .await;
+    r.exchange(
+        &a,
+        &subject,
+        "payments:refund",
+        "https://payments.example.com",
+    )
+    .await;
     let flags = r.flags("?severity=low&state=open", &r.admin).await;
     assert_eq!(flags.len(), 2, "{flags:?}");
-    let id = flags
-        .iter()
-        .find(|f| f["kind"] == "first-scope")
-        .unwrap()["id"]
+    let id = flags.iter().find(|f| f["kind"] == "first-scope").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -552,21 +627,40 @@ async fn flags_move_open_acknowledged_resolved_under_the_authority_rules() {
         async move { r.post(&path, &who, json!({"reason": reason})).await }
     };
     assert_eq!(ack(&other, "mine?").await.0, 404, "hidden like the agent");
-    assert_eq!(ack(&auditor, "looking").await.0, 403, "auditors write nothing");
+    assert_eq!(
+        ack(&auditor, "looking").await.0,
+        403,
+        "auditors write nothing"
+    );
     assert_eq!(ack(&owner, "  ").await.0, 422, "a reason is required");
-    assert_eq!(r.post("/v1/flags/flg_nope/acknowledge", &r.admin, json!({"reason": "x"})).await.0, 404);
+    assert_eq!(
+        r.post(
+            "/v1/flags/flg_nope/acknowledge",
+            &r.admin,
+            json!({"reason": "x"})
+        )
+        .await
+        .0,
+        404
+    );
     let (s, v) = ack(&owner, "a planned refund run").await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"], "acknowledged");
     assert_eq!(v["acknowledged_by"], "owner@example.com");
     let (s, v) = ack(&responder, "again").await;
     assert_eq!(s, 409, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("acknowledged"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("acknowledged"),
+        "{v}"
+    );
     // The owner is the party under suspicion: they may not resolve.
     let resolve = |who: String| {
         let path = format!("/v1/flags/{id}/resolve");
         let r = &r;
-        async move { r.post(&path, &who, json!({"reason": "checked with the owner"})).await }
+        async move {
+            r.post(&path, &who, json!({"reason": "checked with the owner"}))
+                .await
+        }
     };
     assert_eq!(resolve(owner.clone()).await.0, 403);
     assert_eq!(resolve(auditor.clone()).await.0, 403);
@@ -579,14 +673,28 @@ async fn flags_move_open_acknowledged_resolved_under_the_authority_rules() {
     assert!(audit.iter().any(|(act, who, why)| act == "flag.acknowledge"
         && who == "owner@example.com"
         && why.as_deref() == Some("a planned refund run")));
-    assert!(audit.iter().any(|(act, who, _)| act == "flag.resolve" && who == "responder@example.com"));
+    assert!(
+        audit
+            .iter()
+            .any(|(act, who, _)| act == "flag.resolve" && who == "responder@example.com")
+    );
     let (_, detail) = r.get(&format!("/v1/agents/{}", a.id), &r.admin).await;
     assert_eq!(detail["flags"], json!(["medium:new-audience"]));
     assert_eq!(r.flags("?state=unresolved", &r.admin).await.len(), 1);
     assert_eq!(r.get("/v1/flags?state=bogus", &r.admin).await.0, 422);
     // The activity API is authorised like the agent.
-    assert_eq!(r.get(&format!("/v1/agents/{}/activity", a.id), &other).await.0, 404);
-    assert_eq!(r.get(&format!("/v1/agents/{}/activity", a.id), &owner).await.0, 200);
+    assert_eq!(
+        r.get(&format!("/v1/agents/{}/activity", a.id), &other)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        r.get(&format!("/v1/agents/{}/activity", a.id), &owner)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -637,6 +745,7 @@ async fn history_is_rebuilt_from_the_store_at_start_and_future_events_are_clampe
     let (_, act) = second
         .get(&format!("/v1/agents/{}/activity", a.id), &second.admin)
         .await;
-    let at = chrono::DateTime::parse_from_rfc3339(act["events"][0]["at"].as_str().unwrap()).unwrap();
+    let at =
+        chrono::DateTime::parse_from_rfc3339(act["events"][0]["at"].as_str().unwrap()).unwrap();
     assert!(at.timestamp() <= now() + 1);
 }

@@ -662,7 +662,10 @@ async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
     let text = demo.wait("the detail with the flag's evidence", |s| {
         s.contains("OPEN FLAGS") && s.contains("observed") && s.contains("baseline")
     });
-    assert!(text.contains("rate-spike") || text.contains("first-scope"), "{text}");
+    assert!(
+        text.contains("rate-spike") || text.contains("first-scope"),
+        "{text}"
+    );
     demo.press("X");
     let text = demo.wait("the revocation result", |s| {
         s.contains("REVOKED") && s.contains("active → suspended")
@@ -671,7 +674,11 @@ async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
     let id = text
         .lines()
         .find(|l| l.contains("REVOKED"))
-        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("ag")).map(str::to_string))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("ag"))
+                .map(str::to_string)
+        })
         .expect("the agent's id in the result");
     demo.press("\x1b");
     let db = demo.quit();

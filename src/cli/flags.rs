@@ -41,7 +41,9 @@ pub enum FlagsCommand {
 }
 
 fn print(out: &mut Out, list: &[Flag]) -> std::io::Result<()> {
-    let headers = ["ID", "AGENT", "SEVERITY", "KIND", "STATE", "OPENED", "SUMMARY"];
+    let headers = [
+        "ID", "AGENT", "SEVERITY", "KIND", "STATE", "OPENED", "SUMMARY",
+    ];
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|f| {

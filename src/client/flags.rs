@@ -37,7 +37,10 @@ impl Client {
     }
 
     pub async fn agent_activity_hourly(&self, id: &str, days: u32) -> ClientResult<HourlySeries> {
-        self.get_query(&["v1", "agents", id, "activity", "hourly"], &[("days", days)])
-            .await
+        self.get_query(
+            &["v1", "agents", id, "activity", "hourly"],
+            &[("days", days)],
+        )
+        .await
     }
 }

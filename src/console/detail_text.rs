@@ -407,7 +407,10 @@ fn open_flags(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usi
     let t = &app.theme;
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        format!(" OPEN FLAGS ({})  X revokes the agent", detail.open_flags.len()),
+        format!(
+            " OPEN FLAGS ({})  X revokes the agent",
+            detail.open_flags.len()
+        ),
         t.style(Slot::Title),
     )));
     for f in &detail.open_flags {

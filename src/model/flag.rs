@@ -63,9 +63,13 @@ impl FlagState {
         }
     }
     pub fn parse(text: &str) -> Option<FlagState> {
-        [FlagState::Open, FlagState::Acknowledged, FlagState::Resolved]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            FlagState::Open,
+            FlagState::Acknowledged,
+            FlagState::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The shared language of Steward: domain types and API payloads. No I/O lives here.
 
+pub mod activity;
 pub mod api;
 pub mod approvals;
 pub mod audit;
@@ -7,7 +8,6 @@ pub mod brake;
 pub mod catalogue;
 pub mod catalogue_file;
 pub mod delegation;
-pub mod activity;
 pub mod domain;
 pub mod flag;
 pub mod permissions;

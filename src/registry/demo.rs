@@ -520,7 +520,6 @@ const JUSTIFICATIONS: &[&str] = &[
     "Approved in the architecture review.",
 ];
 
-
 #[rustfmt::skip]
 const FIRST_NAMES: &[&str] = &[
     "aaliyah", "abdul", "adrian", "agnes", "aiko", "alba", "aleksander", "alice", "amara", "amir",

@@ -148,11 +148,18 @@ pub fn seed_history(store: &dyn Store, seed: u64, now: DateTime<Utc>) -> anyhow:
                     hour: t.timestamp(),
                     accepted: n,
                     refused: 0,
-                    items: vec![(format!("s:{}", u.scope), n), (format!("a:{}", u.audience), n)],
+                    items: vec![
+                        (format!("s:{}", u.scope), n),
+                        (format!("a:{}", u.audience), n),
+                    ],
                 });
                 if t >= raw_from {
                     for i in 0..n {
-                        events.push(event(u, t + TimeDelta::seconds(i as i64 * 3600 / n as i64), true));
+                        events.push(event(
+                            u,
+                            t + TimeDelta::seconds(i as i64 * 3600 / n as i64),
+                            true,
+                        ));
                     }
                 }
             }
@@ -192,9 +199,7 @@ pub fn seed_history(store: &dyn Store, seed: u64, now: DateTime<Utc>) -> anyhow:
                         Tier::High => 1,
                         _ => 0,
                     };
-                    if rank > 0
-                        && s.name != u.scope
-                        && best.as_ref().is_none_or(|(b, _)| rank > *b)
+                    if rank > 0 && s.name != u.scope && best.as_ref().is_none_or(|(b, _)| rank > *b)
                     {
                         best = Some((rank, s.name.clone()));
                     }

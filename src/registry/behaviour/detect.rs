@@ -213,10 +213,7 @@ impl AgentState {
 
     /// Median and high (median + 3 MAD) of the busiest hour per day.
     fn band(&self, today: u32) -> (f64, f64, u32) {
-        let mut maxes: Vec<f64> = self
-            .window_days(today)
-            .map(|d| d.max_hour as f64)
-            .collect();
+        let mut maxes: Vec<f64> = self.window_days(today).map(|d| d.max_hour as f64).collect();
         let days = maxes.len() as u32;
         let med = median(&mut maxes);
         let mut dev: Vec<f64> = maxes.iter().map(|m| (m - med).abs()).collect();
@@ -344,7 +341,9 @@ impl Detectors {
         if accepted > 0 {
             d.hours |= 1 << h;
         }
-        d.refused = d.refused.saturating_add(refused.min(u16::MAX as u32) as u16);
+        d.refused = d
+            .refused
+            .saturating_add(refused.min(u16::MAX as u32) as u16);
     }
 
     /// Learns that the agent used a scope / audience / subject, or a delegation depth.
@@ -453,9 +452,8 @@ impl Detectors {
             return found;
         }
         // Judge.
-        let window_from = |hours: i64| {
-            DateTime::from_timestamp(at - hours * 3600, 0).unwrap_or_default()
-        };
+        let window_from =
+            |hours: i64| DateTime::from_timestamp(at - hours * 3600, 0).unwrap_or_default();
         let judge = self.judge_state(&e.agent_id, today).cloned();
         let me = self.agents.get_mut(&e.agent_id).expect("created above");
         let fire = |me: &mut AgentState, kind: FlagKind, once_per_hours: i64| -> bool {
@@ -788,7 +786,10 @@ mod tests {
             }
             for h in 9..17 {
                 for i in 0..5 {
-                    assert!(d.observe(&ev("a", start + h * 3600 + i * 60, true)).is_empty());
+                    assert!(
+                        d.observe(&ev("a", start + h * 3600 + i * 60, true))
+                            .is_empty()
+                    );
                 }
             }
         }
@@ -825,7 +826,11 @@ mod tests {
         assert_eq!(k.iter().filter(|k| **k == FlagKind::OffHours).count(), 1);
         let spike = all.iter().find(|f| f.kind == FlagKind::RateSpike).unwrap();
         // high = median 5 + 3 × max(MAD 0, 0.5) = 6.5; threshold max(10 × 6.5, 50) = 65.
-        assert!(spike.observed.contains("66 exchanges"), "{}", spike.observed);
+        assert!(
+            spike.observed.contains("66 exchanges"),
+            "{}",
+            spike.observed
+        );
         assert!(spike.baseline.contains("median 5"), "{}", spike.baseline);
         assert_eq!(spike.severity, Severity::High);
         assert!(!spike.refused_only);

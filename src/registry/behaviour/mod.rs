@@ -247,8 +247,8 @@ impl Engine {
 
     /// Rebuilds baselines from the stored hourly history of the window.
     fn rebuild(&self) {
-        let from = Utc::now().timestamp()
-            - (self.settings.detectors.window_days as i64 + 1) * 86_400;
+        let from =
+            Utc::now().timestamp() - (self.settings.detectors.window_days as i64 + 1) * 86_400;
         let mut d = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         let mut hours = 0u64;
         let mut items: Vec<(String, String, i64)> = Vec::new();
@@ -297,13 +297,14 @@ impl Engine {
                         }
                         found.extend(d.observe(&e));
                         let hour = e.at.timestamp().div_euclid(3600) * 3600;
-                        let h = hours
-                            .entry((e.agent_id.clone(), hour))
-                            .or_insert_with(|| HourDelta {
-                                agent_id: e.agent_id.clone(),
-                                hour,
-                                ..HourDelta::default()
-                            });
+                        let h =
+                            hours
+                                .entry((e.agent_id.clone(), hour))
+                                .or_insert_with(|| HourDelta {
+                                    agent_id: e.agent_id.clone(),
+                                    hour,
+                                    ..HourDelta::default()
+                                });
                         if e.accepted {
                             h.accepted += 1;
                             for s in &e.scopes {

@@ -117,13 +117,28 @@ mod tests {
         }
         let auditor = person("a@x.test", &[Role::Auditor]);
         assert!(may_read(&auditor, &f, owner).is_ok());
-        assert!(matches!(may_decide(&auditor, &f, owner, ack), Err(StoreError::Forbidden(_))));
+        assert!(matches!(
+            may_decide(&auditor, &f, owner, ack),
+            Err(StoreError::Forbidden(_))
+        ));
         let o = person("o@x.test", &[]);
         assert!(may_decide(&o, &f, owner, ack).is_ok());
-        assert!(matches!(may_decide(&o, &f, owner, res), Err(StoreError::Forbidden(_))));
+        assert!(matches!(
+            may_decide(&o, &f, owner, res),
+            Err(StoreError::Forbidden(_))
+        ));
         let stranger = person("s@x.test", &[]);
-        assert!(matches!(may_read(&stranger, &f, owner), Err(StoreError::NotFound(_))));
-        assert!(matches!(may_decide(&stranger, &f, owner, ack), Err(StoreError::NotFound(_))));
-        assert!(matches!(may_decide(&stranger, &f, None, ack), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            may_read(&stranger, &f, owner),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            may_decide(&stranger, &f, owner, ack),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            may_decide(&stranger, &f, None, ack),
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
