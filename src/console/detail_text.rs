@@ -227,6 +227,7 @@ fn facts<'a>(
         ),
     ]));
     open_flags(app, detail, lines, w);
+    recent_use(app, d, lines, w);
 
     lines.push(Line::from(""));
     lines.push(heading(format!("GRANTS ({})", a.grants.len())));
@@ -406,13 +407,31 @@ fn open_flags(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usi
     }
     let t = &app.theme;
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        format!(
-            " OPEN FLAGS ({})  X revokes the agent",
-            detail.open_flags.len()
+    let keys: Vec<String> = [
+        (
+            crate::console::keymap::Command::AcknowledgeFlag,
+            "acknowledges",
         ),
-        t.style(Slot::Title),
-    )));
+        (crate::console::keymap::Command::Revoke, "revokes the agent"),
+    ]
+    .into_iter()
+    .filter(|(c, _)| app.may_at_all(*c))
+    .filter_map(|(c, what)| Some(format!("{} {what}", app.keymap.key_for(c)?.label())))
+    .collect();
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!(" OPEN FLAGS ({})", detail.open_flags.len()),
+            t.style(Slot::Title),
+        ),
+        Span::styled(
+            if keys.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", keys.join(" · "))
+            },
+            t.style(Slot::Dim),
+        ),
+    ]));
     for f in &detail.open_flags {
         lines.push(Line::from(vec![
             Span::styled(
@@ -460,5 +479,61 @@ fn open_flags(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usi
                 ),
             ));
         }
+    }
+}
+
+/// The scopes and audiences used in the last 24 hours, each with its count; a first use (not in
+/// the baseline window before) is marked `★ first use`.
+fn recent_use(app: &App, d: &DetailState, lines: &mut Vec<Line<'_>>, w: usize) {
+    let t = &app.theme;
+    let series = match &d.activity {
+        Some(Ok(series)) => series,
+        Some(Err(e)) => {
+            lines.push(Line::from(""));
+            lines.push(Line::from(Span::styled(
+                fit(&format!(" ACTIVITY unavailable: {}", clean(e)), w),
+                t.style(Slot::Dim),
+            )));
+            return;
+        }
+        None => return,
+    };
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        " USED IN THE LAST 24 H",
+        t.style(Slot::Title),
+    )));
+    for (what, uses) in [
+        ("scopes", &series.scopes_24h),
+        ("audiences", &series.audiences_24h),
+    ] {
+        let mut spans = vec![Span::styled(format!("   {what:<10}"), t.style(Slot::Dim))];
+        if uses.is_empty() {
+            spans.push(Span::styled("none", t.style(Slot::Dim)));
+        }
+        let mut used = 13;
+        for (i, u) in uses.iter().enumerate() {
+            let text = format!(
+                "{}{} ×{}",
+                if i == 0 { "" } else { ", " },
+                clean(&u.name),
+                u.count
+            );
+            let mark = if u.first_use { " ★ first use" } else { "" };
+            let width = text.chars().count() + mark.chars().count();
+            if used + width > w && i > 0 {
+                spans.push(Span::styled(
+                    format!(", … {} more", uses.len() - i),
+                    t.style(Slot::Dim),
+                ));
+                break;
+            }
+            used += width;
+            spans.push(Span::raw(text));
+            if u.first_use {
+                spans.push(Span::styled(mark, t.style(Slot::Flag)));
+            }
+        }
+        lines.push(Line::from(spans));
     }
 }

@@ -10,6 +10,7 @@ pub mod answers;
 pub mod approvals;
 pub mod command_line;
 pub mod filter;
+pub mod flags;
 pub mod keys;
 pub mod reviews;
 pub mod sync;
@@ -48,6 +49,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         | Action::ApprovalDecided { .. }
         | Action::CatalogueLoaded { .. }
         | Action::ScopeRequested { .. } => approvals::on_answer(app, action, &mut fx),
+        Action::FlagsAcknowledged { agent_id, results } => {
+            flags::on_acknowledged(app, agent_id, results, &mut fx)
+        }
         action => answers::on_answer(app, action, &mut fx),
     }
     fx

@@ -8,6 +8,7 @@
 //!   not close a flag on their own agent. Auditors read and never write.
 
 use crate::model::flag::{Flag, FlagState};
+use crate::model::permissions::Reach;
 use crate::model::{Person, Role};
 use crate::registry::policy;
 use crate::registry::store::{StoreError, StoreResult};
@@ -28,16 +29,31 @@ pub fn may_read(p: &Person, flag: &Flag, owner: Option<&str>) -> StoreResult<()>
     }
 }
 
+/// The rule itself: may `p` move a flag on an agent they own (`owned`) or not to `to`?
+fn allowed(p: &Person, owned: bool, to: FlagState) -> bool {
+    let responder = policy::is_admin(p) || p.has_role(Role::Responder);
+    match to {
+        FlagState::Acknowledged => responder || owned,
+        FlagState::Resolved => responder,
+        FlagState::Open => false,
+    }
+}
+
+/// Which agents' flags `p` may move to `to` (what `/v1/me` says, from the same rule).
+pub fn reach(p: &Person, to: FlagState) -> Reach {
+    if allowed(p, false, to) {
+        Reach::All
+    } else if allowed(p, true, to) {
+        Reach::Owned
+    } else {
+        Reach::None
+    }
+}
+
 /// May `p` move `flag` (owned by `owner`) to `to`?
 pub fn may_decide(p: &Person, flag: &Flag, owner: Option<&str>, to: FlagState) -> StoreResult<()> {
     may_read(p, flag, owner)?;
-    let responder = policy::is_admin(p) || p.has_role(Role::Responder);
-    let allowed = match to {
-        FlagState::Acknowledged => responder || owns(p, owner),
-        FlagState::Resolved => responder,
-        FlagState::Open => false,
-    };
-    if allowed {
+    if allowed(p, owns(p, owner), to) {
         return Ok(());
     }
     Err(StoreError::Forbidden(match to {
@@ -140,5 +156,20 @@ mod tests {
             may_decide(&stranger, &f, None, ack),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn me_says_the_same_as_the_rule() {
+        let ack = FlagState::Acknowledged;
+        let res = FlagState::Resolved;
+        let responder = person("r@x.test", &[Role::Responder]);
+        assert_eq!(reach(&responder, ack), Reach::All);
+        assert_eq!(reach(&responder, res), Reach::All);
+        let owner = person("o@x.test", &[]);
+        assert_eq!(reach(&owner, ack), Reach::Owned);
+        assert_eq!(reach(&owner, res), Reach::None);
+        let auditor = person("a@x.test", &[Role::Auditor]);
+        assert_eq!(reach(&auditor, ack), Reach::Owned);
+        assert_eq!(reach(&auditor, res), Reach::None);
     }
 }
