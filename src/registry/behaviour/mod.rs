@@ -296,6 +296,12 @@ impl Engine {
                             d.set_parent(&e.agent_id, parent.as_deref(), e.at.timestamp());
                         }
                         found.extend(d.observe(&e));
+                        if matches!(e.kind, ActivityKind::Introspection | ActivityKind::Revoke) {
+                            // Raw events only: the hourly buckets (the baselines' and the
+                            // sparkline's rate) count what the agent itself asked for.
+                            events.push(*e);
+                            continue;
+                        }
                         let hour = e.at.timestamp().div_euclid(3600) * 3600;
                         let h =
                             hours
@@ -458,6 +464,51 @@ pub fn event(
         scopes: scopes.to_vec(),
         audience: audience.to_vec(),
         client_auth: client_auth.map(str::to_string),
+    }
+}
+
+/// An introspection of one of `agent_id`'s tokens by a resource server: `active` is the answer
+/// it got (false for a revoked or expired token: someone still presenting it).
+pub fn introspection_event(
+    at: DateTime<Utc>,
+    agent_id: &str,
+    active: bool,
+    subject: &str,
+    depth: usize,
+    scopes: &[String],
+    resource_audiences: &[String],
+) -> ActivityEvent {
+    ActivityEvent {
+        kind: ActivityKind::Introspection,
+        ..event(
+            at,
+            agent_id,
+            active,
+            (!active).then_some("inactive"),
+            Some(subject),
+            depth,
+            scopes,
+            resource_audiences,
+            Some("resource"),
+        )
+    }
+}
+
+/// The agent was revoked (suspended) or decommissioned by `actor`, as the registry recorded it.
+pub fn revoke_event(at: DateTime<Utc>, agent_id: &str, actor: &str, what: &str) -> ActivityEvent {
+    ActivityEvent {
+        kind: ActivityKind::Revoke,
+        ..event(
+            at,
+            agent_id,
+            true,
+            Some(what),
+            Some(actor),
+            0,
+            &[],
+            &[],
+            None,
+        )
     }
 }
 
