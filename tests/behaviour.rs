@@ -749,3 +749,157 @@ async fn history_is_rebuilt_from_the_store_at_start_and_future_events_are_clampe
         chrono::DateTime::parse_from_rfc3339(act["events"][0]["at"].as_str().unwrap()).unwrap();
     assert!(at.timestamp() <= now() + 1);
 }
+
+/// Introspections by resource servers and revoke/decommission enter the activity record as raw
+/// events (the acting agent's), never in the hourly buckets the baselines learn from; a
+/// resource introspecting a token not addressed to it records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspections_by_resources_and_revocations_are_activity() {
+    let r = start(None).await;
+    let a = r.agent("admin@example.com", &["crm.orders:read"]).await;
+    let subject = r.subject(&a.id).await;
+    let (s, v) = r
+        .exchange_with(&a, &a.key, &subject, "crm.orders:read", AUD)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let reg = &r;
+    let secret_of = |resource: &'static str| async move {
+        let added = reg
+            .ok(
+                &format!("/v1/resources/{resource}/credentials"),
+                &reg.admin,
+                json!({"kind": "static-secret", "label": "introspection"}),
+            )
+            .await;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{resource}:{}", added["secret"].as_str().unwrap()))
+        )
+    };
+    let crm = secret_of("crm").await;
+    let payments = secret_of("payments").await;
+    let introspect = |auth: String, token: String| async move {
+        let resp = reg
+            .http
+            .post(format!("{}/oauth/introspect", reg.base))
+            .header("authorization", auth)
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json::<Value>().await.unwrap()
+    };
+    assert_eq!(introspect(crm.clone(), token.clone()).await["active"], true);
+    // Not addressed to payments: it learns nothing, and nothing is recorded.
+    assert_eq!(
+        introspect(payments.clone(), token.clone()).await["active"],
+        false
+    );
+    r.ok(
+        &format!("/v1/agents/{}/revoke", a.id),
+        &r.admin,
+        json!({"reason": "incident 7"}),
+    )
+    .await;
+    // A revoked token still presented to the resource: recorded as a refused introspection.
+    assert_eq!(
+        introspect(crm.clone(), token.clone()).await["active"],
+        false
+    );
+
+    let b = r.agent("admin@example.com", &["crm.orders:read"]).await;
+    r.ok(
+        &format!("/v1/agents/{}/decommission", b.id),
+        &r.admin,
+        json!({"reason": "retired"}),
+    )
+    .await;
+    r.behaviour.flush();
+
+    let (s, page) = r
+        .get(&format!("/v1/agents/{}/activity?limit=50", a.id), &r.admin)
+        .await;
+    assert_eq!(s, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    let seen: Vec<(String, bool, Option<String>)> = events
+        .iter()
+        .rev() // oldest first
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["accepted"].as_bool().unwrap(),
+                e["reason"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("exchange".to_string(), true, None),
+            ("introspection".to_string(), true, None),
+            ("revoke".to_string(), true, Some("revoked".to_string())),
+            (
+                "introspection".to_string(),
+                false,
+                Some("inactive".to_string())
+            ),
+        ],
+        "{page}"
+    );
+    let by_crm = events
+        .iter()
+        .find(|e| e["kind"] == "introspection")
+        .unwrap();
+    assert_eq!(by_crm["client_auth"], "resource");
+    assert!(
+        by_crm["audience"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == AUD),
+        "{by_crm}"
+    );
+    let revoke = events.iter().find(|e| e["kind"] == "revoke").unwrap();
+    assert_eq!(revoke["subject"], "admin@example.com");
+
+    // The hourly buckets count the one exchange only.
+    let (_, hourly) = r
+        .get(
+            &format!("/v1/agents/{}/activity/hourly?days=1", a.id),
+            &r.admin,
+        )
+        .await;
+    let (accepted, refused) =
+        hourly["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .fold((0, 0), |(a, f), p| {
+                (
+                    a + p["accepted"].as_u64().unwrap(),
+                    f + p["refused"].as_u64().unwrap(),
+                )
+            });
+    assert_eq!((accepted, refused), (1, 0), "{hourly}");
+
+    let (_, page) = r
+        .get(&format!("/v1/agents/{}/activity", b.id), &r.admin)
+        .await;
+    let kinds: Vec<(&str, &str)> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, vec![("revoke", "decommissioned")], "{page}");
+    // Recording is not judging: revocations and introspections raise no flag.
+    assert!(r.flags("", &r.admin).await.is_empty());
+}

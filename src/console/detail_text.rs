@@ -407,6 +407,8 @@ fn open_flags(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usi
     }
     let t = &app.theme;
     lines.push(Line::from(""));
+    // Only the keys the registry says this person may use on this agent.
+    let row = app.target().and_then(|(_, _, row)| row);
     let keys: Vec<String> = [
         (
             crate::console::keymap::Command::AcknowledgeFlag,
@@ -415,7 +417,7 @@ fn open_flags(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usi
         (crate::console::keymap::Command::Revoke, "revokes the agent"),
     ]
     .into_iter()
-    .filter(|(c, _)| app.may_at_all(*c))
+    .filter(|(c, _)| app.permits(*c, row.as_ref()).is_ok())
     .filter_map(|(c, what)| Some(format!("{} {what}", app.keymap.key_for(c)?.label())))
     .collect();
     lines.push(Line::from(vec![
