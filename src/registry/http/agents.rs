@@ -337,7 +337,7 @@ pub async fn revoke_agent(
     })
     .await?;
     if revoked.changed {
-        record_revoke(&state, &[id.clone()], &by, "revoked");
+        record_revoke(&state, std::slice::from_ref(&id), &by, "revoked");
     }
     Ok(Json(RevokeOutcome {
         agent_id: id,
