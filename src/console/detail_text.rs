@@ -500,6 +500,10 @@ fn recent_use(app: &App, d: &DetailState, lines: &mut Vec<Line<'_>>, w: usize) {
         }
         None => return,
     };
+    if series.scopes_24h.is_empty() && series.audiences_24h.is_empty() {
+        // Quiet for a day: nothing to list (the chart, when drawn, shows the week).
+        return;
+    }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         " USED IN THE LAST 24 H",

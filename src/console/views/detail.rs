@@ -15,7 +15,11 @@ use crate::model::activity::HourlySeries;
 
 pub fn draw(frame: &mut Frame, app: &App, d: &DetailState, area: Rect) {
     let (text_area, chart_area) = match &d.activity {
-        Some(Ok(series)) if !series.points.is_empty() && area.height >= 16 => {
+        // Drawn when there is something to see (an agent quiet all week keeps its whole body
+        // for the text).
+        Some(Ok(series))
+            if series.points.iter().any(|p| p.accepted + p.refused > 0) && area.height >= 16 =>
+        {
             let h = if area.height >= 30 { 10 } else { 7 };
             let [text, chart] =
                 Layout::vertical([Constraint::Min(1), Constraint::Length(h)]).areas(area);
