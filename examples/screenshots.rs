@@ -73,9 +73,14 @@ async fn main() -> anyhow::Result<()> {
     let personas = registry::demo::seed(store.as_ref(), 7, 3000)?;
     // A week of exchanges, some live, for the revoke result and the activity view.
     registry::demo_history::seed_token_history(store.as_ref(), 7, chrono::Utc::now())?;
+    // The demo's behaviour story: history, then today's events through the real detectors.
+    let plan = registry::demo_activity::seed_history(store.as_ref(), 7, chrono::Utc::now())?;
     let store: Arc<dyn Store> = store;
     let kept = store.clone();
     let server = Server::bind("127.0.0.1:0", store, "steward demo").await?;
+    let behaviour = server.start_behaviour();
+    tokio::task::spawn_blocking(move || registry::demo_activity::plant_story(&behaviour, &plan))
+        .await?;
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async {
@@ -164,6 +169,36 @@ async fn main() -> anyhow::Result<()> {
     )?;
     key(&mut c, "esc");
     key(&mut c, "esc"); // clears the marks
+
+    // The incident view: flagged agents, most severe first; the first one's flags, evidence,
+    // last 24 h and week of activity against its band; the acknowledge prompt.
+    c.dispatch(Action::Command(Command::Quick(QuickFilter::Flagged)));
+    c.settle().await?;
+    shoot(
+        &mut c,
+        &out,
+        "flagged",
+        "Steward console: the flagged quick filter (severity first)",
+    )?;
+    key(&mut c, "enter");
+    c.settle().await?;
+    shoot(
+        &mut c,
+        &out,
+        "incident",
+        "Steward console: an agent's flags with evidence and its week against the baseline band",
+    )?;
+    key(&mut c, "a");
+    type_text(&mut c, "on call: looking into it");
+    shoot(
+        &mut c,
+        &out,
+        "acknowledge",
+        "Steward console: acknowledging the agent's open flags with a reason",
+    )?;
+    key(&mut c, "esc");
+    key(&mut c, "esc");
+    c.settle().await?;
 
     c.dispatch(Action::Command(Command::Quick(QuickFilter::All)));
     c.settle().await?;

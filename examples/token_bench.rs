@@ -1,7 +1,10 @@
 //! Token service benchmark: prints figures, asserts nothing about speed.
 //!
 //!     cargo run --release --example token_bench -- [--exchanges N] [--introspections N]
-//!         [--concurrency N] [--revoke-tokens N] [--bad-assertions N]
+//!         [--concurrency N] [--revoke-tokens N] [--bad-assertions N] [--no-behaviour]
+//!
+//! `--no-behaviour` runs the registry without the activity record and detectors (registry/
+//! behaviour), for comparing exchanges/s with detection on (the default) and off.
 //!
 //! A real registry on 127.0.0.1:0 over a SQLite file in a temporary folder (WAL, synchronous
 //! FULL), driven over HTTP by a client in the same process, so client and server share the
@@ -30,6 +33,7 @@ struct Options {
     concurrency: usize,
     revoke_tokens: usize,
     bad_assertions: usize,
+    no_behaviour: bool,
 }
 
 fn options() -> Options {
@@ -39,10 +43,16 @@ fn options() -> Options {
         concurrency: 64,
         revoke_tokens: 10_000,
         bad_assertions: 2_000,
+        no_behaviour: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        if args[i] == "--no-behaviour" {
+            o.no_behaviour = true;
+            i += 1;
+            continue;
+        }
         let value = args.get(i + 1).and_then(|v| v.parse().ok());
         match (args[i].as_str(), value) {
             ("--exchanges", Some(v)) => o.exchanges = v,
@@ -242,7 +252,16 @@ async fn main() -> anyhow::Result<()> {
         &catalogue,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let server = Server::bind("127.0.0.1:0", store.clone(), "bench").await?;
+    let server = Server::bind("127.0.0.1:0", store.clone(), "bench")
+        .await?
+        .with_behaviour(steward::registry::behaviour::BehaviourSettings {
+            enabled: !o.no_behaviour,
+            ..Default::default()
+        });
+    println!(
+        "behaviour (activity record + detectors): {}",
+        if o.no_behaviour { "off" } else { "on" }
+    );
     let base = format!("http://{}", server.local_addr());
     let tokens_service = server.tokens().clone();
     tokio::spawn(server.serve(std::future::pending()));

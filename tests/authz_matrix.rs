@@ -65,6 +65,12 @@ const CALLERS: [Who; 11] = [
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
+    AgentActivity,
+    AgentActivityHourly,
+    ListFlags,
+    ShowFlag,
+    AcknowledgeFlag,
+    ResolveFlag,
     Health,
     Me,
     IssueMyToken,
@@ -328,6 +334,40 @@ const ROWS: &[Row] = &[
         "GET",
         "/v1/agents/{id}/audit",
         [200, 200, 200, 200, 404],
+    ),
+    row(
+        Op::AgentActivity,
+        "GET",
+        "/v1/agents/{id}/activity",
+        [200, 200, 200, 200, 404],
+    ),
+    row(
+        Op::AgentActivityHourly,
+        "GET",
+        "/v1/agents/{id}/activity/hourly",
+        [200, 200, 200, 200, 404],
+    ),
+    // Flags: readers of the agent read its flags (others see an empty list, or 404 for one);
+    // admins, responders and the owner acknowledge; admins and responders resolve (the owner
+    // is the party under suspicion).
+    row(Op::ListFlags, "GET", "/v1/flags", [200, 200, 200, 200, 200]),
+    row(
+        Op::ShowFlag,
+        "GET",
+        "/v1/flags/{id}",
+        [200, 200, 200, 200, 404],
+    ),
+    write(
+        Op::AcknowledgeFlag,
+        "POST",
+        "/v1/flags/{id}/acknowledge",
+        [200, 200, 403, 200, 404],
+    ),
+    write(
+        Op::ResolveFlag,
+        "POST",
+        "/v1/flags/{id}/resolve",
+        [200, 200, 403, 403, 404],
     ),
     write(
         Op::AddGrant,
@@ -1140,6 +1180,56 @@ impl Matrix {
                 format!("/v1/agents/{}/audit", self.owners_agent(&[]).await),
                 None,
             ),
+            Op::AgentActivity => (
+                format!("/v1/agents/{}/activity", self.owners_agent(&[]).await),
+                None,
+            ),
+            Op::AgentActivityHourly => (
+                format!(
+                    "/v1/agents/{}/activity/hourly",
+                    self.owners_agent(&[]).await
+                ),
+                None,
+            ),
+            Op::ListFlags => ("/v1/flags".into(), None),
+            Op::ShowFlag | Op::AcknowledgeFlag | Op::ResolveFlag => {
+                // A flag as the behaviour engine opens one (the detectors are tested in
+                // tests/behaviour.rs; here only who may do what).
+                let agent = self.owners_agent(&[]).await;
+                let now = chrono::Utc::now();
+                let flag = steward::registry::store::FlagStore::open_flag(
+                    r.store.as_ref(),
+                    &steward::registry::store::flags::NewFlag {
+                        agent_id: agent,
+                        kind: steward::model::flag::FlagKind::NewAudience,
+                        severity: steward::model::flag::Severity::Medium,
+                        key: self.fresh("aud"),
+                        summary: "new audience".into(),
+                        evidence: steward::model::flag::Evidence {
+                            observed: "token for audience https://x.example.com".into(),
+                            baseline: "1 audience used in the window".into(),
+                            window_from: now,
+                            window_to: now,
+                            events: vec![],
+                        },
+                        refused_only: false,
+                        at: now,
+                    },
+                )
+                .unwrap()
+                .unwrap();
+                match op {
+                    Op::ShowFlag => (format!("/v1/flags/{}", flag.id), None),
+                    Op::AcknowledgeFlag => (
+                        format!("/v1/flags/{}/acknowledge", flag.id),
+                        Some(json!({"reason": "looking"})),
+                    ),
+                    _ => (
+                        format!("/v1/flags/{}/resolve", flag.id),
+                        Some(json!({"reason": "explained"})),
+                    ),
+                }
+            }
             Op::AddGrant => (
                 format!("/v1/agents/{}/grants", self.owners_agent(&[]).await),
                 Some(json!({"scope": "jira.issues:write", "justification": "matrix"})),

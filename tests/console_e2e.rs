@@ -735,3 +735,121 @@ async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
     );
     demo.quit();
 }
+
+/// The incident path: the demo's flags come from its planted story through the real detectors;
+/// a responder goes from the flag to the agent revoked in three keys (`8` → `Enter` → `X`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
+    let mut demo = Demo::start("responder", "300");
+    demo.wait("the synced inventory", |s| {
+        s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
+    });
+    // The story's flags reach the console through the change feed.
+    demo.press("8");
+    let text = demo.wait("flagged agents, highest severity first", |s| {
+        s.contains("[flagged]") && (s.contains("CRITICAL") || s.contains("HIGH"))
+    });
+    let first = text
+        .lines()
+        .find(|l| l.starts_with('▶'))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        first.contains("CRITICAL") || first.contains("HIGH"),
+        "the cursor starts on the most severe flag:\n{text}"
+    );
+    demo.press("\r");
+    let text = demo.wait("the detail with the flag's evidence", |s| {
+        s.contains("OPEN FLAGS") && s.contains("observed") && s.contains("baseline")
+    });
+    assert!(
+        text.contains("rate-spike") || text.contains("first-scope"),
+        "{text}"
+    );
+    demo.press("X");
+    let text = demo.wait("the revocation result", |s| {
+        s.contains("REVOKED") && s.contains("active → suspended")
+    });
+    assert_eq!(demo.pressed, 3, "from flag to revoked in three keys");
+    let id = text
+        .lines()
+        .find(|l| l.contains("REVOKED"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("ag"))
+                .map(str::to_string)
+        })
+        .expect("the agent's id in the result");
+    demo.press("\x1b");
+    let db = demo.quit();
+    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
+    use steward::registry::store::Store;
+    let detail = store.agent_detail(&id).unwrap().unwrap();
+    assert_eq!(detail.agent.status, AgentStatus::Suspended);
+    assert!(!detail.agent.flags.is_empty(), "it was a flagged agent");
+}
+
+/// The incident path, acknowledged: `8` → `Enter` → `a` → a reason → `Enter`; the console says
+/// so, the detail shows who acknowledged and why, and the registry holds it (with the reason).
+/// The detail also draws the week's activity against the baseline band and the last 24 h's use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_acknowledges_a_flag_with_a_reason_in_a_pty() {
+    let mut demo = Demo::start("responder", "300");
+    demo.wait("the synced inventory", |s| {
+        s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
+    });
+    demo.press("8");
+    demo.wait("flagged agents", |s| {
+        s.contains("[flagged]") && (s.contains("CRITICAL") || s.contains("HIGH"))
+    });
+    demo.press("\r");
+    let text = demo.wait("the detail with its flags, chart and recent use", |s| {
+        s.contains("OPEN FLAGS") && s.contains("ACTIVITY 7 days") && s.contains("LAST 24 H")
+    });
+    assert!(text.contains("a acknowledges"), "{text}");
+    demo.press("a");
+    demo.wait("the reason prompt", |s| {
+        s.contains("Acknowledge") && s.contains("Reason:")
+    });
+    // Enter with no reason: refused in the console, the prompt stays.
+    demo.press("\r");
+    demo.wait("a reason is required", |s| {
+        s.contains("type a reason first")
+    });
+    for c in "on call, looking".chars() {
+        demo.press(&c.to_string());
+    }
+    demo.press("\r");
+    let text = demo.wait("acknowledged, and the detail reloaded", |s| {
+        s.contains("acknowledged 1 flag") || s.contains("acknowledged 2 flag")
+    });
+    let text = if text.contains("acked") {
+        text
+    } else {
+        demo.wait("who acknowledged, in the detail", |s| s.contains("acked"))
+    };
+    assert!(text.contains("on call, looking"), "{text}");
+    demo.press("\x1b");
+    let db = demo.quit();
+    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
+    use steward::model::flag::{FlagQuery, FlagState};
+    use steward::registry::store::{FlagStore, Visibility};
+    let flags = store
+        .list_flags(&FlagQuery::default(), &Visibility::All)
+        .unwrap();
+    let acked: Vec<_> = flags
+        .iter()
+        .filter(|f| f.state == FlagState::Acknowledged)
+        .collect();
+    assert!(!acked.is_empty(), "the registry holds the acknowledgement");
+    for f in acked {
+        assert_eq!(f.acknowledge_reason.as_deref(), Some("on call, looking"));
+        assert!(
+            f.acknowledged_by
+                .as_deref()
+                .is_some_and(|by| by.contains("responder")),
+            "{:?}",
+            f.acknowledged_by
+        );
+    }
+}

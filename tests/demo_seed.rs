@@ -801,3 +801,122 @@ fn the_demo_has_dated_decisions_and_an_exchange_history() {
     assert!(revoked.tokens_revoked >= 1, "{revoked:?}");
     assert!(revoked.latest_token_expiry.unwrap() > Utc::now());
 }
+
+/// The demo's flags tell a true story: the seeder stores history and feeds today's planted
+/// events through the real engine; every open flag then comes from a detector, carries its
+/// evidence (observed, baseline, window, the events), is about an agent of the story, and
+/// every planted story raised its flag. The random FLAGS labels are gone.
+#[test]
+fn every_demo_flag_is_explainable_from_its_evidence() {
+    use steward::model::flag::{FlagKind, FlagQuery, FlagState};
+    use steward::registry::behaviour::{Behaviour, BehaviourSettings};
+    use steward::registry::demo_activity::{plant_story, seed_history};
+    use steward::registry::store::FlagStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(fresh_store(&dir, "story.db"));
+    demo::seed(store.as_ref(), 7, 600).unwrap();
+    let now = Utc::now();
+    let plan = seed_history(store.as_ref(), 7, now).unwrap();
+    // No agent carries a made-up label.
+    assert!(
+        all_agents(store.as_ref())
+            .iter()
+            .all(|a| a.flags.is_empty()),
+        "the demo draws no random flag labels"
+    );
+    assert!(
+        !plan.spikes.is_empty()
+            && plan.prober.is_some()
+            && plan.new_audience.is_some()
+            && plan.admin_scope.is_some(),
+        "the story has every part: {plan:?}"
+    );
+    let store_dyn: Arc<dyn Store> = store.clone();
+    let behaviour = Behaviour::start(store_dyn, BehaviourSettings::default());
+    plant_story(&behaviour, &plan);
+
+    let flags = store
+        .list_flags(&FlagQuery::default(), &Visibility::All)
+        .unwrap();
+    assert!(!flags.is_empty());
+    let mut story_agents: HashSet<&str> = plan.spikes.iter().map(|u| u.agent_id.as_str()).collect();
+    let prober = plan.prober.as_ref().unwrap();
+    let (fresh_aud, audience) = plan.new_audience.as_ref().unwrap();
+    let (admin_user, admin_scope) = plan.admin_scope.as_ref().unwrap();
+    story_agents.extend([
+        prober.agent_id.as_str(),
+        fresh_aud.agent_id.as_str(),
+        admin_user.agent_id.as_str(),
+    ]);
+    for f in &flags {
+        assert_eq!(f.state, FlagState::Open, "{f:?}");
+        assert!(
+            FlagKind::ALL.contains(&f.kind),
+            "a detector's kind: {:?}",
+            f.kind
+        );
+        assert!(
+            !f.evidence.observed.is_empty() && !f.evidence.baseline.is_empty(),
+            "observed vs baseline: {f:?}"
+        );
+        assert!(
+            !f.evidence.events.is_empty(),
+            "the triggering events: {f:?}"
+        );
+        assert!(f.evidence.window_from <= f.evidence.window_to, "{f:?}");
+        assert!(!f.summary.is_empty());
+        assert!(
+            f.evidence.events.iter().all(|e| e.agent_id == f.agent_id),
+            "evidence about the flagged agent: {f:?}"
+        );
+        assert!(
+            story_agents.contains(f.agent_id.as_str()),
+            "a flag outside the planted story (an ordinary morning must stay quiet): {f:?}"
+        );
+    }
+    let has =
+        |agent: &str, kind: FlagKind| flags.iter().any(|f| f.agent_id == agent && f.kind == kind);
+    for u in &plan.spikes {
+        assert!(
+            has(&u.agent_id, FlagKind::RateSpike),
+            "3 AM spike of {}",
+            u.agent_id
+        );
+        let spike = flags
+            .iter()
+            .find(|f| f.agent_id == u.agent_id && f.kind == FlagKind::RateSpike)
+            .unwrap();
+        assert!(
+            spike
+                .evidence
+                .events
+                .iter()
+                .all(|e| e.at.format("%H").to_string() == "03"),
+            "the spike's events are at 3 AM: {spike:?}"
+        );
+    }
+    assert!(has(&prober.agent_id, FlagKind::RefusedBurst));
+    let burst = flags
+        .iter()
+        .find(|f| f.kind == FlagKind::RefusedBurst)
+        .unwrap();
+    assert!(
+        burst.refused_only,
+        "probing never counts against the agent's own acts"
+    );
+    assert!(has(&fresh_aud.agent_id, FlagKind::NewAudience));
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.kind == FlagKind::NewAudience && f.summary.contains(audience.as_str())),
+        "the new audience is named"
+    );
+    assert!(has(&admin_user.agent_id, FlagKind::FirstScope));
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.kind == FlagKind::FirstScope && f.summary.contains(admin_scope.as_str())),
+        "the admin scope is named"
+    );
+}

@@ -129,6 +129,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Behaviour flags: list, acknowledge, resolve.
+    #[command(subcommand)]
+    Flags(super::flags::FlagsCommand),
     /// Person access tokens, introspection and revocation (the token service).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -237,6 +240,32 @@ pub struct ServerArgs {
     #[arg(long, value_name = "MINUTES", default_value_t = 5,
         value_parser = clap::value_parser!(u64).range(1..=1440))]
     pub audit_witness_every: u64,
+    /// Revoke an agent automatically when a flag of at least this severity opens (low,
+    /// medium, high, critical; off by default). Never for flags raised only by refused or
+    /// unauthenticated requests.
+    #[arg(long, value_name = "SEVERITY")]
+    pub auto_suspend: Option<String>,
+    /// Record no activity and run no detectors (for comparing the cost).
+    #[arg(long)]
+    pub no_behaviour: bool,
+    /// Days of history a baseline learns from.
+    #[arg(long, default_value_t = 28)]
+    pub behaviour_window_days: u32,
+    /// Days of history an agent needs before it is judged.
+    #[arg(long, default_value_t = 7)]
+    pub behaviour_min_days: u32,
+    /// A rate spike is this many times the baseline's high …
+    #[arg(long, default_value_t = 10.0)]
+    pub spike_factor: f64,
+    /// … and at least this many exchanges in the hour.
+    #[arg(long, default_value_t = 50)]
+    pub spike_floor: u32,
+    /// Refused requests naming one agent within a minute that make a burst.
+    #[arg(long, default_value_t = 50)]
+    pub burst_refusals: u32,
+    /// Days raw activity events are kept (hourly counts are kept 120 days).
+    #[arg(long, default_value_t = 7)]
+    pub activity_retention_days: u32,
 }
 
 #[derive(Subcommand, Debug)]

@@ -41,7 +41,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| scratch.path().join("demo.db"));
     let keep = args.db.is_some();
-    let (store, personas) = {
+    let (store, personas, story) = {
         let db = db.clone();
         let (seed, agents) = (args.seed, args.agents);
         tokio::task::spawn_blocking(move || open_and_seed(&db, keep, seed, agents)).await??
@@ -52,6 +52,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let store: Arc<dyn Store> = store;
     let server = Server::bind("127.0.0.1:0", store, "steward demo").await?;
+    if let Some(plan) = story {
+        // Today's story goes through the real detectors (in the background: the flags reach
+        // the console through the change feed).
+        let behaviour = server.start_behaviour();
+        tokio::task::spawn_blocking(move || {
+            registry::demo_activity::plant_story(&behaviour, &plan)
+        });
+    }
     let url = format!("http://{}", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async {
@@ -92,7 +100,11 @@ fn open_and_seed(
     keep: bool,
     seed: u64,
     agents: u32,
-) -> anyhow::Result<(Arc<registry::store::SqliteStore>, Personas)> {
+) -> anyhow::Result<(
+    Arc<registry::store::SqliteStore>,
+    Personas,
+    Option<registry::demo_activity::StoryPlan>,
+)> {
     let store = registry::open_store(db, OpenMode::CreateIfMissing)?;
     let sidecar = personas_file(db);
     if !store.is_empty().map_err(|e| anyhow::anyhow!("{e}"))? {
@@ -106,7 +118,7 @@ fn open_and_seed(
         })?;
         let personas: Personas = serde_json::from_slice(&text)
             .with_context(|| format!("{} is not a demo personas file", sidecar.display()))?;
-        return Ok((store, personas));
+        return Ok((store, personas, None));
     }
     eprintln!("seeding the demo enterprise ({agents} agents, seed {seed})…");
     let (personas, campaign) = registry::demo::seed_with_campaign(store.as_ref(), seed, agents)?;
@@ -116,9 +128,10 @@ fn open_and_seed(
             registry::demo::CAMPAIGN_AGENT_LIMIT
         );
     }
+    let story = registry::demo_activity::seed_history(store.as_ref(), seed, chrono::Utc::now())?;
     if keep {
         super::server::write_private(&sidecar, &serde_json::to_vec_pretty(&personas)?)
             .with_context(|| format!("cannot write {}", sidecar.display()))?;
     }
-    Ok((store, personas))
+    Ok((store, personas, Some(story)))
 }

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod console;
 pub mod delegations;
 pub mod demo;
+pub mod flags;
 pub mod govern;
 pub mod login;
 pub mod output;
@@ -58,6 +59,7 @@ async fn scripting(server: Option<&str>, command: Command) -> anyhow::Result<()>
         Command::Logout => login::logout(server),
         Command::Delegations(cmd) => delegations::run(&connect()?, cmd).await,
         Command::Paths => paths::run(server),
+        Command::Flags(cmd) => flags::run(&connect()?, cmd).await,
         Command::Agents(cmd) => match tokens::run_agents(server.map(str::to_string), cmd).await? {
             None => Ok(()),
             Some(cmd) => agents::run(&connect()?, cmd).await,

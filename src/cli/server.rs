@@ -35,9 +35,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         move || registry::open_store(&db, OpenMode::CreateIfMissing)
     })
     .await??;
-    if args.demo {
-        seed_demo(&store, &args).await?;
-    }
+    let story = if args.demo {
+        seed_demo(&store, &args).await?
+    } else {
+        None
+    };
     let store: Arc<dyn Store> = store;
     let token_settings = super::tokens::token_settings(&args)?;
     let reminders = reminder_webhook(args.reminder_webhook.as_deref())?;
@@ -45,8 +47,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await?
         .with_limits(limits)
         .with_guards(guards)
-        .with_signal_settings(signal_settings(&args)?)?;
+        .with_signal_settings(signal_settings(&args)?)?
+        .with_behaviour(behaviour_settings(&args)?);
     let addr = server.local_addr();
+    if let Some(plan) = story {
+        let behaviour = server.start_behaviour();
+        tokio::task::spawn_blocking(move || {
+            registry::demo_activity::plant_story(&behaviour, &plan)
+        });
+    }
     // Access reviews: open, close at the due date, remind (every minute).
     let (stop_reviews, stop_rx) = tokio::sync::watch::channel(false);
     let (stop_witness, stop_rx_witness) = tokio::sync::watch::channel(false);
@@ -171,11 +180,11 @@ fn reminder_webhook(url: Option<&str>) -> anyhow::Result<Option<reqwest::Url>> {
 async fn seed_demo(
     store: &Arc<registry::store::SqliteStore>,
     args: &ServerArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<registry::demo_activity::StoryPlan>> {
     let store = store.clone();
     let (seed, agents) = (args.seed, args.agents);
     let credentials_path = args.demo_credentials.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Option<_>> {
         if !store.is_empty().map_err(|e| anyhow::anyhow!("{e}"))? {
             if credentials_path.is_some() {
                 bail!(
@@ -185,7 +194,7 @@ async fn seed_demo(
                 );
             }
             tracing::info!("the store already holds data; not seeding the demo enterprise");
-            return Ok(());
+            return Ok(None);
         }
         let started = std::time::Instant::now();
         let (personas, campaign) = registry::demo::seed_with_campaign(store.as_ref(), seed, agents)?;
@@ -204,7 +213,16 @@ async fn seed_demo(
                 .with_context(|| format!("cannot write {}", path.display()))?;
             tracing::info!("demo credentials written to {}", path.display());
         }
-        Ok(())
+        let started = std::time::Instant::now();
+        let story =
+            registry::demo_activity::seed_history(store.as_ref(), seed, chrono::Utc::now())?;
+        tracing::info!(
+            "seeded {} days of activity for {} agents in {:.1} s",
+            registry::demo_activity::HISTORY_DAYS,
+            story.sample.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Some(story))
     })
     .await?
 }
@@ -283,4 +301,34 @@ fn signal_settings(args: &ServerArgs) -> anyhow::Result<registry::signals::Signa
         networks: registry::signals::network::ReceiverNetworks { allowed },
         ..Default::default()
     })
+}
+
+/// The behaviour engine's settings from the `--behaviour-*`, `--spike-*`, `--auto-suspend`
+/// flags.
+pub fn behaviour_settings(
+    args: &ServerArgs,
+) -> anyhow::Result<crate::registry::behaviour::BehaviourSettings> {
+    use crate::registry::behaviour::{BehaviourSettings, DetectorSettings};
+    let auto_suspend = match args.auto_suspend.as_deref() {
+        None => None,
+        Some(s) => Some(crate::model::flag::Severity::parse(s).ok_or_else(|| {
+            anyhow::anyhow!("--auto-suspend must be low, medium, high or critical, not {s:?}")
+        })?),
+    };
+    let settings = BehaviourSettings {
+        enabled: !args.no_behaviour,
+        detectors: DetectorSettings {
+            window_days: args.behaviour_window_days,
+            min_history_days: args.behaviour_min_days,
+            spike_factor: args.spike_factor,
+            spike_floor: args.spike_floor,
+            burst_refusals: args.burst_refusals,
+            ..DetectorSettings::default()
+        },
+        raw_retention_days: args.activity_retention_days,
+        auto_suspend,
+        ..BehaviourSettings::default()
+    };
+    settings.check().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(settings)
 }

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod witness;
 
 mod approvals;
+mod flags;
 
 use std::time::Duration;
 

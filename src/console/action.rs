@@ -13,9 +13,11 @@ use super::filter::{FilterJob, FilterOutcome};
 use super::inventory::Inventory;
 use super::keymap::Command;
 use crate::client::ClientResult;
+use crate::model::activity::HourlySeries;
 use crate::model::api::{ChangeFeed, DecommissionOutcome, DecommissionPlan, RevokeOutcome, WhoAmI};
 use crate::model::approvals::{AccessRequest, CreateRequest, RequestList};
 use crate::model::catalogue::ResourceList;
+use crate::model::flag::Flag;
 use crate::model::review::{
     BulkCertifyOutcome, Campaign, CampaignDetail, CloseOutcome, CreateCampaign, DecisionOutcome,
     NoResponse, ReviewQueue, Verdict,
@@ -46,6 +48,13 @@ pub enum Action {
         detail: ClientResult<AgentDetail>,
         audit: ClientResult<Vec<AuditEvent>>,
         tokens: ClientResult<AgentTokens>,
+        /// Hourly activity over 7 days against the baseline band, and the last 24 h's use.
+        activity: ClientResult<HourlySeries>,
+    },
+    /// The registry's answers to `a`: one per flag acknowledged.
+    FlagsAcknowledged {
+        agent_id: String,
+        results: Vec<(String, ClientResult<Flag>)>,
     },
     OwnerSet {
         id: String,
@@ -266,6 +275,12 @@ pub enum Effect {
         agent_id: String,
         request: CreateRequest,
     },
+    /// `a` on the detail: acknowledge these flags of the agent with one reason.
+    AcknowledgeFlags {
+        agent_id: String,
+        ids: Vec<String>,
+        reason: String,
+    },
 }
 
 impl std::fmt::Debug for Effect {
@@ -326,6 +341,9 @@ impl std::fmt::Debug for Effect {
             Effect::LoadCatalogue { agent_id, .. } => write!(f, "LoadCatalogue({agent_id})"),
             Effect::RequestScope { agent_id, request } => {
                 write!(f, "RequestScope({agent_id}, {})", request.scope)
+            }
+            Effect::AcknowledgeFlags { agent_id, ids, .. } => {
+                write!(f, "AcknowledgeFlags({agent_id}, {} flags)", ids.len())
             }
         }
     }

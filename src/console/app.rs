@@ -57,6 +57,9 @@ pub struct DetailState {
     pub audit: Option<Result<Vec<AuditEvent>, String>>,
     /// Live tokens in which the agent acts, and its exchange rate.
     pub tokens: Option<Result<AgentTokens, String>>,
+    /// Hourly activity over 7 days with the baseline band, and the last 24 h's scopes and
+    /// audiences (first uses marked).
+    pub activity: Option<Result<crate::model::activity::HourlySeries, String>>,
     pub scroll: Scroll,
     /// Sub-agents and instances below it, as a tree (built when the detail arrives).
     pub tree: Vec<TreeNode>,
@@ -375,6 +378,7 @@ impl App {
             Command::Revoke => may.revoke,
             Command::Reinstate => may.reinstate,
             Command::Decommission => may.decommission,
+            Command::AcknowledgeFlag => may.acknowledge_flags,
             Command::CampaignProgress => yes(may.read_all_reviews),
             Command::CloseCampaign | Command::NewCampaign => yes(may.administer_campaigns),
             Command::AuditAll => yes(may.read_audit),
@@ -402,6 +406,7 @@ impl App {
             Command::Revoke => "you may not revoke this agent".to_string(),
             Command::Reinstate => "you may not reinstate agents".to_string(),
             Command::Decommission => "you may not decommission this agent".to_string(),
+            Command::AcknowledgeFlag => "you may not acknowledge this agent's flags".to_string(),
             Command::CampaignProgress => "you may not read every campaign's progress".to_string(),
             Command::CloseCampaign => "you may not close campaigns".to_string(),
             Command::NewCampaign => "you may not create campaigns".to_string(),

@@ -233,6 +233,8 @@ fn facts<'a>(
             t.style(Slot::Flag),
         ),
     ]));
+    open_flags(app, detail, lines, w);
+    recent_use(app, d, lines, w);
 
     lines.push(Line::from(""));
     lines.push(heading(format!("GRANTS ({})", a.grants.len())));
@@ -402,5 +404,149 @@ fn pending_requests(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, 
             ago(app.now, r.created_at.timestamp()),
         );
         lines.push(Line::from(Span::styled(fit(&text, w), t.style(Slot::Hint))));
+    }
+}
+
+/// Each unresolved behaviour flag with its evidence: observed against the baseline, the window.
+fn open_flags(app: &App, detail: &AgentDetail, lines: &mut Vec<Line<'_>>, w: usize) {
+    if detail.open_flags.is_empty() {
+        return;
+    }
+    let t = &app.theme;
+    lines.push(Line::from(""));
+    // Only the keys the registry says this person may use on this agent.
+    let row = app.target().and_then(|(_, _, row)| row);
+    let keys: Vec<String> = [
+        (
+            crate::console::keymap::Command::AcknowledgeFlag,
+            "acknowledges",
+        ),
+        (crate::console::keymap::Command::Revoke, "revokes the agent"),
+    ]
+    .into_iter()
+    .filter(|(c, _)| app.permits(*c, row.as_ref()).is_ok())
+    .filter_map(|(c, what)| Some(format!("{} {what}", app.keymap.key_for(c)?.label())))
+    .collect();
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!(" OPEN FLAGS ({})", detail.open_flags.len()),
+            t.style(Slot::Title),
+        ),
+        Span::styled(
+            if keys.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", keys.join(" · "))
+            },
+            t.style(Slot::Dim),
+        ),
+    ]));
+    for f in &detail.open_flags {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    "   {} {:<8} ",
+                    f.severity.marker(),
+                    f.severity.as_str().to_uppercase()
+                ),
+                t.style(Slot::Flag),
+            ),
+            Span::raw(fit(
+                &format!(
+                    "{} · {} · {} — {}",
+                    f.kind.as_str(),
+                    f.state.as_str(),
+                    when(app, Some(f.opened_at)),
+                    clean(&f.summary)
+                ),
+                w.saturating_sub(16),
+            )),
+        ]));
+        let evidence = |k: &str, v: String| {
+            Line::from(vec![
+                Span::styled(format!("      {k:<9}"), t.style(Slot::Dim)),
+                Span::raw(fit(&clean(&v), w.saturating_sub(16))),
+            ])
+        };
+        lines.push(evidence("observed", f.evidence.observed.clone()));
+        lines.push(evidence("baseline", f.evidence.baseline.clone()));
+        lines.push(evidence(
+            "window",
+            format!(
+                "{} → {}",
+                f.evidence.window_from.format("%Y-%m-%d %H:%M"),
+                f.evidence.window_to.format("%Y-%m-%d %H:%M UTC")
+            ),
+        ));
+        if let Some(by) = &f.acknowledged_by {
+            lines.push(evidence(
+                "acked",
+                format!(
+                    "by {} — {}",
+                    by,
+                    f.acknowledge_reason.clone().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+}
+
+/// The scopes and audiences used in the last 24 hours, each with its count; a first use (not in
+/// the baseline window before) is marked `★ first use`.
+fn recent_use(app: &App, d: &DetailState, lines: &mut Vec<Line<'_>>, w: usize) {
+    let t = &app.theme;
+    let series = match &d.activity {
+        Some(Ok(series)) => series,
+        Some(Err(e)) => {
+            lines.push(Line::from(""));
+            lines.push(Line::from(Span::styled(
+                fit(&format!(" ACTIVITY unavailable: {}", clean(e)), w),
+                t.style(Slot::Dim),
+            )));
+            return;
+        }
+        None => return,
+    };
+    if series.scopes_24h.is_empty() && series.audiences_24h.is_empty() {
+        // Quiet for a day: nothing to list (the chart, when drawn, shows the week).
+        return;
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        " USED IN THE LAST 24 H",
+        t.style(Slot::Title),
+    )));
+    for (what, uses) in [
+        ("scopes", &series.scopes_24h),
+        ("audiences", &series.audiences_24h),
+    ] {
+        let mut spans = vec![Span::styled(format!("   {what:<10}"), t.style(Slot::Dim))];
+        if uses.is_empty() {
+            spans.push(Span::styled("none", t.style(Slot::Dim)));
+        }
+        let mut used = 13;
+        for (i, u) in uses.iter().enumerate() {
+            let text = format!(
+                "{}{} ×{}",
+                if i == 0 { "" } else { ", " },
+                clean(&u.name),
+                u.count
+            );
+            let mark = if u.first_use { " ★ first use" } else { "" };
+            let width = text.chars().count() + mark.chars().count();
+            if used + width > w && i > 0 {
+                spans.push(Span::styled(
+                    format!(", … {} more", uses.len() - i),
+                    t.style(Slot::Dim),
+                ));
+                break;
+            }
+            used += width;
+            spans.push(Span::raw(text));
+            if u.first_use {
+                spans.push(Span::styled(mark, t.style(Slot::Flag)));
+            }
+        }
+        lines.push(Line::from(spans));
     }
 }

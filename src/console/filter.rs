@@ -30,10 +30,12 @@ pub enum QuickFilter {
     Decommissioned,
     StaticSecrets,
     Stale,
+    /// Agents with unresolved behaviour flags, highest severity first.
+    Flagged,
 }
 
 impl QuickFilter {
-    pub const ALL: [QuickFilter; 7] = [
+    pub const ALL: [QuickFilter; 8] = [
         QuickFilter::All,
         QuickFilter::Unowned,
         QuickFilter::Mine,
@@ -41,6 +43,7 @@ impl QuickFilter {
         QuickFilter::Decommissioned,
         QuickFilter::StaticSecrets,
         QuickFilter::Stale,
+        QuickFilter::Flagged,
     ];
 
     pub fn label(self) -> &'static str {
@@ -52,6 +55,7 @@ impl QuickFilter {
             QuickFilter::Decommissioned => "decommissioned",
             QuickFilter::StaticSecrets => "static",
             QuickFilter::Stale => "stale",
+            QuickFilter::Flagged => "flagged",
         }
     }
 
@@ -85,6 +89,8 @@ impl QuickFilter {
             QuickFilter::Decommissioned => row.status == AgentStatus::Decommissioned,
             QuickFilter::StaticSecrets => row.static_secret,
             QuickFilter::Stale => is_stale(row, now),
+            // Decided in `run`, which reads the row's flag labels (see `flag_rank`).
+            QuickFilter::Flagged => true,
         }
     }
 }
@@ -258,6 +264,18 @@ fn compare(inv: &Inventory, sort: Sort, a: u32, b: u32) -> std::cmp::Ordering {
         .then_with(|| inv.text(ra.id).cmp(inv.text(rb.id)))
 }
 
+/// The highest severity among a row's behaviour flags (`severity:kind` labels): 0 for none,
+/// 1 low … 4 critical.
+pub fn flag_rank(inv: &Inventory, r: &AgentRow) -> u8 {
+    let text = inv.text(r.flags);
+    if text.is_empty() {
+        return 0;
+    }
+    crate::model::flag::highest_severity(text.split(' '))
+        .map(|s| s as u8 + 1)
+        .unwrap_or(0)
+}
+
 /// How many flags the FLAGS column shows for a row (risk flags, static secret, discovered).
 fn flag_count(inv: &Inventory, r: &AgentRow) -> usize {
     let flags = inv.text(r.flags);
@@ -315,14 +333,18 @@ pub fn compute(
     }
     let keep = |i: u32| {
         let row = inv.row(i);
-        !row.hidden && spec.quick.keeps(row, mine, &left, spec.now)
+        !row.hidden
+            && spec.quick.keeps(row, mine, &left, spec.now)
+            && (spec.quick != QuickFilter::Flagged || flag_rank(inv, row) > 0)
     };
     let query = spec.query.trim();
     let (rows, best): (Vec<u32>, _) = if query.is_empty() {
-        (
-            candidates.iter().copied().filter(|&i| keep(i)).collect(),
-            None,
-        )
+        let mut rows: Vec<u32> = candidates.iter().copied().filter(|&i| keep(i)).collect();
+        if spec.quick == QuickFilter::Flagged && spec.sort == Sort::default() {
+            // Severity first (stable: by name within a severity).
+            rows.sort_by_key(|&i| std::cmp::Reverse(flag_rank(inv, inv.row(i))));
+        }
+        (rows, None)
     } else {
         fuzzy(inv, &candidates, query, &keep, stale)?
     };

@@ -58,6 +58,8 @@ pub enum Command {
     DenyRequest,
     /// Request a scope for the agent on screen (detail; catalogue picker).
     RequestScope,
+    /// Acknowledge the open flags of the agent on screen, with a reason (detail).
+    AcknowledgeFlag,
     /// `:agent NAME`: open an agent by its exact name or id, else filter by the text.
     OpenAgent,
     /// `:theme NAME`: switch theme (alone: list them).
@@ -615,6 +617,15 @@ const DEFAULTS: &[Default_] = &[
     )
     .words(&["stale"], ""),
     b(
+        "show-flagged",
+        Command::Quick(QuickFilter::Flagged),
+        Inventory,
+        &[KeySpec::char('8')],
+        "quick filter: flagged (open behaviour flags, severity first)",
+        None,
+    )
+    .words(&["flagged"], ""),
+    b(
         "sort-name",
         Command::Sort(Column::Name),
         Inventory,
@@ -781,6 +792,14 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('+')],
         "request a scope for this agent (catalogue picker)",
         Some("request scope"),
+    ),
+    b(
+        "acknowledge-flag",
+        Command::AcknowledgeFlag,
+        Detail,
+        &[KeySpec::char('a')],
+        "acknowledge the agent's open flags (asks for a reason)",
+        Some("ack flags"),
     ),
     b(
         "refresh",

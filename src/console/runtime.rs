@@ -258,13 +258,18 @@ impl Console {
                 }
             }),
             Effect::LoadDetail { id } => self.spawn(move |c, _| async move {
-                let (detail, audit, tokens) =
-                    tokio::join!(c.agent(&id), recent_audit(&c, &id), c.agent_tokens(&id));
+                let (detail, audit, tokens, activity) = tokio::join!(
+                    c.agent(&id),
+                    recent_audit(&c, &id),
+                    c.agent_tokens(&id),
+                    c.agent_activity_hourly(&id, 7)
+                );
                 Action::DetailLoaded {
                     id,
                     detail,
                     audit,
                     tokens,
+                    activity,
                 }
             }),
             Effect::SetOwner { id, owner } => self.spawn(move |c, _| async move {
@@ -526,6 +531,18 @@ impl Console {
                     agent_name,
                     result,
                 }
+            }),
+            Effect::AcknowledgeFlags {
+                agent_id,
+                ids,
+                reason,
+            } => self.spawn(move |c, _| async move {
+                let mut results = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let result = c.acknowledge_flag(&id, &reason).await;
+                    results.push((id, result));
+                }
+                Action::FlagsAcknowledged { agent_id, results }
             }),
             Effect::RequestScope { agent_id, request } => self.spawn(move |c, _| async move {
                 let result = c.request_scope(&agent_id, &request).await;

@@ -244,6 +244,10 @@ pub struct AgentDetail {
     /// Access requests and per-use approvals still pending for this agent, newest first.
     #[serde(default)]
     pub requests: Vec<crate::model::approvals::AccessRequest>,
+    /// Its unresolved flags (open or acknowledged), severity first (filled by
+    /// `GET /v1/agents/{id}`).
+    #[serde(default)]
+    pub open_flags: Vec<crate::model::flag::Flag>,
     /// What the caller may do to it now (filled by `GET /v1/agents/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub may: Option<super::permissions::AgentActions>,

@@ -1,5 +1,6 @@
 //! The shared language of Steward: domain types and API payloads. No I/O lives here.
 
+pub mod activity;
 pub mod api;
 pub mod approvals;
 pub mod audit;
@@ -9,6 +10,7 @@ pub mod catalogue_file;
 pub mod delegation;
 pub mod domain;
 pub mod ownership;
+pub mod flag;
 pub mod permissions;
 pub mod review;
 pub mod signals;

@@ -46,6 +46,10 @@ pub struct Permissions {
     pub administer_campaigns: bool,
     /// Read the whole audit log.
     pub read_audit: bool,
+    /// Acknowledge behaviour flags (`POST /v1/flags/{id}/acknowledge`): admins and responders
+    /// on every agent, an owner on their own.
+    #[serde(default)]
+    pub acknowledge_flags: Reach,
 }
 
 /// What the caller may do to one agent now (its status counted), as the registry answers it

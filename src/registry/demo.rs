@@ -522,14 +522,6 @@ const JUSTIFICATIONS: &[&str] = &[
     "Approved in the architecture review.",
 ];
 
-/// Risk flags that behaviour analysis leaves on agents.
-const FLAGS: &[(&str, f64)] = &[
-    ("off-hours-activity", 0.020),
-    ("rate-spike", 0.015),
-    ("new-audience", 0.010),
-    ("first-use-of-scope", 0.010),
-];
-
 #[rustfmt::skip]
 const FIRST_NAMES: &[&str] = &[
     "aaliyah", "abdul", "adrian", "agnes", "aiko", "alba", "aleksander", "alice", "amara", "amir",
@@ -1423,14 +1415,9 @@ impl Generator {
             credentials.push(secret);
         }
 
-        let mut flags = Vec::new();
-        if spec.status == AgentStatus::Active {
-            for (flag, p) in FLAGS {
-                if self.chance(*p) {
-                    flags.push(flag.to_string());
-                }
-            }
-        }
+        // Flags are never drawn: the behaviour engine raises them from the demo's activity
+        // (registry/demo_activity.rs).
+        let flags = Vec::new();
 
         // Counting.
         let stats = &mut self.stats;

@@ -1,6 +1,8 @@
 //! The identity registry: `steward server`.
 
+pub mod behaviour;
 pub mod demo;
+pub mod demo_activity;
 pub mod demo_catalogue;
 pub mod demo_history;
 pub mod demo_reviews;
@@ -43,6 +45,7 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     limits: perimeter::ConnectionLimits,
+    behaviour: behaviour::BehaviourSettings,
 }
 
 impl Server {
@@ -89,6 +92,7 @@ impl Server {
                 )),
             },
             limits: perimeter::ConnectionLimits::default(),
+            behaviour: behaviour::BehaviourSettings::default(),
         })
     }
 
@@ -123,6 +127,24 @@ impl Server {
         &self.state.signals
     }
 
+    /// Replaces the behaviour settings (detectors, retention, auto-suspend; see
+    /// registry/behaviour). Takes effect when the engine starts.
+    pub fn with_behaviour(mut self, settings: behaviour::BehaviourSettings) -> Server {
+        self.behaviour = settings;
+        self
+    }
+
+    /// Starts the behaviour engine now (it starts with `serve` otherwise) and returns it, so
+    /// that an embedder (the demo) can feed it events before serving.
+    pub fn start_behaviour(&self) -> Arc<behaviour::Behaviour> {
+        if let Some(b) = self.state.tokens.behaviour() {
+            return b.clone();
+        }
+        let b = behaviour::Behaviour::start(self.state.store.clone(), self.behaviour.clone());
+        self.state.tokens.set_behaviour(b.clone());
+        b
+    }
+
     /// The token service (for embedding and benchmarks).
     pub fn tokens(&self) -> &Arc<tokens::TokenService> {
         &self.state.tokens
@@ -140,6 +162,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.state.signals.launch();
+        self.start_behaviour();
         let app = http::router(self.state);
         perimeter::serve(self.listener, app, self.limits, shutdown)
             .await

@@ -230,8 +230,9 @@ mod tests {
             help.contains("prompt-accept"),
             "dialog keys are bindings too:\n{help}"
         );
-        // Not theirs: owners, reinstating, campaigns.
+        // Not theirs: owners, reinstating, campaigns, and flags (this registry says none).
         for hidden in [
+            "acknowledge-flag",
             "assign-owner",
             "reinstate",
             "new-campaign",
@@ -252,9 +253,11 @@ mod tests {
             read_all_reviews: true,
             administer_campaigns: true,
             read_audit: true,
+            acknowledge_flags: Reach::All,
         };
         let help = text(&app(Some(admin)));
         for shown in [
+            "acknowledge-flag",
             "assign-owner",
             "reinstate",
             "new-campaign",
@@ -268,6 +271,13 @@ mod tests {
         // A registry that does not say (older): every key is listed; it still refuses.
         let help = text(&app(None));
         assert!(help.contains("assign-owner"), "{help}");
+        // An owner may acknowledge flags on their own agents: `a` is theirs.
+        let flagging_owner = Permissions {
+            acknowledge_flags: Reach::Owned,
+            ..Permissions::default()
+        };
+        let help = text(&app(Some(flagging_owner)));
+        assert!(help.contains("acknowledge-flag"), "{help}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! is one module plus one line in the `overlays!` list below.
 
 pub mod activity;
+pub mod ack_flag;
 pub mod busy;
 pub mod campaign_form;
 pub mod command_line;
@@ -125,6 +126,8 @@ overlays! {
     Notice(notice::Notice),
     /// `n` on the approvals screen: the denial's reason.
     DenyReason(deny_reason::DenyReason),
+    /// `a` on the detail: the reason for acknowledging the agent's open flags.
+    AckFlag(ack_flag::AckFlag),
     /// `+` on the detail: catalogue picker, justification, duration.
     ScopeRequest(Box<scope_request::ScopeRequest>),
 }

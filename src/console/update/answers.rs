@@ -29,6 +29,7 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
             detail,
             audit,
             tokens,
+            activity,
         } => {
             let tree = match &detail {
                 Ok(detail) => family_tree(app, detail),
@@ -41,6 +42,7 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                 d.detail = Some(detail.map_err(|e| e.to_string()));
                 d.audit = Some(audit.map_err(|e| e.to_string()));
                 d.tokens = Some(tokens.map_err(|e| e.to_string()));
+                d.activity = Some(activity.map_err(|e| e.to_string()));
             }
         }
         Action::OwnerSet { id, result } => match result {

@@ -10,6 +10,7 @@ pub mod answers;
 pub mod approvals;
 pub mod command_line;
 pub mod filter;
+pub mod flags;
 pub mod keys;
 pub mod owners;
 pub mod reviews;
@@ -52,6 +53,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::OwnersAssigned { .. }
         | Action::OwnerCandidatesLoaded { .. }
         | Action::HandoversLoaded(_) => owners::on_answer(app, action, &mut fx),
+        Action::FlagsAcknowledged { agent_id, results } => {
+            flags::on_acknowledged(app, agent_id, results, &mut fx)
+        }
         action => answers::on_answer(app, action, &mut fx),
     }
     fx

@@ -2,7 +2,7 @@
 
 use super::filter::{move_by, refilter, set_quick};
 use super::sync::start_sync;
-use super::{approvals, clean, reviews};
+use super::{approvals, clean, flags, reviews};
 use crate::console::action::{
     BulkRevokeOrder, CampaignPurpose, Effect, OwnerChange, Pending, ReinstateOrder,
 };
@@ -142,6 +142,7 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::ApproveRequest => approvals::approve(app, fx),
         Command::DenyRequest => approvals::deny(app),
         Command::RequestScope => approvals::request_scope(app, fx),
+        Command::AcknowledgeFlag => flags::acknowledge(app),
         Command::CampaignProgress | Command::CloseCampaign => {
             if let Err(why) = app.permits(command, None) {
                 app.message = Some((Tone::Error, why));
@@ -344,6 +345,7 @@ pub(super) fn open_detail(app: &mut App, id: String, row: Option<u32>, fx: &mut 
         detail: None,
         audit: None,
         tokens: None,
+        activity: None,
         scroll: Default::default(),
         tree: Vec::new(),
     }));

@@ -133,12 +133,22 @@ pub fn flags_text(inv: &Inventory, r: &AgentRow) -> String {
     if r.source == AgentSource::Discovered {
         words.push("discovered".into());
     }
-    words.extend(
-        inv.text(r.flags)
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(|w| clean(w).into_owned()),
-    );
+    let labels = inv.text(r.flags);
+    // Behaviour flags (`severity:kind`): the highest severity first, as a marker and a word
+    // (never colour alone), then each kind once.
+    if let Some(top) = crate::model::flag::highest_severity(labels.split(' ')) {
+        words.insert(
+            0,
+            format!("{} {}", top.marker(), top.as_str().to_uppercase()),
+        );
+    }
+    for w in labels.split(' ').filter(|w| !w.is_empty()) {
+        let kind = w.split_once(':').map(|(_, k)| k).unwrap_or(w);
+        let kind = clean(kind).into_owned();
+        if !words.contains(&kind) {
+            words.push(kind);
+        }
+    }
     words.join(" ")
 }
 

@@ -157,6 +157,17 @@ pub async fn show_agent(
 ) -> Result<Json<AgentDetail>, ApiError> {
     let mut detail = visible_detail(&state, &caller, id).await?;
     detail.may = Some(policy::agent_actions(&caller.person, &facts_of(&detail)));
+    if !detail.agent.flags.is_empty() {
+        let query = crate::model::flag::FlagQuery {
+            agent: Some(detail.agent.id.clone()),
+            state: Some("unresolved".into()),
+            ..Default::default()
+        };
+        detail.open_flags = blocking(&state, move |s| {
+            s.list_flags(&query, &crate::registry::store::Visibility::All)
+        })
+        .await?;
+    }
     Ok(Json(detail))
 }
 
@@ -317,6 +328,7 @@ pub async fn revoke_agent(
     check_reason(&reason)?;
     let actor = caller.actor();
     let person = caller.person;
+    let by = person.email.clone();
     let agent_id = id.clone();
     let revoked = blocking(&state, move |s| {
         s.revoke_agent(&actor, &agent_id, reason.as_deref(), &|f| {
@@ -324,6 +336,9 @@ pub async fn revoke_agent(
         })
     })
     .await?;
+    if revoked.changed {
+        record_revoke(&state, std::slice::from_ref(&id), &by, "revoked");
+    }
     Ok(Json(RevokeOutcome {
         agent_id: id,
         previous_status: revoked.previous_status,
@@ -405,12 +420,27 @@ pub async fn decommission_agent(
     check_reason(&reason)?;
     let actor = caller.actor();
     let person = caller.person;
+    let by = person.email.clone();
     let mut outcome = blocking(&state, move |s| {
         s.decommission_agent(&actor, &id, reason.as_deref(), &|f| {
             policy::may_manage_agent(&person, f)
         })
     })
     .await?;
+    record_revoke(&state, &outcome.decommissioned, &by, "decommissioned");
     outcome.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(Json(outcome))
+}
+
+/// Revocations and decommissions enter the activity record (registry/behaviour) once done.
+fn record_revoke(state: &AppState, agents: &[String], by: &str, what: &str) {
+    if let Some(b) = state.tokens.behaviour() {
+        let now = chrono::Utc::now();
+        for id in agents {
+            b.observe(
+                crate::registry::behaviour::revoke_event(now, id, by, what),
+                None,
+            );
+        }
+    }
 }

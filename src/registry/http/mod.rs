@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod credentials;
 pub mod delegations;
 pub mod error;
+pub mod flags;
 pub mod guards;
 pub mod oauth;
 pub mod openapi;
@@ -97,7 +98,7 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
     ),
     modifiers(&BearerAuth),
     // Referenced by a query parameter, which does not register its schema itself.
-    components(schemas(crate::model::review::ExportFormat)),
+    components(schemas(crate::model::review::ExportFormat, crate::model::flag::Severity)),
     tags(
         (name = "agents", description = "The agent inventory and governance verbs"),
         (name = "people", description = "People, roles and API tokens"),
@@ -107,6 +108,7 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         (name = "catalogue", description = "The resource catalogue: resources, audiences, owners, scopes and tiers"),
         (name = "approvals", description = "Access requests, per-use approvals and the approver's queue"),
         (name = "signals", description = "OpenID Shared Signals (SSF 1.0) transmitter: CAEP events to relying parties, pushed or polled"),
+        (name = "flags", description = "Behaviour flags: departures from an agent's learned activity, with evidence"),
     )
 )]
 struct ApiDoc;
@@ -210,6 +212,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::list_agents, agents::register_agent))
         .routes(routes!(agents::show_agent))
         .routes(routes!(agents::agent_audit))
+        .routes(routes!(flags::agent_activity))
+        .routes(routes!(flags::agent_activity_hourly))
+        .routes(routes!(flags::list_flags))
+        .routes(routes!(flags::show_flag))
+        .routes(routes!(flags::acknowledge_flag))
+        .routes(routes!(flags::resolve_flag))
         .routes(routes!(agents::add_grant))
         .routes(routes!(agents::remove_grant))
         .routes(routes!(agents::set_owner, ownership::clear_owner))

@@ -317,15 +317,92 @@ pub async fn token(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let mut refusal: Option<&'static str> = None;
     let work = async {
         let form = form_body(&headers, &body)?;
         let client = client_credentials(authorization(&headers)?, &form)?;
         state.tokens.exchange(&form, client).await
     };
+    let work = async {
+        let out = work.await;
+        if let Err(e) = &out {
+            refusal = Some(e.error);
+        }
+        out
+    };
     match guarded(&state, peer, &headers, &body, false, work).await {
         Ok(answer) => no_store(answer),
-        Err(response) => response,
+        Err(response) => {
+            // Activity: a refused exchange, counted against the agent it named (a 429 from the
+            // failure limits counts too).
+            let reason = if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                "rate_limited"
+            } else {
+                refusal.unwrap_or("invalid_request")
+            };
+            note_refused_exchange(&state, &headers, &body, reason);
+            response
+        }
     }
+}
+
+/// Pushes a refused exchange onto the activity record (registry/behaviour), naming the agent
+/// the request claimed to be; requests that name none are not attributable and are skipped.
+fn note_refused_exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Result<Bytes, BytesRejection>,
+    reason: &str,
+) {
+    let Some(behaviour) = state.tokens.behaviour() else {
+        return;
+    };
+    let Some(body) = body.as_ref().ok() else {
+        return;
+    };
+    let Some((named, method)) = named_credential(headers, body) else {
+        return;
+    };
+    let Some(agent) = named.strip_prefix("agent:") else {
+        return;
+    };
+    let form = FormParams::parse(body);
+    let scopes: Vec<String> = form
+        .one("scope")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .take(16)
+        .map(|s| truncate(s).to_string())
+        .collect();
+    let audience: Vec<String> = form
+        .all("audience")
+        .into_iter()
+        .chain(form.all("resource"))
+        .take(5)
+        .map(|a| truncate(a).to_string())
+        .collect();
+    let authenticated = reason != "invalid_client" && reason != "rate_limited";
+    behaviour.observe(
+        crate::registry::behaviour::event(
+            chrono::Utc::now(),
+            agent,
+            false,
+            Some(reason),
+            None,
+            0,
+            &scopes,
+            &audience,
+            authenticated.then_some(if method == "client_secret" {
+                "client_secret"
+            } else {
+                "private_key_jwt"
+            }),
+        ),
+        None,
+    );
 }
 
 /// Introspection (RFC 7662). Claims go to admins, responders, the token's subject and the agents

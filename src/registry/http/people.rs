@@ -59,6 +59,10 @@ pub fn permissions(p: &Person) -> Permissions {
         read_all_reviews: crate::registry::reviews::may_read_all_items(p).is_ok(),
         administer_campaigns: crate::registry::reviews::may_administer(p).is_ok(),
         read_audit: policy::may_read_audit(p),
+        acknowledge_flags: crate::registry::service::flags::reach(
+            p,
+            crate::model::flag::FlagState::Acknowledged,
+        ),
     }
 }
 

@@ -5,3 +5,4 @@
 pub mod approvals;
 pub mod ownership;
 pub mod succession;
+pub mod flags;

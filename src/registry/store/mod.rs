@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod catalogue;
 pub mod delegations;
 pub mod ownership;
+pub mod flags;
 pub mod perimeter;
 pub mod resource_credentials;
 pub mod scopes;
@@ -43,6 +44,7 @@ pub use approvals::ApprovalStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
 pub use ownership::OwnershipStore;
+pub use flags::{ActivityStore, FlagStore};
 pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
@@ -251,6 +253,8 @@ pub trait Store:
     + ApprovalStore
     + DelegationStore
     + OwnershipStore
+    + ActivityStore
+    + FlagStore
     + ApiTokenStore
     + perimeter::PerimeterStore
     + timeline::TimelineStore

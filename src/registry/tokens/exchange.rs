@@ -449,7 +449,25 @@ impl TokenService {
                     "agent {agent_id} is no longer granted {scope}"
                 )),
             })?;
+        // Activity (registry/behaviour): built here, pushed (never waited for) once durable.
+        let activity = self.behaviour().map(|b| {
+            let e = crate::registry::behaviour::event(
+                chrono::DateTime::from_timestamp(now, 0).unwrap_or_default(),
+                &agent_id,
+                true,
+                None,
+                Some(&record.subject),
+                record.actors.len(),
+                &record.scopes,
+                &record.audience,
+                record.client_auth.as_deref(),
+            );
+            (b.clone(), e, agent.facts.ancestors.first().cloned())
+        });
         self.record(record).await?;
+        if let Some((b, e, parent)) = activity {
+            b.observe(e, parent);
+        }
         Ok(TokenResponse {
             access_token: token,
             issued_token_type: issued_type.to_string(),

@@ -225,7 +225,37 @@ impl TokenService {
     /// an agent in its chain, and a catalogued resource the token is for; everyone else gets
     /// `{"active": false}`, the same answer as for a token that does not exist.
     pub fn introspect_for(&self, caller: &OAuthCaller, token: &str) -> Introspection {
-        self.introspect_where(token, |r| self.may_see_claims(caller, r))
+        let answer = self.introspect_where(token, |r| self.may_see_claims(caller, r));
+        if let OAuthCaller::Resource { audiences, .. } = caller {
+            self.record_introspection(audiences, token, answer.active);
+        }
+        answer
+    }
+
+    /// A resource server's introspection enters the acting agent's activity record: a token
+    /// addressed to it (active or not: a revoked token still presented is worth knowing).
+    /// Tokens it may not see are not recorded (it learns nothing, and nothing is said).
+    fn record_introspection(&self, audiences: &[String], token: &str, active: bool) {
+        let Some(b) = self.behaviour() else { return };
+        let event = self.live.with_digest(&token_digest(token), |view| {
+            let r = view.record;
+            let agent = r.client_id.clone().or_else(|| r.actors.first().cloned())?;
+            if !audiences.iter().any(|aud| r.audience.contains(aud)) {
+                return None;
+            }
+            Some(crate::registry::behaviour::introspection_event(
+                chrono::Utc::now(),
+                &agent,
+                active,
+                &r.subject,
+                r.actors.len(),
+                &r.scopes,
+                audiences,
+            ))
+        });
+        if let Some(Some(e)) = event {
+            b.observe(e, None);
+        }
     }
 
     fn may_see_claims(&self, caller: &OAuthCaller, r: &TokenRecord) -> bool {

@@ -216,6 +216,8 @@ pub struct TokenService {
     writer: mpsc::Sender<WriteJob>,
     /// `scopes_supported` of the metadata, re-read at most once a minute.
     scopes: metadata::ScopeCache,
+    /// The activity record and detectors (registry/behaviour), once the server starts them.
+    behaviour: std::sync::OnceLock<Arc<crate::registry::behaviour::Behaviour>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -412,12 +414,23 @@ impl TokenService {
             callers: std::sync::Mutex::new(HashMap::new()),
             writer: tx,
             scopes: tokio::sync::Mutex::new(None),
+            behaviour: std::sync::OnceLock::new(),
         });
         tokio::spawn(refresh_loop(
             Arc::downgrade(&service),
             settings.refresh_every,
         ));
         Ok(service)
+    }
+
+    /// Attaches the behaviour engine (once; later calls are ignored).
+    pub fn set_behaviour(&self, behaviour: Arc<crate::registry::behaviour::Behaviour>) {
+        let _ = self.behaviour.set(behaviour);
+    }
+
+    /// The behaviour engine, when the server started one.
+    pub fn behaviour(&self) -> Option<&Arc<crate::registry::behaviour::Behaviour>> {
+        self.behaviour.get()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
