@@ -3,8 +3,8 @@
 //! keys, its drawing and its footer hints ([`Room`]); this module only routes. Adding an overlay
 //! is one module plus one line in the `overlays!` list below.
 
-pub mod activity;
 pub mod ack_flag;
+pub mod activity;
 pub mod busy;
 pub mod campaign_form;
 pub mod command_line;

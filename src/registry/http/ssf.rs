@@ -596,7 +596,11 @@ pub async fn remove_subject(
 #[utoipa::path(post, path = "/ssf/verify", tag = "signals", request_body = VerificationRequest,
     responses((status = 204), (status = 400, body = ApiErrorBody),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody),
-        (status = 429, body = ApiErrorBody)))]
+        (status = 429, body = ApiErrorBody,
+            description = "Too many failed authentications (`too_many_failures`), or a verification \
+                asked sooner than `min_verification_interval` (`too_many_verifications`); wait \
+                `Retry-After` seconds",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))))]
 pub async fn verify(
     State(state): State<AppState>,
     who: Receiver,

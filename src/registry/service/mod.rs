@@ -3,6 +3,6 @@
 //! decision and the state it was made on are one.
 
 pub mod approvals;
+pub mod flags;
 pub mod ownership;
 pub mod succession;
-pub mod flags;

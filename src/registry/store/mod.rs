@@ -8,14 +8,14 @@ pub mod api_tokens;
 pub mod approvals;
 pub mod catalogue;
 pub mod delegations;
-pub mod ownership;
 pub mod flags;
+pub mod ownership;
 pub mod perimeter;
 pub mod resource_credentials;
 pub mod scopes;
 pub mod sqlite;
-pub mod timeline;
 pub mod streams;
+pub mod timeline;
 
 use std::sync::Arc;
 
@@ -43,8 +43,8 @@ pub use api_tokens::ApiTokenStore;
 pub use approvals::ApprovalStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
-pub use ownership::OwnershipStore;
 pub use flags::{ActivityStore, FlagStore};
+pub use ownership::OwnershipStore;
 pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 pub use scopes::ScopeCatalogue;
 pub use sqlite::SqliteStore;
