@@ -28,13 +28,14 @@ fn width_of(c: Column) -> u16 {
     }
 }
 
+// Flags right after the essentials: an open behaviour flag is where an incident starts.
 const PRIORITY: [Column; 9] = [
     Column::Name,
     Column::Status,
     Column::Owner,
+    Column::Flags,
     Column::Kind,
     Column::LastSeen,
-    Column::Flags,
     Column::Team,
     Column::Environment,
     Column::Scopes,
@@ -342,5 +343,11 @@ mod tests {
         assert_eq!(narrow, vec![Column::Name, Column::Owner, Column::Status]);
         // Short names leave room for more.
         assert!(columns_for(80, 20).len() > narrow.len());
+        // 120 columns with 44-character names: the flags stay (where an incident starts), and
+        // no column is shown while one before it in priority gave way.
+        let wide = columns_for(120, 44);
+        assert!(wide.contains(&Column::Flags), "{wide:?}");
+        let shown: Vec<usize> = PRIORITY.iter().map(|c| wide.contains(c) as usize).collect();
+        assert!(shown.windows(2).all(|w| w[0] >= w[1]), "{wide:?}");
     }
 }
