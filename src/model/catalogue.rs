@@ -156,15 +156,45 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
     let bad =
         || format!("duration {text:?} must be a whole number of days or hours, e.g. 30d or 12h");
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    // By suffix, not by byte position: the last character may be wider than one byte.
+    let (number, unit_secs) = if let Some(n) = text.strip_suffix('d') {
+        (n, 86_400)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3_600)
+    } else {
+        return Err(bad());
+    };
     let n: i64 = number.parse().map_err(|_| bad())?;
     if n <= 0 || n > 100_000 {
         return Err(bad());
     }
-    match unit {
-        "d" => Ok(n * 86_400),
-        "h" => Ok(n * 3_600),
-        _ => Err(bad()),
+    Ok(n * unit_secs)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse_and_hostile_text_is_refused_without_a_panic() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_duration(" 12h "), Ok(12 * 3_600));
+        // Found by schemathesis: a multi-byte last character panicked on a byte split.
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "-1d",
+            "30",
+            "30x",
+            "3ä",
+            "𪝍§3ÙÊtÖ¿â",
+            "1é",
+            "+d",
+            "100001d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }
 

@@ -73,8 +73,8 @@ pub async fn verify_audit(
 /// wrote the event, and admins and responders, may annotate it.
 #[utoipa::path(post, path = "/v1/audit/{seq}/notes", tag = "audit",
     params(("seq" = i64, Path)), request_body = AddNote, security(("bearer" = [])),
-    responses((status = 201, body = i64), (status = 403, body = ApiErrorBody),
-        (status = 404, body = ApiErrorBody)))]
+    responses((status = 201, body = i64, content_type = "application/json"),
+        (status = 403, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn add_note(
     State(state): State<AppState>,
     caller: Caller,

@@ -190,6 +190,66 @@ fn document_rate_limits(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Refusals that come from shared parts rather than a route's own rules, documented from one
+/// place: a JSON body is refused by the extractor (415 wrong media type, 422 not the expected
+/// shape, 413 too large), and a Shared Signals route refuses a person who is not an admin (403).
+fn document_common_refusals(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let refusal = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ApiErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
+            continue;
+        }
+        let signals = path.starts_with("/ssf/");
+        let operations: [&mut Option<Operation>; 5] = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let json_body = operation.request_body.as_ref().is_some_and(|b| match b {
+                RefOr::T(body) => body.content.contains_key("application/json"),
+                RefOr::Ref(_) => false,
+            });
+            let responses = &mut operation.responses.responses;
+            if json_body {
+                for (code, text) in [
+                    ("413", "The body is larger than the registry accepts"),
+                    (
+                        "415",
+                        "The body is not JSON (send Content-Type: application/json)",
+                    ),
+                    ("422", "The body is not of the expected shape"),
+                ] {
+                    responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| refusal(text));
+                }
+            }
+            if signals {
+                responses
+                    .entry("403".to_string())
+                    .or_insert_with(|| refusal("Not a receiver: a person who is not an admin"));
+            }
+        }
+    }
+}
+
 /// Every route, with the OpenAPI document built from the same list.
 pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -296,6 +356,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let mut openapi = openapi;
     document_rate_limits(&mut openapi);
+    document_common_refusals(&mut openapi);
     let openapi = Arc::new(openapi::complete(
         serde_json::to_value(&openapi).expect("the OpenAPI document is JSON"),
     ));

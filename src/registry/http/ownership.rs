@@ -104,7 +104,8 @@ pub async fn clear_owner(
 #[utoipa::path(post, path = "/v1/people/{email}/leave", tag = "people",
     params(("email" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = LeaveOutcome), (status = 403, body = ApiErrorBody),
-        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody)))]
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
 pub async fn leave(
     State(state): State<AppState>,
     caller: Caller,

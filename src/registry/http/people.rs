@@ -317,7 +317,7 @@ pub async fn update_person(
 #[utoipa::path(post, path = "/v1/people/{email}/tokens", tag = "people",
     params(("email" = String, Path)), request_body = IssueToken, security(("bearer" = [])),
     responses((status = 201, body = IssuedToken), (status = 403, body = ApiErrorBody),
-        (status = 422, body = ApiErrorBody)))]
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn issue_token(
     State(state): State<AppState>,
     caller: Caller,

@@ -355,7 +355,8 @@ pub async fn my_reviews(
 /// Reminders, newest first: the caller's own, or everyone's for admins (optionally one
 /// reviewer's).
 #[utoipa::path(get, path = "/v1/reviews/reminders", tag = "reviews", params(ReminderQuery),
-    security(("bearer" = [])), responses((status = 200, body = ReminderPage)))]
+    security(("bearer" = [])), responses((status = 200, body = ReminderPage),
+        (status = 403, body = ApiErrorBody)))]
 pub async fn reminders(
     State(state): State<AppState>,
     caller: Caller,
