@@ -54,7 +54,7 @@ pub async fn list_agents(
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = RegisterAgent,
     security(("bearer" = [])),
     responses((status = 201, body = Agent), (status = 403, body = ApiErrorBody),
-        (status = 422, body = ApiErrorBody)))]
+        (status = 409, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn register_agent(
     State(state): State<AppState>,
     caller: Caller,

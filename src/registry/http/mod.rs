@@ -241,6 +241,13 @@ fn document_common_refusals(openapi: &mut utoipa::openapi::OpenApi) {
                         .or_insert_with(|| refusal(text));
                 }
             }
+            // A write meets the registry's current state (a decommissioned parent, a person
+            // who left, a decided item): refused 409 with the reason.
+            if json_body && path.starts_with("/v1/") {
+                responses.entry("409".to_string()).or_insert_with(|| {
+                    refusal("The change conflicts with the current state (the message says which)")
+                });
+            }
             if signals {
                 responses
                     .entry("403".to_string())
