@@ -367,7 +367,7 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi::complete(
         serde_json::to_value(&openapi).expect("the OpenAPI document is JSON"),
     ));
-    router
+    let router = router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -385,8 +385,70 @@ pub fn router(state: AppState) -> Router {
                 "this route does not accept that method; see /openapi.json",
             )
         })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    answer_panics(router).layer(axum::middleware::from_fn(
+        crate::registry::logging::request_span,
+    ))
+}
+
+/// A handler that panics answers 500 `internal_error` with its request id (inside the request
+/// span, so the id is known), instead of the connection dropping with no answer. The panic's
+/// text goes to the log only.
+fn answer_panics(router: Router) -> Router {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |payload: Box<dyn std::any::Any + Send>| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "a request handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                error::INTERNAL_ERROR,
+                error::internal_message(),
+            ))
+        },
+    ))
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_its_request_id() {
+        let app = super::answer_panics(axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("a bug");
+                }
+                "unreachable"
+            }),
+        ))
         .layer(axum::middleware::from_fn(
             crate::registry::logging::request_span,
-        ))
+        ));
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .expect("the router answers");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .expect("a request id")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "internal_error");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(&id), "{message}");
+        assert!(!message.contains("a bug"), "the panic text stays in the log: {message}");
+    }
 }
