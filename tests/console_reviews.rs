@@ -412,8 +412,12 @@ async fn the_registrys_justification_refusal_opens_the_prompt_and_resends() {
     });
     match &c.app.overlay {
         Some(Overlay::Justify(j)) => {
-            assert_eq!(j.item_id, id);
-            assert!(j.why.contains("needs a justification"), "{}", j.why);
+            assert_eq!(j.purpose.item_id, id);
+            assert!(
+                j.purpose.why.contains("needs a justification"),
+                "{}",
+                j.purpose.why
+            );
         }
         other => panic!("expected the justification prompt, got {other:?}"),
     }

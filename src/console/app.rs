@@ -20,9 +20,9 @@ use crate::model::{AgentDetail, AgentStatus, AuditEvent, Role};
 pub use super::overlays::Overlay;
 pub use super::overlays::campaign_form::{CampaignField, CampaignForm};
 pub use super::overlays::confirm::ConfirmState;
-pub use super::overlays::justify::JustifyState;
 pub use super::overlays::notice::Notice;
 pub use super::overlays::picker::{PickEntry, PickerState};
+pub use super::overlays::required_text::{Justify, RequiredText};
 pub use super::overlays::revoke_result::RevokeResult;
 
 /// The smallest terminal the console lays out; below it says so instead.

@@ -3,19 +3,17 @@
 //! keys, its drawing and its footer hints ([`Room`]); this module only routes. Adding an overlay
 //! is one module plus one line in the `overlays!` list below.
 
-pub mod ack_flag;
 pub mod activity;
 pub mod busy;
 pub mod campaign_form;
 pub mod command_line;
 pub mod confirm;
-pub mod deny_reason;
 pub mod filter_input;
 pub mod help;
-pub mod justify;
 pub mod notice;
 pub mod picker;
 pub mod popup;
+pub mod required_text;
 pub mod revoke_result;
 pub mod scope_request;
 
@@ -115,7 +113,7 @@ overlays! {
     /// A destructive order waiting for a yes.
     Confirm(confirm::ConfirmState),
     /// A review decision needs a justification: typed, then re-sent with it.
-    Justify(justify::JustifyState),
+    Justify(required_text::RequiredText<required_text::Justify>),
     /// An admin fills in a new campaign.
     CampaignForm(Box<campaign_form::CampaignForm>),
     /// What a revocation did, and the incident reference prompt.
@@ -125,9 +123,9 @@ overlays! {
     /// A result or an error to read.
     Notice(notice::Notice),
     /// `n` on the approvals screen: the denial's reason.
-    DenyReason(deny_reason::DenyReason),
+    DenyReason(required_text::RequiredText<required_text::Deny>),
     /// `a` on the detail: the reason for acknowledging the agent's open flags.
-    AckFlag(ack_flag::AckFlag),
+    AckFlag(required_text::RequiredText<required_text::AckFlags>),
     /// `+` on the detail: catalogue picker, justification, duration.
     ScopeRequest(Box<scope_request::ScopeRequest>),
 }

@@ -9,8 +9,8 @@ use crate::console::action::{Action, Effect};
 use crate::console::app::{App, Overlay, Screen, Tone};
 use crate::console::approvals::{ApprovalsState, refusal_text, tier_label};
 use crate::console::layout;
-use crate::console::overlays::deny_reason::DenyReason;
 use crate::console::overlays::notice::Notice;
+use crate::console::overlays::required_text::{Deny, RequiredText};
 use crate::console::overlays::scope_request::ScopeRequest;
 use crate::model::approvals::{AccessRequest, RequestKind, RequestList, RequestStatus};
 
@@ -270,11 +270,10 @@ pub(super) fn deny(app: &mut App) {
         app.message = Some((Tone::Info, "nothing waits for you".into()));
         return;
     };
-    app.overlay = Some(Overlay::DenyReason(DenyReason {
+    app.overlay = Some(RequiredText::open(Deny {
         id: r.id.clone(),
         agent_name: r.agent_name.clone(),
         scope: r.scope.clone(),
-        text: String::new(),
     }));
 }
 

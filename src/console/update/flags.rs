@@ -4,9 +4,9 @@
 use super::{clean, failed, reload_detail};
 use crate::client::ClientResult;
 use crate::console::action::Effect;
-use crate::console::app::{App, Overlay, Screen, Tone};
+use crate::console::app::{App, Screen, Tone};
 use crate::console::keymap::Command;
-use crate::console::overlays::ack_flag::AckFlag;
+use crate::console::overlays::required_text::{AckFlags, RequiredText};
 use crate::model::flag::{Flag, FlagState};
 
 /// `a` on the detail: the flags still open (not yet acknowledged), in the prompt.
@@ -57,11 +57,10 @@ pub(super) fn acknowledge(app: &mut App) {
         app.message = Some((Tone::Error, why));
         return;
     }
-    app.overlay = Some(Overlay::AckFlag(AckFlag {
+    app.overlay = Some(RequiredText::open(AckFlags {
         agent_id,
         agent_name,
         flags: open,
-        text: String::new(),
     }));
 }
 

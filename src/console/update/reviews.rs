@@ -5,7 +5,7 @@
 use super::{clean, failed, went_offline};
 use crate::client::{ClientError, ClientResult};
 use crate::console::action::{Action, Effect, Pending, SuspendOrder};
-use crate::console::app::{App, JustifyState, Overlay, ReviewsState, Screen, Tone};
+use crate::console::app::{App, Justify, Overlay, RequiredText, ReviewsState, Screen, Tone};
 use crate::console::layout;
 use crate::console::overlays::confirm::ConfirmState;
 use crate::console::overlays::notice::Notice;
@@ -239,13 +239,12 @@ fn on_decided(
                     })
                 });
             let (agent_name, scope) = found.unwrap_or_else(|| (String::new(), item_id.to_string()));
-            app.overlay = Some(Overlay::Justify(JustifyState {
+            app.overlay = Some(RequiredText::open(Justify {
                 item_id,
                 verdict,
                 agent_name,
                 scope,
                 why: message,
-                text: String::new(),
             }));
             app.message = Some((Tone::Info, "this decision needs a justification".into()));
             return;
@@ -311,13 +310,12 @@ pub(super) fn decide(app: &mut App, verdict: Verdict, fx: &mut Vec<Effect>) {
         Verdict::Revoke => item.justification_required.revoke,
     };
     if required {
-        app.overlay = Some(Overlay::Justify(JustifyState {
+        app.overlay = Some(RequiredText::open(Justify {
             item_id: item.id,
             verdict,
             agent_name: agent.agent_name.clone(),
             scope: item.scope.clone(),
             why: item.diff.recommendation.reason.clone(),
-            text: String::new(),
         }));
         return;
     }

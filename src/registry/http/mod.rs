@@ -444,11 +444,16 @@ mod panic_tests {
             .to_str()
             .unwrap()
             .to_string();
-        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"], "internal_error");
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(&id), "{message}");
-        assert!(!message.contains("a bug"), "the panic text stays in the log: {message}");
+        assert!(
+            !message.contains("a bug"),
+            "the panic text stays in the log: {message}"
+        );
     }
 }
