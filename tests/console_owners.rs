@@ -146,6 +146,11 @@ fn toast(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The footer (the last line).
+fn footer(text: &str) -> String {
+    text.lines().last().unwrap_or_default().to_string()
+}
+
 #[test]
 fn unowned_agents_get_owners_one_by_one_and_in_bulk_and_u_undoes() {
     let mut demo = Demo::start("300");
@@ -156,6 +161,8 @@ fn unowned_agents_get_owners_one_by_one_and_in_bulk_and_u_undoes() {
     demo.wait("the unowned view", |s| {
         s.contains("[unowned]") && s.contains("— unowned —")
     });
+    // `u` is offered only once there is an owner change to undo.
+    assert!(!footer(&demo.text()).contains("undo"), "{}", demo.text());
 
     // One by one: o, then Enter on the registry's first candidate (the agent's team).
     let start = demo.pressed;
@@ -171,6 +178,7 @@ fn unowned_agents_get_owners_one_by_one_and_in_bulk_and_u_undoes() {
         assert_eq!(demo.pressed - start, 2 * n, "two keys per agent");
     }
     assert!(toast(&demo.text()).contains("u undo"));
+    assert!(footer(&demo.text()).contains("u undo"), "{}", demo.text());
 
     // u undoes the last change: that agent is unowned again.
     demo.press("u");

@@ -269,6 +269,8 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
                 .filter(|(_, _, c)| {
                     app.permits(*c, target.as_ref()).is_ok()
                         && app.agent_allows(*c, target.as_ref())
+                        // `u` earns its place only while there is an owner change to undo.
+                        && (*c != Command::UndoOwner || app.last_owner_change.is_some())
                 })
                 .map(|(k, w, _)| (k, w.to_string()))
                 .collect();
