@@ -263,6 +263,50 @@ impl RevokeResult {
     }
 }
 
+/// The room a fact's label takes: three spaces and fifteen columns.
+const LABEL_WIDTH: usize = 18;
+
+/// Splits `text` at spaces into pieces no wider than `width` columns (a word wider than that
+/// is cut), so that each piece can start under the value column.
+fn hanging(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthStr;
+    let width = width.max(10);
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let used = line.width();
+        let need = if line.is_empty() { 0 } else { 1 } + word.width();
+        if used + need <= width {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+            continue;
+        }
+        if !line.is_empty() {
+            out.push(std::mem::take(&mut line));
+        }
+        let mut rest = word;
+        while rest.width() > width {
+            let mut cut = 0;
+            let mut w = 0;
+            for (i, c) in rest.char_indices() {
+                let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                if w + cw > width {
+                    break;
+                }
+                w += cw;
+                cut = i + c.len_utf8();
+            }
+            out.push(rest[..cut].to_string());
+            rest = &rest[cut..];
+        }
+        line.push_str(rest);
+    }
+    out.push(line);
+    out
+}
+
 impl Room for Box<RevokeResult> {
     fn scope(&self) -> Scope {
         Scope::Prompt
@@ -331,11 +375,21 @@ impl Room for Box<RevokeResult> {
             ]),
             Line::from(""),
         ];
+        // Long values (the stopped agents, the offline-JWT warning) continue under the value,
+        // not under the label: the label column stays readable.
+        // The popup's inner width, as `fitted` makes it.
+        let width = usize::from(96.min(area.width.saturating_sub(2)).saturating_sub(2));
         for f in self.facts(Utc::now()) {
-            lines.push(Line::from(vec![
-                Span::styled(format!("   {:<15}", f.label), t.style(Slot::Dim)),
-                Span::styled(f.value, t.style(f.slot)),
-            ]));
+            for (i, part) in hanging(&f.value, width.saturating_sub(LABEL_WIDTH))
+                .into_iter()
+                .enumerate()
+            {
+                let label = if i == 0 { f.label.as_str() } else { "" };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("   {label:<15}"), t.style(Slot::Dim)),
+                    Span::styled(part, t.style(f.slot)),
+                ]));
+            }
         }
         lines.push(Line::from(""));
         lines.push(Line::from(
@@ -355,5 +409,27 @@ impl Room for Box<RevokeResult> {
             Hint::Key(Command::Accept, "add to audit"),
             Hint::Key(Command::Cancel, "skip"),
         ]
+    }
+}
+
+#[cfg(test)]
+mod hanging_tests {
+    use super::hanging;
+
+    #[test]
+    fn long_values_break_at_spaces_within_the_width() {
+        let text = "inv-bot (agent), inv-bot.extractor (sub-agent), inv-bot#2 (instance)";
+        let parts = hanging(text, 30);
+        assert!(parts.len() > 1, "{parts:?}");
+        assert!(parts.iter().all(|p| p.chars().count() <= 30), "{parts:?}");
+        assert_eq!(parts.join(" "), text);
+    }
+
+    #[test]
+    fn a_word_wider_than_the_room_is_cut_not_lost() {
+        let parts = hanging(&"x".repeat(25), 10);
+        assert_eq!(parts, vec!["x".repeat(10), "x".repeat(10), "x".repeat(5)]);
+        assert_eq!(hanging("", 10), vec![String::new()]);
+        assert_eq!(hanging("short", 10), vec!["short".to_string()]);
     }
 }
