@@ -2553,6 +2553,7 @@ mod tests {
     /// audit of full steps.
     #[test]
     fn steps_cut_short_end_with_the_outcome_of_full_steps() {
+        use crate::registry::store::Store;
         let now = Utc::now();
         let agents = 23;
         let admin = Actor::human("sec@example.com");
@@ -2685,7 +2686,7 @@ mod tests {
     /// not once per request (each was a write the brake queued behind).
     #[test]
     fn a_burst_of_touches_of_one_api_token_writes_once() {
-        use crate::registry::store::Store;
+        use crate::registry::store::api_tokens::ApiTokenStore;
         let now = Utc::now();
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(estate(&dir.path().join("t.db"), 1, now));
