@@ -2647,10 +2647,9 @@ mod tests {
         held_rx.recv().unwrap();
         let mut writers = Vec::new();
         for i in 1..=3 {
-            let (store, admin) = (store.clone(), admin.clone());
+            let (s, admin) = (store.clone(), admin.clone());
             writers.push(std::thread::spawn(move || {
-                store
-                    .decommission_agent(&admin, &format!("ag_0000{i}"), None, &|_| Ok(()))
+                s.decommission_agent(&admin, &format!("ag_0000{i}"), None, &|_| Ok(()))
                     .unwrap()
                     .audit_seq
             }));
