@@ -14,7 +14,7 @@ use steward::model::review::{
     CampaignFilter, CreateCampaign, JustificationPolicy, NoResponse, Recurrence, ReminderSchedule,
 };
 use steward::model::{Agent, AgentKind, AgentSource, AgentStatus, Grant};
-use steward::registry::store::sqlite::OpenMode;
+use steward::registry::store::sqlite::{OpenMode, SqliteStore};
 use steward::registry::store::{SeedAgent, SeedBatch, Store};
 use steward::registry::{self, Server};
 
@@ -76,6 +76,23 @@ impl std::fmt::Display for Waits {
             v.last().copied().unwrap_or(0.0)
         )
     }
+}
+
+/// The writer's busiest call sites of a phase: how long each waited for it and held it.
+fn print_writer(store: &SqliteStore) {
+    for site in store.writer_report().iter().take(6) {
+        println!(
+            "  writer {:<48} {:>6}× hold p50 {:.0} / p99 {:.0} / max {:.1} ms; wait p99 {:.0} / max {:.1} ms",
+            site.site.rsplit('/').next().unwrap_or(&site.site),
+            site.count,
+            site.hold_p50_ms,
+            site.hold_p99_ms,
+            site.hold_max_ms,
+            site.wait_p99_ms,
+            site.wait_max_ms
+        );
+    }
+    store.reset_writer_report();
 }
 
 /// Revokes `brake-N` agents one after another every 20 ms until `job` finishes; returns the
@@ -140,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(server.serve(std::future::pending()));
     let admin = Client::new(&url, Some(Secret::new(token.token)))?;
     let mut next = 0;
+    store.reset_writer_report();
 
     let creator = admin.clone();
     let started = Instant::now();
@@ -170,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
         campaign.progress.total,
         started.elapsed().as_secs_f64(),
     );
+    print_writer(&store);
 
     let closer = admin.clone();
     let id = campaign.id.clone();
@@ -182,5 +201,6 @@ async fn main() -> anyhow::Result<()> {
         outcome.revoked,
         started.elapsed().as_secs_f64(),
     );
+    print_writer(&store);
     Ok(())
 }

@@ -158,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
     let mut in_registry = Vec::new();
     let mut answers: std::collections::BTreeMap<u16, usize> = Default::default();
     let mut rows = 0usize;
+    store.reset_writer_report();
     let burst_started = Instant::now();
     for _ in 0..rounds {
         let mut reads = Vec::with_capacity(readers);
@@ -236,5 +237,19 @@ async fn main() -> anyhow::Result<()> {
         in_registry.last().copied().unwrap_or(0.0),
     );
     println!("peak RSS (registry and client): {:.0} MB", peak_rss_mb());
+    let (readers, point) = store.readers_open();
+    println!("reader connections open: {readers} ordinary, {point} point");
+    for site in store.writer_report().iter().take(4) {
+        println!(
+            "  writer {:<48} {:>6}× hold p99 {:.0} / max {:.1} ms; wait p50 {:.0} / p99 {:.0} / max {:.1} ms",
+            site.site.rsplit('/').next().unwrap_or(&site.site),
+            site.count,
+            site.hold_p99_ms,
+            site.hold_max_ms,
+            site.wait_p50_ms,
+            site.wait_p99_ms,
+            site.wait_max_ms
+        );
+    }
     Ok(())
 }

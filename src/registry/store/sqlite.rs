@@ -58,7 +58,10 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Pooled reader connections for ordinary (possibly long) reads, and for short point reads
+/// (API-token lookups, one agent) that must never queue behind bulk pages.
 const READERS: usize = 4;
+const POINT_READERS: usize = 2;
 
 /// Most enabled credentials per agent (an assertion without a kid is tried against each).
 pub const MAX_ENABLED_CREDENTIALS: i64 = 10;
@@ -98,6 +101,10 @@ mod flags;
 #[path = "sqlite_approvals.rs"]
 pub(super) mod approvals;
 
+// Writer turns (urgent first), bounded reader pools, the background checkpointer, hold times.
+#[path = "sqlite_pool.rs"]
+pub mod pool;
+
 #[path = "sqlite_streams.rs"]
 mod streams;
 
@@ -106,15 +113,21 @@ mod streams;
 pub mod backup;
 
 pub struct SqliteStore {
+    /// First, so that it stops before the other connections close.
+    _checkpointer: pool::Checkpointer,
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    /// Who writes next (the brake first); long work steps aside while anyone waits.
+    gate: pool::WriterGate,
+    writer_stats: pool::WriterStats,
+    readers: pool::ReaderPool,
+    point_readers: pool::ReaderPool,
+    /// API tokens whose `last_used_at` this process wrote lately (see `pool::TouchFilter`).
+    touches: pool::TouchFilter,
     /// The token service's in-memory index, kept in step with `issued_tokens` (see tokens::live).
     live: Arc<LiveTokens>,
     /// The catalogue's scopes, replaced as a whole after each import (see `CatalogueStore`).
     catalogue: std::sync::RwLock<Arc<catalogue::ScopeIndex>>,
-    /// Callers waiting for the writer; long work steps aside between its steps while any wait.
-    waiting_writers: std::sync::atomic::AtomicUsize,
     /// Serialises long campaign work (snapshots keep one contiguous item-id range each).
     long_work: Mutex<()>,
 }
@@ -243,6 +256,13 @@ impl SqliteStore {
             )));
         }
         configure(&writer).map_err(|e| describe_open(path, e))?;
+        // The writer never checkpoints (a checkpoint copies the log into the file and syncs it,
+        // on the path of whichever write crossed the threshold); the background checkpointer
+        // does. After a checkpoint has emptied it, the log is cut back to 64 MiB.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .and_then(|()| writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024))
+            .map_err(|e| describe_open(path, e))?;
         migrate(&writer, path, version)?;
         #[cfg(unix)]
         restrict_permissions(path);
@@ -250,12 +270,16 @@ impl SqliteStore {
         load_live_tokens(&writer, &live).map_err(|e| describe_open(path, e))?;
         let scopes = catalogue::load_scope_index(&writer).map_err(|e| describe_open(path, e))?;
         Ok(SqliteStore {
+            _checkpointer: pool::Checkpointer::start(path),
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            gate: pool::WriterGate::new(),
+            writer_stats: pool::WriterStats::new(),
+            readers: pool::ReaderPool::new(path, READERS, "readers"),
+            point_readers: pool::ReaderPool::new(path, POINT_READERS, "point readers"),
+            touches: pool::TouchFilter::new(),
             live,
             catalogue: std::sync::RwLock::new(Arc::new(scopes)),
-            waiting_writers: std::sync::atomic::AtomicUsize::new(0),
             long_work: Mutex::new(()),
         })
     }
@@ -264,48 +288,83 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` in one immediate (write-locking) transaction.
+    /// Runs `f` in one immediate (write-locking) transaction, after every urgent write waiting.
+    #[track_caller]
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        use std::sync::atomic::Ordering;
-        self.waiting_writers.fetch_add(1, Ordering::SeqCst);
-        let conn = self.writer.lock();
-        self.waiting_writers.fetch_sub(1, Ordering::SeqCst);
-        let mut conn =
-            conn.map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        streams::before_write();
+        self.write_turn(false, std::panic::Location::caller(), f)
+    }
+
+    /// Like [`Self::write`], but before every ordinary write already waiting: the brake.
+    #[track_caller]
+    fn write_urgent<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.write_turn(true, std::panic::Location::caller(), f)
+    }
+
+    fn write_turn<T>(
+        &self,
+        urgent: bool,
+        site: &'static std::panic::Location<'static>,
+        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let asked = std::time::Instant::now();
+        let _turn = self.gate.enter(urgent);
+        let granted = std::time::Instant::now();
+        let out = (|| {
+            let mut conn = self
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            streams::before_write();
+            let out = f(&tx)?;
+            tx.commit()?;
+            streams::after_commit();
+            Ok(out)
+        })();
+        self.writer_stats
+            .record(site, granted - asked, granted.elapsed());
+        out
+    }
+
+    /// Runs `f` over a consistent snapshot on a pooled reader connection (waiting for one
+    /// when all are lent).
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        Self::read_on(&self.readers, f)
+    }
+
+    /// Like [`Self::read`], on the pool kept for short point reads (one row or a few).
+    fn read_point<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        Self::read_on(&self.point_readers, f)
+    }
+
+    fn read_on<T>(
+        pool: &pool::ReaderPool,
+        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = pool.get()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
         let out = f(&tx)?;
-        tx.commit()?;
-        streams::after_commit();
+        tx.finish()?;
         Ok(out)
     }
 
-    /// Runs `f` over a consistent snapshot on a reader connection.
-    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self.readers.lock().ok().and_then(|mut v| v.pop());
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                configure(&c)?;
-                c
-            }
-        };
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
-            let out = f(&tx)?;
-            tx.finish()?;
-            Ok(out)
-        })();
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < READERS
-        {
-            pool.push(conn);
-        }
-        result
+    /// How long each call site of the writer waited for it and held it, longest hold first
+    /// (for benchmarks; see `pool::WriterStats`).
+    pub fn writer_report(&self) -> Vec<pool::WriteSite> {
+        self.writer_stats.report()
+    }
+
+    /// Forgets the figures of [`Self::writer_report`].
+    pub fn reset_writer_report(&self) {
+        self.writer_stats.reset()
+    }
+
+    /// Reader connections open (ordinary, point): never above their pools' sizes.
+    pub fn readers_open(&self) -> (usize, usize) {
+        (self.readers.open(), self.point_readers.open())
     }
 }
 
@@ -827,7 +886,7 @@ impl Store for SqliteStore {
     }
 
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
-        self.read(|tx| {
+        self.read_point(|tx| {
             type Row = (
                 String,
                 String,
@@ -1078,7 +1137,7 @@ impl Store for SqliteStore {
     }
 
     fn agent_detail(&self, id: &str) -> StoreResult<Option<AgentDetail>> {
-        self.read(|tx| {
+        self.read_point(|tx| {
             let agent = match agent_by_id(tx, id) {
                 Ok(a) => a,
                 Err(StoreError::NotFound(_)) => return Ok(None),

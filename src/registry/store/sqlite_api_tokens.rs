@@ -213,14 +213,22 @@ impl ApiTokenStore for SqliteStore {
     }
 
     fn touch_api_token(&self, token_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|tx| {
+        // A burst of requests with one token all find it stale at once: one of them writes.
+        if !self.touches.claim(token_id, at) {
+            return Ok(());
+        }
+        let out = self.write(|tx| {
             tx.execute(
                 "UPDATE api_tokens SET last_used_at = ?1
                  WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
                 params![ts(at), token_id],
             )?;
             Ok(())
-        })
+        });
+        if out.is_err() {
+            self.touches.forget(token_id);
+        }
+        out
     }
 
     fn revoke_presented_api_token(&self, actor: &Actor, hash: &str) -> StoreResult<Option<u64>> {

@@ -94,7 +94,8 @@ impl SqliteStore {
         reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Revoked> {
-        self.write(|tx| {
+        // The brake: before every ordinary write already waiting for the writer.
+        self.write_urgent(|tx| {
             let root = agent_by_id(tx, agent_id)?;
             guard(&facts(&root))?;
             let ids = subtree(tx, agent_id)?;

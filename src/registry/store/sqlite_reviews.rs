@@ -678,11 +678,32 @@ fn apply_verdict(
     Ok(out)
 }
 
-/// Agents snapshotted per step. Each step is one short write transaction; between steps the
-/// writer is released, so a revoke waits at most one step behind a campaign of any size.
+/// Agents snapshotted per step, at most. Each step is one short write transaction; between
+/// steps the writer is released, so a revoke waits at most one step behind a campaign of any
+/// size.
 pub(super) const SNAPSHOT_STEP_AGENTS: i64 = 250;
-/// Items settled per close step (each revoke also writes a grant removal and its audit event).
+/// Items settled per close step, at most (each revoke also writes a grant removal and its
+/// audit event).
 pub(super) const CLOSE_STEP_ITEMS: i64 = 250;
+/// The work one step aims at: a close step stops after this long, and the next snapshot
+/// step takes fewer agents when the last one took longer (more when it took under half).
+pub(super) const STEP_TARGET: std::time::Duration = std::time::Duration::from_millis(20);
+/// The fewest agents a snapshot step takes.
+pub(super) const SNAPSHOT_STEP_MIN: i64 = 10;
+
+/// The agents the next snapshot step takes, after one of `current` agents took `took`:
+/// in proportion when it overran [`STEP_TARGET`], a quarter more when it took under half,
+/// always within [`SNAPSHOT_STEP_MIN`]..=[`SNAPSHOT_STEP_AGENTS`].
+pub(super) fn next_step_size(current: i64, took: std::time::Duration) -> i64 {
+    let next = if took > STEP_TARGET {
+        (current as f64 * STEP_TARGET.as_secs_f64() / took.as_secs_f64()) as i64
+    } else if took < STEP_TARGET / 2 {
+        current + current / 4 + 1
+    } else {
+        current
+    };
+    next.clamp(SNAPSHOT_STEP_MIN, SNAPSHOT_STEP_AGENTS)
+}
 
 /// The agents a campaign covers, in id order (the snapshot's cursor order). Parameters:
 /// ?1 team, ?2 environment, ?3 owner email.
@@ -749,11 +770,10 @@ fn begin_snapshot(
     Ok(())
 }
 
-/// One step of a snapshot: the items of the next `SNAPSHOT_STEP_AGENTS` agents after the
-/// cursor, as their grants stand now and judged as of the campaign's start. When no agent is
+/// One step of a snapshot: the items of the next `step_agents` agents after the cursor, as their grants stand now and judged as of the campaign's start. When no agent is
 /// left, opens the campaign and writes `campaign.start`. Returns whether the snapshot is done.
 /// Idempotent: the cursor moves in the same transaction as the items.
-fn snapshot_step(tx: &Transaction<'_>, id: &str) -> StoreResult<bool> {
+fn snapshot_step(tx: &Transaction<'_>, id: &str, step_agents: i64) -> StoreResult<bool> {
     let row = campaign_row(tx, id)?;
     let c = &row.campaign;
     if c.status != CampaignStatus::Snapshotting {
@@ -765,7 +785,7 @@ fn snapshot_step(tx: &Transaction<'_>, id: &str) -> StoreResult<bool> {
         &format!(
             "SELECT count(*), max(id) FROM (SELECT a.id {MATCHING_AGENTS} AND a.id > ?4 ORDER BY a.id LIMIT ?5)"
         ),
-        params![f.team, f.environment, f.owner, work.agent_cursor, SNAPSHOT_STEP_AGENTS],
+        params![f.team, f.environment, f.owner, work.agent_cursor, step_agents],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let Some(end) = end else {
@@ -774,6 +794,15 @@ fn snapshot_step(tx: &Transaction<'_>, id: &str) -> StoreResult<bool> {
     let before: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM review_items", [], |r| {
         r.get(0)
     })?;
+    // The export and the item pages rely on one contiguous id range per campaign: this step's
+    // items must follow the last step's directly (checked here, per step, rather than by
+    // counting every item of the campaign at the end, which took most of a second at 1M).
+    if row.last_item != 0 && before != row.last_item {
+        return Err(StoreError::Internal(format!(
+            "campaign {} items are not one contiguous id range",
+            c.id
+        )));
+    }
     let cutoff = ts(diff::cutoff(work.at, c.lookback_days));
     // The rules mirror `reviews::diff` (usage, drift, recommendation); the tests check that
     // both agree.
@@ -855,19 +884,8 @@ fn snapshot_step(tx: &Transaction<'_>, id: &str) -> StoreResult<bool> {
 fn finish_snapshot(tx: &Transaction<'_>, row: &CampaignRow, work: &WorkState) -> StoreResult<()> {
     let c = &row.campaign;
     let (first, last) = (row.first_item, row.last_item);
+    // One contiguous range: each step checked that it followed the last.
     let items = if first == 0 { 0 } else { last - first + 1 };
-    let n: i64 = tx.query_row(
-        "SELECT count(*) FROM review_items WHERE campaign_id = ?1",
-        [&c.id],
-        |r| r.get(0),
-    )?;
-    if n != items {
-        // The export and the item pages rely on one contiguous id range per campaign.
-        return Err(StoreError::Internal(format!(
-            "campaign {} items are not one contiguous id range",
-            c.id
-        )));
-    }
     let agents: i64 = tx.query_row(
         "SELECT work_agents FROM campaigns WHERE id = ?1",
         [&c.id],
@@ -1191,7 +1209,19 @@ impl SqliteStore {
                     .optional()?)
             })?;
             let Some(id) = next else { return Ok(()) };
-            while !self.write(|tx| snapshot_step(tx, &id))? {
+            let mut step = SNAPSHOT_STEP_AGENTS;
+            loop {
+                let mut began = None;
+                let done = self.write(|tx| {
+                    began = Some(std::time::Instant::now());
+                    snapshot_step(tx, &id, step)
+                })?;
+                if done {
+                    break;
+                }
+                if let Some(began) = began {
+                    step = next_step_size(step, began.elapsed());
+                }
                 self.step_aside();
             }
         }
@@ -1201,11 +1231,7 @@ impl SqliteStore {
     /// so that a stream of writes cannot stall the work for good).
     pub(super) fn step_aside(&self) {
         for _ in 0..100 {
-            if self
-                .waiting_writers
-                .load(std::sync::atomic::Ordering::SeqCst)
-                == 0
-            {
+            if self.gate.waiting() == 0 {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -1771,7 +1797,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<CloseOutcome> {
         self.begin_close(actor, id, now)?;
-        while !self.write(|tx| close_step(tx, &self.live, id))? {
+        while !self.write(|tx| close_step(tx, &self.live, id, Some(STEP_TARGET)))? {
             self.step_aside();
         }
         self.write(|tx| finish_close(tx, id))
@@ -2085,9 +2111,16 @@ impl SqliteStore {
 /// Schedules the next quarterly instance: same settings, three months later. If closing came
 /// One step of a close: applies the no-response outcome to the next `CLOSE_STEP_ITEMS`
 /// items after the cursor (keeps change no grant; each revoke removes its grant with its own
-/// audit event). Returns whether no item is left. Idempotent: the cursor and the running
-/// totals move in the same transaction as the items.
-fn close_step(tx: &Transaction<'_>, live: &LiveTokens, id: &str) -> StoreResult<bool> {
+/// audit event), stopping early once `budget` is spent (after at least one item). Returns
+/// whether no item is left. Idempotent: the cursor and the running totals move in the same
+/// transaction as the items.
+fn close_step(
+    tx: &Transaction<'_>,
+    live: &LiveTokens,
+    id: &str,
+    budget: Option<std::time::Duration>,
+) -> StoreResult<bool> {
+    let until = budget.map(|b| std::time::Instant::now() + b);
     let row = campaign_row(tx, id)?;
     let c = &row.campaign;
     if c.status != CampaignStatus::Closing {
@@ -2111,11 +2144,16 @@ fn close_step(tx: &Transaction<'_>, live: &LiveTokens, id: &str) -> StoreResult<
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let Some(&(cursor, ..)) = batch.last() else {
+    if batch.is_empty() {
         return Ok(true);
-    };
+    }
+    let mut cursor = work.item_cursor;
     let (mut kept, mut revoked, mut already_gone) = (0i64, 0i64, 0i64);
     for (item_id, agent_id, scope, recommendation) in batch {
+        if cursor != work.item_cursor && until.is_some_and(|u| std::time::Instant::now() >= u) {
+            break;
+        }
+        cursor = item_id;
         let keep = match c.no_response {
             NoResponse::Keep => true,
             NoResponse::Revoke => false,
@@ -2432,7 +2470,11 @@ mod tests {
             let store = estate(&path, agents, now);
             let id = store.create_campaign_record(&admin, &req, now).unwrap();
             let store = if interrupted {
-                assert!(!store.write(|tx| snapshot_step(tx, &id)).unwrap());
+                assert!(
+                    !store
+                        .write(|tx| snapshot_step(tx, &id, SNAPSHOT_STEP_AGENTS))
+                        .unwrap()
+                );
                 let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
                 assert_eq!(c.status, CampaignStatus::Snapshotting);
                 let work = c.work.unwrap();
@@ -2462,7 +2504,11 @@ mod tests {
             let closed_at = now + Duration::days(31);
             let store = if interrupted {
                 store.begin_close(&admin, &id, closed_at).unwrap();
-                assert!(!store.write(|tx| close_step(tx, &store.live, &id)).unwrap());
+                assert!(
+                    !store
+                        .write(|tx| close_step(tx, &store.live, &id, None))
+                        .unwrap()
+                );
                 let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
                 assert_eq!(c.status, CampaignStatus::Closing);
                 assert_eq!(c.work.unwrap().done, CLOSE_STEP_ITEMS as u64);
@@ -2500,5 +2546,183 @@ mod tests {
                 .collect()
         };
         assert_eq!(strip(&runs[0]), strip(&runs[1]));
+    }
+
+    /// Issue 10 item 3: snapshot steps of the fewest agents and close steps cut short by their
+    /// time budget (here after one item each) end with exactly the items, decisions, grants and
+    /// audit of full steps.
+    #[test]
+    fn steps_cut_short_end_with_the_outcome_of_full_steps() {
+        use crate::registry::store::Store;
+        let now = Utc::now();
+        let agents = 23;
+        let admin = Actor::human("sec@example.com");
+        let req = CreateCampaign {
+            name: "short steps".into(),
+            filter: CampaignFilter::default(),
+            starts_at: None,
+            due_at: now + Duration::days(30),
+            grace_days: None,
+            recurrence: Recurrence::None,
+            fallback_reviewer: Some("sec@example.com".into()),
+            reminders: ReminderSchedule::default(),
+            no_response: NoResponse::Recommendation,
+            justification: JustificationPolicy::default(),
+            lookback_days: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = Vec::new();
+        for short in [false, true] {
+            let path = dir.path().join(format!("run-{short}.db"));
+            let store = estate(&path, agents, now);
+            let id = store.create_campaign_record(&admin, &req, now).unwrap();
+            let step = if short {
+                SNAPSHOT_STEP_MIN
+            } else {
+                SNAPSHOT_STEP_AGENTS
+            };
+            let mut snapshot_steps = 0;
+            while !store.write(|tx| snapshot_step(tx, &id, step)).unwrap() {
+                snapshot_steps += 1;
+            }
+            assert_eq!(snapshot_steps, if short { 3 } else { 1 });
+            let budget = short.then_some(std::time::Duration::ZERO);
+            store
+                .begin_close(&admin, &id, now + Duration::days(31))
+                .unwrap();
+            let mut close_steps = 0u64;
+            while !store
+                .write(|tx| close_step(tx, &store.live, &id, budget))
+                .unwrap()
+            {
+                close_steps += 1;
+                if short {
+                    let c = store.campaign_detail(&id).unwrap().unwrap().campaign;
+                    assert_eq!(c.status, CampaignStatus::Closing);
+                    assert_eq!(c.work.unwrap().done, close_steps);
+                }
+            }
+            assert_eq!(close_steps, if short { 2 * agents as u64 } else { 1 });
+            store.write(|tx| finish_close(tx, &id)).unwrap();
+            drop(store);
+            runs.push(outcome(&path, &id));
+        }
+        assert!(runs[0].len() > 4 * agents);
+        assert_eq!(runs[0], runs[1]);
+    }
+
+    #[test]
+    fn snapshot_steps_shrink_when_slow_and_grow_back_when_quick() {
+        use std::time::Duration as D;
+        assert_eq!(next_step_size(250, D::from_millis(40)), 125);
+        assert_eq!(next_step_size(250, D::from_secs(10)), SNAPSHOT_STEP_MIN);
+        assert_eq!(next_step_size(100, D::from_millis(15)), 100);
+        assert_eq!(next_step_size(100, D::from_millis(1)), 126);
+        assert_eq!(next_step_size(240, D::from_millis(1)), SNAPSHOT_STEP_AGENTS);
+    }
+
+    /// Issue 10 item 3: a revoke that comes while the writer is held (by a campaign step, say)
+    /// and ordinary writes already wait goes before all of them.
+    #[test]
+    fn a_revoke_goes_before_ordinary_writes_that_queued_first() {
+        use crate::registry::store::Store;
+        let now = Utc::now();
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(estate(&dir.path().join("q.db"), 6, now));
+        let admin = Actor::human("sec@example.com");
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store
+                    .write(|_| {
+                        held_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        Ok(())
+                    })
+                    .unwrap()
+            })
+        };
+        held_rx.recv().unwrap();
+        let mut writers = Vec::new();
+        for i in 1..=3 {
+            let (s, admin) = (store.clone(), admin.clone());
+            writers.push(std::thread::spawn(move || {
+                s.decommission_agent(&admin, &format!("ag_0000{i}"), None, &|_| Ok(()))
+                    .unwrap()
+                    .audit_seq
+            }));
+            while store.gate.waiting() < i {
+                std::thread::yield_now();
+            }
+        }
+        let revoke = {
+            let (store, admin) = (store.clone(), admin.clone());
+            std::thread::spawn(move || {
+                store
+                    .revoke_agent(&admin, "ag_00005", Some("incident"), &|_| Ok(()))
+                    .unwrap()
+                    .audit_seq
+            })
+        };
+        while store.gate.urgent_waiting() < 1 {
+            std::thread::yield_now();
+        }
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
+        let revoked_at = revoke.join().unwrap();
+        for w in writers {
+            let decommissioned_at = w.join().unwrap();
+            assert!(
+                revoked_at < decommissioned_at,
+                "the revoke (audit {revoked_at}) went after a decommission ({decommissioned_at})"
+            );
+        }
+    }
+
+    /// Issue 10 item 2: a burst of requests with one API token writes its `last_used_at` once,
+    /// not once per request (each was a write the brake queued behind).
+    #[test]
+    fn a_burst_of_touches_of_one_api_token_writes_once() {
+        use crate::registry::store::api_tokens::ApiTokenStore;
+        let now = Utc::now();
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(estate(&dir.path().join("t.db"), 1, now));
+        let (_, token) =
+            crate::registry::bootstrap_admin(store.as_ref(), "root@example.com", "Root", "t")
+                .unwrap();
+        store.reset_writer_report();
+        let threads: Vec<_> = (0..32)
+            .map(|i| {
+                let (store, id) = (store.clone(), token.id.clone());
+                std::thread::spawn(move || {
+                    store
+                        .touch_api_token(&id, now + Duration::milliseconds(i))
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let touches: u64 = store
+            .writer_report()
+            .iter()
+            .filter(|s| s.site.contains("sqlite_api_tokens"))
+            .map(|s| s.count)
+            .sum();
+        assert_eq!(touches, 1);
+        // A minute later it is written again.
+        store
+            .touch_api_token(&token.id, now + Duration::minutes(1))
+            .unwrap();
+        let touches: u64 = store
+            .writer_report()
+            .iter()
+            .filter(|s| s.site.contains("sqlite_api_tokens"))
+            .map(|s| s.count)
+            .sum();
+        assert_eq!(touches, 2);
     }
 }
