@@ -681,6 +681,10 @@ pub(super) mod approvals;
 #[path = "sqlite_streams.rs"]
 mod streams;
 
+// Bulk seeding: the text index filled once after the last batch.
+#[path = "sqlite_seed.rs"]
+mod seed;
+
 // Online backup and restore.
 #[path = "sqlite_backup.rs"]
 pub mod backup;
@@ -824,6 +828,8 @@ impl SqliteStore {
         }
         configure(&writer).map_err(|e| describe_open(path, e))?;
         migrate(&writer, path, version)?;
+        // A bulk seed cut short leaves the text index without its trigger: restore both.
+        seed::repair_text_index(&writer).map_err(|e| describe_open(path, e))?;
         #[cfg(unix)]
         restrict_permissions(path);
         let live = Arc::new(LiveTokens::new());
@@ -2173,6 +2179,14 @@ impl Store for SqliteStore {
             )?;
             Ok(n == 0)
         })
+    }
+
+    fn seed_start(&self) -> StoreResult<()> {
+        self.sd_seed_start()
+    }
+
+    fn seed_finish(&self) -> StoreResult<()> {
+        self.sd_seed_finish()
     }
 
     fn seed(&self, batch: &SeedBatch) -> StoreResult<()> {
