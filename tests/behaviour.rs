@@ -903,3 +903,148 @@ async fn introspections_by_resources_and_revocations_are_activity() {
     // Recording is not judging: revocations and introspections raise no flag.
     assert!(r.flags("", &r.admin).await.is_empty());
 }
+
+impl Reg {
+    /// An agent under `parent` (a sub-agent or an instance), without credentials.
+    async fn child(&self, parent: &str, kind: &str) -> String {
+        self.ok(
+            "/v1/agents",
+            &self.admin,
+            json!({"name": format!("{kind}-{}", random_jti()), "owner": "admin@example.com",
+                   "kind": kind, "parent_id": parent, "scopes": ["crm.orders:read"]}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The agent's revoke events as (subject, reason), oldest first.
+    async fn revoke_events(&self, agent: &str) -> Vec<(String, String)> {
+        self.behaviour.flush();
+        let (s, page) = self
+            .get(
+                &format!("/v1/agents/{agent}/activity?limit=50"),
+                &self.admin,
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|e| e["kind"] == "revoke")
+            .map(|e| {
+                (
+                    e["subject"].as_str().unwrap_or("").to_string(),
+                    e["reason"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The brake stops a whole tree: the target and each sub-agent and instance it stopped is a
+/// revoke event (the cascade names its root); a bulk revoke (the console's, one revoke per
+/// marked agent) records each; a repeated revoke that changes nothing records nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brake_records_every_stopped_agent_and_a_bulk_revoke_each() {
+    let r = start(None).await;
+    let root = r.agent("admin@example.com", &["crm.orders:read"]).await;
+    let sub = r.child(&root.id, "sub-agent").await;
+    let inst = r.child(&sub, "instance").await;
+    let other = r.agent("admin@example.com", &["crm.orders:read"]).await;
+    r.ok(
+        &format!("/v1/agents/{}/revoke", root.id),
+        &r.admin,
+        json!({"reason": "incident 9"}),
+    )
+    .await;
+    let revoked = ("admin@example.com".to_string(), "revoked".to_string());
+    let cascade = (
+        "admin@example.com".to_string(),
+        format!("revoked, with {}", root.id),
+    );
+    assert_eq!(r.revoke_events(&root.id).await, vec![revoked.clone()]);
+    assert_eq!(r.revoke_events(&sub).await, vec![cascade.clone()]);
+    assert_eq!(r.revoke_events(&inst).await, vec![cascade]);
+    assert!(r.revoke_events(&other.id).await.is_empty());
+    // A bulk revoke: the console sends one revoke per marked agent, the root again among them.
+    for id in [&other.id, &root.id] {
+        r.ok(
+            &format!("/v1/agents/{id}/revoke"),
+            &r.admin,
+            json!({"reason": "bulk revocation in the console"}),
+        )
+        .await;
+    }
+    assert_eq!(r.revoke_events(&other.id).await, vec![revoked.clone()]);
+    // The root was already stopped: nothing changed, nothing more recorded.
+    assert_eq!(r.revoke_events(&root.id).await, vec![revoked]);
+}
+
+/// Decommissioning cascades too: each decommissioned agent of the tree is a revoke event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommissioning_a_tree_records_each_agent() {
+    let r = start(None).await;
+    let root = r.agent("admin@example.com", &["crm.orders:read"]).await;
+    let sub = r.child(&root.id, "sub-agent").await;
+    r.ok(
+        &format!("/v1/agents/{}/decommission", root.id),
+        &r.admin,
+        json!({"reason": "retired"}),
+    )
+    .await;
+    let done = vec![(
+        "admin@example.com".to_string(),
+        "decommissioned".to_string(),
+    )];
+    assert_eq!(r.revoke_events(&root.id).await, done);
+    assert_eq!(r.revoke_events(&sub).await, done);
+}
+
+/// An automatic suspension is a revoke event of the agent and of its tree, by the system,
+/// naming the flag; it raises no further flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_suspension_is_activity_by_the_system_naming_the_flag() {
+    let r = start(Some(Severity::High)).await;
+    let a = r.agent("admin@example.com", &["crm.orders:read"]).await;
+    let sub = r.child(&a.id, "sub-agent").await;
+    r.teach(
+        &a.id,
+        28,
+        4,
+        &[
+            "s:crm.orders:read",
+            &format!("a:{AUD}"),
+            "p:admin@example.com",
+            "d:1",
+        ],
+    );
+    let subject = r.subject(&a.id).await;
+    for _ in 0..80 {
+        let _ = r
+            .exchange_with(&a, &a.key, &subject, "crm.orders:read", AUD)
+            .await;
+    }
+    let flags = r.flags("", &r.admin).await;
+    let spike = flags.iter().find(|f| f["kind"] == "rate-spike").unwrap();
+    assert_eq!(spike["auto_suspended"], true, "{spike}");
+    let id = spike["id"].as_str().unwrap();
+    let why = format!("suspended automatically: flag {id}");
+    assert_eq!(
+        r.revoke_events(&a.id).await,
+        vec![("steward-behaviour".to_string(), why.clone())]
+    );
+    assert_eq!(
+        r.revoke_events(&sub).await,
+        vec![(
+            "steward-behaviour".to_string(),
+            format!("{why}, with {}", a.id)
+        )]
+    );
+    // The suspension raised nothing more: the flags are the traffic's own.
+    let after = r.flags("", &r.admin).await;
+    assert_eq!(after.len(), flags.len(), "{after:?}");
+}

@@ -842,8 +842,37 @@ fn every_demo_flag_is_explainable_from_its_evidence() {
     assert!(!flags.is_empty());
     let mut story_agents: HashSet<&str> = plan.spikes.iter().map(|u| u.agent_id.as_str()).collect();
     let prober = plan.prober.as_ref().unwrap();
-    let (fresh_aud, audience) = plan.new_audience.as_ref().unwrap();
-    let (admin_user, admin_scope) = plan.admin_scope.as_ref().unwrap();
+    let (fresh_aud, fresh_scope, audience) = plan.new_audience.as_ref().unwrap();
+    let (admin_user, admin_scope, admin_audience) = plan.admin_scope.as_ref().unwrap();
+    // Every planted exchange is one the registry would accept: a granted scope, addressed to
+    // the audience of the resource that owns it; the admin scope's history never used it.
+    for (u, scope, aud) in [
+        (fresh_aud, fresh_scope, audience),
+        (admin_user, admin_scope, admin_audience),
+    ] {
+        let agent = store.agent_detail(&u.agent_id).unwrap().unwrap().agent;
+        assert_eq!(agent.status, steward::model::AgentStatus::Active);
+        assert!(
+            agent.grants.iter().any(|g| &g.scope == scope),
+            "{} is granted {scope}: {:?}",
+            u.agent_id,
+            agent.grants
+        );
+        let info = store.scope_catalogue(std::slice::from_ref(scope)).unwrap();
+        assert!(info[0].audiences.contains(aud), "{scope} is for {aud}");
+        assert_ne!(&u.scope, scope, "its history never used {scope}");
+    }
+    let tier = store
+        .scope_catalogue(std::slice::from_ref(admin_scope))
+        .unwrap()[0]
+        .tier;
+    assert!(
+        matches!(
+            tier,
+            steward::model::catalogue::Tier::High | steward::model::catalogue::Tier::Critical
+        ),
+        "{admin_scope} is an admin scope: {tier:?}"
+    );
     story_agents.extend([
         prober.agent_id.as_str(),
         fresh_aud.agent_id.as_str(),
@@ -913,10 +942,24 @@ fn every_demo_flag_is_explainable_from_its_evidence() {
         "the new audience is named"
     );
     assert!(has(&admin_user.agent_id, FlagKind::FirstScope));
+    let first = flags
+        .iter()
+        .find(|f| f.kind == FlagKind::FirstScope && f.summary.contains(admin_scope.as_str()))
+        .expect("the admin scope is named");
     assert!(
-        flags
-            .iter()
-            .any(|f| f.kind == FlagKind::FirstScope && f.summary.contains(admin_scope.as_str())),
-        "the admin scope is named"
+        first.severity >= steward::model::flag::Severity::High,
+        "as severe as the scope's tier: {first:?}"
     );
+    // Print the story (agent, detector, evidence) for the record.
+    for f in &flags {
+        eprintln!(
+            "{} {} {}: {} | observed: {} | baseline: {}",
+            f.agent_id,
+            f.kind.as_str(),
+            f.severity.as_str(),
+            f.summary,
+            f.evidence.observed,
+            f.evidence.baseline
+        );
+    }
 }

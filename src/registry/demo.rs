@@ -90,6 +90,8 @@ pub fn seed_with(
     if !store.is_empty().map_err(store_error)? {
         bail!("the demo enterprise seeds only an empty store, and this one already holds data");
     }
+    // The text index is built once after the last batch (store::sqlite_seed).
+    store.seed_start().map_err(store_error)?;
     // Generate on a second thread while this one writes (writing is the larger half).
     let stats = std::thread::scope(|scope| -> anyhow::Result<Stats> {
         let (sender, receiver): (SyncSender<SeedBatch>, Receiver<SeedBatch>) = sync_channel(2);
@@ -100,19 +102,37 @@ pub fn seed_with(
         });
         // The receiver moves into this closure and is dropped when it returns, so after a
         // storage error the generator's next send fails and it stops instead of waiting.
-        let stored = (move || -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let stored = (move || -> anyhow::Result<std::time::Duration> {
+            let mut writing = std::time::Duration::ZERO;
             for batch in receiver {
+                let t = std::time::Instant::now();
                 write_batch(&batch).map_err(store_error)?;
+                writing += t.elapsed();
             }
-            Ok(())
+            Ok(writing)
         })();
+        if let Ok(writing) = &stored {
+            tracing::info!(
+                phase = "people, agents, grants, credentials",
+                seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+                writing_s = format!("{:.1}", writing.as_secs_f64()),
+                "demo seeding"
+            );
+        }
         let stats = generator
             .join()
             .map_err(|_| anyhow::anyhow!("the demo generator panicked"))?;
         stored?;
         Ok(stats)
-    })?;
-
+    });
+    // Finished even after a failed batch, so that search covers what was stored.
+    let started = std::time::Instant::now();
+    let finished = store.seed_finish().map_err(store_error);
+    log_phase("text index", started);
+    let stats = stats?;
+    finished?;
+    let started = std::time::Instant::now();
     let actor = Actor::system(DEMO_ACTOR);
     let mut personas = Personas::new();
     for persona in PERSONAS {
@@ -138,8 +158,20 @@ pub fn seed_with(
     store
         .record(&actor, "demo.seed", None, stats.to_json(seed, anchor))
         .map_err(store_error)?;
+    log_phase("personas, catalogue", started);
+    let started = std::time::Instant::now();
     crate::registry::demo_history::seed_registrations(store)?;
+    log_phase("registration events", started);
     Ok(personas)
+}
+
+/// Logs how long one phase of seeding took (the 1M-agent demo must seed in under two minutes).
+pub(crate) fn log_phase(phase: &str, started: std::time::Instant) {
+    tracing::info!(
+        phase,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "demo seeding"
+    );
 }
 
 /// Every scope the demo enterprise can grant: each job's, their wildcard widenings
@@ -178,7 +210,10 @@ pub fn seed_with_campaign(
     Option<crate::registry::demo_reviews::DemoCampaign>,
 )> {
     let personas = self::seed(store, seed, agents)?;
+    let started = std::time::Instant::now();
     crate::registry::demo_history::seed_token_history(store, seed, Utc::now())?;
+    log_phase("token history", started);
+    let started = std::time::Instant::now();
     let campaign = if agents <= CAMPAIGN_AGENT_LIMIT {
         Some(crate::registry::demo_reviews::seed_demo_campaign(
             store,
@@ -187,6 +222,7 @@ pub fn seed_with_campaign(
     } else {
         None
     };
+    log_phase("review campaign", started);
     Ok((personas, campaign))
 }
 

@@ -6,8 +6,13 @@
 //!
 //! - three agents with a burst of exchanges at 03:00 UTC (rate spike + outside learned hours);
 //! - one agent named by 60 refused assertions within a minute (refused burst);
-//! - one agent using an audience it never used (new audience);
-//! - one agent's first use of a high or critical scope (first scope, as severe as its tier).
+//! - one agent addressing a system it never reached, with a granted scope of that system (new
+//!   audience, and that scope's first use);
+//! - one agent's first use of a granted high or critical scope its history never used (first
+//!   scope, as severe as its tier).
+//!
+//! Every planted exchange is one the registry would accept: an active agent, a granted scope,
+//! the audience of the resource that owns it (tokens/audience.rs).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::{Rng, SeedableRng};
@@ -37,6 +42,8 @@ pub struct Usual {
     pub audience: String,
     /// Exchanges in a busy hour.
     pub per_hour: u32,
+    /// Every scope the agent is granted (its history uses `scope` only).
+    pub granted: Vec<String>,
 }
 
 /// Who the story is about, and the day it happens.
@@ -47,8 +54,10 @@ pub struct StoryPlan {
     pub sample: Vec<Usual>,
     pub spikes: Vec<Usual>,
     pub prober: Option<Usual>,
-    pub new_audience: Option<(Usual, String)>,
-    pub admin_scope: Option<(Usual, String)>,
+    /// The agent, the granted scope it uses, and that scope's audience (new to it).
+    pub new_audience: Option<(Usual, String, String)>,
+    /// The agent, the granted high or critical scope it uses first, and its audience.
+    pub admin_scope: Option<(Usual, String, String)>,
 }
 
 /// The day the story happens: today once 11:00 UTC has passed (so every planted event is in
@@ -122,6 +131,7 @@ pub fn seed_history(store: &dyn Store, seed: u64, now: DateTime<Utc>) -> anyhow:
             scope: grant.scope.clone(),
             audience,
             per_hour,
+            granted: a.grants.iter().map(|g| g.scope.clone()).collect(),
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0b5e_55ed);
@@ -176,38 +186,66 @@ pub fn seed_history(store: &dyn Store, seed: u64, now: DateTime<Utc>) -> anyhow:
     store
         .record_activity(&events, &hours)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // The cast.
+    // The cast. Every planted exchange is one the registry would accept: a scope the agent is
+    // granted, addressed to the audience of the resource that owns it.
+    let catalogue = |scope: &str| -> anyhow::Result<Option<(Tier, String)>> {
+        let info = store
+            .scope_catalogue(&[scope.to_string()])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(info
+            .into_iter()
+            .next()
+            .and_then(|i| Some((i.tier, i.audiences.first()?.clone()))))
+    };
     let mut rest = sample.clone().into_iter();
     let spikes: Vec<Usual> = rest.by_ref().take(3).collect();
     let prober = rest.next();
-    let new_audience = rest.next().and_then(|u| {
-        let other = sample
-            .iter()
-            .map(|s| s.audience.clone())
-            .find(|a| *a != u.audience)?;
-        Some((u, other))
-    });
-    let admin_scope = match rest.next() {
-        None => None,
-        Some(u) => {
-            let resources = store.list_resources().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut best: Option<(u8, String)> = None;
-            for r in &resources {
-                for s in &r.scopes {
-                    let rank = match s.tier {
-                        Tier::Critical => 2,
-                        Tier::High => 1,
-                        _ => 0,
-                    };
-                    if rank > 0 && s.name != u.scope && best.as_ref().is_none_or(|(b, _)| rank > *b)
-                    {
-                        best = Some((rank, s.name.clone()));
-                    }
-                }
+    let rest: Vec<Usual> = rest.collect();
+    // One agent's first use of a granted high or critical scope its history never used
+    // (critical first; its own resource's scope first, so that only the scope is new).
+    let mut admin_scope: Option<(usize, u8, bool, String, String)> = None;
+    for (i, u) in rest.iter().enumerate() {
+        for g in &u.granted {
+            if *g == u.scope {
+                continue;
             }
-            best.map(|(_, s)| (u, s))
+            let Some((tier, audience)) = catalogue(g)? else {
+                continue;
+            };
+            let rank = match tier {
+                Tier::Critical => 2,
+                Tier::High => 1,
+                _ => continue,
+            };
+            let same = audience == u.audience;
+            if admin_scope
+                .as_ref()
+                .is_none_or(|(_, r, s, _, _)| (rank, same) > (*r, *s))
+            {
+                admin_scope = Some((i, rank, same, g.clone(), audience));
+            }
         }
-    };
+    }
+    let admin_index = admin_scope.as_ref().map(|(i, ..)| *i);
+    // One agent addressing a system it never reached: a granted scope of another resource,
+    // with that resource's audience (the scope is a first use too, and says so).
+    let mut new_audience: Option<(Usual, String, String)> = None;
+    'find: for (i, u) in rest.iter().enumerate() {
+        if Some(i) == admin_index {
+            continue;
+        }
+        for g in &u.granted {
+            if let Some((tier, audience)) = catalogue(g)?
+                && audience != u.audience
+                && matches!(tier, Tier::Low | Tier::Medium)
+            {
+                new_audience = Some((u.clone(), g.clone(), audience));
+                break 'find;
+            }
+        }
+    }
+    let admin_scope =
+        admin_scope.map(|(i, _, _, scope, audience)| (rest[i].clone(), scope, audience));
     Ok(StoryPlan {
         day,
         sample,
@@ -240,14 +278,16 @@ pub fn plant_story(behaviour: &Behaviour, plan: &StoryPlan) {
             behaviour.observe(event(u, at(10, i / 2), false), None);
         }
     }
-    if let Some((u, audience)) = &plan.new_audience {
+    if let Some((u, scope, audience)) = &plan.new_audience {
         let mut e = event(u, at(10, 300), true);
+        e.scopes = vec![scope.clone()];
         e.audience = vec![audience.clone()];
         behaviour.observe(e, None);
     }
-    if let Some((u, scope)) = &plan.admin_scope {
+    if let Some((u, scope, audience)) = &plan.admin_scope {
         let mut e = event(u, at(10, 600), true);
         e.scopes = vec![scope.clone()];
+        e.audience = vec![audience.clone()];
         behaviour.observe(e, None);
     }
     behaviour.flush();

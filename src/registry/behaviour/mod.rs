@@ -410,6 +410,20 @@ impl Engine {
                 if let Err(e) = self.store.mark_auto_suspended(&flag.id) {
                     tracing::error!(error = %e, "behaviour: cannot mark the flag");
                 }
+                if r.changed {
+                    // The suspension enters the activity record like any revoke: by the
+                    // system, the flag as its reason (judged and stored by this engine's
+                    // own batch path; revocations raise no flags, so this ends here).
+                    let what = format!("suspended automatically: flag {}", flag.id);
+                    let events =
+                        brake_events(Utc::now(), &flag.agent_id, &r.stopped, &actor.id, &what);
+                    self.batch(
+                        events
+                            .into_iter()
+                            .map(|e| Msg::Event(Box::new(e), None))
+                            .collect(),
+                    );
+                }
                 tracing::warn!(agent = %flag.agent_id, flag = %flag.id,
                     tokens_revoked = r.tokens_revoked, "behaviour: agent suspended automatically");
             }
@@ -510,6 +524,35 @@ pub fn revoke_event(at: DateTime<Utc>, agent_id: &str, actor: &str, what: &str) 
             None,
         )
     }
+}
+
+/// The revoke events of one brake (a revoke stops the agent's whole tree): the target, and
+/// every agent under it that the revoke acted on (suspended, a credential disabled or a token
+/// killed: the agents the audit log names), each saying what was done and why.
+pub fn brake_events(
+    at: DateTime<Utc>,
+    root: &str,
+    stopped: &[crate::model::brake::StoppedAgent],
+    actor: &str,
+    what: &str,
+) -> Vec<ActivityEvent> {
+    stopped
+        .iter()
+        .filter(|s| {
+            s.agent_id == root
+                || s.previous_status != s.status
+                || s.credentials_disabled > 0
+                || s.tokens_killed > 0
+        })
+        .map(|s| {
+            let what = if s.agent_id == root {
+                what.to_string()
+            } else {
+                format!("{what}, with {root}")
+            };
+            revoke_event(at, &s.agent_id, actor, &what)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -337,7 +337,17 @@ pub async fn revoke_agent(
     })
     .await?;
     if revoked.changed {
-        record_revoke(&state, std::slice::from_ref(&id), &by, "revoked");
+        // The brake stops the whole tree: each agent it acted on is an activity event.
+        record_events(
+            &state,
+            crate::registry::behaviour::brake_events(
+                chrono::Utc::now(),
+                &id,
+                &revoked.stopped,
+                &by,
+                "revoked",
+            ),
+        );
     }
     Ok(Json(RevokeOutcome {
         agent_id: id,
@@ -434,13 +444,21 @@ pub async fn decommission_agent(
 
 /// Revocations and decommissions enter the activity record (registry/behaviour) once done.
 fn record_revoke(state: &AppState, agents: &[String], by: &str, what: &str) {
+    let now = chrono::Utc::now();
+    record_events(
+        state,
+        agents
+            .iter()
+            .map(|id| crate::registry::behaviour::revoke_event(now, id, by, what))
+            .collect(),
+    );
+}
+
+/// Queues activity events without waiting (a full queue drops and counts them).
+fn record_events(state: &AppState, events: Vec<crate::model::activity::ActivityEvent>) {
     if let Some(b) = state.tokens.behaviour() {
-        let now = chrono::Utc::now();
-        for id in agents {
-            b.observe(
-                crate::registry::behaviour::revoke_event(now, id, by, what),
-                None,
-            );
+        for e in events {
+            b.observe(e, None);
         }
     }
 }

@@ -355,6 +355,16 @@ pub trait Store:
     // Bulk loading for the demo enterprise.
     fn is_empty(&self) -> StoreResult<bool>;
     fn seed(&self, batch: &SeedBatch) -> StoreResult<()>;
+    /// Before the first [`Store::seed`] batch of a bulk load into a store without agents:
+    /// derived indexes may wait for [`Store::seed_finish`] (which must follow, also after a
+    /// failed batch). Refused on a store that holds agents.
+    fn seed_start(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// After the last batch of a bulk load: brings derived indexes up to date.
+    fn seed_finish(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Records one audit event outside any other change (e.g. "demo data seeded").
     fn record(
         &self,

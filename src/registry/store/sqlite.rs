@@ -108,6 +108,10 @@ pub mod pool;
 #[path = "sqlite_streams.rs"]
 mod streams;
 
+// Bulk seeding: the text index filled once after the last batch.
+#[path = "sqlite_seed.rs"]
+mod seed;
+
 // Online backup and restore.
 #[path = "sqlite_backup.rs"]
 pub mod backup;
@@ -264,6 +268,8 @@ impl SqliteStore {
             .and_then(|()| writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024))
             .map_err(|e| describe_open(path, e))?;
         migrate(&writer, path, version)?;
+        // A bulk seed cut short leaves the text index without its trigger: restore both.
+        seed::repair_text_index(&writer).map_err(|e| describe_open(path, e))?;
         #[cfg(unix)]
         restrict_permissions(path);
         let live = Arc::new(LiveTokens::new());
@@ -1652,6 +1658,14 @@ impl Store for SqliteStore {
             )?;
             Ok(n == 0)
         })
+    }
+
+    fn seed_start(&self) -> StoreResult<()> {
+        self.sd_seed_start()
+    }
+
+    fn seed_finish(&self) -> StoreResult<()> {
+        self.sd_seed_finish()
     }
 
     fn seed(&self, batch: &SeedBatch) -> StoreResult<()> {
