@@ -2057,7 +2057,11 @@ async fn accepting_recommendations_decides_only_what_the_caller_may() {
     assert!(dry.dry_run);
     assert_eq!((dry.certify + dry.revoke, dry.agents), (1, 1));
     assert_eq!(dry.decided[0].agent_id, "ag_search");
-    assert_eq!(undecided_of(&r, &c.id, ALICE).await.len(), 4, "a dry run decides nothing");
+    assert_eq!(
+        undecided_of(&r, &c.id, ALICE).await.len(),
+        4,
+        "a dry run decides nothing"
+    );
 
     // A confirmation of another count is refused: the set is not what was confirmed.
     let stale = r
@@ -2101,10 +2105,21 @@ async fn accepting_recommendations_decides_only_what_the_caller_may() {
     assert!(out.decided.is_empty());
     let refused: BTreeSet<i64> = out.refused.iter().map(|s| s.item_id).collect();
     assert_eq!(refused, BTreeSet::from([bobs_item, decided, 999_999]));
-    assert!(out.refused.iter().any(|s| s.reason.contains("its reviewer is bob")));
-    assert!(out.refused.iter().any(|s| s.reason.contains("decided already")));
+    assert!(
+        out.refused
+            .iter()
+            .any(|s| s.reason.contains("its reviewer is bob"))
+    );
+    assert!(
+        out.refused
+            .iter()
+            .any(|s| s.reason.contains("decided already"))
+    );
     let bob_now = all_items(&r, &c.id).await;
-    assert_eq!(item(&bob_now, "ag_bob", "s3.reports:read").decision, Decision::None);
+    assert_eq!(
+        item(&bob_now, "ag_bob", "s3.reports:read").decision,
+        Decision::None
+    );
 
     // Every reviewer's items takes the admin role; an auditor decides nothing of Alice's.
     let not_admin = r
@@ -2228,7 +2243,10 @@ async fn a_bulk_accept_skips_what_cannot_be_decided_and_the_rest_go_on() {
     assert_eq!(out.skipped[0].scope, "crm.orders:read");
     assert!(out.skipped[0].reason.contains("no longer holds"));
     let after = all_items(&r, &c.id).await;
-    assert_eq!(item(&after, "ag_alice", "crm.orders:read").decision, Decision::None);
+    assert_eq!(
+        item(&after, "ag_alice", "crm.orders:read").decision,
+        Decision::None
+    );
     assert!(
         !scopes_of(&r, "ag_alice").await.contains("crm.orders:read"),
         "the skipped item's savepoint rolled back nothing else"
@@ -2300,7 +2318,10 @@ async fn the_queue_filters_sorts_and_shows_auditors_everything_read_only() {
         .await
         .unwrap();
     assert!(admin.may_decide && admin.may_reassign);
-    assert_eq!(admin.agents[0].owner, None, "unowned first when sorted by owner");
+    assert_eq!(
+        admin.agents[0].owner, None,
+        "unowned first when sorted by owner"
+    );
 }
 
 #[tokio::test]
@@ -2356,7 +2377,11 @@ async fn a_leavers_review_work_goes_to_their_successor_or_the_fallback_reviewer(
     assert_eq!(details["to"], ALICE);
     assert_eq!(details["succession"], true);
     // Alice now finds it in her queue.
-    let q = r.as_(ALICE).my_reviews(&QueueQuery::default()).await.unwrap();
+    let q = r
+        .as_(ALICE)
+        .my_reviews(&QueueQuery::default())
+        .await
+        .unwrap();
     assert!(q.agents.iter().any(|a| a.agent_id == "ag_bob"));
 
     // Alice has no manager: her undecided items go to the campaign's fallback reviewer.

@@ -743,6 +743,14 @@ const DEFAULTS: &[Default_] = &[
         Some("accept agent"),
     ),
     b(
+        "filter-queue",
+        Command::Filter,
+        Reviews,
+        &[KeySpec::char('/')],
+        "filter the queue by agent name, team, environment or owner (the registry filters every page)",
+        None,
+    ),
+    b(
         "sort-queue",
         Command::ReviewSort,
         Reviews,

@@ -411,9 +411,9 @@ impl Console {
                 let result = c.add_note(seq, &text).await;
                 Action::NoteAdded { seq, result }
             }),
-            Effect::LoadReviews(query) => self.spawn(|c, _| async move {
-                Action::ReviewsLoaded(c.my_reviews(&query).await)
-            }),
+            Effect::LoadReviews(query) => {
+                self.spawn(|c, _| async move { Action::ReviewsLoaded(c.my_reviews(&query).await) })
+            }
             Effect::PreviewAccept {
                 campaign_id,
                 campaign_name,

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 
 use super::{Hint, Overlay, Room, edit, popup};
 use crate::console::action::{
-    AcceptOrder, BulkOwnerOrder, BulkRevokeOrder, CloseCampaignOrder, Confirmation, DecommissionOrder, Effect,
-    Pending, ReinstateOrder, SuspendOrder,
+    AcceptOrder, BulkOwnerOrder, BulkRevokeOrder, CloseCampaignOrder, Confirmation,
+    DecommissionOrder, Effect, Pending, ReinstateOrder, SuspendOrder,
 };
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
@@ -304,12 +304,11 @@ impl Room for ConfirmState {
             }
             ConfirmState::AcceptRecommendations(p) => {
                 let o = p.order();
-                let shown = o
-                    .q
-                    .as_deref()
-                    .map_or("every agent of your queue".to_string(), |q| {
-                        format!("the agents matching \"{}\"", clean(q))
-                    });
+                let shown =
+                    o.q.as_deref()
+                        .map_or("every agent of your queue".to_string(), |q| {
+                            format!("the agents matching \"{}\"", clean(q))
+                        });
                 let mut lines = vec![
                     Line::from(vec![
                         Span::raw(" Accept the recommendations in "),
@@ -325,7 +324,9 @@ impl Room for ConfirmState {
                         t.style(Slot::Accent),
                     )),
                     Line::from(""),
-                    Line::from(" Revoked grants are removed at once. Each decision is audited as yours;"),
+                    Line::from(
+                        " Revoked grants are removed at once. Each decision is audited as yours;",
+                    ),
                     Line::from(" you may change any of them until the campaign closes."),
                 ];
                 if o.skipped > 0 {

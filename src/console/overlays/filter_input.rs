@@ -8,8 +8,8 @@ use ratatui::layout::Rect;
 use super::{Hint, Overlay, Room, edit};
 use crate::console::action::Effect;
 use crate::console::app::{App, Screen};
-use crate::console::update::reviews;
 use crate::console::keymap::{Command, Scope};
+use crate::console::update::reviews;
 use crate::console::update::{move_by, refilter};
 
 #[derive(Debug, Default)]

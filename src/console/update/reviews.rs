@@ -5,11 +5,11 @@
 use super::{clean, failed, went_offline};
 use crate::client::{ClientError, ClientResult};
 use crate::console::action::{AcceptOrder, Action, Effect, Pending, SuspendOrder};
-use crate::console::runtime::{REVIEW_MAX, REVIEW_PAGE};
 use crate::console::app::{App, JustifyState, Overlay, ReviewsState, Screen, Tone};
 use crate::console::layout;
 use crate::console::overlays::confirm::ConfirmState;
 use crate::console::overlays::notice::Notice;
+use crate::console::runtime::{REVIEW_MAX, REVIEW_PAGE};
 use crate::console::words::due_text;
 use crate::model::review::{Decision, DecisionOutcome, ReviewQueue, Verdict};
 
@@ -145,7 +145,10 @@ pub(super) fn accept_filtered(app: &mut App, fx: &mut Vec<Effect>) {
     };
     let filter = r.filter.trim();
     let q = (!filter.is_empty()).then(|| filter.to_string());
-    app.message = Some((Tone::Info, "counting what the recommendations decide…".into()));
+    app.message = Some((
+        Tone::Info,
+        "counting what the recommendations decide…".into(),
+    ));
     fx.push(Effect::PreviewAccept {
         campaign_id: c.id.clone(),
         campaign_name: c.name.clone(),
@@ -174,7 +177,11 @@ fn on_accept_previewed(
             Tone::Info,
             format!(
                 "nothing to accept: no undecided item{} is yours to decide",
-                if q.is_some() { " matching the filter" } else { "" }
+                if q.is_some() {
+                    " matching the filter"
+                } else {
+                    ""
+                }
             ),
         ));
         return;
@@ -208,7 +215,10 @@ fn on_accepted(
         out.certify, out.revoke, out.agents
     );
     if !out.skipped.is_empty() {
-        text.push_str(&format!("; {} skipped (decide them by hand)", out.skipped.len()));
+        text.push_str(&format!(
+            "; {} skipped (decide them by hand)",
+            out.skipped.len()
+        ));
     }
     if !out.refused.is_empty() {
         text.push_str(&format!("; {} refused", out.refused.len()));
@@ -279,7 +289,12 @@ fn summary(r: &ReviewsState) -> Option<Vec<String>> {
     let Some(Ok(q)) = &r.queue else {
         return None;
     };
-    if q.agents.iter().any(|a| a.progress.pending > 0) || q.campaigns.is_empty() {
+    // The campaigns' counts are the caller's whole queue: a filtered page all decided is not
+    // the end of the review.
+    if q.agents.iter().any(|a| a.progress.pending > 0)
+        || q.campaigns.is_empty()
+        || q.campaigns.iter().any(|c| c.progress.pending > 0)
+    {
         return None;
     }
     let mut lines = Vec::new();

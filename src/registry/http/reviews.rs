@@ -15,10 +15,11 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::{AppState, blocking, check_reason};
 use crate::model::api::ApiErrorBody;
 use crate::model::review::{
-    AcceptOutcome, AcceptRecommendations, BulkCertifyOutcome, Campaign, CampaignDetail, CampaignQuery, CloseOutcome, CreateCampaign,
-    DecideItem, DecisionOutcome, ExportFormat, ExportQuery, ExportRow, QueueQuery, ReassignItems,
-    ReassignOutcome, ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery,
-    ReviewQueue, ScopeDiff, ScopeDiffQuery, csv_line,
+    AcceptOutcome, AcceptRecommendations, BulkCertifyOutcome, Campaign, CampaignDetail,
+    CampaignQuery, CloseOutcome, CreateCampaign, DecideItem, DecisionOutcome, ExportFormat,
+    ExportQuery, ExportRow, QueueQuery, ReassignItems, ReassignOutcome, ReminderPage,
+    ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue, ScopeDiff,
+    ScopeDiffQuery, csv_line,
 };
 use crate::model::text::{check_email, check_free_text, check_line};
 use crate::registry::policy;

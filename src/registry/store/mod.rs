@@ -27,10 +27,9 @@ use crate::model::api::{
 };
 use crate::model::review::{
     AcceptOutcome, AcceptRecommendations, BulkCertifyOutcome, Campaign, CampaignDetail,
-    CampaignQuery, CloseOutcome, CreateCampaign,
-    DecideItem, DecisionOutcome, ExportRow, QueueQuery, ReassignItems, ReassignOutcome, Reminder,
-    ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue,
-    ScopeDiff,
+    CampaignQuery, CloseOutcome, CreateCampaign, DecideItem, DecisionOutcome, ExportRow,
+    QueueQuery, ReassignItems, ReassignOutcome, Reminder, ReminderPage, ReminderQuery, ReviewItem,
+    ReviewItemPage, ReviewItemQuery, ReviewQueue, ScopeDiff,
 };
 use crate::model::{
     Actor, Agent, AgentDetail, AgentStatus, Credential, CredentialKind, Grant, Person,

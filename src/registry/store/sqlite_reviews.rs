@@ -16,13 +16,14 @@ use super::{
 };
 use crate::model::Actor;
 use crate::model::review::{
-    AcceptOutcome, AcceptRecommendations, AcceptedItem, BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
-    CampaignWork, Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome,
-    ExportRow, ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress,
-    QueueAgent, QueueCampaign, QueueQuery, QueueSort, ReassignItems, ReassignOutcome, Recurrence, Reminder,
-    ReminderPage, ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem,
-    ReviewItemPage, ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry,
-    SkippedItem, TeamProgress, Usage, Verdict,
+    AcceptOutcome, AcceptRecommendations, AcceptedItem, BulkCertifyOutcome, Campaign,
+    CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus, CampaignWork, Change,
+    CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome, ExportRow, ItemEvent,
+    JustificationPolicy, JustificationRequired, NoResponse, Progress, QueueAgent, QueueCampaign,
+    QueueQuery, QueueSort, ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage,
+    ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage,
+    ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem,
+    TeamProgress, Usage, Verdict,
 };
 use crate::registry::reviews::diff::{self, DEFAULT_LOOKBACK_DAYS, GrantFacts};
 use crate::registry::reviews::{
@@ -393,7 +394,9 @@ pub(super) fn hand_over_review_items(
                AND c.status IN ('open', 'snapshotting')
              ORDER BY i.campaign_id, i.agent_id, i.id",
         )?
-        .query_map([leaver], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map([leaver], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     if items.is_empty() {
         return Ok(0);
@@ -421,7 +424,10 @@ pub(super) fn hand_over_review_items(
         let Some(to) = to else {
             continue; // nobody is left to take it; it stays with the leaver's name on it
         };
-        groups.entry((campaign_id, agent_id, to)).or_default().push(id);
+        groups
+            .entry((campaign_id, agent_id, to))
+            .or_default()
+            .push(id);
     }
     let now_text = ts(now);
     let mut moved = 0;
