@@ -2017,3 +2017,383 @@ async fn a_revoke_goes_through_while_a_large_campaign_is_created_and_closed() {
     );
     assert!(scopes_of(&r, "ag_many_019999").await.is_empty());
 }
+
+/// Alice's undecided items in the campaign.
+async fn undecided_of(r: &Registry, campaign: &str, reviewer: &str) -> Vec<ReviewItem> {
+    all_items(r, campaign)
+        .await
+        .into_iter()
+        .filter(|i| i.reviewer == reviewer && i.decision == Decision::None)
+        .collect()
+}
+
+#[tokio::test]
+async fn accepting_recommendations_decides_only_what_the_caller_may() {
+    use steward::model::review::AcceptRecommendations;
+    let r = standard().await;
+    let c = r
+        .as_(ADMIN)
+        .create_campaign(&campaign_request("accept", NoResponse::Keep))
+        .await
+        .unwrap();
+    let items = all_items(&r, &c.id).await;
+    let alices = undecided_of(&r, &c.id, ALICE).await;
+    assert_eq!(alices.len(), 4);
+    let bobs_item = item(&items, "ag_bob", "s3.reports:read").id;
+
+    // A dry run over the queue's filter counts and changes nothing.
+    let dry = r
+        .as_(ALICE)
+        .accept_recommendations(
+            &c.id,
+            &AcceptRecommendations {
+                q: Some("SEARCH".into()),
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(dry.dry_run);
+    assert_eq!((dry.certify + dry.revoke, dry.agents), (1, 1));
+    assert_eq!(dry.decided[0].agent_id, "ag_search");
+    assert_eq!(
+        undecided_of(&r, &c.id, ALICE).await.len(),
+        4,
+        "a dry run decides nothing"
+    );
+
+    // A confirmation of another count is refused: the set is not what was confirmed.
+    let stale = r
+        .as_(ALICE)
+        .accept_recommendations(
+            &c.id,
+            &AcceptRecommendations {
+                expect: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(stale).0, 409);
+    assert_eq!(undecided_of(&r, &c.id, ALICE).await.len(), 4);
+
+    // Someone else's item, named by id, is refused and stays undecided; so does an item
+    // decided already, and an id of no item.
+    let decided = item(&items, "ag_alice", "crm.orders:read").id;
+    r.as_(ALICE)
+        .decide(
+            decided,
+            &DecideItem {
+                decision: Verdict::Certify,
+                justification: None,
+            },
+        )
+        .await
+        .unwrap();
+    let out = r
+        .as_(ALICE)
+        .accept_recommendations(
+            &c.id,
+            &AcceptRecommendations {
+                item_ids: vec![bobs_item, decided, 999_999],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(out.decided.is_empty());
+    let refused: BTreeSet<i64> = out.refused.iter().map(|s| s.item_id).collect();
+    assert_eq!(refused, BTreeSet::from([bobs_item, decided, 999_999]));
+    assert!(
+        out.refused
+            .iter()
+            .any(|s| s.reason.contains("its reviewer is bob"))
+    );
+    assert!(
+        out.refused
+            .iter()
+            .any(|s| s.reason.contains("decided already"))
+    );
+    let bob_now = all_items(&r, &c.id).await;
+    assert_eq!(
+        item(&bob_now, "ag_bob", "s3.reports:read").decision,
+        Decision::None
+    );
+
+    // Every reviewer's items takes the admin role; an auditor decides nothing of Alice's.
+    let not_admin = r
+        .as_(ALICE)
+        .accept_recommendations(
+            &c.id,
+            &AcceptRecommendations {
+                mine: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(not_admin).0, 403);
+    let auditor = r
+        .as_(AUDITOR)
+        .accept_recommendations(
+            &c.id,
+            &AcceptRecommendations {
+                agent_ids: vec!["ag_alice".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(auditor.decided.is_empty());
+    assert_eq!(auditor.refused.len(), 2, "ag_alice's two undecided items");
+
+    // Alice accepts the rest of her queue: each item gets its recommendation, one audit
+    // event per item.
+    let before = audit_actions(&r, "ag_alice").await.len();
+    let out = r
+        .as_(ALICE)
+        .accept_recommendations(
+            &c.id,
+            &AcceptRecommendations {
+                expect: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.decided.len(), 3);
+    assert_eq!(out.agents, 2);
+    let after = all_items(&r, &c.id).await;
+    for d in &out.decided {
+        let i = after.iter().find(|i| i.id == d.item_id).unwrap();
+        assert_eq!(i.decision, Decision::from(i.diff.recommendation.action));
+        assert_eq!(i.decided_by.as_deref(), Some(ALICE));
+        assert_eq!(d.decision, i.diff.recommendation.action);
+    }
+    assert!(out.revoke >= 1, "crm.orders:write is unused: revoke");
+    assert!(!scopes_of(&r, "ag_alice").await.contains("crm.orders:write"));
+    let events = audit_actions(&r, "ag_alice").await;
+    let decides = events[..events.len() - before]
+        .iter()
+        .filter(|(a, _, _)| a == "review.decide")
+        .count();
+    assert_eq!(decides, 2, "one review.decide per item of ag_alice");
+    assert!(undecided_of(&r, &c.id, ALICE).await.is_empty());
+
+    // An admin accepts for another reviewer's agent.
+    let out = r
+        .as_(ADMIN)
+        .accept_recommendations(
+            &c.id,
+            &AcceptRecommendations {
+                agent_ids: vec!["ag_bob".into()],
+                mine: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.decided.len(), 2);
+
+    // A closed campaign refuses; an unknown one is a 404.
+    r.as_(ADMIN).close_campaign(&c.id).await.unwrap();
+    let closed = r
+        .as_(FALLBACK)
+        .accept_recommendations(&c.id, &AcceptRecommendations::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(closed).0, 409);
+    let unknown = r
+        .as_(ADMIN)
+        .accept_recommendations("cmp_nope", &AcceptRecommendations::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(unknown).0, 404);
+}
+
+#[tokio::test]
+async fn a_bulk_accept_skips_what_cannot_be_decided_and_the_rest_go_on() {
+    use steward::model::review::AcceptRecommendations;
+    let r = standard().await;
+    let c = r
+        .as_(ADMIN)
+        .create_campaign(&campaign_request("skip", NoResponse::Keep))
+        .await
+        .unwrap();
+    // A scope recommended for certification is removed outside the review: certifying it is
+    // refused, so the bulk accept skips it with the reason and decides the rest.
+    r.as_(ALICE)
+        .remove_grant("ag_alice", "crm.orders:read")
+        .await
+        .unwrap();
+    // Decommissioning closes the agent's items: none of them is decided by the bulk accept.
+    r.as_(ADMIN)
+        .decommission("ag_search", Some("retired".into()))
+        .await
+        .unwrap();
+    let out = r
+        .as_(ALICE)
+        .accept_recommendations(&c.id, &AcceptRecommendations::default())
+        .await
+        .unwrap();
+    assert!(out.decided.iter().all(|d| d.agent_id == "ag_alice"));
+    assert_eq!(out.decided.len(), 2);
+    assert_eq!(out.skipped.len(), 1);
+    assert_eq!(out.skipped[0].scope, "crm.orders:read");
+    assert!(out.skipped[0].reason.contains("no longer holds"));
+    let after = all_items(&r, &c.id).await;
+    assert_eq!(
+        item(&after, "ag_alice", "crm.orders:read").decision,
+        Decision::None
+    );
+    assert!(
+        !scopes_of(&r, "ag_alice").await.contains("crm.orders:read"),
+        "the skipped item's savepoint rolled back nothing else"
+    );
+}
+
+#[tokio::test]
+async fn the_queue_filters_sorts_and_shows_auditors_everything_read_only() {
+    use steward::model::review::QueueSort;
+    let r = standard().await;
+    r.as_(ADMIN)
+        .create_campaign(&campaign_request("queue", NoResponse::Keep))
+        .await
+        .unwrap();
+    let q = r
+        .as_(ALICE)
+        .my_reviews(&QueueQuery {
+            q: Some("search".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(q.total_agents, 1);
+    assert_eq!(q.agents[0].agent_id, "ag_search");
+    assert!(q.may_decide && !q.may_reassign);
+    // By team: payments before search, whatever the risk.
+    let by_team = r
+        .as_(ALICE)
+        .my_reviews(&QueueQuery {
+            sort: Some(QueueSort::Team),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let order: Vec<&str> = by_team.agents.iter().map(|a| a.agent_id.as_str()).collect();
+    assert_eq!(order, ["ag_alice", "ag_search"]);
+    // The auditor sees every reviewer's agents and may decide none of them.
+    let all = r
+        .as_(AUDITOR)
+        .my_reviews(&QueueQuery {
+            all: Some(true),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!all.may_decide);
+    assert_eq!(all.total_agents, 5, "alice 2, bob, unowned, carol's");
+    assert_eq!(all.agents.len(), 2);
+    assert_eq!(all.next_offset, Some(2));
+    assert_eq!(all.campaigns[0].progress.total, 8);
+    // Owners may not read everyone's queue; admins may, and decide it.
+    let refused = r
+        .as_(ALICE)
+        .my_reviews(&QueueQuery {
+            all: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(refused).0, 403);
+    let admin = r
+        .as_(ADMIN)
+        .my_reviews(&QueueQuery {
+            all: Some(true),
+            sort: Some(QueueSort::Owner),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(admin.may_decide && admin.may_reassign);
+    assert_eq!(
+        admin.agents[0].owner, None,
+        "unowned first when sorted by owner"
+    );
+}
+
+#[tokio::test]
+async fn a_leavers_review_work_goes_to_their_successor_or_the_fallback_reviewer() {
+    let r = standard().await;
+    let c = r
+        .as_(ADMIN)
+        .create_campaign(&campaign_request("succession", NoResponse::Keep))
+        .await
+        .unwrap();
+    // Bob has a manager (Alice); one of his items is decided already and stays his.
+    r.as_(ADMIN)
+        .update_person(
+            BOB,
+            &UpdatePerson {
+                manager: Some(ALICE.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let items = all_items(&r, &c.id).await;
+    let decided = item(&items, "ag_bob", "s3.reports:read").id;
+    r.as_(BOB)
+        .decide(
+            decided,
+            &DecideItem {
+                decision: Verdict::Certify,
+                justification: None,
+            },
+        )
+        .await
+        .unwrap();
+    let out = r.as_(ADMIN).leave(BOB).await.unwrap();
+    assert_eq!(out.succession.successor.as_deref(), Some(ALICE));
+    assert_eq!(out.succession.review_items_moved, 1);
+    let after = all_items(&r, &c.id).await;
+    let pending = item(&after, "ag_bob", "s3.reports:write");
+    assert_eq!(pending.reviewer, ALICE);
+    assert!(
+        pending
+            .history
+            .iter()
+            .any(|e| e.action == "reassign" && e.justification.as_deref() == Some("reviewer left"))
+    );
+    assert_eq!(item(&after, "ag_bob", "s3.reports:read").reviewer, BOB);
+    let events = audit_actions(&r, "ag_bob").await;
+    let (_, details, reason) = events
+        .iter()
+        .find(|(a, _, _)| a == "review.reassign")
+        .expect("the move is audited");
+    assert_eq!(reason.as_deref(), Some("reviewer left"));
+    assert_eq!(details["to"], ALICE);
+    assert_eq!(details["succession"], true);
+    // Alice now finds it in her queue.
+    let q = r
+        .as_(ALICE)
+        .my_reviews(&QueueQuery::default())
+        .await
+        .unwrap();
+    assert!(q.agents.iter().any(|a| a.agent_id == "ag_bob"));
+
+    // Alice has no manager: her undecided items go to the campaign's fallback reviewer.
+    let out = r.as_(ADMIN).leave(ALICE).await.unwrap();
+    assert_eq!(out.succession.successor, None);
+    assert_eq!(out.succession.review_items_moved, 5);
+    let after = all_items(&r, &c.id).await;
+    assert!(
+        after
+            .iter()
+            .filter(|i| i.decision == Decision::None)
+            .all(|i| i.reviewer != ALICE && i.reviewer != BOB)
+    );
+    assert_eq!(item(&after, "ag_alice", "mail:send").reviewer, FALLBACK);
+}

@@ -411,7 +411,7 @@ async fn list_mine(client: &Client, json: bool) -> anyhow::Result<()> {
             .my_reviews(&QueueQuery {
                 limit: Some(200),
                 offset: Some(offset),
-                pending_only: None,
+                ..Default::default()
             })
             .await?;
         if first_page && !json {

@@ -865,6 +865,27 @@ impl Client {
         .await
     }
 
+    /// Accepts the recommendation of many undecided items of a campaign (or, with `dry_run`,
+    /// counts what that would decide).
+    pub async fn accept_recommendations(
+        &self,
+        campaign_id: &str,
+        req: &crate::model::review::AcceptRecommendations,
+    ) -> ClientResult<crate::model::review::AcceptOutcome> {
+        self.with_body(
+            Method::POST,
+            &[
+                "v1",
+                "campaigns",
+                campaign_id,
+                "items",
+                "accept-recommendations",
+            ],
+            req,
+        )
+        .await
+    }
+
     pub async fn my_reviews(
         &self,
         query: &crate::model::review::QueueQuery,

@@ -131,6 +131,13 @@ pub enum Action {
         result: ClientResult<Vec<CampaignDetail>>,
     },
     CampaignClosed(ClientResult<Box<CloseOutcome>>),
+    AcceptPreviewed {
+        campaign_id: String,
+        campaign_name: String,
+        q: Option<String>,
+        result: ClientResult<crate::model::review::AcceptOutcome>,
+    },
+    RecommendationsAccepted(ClientResult<crate::model::review::AcceptOutcome>),
     /// The registry's answer to the campaign form. `draft` is the form as sent, kept for a retry.
     CampaignCreated {
         draft: Box<super::app::CampaignForm>,
@@ -235,7 +242,14 @@ pub enum Effect {
         delay_ms: u64,
     },
     SaveCache(Arc<Inventory>),
-    LoadReviews,
+    LoadReviews(crate::model::review::QueueQuery),
+    /// Count what accepting the recommendations of the filtered queue would decide.
+    PreviewAccept {
+        campaign_id: String,
+        campaign_name: String,
+        q: Option<String>,
+    },
+    AcceptRecommendations(Confirmed<AcceptOrder>),
     Decide {
         item_id: i64,
         verdict: Verdict,
@@ -316,7 +330,13 @@ impl std::fmt::Debug for Effect {
             } => write!(f, "LoadTimeline(gen {generation}, append {append})"),
             Effect::LoadFanOut { seq, attempt, .. } => write!(f, "LoadFanOut({seq}, {attempt})"),
             Effect::SaveCache(_) => f.write_str("SaveCache"),
-            Effect::LoadReviews => f.write_str("LoadReviews"),
+            Effect::LoadReviews(_) => f.write_str("LoadReviews"),
+            Effect::PreviewAccept { campaign_id, .. } => {
+                write!(f, "PreviewAccept({campaign_id})")
+            }
+            Effect::AcceptRecommendations(o) => {
+                write!(f, "AcceptRecommendations({})", o.order().campaign_id)
+            }
             Effect::Decide {
                 item_id, verdict, ..
             } => write!(f, "Decide({item_id}, {})", verdict.as_str()),
@@ -444,6 +464,22 @@ pub struct DecommissionOrder {
     pub plan: DecommissionPlan,
     /// Names of the agents in the plan, for the dialog (ids when unknown locally).
     pub names: Vec<String>,
+}
+
+/// `Y` on the reviews screen: accept the recommendations of the filtered queue, confirmed by
+/// typing the count the registry's dry run gave.
+#[derive(Debug, Clone)]
+pub struct AcceptOrder {
+    pub campaign_id: String,
+    pub campaign_name: String,
+    pub q: Option<String>,
+    /// Items the dry run would decide (sent back as `expect`).
+    pub items: u64,
+    pub certify: u64,
+    pub revoke: u64,
+    pub agents: u64,
+    /// Items the dry run would skip (they need a decision by hand).
+    pub skipped: u64,
 }
 
 #[derive(Debug, Clone)]

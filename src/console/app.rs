@@ -90,9 +90,33 @@ pub struct ReviewsState {
     /// A decision was made since the queue was last seen complete: at the last one, the
     /// screen sums up.
     pub deciding: bool,
+    /// `/` on this screen: the registry filters the queue's agents by this text.
+    pub filter: String,
+    /// `s`: the order the registry sorts the agents in.
+    pub sort: crate::model::review::QueueSort,
+    /// Every reviewer's items (auditors): read-only unless the registry says otherwise.
+    pub all: bool,
+    /// Agents asked for: one page to start with, one more each time the cursor nears the end.
+    pub limit: u32,
 }
 
 impl ReviewsState {
+    /// What to ask the registry for: the filter, the order and as many agents as are loaded.
+    pub fn query(&self) -> crate::model::review::QueueQuery {
+        let filter = self.filter.trim();
+        crate::model::review::QueueQuery {
+            limit: Some(self.limit.max(super::runtime::REVIEW_PAGE)),
+            q: (!filter.is_empty()).then(|| filter.to_string()),
+            sort: Some(self.sort),
+            all: self.all.then_some(true),
+            ..Default::default()
+        }
+    }
+
+    /// False when the registry says the items shown are only to be read (an auditor's).
+    pub fn may_decide(&self) -> bool {
+        !matches!(&self.queue, Some(Ok(q)) if !q.may_decide)
+    }
     /// Every item of every agent, in the server's order: (agent index, item index).
     pub fn flat(&self) -> Vec<(usize, usize)> {
         match &self.queue {
@@ -391,6 +415,20 @@ impl App {
     /// hide keys and explain; the registry decides every call anyway. Before `/v1/me` answers
     /// (or from a registry that does not say), everything is offered.
     pub fn permits(&self, command: Command, row: Option<&AgentRow>) -> Result<(), String> {
+        // The review queue says whether its items may be decided (an auditor's may not).
+        if let Screen::Reviews(r) = &self.screen
+            && !r.may_decide()
+            && matches!(
+                command,
+                Command::CertifyScope
+                    | Command::RevokeScope
+                    | Command::CertifyUnchanged
+                    | Command::AcceptAgent
+                    | Command::AcceptFiltered
+            )
+        {
+            return Err(super::update::reviews::READ_ONLY.to_string());
+        }
         let Some(reach) = self.reach(command) else {
             return Ok(());
         };

@@ -90,6 +90,11 @@ pub enum Command {
     ExportEvidence,
     /// Decide every undecided scope of the agent on screen as recommended (reviews).
     AcceptAgent,
+    /// The review queue's next order: due, risk, team, owner (reviews).
+    ReviewSort,
+    /// Accept the recommendations of every agent of the filtered queue (reviews; typed
+    /// confirmation with the registry's counts).
+    AcceptFiltered,
 }
 
 /// Where a binding applies.
@@ -736,6 +741,30 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('y')],
         "decide every undecided scope of the agent on screen as recommended (not those needing a justification)",
         Some("accept agent"),
+    ),
+    b(
+        "filter-queue",
+        Command::Filter,
+        Reviews,
+        &[KeySpec::char('/')],
+        "filter the queue by agent name, team, environment or owner (the registry filters every page)",
+        None,
+    ),
+    b(
+        "sort-queue",
+        Command::ReviewSort,
+        Reviews,
+        &[KeySpec::char('s')],
+        "sort the queue: due, risk, team, owner (the header says which)",
+        Some("sort"),
+    ),
+    b(
+        "accept-filtered",
+        Command::AcceptFiltered,
+        Reviews,
+        &[KeySpec::char('Y')],
+        "accept the recommendations of every agent the filter shows (typed count confirms)",
+        Some("accept all shown"),
     ),
     b(
         "campaign-progress",

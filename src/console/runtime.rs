@@ -22,7 +22,10 @@ use crate::model::api::AuditQuery;
 /// How many audit events the detail shows.
 pub const RECENT_AUDIT: usize = 30;
 /// Agents asked for in "my reviews" (the registry's largest page).
-pub const REVIEW_PAGE: u32 = 500;
+/// Agents per page of the review queue; the screen asks for one more page as the cursor
+/// nears the end of what it has (up to [`REVIEW_MAX`]).
+pub const REVIEW_PAGE: u32 = 100;
+pub const REVIEW_MAX: u32 = 500;
 /// Change-feed page size.
 pub const SYNC_PAGE: u32 = 5000;
 
@@ -408,13 +411,40 @@ impl Console {
                 let result = c.add_note(seq, &text).await;
                 Action::NoteAdded { seq, result }
             }),
-            Effect::LoadReviews => self.spawn(|c, _| async move {
-                let query = crate::model::review::QueueQuery {
-                    limit: Some(REVIEW_PAGE),
+            Effect::LoadReviews(query) => {
+                self.spawn(|c, _| async move { Action::ReviewsLoaded(c.my_reviews(&query).await) })
+            }
+            Effect::PreviewAccept {
+                campaign_id,
+                campaign_name,
+                q,
+            } => self.spawn(|c, _| async move {
+                let req = crate::model::review::AcceptRecommendations {
+                    q: q.clone(),
+                    dry_run: true,
                     ..Default::default()
                 };
-                Action::ReviewsLoaded(c.my_reviews(&query).await)
+                let result = c.accept_recommendations(&campaign_id, &req).await;
+                Action::AcceptPreviewed {
+                    campaign_id,
+                    campaign_name,
+                    q,
+                    result,
+                }
             }),
+            Effect::AcceptRecommendations(confirmed) => {
+                let order = confirmed.order().clone();
+                self.spawn(|c, _| async move {
+                    let req = crate::model::review::AcceptRecommendations {
+                        q: order.q.clone(),
+                        expect: Some(order.items),
+                        ..Default::default()
+                    };
+                    Action::RecommendationsAccepted(
+                        c.accept_recommendations(&order.campaign_id, &req).await,
+                    )
+                })
+            }
             Effect::Decide {
                 item_id,
                 verdict,

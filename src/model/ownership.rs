@@ -80,6 +80,10 @@ pub struct Succession {
     pub handed_over: u64,
     /// Agents left orphaned (no active manager to inherit them).
     pub orphaned: u64,
+    /// Undecided review items of open campaigns that the leaver was to review, moved to the
+    /// successor (or, with none, to each campaign's fallback reviewer).
+    #[serde(default)]
+    pub review_items_moved: u64,
 }
 
 /// The answer to marking a person as having left.

@@ -394,10 +394,6 @@ pub struct ReminderSchedule {
     pub overdue_daily: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
 fn default_days_before() -> Vec<u32> {
     vec![3, 1, 0]
 }
@@ -844,6 +840,97 @@ pub struct QueueQuery {
     pub offset: Option<u64>,
     /// Only agents with undecided items.
     pub pending_only: Option<bool>,
+    /// Only agents whose name, team, environment or owner contains this text (any case).
+    pub q: Option<String>,
+    /// The order of the agents: `due` (the default: due date, then risk), `risk`, `team` or
+    /// `owner`.
+    pub sort: Option<QueueSort>,
+    /// Every reviewer's items instead of the caller's own (admins and auditors): the
+    /// campaigns' whole queue.
+    pub all: Option<bool>,
+}
+
+/// The orders of a review queue.
+#[derive(Deserialize, Serialize, Debug, Default, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueSort {
+    #[default]
+    Due,
+    Risk,
+    Team,
+    Owner,
+}
+
+impl QueueSort {
+    pub const ALL: [QueueSort; 4] = [Self::Due, Self::Risk, Self::Team, Self::Owner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Due => "due",
+            Self::Risk => "risk",
+            Self::Team => "team",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// The next order in the cycle due → risk → team → owner → due.
+    pub fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+}
+
+/// Accept the registry's recommendation (certify or revoke) for many undecided items at once.
+/// The items are the caller's own undecided items of the campaign (`mine`, the default) or, for
+/// admins, every reviewer's, narrowed by `agent_ids`, `item_ids` and `q` (the queue's filter).
+/// With `dry_run`, nothing changes and the answer says what would be decided. `expect` (the
+/// number of items a confirmation showed) makes the call refuse with 409 when the set changed.
+#[derive(Deserialize, Serialize, Debug, Default, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRecommendations {
+    #[serde(default)]
+    pub agent_ids: Vec<String>,
+    #[serde(default)]
+    pub item_ids: Vec<i64>,
+    /// The queue's filter text (name, team, environment or owner contains it, any case).
+    pub q: Option<String>,
+    /// Only the caller's own items (default true). False (admins) takes every reviewer's.
+    pub mine: Option<bool>,
+    /// Used for the items whose decision needs one (they are skipped without it).
+    pub justification: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The number of items the caller confirmed; a different number now is a 409.
+    pub expect: Option<u64>,
+}
+
+/// What happened to one item of a bulk acceptance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ToSchema)]
+pub struct AcceptedItem {
+    pub item_id: i64,
+    pub agent_id: String,
+    pub scope: String,
+    /// The recommendation that was (or, in a dry run, would be) applied.
+    pub decision: Verdict,
+}
+
+/// The outcome of accepting recommendations: per item, what was decided, skipped or refused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ToSchema)]
+pub struct AcceptOutcome {
+    pub campaign_id: String,
+    pub dry_run: bool,
+    /// Items certified (or that would be).
+    pub certify: u64,
+    /// Items revoked (or that would be).
+    pub revoke: u64,
+    /// Distinct agents among the decided items.
+    pub agents: u64,
+    pub decided: Vec<AcceptedItem>,
+    /// Items in the selection that were not decided, each with why (a justification is
+    /// needed, the agent was decommissioned, the scope was removed meanwhile).
+    pub skipped: Vec<SkippedItem>,
+    /// Items named in the request that the caller may not decide, or that are decided already.
+    pub refused: Vec<SkippedItem>,
 }
 
 /// The caller's progress in one open campaign.
@@ -897,6 +984,17 @@ pub struct ReviewQueue {
     /// Pass as `offset` for the next page; null on the last page.
     pub next_offset: Option<u64>,
     pub agents: Vec<QueueAgent>,
+    /// Whether the caller may decide the items shown (false for an auditor's read of every
+    /// reviewer's items).
+    #[serde(default = "yes")]
+    pub may_decide: bool,
+    /// Whether the caller may reassign items to another reviewer (admins).
+    #[serde(default)]
+    pub may_reassign: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, ToSchema)]

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 
 use super::{Hint, Overlay, Room, edit, popup};
 use crate::console::action::{
-    BulkOwnerOrder, BulkRevokeOrder, CloseCampaignOrder, Confirmation, DecommissionOrder, Effect,
-    Pending, ReinstateOrder, SuspendOrder,
+    AcceptOrder, BulkOwnerOrder, BulkRevokeOrder, CloseCampaignOrder, Confirmation,
+    DecommissionOrder, Effect, Pending, ReinstateOrder, SuspendOrder,
 };
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
@@ -26,6 +26,8 @@ pub enum ConfirmState {
     Suspend(Pending<SuspendOrder>),
     /// `o` on marked rows: one owner for all of them.
     BulkOwner(Pending<BulkOwnerOrder>),
+    /// `Y` on the reviews screen: the recommendations of the filtered queue.
+    AcceptRecommendations(Pending<AcceptOrder>),
 }
 
 impl ConfirmState {
@@ -37,6 +39,7 @@ impl ConfirmState {
             ConfirmState::CloseCampaign(p) => &p.confirmation,
             ConfirmState::Suspend(p) => &p.confirmation,
             ConfirmState::BulkOwner(p) => &p.confirmation,
+            ConfirmState::AcceptRecommendations(p) => &p.confirmation,
         }
     }
 
@@ -148,6 +151,12 @@ impl Room for ConfirmState {
                     clean(&o.owner_name),
                     o.changes.len()
                 )
+            ),
+            ConfirmState::AcceptRecommendations(p) => handle!(
+                p,
+                AcceptRecommendations,
+                Effect::AcceptRecommendations,
+                |o: &AcceptOrder| format!("accepting {} recommendations…", o.items)
             ),
         }
     }
@@ -292,6 +301,41 @@ impl Room for ConfirmState {
                 ));
                 let action = "Assign";
                 ("Assign owner", lines, &p.confirmation, action)
+            }
+            ConfirmState::AcceptRecommendations(p) => {
+                let o = p.order();
+                let shown =
+                    o.q.as_deref()
+                        .map_or("every agent of your queue".to_string(), |q| {
+                            format!("the agents matching \"{}\"", clean(q))
+                        });
+                let mut lines = vec![
+                    Line::from(vec![
+                        Span::raw(" Accept the recommendations in "),
+                        Span::styled(clean(&o.campaign_name).into_owned(), t.style(Slot::Accent)),
+                        Span::raw(format!(" for {shown}:")),
+                    ]),
+                    Line::from(""),
+                    Line::from(Span::styled(
+                        format!(
+                            "   {} certify, {} revoke over {} agents",
+                            o.certify, o.revoke, o.agents
+                        ),
+                        t.style(Slot::Accent),
+                    )),
+                    Line::from(""),
+                    Line::from(
+                        " Revoked grants are removed at once. Each decision is audited as yours;",
+                    ),
+                    Line::from(" you may change any of them until the campaign closes."),
+                ];
+                if o.skipped > 0 {
+                    lines.push(Line::from(format!(
+                        " {} item(s) cannot be accepted and stay for you to decide.",
+                        o.skipped
+                    )));
+                }
+                ("Accept recommendations", lines, &p.confirmation, "Accept")
             }
         };
         lines.push(Line::from(""));

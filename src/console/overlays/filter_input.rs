@@ -7,8 +7,9 @@ use ratatui::layout::Rect;
 
 use super::{Hint, Overlay, Room, edit};
 use crate::console::action::Effect;
-use crate::console::app::App;
+use crate::console::app::{App, Screen};
 use crate::console::keymap::{Command, Scope};
+use crate::console::update::reviews;
 use crate::console::update::{move_by, refilter};
 
 #[derive(Debug, Default)]
@@ -30,6 +31,23 @@ impl Room for FilterInput {
         command: Option<Command>,
         fx: &mut Vec<Effect>,
     ) -> Option<Overlay> {
+        if let Screen::Reviews(r) = &mut app.screen {
+            // The review queue's filter: the registry filters every page of the queue.
+            match command {
+                Some(Command::Cancel) => {
+                    r.filter.clear();
+                    reviews::reload(r, fx);
+                    return None;
+                }
+                Some(Command::Accept) => return None,
+                _ => {
+                    if edit(&mut r.filter, &key) {
+                        reviews::reload(r, fx);
+                    }
+                    return Some(Overlay::FilterInput(self));
+                }
+            }
+        }
         match command {
             Some(Command::Cancel) => {
                 app.spec.query.clear();

@@ -349,7 +349,7 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                 }));
                 if let Screen::Reviews(r) = &mut app.screen {
                     r.loading = true;
-                    fx.push(Effect::LoadReviews);
+                    fx.push(Effect::LoadReviews(r.query()));
                 }
             }
             Err(e) => failed(app, "closing the campaign", &e),
@@ -377,7 +377,7 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
                     }));
                     if let Screen::Reviews(r) = &mut app.screen {
                         r.loading = true;
-                        fx.push(Effect::LoadReviews);
+                        fx.push(Effect::LoadReviews(r.query()));
                     }
                 }
                 Err(e) => {

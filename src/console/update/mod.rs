@@ -42,9 +42,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             sync::on_sync(app, action, &mut fx)
         }
         Action::Filtered(outcome) => filter::on_filtered(app, outcome),
-        Action::ReviewsLoaded(_) | Action::Decided { .. } | Action::BulkCertified { .. } => {
-            reviews::on_answer(app, action, &mut fx)
-        }
+        Action::ReviewsLoaded(_)
+        | Action::Decided { .. }
+        | Action::BulkCertified { .. }
+        | Action::AcceptPreviewed { .. }
+        | Action::RecommendationsAccepted(_) => reviews::on_answer(app, action, &mut fx),
         Action::ApprovalsLoaded(_)
         | Action::ApprovalAgents(_)
         | Action::ApprovalDecided { .. }

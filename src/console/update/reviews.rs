@@ -4,11 +4,12 @@
 
 use super::{clean, failed, went_offline};
 use crate::client::{ClientError, ClientResult};
-use crate::console::action::{Action, Effect, Pending, SuspendOrder};
+use crate::console::action::{AcceptOrder, Action, Effect, Pending, SuspendOrder};
 use crate::console::app::{App, Justify, Overlay, RequiredText, ReviewsState, Screen, Tone};
 use crate::console::layout;
 use crate::console::overlays::confirm::ConfirmState;
 use crate::console::overlays::notice::Notice;
+use crate::console::runtime::{REVIEW_MAX, REVIEW_PAGE};
 use crate::console::words::due_text;
 use crate::model::review::{Decision, DecisionOutcome, ReviewQueue, Verdict};
 
@@ -28,6 +29,13 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
             justification,
             result,
         } => on_decided(app, item_id, verdict, justification, result, fx),
+        Action::AcceptPreviewed {
+            campaign_id,
+            campaign_name,
+            q,
+            result,
+        } => on_accept_previewed(app, campaign_id, campaign_name, q, result),
+        Action::RecommendationsAccepted(result) => on_accepted(app, result, fx),
         Action::BulkCertified { agent_id, result } => match result {
             Ok(outcome) => {
                 let page = layout::review_agent_rows(app);
@@ -79,12 +87,146 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
 
 /// Asks for the queue again. While an answer is on its way it may predate the decision just
 /// made: that answer is then dropped and the queue asked for once more.
-fn reload(r: &mut ReviewsState, fx: &mut Vec<Effect>) {
+pub(crate) fn reload(r: &mut ReviewsState, fx: &mut Vec<Effect>) {
     if r.loading {
         r.stale = true;
     } else {
         r.loading = true;
-        fx.push(Effect::LoadReviews);
+        fx.push(Effect::LoadReviews(r.query()));
+    }
+}
+
+/// Paging: when the cursor comes within a few agents of the end of what is loaded and the
+/// registry has more, ask for one more page.
+pub(crate) fn maybe_load_more(r: &mut ReviewsState, fx: &mut Vec<Effect>) {
+    let Some(Ok(q)) = &r.queue else {
+        return;
+    };
+    let here = r.at().map_or(0, |(a, _)| a);
+    let loaded = q.agents.len();
+    if q.next_offset.is_some() && here + 5 >= loaded && r.limit < REVIEW_MAX && !r.loading {
+        r.limit = (loaded as u32 + REVIEW_PAGE).min(REVIEW_MAX);
+        reload(r, fx);
+    }
+}
+
+/// `s`: the next order (due → risk → team → owner), asked of the registry.
+pub(super) fn cycle_sort(app: &mut App, fx: &mut Vec<Effect>) {
+    let Screen::Reviews(r) = &mut app.screen else {
+        return;
+    };
+    r.sort = r.sort.next();
+    let sort = r.sort.as_str();
+    reload(r, fx);
+    app.message = Some((Tone::Info, format!("sorted by {sort}")));
+}
+
+/// `Y`: accept the recommendations of the filtered queue (every agent the filter matches, on
+/// every page), in the campaign of the agent on screen. The registry counts first (a dry run);
+/// the confirmation shows its counts and asks for the count typed.
+pub(super) fn accept_filtered(app: &mut App, fx: &mut Vec<Effect>) {
+    let Screen::Reviews(r) = &app.screen else {
+        return;
+    };
+    if !r.may_decide() {
+        app.message = Some((Tone::Error, READ_ONLY.into()));
+        return;
+    }
+    let Some(Ok(q)) = &r.queue else {
+        return;
+    };
+    let campaign = r
+        .selected_agent()
+        .and_then(|a| q.campaigns.iter().find(|c| c.id == a.campaign_id))
+        .or(q.campaigns.first());
+    let Some(c) = campaign else {
+        app.message = Some((Tone::Info, "nothing to accept: no open campaign".into()));
+        return;
+    };
+    let filter = r.filter.trim();
+    let q = (!filter.is_empty()).then(|| filter.to_string());
+    app.message = Some((
+        Tone::Info,
+        "counting what the recommendations decide…".into(),
+    ));
+    fx.push(Effect::PreviewAccept {
+        campaign_id: c.id.clone(),
+        campaign_name: c.name.clone(),
+        q,
+    });
+}
+
+/// What the console says when the registry lets the person read the items but not decide.
+pub const READ_ONLY: &str =
+    "read-only: the registry lets you read every review item, not decide them";
+
+fn on_accept_previewed(
+    app: &mut App,
+    campaign_id: String,
+    campaign_name: String,
+    q: Option<String>,
+    result: ClientResult<crate::model::review::AcceptOutcome>,
+) {
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => return failed(app, "counting the recommendations", &e),
+    };
+    let items = out.decided.len() as u64;
+    if items == 0 {
+        app.message = Some((
+            Tone::Info,
+            format!(
+                "nothing to accept: no undecided item{} is yours to decide",
+                if q.is_some() {
+                    " matching the filter"
+                } else {
+                    ""
+                }
+            ),
+        ));
+        return;
+    }
+    let order = AcceptOrder {
+        campaign_id,
+        campaign_name,
+        q,
+        items,
+        certify: out.certify,
+        revoke: out.revoke,
+        agents: out.agents,
+        skipped: out.skipped.len() as u64,
+    };
+    app.overlay = Some(Overlay::Confirm(ConfirmState::AcceptRecommendations(
+        Pending::typed(order, items.to_string()),
+    )));
+}
+
+fn on_accepted(
+    app: &mut App,
+    result: ClientResult<crate::model::review::AcceptOutcome>,
+    fx: &mut Vec<Effect>,
+) {
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => return failed(app, "accepting the recommendations", &e),
+    };
+    let mut text = format!(
+        "accepted: {} certified, {} revoked over {} agents",
+        out.certify, out.revoke, out.agents
+    );
+    if !out.skipped.is_empty() {
+        text.push_str(&format!(
+            "; {} skipped (decide them by hand)",
+            out.skipped.len()
+        ));
+    }
+    if !out.refused.is_empty() {
+        text.push_str(&format!("; {} refused", out.refused.len()));
+    }
+    app.message = Some((Tone::Ok, text));
+    if let Screen::Reviews(r) = &mut app.screen {
+        r.deciding = true;
+        reload(r, fx);
     }
 }
 
@@ -147,7 +289,12 @@ fn summary(r: &ReviewsState) -> Option<Vec<String>> {
     let Some(Ok(q)) = &r.queue else {
         return None;
     };
-    if q.agents.iter().any(|a| a.progress.pending > 0) || q.campaigns.is_empty() {
+    // The campaigns' counts are the caller's whole queue: a filtered page all decided is not
+    // the end of the review.
+    if q.agents.iter().any(|a| a.progress.pending > 0)
+        || q.campaigns.is_empty()
+        || q.campaigns.iter().any(|c| c.progress.pending > 0)
+    {
         return None;
     }
     let mut lines = Vec::new();
@@ -302,6 +449,10 @@ pub(super) fn decide(app: &mut App, verdict: Verdict, fx: &mut Vec<Effect>) {
     let Screen::Reviews(r) = &app.screen else {
         return;
     };
+    if !r.may_decide() {
+        app.message = Some((Tone::Error, READ_ONLY.into()));
+        return;
+    }
     let (Some(agent), Some(item)) = (r.selected_agent(), r.selected_item()) else {
         return;
     };
@@ -340,6 +491,10 @@ pub(super) fn certify_unchanged(app: &mut App, fx: &mut Vec<Effect>) {
     let Screen::Reviews(r) = &app.screen else {
         return;
     };
+    if !r.may_decide() {
+        app.message = Some((Tone::Error, READ_ONLY.into()));
+        return;
+    }
     let Some(agent) = r.selected_agent() else {
         return;
     };
@@ -374,6 +529,10 @@ pub(super) fn accept_agent(app: &mut App, fx: &mut Vec<Effect>) {
     let Screen::Reviews(r) = &app.screen else {
         return;
     };
+    if !r.may_decide() {
+        app.message = Some((Tone::Error, READ_ONLY.into()));
+        return;
+    }
     let Some(agent) = r.selected_agent() else {
         return;
     };
@@ -421,11 +580,21 @@ pub(super) fn open(app: &mut App, fx: &mut Vec<Effect>) {
         reload(r, fx);
         return;
     }
-    app.screen = Screen::Reviews(Box::new(ReviewsState {
+    // An auditor (who reads every item and administers no campaign) sees every reviewer's
+    // queue, read-only; the registry says so in the answer.
+    let all = app
+        .me
+        .as_ref()
+        .and_then(|m| m.may.as_ref())
+        .is_some_and(|m| m.read_all_reviews && !m.administer_campaigns);
+    let r = ReviewsState {
         loading: true,
+        all,
+        limit: REVIEW_PAGE,
         ..Default::default()
-    }));
-    fx.push(Effect::LoadReviews);
+    };
+    fx.push(Effect::LoadReviews(r.query()));
+    app.screen = Screen::Reviews(Box::new(r));
 }
 
 /// `X` on the reviews screen: one Shift away from `x` (revoke a scope), so suspending the whole

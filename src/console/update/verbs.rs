@@ -19,6 +19,23 @@ use crate::console::overlays::help::HelpState;
 use crate::model::review::Verdict;
 
 pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
+    let moving = matches!(
+        command,
+        Command::Up
+            | Command::Down
+            | Command::PageUp
+            | Command::PageDown
+            | Command::Top
+            | Command::Bottom
+    );
+    on_command_inner(app, command, fx);
+    // The review queue pages from the registry: near the end of what is loaded, ask for more.
+    if moving && let Screen::Reviews(r) = &mut app.screen {
+        reviews::maybe_load_more(r, fx);
+    }
+}
+
+fn on_command_inner(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
     let page = layout::table_rows(app).max(1) as isize;
     match command {
         Command::Up => move_by(app, -1),
@@ -30,6 +47,10 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::Quit => app.quit = true,
         Command::Help => app.overlay = Some(Overlay::Help(HelpState::default())),
         Command::CommandLine => app.overlay = Some(Overlay::CommandLine(CommandLine::default())),
+        // On the reviews screen, `/` filters the queue (the registry filters every page).
+        Command::Filter if app.on_reviews() => {
+            app.overlay = Some(Overlay::FilterInput(FilterInput));
+        }
         Command::Filter => {
             if !matches!(app.screen, Screen::Inventory) {
                 app.screen = Screen::Inventory;
@@ -138,6 +159,8 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::RevokeScope => reviews::decide(app, Verdict::Revoke, fx),
         Command::CertifyUnchanged => reviews::certify_unchanged(app, fx),
         Command::AcceptAgent => reviews::accept_agent(app, fx),
+        Command::ReviewSort => reviews::cycle_sort(app, fx),
+        Command::AcceptFiltered => reviews::accept_filtered(app, fx),
         Command::Approvals => approvals::open(app, fx),
         Command::ApproveRequest => approvals::approve(app, fx),
         Command::DenyRequest => approvals::deny(app),

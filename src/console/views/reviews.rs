@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::{clean, fit};
-use crate::console::app::{App, ReviewsState};
+use crate::console::app::{App, Overlay, ReviewsState};
 use crate::console::keymap::Command;
 use crate::console::layout;
 use crate::console::theme::Slot;
@@ -17,7 +17,28 @@ use crate::model::review::{Decision, ReviewItem, ScopeMarker, Usage, Verdict};
 /// The screen's title band: campaign progress (done / total) and the due date.
 pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
     let t = &app.theme;
-    let mut spans = vec![Span::styled(" My reviews ", t.style(Slot::Title))];
+    let title = if r.all {
+        " Every reviewer's items (read-only) "
+    } else {
+        " My reviews "
+    };
+    let mut spans = vec![Span::styled(title, t.style(Slot::Title))];
+    if let Some(Ok(q)) = &r.queue {
+        spans.push(Span::styled(
+            format!("· {} of {} agents ", q.agents.len(), q.total_agents),
+            t.style(Slot::Dim),
+        ));
+    }
+    spans.push(Span::styled(
+        format!("· sort: {} ", r.sort.as_str()),
+        t.style(Slot::Dim),
+    ));
+    if !r.filter.is_empty() || matches!(app.overlay, Some(Overlay::FilterInput(_))) {
+        spans.push(Span::styled(
+            format!("· /{} ", clean(&r.filter)),
+            t.style(Slot::Accent),
+        ));
+    }
     match &r.queue {
         Some(Ok(q)) if q.campaigns.is_empty() => {
             // An auditor (or an admin) with nothing assigned still reads every campaign.
@@ -159,7 +180,10 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
     // in view.
     let rows = left.height.saturating_sub(1) as usize;
     let mut lines = vec![Line::from(Span::styled(
-        fit(&format!(" AGENTS ({})", q.total_agents), left_w as usize),
+        fit(
+            &format!(" AGENTS ({} of {})", q.agents.len(), q.total_agents),
+            left_w as usize,
+        ),
         t.style(Slot::TableHeader),
     ))];
     for a in r.agents.visible(q.agents.len(), rows) {

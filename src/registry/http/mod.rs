@@ -321,6 +321,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reviews::export_campaign))
         .routes(routes!(reviews::certify_unchanged))
         .routes(routes!(reviews::reassign_agent))
+        .routes(routes!(reviews::accept_recommendations))
         .routes(routes!(reviews::my_reviews))
         .routes(routes!(reviews::reminders))
         .routes(routes!(reviews::show_item))

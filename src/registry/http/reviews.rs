@@ -15,10 +15,11 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::{AppState, blocking, check_reason};
 use crate::model::api::ApiErrorBody;
 use crate::model::review::{
-    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignQuery, CloseOutcome, CreateCampaign,
-    DecideItem, DecisionOutcome, ExportFormat, ExportQuery, ExportRow, QueueQuery, ReassignItems,
-    ReassignOutcome, ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery,
-    ReviewQueue, ScopeDiff, ScopeDiffQuery, csv_line,
+    AcceptOutcome, AcceptRecommendations, BulkCertifyOutcome, Campaign, CampaignDetail,
+    CampaignQuery, CloseOutcome, CreateCampaign, DecideItem, DecisionOutcome, ExportFormat,
+    ExportQuery, ExportRow, QueueQuery, ReassignItems, ReassignOutcome, ReminderPage,
+    ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue, ScopeDiff,
+    ScopeDiffQuery, csv_line,
 };
 use crate::model::text::{check_email, check_free_text, check_line};
 use crate::registry::policy;
@@ -338,17 +339,89 @@ pub async fn reassign_agent(
 /// "My reviews": the caller's items in open campaigns, grouped by agent, agents ordered by due
 /// date then risk, each with its scope diff, recommendation, history and the scopes removed
 /// since its last certification, plus the caller's progress per campaign. One call draws the
-/// console's review screen.
+/// console's review screen. `q` filters and `sort` orders the agents; `all` (admins and
+/// auditors) shows every reviewer's items, and `may_decide` says whether the caller may decide
+/// what is shown.
 #[utoipa::path(get, path = "/v1/reviews/mine", tag = "reviews", params(QueueQuery),
-    security(("bearer" = [])), responses((status = 200, body = ReviewQueue)))]
+    security(("bearer" = [])), responses((status = 200, body = ReviewQueue),
+        (status = 403, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 pub async fn my_reviews(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<QueueQuery>,
 ) -> Result<Json<ReviewQueue>, ApiError> {
+    if let Some(q) = &query.q {
+        check_line("q", q, 128)?;
+    }
+    let all = query.all.unwrap_or(false);
+    if all {
+        reviews::may_read_all_items(&caller.person)?;
+    }
+    // What the registry lets the caller do with what is shown: their own items, or (admins)
+    // anyone's; an auditor reads every item and decides none but their own.
+    let admin = policy::is_admin(&caller.person);
     let me = caller.person.email;
+    let mut queue = blocking(&state, move |s| {
+        s.review_queue((!all).then_some(me.as_str()), &query, Utc::now())
+    })
+    .await?;
+    queue.may_decide = !all || admin;
+    queue.may_reassign = admin;
+    Ok(Json(queue))
+}
+
+fn check_accept(req: &AcceptRecommendations) -> Result<(), ApiError> {
+    if let Some(q) = &req.q {
+        check_line("q", q, 128)?;
+    }
+    if let Some(j) = &req.justification {
+        check_free_text("justification", j, 1000)?;
+    }
+    for a in &req.agent_ids {
+        check_line("agent_ids", a, 128)?;
+    }
+    if req.item_ids.len() + req.agent_ids.len() > 10_000 {
+        return Err(ApiError::invalid(
+            "too_many_items",
+            "name at most 10000 items and agents in one call",
+        ));
+    }
+    Ok(())
+}
+
+/// Accept the recommendation (certify or revoke) of many undecided items in one call: the
+/// caller's own items of the campaign (`mine`, the default), or every reviewer's (admins),
+/// named by `item_ids`/`agent_ids` or selected by the queue's filter `q`. Each item is checked
+/// by the same rule as a single decision and audited as one; the answer lists per item what was
+/// decided, skipped (with why) or refused. `dry_run` only counts; `expect` refuses with 409
+/// when the undecided set is no longer what was confirmed. A closed campaign: 409.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/items/accept-recommendations", tag = "reviews",
+    params(("id" = String, Path)), request_body = AcceptRecommendations,
+    security(("bearer" = [])),
+    responses((status = 200, body = AcceptOutcome), (status = 403, body = ApiErrorBody),
+        (status = 404, body = ApiErrorBody), (status = 409, body = ApiErrorBody),
+        (status = 422, body = ApiErrorBody)))]
+pub async fn accept_recommendations(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<AcceptRecommendations>,
+) -> Result<Json<AcceptOutcome>, ApiError> {
+    check_accept(&req)?;
+    let mine = req.mine.unwrap_or(true);
+    if !mine {
+        reviews::may_administer(&caller.person)?;
+    }
+    let actor = caller.actor();
+    let person = caller.person;
     Ok(Json(
-        blocking(&state, move |s| s.review_queue(&me, &query, Utc::now())).await?,
+        blocking(&state, move |s| {
+            let me = mine.then_some(person.email.as_str());
+            s.accept_recommendations(&actor, &id, &req, me, Utc::now(), &|f| {
+                reviews::may_decide(&person, f)
+            })
+        })
+        .await?,
     ))
 }
 

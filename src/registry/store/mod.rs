@@ -26,10 +26,10 @@ use crate::model::api::{
     DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
 };
 use crate::model::review::{
-    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignQuery, CloseOutcome, CreateCampaign,
-    DecideItem, DecisionOutcome, ExportRow, QueueQuery, ReassignItems, ReassignOutcome, Reminder,
-    ReminderPage, ReminderQuery, ReviewItem, ReviewItemPage, ReviewItemQuery, ReviewQueue,
-    ScopeDiff,
+    AcceptOutcome, AcceptRecommendations, BulkCertifyOutcome, Campaign, CampaignDetail,
+    CampaignQuery, CloseOutcome, CreateCampaign, DecideItem, DecisionOutcome, ExportRow,
+    QueueQuery, ReassignItems, ReassignOutcome, Reminder, ReminderPage, ReminderQuery, ReviewItem,
+    ReviewItemPage, ReviewItemQuery, ReviewQueue, ScopeDiff,
 };
 use crate::model::{
     Actor, Agent, AgentDetail, AgentStatus, Credential, CredentialKind, Grant, Person,
@@ -448,9 +448,10 @@ pub trait Store:
         query: &ReviewItemQuery,
     ) -> StoreResult<ReviewItemPage>;
     fn review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem>;
+    /// One reviewer's queue, or (None) every reviewer's.
     fn review_queue(
         &self,
-        reviewer: &str,
+        reviewer: Option<&str>,
         query: &QueueQuery,
         now: DateTime<Utc>,
     ) -> StoreResult<ReviewQueue>;
@@ -474,6 +475,17 @@ pub trait Store:
         now: DateTime<Utc>,
         guard: ItemGuard<'_>,
     ) -> StoreResult<BulkCertifyOutcome>;
+    /// Accepts the recommendation of many undecided items of one campaign; see
+    /// [`AcceptRecommendations`]. `mine` limits the selection to that reviewer's items.
+    fn accept_recommendations(
+        &self,
+        actor: &Actor,
+        campaign_id: &str,
+        req: &AcceptRecommendations,
+        mine: Option<&str>,
+        now: DateTime<Utc>,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<AcceptOutcome>;
     fn reassign_items(
         &self,
         actor: &Actor,

@@ -2260,7 +2260,12 @@ impl Store for SqliteStore {
     fn review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem> {
         self.rv_review_item(id, guard)
     }
-    fn review_queue(&self, who: &str, q: &QueueQuery, now: Now) -> StoreResult<ReviewQueue> {
+    fn review_queue(
+        &self,
+        who: Option<&str>,
+        q: &QueueQuery,
+        now: Now,
+    ) -> StoreResult<ReviewQueue> {
         self.rv_review_queue(who, q, now)
     }
     fn decide_item(
@@ -2285,6 +2290,17 @@ impl Store for SqliteStore {
         guard: ItemGuard<'_>,
     ) -> StoreResult<BulkCertifyOutcome> {
         self.rv_certify_unchanged(a, campaign, agent, now, guard)
+    }
+    fn accept_recommendations(
+        &self,
+        a: &Actor,
+        campaign: &str,
+        r: &crate::model::review::AcceptRecommendations,
+        mine: Option<&str>,
+        now: Now,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<crate::model::review::AcceptOutcome> {
+        self.rv_accept_recommendations(a, campaign, r, mine, now, guard)
     }
     fn reassign_items(
         &self,

@@ -87,6 +87,13 @@ pub(super) fn succeed(
             }
         }
     }
+    // Their review work follows: to the heir, else to each campaign's fallback reviewer.
+    let heir_email = match &heir {
+        Successor::Manager(email) => Some(email.as_str()),
+        Successor::Nobody => None,
+    };
+    out.review_items_moved =
+        super::reviews::hand_over_review_items(tx, actor, &leaver.email, heir_email, now)?;
     if let Successor::Manager(email) = heir {
         out.successor = Some(email);
     }

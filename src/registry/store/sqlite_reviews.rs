@@ -16,13 +16,14 @@ use super::{
 };
 use crate::model::Actor;
 use crate::model::review::{
-    BulkCertifyOutcome, Campaign, CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus,
-    CampaignWork, Change, CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome,
-    ExportRow, ItemEvent, JustificationPolicy, JustificationRequired, NoResponse, Progress,
-    QueueAgent, QueueCampaign, QueueQuery, ReassignItems, ReassignOutcome, Recurrence, Reminder,
-    ReminderPage, ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem,
-    ReviewItemPage, ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry,
-    SkippedItem, TeamProgress, Usage, Verdict,
+    AcceptOutcome, AcceptRecommendations, AcceptedItem, BulkCertifyOutcome, Campaign,
+    CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus, CampaignWork, Change,
+    CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome, ExportRow, ItemEvent,
+    JustificationPolicy, JustificationRequired, NoResponse, Progress, QueueAgent, QueueCampaign,
+    QueueQuery, QueueSort, ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage,
+    ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage,
+    ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem,
+    TeamProgress, Usage, Verdict,
 };
 use crate::registry::reviews::diff::{self, DEFAULT_LOOKBACK_DAYS, GrantFacts};
 use crate::registry::reviews::{
@@ -372,6 +373,96 @@ fn add_event(
         audit_seq
     ])?;
     Ok(())
+}
+
+/// Succession for review work: the undecided items of open campaigns that `leaver` was to
+/// review go to `heir` (the manager who inherits their agents) or, with no heir, to the
+/// campaign's fallback reviewer (else the first active admin). One `review.reassign` audit
+/// event per campaign and agent, and a `reassign` event on each item. Returns the items moved.
+pub(super) fn hand_over_review_items(
+    tx: &Transaction<'_>,
+    actor: &Actor,
+    leaver: &str,
+    heir: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let items: Vec<(i64, String, String, String)> = tx
+        .prepare(
+            "SELECT i.id, i.campaign_id, i.agent_id, c.fallback_reviewer FROM review_items i
+             JOIN campaigns c ON c.id = i.campaign_id
+             WHERE i.reviewer = ?1 COLLATE NOCASE AND i.decision = 'none'
+               AND c.status IN ('open', 'snapshotting')
+             ORDER BY i.campaign_id, i.agent_id, i.id",
+        )?
+        .query_map([leaver], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let usable = |email: &str| -> StoreResult<bool> {
+        Ok(!email.eq_ignore_ascii_case(leaver)
+            && person_by_email(tx, email)?.is_some_and(|p| p.active))
+    };
+    let first_admin: Option<String> = tx
+        .query_row(
+            "SELECT email FROM people WHERE active = 1 AND email != ?1 COLLATE NOCASE
+               AND (',' || roles || ',') LIKE '%,admin,%' ORDER BY email LIMIT 1",
+            [leaver],
+            |r| r.get(0),
+        )
+        .optional()?;
+    // (campaign, agent, to) → item ids.
+    let mut groups: BTreeMap<(String, String, String), Vec<i64>> = BTreeMap::new();
+    for (id, campaign_id, agent_id, fallback) in items {
+        let to = match heir {
+            Some(h) if usable(h)? => Some(h.to_string()),
+            _ if usable(&fallback)? => Some(fallback),
+            _ => first_admin.clone(),
+        };
+        let Some(to) = to else {
+            continue; // nobody is left to take it; it stays with the leaver's name on it
+        };
+        groups
+            .entry((campaign_id, agent_id, to))
+            .or_default()
+            .push(id);
+    }
+    let now_text = ts(now);
+    let mut moved = 0;
+    for ((campaign_id, agent_id, to), ids) in groups {
+        let seq = append_audit(
+            tx,
+            actor,
+            "review.reassign",
+            Some(&agent_id),
+            "success",
+            Some("reviewer left"),
+            &serde_json::json!({
+                "campaign_id": campaign_id, "items": ids, "from": [leaver], "to": to,
+                "succession": true,
+            }),
+        )?;
+        for id in &ids {
+            tx.execute(
+                "UPDATE review_items SET reviewer = ?1 WHERE id = ?2",
+                params![to, id],
+            )?;
+            add_event(
+                tx,
+                *id,
+                "reassign",
+                &actor.id,
+                &now_text,
+                Some("reviewer left"),
+                Some((leaver, &to)),
+                Some(seq),
+            )?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }
 
 /// Moves one item from one decision's counter to another's.
@@ -1398,13 +1489,32 @@ impl SqliteStore {
 
     pub(super) fn rv_review_queue(
         &self,
-        reviewer: &str,
+        reviewer: Option<&str>,
         query: &QueueQuery,
         now: DateTime<Utc>,
     ) -> StoreResult<ReviewQueue> {
         let limit = query.limit.unwrap_or(100).clamp(1, 500) as i64;
         let offset = query.offset.unwrap_or(0);
         let pending_only = query.pending_only.unwrap_or(false);
+        let text = query
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(super::like_pattern);
+        // One reviewer's items, or (the whole queue) everyone's: the first uses the index on
+        // the reviewer.
+        let whose = if reviewer.is_some() {
+            "i.reviewer = ?1"
+        } else {
+            "?1 IS NULL"
+        };
+        let order = match query.sort.unwrap_or_default() {
+            QueueSort::Due => "due_at, risk DESC, name, agent_id",
+            QueueSort::Risk => "risk DESC, due_at, name, agent_id",
+            QueueSort::Team => "team, due_at, risk DESC, name, agent_id",
+            QueueSort::Owner => "owner IS NOT NULL, owner, due_at, risk DESC, name, agent_id",
+        };
         self.read(|tx| {
             // The caller's open campaigns and their progress in each.
             let mut campaigns: Vec<(CampaignRow, Progress)> = Vec::new();
@@ -1417,7 +1527,7 @@ impl SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut count = tx.prepare_cached(
                     "SELECT decision, count(*) FROM review_items
-                     WHERE campaign_id = ?1 AND reviewer = ?2 GROUP BY decision",
+                     WHERE campaign_id = ?1 AND (?2 IS NULL OR reviewer = ?2) GROUP BY decision",
                 )?;
                 for c in open {
                     let mut progress = Progress::default();
@@ -1437,8 +1547,9 @@ impl SqliteStore {
                 .collect();
             // One row per (campaign, agent), ordered by due date then risk, paged in SQL so
             // that a fallback reviewer with many agents costs no more memory than one page.
-            let grouped = "SELECT i.campaign_id AS campaign_id, i.agent_id AS agent_id,
-                    c.due_at AS due_at, a.name AS name,
+            let grouped = format!(
+                "SELECT i.campaign_id AS campaign_id, i.agent_id AS agent_id,
+                    c.due_at AS due_at, a.name AS name, a.team AS team, o.email AS owner,
                     3 * (CASE WHEN a.flags = '' THEN 0
                               ELSE length(a.flags) - length(replace(a.flags, ',', '')) + 1 END)
                     + 2 * EXISTS (SELECT 1 FROM credentials k WHERE k.agent_id = a.id
@@ -1446,30 +1557,35 @@ impl SqliteStore {
                     + sum(i.recommendation = 'revoke') + sum(i.drift = 'added') AS risk,
                     sum(i.decision = 'none') AS pending
                 FROM campaigns c
-                JOIN review_items i ON i.campaign_id = c.id AND i.reviewer = ?1
+                JOIN review_items i ON i.campaign_id = c.id AND {whose}
                 JOIN agents a ON a.id = i.agent_id
+                LEFT JOIN people o ON o.id = a.owner_id
                 WHERE c.status = 'open'
+                  AND (?3 IS NULL OR a.name LIKE ?3 ESCAPE '\\' OR a.team LIKE ?3 ESCAPE '\\'
+                       OR a.environment LIKE ?3 ESCAPE '\\' OR o.email LIKE ?3 ESCAPE '\\')
                 GROUP BY i.campaign_id, i.agent_id
-                HAVING ?2 = 0 OR sum(i.decision = 'none') > 0";
+                HAVING ?2 = 0 OR sum(i.decision = 'none') > 0"
+            );
             let total_agents: i64 = tx.query_row(
                 &format!("SELECT count(*) FROM ({grouped})"),
-                params![reviewer, pending_only as i64],
+                params![reviewer, pending_only as i64, text],
                 |r| r.get(0),
             )?;
             let mut stmt = tx.prepare(&format!(
                 "SELECT campaign_id, agent_id, risk FROM ({grouped})
-                 ORDER BY due_at, risk DESC, name, agent_id LIMIT ?3 OFFSET ?4"
+                 ORDER BY {order} LIMIT ?4 OFFSET ?5"
             ))?;
             let page = stmt
                 .query_map(
-                    params![reviewer, pending_only as i64, limit, offset as i64],
+                    params![reviewer, pending_only as i64, text, limit, offset as i64],
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut agents = Vec::with_capacity(page.len());
             let mut items_stmt = tx.prepare_cached(&format!(
                 "SELECT {ITEM_COLUMNS} FROM review_items i
-                 WHERE i.campaign_id = ?1 AND i.agent_id = ?2 AND i.reviewer = ?3 ORDER BY i.scope"
+                 WHERE i.campaign_id = ?1 AND i.agent_id = ?2 AND (?3 IS NULL OR i.reviewer = ?3)
+                 ORDER BY i.scope"
             ))?;
             for (campaign_id, agent_id, risk) in page {
                 let Some(c) = by_id.get(campaign_id.as_str()) else {
@@ -1542,13 +1658,15 @@ impl SqliteStore {
                 })
                 .collect();
             Ok(ReviewQueue {
-                reviewer: reviewer.to_string(),
+                reviewer: reviewer.unwrap_or("*").to_string(),
                 as_of: now,
                 campaigns,
                 total_agents: total_agents.max(0) as u64,
                 offset,
                 next_offset,
                 agents,
+                may_decide: true,
+                may_reassign: false,
             })
         })
     }
@@ -1692,6 +1810,187 @@ impl SqliteStore {
                 certified,
                 skipped,
                 remaining,
+            })
+        })
+    }
+
+    /// Accepts the recommendation of many undecided items in one transaction, each item in
+    /// its own savepoint: an item that cannot be decided (a justification is needed, its agent
+    /// was decommissioned, its scope removed meanwhile) is skipped with the reason and the rest
+    /// go on. `mine` restricts the selection to one reviewer's items; `guard` (the single
+    /// decision's rule) is asked for every item. A dry run rolls everything back.
+    pub(super) fn rv_accept_recommendations(
+        &self,
+        actor: &Actor,
+        campaign_id: &str,
+        req: &AcceptRecommendations,
+        mine: Option<&str>,
+        now: DateTime<Utc>,
+        guard: ItemGuard<'_>,
+    ) -> StoreResult<AcceptOutcome> {
+        let justification = req
+            .justification
+            .as_deref()
+            .map(str::trim)
+            .filter(|j| !j.is_empty());
+        self.write(|tx| {
+            let c = campaign_row(tx, campaign_id)?;
+            ensure_open(&c.campaign)?;
+            let ctx = ItemContext::of(&c.campaign);
+            // (item, named): named items were asked for by id or agent; refusing them is said.
+            let mut candidates: Vec<(ReviewItem, bool)> = Vec::new();
+            let mut refused = Vec::new();
+            let named = !req.item_ids.is_empty() || !req.agent_ids.is_empty();
+            if named {
+                let mut by_id = tx.prepare_cached(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM review_items i WHERE i.id = ?1 AND i.campaign_id = ?2"
+                ))?;
+                for id in &req.item_ids {
+                    match by_id
+                        .query_row(params![id, campaign_id], |r| item_from_row(r, ctx))
+                        .optional()?
+                    {
+                        Some(item) => candidates.push((item, true)),
+                        None => refused.push(SkippedItem {
+                            item_id: *id,
+                            scope: String::new(),
+                            reason: format!("no review item {id} in campaign {campaign_id}"),
+                        }),
+                    }
+                }
+                let mut by_agent = tx.prepare_cached(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM review_items i
+                     WHERE i.campaign_id = ?1 AND i.agent_id = ?2 ORDER BY i.scope"
+                ))?;
+                for agent in &req.agent_ids {
+                    let items = by_agent
+                        .query_map(params![campaign_id, agent], |r| item_from_row(r, ctx))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    // An agent's decided items are not a refusal: only its undecided ones
+                    // are in question.
+                    candidates.extend(
+                        items
+                            .into_iter()
+                            .filter(|i| i.decision == Decision::None)
+                            .map(|i| (i, true)),
+                    );
+                }
+            } else {
+                let text = req
+                    .q
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|q| !q.is_empty())
+                    .map(super::like_pattern);
+                let items = tx
+                    .prepare(&format!(
+                        "SELECT {ITEM_COLUMNS} FROM review_items i
+                         JOIN agents a ON a.id = i.agent_id
+                         LEFT JOIN people o ON o.id = a.owner_id
+                         WHERE i.campaign_id = ?1 AND i.decision = 'none'
+                           AND (?2 IS NULL OR i.reviewer = ?2)
+                           AND (?3 IS NULL OR a.name LIKE ?3 ESCAPE '\\' OR a.team LIKE ?3 ESCAPE '\\'
+                                OR a.environment LIKE ?3 ESCAPE '\\' OR o.email LIKE ?3 ESCAPE '\\')
+                         ORDER BY i.id"
+                    ))?
+                    .query_map(params![campaign_id, mine, text], |r| item_from_row(r, ctx))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                candidates.extend(items.into_iter().map(|i| (i, false)));
+            }
+            let mut seen = BTreeSet::new();
+            let mut chosen = Vec::new();
+            for (item, _) in candidates {
+                if !seen.insert(item.id) {
+                    continue;
+                }
+                let refuse = |reason: String| SkippedItem {
+                    item_id: item.id,
+                    scope: item.scope.clone(),
+                    reason,
+                };
+                if let Some(me) = mine
+                    && !item.reviewer.eq_ignore_ascii_case(me)
+                {
+                    refused.push(refuse(format!(
+                        "item {} is not {me}'s to review: its reviewer is {}",
+                        item.id, item.reviewer
+                    )));
+                    continue;
+                }
+                if let Err(e) = guard(&item_facts(&item)) {
+                    refused.push(refuse(e.to_string()));
+                    continue;
+                }
+                if item.decision != Decision::None {
+                    refused.push(refuse(format!(
+                        "item {} is decided already ({})",
+                        item.id,
+                        item.decision.as_str()
+                    )));
+                    continue;
+                }
+                chosen.push(item);
+            }
+            if let Some(expect) = req.expect
+                && expect != chosen.len() as u64
+            {
+                return Err(StoreError::Conflict(format!(
+                    "the selection changed: {} items are undecided now, {expect} were confirmed; \
+                     look again and confirm the new count",
+                    chosen.len()
+                )));
+            }
+            tx.execute_batch("SAVEPOINT accept_all")?;
+            let mut decided = Vec::new();
+            let mut skipped = Vec::new();
+            let mut changes = Vec::new();
+            for item in &chosen {
+                let verdict = item.diff.recommendation.action;
+                tx.execute_batch("SAVEPOINT accept_one")?;
+                match apply_verdict(tx, actor, &c.campaign, item, verdict, justification, now) {
+                    Ok(applied) => {
+                        tx.execute_batch("RELEASE accept_one")?;
+                        decided.push(AcceptedItem {
+                            item_id: item.id,
+                            agent_id: item.agent_id.clone(),
+                            scope: item.scope.clone(),
+                            decision: verdict,
+                        });
+                        changes.push((item, applied));
+                    }
+                    Err(StoreError::Conflict(reason) | StoreError::Invalid { message: reason, .. }) => {
+                        tx.execute_batch("ROLLBACK TO accept_one; RELEASE accept_one")?;
+                        skipped.push(SkippedItem {
+                            item_id: item.id,
+                            scope: item.scope.clone(),
+                            reason,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if req.dry_run {
+                tx.execute_batch("ROLLBACK TO accept_all; RELEASE accept_all")?;
+            } else {
+                tx.execute_batch("RELEASE accept_all")?;
+                for (item, applied) in &changes {
+                    self.follow_grant_change(tx, item, applied)?;
+                }
+            }
+            let count = |v: Verdict| decided.iter().filter(|d| d.decision == v).count() as u64;
+            Ok(AcceptOutcome {
+                campaign_id: campaign_id.to_string(),
+                dry_run: req.dry_run,
+                certify: count(Verdict::Certify),
+                revoke: count(Verdict::Revoke),
+                agents: decided
+                    .iter()
+                    .map(|d| d.agent_id.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .len() as u64,
+                decided,
+                skipped,
+                refused,
             })
         })
     }
