@@ -132,6 +132,8 @@ pub struct AgentRow {
     pub name: Str,
     /// Empty when the agent has no parent.
     pub parent: Str,
+    /// The parent's row, or `NONE` when there is no parent or it is not in this inventory (yet).
+    pub parent_row: u32,
     /// Granted scopes, separated by single spaces.
     pub scopes: Str,
     /// Risk flags, separated by single spaces.
@@ -402,6 +404,13 @@ impl Inventory {
         let team = self.symbols.intern(&agent.team);
         let environment = self.symbols.intern(&agent.environment);
         let existing = self.find(&agent.id);
+        let parent_row = match &agent.parent_id {
+            Some(p) => self
+                .find(p)
+                .filter(|&p| Some(p) != existing)
+                .unwrap_or(NONE),
+            None => NONE,
+        };
         let base = existing.map(|i| self.rows[i as usize]);
         let id = match base {
             Some(b) => b.id,
@@ -414,6 +423,7 @@ impl Inventory {
                 base.map(|b| b.parent).unwrap_or_default(),
                 agent.parent_id.as_deref().unwrap_or(""),
             ),
+            parent_row,
             scopes: self.restr(base.map(|b| b.scopes).unwrap_or_default(), &scopes),
             flags: self.restr(base.map(|b| b.flags).unwrap_or_default(), &flags),
             owner,
@@ -490,8 +500,37 @@ impl Inventory {
         for id in &feed.removed {
             self.hide(id);
         }
+        if !feed.agents.is_empty() {
+            self.resolve_parents();
+        }
         self.cursor = feed.cursor;
         self.version += 1;
+    }
+
+    /// Links children that arrived before their parent (the feed does not promise parents
+    /// first). Rows whose parent is unknown keep `NONE`.
+    pub fn resolve_parents(&mut self) {
+        let waiting: Vec<u32> = (0..self.rows.len() as u32)
+            .filter(|&i| {
+                let r = &self.rows[i as usize];
+                r.parent_row == NONE && r.parent.len > 0
+            })
+            .collect();
+        for i in waiting {
+            let parent = self.arena.get(self.rows[i as usize].parent).to_string();
+            if let Some(p) = self.find(&parent)
+                && p != i
+            {
+                self.rows[i as usize].parent_row = p;
+                self.version += 1;
+            }
+        }
+    }
+
+    /// The parent's row when the agent has one in this inventory and it is not hidden.
+    pub fn parent_of(&self, row: &AgentRow) -> Option<u32> {
+        (row.parent_row != NONE && !self.rows[row.parent_row as usize].hidden)
+            .then_some(row.parent_row)
     }
 
     /// Forgets everything (the cache belonged to someone else, or the registry was reset).
