@@ -113,14 +113,39 @@ pub fn write_to(inv: &Inventory, w: &mut impl Write) -> std::io::Result<()> {
         position[i as usize] = k as u32;
     }
     let texts = |r: &AgentRow| [r.id, r.name, r.parent, r.scopes, r.flags];
-    let arena_len: u64 = order
-        .iter()
-        .flat_map(|&i| texts(inv.row(i)))
-        .map(|s| s.len as u64)
-        .sum();
-    if arena_len > u32::MAX as u64 {
-        return Err(std::io::Error::other("the inventory's text exceeds 4 GB"));
+    // Scope lists and flag labels are shared between rows in memory (one copy per distinct
+    // text) and written once: where each shared slice lands in the written text.
+    let shared_field = |k: usize| k >= 3;
+    let mut placed: std::collections::HashMap<(u32, u32), u32> = Default::default();
+    let mut arena_len: u64 = 0;
+    for &i in &order {
+        for (k, s) in texts(inv.row(i)).into_iter().enumerate() {
+            if s.len == 0 {
+                continue;
+            }
+            if shared_field(k) {
+                if placed.contains_key(&(s.off, s.len)) {
+                    continue;
+                }
+                placed.insert((s.off, s.len), arena_len as u32);
+            }
+            arena_len += s.len as u64;
+            if arena_len > u32::MAX as u64 {
+                return Err(std::io::Error::other("the inventory's text exceeds 4 GB"));
+            }
+        }
     }
+    // Where a field's text lands, and whether this is where it is written (its first use).
+    let land = |k: usize, s: Str, off: u32| -> (u32, bool) {
+        if s.len == 0 {
+            (0, false)
+        } else if shared_field(k) {
+            let at = placed[&(s.off, s.len)];
+            (at, at == off)
+        } else {
+            (off, true)
+        }
+    };
     let meta = Meta {
         server: inv.server.clone(),
         persona: inv.persona.clone(),
@@ -136,9 +161,13 @@ pub fn write_to(inv: &Inventory, w: &mut impl Write) -> std::io::Result<()> {
     w.write_all(&meta)?;
     drop(meta);
     w.write_all(&arena_len.to_le_bytes())?;
+    let mut off = 0u32;
     for &i in &order {
-        for s in texts(inv.row(i)) {
-            w.write_all(inv.text(s).as_bytes())?;
+        for (k, s) in texts(inv.row(i)).into_iter().enumerate() {
+            if let (_, true) = land(k, s, off) {
+                w.write_all(inv.text(s).as_bytes())?;
+                off += s.len;
+            }
         }
     }
     w.write_all(&(order.len() as u64).to_le_bytes())?;
@@ -148,10 +177,12 @@ pub fn write_to(inv: &Inventory, w: &mut impl Write) -> std::io::Result<()> {
         let r = inv.row(i);
         for (k, s) in texts(r).into_iter().enumerate() {
             // Empty text is written as offset 0 (what `Arena::push` gives it).
-            let at = if s.len == 0 { 0 } else { off };
+            let (at, first) = land(k, s, off);
+            if first {
+                off += s.len;
+            }
             b[k * 8..k * 8 + 4].copy_from_slice(&at.to_le_bytes());
             b[k * 8 + 4..k * 8 + 8].copy_from_slice(&s.len.to_le_bytes());
-            off += s.len;
         }
         b[40..44].copy_from_slice(&r.owner.to_le_bytes());
         b[44..48].copy_from_slice(&r.team.to_le_bytes());

@@ -15,7 +15,7 @@ use crate::model::{Agent, AgentKind, AgentSource, AgentStatus, Person, Role};
 pub const NONE: u32 = u32::MAX;
 
 /// A slice of the text arena.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Str {
     pub off: u32,
     pub len: u32,
@@ -209,6 +209,9 @@ pub struct Inventory {
     pub(crate) people: Vec<PersonRow>,
     people_index: HashMap<String, usize>,
     id_index: Option<HashMap<Box<str>, u32>>,
+    /// Scope lists and flag labels already in the arena: many agents repeat them (one job, one
+    /// scope list), so each distinct text is stored once and shared by its rows.
+    shared: Option<HashMap<Box<str>, Str>>,
 }
 
 fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> i64 {
@@ -249,6 +252,7 @@ impl Inventory {
             people,
             people_index,
             id_index: None,
+            shared: None,
         }
     }
 
@@ -365,6 +369,31 @@ impl Inventory {
             .map(|i| i as u32)
     }
 
+    /// The arena slice of a text that many rows repeat (scope lists, flag labels): stored once.
+    fn shared_text(&mut self, text: &str) -> Str {
+        if text.is_empty() {
+            return Str::default();
+        }
+        if self.shared.is_none() {
+            let mut map: HashMap<Box<str>, Str> = HashMap::new();
+            for r in &self.rows {
+                for s in [r.scopes, r.flags] {
+                    if s.len > 0 {
+                        map.entry(Box::from(self.arena.get(s))).or_insert(s);
+                    }
+                }
+            }
+            self.shared = Some(map);
+        }
+        let map = self.shared.as_mut().expect("just built");
+        if let Some(&s) = map.get(text) {
+            return s;
+        }
+        let s = self.arena.push(text);
+        map.insert(Box::from(text), s);
+        s
+    }
+
     /// Keeps a string slice if the text is unchanged, else appends the new text.
     fn restr(&mut self, old: Str, new: &str) -> Str {
         if self.arena.get(old) == new {
@@ -424,8 +453,8 @@ impl Inventory {
                 agent.parent_id.as_deref().unwrap_or(""),
             ),
             parent_row,
-            scopes: self.restr(base.map(|b| b.scopes).unwrap_or_default(), &scopes),
-            flags: self.restr(base.map(|b| b.flags).unwrap_or_default(), &flags),
+            scopes: self.shared_text(&scopes),
+            flags: self.shared_text(&flags),
             owner,
             team,
             environment,
@@ -589,5 +618,48 @@ pub(crate) mod tests {
         assert_eq!(inv.owner_label(row), "ADA@EXAMPLE.COM");
         inv.hide("a1");
         assert_eq!(inv.visible_len(), 0);
+    }
+
+    #[test]
+    fn repeated_scope_lists_are_stored_once_and_stay_shared_through_the_cache() {
+        let grant = |scope: &str| crate::model::Grant {
+            scope: scope.into(),
+            granted_by: "x".into(),
+            granted_at: Utc::now(),
+            expires_at: None,
+            justification: None,
+            last_used_at: None,
+            last_certified_at: None,
+        };
+        let mut inv = Inventory::new("http://x");
+        for n in 0..50 {
+            let mut a = agent(&format!("a{n}"), &format!("bot-{n}"), None);
+            a.grants = vec![grant("crm.orders:read"), grant("erp.ledger:read")];
+            inv.upsert(&a);
+        }
+        let mut odd = agent("z", "odd", None);
+        odd.grants = vec![grant("wiki:read")];
+        inv.upsert(&odd);
+        let first = inv.row(0).scopes;
+        assert!(inv.rows()[..50].iter().all(|r| r.scopes == first));
+        assert_eq!(inv.text(inv.row(50).scopes), "wiki:read");
+        let back = crate::console::cache::decode(crate::console::cache::encode(&inv)).unwrap();
+        let lists: std::collections::HashSet<Str> = back.rows().iter().map(|r| r.scopes).collect();
+        assert_eq!(lists.len(), 2, "written once each");
+        for r in back.rows() {
+            let want = if back.text(r.name) == "odd" {
+                "wiki:read"
+            } else {
+                "crm.orders:read erp.ledger:read"
+            };
+            assert_eq!(back.text(r.scopes), want);
+        }
+        // After a load, a new agent with a known list shares the loaded text.
+        let mut back = back;
+        let before = back.arena().len();
+        let mut more = agent("b1", "bot-new", None);
+        more.grants = vec![grant("crm.orders:read"), grant("erp.ledger:read")];
+        back.upsert(&more);
+        assert_eq!(back.arena().len(), before + "b1".len() + "bot-new".len());
     }
 }
