@@ -853,3 +853,137 @@ async fn a_responder_acknowledges_a_flag_with_a_reason_in_a_pty() {
         );
     }
 }
+
+/// The (child, parent) pairs the inventory draws as a tree: a name after `├─ ` or `└─ ` hangs
+/// under the nearest row above whose name starts where the glyph starts.
+fn tree_pairs(lines: &[String]) -> Vec<(String, String)> {
+    let name_at = |chars: &[char], col: usize| -> String {
+        chars
+            .iter()
+            .skip(col)
+            .take_while(|c| !c.is_whitespace())
+            .collect()
+    };
+    let mut pairs = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        let Some(col) = chars
+            .windows(2)
+            .position(|w| (w[0] == '├' || w[0] == '└') && w[1] == '─')
+        else {
+            continue;
+        };
+        let child = name_at(&chars, col + 3);
+        let parent = lines[..n].iter().rev().find_map(|l| {
+            let c: Vec<char> = l.chars().collect();
+            (c.len() > col && c[col].is_alphanumeric() && c[col - 1] == ' ')
+                .then(|| name_at(&c, col))
+        });
+        if let Some(parent) = parent
+            && !child.contains('…')
+            && !parent.contains('…')
+        {
+            pairs.push((child, parent));
+        }
+    }
+    pairs
+}
+
+/// Issue 11 item 16: sorted by name, sub-agents and instances hang under their parent (tree
+/// glyphs), and the registry agrees that each is the parent's child; sorted by another column
+/// the tree gives way and every child still names its parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_is_a_tree_and_the_registry_agrees() {
+    let mut demo = Demo::start("admin", "300");
+    demo.wait("the synced inventory", |s| {
+        s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
+    });
+    // Page down until a family is on screen.
+    let mut pairs = Vec::new();
+    for _ in 0..15 {
+        let lines = demo.screen.lines();
+        pairs = tree_pairs(&lines);
+        if !pairs.is_empty() {
+            break;
+        }
+        demo.press("\x1b[6~");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        !pairs.is_empty(),
+        "no sub-agent hangs under its parent:\n{}",
+        demo.screen.text()
+    );
+    // Sorted by kind, children are apart from their parents: a row hangs under a row only
+    // when that row is its parent (checked below), and a child shown apart carries its
+    // parent's name (the demo names children `parent.role`).
+    demo.press("K");
+    demo.wait("the kind sort", |s| {
+        s.contains("KIND ▲") || s.contains("kind ▲")
+    });
+    // Again: descending, sub-agents first.
+    demo.press("K");
+    let text = demo.wait("the kind sort, reversed", |s| {
+        s.contains("KIND ▼") || s.contains("kind ▼")
+    });
+    let lines = demo.screen.lines();
+    pairs.extend(tree_pairs(&lines));
+    let apart = lines
+        .iter()
+        .filter(|l| !l.contains("├─") && !l.contains("└─"))
+        .filter(|l| l.contains(" sub-agent ") || l.contains(" instance "))
+        .count();
+    assert!(apart > 0, "{text}");
+    for line in lines
+        .iter()
+        .filter(|l| !l.contains("├─") && !l.contains("└─"))
+        .filter(|l| l.contains(" sub-agent ") || l.contains(" instance "))
+    {
+        let name = line
+            .trim_start_matches(['▶', '*', ' '])
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        assert!(name.contains('.') || name.contains(" › "), "{line}");
+    }
+    let db = demo.quit();
+
+    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
+    let (_, token) =
+        registry::bootstrap_admin(store.as_ref(), "checker@example.com", "Checker", "e2e").unwrap();
+    let server = Server::bind("127.0.0.1:0", store, "check").await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    let client = Client::new(&url, Some(Secret::new(token.token))).unwrap();
+    let by_name = |name: String| {
+        let client = client.clone();
+        async move {
+            let page = client
+                .list_agents(&steward::model::api::AgentQuery {
+                    q: Some(name.clone()),
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            page.agents
+                .into_iter()
+                .find(|a| a.name == name)
+                .unwrap_or_else(|| panic!("{name} is in the registry"))
+        }
+    };
+    for (child, parent) in &pairs {
+        let child_agent = by_name(child.clone()).await;
+        let parent_agent = by_name(parent.clone()).await;
+        assert_eq!(
+            child_agent.parent_id.as_deref(),
+            Some(parent_agent.id.as_str()),
+            "{child} is drawn under {parent}"
+        );
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -9,10 +9,12 @@
 //! ```text
 //! "STEWARD-CACHE\n" | format u32 | meta length u32 | meta (JSON: server, persona, cursor,
 //! synced_at, symbols, people) | arena length u64 | arena (UTF-8 text) | row count u64 |
-//! rows (ROW_BYTES each, text as offset+length into the arena)
+//! rows (ROW_BYTES each, text as offset+length into the arena, the parent as a row number)
 //! ```
 //!
-//! Rows are written in name order, so the default view needs no sort before the first frame.
+//! Rows are written in tree order (by name, each agent followed by its sub-agents and
+//! instances), so the default view needs no sort before the first frame. Rows are decoded in
+//! chunks straight from the file: the rows' bytes are never held whole beside the rows.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -24,8 +26,8 @@ use super::inventory::{AgentRow, Arena, Inventory, NONE, PersonRow, Str, Symbols
 use crate::model::{AgentKind, AgentSource, AgentStatus};
 
 const MAGIC: &[u8] = b"STEWARD-CACHE\n";
-const FORMAT: u32 = 1;
-const ROW_BYTES: usize = 84;
+const FORMAT: u32 = 2;
+const ROW_BYTES: usize = 88;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -84,46 +86,66 @@ fn source_code(s: AgentSource) -> u8 {
     }
 }
 
-/// Encodes the inventory (visible rows only, in name order, text compacted).
+/// Encodes the inventory (visible rows only, in tree order, text compacted).
 pub fn encode(inv: &Inventory) -> Vec<u8> {
-    let mut order: Vec<u32> = (0..inv.rows().len() as u32)
+    let mut out = Vec::new();
+    write_to(inv, &mut out).expect("writing to memory does not fail");
+    out
+}
+
+/// Writes the cache format to `w`, streaming: besides the row order, nothing the size of the
+/// inventory is built (a million agents are written without a second copy of their text).
+pub fn write_to(inv: &Inventory, w: &mut impl Write) -> std::io::Result<()> {
+    let mut by_name: Vec<u32> = (0..inv.rows().len() as u32)
         .filter(|&i| !inv.row(i).hidden)
         .collect();
-    order.sort_by(|&a, &b| {
+    by_name.sort_by(|&a, &b| {
         let (ra, rb) = (inv.row(a), inv.row(b));
         inv.text(ra.name)
             .cmp(inv.text(rb.name))
             .then_with(|| inv.text(ra.id).cmp(inv.text(rb.id)))
     });
-    let mut arena = Arena::default();
-    let mut rows = Vec::with_capacity(order.len() * ROW_BYTES);
-    for &i in &order {
-        let r = inv.row(i);
-        let mut put_str = |s: Str, arena: &mut Arena| {
-            let s = arena.push(inv.text(s));
-            rows.extend_from_slice(&s.off.to_le_bytes());
-            rows.extend_from_slice(&s.len.to_le_bytes());
-        };
-        put_str(r.id, &mut arena);
-        put_str(r.name, &mut arena);
-        put_str(r.parent, &mut arena);
-        put_str(r.scopes, &mut arena);
-        put_str(r.flags, &mut arena);
-        rows.extend_from_slice(&r.owner.to_le_bytes());
-        rows.extend_from_slice(&r.team.to_le_bytes());
-        rows.extend_from_slice(&r.environment.to_le_bytes());
-        rows.extend_from_slice(&[
-            kind_code(r.kind),
-            status_code(r.status),
-            source_code(r.source),
-            r.static_secret as u8,
-        ]);
-        rows.extend_from_slice(&r.scope_count.to_le_bytes());
-        rows.extend_from_slice(&[0, 0]);
-        rows.extend_from_slice(&r.last_seen.to_le_bytes());
-        rows.extend_from_slice(&r.created.to_le_bytes());
-        rows.extend_from_slice(&r.change_seq.to_le_bytes());
+    let order = super::filter::tree_order(inv, &by_name);
+    drop(by_name);
+    // Where each written row lands, for the parents' row numbers.
+    let mut position = vec![NONE; inv.rows().len()];
+    for (k, &i) in order.iter().enumerate() {
+        position[i as usize] = k as u32;
     }
+    let texts = |r: &AgentRow| [r.id, r.name, r.parent, r.scopes, r.flags];
+    // Scope lists and flag labels are shared between rows in memory (one copy per distinct
+    // text) and written once: where each shared slice lands in the written text.
+    let shared_field = |k: usize| k >= 3;
+    let mut placed: std::collections::HashMap<(u32, u32), u32> = Default::default();
+    let mut arena_len: u64 = 0;
+    for &i in &order {
+        for (k, s) in texts(inv.row(i)).into_iter().enumerate() {
+            if s.len == 0 {
+                continue;
+            }
+            if shared_field(k) {
+                if placed.contains_key(&(s.off, s.len)) {
+                    continue;
+                }
+                placed.insert((s.off, s.len), arena_len as u32);
+            }
+            arena_len += s.len as u64;
+            if arena_len > u32::MAX as u64 {
+                return Err(std::io::Error::other("the inventory's text exceeds 4 GB"));
+            }
+        }
+    }
+    // Where a field's text lands, and whether this is where it is written (its first use).
+    let land = |k: usize, s: Str, off: u32| -> (u32, bool) {
+        if s.len == 0 {
+            (0, false)
+        } else if shared_field(k) {
+            let at = placed[&(s.off, s.len)];
+            (at, at == off)
+        } else {
+            (off, true)
+        }
+    };
     let meta = Meta {
         server: inv.server.clone(),
         persona: inv.persona.clone(),
@@ -133,21 +155,61 @@ pub fn encode(inv: &Inventory) -> Vec<u8> {
         people: inv.people().to_vec(),
     };
     let meta = serde_json::to_vec(&meta).expect("cache metadata always serialises");
-    let mut out = Vec::with_capacity(64 + meta.len() + arena.len() + rows.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT.to_le_bytes());
-    out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-    out.extend_from_slice(&meta);
-    out.extend_from_slice(&(arena.len() as u64).to_le_bytes());
-    out.extend_from_slice(arena.as_str().as_bytes());
-    out.extend_from_slice(&(order.len() as u64).to_le_bytes());
-    out.extend_from_slice(&rows);
-    out
+    w.write_all(MAGIC)?;
+    w.write_all(&FORMAT.to_le_bytes())?;
+    w.write_all(&(meta.len() as u32).to_le_bytes())?;
+    w.write_all(&meta)?;
+    drop(meta);
+    w.write_all(&arena_len.to_le_bytes())?;
+    let mut off = 0u32;
+    for &i in &order {
+        for (k, s) in texts(inv.row(i)).into_iter().enumerate() {
+            if let (_, true) = land(k, s, off) {
+                w.write_all(inv.text(s).as_bytes())?;
+                off += s.len;
+            }
+        }
+    }
+    w.write_all(&(order.len() as u64).to_le_bytes())?;
+    let mut off = 0u32;
+    let mut b = [0u8; ROW_BYTES];
+    for &i in &order {
+        let r = inv.row(i);
+        for (k, s) in texts(r).into_iter().enumerate() {
+            // Empty text is written as offset 0 (what `Arena::push` gives it).
+            let (at, first) = land(k, s, off);
+            if first {
+                off += s.len;
+            }
+            b[k * 8..k * 8 + 4].copy_from_slice(&at.to_le_bytes());
+            b[k * 8 + 4..k * 8 + 8].copy_from_slice(&s.len.to_le_bytes());
+        }
+        b[40..44].copy_from_slice(&r.owner.to_le_bytes());
+        b[44..48].copy_from_slice(&r.team.to_le_bytes());
+        b[48..52].copy_from_slice(&r.environment.to_le_bytes());
+        b[52..56].copy_from_slice(&[
+            kind_code(r.kind),
+            status_code(r.status),
+            source_code(r.source),
+            r.static_secret as u8,
+        ]);
+        b[56..58].copy_from_slice(&r.scope_count.to_le_bytes());
+        b[58..60].copy_from_slice(&[0, 0]);
+        b[60..68].copy_from_slice(&r.last_seen.to_le_bytes());
+        b[68..76].copy_from_slice(&r.created.to_le_bytes());
+        b[76..84].copy_from_slice(&r.change_seq.to_le_bytes());
+        let parent = match r.parent_row {
+            NONE => NONE,
+            p => position[p as usize],
+        };
+        b[84..88].copy_from_slice(&parent.to_le_bytes());
+        w.write_all(&b)?;
+    }
+    Ok(())
 }
 
 /// Writes the cache atomically with mode 0600 (its folder 0700).
 pub fn save(path: &Path, inv: &Inventory) -> std::io::Result<()> {
-    let bytes = encode(inv);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
         #[cfg(unix)]
@@ -165,8 +227,9 @@ pub fn save(path: &Path, inv: &Inventory) -> std::io::Result<()> {
         options.mode(0o600);
     }
     let result = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(&bytes)?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, options.open(&tmp)?);
+        write_to(inv, &mut file)?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -274,16 +337,54 @@ fn decode_from(mut r: impl Read, len: u64) -> Result<Inventory, String> {
     let size = count
         .checked_mul(ROW_BYTES as u64)
         .ok_or_else(|| "row count overflows".to_string())?;
-    let row_bytes = read_exact_vec(&mut r, size, &mut left, "the rows")?;
-    let mut rest = [0u8; 1];
-    if left != 0 || r.read(&mut rest).map_err(|e| e.to_string())? != 0 {
-        return Err("trailing bytes after the rows".into());
+    if size != left {
+        return Err(if size > left {
+            format!("truncated: the rows claim {size} bytes, {left} remain")
+        } else {
+            "trailing bytes after the rows".into()
+        });
     }
     let count = count as usize;
     let symbols = Symbols::from_names(meta.symbols);
     let nsym = symbols.len() as u32;
     let mut rows = Vec::with_capacity(count);
-    for (n, b) in row_bytes.chunks_exact(ROW_BYTES).enumerate() {
+    // In chunks: the rows' bytes are never held whole beside the rows.
+    const CHUNK_ROWS: usize = 16 * 1024;
+    let mut chunk = vec![0u8; CHUNK_ROWS * ROW_BYTES];
+    let mut n = 0usize;
+    while n < count {
+        let take = (count - n).min(CHUNK_ROWS);
+        let bytes = &mut chunk[..take * ROW_BYTES];
+        r.read_exact(bytes)
+            .map_err(|e| format!("truncated while reading the rows: {e}"))?;
+        for b in bytes.chunks_exact(ROW_BYTES) {
+            rows.push(decode_row(b, n, count, nsym, &arena)?);
+            n += 1;
+        }
+    }
+    let mut rest = [0u8; 1];
+    if r.read(&mut rest).map_err(|e| e.to_string())? != 0 {
+        return Err("trailing bytes after the rows".into());
+    }
+    Ok(Inventory::from_parts(
+        (meta.server, meta.persona, meta.cursor, meta.synced_at),
+        rows,
+        arena,
+        symbols,
+        meta.people,
+    ))
+}
+
+/// One row of the cache, checked: text inside the arena, codes known, symbols and the parent
+/// in range.
+fn decode_row(
+    b: &[u8],
+    n: usize,
+    count: usize,
+    nsym: u32,
+    arena: &Arena,
+) -> Result<AgentRow, String> {
+    {
         let s = |at: usize| Str {
             off: le_u32(b, at),
             len: le_u32(b, at + 4),
@@ -331,6 +432,10 @@ fn decode_from(mut r: impl Read, len: u64) -> Result<Inventory, String> {
             last_seen: le_i64(b, 60),
             created: le_i64(b, 68),
             change_seq: le_i64(b, 76),
+            parent_row: match le_u32(b, 84) {
+                p if p == NONE || (p as usize) < count => p,
+                p => return Err(format!("row {n}: parent row {p} does not exist")),
+            },
         };
         for (field, text) in [
             ("id", row.id),
@@ -346,15 +451,8 @@ fn decode_from(mut r: impl Read, len: u64) -> Result<Inventory, String> {
         if row.id.len == 0 {
             return Err(format!("row {n}: empty id"));
         }
-        rows.push(row);
+        Ok(row)
     }
-    Ok(Inventory::from_parts(
-        (meta.server, meta.persona, meta.cursor, meta.synced_at),
-        rows,
-        arena,
-        symbols,
-        meta.people,
-    ))
 }
 
 #[cfg(test)]
@@ -409,5 +507,40 @@ mod tests {
         bad[last_row..last_row + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(bad).unwrap_err().contains("outside"));
         assert!(decode(b"garbage".to_vec()).is_err());
+    }
+
+    #[test]
+    fn writes_tree_order_with_parents_as_row_numbers() {
+        let mut inv = Inventory::new("http://127.0.0.1:1");
+        let mut kid = agent("k1", "x.kid");
+        kid.parent_id = Some("p1".into());
+        inv.upsert(&kid);
+        let mut root = agent("p1", "x");
+        root.parent_id = None;
+        inv.upsert(&root);
+        let mut other = agent("p2", "x-2");
+        other.parent_id = None;
+        inv.upsert(&other);
+        inv.upsert(&agent("gone", "a-gone"));
+        inv.hide("gone");
+        inv.resolve_parents();
+        let bytes = encode(&inv);
+        let back = decode(bytes.clone()).unwrap();
+        let names: Vec<&str> = back.rows().iter().map(|r| back.text(r.name)).collect();
+        // By name alone `x-2` would come between `x` and `x.kid`.
+        assert_eq!(names, ["x", "x.kid", "x-2"]);
+        assert_eq!(back.row(1).parent_row, 0);
+        assert_eq!(back.row(0).parent_row, NONE);
+        let order: Vec<u32> = (0..3).collect();
+        assert!(crate::console::filter::is_tree_order(&back, &order));
+        // A parent row number past the end is refused.
+        let mut bad = bytes.clone();
+        let parent_at = bytes.len() - 4;
+        bad[parent_at..].copy_from_slice(&7u32.to_le_bytes());
+        assert!(decode(bad).unwrap_err().contains("parent row"));
+        // Streaming to a writer gives the same bytes.
+        let mut written = Vec::new();
+        write_to(&inv, &mut written).unwrap();
+        assert_eq!(written, bytes);
     }
 }

@@ -287,17 +287,107 @@ fn flag_count(inv: &Inventory, r: &AgentRow) -> usize {
     risk + r.static_secret as usize + (r.source == crate::model::AgentSource::Discovered) as usize
 }
 
+/// Tree order: `by_name` (rows in name order) rearranged so that each agent is followed by its
+/// sub-agents and instances (in name order, recursively). A row whose parent is not among
+/// `by_name` is a root. Rows caught in a parent cycle (which the registry refuses, but a cache
+/// is untrusted) come last, in name order, so that no row is ever lost.
+pub fn tree_order(inv: &Inventory, by_name: &[u32]) -> Vec<u32> {
+    let n = inv.rows().len();
+    let mut member = vec![false; n];
+    for &i in by_name {
+        member[i as usize] = true;
+    }
+    let parent = |i: u32| -> Option<u32> {
+        let p = inv.row(i).parent_row;
+        (p != NONE && p != i && member[p as usize]).then_some(p)
+    };
+    // Children lists (compressed: `first[p]..first[p + 1]` in `kids`), each in name order.
+    let mut first = vec![0u32; n + 1];
+    for &i in by_name {
+        if let Some(p) = parent(i) {
+            first[p as usize + 1] += 1;
+        }
+    }
+    for k in 0..n {
+        first[k + 1] += first[k];
+    }
+    let mut fill = first.clone();
+    let mut kids = vec![0u32; first[n] as usize];
+    for &i in by_name {
+        if let Some(p) = parent(i) {
+            kids[fill[p as usize] as usize] = i;
+            fill[p as usize] += 1;
+        }
+    }
+    drop(fill);
+    let mut out = Vec::with_capacity(by_name.len());
+    let mut placed = vec![false; n];
+    let mut stack: Vec<u32> = Vec::new();
+    for &root in by_name {
+        if parent(root).is_some() {
+            continue;
+        }
+        stack.push(root);
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut placed[i as usize], true) {
+                continue;
+            }
+            out.push(i);
+            let (a, b) = (first[i as usize] as usize, first[i as usize + 1] as usize);
+            stack.extend(kids[a..b].iter().rev());
+        }
+    }
+    if out.len() < by_name.len() {
+        out.extend(by_name.iter().filter(|&&i| !placed[i as usize]));
+    }
+    out
+}
+
+/// True when `order` (every row) is already what [`tree_order`] would make of it: each row is
+/// either the first child of the row before it or the next sibling (by name) of that row or of
+/// one of its ancestors. One pass, no sort (a cache is written this way).
+pub fn is_tree_order(inv: &Inventory, order: &[u32]) -> bool {
+    const DEEPEST: usize = 64;
+    let parent = |i: u32| {
+        let p = inv.row(i).parent_row;
+        (p != NONE && p != i).then_some(p)
+    };
+    let by_name = Sort::default();
+    if order.len() != inv.rows().len() || order.first().is_some_and(|&i| parent(i).is_some()) {
+        return false;
+    }
+    order.windows(2).all(|w| {
+        let (a, b) = (w[0], w[1]);
+        let pb = parent(b);
+        if pb == Some(a) {
+            return true;
+        }
+        let mut x = a;
+        for _ in 0..DEEPEST {
+            if parent(x) == pb {
+                return compare(inv, by_name, x, b) == std::cmp::Ordering::Less;
+            }
+            match parent(x) {
+                Some(p) => x = p,
+                None => return false,
+            }
+        }
+        false
+    })
+}
+
 fn sorted_rows(inv: &Inventory, sort: Sort, cache: &mut SortCache) -> Arc<[u32]> {
     let key = (inv.version, inv.rows().len(), sort);
     if cache.key != Some(key) {
         let mut order: Vec<u32> = (0..inv.rows().len() as u32).collect();
-        // A cache is written in name order: skip the sort when it still holds.
-        let already = sort == Sort::default()
-            && order
-                .windows(2)
-                .all(|w| compare(inv, sort, w[0], w[1]) != std::cmp::Ordering::Greater);
+        // A cache is written in tree order: skip the sort when it still holds.
+        let already = sort == Sort::default() && is_tree_order(inv, &order);
         if !already {
             order.sort_unstable_by(|&a, &b| compare(inv, sort, a, b));
+            if sort == Sort::default() {
+                // By name is by family: sub-agents and instances right under their parent.
+                order = tree_order(inv, &order);
+            }
         }
         cache.order = order.into();
         cache.key = Some(key);
@@ -627,5 +717,123 @@ mod owner_tests {
             run(&inv, QuickFilter::All, by(Column::Scopes)),
             ["two", "one"]
         );
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+    use crate::console::inventory::tests::agent;
+    use crate::model::AgentKind;
+
+    fn child(id: &str, name: &str, parent: &str, kind: AgentKind) -> crate::model::Agent {
+        let mut a = agent(id, name, None);
+        a.parent_id = Some(parent.into());
+        a.kind = kind;
+        a
+    }
+
+    /// The demo's family names: `x-2` sorts between `x` and `x.sub` by name alone.
+    pub(crate) fn families() -> Inventory {
+        let mut inv = Inventory::new("x");
+        // A child before its parent (the feed does not promise parents first).
+        inv.upsert(&child("c1", "x.summarizer", "p1", AgentKind::SubAgent));
+        inv.upsert(&agent("p2", "x-2", None));
+        inv.upsert(&agent("p1", "x", None));
+        inv.upsert(&child("c2", "x.extractor", "p1", AgentKind::SubAgent));
+        inv.upsert(&child("i1", "x.extractor.i1", "c2", AgentKind::Instance));
+        inv.upsert(&child("c3", "x-2.writer", "p2", AgentKind::SubAgent));
+        inv.upsert(&agent("a0", "alpha", None));
+        inv.resolve_parents();
+        inv
+    }
+
+    fn names(inv: &Inventory, rows: &[u32]) -> Vec<String> {
+        rows.iter()
+            .map(|&i| inv.text(inv.row(i).name).to_string())
+            .collect()
+    }
+
+    fn view(inv: &Inventory, sort: Sort, query: &str) -> Vec<u32> {
+        let job = FilterJob {
+            generation: 1,
+            spec: FilterSpec {
+                quick: QuickFilter::All,
+                query: query.into(),
+                sort,
+                me: None,
+                now: 0,
+            },
+            inventory: Arc::new(inv.clone()),
+            narrow: None,
+        };
+        compute(&job, &mut SortCache::default(), &|| false)
+            .unwrap()
+            .rows
+            .to_vec()
+    }
+
+    #[test]
+    fn by_name_is_by_family_and_children_arriving_first_find_their_parent() {
+        let inv = families();
+        let rows = view(&inv, Sort::default(), "");
+        assert_eq!(
+            names(&inv, &rows),
+            [
+                "alpha",
+                "x",
+                "x.extractor",
+                "x.extractor.i1",
+                "x.summarizer",
+                "x-2",
+                "x-2.writer"
+            ]
+        );
+        // Any order of the rows is recognised as tree order or not without a sort.
+        assert!(is_tree_order(&inv, &rows));
+        let by_name: Vec<u32> = {
+            let mut all: Vec<u32> = (0..inv.rows().len() as u32).collect();
+            all.sort_by_key(|&i| inv.text(inv.row(i).name).to_string());
+            all
+        };
+        assert!(!is_tree_order(&inv, &by_name));
+        // Descending by name is a plain name order (no tree), other sorts too.
+        let down = view(
+            &inv,
+            Sort {
+                column: Column::Name,
+                descending: true,
+            },
+            "",
+        );
+        assert_eq!(names(&inv, &down)[0], "x.summarizer");
+    }
+
+    #[test]
+    fn a_parent_cycle_loses_no_row() {
+        let mut inv = Inventory::new("x");
+        inv.upsert(&child("a", "a", "b", AgentKind::SubAgent));
+        inv.upsert(&child("b", "b", "a", AgentKind::SubAgent));
+        inv.upsert(&agent("r", "root", None));
+        inv.resolve_parents();
+        let all: Vec<u32> = (0..3).collect();
+        let order = tree_order(&inv, &all);
+        assert_eq!(order.len(), 3);
+        assert_eq!(names(&inv, &order)[0], "root");
+        assert!(
+            !is_tree_order(&inv, &order),
+            "a cycle is never a valid tree"
+        );
+    }
+
+    #[test]
+    fn a_hidden_parent_leaves_its_children_in_view() {
+        let mut inv = families();
+        inv.hide("p1");
+        let rows = view(&inv, Sort::default(), "");
+        let shown = names(&inv, &rows);
+        assert_eq!(shown.len(), 6);
+        assert!(!shown.contains(&"x".to_string()));
+        assert!(shown.contains(&"x.summarizer".to_string()));
     }
 }

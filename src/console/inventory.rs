@@ -15,7 +15,7 @@ use crate::model::{Agent, AgentKind, AgentSource, AgentStatus, Person, Role};
 pub const NONE: u32 = u32::MAX;
 
 /// A slice of the text arena.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Str {
     pub off: u32,
     pub len: u32,
@@ -132,6 +132,8 @@ pub struct AgentRow {
     pub name: Str,
     /// Empty when the agent has no parent.
     pub parent: Str,
+    /// The parent's row, or `NONE` when there is no parent or it is not in this inventory (yet).
+    pub parent_row: u32,
     /// Granted scopes, separated by single spaces.
     pub scopes: Str,
     /// Risk flags, separated by single spaces.
@@ -207,6 +209,9 @@ pub struct Inventory {
     pub(crate) people: Vec<PersonRow>,
     people_index: HashMap<String, usize>,
     id_index: Option<HashMap<Box<str>, u32>>,
+    /// Scope lists and flag labels already in the arena: many agents repeat them (one job, one
+    /// scope list), so each distinct text is stored once and shared by its rows.
+    shared: Option<HashMap<Box<str>, Str>>,
 }
 
 fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> i64 {
@@ -247,6 +252,7 @@ impl Inventory {
             people,
             people_index,
             id_index: None,
+            shared: None,
         }
     }
 
@@ -363,6 +369,31 @@ impl Inventory {
             .map(|i| i as u32)
     }
 
+    /// The arena slice of a text that many rows repeat (scope lists, flag labels): stored once.
+    fn shared_text(&mut self, text: &str) -> Str {
+        if text.is_empty() {
+            return Str::default();
+        }
+        if self.shared.is_none() {
+            let mut map: HashMap<Box<str>, Str> = HashMap::new();
+            for r in &self.rows {
+                for s in [r.scopes, r.flags] {
+                    if s.len > 0 {
+                        map.entry(Box::from(self.arena.get(s))).or_insert(s);
+                    }
+                }
+            }
+            self.shared = Some(map);
+        }
+        let map = self.shared.as_mut().expect("just built");
+        if let Some(&s) = map.get(text) {
+            return s;
+        }
+        let s = self.arena.push(text);
+        map.insert(Box::from(text), s);
+        s
+    }
+
     /// Keeps a string slice if the text is unchanged, else appends the new text.
     fn restr(&mut self, old: Str, new: &str) -> Str {
         if self.arena.get(old) == new {
@@ -402,6 +433,13 @@ impl Inventory {
         let team = self.symbols.intern(&agent.team);
         let environment = self.symbols.intern(&agent.environment);
         let existing = self.find(&agent.id);
+        let parent_row = match &agent.parent_id {
+            Some(p) => self
+                .find(p)
+                .filter(|&p| Some(p) != existing)
+                .unwrap_or(NONE),
+            None => NONE,
+        };
         let base = existing.map(|i| self.rows[i as usize]);
         let id = match base {
             Some(b) => b.id,
@@ -414,8 +452,9 @@ impl Inventory {
                 base.map(|b| b.parent).unwrap_or_default(),
                 agent.parent_id.as_deref().unwrap_or(""),
             ),
-            scopes: self.restr(base.map(|b| b.scopes).unwrap_or_default(), &scopes),
-            flags: self.restr(base.map(|b| b.flags).unwrap_or_default(), &flags),
+            parent_row,
+            scopes: self.shared_text(&scopes),
+            flags: self.shared_text(&flags),
             owner,
             team,
             environment,
@@ -490,8 +529,37 @@ impl Inventory {
         for id in &feed.removed {
             self.hide(id);
         }
+        if !feed.agents.is_empty() {
+            self.resolve_parents();
+        }
         self.cursor = feed.cursor;
         self.version += 1;
+    }
+
+    /// Links children that arrived before their parent (the feed does not promise parents
+    /// first). Rows whose parent is unknown keep `NONE`.
+    pub fn resolve_parents(&mut self) {
+        let waiting: Vec<u32> = (0..self.rows.len() as u32)
+            .filter(|&i| {
+                let r = &self.rows[i as usize];
+                r.parent_row == NONE && r.parent.len > 0
+            })
+            .collect();
+        for i in waiting {
+            let parent = self.arena.get(self.rows[i as usize].parent).to_string();
+            if let Some(p) = self.find(&parent)
+                && p != i
+            {
+                self.rows[i as usize].parent_row = p;
+                self.version += 1;
+            }
+        }
+    }
+
+    /// The parent's row when the agent has one in this inventory and it is not hidden.
+    pub fn parent_of(&self, row: &AgentRow) -> Option<u32> {
+        (row.parent_row != NONE && !self.rows[row.parent_row as usize].hidden)
+            .then_some(row.parent_row)
     }
 
     /// Forgets everything (the cache belonged to someone else, or the registry was reset).
@@ -550,5 +618,48 @@ pub(crate) mod tests {
         assert_eq!(inv.owner_label(row), "ADA@EXAMPLE.COM");
         inv.hide("a1");
         assert_eq!(inv.visible_len(), 0);
+    }
+
+    #[test]
+    fn repeated_scope_lists_are_stored_once_and_stay_shared_through_the_cache() {
+        let grant = |scope: &str| crate::model::Grant {
+            scope: scope.into(),
+            granted_by: "x".into(),
+            granted_at: Utc::now(),
+            expires_at: None,
+            justification: None,
+            last_used_at: None,
+            last_certified_at: None,
+        };
+        let mut inv = Inventory::new("http://x");
+        for n in 0..50 {
+            let mut a = agent(&format!("a{n}"), &format!("bot-{n}"), None);
+            a.grants = vec![grant("crm.orders:read"), grant("erp.ledger:read")];
+            inv.upsert(&a);
+        }
+        let mut odd = agent("z", "odd", None);
+        odd.grants = vec![grant("wiki:read")];
+        inv.upsert(&odd);
+        let first = inv.row(0).scopes;
+        assert!(inv.rows()[..50].iter().all(|r| r.scopes == first));
+        assert_eq!(inv.text(inv.row(50).scopes), "wiki:read");
+        let back = crate::console::cache::decode(crate::console::cache::encode(&inv)).unwrap();
+        let lists: std::collections::HashSet<Str> = back.rows().iter().map(|r| r.scopes).collect();
+        assert_eq!(lists.len(), 2, "written once each");
+        for r in back.rows() {
+            let want = if back.text(r.name) == "odd" {
+                "wiki:read"
+            } else {
+                "crm.orders:read erp.ledger:read"
+            };
+            assert_eq!(back.text(r.scopes), want);
+        }
+        // After a load, a new agent with a known list shares the loaded text.
+        let mut back = back;
+        let before = back.arena().len();
+        let mut more = agent("b1", "bot-new", None);
+        more.grants = vec![grant("crm.orders:read"), grant("erp.ledger:read")];
+        back.upsert(&more);
+        assert_eq!(back.arena().len(), before + "b1".len() + "bot-new".len());
     }
 }

@@ -174,6 +174,19 @@ pub(crate) fn log_phase(phase: &str, started: std::time::Instant) {
     );
 }
 
+/// Generates the demo enterprise without storing it: people first, then agents in families,
+/// handed to `emit` one batch at a time (it answers false to stop). The same seed and anchor give
+/// the same records as [`seed_at`] stores. The console benchmark builds its cache from these, so
+/// that its agents have the demo's shapes (names, families, descriptions, grants, owners).
+pub fn generate(
+    seed: u64,
+    agents: u32,
+    anchor: DateTime<Utc>,
+    emit: &mut dyn FnMut(SeedBatch) -> bool,
+) {
+    Generator::new(seed, agents, anchor).run(emit);
+}
+
 /// Every scope the demo enterprise can grant: each job's, their wildcard widenings
 /// (`crm.orders:*`, which legacy and discovered agents sometimes hold) and the extras agents
 /// collect. The demo catalogue lists exactly these.

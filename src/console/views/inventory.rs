@@ -71,21 +71,116 @@ pub fn columns_for(width: u16, name_wants: u16) -> Vec<Column> {
         .collect()
 }
 
-/// The longest name among the rows on screen (what the name column asks for).
+/// The longest name among the rows on screen (what the name column asks for), tree glyphs and
+/// parents' names included.
 pub fn name_wants(app: &App, height: usize) -> u16 {
     let start = app.cursor.offset.min(app.view.len());
     let end = (start + height).min(app.view.len());
-    app.view[start..end]
-        .iter()
-        .map(|&i| {
-            app.inventory
-                .text(app.inventory.row(i).name)
-                .chars()
-                .count()
+    (start..end)
+        .map(|k| {
+            let (prefix, name) = tree_name(&app.inventory, &app.view, k);
+            prefix.chars().count() + name.chars().count()
         })
         .max()
         .unwrap_or(0)
         .min(u16::MAX as usize) as u16
+}
+
+/// How far the tree looks up or down the view for a row's parent or next sibling.
+const TREE_REACH: usize = 4096;
+/// The deepest parent chain followed.
+const TREE_DEPTH: usize = 32;
+
+/// True when `ancestor` is a parent, grandparent… of row `i`.
+fn descends_from(inv: &Inventory, mut i: u32, ancestor: u32) -> bool {
+    for _ in 0..TREE_DEPTH {
+        match inv.parent_of(inv.row(i)) {
+            Some(p) if p == ancestor => return true,
+            Some(p) => i = p,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The view position of row `k`'s parent when the parent is shown above it with only the
+/// parent's own family in between (the row then hangs under it in the tree).
+fn shown_parent(inv: &Inventory, view: &[u32], k: usize) -> Option<usize> {
+    let p = inv.parent_of(inv.row(view[k]))?;
+    for j in (k.saturating_sub(TREE_REACH)..k).rev() {
+        let q = view[j];
+        if q == p {
+            return Some(j);
+        }
+        if !descends_from(inv, q, p) {
+            return None;
+        }
+    }
+    None
+}
+
+/// True when a sibling of row `k` (same parent) follows it within the parent's family.
+fn has_later_sibling(inv: &Inventory, view: &[u32], k: usize) -> bool {
+    let Some(p) = inv.parent_of(inv.row(view[k])) else {
+        return false;
+    };
+    for &q in view.iter().skip(k + 1).take(TREE_REACH) {
+        if inv.parent_of(inv.row(q)) == Some(p) {
+            return true;
+        }
+        if !descends_from(inv, q, p) {
+            return false;
+        }
+    }
+    false
+}
+
+/// The name of view row `k` as the table shows it: the tree's glyphs (`├─ `, `└─ `, `│  `)
+/// when the row hangs under its parent shown above it, else the parent's name before its own
+/// (`parent › name`) unless the name already starts with it, so that no row is ambiguous
+/// whatever the sort or filter. Names are cleaned of control characters.
+pub fn tree_name(inv: &Inventory, view: &[u32], k: usize) -> (String, String) {
+    let row = inv.row(view[k]);
+    let name = clean(inv.text(row.name)).into_owned();
+    // The chain of shown ancestors, nearest first.
+    let mut chain = vec![k];
+    while chain.len() <= TREE_DEPTH {
+        match shown_parent(inv, view, *chain.last().expect("not empty")) {
+            Some(j) => chain.push(j),
+            None => break,
+        }
+    }
+    if chain.len() > 1 {
+        let mut prefix = String::new();
+        // Ancestors below the top one: a bar where their family continues below this row.
+        for &j in chain[1..chain.len() - 1].iter().rev() {
+            prefix.push_str(if has_later_sibling(inv, view, j) {
+                "│  "
+            } else {
+                "   "
+            });
+        }
+        prefix.push_str(if has_later_sibling(inv, view, k) {
+            "├─ "
+        } else {
+            "└─ "
+        });
+        return (prefix, name);
+    }
+    let parent = match inv.parent_of(row) {
+        Some(p) => clean(inv.text(inv.row(p).name)).into_owned(),
+        // A parent this person cannot see: its id still tells families apart.
+        None if row.parent.len > 0 => clean(inv.text(row.parent)).into_owned(),
+        None => return (String::new(), name),
+    };
+    let prefixed = name
+        .strip_prefix(parent.as_str())
+        .is_some_and(|rest| rest.starts_with(['.', '/', ':']));
+    if prefixed {
+        (String::new(), name)
+    } else {
+        (String::new(), format!("{parent} › {name}"))
+    }
 }
 
 /// The inventory's columns for the terminal as the table draws them.
@@ -153,11 +248,21 @@ pub fn flags_text(inv: &Inventory, r: &AgentRow) -> String {
     words.join(" ")
 }
 
-fn cell_text(app: &App, r: &AgentRow, c: Column, width: usize) -> (String, Option<Style>) {
+fn cell_text(
+    app: &App,
+    k: usize,
+    r: &AgentRow,
+    c: Column,
+    width: usize,
+) -> (String, Option<Style>) {
     let inv = &app.inventory;
     let t = &app.theme;
     let text = match c {
-        Column::Name => return (fit_middle(&clean(inv.text(r.name)), width), None),
+        Column::Name => {
+            let (prefix, name) = tree_name(inv, &app.view, k);
+            let room = width.saturating_sub(prefix.chars().count());
+            return (format!("{prefix}{}", fit_middle(&name, room)), None);
+        }
         Column::Kind => r.kind.as_str().to_string(),
         Column::Owner => {
             if r.owner == NONE {
@@ -282,7 +387,7 @@ pub fn table(frame: &mut Frame, app: &App, area: Rect) {
             } else {
                 width_of(*c)
             } as usize;
-            let (text, style) = cell_text(app, r, *c, w);
+            let (text, style) = cell_text(app, start + n, r, *c, w);
             cells.push(match style {
                 Some(s) if !selected => Cell::from(Span::styled(text, s)),
                 _ => Cell::from(text),
@@ -349,5 +454,75 @@ mod tests {
         assert!(wide.contains(&Column::Flags), "{wide:?}");
         let shown: Vec<usize> = PRIORITY.iter().map(|c| wide.contains(c) as usize).collect();
         assert!(shown.windows(2).all(|w| w[0] >= w[1]), "{wide:?}");
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+    use crate::console::inventory::tests::agent;
+    use crate::model::AgentKind;
+
+    fn inventory() -> Inventory {
+        let mut inv = Inventory::new("x");
+        let child = |id: &str, name: &str, parent: &str| {
+            let mut a = agent(id, name, None);
+            a.parent_id = Some(parent.into());
+            a.kind = AgentKind::SubAgent;
+            a
+        };
+        inv.upsert(&agent("p", "invoice-bot", None));
+        inv.upsert(&child("e", "invoice-bot.extractor", "p"));
+        inv.upsert(&child("i", "invoice-bot.extractor.i1", "e"));
+        inv.upsert(&child("w", "writer", "p"));
+        inv.upsert(&agent("q", "other", None));
+        inv.upsert(&child("h", "helper", "ghost-parent-id"));
+        inv
+    }
+
+    fn shown(inv: &Inventory, view: &[u32]) -> Vec<String> {
+        (0..view.len())
+            .map(|k| {
+                let (prefix, name) = tree_name(inv, view, k);
+                format!("{prefix}{name}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn children_hang_under_their_parent_with_tree_glyphs() {
+        let inv = inventory();
+        // Tree order: p, e, i, w, q, h.
+        assert_eq!(
+            shown(&inv, &[0, 1, 2, 3, 4, 5]),
+            [
+                "invoice-bot",
+                "├─ invoice-bot.extractor",
+                "│  └─ invoice-bot.extractor.i1",
+                "└─ writer",
+                "other",
+                "ghost-parent-id › helper",
+            ]
+        );
+    }
+
+    #[test]
+    fn separated_from_their_parent_rows_name_it() {
+        let inv = inventory();
+        // Another sort or a filter: the parent is not right above.
+        assert_eq!(
+            shown(&inv, &[3, 4, 2, 0]),
+            [
+                "invoice-bot › writer",
+                "other",
+                // Already carries its parent's name.
+                "invoice-bot.extractor.i1",
+                "invoice-bot",
+            ]
+        );
+        // The parent above, but a stranger in between: not nested.
+        assert_eq!(shown(&inv, &[0, 4, 3])[2], "invoice-bot › writer");
+        // Filtered to the instance under its grandparent: named, not nested.
+        assert_eq!(shown(&inv, &[0, 2])[1], "invoice-bot.extractor.i1");
     }
 }
