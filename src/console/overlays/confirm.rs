@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use super::{Hint, Overlay, Room, edit, popup};
 use crate::console::action::{
     BulkOwnerOrder, BulkRevokeOrder, CloseCampaignOrder, Confirmation, DecommissionOrder, Effect,
-    Pending, ReinstateOrder, SuspendOrder,
+    PauseStreamOrder, Pending, ReinstateOrder, SuspendOrder,
 };
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
@@ -26,6 +26,8 @@ pub enum ConfirmState {
     Suspend(Pending<SuspendOrder>),
     /// `o` on marked rows: one owner for all of them.
     BulkOwner(Pending<BulkOwnerOrder>),
+    /// `p` on the streams screen.
+    PauseStream(Pending<PauseStreamOrder>),
 }
 
 impl ConfirmState {
@@ -37,6 +39,7 @@ impl ConfirmState {
             ConfirmState::CloseCampaign(p) => &p.confirmation,
             ConfirmState::Suspend(p) => &p.confirmation,
             ConfirmState::BulkOwner(p) => &p.confirmation,
+            ConfirmState::PauseStream(p) => &p.confirmation,
         }
     }
 
@@ -148,6 +151,12 @@ impl Room for ConfirmState {
                     clean(&o.owner_name),
                     o.changes.len()
                 )
+            ),
+            ConfirmState::PauseStream(p) => handle!(
+                p,
+                PauseStream,
+                Effect::PauseStream,
+                |o: &PauseStreamOrder| format!("pausing the stream of {}…", clean(&o.receiver))
             ),
         }
     }
@@ -292,6 +301,23 @@ impl Room for ConfirmState {
                 ));
                 let action = "Assign";
                 ("Assign owner", lines, &p.confirmation, action)
+            }
+            ConfirmState::PauseStream(p) => {
+                let o = p.order();
+                let lines = vec![
+                    Line::from(vec![
+                        Span::raw(" Pause the stream of "),
+                        Span::styled(clean(&o.receiver).into_owned(), t.style(Slot::Accent)),
+                        Span::raw("?"),
+                    ]),
+                    Line::from(format!(
+                        " Its receiver hears of no revocation until it is resumed: {} event(s)",
+                        o.pending
+                    )),
+                    Line::from(" wait now and every new one joins them; none is lost: a resume"),
+                    Line::from(" delivers them in order."),
+                ];
+                ("Pause stream", lines, &p.confirmation, "Pause")
             }
         };
         lines.push(Line::from(""));

@@ -2,7 +2,7 @@
 
 use super::filter::{move_by, refilter, set_quick};
 use super::sync::start_sync;
-use super::{approvals, clean, flags, reviews};
+use super::{approvals, clean, flags, reviews, streams};
 use crate::console::action::{
     BulkRevokeOrder, CampaignPurpose, Effect, OwnerChange, Pending, ReinstateOrder,
 };
@@ -37,7 +37,7 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             app.overlay = Some(Overlay::FilterInput(FilterInput));
         }
         Command::Back => match &app.screen {
-            Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) => {
+            Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) | Screen::Streams(_) => {
                 app.screen = Screen::Inventory
             }
             Screen::Inventory => {
@@ -99,6 +99,7 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             if matches!(app.screen, Screen::Approvals(_)) {
                 approvals::open(app, fx);
             }
+            streams::poll(app, fx);
             if app.me.is_none() {
                 if !app.me_in_flight {
                     app.me_in_flight = true;
@@ -139,6 +140,9 @@ pub fn on_command(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::CertifyUnchanged => reviews::certify_unchanged(app, fx),
         Command::AcceptAgent => reviews::accept_agent(app, fx),
         Command::Approvals => approvals::open(app, fx),
+        Command::Streams => streams::open(app, fx),
+        Command::PauseStream => streams::pause(app),
+        Command::ResumeStream => streams::resume(app, fx),
         Command::ApproveRequest => approvals::approve(app, fx),
         Command::DenyRequest => approvals::deny(app),
         Command::RequestScope => approvals::request_scope(app, fx),
