@@ -3,9 +3,9 @@
 //! A registry on loopback over a fresh SQLite file per case; 0, 1, 10 and 100 push receivers.
 //! Each receiver is what it is in production: its own catalogued resource (`r000`…`r099`, one
 //! scope each), authenticated with its own static secret, with one push stream to its own axum
-//! server on loopback. Every revoked agent holds the scopes of every receiver of the case, so
-//! each revoke is one `session-revoked` SET per receiver (a resource's stream carries only its
-//! own subjects). For each revoke it records the revoke's own latency (HTTP round trip) and the
+//! server on loopback. Every revoked agent holds one scope of each of the 100 resources (in every
+//! case, so that the revoke's own work is the same), so each revoke is one `session-revoked` SET
+//! per receiver (a resource's stream carries only its own subjects). For each revoke it records the revoke's own latency (HTTP round trip) and the
 //! time until every receiver has its SET. Prints p50/p99 in milliseconds.
 //!
 //! `--revokes N` (default 200) revokes per case.
@@ -109,7 +109,8 @@ async fn run(receivers: usize, revokes: usize) -> Case {
         let status = r.status().as_u16();
         assert_eq!(status, 201, "{}", r.text().await.unwrap_or_default());
     }
-    let scopes: Vec<String> = (0..receivers.max(1))
+    // Every case's agents hold the same 100 scopes: the cases differ only in their streams.
+    let scopes: Vec<String> = (0..RESOURCES)
         .map(|i| format!("{}:read", resource(i)))
         .collect();
     let mut ids = Vec::new();

@@ -11,7 +11,7 @@ use crate::console::app::{App, Overlay, Screen, Tone};
 use crate::console::keymap::Command;
 use crate::console::layout;
 use crate::console::overlays::confirm::ConfirmState;
-use crate::console::streams::{StreamsState, receiver_label};
+use crate::console::streams::receiver_label;
 use crate::model::signals::{StreamList, StreamState, StreamSummary};
 
 pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
