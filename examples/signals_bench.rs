@@ -101,8 +101,10 @@ async fn run(receivers: usize, revokes: usize) -> Case {
         let r = http
             .post(format!("{base}/ssf/streams"))
             .header("authorization", &basic)
-            .json(&json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url},
-                          "events_requested": [steward::model::signals::SESSION_REVOKED]}))
+            .json(
+                &json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url},
+                          "events_requested": [steward::model::signals::SESSION_REVOKED]}),
+            )
             .send()
             .await
             .unwrap();

@@ -75,7 +75,11 @@ async fn an_admin_lists_pauses_with_a_confirmation_and_resumes_a_stream() {
     key(&mut c, "enter");
     c.settle().await.unwrap();
     assert!(c.app.overlay.is_none());
-    assert_eq!(status_in_db(&r, &id), "enabled", "cancelled: nothing changed");
+    assert_eq!(
+        status_in_db(&r, &id),
+        "enabled",
+        "cancelled: nothing changed"
+    );
 
     // p, switch to Pause, Enter: the registry pauses it, and the screen shows its answer.
     key(&mut c, "p");
@@ -141,13 +145,20 @@ async fn an_owner_is_refused_the_streams_by_the_registry_not_by_the_console() {
     c.settle().await.unwrap();
     assert!(matches!(c.app.screen, Screen::Inventory));
     let (_, text) = c.app.message.clone().unwrap();
-    assert!(text.contains("may not see the Shared Signals streams"), "{text}");
+    assert!(
+        text.contains("may not see the Shared Signals streams"),
+        "{text}"
+    );
     // And the registry refuses the route itself (the console never decides alone).
-    let owner = steward::client::Client::new(&r.url, Some(steward::client::Secret::new(token)))
-        .unwrap();
+    let owner =
+        steward::client::Client::new(&r.url, Some(steward::client::Secret::new(token))).unwrap();
     assert_eq!(owner.streams().await.unwrap_err().status(), Some(403));
     assert_eq!(
-        owner.set_stream(&id, "pause", None).await.unwrap_err().status(),
+        owner
+            .set_stream(&id, "pause", None)
+            .await
+            .unwrap_err()
+            .status(),
         Some(403)
     );
     assert_eq!(status_in_db(&r, &id), "enabled");
@@ -268,21 +279,30 @@ async fn the_demo_admin_pauses_and_resumes_a_stream_in_a_pty() {
     assert!(selected.contains("poll"), "{}", screen.text());
 
     press("p");
-    screen.wait(&mut child, "the pause confirmation", Duration::from_secs(10), |s| {
-        s.contains("Pause the stream of")
-    });
+    screen.wait(
+        &mut child,
+        "the pause confirmation",
+        Duration::from_secs(10),
+        |s| s.contains("Pause the stream of"),
+    );
     press("\t");
     press("\r");
-    screen.wait(&mut child, "the paused stream", Duration::from_secs(30), |s| {
-        s.contains("is paused")
-    });
+    screen.wait(
+        &mut child,
+        "the paused stream",
+        Duration::from_secs(30),
+        |s| s.contains("is paused"),
+    );
     assert_eq!(status(poll), "paused");
     assert!(screen.text().contains("‖ paused"), "{}", screen.text());
 
     press("e");
-    screen.wait(&mut child, "the resumed stream", Duration::from_secs(30), |s| {
-        s.contains("is enabled")
-    });
+    screen.wait(
+        &mut child,
+        "the resumed stream",
+        Duration::from_secs(30),
+        |s| s.contains("is enabled"),
+    );
     assert_eq!(status(poll), "enabled");
 
     press("q");

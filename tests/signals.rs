@@ -637,14 +637,17 @@ async fn an_expired_grant_reaches_a_push_receiver_as_token_claims_change() {
     )
     .await;
     // The sweeper, an hour later (a second store over the same file, as a restart would).
-    let store = registry::open_store(&r._dir.path().join("steward.db"), OpenMode::MustExist)
-        .unwrap();
+    let store =
+        registry::open_store(&r._dir.path().join("steward.db"), OpenMode::MustExist).unwrap();
     let out = steward::registry::service::approvals::sweep(
         store.as_ref(),
         until + chrono::Duration::minutes(1),
     )
     .unwrap();
-    assert_eq!(out.grants_removed, vec![(id.clone(), "erp:read".to_string())]);
+    assert_eq!(
+        out.grants_removed,
+        vec![(id.clone(), "erp:read".to_string())]
+    );
     let deadline = tokio::time::Instant::now() + WAIT;
     let claims = loop {
         let mut found = None;

@@ -131,13 +131,19 @@ mod tests {
             state_label(&summary("a", StreamState::Paused, 0)),
             "‖ paused"
         );
-        assert_eq!(state_label(&summary("a", StreamState::Paused, 10)), "✖ dead");
+        assert_eq!(
+            state_label(&summary("a", StreamState::Paused, 10)),
+            "✖ dead"
+        );
         assert_eq!(
             state_label(&summary("a", StreamState::Disabled, 3)),
             "○ disabled"
         );
         assert_eq!(method_label(POLL), "poll");
-        assert_eq!(receiver_label("admin:a@example.com"), ("a@example.com", "admin"));
+        assert_eq!(
+            receiver_label("admin:a@example.com"),
+            ("a@example.com", "admin")
+        );
     }
 
     #[test]

@@ -105,7 +105,10 @@ pub(super) fn resume(app: &mut App, fx: &mut Vec<Effect>) {
         app.message = Some((Tone::Info, "the stream is enabled already".into()));
         return;
     }
-    let (id, who) = (s.stream_id.clone(), receiver_label(&s.receiver).0.to_string());
+    let (id, who) = (
+        s.stream_id.clone(),
+        receiver_label(&s.receiver).0.to_string(),
+    );
     app.message = Some((
         Tone::Info,
         format!("resuming the stream of {}…", clean(&who)),

@@ -158,11 +158,7 @@ fn particulars<'a>(app: &'a App, r: &'a StreamSummary, w: usize) -> Vec<Line<'a>
             &format!(
                 " STREAM {} · {} {}",
                 clean(&r.stream_id),
-                if kind == "admin" {
-                    "admin"
-                } else {
-                    "resource"
-                },
+                if kind == "admin" { "admin" } else { "resource" },
                 clean(who)
             ),
             w,

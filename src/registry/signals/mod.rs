@@ -153,9 +153,11 @@ impl Signals {
         if let Err(tokio::sync::mpsc::error::SendError(d)) = sent {
             // The recorder is gone (never launched, or shutting down): record it here.
             let store = self.store.clone();
-            return tokio::task::spawn_blocking(move || store.mark_delivered(&d.stream_id, &d.jtis))
-                .await
-                .map_err(|e| crate::registry::store::StoreError::Internal(e.to_string()))?;
+            return tokio::task::spawn_blocking(move || {
+                store.mark_delivered(&d.stream_id, &d.jtis)
+            })
+            .await
+            .map_err(|e| crate::registry::store::StoreError::Internal(e.to_string()))?;
         }
         recorded.await.map_err(|_| {
             crate::registry::store::StoreError::Internal("the delivery recorder stopped".into())
