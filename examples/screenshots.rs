@@ -71,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let store = registry::open_store(&scratch.path().join("demo.db"), OpenMode::CreateIfMissing)?;
     let personas = registry::demo::seed(store.as_ref(), 7, 3000)?;
+    // The demo's two Shared Signals streams (a resource that polls, a push receiver that is down).
+    registry::demo_signals::seed_streams(store.as_ref(), &personas["admin"].email)?;
     // A week of exchanges, some live, for the revoke result and the activity view.
     registry::demo_history::seed_token_history(store.as_ref(), 7, chrono::Utc::now())?;
     // The demo's behaviour story: history, then today's events through the real detectors.
@@ -348,6 +350,24 @@ async fn main() -> anyhow::Result<()> {
         &out,
         "request-scope",
         "Steward console: requesting a scope from the catalogue",
+    )?;
+
+    // The admin's streams: the poll stream holds the revokes above until its resource server
+    // polls; the push receiver is down and its failures show. A moment for a retry or two.
+    for _ in 0..3 {
+        key(&mut c, "esc");
+        c.settle().await?;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    key(&mut c, ":");
+    type_text(&mut c, "streams");
+    key(&mut c, "enter");
+    c.settle().await?;
+    shoot(
+        &mut c,
+        &out,
+        "streams",
+        "Steward console: Shared Signals streams (admins)",
     )?;
 
     let _ = stop.send(());

@@ -613,6 +613,67 @@ async fn every_path_that_ends_access_reaches_a_push_receiver() {
     );
 }
 
+/// A grant whose time is up is removed by the sweeper through the ordinary removal path: a
+/// `token-claims-change` naming the scope reaches the push receiver, signed like every SET.
+#[tokio::test]
+async fn an_expired_grant_reaches_a_push_receiver_as_token_claims_change() {
+    let r = Registry::start(fast_retries()).await;
+    let rx = receiver().await;
+    r.push_stream(&r.admin_auth(), &rx.url).await;
+    r.person("bob@example.com").await;
+    let v = r
+        .ok(
+            "POST",
+            "/v1/agents",
+            json!({"name": "temp", "owner": "bob@example.com", "scopes": ["crm:read"]}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    r.ok(
+        "POST",
+        &format!("/v1/agents/{id}/grants"),
+        json!({"scope": "erp:read", "expires_at": until, "justification": "for an hour"}),
+    )
+    .await;
+    // The sweeper, an hour later (a second store over the same file, as a restart would).
+    let store =
+        registry::open_store(&r._dir.path().join("steward.db"), OpenMode::MustExist).unwrap();
+    let out = steward::registry::service::approvals::sweep(
+        store.as_ref(),
+        until + chrono::Duration::minutes(1),
+    )
+    .unwrap();
+    assert_eq!(
+        out.grants_removed,
+        vec![(id.clone(), "erp:read".to_string())]
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let claims = loop {
+        let mut found = None;
+        for s in rx.got.lock().unwrap().clone() {
+            let c = jsonwebtoken::dangerous::insecure_decode::<Value>(&s)
+                .unwrap()
+                .claims;
+            if event(&c).0 == TOKEN_CLAIMS_CHANGE {
+                found = Some(s);
+            }
+        }
+        if let Some(s) = found {
+            break r.verify(&s, "admin:admin@example.com").await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no token-claims-change arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, ev) = event(&claims);
+    assert_eq!(ev["claims"]["scope_removed"], "erp:read");
+    assert_eq!(ev["claims"]["scope"], "crm:read");
+    assert_eq!(agent_of(&claims), Some(id));
+}
+
 /// A receiver that is down for a while gets every event after it returns, in order; the stream
 /// shows its failures meanwhile; a receiver that never returns is paused after N failures.
 #[tokio::test]

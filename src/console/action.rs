@@ -172,6 +172,14 @@ pub enum Action {
         scope: String,
         result: ClientResult<AccessRequest>,
     },
+    /// The Shared Signals streams (`GET /v1/streams`, admins).
+    StreamsLoaded(ClientResult<crate::model::signals::StreamList>),
+    /// The registry's answer to a pause (`pause: true`) or a resume.
+    StreamSet {
+        id: String,
+        pause: bool,
+        result: ClientResult<crate::model::signals::StreamSummary>,
+    },
 }
 
 /// Why the open campaigns were loaded.
@@ -295,6 +303,14 @@ pub enum Effect {
         ids: Vec<String>,
         reason: String,
     },
+    /// The Shared Signals streams, for their screen.
+    LoadStreams,
+    /// `p` on the streams screen, confirmed first.
+    PauseStream(Confirmed<PauseStreamOrder>),
+    /// `e` on the streams screen.
+    ResumeStream {
+        id: String,
+    },
 }
 
 impl std::fmt::Debug for Effect {
@@ -365,6 +381,9 @@ impl std::fmt::Debug for Effect {
             Effect::AcknowledgeFlags { agent_id, ids, .. } => {
                 write!(f, "AcknowledgeFlags({agent_id}, {} flags)", ids.len())
             }
+            Effect::LoadStreams => f.write_str("LoadStreams"),
+            Effect::PauseStream(o) => write!(f, "PauseStream({})", o.order().id),
+            Effect::ResumeStream { id } => write!(f, "ResumeStream({id})"),
         }
     }
 }
@@ -442,6 +461,16 @@ impl<T> Pending<T> {
             Err(self)
         }
     }
+}
+
+/// One stream to pause, confirmed first: its receiver hears nothing until it is resumed.
+#[derive(Debug, Clone)]
+pub struct PauseStreamOrder {
+    pub id: String,
+    /// `resource:<id>` or `admin:<email>`.
+    pub receiver: String,
+    /// Events waiting now (they keep waiting; new ones join them).
+    pub pending: u64,
 }
 
 #[derive(Debug, Clone)]

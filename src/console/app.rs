@@ -206,6 +206,8 @@ pub enum Screen {
     Reviews(Box<ReviewsState>),
     /// What waits for me to approve or deny (`A`).
     Approvals(Box<super::approvals::ApprovalsState>),
+    /// The Shared Signals streams (`:streams`, admins).
+    Streams(Box<super::streams::StreamsState>),
 }
 
 pub struct App {
@@ -370,6 +372,8 @@ impl App {
                     .map(|i| *self.inventory.row(i));
                 Some((request.agent_id.clone(), request.agent_name.clone(), row))
             }
+            // A stream is no agent: the agent verbs have nothing to act on there.
+            Screen::Streams(_) => None,
             Screen::Inventory => {
                 let i = self.selected_row()?;
                 let row = *self.inventory.row(i);
@@ -407,6 +411,9 @@ impl App {
             Command::CloseCampaign | Command::NewCampaign => yes(may.administer_campaigns),
             Command::AuditAll => yes(may.read_audit),
             Command::ExportEvidence => yes(may.read_all_reviews),
+            Command::Streams | Command::PauseStream | Command::ResumeStream => {
+                yes(may.manage_streams)
+            }
             _ => Reach::All,
         })
     }
@@ -449,6 +456,9 @@ impl App {
             Command::CloseCampaign => "you may not close campaigns".to_string(),
             Command::NewCampaign => "you may not create campaigns".to_string(),
             Command::ExportEvidence => "you may not export review evidence".to_string(),
+            Command::Streams | Command::PauseStream | Command::ResumeStream => {
+                "you may not see the Shared Signals streams (admins do)".to_string()
+            }
             Command::AuditAll => {
                 "you may not read the whole audit log (t shows your agents' own)".to_string()
             }
@@ -514,6 +524,7 @@ impl App {
             Screen::Detail(_) => super::keymap::Scope::Detail,
             Screen::Reviews(_) => super::keymap::Scope::Reviews,
             Screen::Approvals(_) => super::keymap::Scope::Approvals,
+            Screen::Streams(_) => super::keymap::Scope::Streams,
         }
     }
 

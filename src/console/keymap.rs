@@ -95,6 +95,28 @@ pub enum Command {
     /// Accept the recommendations of every agent of the filtered queue (reviews; typed
     /// confirmation with the registry's counts).
     AcceptFiltered,
+    /// `:streams`: the Shared Signals streams, their lag and last error (admins).
+    Streams,
+    /// Pause the selected stream (streams; asks first).
+    PauseStream,
+    /// Resume the selected stream (streams).
+    ResumeStream,
+}
+
+impl Command {
+    /// True for the verbs that act on the selected agent (nothing to act on where no agent
+    /// is shown).
+    pub fn acts_on_an_agent(self) -> bool {
+        matches!(
+            self,
+            Command::AssignOwner
+                | Command::UndoOwner
+                | Command::Revoke
+                | Command::Reinstate
+                | Command::Decommission
+                | Command::Activity
+        )
+    }
 }
 
 /// Where a binding applies.
@@ -108,6 +130,8 @@ pub enum Scope {
     Reviews,
     /// The "waiting for me" approvals screen.
     Approvals,
+    /// The Shared Signals streams screen (admins).
+    Streams,
     /// Prompts with a text field: the filter, the command line, the owner picker, the
     /// justification, the incident reference, a typed confirmation. Typed characters always go
     /// into the field, so only non-character keys act here.
@@ -130,6 +154,7 @@ impl Scope {
             Scope::Detail => "Agent detail",
             Scope::Reviews => "My reviews",
             Scope::Approvals => "Waiting for me (approvals)",
+            Scope::Streams => "Shared Signals streams",
             Scope::Prompt => "Prompts and pickers",
             Scope::Buttons => "Confirmations",
             Scope::Form => "Campaign form",
@@ -139,12 +164,13 @@ impl Scope {
     }
 
     /// Every scope, in the order the help lists them.
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::Everywhere,
         Scope::Inventory,
         Scope::Detail,
         Scope::Reviews,
         Scope::Approvals,
+        Scope::Streams,
         Scope::Prompt,
         Scope::Buttons,
         Scope::Form,
@@ -161,6 +187,7 @@ impl Scope {
                 | Scope::Detail
                 | Scope::Reviews
                 | Scope::Approvals
+                | Scope::Streams
         )
     }
 
@@ -418,6 +445,7 @@ const fn b(
 
 use Scope::{
     Activity, Approvals, Buttons, Detail, Everywhere, Form, Inventory, Prompt, Reading, Reviews,
+    Streams,
 };
 
 /// The default bindings, in the order the help screen lists them.
@@ -813,6 +841,31 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('n')],
         "deny the selected request (asks for a reason)",
         Some("deny"),
+    ),
+    b(
+        "streams",
+        Command::Streams,
+        Everywhere,
+        &[],
+        "Shared Signals streams: state, lag, last error (admins)",
+        None,
+    )
+    .words(&["streams"], ""),
+    b(
+        "pause-stream",
+        Command::PauseStream,
+        Streams,
+        &[KeySpec::char('p')],
+        "pause the selected stream: its events wait (asks)",
+        Some("pause"),
+    ),
+    b(
+        "resume-stream",
+        Command::ResumeStream,
+        Streams,
+        &[KeySpec::char('e')],
+        "resume the selected stream: waiting events are delivered in order",
+        Some("resume"),
     ),
     b(
         "request-scope",
@@ -1318,7 +1371,7 @@ impl Keymap {
             .iter()
             .filter(|b| b.scope == here || (here.is_screen() && b.scope == Scope::Everywhere))
             .collect();
-        if matches!(here, Scope::Reviews | Scope::Approvals) {
+        if matches!(here, Scope::Reviews | Scope::Approvals | Scope::Streams) {
             bindings.sort_by_key(|b| b.scope != here);
         }
         bindings

@@ -52,7 +52,9 @@ pub fn table_rows(app: &App) -> usize {
     match app.screen {
         // The table's own header takes one line.
         Screen::Inventory => body.height.saturating_sub(1) as usize,
-        Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) => body.height as usize,
+        Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) | Screen::Streams(_) => {
+            body.height as usize
+        }
     }
 }
 
@@ -112,6 +114,18 @@ pub fn approvals(body: Rect) -> (Rect, Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Length(list), Constraint::Min(0)]).areas(body);
     (top, bottom)
+}
+
+/// The streams screen: the list above, the selected stream below (the approvals' split).
+pub fn streams(body: Rect) -> (Rect, Rect) {
+    approvals(body)
+}
+
+/// Streams on screen at once.
+pub fn stream_rows(app: &App) -> usize {
+    (streams(body(app)).0.height as usize)
+        .saturating_sub(1)
+        .max(1)
 }
 
 /// Requests on screen at once in the approvals queue.

@@ -22,6 +22,7 @@ pub mod layout;
 pub mod list;
 pub mod overlays;
 pub mod runtime;
+pub mod streams;
 pub mod svg;
 pub mod terminal;
 pub mod theme;

@@ -520,6 +520,28 @@ impl Console {
                     Action::ThemeNames(names)
                 });
             }
+            Effect::LoadStreams => {
+                self.spawn(|c, _| async move { Action::StreamsLoaded(c.streams().await) })
+            }
+            Effect::PauseStream(order) => {
+                let order = order.into_order();
+                self.spawn(move |c, _| async move {
+                    let result = c.set_stream(&order.id, "pause", None).await;
+                    Action::StreamSet {
+                        id: order.id,
+                        pause: true,
+                        result,
+                    }
+                })
+            }
+            Effect::ResumeStream { id } => self.spawn(move |c, _| async move {
+                let result = c.set_stream(&id, "resume", None).await;
+                Action::StreamSet {
+                    id,
+                    pause: false,
+                    result,
+                }
+            }),
             Effect::LoadApprovals => self.spawn(|c, _| async move {
                 let query = crate::model::approvals::RequestQuery {
                     status: Some("pending".into()),

@@ -50,6 +50,10 @@ pub struct Permissions {
     /// on every agent, an owner on their own.
     #[serde(default)]
     pub acknowledge_flags: Reach,
+    /// List the Shared Signals streams with their lag and last error, pause and resume them
+    /// (`/v1/streams`): admins.
+    #[serde(default)]
+    pub manage_streams: bool,
 }
 
 /// What the caller may do to one agent now (its status counted), as the registry answers it

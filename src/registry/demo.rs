@@ -227,6 +227,9 @@ pub fn seed_with_campaign(
     crate::registry::demo_history::seed_token_history(store, seed, Utc::now())?;
     log_phase("token history", started);
     let started = std::time::Instant::now();
+    if let Some(admin) = personas.get("admin") {
+        crate::registry::demo_signals::seed_streams(store, &admin.email)?;
+    }
     let campaign = if agents <= CAMPAIGN_AGENT_LIMIT {
         Some(crate::registry::demo_reviews::seed_demo_campaign(
             store,

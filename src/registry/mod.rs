@@ -6,6 +6,7 @@ pub mod demo_activity;
 pub mod demo_catalogue;
 pub mod demo_history;
 pub mod demo_reviews;
+pub mod demo_signals;
 pub mod http;
 pub mod logging;
 pub mod perimeter;

@@ -136,6 +136,11 @@ pub fn may_read_audit(p: &Person) -> bool {
     reads_everything(p)
 }
 
+/// The Shared Signals streams' admin view (`/v1/streams`: list, show, pause, resume): admins.
+pub fn may_manage_streams(p: &Person) -> bool {
+    is_admin(p)
+}
+
 /// Direct grants: admins only, and never to an agent they own (they request like any owner).
 pub fn may_grant_directly(p: &Person, agent: &AgentFacts) -> StoreResult<()> {
     if !is_admin(p) {

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use super::{Hint, Overlay, Room, edit, popup};
 use crate::console::action::{
     AcceptOrder, BulkOwnerOrder, BulkRevokeOrder, CloseCampaignOrder, Confirmation,
-    DecommissionOrder, Effect, Pending, ReinstateOrder, SuspendOrder,
+    DecommissionOrder, Effect, PauseStreamOrder, Pending, ReinstateOrder, SuspendOrder,
 };
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
@@ -28,6 +28,8 @@ pub enum ConfirmState {
     BulkOwner(Pending<BulkOwnerOrder>),
     /// `Y` on the reviews screen: the recommendations of the filtered queue.
     AcceptRecommendations(Pending<AcceptOrder>),
+    /// `p` on the streams screen.
+    PauseStream(Pending<PauseStreamOrder>),
 }
 
 impl ConfirmState {
@@ -40,6 +42,7 @@ impl ConfirmState {
             ConfirmState::Suspend(p) => &p.confirmation,
             ConfirmState::BulkOwner(p) => &p.confirmation,
             ConfirmState::AcceptRecommendations(p) => &p.confirmation,
+            ConfirmState::PauseStream(p) => &p.confirmation,
         }
     }
 
@@ -157,6 +160,13 @@ impl Room for ConfirmState {
                 AcceptRecommendations,
                 Effect::AcceptRecommendations,
                 |o: &AcceptOrder| format!("accepting {} recommendations…", o.items)
+
+            ),
+            ConfirmState::PauseStream(p) => handle!(
+                p,
+                PauseStream,
+                Effect::PauseStream,
+                |o: &PauseStreamOrder| format!("pausing the stream of {}…", clean(&o.receiver))
             ),
         }
     }
@@ -336,6 +346,24 @@ impl Room for ConfirmState {
                     )));
                 }
                 ("Accept recommendations", lines, &p.confirmation, "Accept")
+
+            }
+            ConfirmState::PauseStream(p) => {
+                let o = p.order();
+                let lines = vec![
+                    Line::from(vec![
+                        Span::raw(" Pause the stream of "),
+                        Span::styled(clean(&o.receiver).into_owned(), t.style(Slot::Accent)),
+                        Span::raw("?"),
+                    ]),
+                    Line::from(format!(
+                        " Its receiver hears of no revocation until it is resumed: {} event(s)",
+                        o.pending
+                    )),
+                    Line::from(" wait now and every new one joins them; none is lost: a resume"),
+                    Line::from(" delivers them in order."),
+                ];
+                ("Pause stream", lines, &p.confirmation, "Pause")
             }
         };
         lines.push(Line::from(""));

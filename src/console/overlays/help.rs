@@ -238,6 +238,8 @@ mod tests {
             "new-campaign",
             "close-campaign",
             "campaign-progress",
+            "pause-stream",
+            ":streams",
         ] {
             assert!(
                 !help.contains(hidden),
@@ -254,6 +256,7 @@ mod tests {
             administer_campaigns: true,
             read_audit: true,
             acknowledge_flags: Reach::All,
+            manage_streams: true,
         };
         let help = text(&app(Some(admin)));
         for shown in [
@@ -262,6 +265,8 @@ mod tests {
             "reinstate",
             "new-campaign",
             "close-campaign",
+            "pause-stream",
+            ":streams",
         ] {
             assert!(
                 help.contains(shown),

@@ -83,6 +83,10 @@ pub fn move_by(app: &mut App, delta: isize) {
         super::approvals::move_by(app, delta);
         return;
     }
+    if let Screen::Streams(_) = &app.screen {
+        super::streams::move_by(app, delta);
+        return;
+    }
     if let Screen::Detail(_) = &app.screen {
         let len = crate::console::detail_text::length(app);
         if let Screen::Detail(d) = &mut app.screen {

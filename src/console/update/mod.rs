@@ -14,6 +14,7 @@ pub mod flags;
 pub mod keys;
 pub mod owners;
 pub mod reviews;
+pub mod streams;
 pub mod sync;
 pub mod verbs;
 
@@ -52,6 +53,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         | Action::ApprovalDecided { .. }
         | Action::CatalogueLoaded { .. }
         | Action::ScopeRequested { .. } => approvals::on_answer(app, action, &mut fx),
+        Action::StreamsLoaded(_) | Action::StreamSet { .. } => {
+            streams::on_answer(app, action, &mut fx)
+        }
         Action::OwnersAssigned { .. }
         | Action::OwnerCandidatesLoaded { .. }
         | Action::HandoversLoaded(_) => owners::on_answer(app, action, &mut fx),

@@ -119,6 +119,8 @@ pub(crate) fn start_sync(app: &mut App, fx: &mut Vec<Effect>) {
     });
     // What waits for me rides on the same tick (the header counts it on every screen).
     super::approvals::poll(app, fx);
+    // The streams screen's lag and last errors move: it asks again on the same tick.
+    super::streams::poll(app, fx);
 }
 
 pub(super) fn on_tick(app: &mut App, now: i64, fx: &mut Vec<Effect>) {

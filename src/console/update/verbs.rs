@@ -2,7 +2,7 @@
 
 use super::filter::{move_by, refilter, set_quick};
 use super::sync::start_sync;
-use super::{approvals, clean, flags, reviews};
+use super::{approvals, clean, flags, reviews, streams};
 use crate::console::action::{
     BulkRevokeOrder, CampaignPurpose, Effect, OwnerChange, Pending, ReinstateOrder,
 };
@@ -58,7 +58,7 @@ fn on_command_inner(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             app.overlay = Some(Overlay::FilterInput(FilterInput));
         }
         Command::Back => match &app.screen {
-            Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) => {
+            Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) | Screen::Streams(_) => {
                 app.screen = Screen::Inventory
             }
             Screen::Inventory => {
@@ -120,6 +120,7 @@ fn on_command_inner(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             if matches!(app.screen, Screen::Approvals(_)) {
                 approvals::open(app, fx);
             }
+            streams::poll(app, fx);
             if app.me.is_none() {
                 if !app.me_in_flight {
                     app.me_in_flight = true;
@@ -162,6 +163,9 @@ fn on_command_inner(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
         Command::ReviewSort => reviews::cycle_sort(app, fx),
         Command::AcceptFiltered => reviews::accept_filtered(app, fx),
         Command::Approvals => approvals::open(app, fx),
+        Command::Streams => streams::open(app, fx),
+        Command::PauseStream => streams::pause(app),
+        Command::ResumeStream => streams::resume(app, fx),
         Command::ApproveRequest => approvals::approve(app, fx),
         Command::DenyRequest => approvals::deny(app),
         Command::RequestScope => approvals::request_scope(app, fx),

@@ -262,6 +262,8 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             .collect(),
         None => {
             let target = app.target().and_then(|(_, _, row)| row);
+            // The streams screen shows no agent: the agent verbs are not offered there.
+            let on_streams = matches!(app.screen, crate::console::app::Screen::Streams(_));
             let mut pairs: Vec<(String, String)> = app
                 .keymap
                 .hints_in(app.key_scope())
@@ -271,6 +273,7 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
                         && app.agent_allows(*c, target.as_ref())
                         // `u` earns its place only while there is an owner change to undo.
                         && (*c != Command::UndoOwner || app.last_owner_change.is_some())
+                        && !(on_streams && c.acts_on_an_agent())
                 })
                 .map(|(k, w, _)| (k, w.to_string()))
                 .collect();

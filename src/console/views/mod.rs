@@ -6,6 +6,7 @@ mod chrome;
 pub mod detail;
 mod inventory;
 pub mod reviews;
+pub mod streams;
 
 use ratatui::Frame;
 use ratatui::widgets::Block;
@@ -44,6 +45,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Approvals(s) => {
             approvals::title(frame, app, s, a.tabs);
             approvals::draw(frame, app, s, a.body);
+        }
+        Screen::Streams(s) => {
+            streams::title(frame, app, s, a.tabs);
+            streams::draw(frame, app, s, a.body);
         }
     }
     chrome::status(frame, app, a.status);

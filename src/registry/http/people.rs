@@ -63,6 +63,7 @@ pub fn permissions(p: &Person) -> Permissions {
             p,
             crate::model::flag::FlagState::Acknowledged,
         ),
+        manage_streams: policy::may_manage_streams(p),
     }
 }
 

@@ -721,7 +721,7 @@ pub async fn poll(
 }
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {
-    if policy::is_admin(&caller.person) {
+    if policy::may_manage_streams(&caller.person) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(

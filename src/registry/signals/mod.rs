@@ -70,6 +70,17 @@ pub struct Signals {
     /// Per push stream: its delivery task.
     workers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     launched: std::sync::atomic::AtomicBool,
+    /// Deliveries to record: every push task sends what its receiver accepted here, and one
+    /// task writes all that is waiting in one transaction (see [`record_loop`]).
+    deliveries: tokio::sync::mpsc::UnboundedSender<Delivered>,
+    delivery_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Delivered>>>,
+}
+
+/// One stream's accepted SETs, and who waits for them to be recorded.
+struct Delivered {
+    stream_id: String,
+    jtis: Vec<String>,
+    done: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 
 impl std::fmt::Debug for Signals {
@@ -95,6 +106,7 @@ impl Signals {
             .dns_resolver(Arc::new(GuardedResolver(networks.clone())))
             .user_agent(concat!("steward-ssf/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let (deliveries, delivery_queue) = tokio::sync::mpsc::unbounded_channel();
         let signals = Arc::new(Signals {
             store,
             tokens,
@@ -104,6 +116,8 @@ impl Signals {
             wakes: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
             launched: std::sync::atomic::AtomicBool::new(false),
+            deliveries,
+            delivery_queue: Mutex::new(Some(delivery_queue)),
         });
         Ok(signals)
     }
@@ -115,7 +129,39 @@ impl Signals {
             .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
             tokio::spawn(fan_out_loop(Arc::downgrade(self)));
+            if let Some(queue) = self
+                .delivery_queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                tokio::spawn(record_loop(self.store.clone(), queue));
+            }
         }
+    }
+
+    /// Records a stream's accepted SETs (with every other stream's waiting at the time, in one
+    /// transaction); returns once they are recorded, so that the stream's next read does not
+    /// see them pending again.
+    async fn record_delivered(&self, stream_id: &str, jtis: Vec<String>) -> StoreResult<()> {
+        let (done, recorded) = tokio::sync::oneshot::channel();
+        let sent = self.deliveries.send(Delivered {
+            stream_id: stream_id.to_string(),
+            jtis,
+            done,
+        });
+        if let Err(tokio::sync::mpsc::error::SendError(d)) = sent {
+            // The recorder is gone (never launched, or shutting down): record it here.
+            let store = self.store.clone();
+            return tokio::task::spawn_blocking(move || {
+                store.mark_delivered(&d.stream_id, &d.jtis)
+            })
+            .await
+            .map_err(|e| crate::registry::store::StoreError::Internal(e.to_string()))?;
+        }
+        recorded.await.map_err(|_| {
+            crate::registry::store::StoreError::Internal("the delivery recorder stopped".into())
+        })?
     }
 
     pub fn issuer(&self) -> &str {
@@ -308,6 +354,35 @@ impl Drop for Signals {
     }
 }
 
+/// Writes what the push tasks delivered: whatever waits when a write starts goes into that one
+/// transaction. A revoke then waits for the writer behind at most one such write, however many
+/// receivers just acknowledged.
+async fn record_loop(
+    store: Arc<dyn Store>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Delivered>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut waiting = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            waiting.push(more);
+        }
+        let batch: Vec<(String, Vec<String>)> = waiting
+            .iter_mut()
+            .map(|d| (d.stream_id.clone(), std::mem::take(&mut d.jtis)))
+            .collect();
+        let store = store.clone();
+        let result = tokio::task::spawn_blocking(move || store.mark_delivered_many(&batch))
+            .await
+            .unwrap_or_else(|e| Err(crate::registry::store::StoreError::Internal(e.to_string())));
+        for d in waiting {
+            let _ = d.done.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(crate::registry::store::StoreError::Internal(e.to_string())),
+            });
+        }
+    }
+}
+
 async fn fan_out_loop(signals: Weak<Signals>) {
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
@@ -409,10 +484,10 @@ async fn push_loop(signals: Weak<Signals>, stream_id: String) {
             }
         }
         if !delivered.is_empty() {
-            let store = s.store.clone();
-            let sid = stream_id.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || store.mark_delivered(&sid, &delivered)).await;
+            if let Err(e) = s.record_delivered(&stream_id, delivered).await {
+                // Not recorded: they stay pending and are pushed again (at least once).
+                tracing::warn!("signals: recording deliveries of {stream_id} failed: {e}");
+            }
             failures = 0;
         }
         if let Some(why) = failed {

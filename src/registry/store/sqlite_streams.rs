@@ -277,6 +277,21 @@ fn must_stream(tx: &Transaction<'_>, id: &str) -> StoreResult<StreamRow> {
     load_stream(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("no stream {id}")))
 }
 
+/// Marks a stream's SETs delivered and resets its failure count, in the caller's transaction.
+fn delivered_in(tx: &Transaction<'_>, stream_id: &str, jtis: &[String]) -> StoreResult<()> {
+    let n = tx.execute(
+        "UPDATE ssf_queue SET state = 'delivered', done_at = ?1
+         WHERE stream_id = ?2 AND state = 'pending' AND jti IN (SELECT value FROM json_each(?3))",
+        params![unix_now(), stream_id, json_list(jtis)],
+    )?;
+    tx.execute(
+        "UPDATE ssf_streams SET consecutive_failures = 0, delivered = delivered + ?1,
+            last_delivered_at = ?2 WHERE id = ?3",
+        params![n as i64, ts(Utc::now()), stream_id],
+    )?;
+    Ok(())
+}
+
 impl StreamStore for SqliteStore {
     fn create_stream(
         &self,
@@ -599,17 +614,17 @@ impl StreamStore for SqliteStore {
     }
 
     fn mark_delivered(&self, stream_id: &str, jtis: &[String]) -> StoreResult<()> {
+        self.write(|tx| delivered_in(tx, stream_id, jtis))
+    }
+
+    fn mark_delivered_many(&self, batch: &[(String, Vec<String>)]) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE ssf_queue SET state = 'delivered', done_at = ?1
-                 WHERE stream_id = ?2 AND state = 'pending' AND jti IN (SELECT value FROM json_each(?3))",
-                params![unix_now(), stream_id, json_list(jtis)],
-            )?;
-            tx.execute(
-                "UPDATE ssf_streams SET consecutive_failures = 0, delivered = delivered + ?1,
-                    last_delivered_at = ?2 WHERE id = ?3",
-                params![n as i64, ts(Utc::now()), stream_id],
-            )?;
+            for (stream_id, jtis) in batch {
+                delivered_in(tx, stream_id, jtis)?;
+            }
             Ok(())
         })
     }

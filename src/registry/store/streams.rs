@@ -172,6 +172,10 @@ pub trait StreamStore {
     fn pending_count(&self, stream_id: &str) -> StoreResult<u64>;
     /// Push: these SETs were accepted; resets the failure count.
     fn mark_delivered(&self, stream_id: &str, jtis: &[String]) -> StoreResult<()>;
+    /// Push: [`StreamStore::mark_delivered`] for several streams in one transaction (the
+    /// transmitter records what every stream delivered meanwhile at once, so that a hundred
+    /// receivers' acknowledgements take the writer once, not a hundred times).
+    fn mark_delivered_many(&self, batch: &[(String, Vec<String>)]) -> StoreResult<()>;
     /// Push: the receiver refused this SET for good (RFC 8935 §2.3 error).
     fn mark_refused(&self, stream_id: &str, jti: &str, error: &str) -> StoreResult<()>;
     /// Push: a delivery attempt failed (retried); pauses the stream after `pause_after`
