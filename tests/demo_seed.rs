@@ -811,7 +811,7 @@ fn every_demo_flag_is_explainable_from_its_evidence() {
     use steward::model::flag::{FlagKind, FlagQuery, FlagState};
     use steward::registry::behaviour::{Behaviour, BehaviourSettings};
     use steward::registry::demo_activity::{plant_story, seed_history};
-    use steward::registry::store::FlagStore;
+    use steward::registry::store::{CatalogueStore, FlagStore};
 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(fresh_store(&dir, "story.db"));
@@ -861,6 +861,11 @@ fn every_demo_flag_is_explainable_from_its_evidence() {
         let info = store.scope_catalogue(std::slice::from_ref(scope)).unwrap();
         assert!(info[0].audiences.contains(aud), "{scope} is for {aud}");
         assert_ne!(&u.scope, scope, "its history never used {scope}");
+        assert_ne!(
+            scope.as_str(),
+            steward::registry::demo_catalogue::PER_USE_SCOPE,
+            "a per-use scope's exchange waits for approval"
+        );
     }
     let tier = store
         .scope_catalogue(std::slice::from_ref(admin_scope))
@@ -962,4 +967,64 @@ fn every_demo_flag_is_explainable_from_its_evidence() {
             f.evidence.baseline
         );
     }
+}
+
+/// The demo builds the trigram text index once after its last batch: search finds seeded
+/// agents by a piece of their name, agents registered afterwards are indexed by the trigger
+/// again, and a seed cut short (the trigger still dropped) is repaired when the store opens.
+#[test]
+fn search_finds_seeded_agents_and_a_cut_short_seed_is_repaired_at_open() {
+    use steward::registry::store::Visibility;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = seeded(&dir, "search.db", 7, 300);
+    let find = |store: &SqliteStore, q: &str| -> Vec<String> {
+        store
+            .list_agents(
+                &AgentQuery {
+                    q: Some(q.to_string()),
+                    limit: Some(1000),
+                    ..Default::default()
+                },
+                &Visibility::All,
+            )
+            .unwrap()
+            .agents
+            .into_iter()
+            .map(|a| a.id)
+            .collect()
+    };
+    let agents = all_agents(&store);
+    let some = &agents[agents.len() / 2];
+    let piece: String = some.name.chars().skip(1).take(6).collect();
+    assert!(
+        find(&store, &piece).contains(&some.id),
+        "{piece} finds {}",
+        some.id
+    );
+    let trigger = |path: &std::path::Path| -> bool {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger'
+                                AND name = 'agents_text_insert')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let path = store.path().to_path_buf();
+    assert!(trigger(&path), "the insert trigger is back after seeding");
+    drop(store);
+    // A seed cut short: the trigger dropped, the index emptied.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TRIGGER agents_text_insert;
+             INSERT INTO agents_text(agents_text) VALUES ('delete-all');",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, OpenMode::MustExist).unwrap();
+    assert!(trigger(&path), "repaired at open");
+    assert!(find(&store, &piece).contains(&some.id), "reindexed at open");
 }

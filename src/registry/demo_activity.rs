@@ -206,7 +206,8 @@ pub fn seed_history(store: &dyn Store, seed: u64, now: DateTime<Utc>) -> anyhow:
     let mut admin_scope: Option<(usize, u8, bool, String, String)> = None;
     for (i, u) in rest.iter().enumerate() {
         for g in &u.granted {
-            if *g == u.scope {
+            // A per-use scope's exchange waits for a person's yes: not an accepted one.
+            if *g == u.scope || g == crate::registry::demo_catalogue::PER_USE_SCOPE {
                 continue;
             }
             let Some((tier, audience)) = catalogue(g)? else {
