@@ -800,10 +800,13 @@ async fn an_auditor_reads_and_exports_but_cannot_decide() {
     key(&mut c, "r");
     c.settle().await.unwrap();
     let screen = screen_text(&mut c, 120, 40);
+    // Nothing is assigned to the auditor: the screen lists every reviewer's items, read-only
+    // (the registry's `may_decide: false`), and no decision key is offered.
     assert!(
-        screen.contains("nothing assigned to you") && screen.contains("exports the open"),
+        screen.contains("Every reviewer's items (read-only)") && screen.contains("mixed-bot"),
         "{screen}"
     );
+    assert!(!screen.contains(" c certify "), "{screen}");
     assert!(!screen.contains("no open campaign ·"), "{screen}");
 
     // The evidence, where the auditor asks.
