@@ -366,7 +366,7 @@ async fn the_reviews_screen_at_both_sizes() {
         // Which row belongs to whom: the divider, the agent's name above its scopes, ▶ on
         // the selected row of both lists.
         assert!(line("mixed-bot").contains('│'), "{s}");
-        assert!(line("AGENTS (2)").contains("▶ mixed-bot"), "{s}");
+        assert!(line("AGENTS (2 of 2)").contains("▶ mixed-bot"), "{s}");
         assert!(line("erp:read").contains("│▶"), "{s}");
     }
     // The justification prompt.
