@@ -125,6 +125,7 @@ enum Op {
     CloseCampaign,
     CertifyUnchanged,
     ReassignAgentsItems,
+    AcceptRecommendations,
     MyReviews,
     MyReminders,
     SomeoneElsesReminders,
@@ -608,6 +609,14 @@ const ROWS: &[Row] = &[
         Op::ReassignAgentsItems,
         "POST",
         "/v1/campaigns/{id}/agents/{agent_id}/reassign",
+        [200, 403, 403, 403, 403],
+    ),
+    // Every reviewer's items (`mine: false`) takes the admin role; a caller's own items are
+    // decided item by item (refusals per item, tested in tests/reviews.rs).
+    write(
+        Op::AcceptRecommendations,
+        "POST",
+        "/v1/campaigns/{id}/items/accept-recommendations",
         [200, 403, 403, 403, 403],
     ),
     row(
@@ -1444,6 +1453,13 @@ impl Matrix {
                 (
                     format!("/v1/campaigns/{campaign}/agents/{agent}/reassign"),
                     Some(json!({"reviewer": self.bystander.email, "reason": "matrix"})),
+                )
+            }
+            Op::AcceptRecommendations => {
+                let (campaign, agent, _) = self.campaign_over_owners_agent(false).await;
+                (
+                    format!("/v1/campaigns/{campaign}/items/accept-recommendations"),
+                    Some(json!({"agent_ids": [agent], "mine": false})),
                 )
             }
             Op::MyReviews => {

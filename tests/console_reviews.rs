@@ -366,7 +366,7 @@ async fn the_reviews_screen_at_both_sizes() {
         // Which row belongs to whom: the divider, the agent's name above its scopes, ▶ on
         // the selected row of both lists.
         assert!(line("mixed-bot").contains('│'), "{s}");
-        assert!(line("AGENTS (2)").contains("▶ mixed-bot"), "{s}");
+        assert!(line("AGENTS (2 of 2)").contains("▶ mixed-bot"), "{s}");
         assert!(line("erp:read").contains("│▶"), "{s}");
     }
     // The justification prompt.
@@ -804,10 +804,13 @@ async fn an_auditor_reads_and_exports_but_cannot_decide() {
     key(&mut c, "r");
     c.settle().await.unwrap();
     let screen = screen_text(&mut c, 120, 40);
+    // Nothing is assigned to the auditor: the screen lists every reviewer's items, read-only
+    // (the registry's `may_decide: false`), and no decision key is offered.
     assert!(
-        screen.contains("nothing assigned to you") && screen.contains("exports the open"),
+        screen.contains("Every reviewer's items (read-only)") && screen.contains("mixed-bot"),
         "{screen}"
     );
+    assert!(!screen.contains(" c certify "), "{screen}");
     assert!(!screen.contains("no open campaign ·"), "{screen}");
 
     // The evidence, where the auditor asks.

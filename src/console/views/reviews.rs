@@ -23,22 +23,6 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         " My reviews "
     };
     let mut spans = vec![Span::styled(title, t.style(Slot::Title))];
-    if let Some(Ok(q)) = &r.queue {
-        spans.push(Span::styled(
-            format!("· {} of {} agents ", q.agents.len(), q.total_agents),
-            t.style(Slot::Dim),
-        ));
-    }
-    spans.push(Span::styled(
-        format!("· sort: {} ", r.sort.as_str()),
-        t.style(Slot::Dim),
-    ));
-    if !r.filter.is_empty() || matches!(app.overlay, Some(Overlay::FilterInput(_))) {
-        spans.push(Span::styled(
-            format!("· /{} ", clean(&r.filter)),
-            t.style(Slot::Accent),
-        ));
-    }
     match &r.queue {
         Some(Ok(q)) if q.campaigns.is_empty() => {
             // An auditor (or an admin) with nothing assigned still reads every campaign.
@@ -68,6 +52,22 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
             }
         }
         _ => {}
+    }
+    if let Some(Ok(q)) = &r.queue {
+        spans.push(Span::styled(
+            format!("· {} of {} agents ", q.agents.len(), q.total_agents),
+            t.style(Slot::Dim),
+        ));
+    }
+    spans.push(Span::styled(
+        format!("· sort: {} ", r.sort.as_str()),
+        t.style(Slot::Dim),
+    ));
+    if !r.filter.is_empty() || matches!(app.overlay, Some(Overlay::FilterInput(_))) {
+        spans.push(Span::styled(
+            format!("· /{} ", clean(&r.filter)),
+            t.style(Slot::Accent),
+        ));
     }
     if r.loading {
         spans.push(Span::styled("· loading…", t.style(Slot::Dim)));
