@@ -2419,6 +2419,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn cached_agent_token_facts(&self, agent_id: &str) -> Option<AgentTokenFacts> {
+        self.facts.agent(agent_id, Utc::now())
+    }
+
+    fn cached_person(&self, email: &str) -> Option<Person> {
+        self.facts.person(email)
+    }
+
     fn add_credential(
         &self,
         actor: &Actor,

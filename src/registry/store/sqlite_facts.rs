@@ -158,13 +158,13 @@ impl FactsCache {
     }
 
     /// An agent's facts as of `now`, if the copy holds a current entry.
-    fn agent(&self, agent_id: &str, now: DateTime<Utc>) -> Option<AgentTokenFacts> {
+    pub(super) fn agent(&self, agent_id: &str, now: DateTime<Utc>) -> Option<AgentTokenFacts> {
         let map = self.agents.read().unwrap_or_else(|p| p.into_inner());
         let entry = map.get(agent_id)?;
         (entry.generation == self.current()).then(|| entry.value.at(now))
     }
 
-    fn person(&self, email: &str) -> Option<Person> {
+    pub(super) fn person(&self, email: &str) -> Option<Person> {
         let map = self.people.read().unwrap_or_else(|p| p.into_inner());
         let entry = map.get(email)?;
         (entry.generation == self.current()).then(|| entry.value.clone())
