@@ -320,6 +320,16 @@ async fn main() -> anyhow::Result<()> {
         issued.len() as f64 * cores / cpu.max(1e-9),
     );
 
+    let usage = store.facts_cache_usage();
+    println!(
+        "token facts' in-memory copy: {} agent(s), {} B each; {} person(s), {} B each \
+         (approximate: entries, keys and their strings)",
+        usage.agents,
+        usage.agent_bytes / usage.agents.max(1),
+        usage.people,
+        usage.people_bytes / usage.people.max(1),
+    );
+
     // 2. Introspection over HTTP, authenticated by the admin's API token.
     let sample: Vec<String> = (0..o.introspections)
         .map(|i| issued[i % issued.len()].clone())

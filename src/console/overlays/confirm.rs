@@ -160,7 +160,6 @@ impl Room for ConfirmState {
                 AcceptRecommendations,
                 Effect::AcceptRecommendations,
                 |o: &AcceptOrder| format!("accepting {} recommendations…", o.items)
-
             ),
             ConfirmState::PauseStream(p) => handle!(
                 p,
@@ -346,7 +345,6 @@ impl Room for ConfirmState {
                     )));
                 }
                 ("Accept recommendations", lines, &p.confirmation, "Accept")
-
             }
             ConfirmState::PauseStream(p) => {
                 let o = p.order();

@@ -391,6 +391,15 @@ pub trait Store:
     /// Removes a trusted identity provider; false if it was not trusted.
     fn remove_trusted_issuer(&self, actor: &Actor, issuer: &str) -> StoreResult<bool>;
     fn agent_token_facts(&self, agent_id: &str) -> StoreResult<Option<AgentTokenFacts>>;
+    /// The agent's token facts when an in-memory copy holds them current (no database read:
+    /// safe to call on an async worker); None when it does not (ask `agent_token_facts`).
+    fn cached_agent_token_facts(&self, _agent_id: &str) -> Option<AgentTokenFacts> {
+        None
+    }
+    /// A person, likewise (the subject of an exchange).
+    fn cached_person(&self, _email: &str) -> Option<Person> {
+        None
+    }
     fn add_credential(
         &self,
         actor: &Actor,

@@ -112,6 +112,10 @@ mod streams;
 #[path = "sqlite_seed.rs"]
 mod seed;
 
+// The token facts' in-memory copy, invalidated by every write (see its notes).
+#[path = "sqlite_facts.rs"]
+pub mod facts;
+
 // Online backup and restore.
 #[path = "sqlite_backup.rs"]
 pub mod backup;
@@ -132,6 +136,8 @@ pub struct SqliteStore {
     live: Arc<LiveTokens>,
     /// The catalogue's scopes, replaced as a whole after each import (see `CatalogueStore`).
     catalogue: std::sync::RwLock<Arc<catalogue::ScopeIndex>>,
+    /// Agents' token facts and exchange subjects, as of the last write (see `facts`).
+    facts: facts::FactsCache,
     /// Serialises long campaign work (snapshots keep one contiguous item-id range each).
     long_work: Mutex<()>,
 }
@@ -286,6 +292,7 @@ impl SqliteStore {
             touches: pool::TouchFilter::new(),
             live,
             catalogue: std::sync::RwLock::new(Arc::new(scopes)),
+            facts: facts::FactsCache::new(),
             long_work: Mutex::new(()),
         })
     }
@@ -294,10 +301,27 @@ impl SqliteStore {
         &self.path
     }
 
+    /// How many agents and people the token facts' in-memory copy holds now, and their size.
+    pub fn facts_cache_usage(&self) -> facts::FactsCacheUsage {
+        self.facts.usage()
+    }
+
     /// Runs `f` in one immediate (write-locking) transaction, after every urgent write waiting.
+    /// Invalidates the token facts' in-memory copy once the transaction has ended, before the
+    /// writer is released.
     #[track_caller]
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        self.write_turn(false, std::panic::Location::caller(), f)
+        self.write_turn(false, true, std::panic::Location::caller(), f)
+    }
+
+    /// [`write`](Self::write) for the few writes that touch no token fact (token records and
+    /// their usage columns, the activity record, prunes): the facts' copy stays current.
+    #[track_caller]
+    fn write_keeping_facts<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.write_turn(false, false, std::panic::Location::caller(), f)
     }
 
     /// Like [`Self::write`], but before every ordinary write already waiting: the brake.
@@ -306,12 +330,13 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.write_turn(true, std::panic::Location::caller(), f)
+        self.write_turn(true, true, std::panic::Location::caller(), f)
     }
 
     fn write_turn<T>(
         &self,
         urgent: bool,
+        touches_facts: bool,
         site: &'static std::panic::Location<'static>,
         f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
@@ -323,6 +348,8 @@ impl SqliteStore {
                 .writer
                 .lock()
                 .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
+            // Dropped after `tx` (committed or rolled back) and before `conn` (the writer).
+            let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             streams::before_write();
             let out = f(&tx)?;
@@ -988,7 +1015,9 @@ impl Store for SqliteStore {
     }
 
     fn person(&self, email: &str) -> StoreResult<Option<Person>> {
-        self.read(|tx| person_by_email(tx, email))
+        // Every exchange reads its subject: from the facts' copy when it is current.
+        self.facts
+            .person_or_read(email, || self.read(|tx| person_by_email(tx, email)))
     }
 
     fn list_people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage> {
@@ -1685,6 +1714,8 @@ impl Store for SqliteStore {
         })();
         let restored = conn.pragma_update(None, "cache_size", previous);
         result?;
+        // Seeded agents, people and grants: the facts' copy is stale (under the writer).
+        self.facts.invalidate();
         restored?;
         drop(conn);
         // Seeded agents that are not active must never get tokens.
@@ -1870,64 +1901,18 @@ impl Store for SqliteStore {
     }
 
     fn agent_token_facts(&self, agent_id: &str) -> StoreResult<Option<AgentTokenFacts>> {
-        self.read(|tx| {
-            let row: Option<(String, Option<String>)> = tx
-                .prepare_cached(
-                    "SELECT a.status, o.email FROM agents a LEFT JOIN people o ON o.id = a.owner_id
-                     WHERE a.id = ?1",
-                )?
-                .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let Some((status, owner_email)) = row else {
-                return Ok(None);
-            };
-            let status = AgentStatus::parse(&status)
-                .ok_or_else(|| StoreError::Internal(format!("unknown agent status {status}")))?;
-            let ancestors = tx
-                .prepare_cached(
-                    "WITH RECURSIVE up(id, depth) AS (
-                         SELECT parent_id, 1 FROM agents WHERE id = ?1
-                         UNION ALL
-                         SELECT a.parent_id, up.depth + 1 FROM agents a JOIN up ON a.id = up.id
-                         WHERE up.depth < 64
-                     )
-                     SELECT id FROM up WHERE id IS NOT NULL ORDER BY depth",
-                )?
-                .query_map([agent_id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            let credentials = tx
-                .prepare_cached(
-                    "SELECT id, kind, fingerprint, material, disabled_at IS NOT NULL
-                     FROM credentials WHERE agent_id = ?1 ORDER BY created_at, id",
-                )?
-                .query_map([agent_id], |r| {
-                    let kind: String = r.get(1)?;
-                    Ok(CredentialMaterial {
-                        id: r.get(0)?,
-                        kind: CredentialKind::parse(&kind)
-                            .ok_or_else(|| bad_value("credential kind", &kind))?,
-                        fingerprint: r.get(2)?,
-                        material: r.get(3)?,
-                        disabled: r.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let scopes = tx
-                .prepare_cached(
-                    "SELECT scope FROM grants WHERE agent_id = ?1
-                     AND (expires_at IS NULL OR expires_at > ?2) ORDER BY scope",
-                )?
-                .query_map(params![agent_id, ts(Utc::now())], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok(Some(AgentTokenFacts {
-                id: agent_id.to_string(),
-                status,
-                owner_email,
-                ancestors,
-                credentials,
-                scopes,
-            }))
+        // From the in-memory copy when it is current (see sqlite_facts.rs).
+        self.facts.agent_or_read(agent_id, || {
+            self.read(|tx| facts::read_agent_facts(tx, agent_id))
         })
+    }
+
+    fn cached_agent_token_facts(&self, agent_id: &str) -> Option<AgentTokenFacts> {
+        self.facts.agent(agent_id, Utc::now())
+    }
+
+    fn cached_person(&self, email: &str) -> Option<Person> {
+        self.facts.person(email)
     }
 
     fn add_credential(
@@ -2081,7 +2066,7 @@ impl Store for SqliteStore {
         tokens: &[TokenRecord],
         assertions: &[ConsumedAssertion],
     ) -> StoreResult<()> {
-        self.write(|tx| {
+        self.write_keeping_facts(|tx| {
             let now = unix_now();
             {
                 let mut insert = tx.prepare_cached(
@@ -2223,7 +2208,7 @@ impl Store for SqliteStore {
 
     fn prune_tokens(&self, now: i64, keep_records_after: i64) -> StoreResult<()> {
         self.live.prune(now);
-        self.write(|tx| {
+        self.write_keeping_facts(|tx| {
             tx.execute(
                 "DELETE FROM consumed_assertions WHERE expires_at < ?1",
                 [now - 2 * crate::registry::tokens::live::CLOCK_LEEWAY],

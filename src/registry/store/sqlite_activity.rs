@@ -35,7 +35,7 @@ impl ActivityStore for SqliteStore {
         if events.is_empty() && hours.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
+        self.write_keeping_facts(|tx| {
             {
                 let mut ins = tx.prepare_cached(
                     "INSERT INTO activity_events (at, agent_id, kind, accepted, reason, subject, depth, scopes, audience, client_auth)
@@ -190,7 +190,7 @@ impl ActivityStore for SqliteStore {
     }
 
     fn prune_activity(&self, raw_before: i64, hours_before: i64) -> StoreResult<u64> {
-        self.write(|tx| {
+        self.write_keeping_facts(|tx| {
             let a = tx.execute(
                 "DELETE FROM activity_events WHERE at < ?1",
                 params![raw_before],
