@@ -55,6 +55,12 @@ impl Screen {
     }
 }
 
+/// The agent name a table row starts with (after the cursor and the tree's glyphs).
+fn row_name(line: &str) -> Option<&str> {
+    line.trim_start_matches(['▶', ' '])
+        .split_whitespace()
+        .find(|w| !w.chars().all(|c| matches!(c, '├' | '└' | '│' | '─')))
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,7 +122,7 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
         lines[header + 1..]
             .iter()
             .filter(|l| l.contains("● active"))
-            .filter_map(|l| l.trim_start_matches(['▶', ' ']).split_whitespace().next())
+            .filter_map(|l| row_name(l))
             .filter(|n| !n.contains('…'))
             .nth(4)
             .map(str::to_string)
@@ -657,7 +663,7 @@ async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
         .skip_while(|l| !l.contains("NAME ▲"))
         .skip(1)
         .filter(|l| l.contains("● active"))
-        .filter_map(|l| l.trim_start_matches(['▶', ' ']).split_whitespace().next())
+        .filter_map(|l| row_name(l))
         .find(|n| !n.contains('…'))
         .expect("an active agent on screen")
         .to_string();

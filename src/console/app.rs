@@ -115,7 +115,12 @@ impl ReviewsState {
 
     /// False when the registry says the items shown are only to be read (an auditor's).
     pub fn may_decide(&self) -> bool {
-        !matches!(&self.queue, Some(Ok(q)) if !q.may_decide)
+        match &self.queue {
+            Some(Ok(q)) => q.may_decide,
+            // Before the answer, every reviewer's items are read-only: no key is offered that
+            // the answer could take back.
+            _ => !self.all,
+        }
     }
     /// Every item of every agent, in the server's order: (agent index, item index).
     pub fn flat(&self) -> Vec<(usize, usize)> {

@@ -98,7 +98,11 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
     ),
     modifiers(&BearerAuth),
     // Referenced by a query parameter, which does not register its schema itself.
-    components(schemas(crate::model::review::ExportFormat, crate::model::flag::Severity)),
+    components(schemas(
+        crate::model::review::ExportFormat,
+        crate::model::review::QueueSort,
+        crate::model::flag::Severity
+    )),
     tags(
         (name = "agents", description = "The agent inventory and governance verbs"),
         (name = "people", description = "People, roles and API tokens"),
