@@ -87,6 +87,15 @@ pub struct StreamRequest {
     pub description: Option<String>,
 }
 
+/// `GET /ssf/streams`: one configuration when `stream_id` names it, else every stream of the
+/// receiver (SSF 1.0 §8.1.1.2).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum StreamRead {
+    One(StreamConfiguration),
+    Many(Vec<StreamConfiguration>),
+}
+
 /// A stream's configuration as the transmitter answers it (SSF 1.0 §8.1.1).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ToSchema)]
 pub struct StreamConfiguration {

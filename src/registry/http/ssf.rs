@@ -18,7 +18,7 @@ use crate::model::api::ApiErrorBody;
 use crate::model::signals::{
     AddSubject, AuthorizationScheme, CREDENTIAL_CHANGE, Delivery, EVENTS_SUPPORTED, FanOut, POLL,
     PUSH, PollRequest, PollResponse, RemoveSubject, SESSION_REVOKED, StreamConfiguration,
-    StreamList, StreamRequest, StreamState, StreamStatus, StreamSummary, Subject,
+    StreamList, StreamRead, StreamRequest, StreamState, StreamStatus, StreamSummary, Subject,
     TOKEN_CLAIMS_CHANGE, TransmitterConfiguration, VerificationRequest, parse_subject,
 };
 use crate::model::text::check_free_text;
@@ -367,7 +367,7 @@ pub async fn create_stream(
 
 /// Read one stream (`?stream_id=`) or every stream of the receiver (SSF 1.0 §8.1.1.2).
 #[utoipa::path(get, path = "/ssf/streams", tag = "signals", params(StreamIdQuery),
-    responses((status = 200, body = Vec<StreamConfiguration>,
+    responses((status = 200, body = StreamRead,
         description = "One configuration object with `stream_id`, an array without"),
         (status = 401, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn read_stream(
@@ -378,13 +378,13 @@ pub async fn read_stream(
     match q.stream_id {
         Some(id) => {
             let row = own_stream(&state, &who, &id).await?;
-            Ok(Json(configuration(&state, &row)).into_response())
+            Ok(Json(StreamRead::One(configuration(&state, &row))).into_response())
         }
         None => {
             let key = who.key();
             let rows = blocking(&state, move |s| s.streams(Some(&key))).await?;
             let list: Vec<_> = rows.iter().map(|r| configuration(&state, r)).collect();
-            Ok(Json(list).into_response())
+            Ok(Json(StreamRead::Many(list)).into_response())
         }
     }
 }
