@@ -92,7 +92,7 @@ pub struct StreamRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum StreamRead {
-    One(StreamConfiguration),
+    One(Box<StreamConfiguration>),
     Many(Vec<StreamConfiguration>),
 }
 

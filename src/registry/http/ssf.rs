@@ -378,7 +378,7 @@ pub async fn read_stream(
     match q.stream_id {
         Some(id) => {
             let row = own_stream(&state, &who, &id).await?;
-            Ok(Json(StreamRead::One(configuration(&state, &row))).into_response())
+            Ok(Json(StreamRead::One(Box::new(configuration(&state, &row)))).into_response())
         }
         None => {
             let key = who.key();
