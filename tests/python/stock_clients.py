@@ -1,6 +1,6 @@
 """Stock Python OAuth/JOSE clients against a running Steward registry, unmodified.
 
-Run by tests/standards.rs (`stock_python_clients_work_unmodified`), which starts the registry,
+Run by tests/integration/standards.rs (`stock_python_clients_work_unmodified`), which starts the registry,
 registers an agent and its key, and passes everything through the environment:
 
   STEWARD_URL        the registry (http://127.0.0.1:PORT)

@@ -1,5 +1,5 @@
 """Security Event Tokens from the registry, verified with stock libraries (joserfc and PyJWT)
-against the JWKS the registry serves, as a relying party would (tests/signals.rs runs this).
+against the JWKS the registry serves, as a relying party would (tests/integration/signals.rs runs this).
 
 Environment: REGISTRY (the issuer URL), AUDIENCE (the stream's aud), SETS (a file holding a JSON
 list of SETs), AGENT (the agent one of them must name as revoked). Exits non-zero on any failure.

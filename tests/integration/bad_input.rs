@@ -2,7 +2,7 @@
 //! oversized bodies, unknown fields, wrong types, unknown ids, hostile text, bad scopes, a
 //! locked database, and database files that cannot be opened (checked through the real binary).
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Registry, open_sql, run_steward, snapshot};

@@ -1,7 +1,7 @@
 //! The console driven through its actions against a real registry, with the registry's state
 //! checked afterwards through the client.
 
-mod console_support;
+use crate::console_support;
 
 use console_support::*;
 use steward::console::app::{ConfirmState, Link, Notice, Overlay, Screen};

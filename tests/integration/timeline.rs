@@ -1,7 +1,7 @@
 //! `GET /v1/audit/timeline` over a real registry: who may read it (the abuse paths first), its
 //! order and paging, its filters, and `steward audit list --agent ID` reading it.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::Registry;

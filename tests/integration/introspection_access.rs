@@ -3,7 +3,7 @@
 //! the very answer a token that does not exist gets. Revocation (RFC 7009) likewise answers a
 //! caller who may not revoke a live token exactly as it answers for an unknown one.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Member, Registry, Reply};

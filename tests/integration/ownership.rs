@@ -3,7 +3,7 @@
 //! `unowned=true`); the owner picker's ranking; clearing an owner (the undo of a first owner).
 //! Each permission is tried by someone it must refuse, and the refusal changes nothing.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Member, Registry};

@@ -3,7 +3,7 @@
 //! agent detail, and the registry's self-approval refusal is shown as it says it. The registry's
 //! own state is checked afterwards.
 
-mod console_support;
+use crate::console_support;
 
 use console_support::*;
 use steward::console::Console;

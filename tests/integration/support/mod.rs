@@ -30,7 +30,6 @@ use steward::registry::store::{
 };
 use tempfile::TempDir;
 
-#[path = "catalogue.rs"]
 mod catalogue;
 pub use catalogue::test_catalogue;
 
@@ -451,7 +450,7 @@ pub async fn serve_guarded(
 ) {
     let store: Arc<dyn Store> = store;
     // Unless a test names its own budgets, the failure limits are lifted: the authorisation
-    // matrix sends hundreds of bad tokens from one address on purpose. tests/perimeter.rs tests
+    // matrix sends hundreds of bad tokens from one address on purpose. tests/integration/perimeter.rs tests
     // the limits themselves.
     let guards = guards.unwrap_or(steward::registry::http::guards::GuardSettings {
         source_failures_per_minute: 1_000_000,
@@ -501,7 +500,7 @@ pub fn snapshot(conn: &rusqlite::Connection) -> String {
     for table in tables {
         // The activity record logs every attempt, refused ones included, and is written
         // asynchronously by the behaviour engine: a log of what was tried, not state a call
-        // changes (tests/behaviour.rs checks it).
+        // changes (tests/integration/behaviour.rs checks it).
         if table.starts_with("activity_") {
             continue;
         }

@@ -3,7 +3,7 @@
 //! suspended (no credential added or re-enabled behind the brake; only admins and responders
 //! re-enable), decommission's cascade stops at other people's agents and closes open reviews.
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

@@ -3,7 +3,7 @@
 //! Issued tokens are checked with an independent JWT library (`jsonwebtoken`, RustCrypto
 //! backend) against the JWKS the registry serves; agents' assertions are built with it too.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ async fn serve(
     tokio::task::JoinHandle<()>,
 ) {
     // These tests fail to authenticate on purpose, many times, from one address; the
-    // perimeter's failure budgets are tested in tests/perimeter.rs.
+    // perimeter's failure budgets are tested in tests/integration/perimeter.rs.
     let server = Server::bind_with("127.0.0.1:0", store, "test", &settings())
         .await
         .unwrap()
@@ -1375,7 +1375,7 @@ async fn key_rotation_keeps_the_old_key_published() {
     }
 
     // Rotate at once (a compromised key) with the real binary, against the database the
-    // registry is serving. (Staged rotation: tests/standards.rs.)
+    // registry is serving. (Staged rotation: tests/integration/standards.rs.)
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(["server", "rotate-key", "--immediate", "--db"])
         .arg(&r.db)

@@ -3,7 +3,7 @@
 //! tampering), no token issued before the restore is accepted, the signing key is new, and a
 //! brake pulled after the copy does not come undone.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

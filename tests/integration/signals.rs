@@ -2,7 +2,7 @@
 //! receiver (an axum server in the test) and SETs verified with an independent JWT library
 //! (`jsonwebtoken`) against the JWKS the registry serves.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

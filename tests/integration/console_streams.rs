@@ -4,7 +4,7 @@
 //! pseudo-terminal; the registry's own state is checked afterwards. Who may see it is the
 //! registry's answer: an owner is refused by `/v1/me` before any call, and by the route anyway.
 
-mod console_support;
+use crate::console_support;
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};

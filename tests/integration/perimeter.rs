@@ -5,7 +5,7 @@
 //! Deadlines here are generous bounds; measured figures are printed (run with `--nocapture`),
 //! never asserted.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;

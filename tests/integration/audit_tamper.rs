@@ -2,7 +2,7 @@
 //! database file drops the append-only triggers and edits, forges or deletes an event; the
 //! verification (in the store and over HTTP) names the first broken event.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

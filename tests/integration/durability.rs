@@ -2,7 +2,7 @@
 //! again on the same database, and find every acknowledged write present and the audit chain
 //! intact.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! consent (owner, `may_act`, delegation, none), scope bounds, delegation expiry and revocation,
 //! sub-agent hops, invitations, API-token lineage, leavers and removed grants.
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

@@ -1,7 +1,7 @@
 //! The responder's and the auditor's jobs in the console against a real registry: what a revoke
 //! stopped (one agent and a bulk order), and the activity and audit view (`t`, `:audit`).
 
-mod console_support;
+use crate::console_support;
 
 use console_support::*;
 use steward::console::app::Overlay;

@@ -4,7 +4,7 @@
 //! re-linked after it — fails and names the range. The registry's signed head file does the
 //! same for a machine that never ran verify. Repeated no-op revocations add no events.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

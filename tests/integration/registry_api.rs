@@ -2,7 +2,7 @@
 //! registering sub-agents and instances, decommission, revocation, reinstatement and the audit
 //! log (events, chain verification, notes).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -15,8 +15,7 @@ use steward::registry::store::sqlite::OpenMode;
 use steward::registry::{self, Server};
 use tempfile::TempDir;
 
-#[path = "../support/catalogue.rs"]
-mod test_scopes;
+use crate::support as test_scopes;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

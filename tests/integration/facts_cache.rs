@@ -3,7 +3,7 @@
 //! (the first exchange of each test fills the copy). The refusals asserted are the ones the
 //! facts produce (not the live index's, which would also refuse some of these).
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

@@ -8,7 +8,7 @@
 //! store at start; `history_is_rebuilt_from_the_store_at_start` checks that path end to end),
 //! then sends real exchanges now.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Every screen rendered through ratatui's TestBackend at 80×24 and 120×40, the too-small
 //! screen, NO_COLOR, and untrusted text.
 
-mod console_support;
+use crate::console_support;
 
 use console_support::*;
 use ratatui::Terminal;

@@ -1,7 +1,7 @@
 //! "My reviews" driven through the console's keys against a real registry with a campaign
 //! created through the client; the registry's state is checked afterwards.
 
-mod console_support;
+use crate::console_support;
 
 use chrono::{Duration, Utc};
 use console_support::*;

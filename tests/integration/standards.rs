@@ -2,7 +2,7 @@
 //! registry on a loopback port over a real SQLite file. Assertions are signed here by hand (the
 //! header bytes matter: `kid`, `alg: Ed25519`), tokens checked with `jsonwebtoken`.
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

@@ -20,7 +20,7 @@
 //! must exist (rows marked `unaudited` say why they write none). `every_route_has_a_row` ties the table to the OpenAPI document, which is built
 //! from the router's own route list, so a new route without a row fails.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -509,7 +509,7 @@ const ROWS: &[Row] = &[
         [401, 401, 401, 401, 401],
     ),
     // Introspection: any authenticated person (their API token as bearer) or agent; only
-    // admins, responders, the subject and agents in the chain get claims (tests/introspection_access.rs).
+    // admins, responders, the subject and agents in the chain get claims (tests/integration/introspection_access.rs).
     row(
         Op::IntrospectOwnersAccessToken,
         "POST",
@@ -612,7 +612,7 @@ const ROWS: &[Row] = &[
         [200, 403, 403, 403, 403],
     ),
     // Every reviewer's items (`mine: false`) takes the admin role; a caller's own items are
-    // decided item by item (refusals per item, tested in tests/reviews.rs).
+    // decided item by item (refusals per item, tested in tests/integration/reviews.rs).
     write(
         Op::AcceptRecommendations,
         "POST",
@@ -767,7 +767,7 @@ const ROWS: &[Row] = &[
     ),
     // Shared Signals. Discovery is public. The receivers' routes under /ssf/ take a catalogued
     // resource's credentials or an admin's API token: a person without the admin role is
-    // refused 403 (resource receivers are tested in tests/signals.rs). Every cell's stream is
+    // refused 403 (resource receivers are tested in tests/integration/signals.rs). Every cell's stream is
     // a fresh poll stream of the admin.
     row(
         Op::SsfConfiguration,
@@ -1203,7 +1203,7 @@ impl Matrix {
             Op::ListFlags => ("/v1/flags".into(), None),
             Op::ShowFlag | Op::AcknowledgeFlag | Op::ResolveFlag => {
                 // A flag as the behaviour engine opens one (the detectors are tested in
-                // tests/behaviour.rs; here only who may do what).
+                // tests/integration/behaviour.rs; here only who may do what).
                 let agent = self.owners_agent(&[]).await;
                 let now = chrono::Utc::now();
                 let flag = steward::registry::store::FlagStore::open_flag(

@@ -2,7 +2,7 @@
 //! policy, separation of duties, expiry of requests and grants, per-use approval and the
 //! upgrade of a database from before the catalogue. Against a real registry over SQLite.
 
-mod support;
+use crate::support;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
