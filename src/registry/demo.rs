@@ -63,7 +63,9 @@ pub fn people_for(agents: u32) -> u64 {
 /// Seeds an empty store with the demo enterprise and returns the personas' credentials.
 /// Times are relative to the start of the current UTC day (see the module documentation).
 pub fn seed(store: &dyn Store, seed: u64, agents: u32) -> anyhow::Result<Personas> {
-    let anchor = Utc::now()
+    let anchor = store
+        .clock()
+        .now()
         .duration_trunc(TimeDelta::days(1))
         .context("cannot compute the start of today")?;
     seed_at(store, seed, agents, anchor)
@@ -224,7 +226,7 @@ pub fn seed_with_campaign(
 )> {
     let personas = self::seed(store, seed, agents)?;
     let started = std::time::Instant::now();
-    crate::registry::demo_history::seed_token_history(store, seed, Utc::now())?;
+    crate::registry::demo_history::seed_token_history(store, seed, store.clock().now())?;
     log_phase("token history", started);
     let started = std::time::Instant::now();
     if let Some(admin) = personas.get("admin") {
@@ -233,7 +235,7 @@ pub fn seed_with_campaign(
     let campaign = if agents <= CAMPAIGN_AGENT_LIMIT {
         Some(crate::registry::demo_reviews::seed_demo_campaign(
             store,
-            Utc::now(),
+            store.clock().now(),
         )?)
     } else {
         None

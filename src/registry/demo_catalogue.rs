@@ -229,7 +229,7 @@ pub fn seed_catalogue(store: &dyn Store, anchor: DateTime<Utc>) -> anyhow::Resul
                     audience: vec!["https://payments.example.com".into()],
                     chain: vec![active[1].id.clone()],
                 },
-                Utc::now(),
+                store.clock().now(),
             )
             .map_err(e)?;
     }

@@ -1,6 +1,7 @@
 //! The identity registry: `steward server`.
 
 pub mod behaviour;
+pub mod clock;
 pub mod demo;
 pub mod demo_activity;
 pub mod demo_catalogue;

@@ -45,7 +45,7 @@ pub fn sign_head(store: &dyn Store, registry: &str) -> anyhow::Result<SignedHead
         current.retired_at,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let time = audit_time(chrono::Utc::now());
+    let time = audit_time(store.clock().now());
     let signature = key
         .signing
         .sign(&signed_head_message(registry, head.seq, &head.hash, &time));

@@ -233,7 +233,7 @@ impl Engine {
             return;
         }
         *last_prune = Instant::now();
-        let now = Utc::now().timestamp();
+        let now = self.store.clock().unix();
         self.detectors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -248,7 +248,7 @@ impl Engine {
     /// Rebuilds baselines from the stored hourly history of the window.
     fn rebuild(&self) {
         let from =
-            Utc::now().timestamp() - (self.settings.detectors.window_days as i64 + 1) * 86_400;
+            self.store.clock().unix() - (self.settings.detectors.window_days as i64 + 1) * 86_400;
         let mut d = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         let mut hours = 0u64;
         let mut items: Vec<(String, String, i64)> = Vec::new();
@@ -276,7 +276,7 @@ impl Engine {
     }
 
     fn batch(&self, msgs: Vec<Msg>) {
-        let now = Utc::now();
+        let now = self.store.clock().now();
         let mut events = Vec::with_capacity(msgs.len());
         let mut flushes = Vec::new();
         let mut found: Vec<Detection> = Vec::new();
@@ -415,8 +415,13 @@ impl Engine {
                     // system, the flag as its reason (judged and stored by this engine's
                     // own batch path; revocations raise no flags, so this ends here).
                     let what = format!("suspended automatically: flag {}", flag.id);
-                    let events =
-                        brake_events(Utc::now(), &flag.agent_id, &r.stopped, &actor.id, &what);
+                    let events = brake_events(
+                        self.store.clock().now(),
+                        &flag.agent_id,
+                        &r.stopped,
+                        &actor.id,
+                        &what,
+                    );
                     self.batch(
                         events
                             .into_iter()

@@ -5,7 +5,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{Datelike, Utc};
+use chrono::Datelike;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
@@ -202,7 +202,7 @@ pub async fn add_grant(
     if let Some(j) = &req.justification {
         check_free_text("justification", j, 1000)?;
     }
-    let now = Utc::now();
+    let now = state.store.clock().now();
     if req.expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::invalid(
             "invalid_expiry",
@@ -341,7 +341,7 @@ pub async fn revoke_agent(
         record_events(
             &state,
             crate::registry::behaviour::brake_events(
-                chrono::Utc::now(),
+                state.store.clock().now(),
                 &id,
                 &revoked.stopped,
                 &by,
@@ -444,7 +444,7 @@ pub async fn decommission_agent(
 
 /// Revocations and decommissions enter the activity record (registry/behaviour) once done.
 fn record_revoke(state: &AppState, agents: &[String], by: &str, what: &str) {
-    let now = chrono::Utc::now();
+    let now = state.store.clock().now();
     record_events(
         state,
         agents

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
@@ -71,7 +70,7 @@ pub async fn create_request(
     let actor = caller.actor();
     let person = caller.person;
     let request = blocking(&state, move |s| {
-        s.request_grant(&actor, &new, Utc::now(), &|f| {
+        s.request_grant(&actor, &new, s.clock().now(), &|f| {
             policy::may_manage_agent(&person, f)
         })
     })
@@ -138,7 +137,7 @@ pub async fn list_approvals(
     let kind = parse_kind(&query.kind)?;
     let voter = voter(&caller);
     let requests = blocking(&state, move |s| {
-        let mut requests = s.approval_queue(&voter, kind, Utc::now())?;
+        let mut requests = s.approval_queue(&voter, kind, s.clock().now())?;
         // Whoever may decide a request sees the agent's grants beside it (one read per agent).
         let mut seen: std::collections::HashMap<String, Option<Vec<crate::model::Grant>>> =
             std::collections::HashMap::new();
@@ -171,7 +170,7 @@ pub async fn approve(
     let voter = voter(&caller);
     Ok(Json(
         blocking(&state, move |s| {
-            s.approve_request(&actor, &id, &voter, body.reason.as_deref(), Utc::now())
+            s.approve_request(&actor, &id, &voter, body.reason.as_deref(), s.clock().now())
         })
         .await?,
     ))
@@ -198,7 +197,7 @@ pub async fn deny(
     let voter = voter(&caller);
     Ok(Json(
         blocking(&state, move |s| {
-            s.deny_request(&actor, &id, &voter, &reason, Utc::now())
+            s.deny_request(&actor, &id, &voter, &reason, s.clock().now())
         })
         .await?,
     ))

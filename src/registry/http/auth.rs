@@ -99,7 +99,7 @@ async fn authenticate(
             "token_revoked",
             "the API token has been revoked",
         )),
-        Some(o) if o.expires_at <= Utc::now() => Some(ApiError::unauthenticated(
+        Some(o) if o.expires_at <= state.store.clock().now() => Some(ApiError::unauthenticated(
             "token_expired",
             format!("the API token expired at {}", o.expires_at.to_rfc3339()),
         )),
@@ -121,7 +121,7 @@ async fn authenticate(
         return Err(refusal);
     }
     let owner = owner.expect("a refusal was returned above");
-    let now = Utc::now();
+    let now = state.store.clock().now();
     if !owner.invitation
         && owner
             .last_used_at

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath};
@@ -18,7 +18,7 @@ pub const DELEGATION_MAX_DAYS: i64 = 365;
 /// The most scopes one delegation may name.
 pub const DELEGATION_MAX_SCOPES: usize = 50;
 
-fn check(req: &CreateDelegation) -> Result<NewDelegation, ApiError> {
+fn check(req: &CreateDelegation, now: DateTime<Utc>) -> Result<NewDelegation, ApiError> {
     check_line("agent_id", &req.agent_id, 128)?;
     if req.scopes.is_empty() || req.scopes.len() > DELEGATION_MAX_SCOPES {
         return Err(ApiError::invalid(
@@ -33,7 +33,6 @@ fn check(req: &CreateDelegation) -> Result<NewDelegation, ApiError> {
             scopes.push(scope.clone());
         }
     }
-    let now = Utc::now();
     if req.expires_at <= now {
         return Err(ApiError::invalid(
             "invalid_expiry",
@@ -65,7 +64,7 @@ pub async fn create_delegation(
     caller: Caller,
     ApiJson(req): ApiJson<CreateDelegation>,
 ) -> Result<(StatusCode, Json<Delegation>), ApiError> {
-    let new = check(&req)?;
+    let new = check(&req, state.store.clock().now())?;
     // Consent names scopes that exist: a scope outside the catalogue can never be granted.
     let asked = new.scopes.clone();
     let known = blocking(&state, move |s| s.scope_catalogue(&asked)).await?;
@@ -82,7 +81,7 @@ pub async fn create_delegation(
     let actor = caller.actor();
     let email = caller.person.email;
     let created = blocking(&state, move |s| {
-        s.create_delegation(&actor, &email, &new, Utc::now())
+        s.create_delegation(&actor, &email, &new, s.clock().now())
     })
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -96,7 +95,7 @@ pub async fn list_delegations(
     caller: Caller,
 ) -> Result<Json<DelegationList>, ApiError> {
     let email = caller.person.email;
-    let delegations = blocking(&state, move |s| s.delegations_of(&email, Utc::now())).await?;
+    let delegations = blocking(&state, move |s| s.delegations_of(&email, s.clock().now())).await?;
     Ok(Json(DelegationList { delegations }))
 }
 
@@ -115,7 +114,7 @@ pub async fn revoke_delegation(
     let email = caller.person.email;
     Ok(Json(
         blocking(&state, move |s| {
-            s.revoke_delegation(&actor, &email, &id, Utc::now())
+            s.revoke_delegation(&actor, &email, &id, s.clock().now())
         })
         .await?,
     ))

@@ -178,7 +178,7 @@ pub async fn agent_activity_hourly(
         ));
     }
     super::agents::visible_detail(&state, &caller, id.clone()).await?;
-    let now = Utc::now().timestamp();
+    let now = state.store.clock().unix();
     let this_hour = now.div_euclid(3600) * 3600;
     let from = this_hour - (days as i64 * 24 - 1) * 3600;
     let window_days = state

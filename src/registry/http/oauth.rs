@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -28,10 +27,10 @@ use crate::model::tokens::{
 use crate::model::{Credential, CredentialKind};
 use crate::registry::policy;
 use crate::registry::store::{AgentFacts, NewCredential};
+use crate::registry::tokens::OAuthError;
 use crate::registry::tokens::auth::{FormParams, client_credentials, secret_hash};
 use crate::registry::tokens::exchange::{MintingApiToken, parse_scopes};
 use crate::registry::tokens::keys::parse_agent_public_key;
-use crate::registry::tokens::{OAuthError, unix_now};
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
@@ -387,7 +386,7 @@ fn note_refused_exchange(
     let authenticated = reason != "invalid_client" && reason != "rate_limited";
     behaviour.observe(
         crate::registry::behaviour::event(
-            chrono::Utc::now(),
+            state.store.clock().now(),
             agent,
             false,
             Some(reason),
@@ -649,8 +648,8 @@ pub async fn agent_tokens(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no agent with id {id}")))?;
     policy::may_read_agent(&caller.person, &facts_of(&detail))?;
-    let now = unix_now();
-    let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap_or_else(Utc::now);
+    let now = state.store.clock().unix();
+    let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
     let tokens = state
         .tokens
         .live()

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 
 use super::auth::{Caller, Redeemer, hash_api_token, new_api_token};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
@@ -113,10 +113,10 @@ pub fn issue_token_with(
 ) -> StoreResult<IssuedToken> {
     let token = new_api_token();
     let expires_at = if plan.invitation {
-        Utc::now() + Duration::hours(INVITATION_HOURS)
+        store.clock().now() + Duration::hours(INVITATION_HOURS)
     } else {
         let ttl_days = req.ttl_days.unwrap_or(90).clamp(1, plan.max_days.max(1));
-        Utc::now() + Duration::days(ttl_days as i64)
+        store.clock().now() + Duration::days(ttl_days as i64)
     };
     let id = format!("tok_{}", &hash_api_token(&token)[..16]);
     let default_name = if plan.invitation { "invitation" } else { "api" };

@@ -8,7 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
@@ -30,7 +30,7 @@ use crate::registry::store::StoreError;
 /// Bytes buffered before a chunk of an export is sent.
 const EXPORT_CHUNK: usize = 64 * 1024;
 
-fn check_create(req: &CreateCampaign) -> Result<(), ApiError> {
+fn check_create(req: &CreateCampaign, now: DateTime<Utc>) -> Result<(), ApiError> {
     check_line("name", &req.name, 128)?;
     if let Some(team) = &req.filter.team {
         check_line("filter.team", team, 64)?;
@@ -44,7 +44,6 @@ fn check_create(req: &CreateCampaign) -> Result<(), ApiError> {
     if let Some(fallback) = &req.fallback_reviewer {
         check_email(fallback)?;
     }
-    let now = Utc::now();
     if req.due_at <= now {
         return Err(ApiError::invalid(
             "invalid_dates",
@@ -92,9 +91,12 @@ pub async fn create_campaign(
     ApiJson(req): ApiJson<CreateCampaign>,
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     reviews::may_administer(&caller.person)?;
-    check_create(&req)?;
+    check_create(&req, state.store.clock().now())?;
     let actor = caller.actor();
-    let campaign = blocking(&state, move |s| s.create_campaign(&actor, &req, Utc::now())).await?;
+    let campaign = blocking(&state, move |s| {
+        s.create_campaign(&actor, &req, s.clock().now())
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(campaign)))
 }
 
@@ -173,7 +175,7 @@ pub async fn close_campaign(
     reviews::may_administer(&caller.person)?;
     let actor = caller.actor();
     let outcome = blocking(&state, move |s| {
-        let now = Utc::now();
+        let now = s.clock().now();
         let outcome = s.close_campaign(&actor, &id, now)?;
         // A next instance whose start has already come opens now rather than in a minute.
         if outcome.next.as_ref().is_some_and(|n| n.starts_at <= now) {
@@ -296,7 +298,7 @@ pub async fn certify_unchanged(
     let person = caller.person;
     Ok(Json(
         blocking(&state, move |s| {
-            s.certify_unchanged(&actor, &id, &agent_id, Utc::now(), &|f| {
+            s.certify_unchanged(&actor, &id, &agent_id, s.clock().now(), &|f| {
                 reviews::may_decide(&person, f)
             })
         })
@@ -330,7 +332,7 @@ pub async fn reassign_agent(
     };
     Ok(Json(
         blocking(&state, move |s| {
-            s.reassign_items(&actor, &target, &req, Utc::now())
+            s.reassign_items(&actor, &target, &req, s.clock().now())
         })
         .await?,
     ))
@@ -362,7 +364,7 @@ pub async fn my_reviews(
     let admin = policy::is_admin(&caller.person);
     let me = caller.person.email;
     let mut queue = blocking(&state, move |s| {
-        s.review_queue((!all).then_some(me.as_str()), &query, Utc::now())
+        s.review_queue((!all).then_some(me.as_str()), &query, s.clock().now())
     })
     .await?;
     queue.may_decide = !all || admin;
@@ -417,7 +419,7 @@ pub async fn accept_recommendations(
     Ok(Json(
         blocking(&state, move |s| {
             let me = mine.then_some(person.email.as_str());
-            s.accept_recommendations(&actor, &id, &req, me, Utc::now(), &|f| {
+            s.accept_recommendations(&actor, &id, &req, me, s.clock().now(), &|f| {
                 reviews::may_decide(&person, f)
             })
         })
@@ -499,7 +501,7 @@ pub async fn decide_item(
     let person = caller.person;
     Ok(Json(
         blocking(&state, move |s| {
-            s.decide_item(&actor, id, &req, Utc::now(), &|f| {
+            s.decide_item(&actor, id, &req, s.clock().now(), &|f| {
                 reviews::may_decide(&person, f)
             })
         })
@@ -523,7 +525,7 @@ pub async fn reassign_item(
     let actor = caller.actor();
     Ok(Json(
         blocking(&state, move |s| {
-            s.reassign_items(&actor, &ReassignTarget::Item(id), &req, Utc::now())
+            s.reassign_items(&actor, &ReassignTarget::Item(id), &req, s.clock().now())
         })
         .await?,
     ))
@@ -552,7 +554,7 @@ pub async fn scope_diff(
     let person = caller.person;
     Ok(Json(
         blocking(&state, move |s| {
-            s.scope_diff(&id, lookback, Utc::now(), &|f| {
+            s.scope_diff(&id, lookback, s.clock().now(), &|f| {
                 policy::may_read_agent(&person, f)
             })
         })

@@ -610,7 +610,7 @@ pub async fn verify(
         check_free_text("state", s, 256)?;
     }
     let row = own_stream(&state, &who, &req.stream_id).await?;
-    let now = crate::registry::tokens::unix_now();
+    let now = state.store.clock().unix();
     let min = signals(&state).settings.min_verification_interval as i64;
     if let Some(last) = row.last_verification_at
         && now < last + min

@@ -4,7 +4,7 @@
 //!
 //! Every step takes `now` as an argument, so tests drive it with their own clock through
 //! [`ReviewScheduler::run_once`] and [`ReviewScheduler::run_reminders_once`]; the server runs
-//! [`ReviewScheduler::spawn`], which calls `run_once(Utc::now())` every minute.
+//! [`ReviewScheduler::spawn`], which calls `run_once` with the registry clock's time every minute.
 //!
 //! Delivery: one POST per (campaign, reviewer, slot), recorded in the store under that unique
 //! key. A failed POST is retried with exponential backoff; a delivered one is never sent again.
@@ -272,7 +272,7 @@ impl ReviewScheduler {
     pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                let report = self.run_once(Utc::now()).await;
+                let report = self.run_once(self.store.clock().now()).await;
                 for c in &report.closed {
                     tracing::info!(
                         campaign = %c.campaign.id,

@@ -441,7 +441,7 @@ pub fn spawn_sweeper(
     tokio::spawn(async move {
         loop {
             let store2 = store.clone();
-            match tokio::task::spawn_blocking(move || sweep(store2.as_ref(), chrono::Utc::now()))
+            match tokio::task::spawn_blocking(move || sweep(store2.as_ref(), store2.clock().now()))
                 .await
             {
                 Ok(Ok(o)) => {

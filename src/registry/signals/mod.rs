@@ -206,6 +206,7 @@ impl Signals {
     ) -> StoreResult<()> {
         let jti = crate::registry::tokens::new_jti();
         let claims = set::verification_claims(
+            self.store.clock().unix(),
             self.issuer(),
             &Self::audience(stream),
             &jti,
@@ -259,6 +260,7 @@ impl Signals {
                     event.jti.as_deref(),
                 );
                 let claims = set::claims(
+                    self.store.clock().unix(),
                     self.issuer(),
                     &aud,
                     &jti,
@@ -404,7 +406,7 @@ async fn fan_out_loop(signals: Weak<Signals>) {
         if !more && last_prune.is_none_or(|t| t.elapsed() >= every) {
             last_prune = Some(tokio::time::Instant::now());
             let store = s.store.clone();
-            let before = crate::registry::tokens::unix_now() - keep.as_secs() as i64;
+            let before = s.store.clock().unix() - keep.as_secs() as i64;
             match tokio::task::spawn_blocking(move || store.prune_delivered(before)).await {
                 Ok(Ok(n)) if n > 0 => tracing::debug!(pruned = n, "signals: delivered SETs pruned"),
                 Ok(Ok(_)) => {}

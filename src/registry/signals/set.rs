@@ -125,8 +125,9 @@ fn describe(action: &str) -> &'static str {
     }
 }
 
-/// The claims of one SET.
+/// The claims of one SET, issued at `iat` (Unix seconds, by the registry's clock).
 pub fn claims(
+    iat: i64,
     issuer: &str,
     aud: &str,
     jti: &str,
@@ -138,7 +139,7 @@ pub fn claims(
     json!({
         "iss": issuer,
         "aud": aud,
-        "iat": crate::registry::tokens::unix_now(),
+        "iat": iat,
         "jti": jti,
         "txn": txn_of(audit_seq),
         "sub_id": sub_id,
@@ -146,8 +147,9 @@ pub fn claims(
     })
 }
 
-/// The claims of a verification event (SSF 1.0 §8.1.4.1).
+/// The claims of a verification event (SSF 1.0 §8.1.4.1), issued at `iat`.
 pub fn verification_claims(
+    iat: i64,
     issuer: &str,
     aud: &str,
     jti: &str,
@@ -161,7 +163,7 @@ pub fn verification_claims(
     json!({
         "iss": issuer,
         "aud": aud,
-        "iat": crate::registry::tokens::unix_now(),
+        "iat": iat,
         "jti": jti,
         "sub_id": {"format": "opaque", "id": stream_id},
         "events": {VERIFICATION: Value::Object(body)},

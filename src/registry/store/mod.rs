@@ -267,6 +267,10 @@ pub trait Store:
 {
     fn schema_version(&self) -> StoreResult<i64>;
 
+    /// The clock this registry decides and records by (see registry/clock.rs); everything that
+    /// holds the store reads the time here.
+    fn clock(&self) -> &crate::registry::clock::Clock;
+
     // People and their API tokens.
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>>;
     fn create_person(&self, actor: &Actor, req: &CreatePerson) -> StoreResult<Person>;

@@ -32,6 +32,7 @@ use crate::model::{
     Actor, Agent, AgentDetail, AgentKind, AgentRef, AgentSource, AgentStatus, AuditEvent,
     Credential, CredentialKind, Grant, Person, Role,
 };
+use crate::registry::clock::Clock;
 use crate::registry::tokens::live::{
     ConsumedAssertion, LiveTokens, Refusals, TokenKind, TokenRecord,
 };
@@ -140,6 +141,8 @@ pub struct SqliteStore {
     facts: facts::FactsCache,
     /// Serialises long campaign work (snapshots keep one contiguous item-id range each).
     long_work: Mutex<()>,
+    /// What time it is for every record and decision (see registry/clock.rs).
+    clock: Clock,
 }
 
 /// Whether opening may create a new, empty store.
@@ -225,6 +228,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, applying pending migrations.
     pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
+        SqliteStore::open_with_clock(path, mode, Clock::system())
+    }
+
+    /// [`open`](Self::open) with the clock the registry decides and records by (tests and
+    /// embedders; see registry/clock.rs).
+    pub fn open_with_clock(path: &Path, mode: OpenMode, clock: Clock) -> StoreResult<SqliteStore> {
         let exists = path.exists();
         if !exists {
             if mode == OpenMode::MustExist {
@@ -279,7 +288,9 @@ impl SqliteStore {
         #[cfg(unix)]
         restrict_permissions(path);
         let live = Arc::new(LiveTokens::new());
-        load_live_tokens(&writer, &live).map_err(|e| describe_open(path, e))?;
+        clock
+            .scope(|| load_live_tokens(&writer, &live))
+            .map_err(|e| describe_open(path, e))?;
         let scopes = catalogue::load_scope_index(&writer).map_err(|e| describe_open(path, e))?;
         Ok(SqliteStore {
             _checkpointer: pool::Checkpointer::start(path),
@@ -294,6 +305,7 @@ impl SqliteStore {
             catalogue: std::sync::RwLock::new(Arc::new(scopes)),
             facts: facts::FactsCache::new(),
             long_work: Mutex::new(()),
+            clock,
         })
     }
 
@@ -352,7 +364,7 @@ impl SqliteStore {
             let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             streams::before_write();
-            let out = f(&tx)?;
+            let out = self.clock.scope(|| f(&tx))?;
             tx.commit()?;
             streams::after_commit();
             Ok(out)
@@ -365,12 +377,12 @@ impl SqliteStore {
     /// Runs `f` over a consistent snapshot on a pooled reader connection (waiting for one
     /// when all are lent).
     fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        Self::read_on(&self.readers, f)
+        self.clock.scope(|| Self::read_on(&self.readers, f))
     }
 
     /// Like [`Self::read`], on the pool kept for short point reads (one row or a few).
     fn read_point<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        Self::read_on(&self.point_readers, f)
+        self.clock.scope(|| Self::read_on(&self.point_readers, f))
     }
 
     fn read_on<T>(
@@ -534,7 +546,7 @@ pub(super) fn append_audit(
         .optional()?
         .unwrap_or((0, GENESIS_HASH.to_string()));
     let seq = last_seq + 1;
-    let time = audit_time(AUDIT_CLOCK.with(|c| c.get()).unwrap_or_else(Utc::now));
+    let time = audit_time(AUDIT_CLOCK.with(|c| c.get()).unwrap_or_else(store_now));
     let hash = event_hash(
         seq, &time, actor, action, target, outcome, reason, details, &prev_hash,
     );
@@ -851,7 +863,7 @@ impl SqliteStore {
         let (tokens_revoked, live_tokens_revoked) = if before.active && !after.active {
             // Every token where they are the subject dies too (person tokens, exchanges and
             // what was derived from them), and no new one may name them.
-            let killed = self.live.revoke_subject(&after.email, unix_now());
+            let killed = self.live.revoke_subject(&after.email, self.clock.unix());
             mark_tokens_revoked(tx, &killed)?;
             let ids: Vec<String> = tx
                 .prepare("SELECT id FROM api_tokens WHERE person_id = ?1")?
@@ -889,7 +901,7 @@ impl SqliteStore {
         // coming back clears the date (agents handed over stay with their new owners).
         match (before.active, after.active) {
             (true, false) => {
-                let now = Utc::now();
+                let now = self.clock.now();
                 tx.execute(
                     "UPDATE people SET left_at = ?1 WHERE id = ?2",
                     params![ts(now), after.id],
@@ -916,6 +928,10 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn schema_version(&self) -> StoreResult<i64> {
         self.read(|tx| Ok(tx.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
@@ -991,7 +1007,7 @@ impl Store for SqliteStore {
                     roles_text(&req.roles),
                     manager_id,
                     req.team,
-                    ts(Utc::now()),
+                    ts(self.clock.now()),
                     seq
                 ],
             )?;
@@ -1201,7 +1217,7 @@ impl Store for SqliteStore {
             let children = refs(
                 "SELECT id, name, kind, status FROM agents WHERE parent_id = ?1 ORDER BY name, id",
             )?;
-            let requests = approvals::pending_for_agent(tx, id, Utc::now())?;
+            let requests = approvals::pending_for_agent(tx, id, self.clock.now())?;
             Ok(Some(AgentDetail {
                 agent,
                 credentials,
@@ -1257,7 +1273,7 @@ impl Store for SqliteStore {
                 .unwrap_or_else(|| "production".into());
             let id = new_id("ag");
             let seq = next_change(tx)?;
-            let now = ts(Utc::now());
+            let now = ts(self.clock.now());
             let source = req.source.unwrap_or(AgentSource::Registered);
             tx.execute(
                 "INSERT INTO agents (id, name, description, kind, parent_id, owner_id, team, environment, status, source, created_at, change_seq)
@@ -1302,7 +1318,7 @@ impl Store for SqliteStore {
                     scope,
                     Some("asked for at registration"),
                     None,
-                    Utc::now(),
+                    self.clock.now(),
                 )?;
             }
             agent_by_id(tx, &id)
@@ -1708,7 +1724,7 @@ impl Store for SqliteStore {
         conn.pragma_update(None, "cache_size", SEED_CACHE_SIZE)?;
         let result: StoreResult<()> = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            seed_batch(&tx, batch)?;
+            self.clock.scope(|| seed_batch(&tx, batch))?;
             tx.commit()?;
             Ok(())
         })();
@@ -1771,7 +1787,7 @@ impl Store for SqliteStore {
 
     fn add_signing_key(&self, actor: &Actor, key: &StoredSigningKey) -> StoreResult<()> {
         self.write(|tx| {
-            let now = ts(Utc::now());
+            let now = ts(self.clock.now());
             let staged_until = key.activates_at.map(ts);
             if let Some(until) = &staged_until {
                 let waiting: Option<(String, String)> = tx
@@ -1902,13 +1918,13 @@ impl Store for SqliteStore {
 
     fn agent_token_facts(&self, agent_id: &str) -> StoreResult<Option<AgentTokenFacts>> {
         // From the in-memory copy when it is current (see sqlite_facts.rs).
-        self.facts.agent_or_read(agent_id, || {
+        self.facts.agent_or_read(agent_id, self.clock.now(), || {
             self.read(|tx| facts::read_agent_facts(tx, agent_id))
         })
     }
 
     fn cached_agent_token_facts(&self, agent_id: &str) -> Option<AgentTokenFacts> {
-        self.facts.agent(agent_id, Utc::now())
+        self.facts.agent(agent_id, self.clock.now())
     }
 
     fn cached_person(&self, email: &str) -> Option<Person> {
@@ -1988,7 +2004,7 @@ impl Store for SqliteStore {
                     credential.label,
                     credential.fingerprint,
                     credential.material,
-                    ts(Utc::now())
+                    ts(self.clock.now())
                 ],
             )?;
             touch_agent(tx, agent_id)?;
@@ -2026,7 +2042,7 @@ impl Store for SqliteStore {
             let changed = tx.execute(
                 "UPDATE credentials SET disabled_at = coalesce(disabled_at, ?1)
                  WHERE id = ?2 AND agent_id = ?3",
-                params![ts(Utc::now()), credential_id, agent_id],
+                params![ts(self.clock.now()), credential_id, agent_id],
             )?;
             if changed == 0 {
                 return Err(StoreError::NotFound(format!(
@@ -2067,7 +2083,7 @@ impl Store for SqliteStore {
         assertions: &[ConsumedAssertion],
     ) -> StoreResult<()> {
         self.write_keeping_facts(|tx| {
-            let now = unix_now();
+            let now = self.clock.unix();
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO issued_tokens (jti, kind, digest, kid, subject, client_id, actors,
@@ -2177,7 +2193,7 @@ impl Store for SqliteStore {
 
     fn revoke_token(&self, actor: &Actor, jti: &str) -> StoreResult<u64> {
         self.write(|tx| {
-            let killed = self.live.revoke_tree(jti, unix_now());
+            let killed = self.live.revoke_tree(jti, self.clock.unix());
             mark_tokens_revoked(tx, &killed)?;
             if !killed.is_empty() {
                 append_audit(
@@ -2326,8 +2342,16 @@ impl Store for SqliteStore {
     }
 }
 
+/// The time by the clock of the store call running on this thread (installed by `write_turn`,
+/// `read` and `read_point`), for helpers that see only the transaction. Methods use
+/// `self.clock` instead.
+fn store_now() -> DateTime<Utc> {
+    crate::registry::clock::current_now()
+}
+
+/// [`store_now`] in seconds since the Unix epoch.
 fn unix_now() -> i64 {
-    Utc::now().timestamp()
+    store_now().timestamp()
 }
 
 fn from_unix(seconds: i64) -> DateTime<Utc> {
@@ -2421,7 +2445,7 @@ fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()
     };
-    let now_text = ts(Utc::now());
+    let now_text = ts(store_now());
     let refusals = Refusals {
         blocked_agents: strings("SELECT id FROM agents WHERE status != 'active'")?,
         // Revoked (or redeemed) API tokens and revoked delegations that could still be

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     SqliteStore, append_audit, json_list, mark_tokens_revoked, parse_opt_ts, parse_ts,
-    person_by_email, ts, unix_now,
+    person_by_email, store_now, ts, unix_now,
 };
 use crate::model::Actor;
 use crate::model::delegation::{ApiTokenInfo, RevokedApiTokens};
@@ -58,7 +58,7 @@ pub(super) fn insert_api_token(
             person.id,
             token.hash,
             token.name,
-            ts(Utc::now()),
+            ts(store_now()),
             ts(expires_at),
             if token.invitation { "invitation" } else { "api" },
             token.parent_id,
@@ -109,7 +109,7 @@ pub(super) fn revoke_api_token_trees(
     tx.execute(
         "UPDATE api_tokens SET revoked_at = ?1
          WHERE revoked_at IS NULL AND id IN (SELECT value FROM json_each(?2))",
-        params![ts(Utc::now()), json_list(&ids)],
+        params![ts(store_now()), json_list(&ids)],
     )?;
     let killed = live.revoke_origins(&ids, unix_now());
     mark_tokens_revoked(tx, &killed)?;
@@ -184,7 +184,7 @@ impl ApiTokenStore for SqliteStore {
         token: &NewApiToken,
     ) -> StoreResult<DateTime<Utc>> {
         self.write(|tx| {
-            let now = ts(Utc::now());
+            let now = ts(self.clock.now());
             // Spent in the same transaction that stores the new token: single use.
             let spent = tx.execute(
                 "UPDATE api_tokens SET redeemed_at = ?1, revoked_at = ?1

@@ -12,10 +12,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::Utc;
 use rusqlite::{Connection, OpenFlags, params};
 
-use super::{OpenMode, SqliteStore, append_audit, disable_credentials, next_change, ts, unix_now};
+use super::{
+    OpenMode, SqliteStore, append_audit, disable_credentials, next_change, store_now, ts, unix_now,
+};
 use crate::model::Actor;
 use crate::model::witness::RESTORE_ACTION;
 use crate::registry::store::{Store, StoreError, StoreResult};
@@ -212,10 +213,10 @@ pub fn restore(db: &Path, from: &Path, actor: &Actor) -> StoreResult<RestoreRepo
         // People's API tokens too: one revoked after the copy must not come back.
         let api_tokens_revoked = tx.execute(
             "UPDATE api_tokens SET revoked_at = ?1 WHERE revoked_at IS NULL",
-            [ts(Utc::now())],
+            [ts(store_now())],
         )? as u64;
         let mut reapplied = Vec::new();
-        let stamp = ts(Utc::now());
+        let stamp = ts(store_now());
         for (action, target, detail) in &lost {
             // A resource's disabled credential stays disabled (its target is a resource).
             if let ("resource.credential.disable", Some(id)) = (action.as_str(), detail) {
@@ -293,7 +294,7 @@ pub fn restore(db: &Path, from: &Path, actor: &Actor) -> StoreResult<RestoreRepo
     let previous = if db.exists() {
         let kept = sidecar(
             db,
-            &format!(".before-restore-{}", Utc::now().format("%Y%m%dT%H%M%SZ")),
+            &format!(".before-restore-{}", store_now().format("%Y%m%dT%H%M%SZ")),
         );
         std::fs::rename(db, &kept).map_err(|e| internal("cannot move the old database", e))?;
         for suffix in ["-wal", "-shm"] {

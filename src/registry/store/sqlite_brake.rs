@@ -4,12 +4,11 @@
 //! credential. A child module of `sqlite`, sharing its transaction and audit helpers; each call
 //! is one transaction with its audit events.
 
-use chrono::Utc;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     SqliteStore, agent_by_id, append_audit, credentials_of, disable_credentials, facts, from_unix,
-    mark_tokens_revoked, next_change, subtree, touch_agent, ts, unix_now,
+    mark_tokens_revoked, next_change, subtree, touch_agent, ts,
 };
 use crate::model::api::{DecommissionOutcome, DecommissionPlan};
 use crate::model::brake::{ReinstatedAgent, SkippedAgent, StoppedAgent};
@@ -102,12 +101,12 @@ impl SqliteStore {
             // First of all, every agent of the tree is blocked in the index and every live
             // token in which one acts (with everything exchanged from those) is inactive:
             // introspection and exchanges read the index, not this transaction.
-            let now_unix = unix_now();
+            let now_unix = self.clock.unix();
             let killed: Vec<Vec<String>> = ids
                 .iter()
                 .map(|id| self.live.revoke_agent(id, now_unix))
                 .collect();
-            let now = ts(Utc::now());
+            let now = ts(self.clock.now());
             let mut stopped = Vec::with_capacity(ids.len());
             let mut changed_any = false;
             for (id, killed) in ids.iter().zip(&killed) {
@@ -322,7 +321,7 @@ impl SqliteStore {
         self.write(|tx| {
             let root = agent_by_id(tx, agent_id)?;
             guard(&facts(&root))?;
-            let now = ts(Utc::now());
+            let now = ts(self.clock.now());
             let (tree, skipped) = managed_tree(tx, root, guard)?;
             let mut decommissioned = Vec::new();
             let mut grants_removed = 0u32;
@@ -334,7 +333,7 @@ impl SqliteStore {
                 let id = &target.id;
                 let creds = disable_credentials(tx, id, &now)?;
                 let grants = tx.execute("DELETE FROM grants WHERE agent_id = ?1", [id])? as u32;
-                let killed = self.live.revoke_agent(id, unix_now());
+                let killed = self.live.revoke_agent(id, self.clock.unix());
                 mark_tokens_revoked(tx, &killed)?;
                 tokens_revoked += killed.len() as u64;
                 let changed = target.status != AgentStatus::Decommissioned;

@@ -199,7 +199,7 @@ impl CatalogueStore for SqliteStore {
         check_import(req)?;
         let outcome = self.write(|tx| {
             let mut outcome = ImportOutcome::default();
-            let now = ts(chrono::Utc::now());
+            let now = ts(self.clock.now());
             for r in &req.resources {
                 let owner = match &r.owner {
                     Some(email) => Some(person_by_email(tx, email)?.ok_or_else(|| {

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     SqliteStore, append_audit, json_list, mark_tokens_revoked, new_id, parse_json_list,
-    parse_opt_ts, parse_ts, person_by_email, ts, unix_now,
+    parse_opt_ts, parse_ts, person_by_email, ts,
 };
 use crate::model::delegation::{Delegation, RevokedDelegation};
 use crate::model::{Actor, AgentStatus};
@@ -177,7 +177,9 @@ impl DelegationStore for SqliteStore {
                 "UPDATE delegations SET revoked_at = ?1, revoked_by = ?2 WHERE id = ?3",
                 params![ts(now), actor.id, id],
             )?;
-            let killed = self.live.revoke_origins(&[id.to_string()], unix_now());
+            let killed = self
+                .live
+                .revoke_origins(&[id.to_string()], self.clock.unix());
             mark_tokens_revoked(tx, &killed)?;
             append_audit(
                 tx,

@@ -175,9 +175,9 @@ impl FactsCache {
     pub(super) fn agent_or_read(
         &self,
         agent_id: &str,
+        now: DateTime<Utc>,
         read: impl FnOnce() -> StoreResult<Option<StoredFacts>>,
     ) -> StoreResult<Option<AgentTokenFacts>> {
-        let now = Utc::now();
         if let Some(facts) = self.agent(agent_id, now) {
             return Ok(Some(facts));
         }
@@ -339,15 +339,18 @@ mod tests {
     #[test]
     fn a_grant_ends_at_its_expiry_without_any_write() {
         let cache = FactsCache::new();
-        let soon = Utc::now() + chrono::Duration::milliseconds(300);
+        let start = Utc::now();
+        let soon = start + chrono::Duration::milliseconds(300);
         let read = || Ok(Some(stored(&[("a:read", None), ("b:write", Some(soon))])));
-        let facts = cache.agent_or_read("a1", read).unwrap().unwrap();
+        let facts = cache.agent_or_read("a1", start, read).unwrap().unwrap();
         assert_eq!(facts.scopes, vec!["a:read", "b:write"]);
         assert_eq!(cache.usage().agents, 1);
-        std::thread::sleep(std::time::Duration::from_millis(400));
-        // Served from the copy (a read now would fail the test) and without the ended grant.
+        // 400 ms later (no sleep: the time is an argument): served from the copy (a read now
+        // would fail the test) and without the ended grant.
         let facts = cache
-            .agent_or_read("a1", || panic!("the copy was current"))
+            .agent_or_read("a1", start + chrono::Duration::milliseconds(400), || {
+                panic!("the copy was current")
+            })
             .unwrap()
             .unwrap();
         assert_eq!(facts.scopes, vec!["a:read"]);
@@ -357,12 +360,12 @@ mod tests {
     fn a_write_kills_every_entry_and_a_read_overlapping_a_write_is_not_kept() {
         let cache = FactsCache::new();
         cache
-            .agent_or_read("a1", || Ok(Some(stored(&[("a:read", None)]))))
+            .agent_or_read("a1", Utc::now(), || Ok(Some(stored(&[("a:read", None)]))))
             .unwrap();
         cache.invalidate();
         let mut read_again = false;
         let facts = cache
-            .agent_or_read("a1", || {
+            .agent_or_read("a1", Utc::now(), || {
                 read_again = true;
                 // A write commits while this read is in flight.
                 cache.invalidate();
@@ -375,7 +378,7 @@ mod tests {
         // The overlapping read was answered but not kept: the next one reads again.
         let mut read_third = false;
         cache
-            .agent_or_read("a1", || {
+            .agent_or_read("a1", Utc::now(), || {
                 read_third = true;
                 Ok(Some(stored(&[])))
             })
@@ -387,18 +390,23 @@ mod tests {
     #[test]
     fn unknown_agents_are_not_kept_and_the_copy_is_bounded() {
         let cache = FactsCache::new();
-        assert!(cache.agent_or_read("ghost", || Ok(None)).unwrap().is_none());
+        assert!(
+            cache
+                .agent_or_read("ghost", Utc::now(), || Ok(None))
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(cache.usage().agents, 0);
         for i in 0..MAX_AGENTS + 10 {
             cache
-                .agent_or_read(&format!("a{i}"), || Ok(Some(stored(&[]))))
+                .agent_or_read(&format!("a{i}"), Utc::now(), || Ok(Some(stored(&[]))))
                 .unwrap();
         }
         assert_eq!(cache.usage().agents, MAX_AGENTS);
         // After a write, stale entries make room for current ones.
         cache.invalidate();
         cache
-            .agent_or_read("new", || Ok(Some(stored(&[]))))
+            .agent_or_read("new", Utc::now(), || Ok(Some(stored(&[]))))
             .unwrap();
         assert_eq!(cache.usage().agents, 1);
         assert!(cache.usage().agent_bytes > 0);

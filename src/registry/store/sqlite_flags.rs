@@ -1,6 +1,5 @@
 //! The SQLite bodies of [`FlagStore`]. A child module of `sqlite`.
 
-use chrono::Utc;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{SqliteStore, append_audit, new_id, next_change, parse_opt_ts, parse_ts, ts};
@@ -130,7 +129,7 @@ impl FlagStore for SqliteStore {
                     new.summary,
                     evidence,
                     new.refused_only,
-                    ts(new.at.min(Utc::now())),
+                    ts(new.at.min(self.clock.now())),
                 ],
             )?;
             append_audit(
@@ -256,7 +255,7 @@ impl FlagStore for SqliteStore {
                     ),
                 });
             }
-            let now = ts(Utc::now());
+            let now = ts(self.clock.now());
             let action = match to {
                 FlagState::Acknowledged => {
                     tx.execute(

@@ -249,7 +249,7 @@ impl OwnershipStore for SqliteStore {
             let n = tx.execute(
                 "UPDATE owner_handovers SET acknowledged_at = ?1
                  WHERE to_email = ?2 AND acknowledged_at IS NULL",
-                params![ts(Utc::now()), email],
+                params![ts(self.clock.now()), email],
             )? as u64;
             if n > 0 {
                 append_audit(

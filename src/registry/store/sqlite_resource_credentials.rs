@@ -1,7 +1,6 @@
 //! The SQLite bodies of [`ResourceCredentialStore`]. A child module of `sqlite`, sharing its
 //! transaction and audit helpers.
 
-use chrono::Utc;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
@@ -105,7 +104,7 @@ impl ResourceCredentialStore for SqliteStore {
                     new.label,
                     new.fingerprint,
                     new.material,
-                    ts(Utc::now())
+                    ts(self.clock.now())
                 ],
             )?;
             append_audit(
@@ -137,7 +136,7 @@ impl ResourceCredentialStore for SqliteStore {
             let changed = tx.execute(
                 "UPDATE resource_credentials SET disabled_at = ?1
                  WHERE id = ?2 AND resource_id = ?3 AND disabled_at IS NULL",
-                params![ts(Utc::now()), credential_id, resource_id],
+                params![ts(self.clock.now()), credential_id, resource_id],
             )?;
             // Existence is checked first: a second disable is a no-op, not an event.
             let found = credential(tx, resource_id, credential_id)?;

@@ -1,11 +1,10 @@
 //! SQLite bodies of [`StreamStore`] and the outbox hook of the audit append.
 
-use chrono::Utc;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     SqliteStore, StoreError, StoreResult, append_audit, invalid, json_list, parse_json_list,
-    parse_opt_ts, parse_ts, ts, unix_now,
+    parse_opt_ts, parse_ts, store_now, ts, unix_now,
 };
 use crate::model::signals::{FanOut, SetError, StreamState, StreamSummary};
 use crate::model::{Actor, CredentialKind};
@@ -181,7 +180,7 @@ pub(super) fn outbox_on_audit(
     let payload = serde_json::to_string(&event).map_err(|e| StoreError::Internal(e.to_string()))?;
     tx.execute(
         "INSERT INTO ssf_outbox (audit_seq, created_at, payload) VALUES (?1, ?2, ?3)",
-        params![seq, ts(Utc::now()), payload],
+        params![seq, ts(store_now()), payload],
     )?;
     WROTE_OUTBOX.with(|w| w.set(true));
     Ok(())
@@ -287,7 +286,7 @@ fn delivered_in(tx: &Transaction<'_>, stream_id: &str, jtis: &[String]) -> Store
     tx.execute(
         "UPDATE ssf_streams SET consecutive_failures = 0, delivered = delivered + ?1,
             last_delivered_at = ?2 WHERE id = ?3",
-        params![n as i64, ts(Utc::now()), stream_id],
+        params![n as i64, ts(store_now()), stream_id],
     )?;
     Ok(())
 }
@@ -311,7 +310,7 @@ impl StreamStore for SqliteStore {
                     "{receiver} already has {count} streams (at most 20); delete one first"
                 )));
             }
-            let now = ts(Utc::now());
+            let now = ts(self.clock.now());
             tx.execute(
                 "INSERT INTO ssf_streams (id, receiver, method, endpoint_url, authorization_header,
                     events_requested, description, status, created_at, updated_at)
@@ -373,7 +372,7 @@ impl StreamStore for SqliteStore {
                     f.authorization_header,
                     json_list(&f.events_requested),
                     f.description,
-                    ts(Utc::now()),
+                    ts(self.clock.now()),
                     id
                 ],
             )?;
@@ -405,14 +404,14 @@ impl StreamStore for SqliteStore {
                     consecutive_failures = CASE WHEN ?1 = 'enabled' THEN 0
                         ELSE consecutive_failures END
                  WHERE id = ?4",
-                params![status.as_str(), reason, ts(Utc::now()), id],
+                params![status.as_str(), reason, ts(self.clock.now()), id],
             )?;
             if status == StreamState::Disabled {
                 // Disabled: the transmitter drops the stream's events (SSF 1.0 §8.1.2).
                 tx.execute(
                     "UPDATE ssf_queue SET state = 'dropped', done_at = ?1
                      WHERE stream_id = ?2 AND state = 'pending'",
-                    params![unix_now(), id],
+                    params![self.clock.unix(), id],
                 )?;
             }
             append_audit(
@@ -550,12 +549,12 @@ impl StreamStore for SqliteStore {
             // replica) finds it done and queues nothing, so no receiver gets an action twice.
             let claimed = tx.execute(
                 "UPDATE ssf_outbox SET fanned_out_at = ?1 WHERE id = ?2 AND fanned_out_at IS NULL",
-                params![ts(Utc::now()), outbox_id],
+                params![ts(self.clock.now()), outbox_id],
             )?;
             if claimed == 0 {
                 return Ok(());
             }
-            let now = unix_now_ms();
+            let now = self.clock.unix_millis();
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO ssf_queue (stream_id, jti, audit_seq, set_jwt, created_at)
@@ -572,7 +571,7 @@ impl StreamStore for SqliteStore {
 
     fn queue_sets(&self, sets: &[QueuedSet]) -> StoreResult<()> {
         self.write(|tx| {
-            let now = unix_now_ms();
+            let now = self.clock.unix_millis();
             let mut insert = tx.prepare_cached(
                 "INSERT INTO ssf_queue (stream_id, jti, audit_seq, set_jwt, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -634,12 +633,12 @@ impl StreamStore for SqliteStore {
             tx.execute(
                 "UPDATE ssf_queue SET state = 'refused', done_at = ?1, error = ?2
                  WHERE stream_id = ?3 AND jti = ?4 AND state = 'pending'",
-                params![unix_now(), error, stream_id, jti],
+                params![self.clock.unix(), error, stream_id, jti],
             )?;
             tx.execute(
                 "UPDATE ssf_streams SET failed = failed + 1, consecutive_failures = 0,
                     last_error = ?1, last_error_at = ?2 WHERE id = ?3",
-                params![error, ts(Utc::now()), stream_id],
+                params![error, ts(self.clock.now()), stream_id],
             )?;
             Ok(())
         })
@@ -655,7 +654,7 @@ impl StreamStore for SqliteStore {
             tx.execute(
                 "UPDATE ssf_streams SET consecutive_failures = consecutive_failures + 1,
                     last_error = ?1, last_error_at = ?2 WHERE id = ?3",
-                params![error, ts(Utc::now()), stream_id],
+                params![error, ts(self.clock.now()), stream_id],
             )?;
             let s = must_stream(tx, stream_id)?;
             if s.status == StreamState::Enabled && s.consecutive_failures >= pause_after {
@@ -713,7 +712,7 @@ impl StreamStore for SqliteStore {
                     ),
                 ));
             }
-            let now = unix_now();
+            let now = self.clock.unix();
             let mut out = AckOutcome::default();
             for jti in ack {
                 out.acknowledged += tx.execute(
@@ -741,7 +740,7 @@ impl StreamStore for SqliteStore {
                 params![
                     out.acknowledged as i64,
                     out.refused as i64,
-                    ts(Utc::now()),
+                    ts(self.clock.now()),
                     last_error,
                     stream_id
                 ],
@@ -752,7 +751,7 @@ impl StreamStore for SqliteStore {
 
     fn stream_summaries(&self, receiver: Option<&str>) -> StoreResult<Vec<StreamSummary>> {
         self.read(|tx| {
-            let now_ms = unix_now_ms();
+            let now_ms = self.clock.unix_millis();
             let rows = tx
                 .prepare(
                     "SELECT s.id, s.receiver, s.method, s.endpoint_url, s.status, s.reason,
@@ -864,8 +863,4 @@ impl StreamStore for SqliteStore {
             Ok(n as u64)
         })
     }
-}
-
-fn unix_now_ms() -> i64 {
-    Utc::now().timestamp_millis()
 }

@@ -314,7 +314,7 @@ impl SqliteStore {
         &self,
         tokens: &[crate::registry::tokens::live::TokenRecord],
     ) -> StoreResult<()> {
-        let now = super::unix_now();
+        let now = self.clock.unix();
         self.write(|tx| {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO issued_tokens (jti, kind, digest, kid, subject, client_id,

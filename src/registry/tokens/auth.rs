@@ -11,9 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::jwt;
 use super::live::{CLOCK_LEEWAY, ConsumedAssertion};
-use super::{
-    ASSERTION_MAX_SECONDS, ASSERTION_MAX_SECONDS_DATED, OAuthError, TokenService, unix_now,
-};
+use super::{ASSERTION_MAX_SECONDS, ASSERTION_MAX_SECONDS_DATED, OAuthError, TokenService};
 use crate::model::tokens::CLIENT_ASSERTION_JWT;
 use crate::model::{AgentStatus, CredentialKind, Person};
 use crate::registry::store::AgentTokenFacts;
@@ -507,7 +505,7 @@ impl TokenService {
         if !jwt::audience_contains(&parsed.claims, audiences) {
             return Err(bad(format!("aud must name {}", self.token_endpoint)));
         }
-        let now = unix_now();
+        let now = self.clock().unix();
         let exp = jwt::numeric_date(&parsed.claims, "exp")
             .map_err(|e| bad(e.0))?
             .ok_or_else(|| bad("exp is missing".into()))?;

@@ -137,7 +137,7 @@ impl TokenService {
         let person = subject.person.clone();
         let id = agent_id.clone();
         let delegation = self
-            .read(move |s| s.active_delegation(&person, &id, chrono::Utc::now()))
+            .read(move |s| s.active_delegation(&person, &id, s.clock().now()))
             .await?;
         match delegation {
             Some(d) => Ok(Consent {

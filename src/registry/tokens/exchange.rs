@@ -6,7 +6,7 @@ use super::auth::{AuthenticatedAgent, ClientCredentials, FormParams};
 use super::idp::{self, IdpRefusal};
 use super::jwt;
 use super::live::{IssueRefusal, TokenKind, TokenRecord};
-use super::{OAuthError, PERSON_TOKEN_MAX_SECONDS, TokenService, new_jti, token_digest, unix_now};
+use super::{OAuthError, PERSON_TOKEN_MAX_SECONDS, TokenService, new_jti, token_digest};
 use crate::model::Person;
 use crate::model::text::{check_line, check_scope};
 use crate::model::tokens::{
@@ -190,7 +190,7 @@ impl TokenService {
     ) -> Result<Subject, OAuthError> {
         self.indexed_subject(token).unwrap_or_else(|| {
             // Not in the index: say precisely why when the signature is ours.
-            let now = unix_now();
+            let now = self.clock().unix();
             let bad =
                 |m: &str| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
             let key = parsed.kid().and_then(|k| self.published_key(k));
@@ -208,7 +208,7 @@ impl TokenService {
     fn indexed_subject(&self, token: &str) -> Option<Result<Subject, OAuthError>> {
         let bad =
             |m: String| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
-        let now = unix_now();
+        let now = self.clock().unix();
         {
             let found = self.live.with_digest(&token_digest(token), |view| {
                 let r = view.record;
@@ -243,7 +243,7 @@ impl TokenService {
     fn foreign_subject(&self, token: &str, iss: &str) -> Result<Subject, OAuthError> {
         let bad =
             |m: String| OAuthError::invalid_grant(format!("the subject token is refused: {m}"));
-        let now = unix_now();
+        let now = self.clock().unix();
         let verified = {
             let issuers = self.issuers.read().unwrap_or_else(|p| p.into_inner());
             let provider = issuers.get(iss).ok_or_else(|| {
@@ -251,7 +251,7 @@ impl TokenService {
                     "its issuer {iss:?} is not a trusted identity provider of this registry"
                 ))
             })?;
-            provider.verify(token)
+            provider.verify(token, self.clock().unix())
         };
         let claims = verified.map_err(|e| match e {
             IdpRefusal::Expired => bad("it has expired".into()),
@@ -373,7 +373,7 @@ impl TokenService {
         consent.check_scopes(&agent, &subject, &scopes)?;
         // Only to the systems that own the scopes (tokens/audience.rs).
         self.check_audience(&scopes, &audience)?;
-        let now = unix_now();
+        let now = self.clock().unix();
         // Never outlive the token it was exchanged from, nor the delegation that allowed it.
         let expires_at = (now + self.default_ttl)
             .min(subject.expires_at)
@@ -492,7 +492,7 @@ impl TokenService {
                 "a person access token lives between 60 and {PERSON_TOKEN_MAX_SECONDS} seconds"
             )));
         }
-        let now = unix_now();
+        let now = self.clock().unix();
         // Never outlive the API token that minted it.
         let expires_at = (now + ttl_seconds).min(api_token.expires_at);
         if expires_at <= now {

@@ -115,8 +115,9 @@ impl IdentityProvider {
     }
 
     /// Verifies a token of this provider: signature with a pinned algorithm, `iss`, `aud`,
-    /// `exp` (required), `nbf`. Returns its claims.
-    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, IdpRefusal> {
+    /// `exp` (required), `nbf`, both against `now` (the registry's clock, in Unix seconds).
+    /// Returns its claims.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Map<String, Value>, IdpRefusal> {
         refuse_critical_extensions(token)?;
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| IdpRefusal::Invalid(format!("the token header cannot be read: {e}")))?;
@@ -145,13 +146,17 @@ impl IdentityProvider {
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
             validation.leeway = CLOCK_LEEWAY as u64;
-            validation.validate_nbf = true;
+            // exp and nbf are checked below against the registry's clock, not the library's
+            // reading of the system clock (see registry/clock.rs).
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
             validation.set_issuer(&[&self.issuer]);
             validation.set_audience(&[&self.audience]);
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
                 Ok(data) => {
-                    check_lifetime(&data.claims, super::unix_now())?;
+                    check_dates(&data.claims, now)?;
+                    check_lifetime(&data.claims, now)?;
                     return Ok(data.claims);
                 }
                 Err(e) => {
@@ -200,6 +205,30 @@ fn refuse_critical_extensions(token: &str) -> Result<(), IdpRefusal> {
             "the token header has critical extensions this registry does not understand (crit {crit})"
         ))),
     }
+}
+
+/// `exp` and `nbf` with [`CLOCK_LEEWAY`], as jsonwebtoken checks them but against `now`.
+fn check_dates(claims: &Map<String, Value>, now: i64) -> Result<(), IdpRefusal> {
+    let date = |name: &str| -> Result<Option<i64>, IdpRefusal> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(|f| Some(f as i64))
+                .ok_or_else(|| IdpRefusal::Invalid(format!("the token's {name} is not a number"))),
+        }
+    };
+    let exp =
+        date("exp")?.ok_or_else(|| IdpRefusal::Invalid("the token has no exp claim".into()))?;
+    if exp < now - CLOCK_LEEWAY {
+        return Err(IdpRefusal::Expired);
+    }
+    if date("nbf")?.is_some_and(|nbf| nbf > now + CLOCK_LEEWAY) {
+        return Err(IdpRefusal::Invalid(
+            "the token is not valid yet (nbf)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Caps how long a provider's token is accepted: a long-lived token, once stolen, would make a
@@ -268,6 +297,35 @@ mod tests {
         let sub = claims(json!({"sub": "b@example.com"}));
         assert_eq!(person_of(&sub).unwrap(), "b@example.com");
         assert!(person_of(&claims(json!({"sub": "opaque"}))).is_err());
+    }
+
+    #[test]
+    fn exp_and_nbf_are_judged_against_the_given_time_not_the_machines() {
+        // Dates far from the machine's clock: only `now` decides.
+        let now = 4_000_000_000;
+        let at = |exp: i64, nbf: Option<i64>| {
+            let mut c = json!({"exp": exp});
+            if let Some(n) = nbf {
+                c["nbf"] = json!(n);
+            }
+            check_dates(&claims(c), now)
+        };
+        assert!(at(now + 10, None).is_ok());
+        assert!(at(now - CLOCK_LEEWAY, None).is_ok(), "within the leeway");
+        assert!(matches!(
+            at(now - CLOCK_LEEWAY - 1, None),
+            Err(IdpRefusal::Expired)
+        ));
+        assert!(at(now + 10, Some(now + CLOCK_LEEWAY)).is_ok());
+        assert!(matches!(
+            at(now + 10, Some(now + CLOCK_LEEWAY + 1)),
+            Err(IdpRefusal::Invalid(_))
+        ));
+        assert!(
+            check_dates(&claims(json!({})), now).is_err(),
+            "exp is required"
+        );
+        assert!(check_dates(&claims(json!({"exp": "soon"})), now).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::auth::{ClientCredentials, FormParams, Party, assertion_subject, secret_hash};
 use super::exchange::{act_claim, aud_claim};
 use super::live::{TokenKind, TokenRecord};
-use super::{OAuthError, TokenService, token_digest, unix_now};
+use super::{OAuthError, TokenService, token_digest};
 use crate::model::tokens::Introspection;
 use crate::model::{Actor, CredentialKind, Person, Role};
 use crate::registry::store::ResourceAuthFacts;
@@ -94,7 +94,7 @@ impl TokenService {
                          POST /v1/me/tokens, which gives you your own API token",
                     ));
                 }
-                if owner.expires_at <= chrono::Utc::now() {
+                if owner.expires_at <= self.clock().now() {
                     return Err(OAuthError::invalid_client("the API token has expired"));
                 }
                 if !owner.person.active {
@@ -244,7 +244,7 @@ impl TokenService {
                 return None;
             }
             Some(crate::registry::behaviour::introspection_event(
-                chrono::Utc::now(),
+                self.clock().now(),
                 &agent,
                 active,
                 &r.subject,
@@ -278,7 +278,7 @@ impl TokenService {
         token: &str,
         allowed: impl Fn(&TokenRecord) -> bool,
     ) -> Introspection {
-        let now = unix_now();
+        let now = self.clock().unix();
         self.live
             .with_digest(&token_digest(token), |view| {
                 let r = view.record;

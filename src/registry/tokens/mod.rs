@@ -242,10 +242,6 @@ pub fn new_jti() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 /// Makes sure the store has a signing key; creates the first one. Returns the active kid.
 pub fn ensure_signing_key(store: &dyn Store) -> StoreResult<String> {
     if let Some(key) = store
@@ -255,7 +251,8 @@ pub fn ensure_signing_key(store: &dyn Store) -> StoreResult<String> {
     {
         return Ok(key.kid);
     }
-    let key = RegistryKey::generate();
+    let mut key = RegistryKey::generate();
+    key.created_at = store.clock().now();
     store.add_signing_key(&Actor::system("steward-token-service"), &stored(&key))?;
     Ok(key.kid)
 }
@@ -264,7 +261,8 @@ pub fn ensure_signing_key(store: &dyn Store) -> StoreResult<String> {
 /// cached JWKS refuse its tokens until they re-fetch); the previous one stays published until
 /// its tokens expire.
 pub fn rotate_signing_key(store: &dyn Store, actor: &Actor) -> StoreResult<String> {
-    let key = RegistryKey::generate();
+    let mut key = RegistryKey::generate();
+    key.created_at = store.clock().now();
     store.add_signing_key(actor, &stored(&key))?;
     Ok(key.kid)
 }
@@ -303,7 +301,7 @@ fn stored(key: &RegistryKey) -> StoredSigningKey {
 }
 
 fn load_key_ring(store: &dyn Store) -> StoreResult<KeyRing> {
-    key_ring_from(&store.signing_keys()?, unix_now())
+    key_ring_from(&store.signing_keys()?, store.clock().unix())
 }
 
 /// Chooses the signing key and the keys to publish at `now`:
@@ -365,6 +363,12 @@ fn load_issuers(store: &dyn Store) -> StoreResult<HashMap<String, idp::IdentityP
 }
 
 impl TokenService {
+    /// The registry's clock (the store's; see registry/clock.rs): every lifetime, `exp`, `iat`
+    /// and `nbf` this service writes or checks is read here.
+    pub fn clock(&self) -> &crate::registry::clock::Clock {
+        self.store.clock()
+    }
+
     /// Starts the service over `store`: creates the first signing key if needed, loads trusted
     /// issuers, and starts the group-commit writer and the refresh task. `default_issuer` is
     /// used when the settings name none.
@@ -592,7 +596,7 @@ async fn refresh_loop(service: Weak<TokenService>, every: Duration) {
         if last_prune.elapsed() >= Duration::from_secs(60) {
             last_prune = std::time::Instant::now();
             let store = service.store.clone();
-            let now = unix_now();
+            let now = service.clock().unix();
             let keep_after = now - RECORD_RETENTION_DAYS * 86_400;
             let pruned =
                 tokio::task::spawn_blocking(move || store.prune_tokens(now, keep_after)).await;

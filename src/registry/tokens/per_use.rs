@@ -9,8 +9,6 @@
 //! or audience; once approved, the exchange succeeds and spends it. The check runs on every
 //! exchange, so a sub-agent hop carrying a per-use scope needs an approval of its own.
 
-use chrono::Utc;
-
 use super::{OAuthError, TokenService};
 use crate::model::catalogue::ApprovalMode;
 use crate::registry::store::StoreError;
@@ -68,7 +66,7 @@ impl TokenService {
         };
         let store = self.store.clone();
         let approval_id = x.approval_id.map(str::to_string);
-        let now = Utc::now();
+        let now = self.clock().now();
         match approval_id {
             None => {
                 let asked =
