@@ -290,7 +290,6 @@ async fn repeated_no_op_revocations_add_no_audit_events() {
 
 #[tokio::test]
 async fn the_server_appends_signed_heads_and_posts_them_to_the_webhook() {
-    use std::io::BufRead;
     use std::sync::{Arc, Mutex};
     // A webhook receiver on a loopback port.
     let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
@@ -315,28 +314,21 @@ async fn the_server_appends_signed_heads_and_posts_them_to_the_webhook() {
     let db = dir.path().join("steward.db");
     support::create_admin_with_binary(&db, "admin@example.com");
     let file = dir.path().join("heads.jsonl");
-    let mut child = Command::new(steward_exe())
-        .args(["server", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .arg("--audit-witness")
-        .arg(&file)
-        .args(["--audit-witness-url", &hook])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("listening on"), "{first}");
+    let server = support::Binary::start_with(
+        &db,
+        &[
+            "--audit-witness",
+            file.to_str().unwrap(),
+            "--audit-witness-url",
+            &hook,
+        ],
+    );
     let deadline = std::time::Instant::now() + support::CALL_TIMEOUT;
     while received.lock().unwrap().is_empty() {
         assert!(std::time::Instant::now() < deadline, "no head was POSTed");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
     let text = std::fs::read_to_string(&file).unwrap();
     let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(line, received.lock().unwrap()[0]);

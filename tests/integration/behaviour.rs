@@ -19,14 +19,11 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use steward::model::Actor;
 use steward::model::flag::Severity;
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
 use steward::registry::behaviour::{Behaviour, BehaviourSettings, DetectorSettings};
 use steward::registry::store::flags::HourDelta;
-use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{ActivityStore, CatalogueStore, SqliteStore};
-use steward::registry::{self, Server};
+use steward::registry::store::{ActivityStore, SqliteStore};
 
 struct Reg {
     base: String,
@@ -34,8 +31,7 @@ struct Reg {
     admin: String,
     store: Arc<SqliteStore>,
     behaviour: Arc<Behaviour>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    served: support::Served,
 }
 
 struct TestAgent {
@@ -67,35 +63,19 @@ async fn start_with(
     guards: steward::registry::http::guards::GuardSettings,
     dir: Option<tempfile::TempDir>,
 ) -> Reg {
-    let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
-    let db = dir.path().join("steward.db");
-    let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
-    let admin = match registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "t") {
-        Ok((_, t)) => t.token,
-        Err(e) => panic!("{e}"),
-    };
-    store
-        .import_catalogue(&Actor::system("test"), &support::test_catalogue())
-        .unwrap();
-    let server = Server::bind("127.0.0.1:0", store.clone(), "test")
-        .await
-        .unwrap()
-        .with_guards(guards)
-        .with_behaviour(behaviour);
-    let behaviour = server.start_behaviour();
-    let base = format!("http://{}", server.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = rx.await;
-    }));
+    let mut launch = support::Launch::new().behaviour(behaviour).guards(guards);
+    launch.dir = dir;
+    let served = launch.serve().await;
     Reg {
-        base,
+        base: served.url.clone(),
         http: reqwest::Client::new(),
-        admin,
-        store,
-        behaviour,
-        _shutdown: tx,
-        _dir: dir,
+        admin: served.admin.token.clone(),
+        store: served.store.clone(),
+        behaviour: served
+            .behaviour
+            .clone()
+            .expect("the behaviour engine started"),
+        served,
     }
 }
 
@@ -713,7 +693,9 @@ async fn history_is_rebuilt_from_the_store_at_start_and_future_events_are_clampe
         })
         .collect();
     first.store.record_activity(&[], &hours).unwrap();
-    let db_dir = first._dir;
+    let Reg { served, store, .. } = first;
+    drop(store);
+    let db_dir = served.stop().await;
     let second = start_with(settings(None), lifted(), Some(db_dir)).await;
     second.behaviour.flush();
     let band = second.behaviour.band(&a.id, now());

@@ -1,59 +1,12 @@
 //! End to end: the real `steward demo` binary in a pseudo-terminal. Filter to an agent, press X,
 //! quit, then find the agent suspended through a registry opened over the demo's database.
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use steward::client::{Client, Secret};
+use crate::support::{self, pty::Demo};
 use steward::model::AgentStatus;
+use steward::registry;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::{self, Server};
-
-const COLS: u16 = 120;
-const ROWS: u16 = 40;
-
-struct Screen {
-    parser: Arc<Mutex<vt100::Parser>>,
-}
-
-impl Screen {
-    fn text(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.parser.lock().unwrap().screen().rows(0, COLS).collect()
-    }
-
-    /// Waits until `ready` holds for the screen; fails with the screen after `limit`, or at
-    /// once if the program has exited.
-    fn wait(
-        &self,
-        child: &mut Box<dyn portable_pty::Child + Send + Sync>,
-        what: &str,
-        limit: Duration,
-        ready: impl Fn(&str) -> bool,
-    ) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let text = self.text();
-            if ready(&text) {
-                return;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "steward exited ({status:?}) while waiting for {what}; the screen shows:\n{text}"
-                );
-            }
-            if Instant::now() > deadline {
-                panic!("waited {limit:?} for {what}; the screen shows:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 /// The agent name a table row starts with (after the cursor and the tree's glyphs).
 fn row_name(line: &str) -> Option<&str> {
@@ -63,57 +16,10 @@ fn row_name(line: &str) -> Option<&str> {
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: ROWS,
-            cols: COLS,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
-    cmd.args(["demo", "--agents", "300", "--db", db.to_str().unwrap()]);
-    cmd.cwd(dir.path());
-    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-    cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
-    cmd.env("TERM", "xterm-256color");
-    cmd.env_remove("NO_COLOR");
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
-    drop(pty.slave);
-
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        std::num::NonZeroU16::new(ROWS).unwrap(),
-        std::num::NonZeroU16::new(COLS).unwrap(),
-        0,
-    )));
-    let mut reader = pty.master.try_clone_reader().unwrap();
-    {
-        let parser = parser.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                parser.lock().unwrap().process(&buf[..n]);
-            }
-        });
-    }
-    let mut keys = pty.master.take_writer().unwrap();
-    let mut press = |bytes: &str| {
-        keys.write_all(bytes.as_bytes()).unwrap();
-        keys.flush().unwrap();
-    };
-    let screen = Screen { parser };
-
-    screen.wait(
-        &mut child,
-        "the synced inventory",
-        Duration::from_secs(120),
-        |s| s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents"),
-    );
+    let mut demo = Demo::start(&["--agents", "300"]);
+    demo.wait_within("the synced inventory", Duration::from_secs(120), |s| {
+        s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
+    });
     // Pick an active agent a few rows down, so that the filter has work to do. The frame may
     // still be arriving on a loaded machine, so wait until enough rows are drawn.
     let fifth_active = |text: &str| -> Option<String> {
@@ -127,40 +33,28 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
             .nth(4)
             .map(str::to_string)
     };
-    screen.wait(
-        &mut child,
+    demo.wait_within(
         "five active agents on screen",
         Duration::from_secs(30),
         |s| fifth_active(s).is_some(),
     );
-    let name = fifth_active(&screen.text()).expect("an active agent on screen");
+    let name = fifth_active(&demo.text()).expect("an active agent on screen");
 
-    press("/");
-    press(&name);
-    screen.wait(
-        &mut child,
-        "the filter to apply",
-        Duration::from_secs(30),
-        |s| s.contains(&format!("/{name}")) && !s.contains("filtering…"),
-    );
-    press("\r");
-    screen.wait(
-        &mut child,
-        "the agent selected",
-        Duration::from_secs(30),
-        |s| {
-            s.lines()
-                .any(|l| l.starts_with('▶') && l.split_whitespace().nth(1) == Some(name.as_str()))
-        },
-    );
-    press("X");
-    screen.wait(
-        &mut child,
-        "the revocation result",
-        Duration::from_secs(30),
-        |s| s.contains("REVOKED") && s.contains("active → suspended"),
-    );
-    let id = screen
+    demo.press("/");
+    demo.press(&name);
+    demo.wait_within("the filter to apply", Duration::from_secs(30), |s| {
+        s.contains(&format!("/{name}")) && !s.contains("filtering…")
+    });
+    demo.press("\r");
+    demo.wait_within("the agent selected", Duration::from_secs(30), |s| {
+        s.lines()
+            .any(|l| l.starts_with('▶') && l.split_whitespace().nth(1) == Some(name.as_str()))
+    });
+    demo.press("X");
+    demo.wait_within("the revocation result", Duration::from_secs(30), |s| {
+        s.contains("REVOKED") && s.contains("active → suspended")
+    });
+    let id = demo
         .lines()
         .iter()
         .find(|l| l.contains("REVOKED"))
@@ -170,145 +64,25 @@ async fn demo_in_a_pty_filters_revokes_and_the_registry_agrees() {
                 .map(str::to_string)
         })
         .expect("the agent's id in the result");
-    press("\x1b");
-    screen.wait(
-        &mut child,
-        "the result to close",
-        Duration::from_secs(30),
-        |s| !s.contains("Incident reference"),
-    );
-    press("q");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the demo did not quit:\n{}",
-            screen.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "the demo failed:\n{}", screen.text());
+    demo.press("\x1b");
+    demo.wait_within("the result to close", Duration::from_secs(30), |s| {
+        !s.contains("Incident reference")
+    });
+    let db = demo.quit();
 
     // A registry over the demo's database, asked through the API.
-    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
-    let (_, token) =
-        registry::bootstrap_admin(store.as_ref(), "checker@example.com", "Checker", "e2e").unwrap();
-    let server = Server::bind("127.0.0.1:0", store, "check").await.unwrap();
-    let url = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
-    let client = Client::new(&url, Some(Secret::new(token.token))).unwrap();
+    // A registry over the demo's database, asked through the API.
+    let (checker, client) = support::checker(&db).await;
     let agent = client.agent(&id).await.unwrap();
     assert_eq!(agent.agent.name, name);
     assert_eq!(agent.agent.status, AgentStatus::Suspended);
     assert!(agent.credentials.iter().all(|c| c.disabled_at.is_some()));
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    checker.stop().await;
 }
 
 /// The demo in a pseudo-terminal, signed in as `persona`.
-struct Demo {
-    _dir: tempfile::TempDir,
-    db: std::path::PathBuf,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    screen: Screen,
-    keys: Box<dyn Write + Send>,
-    /// Keys pressed so far.
-    pressed: usize,
-}
-
-impl Demo {
-    fn start(persona: &str, agents: &str) -> Demo {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("demo.db");
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
-        cmd.args([
-            "demo",
-            "--as",
-            persona,
-            "--agents",
-            agents,
-            "--db",
-            db.to_str().unwrap(),
-        ]);
-        cmd.cwd(dir.path());
-        cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-        cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
-        cmd.env("TERM", "xterm-256color");
-        cmd.env_remove("NO_COLOR");
-        let child = pty.slave.spawn_command(cmd).unwrap();
-        drop(pty.slave);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(
-            std::num::NonZeroU16::new(ROWS).unwrap(),
-            std::num::NonZeroU16::new(COLS).unwrap(),
-            0,
-        )));
-        let mut reader = pty.master.try_clone_reader().unwrap();
-        {
-            let parser = parser.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    parser.lock().unwrap().process(&buf[..n]);
-                }
-            });
-        }
-        let keys = pty.master.take_writer().unwrap();
-        // The master must outlive the session: leak it into the writer's lifetime.
-        std::mem::forget(pty.master);
-        Demo {
-            _dir: dir,
-            db,
-            child,
-            screen: Screen { parser },
-            keys,
-            pressed: 0,
-        }
-    }
-
-    fn press(&mut self, key: &str) {
-        self.keys.write_all(key.as_bytes()).unwrap();
-        self.keys.flush().unwrap();
-        self.pressed += 1;
-    }
-
-    fn wait(&mut self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        self.screen
-            .wait(&mut self.child, what, Duration::from_secs(60), ready);
-        self.screen.text()
-    }
-
-    fn quit(mut self) -> std::path::PathBuf {
-        self.press("q");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the demo failed:\n{}", self.screen.text());
-                break;
-            }
-            assert!(Instant::now() < deadline, "the demo did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let db = self.db.clone();
-        std::mem::forget(self._dir);
-        db
-    }
+fn demo_as(persona: &str, agents: &str) -> Demo {
+    Demo::start(&["--as", persona, "--agents", agents])
 }
 
 /// The reviews screen's right pane: (agent on screen, its scope rows as (selected, text)).
@@ -334,7 +108,7 @@ fn review_pane(text: &str) -> (String, Vec<(bool, String)>) {
 /// decision sums up. The decisions are then read back from the registry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
-    let mut demo = Demo::start("owner", "300");
+    let mut demo = demo_as("owner", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced")
     });
@@ -472,7 +246,7 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
             named = true;
         }
     }
-    let text = demo.screen.text();
+    let text = demo.text();
     assert!(
         text.contains("certified") && text.contains("revoked") && text.contains("left 0"),
         "the summary:\n{text}"
@@ -491,16 +265,8 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
     let db = demo.quit();
 
     // The registry agrees: nothing of omar's is left undecided.
-    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
-    let (_, token) =
-        registry::bootstrap_admin(store.as_ref(), "checker@example.com", "Checker", "e2e").unwrap();
-    let server = Server::bind("127.0.0.1:0", store, "check").await.unwrap();
-    let url = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
-    let client = Client::new(&url, Some(Secret::new(token.token))).unwrap();
+    // A registry over the demo's database, asked through the API.
+    let (checker, client) = support::checker(&db).await;
     let first_agent = client
         .list_agents(&steward::model::api::AgentQuery {
             q: Some(first.clone()),
@@ -538,76 +304,30 @@ async fn the_owners_review_in_a_pty_never_moves_past_undecided_work() {
             pending.items.len()
         );
     }
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    checker.stop().await;
 }
 
 /// The approver's job in the real binary: `A` shows what waits for the admin persona, `y`
 /// approves the selected request, the header's count drops, and the registry recorded the vote.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agrees() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: ROWS,
-            cols: COLS,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
-    cmd.args(["demo", "--agents", "300", "--db", db.to_str().unwrap()]);
-    cmd.cwd(dir.path());
-    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-    cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
-    cmd.env("XDG_DATA_HOME", dir.path().join("data"));
-    cmd.env("TERM", "xterm-256color");
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
-    drop(pty.slave);
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        std::num::NonZeroU16::new(ROWS).unwrap(),
-        std::num::NonZeroU16::new(COLS).unwrap(),
-        0,
-    )));
-    let mut reader = pty.master.try_clone_reader().unwrap();
-    {
-        let parser = parser.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                parser.lock().unwrap().process(&buf[..n]);
-            }
-        });
-    }
-    let mut keys = pty.master.take_writer().unwrap();
-    let mut press = |bytes: &str| {
-        keys.write_all(bytes.as_bytes()).unwrap();
-        keys.flush().unwrap();
-    };
-    let screen = Screen { parser };
+    let mut demo = Demo::start(&["--agents", "300"]);
+    let db = demo.db.clone();
     // The header counts what waits for the admin persona once the queue is polled.
     let waiting = |s: &str| -> Option<u32> {
         let at = s.find(" to approve")?;
         s[..at].rsplit('⚑').next()?.trim().parse().ok()
     };
-    screen.wait(
-        &mut child,
+    demo.wait_within(
         "the synced inventory with the approvals count",
         Duration::from_secs(120),
         |s| s.contains("synced") && waiting(s).is_some_and(|n| n > 0),
     );
-    let before = waiting(&screen.text()).unwrap();
-    press("A");
-    screen.wait(
-        &mut child,
-        "the approvals screen",
-        Duration::from_secs(30),
-        |s| s.contains("Waiting for me") && s.lines().any(|l| l.trim_start().starts_with('▶')),
-    );
+    let before = waiting(&demo.text()).unwrap();
+    demo.press("A");
+    demo.wait_within("the approvals screen", Duration::from_secs(30), |s| {
+        s.contains("Waiting for me") && s.lines().any(|l| l.trim_start().starts_with('▶'))
+    });
     let approvals_recorded = || -> i64 {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.query_row(
@@ -618,34 +338,20 @@ async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agr
         .unwrap()
     };
     let recorded_before = approvals_recorded();
-    press("y");
-    screen.wait(
-        &mut child,
+    demo.press("y");
+    demo.wait_within(
         "the count to drop after the approval",
         Duration::from_secs(30),
         |s| waiting(s).is_some_and(|n| n < before) || s.contains("approved"),
     );
-    press("q");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the demo did not quit:\n{}",
-            screen.text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "the demo failed:\n{}", screen.text());
+    let last_screen = demo.text();
+    let _done = demo.quit();
 
     // The registry recorded the approval the console sent.
     assert_eq!(
         approvals_recorded(),
         recorded_before + 1,
-        "the screen:\n{}",
-        screen.text()
+        "the screen:\n{last_screen}"
     );
 }
 
@@ -654,7 +360,7 @@ async fn the_approvers_queue_in_a_pty_approves_with_one_key_and_the_registry_agr
 /// activity, where the revoke and the reference are the newest entries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
-    let mut demo = Demo::start("responder", "300");
+    let mut demo = demo_as("responder", "300");
     let text = demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced")
     });
@@ -710,6 +416,7 @@ async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
         if text.contains("audit.note") {
             break text;
         }
+        // Polls: the registry stores the reference in the background.
         std::thread::sleep(Duration::from_millis(200));
     };
     let rows: Vec<&str> = text
@@ -746,7 +453,7 @@ async fn the_responder_revokes_in_a_pty_and_the_activity_view_shows_it() {
 /// a responder goes from the flag to the agent revoked in three keys (`8` → `Enter` → `X`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
-    let mut demo = Demo::start("responder", "300");
+    let mut demo = demo_as("responder", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
     });
@@ -800,7 +507,7 @@ async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
 /// The detail also draws the week's activity against the baseline band and the last 24 h's use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_responder_acknowledges_a_flag_with_a_reason_in_a_pty() {
-    let mut demo = Demo::start("responder", "300");
+    let mut demo = demo_as("responder", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
     });
@@ -900,25 +607,26 @@ fn tree_pairs(lines: &[String]) -> Vec<(String, String)> {
 /// the tree gives way and every child still names its parent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inventory_is_a_tree_and_the_registry_agrees() {
-    let mut demo = Demo::start("admin", "300");
+    let mut demo = demo_as("admin", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
     });
     // Page down until a family is on screen.
     let mut pairs = Vec::new();
     for _ in 0..15 {
-        let lines = demo.screen.lines();
+        let lines = demo.lines();
         pairs = tree_pairs(&lines);
         if !pairs.is_empty() {
             break;
         }
         demo.press("\x1b[6~");
+        // Waits for the next frame (the page is drawn when the console has it).
         std::thread::sleep(Duration::from_millis(300));
     }
     assert!(
         !pairs.is_empty(),
         "no sub-agent hangs under its parent:\n{}",
-        demo.screen.text()
+        demo.text()
     );
     // Sorted by kind, children are apart from their parents: a row hangs under a row only
     // when that row is its parent (checked below), and a child shown apart carries its
@@ -932,7 +640,7 @@ async fn the_inventory_is_a_tree_and_the_registry_agrees() {
     let text = demo.wait("the kind sort, reversed", |s| {
         s.contains("KIND ▼") || s.contains("kind ▼")
     });
-    let lines = demo.screen.lines();
+    let lines = demo.lines();
     pairs.extend(tree_pairs(&lines));
     let apart = lines
         .iter()
@@ -954,16 +662,8 @@ async fn the_inventory_is_a_tree_and_the_registry_agrees() {
     }
     let db = demo.quit();
 
-    let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
-    let (_, token) =
-        registry::bootstrap_admin(store.as_ref(), "checker@example.com", "Checker", "e2e").unwrap();
-    let server = Server::bind("127.0.0.1:0", store, "check").await.unwrap();
-    let url = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
-    let client = Client::new(&url, Some(Secret::new(token.token))).unwrap();
+    // A registry over the demo's database, asked through the API.
+    let (checker, client) = support::checker(&db).await;
     let by_name = |name: String| {
         let client = client.clone();
         async move {
@@ -990,6 +690,5 @@ async fn the_inventory_is_a_tree_and_the_registry_agrees() {
             "{child} is drawn under {parent}"
         );
     }
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    checker.stop().await;
 }

@@ -3,114 +3,7 @@
 //! last change, and `o` on marked rows gives them all one owner after a confirmation naming the
 //! count. The changes are then read back from the demo's database (audit log and owners).
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-
-const COLS: u16 = 120;
-const ROWS: u16 = 40;
-
-struct Demo {
-    dir: tempfile::TempDir,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    parser: Arc<Mutex<vt100::Parser>>,
-    keys: Box<dyn Write + Send>,
-    pressed: usize,
-}
-
-impl Demo {
-    fn start(agents: &str) -> Demo {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("demo.db");
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
-        cmd.args(["demo", "--agents", agents, "--db", db.to_str().unwrap()]);
-        cmd.cwd(dir.path());
-        cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-        cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
-        cmd.env("TERM", "xterm-256color");
-        cmd.env_remove("NO_COLOR");
-        let child = pty.slave.spawn_command(cmd).unwrap();
-        drop(pty.slave);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(
-            std::num::NonZeroU16::new(ROWS).unwrap(),
-            std::num::NonZeroU16::new(COLS).unwrap(),
-            0,
-        )));
-        let mut reader = pty.master.try_clone_reader().unwrap();
-        {
-            let parser = parser.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    parser.lock().unwrap().process(&buf[..n]);
-                }
-            });
-        }
-        let keys = pty.master.take_writer().unwrap();
-        std::mem::forget(pty.master);
-        Demo {
-            dir,
-            child,
-            parser,
-            keys,
-            pressed: 0,
-        }
-    }
-
-    fn text(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    fn press(&mut self, key: &str) {
-        self.keys.write_all(key.as_bytes()).unwrap();
-        self.keys.flush().unwrap();
-        self.pressed += 1;
-    }
-
-    fn wait(&mut self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let text = self.text();
-            if ready(&text) {
-                return text;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("steward exited ({status:?}) while waiting for {what}:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited for {what}; the screen shows:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn quit(mut self) -> tempfile::TempDir {
-        self.press("q");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the demo failed:\n{}", self.text());
-                return self.dir;
-            }
-            assert!(Instant::now() < deadline, "the demo did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
+use crate::support::pty::Demo;
 
 /// The owner-change events of the audit log: (action, reason, before, after).
 fn owner_events(db: &std::path::Path) -> Vec<(String, String, Option<String>, Option<String>)> {
@@ -153,7 +46,7 @@ fn footer(text: &str) -> String {
 
 #[test]
 fn unowned_agents_get_owners_one_by_one_and_in_bulk_and_u_undoes() {
-    let mut demo = Demo::start("300");
+    let mut demo = Demo::start(&["--agents", "300"]);
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced") && s.contains("300 agents")
     });
@@ -205,8 +98,8 @@ fn unowned_agents_get_owners_one_by_one_and_in_bulk_and_u_undoes() {
     });
     assert_eq!(demo.pressed - start, 7, "3 marks + o, Enter, Tab, Enter");
 
-    let dir = demo.quit();
-    let events = owner_events(&dir.path().join("demo.db"));
+    let done = demo.quit();
+    let events = owner_events(&done.db);
     // Two single assignments, one undo (a clear: the agent had no owner), three bulk ones.
     let actions: Vec<(&str, &str)> = events
         .iter()

@@ -3,155 +3,17 @@
 //! header, `Y` accepts the recommendations of the filtered agents behind a typed count, and an
 //! auditor reads every reviewer's items with no decision keys. The registry is read afterwards.
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use crate::support::pty::Demo;
 use steward::model::review::{Decision, QueueQuery};
 use steward::registry;
 use steward::registry::store::Store;
 use steward::registry::store::sqlite::OpenMode;
 
-const COLS: u16 = 120;
-const ROWS: u16 = 40;
 const ADMIN: &str = "ada.admin@example.com";
 
-struct Screen {
-    parser: Arc<Mutex<vt100::Parser>>,
-}
-
-impl Screen {
-    fn text(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    /// Waits until `ready` holds for the screen; fails with the screen after `limit`, or at
-    /// once if the program has exited.
-    fn wait(
-        &self,
-        child: &mut Box<dyn portable_pty::Child + Send + Sync>,
-        what: &str,
-        limit: Duration,
-        ready: impl Fn(&str) -> bool,
-    ) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let text = self.text();
-            if ready(&text) {
-                return;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "steward exited ({status:?}) while waiting for {what}; the screen shows:\n{text}"
-                );
-            }
-            if Instant::now() > deadline {
-                panic!("waited {limit:?} for {what}; the screen shows:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// The demo in a pseudo-terminal, signed in as `persona`.
-struct Demo {
-    _dir: tempfile::TempDir,
-    db: std::path::PathBuf,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    screen: Screen,
-    keys: Box<dyn Write + Send>,
-    /// Keys pressed so far.
-    pressed: usize,
-}
-
-impl Demo {
-    fn start(persona: &str, agents: &str) -> Demo {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("demo.db");
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .unwrap();
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
-        cmd.args([
-            "demo",
-            "--as",
-            persona,
-            "--agents",
-            agents,
-            "--db",
-            db.to_str().unwrap(),
-        ]);
-        cmd.cwd(dir.path());
-        cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-        cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
-        cmd.env("TERM", "xterm-256color");
-        cmd.env_remove("NO_COLOR");
-        let child = pty.slave.spawn_command(cmd).unwrap();
-        drop(pty.slave);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(
-            std::num::NonZeroU16::new(ROWS).unwrap(),
-            std::num::NonZeroU16::new(COLS).unwrap(),
-            0,
-        )));
-        let mut reader = pty.master.try_clone_reader().unwrap();
-        {
-            let parser = parser.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    parser.lock().unwrap().process(&buf[..n]);
-                }
-            });
-        }
-        let keys = pty.master.take_writer().unwrap();
-        // The master must outlive the session: leak it into the writer's lifetime.
-        std::mem::forget(pty.master);
-        Demo {
-            _dir: dir,
-            db,
-            child,
-            screen: Screen { parser },
-            keys,
-            pressed: 0,
-        }
-    }
-
-    fn press(&mut self, key: &str) {
-        self.keys.write_all(key.as_bytes()).unwrap();
-        self.keys.flush().unwrap();
-        self.pressed += 1;
-    }
-
-    fn wait(&mut self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        self.screen
-            .wait(&mut self.child, what, Duration::from_secs(60), ready);
-        self.screen.text()
-    }
-
-    fn quit(mut self) -> std::path::PathBuf {
-        self.press("q");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the demo failed:\n{}", self.screen.text());
-                break;
-            }
-            assert!(Instant::now() < deadline, "the demo did not quit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let db = self.db.clone();
-        std::mem::forget(self._dir);
-        db
-    }
+fn demo_as(persona: &str, agents: &str) -> Demo {
+    Demo::start(&["--as", persona, "--agents", agents])
 }
 
 /// The agent names of the queue's left pane (after the marker column).
@@ -173,7 +35,7 @@ fn queue_agents(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admins_queue_filters_sorts_and_accepts_recommendations_in_a_pty() {
     let started = chrono::Utc::now();
-    let mut demo = Demo::start("admin", "300");
+    let mut demo = demo_as("admin", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced")
     });
@@ -206,7 +68,7 @@ async fn the_admins_queue_filters_sorts_and_accepts_recommendations_in_a_pty() {
     });
 
     // / filters the queue by an agent's name: the registry answers with its agents only.
-    let text = demo.screen.text();
+    let text = demo.text();
     let agents = queue_agents(&text);
     let target = agents
         .first()
@@ -304,7 +166,7 @@ async fn the_admins_queue_filters_sorts_and_accepts_recommendations_in_a_pty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auditor_reads_every_reviewers_items_read_only_in_a_pty() {
-    let mut demo = Demo::start("auditor", "300");
+    let mut demo = demo_as("auditor", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced")
     });
@@ -328,7 +190,7 @@ async fn the_auditor_reads_every_reviewers_items_read_only_in_a_pty() {
     demo.press("c");
     demo.wait("the refusal", |s| s.contains("read-only: the registry"));
     // The filter works for the auditor too.
-    let target = queue_agents(&demo.screen.text())[0].clone();
+    let target = queue_agents(&demo.text())[0].clone();
     demo.press("/");
     for ch in target.chars() {
         demo.press(&ch.to_string());

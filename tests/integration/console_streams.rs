@@ -6,12 +6,10 @@
 
 use crate::console_support;
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::pty::Demo;
 use console_support::*;
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use steward::console::app::{Overlay, Screen};
 use steward::model::Actor;
 use steward::model::api::CreatePerson;
@@ -164,94 +162,16 @@ async fn an_owner_is_refused_the_streams_by_the_registry_not_by_the_console() {
     assert_eq!(status_in_db(&r, &id), "enabled");
 }
 
-struct Pty {
-    parser: Arc<Mutex<vt100::Parser>>,
-}
-
-impl Pty {
-    fn text(&self) -> String {
-        self.parser.lock().unwrap().screen().contents()
-    }
-
-    fn wait(
-        &self,
-        child: &mut Box<dyn portable_pty::Child + Send + Sync>,
-        what: &str,
-        limit: Duration,
-        ready: impl Fn(&str) -> bool,
-    ) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let text = self.text();
-            if ready(&text) {
-                return;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("steward exited ({status:?}) while waiting for {what}:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {limit:?} for {what}; the screen shows:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// The real binary: `steward demo` seeds two streams through the store (a resource that polls,
 /// a push receiver that is down); the admin opens `:streams`, pauses the poll stream with a
 /// confirmation and resumes it; the database agrees at each step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_admin_pauses_and_resumes_a_stream_in_a_pty() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 120,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_steward"));
-    cmd.args(["demo", "--agents", "300", "--db", db.to_str().unwrap()]);
-    cmd.cwd(dir.path());
-    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-    cmd.env("XDG_CACHE_HOME", dir.path().join("cache"));
-    cmd.env("XDG_DATA_HOME", dir.path().join("data"));
-    cmd.env("TERM", "xterm-256color");
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
-    drop(pty.slave);
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(
-        std::num::NonZeroU16::new(40).unwrap(),
-        std::num::NonZeroU16::new(120).unwrap(),
-        0,
-    )));
-    let mut reader = pty.master.try_clone_reader().unwrap();
-    {
-        let parser = parser.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                parser.lock().unwrap().process(&buf[..n]);
-            }
-        });
-    }
-    let mut keys = pty.master.take_writer().unwrap();
-    let mut press = |bytes: &str| {
-        keys.write_all(bytes.as_bytes()).unwrap();
-        keys.flush().unwrap();
-    };
-    let screen = Pty { parser };
-    screen.wait(
-        &mut child,
-        "the synced inventory",
-        Duration::from_secs(120),
-        |s| s.contains("synced") && s.contains("300 agents"),
-    );
+    let mut demo = Demo::start(&["--agents", "300"]);
+    let db = demo.db.clone();
+    demo.wait_within("the synced inventory", Duration::from_secs(120), |s| {
+        s.contains("synced") && s.contains("300 agents")
+    });
     let status = |id: &str| -> String {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.query_row("SELECT status FROM ssf_streams WHERE id = ?1", [id], |x| {
@@ -262,57 +182,38 @@ async fn the_demo_admin_pauses_and_resumes_a_stream_in_a_pty() {
     let poll = "st_demo_poll_receiver";
     assert_eq!(status(poll), "enabled");
 
-    press(":streams\r");
-    screen.wait(
-        &mut child,
+    demo.press(":streams\r");
+    demo.wait_within(
         "the streams screen with both demo streams",
         Duration::from_secs(30),
         |s| s.contains("Shared Signals streams") && s.contains("poll") && s.contains("push"),
     );
     // The poll stream is the first (the oldest): the cursor is on it.
-    let selected = screen
+    let selected = demo
         .text()
         .lines()
         .find(|l| l.trim_start().starts_with('▶'))
         .map(str::to_string)
         .unwrap_or_default();
-    assert!(selected.contains("poll"), "{}", screen.text());
+    assert!(selected.contains("poll"), "{}", demo.text());
 
-    press("p");
-    screen.wait(
-        &mut child,
-        "the pause confirmation",
-        Duration::from_secs(10),
-        |s| s.contains("Pause the stream of"),
-    );
-    press("\t");
-    press("\r");
-    screen.wait(
-        &mut child,
-        "the paused stream",
-        Duration::from_secs(30),
-        |s| s.contains("is paused"),
-    );
+    demo.press("p");
+    demo.wait_within("the pause confirmation", Duration::from_secs(10), |s| {
+        s.contains("Pause the stream of")
+    });
+    demo.press("\t");
+    demo.press("\r");
+    demo.wait_within("the paused stream", Duration::from_secs(30), |s| {
+        s.contains("is paused")
+    });
     assert_eq!(status(poll), "paused");
-    assert!(screen.text().contains("‖ paused"), "{}", screen.text());
+    assert!(demo.text().contains("‖ paused"), "{}", demo.text());
 
-    press("e");
-    screen.wait(
-        &mut child,
-        "the resumed stream",
-        Duration::from_secs(30),
-        |s| s.contains("is enabled"),
-    );
+    demo.press("e");
+    demo.wait_within("the resumed stream", Duration::from_secs(30), |s| {
+        s.contains("is enabled")
+    });
     assert_eq!(status(poll), "enabled");
 
-    press("q");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the demo did not quit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "the demo failed:\n{}", screen.text());
+    demo.quit();
 }

@@ -1,6 +1,8 @@
 //! The demo enterprise: reproducible, shaped like a real estate of agents, and usable through the
 //! real registry (personas' tokens, the audit chain, `steward server --demo`).
 
+use crate::support;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -13,7 +15,6 @@ use steward::model::api::{AgentQuery, AuditQuery, PeopleQuery};
 use steward::model::{
     AgentDetail, AgentKind, AgentSource, AgentStatus, CredentialKind, Person, Role,
 };
-use steward::registry::Server;
 use steward::registry::demo::{self, Personas};
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{SqliteStore, Store, Visibility};
@@ -473,14 +474,11 @@ async fn personas_sign_in_to_a_real_registry() {
     })
     .await
     .unwrap();
-    let server = Server::bind("127.0.0.1:0", store.clone(), "demo-test")
-        .await
-        .unwrap();
-    let url = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
+    let served = support::Launch::prepared(store.clone())
+        .in_dir(dir)
+        .serve()
+        .await;
+    let url = served.url.clone();
 
     let expected: [(&str, &str, Option<Role>); 4] = [
         ("admin", "ada.admin@example.com", Some(Role::Admin)),
@@ -551,8 +549,8 @@ async fn personas_sign_in_to_a_real_registry() {
             < 5
     );
 
-    stop.send(()).unwrap();
-    serving.await.unwrap().unwrap();
+    drop(store);
+    served.stop().await;
 }
 
 #[test]

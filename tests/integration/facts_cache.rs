@@ -460,7 +460,7 @@ async fn a_grant_ends_at_its_expiry_before_any_sweep() {
     )
     .await;
     let person = person_token(&reg, &reg.owner).await;
-    let end = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let end = reg.clock.now() + chrono::Duration::seconds(2);
     reg.sql()
         .execute(
             "UPDATE grants SET expires_at = ?1 WHERE agent_id = ?2 AND scope = 'crm.orders:read'",
@@ -471,7 +471,8 @@ async fn a_grant_ends_at_its_expiry_before_any_sweep() {
     exchanged(&reg, &person, &bot, "crm.orders:read").await;
     let kept = reg.store.facts_cache_usage().agents;
     assert!(kept >= 1);
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    // The registry's clock passes the grant's end (no sleep: see registry/clock.rs).
+    reg.clock.advance(chrono::Duration::milliseconds(2200));
     let (_, error, description) = error_of(&exchange(&reg, &person, &bot, "crm.orders:read").await);
     assert_eq!(error, "invalid_scope", "{description}");
     assert!(description.contains("is not granted"), "{description}");

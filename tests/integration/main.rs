@@ -13,6 +13,7 @@ mod bad_input;
 mod behaviour;
 mod brake;
 mod cli;
+mod clock;
 mod consent;
 mod console;
 mod console_approvals;

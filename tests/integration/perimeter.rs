@@ -11,7 +11,6 @@ use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -21,7 +20,6 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 use steward::model::tokens::CLIENT_ASSERTION_JWT;
 use steward::registry::http::guards::GuardSettings;
-use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{SeedAgent, SeedBatch, Store};
 use support::{CALL_TIMEOUT, Member, Registry, create_admin_with_binary, http_client, steward_exe};
 
@@ -53,41 +51,25 @@ fn assertion(key: &SigningKey, agent: &str, aud: &str) -> String {
     .unwrap()
 }
 
-/// A registry served in-process with explicit guard settings; returns its URL and admin.
+/// A registry served in-process with explicit guard settings (and no catalogue).
 struct Guarded {
     url: String,
     admin: Member,
     db: std::path::PathBuf,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    _served: support::Served,
 }
 
 async fn start_guarded(settings: GuardSettings) -> Guarded {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("steward.db");
-    let store = steward::registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
-    let (_, issued) =
-        steward::registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Ada", "test")
-            .unwrap();
-    let store: Arc<dyn Store> = store;
-    let server = steward::registry::Server::bind("127.0.0.1:0", store, "guarded")
-        .await
-        .unwrap()
-        .with_guards(settings);
-    let url = format!("http://{}", server.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = rx.await;
-    }));
+    let served = support::Launch::new()
+        .without_catalogue()
+        .guards(settings)
+        .serve()
+        .await;
     Guarded {
-        url,
-        admin: Member {
-            email: "admin@example.com".into(),
-            token: issued.token,
-        },
-        db,
-        _stop: tx,
-        _dir: dir,
+        url: served.url.clone(),
+        admin: served.admin.clone(),
+        db: served.db.clone(),
+        _served: served,
     }
 }
 
@@ -259,7 +241,7 @@ async fn a_burst_of_large_reads_is_bounded_and_a_revoke_still_answers() {
             (status, retry, body)
         });
     }
-    // The brake, pulled while the burst runs.
+    // The brake, pulled while the burst runs (the reads have had a moment to start).
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = Instant::now();
     let revoke = reg
@@ -341,6 +323,8 @@ async fn bad_api_tokens_are_slowed_per_source_and_audited_once_per_burst() {
         .unwrap();
     assert_eq!(good.status().as_u16(), 200);
     let bursts = wait_for_audit(&reg.db, "auth.failure_burst", 1).await;
+    // Burst events are written in the background: give a wrongly repeated one time to land
+    // (a negative check cannot poll for its event).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bursts_after = audit_actions(&reg.db, "auth.failure_burst");
     assert_eq!(bursts.len(), 1, "{bursts:?}");
@@ -685,13 +669,19 @@ async fn logs_never_hold_tokens_assertions_or_secrets() {
         .send()
         .await
         .unwrap();
-    // Give the log a moment to be written (bounded).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut log = String::new();
-    std::fs::File::open(&server.log)
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    // The log is written as the request finishes: poll it (bounded) instead of a fixed sleep.
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    let log = loop {
+        let mut log = String::new();
+        std::fs::File::open(&server.log)
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        if log.contains("\"request_id\"") || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(log.contains("\"request_id\""), "{log}");
     for secret in [
         admin.token.as_str(),

@@ -2,6 +2,8 @@
 //! campaigns, decision rights, reassignment, changed minds, justification rules, close with
 //! each no-response outcome, reminders to a real local webhook receiver, and the export.
 
+use crate::support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +18,9 @@ use steward::model::review::{
     ReviewItemQuery, ScopeMarker, Usage, Verdict,
 };
 use steward::model::{Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Role};
+use steward::registry;
 use steward::registry::reviews::{RetryPolicy, ReviewScheduler};
-use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{SeedAgent, SeedBatch, SqliteStore, Store};
-use steward::registry::{self, Server};
 
 const ADMIN: &str = "admin@example.com";
 const ALICE: &str = "alice@example.com";
@@ -29,20 +30,12 @@ const AUDITOR: &str = "audrey@example.com";
 const FALLBACK: &str = "sec@example.com";
 
 struct Registry {
-    _dir: tempfile::TempDir,
     store: Arc<SqliteStore>,
     url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
     clients: BTreeMap<&'static str, Client>,
     tokens: BTreeMap<&'static str, String>,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    /// Stops the server when dropped.
+    _served: support::Served,
 }
 
 impl Registry {
@@ -61,12 +54,10 @@ fn system() -> Actor {
 
 /// A registry with an admin, three owners (Carol leaves), an auditor and a fallback reviewer.
 async fn start() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        registry::open_store(&dir.path().join("steward.db"), OpenMode::CreateIfMissing).unwrap();
-    let (_, admin_token) = registry::bootstrap_admin(store.as_ref(), ADMIN, "Admin", "t").unwrap();
+    let served = support::Launch::new().without_catalogue().serve().await;
+    let store = served.store.clone();
     let mut tokens = BTreeMap::new();
-    tokens.insert(ADMIN, admin_token.token);
+    tokens.insert(ADMIN, served.admin.token.clone());
     for (email, roles) in [
         (ALICE, vec![]),
         (BOB, vec![]),
@@ -95,25 +86,17 @@ async fn start() -> Registry {
         .unwrap();
         tokens.insert(email, token.token);
     }
-    let server = Server::bind("127.0.0.1:0", store.clone(), "test")
-        .await
-        .unwrap();
-    let url = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
+    let url = served.url.clone();
     let clients = tokens
         .iter()
         .map(|(who, token)| (*who, Client::new(&url, Some(Secret::new(token))).unwrap()))
         .collect();
     Registry {
-        _dir: dir,
         store,
         url,
-        stop: Some(stop),
         clients,
         tokens,
+        _served: served,
     }
 }
 

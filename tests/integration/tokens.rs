@@ -19,10 +19,8 @@ use serde_json::{Value, json};
 
 use steward::model::Actor;
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
-use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{CatalogueStore, SqliteStore, Store, TrustedIssuer};
+use steward::registry::store::{SqliteStore, Store, TrustedIssuer};
 use steward::registry::tokens::TokenSettings;
-use steward::registry::{self, Server};
 
 struct Registry {
     base: String,
@@ -30,9 +28,9 @@ struct Registry {
     admin: String,
     store: Arc<SqliteStore>,
     db: PathBuf,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    _dir: Option<tempfile::TempDir>,
+    /// The registry's clock (moved ahead instead of sleeping for an expiry).
+    clock: steward::registry::clock::Clock,
+    served: support::Served,
 }
 
 fn settings() -> TokenSettings {
@@ -42,81 +40,48 @@ fn settings() -> TokenSettings {
     }
 }
 
-async fn serve(
-    store: Arc<SqliteStore>,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    // These tests fail to authenticate on purpose, many times, from one address; the
-    // perimeter's failure budgets are tested in tests/integration/perimeter.rs.
-    let server = Server::bind_with("127.0.0.1:0", store, "test", &settings())
-        .await
-        .unwrap()
-        .with_guards(steward::registry::http::guards::GuardSettings {
+/// These tests fail to authenticate on purpose, many times, from one address; the
+/// perimeter's failure budgets are tested in tests/integration/perimeter.rs.
+fn launch() -> support::Launch {
+    support::Launch::new().tokens(settings()).guards(
+        steward::registry::http::guards::GuardSettings {
             source_failures_per_minute: 100_000,
             credential_failures_per_minute: 100_000,
             ..Default::default()
-        });
-    let base = format!("http://{}", server.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .serve(async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    (base, tx, task)
+        },
+    )
 }
 
 impl Registry {
-    async fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("steward.db");
-        let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
-        let (_, admin) =
-            registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "t").unwrap();
-        store
-            .import_catalogue(&Actor::system("test"), &support::test_catalogue())
-            .unwrap();
-        let (base, tx, task) = serve(store.clone()).await;
+    fn from(served: support::Served, admin: String) -> Registry {
         Registry {
-            base,
+            base: served.url.clone(),
             http: reqwest::Client::new(),
-            admin: admin.token,
-            store,
-            db,
-            shutdown: Some(tx),
-            task: Some(task),
-            _dir: Some(dir),
+            admin,
+            store: served.store.clone(),
+            db: served.db.clone(),
+            clock: served.clock.clone(),
+            served,
         }
     }
 
-    /// Stops the server and starts a new one over the same database file.
-    async fn restart(mut self) -> Registry {
-        self.shutdown.take().unwrap().send(()).ok();
-        self.task.take().unwrap().await.unwrap();
-        let dir = self._dir.take();
-        let db = self.db.clone();
-        let admin = self.admin.clone();
-        drop(self);
-        // Let the old token service's writer finish with its store.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
-        let (base, tx, task) = serve(store.clone()).await;
-        Registry {
-            base,
-            http: reqwest::Client::new(),
+    async fn start() -> Registry {
+        let served = launch().serve().await;
+        let admin = served.admin.token.clone();
+        Registry::from(served, admin)
+    }
+
+    /// Stops the server and starts a new one over the same database file (and clock).
+    async fn restart(self) -> Registry {
+        let Registry {
             admin,
+            served,
             store,
-            db,
-            shutdown: Some(tx),
-            task: Some(task),
-            _dir: dir,
-        }
+            ..
+        } = self;
+        drop(store);
+        let served = served.restart_with(launch()).await;
+        Registry::from(served, admin)
     }
 
     fn url(&self, path: &str) -> String {
@@ -1237,17 +1202,9 @@ async fn introspection_after_expiry_and_after_each_kind_of_revocation() {
     live.issue(record.clone(), now()).unwrap();
     r.store.record_tokens(&[record], &[]).unwrap();
     assert_eq!(r.introspect(&short).await["active"], true);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if r.introspect(&short).await == json!({"active": false}) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the token never expired"
-        );
-    }
+    // The registry's clock passes its exp (no sleep: see registry/clock.rs).
+    r.clock.advance(chrono::Duration::seconds(3));
+    assert_eq!(r.introspect(&short).await, json!({"active": false}));
 }
 
 #[tokio::test]

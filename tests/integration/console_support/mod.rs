@@ -3,84 +3,59 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use steward::client::{Client, Secret};
 use steward::console::keymap::KeySpec;
 use steward::console::{Action, Console, Options};
 use steward::model::api::{CreatePerson, IssueToken, RegisterAgent, UpdatePerson};
 use steward::model::{AgentKind, Role};
-use steward::registry::store::Store;
-use steward::registry::store::sqlite::OpenMode;
-use steward::registry::{self, Server};
 use tempfile::TempDir;
 
-use crate::support as test_scopes;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use crate::support::{Launch, Served};
 
 pub struct Registry {
-    pub dir: TempDir,
     pub db: PathBuf,
     pub url: String,
     pub admin_token: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    served: Option<Served>,
+    /// Kept while the registry is stopped (between `stop` and `restart`).
+    stopped: Option<Served>,
 }
 
 impl Registry {
     pub async fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("registry.db");
-        let store = registry::open_store(&db, OpenMode::CreateIfMissing).unwrap();
-        let (_, token) =
-            registry::bootstrap_admin(store.as_ref(), "root@example.com", "Root Admin", "tests")
-                .unwrap();
-        steward::registry::store::CatalogueStore::import_catalogue(
-            store.as_ref(),
-            &steward::model::Actor::system("test"),
-            &test_scopes::test_catalogue(),
-        )
-        .unwrap();
-        let mut r = Registry {
-            dir,
-            db,
-            url: String::new(),
-            admin_token: token.token,
-            stop: None,
-            task: None,
-        };
-        r.serve(store).await;
-        r
-    }
-
-    async fn serve(&mut self, store: Arc<dyn Store>) {
-        let server = Server::bind("127.0.0.1:0", store, "test registry")
-            .await
-            .unwrap();
-        self.url = format!("http://{}", server.local_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        self.stop = Some(stop);
-        self.task = Some(tokio::spawn(server.serve(async {
-            let _ = stopped.await;
-        })));
+        let mut launch = Launch::new();
+        launch.admin = "root@example.com".into();
+        let served = launch.serve().await;
+        Registry {
+            db: served.db.clone(),
+            url: served.url.clone(),
+            admin_token: served.admin.token.clone(),
+            served: Some(served),
+            stopped: None,
+        }
     }
 
     /// Stops the registry; its port refuses connections afterwards.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
+        if let Some(mut served) = self.served.take() {
+            if let Some(stop) = served.shutdown.take() {
+                let _ = stop.send(());
+            }
+            if let Some(task) = served.task.take() {
+                task.await.unwrap().unwrap();
+            }
+            self.stopped = Some(served);
         }
     }
 
     /// Starts it again over the same database (on a new port).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let store = registry::open_store(&self.db, OpenMode::MustExist).unwrap();
-        self.serve(store).await;
+        let stopped = self.stopped.take().expect("a stopped registry");
+        let served = stopped.restart_with(Launch::new()).await;
+        self.url = served.url.clone();
+        self.served = Some(served);
     }
 
     pub fn admin(&self) -> Client {

@@ -2,6 +2,11 @@
 //!
 //! Use it from a test file with `mod support;`. Two ways to get a registry:
 //!
+//! - [`Launch`] is how every in-process registry of these tests starts: a store over a SQLite
+//!   file (new in a tempdir, or one a test prepared), on a clock the test can move
+//!   ([`Clock::offset`]: real time, moved ahead with `clock.advance(…)` instead of sleeping for
+//!   an expiry), the first admin, the test catalogue, and the server's settings (guards, token
+//!   service, signals, behaviour). Test files with their own helpers wrap its [`Served`].
 //! - [`Registry::start`] runs the registry in-process (`Server::bind` on 127.0.0.1:0 + `serve` on a
 //!   tokio task) over a fresh SQLite file in a tempdir, with five people already made through
 //!   the API, each with their own API token: `admin`, `responder`, `auditor`, and two plain
@@ -24,6 +29,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
+use steward::registry::clock::Clock;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{
     CatalogueStore, SeedAgent, SeedBatch, SeedCredential, SqliteStore, Store,
@@ -31,6 +37,7 @@ use steward::registry::store::{
 use tempfile::TempDir;
 
 mod catalogue;
+pub mod pty;
 pub use catalogue::test_catalogue;
 
 /// How long any one HTTP call may take before the test fails (a bound, not an assertion).
@@ -143,6 +150,8 @@ pub struct Registry {
     /// Another person with no role (owns nothing unless a test gives them agents).
     pub other: Member,
     pub http: reqwest::Client,
+    /// The registry's clock (an offset clock: real time, moved ahead with `advance`).
+    pub clock: Clock,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     dir: TempDir,
@@ -151,7 +160,7 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry over a new database and makes the five standard people.
     pub async fn start() -> Registry {
-        Registry::start_guarded(None).await
+        Registry::launch(Launch::new()).await
     }
 
     /// Like [`Registry::start`], with the perimeter's guards set (e.g. a failed-auth budget
@@ -159,41 +168,28 @@ impl Registry {
     pub async fn start_guarded(
         guards: Option<steward::registry::http::guards::GuardSettings>,
     ) -> Registry {
-        let dir = tempfile::tempdir().expect("create a tempdir");
-        let db = dir.path().join("steward.db");
-        let store = steward::registry::open_store(&db, OpenMode::CreateIfMissing)
-            .expect("open a new store");
-        let (_, issued) = steward::registry::bootstrap_admin(
-            store.as_ref(),
-            "admin@example.com",
-            "Ada Admin",
-            "test",
-        )
-        .expect("bootstrap the first admin");
-        store
-            .import_catalogue(
-                &steward::model::Actor::system("test-harness"),
-                &test_catalogue(),
-            )
-            .expect("import the test catalogue");
-        let (url, shutdown, server) = serve_guarded(store.clone(), guards).await;
-        let http = http_client();
+        let mut launch = Launch::new();
+        launch.guards = guards;
+        Registry::launch(launch).await
+    }
+
+    /// Starts a registry as `launch` says and makes the five standard people.
+    pub async fn launch(launch: Launch) -> Registry {
+        let served = launch.serve().await;
         let mut registry = Registry {
-            url,
-            db,
-            store,
-            admin: Member {
-                email: "admin@example.com".into(),
-                token: issued.token,
-            },
+            url: served.url,
+            db: served.db,
+            store: served.store,
+            admin: served.admin,
             responder: placeholder(),
             auditor: placeholder(),
             owner: placeholder(),
             other: placeholder(),
-            http,
-            shutdown: Some(shutdown),
-            server: Some(server),
-            dir,
+            http: served.http,
+            clock: served.clock,
+            shutdown: served.shutdown,
+            server: served.task,
+            dir: served.dir,
         };
         registry.responder = registry
             .add_person("responder@example.com", &["responder"])
@@ -428,6 +424,303 @@ fn placeholder() -> Member {
     }
 }
 
+/// How to start an in-process registry (see the module documentation). `Launch::new()` is a
+/// new database in a new tempdir, an offset clock, the first admin `admin@example.com`, the test
+/// catalogue, failure limits lifted and the server's default settings otherwise.
+pub struct Launch {
+    /// The clock the registry runs on (default: [`Clock::offset`]).
+    pub clock: Clock,
+    /// Import [`test_catalogue`] (default true).
+    pub catalogue: bool,
+    /// The perimeter's failure budgets (default: lifted, see [`serve_guarded`]).
+    pub guards: Option<steward::registry::http::guards::GuardSettings>,
+    pub tokens: Option<steward::registry::tokens::TokenSettings>,
+    pub signals: Option<steward::registry::signals::SignalSettings>,
+    /// Behaviour settings; when set, the engine starts before serving and [`Served`] holds it.
+    pub behaviour: Option<steward::registry::behaviour::BehaviourSettings>,
+    pub limits: Option<steward::registry::perimeter::ConnectionLimits>,
+    /// The directory the database lives in (default: a new tempdir), and its file name.
+    pub dir: Option<TempDir>,
+    /// When set, the database already exists (a test or the demo prepared it): opened with
+    /// `MustExist`, and neither an admin nor the catalogue is made.
+    pub existing: Option<PathBuf>,
+    /// The first admin's email (default `admin@example.com`).
+    pub admin: String,
+    /// A store the test opened and prepared (see [`Launch::prepared`]).
+    pub prepared: Option<Arc<SqliteStore>>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch::new()
+    }
+}
+
+impl Launch {
+    pub fn new() -> Launch {
+        Launch {
+            clock: Clock::offset(),
+            catalogue: true,
+            guards: None,
+            tokens: None,
+            signals: None,
+            behaviour: None,
+            limits: None,
+            dir: None,
+            existing: None,
+            admin: "admin@example.com".into(),
+            prepared: None,
+        }
+    }
+
+    /// Serves a store the test opened and filled (e.g. the demo seed): no admin or catalogue
+    /// is made, and the clock is the store's. Give its tempdir with [`Launch::in_dir`] to keep
+    /// it as long as the server.
+    pub fn prepared(store: Arc<SqliteStore>) -> Launch {
+        Launch {
+            clock: store.clock().clone(),
+            catalogue: false,
+            prepared: Some(store),
+            ..Launch::new()
+        }
+    }
+
+    /// Serves the database file `db`, which must exist (no admin or catalogue is made).
+    pub fn existing(db: &Path) -> Launch {
+        Launch {
+            existing: Some(db.to_path_buf()),
+            catalogue: false,
+            ..Launch::new()
+        }
+    }
+
+    pub fn clock(mut self, clock: Clock) -> Launch {
+        self.clock = clock;
+        self
+    }
+
+    pub fn guards(mut self, g: steward::registry::http::guards::GuardSettings) -> Launch {
+        self.guards = Some(g);
+        self
+    }
+
+    pub fn tokens(mut self, t: steward::registry::tokens::TokenSettings) -> Launch {
+        self.tokens = Some(t);
+        self
+    }
+
+    pub fn signals(mut self, s: steward::registry::signals::SignalSettings) -> Launch {
+        self.signals = Some(s);
+        self
+    }
+
+    pub fn behaviour(mut self, b: steward::registry::behaviour::BehaviourSettings) -> Launch {
+        self.behaviour = Some(b);
+        self
+    }
+
+    pub fn limits(mut self, l: steward::registry::perimeter::ConnectionLimits) -> Launch {
+        self.limits = Some(l);
+        self
+    }
+
+    /// The database goes in `dir` (kept by the returned [`Served`]).
+    pub fn in_dir(mut self, dir: TempDir) -> Launch {
+        self.dir = Some(dir);
+        self
+    }
+
+    pub fn without_catalogue(mut self) -> Launch {
+        self.catalogue = false;
+        self
+    }
+
+    /// Binds 127.0.0.1:0 and serves on a task until [`Served::stop`] (or the drop of `Served`).
+    pub async fn serve(self) -> Served {
+        let Launch {
+            clock,
+            catalogue,
+            guards,
+            tokens,
+            signals,
+            behaviour,
+            limits,
+            dir,
+            existing,
+            admin,
+            prepared,
+        } = self;
+        let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("create a tempdir"));
+        let (db, mode) = match (&prepared, existing) {
+            (Some(store), _) => (store.path().to_path_buf(), OpenMode::MustExist),
+            (None, Some(db)) => (db, OpenMode::MustExist),
+            (None, None) => (dir.path().join("steward.db"), OpenMode::CreateIfMissing),
+        };
+        let store = match prepared {
+            Some(store) => store,
+            None => Arc::new(
+                SqliteStore::open_with_clock(&db, mode, clock.clone()).expect("open the store"),
+            ),
+        };
+        let admin = if mode == OpenMode::CreateIfMissing {
+            let (_, issued) =
+                steward::registry::bootstrap_admin(store.as_ref(), &admin, "Ada Admin", "test")
+                    .expect("bootstrap the first admin");
+            Member {
+                email: admin,
+                token: issued.token,
+            }
+        } else {
+            placeholder()
+        };
+        if catalogue {
+            store
+                .import_catalogue(
+                    &steward::model::Actor::system("test-harness"),
+                    &test_catalogue(),
+                )
+                .expect("import the test catalogue");
+        }
+        let dyn_store: Arc<dyn Store> = store.clone();
+        // Unless a test names its own budgets, the failure limits are lifted: the authorisation
+        // matrix sends hundreds of bad tokens from one address on purpose.
+        // tests/integration/perimeter.rs tests the limits themselves.
+        let guards = guards.unwrap_or(steward::registry::http::guards::GuardSettings {
+            source_failures_per_minute: 1_000_000,
+            credential_failures_per_minute: 1_000_000,
+            ..Default::default()
+        });
+        let mut server = steward::registry::Server::bind_with(
+            "127.0.0.1:0",
+            dyn_store,
+            "test registry",
+            &tokens.unwrap_or_default(),
+        )
+        .await
+        .expect("bind a loopback port")
+        .with_guards(guards);
+        if let Some(s) = signals {
+            server = server
+                .with_signal_settings(s)
+                .expect("start the signals transmitter");
+        }
+        if let Some(l) = limits {
+            server = server.with_limits(l);
+        }
+        let behaviour = match behaviour {
+            Some(b) => {
+                server = server.with_behaviour(b);
+                Some(server.start_behaviour())
+            }
+            None => None,
+        };
+        let url = format!("http://{}", server.local_addr());
+        let tokens = server.tokens().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async move {
+            let _ = rx.await;
+        }));
+        Served {
+            url,
+            db,
+            store,
+            clock,
+            admin,
+            http: http_client(),
+            behaviour,
+            tokens,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        }
+    }
+}
+
+/// A registry [`Launch`] started: stopped when [`Served::stop`] is called or when dropped.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    pub db: PathBuf,
+    pub store: Arc<SqliteStore>,
+    pub clock: Clock,
+    /// The first admin (empty for an existing database).
+    pub admin: Member,
+    pub http: reqwest::Client,
+    /// The behaviour engine, when the launch gave behaviour settings.
+    pub behaviour: Option<Arc<steward::registry::behaviour::Behaviour>>,
+    pub tokens: Arc<steward::registry::tokens::TokenService>,
+    pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub dir: TempDir,
+}
+
+impl Served {
+    /// The tempdir holding the database.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server gracefully and waits (bounded) for it to finish; returns the tempdir.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(CALL_TIMEOUT, task)
+                .await
+                .expect("the server stops within the bound")
+                .expect("the server task did not panic")
+                .expect("the server stopped without an error");
+        }
+        self.dir
+    }
+
+    /// Stops this server and serves the same database file again on a new port, as `launch`
+    /// says (its clock, dir and database are replaced by this one's; no admin or catalogue is
+    /// made): a restart.
+    pub async fn restart_with(self, launch: Launch) -> Served {
+        let clock = self.clock.clone();
+        let db = self.db.clone();
+        let store = Arc::downgrade(&self.store);
+        let dir = self.stop().await;
+        // The old server's background parts (the token writer's thread among them) let go of
+        // their store once they have finished their last writes: wait (bounded) for that
+        // instead of a fixed sleep, so that the new server reads everything they wrote.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while store.strong_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Launch {
+            clock,
+            dir: Some(dir),
+            existing: Some(db),
+            catalogue: false,
+            prepared: None,
+            ..launch
+        }
+        .serve()
+        .await
+    }
+}
+
+/// Serves an existing database (one a program under test wrote, e.g. the demo's) and makes
+/// `checker@example.com` an admin of it: how a test asks the registry, through its API, whether
+/// the program's writes landed. Returns the server (stopped on drop) and the checker's client.
+pub async fn checker(db: &Path) -> (Served, steward::client::Client) {
+    let served = Launch::existing(db).serve().await;
+    let (_, token) = steward::registry::bootstrap_admin(
+        served.store.as_ref(),
+        "checker@example.com",
+        "Checker",
+        "e2e",
+    )
+    .expect("make the checker an admin");
+    let client =
+        steward::client::Client::new(&served.url, Some(steward::client::Secret::new(token.token)))
+            .expect("a client for the checker");
+    (served, client)
+}
+
 /// Binds 127.0.0.1:0 and serves `store` on a task until the returned sender fires (or drops).
 pub async fn serve(
     store: Arc<SqliteStore>,
@@ -439,7 +732,7 @@ pub async fn serve(
     serve_guarded(store, None).await
 }
 
-/// [`serve`] with the perimeter's guards set.
+/// [`serve`] with the perimeter's guards set (lifted when `None`; see [`Launch::serve`]).
 pub async fn serve_guarded(
     store: Arc<SqliteStore>,
     guards: Option<steward::registry::http::guards::GuardSettings>,
@@ -448,25 +741,14 @@ pub async fn serve_guarded(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
-    let store: Arc<dyn Store> = store;
-    // Unless a test names its own budgets, the failure limits are lifted: the authorisation
-    // matrix sends hundreds of bad tokens from one address on purpose. tests/integration/perimeter.rs tests
-    // the limits themselves.
-    let guards = guards.unwrap_or(steward::registry::http::guards::GuardSettings {
-        source_failures_per_minute: 1_000_000,
-        credential_failures_per_minute: 1_000_000,
-        ..Default::default()
-    });
-    let server = steward::registry::Server::bind("127.0.0.1:0", store, "test registry")
-        .await
-        .expect("bind a loopback port")
-        .with_guards(guards);
-    let url = format!("http://{}", server.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async move {
-        let _ = rx.await;
-    }));
-    (url, tx, task)
+    let mut launch = Launch::prepared(store);
+    launch.guards = guards;
+    let mut served = launch.serve().await;
+    (
+        served.url.clone(),
+        served.shutdown.take().expect("a running server"),
+        served.task.take().expect("a running server"),
+    )
 }
 
 /// A read-write connection to a database file with a busy timeout.
@@ -608,6 +890,11 @@ impl Binary {
     /// Starts `steward server --listen 127.0.0.1:0 --db DB` and waits (bounded) for its
     /// `listening on http://…` line. Its stderr is appended to `DB.stderr` beside the database.
     pub fn start(db: &Path) -> Binary {
+        Binary::start_with(db, &[])
+    }
+
+    /// [`Binary::start`] with more arguments for `steward server`.
+    pub fn start_with(db: &Path, args: &[&str]) -> Binary {
         let mut log = db.as_os_str().to_owned();
         log.push(".stderr");
         let stderr = std::fs::OpenOptions::new()
@@ -618,6 +905,7 @@ impl Binary {
         let mut child = Command::new(steward_exe())
             .args(["server", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
+            .args(args)
             .env_remove("STEWARD_SERVER")
             .env_remove("STEWARD_TOKEN")
             .stdin(Stdio::null())
@@ -653,6 +941,17 @@ impl Binary {
             url: url.to_string(),
             child,
         }
+    }
+
+    /// Stops the registry the way an operator would (SIGTERM) and waits for a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = self.child.wait().expect("the registry exits");
+        assert!(exit.success(), "the registry stopped with {exit}");
     }
 
     /// Kills the process with SIGKILL (what `Child::kill` sends on unix) and reaps it.
