@@ -37,6 +37,7 @@ use steward::registry::store::{
 use tempfile::TempDir;
 
 mod catalogue;
+pub mod exchange;
 pub mod pty;
 pub use catalogue::test_catalogue;
 
