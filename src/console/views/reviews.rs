@@ -59,6 +59,12 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
             t.style(Slot::Dim),
         ));
     }
+    if !r.marks.is_empty() {
+        spans.push(Span::styled(
+            format!("· {} marked ", r.marks.len()),
+            t.style(Slot::Marked),
+        ));
+    }
     spans.push(Span::styled(
         format!("· sort: {} ", r.sort.as_str()),
         t.style(Slot::Dim),
@@ -198,13 +204,18 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         } else {
             " "
         };
-        let name_w = (left_w as usize).saturating_sub(progress.chars().count() + 5);
+        // Marked for `Y`: the inventory's marker, before the name.
+        let marked = r.is_marked(agent);
+        let star = if marked { "*" } else { "" };
+        let name_w = (left_w as usize).saturating_sub(progress.chars().count() + 5 + star.len());
         let text = format!(
-            " {mark} {:<name_w$} {progress}",
+            " {mark} {star}{:<name_w$} {progress}",
             fit(&clean(&agent.agent_name), name_w)
         );
         let style = if selected {
             t.style(Slot::Selected)
+        } else if marked {
+            t.style(Slot::Marked)
         } else if done {
             t.style(Slot::Dim)
         } else {
