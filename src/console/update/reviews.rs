@@ -140,8 +140,21 @@ pub(super) fn toggle_mark(app: &mut App) {
     if marked {
         r.marks.insert(key);
     }
-    // The next agent's first item (the last agent stays).
-    if let Some(p) = r.flat().iter().position(|&(a, _)| a > here) {
+    // The next agent, on its first undecided item (else its first); the last agent stays.
+    let flat = r.flat();
+    let next = match &r.queue {
+        Some(Ok(q)) => flat
+            .iter()
+            .map(|&(a, _)| a)
+            .find(|&a| a > here)
+            .and_then(|na| {
+                flat.iter()
+                    .position(|&(a, i)| a == na && q.agents[a].items[i].decision == Decision::None)
+                    .or_else(|| flat.iter().position(|&(a, _)| a == na))
+            }),
+        _ => None,
+    };
+    if let Some(p) = next {
         r.select(p, page);
     }
     let n = r.marks.len();

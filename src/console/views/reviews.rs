@@ -23,6 +23,13 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         " My reviews "
     };
     let mut spans = vec![Span::styled(title, t.style(Slot::Title))];
+    // Marks first: they decide what `Y` takes, so they never fall off the end of the line.
+    if !r.marks.is_empty() {
+        spans.push(Span::styled(
+            format!("· {} marked ", r.marks.len()),
+            t.style(Slot::Marked),
+        ));
+    }
     match &r.queue {
         Some(Ok(q)) if q.campaigns.is_empty() => {
             // An auditor (or an admin) with nothing assigned still reads every campaign.
@@ -57,12 +64,6 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         spans.push(Span::styled(
             format!("· {} of {} agents ", q.agents.len(), q.total_agents),
             t.style(Slot::Dim),
-        ));
-    }
-    if !r.marks.is_empty() {
-        spans.push(Span::styled(
-            format!("· {} marked ", r.marks.len()),
-            t.style(Slot::Marked),
         ));
     }
     spans.push(Span::styled(
