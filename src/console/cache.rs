@@ -50,6 +50,40 @@ struct Meta {
     people: Vec<PersonRow>,
 }
 
+/// [`Meta`] as written: the same fields, borrowed from the inventory.
+#[derive(Serialize)]
+struct MetaRef<'a> {
+    server: &'a str,
+    persona: Option<&'a str>,
+    cursor: i64,
+    synced_at: Option<i64>,
+    symbols: Names<'a>,
+    people: &'a [PersonRow],
+}
+
+/// The symbols' names, serialised as a list without collecting them.
+struct Names<'a>(&'a Symbols);
+
+impl Serialize for Names<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.names())
+    }
+}
+
+/// Counts the bytes written to it.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The cache file of a registry: readable host and port plus a hash of the whole URL.
 pub fn cache_file(cache_dir: &Path, server: &str) -> PathBuf {
     let readable: String = server
@@ -146,20 +180,25 @@ pub fn write_to(inv: &Inventory, w: &mut impl Write) -> std::io::Result<()> {
             (off, true)
         }
     };
-    let meta = Meta {
-        server: inv.server.clone(),
-        persona: inv.persona.clone(),
+    // The metadata borrows the inventory's people and symbols (a quarter of a million of each
+    // at a million agents) and is streamed twice, once to count its bytes and once to write
+    // them: neither a copy of the people nor the JSON is held in memory.
+    let meta = MetaRef {
+        server: &inv.server,
+        persona: inv.persona.as_deref(),
         cursor: inv.cursor,
         synced_at: inv.synced_at,
-        symbols: inv.symbols().names().map(str::to_string).collect(),
-        people: inv.people().to_vec(),
+        symbols: Names(inv.symbols()),
+        people: inv.people(),
     };
-    let meta = serde_json::to_vec(&meta).expect("cache metadata always serialises");
+    let mut counted = Counter(0);
+    serde_json::to_writer(&mut counted, &meta).map_err(std::io::Error::other)?;
+    let meta_len = u32::try_from(counted.0)
+        .map_err(|_| std::io::Error::other("the cache metadata exceeds 4 GB"))?;
     w.write_all(MAGIC)?;
     w.write_all(&FORMAT.to_le_bytes())?;
-    w.write_all(&(meta.len() as u32).to_le_bytes())?;
-    w.write_all(&meta)?;
-    drop(meta);
+    w.write_all(&meta_len.to_le_bytes())?;
+    serde_json::to_writer(&mut *w, &meta).map_err(std::io::Error::other)?;
     w.write_all(&arena_len.to_le_bytes())?;
     let mut off = 0u32;
     for &i in &order {
