@@ -370,6 +370,34 @@ async fn main() -> anyhow::Result<()> {
         "Steward console: Shared Signals streams (admins)",
     )?;
 
+    // The admin's queue: two agents marked for Y, then the reviewer picker for all of an
+    // agent's items (a, tab).
+    key(&mut c, "esc");
+    c.settle().await?;
+    key(&mut c, "r");
+    c.settle().await?;
+    key(&mut c, "space");
+    c.settle().await?;
+    key(&mut c, "space");
+    c.settle().await?;
+    shoot(
+        &mut c,
+        &out,
+        "reviews-marked",
+        "Steward console: the admin's queue with two agents marked for Y",
+    )?;
+    key(&mut c, "a");
+    c.settle().await?;
+    key(&mut c, "tab");
+    c.settle().await?;
+    type_text(&mut c, "omar");
+    shoot(
+        &mut c,
+        &out,
+        "reassign",
+        "Steward console: reassigning an agent's review items (admins)",
+    )?;
+
     let _ = stop.send(());
     serving.await??;
     Ok(())

@@ -135,9 +135,16 @@ pub enum Action {
         campaign_id: String,
         campaign_name: String,
         q: Option<String>,
+        /// The marked agents asked about (empty: the filtered queue).
+        agent_ids: Vec<String>,
         result: ClientResult<crate::model::review::AcceptOutcome>,
     },
     RecommendationsAccepted(ClientResult<crate::model::review::AcceptOutcome>),
+    /// The registry's answer to a reassignment (`a` on the reviews screen).
+    Reassigned {
+        order: ReassignOrder,
+        result: ClientResult<crate::model::review::ReassignOutcome>,
+    },
     /// The registry's answer to the campaign form. `draft` is the form as sent, kept for a retry.
     CampaignCreated {
         draft: Box<super::app::CampaignForm>,
@@ -251,12 +258,16 @@ pub enum Effect {
     },
     SaveCache(Arc<Inventory>),
     LoadReviews(crate::model::review::QueueQuery),
-    /// Count what accepting the recommendations of the filtered queue would decide.
+    /// Count what accepting the recommendations of the marked agents (or, with none, of the
+    /// filtered queue) would decide.
     PreviewAccept {
         campaign_id: String,
         campaign_name: String,
         q: Option<String>,
+        agent_ids: Vec<String>,
     },
+    /// Give a review item, or all of an agent's items in a campaign, to another reviewer.
+    Reassign(ReassignOrder),
     AcceptRecommendations(Confirmed<AcceptOrder>),
     Decide {
         item_id: i64,
@@ -353,6 +364,10 @@ impl std::fmt::Debug for Effect {
             Effect::AcceptRecommendations(o) => {
                 write!(f, "AcceptRecommendations({})", o.order().campaign_id)
             }
+            Effect::Reassign(o) if o.whole_agent => {
+                write!(f, "Reassign(agent {} to {})", o.agent_id, o.reviewer)
+            }
+            Effect::Reassign(o) => write!(f, "Reassign(item {} to {})", o.item_id, o.reviewer),
             Effect::Decide {
                 item_id, verdict, ..
             } => write!(f, "Decide({item_id}, {})", verdict.as_str()),
@@ -502,6 +517,8 @@ pub struct AcceptOrder {
     pub campaign_id: String,
     pub campaign_name: String,
     pub q: Option<String>,
+    /// The marked agents (empty: every agent the filter `q` shows).
+    pub agent_ids: Vec<String>,
     /// Items the dry run would decide (sent back as `expect`).
     pub items: u64,
     pub certify: u64,
@@ -509,6 +526,26 @@ pub struct AcceptOrder {
     pub agents: u64,
     /// Items the dry run would skip (they need a decision by hand).
     pub skipped: u64,
+}
+
+/// `a` on the reviews screen: one item, or every item of one agent in one campaign, to another
+/// reviewer (`reviewer` is filled in when the picker chooses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReassignOrder {
+    pub campaign_id: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    /// The selected item and its scope.
+    pub item_id: i64,
+    pub scope: String,
+    /// The selected item's reviewer now (not offered in the picker).
+    pub current: String,
+    /// The agent's items in the caller's queue (what "all" moves at least).
+    pub agent_items: usize,
+    /// True: every item of the agent in the campaign (every reviewer's); false: the item.
+    pub whole_agent: bool,
+    /// The chosen reviewer's email.
+    pub reviewer: String,
 }
 
 #[derive(Debug, Clone)]

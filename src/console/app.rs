@@ -98,6 +98,9 @@ pub struct ReviewsState {
     pub all: bool,
     /// Agents asked for: one page to start with, one more each time the cursor nears the end.
     pub limit: u32,
+    /// Agents marked for `Y`, as (campaign id, agent id): kept across reloads, filters and
+    /// pages; cleared by Esc and once `Y` has decided them.
+    pub marks: std::collections::BTreeSet<(String, String)>,
 }
 
 impl ReviewsState {
@@ -191,6 +194,17 @@ impl ReviewsState {
             self.select(p, agent_page);
         }
         found.is_some()
+    }
+
+    /// Whether this agent of the queue is marked for `Y`.
+    pub fn is_marked(&self, agent: &QueueAgent) -> bool {
+        self.marks
+            .contains(&(agent.campaign_id.clone(), agent.agent_id.clone()))
+    }
+
+    /// False when the registry says the caller may not reassign items (only admins may).
+    pub fn may_reassign(&self) -> bool {
+        matches!(&self.queue, Some(Ok(q)) if q.may_reassign)
     }
 
     /// Undecided items of the agent under the cursor.
@@ -413,7 +427,9 @@ impl App {
             Command::Decommission => may.decommission,
             Command::AcknowledgeFlag => may.acknowledge_flags,
             Command::CampaignProgress => yes(may.read_all_reviews),
-            Command::CloseCampaign | Command::NewCampaign => yes(may.administer_campaigns),
+            Command::CloseCampaign | Command::NewCampaign | Command::Reassign => {
+                yes(may.administer_campaigns)
+            }
             Command::AuditAll => yes(may.read_audit),
             Command::ExportEvidence => yes(may.read_all_reviews),
             Command::Streams | Command::PauseStream | Command::ResumeStream => {
@@ -437,9 +453,17 @@ impl App {
                     | Command::CertifyUnchanged
                     | Command::AcceptAgent
                     | Command::AcceptFiltered
+                    | Command::Mark
             )
         {
             return Err(super::update::reviews::READ_ONLY.to_string());
+        }
+        // The queue says whether its items may be given to another reviewer (admins').
+        if let Screen::Reviews(r) = &self.screen
+            && command == Command::Reassign
+            && !r.may_reassign()
+        {
+            return Err(super::update::reviews::NO_REASSIGN.to_string());
         }
         let Some(reach) = self.reach(command) else {
             return Ok(());
@@ -460,6 +484,7 @@ impl App {
             Command::CampaignProgress => "you may not read every campaign's progress".to_string(),
             Command::CloseCampaign => "you may not close campaigns".to_string(),
             Command::NewCampaign => "you may not create campaigns".to_string(),
+            Command::Reassign => "you may not reassign review items (admins do)".to_string(),
             Command::ExportEvidence => "you may not export review evidence".to_string(),
             Command::Streams | Command::PauseStream | Command::ResumeStream => {
                 "you may not see the Shared Signals streams (admins do)".to_string()

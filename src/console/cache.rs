@@ -50,6 +50,40 @@ struct Meta {
     people: Vec<PersonRow>,
 }
 
+/// [`Meta`] as written: the same fields, borrowed from the inventory.
+#[derive(Serialize)]
+struct MetaRef<'a> {
+    server: &'a str,
+    persona: Option<&'a str>,
+    cursor: i64,
+    synced_at: Option<i64>,
+    symbols: Names<'a>,
+    people: &'a [PersonRow],
+}
+
+/// The symbols' names, serialised as a list without collecting them.
+struct Names<'a>(&'a Symbols);
+
+impl Serialize for Names<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.names())
+    }
+}
+
+/// Counts the bytes written to it.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The cache file of a registry: readable host and port plus a hash of the whole URL.
 pub fn cache_file(cache_dir: &Path, server: &str) -> PathBuf {
     let readable: String = server
@@ -146,20 +180,25 @@ pub fn write_to(inv: &Inventory, w: &mut impl Write) -> std::io::Result<()> {
             (off, true)
         }
     };
-    let meta = Meta {
-        server: inv.server.clone(),
-        persona: inv.persona.clone(),
+    // The metadata borrows the inventory's people and symbols (a quarter of a million of each
+    // at a million agents) and is streamed twice, once to count its bytes and once to write
+    // them: neither a copy of the people nor the JSON is held in memory.
+    let meta = MetaRef {
+        server: &inv.server,
+        persona: inv.persona.as_deref(),
         cursor: inv.cursor,
         synced_at: inv.synced_at,
-        symbols: inv.symbols().names().map(str::to_string).collect(),
-        people: inv.people().to_vec(),
+        symbols: Names(inv.symbols()),
+        people: inv.people(),
     };
-    let meta = serde_json::to_vec(&meta).expect("cache metadata always serialises");
+    let mut counted = Counter(0);
+    serde_json::to_writer(&mut counted, &meta).map_err(std::io::Error::other)?;
+    let meta_len = u32::try_from(counted.0)
+        .map_err(|_| std::io::Error::other("the cache metadata exceeds 4 GB"))?;
     w.write_all(MAGIC)?;
     w.write_all(&FORMAT.to_le_bytes())?;
-    w.write_all(&(meta.len() as u32).to_le_bytes())?;
-    w.write_all(&meta)?;
-    drop(meta);
+    w.write_all(&meta_len.to_le_bytes())?;
+    serde_json::to_writer(&mut *w, &meta).map_err(std::io::Error::other)?;
     w.write_all(&arena_len.to_le_bytes())?;
     let mut off = 0u32;
     for &i in &order {
@@ -318,35 +357,92 @@ fn decode_from(mut r: impl Read, len: u64) -> Result<Inventory, String> {
         return Err(format!("format {format}, this console reads {FORMAT}"));
     }
     let meta_len = read_u32(&mut r, &mut left, "the metadata length")? as u64;
-    let meta: Meta = serde_json::from_slice(&read_exact_vec(
-        &mut r,
-        meta_len,
-        &mut left,
-        "the metadata",
-    )?)
-    .map_err(|e| format!("metadata: {e}"))?;
-    let arena_len = read_u64(&mut r, &mut left, "the text length")?;
+    let meta_bytes = read_exact_vec(&mut r, meta_len, &mut left, "the metadata")?;
+    // The metadata (every person and symbol: a quarter of a million of each at a million
+    // agents) is parsed and indexed on a second thread while this one reads the text and the
+    // rows; the rows' symbols are checked once both are done.
+    // The parser drops the metadata's bytes as soon as they are parsed (peak memory).
+    let meta_bytes = std::sync::Mutex::new(Some(meta_bytes));
+    std::thread::scope(|scope| {
+        let meta_job = std::thread::Builder::new()
+            .name("cache-meta".into())
+            .spawn_scoped(scope, || parse_meta(&meta_bytes));
+        let body = read_body(&mut r, &mut left);
+        let meta = match meta_job {
+            Ok(job) => job
+                .join()
+                .map_err(|_| "metadata: its decoder failed".to_string())??,
+            // No thread to be had: the same work here.
+            Err(_) => parse_meta(&meta_bytes)?,
+        };
+        let (arena, rows) = body?;
+        let nsym = meta.symbols.len() as u32;
+        for (n, row) in rows.iter().enumerate() {
+            for v in [row.owner, row.team, row.environment] {
+                if v != NONE && v >= nsym {
+                    return Err(format!("row {n}: unknown symbol {v}"));
+                }
+            }
+        }
+        Ok(Inventory::from_parts(
+            meta.header,
+            rows,
+            arena,
+            meta.symbols,
+            meta.people,
+            meta.people_index,
+        ))
+    })
+}
+
+/// The metadata, parsed, with its symbols and people indexed.
+struct ParsedMeta {
+    header: (String, Option<String>, i64, Option<i64>),
+    symbols: Symbols,
+    people: Vec<PersonRow>,
+    people_index: std::collections::HashMap<String, usize>,
+}
+
+fn parse_meta(bytes: &std::sync::Mutex<Option<Vec<u8>>>) -> Result<ParsedMeta, String> {
+    let bytes = bytes
+        .lock()
+        .ok()
+        .and_then(|mut b| b.take())
+        .ok_or_else(|| "metadata: already taken".to_string())?;
+    let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| format!("metadata: {e}"))?;
+    drop(bytes);
+    let people_index = Inventory::index_people(&meta.people);
+    Ok(ParsedMeta {
+        header: (meta.server, meta.persona, meta.cursor, meta.synced_at),
+        symbols: Symbols::from_names(meta.symbols),
+        people: meta.people,
+        people_index,
+    })
+}
+
+/// The text arena and the rows (their symbols are checked by the caller, against the
+/// metadata).
+fn read_body(r: &mut impl Read, left: &mut u64) -> Result<(Arena, Vec<AgentRow>), String> {
+    let arena_len = read_u64(r, left, "the text length")?;
     if arena_len > u32::MAX as u64 {
         return Err("text arena too large".into());
     }
     let arena = Arena::from_text(
-        String::from_utf8(read_exact_vec(&mut r, arena_len, &mut left, "the text")?)
+        String::from_utf8(read_exact_vec(r, arena_len, left, "the text")?)
             .map_err(|_| "text is not UTF-8".to_string())?,
     );
-    let count = read_u64(&mut r, &mut left, "the row count")?;
+    let count = read_u64(r, left, "the row count")?;
     let size = count
         .checked_mul(ROW_BYTES as u64)
         .ok_or_else(|| "row count overflows".to_string())?;
-    if size != left {
-        return Err(if size > left {
+    if size != *left {
+        return Err(if size > *left {
             format!("truncated: the rows claim {size} bytes, {left} remain")
         } else {
             "trailing bytes after the rows".into()
         });
     }
     let count = count as usize;
-    let symbols = Symbols::from_names(meta.symbols);
-    let nsym = symbols.len() as u32;
     let mut rows = Vec::with_capacity(count);
     // In chunks: the rows' bytes are never held whole beside the rows.
     const CHUNK_ROWS: usize = 16 * 1024;
@@ -358,7 +454,7 @@ fn decode_from(mut r: impl Read, len: u64) -> Result<Inventory, String> {
         r.read_exact(bytes)
             .map_err(|e| format!("truncated while reading the rows: {e}"))?;
         for b in bytes.chunks_exact(ROW_BYTES) {
-            rows.push(decode_row(b, n, count, nsym, &arena)?);
+            rows.push(decode_row(b, n, count, &arena)?);
             n += 1;
         }
     }
@@ -366,36 +462,16 @@ fn decode_from(mut r: impl Read, len: u64) -> Result<Inventory, String> {
     if r.read(&mut rest).map_err(|e| e.to_string())? != 0 {
         return Err("trailing bytes after the rows".into());
     }
-    Ok(Inventory::from_parts(
-        (meta.server, meta.persona, meta.cursor, meta.synced_at),
-        rows,
-        arena,
-        symbols,
-        meta.people,
-    ))
+    Ok((arena, rows))
 }
 
-/// One row of the cache, checked: text inside the arena, codes known, symbols and the parent
-/// in range.
-fn decode_row(
-    b: &[u8],
-    n: usize,
-    count: usize,
-    nsym: u32,
-    arena: &Arena,
-) -> Result<AgentRow, String> {
+/// One row of the cache, checked: text inside the arena, codes known, the parent in range (its
+/// symbols are checked by the caller).
+fn decode_row(b: &[u8], n: usize, count: usize, arena: &Arena) -> Result<AgentRow, String> {
     {
         let s = |at: usize| Str {
             off: le_u32(b, at),
             len: le_u32(b, at + 4),
-        };
-        let sym = |at: usize| -> Result<u32, String> {
-            let v = le_u32(b, at);
-            if v == NONE || v < nsym {
-                Ok(v)
-            } else {
-                Err(format!("row {n}: unknown symbol {v}"))
-            }
         };
         let kind = match b[52] {
             0 => AgentKind::Agent,
@@ -420,9 +496,10 @@ fn decode_row(
             parent: s(16),
             scopes: s(24),
             flags: s(32),
-            owner: sym(40)?,
-            team: sym(44)?,
-            environment: sym(48)?,
+            // Checked against the metadata's symbols by the caller.
+            owner: le_u32(b, 40),
+            team: le_u32(b, 44),
+            environment: le_u32(b, 48),
             kind,
             status,
             source,
@@ -507,6 +584,17 @@ mod tests {
         bad[last_row..last_row + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(bad).unwrap_err().contains("outside"));
         assert!(decode(b"garbage".to_vec()).is_err());
+        // A symbol the metadata does not have (checked after the parallel decode).
+        let mut bad = bytes.clone();
+        bad[last_row + 40..last_row + 44].copy_from_slice(&1000u32.to_le_bytes());
+        let why = decode(bad).unwrap_err();
+        assert!(why.contains("row 1: unknown symbol 1000"), "{why}");
+        // Damaged metadata (parsed on the second thread) is refused with its reason.
+        let mut bad = bytes.clone();
+        let meta_at = MAGIC.len() + 8;
+        bad[meta_at] = b'[';
+        let why = decode(bad).unwrap_err();
+        assert!(why.starts_with("metadata:"), "{why}");
     }
 
     #[test]

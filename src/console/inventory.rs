@@ -227,19 +227,16 @@ impl Inventory {
     }
 
     /// Builds an inventory from loaded parts (the cache reader).
+    /// `people_index` is [`Inventory::index_people`] of `people` (built beside the rows' decoding).
     pub(crate) fn from_parts(
         header: (String, Option<String>, i64, Option<i64>),
         rows: Vec<AgentRow>,
         arena: Arena,
         symbols: Symbols,
         people: Vec<PersonRow>,
+        people_index: HashMap<String, usize>,
     ) -> Inventory {
         let (server, persona, cursor, synced_at) = header;
-        let people_index = people
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.email.clone(), i))
-            .collect();
         Inventory {
             server,
             persona,
@@ -254,6 +251,15 @@ impl Inventory {
             id_index: None,
             shared: None,
         }
+    }
+
+    /// The people's index by email, as [`Inventory::from_parts`] takes it.
+    pub(crate) fn index_people(people: &[PersonRow]) -> HashMap<String, usize> {
+        let mut index = HashMap::with_capacity(people.len());
+        for (i, p) in people.iter().enumerate() {
+            index.insert(p.email.clone(), i);
+        }
+        index
     }
 
     /// Every row slot, hidden ones included (indices are what views hold).

@@ -92,9 +92,14 @@ pub enum Command {
     AcceptAgent,
     /// The review queue's next order: due, risk, team, owner (reviews).
     ReviewSort,
-    /// Accept the recommendations of every agent of the filtered queue (reviews; typed
-    /// confirmation with the registry's counts).
+    /// Accept the recommendations of the marked agents, else of every agent of the filtered
+    /// queue (reviews; typed confirmation with the registry's counts).
     AcceptFiltered,
+    /// Give the selected review item (or, switched in the picker, all the agent's items) to
+    /// another reviewer (reviews; admins, as the queue's `may_reassign` says).
+    Reassign,
+    /// In the reviewer picker: this item or all the agent's items.
+    SwitchTarget,
     /// `:streams`: the Shared Signals streams, their lag and last error (admins).
     Streams,
     /// Pause the selected stream (streams; asks first).
@@ -752,7 +757,7 @@ const DEFAULTS: &[Default_] = &[
         Reviews,
         &[KeySpec::char('x')],
         "revoke the selected scope",
-        Some("revoke scope"),
+        Some("revoke"),
     ),
     b(
         "certify-unchanged",
@@ -771,6 +776,30 @@ const DEFAULTS: &[Default_] = &[
         Some("accept agent"),
     ),
     b(
+        "reassign",
+        Command::Reassign,
+        Reviews,
+        &[KeySpec::char('a')],
+        "reassign the selected item, or all the agent's items (tab in the picker), to another reviewer (admins)",
+        Some("reassign"),
+    ),
+    b(
+        "review-mark",
+        Command::Mark,
+        Reviews,
+        &[KeySpec::char(' ')],
+        "mark/unmark the agent for Y (then the next agent)",
+        Some("mark"),
+    ),
+    b(
+        "accept-filtered",
+        Command::AcceptFiltered,
+        Reviews,
+        &[KeySpec::char('Y')],
+        "accept the recommendations of the marked agents, else of every agent the filter shows (typed count confirms)",
+        Some("bulk accept"),
+    ),
+    b(
         "filter-queue",
         Command::Filter,
         Reviews,
@@ -785,14 +814,6 @@ const DEFAULTS: &[Default_] = &[
         &[KeySpec::char('s')],
         "sort the queue: due, risk, team, owner (the header says which)",
         Some("sort"),
-    ),
-    b(
-        "accept-filtered",
-        Command::AcceptFiltered,
-        Reviews,
-        &[KeySpec::char('Y')],
-        "accept the recommendations of every agent the filter shows (typed count confirms)",
-        Some("accept all shown"),
     ),
     b(
         "campaign-progress",
@@ -1072,6 +1093,14 @@ const DEFAULTS: &[Default_] = &[
         Prompt,
         &[KeySpec::code(KeyCode::Esc)],
         "cancel and go back (changes nothing)",
+        None,
+    ),
+    b(
+        "prompt-switch",
+        Command::SwitchTarget,
+        Prompt,
+        &[KeySpec::code(KeyCode::Tab)],
+        "reviewer picker: the selected item or all the agent's items",
         None,
     ),
     b(

@@ -418,9 +418,11 @@ impl Console {
                 campaign_id,
                 campaign_name,
                 q,
+                agent_ids,
             } => self.spawn(|c, _| async move {
                 let req = crate::model::review::AcceptRecommendations {
                     q: q.clone(),
+                    agent_ids: agent_ids.clone(),
                     dry_run: true,
                     ..Default::default()
                 };
@@ -429,14 +431,29 @@ impl Console {
                     campaign_id,
                     campaign_name,
                     q,
+                    agent_ids,
                     result,
                 }
+            }),
+            Effect::Reassign(order) => self.spawn(|c, _| async move {
+                let req = crate::model::review::ReassignItems {
+                    reviewer: order.reviewer.clone(),
+                    reason: None,
+                };
+                let result = if order.whole_agent {
+                    c.reassign_agent(&order.campaign_id, &order.agent_id, &req)
+                        .await
+                } else {
+                    c.reassign_item(order.item_id, &req).await
+                };
+                Action::Reassigned { order, result }
             }),
             Effect::AcceptRecommendations(confirmed) => {
                 let order = confirmed.order().clone();
                 self.spawn(|c, _| async move {
                     let req = crate::model::review::AcceptRecommendations {
                         q: order.q.clone(),
+                        agent_ids: order.agent_ids.clone(),
                         expect: Some(order.items),
                         ..Default::default()
                     };

@@ -313,11 +313,15 @@ impl Room for ConfirmState {
             }
             ConfirmState::AcceptRecommendations(p) => {
                 let o = p.order();
-                let shown =
+                let shown = if !o.agent_ids.is_empty() {
+                    let n = o.agent_ids.len();
+                    format!("{n} marked agent{}", if n == 1 { "" } else { "s" })
+                } else {
                     o.q.as_deref()
                         .map_or("every agent of your queue".to_string(), |q| {
                             format!("the agents matching \"{}\"", clean(q))
-                        });
+                        })
+                };
                 let mut lines = vec![
                     Line::from(vec![
                         Span::raw(" Accept the recommendations in "),
@@ -326,10 +330,20 @@ impl Room for ConfirmState {
                     ]),
                     Line::from(""),
                     Line::from(Span::styled(
-                        format!(
-                            "   {} certify, {} revoke over {} agents",
-                            o.certify, o.revoke, o.agents
-                        ),
+                        if o.agent_ids.is_empty() {
+                            format!(
+                                "   {} certify, {} revoke over {} agents",
+                                o.certify, o.revoke, o.agents
+                            )
+                        } else {
+                            let n = o.agent_ids.len();
+                            format!(
+                                "   {n} marked agent{}: {} certify, {} revoke",
+                                if n == 1 { "" } else { "s" },
+                                o.certify,
+                                o.revoke
+                            )
+                        },
                         t.style(Slot::Accent),
                     )),
                     Line::from(""),

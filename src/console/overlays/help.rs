@@ -240,6 +240,7 @@ mod tests {
             "campaign-progress",
             "pause-stream",
             ":streams",
+            "reassign",
         ] {
             assert!(
                 !help.contains(hidden),
@@ -267,6 +268,7 @@ mod tests {
             "close-campaign",
             "pause-stream",
             ":streams",
+            "reassign",
         ] {
             assert!(
                 help.contains(shown),

@@ -3,6 +3,10 @@
 //! the rest) and matched fuzzily as you type; the current owner is shown and not offered; people
 //! who left are listed, marked, and never offered. On marked rows it picks one owner for all of
 //! them, after a confirmation naming the count.
+//!
+//! `a` on the reviews screen opens the same picker to choose another reviewer for a review item
+//! (tab: all the agent's items): the current reviewer is shown and not offered, people who left
+//! are never offered, and the registry's answer (refusal included) is shown.
 
 use std::collections::HashMap;
 
@@ -15,7 +19,7 @@ use ratatui::text::{Line, Span};
 
 use super::popup::popup;
 use super::{Hint, Overlay, Room, edit};
-use crate::console::action::{BulkOwnerOrder, Effect, OwnerChange, Pending};
+use crate::console::action::{BulkOwnerOrder, Effect, OwnerChange, Pending, ReassignOrder};
 use crate::console::app::{App, Tone};
 use crate::console::keymap::{Command, Scope};
 use crate::console::layout::{centered, screen};
@@ -49,6 +53,8 @@ pub struct PickerState {
     pub entries: Vec<PickEntry>,
     /// Over `entries` (always on an offered one, when any is).
     pub cursor: ListCursor,
+    /// Set when the picker chooses a reviewer for review items instead of an owner.
+    pub reassign: Option<ReassignOrder>,
 }
 
 /// Lines above the list: the agent, the query, a blank.
@@ -102,6 +108,25 @@ impl PickerState {
             query: String::new(),
             entries: Vec::new(),
             cursor: ListCursor::default(),
+            reassign: None,
+        };
+        p.fill(app);
+        p
+    }
+
+    /// Another reviewer for a review item (or all of its agent's items): the current reviewer
+    /// shown and not offered, people who left never offered; no ranking, by name.
+    pub fn for_reviewer(app: &App, order: ReassignOrder) -> PickerState {
+        let mut p = PickerState {
+            agent_id: order.agent_id.clone(),
+            agent_name: order.agent_name.clone(),
+            targets: Vec::new(),
+            ranking: None,
+            ranking_error: None,
+            query: String::new(),
+            entries: Vec::new(),
+            cursor: ListCursor::default(),
+            reassign: Some(order),
         };
         p.fill(app);
         p
@@ -114,6 +139,9 @@ impl PickerState {
 
     /// The current owner when one agent is being given an owner.
     pub fn current_owner(&self) -> Option<&str> {
+        if let Some(o) = &self.reassign {
+            return Some(o.current.as_str());
+        }
         match self.targets.as_slice() {
             [one] => one.before.as_deref(),
             _ => None,
@@ -122,6 +150,10 @@ impl PickerState {
 
     /// Takes the registry's ranking (for this picker's agent) and re-sorts.
     pub fn ranked(&mut self, app: &App, answer: Result<OwnerCandidates, String>) {
+        if self.reassign.is_some() {
+            // An owner ranking means nothing for reviewers.
+            return;
+        }
         match answer {
             Ok(c) => {
                 self.ranking = Some(
@@ -217,6 +249,33 @@ impl Room for PickerState {
     ) -> Option<Overlay> {
         match command {
             Some(Command::Cancel) => None,
+            Some(Command::SwitchTarget) => {
+                if let Some(o) = &mut self.reassign {
+                    o.whole_agent = !o.whole_agent;
+                }
+                Some(Overlay::Picker(self))
+            }
+            Some(Command::Accept) if self.reassign.is_some() => {
+                let Some(entry) = self.chosen() else {
+                    app.message =
+                        Some((Tone::Error, "no one to choose: type part of a name".into()));
+                    return Some(Overlay::Picker(self));
+                };
+                let person = &app.inventory.people()[entry.person];
+                let mut order = self.reassign.take()?;
+                order.reviewer = person.email.clone();
+                let what = if order.whole_agent {
+                    format!("the items of {}", clean(&order.agent_name))
+                } else {
+                    format!("{} of {}", clean(&order.scope), clean(&order.agent_name))
+                };
+                app.message = Some((
+                    Tone::Info,
+                    format!("reassigning {what} to {}…", clean(&order.reviewer)),
+                ));
+                fx.push(Effect::Reassign(order));
+                None
+            }
             Some(Command::Accept) => {
                 let Some(entry) = self.chosen() else {
                     app.message =
@@ -281,6 +340,116 @@ impl Room for PickerState {
         let t = &app.theme;
         let rect = rect(area);
         let inner_w = rect.width.saturating_sub(2) as usize;
+        let mut lines = self.head(app);
+        let room = (rect.height as usize).saturating_sub(2 + HEAD);
+        if self.entries.is_empty() {
+            lines.push(Line::from(Span::styled(
+                if app.inventory.people().is_empty() {
+                    "   nobody known yet (the people list arrives with the sync)"
+                } else {
+                    "   no one matches"
+                },
+                t.style(Slot::Dim),
+            )));
+        }
+        let current = if self.reassign.is_some() {
+            "  (current reviewer)"
+        } else {
+            "  (current owner)"
+        };
+        for n in self.cursor.visible(self.entries.len(), room) {
+            let e = &self.entries[n];
+            let person = &app.inventory.people()[e.person];
+            let team = person
+                .team
+                .as_deref()
+                .map(|t| format!(" · {}", clean(t)))
+                .unwrap_or_default();
+            let selected = n == self.cursor.selected;
+            let why = match e.reason {
+                Some(r) if e.offered && r != CandidateReason::Other => {
+                    format!("  [{}]", r.as_str())
+                }
+                _ => String::new(),
+            };
+            let text = format!(
+                "{} {} <{}>{team}{why}{}",
+                if selected { "▶" } else { " " },
+                clean(&person.display_name),
+                clean(&person.email),
+                if e.offered {
+                    ""
+                } else if person.active {
+                    current
+                } else {
+                    "  (left: not offered)"
+                },
+            );
+            let style = if !e.offered {
+                t.style(Slot::Dim)
+            } else if selected {
+                t.style(Slot::Selected)
+            } else {
+                t.style(Slot::Hint)
+            };
+            lines.push(Line::from(Span::styled(fit(&text, inner_w), style)));
+        }
+        let title = if self.reassign.is_some() {
+            "Reassign review"
+        } else {
+            "Assign owner"
+        };
+        popup(frame, app, title, rect, lines);
+    }
+
+    fn hints(&self) -> Vec<Hint> {
+        if self.reassign.is_some() {
+            return vec![
+                Hint::Typing("search people"),
+                Hint::Key(Command::SwitchTarget, "item/all"),
+                Hint::Key(Command::Down, "choose"),
+                Hint::Key(Command::Accept, "reassign"),
+                Hint::Key(Command::Cancel, "cancel"),
+            ];
+        }
+        vec![
+            Hint::Typing("search people"),
+            Hint::Key(Command::Down, "choose"),
+            Hint::Key(Command::Accept, "assign"),
+            Hint::Key(Command::Cancel, "cancel"),
+        ]
+    }
+}
+
+impl PickerState {
+    /// The lines above the list ([`HEAD`] of them): what is being given to whom, the query, a
+    /// blank.
+    fn head(&self, app: &App) -> Vec<Line<'static>> {
+        let t = &app.theme;
+        let query = Line::from(vec![
+            Span::styled(" > ", t.style(Slot::Accent)),
+            Span::styled(format!("{}▏", self.query), t.style(Slot::Input)),
+        ]);
+        if let Some(o) = &self.reassign {
+            let who = app
+                .inventory
+                .person(&o.current)
+                .map_or(o.current.as_str(), |p| p.display_name.as_str());
+            let subject = if o.whole_agent {
+                format!("all items of {} (every reviewer's)", clean(&o.agent_name))
+            } else {
+                format!("{} of {}", clean(&o.scope), clean(&o.agent_name))
+            };
+            return vec![
+                Line::from(vec![
+                    Span::styled(" reviewer for ", t.style(Slot::Dim)),
+                    Span::styled(subject, t.style(Slot::Accent)),
+                    Span::styled(format!(" · now {}", clean(who)), t.style(Slot::Dim)),
+                ]),
+                query,
+                Line::from(""),
+            ];
+        }
         let subject = match self.targets.len() {
             1 => clean(&self.agent_name).into_owned(),
             n => format!("{n} marked agents"),
@@ -306,75 +475,14 @@ impl Room for PickerState {
             (None, Some(_)) => " · ranking unavailable: by name",
             (None, None) => " · ranking…",
         };
-        let mut lines = vec![
+        vec![
             Line::from(vec![
                 Span::styled(" owner for ", t.style(Slot::Dim)),
                 Span::styled(subject, t.style(Slot::Accent)),
                 Span::styled(format!("{now}{ranking}"), t.style(Slot::Dim)),
             ]),
-            Line::from(vec![
-                Span::styled(" > ", t.style(Slot::Accent)),
-                Span::styled(format!("{}▏", self.query), t.style(Slot::Input)),
-            ]),
+            query,
             Line::from(""),
-        ];
-        let room = (rect.height as usize).saturating_sub(2 + HEAD);
-        if self.entries.is_empty() {
-            lines.push(Line::from(Span::styled(
-                if app.inventory.people().is_empty() {
-                    "   nobody known yet (the people list arrives with the sync)"
-                } else {
-                    "   no one matches"
-                },
-                t.style(Slot::Dim),
-            )));
-        }
-        for n in self.cursor.visible(self.entries.len(), room) {
-            let e = &self.entries[n];
-            let person = &app.inventory.people()[e.person];
-            let team = person
-                .team
-                .as_deref()
-                .map(|t| format!(" · {}", clean(t)))
-                .unwrap_or_default();
-            let selected = n == self.cursor.selected;
-            let why = match e.reason {
-                Some(r) if e.offered && r != CandidateReason::Other => {
-                    format!("  [{}]", r.as_str())
-                }
-                _ => String::new(),
-            };
-            let text = format!(
-                "{} {} <{}>{team}{why}{}",
-                if selected { "▶" } else { " " },
-                clean(&person.display_name),
-                clean(&person.email),
-                if e.offered {
-                    ""
-                } else if person.active {
-                    "  (current owner)"
-                } else {
-                    "  (left: not offered)"
-                },
-            );
-            let style = if !e.offered {
-                t.style(Slot::Dim)
-            } else if selected {
-                t.style(Slot::Selected)
-            } else {
-                t.style(Slot::Hint)
-            };
-            lines.push(Line::from(Span::styled(fit(&text, inner_w), style)));
-        }
-        popup(frame, app, "Assign owner", rect, lines);
-    }
-
-    fn hints(&self) -> Vec<Hint> {
-        vec![
-            Hint::Typing("search people"),
-            Hint::Key(Command::Down, "choose"),
-            Hint::Key(Command::Accept, "assign"),
-            Hint::Key(Command::Cancel, "cancel"),
         ]
     }
 }

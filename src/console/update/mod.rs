@@ -47,7 +47,8 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         | Action::Decided { .. }
         | Action::BulkCertified { .. }
         | Action::AcceptPreviewed { .. }
-        | Action::RecommendationsAccepted(_) => reviews::on_answer(app, action, &mut fx),
+        | Action::RecommendationsAccepted(_)
+        | Action::Reassigned { .. } => reviews::on_answer(app, action, &mut fx),
         Action::ApprovalsLoaded(_)
         | Action::ApprovalAgents(_)
         | Action::ApprovalDecided { .. }

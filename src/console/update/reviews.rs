@@ -4,11 +4,12 @@
 
 use super::{clean, failed, went_offline};
 use crate::client::{ClientError, ClientResult};
-use crate::console::action::{AcceptOrder, Action, Effect, Pending, SuspendOrder};
+use crate::console::action::{AcceptOrder, Action, Effect, Pending, ReassignOrder, SuspendOrder};
 use crate::console::app::{App, Justify, Overlay, RequiredText, ReviewsState, Screen, Tone};
 use crate::console::layout;
 use crate::console::overlays::confirm::ConfirmState;
 use crate::console::overlays::notice::Notice;
+use crate::console::overlays::picker::PickerState;
 use crate::console::runtime::{REVIEW_MAX, REVIEW_PAGE};
 use crate::console::words::due_text;
 use crate::model::review::{Decision, DecisionOutcome, ReviewQueue, Verdict};
@@ -33,9 +34,11 @@ pub(super) fn on_answer(app: &mut App, action: Action, fx: &mut Vec<Effect>) {
             campaign_id,
             campaign_name,
             q,
+            agent_ids,
             result,
-        } => on_accept_previewed(app, campaign_id, campaign_name, q, result),
+        } => on_accept_previewed(app, campaign_id, campaign_name, q, agent_ids, result),
         Action::RecommendationsAccepted(result) => on_accepted(app, result, fx),
+        Action::Reassigned { order, result } => on_reassigned(app, order, result, fx),
         Action::BulkCertified { agent_id, result } => match result {
             Ok(outcome) => {
                 let page = layout::review_agent_rows(app);
@@ -121,9 +124,54 @@ pub(super) fn cycle_sort(app: &mut App, fx: &mut Vec<Effect>) {
     app.message = Some((Tone::Info, format!("sorted by {sort}")));
 }
 
-/// `Y`: accept the recommendations of the filtered queue (every agent the filter matches, on
-/// every page), in the campaign of the agent on screen. The registry counts first (a dry run);
-/// the confirmation shows its counts and asks for the count typed.
+/// `space`: mark or unmark the agent on screen for `Y`, then go to the next agent's first item.
+pub(super) fn toggle_mark(app: &mut App) {
+    let page = layout::review_agent_rows(app);
+    let Screen::Reviews(r) = &mut app.screen else {
+        return;
+    };
+    let Some(agent) = r.selected_agent() else {
+        return;
+    };
+    let key = (agent.campaign_id.clone(), agent.agent_id.clone());
+    let name = clean(&agent.agent_name);
+    let here = r.at().map_or(0, |(a, _)| a);
+    let marked = !r.marks.remove(&key);
+    if marked {
+        r.marks.insert(key);
+    }
+    // The next agent, on its first undecided item (else its first); the last agent stays.
+    let flat = r.flat();
+    let next = match &r.queue {
+        Some(Ok(q)) => flat
+            .iter()
+            .map(|&(a, _)| a)
+            .find(|&a| a > here)
+            .and_then(|na| {
+                flat.iter()
+                    .position(|&(a, i)| a == na && q.agents[a].items[i].decision == Decision::None)
+                    .or_else(|| flat.iter().position(|&(a, _)| a == na))
+            }),
+        _ => None,
+    };
+    if let Some(p) = next {
+        r.select(p, page);
+    }
+    let n = r.marks.len();
+    app.message = Some((
+        Tone::Info,
+        format!(
+            "{} {name}: {n} agent{} marked; Y accepts their recommendations",
+            if marked { "marked" } else { "unmarked" },
+            if n == 1 { "" } else { "s" },
+        ),
+    ));
+}
+
+/// `Y`: accept the recommendations of the marked agents, or with none marked of the filtered
+/// queue (every agent the filter matches, on every page), in the campaign of the agent on
+/// screen. The registry counts first (a dry run); the confirmation shows its counts and asks
+/// for the count typed.
 pub(super) fn accept_filtered(app: &mut App, fx: &mut Vec<Effect>) {
     let Screen::Reviews(r) = &app.screen else {
         return;
@@ -135,6 +183,39 @@ pub(super) fn accept_filtered(app: &mut App, fx: &mut Vec<Effect>) {
     let Some(Ok(q)) = &r.queue else {
         return;
     };
+    if !r.marks.is_empty() {
+        // The bulk route decides within one campaign: the marks must be of one.
+        let campaigns: std::collections::BTreeSet<&str> =
+            r.marks.iter().map(|(c, _)| c.as_str()).collect();
+        if campaigns.len() > 1 {
+            app.message = Some((
+                Tone::Error,
+                format!(
+                    "the marked agents are in {} campaigns; Y accepts one campaign at a time (esc clears the marks)",
+                    campaigns.len()
+                ),
+            ));
+            return;
+        }
+        let campaign_id = campaigns.into_iter().next().unwrap_or_default().to_string();
+        let campaign_name = q
+            .campaigns
+            .iter()
+            .find(|c| c.id == campaign_id)
+            .map_or_else(|| campaign_id.clone(), |c| c.name.clone());
+        let agent_ids = r.marks.iter().map(|(_, a)| a.clone()).collect();
+        app.message = Some((
+            Tone::Info,
+            "counting what the recommendations decide for the marked agents…".into(),
+        ));
+        fx.push(Effect::PreviewAccept {
+            campaign_id,
+            campaign_name,
+            q: None,
+            agent_ids,
+        });
+        return;
+    }
     let campaign = r
         .selected_agent()
         .and_then(|a| q.campaigns.iter().find(|c| c.id == a.campaign_id))
@@ -153,6 +234,7 @@ pub(super) fn accept_filtered(app: &mut App, fx: &mut Vec<Effect>) {
         campaign_id: c.id.clone(),
         campaign_name: c.name.clone(),
         q,
+        agent_ids: Vec::new(),
     });
 }
 
@@ -160,11 +242,99 @@ pub(super) fn accept_filtered(app: &mut App, fx: &mut Vec<Effect>) {
 pub const READ_ONLY: &str =
     "read-only: the registry lets you read every review item, not decide them";
 
+/// What the console says when the queue says its items may not be reassigned.
+pub const NO_REASSIGN: &str = "you may not reassign review items (admins do), says the registry";
+
+/// `a`: choose another reviewer for the selected item (tab in the picker: all the agent's
+/// items). Offered only when the queue says the caller may reassign; the registry decides the
+/// call anyway.
+pub(super) fn reassign(app: &mut App) {
+    if let Err(why) = app.permits(crate::console::keymap::Command::Reassign, None) {
+        app.message = Some((Tone::Error, why));
+        return;
+    }
+    let Screen::Reviews(r) = &app.screen else {
+        return;
+    };
+    let (Some(agent), Some(item)) = (r.selected_agent(), r.selected_item()) else {
+        app.message = Some((Tone::Info, "nothing to reassign".into()));
+        return;
+    };
+    let order = ReassignOrder {
+        campaign_id: agent.campaign_id.clone(),
+        agent_id: agent.agent_id.clone(),
+        agent_name: agent.agent_name.clone(),
+        item_id: item.id,
+        scope: item.scope.clone(),
+        current: item.reviewer.clone(),
+        agent_items: agent.items.len(),
+        whole_agent: false,
+        reviewer: String::new(),
+    };
+    app.overlay = Some(Overlay::Picker(PickerState::for_reviewer(app, order)));
+}
+
+fn on_reassigned(
+    app: &mut App,
+    order: ReassignOrder,
+    result: ClientResult<crate::model::review::ReassignOutcome>,
+    fx: &mut Vec<Effect>,
+) {
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let what = if order.whole_agent {
+                format!("reassigning the items of {}", clean(&order.agent_name))
+            } else {
+                format!(
+                    "reassigning {} of {}",
+                    clean(&order.scope),
+                    clean(&order.agent_name)
+                )
+            };
+            failed(app, &what, &e);
+            return;
+        }
+    };
+    let who = app
+        .inventory
+        .person(&out.reviewer)
+        .map_or(out.reviewer.clone(), |p| p.display_name.clone());
+    app.message = Some(match out.reassigned.len() {
+        0 => (
+            Tone::Info,
+            format!(
+                "nothing moved: {} already reviews {}",
+                clean(&who),
+                if order.whole_agent {
+                    format!("every item of {}", clean(&order.agent_name))
+                } else {
+                    clean(&order.scope)
+                }
+            ),
+        ),
+        n => (
+            Tone::Ok,
+            format!(
+                "{n} item{} of {} now reviewed by {} <{}>",
+                if n == 1 { "" } else { "s" },
+                clean(&order.agent_name),
+                clean(&who),
+                clean(&out.reviewer)
+            ),
+        ),
+    });
+    if let Screen::Reviews(r) = &mut app.screen {
+        reload(r, fx);
+    }
+}
+
 fn on_accept_previewed(
     app: &mut App,
     campaign_id: String,
     campaign_name: String,
     q: Option<String>,
+    agent_ids: Vec<String>,
     result: ClientResult<crate::model::review::AcceptOutcome>,
 ) {
     let out = match result {
@@ -177,7 +347,9 @@ fn on_accept_previewed(
             Tone::Info,
             format!(
                 "nothing to accept: no undecided item{} is yours to decide",
-                if q.is_some() {
+                if !agent_ids.is_empty() {
+                    " of the marked agents"
+                } else if q.is_some() {
                     " matching the filter"
                 } else {
                     ""
@@ -190,6 +362,7 @@ fn on_accept_previewed(
         campaign_id,
         campaign_name,
         q,
+        agent_ids,
         items,
         certify: out.certify,
         revoke: out.revoke,
@@ -225,6 +398,8 @@ fn on_accepted(
     }
     app.message = Some((Tone::Ok, text));
     if let Screen::Reviews(r) = &mut app.screen {
+        // The marked agents are decided: the marks did their job.
+        r.marks.clear();
         r.deciding = true;
         reload(r, fx);
     }

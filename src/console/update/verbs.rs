@@ -57,6 +57,14 @@ fn on_command_inner(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
             }
             app.overlay = Some(Overlay::FilterInput(FilterInput));
         }
+        // Esc on the reviews screen clears its marks first, as on the inventory.
+        Command::Back if matches!(&app.screen, Screen::Reviews(r) if !r.marks.is_empty()) => {
+            if let Screen::Reviews(r) = &mut app.screen {
+                let n = r.marks.len();
+                r.marks.clear();
+                app.message = Some((Tone::Info, format!("{n} marks cleared")));
+            }
+        }
         Command::Back => match &app.screen {
             Screen::Detail(_) | Screen::Reviews(_) | Screen::Approvals(_) | Screen::Streams(_) => {
                 app.screen = Screen::Inventory
@@ -81,6 +89,10 @@ fn on_command_inner(app: &mut App, command: Command, fx: &mut Vec<Effect>) {
                 open_detail(app, id, Some(i), fx);
             }
         }
+        Command::Mark if app.on_reviews() => reviews::toggle_mark(app),
+        Command::Reassign => reviews::reassign(app),
+        // Only the reviewer picker binds it (Prompt scope).
+        Command::SwitchTarget => {}
         Command::Mark => {
             if let Some(i) = app.selected_row() {
                 if !app.marks.remove(&i) {

@@ -23,6 +23,13 @@ pub fn title(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         " My reviews "
     };
     let mut spans = vec![Span::styled(title, t.style(Slot::Title))];
+    // Marks first: they decide what `Y` takes, so they never fall off the end of the line.
+    if !r.marks.is_empty() {
+        spans.push(Span::styled(
+            format!("· {} marked ", r.marks.len()),
+            t.style(Slot::Marked),
+        ));
+    }
     match &r.queue {
         Some(Ok(q)) if q.campaigns.is_empty() => {
             // An auditor (or an admin) with nothing assigned still reads every campaign.
@@ -198,13 +205,18 @@ pub fn draw(frame: &mut Frame, app: &App, r: &ReviewsState, area: Rect) {
         } else {
             " "
         };
-        let name_w = (left_w as usize).saturating_sub(progress.chars().count() + 5);
+        // Marked for `Y`: the inventory's marker, before the name.
+        let marked = r.is_marked(agent);
+        let star = if marked { "*" } else { "" };
+        let name_w = (left_w as usize).saturating_sub(progress.chars().count() + 5 + star.len());
         let text = format!(
-            " {mark} {:<name_w$} {progress}",
+            " {mark} {star}{:<name_w$} {progress}",
             fit(&clean(&agent.agent_name), name_w)
         );
         let style = if selected {
             t.style(Slot::Selected)
+        } else if marked {
+            t.style(Slot::Marked)
         } else if done {
             t.style(Slot::Dim)
         } else {
