@@ -243,7 +243,7 @@ fn marked_agents(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_marks_two_agents_and_y_accepts_exactly_theirs_in_a_pty() {
     let started = chrono::Utc::now();
-    let mut demo = Demo::start("admin", "300");
+    let mut demo = demo_as("admin", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced")
     });
@@ -351,7 +351,7 @@ const ROSA: &str = "rosa.responder@example.com";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_reassigns_an_agents_items_and_sees_the_registrys_refusal_in_a_pty() {
-    let mut demo = Demo::start("admin", "300");
+    let mut demo = demo_as("admin", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced")
     });
@@ -451,7 +451,7 @@ async fn the_admin_reassigns_an_agents_items_and_sees_the_registrys_refusal_in_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_is_not_offered_reassign_and_the_key_changes_nothing_in_a_pty() {
-    let mut demo = Demo::start("owner", "300");
+    let mut demo = demo_as("owner", "300");
     demo.wait("the synced inventory", |s| {
         s.contains("NAME ▲") && s.contains("synced")
     });
@@ -467,7 +467,7 @@ async fn an_owner_is_not_offered_reassign_and_the_key_changes_nothing_in_a_pty()
     demo.wait("the refusal", |s| {
         s.contains("you may not reassign review items (admins do), says the registry")
     });
-    assert!(!demo.screen.text().contains("Reassign review"));
+    assert!(!demo.text().contains("Reassign review"));
     // The help lists no reassign key for this person either.
     demo.press("?");
     let help = demo.wait("the help", |s| s.contains("My reviews"));
