@@ -1847,7 +1847,13 @@ async fn every_route_with_every_caller() {
             cells += 1;
             let token = m.cell_token(who).await;
             let (path, body) = m.prepare(row.op, who).await;
-            let before = m.reg.snapshot();
+            // A fan-out cell's setup is a revoke, whose consequences (the signals fan-out, the
+            // token kills) commit after its reply: they settle before the call is judged.
+            let before = if row.op == Op::FanOut {
+                m.reg.settled_snapshot().await
+            } else {
+                m.reg.snapshot()
+            };
             let audit_before = m.reg.audit_count();
             let reply = send(&m, row, &path, token.as_deref(), body.as_ref()).await;
             let (want, want_code) = expected(row, who);
@@ -1881,12 +1887,13 @@ async fn every_route_with_every_caller() {
                 }
             } else if m.reg.snapshot() != before {
                 failures.push(format!(
-                    "{cell}: the database changed although the call {}",
+                    "{cell}: the database changed although the call {} (tables: {:?})",
                     if succeeded {
                         "only read"
                     } else {
                         "was refused"
-                    }
+                    },
+                    support::changed_tables(&before, &m.reg.snapshot())
                 ));
             }
         }

@@ -390,6 +390,22 @@ impl Registry {
         snapshot(&self.sql())
     }
 
+    /// The snapshot once the background work of the previous calls has settled (two reads 10 ms
+    /// apart agree; at most 2 s): a cell's setup (a revoke, say) has consequences committed
+    /// after its reply, and they must not be counted against the call made next.
+    pub async fn settled_snapshot(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut last = self.snapshot();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            let now = self.snapshot();
+            if now == last || std::time::Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// Stops the server gracefully and waits for it; the database file stays in the tempdir,
     /// which lives as long as the returned [`Stopped`].
     pub async fn stop(mut self) -> Stopped {
@@ -761,6 +777,30 @@ pub fn open_sql(db: &Path) -> rusqlite::Connection {
 }
 
 /// Every row of every table, ordered, as text.
+/// The tables whose rows differ between two [`snapshot`]s, for a failure message.
+pub fn changed_tables(before: &str, after: &str) -> Vec<String> {
+    fn tables(s: &str) -> std::collections::BTreeMap<&str, Vec<&str>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut current = "";
+        for line in s.lines() {
+            match line.strip_prefix("== ") {
+                Some(name) => current = name,
+                None => out.entry(current).or_insert_with(Vec::new).push(line),
+            }
+        }
+        out
+    }
+    let (b, a) = (tables(before), tables(after));
+    let mut names: Vec<String> = b
+        .keys()
+        .chain(a.keys())
+        .filter(|t| b.get(*t) != a.get(*t))
+        .map(|t| t.to_string())
+        .collect();
+    names.dedup();
+    names
+}
+
 pub fn snapshot(conn: &rusqlite::Connection) -> String {
     let tables: Vec<String> = conn
         // The Shared Signals transmitter's delivery tables (`ssf_outbox`, `ssf_queue`) are left
