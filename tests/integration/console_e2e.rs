@@ -614,7 +614,7 @@ async fn the_inventory_is_a_tree_and_the_registry_agrees() {
     // Page down until a family is on screen.
     let mut pairs = Vec::new();
     for _ in 0..15 {
-        let lines = demo.lines();
+        let lines = demo.settled_lines();
         pairs = tree_pairs(&lines);
         if !pairs.is_empty() {
             break;
@@ -640,7 +640,7 @@ async fn the_inventory_is_a_tree_and_the_registry_agrees() {
     let text = demo.wait("the kind sort, reversed", |s| {
         s.contains("KIND ▼") || s.contains("kind ▼")
     });
-    let lines = demo.lines();
+    let lines = demo.settled_lines();
     pairs.extend(tree_pairs(&lines));
     let apart = lines
         .iter()

@@ -108,6 +108,22 @@ impl Pty {
         self.parser.lock().unwrap().screen().rows(0, COLS).collect()
     }
 
+    /// The screen's rows once the frame is whole: two reads 100 ms apart agree (at most 5 s).
+    /// A frame arrives in several writes; a test that reads rows after a header changed could
+    /// otherwise see a row not yet redrawn.
+    pub fn settled_lines(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = self.lines();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = self.lines();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// Sends `key` (bytes as typed: "q", "\r", "\x1b", …) and counts it.
     pub fn press(&mut self, key: &str) {
         self.keys.write_all(key.as_bytes()).expect("press a key");
@@ -226,6 +242,10 @@ impl Demo {
 
     pub fn lines(&self) -> Vec<String> {
         self.pty.lines()
+    }
+
+    pub fn settled_lines(&self) -> Vec<String> {
+        self.pty.settled_lines()
     }
 
     pub fn press(&mut self, key: &str) {
