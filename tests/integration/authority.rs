@@ -7,7 +7,7 @@ use crate::support;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use steward::registry::service::approvals::sweep;
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 use support::{Member, Registry};
 
 /// The approval world of these tests: a payments system owned by `pay@example.com` with one

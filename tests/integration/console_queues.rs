@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use steward::model::review::{Decision, QueueQuery};
 use steward::registry;
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
 
 const COLS: u16 = 120;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use support::{Member, Registry, Reply};
 
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 
 const AUD: &str = "https://crm.example.com";
 

@@ -17,8 +17,9 @@ use steward::model::review::{
 };
 use steward::model::{Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Role};
 use steward::registry::reviews::{RetryPolicy, ReviewScheduler};
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SeedAgent, SeedBatch, SqliteStore, Store};
+use steward::registry::store::{SeedAgent, SeedBatch, SqliteStore};
 use steward::registry::{self, Server};
 
 const ADMIN: &str = "admin@example.com";

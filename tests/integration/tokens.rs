@@ -19,8 +19,9 @@ use serde_json::{Value, json};
 
 use steward::model::Actor;
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{CatalogueStore, SqliteStore, Store, TrustedIssuer};
+use steward::registry::store::{CatalogueStore, SqliteStore, TrustedIssuer};
 use steward::registry::tokens::TokenSettings;
 use steward::registry::{self, Server};
 

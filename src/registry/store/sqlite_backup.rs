@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use super::{OpenMode, SqliteStore, append_audit, disable_credentials, next_change, ts, unix_now};
 use crate::model::Actor;
 use crate::model::witness::RESTORE_ACTION;
-use crate::registry::store::{Store, StoreError, StoreResult};
+use crate::registry::store::{AuditStore, StoreError, StoreResult};
 
 /// What a backup wrote.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use steward::console::keymap::KeySpec;
 use steward::console::{Action, Console, Options};
 use steward::model::api::{CreatePerson, IssueToken, RegisterAgent, UpdatePerson};
 use steward::model::{AgentKind, Role};
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::{self, Server};
 use tempfile::TempDir;
