@@ -17,15 +17,15 @@ use crate::model::{Actor, Agent, AgentDetail, Grant};
 ///   killed live tokens, every audit event and change-feed entry commit together or not at
 ///   all. The live-token index is updated *before* the commit (fail closed), and the call
 ///   goes before ordinary writes already queued (the brake's urgent writer turn).
-/// - `reinstate_agent` and `decommission_agent` likewise, each in one transaction; the
-///   subtree they walk is the one read in that transaction, so an agent registered under the
-///   target concurrently is either in the walk or registered after it (and refused under a
-///   suspended parent).
-/// - `register_agent`: the parent's status and the sub-agent depth are checked in the writing
-///   transaction. Correct across concurrent writers only because SQLite serialises writers.
-///   **Depends on SQLite's single writer** (a second backend must lock the parent row).
-/// - `list_agents` and `agent_detail` read one snapshot; paging is by id (a cursor stays
-///   valid across writes; an agent changed between pages is seen as it is on the later page).
+/// - `reinstate_agent` and `decommission_agent` likewise, each in one transaction, over the
+///   subtree as read in that transaction.
+/// - `register_agent`: the parent's existence and status (a decommissioned parent is refused)
+///   are checked in the writing transaction. A parent decommissioned at the same moment is
+///   seen only because SQLite serialises writers. **Depends on SQLite's single writer** (a
+///   second backend must lock the parent row, e.g. `SELECT … FOR UPDATE`).
+/// - `list_agents` and `agent_detail` read one snapshot; a page's cursor is a key of the
+///   sort, so it stays valid across writes (an agent changed between pages is seen as it is
+///   on the later page).
 pub trait AgentStore {
     fn list_agents(&self, query: &AgentQuery, visibility: &Visibility) -> StoreResult<AgentPage>;
     fn agent_detail(&self, id: &str) -> StoreResult<Option<AgentDetail>>;
