@@ -337,7 +337,7 @@ async fn main() -> anyhow::Result<()> {
         (FALLBACK, "queue, fallback reviewer"),
         ("owner00007@example.com", "queue, one owner"),
     ] {
-        let t = registry::http::people::issue_token_for(
+        let t = registry::service::api_tokens::issue_token_for(
             store.as_ref(),
             &Actor::system("bench"),
             who,

@@ -87,7 +87,7 @@ async fn start() -> Registry {
                 },
             )
             .unwrap();
-        let token = registry::http::people::issue_token_for(
+        let token = registry::service::api_tokens::issue_token_for(
             store.as_ref(),
             &system(),
             email,
@@ -1687,7 +1687,7 @@ async fn the_demo_campaign_is_half_decided_with_overdue_reviewers() {
     assert!(demo.overdue_reviewers >= 1 && demo.finished_reviewers >= 1);
     // The most overdue reviewer sees an overdue campaign in their queue.
     let who = demo.most_overdue.unwrap();
-    let token = registry::http::people::issue_token_for(
+    let token = registry::service::api_tokens::issue_token_for(
         r.store.as_ref(),
         &system(),
         &who,

@@ -3,6 +3,7 @@
 //! decision and the state it was made on are one.
 
 pub mod agents;
+pub mod api_tokens;
 pub mod approvals;
 pub mod flags;
 pub mod ownership;
