@@ -14,8 +14,9 @@ use steward::model::review::{
     CampaignFilter, CreateCampaign, JustificationPolicy, NoResponse, Recurrence, ReminderSchedule,
 };
 use steward::model::{Agent, AgentKind, AgentSource, AgentStatus, Grant};
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::{OpenMode, SqliteStore};
-use steward::registry::store::{SeedAgent, SeedBatch, Store};
+use steward::registry::store::{SeedAgent, SeedBatch};
 use steward::registry::{self, Server};
 
 fn agent(id: String, team: &str, scopes: &[&str]) -> SeedAgent {

@@ -10,8 +10,9 @@
 use std::time::Instant;
 
 use steward::model::api::AgentQuery;
+use steward::registry::store::Visibility;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{Store, Visibility};
 use steward::registry::{self, demo};
 
 fn time(label: &str, f: impl Fn() -> usize) {

@@ -14,8 +14,9 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use steward::model::{Agent, AgentKind, AgentSource, AgentStatus, Grant};
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SeedAgent, SeedBatch, Store};
+use steward::registry::store::{SeedAgent, SeedBatch};
 use steward::registry::{self, Server};
 
 fn agent(id: String, team: &str) -> SeedAgent {

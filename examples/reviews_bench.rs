@@ -23,8 +23,9 @@ use steward::model::review::{
 };
 use steward::model::{Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Person, Role};
 use steward::registry::reviews::ReviewScheduler;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SeedAgent, SeedBatch, SeedPerson, Store};
+use steward::registry::store::{SeedAgent, SeedBatch, SeedPerson};
 use steward::registry::{self, Server};
 
 const ADMIN: &str = "bench-admin@example.com";
@@ -336,7 +337,7 @@ async fn main() -> anyhow::Result<()> {
         (FALLBACK, "queue, fallback reviewer"),
         ("owner00007@example.com", "queue, one owner"),
     ] {
-        let t = registry::http::people::issue_token_for(
+        let t = registry::service::api_tokens::issue_token_for(
             store.as_ref(),
             &Actor::system("bench"),
             who,

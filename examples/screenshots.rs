@@ -18,7 +18,7 @@ use steward::client::Secret;
 use steward::console::filter::QuickFilter;
 use steward::console::keymap::{Command, KeySpec};
 use steward::console::{Action, Console, Options, svg, views};
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::{self, Server};
 

@@ -23,7 +23,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::{self, Server};
 

@@ -19,8 +19,8 @@ use crate::model::timeline::{MAX_TIMELINE_PAGE, TimelineEntry, TimelineQuery};
 use crate::model::witness::{AuditHead, RESTORE_ACTION, RestoreMark, WitnessedHead, check_heads};
 use crate::model::{ActorKind, AuditEvent};
 use crate::registry;
-use crate::registry::store::Store;
 use crate::registry::store::sqlite::OpenMode;
+use crate::registry::store::{AuditStore, TokenStore};
 use crate::registry::witness::read_signed_heads;
 
 /// The registry's largest page of audit events.

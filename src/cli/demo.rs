@@ -10,8 +10,8 @@ use super::args::DemoArgs;
 use crate::client::Secret;
 use crate::console::{self, Options};
 use crate::registry::demo::Personas;
-use crate::registry::store::Store;
 use crate::registry::store::sqlite::OpenMode;
+use crate::registry::store::{SeedStore, Store};
 use crate::registry::{self, Server};
 
 pub const PERSONAS: [&str; 4] = ["admin", "owner", "responder", "auditor"];

@@ -7,8 +7,8 @@ use anyhow::{Context, bail};
 
 use super::args::{ServerArgs, ServerCommand};
 use crate::registry::perimeter::{ConnectionLimits, raise_open_files_limit};
-use crate::registry::store::Store;
 use crate::registry::store::sqlite::OpenMode;
+use crate::registry::store::{SeedStore, Store};
 use crate::registry::{self, Server};
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {

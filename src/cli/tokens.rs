@@ -91,7 +91,7 @@ pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
             let keys =
                 idp::parse_jwks(&text).map_err(|e| anyhow::anyhow!("{}: {e}", jwks.display()))?;
             let store = registry::open_store(db, OpenMode::MustExist)?;
-            crate::registry::store::Store::put_trusted_issuer(
+            crate::registry::store::TokenStore::put_trusted_issuer(
                 store.as_ref(),
                 &Actor::system("steward-server-trust-issuer"),
                 &TrustedIssuer {
@@ -110,7 +110,7 @@ pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
         }
         ServerCommand::DistrustIssuer { db, issuer } => {
             let store = registry::open_store(db, OpenMode::MustExist)?;
-            let removed = crate::registry::store::Store::remove_trusted_issuer(
+            let removed = crate::registry::store::TokenStore::remove_trusted_issuer(
                 store.as_ref(),
                 &Actor::system("steward-server-distrust-issuer"),
                 issuer,
@@ -123,7 +123,7 @@ pub fn run_server_command(command: &ServerCommand) -> anyhow::Result<bool> {
         }
         ServerCommand::Issuers { db } => {
             let store = registry::open_store(db, OpenMode::MustExist)?;
-            let issuers = crate::registry::store::Store::trusted_issuers(store.as_ref())
+            let issuers = crate::registry::store::TokenStore::trusted_issuers(store.as_ref())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             if issuers.is_empty() {
                 println!("no trusted identity providers");

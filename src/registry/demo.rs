@@ -26,7 +26,7 @@ use crate::model::{
     Actor, Agent, AgentKind, AgentSource, AgentStatus, Credential, CredentialKind, Grant, Person,
     Role,
 };
-use crate::registry::http::people::issue_token_for;
+use crate::registry::service::api_tokens::issue_token_for;
 use crate::registry::store::{
     SeedAgent, SeedBatch, SeedCredential, SeedPerson, Store, StoreResult,
 };

@@ -235,7 +235,7 @@ pub fn bootstrap_admin(
             )
             .map_err(err)?,
     };
-    let token = http::people::issue_token_for(
+    let token = service::api_tokens::issue_token_for(
         store,
         &actor,
         email,

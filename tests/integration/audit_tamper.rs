@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use steward::model::audit::event_hash;
 use steward::model::{Actor, AuditEvent};
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
 use support::{Registry, Stopped, call, http_client, open_sql, serve};
 

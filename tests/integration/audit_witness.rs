@@ -189,7 +189,7 @@ async fn rewriting_and_rechaining_an_event_fails_verify_and_names_the_range() {
     )
     .unwrap();
     assert!(
-        steward::registry::store::Store::audit_verify(store.as_ref())
+        steward::registry::store::AuditStore::audit_verify(store.as_ref())
             .unwrap()
             .ok
     );

@@ -7,7 +7,7 @@ use crate::support;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use steward::registry::service::approvals::sweep;
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 use support::{Member, Registry};
 
 /// The approval world of these tests: a payments system owned by `pay@example.com` with one
@@ -1102,7 +1102,7 @@ async fn a_schema_4_database_is_upgraded_without_losing_grants() {
 
     // A review that certifies such a grant gives it back the expiry it had; one left undecided
     // keeps the upgrade's deadline.
-    let bob = steward::registry::http::people::issue_token_for(
+    let bob = steward::registry::service::api_tokens::issue_token_for(
         store.as_ref(),
         &steward::model::Actor::system("test"),
         "bob@example.com",

@@ -320,7 +320,7 @@ async fn revoking_a_delegation_kills_the_tokens_exchanged_under_it() {
         steward::registry::store::sqlite::OpenMode::MustExist,
     )
     .unwrap();
-    let live = steward::registry::store::Store::live_tokens(store.as_ref());
+    let live = steward::registry::store::TokenStore::live_tokens(store.as_ref());
     for token in [&first, &hop] {
         let digest = steward::registry::tokens::token_digest(token);
         assert_eq!(live.with_digest(&digest, |v| v.revoked), Some(true));

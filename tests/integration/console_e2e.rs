@@ -496,7 +496,7 @@ async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
     demo.press("\x1b");
     let db = demo.quit();
     let store = registry::open_store(&db, OpenMode::MustExist).unwrap();
-    use steward::registry::store::Store;
+    use steward::registry::store::prelude::*;
     let detail = store.agent_detail(&id).unwrap().unwrap();
     assert_eq!(detail.agent.status, AgentStatus::Suspended);
     assert!(!detail.agent.flags.is_empty(), "it was a flagged agent");

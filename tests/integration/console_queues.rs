@@ -6,8 +6,7 @@
 use crate::support::pty::Demo;
 use steward::model::review::{Decision, QueueQuery};
 use steward::registry;
-use steward::registry::store::Store;
-use steward::registry::store::ownership::OwnershipStore;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
 
 const ADMIN: &str = "ada.admin@example.com";

@@ -14,8 +14,9 @@ use steward::model::review::{
 };
 use steward::model::{Agent, AgentKind, AgentSource, AgentStatus, Grant};
 use steward::registry;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SeedAgent, SeedBatch, Store};
+use steward::registry::store::{SeedAgent, SeedBatch};
 
 const ALICE: &str = "alice@example.com";
 

@@ -16,8 +16,9 @@ use steward::model::{
     AgentDetail, AgentKind, AgentSource, AgentStatus, CredentialKind, Person, Role,
 };
 use steward::registry::demo::{self, Personas};
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{SqliteStore, Store, Visibility};
+use steward::registry::store::{SqliteStore, Visibility};
 
 /// A fixed "now" for the data, so that two seeds compare to the byte.
 fn anchor() -> DateTime<Utc> {

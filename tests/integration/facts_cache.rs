@@ -9,7 +9,7 @@ use serde_json::json;
 use support::{Registry, Reply};
 
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
-use steward::registry::store::Store;
+use steward::registry::store::prelude::*;
 
 use support::exchange::*;
 

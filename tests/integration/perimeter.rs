@@ -20,7 +20,8 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
 use steward::model::tokens::CLIENT_ASSERTION_JWT;
 use steward::registry::http::guards::GuardSettings;
-use steward::registry::store::{SeedAgent, SeedBatch, Store};
+use steward::registry::store::prelude::*;
+use steward::registry::store::{SeedAgent, SeedBatch};
 use support::{CALL_TIMEOUT, Member, Registry, create_admin_with_binary, http_client, steward_exe};
 
 fn new_key() -> SigningKey {

@@ -20,7 +20,8 @@ use steward::model::review::{
 use steward::model::{Actor, Agent, AgentKind, AgentSource, AgentStatus, Grant, Role};
 use steward::registry;
 use steward::registry::reviews::{RetryPolicy, ReviewScheduler};
-use steward::registry::store::{SeedAgent, SeedBatch, SqliteStore, Store};
+use steward::registry::store::prelude::*;
+use steward::registry::store::{SeedAgent, SeedBatch, SqliteStore};
 
 const ADMIN: &str = "admin@example.com";
 const ALICE: &str = "alice@example.com";
@@ -77,7 +78,7 @@ async fn start() -> Registry {
                 },
             )
             .unwrap();
-        let token = registry::http::people::issue_token_for(
+        let token = registry::service::api_tokens::issue_token_for(
             store.as_ref(),
             &system(),
             email,
@@ -1669,7 +1670,7 @@ async fn the_demo_campaign_is_half_decided_with_overdue_reviewers() {
     assert!(demo.overdue_reviewers >= 1 && demo.finished_reviewers >= 1);
     // The most overdue reviewer sees an overdue campaign in their queue.
     let who = demo.most_overdue.unwrap();
-    let token = registry::http::people::issue_token_for(
+    let token = registry::service::api_tokens::issue_token_for(
         r.store.as_ref(),
         &system(),
         &who,

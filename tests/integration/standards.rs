@@ -479,7 +479,8 @@ async fn metadata_is_rfc8414_and_oauth_errors_are_json_with_the_right_challenge(
 #[tokio::test]
 async fn identity_provider_tokens_need_a_verified_email_no_crit_and_a_short_life() {
     use steward::model::Actor;
-    use steward::registry::store::{Store, TrustedIssuer};
+    use steward::registry::store::TrustedIssuer;
+    use steward::registry::store::prelude::*;
     let r = Registry::start().await;
     let bot = agent(&r).await;
     let idp_key = new_key();
@@ -613,7 +614,7 @@ async fn wait_for_kids(r: &Registry, want: usize) -> Vec<String> {
 #[tokio::test]
 async fn rotate_key_publishes_the_next_key_before_it_signs() {
     use steward::model::Actor;
-    use steward::registry::store::Store;
+    use steward::registry::store::prelude::*;
     use steward::registry::tokens::{ROTATION_LEAD_SECONDS, stage_signing_key};
     let r = Registry::start().await;
     let bot = agent(&r).await;

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 
 use steward::model::Actor;
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
-use steward::registry::store::{SqliteStore, Store, TrustedIssuer};
+use steward::registry::store::prelude::*;
+use steward::registry::store::{SqliteStore, TrustedIssuer};
 use steward::registry::tokens::TokenSettings;
 
 struct Registry {

@@ -15,11 +15,10 @@ use crate::model::api::{
     DecommissionOutcome, DecommissionPlan, RegisterAgent, RevokeOutcome, SetOwner,
 };
 use crate::model::brake::{ReinstateOutcome, ReinstateRequest};
-use crate::model::catalogue::Tier;
 use crate::model::text::{check_email, check_free_text, check_line, check_scope};
-use crate::model::{Agent, AgentDetail, AgentKind, AgentSource, Grant};
+use crate::model::{Agent, AgentDetail};
 use crate::registry::policy;
-use crate::registry::service::approvals;
+use crate::registry::service;
 use crate::registry::store::AgentFacts;
 
 fn facts_of(detail: &AgentDetail) -> AgentFacts {
@@ -80,37 +79,7 @@ pub async fn register_agent(
     for scope in &req.scopes {
         check_scope(scope)?;
     }
-    match (req.kind, &req.parent_id) {
-        (AgentKind::Agent, Some(_)) => {
-            return Err(ApiError::invalid(
-                "invalid_parent",
-                "a top-level agent has no parent; use kind sub-agent or instance",
-            ));
-        }
-        (AgentKind::SubAgent | AgentKind::Instance, None) => {
-            return Err(ApiError::invalid(
-                "invalid_parent",
-                format!("a {} needs a parent_id", req.kind.as_str()),
-            ));
-        }
-        _ => {}
-    }
-    let admin = policy::is_admin(&caller.person);
-    if !admin {
-        let own = req
-            .owner
-            .as_deref()
-            .is_some_and(|o| o.eq_ignore_ascii_case(&caller.person.email));
-        if !own {
-            return Err(ApiError::forbidden(format!(
-                "{} may register only agents they own (set owner to {})",
-                caller.person.email, caller.person.email
-            )));
-        }
-        if req.source == Some(AgentSource::Discovered) {
-            return Err(ApiError::forbidden("only admins record discovered agents"));
-        }
-    }
+    service::agents::may_register(&caller.person, &req)?;
     if let Some(parent_id) = req.parent_id.clone() {
         let parent = blocking(&state, move |s| s.agent_detail(&parent_id))
             .await?
@@ -216,44 +185,12 @@ pub async fn add_grant(
             "expires_at must be before the year 10000",
         ));
     }
-    if !policy::is_admin(&caller.person) {
-        return Err(ApiError::forbidden(format!(
-            "{} may not grant scopes directly: ask for them with POST /v1/agents/{id}/requests",
-            caller.person.email
-        )));
-    }
+    service::agents::may_grant_directly(&caller.person, &id)?;
     let wanted = vec![req.scope.clone()];
     let info = blocking(&state, move |s| s.scope_catalogue(&wanted))
         .await?
-        .pop()
-        .ok_or_else(|| {
-            ApiError::from(crate::registry::store::StoreError::Invalid {
-                code: "unknown_scope",
-                message: format!("{} is not in the resource catalogue", req.scope),
-            })
-        })?;
-    let grant_policy = approvals::grant_policy(&info);
-    if !matches!(info.tier, Tier::Low | Tier::Medium) {
-        return Err(ApiError::forbidden(format!(
-            "{} is {} tier: it is granted only through an approved request              (POST /v1/agents/{id}/requests)",
-            req.scope,
-            info.tier.as_str()
-        )));
-    }
-    let asked = req.expires_at.map(|t| (t - now).num_seconds());
-    let duration = approvals::grant_duration(&grant_policy, &req.scope, asked)?;
-    let grant = Grant {
-        scope: req.scope,
-        granted_by: caller.person.email.clone(),
-        granted_at: now,
-        expires_at: Some(
-            req.expires_at
-                .unwrap_or(now + chrono::Duration::seconds(duration)),
-        ),
-        justification: req.justification,
-        last_used_at: None,
-        last_certified_at: None,
-    };
+        .pop();
+    let grant = service::agents::direct_grant(&caller.person, &id, info.as_ref(), req, now)?;
     let actor = caller.actor();
     let person = caller.person;
     let agent = blocking(&state, move |s| {

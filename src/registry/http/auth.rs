@@ -4,7 +4,6 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
@@ -24,18 +23,7 @@ impl Caller {
     }
 }
 
-/// API tokens are stored only as this hash.
-pub fn hash_api_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A new random API token: `stw_` and 64 hex digits (256 bits).
-pub fn new_api_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("stw_{}", hex::encode(bytes))
-}
+pub use crate::registry::service::api_tokens::{hash_api_token, new_api_token};
 
 /// A caller of `POST /v1/me/tokens`, the one route an invitation is good for.
 #[derive(Debug, Clone)]

@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Duration;
 
-use super::auth::{Caller, Redeemer, hash_api_token, new_api_token};
+use super::auth::{Caller, Redeemer};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, MaybeJson};
 use super::{AppState, blocking};
 use crate::model::api::{
@@ -14,9 +13,10 @@ use crate::model::api::{
 };
 use crate::model::permissions::{Permissions, Reach};
 use crate::model::text::{check_email, check_free_text, check_line};
-use crate::model::{Actor, AgentStatus, Person};
+use crate::model::{AgentStatus, Person};
 use crate::registry::policy;
-use crate::registry::store::{AgentFacts, NewApiToken, Store, StoreResult};
+use crate::registry::service::api_tokens::{TokenPlan, issue_token_with};
+use crate::registry::store::{AgentFacts, StoreResult};
 
 /// The calling person and their token.
 #[utoipa::path(get, path = "/v1/me", tag = "people", security(("bearer" = [])),
@@ -65,80 +65,6 @@ pub fn permissions(p: &Person) -> Permissions {
         ),
         manage_streams: policy::may_manage_streams(p),
     }
-}
-
-/// How a new API token relates to others.
-#[derive(Debug, Clone, Default)]
-pub struct TokenPlan {
-    /// An invitation (single use, 24 hours, only to redeem) instead of a working token.
-    pub invitation: bool,
-    /// The API token minting this one (the child never outlives it and dies with it).
-    pub parent_id: Option<String>,
-    /// An invitation being redeemed by this issue (spent in the same transaction).
-    pub redeeming: Option<String>,
-    /// The longest the token may live, in days.
-    pub max_days: u32,
-}
-
-/// How long an invitation is good for.
-pub const INVITATION_HOURS: i64 = 24;
-
-/// Issues a working API token directly (no parent, no invitation); used by `steward server
-/// create-admin`, the demo and tests. Stores only its hash.
-pub fn issue_token_for(
-    store: &dyn Store,
-    actor: &Actor,
-    email: &str,
-    req: &IssueToken,
-) -> StoreResult<IssuedToken> {
-    issue_token_with(
-        store,
-        actor,
-        email,
-        req,
-        &TokenPlan {
-            max_days: 365,
-            ..TokenPlan::default()
-        },
-    )
-}
-
-/// Issues an API token or invitation as `plan` says; stores only its hash.
-pub fn issue_token_with(
-    store: &dyn Store,
-    actor: &Actor,
-    email: &str,
-    req: &IssueToken,
-    plan: &TokenPlan,
-) -> StoreResult<IssuedToken> {
-    let token = new_api_token();
-    let expires_at = if plan.invitation {
-        store.clock().now() + Duration::hours(INVITATION_HOURS)
-    } else {
-        let ttl_days = req.ttl_days.unwrap_or(90).clamp(1, plan.max_days.max(1));
-        store.clock().now() + Duration::days(ttl_days as i64)
-    };
-    let id = format!("tok_{}", &hash_api_token(&token)[..16]);
-    let default_name = if plan.invitation { "invitation" } else { "api" };
-    let new = NewApiToken {
-        id: id.clone(),
-        hash: hash_api_token(&token),
-        name: req.name.clone().unwrap_or_else(|| default_name.into()),
-        expires_at,
-        invitation: plan.invitation,
-        parent_id: plan.parent_id.clone(),
-    };
-    let expires_at = match &plan.redeeming {
-        Some(invitation) => store.redeem_invitation(actor, email, invitation, &new)?,
-        None => store.issue_api_token(actor, email, &new)?,
-    };
-    Ok(IssuedToken {
-        id,
-        person: email.to_string(),
-        token,
-        expires_at,
-        kind: default_name.into(),
-    })
 }
 
 fn check_issue(req: &IssueToken, max_days: u32) -> Result<(), ApiError> {

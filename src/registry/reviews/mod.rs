@@ -2,6 +2,7 @@
 //! scheduler (start, close at due date, reminders) and who may do what in a review.
 
 pub mod diff;
+pub mod rules;
 pub mod schedule;
 pub mod scheduler;
 

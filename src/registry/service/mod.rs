@@ -2,6 +2,8 @@
 //! for how long. Store implementations call these inside the transaction that acts, so that a
 //! decision and the state it was made on are one.
 
+pub mod agents;
+pub mod api_tokens;
 pub mod approvals;
 pub mod flags;
 pub mod ownership;

@@ -4,51 +4,61 @@
 //! Every mutating call runs in one transaction together with its audit event(s): either the change
 //! and its record are both stored, or neither is.
 
+pub mod agents;
 pub mod api_tokens;
 pub mod approvals;
+pub mod audit;
 pub mod catalogue;
 pub mod delegations;
 pub mod flags;
 pub mod ownership;
+pub mod people;
 pub mod perimeter;
 pub mod resource_credentials;
+pub mod reviews;
 pub mod scopes;
+pub mod seed;
 pub mod sqlite;
+mod sqlite_agents;
+mod sqlite_audit;
+mod sqlite_people;
+mod sqlite_reviews;
+mod sqlite_tokens;
 pub mod streams;
 pub mod timeline;
-
-use std::sync::Arc;
+pub mod tokens;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::api::{
-    AgentPage, AgentQuery, AuditPage, AuditQuery, AuditVerification, ChangeFeed, CreatePerson,
-    DecommissionOutcome, DecommissionPlan, PeoplePage, PeopleQuery, RegisterAgent, UpdatePerson,
-};
-use crate::model::review::{
-    AcceptOutcome, AcceptRecommendations, BulkCertifyOutcome, Campaign, CampaignDetail,
-    CampaignQuery, CloseOutcome, CreateCampaign, DecideItem, DecisionOutcome, ExportRow,
-    QueueQuery, ReassignItems, ReassignOutcome, Reminder, ReminderPage, ReminderQuery, ReviewItem,
-    ReviewItemPage, ReviewItemQuery, ReviewQueue, ScopeDiff,
-};
-use crate::model::{
-    Actor, Agent, AgentDetail, AgentStatus, Credential, CredentialKind, Grant, Person,
-};
-use crate::registry::reviews::{
-    BatchDecision, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
-};
-use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
+use crate::model::{Agent, AgentStatus, CredentialKind, Person};
 
+pub use agents::AgentStore;
 pub use api_tokens::ApiTokenStore;
 pub use approvals::ApprovalStore;
+pub use audit::AuditStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
 pub use flags::{ActivityStore, FlagStore};
 pub use ownership::OwnershipStore;
+pub use people::PeopleStore;
 pub use resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
+pub use reviews::ReviewStore;
 pub use scopes::ScopeCatalogue;
+pub use seed::SeedStore;
 pub use sqlite::SqliteStore;
 pub use streams::StreamStore;
+pub use tokens::TokenStore;
+
+/// Every area trait and their union, for code that calls store methods on a concrete backend
+/// (`SqliteStore`, tests, examples): `use steward::registry::store::prelude::*;`.
+pub mod prelude {
+    pub use super::{
+        ActivityStore, AgentStore, ApiTokenStore, ApprovalStore, AuditStore, CatalogueStore,
+        DelegationStore, FlagStore, OwnershipStore, PeopleStore, ResourceCredentialStore,
+        ReviewStore, ScopeCatalogue, SeedStore, Store, StreamStore, TokenStore,
+        perimeter::PerimeterStore, timeline::TimelineStore,
+    };
+}
 
 /// What went wrong in the store, in terms the HTTP layer can map to a status.
 #[derive(Debug, thiserror::Error)]
@@ -248,8 +258,17 @@ pub struct AgentTokenFacts {
     pub scopes: Vec<String>,
 }
 
+/// The whole storage interface: every area's trait. Each area trait states its concurrency
+/// contract (what commits together, what order a reader may rely on, and which of those
+/// guarantees lean on SQLite's single writer today: the list a second backend must honour).
 pub trait Store:
-    CatalogueStore
+    PeopleStore
+    + AgentStore
+    + AuditStore
+    + SeedStore
+    + TokenStore
+    + ReviewStore
+    + CatalogueStore
     + ApprovalStore
     + DelegationStore
     + OwnershipStore
@@ -270,278 +289,4 @@ pub trait Store:
     /// The clock this registry decides and records by (see registry/clock.rs); everything that
     /// holds the store reads the time here.
     fn clock(&self) -> &crate::registry::clock::Clock;
-
-    // People and their API tokens.
-    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>>;
-    fn create_person(&self, actor: &Actor, req: &CreatePerson) -> StoreResult<Person>;
-    fn update_person(&self, actor: &Actor, email: &str, req: &UpdatePerson) -> StoreResult<Person>;
-    fn person(&self, email: &str) -> StoreResult<Option<Person>>;
-    fn list_people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage>;
-    /// Stores a new API token (or invitation); returns its expiry (capped at its parent's).
-    fn issue_api_token(
-        &self,
-        actor: &Actor,
-        email: &str,
-        token: &NewApiToken,
-    ) -> StoreResult<DateTime<Utc>>;
-    /// Revokes one of `email`'s API tokens, the tokens it minted (transitively) and every
-    /// live token that came from them; returns how many live tokens died.
-    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<u64>;
-
-    // Agents.
-    fn list_agents(&self, query: &AgentQuery, visibility: &Visibility) -> StoreResult<AgentPage>;
-    fn agent_detail(&self, id: &str) -> StoreResult<Option<AgentDetail>>;
-    fn register_agent(&self, actor: &Actor, req: &RegisterAgent) -> StoreResult<Agent>;
-    fn add_grant(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        grant: &Grant,
-        guard: Guard<'_>,
-    ) -> StoreResult<Agent>;
-    fn remove_grant(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        scope: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<Agent>;
-    fn set_owner(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        owner_email: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<Agent>;
-    /// Suspends the agent and every agent under it, disables their credentials and kills their
-    /// live tokens, in one transaction; the index is updated first (fail closed). A repeat that
-    /// changes nothing records nothing.
-    fn revoke_agent(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<Revoked>;
-    /// Makes a suspended agent active again (with `subtree`, every suspended agent under it
-    /// too), in one transaction. Refused while an ancestor is not active. Credentials stay
-    /// disabled.
-    fn reinstate_agent(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        reason: Option<&str>,
-        subtree: bool,
-        guard: Guard<'_>,
-    ) -> StoreResult<Reinstated>;
-    /// The plan of a decommission. `guard` is asked for the target (an error refuses) and for
-    /// each agent under it (an error skips that agent and everything under it).
-    fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan>;
-    fn decommission_agent(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<DecommissionOutcome>;
-
-    // Audit and the change feed.
-    fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage>;
-    fn audit_verify(&self) -> StoreResult<AuditVerification>;
-    /// The last event's sequence and hash (0 and the genesis hash for an empty log), read in
-    /// one snapshot: what a witness records.
-    fn audit_head(&self) -> StoreResult<crate::model::witness::AuditHead>;
-    fn add_audit_note(&self, actor: &Actor, seq: i64, text: &str) -> StoreResult<i64>;
-    fn changes(&self, after: i64, limit: u32, visibility: &Visibility) -> StoreResult<ChangeFeed>;
-
-    // Bulk loading for the demo enterprise.
-    fn is_empty(&self) -> StoreResult<bool>;
-    fn seed(&self, batch: &SeedBatch) -> StoreResult<()>;
-    /// Before the first [`Store::seed`] batch of a bulk load into a store without agents:
-    /// derived indexes may wait for [`Store::seed_finish`] (which must follow, also after a
-    /// failed batch). Refused on a store that holds agents.
-    fn seed_start(&self) -> StoreResult<()> {
-        Ok(())
-    }
-    /// After the last batch of a bulk load: brings derived indexes up to date.
-    fn seed_finish(&self) -> StoreResult<()> {
-        Ok(())
-    }
-    /// Records one audit event outside any other change (e.g. "demo data seeded").
-    fn record(
-        &self,
-        actor: &Actor,
-        action: &str,
-        target: Option<&str>,
-        details: serde_json::Value,
-    ) -> StoreResult<i64>;
-
-    // The token service. The live-token index is loaded when the store opens and updated by
-    // every call that revokes (agents, tokens), so introspection never reads the database.
-    fn live_tokens(&self) -> Arc<LiveTokens>;
-    /// Every signing key, newest first.
-    fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
-    /// Adds a signing key. Without `activates_at` it signs from now on and every other key is
-    /// retired (kept for checks); with `activates_at` it is staged: published now,
-    /// signing from then, and nothing is retired (the token service treats the older key as
-    /// superseded once the new one activates). Only one staged key may wait at a time
-    /// (Conflict otherwise). Atomic with its audit event.
-    fn add_signing_key(&self, actor: &Actor, key: &StoredSigningKey) -> StoreResult<()>;
-    fn trusted_issuers(&self) -> StoreResult<Vec<TrustedIssuer>>;
-    /// Adds or replaces a trusted identity provider.
-    fn put_trusted_issuer(&self, actor: &Actor, issuer: &TrustedIssuer) -> StoreResult<()>;
-    /// Removes a trusted identity provider; false if it was not trusted.
-    fn remove_trusted_issuer(&self, actor: &Actor, issuer: &str) -> StoreResult<bool>;
-    fn agent_token_facts(&self, agent_id: &str) -> StoreResult<Option<AgentTokenFacts>>;
-    /// The agent's token facts when an in-memory copy holds them current (no database read:
-    /// safe to call on an async worker); None when it does not (ask `agent_token_facts`).
-    fn cached_agent_token_facts(&self, _agent_id: &str) -> Option<AgentTokenFacts> {
-        None
-    }
-    /// A person, likewise (the subject of an exchange).
-    fn cached_person(&self, _email: &str) -> Option<Person> {
-        None
-    }
-    fn add_credential(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        credential: &NewCredential,
-        guard: Guard<'_>,
-    ) -> StoreResult<Credential>;
-    fn disable_credential(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        credential_id: &str,
-        guard: Guard<'_>,
-    ) -> StoreResult<Credential>;
-    /// Re-enables a disabled credential of an active agent, with its audit event; enabling an
-    /// enabled one changes nothing and records nothing.
-    fn enable_credential(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        credential_id: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<Credential>;
-    /// Durably records a batch of issued tokens and spent assertions in one transaction (group
-    /// commit), and marks each scope used and each agent seen.
-    fn record_tokens(
-        &self,
-        tokens: &[TokenRecord],
-        assertions: &[ConsumedAssertion],
-    ) -> StoreResult<()>;
-    /// Revokes a token and every token exchanged from it; returns how many were live.
-    fn revoke_token(&self, actor: &Actor, jti: &str) -> StoreResult<u64>;
-    /// Exchanges in which `agent_id` was the new actor, issued at or after `since` (Unix time).
-    fn exchanges_since(&self, agent_id: &str, since: i64) -> StoreResult<u64>;
-    /// Forgets spent assertions and the index's expired tokens; drops token records that
-    /// expired before `keep_records_after` (Unix time).
-    fn prune_tokens(&self, now: i64, keep_records_after: i64) -> StoreResult<()>;
-    // Access reviews (SQLite bodies in sqlite_reviews.rs). `now` is passed in so that
-    // schedules, diffs and the background scheduler can be driven by a test clock.
-    /// Creates a campaign; when it starts now, snapshots one item per (agent, grant).
-    fn create_campaign(
-        &self,
-        actor: &Actor,
-        req: &CreateCampaign,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Campaign>;
-    /// Opens scheduled campaigns whose start has come, snapshotting their items.
-    fn start_due_campaigns(&self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Vec<Campaign>>;
-    fn list_campaigns(&self, query: &CampaignQuery) -> StoreResult<Vec<Campaign>>;
-    fn campaign_detail(&self, id: &str) -> StoreResult<Option<CampaignDetail>>;
-    fn review_items(
-        &self,
-        campaign_id: &str,
-        query: &ReviewItemQuery,
-    ) -> StoreResult<ReviewItemPage>;
-    fn review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem>;
-    /// One reviewer's queue, or (None) every reviewer's.
-    fn review_queue(
-        &self,
-        reviewer: Option<&str>,
-        query: &QueueQuery,
-        now: DateTime<Utc>,
-    ) -> StoreResult<ReviewQueue>;
-    fn decide_item(
-        &self,
-        actor: &Actor,
-        item_id: i64,
-        req: &DecideItem,
-        now: DateTime<Utc>,
-        guard: ItemGuard<'_>,
-    ) -> StoreResult<DecisionOutcome>;
-    /// Applies many decisions in one transaction, all or none; returns how many changed
-    /// something. Each decision is checked by `guard` and the same rules as `decide_item`.
-    fn decide_items(&self, decisions: &[BatchDecision], guard: ItemGuard<'_>) -> StoreResult<u64>;
-    /// Certifies the agent's undecided, used and unchanged items that pass `guard`.
-    fn certify_unchanged(
-        &self,
-        actor: &Actor,
-        campaign_id: &str,
-        agent_id: &str,
-        now: DateTime<Utc>,
-        guard: ItemGuard<'_>,
-    ) -> StoreResult<BulkCertifyOutcome>;
-    /// Accepts the recommendation of many undecided items of one campaign; see
-    /// [`AcceptRecommendations`]. `mine` limits the selection to that reviewer's items.
-    fn accept_recommendations(
-        &self,
-        actor: &Actor,
-        campaign_id: &str,
-        req: &AcceptRecommendations,
-        mine: Option<&str>,
-        now: DateTime<Utc>,
-        guard: ItemGuard<'_>,
-    ) -> StoreResult<AcceptOutcome>;
-    fn reassign_items(
-        &self,
-        actor: &Actor,
-        target: &ReassignTarget,
-        req: &ReassignItems,
-        now: DateTime<Utc>,
-    ) -> StoreResult<ReassignOutcome>;
-    /// Closes an open campaign, applying its no-response outcome to undecided items.
-    fn close_campaign(
-        &self,
-        actor: &Actor,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<CloseOutcome>;
-    /// Open campaigns whose `closes_at` has passed.
-    fn campaigns_due_to_close(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
-    /// Streams every item of a campaign, in item order, over one consistent snapshot.
-    fn export_campaign(
-        &self,
-        id: &str,
-        each: &mut dyn FnMut(ExportRow) -> StoreResult<()>,
-    ) -> StoreResult<u64>;
-    fn scope_diff(
-        &self,
-        agent_id: &str,
-        lookback_days: u32,
-        now: DateTime<Utc>,
-        guard: Guard<'_>,
-    ) -> StoreResult<ScopeDiff>;
-    /// Records the current reminder slot for every reviewer with undecided items and cancels
-    /// reminders that are no longer wanted. `deliverable`: a webhook is configured.
-    fn plan_reminders(&self, now: DateTime<Utc>, deliverable: bool) -> StoreResult<ReminderPlan>;
-    fn due_reminders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Reminder>>;
-    fn record_reminder_attempt(
-        &self,
-        id: i64,
-        now: DateTime<Utc>,
-        attempt: &ReminderAttempt,
-    ) -> StoreResult<()>;
-    /// Reminders, newest first; `reviewer` restricts to one person (non-admins).
-    fn list_reminders(
-        &self,
-        query: &ReminderQuery,
-        reviewer: Option<&str>,
-    ) -> StoreResult<ReminderPage>;
 }

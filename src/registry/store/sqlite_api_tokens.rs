@@ -15,7 +15,7 @@ use crate::registry::tokens::live::LiveTokens;
 
 /// Inserts an API token (or invitation) for an active person, capping its expiry at its
 /// parent's, with its audit event. Returns the stored expiry.
-pub(super) fn insert_api_token(
+pub(in crate::registry::store) fn insert_api_token(
     tx: &Transaction<'_>,
     actor: &Actor,
     email: &str,
@@ -86,7 +86,7 @@ pub(super) fn insert_api_token(
 /// Revokes API tokens and every token they minted, transitively, and kills the live person
 /// tokens (and exchanges) that came from any of them. Returns (API tokens newly revoked, live
 /// tokens killed).
-pub(super) fn revoke_api_token_trees(
+pub(in crate::registry::store) fn revoke_api_token_trees(
     tx: &Transaction<'_>,
     live: &LiveTokens,
     roots: &[String],

@@ -110,7 +110,7 @@ fn request_by_id(tx: &Transaction<'_>, id: &str) -> StoreResult<AccessRequest> {
 }
 
 /// An agent's pending, unexpired requests, newest first (for its detail view).
-pub(super) fn pending_for_agent(
+pub(in crate::registry::store) fn pending_for_agent(
     tx: &Transaction<'_>,
     agent_id: &str,
     now: DateTime<Utc>,
@@ -253,7 +253,7 @@ fn grant_from_request(
 
 /// Files one access request for `agent` (checked by the caller), approving it at once when
 /// the tier's policy says so. Shared by requests and registration.
-pub(super) fn file_grant_request(
+pub(in crate::registry::store) fn file_grant_request(
     tx: &Transaction<'_>,
     actor: &Actor,
     agent: &Agent,

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::model::Actor;
 use crate::model::witness::RESTORE_ACTION;
-use crate::registry::store::{Store, StoreError, StoreResult};
+use crate::registry::store::{AuditStore, StoreError, StoreResult};
 
 /// What a backup wrote.
 #[derive(Debug, Clone)]

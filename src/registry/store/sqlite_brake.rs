@@ -86,7 +86,7 @@ fn managed_tree(
 }
 
 impl SqliteStore {
-    pub(super) fn bk_revoke_agent(
+    pub(in crate::registry::store) fn bk_revoke_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
@@ -211,7 +211,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn bk_reinstate_agent(
+    pub(in crate::registry::store) fn bk_reinstate_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
@@ -282,7 +282,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn bk_decommission_plan(
+    pub(in crate::registry::store) fn bk_decommission_plan(
         &self,
         agent_id: &str,
         guard: Guard<'_>,
@@ -311,7 +311,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn bk_decommission_agent(
+    pub(in crate::registry::store) fn bk_decommission_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
@@ -402,7 +402,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn bk_enable_credential(
+    pub(in crate::registry::store) fn bk_enable_credential(
         &self,
         actor: &Actor,
         agent_id: &str,

@@ -43,7 +43,7 @@ pub const MAX_PEOPLE: usize = 50_000;
 
 /// An agent's facts as stored: every grant with its end (the clock decides at each read).
 #[derive(Debug, Clone)]
-pub(super) struct StoredFacts {
+pub(in crate::registry::store) struct StoredFacts {
     facts: AgentTokenFacts,
     grants: Vec<(String, Option<DateTime<Utc>>)>,
 }
@@ -86,7 +86,7 @@ struct Entry<T> {
 }
 
 /// The in-memory copy (see the module notes).
-pub(super) struct FactsCache {
+pub(in crate::registry::store) struct FactsCache {
     generation: AtomicU64,
     agents: RwLock<HashMap<String, Entry<StoredFacts>>>,
     people: RwLock<HashMap<String, Entry<Person>>>,
@@ -158,13 +158,17 @@ impl FactsCache {
     }
 
     /// An agent's facts as of `now`, if the copy holds a current entry.
-    pub(super) fn agent(&self, agent_id: &str, now: DateTime<Utc>) -> Option<AgentTokenFacts> {
+    pub(in crate::registry::store) fn agent(
+        &self,
+        agent_id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<AgentTokenFacts> {
         let map = self.agents.read().unwrap_or_else(|p| p.into_inner());
         let entry = map.get(agent_id)?;
         (entry.generation == self.current()).then(|| entry.value.at(now))
     }
 
-    pub(super) fn person(&self, email: &str) -> Option<Person> {
+    pub(in crate::registry::store) fn person(&self, email: &str) -> Option<Person> {
         let map = self.people.read().unwrap_or_else(|p| p.into_inner());
         let entry = map.get(email)?;
         (entry.generation == self.current()).then(|| entry.value.clone())
@@ -172,7 +176,7 @@ impl FactsCache {
 
     /// Agent facts: from the copy, else read by `read` (a snapshot that begins after this
     /// call took the generation) and kept when no write intervened.
-    pub(super) fn agent_or_read(
+    pub(in crate::registry::store) fn agent_or_read(
         &self,
         agent_id: &str,
         now: DateTime<Utc>,
@@ -198,7 +202,7 @@ impl FactsCache {
     }
 
     /// A person by email (as asked): from the copy, else read by `read` and kept likewise.
-    pub(super) fn person_or_read(
+    pub(in crate::registry::store) fn person_or_read(
         &self,
         email: &str,
         read: impl FnOnce() -> StoreResult<Option<Person>>,
@@ -255,7 +259,7 @@ impl FactsCache {
 }
 
 /// Reads an agent's facts from the database (four statements in one snapshot).
-pub(super) fn read_agent_facts(
+pub(in crate::registry::store) fn read_agent_facts(
     tx: &Transaction<'_>,
     agent_id: &str,
 ) -> StoreResult<Option<StoredFacts>> {

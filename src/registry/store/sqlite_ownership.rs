@@ -92,8 +92,13 @@ pub(super) fn succeed(
         Successor::Manager(email) => Some(email.as_str()),
         Successor::Nobody => None,
     };
-    out.review_items_moved =
-        super::reviews::hand_over_review_items(tx, actor, &leaver.email, heir_email, now)?;
+    out.review_items_moved = crate::registry::store::sqlite_reviews::hand_over_review_items(
+        tx,
+        actor,
+        &leaver.email,
+        heir_email,
+        now,
+    )?;
     if let Successor::Manager(email) = heir {
         out.successor = Some(email);
     }

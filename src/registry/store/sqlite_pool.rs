@@ -33,7 +33,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Who may write next: one at a time, urgent callers first.
-pub(super) struct WriterGate {
+pub(in crate::registry::store) struct WriterGate {
     state: Mutex<GateState>,
     turn: Condvar,
 }
@@ -80,14 +80,14 @@ impl WriterGate {
     }
 
     /// Callers waiting for a turn (urgent and ordinary).
-    pub(super) fn waiting(&self) -> usize {
+    pub(in crate::registry::store) fn waiting(&self) -> usize {
         let s = lock(&self.state);
         s.urgent + s.ordinary
     }
 
     /// Urgent callers waiting for a turn.
     #[cfg(test)]
-    pub(super) fn urgent_waiting(&self) -> usize {
+    pub(in crate::registry::store) fn urgent_waiting(&self) -> usize {
         lock(&self.state).urgent
     }
 }

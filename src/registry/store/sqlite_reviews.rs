@@ -1,37 +1,42 @@
-//! The SQLite bodies of the access-review methods of `Store`: campaigns, review items,
-//! decisions, close, export, scope diffs and reminders. A child module of `sqlite`, so that it
-//! shares its transaction, audit and change-feed helpers; `sqlite.rs` only delegates here.
+//! The SQLite bodies of [`ReviewStore`]: campaigns, review items, decisions, close, export,
+//! scope diffs and reminders. It shares the transaction, audit and change-feed helpers of
+//! `sqlite.rs`.
 //!
 //! Large campaigns never pass through memory whole: items are snapshotted with one
 //! `INSERT … SELECT`, exported through a row callback, and closed in batches.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Duration, Months, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{
-    LiveTokens, SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid,
-    kill_grant_tokens, new_id, parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
+use super::ReviewStore;
+use super::sqlite::{
+    SqliteStore, agent_by_id, append_audit, bad_value, facts, invalid, kill_grant_tokens, new_id,
+    parse_opt_ts, parse_ts, person_by_email, touch_agent, ts,
 };
 use crate::model::Actor;
 use crate::model::review::{
     AcceptOutcome, AcceptRecommendations, AcceptedItem, BulkCertifyOutcome, Campaign,
     CampaignDetail, CampaignFilter, CampaignQuery, CampaignStatus, CampaignWork, Change,
     CloseOutcome, CreateCampaign, DecideItem, Decision, DecisionOutcome, ExportRow, ItemEvent,
-    JustificationPolicy, JustificationRequired, NoResponse, Progress, QueueAgent, QueueCampaign,
-    QueueQuery, QueueSort, ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage,
-    ReminderQuery, ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage,
-    ReviewItemQuery, ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem,
-    TeamProgress, Usage, Verdict,
+    JustificationPolicy, NoResponse, Progress, QueueAgent, QueueCampaign, QueueQuery, QueueSort,
+    ReassignItems, ReassignOutcome, Recurrence, Reminder, ReminderPage, ReminderQuery,
+    ReminderSchedule, ReminderStatus, RemovedScope, ReviewItem, ReviewItemPage, ReviewItemQuery,
+    ReviewQueue, ReviewerProgress, ScopeDiff, ScopeDiffEntry, SkippedItem, TeamProgress, Usage,
+    Verdict,
 };
 use crate::registry::reviews::diff::{self, DEFAULT_LOOKBACK_DAYS, GrantFacts};
+use crate::registry::reviews::rules::{
+    self, Repeat, ReviewerRole, campaign_reason, ensure_open, justification_required,
+};
 use crate::registry::reviews::{
     BatchDecision, ItemFacts, ItemGuard, ReassignTarget, ReminderAttempt, ReminderPlan,
     SYSTEM_DECIDER,
     schedule::{self, days_until},
 };
 use crate::registry::store::{Guard, StoreError, StoreResult};
+use crate::registry::tokens::live::LiveTokens;
 
 /// A campaign with the bookkeeping the API does not show.
 struct CampaignRow {
@@ -126,32 +131,6 @@ fn campaign_row(tx: &Transaction<'_>, id: &str) -> StoreResult<CampaignRow> {
     .ok_or_else(|| StoreError::NotFound(format!("no campaign with id {id}")))
 }
 
-fn ensure_open(c: &Campaign) -> StoreResult<()> {
-    match c.status {
-        CampaignStatus::Open => Ok(()),
-        CampaignStatus::Closed => Err(StoreError::Conflict(format!(
-            "campaign {} ({}) closed at {}; its items can no longer be changed",
-            c.id,
-            c.name,
-            c.closed_at.map(ts).unwrap_or_default()
-        ))),
-        CampaignStatus::Scheduled => Err(StoreError::Conflict(format!(
-            "campaign {} ({}) has not started yet (it starts at {})",
-            c.id,
-            c.name,
-            ts(c.starts_at)
-        ))),
-        CampaignStatus::Snapshotting => Err(StoreError::Conflict(format!(
-            "campaign {} ({}) is still taking its items; try again shortly",
-            c.id, c.name
-        ))),
-        CampaignStatus::Closing => Err(StoreError::Conflict(format!(
-            "campaign {} ({}) is closing; its items can no longer be changed",
-            c.id, c.name
-        ))),
-    }
-}
-
 /// What an item's rendering needs from its campaign.
 #[derive(Clone, Copy)]
 struct ItemContext {
@@ -172,16 +151,6 @@ const ITEM_COLUMNS: &str = "i.id, i.campaign_id, i.agent_id, i.agent_name, i.own
     i.environment, i.scope, i.reviewer, i.granted_by, i.granted_at, i.last_used_at,
     i.last_certified_at, i.usage, i.idle_days, i.drift, i.recommendation, i.decision,
     i.decided_by, i.decided_at, i.justification, i.applied, i.applied_at";
-
-fn justification_required(
-    policy: JustificationPolicy,
-    recommended: Verdict,
-) -> JustificationRequired {
-    JustificationRequired {
-        certify: policy.certify_unused && recommended == Verdict::Revoke,
-        revoke: policy.revoke_against_recommendation && recommended == Verdict::Certify,
-    }
-}
 
 fn item_from_row(r: &rusqlite::Row<'_>, ctx: ItemContext) -> rusqlite::Result<ReviewItem> {
     let usage: String = r.get(13)?;
@@ -511,10 +480,6 @@ fn agent_baseline(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Option<Da
     Ok(parse_opt_ts(text)?)
 }
 
-fn campaign_reason(c: &Campaign) -> String {
-    format!("access review \"{}\" ({})", c.name, c.id)
-}
-
 /// The effect of applying one verdict to one item.
 struct Applied {
     changed: bool,
@@ -559,24 +524,28 @@ fn apply_verdict(
     let status: String = tx
         .prepare_cached("SELECT status FROM agents WHERE id = ?1")?
         .query_row([&item.agent_id], |r| r.get(0))?;
-    if status == crate::model::AgentStatus::Decommissioned.as_str() {
-        return Err(StoreError::Conflict(format!(
-            "agent {} was decommissioned: its review items were closed and its grants \
-             removed, so {} cannot be decided any more",
-            item.agent_id, item.scope
-        )));
-    }
+    rules::ensure_agent_decidable(
+        &item.agent_id,
+        &item.scope,
+        status == crate::model::AgentStatus::Decommissioned.as_str(),
+    )?;
     let mut out = Applied {
         changed: true,
         previous,
         grant_removed: false,
         grant_restored: false,
     };
-    if previous == decision {
-        if justification.is_none() || justification == item.justification.as_deref() {
-            out.changed = false;
-            return Ok(out);
-        }
+    let repeat = rules::repeat_of(
+        previous,
+        item.justification.as_deref(),
+        decision,
+        justification,
+    );
+    if repeat == Some(Repeat::Unchanged) {
+        out.changed = false;
+        return Ok(out);
+    }
+    if repeat == Some(Repeat::NewJustification) {
         // Same decision, new justification: recorded, not silently replaced.
         let seq = append_audit(
             tx,
@@ -608,42 +577,21 @@ fn apply_verdict(
         return Ok(out);
     }
     // Checked after the repeat above: repeating a decision needs nothing new.
-    let required = item.justification_required;
-    let needs = match verdict {
-        Verdict::Certify => required.certify,
-        Verdict::Revoke => required.revoke,
-    };
-    if needs && justification.is_none() {
-        let why = match verdict {
-            Verdict::Certify => format!(
-                "certifying {} needs a justification: {}",
-                item.scope, item.diff.recommendation.reason
-            ),
-            Verdict::Revoke => format!(
-                "revoking {} against the recommendation to certify it ({}) needs a justification",
-                item.scope, item.diff.recommendation.reason
-            ),
-        };
-        return Err(invalid("justification_required", why));
-    }
+    rules::ensure_justified(
+        item.justification_required,
+        verdict,
+        justification,
+        &item.scope,
+        &item.diff.recommendation.reason,
+    )?;
     let present = grant_present(tx, &item.agent_id, &item.scope)?;
     match verdict {
         Verdict::Certify => {
             if !present {
-                if previous != Decision::Revoke {
-                    return Err(StoreError::Conflict(format!(
-                        "agent {} no longer holds {}: it was removed outside this review; \
-                         decide revoke to record that it should stay removed",
-                        item.agent_id, item.scope
-                    )));
-                }
-                let agent = agent_by_id(tx, &item.agent_id)?;
-                if agent.status == crate::model::AgentStatus::Decommissioned {
-                    return Err(StoreError::Conflict(format!(
-                        "agent {} is decommissioned; the revoked grant {} cannot be restored",
-                        item.agent_id, item.scope
-                    )));
-                }
+                rules::ensure_restorable(&item.agent_id, &item.scope, previous, || {
+                    let agent = agent_by_id(tx, &item.agent_id)?;
+                    Ok(agent.status == crate::model::AgentStatus::Decommissioned)
+                })?;
                 // A changed mind: put back the grant this review removed, as it was.
                 tx.execute(
                     "INSERT INTO grants (agent_id, scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at)
@@ -1050,35 +998,6 @@ fn insert_campaign(
     Ok(())
 }
 
-/// The name of the next instance: `2026-Q4 …` becomes `2027-Q1 …`; other names get `#N`.
-pub(crate) fn next_instance_name(name: &str, instance: u32) -> String {
-    let bytes = name.as_bytes();
-    for i in 0..bytes.len().saturating_sub(6) {
-        let w = &bytes[i..i + 7];
-        let is_quarter = w[..4].iter().all(u8::is_ascii_digit)
-            && &w[4..6] == b"-Q"
-            && (b'1'..=b'4').contains(&w[6])
-            && (i == 0 || !bytes[i - 1].is_ascii_digit())
-            && bytes.get(i + 7).is_none_or(|b| !b.is_ascii_digit());
-        // ASCII bytes at i and i + 6 make both ends character boundaries.
-        if is_quarter {
-            let year: u32 = name[i..i + 4].parse().unwrap_or(0);
-            let quarter = (w[6] - b'0') as u32;
-            let (year, quarter) = if quarter == 4 {
-                (year + 1, 1)
-            } else {
-                (year, quarter + 1)
-            };
-            return format!("{}{year:04}-Q{quarter}{}", &name[..i], &name[i + 7..]);
-        }
-    }
-    let base = match name.rsplit_once(" #") {
-        Some((base, n)) if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => base,
-        _ => name,
-    };
-    format!("{base} #{instance}")
-}
-
 fn progress_add(p: &mut Progress, decision: &str, n: u64) {
     p.total += n;
     match decision {
@@ -1175,17 +1094,6 @@ const REMINDER_SELECT: &str = "SELECT r.id, r.campaign_id, c.name, r.reviewer, r
     FROM review_reminders r JOIN campaigns c ON c.id = r.campaign_id";
 
 impl SqliteStore {
-    pub(super) fn rv_create_campaign(
-        &self,
-        actor: &Actor,
-        req: &CreateCampaign,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Campaign> {
-        let id = self.create_campaign_record(actor, req, now)?;
-        self.finish_snapshots()?;
-        self.read(|tx| Ok(campaign_row(tx, &id)?.campaign))
-    }
-
     /// Writes the campaign (and, when it starts now, puts it in `snapshotting`) in one short
     /// transaction; `finish_snapshots` then takes its items in steps.
     pub(super) fn create_campaign_record(
@@ -1203,21 +1111,11 @@ impl SqliteStore {
         };
         self.write(|tx| {
             let fallback_email = req.fallback_reviewer.as_deref().unwrap_or(&actor.id);
-            let fallback = person_by_email(tx, fallback_email)?.ok_or_else(|| {
-                invalid(
-                    "unknown_reviewer",
-                    format!("no person with email {fallback_email} to be the fallback reviewer"),
-                )
-            })?;
-            if !fallback.active {
-                return Err(invalid(
-                    "reviewer_inactive",
-                    format!(
-                        "{} has left and cannot be the fallback reviewer",
-                        fallback.email
-                    ),
-                ));
-            }
+            let fallback = rules::ensure_reviewer(
+                ReviewerRole::Fallback,
+                fallback_email,
+                person_by_email(tx, fallback_email)?,
+            )?;
             let starts_at = req.starts_at.unwrap_or(now);
             if req.due_at <= starts_at {
                 return Err(invalid("invalid_dates", "due_at must be after starts_at"));
@@ -1329,11 +1227,64 @@ impl SqliteStore {
         }
     }
 
-    pub(super) fn rv_start_due_campaigns(
+    /// Puts an open campaign in `closing`, as of `now`, on behalf of `actor`. A campaign
+    /// already `closing` (a close interrupted by a restart) is resumed as it was begun.
+    pub(super) fn begin_close(
         &self,
         actor: &Actor,
+        id: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Campaign>> {
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let row = campaign_row(tx, id)?;
+            let c = row.campaign;
+            match c.status {
+                CampaignStatus::Open => {}
+                CampaignStatus::Closing => return Ok(()),
+                CampaignStatus::Closed => {
+                    return Err(StoreError::Conflict(format!(
+                        "campaign {id} is already closed (at {})",
+                        c.closed_at.map(ts).unwrap_or_default()
+                    )));
+                }
+                CampaignStatus::Scheduled | CampaignStatus::Snapshotting => {
+                    return Err(StoreError::Conflict(format!(
+                        "campaign {id} has not started yet; nothing to close"
+                    )));
+                }
+            }
+            let items = if row.first_item == 0 {
+                0
+            } else {
+                row.last_item - row.first_item + 1
+            };
+            let work_actor =
+                serde_json::to_string(actor).map_err(|e| StoreError::Internal(e.to_string()))?;
+            tx.execute(
+                "UPDATE campaigns SET status = 'closing', closed_by = ?1, work_at = ?2,
+                     work_actor = ?3, work_item_cursor = ?4, work_done = 0, work_total = ?5,
+                     close_kept = 0, close_revoked = 0, close_already_gone = 0
+                 WHERE id = ?6",
+                params![actor.id, ts(now), work_actor, row.first_item - 1, items, id],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+impl ReviewStore for SqliteStore {
+    fn create_campaign(
+        &self,
+        actor: &Actor,
+        req: &CreateCampaign,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Campaign> {
+        let id = self.create_campaign_record(actor, req, now)?;
+        self.finish_snapshots()?;
+        self.read(|tx| Ok(campaign_row(tx, &id)?.campaign))
+    }
+
+    fn start_due_campaigns(&self, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Vec<Campaign>> {
         let due: Vec<String> = self.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT id FROM campaigns WHERE status = 'scheduled' AND starts_at <= ?1 ORDER BY starts_at",
@@ -1374,7 +1325,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_list_campaigns(&self, query: &CampaignQuery) -> StoreResult<Vec<Campaign>> {
+    fn list_campaigns(&self, query: &CampaignQuery) -> StoreResult<Vec<Campaign>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(&format!(
                 "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE (?1 IS NULL OR status = ?1)
@@ -1389,7 +1340,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_campaign_detail(&self, id: &str) -> StoreResult<Option<CampaignDetail>> {
+    fn campaign_detail(&self, id: &str) -> StoreResult<Option<CampaignDetail>> {
         self.read(|tx| {
             let c = match campaign_row(tx, id) {
                 Ok(c) => c,
@@ -1439,7 +1390,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_review_items(
+    fn review_items(
         &self,
         campaign_id: &str,
         query: &ReviewItemQuery,
@@ -1471,7 +1422,7 @@ impl SqliteStore {
                     |r| item_from_row(r, ctx),
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let (items, next) = super::page(items, limit as u32, |i| i.id);
+            let (items, next) = super::sqlite::page(items, limit as u32, |i| i.id);
             Ok(ReviewItemPage {
                 items: with_history(tx, items)?,
                 next,
@@ -1479,7 +1430,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem> {
+    fn review_item(&self, id: i64, guard: ItemGuard<'_>) -> StoreResult<ReviewItem> {
         self.read(|tx| {
             let (item, _) = load_item(tx, id)?;
             guard(&item_facts(&item))?;
@@ -1487,7 +1438,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_review_queue(
+    fn review_queue(
         &self,
         reviewer: Option<&str>,
         query: &QueueQuery,
@@ -1501,7 +1452,7 @@ impl SqliteStore {
             .as_deref()
             .map(str::trim)
             .filter(|q| !q.is_empty())
-            .map(super::like_pattern);
+            .map(super::sqlite::like_pattern);
         // One reviewer's items, or (the whole queue) everyone's: the first uses the index on
         // the reviewer.
         let whose = if reviewer.is_some() {
@@ -1671,7 +1622,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_decide_item(
+    fn decide_item(
         &self,
         actor: &Actor,
         item_id: i64,
@@ -1709,11 +1660,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_decide_items(
-        &self,
-        decisions: &[BatchDecision],
-        guard: ItemGuard<'_>,
-    ) -> StoreResult<u64> {
+    fn decide_items(&self, decisions: &[BatchDecision], guard: ItemGuard<'_>) -> StoreResult<u64> {
         self.write(|tx| {
             let mut changed = 0;
             let mut campaigns = HashMap::new();
@@ -1728,7 +1675,7 @@ impl SqliteStore {
                     .map(str::trim)
                     .filter(|j| !j.is_empty());
                 // Its audit events are dated when the decision was made.
-                let applied = super::at_audit_time(d.at, || {
+                let applied = super::sqlite::at_audit_time(d.at, || {
                     apply_verdict(
                         tx,
                         &d.actor,
@@ -1746,7 +1693,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_certify_unchanged(
+    fn certify_unchanged(
         &self,
         actor: &Actor,
         campaign_id: &str,
@@ -1819,7 +1766,7 @@ impl SqliteStore {
     /// was decommissioned, its scope removed meanwhile) is skipped with the reason and the rest
     /// go on. `mine` restricts the selection to one reviewer's items; `guard` (the single
     /// decision's rule) is asked for every item. A dry run rolls everything back.
-    pub(super) fn rv_accept_recommendations(
+    fn accept_recommendations(
         &self,
         actor: &Actor,
         campaign_id: &str,
@@ -1881,7 +1828,7 @@ impl SqliteStore {
                     .as_deref()
                     .map(str::trim)
                     .filter(|q| !q.is_empty())
-                    .map(super::like_pattern);
+                    .map(super::sqlite::like_pattern);
                 let items = tx
                     .prepare(&format!(
                         "SELECT {ITEM_COLUMNS} FROM review_items i
@@ -1995,7 +1942,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_reassign_items(
+    fn reassign_items(
         &self,
         actor: &Actor,
         target: &ReassignTarget,
@@ -2003,18 +1950,11 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<ReassignOutcome> {
         self.write(|tx| {
-            let to = person_by_email(tx, &req.reviewer)?.ok_or_else(|| {
-                invalid(
-                    "unknown_reviewer",
-                    format!("no person with email {}", req.reviewer),
-                )
-            })?;
-            if !to.active {
-                return Err(invalid(
-                    "reviewer_inactive",
-                    format!("{} has left and cannot review", to.email),
-                ));
-            }
+            let to = rules::ensure_reviewer(
+                ReviewerRole::Reviewer,
+                &req.reviewer,
+                person_by_email(tx, &req.reviewer)?,
+            )?;
             let (campaign_id, agent_id, ids): (String, String, Vec<(i64, String)>) = match target {
                 ReassignTarget::Item(id) => {
                     let (item, _) = load_item(tx, *id)?;
@@ -2089,7 +2029,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_close_campaign(
+    fn close_campaign(
         &self,
         actor: &Actor,
         id: &str,
@@ -2102,51 +2042,7 @@ impl SqliteStore {
         self.write(|tx| finish_close(tx, id))
     }
 
-    /// Puts an open campaign in `closing`, as of `now`, on behalf of `actor`. A campaign
-    /// already `closing` (a close interrupted by a restart) is resumed as it was begun.
-    pub(super) fn begin_close(
-        &self,
-        actor: &Actor,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.write(|tx| {
-            let row = campaign_row(tx, id)?;
-            let c = row.campaign;
-            match c.status {
-                CampaignStatus::Open => {}
-                CampaignStatus::Closing => return Ok(()),
-                CampaignStatus::Closed => {
-                    return Err(StoreError::Conflict(format!(
-                        "campaign {id} is already closed (at {})",
-                        c.closed_at.map(ts).unwrap_or_default()
-                    )));
-                }
-                CampaignStatus::Scheduled | CampaignStatus::Snapshotting => {
-                    return Err(StoreError::Conflict(format!(
-                        "campaign {id} has not started yet; nothing to close"
-                    )));
-                }
-            }
-            let items = if row.first_item == 0 {
-                0
-            } else {
-                row.last_item - row.first_item + 1
-            };
-            let work_actor =
-                serde_json::to_string(actor).map_err(|e| StoreError::Internal(e.to_string()))?;
-            tx.execute(
-                "UPDATE campaigns SET status = 'closing', closed_by = ?1, work_at = ?2,
-                     work_actor = ?3, work_item_cursor = ?4, work_done = 0, work_total = ?5,
-                     close_kept = 0, close_revoked = 0, close_already_gone = 0
-                 WHERE id = ?6",
-                params![actor.id, ts(now), work_actor, row.first_item - 1, items, id],
-            )?;
-            Ok(())
-        })
-    }
-
-    pub(super) fn rv_campaigns_due_to_close(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+    fn campaigns_due_to_close(&self, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT id FROM campaigns WHERE status IN ('open', 'closing') AND closes_at <= ?1
@@ -2159,7 +2055,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_export_campaign(
+    fn export_campaign(
         &self,
         id: &str,
         each: &mut dyn FnMut(ExportRow) -> StoreResult<()>,
@@ -2218,7 +2114,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_scope_diff(
+    fn scope_diff(
         &self,
         agent_id: &str,
         lookback_days: u32,
@@ -2261,11 +2157,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_plan_reminders(
-        &self,
-        now: DateTime<Utc>,
-        deliverable: bool,
-    ) -> StoreResult<ReminderPlan> {
+    fn plan_reminders(&self, now: DateTime<Utc>, deliverable: bool) -> StoreResult<ReminderPlan> {
         self.write(|tx| {
             let now_text = ts(now);
             let mut plan = ReminderPlan::default();
@@ -2335,11 +2227,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_due_reminders(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Reminder>> {
+    fn due_reminders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Reminder>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(&format!(
                 "{REMINDER_SELECT} WHERE r.status = 'pending' AND r.next_attempt_at <= ?1
@@ -2352,7 +2240,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_record_reminder_attempt(
+    fn record_reminder_attempt(
         &self,
         id: i64,
         now: DateTime<Utc>,
@@ -2381,7 +2269,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn rv_list_reminders(
+    fn list_reminders(
         &self,
         query: &ReminderQuery,
         reviewer: Option<&str>,
@@ -2401,7 +2289,7 @@ impl SqliteStore {
                     reminder_from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let (reminders, next) = super::page(rows, limit, |r| r.id);
+            let (reminders, next) = super::sqlite::page(rows, limit, |r| r.id);
             Ok(ReminderPage { reminders, next })
         })
     }
@@ -2579,24 +2467,7 @@ fn schedule_next_instance(
     c: &Campaign,
     now: DateTime<Utc>,
 ) -> StoreResult<Campaign> {
-    let quarter = Months::new(3);
-    let mut next = c.clone();
-    let mut instance = c.instance;
-    loop {
-        next.starts_at = next
-            .starts_at
-            .checked_add_months(quarter)
-            .ok_or_else(|| StoreError::Internal("date overflow".into()))?;
-        next.due_at = next
-            .due_at
-            .checked_add_months(quarter)
-            .ok_or_else(|| StoreError::Internal("date overflow".into()))?;
-        instance += 1;
-        next.name = next_instance_name(&next.name, instance);
-        if next.due_at > now {
-            break;
-        }
-    }
+    let (next, instance) = rules::next_instance(c, now)?;
     let id = new_id("cmp");
     insert_campaign(
         tx,
@@ -2631,28 +2502,34 @@ fn schedule_next_instance(
 mod tests {
     use super::*;
 
-    #[test]
-    fn next_instance_names() {
-        assert_eq!(
-            next_instance_name("2026-Q4 agent certification", 2),
-            "2027-Q1 agent certification"
-        );
-        assert_eq!(next_instance_name("Review 2026-Q2", 2), "Review 2026-Q3");
-        assert_eq!(next_instance_name("Team review", 2), "Team review #2");
-        assert_eq!(next_instance_name("Team review #2", 3), "Team review #3");
-        assert_eq!(next_instance_name("x12026-Q1", 2), "x12026-Q1 #2");
-        assert_eq!(
-            next_instance_name("Überprüfung ✓ 2026-Q2 — Zürich", 2),
-            "Überprüfung ✓ 2026-Q3 — Zürich"
-        );
-        assert_eq!(next_instance_name("✓✓✓", 2), "✓✓✓ #2");
+    /// The campaign the step tests create over the whole estate: starting now, due in 30 days,
+    /// the fallback reviewer set and the recommendation applied to what nobody decides.
+    fn step_campaign(name: &str, recurrence: Recurrence, now: DateTime<Utc>) -> CreateCampaign {
+        CreateCampaign {
+            name: name.into(),
+            filter: CampaignFilter::default(),
+            starts_at: None,
+            due_at: now + Duration::days(30),
+            grace_days: None,
+            recurrence,
+            fallback_reviewer: Some("sec@example.com".into()),
+            reminders: ReminderSchedule::default(),
+            no_response: NoResponse::Recommendation,
+            justification: JustificationPolicy::default(),
+            lookback_days: None,
+        }
     }
+
     /// A store with a fallback reviewer and `agents` agents of two grants each (one used, one
     /// not), the same every time.
     fn estate(path: &std::path::Path, agents: usize, now: DateTime<Utc>) -> SqliteStore {
         use crate::model::{Agent, AgentKind, AgentSource, AgentStatus, Grant, Person};
-        use crate::registry::store::{SeedAgent, SeedBatch, SeedPerson, Store};
-        let store = SqliteStore::open(path, super::super::OpenMode::CreateIfMissing).unwrap();
+        use crate::registry::store::{SeedAgent, SeedBatch, SeedPerson, SeedStore};
+        let store = SqliteStore::open(
+            path,
+            crate::registry::store::sqlite::OpenMode::CreateIfMissing,
+        )
+        .unwrap();
         let people = ["sec@example.com", "owner@example.com"]
             .into_iter()
             .map(|email| SeedPerson {
@@ -2745,23 +2622,10 @@ mod tests {
     /// were and end with exactly the items, decisions, grants and audit of an uninterrupted run.
     #[test]
     fn interrupted_snapshot_and_close_resume_to_the_same_outcome() {
-        use crate::registry::store::Store;
         let now = Utc::now();
         let agents = 2 * SNAPSHOT_STEP_AGENTS as usize + 37;
         let admin = Actor::human("sec@example.com");
-        let req = CreateCampaign {
-            name: "2026-Q4 large".into(),
-            filter: CampaignFilter::default(),
-            starts_at: None,
-            due_at: now + Duration::days(30),
-            grace_days: None,
-            recurrence: Recurrence::Quarterly,
-            fallback_reviewer: Some("sec@example.com".into()),
-            reminders: ReminderSchedule::default(),
-            no_response: NoResponse::Recommendation,
-            justification: JustificationPolicy::default(),
-            lookback_days: None,
-        };
+        let req = step_campaign("2026-Q4 large", Recurrence::Quarterly, now);
         let dir = tempfile::tempdir().unwrap();
         let mut runs = Vec::new();
         for interrupted in [false, true] {
@@ -2783,7 +2647,9 @@ mod tests {
                 );
                 drop(store);
                 // A restart: the scheduler's next run finishes the snapshot.
-                let store = SqliteStore::open(&path, super::super::OpenMode::MustExist).unwrap();
+                let store =
+                    SqliteStore::open(&path, crate::registry::store::sqlite::OpenMode::MustExist)
+                        .unwrap();
                 assert!(
                     store
                         .start_due_campaigns(&Actor::system("scheduler"), now)
@@ -2812,7 +2678,9 @@ mod tests {
                 assert_eq!(c.status, CampaignStatus::Closing);
                 assert_eq!(c.work.unwrap().done, CLOSE_STEP_ITEMS as u64);
                 drop(store);
-                let store = SqliteStore::open(&path, super::super::OpenMode::MustExist).unwrap();
+                let store =
+                    SqliteStore::open(&path, crate::registry::store::sqlite::OpenMode::MustExist)
+                        .unwrap();
                 let due = store.campaigns_due_to_close(closed_at).unwrap();
                 assert_eq!(due, vec![id.clone()]);
                 // The scheduler resumes it (as the admin who began it, at the time it began).
@@ -2852,23 +2720,10 @@ mod tests {
     /// audit of full steps.
     #[test]
     fn steps_cut_short_end_with_the_outcome_of_full_steps() {
-        use crate::registry::store::Store;
         let now = Utc::now();
         let agents = 23;
         let admin = Actor::human("sec@example.com");
-        let req = CreateCampaign {
-            name: "short steps".into(),
-            filter: CampaignFilter::default(),
-            starts_at: None,
-            due_at: now + Duration::days(30),
-            grace_days: None,
-            recurrence: Recurrence::None,
-            fallback_reviewer: Some("sec@example.com".into()),
-            reminders: ReminderSchedule::default(),
-            no_response: NoResponse::Recommendation,
-            justification: JustificationPolicy::default(),
-            lookback_days: None,
-        };
+        let req = step_campaign("short steps", Recurrence::None, now);
         let dir = tempfile::tempdir().unwrap();
         let mut runs = Vec::new();
         for short in [false, true] {
@@ -2924,7 +2779,7 @@ mod tests {
     /// and ordinary writes already wait goes before all of them.
     #[test]
     fn a_revoke_goes_before_ordinary_writes_that_queued_first() {
-        use crate::registry::store::Store;
+        use crate::registry::store::AgentStore;
         let now = Utc::now();
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(estate(&dir.path().join("q.db"), 6, now));

@@ -29,11 +29,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
+use steward::registry::store::prelude::*;
 use steward::registry::clock::Clock;
 use steward::registry::store::sqlite::OpenMode;
-use steward::registry::store::{
-    CatalogueStore, SeedAgent, SeedBatch, SeedCredential, SqliteStore, Store,
-};
+use steward::registry::store::{SeedAgent, SeedBatch, SeedCredential, SqliteStore};
 use tempfile::TempDir;
 
 mod catalogue;

@@ -1,0 +1,186 @@
+//! The SQLite bodies of [`PeopleStore`]: people and their API tokens (issuing, revoking, the
+//! bearer lookup). The leave's owner succession lives in sqlite_ownership.rs.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::sqlite::{
+    PERSON_COLUMNS, SqliteStore, api_tokens, append_audit, like_pattern, new_id, next_change, page,
+    parse_opt_ts, parse_ts, person_by_email, person_from_row, person_id, roles_text, ts,
+};
+use super::{NewApiToken, PeopleStore, StoreError, StoreResult, TokenOwner};
+use crate::model::api::{CreatePerson, PeoplePage, PeopleQuery, UpdatePerson};
+use crate::model::{Actor, Person};
+
+impl PeopleStore for SqliteStore {
+    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
+        self.read_point(|tx| {
+            type Row = (
+                String,
+                String,
+                String,
+                Option<String>,
+                String,
+                Option<String>,
+                Option<String>,
+            );
+            let row: Option<Row> = tx
+                .query_row(
+                    "SELECT t.id, p.email, t.expires_at, t.revoked_at, t.kind, t.redeemed_at,
+                            t.last_used_at
+                     FROM api_tokens t JOIN people p ON p.id = t.person_id WHERE t.token_hash = ?1",
+                    [token_hash],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((token_id, email, expires_at, revoked_at, kind, redeemed_at, last_used_at)) =
+                row
+            else {
+                return Ok(None);
+            };
+            let person = person_by_email(tx, &email)?
+                .ok_or_else(|| StoreError::Internal("token owner vanished".into()))?;
+            Ok(Some(TokenOwner {
+                person,
+                token_id,
+                expires_at: parse_ts(&expires_at)?,
+                revoked: revoked_at.is_some(),
+                invitation: kind == "invitation",
+                redeemed: redeemed_at.is_some(),
+                last_used_at: parse_opt_ts(last_used_at)?,
+            }))
+        })
+    }
+
+    fn create_person(&self, actor: &Actor, req: &CreatePerson) -> StoreResult<Person> {
+        self.write(|tx| {
+            if person_by_email(tx, &req.email)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "a person with email {} already exists",
+                    req.email
+                )));
+            }
+            let manager_id = match &req.manager {
+                Some(m) => Some(person_id(tx, m)?),
+                None => None,
+            };
+            let id = new_id("p");
+            let seq = next_change(tx)?;
+            tx.execute(
+                "INSERT INTO people (id, email, display_name, roles, active, manager_id, team, created_at, change_seq)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    req.email,
+                    req.display_name,
+                    roles_text(&req.roles),
+                    manager_id,
+                    req.team,
+                    ts(self.clock.now()),
+                    seq
+                ],
+            )?;
+            append_audit(
+                tx,
+                actor,
+                "person.create",
+                Some(&req.email),
+                "success",
+                None,
+                &serde_json::json!({"roles": roles_text(&req.roles), "manager": req.manager}),
+            )?;
+            person_by_email(tx, &req.email)?
+                .ok_or_else(|| StoreError::Internal("person vanished".into()))
+        })
+    }
+
+    fn update_person(&self, actor: &Actor, email: &str, req: &UpdatePerson) -> StoreResult<Person> {
+        self.write(|tx| self.update_person_tx(tx, actor, email, req))
+            .map(|(person, _)| person)
+    }
+
+    fn person(&self, email: &str) -> StoreResult<Option<Person>> {
+        // Every exchange reads its subject: from the facts' copy when it is current.
+        self.facts
+            .person_or_read(email, || self.read(|tx| person_by_email(tx, email)))
+    }
+
+    fn list_people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage> {
+        let limit = query.limit.unwrap_or(200).clamp(1, 5000);
+        self.read(|tx| {
+            let pattern = query.q.as_deref().map(like_pattern);
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {PERSON_COLUMNS} FROM people p LEFT JOIN people m ON m.id = p.manager_id
+                 WHERE (?1 IS NULL OR lower(p.email) LIKE ?1 ESCAPE '\\' OR lower(p.display_name) LIKE ?1 ESCAPE '\\')
+                   AND (?2 IS NULL OR p.active = ?2)
+                   AND (?3 IS NULL OR p.email > ?3)
+                 ORDER BY p.email LIMIT ?4"
+            ))?;
+            let people = stmt
+                .query_map(
+                    params![pattern, query.active, query.after, limit + 1],
+                    person_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(page(people, limit, |p| p.email.clone()))
+                .map(|(people, next)| PeoplePage { people, next })
+        })
+    }
+
+    fn issue_api_token(
+        &self,
+        actor: &Actor,
+        email: &str,
+        token: &NewApiToken,
+    ) -> StoreResult<DateTime<Utc>> {
+        self.write(|tx| api_tokens::insert_api_token(tx, actor, email, token))
+    }
+
+    fn revoke_api_token(&self, actor: &Actor, email: &str, token_id: &str) -> StoreResult<u64> {
+        self.write(|tx| {
+            let owned: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT revoked_at FROM api_tokens
+                     WHERE id = ?1 AND person_id = (SELECT id FROM people WHERE email = ?2 COLLATE NOCASE)",
+                    params![token_id, email],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if owned.is_none() {
+                return Err(StoreError::NotFound(format!(
+                    "{email} has no API token {token_id}"
+                )));
+            }
+            let (revoked, killed) =
+                api_tokens::revoke_api_token_trees(tx, &self.live, &[token_id.to_string()])?;
+            // A repeat changes nothing and records nothing.
+            if revoked == 0 && killed == 0 {
+                return Ok(0);
+            }
+            append_audit(
+                tx,
+                actor,
+                "api_token.revoke",
+                Some(email),
+                "success",
+                None,
+                &serde_json::json!({
+                    "token_id": token_id,
+                    "api_tokens_revoked": revoked,
+                    "tokens_revoked": killed,
+                }),
+            )?;
+            Ok(killed)
+        })
+    }
+}
