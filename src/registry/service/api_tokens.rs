@@ -3,7 +3,7 @@
 //! `POST /v1/people/{email}/tokens`), `steward server create-admin` and the demo; who may ask is
 //! the route's check (an admin for invitations to others, the person for their own).
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::model::Actor;
@@ -69,10 +69,10 @@ pub fn issue_token_with(
 ) -> StoreResult<IssuedToken> {
     let token = new_api_token();
     let expires_at = if plan.invitation {
-        Utc::now() + Duration::hours(INVITATION_HOURS)
+        store.clock().now() + Duration::hours(INVITATION_HOURS)
     } else {
         let ttl_days = req.ttl_days.unwrap_or(90).clamp(1, plan.max_days.max(1));
-        Utc::now() + Duration::days(ttl_days as i64)
+        store.clock().now() + Duration::days(ttl_days as i64)
     };
     let id = format!("tok_{}", &hash_api_token(&token)[..16]);
     let default_name = if plan.invitation { "invitation" } else { "api" };
@@ -137,7 +137,7 @@ mod tests {
         };
         let issued = issue_token_with(&store, &actor, "alice@example.com", &ask, &plan).unwrap();
         assert!(issued.token.starts_with("stw_"));
-        assert!(issued.expires_at <= Utc::now() + Duration::days(30));
+        assert!(issued.expires_at <= chrono::Utc::now() + Duration::days(30));
         // The token works by its hash; the token itself is not what the store keys on.
         let owner = store.token_owner(&hash_api_token(&issued.token)).unwrap();
         let owner = owner.expect("the token resolves by its hash");
@@ -157,7 +157,7 @@ mod tests {
         };
         let inv = issue_token_with(&store, &actor, "alice@example.com", &ask, &plan).unwrap();
         assert_eq!(inv.kind, "invitation");
-        assert!(inv.expires_at <= Utc::now() + Duration::hours(INVITATION_HOURS));
+        assert!(inv.expires_at <= chrono::Utc::now() + Duration::hours(INVITATION_HOURS));
         let owner = store
             .token_owner(&hash_api_token(&inv.token))
             .unwrap()

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::{AgentFacts, CredentialMaterial, Store, StoreError, StoreResult};
-use crate::model::api::UpdatePerson;
+
 use crate::model::audit::{GENESIS_HASH, audit_time, event_hash};
 
 use crate::model::{
@@ -784,134 +784,6 @@ pub(super) fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 8];
     rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}_{}", hex::encode(bytes))
-}
-
-impl SqliteStore {
-    /// Changes a person inside `tx`. Marking them as left also dates the leave, ends their API
-    /// and live tokens, and applies owner succession to their agents (returned).
-    pub(super) fn update_person_tx(
-        &self,
-        tx: &Transaction<'_>,
-        actor: &Actor,
-        email: &str,
-        req: &UpdatePerson,
-    ) -> StoreResult<(Person, Option<crate::model::ownership::Succession>)> {
-        let before = person_by_email(tx, email)?
-            .ok_or_else(|| StoreError::NotFound(format!("no person with email {email}")))?;
-        let manager_id = match &req.manager {
-            Some(m) if m.eq_ignore_ascii_case(email) => {
-                return Err(invalid(
-                    "invalid_manager",
-                    "a person cannot manage themselves",
-                ));
-            }
-            Some(m) => Some(person_id(tx, m)?),
-            None => None,
-        };
-        let seq = next_change(tx)?;
-        tx.execute(
-            "UPDATE people SET
-                display_name = coalesce(?1, display_name),
-                roles = coalesce(?2, roles),
-                active = coalesce(?3, active),
-                manager_id = coalesce(?4, manager_id),
-                team = coalesce(?5, team),
-                change_seq = ?6
-             WHERE id = ?7",
-            params![
-                req.display_name,
-                req.roles.as_deref().map(roles_text),
-                req.active,
-                manager_id,
-                req.team,
-                seq,
-                before.id
-            ],
-        )?;
-        let after = person_by_email(tx, email)?
-            .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
-        // The registry never loses its last admin: checked after the change, inside the
-        // transaction, so two admins demoting each other at once cannot both succeed.
-        let was_admin = before.active && before.has_role(Role::Admin);
-        let is_admin = after.active && after.has_role(Role::Admin);
-        if was_admin && !is_admin {
-            let admins_left: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM people WHERE active = 1
-                 AND (',' || roles || ',') LIKE '%,admin,%'",
-                [],
-                |r| r.get(0),
-            )?;
-            if admins_left == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "{email} is the last active admin: make someone else an admin first"
-                )));
-            }
-        }
-        // Leaving ends every API token for good: coming back later must not revive tokens
-        // that were left on old machines.
-        let (tokens_revoked, live_tokens_revoked) = if before.active && !after.active {
-            // Every token where they are the subject dies too (person tokens, exchanges and
-            // what was derived from them), and no new one may name them.
-            let killed = self.live.revoke_subject(&after.email, self.clock.unix());
-            mark_tokens_revoked(tx, &killed)?;
-            let ids: Vec<String> = tx
-                .prepare("SELECT id FROM api_tokens WHERE person_id = ?1")?
-                .query_map([&before.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let (revoked, more) = api_tokens::revoke_api_token_trees(tx, &self.live, &ids)?;
-            (revoked, killed.len() as u64 + more)
-        } else {
-            if !before.active && after.active {
-                self.live.restore_subject(&after.email);
-            }
-            (0, 0)
-        };
-        let action = match (before.active, after.active) {
-            (true, false) => "person.deactivate",
-            (false, true) => "person.reactivate",
-            _ => "person.update",
-        };
-        append_audit(
-            tx,
-            actor,
-            action,
-            Some(&after.email),
-            "success",
-            None,
-            &serde_json::json!({
-                "roles": {"before": roles_text(&before.roles), "after": roles_text(&after.roles)},
-                "active": {"before": before.active, "after": after.active},
-                "manager": {"before": before.manager, "after": after.manager},
-                "tokens_revoked": tokens_revoked,
-                "live_tokens_revoked": live_tokens_revoked,
-            }),
-        )?;
-        // The leave is dated, and their agents pass on (registry/service/succession.rs);
-        // coming back clears the date (agents handed over stay with their new owners).
-        match (before.active, after.active) {
-            (true, false) => {
-                let now = self.clock.now();
-                tx.execute(
-                    "UPDATE people SET left_at = ?1 WHERE id = ?2",
-                    params![ts(now), after.id],
-                )?;
-                let after = person_by_email(tx, email)?
-                    .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
-                let succession = ownership::succeed(tx, actor, &after, now)?;
-                Ok((after, Some(succession)))
-            }
-            (false, true) => {
-                tx.execute(
-                    "UPDATE people SET left_at = NULL WHERE id = ?1",
-                    params![after.id],
-                )?;
-                let after = person_by_email(tx, email)?
-                    .ok_or_else(|| StoreError::Internal("person vanished".into()))?;
-                Ok((after, None))
-            }
-            _ => Ok((after, None)),
-        }
-    }
 }
 
 impl Store for SqliteStore {

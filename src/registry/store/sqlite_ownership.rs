@@ -21,7 +21,7 @@ use crate::registry::store::{StoreError, StoreResult};
 /// in this transaction: each goes to the successor (audited, with a handover reminder to them)
 /// or stays orphaned (audited, and its change-feed position moves so that every console learns
 /// of it). Decommissioned agents are left as they are.
-pub(super) fn succeed(
+pub(in crate::registry::store) fn succeed(
     tx: &Transaction<'_>,
     actor: &Actor,
     leaver: &Person,
