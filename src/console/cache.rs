@@ -400,7 +400,7 @@ struct ParsedMeta {
     header: (String, Option<String>, i64, Option<i64>),
     symbols: Symbols,
     people: Vec<PersonRow>,
-    people_index: std::collections::HashMap<String, usize>,
+    people_index: super::inventory::FastMap<String, usize>,
 }
 
 fn parse_meta(bytes: &std::sync::Mutex<Option<Vec<u8>>>) -> Result<ParsedMeta, String> {

@@ -8,6 +8,11 @@
 
 use std::collections::HashMap;
 
+/// The console's in-memory indexes (people by email, symbols, ids): a fast, randomly seeded
+/// hasher instead of SipHash; at 1M agents they hold a quarter of a million keys each and are
+/// built while the cache loads.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use crate::model::api::ChangeFeed;
 use crate::model::{Agent, AgentKind, AgentSource, AgentStatus, Person, Role};
 
@@ -74,7 +79,7 @@ impl Arena {
 #[derive(Clone, Debug, Default)]
 pub struct Symbols {
     names: Vec<Box<str>>,
-    index: HashMap<Box<str>, u32>,
+    index: FastMap<Box<str>, u32>,
 }
 
 impl Symbols {
@@ -207,8 +212,8 @@ pub struct Inventory {
     pub(crate) arena: Arena,
     pub(crate) symbols: Symbols,
     pub(crate) people: Vec<PersonRow>,
-    people_index: HashMap<String, usize>,
-    id_index: Option<HashMap<Box<str>, u32>>,
+    people_index: FastMap<String, usize>,
+    id_index: Option<FastMap<Box<str>, u32>>,
     /// Scope lists and flag labels already in the arena: many agents repeat them (one job, one
     /// scope list), so each distinct text is stored once and shared by its rows.
     shared: Option<HashMap<Box<str>, Str>>,
@@ -234,7 +239,7 @@ impl Inventory {
         arena: Arena,
         symbols: Symbols,
         people: Vec<PersonRow>,
-        people_index: HashMap<String, usize>,
+        people_index: FastMap<String, usize>,
     ) -> Inventory {
         let (server, persona, cursor, synced_at) = header;
         Inventory {
@@ -254,8 +259,8 @@ impl Inventory {
     }
 
     /// The people's index by email, as [`Inventory::from_parts`] takes it.
-    pub(crate) fn index_people(people: &[PersonRow]) -> HashMap<String, usize> {
-        let mut index = HashMap::with_capacity(people.len());
+    pub(crate) fn index_people(people: &[PersonRow]) -> FastMap<String, usize> {
+        let mut index = FastMap::with_capacity_and_hasher(people.len(), Default::default());
         for (i, p) in people.iter().enumerate() {
             index.insert(p.email.clone(), i);
         }
@@ -348,9 +353,9 @@ impl Inventory {
         c
     }
 
-    fn index(&mut self) -> &mut HashMap<Box<str>, u32> {
+    fn index(&mut self) -> &mut FastMap<Box<str>, u32> {
         if self.id_index.is_none() {
-            let mut map = HashMap::with_capacity(self.rows.len());
+            let mut map = FastMap::with_capacity_and_hasher(self.rows.len(), Default::default());
             for (i, r) in self.rows.iter().enumerate() {
                 map.insert(Box::from(self.arena.get(r.id)), i as u32);
             }
