@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use steward::registry::store::prelude::*;
 use steward::registry::clock::Clock;
+use steward::registry::store::prelude::*;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{SeedAgent, SeedBatch, SeedCredential, SqliteStore};
 use tempfile::TempDir;
