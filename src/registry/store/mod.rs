@@ -8,6 +8,7 @@ pub mod agents;
 pub mod api_tokens;
 pub mod approvals;
 pub mod audit;
+pub mod brake;
 pub mod catalogue;
 pub mod delegations;
 pub mod flags;
@@ -36,6 +37,7 @@ pub use agents::AgentStore;
 pub use api_tokens::ApiTokenStore;
 pub use approvals::ApprovalStore;
 pub use audit::AuditStore;
+pub use brake::BrakeStore;
 pub use catalogue::CatalogueStore;
 pub use delegations::DelegationStore;
 pub use flags::{ActivityStore, FlagStore};
@@ -53,10 +55,10 @@ pub use tokens::TokenStore;
 /// (`SqliteStore`, tests, examples): `use steward::registry::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        ActivityStore, AgentStore, ApiTokenStore, ApprovalStore, AuditStore, CatalogueStore,
-        DelegationStore, FlagStore, OwnershipStore, PeopleStore, ResourceCredentialStore,
-        ReviewStore, ScopeCatalogue, SeedStore, Store, StreamStore, TokenStore,
-        perimeter::PerimeterStore, timeline::TimelineStore,
+        ActivityStore, AgentStore, ApiTokenStore, ApprovalStore, AuditStore, BrakeStore,
+        CatalogueStore, DelegationStore, FlagStore, OwnershipStore, PeopleStore,
+        ResourceCredentialStore, ReviewStore, ScopeCatalogue, SeedStore, Store, StreamStore,
+        TokenStore, perimeter::PerimeterStore, timeline::TimelineStore,
     };
 }
 
@@ -264,6 +266,7 @@ pub struct AgentTokenFacts {
 pub trait Store:
     PeopleStore
     + AgentStore
+    + BrakeStore
     + AuditStore
     + SeedStore
     + TokenStore

@@ -9,10 +9,8 @@ use super::sqlite::{
     kill_grant_tokens, like_pattern, load_agents, new_id, next_change, page, person_by_email,
     touch_agent, trigram_phrase, ts,
 };
-use super::{AgentStore, Guard, Reinstated, Revoked, StoreError, StoreResult, Visibility};
-use crate::model::api::{
-    AgentPage, AgentQuery, DecommissionOutcome, DecommissionPlan, RegisterAgent,
-};
+use super::{AgentStore, Guard, StoreError, StoreResult, Visibility};
+use crate::model::api::{AgentPage, AgentQuery, RegisterAgent};
 use crate::model::{
     Actor, Agent, AgentDetail, AgentKind, AgentRef, AgentSource, AgentStatus, Grant,
 };
@@ -366,40 +364,5 @@ impl AgentStore for SqliteStore {
             )?;
             agent_by_id(tx, agent_id)
         })
-    }
-
-    fn revoke_agent(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<Revoked> {
-        self.bk_revoke_agent(actor, agent_id, reason, guard)
-    }
-
-    fn reinstate_agent(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        reason: Option<&str>,
-        subtree: bool,
-        guard: Guard<'_>,
-    ) -> StoreResult<Reinstated> {
-        self.bk_reinstate_agent(actor, agent_id, reason, subtree, guard)
-    }
-
-    fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan> {
-        self.bk_decommission_plan(agent_id, guard)
-    }
-
-    fn decommission_agent(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<DecommissionOutcome> {
-        self.bk_decommission_agent(actor, agent_id, reason, guard)
     }
 }

@@ -1,7 +1,7 @@
 //! The SQLite bodies of the brake: revoking an agent's whole tree, reinstating it (alone or
 //! with its tree), decommissioning with a cascade that stops at agents the caller may not
 //! manage (closing the open review items of what it decommissions), and re-enabling a
-//! credential. A child module of `sqlite`, sharing its transaction and audit helpers; each call
+//! credential: `BrakeStore` (brake.rs) for `SqliteStore`, sharing the transaction and audit helpers of `sqlite`; each call
 //! is one transaction with its audit events.
 
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -14,7 +14,7 @@ use crate::model::api::{DecommissionOutcome, DecommissionPlan};
 use crate::model::brake::{ReinstatedAgent, SkippedAgent, StoppedAgent};
 use crate::model::review::Decision;
 use crate::model::{Actor, Agent, AgentStatus, Credential};
-use crate::registry::store::{Guard, Reinstated, Revoked, StoreError, StoreResult};
+use crate::registry::store::{BrakeStore, Guard, Reinstated, Revoked, StoreError, StoreResult};
 
 /// Who closes review items of a decommissioned agent, in the item's history.
 pub const CLOSED_BY_DECOMMISSION: &str = "closed_by_decommission";
@@ -85,8 +85,8 @@ fn managed_tree(
     Ok((kept, skipped))
 }
 
-impl SqliteStore {
-    pub(in crate::registry::store) fn bk_revoke_agent(
+impl BrakeStore for SqliteStore {
+    fn revoke_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
@@ -211,7 +211,7 @@ impl SqliteStore {
         })
     }
 
-    pub(in crate::registry::store) fn bk_reinstate_agent(
+    fn reinstate_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
@@ -282,11 +282,7 @@ impl SqliteStore {
         })
     }
 
-    pub(in crate::registry::store) fn bk_decommission_plan(
-        &self,
-        agent_id: &str,
-        guard: Guard<'_>,
-    ) -> StoreResult<DecommissionPlan> {
+    fn decommission_plan(&self, agent_id: &str, guard: Guard<'_>) -> StoreResult<DecommissionPlan> {
         self.read(|tx| {
             let root = agent_by_id(tx, agent_id)?;
             guard(&facts(&root))?;
@@ -311,7 +307,7 @@ impl SqliteStore {
         })
     }
 
-    pub(in crate::registry::store) fn bk_decommission_agent(
+    fn decommission_agent(
         &self,
         actor: &Actor,
         agent_id: &str,
@@ -402,7 +398,7 @@ impl SqliteStore {
         })
     }
 
-    pub(in crate::registry::store) fn bk_enable_credential(
+    fn enable_credential(
         &self,
         actor: &Actor,
         agent_id: &str,

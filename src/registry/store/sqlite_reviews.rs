@@ -2779,7 +2779,7 @@ mod tests {
     /// and ordinary writes already wait goes before all of them.
     #[test]
     fn a_revoke_goes_before_ordinary_writes_that_queued_first() {
-        use crate::registry::store::AgentStore;
+        use crate::registry::store::BrakeStore;
         let now = Utc::now();
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(estate(&dir.path().join("q.db"), 6, now));

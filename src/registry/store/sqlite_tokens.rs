@@ -329,17 +329,6 @@ impl TokenStore for SqliteStore {
         })
     }
 
-    fn enable_credential(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        credential_id: &str,
-        reason: Option<&str>,
-        guard: Guard<'_>,
-    ) -> StoreResult<Credential> {
-        self.bk_enable_credential(actor, agent_id, credential_id, reason, guard)
-    }
-
     fn record_tokens(
         &self,
         tokens: &[TokenRecord],

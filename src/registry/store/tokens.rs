@@ -26,7 +26,7 @@ use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenRecord};
 ///   writer**; a second backend must lock the key set).
 /// - `add_credential` checks the agent's status and its enabled-credential limit in the
 ///   writing transaction (same dependency on the single writer for the limit), with its
-///   audit event; `disable_credential` and `enable_credential` likewise.
+///   audit event; `disable_credential` likewise (re-enabling is the brake's: brake.rs).
 /// - `agent_token_facts` reads one snapshot; the `cached_*` answers come from a copy that every
 ///   write touching token facts invalidates before the writer is released, so a cached answer
 ///   is never older than the last committed change of that agent or person.
@@ -67,16 +67,6 @@ pub trait TokenStore {
         actor: &Actor,
         agent_id: &str,
         credential_id: &str,
-        guard: Guard<'_>,
-    ) -> StoreResult<Credential>;
-    /// Re-enables a disabled credential of an active agent, with its audit event; enabling an
-    /// enabled one changes nothing and records nothing.
-    fn enable_credential(
-        &self,
-        actor: &Actor,
-        agent_id: &str,
-        credential_id: &str,
-        reason: Option<&str>,
         guard: Guard<'_>,
     ) -> StoreResult<Credential>;
     /// Durably records a batch of issued tokens and spent assertions in one transaction (group
