@@ -504,7 +504,7 @@ async fn from_a_flag_to_the_agent_revoked_in_three_keys() {
 
 /// The incident path, acknowledged: `8` → `Enter` → `a` → a reason → `Enter`; the console says
 /// so, the detail shows who acknowledged and why, and the registry holds it (with the reason).
-/// The detail also draws the week's activity against the baseline band and the last 24 h's use.
+/// The detail also draws the week's activity against the baseline band.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_responder_acknowledges_a_flag_with_a_reason_in_a_pty() {
     let mut demo = demo_as("responder", "300");
@@ -516,10 +516,13 @@ async fn a_responder_acknowledges_a_flag_with_a_reason_in_a_pty() {
         s.contains("[flagged]") && (s.contains("CRITICAL") || s.contains("HIGH"))
     });
     demo.press("\r");
-    let text = demo.wait("the detail with its flags, chart and recent use", |s| {
-        s.contains("OPEN FLAGS") && s.contains("ACTIVITY 7 days") && s.contains("LAST 24 H")
+    let text = demo.wait("the detail with its flags and chart", |s| {
+        s.contains("OPEN FLAGS") && s.contains("ACTIVITY 7 days")
     });
     assert!(text.contains("a acknowledges"), "{text}");
+    // "USED IN THE LAST 24 H" is listed only for an agent used in the last day; which agent is
+    // flagged first, and whether its last use falls inside the day, depends on the hour the demo
+    // is seeded. The registry side of it (`scopes_24h`) is tested in behaviour.rs.
     demo.press("a");
     demo.wait("the reason prompt", |s| {
         s.contains("Acknowledge") && s.contains("Reason:")
