@@ -12,6 +12,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
+use support::exchange::form;
 use support::{Member, Registry, Reply};
 
 /// An agent with a registered Ed25519 key.
@@ -92,20 +93,6 @@ async fn person_token(reg: &Registry, who: &Member) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-async fn form(reg: &Registry, path: &str, bearer: Option<&str>, params: &[(&str, &str)]) -> Reply {
-    let mut req = reg.http.post(format!("{}{path}", reg.url)).form(params);
-    if let Some(b) = bearer {
-        req = req.bearer_auth(b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    }
 }
 
 async fn exchange(reg: &Registry, subject: &str, agent: &KeyedAgent) -> Reply {

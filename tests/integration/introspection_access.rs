@@ -9,20 +9,7 @@ use serde_json::{Value, json};
 use support::{Member, Registry, Reply};
 
 async fn form(reg: &Registry, path: &str, bearer: &str, params: &[(&str, &str)]) -> Reply {
-    let resp = reg
-        .http
-        .post(format!("{}{path}", reg.url))
-        .bearer_auth(bearer)
-        .form(params)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    }
+    support::exchange::form(reg, path, Some(bearer), params).await
 }
 
 async fn introspect(reg: &Registry, who: &Member, token: &str) -> Value {
