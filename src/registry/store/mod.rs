@@ -19,6 +19,7 @@ pub mod resource_credentials;
 pub mod reviews;
 pub mod scopes;
 pub mod seed;
+pub mod sql;
 pub mod sqlite;
 mod sqlite_agents;
 mod sqlite_audit;

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use super::{AgentFacts, CredentialMaterial, Store, StoreError, StoreResult};
 
@@ -136,24 +137,18 @@ pub(super) fn ts(t: DateTime<Utc>) -> String {
     audit_time(t)
 }
 
-pub(super) fn parse_ts(text: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub(super) fn parse_ts(text: &str) -> sql::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
+        .map_err(|e| sql::Error::conversion(e.to_string()))
 }
 
-pub(super) fn parse_opt_ts(text: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub(super) fn parse_opt_ts(text: Option<String>) -> sql::Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_ts).transpose()
 }
 
-pub(super) fn bad_value(what: &str, value: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("unknown {what} {value:?} in the database").into(),
-    )
+pub(super) fn bad_value(what: &str, value: &str) -> sql::Error {
+    sql::Error::conversion(format!("unknown {what} {value:?} in the database"))
 }
 
 pub(super) fn map_sqlite(e: rusqlite::Error) -> StoreError {
@@ -189,6 +184,36 @@ pub(super) fn map_sqlite(e: rusqlite::Error) -> StoreError {
         }
     }
     StoreError::Internal(format!("database error: {e}"))
+}
+
+/// PostgreSQL's refusals in the store's terms (SQLSTATE classes: 23 integrity, 40 transaction
+/// rollback, 53 insufficient resources, 57 operator intervention, 08 connection).
+pub(super) fn map_postgres(e: postgres::Error) -> StoreError {
+    let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+    match code.get(..2).unwrap_or("") {
+        "23" => {
+            tracing::warn!(error = %super::sql::Error::Postgres(e), "a write broke a database constraint");
+            StoreError::Conflict("the change conflicts with a record that already exists".into())
+        }
+        "40" | "53" | "57" => StoreError::Busy("the database is busy; try again shortly".into()),
+        "08" | "" if e.is_closed() || code.is_empty() => {
+            StoreError::Busy("the database cannot be reached; try again shortly".into())
+        }
+        _ => StoreError::Internal(format!(
+            "database error: {}",
+            super::sql::Error::Postgres(e)
+        )),
+    }
+}
+
+impl From<super::sql::Error> for StoreError {
+    fn from(e: super::sql::Error) -> Self {
+        match e {
+            super::sql::Error::Sqlite(e) => map_sqlite(e),
+            super::sql::Error::Postgres(e) => map_postgres(e),
+            other => StoreError::Internal(format!("database error: {other}")),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -264,14 +289,15 @@ impl SqliteStore {
             .map_err(|e| describe_open(path, e))?;
         migrate(&writer, path, version)?;
         // A bulk seed cut short leaves the text index without its trigger: restore both.
-        seed::repair_text_index(&writer).map_err(|e| describe_open(path, e))?;
+        seed::repair_text_index(&Tx::sqlite(&writer)).map_err(|e| describe_open(path, e))?;
         #[cfg(unix)]
         restrict_permissions(path);
         let live = Arc::new(LiveTokens::new());
         clock
-            .scope(|| load_live_tokens(&writer, &live))
+            .scope(|| load_live_tokens(&Tx::sqlite(&writer), &live))
             .map_err(|e| describe_open(path, e))?;
-        let scopes = catalogue::load_scope_index(&writer).map_err(|e| describe_open(path, e))?;
+        let scopes = catalogue::load_scope_index(&Tx::sqlite(&writer))
+            .map_err(|e| describe_open(path, e))?;
         Ok(SqliteStore {
             _checkpointer: pool::Checkpointer::start(path),
             path: path.to_path_buf(),
@@ -302,10 +328,7 @@ impl SqliteStore {
     /// Invalidates the token facts' in-memory copy once the transaction has ended, before the
     /// writer is released.
     #[track_caller]
-    pub(super) fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    pub(super) fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         self.write_turn(false, true, std::panic::Location::caller(), f)
     }
 
@@ -314,7 +337,7 @@ impl SqliteStore {
     #[track_caller]
     pub(super) fn write_keeping_facts<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         self.write_turn(false, false, std::panic::Location::caller(), f)
     }
@@ -323,7 +346,7 @@ impl SqliteStore {
     #[track_caller]
     pub(super) fn write_urgent<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         self.write_turn(true, true, std::panic::Location::caller(), f)
     }
@@ -333,7 +356,7 @@ impl SqliteStore {
         urgent: bool,
         touches_facts: bool,
         site: &'static std::panic::Location<'static>,
-        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let asked = std::time::Instant::now();
         let _turn = self.gate.enter(urgent);
@@ -347,7 +370,7 @@ impl SqliteStore {
             let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             streams::before_write();
-            let out = self.clock.scope(|| f(&tx))?;
+            let out = self.clock.scope(|| f(&Tx::sqlite(&tx)))?;
             tx.commit()?;
             streams::after_commit();
             Ok(out)
@@ -359,28 +382,25 @@ impl SqliteStore {
 
     /// Runs `f` over a consistent snapshot on a pooled reader connection (waiting for one
     /// when all are lent).
-    pub(super) fn read<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         self.clock.scope(|| Self::read_on(&self.readers, f))
     }
 
     /// Like [`Self::read`], on the pool kept for short point reads (one row or a few).
     pub(super) fn read_point<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         self.clock.scope(|| Self::read_on(&self.point_readers, f))
     }
 
     fn read_on<T>(
         pool: &pool::ReaderPool,
-        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut conn = pool.get()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
-        let out = f(&tx)?;
+        let out = f(&Tx::sqlite(&tx))?;
         tx.finish()?;
         Ok(out)
     }
@@ -417,8 +437,8 @@ pub(super) fn restrict_permissions(path: &Path) {
     }
 }
 
-pub(super) fn describe_open(path: &Path, e: rusqlite::Error) -> StoreError {
-    match map_sqlite(e) {
+pub(super) fn describe_open(path: &Path, e: impl Into<sql::Error>) -> StoreError {
+    match StoreError::from(e.into()) {
         StoreError::Internal(m) => StoreError::Internal(format!("{}: {m}", path.display())),
         StoreError::Busy(m) => StoreError::Busy(format!("{}: {m}", path.display())),
         other => other,
@@ -493,7 +513,7 @@ pub fn create_at_version(path: &Path, version: i64) -> StoreResult<()> {
 }
 
 /// Allocates the next position in the change feed.
-pub(super) fn next_change(tx: &Transaction<'_>) -> StoreResult<i64> {
+pub(super) fn next_change(tx: &Tx<'_>) -> StoreResult<i64> {
     Ok(tx.query_row(
         "UPDATE counters SET value = value + 1 WHERE name = 'change_seq' RETURNING value",
         [],
@@ -518,7 +538,7 @@ pub(super) fn at_audit_time<T>(at: DateTime<Utc>, f: impl FnOnce() -> T) -> T {
 
 /// Appends one audit event linked to the previous one; returns its sequence number.
 pub(super) fn append_audit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     action: &str,
     target: Option<&str>,
@@ -565,7 +585,7 @@ pub(super) fn append_audit(
 
 pub(super) const PERSON_COLUMNS: &str = "p.id, p.email, p.display_name, p.roles, p.active, m.email, p.team, p.created_at, p.change_seq, p.left_at";
 
-pub(super) fn person_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Person> {
+pub(super) fn person_from_row(r: &Row<'_>) -> sql::Result<Person> {
     let roles: String = r.get(3)?;
     Ok(Person {
         id: r.get(0)?,
@@ -592,7 +612,7 @@ pub(super) fn roles_text(roles: &[Role]) -> String {
         .join(",")
 }
 
-pub(super) fn person_by_email(tx: &Transaction<'_>, email: &str) -> StoreResult<Option<Person>> {
+pub(super) fn person_by_email(tx: &Tx<'_>, email: &str) -> StoreResult<Option<Person>> {
     // Cached: every token exchange looks its person up.
     Ok(tx
         .prepare_cached(&format!(
@@ -603,7 +623,7 @@ pub(super) fn person_by_email(tx: &Transaction<'_>, email: &str) -> StoreResult<
         .optional()?)
 }
 
-pub(super) fn person_id(tx: &Transaction<'_>, email: &str) -> StoreResult<String> {
+pub(super) fn person_id(tx: &Tx<'_>, email: &str) -> StoreResult<String> {
     tx.query_row(
         "SELECT id FROM people WHERE email = ?1 COLLATE NOCASE",
         [email],
@@ -620,7 +640,7 @@ pub(super) const AGENT_COLUMNS: &str = "a.id, a.name, a.description, a.kind, a.p
 
 pub(super) const AGENT_FROM: &str = "agents a LEFT JOIN people o ON o.id = a.owner_id";
 
-pub(super) fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
+pub(super) fn agent_from_row(r: &Row<'_>) -> sql::Result<Agent> {
     let kind: String = r.get(3)?;
     let status: String = r.get(9)?;
     let source: String = r.get(10)?;
@@ -651,7 +671,7 @@ pub(super) fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
     })
 }
 
-pub(super) fn grants_of(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Vec<Grant>> {
+pub(super) fn grants_of(tx: &Tx<'_>, agent_id: &str) -> StoreResult<Vec<Grant>> {
     let mut stmt = tx.prepare_cached(
         "SELECT scope, granted_by, granted_at, expires_at, justification, last_used_at, last_certified_at
          FROM grants WHERE agent_id = ?1 ORDER BY scope",
@@ -667,10 +687,10 @@ pub(super) fn grants_of(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Vec
             last_certified_at: parse_opt_ts(r.get(6)?)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<sql::Result<Vec<_>>>()?)
 }
 
-pub(super) fn credentials_of(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Vec<Credential>> {
+pub(super) fn credentials_of(tx: &Tx<'_>, agent_id: &str) -> StoreResult<Vec<Credential>> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, kind, label, fingerprint, created_at, disabled_at, last_used_at
          FROM credentials WHERE agent_id = ?1 ORDER BY created_at, id",
@@ -688,12 +708,12 @@ pub(super) fn credentials_of(tx: &Transaction<'_>, agent_id: &str) -> StoreResul
             last_used_at: parse_opt_ts(r.get(6)?)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<sql::Result<Vec<_>>>()?)
 }
 
 /// Loads agents matching a WHERE clause, each with its grants.
 pub(super) fn load_agents(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     where_sql: &str,
     params: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<Vec<Agent>> {
@@ -702,14 +722,14 @@ pub(super) fn load_agents(
     ))?;
     let mut agents = stmt
         .query_map(params, agent_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     for agent in &mut agents {
         agent.grants = grants_of(tx, &agent.id)?;
     }
     Ok(agents)
 }
 
-pub(super) fn agent_by_id(tx: &Transaction<'_>, id: &str) -> StoreResult<Agent> {
+pub(super) fn agent_by_id(tx: &Tx<'_>, id: &str) -> StoreResult<Agent> {
     load_agents(tx, "a.id = ?1", &[&id])?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("no agent with id {id}")))
@@ -723,7 +743,7 @@ pub(super) fn facts(agent: &Agent) -> AgentFacts {
     }
 }
 
-pub(super) fn touch_agent(tx: &Transaction<'_>, id: &str) -> StoreResult<()> {
+pub(super) fn touch_agent(tx: &Tx<'_>, id: &str) -> StoreResult<()> {
     let seq = next_change(tx)?;
     tx.execute(
         "UPDATE agents SET change_seq = ?1 WHERE id = ?2",
@@ -733,7 +753,7 @@ pub(super) fn touch_agent(tx: &Transaction<'_>, id: &str) -> StoreResult<()> {
 }
 
 /// Disables every enabled credential of an agent; returns how many.
-pub(super) fn disable_credentials(tx: &Transaction<'_>, id: &str, now: &str) -> StoreResult<u32> {
+pub(super) fn disable_credentials(tx: &Tx<'_>, id: &str, now: &str) -> StoreResult<u32> {
     Ok(tx.execute(
         "UPDATE credentials SET disabled_at = ?1 WHERE agent_id = ?2 AND disabled_at IS NULL",
         params![now, id],
@@ -741,7 +761,7 @@ pub(super) fn disable_credentials(tx: &Transaction<'_>, id: &str, now: &str) -> 
 }
 
 /// The agent and all its descendants, the agent first (breadth-first).
-pub(super) fn subtree(tx: &Transaction<'_>, id: &str) -> StoreResult<Vec<String>> {
+pub(super) fn subtree(tx: &Tx<'_>, id: &str) -> StoreResult<Vec<String>> {
     let mut stmt = tx.prepare_cached(
         "WITH RECURSIVE tree(id, depth) AS (
              SELECT ?1, 0
@@ -752,7 +772,7 @@ pub(super) fn subtree(tx: &Transaction<'_>, id: &str) -> StoreResult<Vec<String>
     )?;
     let ids = stmt
         .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+        .collect::<sql::Result<Vec<String>>>()?;
     Ok(ids)
 }
 
@@ -788,7 +808,14 @@ pub(super) fn new_id(prefix: &str) -> String {
 
 impl Store for SqliteStore {
     fn schema_version(&self) -> StoreResult<i64> {
-        self.read(|tx| Ok(tx.pragma_query_value(None, "user_version", |r| r.get(0))?))
+        self.read(|tx| match tx.as_sqlite() {
+            Some(conn) => Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?),
+            None => Ok(
+                tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                    r.get(0)
+                })?,
+            ),
+        })
     }
 
     fn clock(&self) -> &Clock {
@@ -816,16 +843,14 @@ pub(super) fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
-pub(super) fn parse_json_list(text: &str) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+pub(super) fn parse_json_list(text: &str) -> sql::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| sql::Error::conversion(e.to_string()))
 }
 
 /// A grant was removed in this transaction: kills the agent's live tokens carrying the scope
 /// (and what was exchanged from them) and stores their revocation. Returns how many died.
 pub(super) fn kill_grant_tokens(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     live: &LiveTokens,
     agent_id: &str,
     scope: &str,
@@ -836,7 +861,7 @@ pub(super) fn kill_grant_tokens(
 }
 
 /// Stores the revocation of tokens already marked revoked in the live index.
-pub(super) fn mark_tokens_revoked(tx: &Transaction<'_>, jtis: &[String]) -> StoreResult<()> {
+pub(super) fn mark_tokens_revoked(tx: &Tx<'_>, jtis: &[String]) -> StoreResult<()> {
     if jtis.is_empty() {
         return Ok(());
     }
@@ -852,7 +877,7 @@ pub(super) fn mark_tokens_revoked(tx: &Transaction<'_>, jtis: &[String]) -> Stor
 }
 
 /// Fills the live index from the database: unexpired tokens, blocked agents, spent assertions.
-pub(super) fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite::Result<()> {
+pub(super) fn load_live_tokens(conn: &Tx<'_>, live: &LiveTokens) -> sql::Result<()> {
     let now = unix_now();
     let mut stmt = conn.prepare(
         "SELECT jti, kind, digest, kid, subject, client_id, actors, parent_jti, scopes, audience,
@@ -893,11 +918,11 @@ pub(super) fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite
                 r.get::<_, bool>(16)?,
             ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let strings = |sql: &str| -> rusqlite::Result<Vec<String>> {
+        .collect::<sql::Result<Vec<_>>>()?;
+    let strings = |sql: &str| -> sql::Result<Vec<String>> {
         conn.prepare(sql)?
             .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()
+            .collect::<sql::Result<Vec<String>>>()
     };
     let now_text = ts(store_now());
     let refusals = Refusals {
@@ -911,7 +936,7 @@ pub(super) fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite
                  SELECT id FROM delegations WHERE revoked_at IS NOT NULL AND expires_at > ?1",
             )?
             .query_map([&now_text], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?,
+            .collect::<sql::Result<Vec<String>>>()?,
         left_subjects: strings("SELECT email FROM people WHERE active = 0")?,
     };
     let assertions = conn
@@ -926,17 +951,15 @@ pub(super) fn load_live_tokens(conn: &Connection, live: &LiveTokens) -> rusqlite
                 })
             },
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     live.load(tokens, refusals, assertions);
     Ok(())
 }
 
-pub(super) fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+pub(super) fn audit_from_row(r: &Row<'_>) -> sql::Result<AuditEvent> {
     let actor: String = r.get(2)?;
     let details: String = r.get(7)?;
-    let json_err = |e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    };
+    let json_err = |e: serde_json::Error| sql::Error::conversion(e.to_string());
     Ok(AuditEvent {
         seq: r.get(0)?,
         time: r.get(1)?,

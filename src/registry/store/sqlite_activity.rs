@@ -1,5 +1,6 @@
 //! The SQLite bodies of [`ActivityStore`]. A child module of `sqlite`.
 
+use crate::registry::store::sql::{self, Row};
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
@@ -8,7 +9,7 @@ use crate::model::activity::{ActivityEvent, ActivityKind, HourlyPoint};
 use crate::registry::store::StoreResult;
 use crate::registry::store::flags::{ActivityStore, HistoryHour, HourDelta};
 
-fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActivityEvent> {
+fn event_from_row(r: &Row<'_>) -> sql::Result<ActivityEvent> {
     let split = |t: String| -> Vec<String> {
         t.split(' ')
             .filter(|s| !s.is_empty())
@@ -92,7 +93,7 @@ impl ActivityStore for SqliteStore {
             )?;
             let rows = stmt
                 .query_map(params![agent_id, since, limit], event_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -111,7 +112,7 @@ impl ActivityStore for SqliteStore {
                         refused: r.get(2)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -129,7 +130,7 @@ impl ActivityStore for SqliteStore {
             )?;
             let rows = stmt
                 .query_map(params![agent_id, from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }

@@ -2,6 +2,7 @@
 //! (revoke over the tree, reinstate, decommission) lives in sqlite_brake.rs; this file
 //! forwards to it.
 
+use crate::registry::store::sql::{self};
 use rusqlite::params;
 
 use super::sqlite::{
@@ -119,7 +120,7 @@ impl AgentStore for SqliteStore {
                             .ok_or_else(|| bad_value("status", &status))?,
                     })
                 })?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                Ok(rows.collect::<sql::Result<Vec<_>>>()?)
             };
             let parent = refs(
                 "SELECT p.id, p.name, p.kind, p.status FROM agents a JOIN agents p ON p.id = a.parent_id WHERE a.id = ?1",

@@ -1,8 +1,9 @@
 //! The SQLite bodies of [`ApiTokenStore`] and the API-token helpers `sqlite.rs` shares: issuing
 //! (with the parent cap) and revoking a token with its descendants. A child module of `sqlite`.
 
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::params;
 
 use super::{
     SqliteStore, append_audit, json_list, mark_tokens_revoked, parse_opt_ts, parse_ts,
@@ -16,7 +17,7 @@ use crate::registry::tokens::live::LiveTokens;
 /// Inserts an API token (or invitation) for an active person, capping its expiry at its
 /// parent's, with its audit event. Returns the stored expiry.
 pub(in crate::registry::store) fn insert_api_token(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     email: &str,
     token: &NewApiToken,
@@ -87,7 +88,7 @@ pub(in crate::registry::store) fn insert_api_token(
 /// tokens (and exchanges) that came from any of them. Returns (API tokens newly revoked, live
 /// tokens killed).
 pub(in crate::registry::store) fn revoke_api_token_trees(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     live: &LiveTokens,
     roots: &[String],
 ) -> StoreResult<(u64, u64)> {
@@ -103,7 +104,7 @@ pub(in crate::registry::store) fn revoke_api_token_trees(
              SELECT a.id, a.revoked_at FROM api_tokens a JOIN tree ON a.id = tree.id",
         )?
         .query_map([json_list(roots)], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<sql::Result<_>>()?;
     let ids: Vec<String> = tree.iter().map(|(id, _)| id.clone()).collect();
     let newly = tree.iter().filter(|(_, revoked)| revoked.is_none()).count() as u64;
     tx.execute(
@@ -116,7 +117,7 @@ pub(in crate::registry::store) fn revoke_api_token_trees(
     Ok((newly, killed.len() as u64))
 }
 
-fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiTokenInfo> {
+fn info_from_row(r: &Row<'_>) -> sql::Result<ApiTokenInfo> {
     Ok(ApiTokenInfo {
         id: r.get(0)?,
         label: r.get(1)?,
@@ -142,7 +143,7 @@ impl ApiTokenStore for SqliteStore {
                      FROM api_tokens WHERE person_id = ?1 ORDER BY created_at DESC, id",
                 )?
                 .query_map([&person.id], info_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             Ok(tokens)
         })
     }
@@ -154,7 +155,7 @@ impl ApiTokenStore for SqliteStore {
             let ids: Vec<String> = tx
                 .prepare("SELECT id FROM api_tokens WHERE person_id = ?1 AND revoked_at IS NULL")?
                 .query_map([&person.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             let (api_tokens_revoked, tokens_revoked) =
                 revoke_api_token_trees(tx, &self.live, &ids)?;
             append_audit(

@@ -3,8 +3,9 @@
 //! policy (who may decide, how many, how long) lives in `registry::service::approvals`; this
 //! file reads the facts it needs and writes what it decides, in one transaction.
 
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::params;
 
 use super::catalogue::{scope_info_in, unknown_scope};
 use super::{
@@ -34,7 +35,7 @@ const REQUEST_COLUMNS: &str = "q.id, q.kind, q.status, q.agent_id, a.name, o.ema
 const REQUEST_FROM: &str = "access_requests q JOIN agents a ON a.id = q.agent_id
     LEFT JOIN people o ON o.id = a.owner_id";
 
-fn request_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRequest> {
+fn request_from_row(r: &Row<'_>) -> sql::Result<AccessRequest> {
     let kind: String = r.get(1)?;
     let status: String = r.get(2)?;
     let tier: String = r.get(8)?;
@@ -71,7 +72,7 @@ fn request_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRequest> {
     })
 }
 
-fn votes_of(tx: &Transaction<'_>, id: &str) -> StoreResult<Vec<ApprovalVote>> {
+fn votes_of(tx: &Tx<'_>, id: &str) -> StoreResult<Vec<ApprovalVote>> {
     let mut stmt = tx.prepare_cached(
         "SELECT approver, approved_at, reason FROM request_approvals
          WHERE request_id = ?1 ORDER BY approved_at, approver",
@@ -83,11 +84,11 @@ fn votes_of(tx: &Transaction<'_>, id: &str) -> StoreResult<Vec<ApprovalVote>> {
             reason: r.get(2)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<sql::Result<Vec<_>>>()?)
 }
 
 fn load_requests(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     where_sql: &str,
     params: &[&dyn rusqlite::ToSql],
 ) -> StoreResult<Vec<AccessRequest>> {
@@ -96,14 +97,14 @@ fn load_requests(
     ))?;
     let mut requests = stmt
         .query_map(params, request_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     for r in &mut requests {
         r.approvals = votes_of(tx, &r.id)?;
     }
     Ok(requests)
 }
 
-fn request_by_id(tx: &Transaction<'_>, id: &str) -> StoreResult<AccessRequest> {
+fn request_by_id(tx: &Tx<'_>, id: &str) -> StoreResult<AccessRequest> {
     load_requests(tx, "q.id = ?1", &[&id])?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("no request or approval with id {id}")))
@@ -111,7 +112,7 @@ fn request_by_id(tx: &Transaction<'_>, id: &str) -> StoreResult<AccessRequest> {
 
 /// An agent's pending, unexpired requests, newest first (for its detail view).
 pub(in crate::registry::store) fn pending_for_agent(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     agent_id: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Vec<AccessRequest>> {
@@ -132,7 +133,7 @@ fn refused(status: u16, code: &'static str, message: String) -> StoreError {
 }
 
 /// The resource owner when they are an active person.
-fn active_resource_owner(tx: &Transaction<'_>, resource_id: &str) -> StoreResult<Option<String>> {
+fn active_resource_owner(tx: &Tx<'_>, resource_id: &str) -> StoreResult<Option<String>> {
     Ok(tx
         .prepare_cached(
             "SELECT p.email FROM resources r JOIN people p ON p.id = r.owner_id
@@ -143,14 +144,14 @@ fn active_resource_owner(tx: &Transaction<'_>, resource_id: &str) -> StoreResult
         .flatten())
 }
 
-fn is_admin(tx: &Transaction<'_>, email: &str) -> StoreResult<bool> {
+fn is_admin(tx: &Tx<'_>, email: &str) -> StoreResult<bool> {
     Ok(person_by_email(tx, email)?.is_some_and(|p| p.active && p.has_role(Role::Admin)))
 }
 
 /// What the policy needs to decide on `request`, read now. For a grant, the tier and the
 /// number of approvers are the catalogue's current ones (a reclassification applies to
 /// requests still pending).
-fn request_facts(tx: &Transaction<'_>, request: &AccessRequest) -> StoreResult<RequestFacts> {
+fn request_facts(tx: &Tx<'_>, request: &AccessRequest) -> StoreResult<RequestFacts> {
     let (tier, approvers_required) = match request.kind {
         RequestKind::Grant => {
             let info =
@@ -203,7 +204,7 @@ fn decision_details(request: &AccessRequest, extra: serde_json::Value) -> serde_
 /// Writes the time-bound grant an approved request becomes (replacing an existing grant of the
 /// same scope: a re-approval renews it), with its audit event.
 fn grant_from_request(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     request: &AccessRequest,
     duration_secs: i64,
@@ -254,7 +255,7 @@ fn grant_from_request(
 /// Files one access request for `agent` (checked by the caller), approving it at once when
 /// the tier's policy says so. Shared by requests and registration.
 pub(in crate::registry::store) fn file_grant_request(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     agent: &Agent,
     scope: &str,
@@ -610,7 +611,7 @@ impl ApprovalStore for SqliteStore {
                  WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![ts(now), limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<sql::Result<Vec<_>>>()?)
         })
     }
 

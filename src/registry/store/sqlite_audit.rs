@@ -2,7 +2,8 @@
 //! and the change feed. Appending an event is `sqlite::append_audit`, called by every area in
 //! the transaction of its change.
 
-use rusqlite::{OptionalExtension, params};
+use crate::registry::store::sql::{self, OptionalExtension};
+use rusqlite::params;
 
 use super::sqlite::{
     PERSON_COLUMNS, SqliteStore, append_audit, audit_from_row, load_agents, page, person_from_row,
@@ -39,7 +40,7 @@ impl AuditStore for SqliteStore {
                     ],
                     audit_from_row,
                 )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             let (events, next) = page(events, limit, |e| e.seq);
             Ok(AuditPage { events, next })
         })
@@ -55,7 +56,7 @@ impl AuditStore for SqliteStore {
             let mut verifier = ChainVerifier::default();
             let mut first_broken = None;
             while let Some(row) = rows.next()? {
-                let event = match audit_from_row(row) {
+                let event = match audit_from_row(&row) {
                     Ok(e) => e,
                     Err(e) => {
                         first_broken = Some(crate::model::audit::BrokenLink {
@@ -158,7 +159,7 @@ impl AuditStore for SqliteStore {
             ))?;
             let people = stmt
                 .query_map(params![after, fetch], person_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             // Each list is complete up to its last item when it is full; the page ends where the
             // first full list ends, so no change can be skipped. The agent list counts removals
             // too: a page full of them must not let the cursor jump past later changes.

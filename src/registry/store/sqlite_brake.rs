@@ -4,7 +4,8 @@
 //! credential: `BrakeStore` (brake.rs) for `SqliteStore`, sharing the transaction and audit helpers of `sqlite`; each call
 //! is one transaction with its audit events.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::registry::store::sql::{self, OptionalExtension, Tx};
+use rusqlite::params;
 
 use super::{
     SqliteStore, agent_by_id, append_audit, credentials_of, disable_credentials, facts, from_unix,
@@ -28,7 +29,7 @@ fn reinstated(agent: &Agent) -> ReinstatedAgent {
 }
 
 /// The first ancestor of `id` that is not active, if any.
-fn inactive_ancestor(tx: &Transaction<'_>, id: &str) -> StoreResult<Option<Agent>> {
+fn inactive_ancestor(tx: &Tx<'_>, id: &str) -> StoreResult<Option<Agent>> {
     let mut current = agent_by_id(tx, id)?.parent_id;
     let mut hops = 0;
     while let Some(parent_id) = current {
@@ -48,7 +49,7 @@ fn inactive_ancestor(tx: &Transaction<'_>, id: &str) -> StoreResult<Option<Agent
 /// The agent and the agents under it that `guard` allows, breadth-first, target first; the
 /// agents refused by `guard` are skipped with everything under them.
 fn managed_tree(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     root: Agent,
     guard: Guard<'_>,
 ) -> StoreResult<(Vec<Agent>, Vec<SkippedAgent>)> {
@@ -60,7 +61,7 @@ fn managed_tree(
     while let Some(agent) = queue.pop_front() {
         let ids = children
             .query_map([&agent.id], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<sql::Result<Vec<_>>>()?;
         for id in ids {
             let child = agent_by_id(tx, &id)?;
             match guard(&facts(&child)) {
@@ -422,7 +423,7 @@ impl BrakeStore for SqliteStore {
                     "agent {agent_id} has no credential {credential_id}"
                 )));
             };
-            let find = |tx: &Transaction<'_>| {
+            let find = |tx: &Tx<'_>| {
                 credentials_of(tx, agent_id)?
                     .into_iter()
                     .find(|c| c.id == credential_id)
@@ -477,12 +478,7 @@ impl BrakeStore for SqliteStore {
 /// Closes the undecided items of open campaigns about a decommissioned agent: the grant is
 /// gone, so each is recorded as revoked, decided by the decommission (its history says so),
 /// with one audit event for the agent. Returns how many were closed.
-fn close_open_items(
-    tx: &Transaction<'_>,
-    actor: &Actor,
-    agent_id: &str,
-    now: &str,
-) -> StoreResult<u64> {
+fn close_open_items(tx: &Tx<'_>, actor: &Actor, agent_id: &str, now: &str) -> StoreResult<u64> {
     let items: Vec<(i64, String, String)> = tx
         .prepare_cached(
             "SELECT i.id, i.campaign_id, i.scope FROM review_items i
@@ -491,7 +487,7 @@ fn close_open_items(
              ORDER BY i.id",
         )?
         .query_map([agent_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     if items.is_empty() {
         return Ok(0);
     }

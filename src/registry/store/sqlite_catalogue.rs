@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
+use rusqlite::params;
 
 use super::{SqliteStore, append_audit, bad_value, invalid, person_by_email, ts};
 use crate::model::Actor;
@@ -22,7 +23,7 @@ const SCOPE_INFO_SQL: &str = "SELECT s.name, s.resource_id, r.audiences, s.tier,
     FROM resource_scopes s JOIN resources r ON r.id = s.resource_id
     LEFT JOIN people o ON o.id = r.owner_id";
 
-fn scope_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScopeInfo> {
+fn scope_info_from_row(r: &Row<'_>) -> sql::Result<ScopeInfo> {
     let audiences: String = r.get(2)?;
     let tier: String = r.get(3)?;
     let approval: String = r.get(4)?;
@@ -40,7 +41,7 @@ fn scope_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScopeInfo> {
 }
 
 /// Reads every catalogued scope (the catalogue is small: hundreds of scopes, not millions).
-pub(super) fn load_scope_index(conn: &Connection) -> rusqlite::Result<ScopeIndex> {
+pub(super) fn load_scope_index(conn: &Tx<'_>) -> sql::Result<ScopeIndex> {
     let mut stmt = conn.prepare(SCOPE_INFO_SQL)?;
     let rows = stmt.query_map([], scope_info_from_row)?;
     let mut index = ScopeIndex::new();
@@ -53,7 +54,7 @@ pub(super) fn load_scope_index(conn: &Connection) -> rusqlite::Result<ScopeIndex
 
 /// One scope's facts read inside a transaction (for decisions that must see the same state
 /// they change).
-pub(super) fn scope_info_in(tx: &Transaction<'_>, scope: &str) -> StoreResult<Option<ScopeInfo>> {
+pub(super) fn scope_info_in(tx: &Tx<'_>, scope: &str) -> StoreResult<Option<ScopeInfo>> {
     Ok(tx
         .prepare_cached(&format!("{SCOPE_INFO_SQL} WHERE s.name = ?1"))?
         .query_row([scope], scope_info_from_row)
@@ -71,7 +72,7 @@ pub(super) fn unknown_scope(scope: &str) -> StoreError {
     )
 }
 
-fn load_resources(tx: &Transaction<'_>, id: Option<&str>) -> StoreResult<Vec<Resource>> {
+fn load_resources(tx: &Tx<'_>, id: Option<&str>) -> StoreResult<Vec<Resource>> {
     let mut stmt = tx.prepare_cached(
         "SELECT r.id, r.name, r.description, o.email, r.audiences, r.approvers, r.max_duration
          FROM resources r LEFT JOIN people o ON o.id = r.owner_id
@@ -91,7 +92,7 @@ fn load_resources(tx: &Transaction<'_>, id: Option<&str>) -> StoreResult<Vec<Res
                 scopes: Vec::new(),
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     let mut scopes = tx.prepare_cached(
         "SELECT name, tier, approval, description FROM resource_scopes
          WHERE resource_id = ?1 ORDER BY name",
@@ -109,7 +110,7 @@ fn load_resources(tx: &Transaction<'_>, id: Option<&str>) -> StoreResult<Vec<Res
                     description: r.get(3)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<sql::Result<Vec<_>>>()?;
     }
     Ok(resources)
 }

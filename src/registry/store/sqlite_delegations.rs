@@ -1,7 +1,8 @@
 //! The SQLite bodies of [`DelegationStore`]. A child module of `sqlite`.
 
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::params;
 
 use super::{
     SqliteStore, append_audit, json_list, mark_tokens_revoked, new_id, parse_json_list,
@@ -16,7 +17,7 @@ const COLUMNS: &str =
     "d.id, p.email, d.agent_id, d.scopes, d.created_at, d.expires_at, d.revoked_at";
 const FROM: &str = "delegations d JOIN people p ON p.id = d.person_id";
 
-fn delegation_from_row(r: &rusqlite::Row<'_>, now: DateTime<Utc>) -> rusqlite::Result<Delegation> {
+fn delegation_from_row(r: &Row<'_>, now: DateTime<Utc>) -> sql::Result<Delegation> {
     let expires_at = parse_ts(&r.get::<_, String>(5)?)?;
     let revoked_at = parse_opt_ts(r.get(6)?)?;
     Ok(Delegation {
@@ -31,11 +32,7 @@ fn delegation_from_row(r: &rusqlite::Row<'_>, now: DateTime<Utc>) -> rusqlite::R
     })
 }
 
-fn delegation_by_id(
-    tx: &Transaction<'_>,
-    id: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Delegation>> {
+fn delegation_by_id(tx: &Tx<'_>, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Delegation>> {
     Ok(tx
         .query_row(
             &format!("SELECT {COLUMNS} FROM {FROM} WHERE d.id = ?1"),
@@ -46,7 +43,7 @@ fn delegation_by_id(
 }
 
 fn active_of(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     person_email: &str,
     agent_id: &str,
     now: DateTime<Utc>,
@@ -148,7 +145,7 @@ impl DelegationStore for SqliteStore {
                      ORDER BY d.created_at DESC, d.id"
                 ))?
                 .query_map([person_email], |r| delegation_from_row(r, now))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             Ok(list)
         })
     }

@@ -29,8 +29,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::registry::store::sql::{self, OptionalExtension, Tx};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction};
 
 use super::{CredentialMaterial, parse_opt_ts};
 use crate::model::{AgentStatus, CredentialKind, Person};
@@ -260,7 +260,7 @@ impl FactsCache {
 
 /// Reads an agent's facts from the database (four statements in one snapshot).
 pub(in crate::registry::store) fn read_agent_facts(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     agent_id: &str,
 ) -> StoreResult<Option<StoredFacts>> {
     let row: Option<(String, Option<String>)> = tx
@@ -286,7 +286,7 @@ pub(in crate::registry::store) fn read_agent_facts(
              SELECT id FROM up WHERE id IS NOT NULL ORDER BY depth",
         )?
         .query_map([agent_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+        .collect::<sql::Result<Vec<String>>>()?;
     let credentials = tx
         .prepare_cached(
             "SELECT id, kind, fingerprint, material, disabled_at IS NOT NULL
@@ -303,12 +303,12 @@ pub(in crate::registry::store) fn read_agent_facts(
                 disabled: r.get(4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     // Every grant with its end; the clock filters them at each read.
     let grants = tx
         .prepare_cached("SELECT scope, expires_at FROM grants WHERE agent_id = ?1 ORDER BY scope")?
         .query_map([agent_id], |r| Ok((r.get(0)?, parse_opt_ts(r.get(1)?)?)))?
-        .collect::<rusqlite::Result<Vec<(String, Option<DateTime<Utc>>)>>>()?;
+        .collect::<sql::Result<Vec<(String, Option<DateTime<Utc>>)>>>()?;
     Ok(Some(StoredFacts {
         facts: AgentTokenFacts {
             id: agent_id.to_string(),

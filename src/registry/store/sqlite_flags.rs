@@ -1,6 +1,7 @@
 //! The SQLite bodies of [`FlagStore`]. A child module of `sqlite`.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
+use rusqlite::params;
 
 use super::{SqliteStore, append_audit, new_id, next_change, parse_opt_ts, parse_ts, ts};
 use crate::model::Actor;
@@ -23,7 +24,7 @@ fn bad(what: &str, v: &str) -> rusqlite::Error {
     )
 }
 
-fn flag_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Flag> {
+fn flag_from_row(r: &Row<'_>) -> sql::Result<Flag> {
     let kind: String = r.get(2)?;
     let severity: String = r.get(3)?;
     let state: String = r.get(4)?;
@@ -49,7 +50,7 @@ fn flag_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Flag> {
     })
 }
 
-fn flag_by_id(tx: &Transaction<'_>, id: &str) -> StoreResult<Option<(Flag, Option<String>)>> {
+fn flag_by_id(tx: &Tx<'_>, id: &str) -> StoreResult<Option<(Flag, Option<String>)>> {
     Ok(tx
         .query_row(
             &format!(
@@ -64,7 +65,7 @@ fn flag_by_id(tx: &Transaction<'_>, id: &str) -> StoreResult<Option<(Flag, Optio
 
 /// Rewrites the agent's `flags` labels from its unresolved flags (highest severity first) and
 /// moves it up the change feed.
-fn relabel(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<()> {
+fn relabel(tx: &Tx<'_>, agent_id: &str) -> StoreResult<()> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT f.severity, f.kind FROM flags f WHERE f.agent_id = ?1 AND f.state != 'resolved'
          ORDER BY {SEVERITY_RANK} DESC, f.opened_at"
@@ -205,7 +206,7 @@ impl FlagStore for SqliteStore {
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
             let rows = stmt
                 .query_map(refs.as_slice(), flag_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }

@@ -1,7 +1,8 @@
 //! The SQLite bodies of [`OwnershipStore`] and of owner succession. A child module of `sqlite`.
 
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::params;
 
 use super::{
     SqliteStore, agent_by_id, append_audit, facts, like_pattern, next_change, parse_opt_ts,
@@ -22,7 +23,7 @@ use crate::registry::store::{StoreError, StoreResult};
 /// or stays orphaned (audited, and its change-feed position moves so that every console learns
 /// of it). Decommissioned agents are left as they are.
 pub(in crate::registry::store) fn succeed(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     leaver: &Person,
     now: DateTime<Utc>,
@@ -38,7 +39,7 @@ pub(in crate::registry::store) fn succeed(
              WHERE a.owner_id = ?1 AND a.status != 'decommissioned' ORDER BY a.id",
         )?
         .query_map([&leaver.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<sql::Result<_>>()?;
     let mut out = Succession::default();
     let at = ts(now);
     for (agent_id, agent_name) in &agents {
@@ -105,7 +106,7 @@ pub(in crate::registry::store) fn succeed(
     Ok(out)
 }
 
-fn handover_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Handover> {
+fn handover_from_row(r: &Row<'_>) -> sql::Result<Handover> {
     Ok(Handover {
         id: r.get(0)?,
         agent_id: r.get(1)?,
@@ -212,7 +213,7 @@ impl OwnershipStore for SqliteStore {
                         OR p.id IN (SELECT d.person_id FROM delegations d WHERE d.agent_id = ?1))",
                 )?
                 .query_map([agent_id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             let pattern = q.map(like_pattern);
             let people = tx
                 .prepare(
@@ -221,7 +222,7 @@ impl OwnershipStore for SqliteStore {
                           OR lower(display_name) LIKE ?1 ESCAPE '\\')",
                 )?
                 .query_map([&pattern], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             Ok(CandidateFacts {
                 agent_id: agent_id.to_string(),
                 team,
@@ -245,7 +246,7 @@ impl OwnershipStore for SqliteStore {
                      ORDER BY h.id DESC LIMIT ?3",
                 )?
                 .query_map(params![email, all, MAX_HANDOVERS], handover_from_row)?
-                .collect::<rusqlite::Result<_>>()?)
+                .collect::<sql::Result<_>>()?)
         })
     }
 

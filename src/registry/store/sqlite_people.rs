@@ -1,8 +1,9 @@
 //! The SQLite bodies of [`PeopleStore`]: people and their API tokens (issuing, revoking, the
 //! bearer lookup). The leave's owner succession lives in sqlite_ownership.rs.
 
+use crate::registry::store::sql::{self, OptionalExtension, Tx};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::params;
 
 use super::sqlite::{
     PERSON_COLUMNS, SqliteStore, api_tokens, append_audit, invalid, like_pattern,
@@ -132,7 +133,7 @@ impl PeopleStore for SqliteStore {
                     params![pattern, query.active, query.after, limit + 1],
                     person_from_row,
                 )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(page(people, limit, |p| p.email.clone()))
                 .map(|(people, next)| PeoplePage { people, next })
         })
@@ -191,7 +192,7 @@ impl SqliteStore {
     /// and live tokens, and applies owner succession to their agents (returned).
     pub(super) fn update_person_tx(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         actor: &Actor,
         email: &str,
         req: &UpdatePerson,
@@ -257,7 +258,7 @@ impl SqliteStore {
             let ids: Vec<String> = tx
                 .prepare("SELECT id FROM api_tokens WHERE person_id = ?1")?
                 .query_map([&before.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             let (revoked, more) = api_tokens::revoke_api_token_trees(tx, &self.live, &ids)?;
             (revoked, killed.len() as u64 + more)
         } else {

@@ -1,7 +1,8 @@
 //! The SQLite bodies of [`ResourceCredentialStore`]. A child module of `sqlite`, sharing its
 //! transaction and audit helpers.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::registry::store::sql::{self, OptionalExtension, Tx};
+use rusqlite::params;
 
 use super::{
     MAX_ENABLED_CREDENTIALS, SqliteStore, append_audit, bad_value, parse_opt_ts, parse_ts, ts,
@@ -10,7 +11,7 @@ use crate::model::{Actor, Credential, CredentialKind};
 use crate::registry::store::resource_credentials::{ResourceAuthFacts, ResourceCredentialStore};
 use crate::registry::store::{CredentialMaterial, NewCredential, StoreError, StoreResult};
 
-fn resource_audiences(tx: &Transaction<'_>, resource_id: &str) -> StoreResult<Option<Vec<String>>> {
+fn resource_audiences(tx: &Tx<'_>, resource_id: &str) -> StoreResult<Option<Vec<String>>> {
     let audiences: Option<String> = tx
         .query_row(
             "SELECT audiences FROM resources WHERE id = ?1",
@@ -24,7 +25,7 @@ fn resource_audiences(tx: &Transaction<'_>, resource_id: &str) -> StoreResult<Op
     }
 }
 
-fn require_resource(tx: &Transaction<'_>, resource_id: &str) -> StoreResult<()> {
+fn require_resource(tx: &Tx<'_>, resource_id: &str) -> StoreResult<()> {
     match resource_audiences(tx, resource_id)? {
         Some(_) => Ok(()),
         None => Err(StoreError::NotFound(format!(
@@ -33,7 +34,7 @@ fn require_resource(tx: &Transaction<'_>, resource_id: &str) -> StoreResult<()> 
     }
 }
 
-fn credential(tx: &Transaction<'_>, resource_id: &str, id: &str) -> StoreResult<Credential> {
+fn credential(tx: &Tx<'_>, resource_id: &str, id: &str) -> StoreResult<Credential> {
     tx.query_row(
         "SELECT id, kind, label, fingerprint, created_at, disabled_at
          FROM resource_credentials WHERE resource_id = ?1 AND id = ?2",
@@ -176,7 +177,7 @@ impl ResourceCredentialStore for SqliteStore {
                         disabled: r.get(4)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(Some(ResourceAuthFacts {
                 id: resource_id.to_string(),
                 audiences,

@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::params;
 
 use super::ReviewStore;
 use super::sqlite::{
@@ -55,18 +56,16 @@ const CAMPAIGN_COLUMNS: &str = "id, name, series_id, instance, previous_id, next
     items_certified, items_revoked, items_kept, snapshot_at, items_first_id, items_last_id,
     work_done, work_total";
 
-fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> sql::Result<T> {
+    serde_json::from_str(text).map_err(|e| sql::Error::conversion(e.to_string()))
 }
 
-fn campaign_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
+fn campaign_from_row(r: &Row<'_>) -> sql::Result<CampaignRow> {
     let recurrence: String = r.get(13)?;
     let reminders: String = r.get(15)?;
     let no_response: String = r.get(16)?;
     let status: String = r.get(20)?;
-    let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+    let count = |i: usize| -> sql::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
     let campaign = Campaign {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -121,7 +120,7 @@ fn campaign_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
     })
 }
 
-fn campaign_row(tx: &Transaction<'_>, id: &str) -> StoreResult<CampaignRow> {
+fn campaign_row(tx: &Tx<'_>, id: &str) -> StoreResult<CampaignRow> {
     tx.query_row(
         &format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1"),
         [id],
@@ -152,7 +151,7 @@ const ITEM_COLUMNS: &str = "i.id, i.campaign_id, i.agent_id, i.agent_name, i.own
     i.last_certified_at, i.usage, i.idle_days, i.drift, i.recommendation, i.decision,
     i.decided_by, i.decided_at, i.justification, i.applied, i.applied_at";
 
-fn item_from_row(r: &rusqlite::Row<'_>, ctx: ItemContext) -> rusqlite::Result<ReviewItem> {
+fn item_from_row(r: &Row<'_>, ctx: ItemContext) -> sql::Result<ReviewItem> {
     let usage: String = r.get(13)?;
     let drift: String = r.get(15)?;
     let recommendation: String = r.get(16)?;
@@ -201,7 +200,7 @@ fn item_from_row(r: &rusqlite::Row<'_>, ctx: ItemContext) -> rusqlite::Result<Re
     })
 }
 
-fn item_history(tx: &Transaction<'_>, item_id: i64) -> StoreResult<Vec<ItemEvent>> {
+fn item_history(tx: &Tx<'_>, item_id: i64) -> StoreResult<Vec<ItemEvent>> {
     let mut stmt = tx.prepare_cached(
         "SELECT action, actor, at, justification, from_reviewer, to_reviewer, audit_seq
          FROM review_item_events WHERE item_id = ?1 ORDER BY id",
@@ -217,10 +216,10 @@ fn item_history(tx: &Transaction<'_>, item_id: i64) -> StoreResult<Vec<ItemEvent
             audit_seq: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    Ok(rows.collect::<sql::Result<Vec<_>>>()?)
 }
 
-fn with_history(tx: &Transaction<'_>, mut items: Vec<ReviewItem>) -> StoreResult<Vec<ReviewItem>> {
+fn with_history(tx: &Tx<'_>, mut items: Vec<ReviewItem>) -> StoreResult<Vec<ReviewItem>> {
     let (Some(lo), Some(hi)) = (
         items.iter().map(|i| i.id).min(),
         items.iter().map(|i| i.id).max(),
@@ -261,7 +260,7 @@ fn with_history(tx: &Transaction<'_>, mut items: Vec<ReviewItem>) -> StoreResult
 /// An item without its history, its campaign taken from `cache` when already loaded: a batch
 /// decides many items of few campaigns.
 fn load_item_for_batch(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: i64,
     cache: &mut HashMap<String, Campaign>,
 ) -> StoreResult<(ReviewItem, Campaign)> {
@@ -287,7 +286,7 @@ fn load_item_for_batch(
     Ok((item, c))
 }
 
-fn load_item(tx: &Transaction<'_>, id: i64) -> StoreResult<(ReviewItem, CampaignRow)> {
+fn load_item(tx: &Tx<'_>, id: i64) -> StoreResult<(ReviewItem, CampaignRow)> {
     let campaign_id: String = tx
         .query_row(
             "SELECT campaign_id FROM review_items WHERE id = ?1",
@@ -318,7 +317,7 @@ fn item_facts(item: &ReviewItem) -> ItemFacts {
 
 #[allow(clippy::too_many_arguments)]
 fn add_event(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     item_id: i64,
     action: &str,
     actor: &str,
@@ -349,7 +348,7 @@ fn add_event(
 /// campaign's fallback reviewer (else the first active admin). One `review.reassign` audit
 /// event per campaign and agent, and a `reassign` event on each item. Returns the items moved.
 pub(super) fn hand_over_review_items(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     leaver: &str,
     heir: Option<&str>,
@@ -366,7 +365,7 @@ pub(super) fn hand_over_review_items(
         .query_map([leaver], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<sql::Result<_>>()?;
     if items.is_empty() {
         return Ok(0);
     }
@@ -436,7 +435,7 @@ pub(super) fn hand_over_review_items(
 
 /// Moves one item from one decision's counter to another's.
 fn adjust_counters(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     campaign_id: &str,
     from: Decision,
     to: Decision,
@@ -462,14 +461,14 @@ fn adjust_counters(
     Ok(())
 }
 
-fn grant_present(tx: &Transaction<'_>, agent_id: &str, scope: &str) -> StoreResult<bool> {
+fn grant_present(tx: &Tx<'_>, agent_id: &str, scope: &str) -> StoreResult<bool> {
     Ok(tx
         .prepare_cached("SELECT 1 FROM grants WHERE agent_id = ?1 AND scope = ?2")?
         .exists(params![agent_id, scope])?)
 }
 
 /// The agent's last certification: its certification record or the latest stamp on a grant.
-fn agent_baseline(tx: &Transaction<'_>, agent_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
+fn agent_baseline(tx: &Tx<'_>, agent_id: &str) -> StoreResult<Option<DateTime<Utc>>> {
     let text: Option<String> = tx.query_row(
         "SELECT nullif(max(
              coalesce((SELECT certified_at FROM agent_certifications WHERE agent_id = ?1), ''),
@@ -494,7 +493,7 @@ impl SqliteStore {
     /// live tokens carrying the scope; a restored one may be exchanged again.
     fn follow_grant_change(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Tx<'_>,
         item: &ReviewItem,
         applied: &Applied,
     ) -> StoreResult<()> {
@@ -509,7 +508,7 @@ impl SqliteStore {
 }
 
 fn apply_verdict(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     c: &Campaign,
     item: &ReviewItem,
@@ -753,7 +752,7 @@ const MATCHING_AGENTS: &str = "FROM agents a LEFT JOIN people o ON o.id = a.owne
       AND (?3 IS NULL OR o.email = ?3 COLLATE NOCASE)";
 
 /// How many agents the campaign covers and whether any of them holds a grant (a read).
-fn count_matching(tx: &Transaction<'_>, f: &CampaignFilter) -> StoreResult<(u64, bool)> {
+fn count_matching(tx: &Tx<'_>, f: &CampaignFilter) -> StoreResult<(u64, bool)> {
     let (agents, with_grants): (i64, i64) = tx.query_row(
         &format!(
             "SELECT count(*), coalesce(max(EXISTS (SELECT 1 FROM grants g WHERE g.agent_id = a.id)), 0)
@@ -773,7 +772,7 @@ struct WorkState {
     item_cursor: i64,
 }
 
-fn work_state(tx: &Transaction<'_>, id: &str) -> StoreResult<WorkState> {
+fn work_state(tx: &Tx<'_>, id: &str) -> StoreResult<WorkState> {
     let (at, actor, agent_cursor, item_cursor): (Option<String>, Option<String>, String, i64) = tx
         .query_row(
             "SELECT work_at, work_actor, work_agent_cursor, work_item_cursor FROM campaigns WHERE id = ?1",
@@ -793,7 +792,7 @@ fn work_state(tx: &Transaction<'_>, id: &str) -> StoreResult<WorkState> {
 
 /// Puts a scheduled campaign in `snapshotting`, as of `now`, on behalf of `actor`.
 fn begin_snapshot(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -812,7 +811,7 @@ fn begin_snapshot(
 /// One step of a snapshot: the items of the next `step_agents` agents after the cursor, as their grants stand now and judged as of the campaign's start. When no agent is
 /// left, opens the campaign and writes `campaign.start`. Returns whether the snapshot is done.
 /// Idempotent: the cursor moves in the same transaction as the items.
-fn snapshot_step(tx: &Transaction<'_>, id: &str, step_agents: i64) -> StoreResult<bool> {
+fn snapshot_step(tx: &Tx<'_>, id: &str, step_agents: i64) -> StoreResult<bool> {
     let row = campaign_row(tx, id)?;
     let c = &row.campaign;
     if c.status != CampaignStatus::Snapshotting {
@@ -920,7 +919,7 @@ fn snapshot_step(tx: &Transaction<'_>, id: &str, step_agents: i64) -> StoreResul
 
 /// The last step of a snapshot: checks the item range, opens the campaign, writes
 /// `campaign.start`.
-fn finish_snapshot(tx: &Transaction<'_>, row: &CampaignRow, work: &WorkState) -> StoreResult<()> {
+fn finish_snapshot(tx: &Tx<'_>, row: &CampaignRow, work: &WorkState) -> StoreResult<()> {
     let c = &row.campaign;
     let (first, last) = (row.first_item, row.last_item);
     // One contiguous range: each step checked that it followed the last.
@@ -953,7 +952,7 @@ fn finish_snapshot(tx: &Transaction<'_>, row: &CampaignRow, work: &WorkState) ->
 
 #[allow(clippy::too_many_arguments)]
 fn insert_campaign(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     series_id: &str,
     instance: u32,
@@ -1012,7 +1011,7 @@ fn progress_add(p: &mut Progress, decision: &str, n: u64) {
 /// Scopes removed from an agent after `since` that it does not hold now, latest removal each,
 /// from the audit log (`grant.remove` and decommissioning).
 fn removed_since(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     agent_id: &str,
     since: DateTime<Utc>,
     exclude: &BTreeSet<String>,
@@ -1059,14 +1058,14 @@ fn removed_since(
     let held: BTreeSet<String> = tx
         .prepare_cached("SELECT scope FROM grants WHERE agent_id = ?1")?
         .query_map([agent_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<sql::Result<_>>()?;
     Ok(latest
         .into_values()
         .filter(|r| !held.contains(&r.scope) && !exclude.contains(&r.scope))
         .collect())
 }
 
-fn reminder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reminder> {
+fn reminder_from_row(r: &Row<'_>) -> sql::Result<Reminder> {
     let status: String = r.get(8)?;
     Ok(Reminder {
         id: r.get(0)?,
@@ -1291,7 +1290,7 @@ impl ReviewStore for SqliteStore {
             )?;
             let ids = stmt
                 .query_map([ts(now)], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+                .collect::<sql::Result<Vec<String>>>()?;
             Ok(ids)
         })?;
         // A snapshot interrupted by a restart is finished before any other starts.
@@ -1335,7 +1334,7 @@ impl ReviewStore for SqliteStore {
             let rows = stmt
                 .query_map([query.status.map(|s| s.as_str())], campaign_from_row)?
                 .map(|r| r.map(|c| c.campaign))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -1421,7 +1420,7 @@ impl ReviewStore for SqliteStore {
                     ],
                     |r| item_from_row(r, ctx),
                 )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             let (items, next) = super::sqlite::page(items, limit as u32, |i| i.id);
             Ok(ReviewItemPage {
                 items: with_history(tx, items)?,
@@ -1475,7 +1474,7 @@ impl ReviewStore for SqliteStore {
                 ))?;
                 let open = stmt
                     .query_map([], campaign_from_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .collect::<sql::Result<Vec<_>>>()?;
                 let mut count = tx.prepare_cached(
                     "SELECT decision, count(*) FROM review_items
                      WHERE campaign_id = ?1 AND (?2 IS NULL OR reviewer = ?2) GROUP BY decision",
@@ -1531,7 +1530,7 @@ impl ReviewStore for SqliteStore {
                     params![reviewer, pending_only as i64, text, limit, offset as i64],
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
                 )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             let mut agents = Vec::with_capacity(page.len());
             let mut items_stmt = tx.prepare_cached(&format!(
                 "SELECT {ITEM_COLUMNS} FROM review_items i
@@ -1547,7 +1546,7 @@ impl ReviewStore for SqliteStore {
                     .query_map(params![campaign_id, agent_id, reviewer], |r| {
                         item_from_row(r, ctx)
                     })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .collect::<sql::Result<Vec<_>>>()?;
                 let items = with_history(tx, items)?;
                 let agent = agent_by_id(tx, &agent_id)?;
                 let baseline: Option<String> = tx
@@ -1710,7 +1709,7 @@ impl ReviewStore for SqliteStore {
                      WHERE i.campaign_id = ?1 AND i.agent_id = ?2 ORDER BY i.scope"
                 ))?
                 .query_map(params![campaign_id, agent_id], |r| item_from_row(r, ctx))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             if items.is_empty() {
                 return Err(StoreError::NotFound(format!(
                     "agent {agent_id} has no items in campaign {campaign_id}"
@@ -1812,7 +1811,7 @@ impl ReviewStore for SqliteStore {
                 for agent in &req.agent_ids {
                     let items = by_agent
                         .query_map(params![campaign_id, agent], |r| item_from_row(r, ctx))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                        .collect::<sql::Result<Vec<_>>>()?;
                     // An agent's decided items are not a refusal: only its undecided ones
                     // are in question.
                     candidates.extend(
@@ -1841,7 +1840,7 @@ impl ReviewStore for SqliteStore {
                          ORDER BY i.id"
                     ))?
                     .query_map(params![campaign_id, mine, text], |r| item_from_row(r, ctx))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                    .collect::<sql::Result<Vec<_>>>()?;
                 candidates.extend(items.into_iter().map(|i| (i, false)));
             }
             let mut seen = BTreeSet::new();
@@ -1970,7 +1969,7 @@ impl ReviewStore for SqliteStore {
                             "SELECT id, reviewer FROM review_items WHERE campaign_id = ?1 AND agent_id = ?2 ORDER BY id",
                         )?
                         .query_map(params![campaign_id, agent_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                        .collect::<sql::Result<Vec<_>>>()?;
                     if ids.is_empty() {
                         return Err(StoreError::NotFound(format!(
                             "agent {agent_id} has no items in campaign {campaign_id}"
@@ -2050,7 +2049,7 @@ impl ReviewStore for SqliteStore {
             )?;
             let ids = stmt
                 .query_map([ts(now)], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+                .collect::<sql::Result<Vec<String>>>()?;
             Ok(ids)
         })
     }
@@ -2174,7 +2173,7 @@ impl ReviewStore for SqliteStore {
                     "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = 'open' ORDER BY id"
                 ))?
                 .query_map([], campaign_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             for row in open {
                 let c = &row.campaign;
                 let slot = schedule::current_slot(&c.reminders, c.starts_at, c.due_at, now);
@@ -2235,7 +2234,7 @@ impl ReviewStore for SqliteStore {
             ))?;
             let rows = stmt
                 .query_map(params![ts(now), limit], reminder_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(rows)
         })
     }
@@ -2288,7 +2287,7 @@ impl ReviewStore for SqliteStore {
                     params![reviewer, query.campaign_id, query.before, limit + 1],
                     reminder_from_row,
                 )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             let (reminders, next) = super::sqlite::page(rows, limit, |r| r.id);
             Ok(ReminderPage { reminders, next })
         })
@@ -2302,7 +2301,7 @@ impl ReviewStore for SqliteStore {
 /// whether no item is left. Idempotent: the cursor and the running totals move in the same
 /// transaction as the items.
 fn close_step(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     live: &LiveTokens,
     id: &str,
     budget: Option<std::time::Duration>,
@@ -2330,7 +2329,7 @@ fn close_step(
             params![work.item_cursor, row.last_item, id, CLOSE_STEP_ITEMS],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     if batch.is_empty() {
         return Ok(true);
     }
@@ -2404,7 +2403,7 @@ fn close_step(
 
 /// The last step of a close: marks the campaign closed, cancels its reminders, writes
 /// `campaign.close` and schedules the next quarterly instance.
-fn finish_close(tx: &Transaction<'_>, id: &str) -> StoreResult<CloseOutcome> {
+fn finish_close(tx: &Tx<'_>, id: &str) -> StoreResult<CloseOutcome> {
     let c = campaign_row(tx, id)?.campaign;
     if c.status != CampaignStatus::Closing {
         // Another close (the scheduler's or an admin's) finished it meanwhile.
@@ -2462,7 +2461,7 @@ fn finish_close(tx: &Transaction<'_>, id: &str) -> StoreResult<CloseOutcome> {
 
 /// so late that its due date has passed too, it moves on by further quarters.
 fn schedule_next_instance(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     actor: &Actor,
     c: &Campaign,
     now: DateTime<Utc>,

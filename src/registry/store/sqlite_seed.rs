@@ -7,7 +7,8 @@
 //! rebuilds the index, after the last batch and at every open (so a seed cut short by a crash
 //! never leaves agents out of search).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use crate::registry::store::sql::{self, OptionalExtension, Tx};
+use rusqlite::params;
 
 use super::{SqliteStore, invalid, roles_text, ts};
 use crate::model::AgentStatus;
@@ -21,7 +22,7 @@ const TEXT_TRIGGER: &str = "CREATE TRIGGER agents_text_insert AFTER INSERT ON ag
 
 /// Rebuilds the text index from the agents table and restores its insert trigger if the
 /// trigger is missing (a bulk seed in progress or cut short). Returns whether it did.
-pub(super) fn repair_text_index(conn: &Connection) -> rusqlite::Result<bool> {
+pub(super) fn repair_text_index(conn: &Tx<'_>) -> sql::Result<bool> {
     let present: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master
                         WHERE type = 'trigger' AND name = 'agents_text_insert')",
@@ -93,7 +94,7 @@ impl SeedStore for SqliteStore {
         conn.pragma_update(None, "cache_size", SEED_CACHE_SIZE)?;
         let result: StoreResult<()> = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            seed_batch(&tx, batch)?;
+            seed_batch(&Tx::sqlite(&tx), batch)?;
             tx.commit()?;
             Ok(())
         })();
@@ -122,7 +123,7 @@ const SEED_CACHE_SIZE: i64 = -256 * 1024;
 /// transaction. Each record takes the next position in the change feed. Owners and managers
 /// are resolved once per email and batch; one that is neither in the batch nor stored fails
 /// the whole batch rather than being dropped.
-fn seed_batch<'b>(tx: &Transaction<'_>, batch: &'b SeedBatch) -> StoreResult<()> {
+fn seed_batch<'b>(tx: &Tx<'_>, batch: &'b SeedBatch) -> StoreResult<()> {
     let mut seq: i64 = tx.query_row(
         "SELECT value FROM counters WHERE name = 'change_seq'",
         [],

@@ -1,6 +1,7 @@
 //! SQLite bodies of [`StreamStore`] and the outbox hook of the audit append.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::registry::store::sql::{self, OptionalExtension, Row, Tx};
+use rusqlite::params;
 
 use super::{
     SqliteStore, StoreError, StoreResult, append_audit, invalid, json_list, parse_json_list,
@@ -18,7 +19,7 @@ use crate::registry::store::streams::{
 // The audit append's own arguments, passed through.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn outbox_on_audit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     seq: i64,
     actor: &Actor,
     action: &str,
@@ -131,7 +132,7 @@ pub(super) fn outbox_on_audit(
             event.remaining_scopes = tx
                 .prepare_cached("SELECT scope FROM grants WHERE agent_id = ?1 ORDER BY scope")?
                 .query_map([&target], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             event.agents.push(target);
         }
         _ => return Ok(()),
@@ -146,7 +147,7 @@ pub(super) fn outbox_on_audit(
                  JOIN resource_scopes s ON s.name = g.scope WHERE g.agent_id = ?1",
             )?
             .query_map([agent], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         resources.extend(held);
     }
     for scope in &removed_scopes {
@@ -166,7 +167,7 @@ pub(super) fn outbox_on_audit(
             let audiences: Vec<String> = tx
                 .prepare_cached("SELECT DISTINCT audience FROM issued_tokens WHERE subject = ?1")?
                 .query_map([person], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             let mut all = Vec::new();
             for a in audiences {
                 all.extend(parse_json_list(&a)?);
@@ -204,14 +205,14 @@ pub(super) fn after_commit() {
 }
 
 /// The catalogued resources with any of these audiences.
-fn resources_for_audiences(tx: &Transaction<'_>, audience: &[String]) -> StoreResult<Vec<String>> {
+fn resources_for_audiences(tx: &Tx<'_>, audience: &[String]) -> StoreResult<Vec<String>> {
     if audience.is_empty() {
         return Ok(Vec::new());
     }
     let rows: Vec<(String, String)> = tx
         .prepare_cached("SELECT id, audiences FROM resources")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<sql::Result<_>>()?;
     let mut out = Vec::new();
     for (id, auds) in rows {
         if parse_json_list(&auds)?.iter().any(|a| audience.contains(a)) {
@@ -225,7 +226,7 @@ const STREAM_COLUMNS: &str = "id, receiver, method, endpoint_url, authorization_
      events_requested, description, status, reason, consecutive_failures, \
      last_verification_at, created_at";
 
-fn stream_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StreamRow> {
+fn stream_from_row(r: &Row<'_>) -> sql::Result<StreamRow> {
     let status: String = r.get(7)?;
     Ok(StreamRow {
         id: r.get(0)?,
@@ -245,7 +246,7 @@ fn stream_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StreamRow> {
     })
 }
 
-fn load_stream(tx: &Transaction<'_>, id: &str) -> StoreResult<Option<StreamRow>> {
+fn load_stream(tx: &Tx<'_>, id: &str) -> StoreResult<Option<StreamRow>> {
     let found = tx
         .query_row(
             &format!("SELECT {STREAM_COLUMNS} FROM ssf_streams WHERE id = ?1"),
@@ -262,22 +263,22 @@ fn load_stream(tx: &Transaction<'_>, id: &str) -> StoreResult<Option<StreamRow>>
     }
 }
 
-fn excluded_of(tx: &Transaction<'_>, id: &str) -> StoreResult<Vec<String>> {
+fn excluded_of(tx: &Tx<'_>, id: &str) -> StoreResult<Vec<String>> {
     Ok(tx
         .prepare_cached(
             "SELECT subject_key FROM ssf_subjects WHERE stream_id = ?1 AND included = 0
              ORDER BY subject_key",
         )?
         .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?)
+        .collect::<sql::Result<_>>()?)
 }
 
-fn must_stream(tx: &Transaction<'_>, id: &str) -> StoreResult<StreamRow> {
+fn must_stream(tx: &Tx<'_>, id: &str) -> StoreResult<StreamRow> {
     load_stream(tx, id)?.ok_or_else(|| StoreError::NotFound(format!("no stream {id}")))
 }
 
 /// Marks a stream's SETs delivered and resets its failure count, in the caller's transaction.
-fn delivered_in(tx: &Transaction<'_>, stream_id: &str, jtis: &[String]) -> StoreResult<()> {
+fn delivered_in(tx: &Tx<'_>, stream_id: &str, jtis: &[String]) -> StoreResult<()> {
     let n = tx.execute(
         "UPDATE ssf_queue SET state = 'delivered', done_at = ?1
          WHERE stream_id = ?2 AND state = 'pending' AND jti IN (SELECT value FROM json_each(?3))",
@@ -352,7 +353,7 @@ impl StreamStore for SqliteStore {
                      WHERE ?1 IS NULL OR receiver = ?1 ORDER BY created_at, id"
                 ))?
                 .query_map([receiver], stream_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             for s in &mut out {
                 s.excluded = excluded_of(tx, &s.id)?;
             }
@@ -527,7 +528,7 @@ impl StreamStore for SqliteStore {
                      ORDER BY id LIMIT ?1",
                 )?
                 .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             rows.into_iter()
                 .map(|(id, audit_seq, payload)| {
                     let event = serde_json::from_str(&payload).map_err(|e| {
@@ -597,7 +598,7 @@ impl StreamStore for SqliteStore {
                         set: r.get(2)?,
                     })
                 })?
-                .collect::<rusqlite::Result<_>>()?)
+                .collect::<sql::Result<_>>()?)
         })
     }
 
@@ -789,7 +790,7 @@ impl StreamStore for SqliteStore {
                             .unwrap_or(0),
                     })
                 })?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             Ok(rows)
         })
     }
@@ -832,7 +833,7 @@ impl StreamStore for SqliteStore {
                 .query_map([audit_seq], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<sql::Result<_>>()?;
             for (_, pending, failed, status) in rows {
                 // A paused stream holds its SETs until it is resumed: they are pending. Only
                 // a disabled stream's waiting SETs will never be delivered.

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::registry::store::sql::{self, OptionalExtension, Tx};
+use rusqlite::params;
 
 use super::{SqliteStore, audit_from_row, from_unix, parse_json_list, ts};
 use crate::model::timeline::{TimelineEntry, TimelineKey, TimelinePage, TimelineSource};
@@ -55,7 +56,7 @@ impl TimelineStore for SqliteStore {
 struct Names(HashMap<String, Option<String>>);
 
 impl Names {
-    fn of(&mut self, tx: &Transaction<'_>, id: &str) -> rusqlite::Result<String> {
+    fn of(&mut self, tx: &Tx<'_>, id: &str) -> sql::Result<String> {
         if !self.0.contains_key(id) {
             let name: Option<String> = tx
                 .prepare_cached("SELECT name FROM agents WHERE id = ?1")?
@@ -78,7 +79,7 @@ fn audit_bound(before: Option<&TimelineKey>) -> (Option<String>, i64) {
 }
 
 fn audit_entries(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     f: &TimelineFilter,
     n: u32,
     names: &mut Names,
@@ -102,7 +103,7 @@ fn audit_entries(
             params![f.agent, before_time, before_seq, kind, f.text, n],
             audit_from_row,
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(events.len());
     for e in events {
         out.push(audit_entry(tx, e, names)?);
@@ -110,11 +111,7 @@ fn audit_entries(
     Ok(out)
 }
 
-fn audit_entry(
-    tx: &Transaction<'_>,
-    e: AuditEvent,
-    names: &mut Names,
-) -> rusqlite::Result<TimelineEntry> {
+fn audit_entry(tx: &Tx<'_>, e: AuditEvent, names: &mut Names) -> sql::Result<TimelineEntry> {
     let actor = match e.actor.kind {
         ActorKind::Agent => names.of(tx, &e.actor.id)?,
         _ => e.actor.id.clone(),
@@ -172,7 +169,7 @@ fn what_of(action: &str, d: &serde_json::Value) -> String {
 
 /// Token exchanges, newest first, below the cursor. The one reader of exchange history.
 fn exchange_entries(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     f: &TimelineFilter,
     n: u32,
     names: &mut Names,
@@ -221,7 +218,7 @@ fn exchange_entries(
                 r.get::<_, bool>(7)?,
             ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<sql::Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for (jti, subject, client_id, actors, scopes, audience, issued_at, revoked) in rows {
         // `actors` is newest first: the chain reads person → oldest agent → … → newest.
@@ -277,7 +274,7 @@ impl SqliteStore {
                                 r.get(5)?,
                             ))
                         })?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                        .collect::<sql::Result<Vec<_>>>()?;
                     Ok(rows)
                 })?;
             let Some(last) = agents.last() else {

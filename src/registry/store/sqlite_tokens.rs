@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use rusqlite::{OptionalExtension, params};
+use crate::registry::store::sql::{self, OptionalExtension};
+use rusqlite::params;
 
 use super::sqlite::{
     MAX_ENABLED_CREDENTIALS, SqliteStore, agent_by_id, append_audit, credentials_of, facts,
@@ -43,7 +44,7 @@ impl TokenStore for SqliteStore {
                         activates_at: parse_opt_ts(r.get(6)?)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(keys)
         })
     }
@@ -124,7 +125,7 @@ impl TokenStore for SqliteStore {
                         created_at: parse_ts(&r.get::<_, String>(3)?)?,
                     })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .collect::<sql::Result<Vec<_>>>()?;
             Ok(issuers)
         })
     }
