@@ -1,5 +1,5 @@
--- A check of the PostgreSQL schema (src/registry/store/migrations/postgres/01_schema.sql) on a
--- database where it was applied: one row in every table with the values the code writes
+-- A check of the PostgreSQL schema (src/registry/store/migrations/postgres/01_schema.sql) on an
+-- empty database where it was just applied: one row in every table with the values the code writes
 -- (RFC 3339 text timestamps, Unix-second BIGINTs, 0/1 flags, JSON as text), identities that
 -- fill themselves, case-insensitive columns, the upserts' conflict targets, the audit log
 -- refusing UPDATE, DELETE and TRUNCATE, and a text search that uses the trigram index.
