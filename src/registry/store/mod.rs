@@ -15,6 +15,7 @@ pub mod flags;
 pub mod ownership;
 pub mod people;
 pub mod perimeter;
+pub mod postgres;
 pub mod resource_credentials;
 pub mod reviews;
 pub mod scopes;

@@ -1,5 +1,5 @@
-//! One store implementation over two SQL engines: SQLite (rusqlite) and PostgreSQL (the
-//! `postgres` client). The store's code talks to a [`Tx`] with rusqlite's shape (`execute`,
+//! One store implementation over two SQL engines: SQLite (rusqlite) and PostgreSQL
+//! (tokio-postgres). The store's code talks to a [`Tx`] with rusqlite's shape (`execute`,
 //! `query_row`, `prepare`, `query_map`, `Row::get`) and rusqlite's value types (`ToSql` for
 //! parameters, `FromSql` for columns), so every rule and query is written once.
 //!
@@ -24,14 +24,20 @@ pub enum Error {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", describe_pg(.0))]
-    Postgres(#[from] postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
+    /// A statement PostgreSQL refused to prepare (the SQL carries no values, only placeholders).
+    #[error("{} in: {sql}", describe_pg(.source))]
+    Statement {
+        sql: String,
+        source: tokio_postgres::Error,
+    },
     #[error("the query returned no rows")]
     NoRows,
     #[error("column {column}: {message}")]
     Conversion { column: String, message: String },
 }
 
-fn describe_pg(e: &postgres::Error) -> String {
+fn describe_pg(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => e.to_string(),
@@ -52,7 +58,7 @@ impl Error {
     /// The PostgreSQL SQLSTATE, when the server refused.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Error::Postgres(e) => e.code().map(|c| c.code()),
+            Error::Postgres(e) | Error::Statement { source: e, .. } => e.code().map(|c| c.code()),
             _ => None,
         }
     }
@@ -90,23 +96,30 @@ pub enum Dialect {
 /// A PostgreSQL connection with its prepared statements (named statements live as long as the
 /// session; preparing once saves a round trip on every later use).
 pub struct PgConn {
-    pub client: postgres::Client,
-    statements: HashMap<String, postgres::Statement>,
+    pub client: tokio_postgres::Client,
+    statements: HashMap<String, tokio_postgres::Statement>,
 }
 
 /// Statements kept per connection; beyond this the cache starts again (queries built with a
 /// varying number of placeholders must not grow it without end).
 const STATEMENT_CACHE: usize = 512;
 
+/// Waits for a PostgreSQL call on this thread. The connection itself is driven by a runtime
+/// of its own (store/postgres.rs), so this works on any thread: a blocking-pool thread, a test's
+/// runtime thread, a plain thread.
+pub fn wait<F: std::future::Future>(future: F) -> F::Output {
+    futures::executor::block_on(future)
+}
+
 impl PgConn {
-    pub fn new(client: postgres::Client) -> PgConn {
+    pub fn new(client: tokio_postgres::Client) -> PgConn {
         PgConn {
             client,
             statements: HashMap::new(),
         }
     }
 
-    /// Runs `f` in one transaction begun with `begin` (e.g. `BEGIN ISOLATION LEVEL ...`):
+    /// Runs `f` in one transaction whose first statements are `begin` (isolation, locks):
     /// committed when `f` succeeds, rolled back otherwise.
     pub fn in_transaction<T, E: From<Error>>(
         &mut self,
@@ -114,16 +127,18 @@ impl PgConn {
         f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
         let PgConn { client, statements } = self;
-        let mut pg = client.transaction().map_err(Error::from)?;
-        // `transaction()` began with a plain BEGIN; the isolation and access mode follow at once,
-        // before any query (PostgreSQL accepts SET TRANSACTION until the first one).
-        pg.batch_execute(begin).map_err(Error::from)?;
+        let pg = wait(client.transaction()).map_err(Error::from)?;
+        // PostgreSQL accepts SET TRANSACTION until the transaction's first query.
+        wait(pg.batch_execute(begin)).map_err(Error::from)?;
         let tx = Tx {
-            inner: Inner::Postgres(RefCell::new(PgTx { tx: pg, statements })),
+            inner: Inner::Postgres(PgTx {
+                tx: pg,
+                statements: RefCell::new(statements),
+            }),
         };
         let out = f(&tx)?;
         match tx.inner {
-            Inner::Postgres(cell) => cell.into_inner().tx.commit().map_err(Error::from)?,
+            Inner::Postgres(pg) => wait(pg.tx.commit()).map_err(Error::from)?,
             Inner::Sqlite(_) => unreachable!("a PostgreSQL transaction"),
         }
         Ok(out)
@@ -131,27 +146,83 @@ impl PgConn {
 }
 
 struct PgTx<'a> {
-    tx: postgres::Transaction<'a>,
-    statements: &'a mut HashMap<String, postgres::Statement>,
+    tx: tokio_postgres::Transaction<'a>,
+    statements: RefCell<&'a mut HashMap<String, tokio_postgres::Statement>>,
 }
 
 impl PgTx<'_> {
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
-        if let Some(s) = self.statements.get(sql) {
+    fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement> {
+        if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let prepared = self.tx.prepare(&to_postgres(sql))?;
-        if self.statements.len() >= STATEMENT_CACHE {
-            self.statements.clear();
+        let prepared = prepare(&self.tx, &to_postgres(sql))?;
+        let mut statements = self.statements.borrow_mut();
+        if statements.len() >= STATEMENT_CACHE {
+            statements.clear();
         }
-        self.statements.insert(sql.to_string(), prepared.clone());
+        statements.insert(sql.to_string(), prepared.clone());
         Ok(prepared)
+    }
+}
+
+/// Prepares `sql`, letting PostgreSQL infer every parameter's type. A parameter it cannot infer
+/// (SQLite's `?2 IS NULL OR x = ?2`: PostgreSQL types `$2` at its first use) is declared text
+/// and the prepare tried again, then bigint if text has no operator there. Each attempt runs
+/// under a savepoint: a failed prepare must not abort the caller's transaction.
+fn prepare(tx: &tokio_postgres::Transaction<'_>, sql: &str) -> Result<tokio_postgres::Statement> {
+    use tokio_postgres::types::{Kind, Type};
+    let unspecified = Type::new("unspecified".into(), 0, Kind::Pseudo, String::new());
+    let mut types: Vec<Type> = Vec::new();
+    let mut last_declared: Option<usize> = None;
+    let refused = |e: tokio_postgres::Error| Error::Statement {
+        sql: sql.to_string(),
+        source: e,
+    };
+    loop {
+        wait(tx.batch_execute("SAVEPOINT steward_prepare")).map_err(refused)?;
+        let attempt = wait(tx.prepare_typed(sql, &types));
+        let end = match attempt {
+            Ok(_) => "RELEASE SAVEPOINT steward_prepare",
+            Err(_) => "ROLLBACK TO SAVEPOINT steward_prepare",
+        };
+        wait(tx.batch_execute(end)).map_err(refused)?;
+        let e = match attempt {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        let code = e.as_db_error().map(|db| db.code().code().to_string());
+        let undetermined = e.as_db_error().and_then(|db| {
+            (db.code().code() == "42P08")
+                .then(|| {
+                    db.message()
+                        .rsplit('$')
+                        .next()?
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
+                .flatten()
+        });
+        match (undetermined, code.as_deref(), last_declared) {
+            (Some(n), _, _)
+                if (1..=100).contains(&n) && types.get(n - 1).is_none_or(|t| t.oid() == 0) =>
+            {
+                if types.len() < n {
+                    types.resize(n, unspecified.clone());
+                }
+                types[n - 1] = Type::TEXT;
+                last_declared = Some(n - 1);
+            }
+            // Text had no operator where the parameter is used: a number, then.
+            (None, Some("42883"), Some(i)) if types[i] == Type::TEXT => types[i] = Type::INT8,
+            _ => return Err(refused(e)),
+        }
     }
 }
 
 enum Inner<'a> {
     Sqlite(&'a rusqlite::Connection),
-    Postgres(RefCell<PgTx<'a>>),
+    Postgres(PgTx<'a>),
 }
 
 /// One transaction (or, on SQLite, a connection inside one) that the store's code runs its
@@ -190,9 +261,9 @@ impl<'a> Tx<'a> {
     pub fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute(sql, rusqlite::params_from_iter(params.refs()))?),
-            Inner::Postgres(cell) => {
-                let stmt = cell.borrow_mut().statement(sql)?;
-                Ok(PgOps::execute(cell, &stmt, &binds(&params.refs())?)? as usize)
+            Inner::Postgres(pg) => {
+                let stmt = pg.statement(sql)?;
+                Ok(PgOps::execute(pg, &stmt, &binds(&params.refs())?)? as usize)
             }
         }
     }
@@ -201,7 +272,7 @@ impl<'a> Tx<'a> {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match &self.inner {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Postgres(cell) => Ok(cell.borrow_mut().tx.batch_execute(&to_postgres(sql))?),
+            Inner::Postgres(pg) => Ok(wait(pg.tx.batch_execute(&to_postgres(sql)))?),
         }
     }
 
@@ -219,10 +290,10 @@ impl<'a> Tx<'a> {
             Inner::Sqlite(c) => Ok(Stmt {
                 inner: StmtInner::Sqlite(SqliteStmt::Plain(c.prepare(sql)?)),
             }),
-            Inner::Postgres(cell) => {
-                let stmt = cell.borrow_mut().statement(sql)?;
+            Inner::Postgres(pg) => {
+                let stmt = pg.statement(sql)?;
                 Ok(Stmt {
-                    inner: StmtInner::Postgres { ops: cell, stmt },
+                    inner: StmtInner::Postgres { ops: pg, stmt },
                 })
             }
         }
@@ -243,20 +314,33 @@ impl<'a> Tx<'a> {
 /// What a statement needs of its PostgreSQL transaction (a trait object, so that a statement's
 /// type does not carry the transaction's own lifetime).
 trait PgOps {
-    fn execute(&self, stmt: &postgres::Statement, binds: &[Bind]) -> Result<u64>;
-    fn bind(&self, stmt: &postgres::Statement, binds: &[Bind]) -> Result<postgres::Portal>;
-    fn fetch(&self, portal: &postgres::Portal, rows: i32) -> Result<Vec<postgres::Row>>;
+    fn execute(&self, stmt: &tokio_postgres::Statement, binds: &[Bind]) -> Result<u64>;
+    fn bind(
+        &self,
+        stmt: &tokio_postgres::Statement,
+        binds: &[Bind],
+    ) -> Result<tokio_postgres::Portal>;
+    fn fetch(&self, portal: &tokio_postgres::Portal, rows: i32)
+    -> Result<Vec<tokio_postgres::Row>>;
 }
 
-impl PgOps for RefCell<PgTx<'_>> {
-    fn execute(&self, stmt: &postgres::Statement, binds: &[Bind]) -> Result<u64> {
-        Ok(self.borrow_mut().tx.execute(stmt, &bind_refs(binds))?)
+impl PgOps for PgTx<'_> {
+    fn execute(&self, stmt: &tokio_postgres::Statement, binds: &[Bind]) -> Result<u64> {
+        Ok(wait(self.tx.execute(stmt, &bind_refs(binds)))?)
     }
-    fn bind(&self, stmt: &postgres::Statement, binds: &[Bind]) -> Result<postgres::Portal> {
-        Ok(self.borrow_mut().tx.bind(stmt, &bind_refs(binds))?)
+    fn bind(
+        &self,
+        stmt: &tokio_postgres::Statement,
+        binds: &[Bind],
+    ) -> Result<tokio_postgres::Portal> {
+        Ok(wait(self.tx.bind(stmt, &bind_refs(binds)))?)
     }
-    fn fetch(&self, portal: &postgres::Portal, rows: i32) -> Result<Vec<postgres::Row>> {
-        Ok(self.borrow_mut().tx.query_portal(portal, rows)?)
+    fn fetch(
+        &self,
+        portal: &tokio_postgres::Portal,
+        rows: i32,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        Ok(wait(self.tx.query_portal(portal, rows))?)
     }
 }
 
@@ -278,7 +362,7 @@ enum StmtInner<'t> {
     Sqlite(SqliteStmt<'t>),
     Postgres {
         ops: &'t dyn PgOps,
-        stmt: postgres::Statement,
+        stmt: tokio_postgres::Statement,
     },
 }
 
@@ -373,9 +457,9 @@ enum RowsInner<'s> {
     Sqlite(rusqlite::Rows<'s>),
     Postgres {
         ops: &'s dyn PgOps,
-        portal: postgres::Portal,
-        buffer: std::collections::VecDeque<postgres::Row>,
-        current: Option<postgres::Row>,
+        portal: tokio_postgres::Portal,
+        buffer: std::collections::VecDeque<tokio_postgres::Row>,
+        current: Option<tokio_postgres::Row>,
         done: bool,
     },
 }
@@ -414,7 +498,7 @@ impl Rows<'_> {
 /// A column index: its position, or its name.
 pub trait ColumnIndex: Copy {
     fn sqlite(self, row: &rusqlite::Row<'_>) -> rusqlite::Result<usize>;
-    fn postgres(self, row: &postgres::Row) -> Option<usize>;
+    fn postgres(self, row: &tokio_postgres::Row) -> Option<usize>;
     fn describe(self) -> String;
 }
 
@@ -422,7 +506,7 @@ impl ColumnIndex for usize {
     fn sqlite(self, _: &rusqlite::Row<'_>) -> rusqlite::Result<usize> {
         Ok(self)
     }
-    fn postgres(self, row: &postgres::Row) -> Option<usize> {
+    fn postgres(self, row: &tokio_postgres::Row) -> Option<usize> {
         (self < row.len()).then_some(self)
     }
     fn describe(self) -> String {
@@ -434,7 +518,7 @@ impl ColumnIndex for &str {
     fn sqlite(self, row: &rusqlite::Row<'_>) -> rusqlite::Result<usize> {
         row.as_ref().column_index(self)
     }
-    fn postgres(self, row: &postgres::Row) -> Option<usize> {
+    fn postgres(self, row: &tokio_postgres::Row) -> Option<usize> {
         row.columns().iter().position(|c| c.name() == self)
     }
     fn describe(self) -> String {
@@ -446,7 +530,7 @@ impl ColumnIndex for &str {
 #[derive(Clone, Copy)]
 pub enum Row<'r> {
     Sqlite(&'r rusqlite::Row<'r>),
-    Postgres(&'r postgres::Row),
+    Postgres(&'r tokio_postgres::Row),
 }
 
 impl Row<'_> {
@@ -551,15 +635,15 @@ fn binds(params: &[&dyn ToSql]) -> Result<Vec<Bind>> {
         .collect()
 }
 
-fn bind_refs(binds: &[Bind]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+fn bind_refs(binds: &[Bind]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
     binds
         .iter()
-        .map(|b| b as &(dyn postgres::types::ToSql + Sync))
+        .map(|b| b as &(dyn tokio_postgres::types::ToSql + Sync))
         .collect()
 }
 
-fn is_text(ty: &postgres::types::Type) -> bool {
-    use postgres::types::Type;
+fn is_text(ty: &tokio_postgres::types::Type) -> bool {
+    use tokio_postgres::types::Type;
     matches!(
         *ty,
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
@@ -568,21 +652,21 @@ fn is_text(ty: &postgres::types::Type) -> bool {
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
-fn put<T: postgres::types::ToSql>(
+fn put<T: tokio_postgres::types::ToSql>(
     value: T,
-    ty: &postgres::types::Type,
+    ty: &tokio_postgres::types::Type,
     out: &mut bytes::BytesMut,
 ) -> std::result::Result<(), BoxError> {
     value.to_sql(ty, out).map(|_| ())
 }
 
-impl postgres::types::ToSql for Bind {
+impl tokio_postgres::types::ToSql for Bind {
     fn to_sql(
         &self,
-        ty: &postgres::types::Type,
+        ty: &tokio_postgres::types::Type,
         out: &mut bytes::BytesMut,
-    ) -> std::result::Result<postgres::types::IsNull, BoxError> {
-        use postgres::types::{IsNull, Type};
+    ) -> std::result::Result<tokio_postgres::types::IsNull, BoxError> {
+        use tokio_postgres::types::{IsNull, Type};
         let wrong = |what: &str| -> BoxError {
             format!("cannot pass {what} as a PostgreSQL {}", ty.name()).into()
         };
@@ -625,11 +709,11 @@ impl postgres::types::ToSql for Bind {
         Ok(IsNull::No)
     }
 
-    fn accepts(_: &postgres::types::Type) -> bool {
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
         true
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// A whole number as a PostgreSQL numeric (binary form: base-10000 digits).
@@ -655,9 +739,12 @@ fn encode_numeric(value: i64, out: &mut bytes::BytesMut) {
 /// A column read from PostgreSQL as SQLite would hold it.
 struct Cell(Value);
 
-impl<'a> postgres::types::FromSql<'a> for Cell {
-    fn from_sql(ty: &postgres::types::Type, raw: &'a [u8]) -> std::result::Result<Cell, BoxError> {
-        use postgres::types::Type;
+impl<'a> tokio_postgres::types::FromSql<'a> for Cell {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Cell, BoxError> {
+        use tokio_postgres::types::Type;
         let value = match *ty {
             Type::BOOL => Value::Integer(bool::from_sql(ty, raw)? as i64),
             Type::INT2 => Value::Integer(i16::from_sql(ty, raw)? as i64),
@@ -676,11 +763,11 @@ impl<'a> postgres::types::FromSql<'a> for Cell {
         Ok(Cell(value))
     }
 
-    fn from_sql_null(_: &postgres::types::Type) -> std::result::Result<Cell, BoxError> {
+    fn from_sql_null(_: &tokio_postgres::types::Type) -> std::result::Result<Cell, BoxError> {
         Ok(Cell(Value::Null))
     }
 
-    fn accepts(_: &postgres::types::Type) -> bool {
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
         true
     }
 }
@@ -771,8 +858,9 @@ pub fn to_postgres(sql: &str) -> String {
     sql = replace_words(&sql, "LIKE", "ILIKE");
     sql = sql.replace("NOT IILIKE", "NOT ILIKE");
     sql = replace_words(&sql, "instr(", "strpos(");
-    sql = replace_words(&sql, "json_each(", "json_array_elements_text(");
+    sql = json_each(&sql);
     sql = two_argument_extrema(&sql);
+    sql = json_extract(&sql);
     if insert_or_ignore {
         let trimmed = sql.trim_end().trim_end_matches(';').to_string();
         match find_word(&trimmed, "RETURNING") {
@@ -817,6 +905,77 @@ fn replace_words(text: &str, word: &str, with: &str) -> String {
         rest = &rest[at + word.len()..];
     }
     out.push_str(rest);
+    out
+}
+
+/// SQLite's `json_each(x)` over a JSON array of strings is PostgreSQL's
+/// `json_array_elements_text(CAST(x AS json))` (its column is `value` in both).
+fn json_each(sql: &str) -> String {
+    let mut out = sql.to_string();
+    let mut from = 0;
+    while let Some(pos) = find_word(&out[from..], "json_each(") {
+        let at = from + pos;
+        let open = at + "json_each(".len();
+        let mut depth = 0;
+        let mut close = None;
+        for (i, c) in out[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 0 => {
+                    close = Some(open + i);
+                    break;
+                }
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        let Some(close) = close else { break };
+        let replacement = format!(
+            "json_array_elements_text(CAST({} AS json))",
+            out[open..close].trim()
+        );
+        out.replace_range(at..=close, &replacement);
+        from = at + replacement.len();
+    }
+    out
+}
+
+/// SQLite's `json_extract(x, '$.key')` is PostgreSQL's `(CAST(x AS json) ->> 'key')` (text).
+fn json_extract(sql: &str) -> String {
+    let mut out = sql.to_string();
+    let mut from = 0;
+    while let Some(pos) = find_word(&out[from..], "json_extract(") {
+        let at = from + pos;
+        let open = at + "json_extract(".len();
+        let mut depth = 0;
+        let mut comma = None;
+        let mut close = None;
+        for (i, c) in out[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 0 => {
+                    close = Some(open + i);
+                    break;
+                }
+                ')' => depth -= 1,
+                ',' if depth == 0 => comma = Some(open + i),
+                _ => {}
+            }
+        }
+        let (Some(comma), Some(close)) = (comma, close) else {
+            break;
+        };
+        let path = out[comma + 1..close].trim();
+        match path.strip_prefix("'$.").and_then(|p| p.strip_suffix('\'')) {
+            Some(key) => {
+                let replacement =
+                    format!("(CAST({} AS json) ->> '{key}')", out[open..comma].trim());
+                out.replace_range(at..=close, &replacement);
+                from = at + replacement.len();
+            }
+            None => from = close,
+        }
+    }
     out
 }
 
@@ -883,7 +1042,15 @@ mod tests {
         );
         assert_eq!(
             to_postgres("SELECT value FROM json_each(?1) WHERE instr(a, 'b') > 0"),
-            "SELECT value FROM json_array_elements_text($1) WHERE strpos(a, 'b') > 0"
+            "SELECT value FROM json_array_elements_text(CAST($1 AS json)) WHERE strpos(a, 'b') > 0"
+        );
+    }
+
+    #[test]
+    fn json_paths_become_arrows() {
+        assert_eq!(
+            to_postgres("AND json_extract(e.details, '$.before') = ?4"),
+            "AND (CAST(e.details AS json) ->> 'before') = $4"
         );
     }
 

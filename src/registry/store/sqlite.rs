@@ -103,15 +103,11 @@ pub mod facts;
 pub mod backup;
 
 pub struct SqliteStore {
-    /// First, so that it stops before the other connections close.
-    _checkpointer: pool::Checkpointer,
-    path: PathBuf,
-    writer: Mutex<Connection>,
+    /// The database underneath: a SQLite file, or a PostgreSQL database shared by replicas.
+    pub(super) engine: Engine,
     /// Who writes next (the brake first); long work steps aside while anyone waits.
     pub(super) gate: pool::WriterGate,
     writer_stats: pool::WriterStats,
-    readers: pool::ReaderPool,
-    point_readers: pool::ReaderPool,
     /// API tokens whose `last_used_at` this process wrote lately (see `pool::TouchFilter`).
     touches: pool::TouchFilter,
     /// The token service's in-memory index, kept in step with `issued_tokens` (see tokens::live).
@@ -124,6 +120,23 @@ pub struct SqliteStore {
     pub(super) long_work: Mutex<()>,
     /// What time it is for every record and decision (see registry/clock.rs).
     pub(super) clock: Clock,
+}
+
+/// The engine a store runs on (one per store, made once: the size difference does not matter).
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Engine {
+    Sqlite(SqliteFile),
+    Postgres(super::postgres::PgDatabase),
+}
+
+/// One SQLite file: one writer connection, pooled readers, a background checkpointer.
+pub(super) struct SqliteFile {
+    /// First, so that it stops before the other connections close.
+    _checkpointer: pool::Checkpointer,
+    path: PathBuf,
+    pub(super) writer: Mutex<Connection>,
+    readers: pool::ReaderPool,
+    point_readers: pool::ReaderPool,
 }
 
 /// Whether opening may create a new, empty store.
@@ -188,7 +201,7 @@ pub(super) fn map_sqlite(e: rusqlite::Error) -> StoreError {
 
 /// PostgreSQL's refusals in the store's terms (SQLSTATE classes: 23 integrity, 40 transaction
 /// rollback, 53 insufficient resources, 57 operator intervention, 08 connection).
-pub(super) fn map_postgres(e: postgres::Error) -> StoreError {
+pub(super) fn map_postgres(e: tokio_postgres::Error) -> StoreError {
     let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
     match code.get(..2).unwrap_or("") {
         "23" => {
@@ -211,6 +224,9 @@ impl From<super::sql::Error> for StoreError {
         match e {
             super::sql::Error::Sqlite(e) => map_sqlite(e),
             super::sql::Error::Postgres(e) => map_postgres(e),
+            e @ super::sql::Error::Statement { .. } => {
+                StoreError::Internal(format!("database error: {e}"))
+            }
             other => StoreError::Internal(format!("database error: {other}")),
         }
     }
@@ -298,25 +314,83 @@ impl SqliteStore {
             .map_err(|e| describe_open(path, e))?;
         let scopes = catalogue::load_scope_index(&Tx::sqlite(&writer))
             .map_err(|e| describe_open(path, e))?;
-        Ok(SqliteStore {
+        let file = SqliteFile {
             _checkpointer: pool::Checkpointer::start(path),
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
-            gate: pool::WriterGate::new(),
-            writer_stats: pool::WriterStats::new(),
             readers: pool::ReaderPool::new(path, READERS, "readers"),
             point_readers: pool::ReaderPool::new(path, POINT_READERS, "point readers"),
+        };
+        Ok(SqliteStore::with_engine(
+            Engine::Sqlite(file),
+            live,
+            scopes,
+            clock,
+        ))
+    }
+
+    /// Opens the store in a PostgreSQL database (`postgres://USER@HOST/DB`), migrating it
+    /// (once, when replicas start together).
+    pub fn connect_postgres(url: &str, clock: Clock) -> StoreResult<SqliteStore> {
+        let db = super::postgres::PgDatabase::connect(url)?;
+        let live = Arc::new(LiveTokens::new());
+        db.write(|tx| Ok(seed::repair_text_index(tx)?))?;
+        let scopes = db.read(|tx| {
+            clock.scope(|| load_live_tokens(tx, &live))?;
+            Ok(catalogue::load_scope_index(tx)?)
+        })?;
+        Ok(SqliteStore::with_engine(
+            Engine::Postgres(db),
+            live,
+            scopes,
+            clock,
+        ))
+    }
+
+    pub(super) fn with_engine(
+        engine: Engine,
+        live: Arc<LiveTokens>,
+        scopes: catalogue::ScopeIndex,
+        clock: Clock,
+    ) -> SqliteStore {
+        SqliteStore {
+            engine,
+            gate: pool::WriterGate::new(),
+            writer_stats: pool::WriterStats::new(),
             touches: pool::TouchFilter::new(),
             live,
             catalogue: std::sync::RwLock::new(Arc::new(scopes)),
             facts: facts::FactsCache::new(),
             long_work: Mutex::new(()),
             clock,
-        })
+        }
     }
 
+    /// The SQLite file, or (on PostgreSQL) nothing: the database is not a path.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.engine {
+            Engine::Sqlite(file) => Some(&file.path),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// Where the store lives, for messages: a file path, or the database URL without its
+    /// password.
+    pub fn location(&self) -> String {
+        match &self.engine {
+            Engine::Sqlite(file) => file.path.display().to_string(),
+            Engine::Postgres(db) => db.display_url().to_string(),
+        }
+    }
+
+    /// The SQLite file's path (panics on PostgreSQL: callers that reach files check first).
     pub fn path(&self) -> &Path {
-        &self.path
+        self.sqlite_path()
+            .expect("a file path is asked of a PostgreSQL store")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
     }
 
     /// How many agents and people the token facts' in-memory copy holds now, and their size.
@@ -361,20 +435,30 @@ impl SqliteStore {
         let asked = std::time::Instant::now();
         let _turn = self.gate.enter(urgent);
         let granted = std::time::Instant::now();
-        let out = (|| {
-            let mut conn = self
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
-            // Dropped after `tx` (committed or rolled back) and before `conn` (the writer).
-            let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            streams::before_write();
-            let out = self.clock.scope(|| f(&Tx::sqlite(&tx)))?;
-            tx.commit()?;
-            streams::after_commit();
-            Ok(out)
-        })();
+        let out = match &self.engine {
+            Engine::Sqlite(file) => (|| {
+                let mut conn = file.writer.lock().map_err(|_| {
+                    StoreError::Internal("the writer connection was poisoned".into())
+                })?;
+                // Dropped after `tx` (committed or rolled back) and before `conn` (the writer).
+                let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                streams::before_write();
+                let out = self.clock.scope(|| f(&Tx::sqlite(&tx)))?;
+                tx.commit()?;
+                streams::after_commit();
+                Ok(out)
+            })(),
+            Engine::Postgres(db) => {
+                let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
+                db.write(|tx| {
+                    streams::before_write();
+                    self.clock.scope(|| f(tx))
+                })
+                .inspect(|_| streams::after_commit())
+            }
+        };
         self.writer_stats
             .record(site, granted - asked, granted.elapsed());
         out
@@ -383,7 +467,10 @@ impl SqliteStore {
     /// Runs `f` over a consistent snapshot on a pooled reader connection (waiting for one
     /// when all are lent).
     pub(super) fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        self.clock.scope(|| Self::read_on(&self.readers, f))
+        match &self.engine {
+            Engine::Sqlite(file) => self.clock.scope(|| Self::read_on(&file.readers, f)),
+            Engine::Postgres(db) => self.clock.scope(|| db.read(f)),
+        }
     }
 
     /// Like [`Self::read`], on the pool kept for short point reads (one row or a few).
@@ -391,7 +478,10 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.clock.scope(|| Self::read_on(&self.point_readers, f))
+        match &self.engine {
+            Engine::Sqlite(file) => self.clock.scope(|| Self::read_on(&file.point_readers, f)),
+            Engine::Postgres(db) => self.clock.scope(|| db.read(f)),
+        }
     }
 
     fn read_on<T>(
@@ -418,7 +508,10 @@ impl SqliteStore {
 
     /// Reader connections open (ordinary, point): never above their pools' sizes.
     pub fn readers_open(&self) -> (usize, usize) {
-        (self.readers.open(), self.point_readers.open())
+        match &self.engine {
+            Engine::Sqlite(file) => (file.readers.open(), file.point_readers.open()),
+            Engine::Postgres(db) => (db.connections_open(), 0),
+        }
     }
 }
 

@@ -59,14 +59,18 @@ impl ActivityStore for SqliteStore {
             }
             let mut hour = tx.prepare_cached(
                 "INSERT INTO activity_hours (agent_id, hour, accepted, refused)
-                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM agents WHERE id = ?1)
+                 SELECT ?1, CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), CAST(?4 AS BIGINT)
+                 WHERE EXISTS (SELECT 1 FROM agents WHERE id = ?1)
                  ON CONFLICT (agent_id, hour) DO UPDATE SET
-                   accepted = accepted + excluded.accepted, refused = refused + excluded.refused",
+                   accepted = activity_hours.accepted + excluded.accepted,
+                   refused = activity_hours.refused + excluded.refused",
             )?;
             let mut item = tx.prepare_cached(
                 "INSERT INTO activity_hour_items (agent_id, hour, item, count)
-                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM agents WHERE id = ?1)
-                 ON CONFLICT (agent_id, hour, item) DO UPDATE SET count = count + excluded.count",
+                 SELECT ?1, CAST(?2 AS BIGINT), ?3, CAST(?4 AS BIGINT)
+                 WHERE EXISTS (SELECT 1 FROM agents WHERE id = ?1)
+                 ON CONFLICT (agent_id, hour, item)
+                 DO UPDATE SET count = activity_hour_items.count + excluded.count",
             )?;
             for h in hours {
                 hour.execute(params![h.agent_id, h.hour, h.accepted, h.refused])?;

@@ -71,7 +71,12 @@ impl AgentStore for SqliteStore {
                 );
                 // Three characters or more: the trigram index (agents_text) narrows the rows
                 // first; the LIKE above keeps the exact meaning (it folds ASCII only).
-                if let Some(phrase) = trigram_phrase(q) {
+                if tx.is_postgres() {
+                    // PostgreSQL's trigram index is on the three columns joined (agents_text_trgm).
+                    clauses.push(format!(
+                        "(a.id || ' ' || a.name || ' ' || a.description) LIKE ?{n} ESCAPE '\\'"
+                    ));
+                } else if let Some(phrase) = trigram_phrase(q) {
                     let m = bind(&mut params, Box::new(phrase));
                     clauses.push(format!(
                         "a.rowid IN (SELECT rowid FROM agents_text WHERE agents_text MATCH ?{m})"
@@ -87,7 +92,7 @@ impl AgentStore for SqliteStore {
             let where_sql = format!(
                 "{} ORDER BY a.id LIMIT ?{n}",
                 if clauses.is_empty() {
-                    "1".to_string()
+                    "1 = 1".to_string()
                 } else {
                     clauses.join(" AND ")
                 }

@@ -755,7 +755,8 @@ const MATCHING_AGENTS: &str = "FROM agents a LEFT JOIN people o ON o.id = a.owne
 fn count_matching(tx: &Tx<'_>, f: &CampaignFilter) -> StoreResult<(u64, bool)> {
     let (agents, with_grants): (i64, i64) = tx.query_row(
         &format!(
-            "SELECT count(*), coalesce(max(EXISTS (SELECT 1 FROM grants g WHERE g.agent_id = a.id)), 0)
+            "SELECT count(*), coalesce(max(CASE WHEN EXISTS (SELECT 1 FROM grants g WHERE g.agent_id = a.id)
+                                  THEN 1 ELSE 0 END), 0)
              {MATCHING_AGENTS}"
         ),
         params![f.team, f.environment, f.owner],
@@ -1502,10 +1503,12 @@ impl ReviewStore for SqliteStore {
                     c.due_at AS due_at, a.name AS name, a.team AS team, o.email AS owner,
                     3 * (CASE WHEN a.flags = '' THEN 0
                               ELSE length(a.flags) - length(replace(a.flags, ',', '')) + 1 END)
-                    + 2 * EXISTS (SELECT 1 FROM credentials k WHERE k.agent_id = a.id
+                    + 2 * (CASE WHEN EXISTS (SELECT 1 FROM credentials k WHERE k.agent_id = a.id
                                   AND k.kind = 'static-secret' AND k.disabled_at IS NULL)
-                    + sum(i.recommendation = 'revoke') + sum(i.drift = 'added') AS risk,
-                    sum(i.decision = 'none') AS pending
+                           THEN 1 ELSE 0 END)
+                    + sum(CASE WHEN i.recommendation = 'revoke' THEN 1 ELSE 0 END)
+                    + sum(CASE WHEN i.drift = 'added' THEN 1 ELSE 0 END) AS risk,
+                    sum(CASE WHEN i.decision = 'none' THEN 1 ELSE 0 END) AS pending
                 FROM campaigns c
                 JOIN review_items i ON i.campaign_id = c.id AND {whose}
                 JOIN agents a ON a.id = i.agent_id
@@ -1513,16 +1516,16 @@ impl ReviewStore for SqliteStore {
                 WHERE c.status = 'open'
                   AND (?3 IS NULL OR a.name LIKE ?3 ESCAPE '\\' OR a.team LIKE ?3 ESCAPE '\\'
                        OR a.environment LIKE ?3 ESCAPE '\\' OR o.email LIKE ?3 ESCAPE '\\')
-                GROUP BY i.campaign_id, i.agent_id
-                HAVING ?2 = 0 OR sum(i.decision = 'none') > 0"
+                GROUP BY i.campaign_id, i.agent_id, c.id, a.id, o.id
+                HAVING ?2 = 0 OR sum(CASE WHEN i.decision = 'none' THEN 1 ELSE 0 END) > 0"
             );
             let total_agents: i64 = tx.query_row(
-                &format!("SELECT count(*) FROM ({grouped})"),
+                &format!("SELECT count(*) FROM ({grouped}) AS g"),
                 params![reviewer, pending_only as i64, text],
                 |r| r.get(0),
             )?;
             let mut stmt = tx.prepare(&format!(
-                "SELECT campaign_id, agent_id, risk FROM ({grouped})
+                "SELECT campaign_id, agent_id, risk FROM ({grouped}) AS g
                  ORDER BY {order} LIMIT ?4 OFFSET ?5"
             ))?;
             let page = stmt

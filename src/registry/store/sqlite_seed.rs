@@ -20,9 +20,26 @@ const TEXT_TRIGGER: &str = "CREATE TRIGGER agents_text_insert AFTER INSERT ON ag
         VALUES (new.rowid, new.id, new.name, new.description);
     END";
 
+/// The PostgreSQL schema's trigram index (migrations/postgres/01_schema.sql).
+const PG_TEXT_INDEX: &str = "CREATE INDEX IF NOT EXISTS agents_text_trgm ON agents
+    USING gin ((id || ' ' || name || ' ' || description) gin_trgm_ops)";
+
 /// Rebuilds the text index from the agents table and restores its insert trigger if the
 /// trigger is missing (a bulk seed in progress or cut short). Returns whether it did.
 pub(super) fn repair_text_index(conn: &Tx<'_>) -> sql::Result<bool> {
+    if conn.is_postgres() {
+        // PostgreSQL's trigram index is kept by the database; a bulk seed drops it until the end.
+        let present: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pg_indexes
+                            WHERE schemaname = current_schema() AND indexname = 'agents_text_trgm')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(PG_TEXT_INDEX)?;
+        }
+        return Ok(!present);
+    }
     let present: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master
                         WHERE type = 'trigger' AND name = 'agents_text_insert')",
@@ -49,7 +66,11 @@ impl SqliteStore {
                     "a bulk seed starts only on a store without agents".into(),
                 ));
             }
-            tx.execute_batch("DROP TRIGGER IF EXISTS agents_text_insert;")?;
+            if tx.is_postgres() {
+                tx.execute_batch("DROP INDEX IF EXISTS agents_text_trgm")?;
+            } else {
+                tx.execute_batch("DROP TRIGGER IF EXISTS agents_text_insert;")?;
+            }
             Ok(())
         })
     }
@@ -84,7 +105,15 @@ impl SeedStore for SqliteStore {
     }
 
     fn seed(&self, batch: &SeedBatch) -> StoreResult<()> {
-        let mut conn = self
+        let file = match &self.engine {
+            super::Engine::Sqlite(file) => file,
+            super::Engine::Postgres(_) => {
+                self.write(|tx| seed_batch(tx, batch))?;
+                self.block_seeded(batch);
+                return Ok(());
+            }
+        };
+        let mut conn = file
             .writer
             .lock()
             .map_err(|_| StoreError::Internal("the writer connection was poisoned".into()))?;
@@ -104,6 +133,13 @@ impl SeedStore for SqliteStore {
         self.facts.invalidate();
         restored?;
         drop(conn);
+        self.block_seeded(batch);
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    fn block_seeded(&self, batch: &SeedBatch) {
         // Seeded agents that are not active must never get tokens.
         self.live.block_agents(
             batch
@@ -112,7 +148,6 @@ impl SeedStore for SqliteStore {
                 .filter(|a| a.agent.status != AgentStatus::Active)
                 .map(|a| a.agent.id.as_str()),
         );
-        Ok(())
     }
 }
 

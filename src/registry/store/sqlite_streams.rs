@@ -826,9 +826,10 @@ impl StreamStore for SqliteStore {
             let rows: Vec<(String, i64, i64, String)> = tx
                 .prepare(
                     "SELECT q.stream_id,
-                        sum(q.state = 'pending'), sum(q.state IN ('refused', 'dropped')), s.status
+                        sum(CASE WHEN q.state = 'pending' THEN 1 ELSE 0 END),
+                        sum(CASE WHEN q.state IN ('refused', 'dropped') THEN 1 ELSE 0 END), s.status
                      FROM ssf_queue q JOIN ssf_streams s ON s.id = q.stream_id
-                     WHERE q.audit_seq = ?1 GROUP BY q.stream_id",
+                     WHERE q.audit_seq = ?1 GROUP BY q.stream_id, s.id",
                 )?
                 .query_map([audit_seq], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))

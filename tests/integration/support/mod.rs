@@ -37,6 +37,7 @@ use tempfile::TempDir;
 
 mod catalogue;
 pub mod exchange;
+pub mod postgres;
 pub mod pty;
 pub use catalogue::test_catalogue;
 
@@ -464,6 +465,10 @@ pub struct Launch {
     pub admin: String,
     /// A store the test opened and prepared (see [`Launch::prepared`]).
     pub prepared: Option<Arc<SqliteStore>>,
+    /// A PostgreSQL database to serve again (a restart on PostgreSQL; see [`postgres`]).
+    pub database: Option<String>,
+    /// Stay on a SQLite file even when the suite runs on PostgreSQL (tests of the file itself).
+    pub sqlite_only: bool,
 }
 
 impl Default for Launch {
@@ -486,7 +491,16 @@ impl Launch {
             existing: None,
             admin: "admin@example.com".into(),
             prepared: None,
+            database: None,
+            sqlite_only: false,
         }
+    }
+
+    /// Keeps this registry on a SQLite file when the suite runs on PostgreSQL: for tests of
+    /// the file (its SQL, backups, damage), not of the API.
+    pub fn sqlite_only(mut self) -> Launch {
+        self.sqlite_only = true;
+        self
     }
 
     /// Serves a store the test opened and filled (e.g. the demo seed): no admin or catalogue
@@ -565,16 +579,48 @@ impl Launch {
             existing,
             admin,
             prepared,
+            database,
+            sqlite_only,
         } = self;
+        // The registry's errors go to the test's output (shown when it fails).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("STEWARD_TEST_LOG").unwrap_or_else(|_| "error".to_string()),
+            )
+            .with_test_writer()
+            .try_init();
         let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("create a tempdir"));
+        // On PostgreSQL (STEWARD_TEST_POSTGRES), a new store is a new database; a restart serves
+        // the same one again.
+        let (database, fresh) = match (&prepared, &existing, database) {
+            (None, None, Some(url)) => (Some(url), false),
+            (None, None, None) if !sqlite_only => match postgres::fresh_database() {
+                Some(url) => (Some(url), true),
+                None => (None, false),
+            },
+            _ => (None, false),
+        };
         let (db, mode) = match (&prepared, existing) {
-            (Some(store), _) => (store.path().to_path_buf(), OpenMode::MustExist),
+            (Some(store), _) => (
+                store
+                    .sqlite_path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| dir.path().join("on-postgres")),
+                OpenMode::MustExist,
+            ),
             (None, Some(db)) => (db, OpenMode::MustExist),
+            (None, None) if database.is_some() && !fresh => {
+                (dir.path().join("on-postgres"), OpenMode::MustExist)
+            }
             (None, None) => (dir.path().join("steward.db"), OpenMode::CreateIfMissing),
         };
-        let store = match prepared {
-            Some(store) => store,
-            None => Arc::new(
+        let store = match (prepared, &database) {
+            (Some(store), _) => store,
+            (None, Some(url)) => Arc::new(
+                SqliteStore::connect_postgres(url, clock.clone())
+                    .expect("open the store on PostgreSQL"),
+            ),
+            (None, None) => Arc::new(
                 SqliteStore::open_with_clock(&db, mode, clock.clone()).expect("open the store"),
             ),
         };
@@ -639,6 +685,7 @@ impl Launch {
         Served {
             url,
             db,
+            database,
             store,
             clock,
             admin,
@@ -657,6 +704,8 @@ pub struct Served {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub url: String,
     pub db: PathBuf,
+    /// The PostgreSQL database's URL when the suite runs there.
+    pub database: Option<String>,
     pub store: Arc<SqliteStore>,
     pub clock: Clock,
     /// The first admin (empty for an existing database).
@@ -697,6 +746,7 @@ impl Served {
     pub async fn restart_with(self, launch: Launch) -> Served {
         let clock = self.clock.clone();
         let db = self.db.clone();
+        let database = self.database.clone();
         let store = Arc::downgrade(&self.store);
         let dir = self.stop().await;
         // The old server's background parts (the token writer's thread among them) let go of
@@ -709,9 +759,10 @@ impl Served {
         Launch {
             clock,
             dir: Some(dir),
-            existing: Some(db),
+            existing: database.is_none().then_some(db),
             catalogue: false,
             prepared: None,
+            database,
             ..launch
         }
         .serve()
