@@ -9,6 +9,7 @@ use crate::registry::store::sqlite::backup::{backup, restore};
 pub fn run(command: &ServerCommand) -> anyhow::Result<bool> {
     match command {
         ServerCommand::Backup { db, to } => {
+            let db = &crate::registry::Database::sqlite_file(db, "steward server backup")?;
             let report = backup(db, to).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
                 "backed up {} to {}: audit head #{}, {} bytes, chain intact",
@@ -19,6 +20,7 @@ pub fn run(command: &ServerCommand) -> anyhow::Result<bool> {
             );
         }
         ServerCommand::Restore { db, from } => {
+            let db = &crate::registry::Database::sqlite_file(db, "steward server restore")?;
             let report = restore(db, from, &Actor::system("steward-server-restore"))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(

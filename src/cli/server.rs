@@ -190,7 +190,7 @@ async fn seed_demo(
                 bail!(
                     "the store at {} already holds data; --demo seeds only an empty store \
                      (use a new --db file)",
-                    store.path().display()
+                    store.location()
                 );
             }
             tracing::info!("the store already holds data; not seeding the demo enterprise");

@@ -35,11 +35,47 @@ use store::{SqliteStore, Store, StoreError};
 
 pub use store::sqlite::SCHEMA_VERSION;
 
-/// Opens the SQLite store, turning store errors into readable ones.
+/// Where `--db` points: a SQLite file (a path, or `sqlite:PATH`) or a PostgreSQL database
+/// (`postgres://USER@HOST/DB`, shared by every replica).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    pub fn parse(db: &Path) -> Database {
+        let text = db.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.into_owned())
+        } else if let Some(path) = text.strip_prefix("sqlite:") {
+            Database::Sqlite(path.into())
+        } else {
+            Database::Sqlite(db.to_path_buf())
+        }
+    }
+
+    /// The SQLite file, or a clear refusal for what only a file can do (backups, restores).
+    pub fn sqlite_file(db: &Path, what: &str) -> anyhow::Result<std::path::PathBuf> {
+        match Database::parse(db) {
+            Database::Sqlite(path) => Ok(path),
+            Database::Postgres(url) => anyhow::bail!(
+                "{what} works on a SQLite file; {} is a PostgreSQL database (use pg_dump and \
+                 pg_restore there)",
+                store::postgres::redact(&url)
+            ),
+        }
+    }
+}
+
+/// Opens the store `--db` names (a SQLite file or a PostgreSQL URL), turning store errors
+/// into readable ones.
 pub fn open_store(db: &Path, mode: OpenMode) -> anyhow::Result<Arc<SqliteStore>> {
-    SqliteStore::open(db, mode)
-        .map(Arc::new)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let opened = match Database::parse(db) {
+        Database::Sqlite(path) => SqliteStore::open(&path, mode),
+        Database::Postgres(url) => SqliteStore::connect_postgres(&url, clock::Clock::system()),
+    };
+    opened.map(Arc::new).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// A bound, not yet serving registry. Binding first lets callers learn the port (`:0`).

@@ -16,7 +16,7 @@ use support::{Registry, Stopped, call, http_client, open_sql, serve};
 /// A registry with some history; returns the stopped database, the admin's token and the
 /// sequence number of a revocation event in the middle of the log.
 async fn history() -> (Stopped, String, i64) {
-    let reg = Registry::start().await;
+    let reg = Registry::launch(support::Launch::new().sqlite_only()).await;
     let mut middle = 0;
     for i in 0..4 {
         let id = reg

@@ -67,7 +67,7 @@ fn head(db: &Path) -> i64 {
 }
 
 async fn history(events: usize) -> Stopped {
-    let reg = Registry::start().await;
+    let reg = Registry::launch(support::Launch::new().sqlite_only()).await;
     grow(&reg, events).await;
     reg.stop().await
 }
@@ -170,7 +170,7 @@ async fn wiping_the_table_fails_verify() {
 #[tokio::test]
 async fn rewriting_and_rechaining_an_event_fails_verify_and_names_the_range() {
     // Two heads witnessed: after the first history and after more of it.
-    let reg = Registry::start().await;
+    let reg = Registry::launch(support::Launch::new().sqlite_only()).await;
     grow(&reg, 6).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -204,7 +204,7 @@ async fn rewriting_and_rechaining_an_event_fails_verify_and_names_the_range() {
 
 #[tokio::test]
 async fn the_registrys_signed_head_file_catches_a_cut_tail_on_a_fresh_machine() {
-    let reg = Registry::start().await;
+    let reg = Registry::launch(support::Launch::new().sqlite_only()).await;
     grow(&reg, 30).await;
     let file = reg.dir().join("witness.jsonl");
     let signed = steward::registry::witness::sign_head(reg.store.as_ref(), &reg.url).unwrap();
@@ -245,7 +245,7 @@ async fn the_registrys_signed_head_file_catches_a_cut_tail_on_a_fresh_machine() 
 
 #[tokio::test]
 async fn repeated_no_op_revocations_add_no_audit_events() {
-    let reg = Registry::start().await;
+    let reg = Registry::launch(support::Launch::new().sqlite_only()).await;
     let id = reg.register("quiet", Some(&reg.owner.email), &[]).await;
     reg.post(
         &format!("/v1/agents/{id}/revoke"),

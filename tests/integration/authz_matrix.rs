@@ -1712,10 +1712,12 @@ impl Matrix {
                 .reg
                 .sql()
                 .execute(
-                    "UPDATE grants SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-                            last_certified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-                     WHERE agent_id = ?1",
-                    [&agent],
+                    "UPDATE grants SET last_used_at = ?1, last_certified_at = ?1
+                     WHERE agent_id = ?2",
+                    [
+                        &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        &agent,
+                    ],
                 )
                 .unwrap();
             assert_eq!(changed, 1, "the agent's grant exists");

@@ -117,7 +117,8 @@ fn kid_of(token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_taken_during_a_write_storm_restores_safely() {
-    let reg = Registry::start().await;
+    // SQLite's online backup (PostgreSQL deployments use pg_dump, see README).
+    let reg = Registry::launch(crate::support::Launch::new().sqlite_only()).await;
     let steady = keyed(&reg, "steady").await;
     let braked = keyed(&reg, "braked-after-copy").await;
     let subject = reg

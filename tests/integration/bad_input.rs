@@ -5,7 +5,7 @@
 use crate::support;
 
 use serde_json::{Value, json};
-use support::{Registry, open_sql, run_steward, snapshot};
+use support::{Registry, Sql, open_sql, run_steward, snapshot};
 
 /// One refused call: sends it, checks status and error code, and checks that the database is
 /// exactly as it was (data and audit log).
@@ -709,7 +709,7 @@ async fn bad_scopes_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_answers_503_busy_and_writes_nothing() {
-    let reg = Registry::start().await;
+    let reg = Registry::launch(support::Launch::new().sqlite_only()).await;
     let id = reg.register("target", Some(&reg.owner.email), &[]).await;
     let before = reg.snapshot();
 
@@ -800,7 +800,7 @@ fn a_database_from_a_newer_schema_is_refused_naming_both_versions() {
     open_sql(&db)
         .execute_batch("PRAGMA user_version = 99")
         .unwrap();
-    let before = snapshot(&open_sql(&db));
+    let before = snapshot(&Sql::File(open_sql(&db)));
     let stderr = server_refuses(&db);
     assert!(
         stderr.contains("schema version 99")
@@ -813,7 +813,7 @@ fn a_database_from_a_newer_schema_is_refused_naming_both_versions() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, 99, "the newer store was not touched");
-    assert_eq!(snapshot(&conn), before);
+    assert_eq!(snapshot(&Sql::File(conn)), before);
 }
 
 #[test]

@@ -65,7 +65,10 @@ async fn start_with(
 ) -> Reg {
     let mut launch = support::Launch::new().behaviour(behaviour).guards(guards);
     launch.dir = dir;
-    let served = launch.serve().await;
+    reg_of(launch.serve().await)
+}
+
+fn reg_of(served: support::Served) -> Reg {
     Reg {
         base: served.url.clone(),
         http: reqwest::Client::new(),
@@ -261,15 +264,15 @@ impl Reg {
     }
 
     fn audit_actions(&self, target: &str) -> Vec<(String, String, Option<String>)> {
-        let conn = rusqlite::Connection::open(self.store.path()).unwrap();
-        let mut stmt = conn
-            .prepare(
-                "SELECT action, actor_id, reason FROM audit_events WHERE target = ?1 ORDER BY seq",
-            )
-            .unwrap();
-        stmt.query_map([target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
+        crate::support::store_sql(&self.store)
+            .with(|tx| {
+                tx.prepare(
+                    "SELECT action, actor_id, reason FROM audit_events WHERE target = ?1 \
+                     ORDER BY seq",
+                )?
+                .query_map([target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<steward::registry::store::sql::Result<Vec<_>>>()
+            })
             .unwrap()
     }
 }
@@ -506,7 +509,7 @@ async fn sixty_bad_assertions_raise_a_flag_but_never_suspend() {
     }
     r.behaviour.flush();
     assert_eq!(r.flags("", &r.admin).await.len(), 1);
-    let conn = rusqlite::Connection::open(r.store.path()).unwrap();
+    let conn = crate::support::store_sql(&r.store);
     let buckets: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM activity_hours WHERE agent_id = 'agt_does_not_exist'",
@@ -693,10 +696,23 @@ async fn history_is_rebuilt_from_the_store_at_start_and_future_events_are_clampe
         })
         .collect();
     first.store.record_activity(&[], &hours).unwrap();
-    let Reg { served, store, .. } = first;
+    let Reg {
+        served,
+        store,
+        admin,
+        ..
+    } = first;
     drop(store);
-    let db_dir = served.stop().await;
-    let second = start_with(settings(None), lifted(), Some(db_dir)).await;
+    let mut second = reg_of(
+        served
+            .restart_with(
+                support::Launch::new()
+                    .behaviour(settings(None))
+                    .guards(lifted()),
+            )
+            .await,
+    );
+    second.admin = admin;
     second.behaviour.flush();
     let band = second.behaviour.band(&a.id, now());
     assert!(band.judging, "{band:?}");

@@ -58,7 +58,7 @@ async fn records_are_dated_by_the_registry_clock() {
             .is_some_and(|t| t.starts_with("2031-05-04T10:00:00")),
         "{agent}"
     );
-    let conn = crate::support::open_sql(&r.db);
+    let conn = crate::support::sql_at(&r.db);
     let time: String = conn
         .query_row(
             "SELECT time FROM audit_events ORDER BY seq DESC LIMIT 1",

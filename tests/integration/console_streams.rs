@@ -40,7 +40,7 @@ fn poll_stream(r: &Registry) -> String {
 }
 
 fn status_in_db(r: &Registry, id: &str) -> String {
-    let conn = rusqlite::Connection::open(&r.db).unwrap();
+    let conn = crate::support::sql_at(&r.db);
     conn.query_row("SELECT status FROM ssf_streams WHERE id = ?1", [id], |x| {
         x.get(0)
     })
@@ -90,7 +90,7 @@ async fn an_admin_lists_pauses_with_a_confirmation_and_resumes_a_stream() {
         panic!("left the streams screen");
     };
     assert_eq!(s.selected().unwrap().status, StreamState::Paused);
-    let conn = rusqlite::Connection::open(&r.db).unwrap();
+    let conn = crate::support::sql_at(&r.db);
     let by: String = conn
         .query_row(
             "SELECT actor_id FROM audit_events WHERE action = 'stream.status' ORDER BY seq DESC",

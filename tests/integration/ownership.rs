@@ -31,14 +31,10 @@ async fn agent_with_team(reg: &Registry, name: &str, owner: &str, team: &str) ->
 }
 
 fn audit_actions(reg: &Registry, target: &str) -> Vec<String> {
-    let conn = reg.sql();
-    let mut stmt = conn
-        .prepare("SELECT action FROM audit_events WHERE target = ?1 ORDER BY seq")
-        .unwrap();
-    stmt.query_map([target], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    reg.sql().strings(
+        "SELECT action FROM audit_events WHERE target = ?1 ORDER BY seq",
+        [target],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

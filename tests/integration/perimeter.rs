@@ -75,13 +75,13 @@ async fn start_guarded(settings: GuardSettings) -> Guarded {
 }
 
 fn audit_actions(db: &Path, action: &str) -> Vec<Value> {
-    let conn = support::open_sql(db);
-    let mut stmt = conn
-        .prepare("SELECT details FROM audit_events WHERE action = ?1 ORDER BY seq")
-        .unwrap();
-    stmt.query_map([action], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|d| serde_json::from_str(&d.unwrap()).unwrap())
+    support::sql_at(db)
+        .strings(
+            "SELECT details FROM audit_events WHERE action = ?1 ORDER BY seq",
+            [action],
+        )
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
         .collect()
 }
 
@@ -103,7 +103,13 @@ async fn wait_for_audit(db: &Path, action: &str, n: usize) -> Vec<Value> {
 async fn internal_errors_name_a_request_id_and_never_the_cause() {
     let reg = Registry::start().await;
     // Break the store under the server: the campaigns table disappears.
-    reg.sql().execute_batch("DROP TABLE IF EXISTS review_reminders; DROP TABLE IF EXISTS review_items; DROP TABLE campaigns;").unwrap();
+    let sql = reg.sql();
+    let drop = if sql.is_postgres() {
+        "DROP TABLE review_reminders, review_items, campaigns CASCADE"
+    } else {
+        "DROP TABLE IF EXISTS review_reminders; DROP TABLE IF EXISTS review_items; DROP TABLE campaigns;"
+    };
+    sql.execute_batch(drop).unwrap();
     let response = reg
         .http
         .get(format!("{}/v1/campaigns", reg.url))

@@ -167,8 +167,8 @@ impl Registry {
     }
 
     /// The registry's database, opened beside the server (read only by the tests).
-    fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.served.db).unwrap()
+    fn sql(&self) -> support::Sql {
+        support::store_sql(&self.served.store)
     }
 
     fn admin_auth(&self) -> String {

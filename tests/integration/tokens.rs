@@ -1306,7 +1306,11 @@ async fn no_token_is_issued_after_an_agent_revoke_takes_effect() {
 
 #[tokio::test]
 async fn key_rotation_keeps_the_old_key_published() {
-    let r = Registry::start().await;
+    // The key's file permissions and an offline rotation of the file: SQLite's (on PostgreSQL
+    // `steward server rotate-key --db postgres://…` is the same command).
+    let served = launch().sqlite_only().serve().await;
+    let admin = served.admin.token.clone();
+    let r = Registry::from(served, admin);
     let alice = r.person("alice@example.com").await;
     let agent = r.agent("a", &["x:read"], None).await;
     r.delegate(&alice, &agent.id, &["x:read"]).await;

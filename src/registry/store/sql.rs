@@ -40,7 +40,10 @@ pub enum Error {
 fn describe_pg(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
@@ -192,7 +195,7 @@ fn prepare(tx: &tokio_postgres::Transaction<'_>, sql: &str) -> Result<tokio_post
         };
         let code = e.as_db_error().map(|db| db.code().code().to_string());
         let undetermined = e.as_db_error().and_then(|db| {
-            (db.code().code() == "42P08")
+            matches!(db.code().code(), "42P08" | "42P18")
                 .then(|| {
                     db.message()
                         .rsplit('$')
@@ -859,6 +862,8 @@ pub fn to_postgres(sql: &str) -> String {
     sql = sql.replace("NOT IILIKE", "NOT ILIKE");
     sql = replace_words(&sql, "instr(", "strpos(");
     sql = json_each(&sql);
+    sql = unixepoch(&sql);
+    sql = without_unary_plus(&sql);
     sql = two_argument_extrema(&sql);
     sql = json_extract(&sql);
     if insert_or_ignore {
@@ -908,14 +913,34 @@ fn replace_words(text: &str, word: &str, with: &str) -> String {
     out
 }
 
-/// SQLite's `json_each(x)` over a JSON array of strings is PostgreSQL's
-/// `json_array_elements_text(CAST(x AS json))` (its column is `value` in both).
-fn json_each(sql: &str) -> String {
+/// SQLite's `+column` (a unary plus that keeps the planner off that column's index) has no
+/// text operator in PostgreSQL: dropped.
+fn without_unary_plus(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut prev = ' ';
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied().unwrap_or(' ');
+        if c == '+'
+            && (prev.is_whitespace() || prev == '(')
+            && (next.is_ascii_alphabetic() || next == '_')
+        {
+            prev = c;
+            continue;
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
+}
+
+/// Rewrites every call `name(arg)` (one argument) with `rewrite(arg)`.
+fn rewrite_calls(sql: &str, name: &str, rewrite: impl Fn(&str) -> String) -> String {
     let mut out = sql.to_string();
     let mut from = 0;
-    while let Some(pos) = find_word(&out[from..], "json_each(") {
+    while let Some(pos) = find_word(&out[from..], name) {
         let at = from + pos;
-        let open = at + "json_each(".len();
+        let open = at + name.len();
         let mut depth = 0;
         let mut close = None;
         for (i, c) in out[open..].char_indices() {
@@ -930,14 +955,28 @@ fn json_each(sql: &str) -> String {
             }
         }
         let Some(close) = close else { break };
-        let replacement = format!(
-            "json_array_elements_text(CAST({} AS json))",
-            out[open..close].trim()
-        );
+        let replacement = rewrite(out[open..close].trim());
         out.replace_range(at..=close, &replacement);
         from = at + replacement.len();
     }
     out
+}
+
+/// SQLite's `json_each(x)` over a JSON array of strings is PostgreSQL's
+/// `json_array_elements_text(CAST(x AS json))` (its column is `value` in both).
+fn json_each(sql: &str) -> String {
+    rewrite_calls(sql, "json_each(", |arg| {
+        format!("json_array_elements_text(CAST({arg} AS json))")
+    })
+}
+
+/// SQLite's `unixepoch(t)` (whole seconds of an RFC 3339 text) in PostgreSQL.
+fn unixepoch(sql: &str) -> String {
+    rewrite_calls(sql, "unixepoch(", |arg| {
+        format!(
+            "CAST(floor(extract(epoch FROM CAST(CAST({arg} AS text) AS timestamptz))) AS BIGINT)"
+        )
+    })
 }
 
 /// SQLite's `json_extract(x, '$.key')` is PostgreSQL's `(CAST(x AS json) ->> 'key')` (text).
@@ -1043,6 +1082,14 @@ mod tests {
         assert_eq!(
             to_postgres("SELECT value FROM json_each(?1) WHERE instr(a, 'b') > 0"),
             "SELECT value FROM json_array_elements_text(CAST($1 AS json)) WHERE strpos(a, 'b') > 0"
+        );
+    }
+
+    #[test]
+    fn unary_plus_goes_and_sums_stay() {
+        assert_eq!(
+            to_postgres("WHERE +i.campaign_id = ?3 AND n = n + ?2 AND m = (+x)"),
+            "WHERE i.campaign_id = $3 AND n = n + $2 AND m = (x)"
         );
     }
 

@@ -209,7 +209,8 @@ pub(super) fn map_postgres(e: tokio_postgres::Error) -> StoreError {
             StoreError::Conflict("the change conflicts with a record that already exists".into())
         }
         "40" | "53" | "57" => StoreError::Busy("the database is busy; try again shortly".into()),
-        "08" | "" if e.is_closed() || code.is_empty() => {
+        "08" => StoreError::Busy("the database cannot be reached; try again shortly".into()),
+        _ if e.is_closed() => {
             StoreError::Busy("the database cannot be reached; try again shortly".into())
         }
         _ => StoreError::Internal(format!(
@@ -387,6 +388,26 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         self.sqlite_path()
             .expect("a file path is asked of a PostgreSQL store")
+    }
+
+    /// Runs `f` in one write transaction, bypassing every rule: for tests that inspect or
+    /// deliberately damage the stored rows on either engine. Nothing in the registry calls it.
+    #[doc(hidden)]
+    pub fn raw_sql<T>(&self, f: impl FnOnce(&Tx<'_>) -> sql::Result<T>) -> sql::Result<T> {
+        let mut failure = None;
+        let out = self.write(|tx| match f(tx) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let message = e.to_string();
+                failure = Some(e);
+                Err(StoreError::Internal(message))
+            }
+        });
+        match (out, failure) {
+            (_, Some(e)) => Err(e),
+            (Ok(v), None) => Ok(v),
+            (Err(e), None) => Err(sql::Error::conversion(e.to_string())),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

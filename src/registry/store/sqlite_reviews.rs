@@ -647,7 +647,8 @@ fn apply_verdict(
             }
             tx.execute(
                 "INSERT INTO agent_certifications (agent_id, certified_at) VALUES (?1, ?2)
-                 ON CONFLICT (agent_id) DO UPDATE SET certified_at = max(certified_at, excluded.certified_at)",
+                 ON CONFLICT (agent_id) DO UPDATE
+                 SET certified_at = max(agent_certifications.certified_at, excluded.certified_at)",
                 params![item.agent_id, now_text],
             )?;
             touch_agent(tx, &item.agent_id)?;
@@ -822,7 +823,7 @@ fn snapshot_step(tx: &Tx<'_>, id: &str, step_agents: i64) -> StoreResult<bool> {
     let f = &c.filter;
     let (agents, end): (i64, Option<String>) = tx.query_row(
         &format!(
-            "SELECT count(*), max(id) FROM (SELECT a.id {MATCHING_AGENTS} AND a.id > ?4 ORDER BY a.id LIMIT ?5)"
+            "SELECT count(*), max(id) FROM (SELECT a.id {MATCHING_AGENTS} AND a.id > ?4 ORDER BY a.id LIMIT ?5) AS step"
         ),
         params![f.team, f.environment, f.owner, work.agent_cursor, step_agents],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -833,6 +834,15 @@ fn snapshot_step(tx: &Tx<'_>, id: &str, step_agents: i64) -> StoreResult<bool> {
     let before: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM review_items", [], |r| {
         r.get(0)
     })?;
+    if tx.is_postgres() {
+        // PostgreSQL's identity skips the values of rolled-back inserts; under the write lock
+        // the next id is set to follow the last one, as SQLite's rowid does.
+        tx.query_row(
+            "SELECT setval(pg_get_serial_sequence('review_items', 'id'), ?1, ?2 > 0)",
+            [before.max(1), before],
+            |r| r.get::<_, i64>(0),
+        )?;
+    }
     // The export and the item pages rely on one contiguous id range per campaign: this step's
     // items must follow the last step's directly (checked here, per step, rather than by
     // counting every item of the campaign at the end, which took most of a second at 1M).

@@ -31,6 +31,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use steward::registry::clock::Clock;
 use steward::registry::store::prelude::*;
+use steward::registry::store::sql;
 use steward::registry::store::sqlite::OpenMode;
 use steward::registry::store::{SeedAgent, SeedBatch, SeedCredential, SqliteStore};
 use tempfile::TempDir;
@@ -374,8 +375,8 @@ impl Registry {
     }
 
     /// A new read-write connection to the database file, beside the server's own.
-    pub fn sql(&self) -> rusqlite::Connection {
-        open_sql(&self.db)
+    pub fn sql(&self) -> Sql {
+        Sql::of(&self.store, &self.db)
     }
 
     /// The number of stored audit events.
@@ -609,10 +610,16 @@ impl Launch {
                 OpenMode::MustExist,
             ),
             (None, Some(db)) => (db, OpenMode::MustExist),
-            (None, None) if database.is_some() && !fresh => {
-                (dir.path().join("on-postgres"), OpenMode::MustExist)
-            }
-            (None, None) => (dir.path().join("steward.db"), OpenMode::CreateIfMissing),
+            // On PostgreSQL `db` is the database's URL: `open_store(&db)` and `open_sql(&db)` reach
+            // the same database as the server, as a second connection to a SQLite file would.
+            (None, None) if database.is_some() && !fresh => (
+                PathBuf::from(database.clone().unwrap_or_default()),
+                OpenMode::MustExist,
+            ),
+            (None, None) => match &database {
+                Some(url) => (PathBuf::from(url), OpenMode::CreateIfMissing),
+                None => (dir.path().join("steward.db"), OpenMode::CreateIfMissing),
+            },
         };
         let store = match (prepared, &database) {
             (Some(store), _) => store,
@@ -819,6 +826,31 @@ pub async fn serve_guarded(
 }
 
 /// A read-write connection to a database file with a busy timeout.
+/// SQL to `store`'s database, whichever engine it runs on.
+pub fn store_sql(store: &Arc<SqliteStore>) -> Sql {
+    match store.sqlite_path() {
+        Some(path) => Sql::File(open_sql(path)),
+        None => Sql::Store(store.clone()),
+    }
+}
+
+/// Whether a test's `db` is a PostgreSQL database's URL (the suite on PostgreSQL).
+pub fn is_postgres_url(db: &Path) -> bool {
+    db.to_string_lossy().starts_with("postgres")
+}
+
+/// SQL to the database at `db`: a SQLite file, or (its URL) a PostgreSQL database.
+pub fn sql_at(db: &Path) -> Sql {
+    if is_postgres_url(db) {
+        Sql::Store(Arc::new(
+            SqliteStore::connect_postgres(&db.to_string_lossy(), Clock::system())
+                .expect("connect to the test database"),
+        ))
+    } else {
+        Sql::File(open_sql(db))
+    }
+}
+
 pub fn open_sql(db: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(db).expect("open the database file");
     conn.busy_timeout(Duration::from_secs(10))
@@ -851,7 +883,79 @@ pub fn changed_tables(before: &str, after: &str) -> Vec<String> {
     names
 }
 
-pub fn snapshot(conn: &rusqlite::Connection) -> String {
+/// SQL straight to a registry's database, on either engine: its SQLite file, or (on
+/// PostgreSQL) through the store's own connections. For inspecting or deliberately damaging
+/// stored rows; the same `query_row`/`execute` shapes as rusqlite.
+pub enum Sql {
+    File(rusqlite::Connection),
+    Store(Arc<SqliteStore>),
+}
+
+impl Sql {
+    /// The registry's database: `store`'s PostgreSQL database, or the SQLite file `db`.
+    pub fn of(store: &Arc<SqliteStore>, db: &Path) -> Sql {
+        if store.is_postgres() || is_postgres_url(db) {
+            Sql::Store(store.clone())
+        } else {
+            Sql::File(open_sql(db))
+        }
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&sql::Tx<'_>) -> sql::Result<T>) -> sql::Result<T> {
+        match self {
+            Sql::File(conn) => f(&sql::Tx::sqlite(conn)),
+            Sql::Store(store) => store.raw_sql(f),
+        }
+    }
+
+    pub fn query_row<T>(
+        &self,
+        query: &str,
+        params: impl sql::Params,
+        f: impl FnOnce(&sql::Row<'_>) -> sql::Result<T>,
+    ) -> sql::Result<T> {
+        self.with(|tx| tx.query_row(query, params, f))
+    }
+
+    pub fn execute(&self, query: &str, params: impl sql::Params) -> sql::Result<usize> {
+        self.with(|tx| tx.execute(query, params))
+    }
+
+    pub fn execute_batch(&self, query: &str) -> sql::Result<()> {
+        self.with(|tx| tx.execute_batch(query))
+    }
+
+    /// The first column of every row, as text.
+    pub fn strings(&self, query: &str, params: impl sql::Params) -> Vec<String> {
+        self.with(|tx| {
+            tx.prepare(query)?
+                .query_map(params, |r| r.get(0))?
+                .collect::<sql::Result<Vec<String>>>()
+        })
+        .expect("read strings")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Sql::Store(_))
+    }
+}
+
+pub fn snapshot(conn: &Sql) -> String {
+    conn.with(|tx| Ok(snapshot_in(tx)))
+        .expect("take a snapshot")
+}
+
+fn snapshot_in(conn: &sql::Tx<'_>) -> String {
+    let list = if conn.is_postgres() {
+        "SELECT table_name FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+           AND table_name NOT IN ('ssf_outbox', 'ssf_queue', 'schema_migrations')
+         ORDER BY table_name"
+    } else {
+        "SELECT name FROM sqlite_master WHERE type = 'table'
+           AND name NOT IN ('ssf_outbox', 'ssf_queue')
+         ORDER BY name"
+    };
     let tables: Vec<String> = conn
         // The Shared Signals transmitter's delivery tables (`ssf_outbox`, `ssf_queue`) are left
         // out: its background task fans out and delivers after a change commits, so they change
@@ -859,14 +963,10 @@ pub fn snapshot(conn: &rusqlite::Connection) -> String {
         // which is counted. Stream configurations and subjects (`ssf_streams`, `ssf_subjects`)
         // are compared like any table, less the delivery-health columns the background task
         // keeps (see below).
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table'
-               AND name NOT IN ('ssf_outbox', 'ssf_queue')
-             ORDER BY name",
-        )
+        .prepare(list)
         .and_then(|mut s| {
             s.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
+                .collect::<sql::Result<Vec<String>>>()
         })
         .expect("list tables");
     let mut out = String::new();
