@@ -170,7 +170,8 @@ pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8420")]
     pub listen: String,
-    /// The SQLite database file (created if missing).
+    /// The database: a SQLite file (a path or `sqlite:PATH`, created if missing) or a
+    /// PostgreSQL database (`postgres://USER@HOST/DB`, migrated at start).
     #[arg(long, default_value = "steward.db")]
     pub db: PathBuf,
     /// The registry's display name, shown in consoles.

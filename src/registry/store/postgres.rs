@@ -118,8 +118,13 @@ impl PgDatabase {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("steward");
+        // PostgreSQL's notices ("already exists, skipping") are not the operator's business.
+        config.options("-c client_min_messages=warning");
         let unreachable = |e: tokio_postgres::Error| {
-            StoreError::Busy(format!("cannot reach PostgreSQL at {display_url}: {e}"))
+            StoreError::Busy(format!(
+                "cannot reach PostgreSQL at {display_url}: {}",
+                sql::Error::Postgres(e)
+            ))
         };
         let mut first = open(&config).map_err(unreachable)?;
         migrate(&mut first.client, &display_url)?;
