@@ -2,6 +2,11 @@
 //!
 //!     cargo run --release --example token_bench -- [--exchanges N] [--introspections N]
 //!         [--concurrency N] [--revoke-tokens N] [--bad-assertions N] [--no-behaviour]
+//!         [--db postgres://USER@HOST/EMPTY_DB]
+//!
+//! `--db` runs the registry on that (empty) PostgreSQL database instead of a SQLite file; the
+//! CPU figures then add the PostgreSQL server's processes (every process named `postgres` on
+//! this machine) to this one's.
 //!
 //! `--no-behaviour` runs the registry without the activity record and detectors (registry/
 //! behaviour), for comparing exchanges/s with detection on (the default) and off.
@@ -34,6 +39,7 @@ struct Options {
     revoke_tokens: usize,
     bad_assertions: usize,
     no_behaviour: bool,
+    db: Option<String>,
 }
 
 fn options() -> Options {
@@ -44,6 +50,7 @@ fn options() -> Options {
         revoke_tokens: 10_000,
         bad_assertions: 2_000,
         no_behaviour: false,
+        db: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -51,6 +58,11 @@ fn options() -> Options {
         if args[i] == "--no-behaviour" {
             o.no_behaviour = true;
             i += 1;
+            continue;
+        }
+        if args[i] == "--db" {
+            o.db = args.get(i + 1).cloned();
+            i += 2;
             continue;
         }
         let value = args.get(i + 1).and_then(|v| v.parse().ok());
@@ -70,9 +82,26 @@ fn options() -> Options {
     o
 }
 
-/// CPU seconds this process has used (user + system), from /proc (Linux).
+/// CPU seconds used (user + system) by this process and, when the registry runs on PostgreSQL,
+/// by every `postgres` process of the machine, from /proc (Linux).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let mut total = process_cpu("/proc/self/stat");
+    if POSTGRES.get().copied().unwrap_or(false) {
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let stat = entry.path().join("stat");
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            if text.contains("(postgres)") {
+                total += process_cpu(&stat.to_string_lossy());
+            }
+        }
+    }
+    total
+}
+
+static POSTGRES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn process_cpu(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -233,7 +262,19 @@ async fn exchanges(
 async fn main() -> anyhow::Result<()> {
     let o = options();
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("bench.db");
+    let db = match &o.db {
+        Some(url) => std::path::PathBuf::from(url),
+        None => dir.path().join("bench.db"),
+    };
+    POSTGRES.get_or_init(|| o.db.is_some());
+    println!(
+        "store: {}",
+        if o.db.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite (WAL, synchronous FULL)"
+        }
+    );
     let store = registry::open_store(&db, OpenMode::CreateIfMissing)?;
     let (_, admin) = registry::bootstrap_admin(store.as_ref(), "admin@example.com", "Admin", "b")?;
     let admin = admin.token;

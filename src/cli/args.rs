@@ -299,6 +299,16 @@ pub enum ServerCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Copy a registry from its SQLite file into an empty PostgreSQL database (stop the
+    /// registry first). The audit chain is verified on both sides and must end at the same head.
+    Migrate {
+        /// The SQLite file (a path or `sqlite:PATH`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database (`postgres://USER@HOST/DB`), empty.
+        #[arg(long)]
+        to: String,
+    },
     /// Stage the next token-signing key: published in the JWKS now, signing once every cached
     /// JWKS has seen it (61 minutes); the old key stays published until its tokens expire.
     RotateKey {

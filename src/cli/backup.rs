@@ -52,6 +52,31 @@ pub fn run(command: &ServerCommand) -> anyhow::Result<bool> {
                 println!("  the replaced database  {}", previous.display());
             }
         }
+        ServerCommand::Migrate { from, to } => {
+            let from = crate::registry::Database::sqlite_file(from, "--from")?;
+            if !matches!(
+                crate::registry::Database::parse(std::path::Path::new(to)),
+                crate::registry::Database::Postgres(_)
+            ) {
+                anyhow::bail!("--to must be a PostgreSQL URL (postgres://USER@HOST/DB)");
+            }
+            let report = crate::registry::store::copy::copy_sqlite_to_postgres(&from, to)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
+            println!(
+                "copied {} to {}: {} tables, {rows} rows; audit chain intact on both sides, \
+                 {} events, head #{} {}",
+                from.display(),
+                crate::registry::store::postgres::redact(to),
+                report.tables.len(),
+                report.audit_events,
+                report.head_seq,
+                report.head_hash
+            );
+            for (table, n) in &report.tables {
+                println!("  {table:<28} {n}");
+            }
+        }
         _ => return Ok(false),
     }
     Ok(true)

@@ -30,6 +30,7 @@ mod demo_seed;
 mod durability;
 mod facts_cache;
 mod introspection_access;
+mod migrate;
 mod ownership;
 mod perimeter;
 mod registry_api;

@@ -10,6 +10,7 @@ pub mod approvals;
 pub mod audit;
 pub mod brake;
 pub mod catalogue;
+pub mod copy;
 pub mod delegations;
 pub mod flags;
 pub mod ownership;
