@@ -53,24 +53,12 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or("?")
     );
     let actor = Actor::system("audit-bench");
-    let one = |n: usize| -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        store
-            .record(
-                &actor,
-                "bench.append",
-                Some(&format!("agt_{n:08}")),
-                serde_json::json!({"n": n}),
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(started.elapsed())
-    };
 
     // One thread: the cost of one append end to end (transaction, chain head, insert, commit).
     let started = Instant::now();
     let mut serial = Vec::with_capacity(appends);
     for n in 0..appends {
-        serial.push(one(n)?);
+        serial.push(append(&store, &actor, n)?);
     }
     report("1 thread", &mut serial, started.elapsed());
 
@@ -85,17 +73,7 @@ fn main() -> anyhow::Result<()> {
                 let actor = Actor::system("audit-bench");
                 let mut out = Vec::with_capacity(per_thread);
                 for k in 0..per_thread {
-                    let n = 1_000_000 + t * per_thread + k;
-                    let started = Instant::now();
-                    store
-                        .record(
-                            &actor,
-                            "bench.append",
-                            Some(&format!("agt_{n:08}")),
-                            serde_json::json!({"n": n}),
-                        )
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    out.push(started.elapsed());
+                    out.push(append(&store, &actor, 1_000_000 + t * per_thread + k)?);
                 }
                 Ok(out)
             })
@@ -121,6 +99,24 @@ fn main() -> anyhow::Result<()> {
     );
     anyhow::ensure!(verified.ok, "the audit chain is broken");
     Ok(())
+}
+
+/// One audit event in its own write transaction; how long it took.
+fn append(
+    store: &steward::registry::store::SqliteStore,
+    actor: &Actor,
+    n: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    store
+        .record(
+            actor,
+            "bench.append",
+            Some(&format!("agt_{n:08}")),
+            serde_json::json!({"n": n}),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(started.elapsed())
 }
 
 fn report(label: &str, times: &mut [Duration], wall: Duration) {

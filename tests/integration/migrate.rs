@@ -8,6 +8,11 @@ use serde_json::json;
 
 use crate::support::{self, Launch, Registry, call, http_client, run_steward};
 
+/// `steward server migrate --from FROM --to TO`, run to completion.
+fn migrate(from: &str, to: &str) -> std::process::Output {
+    run_steward(&["server", "migrate", "--from", from, "--to", to])
+}
+
 fn postgres() -> bool {
     let there = support::postgres::admin_url().is_some();
     if !there {
@@ -49,14 +54,7 @@ async fn a_sqlite_registry_copied_to_postgres_serves_the_same_state() {
     let (stopped, admin, live, braked) = sqlite_registry().await;
     let source = stopped.db.to_string_lossy().to_string();
     let url = support::postgres::fresh_database().expect("a test database");
-    let out = run_steward(&[
-        "server",
-        "migrate",
-        "--from",
-        &format!("sqlite:{source}"),
-        "--to",
-        &url,
-    ]);
+    let out = migrate(&format!("sqlite:{source}"), &url);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -132,14 +130,7 @@ async fn a_copy_into_a_database_that_holds_a_registry_is_refused_and_changes_not
     .serve()
     .await;
     let before = support::snapshot(&support::store_sql(&target.store));
-    let out = run_steward(&[
-        "server",
-        "migrate",
-        "--from",
-        &stopped.db.to_string_lossy(),
-        "--to",
-        &url,
-    ]);
+    let out = migrate(&stopped.db.to_string_lossy(), &url);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("already holds a registry"), "{stderr}");
@@ -163,14 +154,7 @@ async fn a_damaged_chain_is_not_copied() {
     .unwrap();
     drop(conn);
     let url = support::postgres::fresh_database().expect("a test database");
-    let out = run_steward(&[
-        "server",
-        "migrate",
-        "--from",
-        &stopped.db.to_string_lossy(),
-        "--to",
-        &url,
-    ]);
+    let out = migrate(&stopped.db.to_string_lossy(), &url);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("does not verify"), "{stderr}");

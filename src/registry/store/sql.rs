@@ -934,8 +934,8 @@ fn without_unary_plus(sql: &str) -> String {
     out
 }
 
-/// Rewrites every call `name(arg)` (one argument) with `rewrite(arg)`.
-fn rewrite_calls(sql: &str, name: &str, rewrite: impl Fn(&str) -> String) -> String {
+/// Rewrites every call `name(args)` with `rewrite(args)`; a call it answers `None` for stays.
+fn rewrite_calls(sql: &str, name: &str, rewrite: impl Fn(&str) -> Option<String>) -> String {
     let mut out = sql.to_string();
     let mut from = 0;
     while let Some(pos) = find_word(&out[from..], name) {
@@ -955,10 +955,33 @@ fn rewrite_calls(sql: &str, name: &str, rewrite: impl Fn(&str) -> String) -> Str
             }
         }
         let Some(close) = close else { break };
-        let replacement = rewrite(out[open..close].trim());
-        out.replace_range(at..=close, &replacement);
-        from = at + replacement.len();
+        match rewrite(out[open..close].trim()) {
+            Some(replacement) => {
+                out.replace_range(at..=close, &replacement);
+                from = at + replacement.len();
+            }
+            None => from = open,
+        }
     }
+    out
+}
+
+/// A call's arguments, split at its top-level commas.
+fn arguments(args: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in args.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(args[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(args[start..].trim());
     out
 }
 
@@ -966,90 +989,39 @@ fn rewrite_calls(sql: &str, name: &str, rewrite: impl Fn(&str) -> String) -> Str
 /// `json_array_elements_text(CAST(x AS json))` (its column is `value` in both).
 fn json_each(sql: &str) -> String {
     rewrite_calls(sql, "json_each(", |arg| {
-        format!("json_array_elements_text(CAST({arg} AS json))")
+        Some(format!("json_array_elements_text(CAST({arg} AS json))"))
     })
 }
 
 /// SQLite's `unixepoch(t)` (whole seconds of an RFC 3339 text) in PostgreSQL.
 fn unixepoch(sql: &str) -> String {
     rewrite_calls(sql, "unixepoch(", |arg| {
-        format!(
+        Some(format!(
             "CAST(floor(extract(epoch FROM CAST(CAST({arg} AS text) AS timestamptz))) AS BIGINT)"
-        )
+        ))
     })
 }
 
 /// SQLite's `json_extract(x, '$.key')` is PostgreSQL's `(CAST(x AS json) ->> 'key')` (text).
 fn json_extract(sql: &str) -> String {
-    let mut out = sql.to_string();
-    let mut from = 0;
-    while let Some(pos) = find_word(&out[from..], "json_extract(") {
-        let at = from + pos;
-        let open = at + "json_extract(".len();
-        let mut depth = 0;
-        let mut comma = None;
-        let mut close = None;
-        for (i, c) in out[open..].char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' if depth == 0 => {
-                    close = Some(open + i);
-                    break;
-                }
-                ')' => depth -= 1,
-                ',' if depth == 0 => comma = Some(open + i),
-                _ => {}
-            }
+    rewrite_calls(sql, "json_extract(", |args| match arguments(args)[..] {
+        [value, path] => {
+            let key = path.strip_prefix("'$.")?.strip_suffix('\'')?;
+            Some(format!("(CAST({value} AS json) ->> '{key}')"))
         }
-        let (Some(comma), Some(close)) = (comma, close) else {
-            break;
-        };
-        let path = out[comma + 1..close].trim();
-        match path.strip_prefix("'$.").and_then(|p| p.strip_suffix('\'')) {
-            Some(key) => {
-                let replacement =
-                    format!("(CAST({} AS json) ->> '{key}')", out[open..comma].trim());
-                out.replace_range(at..=close, &replacement);
-                from = at + replacement.len();
-            }
-            None => from = close,
-        }
-    }
-    out
+        _ => None,
+    })
 }
 
 /// SQLite's two-argument `max(a, b)` and `min(a, b)` are PostgreSQL's `GREATEST` and `LEAST`
 /// (one argument: the aggregate, the same in both).
 fn two_argument_extrema(sql: &str) -> String {
-    let mut out = sql.to_string();
-    for (name, with) in [("max(", "GREATEST("), ("min(", "LEAST(")] {
-        let mut from = 0;
-        while let Some(pos) = find_word(&out[from..], name) {
-            let at = from + pos;
-            let open = at + name.len();
-            let mut depth = 0;
-            let mut top_comma = false;
-            for c in out[open..].chars() {
-                match c {
-                    '(' => depth += 1,
-                    ')' if depth == 0 => break,
-                    ')' => depth -= 1,
-                    ',' if depth == 0 => {
-                        top_comma = true;
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            if top_comma {
-                out.replace_range(at..open, with);
-                from = at + with.len();
-            } else {
-                from = open;
-            }
-        }
-    }
-    out
+    let sql = rewrite_calls(sql, "max(", |args| {
+        (arguments(args).len() > 1).then(|| format!("GREATEST({args})"))
+    });
+    rewrite_calls(&sql, "min(", |args| {
+        (arguments(args).len() > 1).then(|| format!("LEAST({args})"))
+    })
 }
 
 #[cfg(test)]
