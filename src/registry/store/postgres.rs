@@ -26,9 +26,15 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/01_schema.sql")]
 /// The schema version this build writes on PostgreSQL.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Advisory lock keys (PostgreSQL's one 64-bit key space per database): "stewardW", "stewardM".
+/// Advisory lock keys (PostgreSQL's one 64-bit key space per database): "stewardW", "stewardM",
+/// each mixed with the schema's name, so that registries in two schemas of one database (set by
+/// `?options=-csearch_path%3DNAME` in the URL) never wait for each other.
 const WRITE_LOCK: i64 = 0x7374_6577_6172_6457;
 const MIGRATE_LOCK: i64 = 0x7374_6577_6172_644d;
+
+fn lock_key(key: i64) -> String {
+    format!("hashtextextended(current_schema(), {key})")
+}
 
 /// Connections per replica: writers queue on the advisory lock anyway; readers and the
 /// token service's point reads use the rest.
@@ -119,7 +125,11 @@ impl PgDatabase {
         }
         config.application_name("steward");
         // PostgreSQL's notices ("already exists, skipping") are not the operator's business.
-        config.options("-c client_min_messages=warning");
+        let options = format!(
+            "{} -c client_min_messages=warning",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim());
         let unreachable = |e: tokio_postgres::Error| {
             StoreError::Busy(format!(
                 "cannot reach PostgreSQL at {display_url}: {}",
@@ -163,7 +173,8 @@ impl PgDatabase {
         conn.in_transaction(
             &format!(
                 "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
-                 SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                 SELECT pg_advisory_xact_lock({})",
+                lock_key(WRITE_LOCK)
             ),
             f,
         )
@@ -185,8 +196,11 @@ fn migrate(client: &mut tokio_postgres::Client, display_url: &str) -> StoreResul
     let failed = |e: tokio_postgres::Error| {
         StoreError::Internal(format!("{display_url}: {}", sql::Error::Postgres(e)))
     };
-    wait(client.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATE_LOCK})")))
-        .map_err(failed)?;
+    wait(client.batch_execute(&format!(
+        "SELECT pg_advisory_lock({})",
+        lock_key(MIGRATE_LOCK)
+    )))
+    .map_err(failed)?;
     let result = (|| -> StoreResult<()> {
         wait(client.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -238,7 +252,10 @@ fn migrate(client: &mut tokio_postgres::Client, display_url: &str) -> StoreResul
         }
         Ok(())
     })();
-    let _ = wait(client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATE_LOCK})")));
+    let _ = wait(client.batch_execute(&format!(
+        "SELECT pg_advisory_unlock({})",
+        lock_key(MIGRATE_LOCK)
+    )));
     result
 }
 

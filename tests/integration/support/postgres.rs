@@ -1,39 +1,16 @@
 //! PostgreSQL for the integration tests: when `STEWARD_TEST_POSTGRES` names a server (an
 //! admin URL; `.ci/run` starts a private cluster and sets it), every registry the harness
-//! starts on a new store gets a database of its own there, copied from a template migrated
-//! once per test process. Unset: the tests run on SQLite files.
+//! starts on a new store gets a schema of its own in that database (the URL sets the search
+//! path), which the registry migrates as it opens. Unset: the tests run on SQLite files.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-use steward::registry::clock::Clock;
-use steward::registry::store::SqliteStore;
 
 /// The admin URL of the test cluster, when the suite runs on PostgreSQL.
 pub fn admin_url() -> Option<String> {
     std::env::var("STEWARD_TEST_POSTGRES")
         .ok()
         .filter(|u| !u.trim().is_empty())
-}
-
-/// `url` with its database name replaced.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 fn admin(url: &str, sql: &str) -> Result<(), String> {
@@ -64,43 +41,39 @@ fn admin(url: &str, sql: &str) -> Result<(), String> {
     .map_err(|_| "the admin thread panicked".to_string())?
 }
 
-/// The migrated template this process copies every test database from.
-fn template(admin_url: &str) -> &'static str {
-    static TEMPLATE: OnceLock<String> = OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        let name = format!("steward_tpl_{}", std::process::id());
-        admin(admin_url, &format!("DROP DATABASE IF EXISTS {name}")).expect("drop an old template");
-        admin(admin_url, &format!("CREATE DATABASE {name}")).expect("create the template");
-        let store =
-            SqliteStore::connect_postgres(&with_database(admin_url, &name), Clock::system())
-                .expect("migrate the template database");
-        drop(store);
-        name
-    })
+/// The extensions the schema needs, made once in the test database (every test's schema finds
+/// them through `public` on its search path).
+fn extensions(admin_url: &str) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        admin(
+            admin_url,
+            "CREATE EXTENSION IF NOT EXISTS citext; CREATE EXTENSION IF NOT EXISTS pg_trgm;",
+        )
+        .expect("create the extensions");
+    });
 }
 
-/// A new, migrated, empty database for one test: its URL.
+/// `url` with its connections' search path set to `schema` (then `public`).
+pub fn with_schema(url: &str, schema: &str) -> String {
+    let joint = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joint}options=-c%20search_path%3D{schema}%2Cpublic")
+}
+
+/// A new, empty schema of its own for one test's registry (the registry migrates it when it
+/// opens): its URL. A schema, not a database: a few hundred kilobytes instead of eight
+/// megabytes a copy, 260 times a run.
 pub fn fresh_database() -> Option<String> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let admin_url = admin_url()?;
-    let template = template(&admin_url);
-    let name = format!(
-        "steward_t{}_{}",
+    extensions(&admin_url);
+    let schema = format!(
+        "t{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    // The template's last connections may still be closing: CREATE DATABASE refuses a template
-    // in use, so try again briefly.
-    let mut last = String::new();
-    for _ in 0..100 {
-        match admin(
-            &admin_url,
-            &format!("CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"),
-        ) {
-            Ok(()) => return Some(with_database(&admin_url, &name)),
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if let Err(e) = admin(&admin_url, &format!("CREATE SCHEMA {schema}")) {
+        panic!("cannot create the test schema {schema}: {e}");
     }
-    panic!("cannot create the test database {name}: {last}");
+    Some(with_schema(&admin_url, &schema))
 }
