@@ -28,6 +28,7 @@ mod console_reviews;
 mod console_streams;
 mod demo_seed;
 mod durability;
+mod engines;
 mod facts_cache;
 mod introspection_access;
 mod migrate;
