@@ -147,11 +147,21 @@ impl Pty {
         ready: impl Fn(&str) -> bool,
     ) -> String {
         let deadline = Instant::now() + limit;
+        // A screen is taken as ready when two reads a poll apart both are: a frame read while the
+        // program was still writing it (on a loaded machine) can lack the very line that says
+        // it is not ready yet, such as an overlay's title.
+        let mut ready_once = false;
         loop {
             let text = self.text();
             if ready(&text) {
-                return text;
+                if ready_once {
+                    return text;
+                }
+                ready_once = true;
+                std::thread::sleep(Duration::from_millis(30));
+                continue;
             }
+            ready_once = false;
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "steward exited ({status:?}) while waiting for {what}; the screen shows:\n{text}"
