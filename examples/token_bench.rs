@@ -312,10 +312,14 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = format!("{base}/oauth/token");
 
     println!(
-        "machine: {} cores, load average {} at the start; SQLite WAL, synchronous=FULL; client \
-         and server in one process",
+        "machine: {} cores, load average {} at the start; {}; client and server in one process",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load_average()
+        load_average(),
+        if o.db.is_some() {
+            "PostgreSQL on this machine (fsync on, synchronous_commit on)"
+        } else {
+            "SQLite WAL, synchronous=FULL"
+        }
     );
 
     let (agent, key) = register_agent(&http, &base, &admin, "bench-agent").await;
