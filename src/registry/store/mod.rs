@@ -1,5 +1,6 @@
-//! The storage interface of the registry. Routes speak only to [`Store`]; SQLite is the embedded
-//! backend, and a PostgreSQL backend can implement the same trait without touching the routes.
+//! The storage interface of the registry. Routes speak only to [`Store`]. One implementation
+//! (`SqliteStore`, in `sqlite*.rs`) runs on either engine through the SQL adapter (`sql.rs`): a
+//! SQLite file, the embedded default, or a PostgreSQL database (`postgres.rs`).
 //!
 //! Every mutating call runs in one transaction together with its audit event(s): either the change
 //! and its record are both stored, or neither is.

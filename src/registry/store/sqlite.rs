@@ -1,4 +1,6 @@
-//! The SQLite backend: one file, WAL, one writer connection and a few readers.
+//! The store's implementation, written once for both engines (see `sql.rs`), and its SQLite
+//! engine: one file, WAL, one writer connection and a few readers. The name is older than the
+//! PostgreSQL engine (`postgres.rs`); the code under it serves both.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
