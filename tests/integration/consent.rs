@@ -6,7 +6,6 @@ use crate::support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use support::{Member, Registry};
 
@@ -760,27 +759,7 @@ async fn a_review_that_revokes_a_grant_kills_its_live_tokens() {
                               "scopes": ["crm.orders:read", "crm.orders:write"]}),
         )
         .await;
-    let mut seed = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
-    let key = SigningKey::from_bytes(&seed);
-    let jwk =
-        json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.verifying_key().as_bytes())});
-    let credential = reg
-        .post(
-            &format!("/v1/agents/{id}/credentials"),
-            &reg.admin,
-            json!({"kind": "public-key", "public_key": jwk.to_string()}),
-        )
-        .await
-        .expect(201)["credential"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let bot = Agent {
-        id,
-        key,
-        credential,
-    };
+    let bot = with_key(&reg, id).await;
     let person = person_token(&reg, &reg.owner).await;
     let with_a = exchanged(&reg, &person, &bot, "crm.orders:read").await;
     let with_b = exchanged(&reg, &person, &bot, "crm.orders:write").await;

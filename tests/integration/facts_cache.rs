@@ -6,9 +6,8 @@
 use crate::support;
 
 use serde_json::json;
-use support::{Registry, Reply};
+use support::Registry;
 
-use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
 use steward::registry::store::prelude::*;
 
 use support::exchange::*;
@@ -196,31 +195,6 @@ async fn a_catalogue_change_moves_the_audience_binding_at_once() {
     )
     .await;
     reply.expect(200);
-}
-
-/// An exchange addressed to `audience`.
-async fn exchange_to(
-    reg: &Registry,
-    subject: &str,
-    agent: &Agent,
-    scope: &str,
-    audience: &str,
-) -> Reply {
-    form(
-        reg,
-        "/oauth/token",
-        None,
-        &[
-            ("grant_type", GRANT_TOKEN_EXCHANGE),
-            ("subject_token", subject),
-            ("subject_token_type", TOKEN_TYPE_ACCESS),
-            ("actor_token", &agent.assertion(reg)),
-            ("actor_token_type", TOKEN_TYPE_JWT),
-            ("scope", scope),
-            ("audience", audience),
-        ],
-    )
-    .await
 }
 
 /// The store's answers themselves, write by write: each read right after a write is the

@@ -58,6 +58,11 @@ pub async fn agent(reg: &Registry, owner: &str, scopes: &[&str], parent: Option<
         body["parent_id"] = json!(p);
     }
     let id = reg.register_with(body).await;
+    with_key(reg, id).await
+}
+
+/// Gives the registered agent `id` a fresh Ed25519 key (as the admin).
+pub async fn with_key(reg: &Registry, id: String) -> Agent {
     let mut seed = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
     let key = SigningKey::from_bytes(&seed);
@@ -118,6 +123,17 @@ pub async fn form(
 }
 
 pub async fn exchange(reg: &Registry, subject: &str, agent: &Agent, scope: &str) -> Reply {
+    exchange_to(reg, subject, agent, scope, AUD).await
+}
+
+/// An exchange addressed to `audience`.
+pub async fn exchange_to(
+    reg: &Registry,
+    subject: &str,
+    agent: &Agent,
+    scope: &str,
+    audience: &str,
+) -> Reply {
     form(
         reg,
         "/oauth/token",
@@ -129,7 +145,7 @@ pub async fn exchange(reg: &Registry, subject: &str, agent: &Agent, scope: &str)
             ("actor_token", &agent.assertion(reg)),
             ("actor_token_type", TOKEN_TYPE_JWT),
             ("scope", scope),
-            ("audience", AUD),
+            ("audience", audience),
         ],
     )
     .await
