@@ -112,14 +112,22 @@ fn copy_table(src: &Tx<'_>, dst: &Tx<'_>, table: &str) -> StoreResult<u64> {
     let sqlite = src
         .as_sqlite()
         .ok_or_else(|| StoreError::Internal("the source must be SQLite".into()))?;
+    // The columns in order, and the primary key's (by their position in it).
     let mut columns: Vec<String> = Vec::new();
+    let mut key_columns: Vec<(i64, String)> = Vec::new();
     {
         let mut info = sqlite.prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
         let mut rows = info.query([])?;
         while let Some(row) = rows.next()? {
-            columns.push(row.get(1)?);
+            let name: String = row.get(1)?;
+            let pk: i64 = row.get(5)?;
+            if pk > 0 {
+                key_columns.push((pk, name.clone()));
+            }
+            columns.push(name);
         }
     }
+    key_columns.sort();
     // Columns that reference this same table: filled once every row exists.
     let mut self_refs: Vec<String> = Vec::new();
     {
@@ -147,11 +155,12 @@ fn copy_table(src: &Tx<'_>, dst: &Tx<'_>, table: &str) -> StoreResult<u64> {
             .join(", "),
         if with_rowid { ", rowid" } else { "" }
     );
-    let keys = if self_refs.is_empty() {
-        Vec::new()
-    } else {
-        primary_key(sqlite, table)?
-    };
+    if !self_refs.is_empty() && key_columns.is_empty() {
+        return Err(StoreError::Internal(format!(
+            "the table {table} has no primary key to copy by"
+        )));
+    }
+    let keys: Vec<String> = key_columns.into_iter().map(|(_, c)| c).collect();
     let mut stmt = sqlite.prepare(&select)?;
     let mut rows = stmt.query([])?;
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
@@ -211,25 +220,6 @@ fn copy_table(src: &Tx<'_>, dst: &Tx<'_>, table: &str) -> StoreResult<u64> {
         }
     }
     Ok(count)
-}
-
-fn primary_key(sqlite: &rusqlite::Connection, table: &str) -> StoreResult<Vec<String>> {
-    let mut info = sqlite.prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
-    let mut rows = info.query([])?;
-    let mut keys: Vec<(i64, String)> = Vec::new();
-    while let Some(row) = rows.next()? {
-        let pk: i64 = row.get(5)?;
-        if pk > 0 {
-            keys.push((pk, row.get(1)?));
-        }
-    }
-    keys.sort();
-    if keys.is_empty() {
-        return Err(StoreError::Internal(format!(
-            "the table {table} has no primary key to copy by"
-        )));
-    }
-    Ok(keys.into_iter().map(|(_, c)| c).collect())
 }
 
 fn insert(dst: &Tx<'_>, table: &str, columns: &[String], rows: &[Vec<Value>]) -> StoreResult<()> {
