@@ -355,7 +355,7 @@ fn the_default_enterprise_has_the_shape_of_a_real_one() {
 fn credentials_hold_public_keys_and_only_hashes_of_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = seeded(&dir, "demo.db", 7, 1_500);
-    let path = store.path().to_path_buf();
+    let path = store.sqlite_path().expect("a SQLite store").to_path_buf();
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let mut stmt = conn
@@ -1011,7 +1011,7 @@ fn search_finds_seeded_agents_and_a_cut_short_seed_is_repaired_at_open() {
             )
             .unwrap()
     };
-    let path = store.path().to_path_buf();
+    let path = store.sqlite_path().expect("a SQLite store").to_path_buf();
     assert!(trigger(&path), "the insert trigger is back after seeding");
     drop(store);
     // A seed cut short: the trigger dropped, the index emptied.

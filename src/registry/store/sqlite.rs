@@ -386,12 +386,6 @@ impl SqliteStore {
         }
     }
 
-    /// The SQLite file's path (panics on PostgreSQL: callers that reach files check first).
-    pub fn path(&self) -> &Path {
-        self.sqlite_path()
-            .expect("a file path is asked of a PostgreSQL store")
-    }
-
     /// Runs `f` in one write transaction, bypassing every rule: for tests that inspect or
     /// deliberately damage the stored rows on either engine. Nothing in the registry calls it.
     #[doc(hidden)]
