@@ -76,7 +76,7 @@ pub struct Delivery {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamRequest {
-    /// Required for update and replace; ignored (set by the transmitter) on create.
+    /// Required for update and replace; refused on create (the transmitter names streams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

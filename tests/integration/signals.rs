@@ -930,6 +930,25 @@ async fn bad_stream_configurations_are_refused_precisely() {
         )
         .await;
     assert_eq!(s, 400, "stream_id is required");
+    // A create that names a stream (here one that exists) is refused, not silently renamed:
+    // the receiver would otherwise PATCH an id it never got.
+    let existing = r
+        .ok("POST", "/ssf/streams", json!({"delivery": {"method": POLL}}))
+        .await["stream_id"]
+        .clone();
+    let before = r.call("GET", "/ssf/streams", &a, None).await.1;
+    let (s, v) = r
+        .call(
+            "POST",
+            "/ssf/streams",
+            &a,
+            Some(json!({"stream_id": existing, "delivery": {"method": POLL}})),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("stream_id"), "{v}");
+    let after = r.call("GET", "/ssf/streams", &a, None).await.1;
+    assert_eq!(before, after, "nothing was created");
 
     // With the network allowed by an admin, the same internal address is accepted.
     let allowed = Registry::start(SignalSettings {

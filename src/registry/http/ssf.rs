@@ -357,6 +357,16 @@ pub async fn create_stream(
     who: Receiver,
     ApiJson(req): ApiJson<StreamRequest>,
 ) -> Result<(StatusCode, Json<StreamConfiguration>), ApiError> {
+    // The transmitter names streams (SSF 1.0 §8.1.1.1: the receiver sends only its own
+    // properties). A `stream_id` here is a receiver that thinks it is updating: say so rather
+    // than create a second stream under another name.
+    if req.stream_id.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`stream_id` is chosen by the transmitter: omit it to create a stream, or PATCH/PUT to change one",
+        ));
+    }
     let f = fields(&state, &req, None).await?;
     let id = format!("st_{:020x}", rand::random::<u128>() >> 48);
     let (actor, key) = (who.actor(), who.key());
