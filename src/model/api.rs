@@ -293,7 +293,8 @@ pub struct ChangeFeed {
     pub total: Option<u64>,
 }
 
-/// The registry's health, unauthenticated.
+/// The registry's health, unauthenticated: `status` is `ok`, or `not_synced` (503) on a replica
+/// that lost the database's change feed.
 #[derive(Serialize, Deserialize, Clone, Debug, ToSchema)]
 pub struct Health {
     pub status: String,

@@ -35,6 +35,7 @@ mod migrate;
 mod ownership;
 mod perimeter;
 mod registry_api;
+mod replicas;
 mod reviews;
 mod signals;
 mod standards;

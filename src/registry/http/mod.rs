@@ -134,15 +134,28 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Liveness and the schema version; needs no token.
-#[utoipa::path(get, path = "/healthz", tag = "audit", responses((status = 200, body = Health)))]
-async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+/// Liveness and the schema version; needs no token. A replica over PostgreSQL that cannot
+/// hear the others' revocations answers 503 with status `not_synced` (it issues no token and
+/// reads none as active until it has caught up): a load balancer should send traffic elsewhere.
+#[utoipa::path(get, path = "/healthz", tag = "audit", responses((status = 200, body = Health),
+    (status = 503, body = Health, description = "`not_synced`: this replica lost the database's change feed")))]
+async fn health(
+    State(state): State<AppState>,
+) -> Result<(axum::http::StatusCode, Json<Health>), ApiError> {
     let schema_version = blocking(&state, |s| s.schema_version()).await?;
-    Ok(Json(Health {
-        status: "ok".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        schema_version,
-    }))
+    let synced = state.store.live_tokens().is_synced();
+    Ok((
+        if synced {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Health {
+            status: if synced { "ok" } else { "not_synced" }.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            schema_version,
+        }),
+    ))
 }
 
 /// Every route may answer 429 (too many failed authentications from this source or against

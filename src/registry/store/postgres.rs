@@ -43,9 +43,11 @@ const POOL_SIZE: u32 = 12;
 /// How long a replica waits for a pooled connection before answering "busy".
 const POOL_WAIT: Duration = Duration::from_secs(10);
 
+#[derive(Clone)]
 pub struct PgDatabase {
     pool: r2d2::Pool<Manager>,
     display_url: String,
+    config: tokio_postgres::Config,
 }
 
 struct Manager {
@@ -54,7 +56,7 @@ struct Manager {
 
 /// The runtime that drives every PostgreSQL connection of this process (their sockets), so that
 /// store calls can wait for the database from any thread (see `sql::wait`).
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub(super) fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -123,7 +125,10 @@ impl PgDatabase {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        config.application_name("steward");
+        // The operator's name wins (`?application_name=` tells replicas apart in pg_stat_activity).
+        if config.get_application_name().is_none() {
+            config.application_name("steward");
+        }
         // PostgreSQL's notices ("already exists, skipping") are not the operator's business.
         let options = format!(
             "{} -c client_min_messages=warning",
@@ -143,15 +148,26 @@ impl PgDatabase {
             .max_size(POOL_SIZE)
             .min_idle(Some(2))
             .connection_timeout(POOL_WAIT)
-            .build(Manager { config })
+            .build(Manager {
+                config: config.clone(),
+            })
             .map_err(|e| {
                 StoreError::Busy(format!("cannot reach PostgreSQL at {display_url}: {e}"))
             })?;
-        Ok(PgDatabase { pool, display_url })
+        Ok(PgDatabase {
+            pool,
+            display_url,
+            config,
+        })
     }
 
     pub fn display_url(&self) -> &str {
         &self.display_url
+    }
+
+    /// How to open a connection of one's own (the replica follower's listening one).
+    pub(super) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     pub fn connections_open(&self) -> usize {
@@ -178,6 +194,15 @@ impl PgDatabase {
             ),
             f,
         )
+    }
+
+    /// One write transaction outside the replicas' order (see `SqliteStore::write_unserialised`).
+    pub fn write_unserialised<T>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        conn.in_transaction("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", f)
     }
 
     /// One read over a consistent snapshot.

@@ -20,7 +20,7 @@ use crate::model::{
 };
 use crate::registry::clock::Clock;
 use crate::registry::tokens::live::{
-    ConsumedAssertion, LiveTokens, Refusals, TokenKind, TokenRecord,
+    self, ConsumedAssertion, LiveTokens, Refusals, TokenKind, TokenRecord,
 };
 
 /// The schema, one file per version under `migrations/sqlite/`. Never edit a shipped file;
@@ -93,6 +93,9 @@ pub mod pool;
 pub(super) mod streams;
 
 // Bulk seeding: the text index filled once after the last batch.
+/// Replicas over PostgreSQL hear each other's changes.
+#[path = "replication.rs"]
+pub(super) mod replication;
 #[path = "sqlite_seed.rs"]
 pub(super) mod seed;
 
@@ -115,13 +118,23 @@ pub struct SqliteStore {
     /// The token service's in-memory index, kept in step with `issued_tokens` (see tokens::live).
     pub(super) live: Arc<LiveTokens>,
     /// The catalogue's scopes, replaced as a whole after each import (see `CatalogueStore`).
-    pub(super) catalogue: std::sync::RwLock<Arc<catalogue::ScopeIndex>>,
+    pub(super) catalogue: Arc<std::sync::RwLock<Arc<catalogue::ScopeIndex>>>,
     /// Agents' token facts and exchange subjects, as of the last write (see `facts`).
-    pub(super) facts: facts::FactsCache,
+    pub(super) facts: Arc<facts::FactsCache>,
+    /// On PostgreSQL: this replica's name, the channel its writes are published on, and the
+    /// follower applying the other replicas' (see `replication`).
+    replica: Option<Replica>,
     /// Serialises long campaign work (snapshots keep one contiguous item-id range each).
     pub(super) long_work: Mutex<()>,
     /// What time it is for every record and decision (see registry/clock.rs).
     pub(super) clock: Clock,
+}
+
+/// A PostgreSQL replica's part in sharing changes (see `replication`).
+struct Replica {
+    name: String,
+    channel: String,
+    _follower: replication::Follower,
 }
 
 /// The engine a store runs on (one per store, made once: the size difference does not matter).
@@ -336,18 +349,34 @@ impl SqliteStore {
     /// (once, when replicas start together).
     pub fn connect_postgres(url: &str, clock: Clock) -> StoreResult<SqliteStore> {
         let db = super::postgres::PgDatabase::connect(url)?;
-        let live = Arc::new(LiveTokens::new());
         db.write(|tx| Ok(seed::repair_text_index(tx)?))?;
-        let scopes = db.read(|tx| {
-            clock.scope(|| load_live_tokens(tx, &live))?;
-            Ok(catalogue::load_scope_index(tx)?)
-        })?;
-        Ok(SqliteStore::with_engine(
-            Engine::Postgres(db),
-            live,
-            scopes,
-            clock,
-        ))
+        let channel = db.read(replication::channel_of)?;
+        let mut store = SqliteStore::with_engine(
+            Engine::Postgres(db.clone()),
+            Arc::new(LiveTokens::new()),
+            catalogue::ScopeIndex::new(),
+            clock.clone(),
+        );
+        let name = format!("{:016x}", rand::random::<u64>());
+        // Listens first, then loads: nothing another replica commits in between is missed.
+        let follower = replication::follow(
+            &db,
+            channel.clone(),
+            replication::Followed {
+                replica: name.clone(),
+                live: store.live.clone(),
+                facts: store.facts.clone(),
+                catalogue: store.catalogue.clone(),
+                clock,
+            },
+            std::time::Duration::from_secs(30),
+        )?;
+        store.replica = Some(Replica {
+            name,
+            channel,
+            _follower: follower,
+        });
+        Ok(store)
     }
 
     pub(super) fn with_engine(
@@ -362,8 +391,9 @@ impl SqliteStore {
             writer_stats: pool::WriterStats::new(),
             touches: pool::TouchFilter::new(),
             live,
-            catalogue: std::sync::RwLock::new(Arc::new(scopes)),
-            facts: facts::FactsCache::new(),
+            catalogue: Arc::new(std::sync::RwLock::new(Arc::new(scopes))),
+            facts: Arc::new(facts::FactsCache::new()),
+            replica: None,
             long_work: Mutex::new(()),
             clock,
         }
@@ -471,7 +501,21 @@ impl SqliteStore {
                 let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
                 db.write(|tx| {
                     streams::before_write();
-                    self.clock.scope(|| f(tx))
+                    replication::take_catalogue();
+                    let (out, changes) = live::recording(|| self.clock.scope(|| f(tx)));
+                    let out = out?;
+                    // Published inside the transaction: heard by the other replicas at its
+                    // commit, never if it rolls back.
+                    if let Some(replica) = &self.replica {
+                        let notices = replication::notices(
+                            &replica.name,
+                            touches_facts,
+                            replication::take_catalogue(),
+                            changes,
+                        );
+                        replication::publish(tx, &replica.channel, &notices)?;
+                    }
+                    Ok(out)
                 })
                 .inspect(|_| streams::after_commit())
             }
@@ -479,6 +523,21 @@ impl SqliteStore {
         self.writer_stats
             .record(site, granted - asked, granted.elapsed());
         out
+    }
+
+    /// A write that needs no place in the writers' order: it touches neither the audit chain
+    /// nor the change feed, and its rows' own keys make it atomic (spent assertion ids). On
+    /// PostgreSQL it does not wait for the replicas' write lock; on SQLite it is an ordinary
+    /// write (there is one writer anyway).
+    #[track_caller]
+    pub(super) fn write_unserialised<T>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        match &self.engine {
+            Engine::Postgres(db) => self.clock.scope(|| db.write_unserialised(f)),
+            Engine::Sqlite(_) => self.write_keeping_facts(f),
+        }
     }
 
     /// Runs `f` over a consistent snapshot on a pooled reader connection (waiting for one
@@ -987,47 +1046,53 @@ pub(super) fn mark_tokens_revoked(tx: &Tx<'_>, jtis: &[String]) -> StoreResult<(
 }
 
 /// Fills the live index from the database: unexpired tokens, blocked agents, spent assertions.
+/// The columns [`stored_token`] reads, from `issued_tokens t`.
+pub(super) const STORED_TOKEN_COLUMNS: &str =
+    "jti, kind, digest, kid, subject, client_id, actors, parent_jti, scopes, audience,
+     may_act, subject_source, client_auth, credential_id, issued_at, expires_at,
+     EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti),
+     api_token_id, delegation_id";
+
+/// A token record as stored, with whether it was revoked (columns: [`STORED_TOKEN_COLUMNS`]).
+pub(super) fn stored_token(r: &Row<'_>) -> sql::Result<(TokenRecord, bool)> {
+    let kind: String = r.get(1)?;
+    let digest: String = r.get(2)?;
+    let digest: [u8; 32] = hex::decode(&digest)
+        .ok()
+        .and_then(|d| d.try_into().ok())
+        .ok_or_else(|| bad_value("token digest", &digest))?;
+    Ok((
+        TokenRecord {
+            jti: r.get(0)?,
+            kind: TokenKind::parse(&kind).ok_or_else(|| bad_value("token kind", &kind))?,
+            digest,
+            kid: r.get(3)?,
+            subject: r.get(4)?,
+            client_id: r.get(5)?,
+            actors: parse_json_list(&r.get::<_, String>(6)?)?,
+            parent_jti: r.get(7)?,
+            scopes: parse_json_list(&r.get::<_, String>(8)?)?,
+            audience: parse_json_list(&r.get::<_, String>(9)?)?,
+            may_act: r.get(10)?,
+            subject_source: r.get(11)?,
+            client_auth: r.get(12)?,
+            credential_id: r.get(13)?,
+            issued_at: r.get(14)?,
+            expires_at: r.get(15)?,
+            api_token_id: r.get(17)?,
+            delegation_id: r.get(18)?,
+        },
+        r.get::<_, bool>(16)?,
+    ))
+}
+
 pub(super) fn load_live_tokens(conn: &Tx<'_>, live: &LiveTokens) -> sql::Result<()> {
     let now = unix_now();
-    let mut stmt = conn.prepare(
-        "SELECT jti, kind, digest, kid, subject, client_id, actors, parent_jti, scopes, audience,
-                may_act, subject_source, client_auth, credential_id, issued_at, expires_at,
-                EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti),
-                api_token_id, delegation_id
-         FROM issued_tokens t WHERE expires_at > ?1 ORDER BY issued_at",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {STORED_TOKEN_COLUMNS} FROM issued_tokens t WHERE expires_at > ?1 ORDER BY issued_at"
+    ))?;
     let tokens = stmt
-        .query_map([now], |r| {
-            let kind: String = r.get(1)?;
-            let digest: String = r.get(2)?;
-            let digest: [u8; 32] = hex::decode(&digest)
-                .ok()
-                .and_then(|d| d.try_into().ok())
-                .ok_or_else(|| bad_value("token digest", &digest))?;
-            Ok((
-                TokenRecord {
-                    jti: r.get(0)?,
-                    kind: TokenKind::parse(&kind).ok_or_else(|| bad_value("token kind", &kind))?,
-                    digest,
-                    kid: r.get(3)?,
-                    subject: r.get(4)?,
-                    client_id: r.get(5)?,
-                    actors: parse_json_list(&r.get::<_, String>(6)?)?,
-                    parent_jti: r.get(7)?,
-                    scopes: parse_json_list(&r.get::<_, String>(8)?)?,
-                    audience: parse_json_list(&r.get::<_, String>(9)?)?,
-                    may_act: r.get(10)?,
-                    subject_source: r.get(11)?,
-                    client_auth: r.get(12)?,
-                    credential_id: r.get(13)?,
-                    issued_at: r.get(14)?,
-                    expires_at: r.get(15)?,
-                    api_token_id: r.get(17)?,
-                    delegation_id: r.get(18)?,
-                },
-                r.get::<_, bool>(16)?,
-            ))
-        })?
+        .query_map([now], stored_token)?
         .collect::<sql::Result<Vec<_>>>()?;
     let strings = |sql: &str| -> sql::Result<Vec<String>> {
         conn.prepare(sql)?

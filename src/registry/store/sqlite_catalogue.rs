@@ -310,6 +310,7 @@ impl CatalogueStore for SqliteStore {
                     }),
                 )?);
             }
+            super::replication::note_catalogue();
             Ok(outcome)
         })?;
         self.refresh_catalogue()?;

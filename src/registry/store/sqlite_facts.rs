@@ -88,6 +88,8 @@ struct Entry<T> {
 /// The in-memory copy (see the module notes).
 pub(in crate::registry::store) struct FactsCache {
     generation: AtomicU64,
+    /// Set while this replica may have missed another's write: every read goes to the database.
+    bypass: std::sync::atomic::AtomicBool,
     agents: RwLock<HashMap<String, Entry<StoredFacts>>>,
     people: RwLock<HashMap<String, Entry<Person>>>,
 }
@@ -143,6 +145,7 @@ impl FactsCache {
     pub(super) fn new() -> FactsCache {
         FactsCache {
             generation: AtomicU64::new(0),
+            bypass: std::sync::atomic::AtomicBool::new(false),
             agents: RwLock::new(HashMap::new()),
             people: RwLock::new(HashMap::new()),
         }
@@ -153,7 +156,18 @@ impl FactsCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Set while this replica may have missed another's write (see store/replication.rs).
+    pub(super) fn set_bypass(&self, bypass: bool) {
+        self.bypass.store(bypass, Ordering::SeqCst);
+        self.invalidate();
+    }
+
+    /// The generation entries must carry to be used; while bypassed, one no entry carries
+    /// (`u64::MAX` is never reached by counting).
     fn current(&self) -> u64 {
+        if self.bypass.load(Ordering::SeqCst) {
+            return u64::MAX;
+        }
         self.generation.load(Ordering::SeqCst)
     }
 

@@ -16,7 +16,9 @@ use super::{
     TrustedIssuer,
 };
 use crate::model::{Actor, AgentStatus, Credential, Person};
-use crate::registry::tokens::live::{ConsumedAssertion, LiveTokens, TokenKind, TokenRecord};
+use crate::registry::tokens::live::{
+    self, ConsumedAssertion, LiveChange, LiveTokens, TokenKind, TokenRecord,
+};
 
 impl TokenStore for SqliteStore {
     fn live_tokens(&self) -> Arc<LiveTokens> {
@@ -330,6 +332,30 @@ impl TokenStore for SqliteStore {
         })
     }
 
+    fn shares_database(&self) -> bool {
+        self.is_postgres()
+    }
+
+    fn spend_assertions(&self, spent: &[ConsumedAssertion]) -> StoreResult<Vec<bool>> {
+        // In key order, so that two replicas spending overlapping batches never deadlock.
+        let mut order: Vec<usize> = (0..spent.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&spent[a].agent_id, &spent[a].jti).cmp(&(&spent[b].agent_id, &spent[b].jti))
+        });
+        self.write_unserialised(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO consumed_assertions (agent_id, jti, expires_at)
+                 VALUES (?1, ?2, ?3)",
+            )?;
+            let mut fresh = vec![false; spent.len()];
+            for n in order {
+                let a = &spent[n];
+                fresh[n] = insert.execute(params![a.agent_id, a.jti, a.expires_at])? == 1;
+            }
+            Ok(fresh)
+        })
+    }
+
     fn record_tokens(
         &self,
         tokens: &[TokenRecord],
@@ -337,6 +363,12 @@ impl TokenStore for SqliteStore {
     ) -> StoreResult<()> {
         self.write_keeping_facts(|tx| {
             let now = self.clock.unix();
+            if !tokens.is_empty() {
+                // Other replicas read these records back and index them.
+                live::note(LiveChange::Issued {
+                    jtis: tokens.iter().map(|t| t.jti.clone()).collect(),
+                });
+            }
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO issued_tokens (jti, kind, digest, kid, subject, client_id, actors,
@@ -446,7 +478,20 @@ impl TokenStore for SqliteStore {
 
     fn revoke_token(&self, actor: &Actor, jti: &str) -> StoreResult<u64> {
         self.write(|tx| {
-            let killed = self.live.revoke_tree(jti, self.clock.unix());
+            let mut killed = self.live.revoke_tree(jti, self.clock.unix());
+            if killed.is_empty() && tx.is_postgres() {
+                // Issued by another replica and not indexed here yet: the stored revocation
+                // is what the others and every later load go by.
+                let stored = tx
+                    .prepare_cached(
+                        "SELECT t.jti FROM issued_tokens t
+                         WHERE t.jti = ?1 AND t.expires_at > ?2
+                           AND NOT EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti)",
+                    )?
+                    .query_row(params![jti, self.clock.unix()], |r| r.get::<_, String>(0))
+                    .optional()?;
+                killed.extend(stored);
+            }
             mark_tokens_revoked(tx, &killed)?;
             if !killed.is_empty() {
                 append_audit(

@@ -69,6 +69,15 @@ pub trait TokenStore {
         credential_id: &str,
         guard: Guard<'_>,
     ) -> StoreResult<Credential>;
+    /// True when other registry replicas share this database (PostgreSQL): what one process
+    /// remembers, such as spent assertion ids, must then be decided in the database.
+    fn shares_database(&self) -> bool {
+        false
+    }
+    /// Spends single-use assertion ids in the database, atomically against every replica: true
+    /// for each one spent by this call, false for each spent before (a replay, maybe on another
+    /// replica). Durable when it returns.
+    fn spend_assertions(&self, spent: &[ConsumedAssertion]) -> StoreResult<Vec<bool>>;
     /// Durably records a batch of issued tokens and spent assertions in one transaction (group
     /// commit), and marks each scope used and each agent seen.
     fn record_tokens(

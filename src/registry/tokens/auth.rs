@@ -433,14 +433,16 @@ impl TokenService {
             return Err(unproven());
         };
         let credential = &facts.credentials[verified?.ok_or_else(unproven)?];
-        let credential_id = self.check_assertion(
-            &parsed,
-            party,
-            &sub,
-            credential,
-            Self::check_active(&facts),
-            audiences,
-        )?;
+        let credential_id = self
+            .check_assertion(
+                &parsed,
+                party,
+                &sub,
+                credential,
+                Self::check_active(&facts),
+                audiences,
+            )
+            .await?;
         Ok((
             AuthenticatedAgent {
                 facts,
@@ -477,12 +479,13 @@ impl TokenService {
             .map(|i| candidates[i])
             .ok_or_else(|| party.unproven(sub))?];
         self.check_assertion(&parsed, party, sub, credential, allowed, audiences)
+            .await
     }
 
     /// The checks after the signature verified with `credential`: whether the party may act,
     /// the key is enabled, and the claims (audience, times, single-use jti). Spends the jti;
     /// returns the credential's id.
-    fn check_assertion(
+    async fn check_assertion(
         &self,
         parsed: &jwt::Unverified<'_>,
         party: Party,
@@ -552,11 +555,18 @@ impl TokenService {
         if !self.live.consume_assertion(&spender, jti, exp) {
             return Err(bad(format!("its jti {jti} was already used (replay)")));
         }
-        self.record_assertion(ConsumedAssertion {
-            agent_id: spender,
-            jti: jti.to_string(),
-            expires_at: exp,
-        });
+        let fresh = self
+            .spend_assertion(ConsumedAssertion {
+                agent_id: spender,
+                jti: jti.to_string(),
+                expires_at: exp,
+            })
+            .await?;
+        if !fresh {
+            return Err(bad(format!(
+                "its jti {jti} was already used (replay, at another replica)"
+            )));
+        }
         Ok(credential_id)
     }
 

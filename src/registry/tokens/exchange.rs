@@ -448,6 +448,7 @@ impl TokenService {
                 IssueRefusal::GrantRemoved(scope) => OAuthError::invalid_scope(format!(
                     "agent {agent_id} is no longer granted {scope}"
                 )),
+                IssueRefusal::NotSynced => OAuthError::not_synced(),
             })?;
         // Activity (registry/behaviour): built here, pushed (never waited for) once durable.
         let activity = self.behaviour().map(|b| {
@@ -545,6 +546,7 @@ impl TokenService {
                 IssueRefusal::SubjectLeft(who) => {
                     OAuthError::invalid_grant(format!("{who} has left"))
                 }
+                IssueRefusal::NotSynced => OAuthError::not_synced(),
                 _ => OAuthError::server_error("the token could not be indexed"),
             })?;
         self.record(record).await?;

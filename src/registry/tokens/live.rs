@@ -10,10 +10,20 @@
 //! inserts the new token, under the same lock that [`LiveTokens::revoke_agent`] takes to block
 //! the agent and kill its tokens. Either the exchange comes first (its token is then killed and
 //! counted by the revoke) or the revoke does (the exchange is refused).
+//!
+//! Replicas over one PostgreSQL database each keep an index: every change made inside a store
+//! write is recorded as a [`LiveChange`] (see [`recording`]), published with the transaction's
+//! commit, and applied by every other replica (`store/replication.rs`). A replica that cannot
+//! hear the others is *not synced*: it answers no token as active and issues none until it has
+//! reloaded ([`LiveTokens::set_synced`]).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
 
 use hashbrown::HashTable;
 
@@ -100,7 +110,84 @@ pub enum IssueRefusal {
     SubjectLeft(String),
     /// A scope was removed from the agent after the exchange read its grants.
     GrantRemoved(String),
+    /// This replica cannot hear the others' revocations (see [`LiveTokens::set_synced`]).
+    NotSynced,
 }
+
+/// One change to the index that every replica must make: what a store write did to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LiveChange {
+    /// Tokens were stored (the other replicas read their records from the database).
+    Issued {
+        jtis: Vec<String>,
+    },
+    RevokeAgent {
+        agent: String,
+    },
+    UnblockAgent {
+        agent: String,
+    },
+    BlockAgents {
+        agents: Vec<String>,
+    },
+    RevokeTree {
+        jti: String,
+    },
+    RevokeGrant {
+        agent: String,
+        scope: String,
+    },
+    RestoreGrant {
+        agent: String,
+        scope: String,
+    },
+    RevokeSubject {
+        email: String,
+    },
+    RestoreSubject {
+        email: String,
+    },
+    RevokeOrigins {
+        ids: Vec<String>,
+    },
+}
+
+thread_local! {
+    /// The changes made on this thread since [`recording`] began (None: not recording).
+    static RECORDED: RefCell<Option<Vec<LiveChange>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, returning with its result every change it made to any index (the store wraps each
+/// write transaction in it, to publish the changes with the commit).
+pub fn recording<T>(f: impl FnOnce() -> T) -> (T, Vec<LiveChange>) {
+    struct Restore(Option<Vec<LiveChange>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            RECORDED.with(|r| *r.borrow_mut() = previous);
+        }
+    }
+    let restore = Restore(RECORDED.with(|r| r.replace(Some(Vec::new()))));
+    let out = f();
+    let changes = RECORDED.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    drop(restore);
+    (out, changes)
+}
+
+/// Records a change when the thread is [`recording`]; nothing otherwise (a replica applying
+/// another's change, tests of the index alone).
+pub fn note(change: LiveChange) {
+    RECORDED.with(|r| {
+        if let Some(changes) = r.borrow_mut().as_mut() {
+            changes.push(change);
+        }
+    });
+}
+
+/// How long a jti revoked before its record arrived is remembered: longer than any token
+/// lives, so that the record, whenever it arrives, arrives revoked.
+const DEAD_JTI_MEMORY_SECONDS: i64 = 2 * 86_400;
 
 /// Marks an absent interned value (`None`).
 const NONE: u32 = u32::MAX;
@@ -269,6 +356,9 @@ struct Index {
     /// (agent, scope) grants removed since the registry started: an exchange that read the
     /// grant before its removal must not insert a token carrying it afterwards.
     removed_grants: HashSet<(String, String)>,
+    /// Tokens revoked by jti before this index knew them (another replica issued them and its
+    /// notice had not arrived): jti → when the record may be forgotten.
+    dead_jtis: HashMap<String, i64>,
 }
 
 impl Default for Index {
@@ -289,6 +379,7 @@ impl Default for Index {
             dead_origins: HashSet::new(),
             left_subjects: HashSet::new(),
             removed_grants: HashSet::new(),
+            dead_jtis: HashMap::new(),
         }
     }
 }
@@ -303,6 +394,8 @@ pub struct LiveTokens {
     index: RwLock<Index>,
     /// (agent, jti) → expiry of spent assertions.
     assertions: Mutex<HashMap<(String, String), i64>>,
+    /// False while this replica may have missed another's change (fail closed).
+    not_synced: AtomicBool,
 }
 
 impl std::fmt::Debug for LiveTokens {
@@ -520,9 +613,63 @@ impl Index {
 
     /// Marks `jti` and every token exchanged from it revoked; adds the ones that were live.
     fn revoke_tree(&mut self, jti: &str, now: i64, out: &mut Vec<String>) {
-        if let Some(n) = self.slot_of(jti) {
-            self.revoke_slot_tree(n, now, out);
+        match self.slot_of(jti) {
+            Some(n) => self.revoke_slot_tree(n, now, out),
+            // Issued by another replica whose notice is still on its way: refused on arrival.
+            None => {
+                self.dead_jtis
+                    .insert(jti.to_string(), now + DEAD_JTI_MEMORY_SECONDS);
+            }
         }
+    }
+
+    /// Whether a stored token (loaded, or issued by another replica) is dead by what this index
+    /// knows beyond its own revocation: an actor blocked, an origin revoked, its subject gone,
+    /// a revoked parent, a jti revoked before the record arrived. A parent this index does
+    /// not hold is not held against it (the database's revocations are).
+    fn dead_on_arrival(&self, record: &TokenRecord) -> bool {
+        let parent_revoked = record
+            .parent_jti
+            .as_deref()
+            .and_then(|p| self.slot_of(p))
+            .is_some_and(|n| self.slots[n as usize].revoked);
+        parent_revoked
+            || self.dead_jtis.contains_key(&record.jti)
+            || record.actors.iter().any(|a| self.blocked.contains(a))
+            || record.origins().any(|o| self.dead_origins.contains(o))
+            || (!self.left_subjects.is_empty()
+                && self.left_subjects.contains(&record.subject.to_lowercase()))
+    }
+
+    /// Why a token may not be live here (None: it may).
+    fn refusal(&self, record: &TokenRecord, now: i64) -> Option<IssueRefusal> {
+        if let Some(blocked) = record.actors.iter().find(|a| self.blocked.contains(*a)) {
+            return Some(IssueRefusal::AgentBlocked(blocked.clone()));
+        }
+        if let Some(parent) = &record.parent_jti {
+            match self.slot_of(parent).map(|n| &self.slots[n as usize]) {
+                Some(slot) if !slot.revoked && slot.expires_at > now => {}
+                _ => return Some(IssueRefusal::ParentInactive(parent.clone())),
+            }
+        }
+        if let Some(dead) = record.origins().find(|o| self.dead_origins.contains(*o)) {
+            return Some(IssueRefusal::OriginRevoked(dead.to_string()));
+        }
+        if !self.left_subjects.is_empty()
+            && self.left_subjects.contains(&record.subject.to_lowercase())
+        {
+            return Some(IssueRefusal::SubjectLeft(record.subject.clone()));
+        }
+        if let Some(agent) = &record.client_id
+            && !self.removed_grants.is_empty()
+            && let Some(scope) = record
+                .scopes
+                .iter()
+                .find(|s| self.removed_grants.contains(&(agent.clone(), (*s).clone())))
+        {
+            return Some(IssueRefusal::GrantRemoved(scope.clone()));
+        }
+        None
     }
 
     fn revoke_slots(&mut self, roots: Vec<u32>, now: i64) -> Vec<String> {
@@ -567,6 +714,60 @@ impl LiveTokens {
         LiveTokens::default()
     }
 
+    /// Whether this index has every change made by every replica (always, on SQLite).
+    pub fn is_synced(&self) -> bool {
+        !self.not_synced.load(Ordering::SeqCst)
+    }
+
+    /// Set false when this replica may have missed a change (its notification connection
+    /// dropped): from then on no token reads as live and none is issued. Set true only after a
+    /// full [`load`](Self::load) that began after the replica listened again.
+    pub fn set_synced(&self, synced: bool) {
+        // Under the index's lock: an exchange past its check cannot insert after this returns.
+        let _index = self.write();
+        self.not_synced.store(!synced, Ordering::SeqCst);
+    }
+
+    /// Applies another replica's change (an [`LiveChange::Issued`] is applied with
+    /// [`insert_stored`](Self::insert_stored) once its records are read).
+    pub fn apply(&self, change: &LiveChange, now: i64) {
+        match change {
+            LiveChange::Issued { .. } => {}
+            LiveChange::RevokeAgent { agent } => {
+                self.revoke_agent(agent, now);
+            }
+            LiveChange::UnblockAgent { agent } => self.unblock_agent(agent),
+            LiveChange::BlockAgents { agents } => {
+                self.block_agents(agents.iter().map(String::as_str));
+            }
+            LiveChange::RevokeTree { jti } => {
+                self.revoke_tree(jti, now);
+            }
+            LiveChange::RevokeGrant { agent, scope } => {
+                self.revoke_grant(agent, scope, now);
+            }
+            LiveChange::RestoreGrant { agent, scope } => self.restore_grant(agent, scope),
+            LiveChange::RevokeSubject { email } => {
+                self.revoke_subject(email, now);
+            }
+            LiveChange::RestoreSubject { email } => self.restore_subject(email),
+            LiveChange::RevokeOrigins { ids } => {
+                self.revoke_origins(ids, now);
+            }
+        }
+    }
+
+    /// Adds a token another replica issued, as stored (with its revocation), unless it is
+    /// already here. Its parent and actors are not checked: the database is the authority, and
+    /// a revocation that follows it arrives after it.
+    pub fn insert_stored(&self, record: &TokenRecord, revoked: bool) {
+        let mut index = self.write();
+        if index.slot_of(&record.jti).is_none() {
+            let revoked = revoked || index.dead_on_arrival(record);
+            index.insert(record, revoked);
+        }
+    }
+
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
         // A panic while holding the lock leaves the index as it was between two whole updates.
         self.index.write().unwrap_or_else(|p| p.into_inner())
@@ -593,6 +794,9 @@ impl LiveTokens {
             .map(|e| e.to_lowercase())
             .collect();
         for (record, revoked) in tokens {
+            // Parents first (the records come in issue order), so a revoked parent's children
+            // are found dead too.
+            let revoked = revoked || index.dead_on_arrival(&record);
             index.insert(&record, revoked);
         }
         drop(index);
@@ -612,32 +816,11 @@ impl LiveTokens {
     ) -> Result<(), IssueRefusal> {
         let record = record.borrow();
         let mut index = self.write();
-        if let Some(blocked) = record.actors.iter().find(|a| index.blocked.contains(*a)) {
-            return Err(IssueRefusal::AgentBlocked(blocked.clone()));
+        if !self.is_synced() {
+            return Err(IssueRefusal::NotSynced);
         }
-        if let Some(parent) = &record.parent_jti {
-            match index.slot_of(parent).map(|n| &index.slots[n as usize]) {
-                Some(slot) if !slot.revoked && slot.expires_at > now => {}
-                _ => return Err(IssueRefusal::ParentInactive(parent.clone())),
-            }
-        }
-        if let Some(dead) = record.origins().find(|o| index.dead_origins.contains(*o)) {
-            return Err(IssueRefusal::OriginRevoked(dead.to_string()));
-        }
-        if !index.left_subjects.is_empty()
-            && index.left_subjects.contains(&record.subject.to_lowercase())
-        {
-            return Err(IssueRefusal::SubjectLeft(record.subject.clone()));
-        }
-        if let Some(agent) = &record.client_id
-            && !index.removed_grants.is_empty()
-            && let Some(scope) = record.scopes.iter().find(|s| {
-                index
-                    .removed_grants
-                    .contains(&(agent.clone(), (*s).clone()))
-            })
-        {
-            return Err(IssueRefusal::GrantRemoved(scope.clone()));
+        if let Some(refusal) = index.refusal(record, now) {
+            return Err(refusal);
         }
         index.insert(record, false);
         Ok(())
@@ -647,6 +830,9 @@ impl LiveTokens {
     /// minted or exchanged under them dies with everything derived from it. Returns the jtis
     /// that were live.
     pub fn revoke_origins(&self, origins: &[String], now: i64) -> Vec<String> {
+        note(LiveChange::RevokeOrigins {
+            ids: origins.to_vec(),
+        });
         let mut index = self.write();
         let mut out = Vec::new();
         for origin in origins {
@@ -665,6 +851,9 @@ impl LiveTokens {
     /// A person has left: no new token may name them, and every live token in which they are
     /// the subject dies with everything derived from it. Returns the jtis that were live.
     pub fn revoke_subject(&self, email: &str, now: i64) -> Vec<String> {
+        note(LiveChange::RevokeSubject {
+            email: email.to_string(),
+        });
         let mut index = self.write();
         let email = email.to_lowercase();
         index.left_subjects.insert(email.clone());
@@ -690,6 +879,9 @@ impl LiveTokens {
 
     /// A person who left came back: new tokens may name them again (old ones stay dead).
     pub fn restore_subject(&self, email: &str) {
+        note(LiveChange::RestoreSubject {
+            email: email.to_string(),
+        });
         self.write().left_subjects.remove(&email.to_lowercase());
     }
 
@@ -697,6 +889,10 @@ impl LiveTokens {
     /// everything derived from it, and no exchange in flight may still issue one. Returns the
     /// jtis that were live.
     pub fn revoke_grant(&self, agent_id: &str, scope: &str, now: i64) -> Vec<String> {
+        note(LiveChange::RevokeGrant {
+            agent: agent_id.to_string(),
+            scope: scope.to_string(),
+        });
         let mut index = self.write();
         index
             .removed_grants
@@ -723,6 +919,10 @@ impl LiveTokens {
 
     /// The scope was granted to the agent again: exchanges may carry it.
     pub fn restore_grant(&self, agent_id: &str, scope: &str) {
+        note(LiveChange::RestoreGrant {
+            agent: agent_id.to_string(),
+            scope: scope.to_string(),
+        });
         self.write()
             .removed_grants
             .remove(&(agent_id.to_string(), scope.to_string()));
@@ -742,6 +942,9 @@ impl LiveTokens {
     /// Runs `f` on the token whose digest is `digest`, if the registry issued it and it is still
     /// in the index (expired tokens leave it at the next sweep).
     pub fn with_digest<T>(&self, digest: &[u8; 32], f: impl FnOnce(TokenView) -> T) -> Option<T> {
+        if !self.is_synced() {
+            return None;
+        }
         let view = {
             let index = self.read();
             let slot = &index.slots[index.slot_of_digest(digest)? as usize];
@@ -763,6 +966,9 @@ impl LiveTokens {
 
     /// Revokes a token and everything exchanged from it; returns the jtis that were live.
     pub fn revoke_tree(&self, jti: &str, now: i64) -> Vec<String> {
+        note(LiveChange::RevokeTree {
+            jti: jti.to_string(),
+        });
         let mut out = Vec::new();
         self.write().revoke_tree(jti, now, &mut out);
         out
@@ -771,6 +977,9 @@ impl LiveTokens {
     /// Blocks an agent (no new token may name it) and revokes every token in which it acts,
     /// with everything derived from them. Returns the jtis that were live.
     pub fn revoke_agent(&self, agent_id: &str, now: i64) -> Vec<String> {
+        note(LiveChange::RevokeAgent {
+            agent: agent_id.to_string(),
+        });
         let mut index = self.write();
         index.blocked.insert(agent_id.to_string());
         let roots: Vec<u32> = index
@@ -793,15 +1002,21 @@ impl LiveTokens {
 
     /// Lets an agent be named in new tokens again (reinstatement). Killed tokens stay dead.
     pub fn unblock_agent(&self, agent_id: &str) {
+        note(LiveChange::UnblockAgent {
+            agent: agent_id.to_string(),
+        });
         self.write().blocked.remove(agent_id);
     }
 
     /// Blocks agents without touching tokens (seeding agents that are not active).
     pub fn block_agents<'a>(&self, agent_ids: impl IntoIterator<Item = &'a str>) {
         let mut index = self.write();
+        let mut blocked = Vec::new();
         for id in agent_ids {
             index.blocked.insert(id.to_string());
+            blocked.push(id.to_string());
         }
+        note(LiveChange::BlockAgents { agents: blocked });
     }
 
     /// Marks tokens revoked without cascading (tokens whose record could not be stored).
@@ -854,6 +1069,7 @@ impl LiveTokens {
                 .map(|(n, _)| n as u32)
                 .collect();
             index.remove(&expired);
+            index.dead_jtis.retain(|_, forget_at| *forget_at > now);
         }
         // Spent assertions are kept past their expiry by twice the clock leeway, so that an
         // assertion still accepted as "just expired" can never be replayed.
@@ -1075,5 +1291,59 @@ mod tests {
         assert_eq!(live.revoke_origins(&["tok_2".into()], 4).len(), 2);
         live.prune(200);
         assert!(live.is_empty());
+    }
+
+    /// What one replica does is recorded while a write runs; another replica applying the
+    /// changes reaches the same state, and tokens that reach it after their revocation arrive
+    /// dead.
+    #[test]
+    fn changes_recorded_on_one_index_replay_on_another() {
+        let (first, second) = (LiveTokens::new(), LiveTokens::new());
+        for live in [&first, &second] {
+            live.insert_stored(&record("p1", &[], None, 100), false);
+            live.insert_stored(&record("t1", &["a"], Some("p1"), 100), false);
+        }
+        let ((), changes) = recording(|| {
+            first.revoke_agent("a", 1);
+            first.revoke_tree("t-unknown", 1);
+        });
+        assert_eq!(changes.len(), 2);
+        assert!(
+            second.with_digest(&record("t1", &["a"], None, 0).digest, |v| v.revoked) == Some(false)
+        );
+        for change in &changes {
+            second.apply(change, 1);
+        }
+        assert_eq!(
+            second.with_digest(&record("t1", &["a"], None, 0).digest, |v| v.revoked),
+            Some(true)
+        );
+        // Tokens issued elsewhere before the revoke, whose records arrive after it: dead.
+        second.insert_stored(&record("t2", &["b", "a"], Some("p1"), 100), false);
+        second.insert_stored(&record("t-unknown", &["c"], Some("p1"), 100), false);
+        for jti in ["t2", "t-unknown"] {
+            assert!(second.is_revoked(jti), "{jti}");
+        }
+        // Outside a recording nothing is noted (a replica applying others' changes).
+        let ((), none) = recording(|| ());
+        assert!(none.is_empty());
+        assert!(second.issue(record("t3", &["a"], None, 100), 1).is_err());
+    }
+
+    /// A replica that may have missed a change answers no token and issues none.
+    #[test]
+    fn a_replica_not_synced_fails_closed() {
+        let live = LiveTokens::new();
+        let p1 = record("p1", &[], None, 100);
+        live.issue(&p1, 0).unwrap();
+        live.set_synced(false);
+        assert!(live.with_digest(&p1.digest, |_| ()).is_none());
+        assert_eq!(
+            live.issue(record("p2", &[], None, 100), 0),
+            Err(IssueRefusal::NotSynced)
+        );
+        live.set_synced(true);
+        assert!(live.with_digest(&p1.digest, |_| ()).is_some());
+        live.issue(record("p2", &[], None, 100), 0).unwrap();
     }
 }

@@ -165,6 +165,15 @@ impl OAuthError {
     pub fn server_error(d: impl Into<String>) -> OAuthError {
         OAuthError::new(500, "server_error", d)
     }
+    /// This replica cannot hear the others' revocations yet (see `live::LiveTokens::set_synced`).
+    pub fn not_synced() -> OAuthError {
+        OAuthError::new(
+            503,
+            "temporarily_unavailable",
+            "this registry replica has lost the database's revocation feed and issues no token \
+             until it has caught up; retry (another replica may answer)",
+        )
+    }
 }
 
 impl From<StoreError> for OAuthError {
@@ -193,6 +202,9 @@ enum WriteJob {
     Assertion(ConsumedAssertion),
 }
 
+/// An assertion id to spend in a database shared by replicas, and who waits for the verdict.
+type SpendJob = (ConsumedAssertion, oneshot::Sender<StoreResult<bool>>);
+
 pub struct TokenService {
     store: Arc<dyn Store>,
     live: Arc<LiveTokens>,
@@ -214,6 +226,9 @@ pub struct TokenService {
     /// Introspection callers recognised by API token in the last second (see `introspect.rs`).
     callers: std::sync::Mutex<HashMap<[u8; 32], (introspect::OAuthCaller, std::time::Instant)>>,
     writer: mpsc::Sender<WriteJob>,
+    /// On a database shared by replicas: spends assertion ids there, in batches (see
+    /// `spender_loop`), so that a replay on another replica is refused too.
+    spender: Option<mpsc::Sender<SpendJob>>,
     /// `scopes_supported` of the metadata, re-read at most once a minute.
     scopes: metadata::ScopeCache,
     /// The activity record and detectors (registry/behaviour), once the server starts them.
@@ -401,6 +416,16 @@ impl TokenService {
         std::thread::Builder::new()
             .name("steward-token-writer".into())
             .spawn(move || writer_loop(writer_store, rx))?;
+        let spender = if store.shares_database() {
+            let (tx, rx) = mpsc::channel(BATCH_MAX * 4);
+            let spender_store = store.clone();
+            std::thread::Builder::new()
+                .name("steward-assertion-spender".into())
+                .spawn(move || spender_loop(spender_store, rx))?;
+            Some(tx)
+        } else {
+            None
+        };
         let service = Arc::new(TokenService {
             live: store.live_tokens(),
             store,
@@ -417,6 +442,7 @@ impl TokenService {
             reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             callers: std::sync::Mutex::new(HashMap::new()),
             writer: tx,
+            spender,
             scopes: tokio::sync::Mutex::new(None),
             behaviour: std::sync::OnceLock::new(),
         });
@@ -525,6 +551,24 @@ impl TokenService {
             .map_err(OAuthError::from)
     }
 
+    /// Spends an assertion id: in the database when replicas share it (waited for: false is a
+    /// replay on another replica), else queued with the next batch of token records (the live
+    /// index, which has just spent it, refuses replays meanwhile).
+    async fn spend_assertion(&self, spent: ConsumedAssertion) -> Result<bool, OAuthError> {
+        let Some(spender) = &self.spender else {
+            self.record_assertion(spent);
+            return Ok(true);
+        };
+        let (ack, done) = oneshot::channel();
+        spender
+            .send((spent, ack))
+            .await
+            .map_err(|_| OAuthError::server_error("the assertion spender has stopped"))?;
+        done.await
+            .map_err(|_| OAuthError::server_error("the assertion spender has stopped"))?
+            .map_err(OAuthError::from)
+    }
+
     /// Queues a spent assertion (recorded with the next batch; not waited for).
     fn record_assertion(&self, spent: ConsumedAssertion) {
         if self.writer.try_send(WriteJob::Assertion(spent)).is_err() {
@@ -577,6 +621,37 @@ fn writer_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<WriteJob>) {
                 Err(StoreError::Busy(m)) => Err(StoreError::Busy(m.clone())),
                 Err(e) => Err(StoreError::Internal(e.to_string())),
             });
+        }
+    }
+}
+
+/// Spends assertion ids in the shared database, a batch per transaction: every waiting spend
+/// goes in the next batch, so the commits per second stay few however many arrive.
+fn spender_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<SpendJob>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (spent, acks): (Vec<ConsumedAssertion>, Vec<_>) = jobs.into_iter().unzip();
+        match store.spend_assertions(&spent) {
+            Ok(fresh) => {
+                for (ack, fresh) in acks.into_iter().zip(fresh) {
+                    let _ = ack.send(Ok(fresh));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "token service: could not spend assertion ids");
+                for ack in acks {
+                    let _ = ack.send(Err(match &e {
+                        StoreError::Busy(m) => StoreError::Busy(m.clone()),
+                        other => StoreError::Internal(other.to_string()),
+                    }));
+                }
+            }
         }
     }
 }
