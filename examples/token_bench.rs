@@ -2,11 +2,17 @@
 //!
 //!     cargo run --release --example token_bench -- [--exchanges N] [--introspections N]
 //!         [--concurrency N] [--revoke-tokens N] [--bad-assertions N] [--no-behaviour]
-//!         [--db postgres://USER@HOST/EMPTY_DB]
+//!         [--db postgres://USER@HOST/EMPTY_DB [--replicas N] [--revoke-samples N]]
 //!
 //! `--db` runs the registry on that (empty) PostgreSQL database instead of a SQLite file; the
 //! CPU figures then add the PostgreSQL server's processes (every process named `postgres` on
 //! this machine) to this one's.
+//!
+//! `--replicas N` (with `--db`) serves N registry replicas over that one database, each with
+//! its own store (pool, live-token index, follower connection) and HTTP port, sharing one issuer
+//! as behind a load balancer; the exchanges go to the replicas in turn. It then measures, over
+//! `--revoke-samples` agents, the time from a revoke answered by replica 1 to introspection on
+//! replica 2 reading the agent's token inactive (p50/p99), and skips the single-registry parts.
 //!
 //! `--no-behaviour` runs the registry without the activity record and detectors (registry/
 //! behaviour), for comparing exchanges/s with detection on (the default) and off.
@@ -40,6 +46,8 @@ struct Options {
     bad_assertions: usize,
     no_behaviour: bool,
     db: Option<String>,
+    replicas: usize,
+    revoke_samples: usize,
 }
 
 fn options() -> Options {
@@ -51,6 +59,8 @@ fn options() -> Options {
         bad_assertions: 2_000,
         no_behaviour: false,
         db: None,
+        replicas: 1,
+        revoke_samples: 200,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -72,12 +82,18 @@ fn options() -> Options {
             ("--concurrency", Some(v)) => o.concurrency = v,
             ("--revoke-tokens", Some(v)) => o.revoke_tokens = v,
             ("--bad-assertions", Some(v)) => o.bad_assertions = v,
+            ("--replicas", Some(v)) if v >= 1 => o.replicas = v,
+            ("--revoke-samples", Some(v)) => o.revoke_samples = v,
             (other, _) => {
                 eprintln!("unknown or incomplete option {other}");
                 std::process::exit(2);
             }
         }
         i += 2;
+    }
+    if o.replicas > 1 && o.db.is_none() {
+        eprintln!("--replicas needs --db postgres://…: replicas share a PostgreSQL database");
+        std::process::exit(2);
     }
     o
 }
@@ -214,17 +230,24 @@ fn rand_seed() -> [u8; 32] {
     seed
 }
 
-/// Exchanges the subject token once per prepared assertion; returns the tokens and the time.
+/// Exchanges the subject token once per prepared assertion, at the token endpoints in turn;
+/// returns the tokens and the time.
 async fn exchanges(
     http: &reqwest::Client,
-    endpoint: &str,
+    endpoints: &[String],
     subject: &str,
     assertions: Vec<String>,
     concurrency: usize,
 ) -> (Vec<String>, Duration, usize) {
-    let (http, endpoint, subject) = (http.clone(), endpoint.to_string(), subject.to_string());
+    let (http, endpoints, subject) = (http.clone(), endpoints.to_vec(), subject.to_string());
+    let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (results, elapsed) = run_all(assertions, concurrency, move |a| {
-        let (http, endpoint, subject) = (http.clone(), endpoint.clone(), subject.clone());
+        let n = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (http, endpoint, subject) = (
+            http.clone(),
+            endpoints[n % endpoints.len()].clone(),
+            subject.clone(),
+        );
         async move {
             let resp = http
                 .post(&endpoint)
@@ -256,6 +279,76 @@ async fn exchanges(
         .filter_map(|v| v["access_token"].as_str().map(str::to_string))
         .collect();
     (tokens, elapsed, failures)
+}
+
+/// Replicas: the time from a revoke answered by the first replica to introspection on the
+/// second reading the agent's token inactive, over `--revoke-samples` agents.
+async fn revoke_across_replicas(
+    o: &Options,
+    http: &reqwest::Client,
+    bases: &[String],
+    services: &[Arc<steward::registry::tokens::TokenService>],
+    admin: &str,
+    subject: &str,
+    aud: &str,
+) {
+    let mut after_answer = Vec::new();
+    let mut after_sent = Vec::new();
+    let mut before_answer = 0;
+    for n in 0..o.revoke_samples {
+        let (victim, key) = register_agent(http, &bases[0], admin, &format!("victim-{n}")).await;
+        let first = [format!("{}/oauth/token", bases[0])];
+        let a = assertion(&key, &victim, aud, 9_000_000 + n);
+        let (tokens, _, _) = exchanges(http, &first, subject, vec![a], 1).await;
+        let token = tokens.into_iter().next().expect("the victim's token");
+        // The second replica knows the token first (its notice travels like the revoke's).
+        let known = Instant::now();
+        while !services[1].introspect(&token).active {
+            assert!(known.elapsed() < Duration::from_secs(10), "never known");
+            tokio::task::yield_now().await;
+        }
+        let observer = {
+            let (service, token) = (services[1].clone(), token.clone());
+            std::thread::spawn(move || {
+                while service.introspect(&token).active {
+                    std::thread::yield_now();
+                }
+                Instant::now()
+            })
+        };
+        let sent = Instant::now();
+        post_json(
+            http,
+            format!("{}/v1/agents/{victim}/revoke", bases[0]),
+            admin,
+            json!({"reason": "benchmark"}),
+        )
+        .await;
+        let answered = Instant::now();
+        let inactive = observer.join().unwrap();
+        if inactive < answered {
+            before_answer += 1;
+        }
+        after_answer.push(inactive.saturating_duration_since(answered));
+        after_sent.push(inactive.duration_since(sent));
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i].as_secs_f64() * 1000.0
+    };
+    println!(
+        "revoke on replica 1 -> inactive at introspection on replica 2, {} agents: \
+         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms after the revoke's answer \
+         ({before_answer} seen inactive before the answer arrived); from the request sent: \
+         p50 {:.2} ms, p99 {:.2} ms",
+        after_answer.len(),
+        pct(&mut after_answer, 0.50),
+        pct(&mut after_answer, 0.99),
+        pct(&mut after_answer, 1.0),
+        pct(&mut after_sent, 0.50),
+        pct(&mut after_sent, 0.99),
+    );
 }
 
 #[tokio::main]
@@ -293,23 +386,45 @@ async fn main() -> anyhow::Result<()> {
         &catalogue,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let server = Server::bind("127.0.0.1:0", store.clone(), "bench")
-        .await?
-        .with_behaviour(steward::registry::behaviour::BehaviourSettings {
-            enabled: !o.no_behaviour,
-            ..Default::default()
-        });
+    // One registry, or `--replicas` over one database sharing an issuer (a load balancer's URL).
+    let settings = steward::registry::tokens::TokenSettings {
+        issuer: (o.replicas > 1).then(|| "http://replicas.bench.invalid".to_string()),
+        ..Default::default()
+    };
+    let mut bases = Vec::new();
+    let mut services = Vec::new();
+    for replica in 0..o.replicas {
+        let replica_store = if replica == 0 {
+            store.clone()
+        } else {
+            registry::open_store(&db, OpenMode::MustExist)?
+        };
+        let server = Server::bind_with("127.0.0.1:0", replica_store, "bench", &settings)
+            .await?
+            .with_behaviour(steward::registry::behaviour::BehaviourSettings {
+                enabled: !o.no_behaviour,
+                ..Default::default()
+            });
+        bases.push(format!("http://{}", server.local_addr()));
+        services.push(server.tokens().clone());
+        tokio::spawn(server.serve(std::future::pending()));
+    }
     println!(
-        "behaviour (activity record + detectors): {}",
-        if o.no_behaviour { "off" } else { "on" }
+        "behaviour (activity record + detectors): {}; replicas: {}",
+        if o.no_behaviour { "off" } else { "on" },
+        o.replicas
     );
-    let base = format!("http://{}", server.local_addr());
-    let tokens_service = server.tokens().clone();
-    tokio::spawn(server.serve(std::future::pending()));
+    let base = bases[0].clone();
+    let tokens_service = services[0].clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(o.concurrency)
         .build()?;
-    let endpoint = format!("{base}/oauth/token");
+    // What assertions name as their audience, and where exchanges are sent (in turn).
+    let endpoint = format!(
+        "{}/oauth/token",
+        settings.issuer.clone().unwrap_or_else(|| base.clone())
+    );
+    let endpoints: Vec<String> = bases.iter().map(|b| format!("{b}/oauth/token")).collect();
 
     println!(
         "machine: {} cores, load average {} at the start; {}; client and server in one process",
@@ -338,7 +453,7 @@ async fn main() -> anyhow::Result<()> {
     let warm: Vec<String> = (0..200)
         .map(|n| assertion(&key, &agent, &endpoint, n))
         .collect();
-    exchanges(&http, &endpoint, &subject, warm, o.concurrency).await;
+    exchanges(&http, &endpoints, &subject, warm, o.concurrency).await;
 
     // 1. Exchanges, each durably recorded before its answer.
     let prepared: Vec<String> = (0..o.exchanges)
@@ -347,7 +462,7 @@ async fn main() -> anyhow::Result<()> {
     let recorded_before = store.exchanges_since(&agent, 0)?;
     let cpu_before = cpu_seconds();
     let (issued, elapsed, failures) =
-        exchanges(&http, &endpoint, &subject, prepared, o.concurrency).await;
+        exchanges(&http, &endpoints, &subject, prepared, o.concurrency).await;
     let cpu = cpu_seconds() - cpu_before;
     let recorded = store.exchanges_since(&agent, 0)? - recorded_before;
     let exchange_rate = issued.len() as f64 / elapsed.as_secs_f64();
@@ -374,6 +489,12 @@ async fn main() -> anyhow::Result<()> {
         usage.people,
         usage.people_bytes / usage.people.max(1),
     );
+
+    if o.replicas > 1 {
+        revoke_across_replicas(&o, &http, &bases, &services, &admin, &subject, &endpoint).await;
+        println!("load average at the end: {}", load_average());
+        return Ok(());
+    }
 
     // 2. Introspection over HTTP, authenticated by the admin's API token.
     let sample: Vec<String> = (0..o.introspections)
@@ -430,7 +551,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| assertion(&victim_key, &victim, &endpoint, n))
         .collect();
     let (victim_tokens, _, _) =
-        exchanges(&http, &endpoint, &subject, prepared, o.concurrency).await;
+        exchanges(&http, &endpoints, &subject, prepared, o.concurrency).await;
     let live_before = tokens_service
         .live()
         .issued_to(&victim, chrono::Utc::now().timestamp())
@@ -480,7 +601,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| assertion(&victim_key, &victim, &endpoint, n))
         .collect();
     let (victim_tokens, _, _) =
-        exchanges(&http, &endpoint, &subject, prepared, o.concurrency).await;
+        exchanges(&http, &endpoints, &subject, prepared, o.concurrency).await;
     let watched = victim_tokens.last().cloned().unwrap_or_default();
     let started = Instant::now();
     let observer = {

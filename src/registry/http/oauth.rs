@@ -425,6 +425,7 @@ pub async fn introspect(
             .await?;
         let token = form.required("token")?;
         form.one("token_type_hint")?;
+        t.catch_up(token).await;
         Ok::<_, OAuthError>(t.introspect_for(&caller, token))
     };
     match guarded(&state, peer, &headers, &body, true, work).await {

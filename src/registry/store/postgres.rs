@@ -21,7 +21,10 @@ use super::{StoreError, StoreResult};
 
 /// The schema, one file per version under `migrations/postgres/`. Never edit a shipped file;
 /// append a new one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/01_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/01_schema.sql"),
+    include_str!("migrations/postgres/02_token_digest.sql"),
+];
 
 /// The schema version this build writes on PostgreSQL.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1047,14 +1047,14 @@ pub(super) fn mark_tokens_revoked(tx: &Tx<'_>, jtis: &[String]) -> StoreResult<(
 
 /// Fills the live index from the database: unexpired tokens, blocked agents, spent assertions.
 /// The columns [`stored_token`] reads, from `issued_tokens t`.
-pub(super) const STORED_TOKEN_COLUMNS: &str =
+pub(in crate::registry::store) const STORED_TOKEN_COLUMNS: &str =
     "jti, kind, digest, kid, subject, client_id, actors, parent_jti, scopes, audience,
      may_act, subject_source, client_auth, credential_id, issued_at, expires_at,
      EXISTS (SELECT 1 FROM token_revocations r WHERE r.jti = t.jti),
      api_token_id, delegation_id";
 
 /// A token record as stored, with whether it was revoked (columns: [`STORED_TOKEN_COLUMNS`]).
-pub(super) fn stored_token(r: &Row<'_>) -> sql::Result<(TokenRecord, bool)> {
+pub(in crate::registry::store) fn stored_token(r: &Row<'_>) -> sql::Result<(TokenRecord, bool)> {
     let kind: String = r.get(1)?;
     let digest: String = r.get(2)?;
     let digest: [u8; 32] = hex::decode(&digest)

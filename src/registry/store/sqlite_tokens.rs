@@ -7,9 +7,9 @@ use crate::registry::store::sql::{self, OptionalExtension};
 use rusqlite::params;
 
 use super::sqlite::{
-    MAX_ENABLED_CREDENTIALS, SqliteStore, agent_by_id, append_audit, credentials_of, facts,
-    from_unix, json_list, mark_tokens_revoked, next_change, parse_opt_ts, parse_ts, touch_agent,
-    ts,
+    MAX_ENABLED_CREDENTIALS, STORED_TOKEN_COLUMNS, SqliteStore, agent_by_id, append_audit,
+    credentials_of, facts, from_unix, json_list, mark_tokens_revoked, next_change, parse_opt_ts,
+    parse_ts, stored_token, touch_agent, ts,
 };
 use super::{
     AgentTokenFacts, Guard, NewCredential, StoreError, StoreResult, StoredSigningKey, TokenStore,
@@ -334,6 +334,21 @@ impl TokenStore for SqliteStore {
 
     fn shares_database(&self) -> bool {
         self.is_postgres()
+    }
+
+    fn stored_token(&self, digest: &[u8; 32]) -> StoreResult<Option<(TokenRecord, bool)>> {
+        self.read_point(|tx| {
+            Ok(tx
+                .prepare_cached(&format!(
+                    "SELECT {STORED_TOKEN_COLUMNS} FROM issued_tokens t
+                     WHERE digest = ?1 AND expires_at > ?2"
+                ))?
+                .query_row(
+                    params![hex::encode(digest), self.clock.unix()],
+                    stored_token,
+                )
+                .optional()?)
+        })
     }
 
     fn spend_assertions(&self, spent: &[ConsumedAssertion]) -> StoreResult<Vec<bool>> {

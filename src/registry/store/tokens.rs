@@ -74,6 +74,9 @@ pub trait TokenStore {
     fn shares_database(&self) -> bool {
         false
     }
+    /// The stored record of the token with this digest (SHA-256 of its bytes), with whether it
+    /// was revoked; None when no such token was stored or it has expired.
+    fn stored_token(&self, digest: &[u8; 32]) -> StoreResult<Option<(TokenRecord, bool)>>;
     /// Spends single-use assertion ids in the database, atomically against every replica: true
     /// for each one spent by this call, false for each spent before (a replay, maybe on another
     /// replica). Durable when it returns.

@@ -330,6 +330,7 @@ impl TokenService {
         // A subject token of the registry's own is read from memory first, so that its person
         // is read with the agent's facts in one store trip; its errors still come after the
         // agent's (an unauthenticated caller learns nothing about the subject token).
+        self.catch_up(subject_token).await;
         let own = self.own_subject(subject_token);
         let person = match &own {
             Some(Ok(s)) => Some(s.person.clone()),

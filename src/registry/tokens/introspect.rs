@@ -310,6 +310,7 @@ impl TokenService {
         let token = form.required("token")?;
         // token_type_hint is only a hint (RFC 7009 §2.1): every token here is an access token.
         form.one("token_type_hint")?;
+        self.catch_up(token).await;
         let found = self.live.with_digest(&token_digest(token), |view| {
             (
                 view.record.jti.clone(),

@@ -625,7 +625,7 @@ impl Index {
 
     /// Whether a stored token (loaded, or issued by another replica) is dead by what this index
     /// knows beyond its own revocation: an actor blocked, an origin revoked, its subject gone,
-    /// a revoked parent, a jti revoked before the record arrived. A parent this index does
+    /// a revoked parent, a jti revoked before the record arrived, a grant removed since. A parent this index does
     /// not hold is not held against it (the database's revocations are).
     fn dead_on_arrival(&self, record: &TokenRecord) -> bool {
         let parent_revoked = record
@@ -639,6 +639,13 @@ impl Index {
             || record.origins().any(|o| self.dead_origins.contains(o))
             || (!self.left_subjects.is_empty()
                 && self.left_subjects.contains(&record.subject.to_lowercase()))
+            || record.client_id.as_ref().is_some_and(|agent| {
+                !self.removed_grants.is_empty()
+                    && record
+                        .scopes
+                        .iter()
+                        .any(|s| self.removed_grants.contains(&(agent.clone(), s.clone())))
+            })
     }
 
     /// Why a token may not be live here (None: it may).

@@ -496,6 +496,39 @@ impl TokenService {
     }
 
     /// A published key by kid (for reading back the registry's own tokens).
+    /// On replicas sharing a database: a token this replica has not heard of yet (another
+    /// replica minted it a moment ago, and its notice is on the way) is read from the database
+    /// by its digest and indexed, so that introspection, revocation and exchange agree across
+    /// replicas at once. Only a token signed by one of the registry's keys is looked up: made-up
+    /// tokens cost a parse, never a database read. A revocation that reaches this replica
+    /// while the record is read is not lost (see `LiveTokens::insert_stored`).
+    pub(crate) async fn catch_up(&self, token: &str) {
+        if !self.store.shares_database() || !self.live.is_synced() {
+            return;
+        }
+        let digest = token_digest(token);
+        if self.live.with_digest(&digest, |_| ()).is_some() {
+            return;
+        }
+        let ours = jwt::parse(token).ok().is_some_and(|parsed| {
+            parsed.claim_str("iss") == Some(self.issuer.as_str())
+                && parsed
+                    .kid()
+                    .and_then(|k| self.published_key(k))
+                    .is_some_and(|key| parsed.verify(&key).is_ok())
+        });
+        if !ours {
+            return;
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.stored_token(&digest)).await {
+            Ok(Ok(Some((record, revoked)))) => self.live.insert_stored(&record, revoked),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "token service: cannot read a token record"),
+            Err(e) => tracing::warn!(error = %e, "token service: a token read failed"),
+        }
+    }
+
     fn published_key(&self, kid: &str) -> Option<ed25519_dalek::VerifyingKey> {
         self.keys
             .read()
