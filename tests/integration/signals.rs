@@ -933,7 +933,11 @@ async fn bad_stream_configurations_are_refused_precisely() {
     // A create that names a stream (here one that exists) is refused, not silently renamed:
     // the receiver would otherwise PATCH an id it never got.
     let existing = r
-        .ok("POST", "/ssf/streams", json!({"delivery": {"method": POLL}}))
+        .ok(
+            "POST",
+            "/ssf/streams",
+            json!({"delivery": {"method": POLL}}),
+        )
         .await["stream_id"]
         .clone();
     let before = r.call("GET", "/ssf/streams", &a, None).await.1;
@@ -945,7 +949,11 @@ async fn bad_stream_configurations_are_refused_precisely() {
             Some(json!({"stream_id": existing, "delivery": {"method": POLL}})),
         )
         .await;
-    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
     assert!(v["message"].as_str().unwrap().contains("stream_id"), "{v}");
     let after = r.call("GET", "/ssf/streams", &a, None).await.1;
     assert_eq!(before, after, "nothing was created");
@@ -1726,3 +1734,5 @@ async fn sets_verify_with_stock_python_libraries() {
     assert!(output.status.success(), "the Python script failed:\n{text}");
     assert!(text.contains("all SETs verified"), "{text}");
 }
+
+mod replicas;

@@ -142,6 +142,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         schema_version,
+        delivers_signals: state.signals.delivering(),
     }))
 }
 

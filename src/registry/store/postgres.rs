@@ -32,7 +32,7 @@ pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 const WRITE_LOCK: i64 = 0x7374_6577_6172_6457;
 const MIGRATE_LOCK: i64 = 0x7374_6577_6172_644d;
 
-fn lock_key(key: i64) -> String {
+pub(super) fn lock_key(key: i64) -> String {
     format!("hashtextextended(current_schema(), {key})")
 }
 
@@ -46,6 +46,8 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 pub struct PgDatabase {
     pool: r2d2::Pool<Manager>,
     display_url: String,
+    /// For connections outside the pool (the Shared Signals delivery lock, `pg_signals.rs`).
+    config: tokio_postgres::Config,
 }
 
 struct Manager {
@@ -143,11 +145,22 @@ impl PgDatabase {
             .max_size(POOL_SIZE)
             .min_idle(Some(2))
             .connection_timeout(POOL_WAIT)
-            .build(Manager { config })
+            .build(Manager {
+                config: config.clone(),
+            })
             .map_err(|e| {
                 StoreError::Busy(format!("cannot reach PostgreSQL at {display_url}: {e}"))
             })?;
-        Ok(PgDatabase { pool, display_url })
+        Ok(PgDatabase {
+            pool,
+            display_url,
+            config,
+        })
+    }
+
+    /// The connection settings, for a connection of its own outside the pool.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     pub fn display_url(&self) -> &str {

@@ -1088,10 +1088,16 @@ impl Binary {
     pub fn start_with(db: &Path, args: &[&str]) -> Binary {
         let mut log = db.as_os_str().to_owned();
         log.push(".stderr");
+        Binary::start_logged(db.as_os_str(), Path::new(&log), args)
+    }
+
+    /// [`Binary::start_with`] over any `--db` (a PostgreSQL URL too), its stderr appended to
+    /// `log`.
+    pub fn start_logged(db: &std::ffi::OsStr, log: &Path, args: &[&str]) -> Binary {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log)
+            .open(log)
             .expect("open the server's stderr log");
         let mut child = Command::new(steward_exe())
             .args(["server", "--listen", "127.0.0.1:0", "--db"])
