@@ -142,7 +142,13 @@ impl Signals {
                     let Some(s) = me.upgrade() else { return };
                     match h {
                         Heard::Outbox => OUTBOX_WAKE.notify_waiters(),
-                        Heard::Stream(id) => s.wake_of(&id).notify_waiters(),
+                        Heard::Stream(id) => {
+                            s.wake_of(&id).notify_waiters();
+                            // A stream made on another replica needs its push task here.
+                            if s.delivering() {
+                                OUTBOX_WAKE.notify_waiters();
+                            }
+                        }
                     }
                 });
                 let _ = self.link.set(Link::start(config, heard));

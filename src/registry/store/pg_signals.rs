@@ -74,6 +74,9 @@ impl Link {
     /// Connects in the background (on the current tokio runtime) and keeps reconnecting;
     /// `heard` is called for every notification another connection sent.
     pub fn start(config: tokio_postgres::Config, heard: Arc<dyn Fn(Heard) + Send + Sync>) -> Link {
+        // Named, so that an operator finds it in pg_stat_activity.
+        let mut config = config;
+        config.application_name("steward-signals");
         let (delivering_tx, delivering) = watch::channel(false);
         let (announce, announce_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(config, delivering_tx, announce_rx, heard));

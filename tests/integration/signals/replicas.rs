@@ -20,6 +20,9 @@ use steward::registry::store::CatalogueStore;
 use steward::registry::store::sqlite::OpenMode;
 
 use super::{WAIT, agent_of, event, receiver};
+
+/// The delivery lock's key before it is mixed with the schema (`store/pg_signals.rs`).
+const DELIVERY_LOCK: i64 = 0x7374_6577_6172_6453;
 use crate::support;
 
 #[derive(Clone)]
@@ -100,13 +103,18 @@ async fn the_delivering_one(c: &Caller, replicas: &[&str]) -> usize {
     }
 }
 
-/// How many `session-revoked` SETs the receiver got per agent.
+const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+
+/// How many `session-revoked` SETs the receiver got per agent (verification SETs aside).
 fn per_agent(sets: &[String]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for set in sets {
         let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(set)
             .unwrap()
             .claims;
+        if event(&claims).0 == VERIFICATION {
+            continue;
+        }
         assert_eq!(event(&claims).0, SESSION_REVOKED, "{claims}");
         *out.entry(agent_of(&claims).expect("an agent subject"))
             .or_insert(0) += 1;
@@ -160,6 +168,29 @@ async fn one_replica_delivers_each_event_once_and_another_takes_over_after_sigki
         )
         .await;
     assert_eq!(v["delivery"]["method"], PUSH);
+    let push = v["stream_id"].as_str().unwrap().to_string();
+    // A verification asked of the replica that does not deliver is pushed by the other.
+    let asked_at = Instant::now();
+    let (s, e) = c
+        .call(
+            &follow,
+            "POST",
+            "/ssf/verify",
+            json!({"stream_id": push, "state": "via-follower"}),
+        )
+        .await;
+    assert_eq!(s, 204, "{e}");
+    let sets = rx.wait_for(1).await;
+    println!(
+        "verification asked of the replica that does not deliver -> pushed: {} ms",
+        asked_at.elapsed().as_millis()
+    );
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&sets[0])
+        .unwrap()
+        .claims;
+    assert_eq!(event(&claims).0, VERIFICATION);
+    assert_eq!(event(&claims).1["state"], "via-follower");
+    rx.got.lock().unwrap().clear();
     let v = c
         .ok(
             &follow,
@@ -244,6 +275,55 @@ async fn one_replica_delivers_each_event_once_and_another_takes_over_after_sigki
     let got = per_agent(&rx.got.lock().unwrap());
     let want: BTreeMap<String, usize> = agents.iter().map(|a| (a.clone(), 1)).collect();
     assert_eq!(got, want, "each revoke exactly once");
+
+    // The delivering replica loses its lock connection but lives: it stops delivering, and one
+    // of the two (it again, reconnected, or the other) takes the lock; still nothing twice.
+    let schema = url
+        .split("search_path%3D")
+        .nth(1)
+        .and_then(|rest| rest.split("%2C").next())
+        .unwrap()
+        .to_string();
+    support::postgres::admin(
+        &support::postgres::admin_url().unwrap(),
+        &format!(
+            "SELECT pg_terminate_backend(l.pid)
+             FROM pg_locks l, (SELECT hashtextextended('{schema}', {DELIVERY_LOCK}) AS k) key
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.classid::bigint = (key.k >> 32) & 4294967295
+               AND l.objid::bigint = key.k & 4294967295"
+        ),
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while c.delivers(&urls[leader]).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a replica whose lock connection was cut still says it delivers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And it says so in its log.
+    let log = dir
+        .path()
+        .join(if leader == 0 { "a.stderr" } else { "b.stderr" });
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("this replica stops delivering")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "nothing logged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leader = the_delivering_one(&c, &[&urls[0], &urls[1]]).await;
+    let (lead, follow) = (urls[leader].clone(), urls[1 - leader].clone());
+    let cut = [
+        c.agent(&lead, "cut-0").await,
+        c.agent(&follow, "cut-1").await,
+    ];
+    c.revoke(&follow, &cut[0]).await;
+    c.revoke(&lead, &cut[1]).await;
+    agents.extend(cut);
+    rx.wait_for(agents.len()).await;
 
     // The delivering replica dies; a revoke on the other still arrives, once.
     let last = c.agent(&follow, "last").await;
