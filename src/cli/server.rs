@@ -50,6 +50,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         move || registry::open_store(&db, OpenMode::CreateIfMissing)
     })
     .await??;
+    if args.replicas > 1 && !store.is_postgres() {
+        tracing::warn!(
+            "--replicas {} over a SQLite file: replicas share a PostgreSQL database; one process \
+             serves a SQLite file, and its budgets are divided all the same",
+            args.replicas
+        );
+    }
     let story = if args.demo {
         seed_demo(&store, &args).await?
     } else {

@@ -11,6 +11,10 @@
 //! - A queued SET leaves `pending` only by [`StreamStore::mark_delivered`] (push: after a 2xx),
 //!   an acknowledgement (poll) or a permanent refusal by the receiver: delivery is at least
 //!   once, and per stream in queue order (`seq`).
+//! - Replicas over one PostgreSQL database share the outbox and the queues (nothing of the
+//!   fan-out or of a queue's progress is kept in memory); only the replica holding the delivery
+//!   lock (`pg_signals.rs`) fans out and pushes, and a second fan-out of one row (two holders
+//!   for an instant during a handover) queues nothing, because the row is claimed first.
 
 use chrono::{DateTime, Utc};
 
