@@ -229,6 +229,12 @@ pub struct ServerArgs {
     /// Failed authentications against one agent or API token per minute before 429.
     #[arg(long, default_value_t = 10)]
     pub auth_failures_per_credential: u32,
+    /// How many registry replicas run behind the load balancer (over one PostgreSQL
+    /// database). Each replica counts only the failures it sees, so the two budgets above
+    /// are divided by this (rounded up, at least 1).
+    #[arg(long, value_name = "N", default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub replicas: u32,
     /// Append the audit head, signed with the registry's key, to this file (outside the
     /// database) every --audit-witness-every minutes when it moved; check it later with
     /// `steward audit verify --db PATH --witness FILE`.

@@ -29,12 +29,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         source_failures_per_minute: args.auth_failures_per_source.max(1),
         credential_failures_per_minute: args.auth_failures_per_credential.max(1),
         ..Default::default()
-    };
+    }
+    .per_replica(args.replicas);
+    if args.replicas > 1 {
+        tracing::info!(
+            replicas = args.replicas,
+            per_source = guards.source_failures_per_minute,
+            per_credential = guards.credential_failures_per_minute,
+            "failed-authentication budgets are per replica: {} replicas, so this one allows {} \
+             failures per minute per source (of {}) and {} per credential (of {})",
+            args.replicas,
+            guards.source_failures_per_minute,
+            args.auth_failures_per_source.max(1),
+            guards.credential_failures_per_minute,
+            args.auth_failures_per_credential.max(1),
+        );
+    }
     let store = tokio::task::spawn_blocking({
         let db = args.db.clone();
         move || registry::open_store(&db, OpenMode::CreateIfMissing)
     })
     .await??;
+    if args.replicas > 1 && !store.is_postgres() {
+        tracing::warn!(
+            "--replicas {} over a SQLite file: replicas share a PostgreSQL database; one process \
+             serves a SQLite file, and its budgets are divided all the same",
+            args.replicas
+        );
+    }
     let story = if args.demo {
         seed_demo(&store, &args).await?
     } else {

@@ -300,4 +300,8 @@ pub struct Health {
     pub status: String,
     pub version: String,
     pub schema_version: i64,
+    /// Whether this process fans out and pushes Shared Signals: always on SQLite; over
+    /// PostgreSQL only the one replica holding the delivery lock does (the others serve polls).
+    #[serde(default)]
+    pub delivers_signals: bool,
 }

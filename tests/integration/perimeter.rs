@@ -955,3 +955,49 @@ async fn a_body_that_stalls_is_answered_408_and_the_connection_let_go() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"body_timeout\""), "{answer}");
 }
+
+/// `steward server --replicas 3`: the failed-authentication budgets are per replica, divided
+/// by the number behind the load balancer (12 per source becomes 4 here), and the server says
+/// so at start; `--replicas 0` is refused with a clear error.
+#[tokio::test]
+async fn replicas_divide_the_failure_budgets_and_the_server_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("steward.db");
+    let server = support::Binary::start_with(
+        &db,
+        &["--replicas", "3", "--auth-failures-per-source", "12"],
+    );
+    let http = http_client();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        // A different token each time: only the per-source budget (12 / 3 = 4) is at stake.
+        let r = http
+            .get(format!("{}/v1/me", server.url))
+            .bearer_auth(format!("stw_{i:064x}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..4], &[401; 4], "{statuses:?}");
+    assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+    server.stop();
+    let log = std::fs::read_to_string(dir.path().join("steward.db.stderr")).unwrap();
+    assert!(
+        log.contains("failed-authentication budgets are per replica: 3 replicas")
+            && log.contains("4 failures per minute per source (of 12)")
+            && log.contains("4 per credential (of 10)"),
+        "{log}"
+    );
+
+    let out = support::run_steward(&[
+        "server",
+        "--db",
+        dir.path().join("other.db").to_str().unwrap(),
+        "--replicas",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--replicas"), "{err}");
+}

@@ -1734,3 +1734,5 @@ async fn sets_verify_with_stock_python_libraries() {
     assert!(output.status.success(), "the Python script failed:\n{text}");
     assert!(text.contains("all SETs verified"), "{text}");
 }
+
+mod replicas;

@@ -55,6 +55,32 @@ impl Default for GuardSettings {
     }
 }
 
+impl GuardSettings {
+    /// The budgets of one replica among `replicas` behind one load balancer: each process
+    /// counts only the failures it sees, so the failed-authentication budgets are divided by
+    /// the number of replicas (rounded up, at least 1), and the whole deployment allows about
+    /// what one registry would. The large-read bounds stay per process (they protect its own
+    /// connections).
+    pub fn per_replica(self, replicas: u32) -> GuardSettings {
+        GuardSettings {
+            source_failures_per_minute: budget_per_replica(
+                self.source_failures_per_minute,
+                replicas,
+            ),
+            credential_failures_per_minute: budget_per_replica(
+                self.credential_failures_per_minute,
+                replicas,
+            ),
+            ..self
+        }
+    }
+}
+
+/// `budget` divided among `replicas`, rounded up, at least 1 (0 replicas counts as 1).
+pub fn budget_per_replica(budget: u32, replicas: u32) -> u32 {
+    budget.div_ceil(replicas.max(1)).max(1)
+}
+
 /// A refusal for too many failures: 429 with `Retry-After` (whole seconds, at least 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyFailures {
@@ -262,6 +288,49 @@ pub fn note_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_are_divided_among_replicas_rounded_up_and_never_zero() {
+        assert_eq!(budget_per_replica(30, 1), 30);
+        assert_eq!(budget_per_replica(30, 3), 10);
+        assert_eq!(budget_per_replica(10, 3), 4, "rounded up");
+        assert_eq!(budget_per_replica(10, 4), 3);
+        assert_eq!(budget_per_replica(1, 5), 1);
+        assert_eq!(budget_per_replica(3, 100), 1, "at least one");
+        assert_eq!(budget_per_replica(0, 2), 1, "at least one");
+        assert_eq!(budget_per_replica(7, 0), 7, "no replicas counts as one");
+        assert_eq!(budget_per_replica(u32::MAX, 2), u32::MAX / 2 + 1);
+        let divided = GuardSettings {
+            source_failures_per_minute: 30,
+            credential_failures_per_minute: 10,
+            large_read_rows: 100,
+            large_reads_at_once: 2,
+            large_reads_waiting: 32,
+        }
+        .per_replica(3);
+        assert_eq!(divided.source_failures_per_minute, 10);
+        assert_eq!(divided.credential_failures_per_minute, 4);
+        assert_eq!(
+            (divided.large_read_rows, divided.large_reads_at_once),
+            (100, 2),
+            "per process"
+        );
+    }
+
+    #[test]
+    fn a_divided_credential_budget_refuses_sooner() {
+        let guards = Guards::new(
+            GuardSettings {
+                credential_failures_per_minute: 10,
+                ..GuardSettings::default()
+            }
+            .per_replica(3),
+        );
+        for _ in 0..4 {
+            assert!(guards.record_failure(None, Some("ag_x")).refused.is_none());
+        }
+        assert!(guards.record_failure(None, Some("ag_x")).refused.is_some());
+    }
 
     #[test]
     fn a_source_is_refused_after_its_budget_and_one_burst_is_reported() {

@@ -154,6 +154,7 @@ async fn health(
             status: if synced { "ok" } else { "not_synced" }.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             schema_version,
+            delivers_signals: state.signals.delivering(),
         }),
     ))
 }

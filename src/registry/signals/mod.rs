@@ -4,6 +4,10 @@
 //! Nothing here runs on the path of a revoke: the change commits its outbox row, the fan-out
 //! task is woken after the commit, and each stream's delivery runs on its own task, so a slow
 //! or dead receiver delays only its own stream.
+//!
+//! Over PostgreSQL several replicas share the outbox and the queues; only the replica holding
+//! the delivery lock fans out and pushes (see `store/pg_signals.rs`), the others serve polls
+//! and pass on wake-ups. On SQLite the one process always delivers.
 
 pub mod network;
 pub mod set;
@@ -16,6 +20,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use crate::model::signals::{PUSH, SET_MEDIA_TYPE, SET_TYP, StreamState};
+use crate::registry::store::pg_signals::{Heard, Link};
 use crate::registry::store::streams::{OutboxRow, QueuedSet, StreamRow};
 use crate::registry::store::{Store, StoreResult};
 use crate::registry::tokens::TokenService;
@@ -74,6 +79,8 @@ pub struct Signals {
     /// task writes all that is waiting in one transaction (see [`record_loop`]).
     deliveries: tokio::sync::mpsc::UnboundedSender<Delivered>,
     delivery_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Delivered>>>,
+    /// Over PostgreSQL: the delivery lock and the wake-ups between replicas (set by `launch`).
+    link: std::sync::OnceLock<Link>,
 }
 
 /// One stream's accepted SETs, and who waits for them to be recorded.
@@ -118,6 +125,7 @@ impl Signals {
             launched: std::sync::atomic::AtomicBool::new(false),
             deliveries,
             delivery_queue: Mutex::new(Some(delivery_queue)),
+            link: std::sync::OnceLock::new(),
         });
         Ok(signals)
     }
@@ -128,6 +136,23 @@ impl Signals {
             .launched
             .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
+            if let Some(config) = self.store.delivery_peers() {
+                let me = Arc::downgrade(self);
+                let heard = Arc::new(move |h: Heard| {
+                    let Some(s) = me.upgrade() else { return };
+                    match h {
+                        Heard::Outbox => OUTBOX_WAKE.notify_waiters(),
+                        Heard::Stream(id) => {
+                            s.wake_of(&id).notify_waiters();
+                            // A stream made on another replica needs its push task here.
+                            if s.delivering() {
+                                OUTBOX_WAKE.notify_waiters();
+                            }
+                        }
+                    }
+                });
+                let _ = self.link.set(Link::start(config, heard));
+            }
             tokio::spawn(fan_out_loop(Arc::downgrade(self)));
             if let Some(queue) = self
                 .delivery_queue
@@ -178,10 +203,24 @@ impl Signals {
             .clone()
     }
 
-    /// Wakes a stream's delivery (state changed, SETs queued).
+    /// Wakes a stream's delivery (state changed, SETs queued), here and on the other replicas.
     pub fn poke(&self, stream_id: &str) {
         self.wake_of(stream_id).notify_waiters();
         OUTBOX_WAKE.notify_waiters();
+        self.announce(stream_id);
+    }
+
+    /// Tells the other replicas (PostgreSQL) that a stream's queue or state changed.
+    fn announce(&self, stream_id: &str) {
+        if let Some(link) = self.link.get() {
+            link.announce(stream_id);
+        }
+    }
+
+    /// Whether this process fans out and pushes: always on SQLite; over PostgreSQL, while this
+    /// replica holds the delivery lock (false until it has taken it).
+    pub fn delivering(&self) -> bool {
+        self.link.get().is_none_or(Link::delivering)
     }
 
     /// Signs a SET.
@@ -318,6 +357,8 @@ impl Signals {
             for s in ids {
                 if seen.insert(s.clone()) {
                     self.wake_of(&s).notify_waiters();
+                    // Long polls on the other replicas wait for it too.
+                    self.announce(&s);
                 }
             }
         }
@@ -392,6 +433,20 @@ async fn fan_out_loop(signals: Weak<Signals>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let Some(s) = signals.upgrade() else { return };
+        if !s.delivering() {
+            // Another replica delivers: no fan-out, no push task here, until this one takes
+            // the delivery lock (then the next pass fans out all that waits).
+            s.stop();
+            let watch = s.link.get().map(Link::watch);
+            drop(s);
+            match watch {
+                Some(mut w) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), w.changed()).await;
+                }
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+            continue;
+        }
         let more = match s.fan_out_once().await {
             Ok(more) => more,
             Err(e) => {
@@ -428,6 +483,10 @@ async fn push_loop(signals: Weak<Signals>, stream_id: String) {
     let mut failures: u32 = 0;
     loop {
         let Some(s) = signals.upgrade() else { return };
+        if !s.delivering() {
+            // Handed over (this replica lost the delivery lock): the holder delivers.
+            return;
+        }
         let wake = s.wake_of(&stream_id);
         let notified = wake.notified();
         tokio::pin!(notified);
@@ -466,6 +525,9 @@ async fn push_loop(signals: Weak<Signals>, stream_id: String) {
         let mut delivered = Vec::new();
         let mut failed: Option<String> = None;
         for p in &pending {
+            if !s.delivering() {
+                break;
+            }
             match push_one(&s, &url, stream.authorization_header.as_deref(), &p.set).await {
                 Outcome::Accepted => delivered.push(p.jti.clone()),
                 Outcome::Refused(why) => {

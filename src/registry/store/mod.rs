@@ -17,6 +17,7 @@ pub mod flags;
 pub mod ownership;
 pub mod people;
 pub mod perimeter;
+pub mod pg_signals;
 pub mod postgres;
 pub mod resource_credentials;
 pub mod reviews;

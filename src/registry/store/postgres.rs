@@ -35,7 +35,7 @@ pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 const WRITE_LOCK: i64 = 0x7374_6577_6172_6457;
 const MIGRATE_LOCK: i64 = 0x7374_6577_6172_644d;
 
-fn lock_key(key: i64) -> String {
+pub(super) fn lock_key(key: i64) -> String {
     format!("hashtextextended(current_schema(), {key})")
 }
 
@@ -50,6 +50,7 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 pub struct PgDatabase {
     pool: r2d2::Pool<Manager>,
     display_url: String,
+    /// For connections outside the pool (the replica follower, the Shared Signals lock).
     config: tokio_postgres::Config,
 }
 
@@ -164,14 +165,15 @@ impl PgDatabase {
         })
     }
 
+    /// The connection settings, for a connection of its own outside the pool.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
     pub fn display_url(&self) -> &str {
         &self.display_url
     }
 
-    /// How to open a connection of one's own (the replica follower's listening one).
-    pub(super) fn config(&self) -> &tokio_postgres::Config {
-        &self.config
-    }
 
     pub fn connections_open(&self) -> usize {
         self.pool.state().connections as usize

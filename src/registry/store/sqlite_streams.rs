@@ -184,6 +184,11 @@ pub(super) fn outbox_on_audit(
         params![seq, ts(store_now()), payload],
     )?;
     WROTE_OUTBOX.with(|w| w.set(true));
+    if tx.is_postgres() {
+        // Delivered at commit to every replica's delivery link: the one that delivers fans
+        // the row out at once, wherever the change was made.
+        tx.execute_batch(crate::registry::store::pg_signals::NOTIFY_OUTBOX)?;
+    }
     Ok(())
 }
 
@@ -518,6 +523,13 @@ impl StreamStore for SqliteStore {
                 .optional()?
                 .is_some())
         })
+    }
+
+    fn delivery_peers(&self) -> Option<tokio_postgres::Config> {
+        match &self.engine {
+            super::Engine::Postgres(db) => Some(db.config().clone()),
+            super::Engine::Sqlite(_) => None,
+        }
     }
 
     fn pending_outbox(&self, limit: u32) -> StoreResult<Vec<OutboxRow>> {

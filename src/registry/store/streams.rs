@@ -11,6 +11,10 @@
 //! - A queued SET leaves `pending` only by [`StreamStore::mark_delivered`] (push: after a 2xx),
 //!   an acknowledgement (poll) or a permanent refusal by the receiver: delivery is at least
 //!   once, and per stream in queue order (`seq`).
+//! - Replicas over one PostgreSQL database share the outbox and the queues (nothing of the
+//!   fan-out or of a queue's progress is kept in memory); only the replica holding the delivery
+//!   lock (`pg_signals.rs`) fans out and pushes, and a second fan-out of one row (two holders
+//!   for an instant during a handover) queues nothing, because the row is claimed first.
 
 use chrono::{DateTime, Utc};
 
@@ -199,6 +203,12 @@ pub trait StreamStore {
     fn stream_summaries(&self, receiver: Option<&str>) -> StoreResult<Vec<StreamSummary>>;
     /// What became of one action's SETs, and who acted (the audit event's actor id).
     fn fan_out_status(&self, audit_seq: i64) -> StoreResult<(FanOut, String)>;
+    /// The shared database's connection settings when several replicas may run over this
+    /// store (PostgreSQL: they agree through it on which one delivers, see `pg_signals.rs`);
+    /// `None` when the store belongs to one process (SQLite), which then always delivers.
+    fn delivery_peers(&self) -> Option<tokio_postgres::Config> {
+        None
+    }
     /// Deletes the SETs delivered or refused at or before `done_before` (unix seconds) and the
     /// outbox rows fanned out by then whose SETs are all done: a bounded history. Pending SETs
     /// and unfanned outbox rows are never touched. Returns how many SETs were deleted.

@@ -13,7 +13,8 @@ pub fn admin_url() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
-fn admin(url: &str, sql: &str) -> Result<(), String> {
+/// Runs `sql` (several statements, no parameters) as the cluster's admin.
+pub fn admin(url: &str, sql: &str) -> Result<(), String> {
     let url = url.to_string();
     let sql = sql.to_string();
     // A thread of its own: callers may be on a test's runtime thread.
