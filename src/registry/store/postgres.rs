@@ -174,7 +174,6 @@ impl PgDatabase {
         &self.display_url
     }
 
-
     pub fn connections_open(&self) -> usize {
         self.pool.state().connections as usize
     }
