@@ -276,6 +276,83 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
         );
     }
 
+    // A grant removed on replica 0: the tokens carrying it die on 1 and 2, and neither issues
+    // it again (their facts and index hear of it with the notice).
+    let granted = r.agent(0).await;
+    let carrying = r
+        .exchange(1, &subject, &granted.assertion())
+        .await
+        .expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = Instant::now();
+    r.call(
+        0,
+        "DELETE",
+        &format!("/v1/agents/{}/grants/crm:read", granted.id),
+        None,
+    )
+    .await
+    .expect(200);
+    for other in [1, 2] {
+        let took = r.until_active(other, &carrying, false, at).await;
+        eprintln!("grant removed on 0, its token inactive on {other} after {took:?}");
+        let refused = Instant::now();
+        loop {
+            let reply = r.exchange(other, &subject, &granted.assertion()).await;
+            if reply.status != 200 {
+                assert_eq!(reply.body["error"], "invalid_scope", "{:?}", reply.body);
+                break;
+            }
+            assert!(
+                refused.elapsed() < PATIENCE,
+                "replica {other} still grants crm:read"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    // An API token revoked on replica 0 (presented to RFC 7009 revocation): the person token it
+    // minted on replica 1, and what an agent exchanged from that on replica 2, die everywhere.
+    let api = r
+        .call(0, "POST", "/v1/me/tokens", Some(json!({"name": "laptop"})))
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let minted = support::call(
+        &r.http,
+        &r.urls[1],
+        "POST",
+        "/v1/me/access-token",
+        Some(&api),
+        Some(&json!({"ttl_seconds": 600})),
+    )
+    .await
+    .expect(201)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let derived = r.exchange(2, &minted, &agent.assertion()).await.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = r.admin.clone();
+    let at = Instant::now();
+    r.form(0, "/oauth/revoke", Some(&admin), &[("token", &api)])
+        .await
+        .expect(200);
+    for token in [&minted, &derived] {
+        for other in [1, 2] {
+            let took = r.until_active(other, token, false, at).await;
+            eprintln!(
+                "API token revoked on 0, what came from it inactive on {other} after {took:?}"
+            );
+        }
+    }
+
     // A revoke on replica 0: every token of the agent is inactive on 1 and 2, whoever minted it.
     let at = Instant::now();
     r.call(
