@@ -216,9 +216,7 @@ pub async fn remove_grant(
     let person = caller.person;
     Ok(Json(
         blocking(&state, move |s| {
-            s.remove_grant(&actor, &id, &scope, None, &|f| {
-                policy::may_manage_agent(&person, f)
-            })
+            service::agents::act::remove_grant(s, &person, &actor, &id, &scope)
         })
         .await?,
     ))
@@ -241,9 +239,14 @@ pub async fn set_owner(
     let person = caller.person;
     Ok(Json(
         blocking(&state, move |s| {
-            s.set_owner(&actor, &id, &req.owner, req.reason.as_deref(), &|f| {
-                policy::may_set_owner(&person, f)
-            })
+            service::agents::act::set_owner(
+                s,
+                &person,
+                &actor,
+                &id,
+                &req.owner,
+                req.reason.as_deref(),
+            )
         })
         .await?,
     ))
@@ -268,9 +271,7 @@ pub async fn revoke_agent(
     let by = person.email.clone();
     let agent_id = id.clone();
     let revoked = blocking(&state, move |s| {
-        s.revoke_agent(&actor, &agent_id, reason.as_deref(), &|f| {
-            policy::may_revoke_agent(&person, f)
-        })
+        service::agents::act::revoke(s, &person, &actor, &agent_id, reason.as_deref())
     })
     .await?;
     if revoked.changed {
@@ -319,9 +320,7 @@ pub async fn reinstate_agent(
     let actor = caller.actor();
     let person = caller.person;
     let done = blocking(&state, move |s| {
-        s.reinstate_agent(&actor, &id, reason.as_deref(), subtree, &|f| {
-            policy::may_reinstate_agent(&person, f)
-        })
+        service::agents::act::reinstate(s, &person, &actor, &id, reason.as_deref(), subtree)
     })
     .await?;
     Ok(Json(ReinstateOutcome {
@@ -344,7 +343,7 @@ pub async fn decommission_plan(
     let person = caller.person;
     Ok(Json(
         blocking(&state, move |s| {
-            s.decommission_plan(&id, &|f| policy::may_manage_agent(&person, f))
+            service::agents::act::decommission_plan(s, &person, &id)
         })
         .await?,
     ))
@@ -369,9 +368,7 @@ pub async fn decommission_agent(
     let person = caller.person;
     let by = person.email.clone();
     let mut outcome = blocking(&state, move |s| {
-        s.decommission_agent(&actor, &id, reason.as_deref(), &|f| {
-            policy::may_manage_agent(&person, f)
-        })
+        service::agents::act::decommission(s, &person, &actor, &id, reason.as_deref())
     })
     .await?;
     record_revoke(&state, &outcome.decommissioned, &by, "decommissioned");

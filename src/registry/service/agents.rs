@@ -109,6 +109,91 @@ pub fn direct_grant(
     })
 }
 
+/// Acting on a registered agent: each action paired with the one rule that says who may take it
+/// (`policy`), checked by the store inside the transaction that acts, on the agent as it is
+/// then. Routes call these; nothing else chooses the guard.
+pub mod act {
+    use crate::model::api::{DecommissionOutcome, DecommissionPlan};
+    use crate::model::{Actor, Agent, Person};
+    use crate::registry::policy;
+    use crate::registry::store::{Reinstated, Revoked, Store, StoreResult};
+
+    /// The brake: admins and responders, and an owner for their own agents.
+    pub fn revoke(
+        store: &dyn Store,
+        by: &Person,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<Revoked> {
+        store.revoke_agent(actor, agent_id, reason, &|f| {
+            policy::may_revoke_agent(by, f)
+        })
+    }
+
+    /// Admins and responders only: an owner cannot undo a revoke of their own agent.
+    pub fn reinstate(
+        store: &dyn Store,
+        by: &Person,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+        subtree: bool,
+    ) -> StoreResult<Reinstated> {
+        store.reinstate_agent(actor, agent_id, reason, subtree, &|f| {
+            policy::may_reinstate_agent(by, f)
+        })
+    }
+
+    /// Who may manage the agent (its owner or an admin) may see what decommissioning does.
+    pub fn decommission_plan(
+        store: &dyn Store,
+        by: &Person,
+        agent_id: &str,
+    ) -> StoreResult<DecommissionPlan> {
+        store.decommission_plan(agent_id, &|f| policy::may_manage_agent(by, f))
+    }
+
+    pub fn decommission(
+        store: &dyn Store,
+        by: &Person,
+        actor: &Actor,
+        agent_id: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<DecommissionOutcome> {
+        store.decommission_agent(actor, agent_id, reason, &|f| {
+            policy::may_manage_agent(by, f)
+        })
+    }
+
+    /// Removing a scope narrows access: the owner or an admin, without approval.
+    pub fn remove_grant(
+        store: &dyn Store,
+        by: &Person,
+        actor: &Actor,
+        agent_id: &str,
+        scope: &str,
+    ) -> StoreResult<Agent> {
+        store.remove_grant(actor, agent_id, scope, None, &|f| {
+            policy::may_manage_agent(by, f)
+        })
+    }
+
+    /// Giving an agent an owner: admins only.
+    pub fn set_owner(
+        store: &dyn Store,
+        by: &Person,
+        actor: &Actor,
+        agent_id: &str,
+        owner: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<Agent> {
+        store.set_owner(actor, agent_id, owner, reason, &|f| {
+            policy::may_set_owner(by, f)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
