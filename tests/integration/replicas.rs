@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use steward::model::Actor;
 use steward::model::tokens::{GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT};
@@ -23,10 +21,12 @@ use steward::registry::clock::Clock;
 use steward::registry::store::SqliteStore;
 use steward::registry::store::prelude::*;
 
+use crate::support::exchange::Agent;
 use crate::support::{self, Binary, Reply};
 
 /// The replicas' shared public URL (`--issuer`), as behind one load balancer.
 const ISSUER: &str = "http://registry.replicas.test";
+const TOKEN_ENDPOINT: &str = "http://registry.replicas.test/oauth/token";
 const AUD: &str = "https://crm.example.com";
 /// How long a change may take to reach another replica before the test gives up (the figure
 /// it took is printed; see README "Replicas" for the measured p50/p99).
@@ -39,28 +39,6 @@ struct Replicas {
     processes: Vec<Binary>,
     database: String,
     _dir: tempfile::TempDir,
-}
-
-struct Agent {
-    id: String,
-    key: SigningKey,
-}
-
-impl Agent {
-    fn assertion(&self) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let claims = json!({
-            "iss": self.id, "sub": self.id, "aud": format!("{ISSUER}/oauth/token"),
-            "iat": now, "exp": now + 60, "jti": support::exchange::random_text(),
-        });
-        let der = self.key.to_pkcs8_der().unwrap();
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::EdDSA),
-            &claims,
-            &EncodingKey::from_ed_der(der.as_bytes()),
-        )
-        .unwrap()
-    }
 }
 
 impl Replicas {
@@ -120,20 +98,7 @@ impl Replicas {
         bearer: Option<&str>,
         params: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self
-            .http
-            .post(format!("{}{path}", self.urls[r]))
-            .form(params);
-        if let Some(b) = bearer {
-            request = request.bearer_auth(b);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        }
+        support::exchange::form_at(&self.http, &self.urls[r], path, bearer, params).await
     }
 
     /// An agent owned by the admin, granted crm:read, with an Ed25519 key (made on replica `r`).
@@ -164,7 +129,11 @@ impl Replicas {
         )
         .await
         .expect(201);
-        Agent { id, key }
+        Agent {
+            id,
+            key,
+            credential: String::new(),
+        }
     }
 
     /// The admin's person token, minted on replica `r`.
@@ -239,7 +208,13 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
     // heard of it yet reads its record from the database.
     let mut tokens = Vec::new();
     for minted_on in 0..3 {
-        let reply = r.exchange(minted_on, &subject, &agent.assertion()).await;
+        let reply = r
+            .exchange(
+                minted_on,
+                &subject,
+                &agent.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp()),
+            )
+            .await;
         let token = reply.expect(200)["access_token"]
             .as_str()
             .unwrap()
@@ -254,10 +229,16 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
     }
     // A person token minted on one replica is exchanged on another at once.
     let fresh = r.person_token(2).await;
-    r.exchange(0, &fresh, &agent.assertion()).await.expect(200);
+    r.exchange(
+        0,
+        &fresh,
+        &agent.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp()),
+    )
+    .await
+    .expect(200);
 
     // A spent assertion is refused on every other replica.
-    let once = agent.assertion();
+    let once = agent.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp());
     r.exchange(1, &subject, &once).await.expect(200);
     for again in [2, 0, 1] {
         let reply = r.exchange(again, &subject, &once).await;
@@ -280,7 +261,11 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
     // it again (their facts and index hear of it with the notice).
     let granted = r.agent(0).await;
     let carrying = r
-        .exchange(1, &subject, &granted.assertion())
+        .exchange(
+            1,
+            &subject,
+            &granted.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp()),
+        )
         .await
         .expect(200)["access_token"]
         .as_str()
@@ -300,7 +285,13 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
         eprintln!("grant removed on 0, its token inactive on {other} after {took:?}");
         let refused = Instant::now();
         loop {
-            let reply = r.exchange(other, &subject, &granted.assertion()).await;
+            let reply = r
+                .exchange(
+                    other,
+                    &subject,
+                    &granted.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp()),
+                )
+                .await;
             if reply.status != 200 {
                 assert_eq!(reply.body["error"], "invalid_scope", "{:?}", reply.body);
                 break;
@@ -335,7 +326,14 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
         .as_str()
         .unwrap()
         .to_string();
-    let derived = r.exchange(2, &minted, &agent.assertion()).await.expect(200)["access_token"]
+    let derived = r
+        .exchange(
+            2,
+            &minted,
+            &agent.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp()),
+        )
+        .await
+        .expect(200)["access_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -372,7 +370,13 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
     }
     // And no replica issues it a token any more.
     for other in [1, 2] {
-        let reply = r.exchange(other, &subject, &agent.assertion()).await;
+        let reply = r
+            .exchange(
+                other,
+                &subject,
+                &agent.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp()),
+            )
+            .await;
         assert_eq!(reply.status, 401, "{:?}", reply.body);
     }
 
@@ -380,7 +384,11 @@ async fn three_replicas_share_tokens_revocations_and_spent_assertions() {
     // index) before it answers again, so a revoke made meanwhile still holds there.
     let second = r.agent(1).await;
     let token = r
-        .exchange(0, &subject, &second.assertion())
+        .exchange(
+            0,
+            &subject,
+            &second.assertion_to(TOKEN_ENDPOINT, chrono::Utc::now().timestamp()),
+        )
         .await
         .expect(200)["access_token"]
         .as_str()

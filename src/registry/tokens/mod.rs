@@ -612,19 +612,25 @@ impl TokenService {
     }
 }
 
+/// `first` and whatever else is queued already, up to [`BATCH_MAX`]: one group commit's work.
+fn next_batch<T>(first: T, rx: &mut mpsc::Receiver<T>) -> Vec<T> {
+    let mut jobs = vec![first];
+    while jobs.len() < BATCH_MAX {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+    jobs
+}
+
 /// The group-commit writer: takes every queued record, stores them in one transaction, then
 /// acknowledges each. While one batch is being made durable the next one gathers, so the number
 /// of fsyncs per second stays small however many exchanges arrive.
 fn writer_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<WriteJob>) {
     let live = store.live_tokens();
     while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+        let jobs = next_batch(first, &mut rx);
         let mut tokens = Vec::new();
         let mut acks = Vec::new();
         let mut assertions = Vec::new();
@@ -662,13 +668,7 @@ fn writer_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<WriteJob>) {
 /// goes in the next batch, so the commits per second stay few however many arrive.
 fn spender_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<SpendJob>) {
     while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+        let jobs = next_batch(first, &mut rx);
         let (spent, acks): (Vec<ConsumedAssertion>, Vec<_>) = jobs.into_iter().unzip();
         match store.spend_assertions(&spent) {
             Ok(fresh) => {

@@ -34,9 +34,14 @@ pub fn random_text() -> String {
 impl Agent {
     /// A fresh one-time assertion for the token endpoint.
     pub fn assertion(&self, reg: &Registry) -> String {
+        self.assertion_to(&format!("{}/oauth/token", reg.url), reg.clock.unix())
+    }
+
+    /// A fresh one-time assertion for the token endpoint `aud`, dated `now`.
+    pub fn assertion_to(&self, aud: &str, now: i64) -> String {
         let claims = json!({
-            "iss": self.id, "sub": self.id, "aud": format!("{}/oauth/token", reg.url),
-            "iat": reg.clock.unix(), "exp": reg.clock.unix() + 60, "jti": random_text(),
+            "iss": self.id, "sub": self.id, "aud": aud,
+            "iat": now, "exp": now + 60, "jti": random_text(),
         });
         let der = self.key.to_pkcs8_der().unwrap();
         jsonwebtoken::encode(
@@ -109,7 +114,18 @@ pub async fn form(
     bearer: Option<&str>,
     params: &[(&str, &str)],
 ) -> Reply {
-    let mut request = reg.http.post(format!("{}{path}", reg.url)).form(params);
+    form_at(&reg.http, &reg.url, path, bearer, params).await
+}
+
+/// A form POST to any registry (`base` without a trailing slash), e.g. one replica of several.
+pub async fn form_at(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    bearer: Option<&str>,
+    params: &[(&str, &str)],
+) -> Reply {
+    let mut request = http.post(format!("{base}{path}")).form(params);
     if let Some(b) = bearer {
         request = request.bearer_auth(b);
     }
