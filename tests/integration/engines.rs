@@ -109,3 +109,79 @@ fn two_processes_on_one_database_write_one_chain_and_a_feed_without_gaps() {
     // Both processes read the same head.
     assert_eq!(second.audit_head().unwrap().seq, chain.head_seq);
 }
+
+/// The follower alone (no token presented, so no read by digest): a record stored through one
+/// store reaches the other's live index by its notice, and a revoke through the other reaches
+/// the first; a person token's child dies with it on both.
+#[test]
+fn a_stored_token_and_its_revocation_reach_the_other_store_by_notice() {
+    use steward::registry::tokens::live::{TokenKind, TokenRecord};
+    let Some(url) = support::postgres::fresh_database() else {
+        eprintln!("no STEWARD_TEST_POSTGRES: this test needs a PostgreSQL server");
+        return;
+    };
+    let first = SqliteStore::connect_postgres(&url, Clock::system()).unwrap();
+    let second = SqliteStore::connect_postgres(&url, Clock::system()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let record = |jti: &str, parent: Option<&str>| TokenRecord {
+        jti: jti.into(),
+        kind: if parent.is_some() {
+            TokenKind::Exchange
+        } else {
+            TokenKind::Person
+        },
+        digest: sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(jti)).into(),
+        kid: "k".into(),
+        subject: "p@example.com".into(),
+        client_id: parent.map(|_| "ag_x".to_string()),
+        actors: parent.map(|_| vec!["ag_x".to_string()]).unwrap_or_default(),
+        parent_jti: parent.map(str::to_string),
+        scopes: vec![],
+        audience: vec![],
+        may_act: None,
+        subject_source: "test".into(),
+        client_auth: None,
+        credential_id: None,
+        issued_at: now,
+        expires_at: now + 600,
+        api_token_id: None,
+        delegation_id: None,
+    };
+    let (person, child) = (
+        record("tok-person", None),
+        record("tok-child", Some("tok-person")),
+    );
+    first.live_tokens().issue(&person, now).unwrap();
+    first.live_tokens().issue(&child, now).unwrap();
+    first
+        .record_tokens(&[person.clone(), child.clone()], &[])
+        .unwrap();
+    let state = |store: &SqliteStore, t: &TokenRecord| {
+        store.live_tokens().with_digest(&t.digest, |v| v.revoked)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state(&second, &child).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the notice never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(state(&second, &person), Some(false));
+    assert_eq!(state(&second, &child), Some(false));
+    // Revoked through the second store, which learnt of the token by notice only.
+    assert_eq!(
+        second
+            .revoke_token(&Actor::system("engine-test"), "tok-person")
+            .unwrap(),
+        2
+    );
+    while state(&first, &child) != Some(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoke never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(state(&first, &person), Some(true));
+}
