@@ -148,11 +148,7 @@ fn copy_table(src: &Tx<'_>, dst: &Tx<'_>, table: &str) -> StoreResult<u64> {
     }
     let select = format!(
         "SELECT {}{} FROM \"{table}\"",
-        columns
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+        quoted(&columns),
         if with_rowid { ", rowid" } else { "" }
     );
     if !self_refs.is_empty() && key_columns.is_empty() {
@@ -235,11 +231,7 @@ fn insert(dst: &Tx<'_>, table: &str, columns: &[String], rows: &[Vec<Value>]) ->
     // An identity "ALWAYS" would refuse the source's ids; the schema's are BY DEFAULT.
     let sql = format!(
         "INSERT INTO \"{table}\" ({}) VALUES {}",
-        columns
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+        quoted(columns),
         tuples.join(", ")
     );
     let values: Vec<Value> = rows.iter().flatten().cloned().collect();
@@ -277,4 +269,13 @@ impl Params for ValueParams<'_> {
     fn refs(&self) -> Vec<&dyn rusqlite::ToSql> {
         self.0.iter().map(|v| v as &dyn rusqlite::ToSql).collect()
     }
+}
+
+/// Column names quoted and separated by commas, as a column list.
+fn quoted(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

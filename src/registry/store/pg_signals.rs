@@ -23,7 +23,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 /// The delivery lock's key ("stewardS"), mixed with the schema's name (see `postgres.rs`).
@@ -145,30 +144,12 @@ async fn session(
 ) -> Result<(), String> {
     let failed =
         |e: tokio_postgres::Error| crate::registry::store::sql::Error::Postgres(e).to_string();
-    let (client, mut connection) =
-        tokio::time::timeout(CALL_TIMEOUT, config.connect(tokio_postgres::NoTls))
-            .await
-            .map_err(|_| "connecting timed out".to_string())?
-            .map_err(failed)?;
-    let (notes_tx, mut notes) = mpsc::unbounded_channel();
-    // Drives the socket (queries and notifications); ends when the connection does.
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(Ok(message)) = messages.next().await {
-            if let tokio_postgres::AsyncMessage::Notification(n) = message
-                && notes_tx.send(n).is_err()
-            {
-                return;
-            }
-        }
-    });
-    struct AbortOnDrop(tokio::task::JoinHandle<()>);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let _driver = AbortOnDrop(driver);
+    // Its socket is driven until this returns (the lock is freed with the connection).
+    let mut link = tokio::time::timeout(CALL_TIMEOUT, super::postgres::Listening::connect(config))
+        .await
+        .map_err(|_| "connecting timed out".to_string())?
+        .map_err(failed)?;
+    let (client, notes) = (&link.client, &mut link.notifications);
     let timed = |what: &'static str| move |_| format!("{what} timed out");
     let row = tokio::time::timeout(
         CALL_TIMEOUT,

@@ -103,6 +103,46 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// A connection of its own, outside the pool, for `LISTEN` (the replica follower, the Shared
+/// Signals link): its notifications arrive on `notifications`, which ends when the connection
+/// does; its socket is driven, on the current runtime, until this is dropped.
+pub(super) struct Listening {
+    pub client: tokio_postgres::Client,
+    pub notifications: tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    pub async fn connect(
+        config: &tokio_postgres::Config,
+    ) -> Result<Listening, tokio_postgres::Error> {
+        use futures::StreamExt;
+        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (sender, notifications) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message
+                    && sender.send(n).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Listening {
+            client,
+            notifications,
+            driver,
+        })
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
 /// A URL with its password replaced, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -25,7 +25,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::ScopeIndex;
@@ -228,49 +227,30 @@ async fn listen_once(
     channel: &str,
     heard: &mpsc::Sender<Heard>,
 ) -> Result<String, sql::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
-    let forward = heard.clone();
-    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let mut pump = tokio::spawn(async move {
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    if forward
-                        .send(Heard::Notice(n.payload().to_string()))
-                        .is_err()
-                    {
-                        return "stopped".to_string();
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return sql::Error::Postgres(e).to_string(),
-            }
-        }
-        "the connection closed".to_string()
-    });
-    client
+    let mut link = postgres::Listening::connect(config).await?;
+    link.client
         .batch_execute(&format!("LISTEN \"{channel}\""))
         .await?;
     if heard.send(Heard::Listening).is_err() {
-        pump.abort();
         return Ok("stopped".into());
     }
     let mut tick = tokio::time::interval(PING_EVERY);
     tick.tick().await;
     loop {
         tokio::select! {
-            ended = &mut pump => {
-                return Ok(ended.unwrap_or_else(|e| e.to_string()));
+            note = link.notifications.recv() => {
+                let Some(note) = note else {
+                    return Ok("the connection closed".into());
+                };
+                if heard.send(Heard::Notice(note.payload().to_string())).is_err() {
+                    return Ok("stopped".into());
+                }
             }
             _ = tick.tick() => {
-                match tokio::time::timeout(PING_EVERY, client.simple_query("")).await {
+                match tokio::time::timeout(PING_EVERY, link.client.simple_query("")).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        pump.abort();
-                        return Err(e.into());
-                    }
+                    Ok(Err(e)) => return Err(e.into()),
                     Err(_) => {
-                        pump.abort();
                         return Ok(format!(
                             "the database did not answer a ping within {} s",
                             PING_EVERY.as_secs()
@@ -303,10 +283,8 @@ fn follow_loop(
                 }
                 unsync(&followed);
             }
-            Heard::Listening => match reload(&db, &followed) {
+            Heard::Listening => match resync(&db, &followed) {
                 Ok(()) => {
-                    followed.facts.set_bypass(false);
-                    followed.live.set_synced(true);
                     tracing::info!("replica: following the other replicas' changes");
                     if let Some(tx) = first_synced.take() {
                         let _ = tx.send(Ok(()));
@@ -325,14 +303,8 @@ fn follow_loop(
                     // A notice not applied is a change missed: fail closed and re-read.
                     tracing::error!(error = %e, "replica: could not apply a change; reloading");
                     unsync(&followed);
-                    match reload(&db, &followed) {
-                        Ok(()) => {
-                            followed.facts.set_bypass(false);
-                            followed.live.set_synced(true);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "replica: could not reload the token index")
-                        }
+                    if let Err(e) = resync(&db, &followed) {
+                        tracing::error!(error = %e, "replica: could not reload the token index");
                     }
                 }
             }
@@ -340,10 +312,18 @@ fn follow_loop(
     }
 }
 
+/// Fails closed: no token reads as live, token facts are read from the database.
 fn unsync(followed: &Followed) {
     followed.live.set_synced(false);
     followed.facts.set_bypass(true);
-    followed.facts.invalidate();
+}
+
+/// Re-reads everything, then answers again.
+fn resync(db: &PgDatabase, followed: &Followed) -> StoreResult<()> {
+    reload(db, followed)?;
+    followed.facts.set_bypass(false);
+    followed.live.set_synced(true);
+    Ok(())
 }
 
 /// Re-reads everything the replica holds from one snapshot.
