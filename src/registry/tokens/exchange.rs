@@ -431,6 +431,11 @@ impl TokenService {
             api_token_id: None,
             delegation_id,
         };
+        // Removed grants are remembered for minutes, not forever (tokens/removed_grants.rs):
+        // an exchange that stalled longer than that could carry a grant removed meanwhile.
+        if self.clock().unix() - now > super::live::SLOWEST_EXCHANGE_SECONDS {
+            return Err(OAuthError::too_slow());
+        }
         self.live
             .issue(record.clone(), now)
             .map_err(|refusal| match refusal {

@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use hashbrown::HashTable;
 
+use super::removed_grants::RemovedGrants;
+pub use super::removed_grants::{REMOVED_GRANT_MEMORY_SECONDS, SLOWEST_EXCHANGE_SECONDS};
+
 /// Seconds of clock difference tolerated when checking `exp`, `nbf` and `iat`.
 pub const CLOCK_LEEWAY: i64 = 30;
 
@@ -353,9 +356,9 @@ struct Index {
     dead_origins: HashSet<String>,
     /// People who have left (lowercased emails): no new token may name them as subject.
     left_subjects: HashSet<String>,
-    /// (agent, scope) grants removed since the registry started: an exchange that read the
-    /// grant before its removal must not insert a token carrying it afterwards.
-    removed_grants: HashSet<(String, String)>,
+    /// (agent, scope) grants removed lately: an exchange that read the grant before its
+    /// removal must not insert a token carrying it afterwards.
+    removed_grants: RemovedGrants,
     /// Tokens revoked by jti before this index knew them (another replica issued them and its
     /// notice had not arrived): jti → when the record may be forgotten.
     dead_jtis: HashMap<String, i64>,
@@ -378,7 +381,7 @@ impl Default for Index {
             blocked: HashSet::new(),
             dead_origins: HashSet::new(),
             left_subjects: HashSet::new(),
-            removed_grants: HashSet::new(),
+            removed_grants: RemovedGrants::default(),
             dead_jtis: HashMap::new(),
         }
     }
@@ -640,11 +643,10 @@ impl Index {
             || (!self.left_subjects.is_empty()
                 && self.left_subjects.contains(&record.subject.to_lowercase()))
             || record.client_id.as_ref().is_some_and(|agent| {
-                !self.removed_grants.is_empty()
-                    && record
-                        .scopes
-                        .iter()
-                        .any(|s| self.removed_grants.contains(&(agent.clone(), s.clone())))
+                record
+                    .scopes
+                    .iter()
+                    .any(|s| self.removed_grants.contains(agent, s))
             })
     }
 
@@ -668,11 +670,10 @@ impl Index {
             return Some(IssueRefusal::SubjectLeft(record.subject.clone()));
         }
         if let Some(agent) = &record.client_id
-            && !self.removed_grants.is_empty()
             && let Some(scope) = record
                 .scopes
                 .iter()
-                .find(|s| self.removed_grants.contains(&(agent.clone(), (*s).clone())))
+                .find(|s| self.removed_grants.contains(agent, s))
         {
             return Some(IssueRefusal::GrantRemoved(scope.clone()));
         }
@@ -901,9 +902,7 @@ impl LiveTokens {
             scope: scope.to_string(),
         });
         let mut index = self.write();
-        index
-            .removed_grants
-            .insert((agent_id.to_string(), scope.to_string()));
+        index.removed_grants.insert(agent_id, scope, now);
         let (Some(agent), Some(scope)) = (index.names.get(agent_id), index.names.get(scope)) else {
             return Vec::new();
         };
@@ -930,9 +929,7 @@ impl LiveTokens {
             agent: agent_id.to_string(),
             scope: scope.to_string(),
         });
-        self.write()
-            .removed_grants
-            .remove(&(agent_id.to_string(), scope.to_string()));
+        self.write().removed_grants.remove(agent_id, scope);
     }
 
     /// Spends a single-use assertion id; false if it was spent before (a replay).
@@ -1077,6 +1074,7 @@ impl LiveTokens {
                 .collect();
             index.remove(&expired);
             index.dead_jtis.retain(|_, forget_at| *forget_at > now);
+            index.removed_grants.forget_old(now);
         }
         // Spent assertions are kept past their expiry by twice the clock leeway, so that an
         // assertion still accepted as "just expired" can never be replayed.
@@ -1235,6 +1233,33 @@ mod tests {
         live.prune(60);
         assert_eq!(live.len(), 1);
         assert!(live.issued_to("a", 60).is_empty());
+    }
+
+    #[test]
+    fn a_removed_grant_is_refused_for_its_memory_then_forgotten() {
+        let live = LiveTokens::new();
+        let long = 10 * REMOVED_GRANT_MEMORY_SECONDS;
+        let with = |jti: &str, scope: &str| {
+            let mut r = record(jti, &["c"], None, long);
+            r.scopes = vec![scope.into()];
+            r
+        };
+        live.revoke_grant("c", "y:read", 10);
+        live.prune(10 + REMOVED_GRANT_MEMORY_SECONDS - 1);
+        assert_eq!(
+            live.issue(with("a", "y:read"), 20),
+            Err(IssueRefusal::GrantRemoved("y:read".into()))
+        );
+        // Removals are forgotten together with the newest one made beside them, never sooner.
+        live.revoke_grant("c", "z:read", 30);
+        live.prune(10 + REMOVED_GRANT_MEMORY_SECONDS);
+        assert_eq!(
+            live.issue(with("b", "z:read"), 20),
+            Err(IssueRefusal::GrantRemoved("z:read".into())),
+        );
+        live.prune(30 + REMOVED_GRANT_MEMORY_SECONDS);
+        live.issue(with("a", "y:read"), 20).unwrap();
+        live.issue(with("b", "z:read"), 20).unwrap();
     }
 
     #[test]

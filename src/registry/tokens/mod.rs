@@ -19,6 +19,7 @@ pub mod keys;
 pub mod live;
 pub mod metadata;
 pub mod per_use;
+mod removed_grants;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -166,6 +167,18 @@ impl OAuthError {
         OAuthError::new(500, "server_error", d)
     }
     /// This replica cannot hear the others' revocations yet (see `live::LiveTokens::set_synced`).
+    pub fn too_slow() -> OAuthError {
+        OAuthError::new(
+            503,
+            "temporarily_unavailable",
+            format!(
+                "the registry took longer than {} s to answer this exchange, so it issues \
+                 nothing on what it read; retry",
+                live::SLOWEST_EXCHANGE_SECONDS
+            ),
+        )
+    }
+
     pub fn not_synced() -> OAuthError {
         OAuthError::new(
             503,
