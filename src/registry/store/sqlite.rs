@@ -147,7 +147,7 @@ pub(super) enum Engine {
 /// One SQLite file: one writer connection, pooled readers, a background checkpointer.
 pub(super) struct SqliteFile {
     /// First, so that it stops before the other connections close.
-    _checkpointer: pool::Checkpointer,
+    checkpointer: pool::Checkpointer,
     path: PathBuf,
     pub(super) writer: Mutex<Connection>,
     readers: pool::ReaderPool,
@@ -262,6 +262,33 @@ pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether a write's commit waits for the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Commit {
+    Durable,
+    /// Made durable by the next durable commit (see [`SqliteStore::write_step`]).
+    Deferred,
+}
+
+/// `synchronous = NORMAL` on the writer for one transaction: in WAL mode its commit appends
+/// to the log without syncing it. Set back to FULL when dropped, after the commit.
+struct DeferredCommit<'c>(&'c Connection);
+
+impl<'c> DeferredCommit<'c> {
+    fn start(conn: &'c Connection) -> StoreResult<DeferredCommit<'c>> {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(DeferredCommit(conn))
+    }
+}
+
+impl Drop for DeferredCommit<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.pragma_update(None, "synchronous", "FULL") {
+            tracing::error!(error = %e, "the writer could not return to synchronous = FULL");
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, applying pending migrations.
     pub fn open(path: &Path, mode: OpenMode) -> StoreResult<SqliteStore> {
@@ -314,10 +341,10 @@ impl SqliteStore {
         configure(&writer).map_err(|e| describe_open(path, e))?;
         // The writer never checkpoints (a checkpoint copies the log into the file and syncs it,
         // on the path of whichever write crossed the threshold); the background checkpointer
-        // does. After a checkpoint has emptied it, the log is cut back to 64 MiB.
+        // does. After a checkpoint has emptied it, the log is cut back to 256 MiB.
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
-            .and_then(|()| writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024))
+            .and_then(|()| writer.pragma_update(None, "journal_size_limit", pool::LONG_LOG_BYTES))
             .map_err(|e| describe_open(path, e))?;
         migrate(&writer, path, version)?;
         // A bulk seed cut short leaves the text index without its trigger: restore both.
@@ -331,7 +358,7 @@ impl SqliteStore {
         let scopes = catalogue::load_scope_index(&Tx::sqlite(&writer))
             .map_err(|e| describe_open(path, e))?;
         let file = SqliteFile {
-            _checkpointer: pool::Checkpointer::start(path),
+            checkpointer: pool::Checkpointer::start(path, pool::LONG_LOG_BYTES),
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: pool::ReaderPool::new(path, READERS, "readers"),
@@ -450,7 +477,42 @@ impl SqliteStore {
     /// writer is released.
     #[track_caller]
     pub(super) fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        self.write_turn(false, true, std::panic::Location::caller(), f)
+        self.write_turn(
+            false,
+            true,
+            Commit::Durable,
+            std::panic::Location::caller(),
+            f,
+        )
+    }
+
+    /// [`write`](Self::write) for one step of long resumable work (a campaign's snapshot and
+    /// close steps), committed without waiting for the disk, so that the writer's turn is the
+    /// step's work alone and a revoke waits for nothing more (issue 10 item 3). The next
+    /// durable commit (any ordinary write, at the latest the work's last one, which alone is
+    /// acknowledged) makes it durable with its own: the log is one sequence. A crash can lose
+    /// only steps not yet made durable; each moves its cursor with its items, so they are
+    /// redone on resume and nothing acknowledged is lost.
+    #[track_caller]
+    pub(super) fn write_step<T>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.write_turn(
+            false,
+            true,
+            Commit::Deferred,
+            std::panic::Location::caller(),
+            f,
+        )
+    }
+
+    /// Between steps of long work: a checkpoint if the log has grown long (see
+    /// [`pool::Checkpointer::catch_up_if_long`]). PostgreSQL checkpoints by itself.
+    pub(super) fn checkpoint_if_long(&self) {
+        if let Engine::Sqlite(file) = &self.engine {
+            file.checkpointer.catch_up_if_long();
+        }
     }
 
     /// [`write`](Self::write) for the few writes that touch no token fact (token records and
@@ -460,7 +522,13 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.write_turn(false, false, std::panic::Location::caller(), f)
+        self.write_turn(
+            false,
+            false,
+            Commit::Durable,
+            std::panic::Location::caller(),
+            f,
+        )
     }
 
     /// Like [`Self::write`], but before every ordinary write already waiting: the brake.
@@ -469,13 +537,20 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.write_turn(true, true, std::panic::Location::caller(), f)
+        self.write_turn(
+            true,
+            true,
+            Commit::Durable,
+            std::panic::Location::caller(),
+            f,
+        )
     }
 
     pub(super) fn write_turn<T>(
         &self,
         urgent: bool,
         touches_facts: bool,
+        commit: Commit,
         site: &'static std::panic::Location<'static>,
         f: impl FnOnce(&Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
@@ -484,13 +559,19 @@ impl SqliteStore {
         let granted = std::time::Instant::now();
         let out = match &self.engine {
             Engine::Sqlite(file) => (|| {
-                let mut conn = file.writer.lock().map_err(|_| {
+                let conn = file.writer.lock().map_err(|_| {
                     StoreError::Internal("the writer connection was poisoned".into())
                 })?;
                 // Dropped after `tx` (committed or rolled back) and before `conn` (the writer).
                 let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let _deferred = match commit {
+                    Commit::Deferred => Some(DeferredCommit::start(&conn)?),
+                    Commit::Durable => None,
+                };
+                let tx = rusqlite::Transaction::new_unchecked(
+                    &conn,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
                 streams::before_write();
                 let out = self.clock.scope(|| f(&Tx::sqlite(&tx)))?;
                 tx.commit()?;
@@ -500,6 +581,9 @@ impl SqliteStore {
             Engine::Postgres(db) => {
                 let _facts = facts::InvalidateOnDrop(touches_facts.then_some(&self.facts));
                 db.write(|tx| {
+                    if commit == Commit::Deferred {
+                        tx.execute("SET LOCAL synchronous_commit = off", [])?;
+                    }
                     streams::before_write();
                     replication::take_catalogue();
                     let (out, changes) = live::recording(|| self.clock.scope(|| f(tx)));

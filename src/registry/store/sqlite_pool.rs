@@ -15,6 +15,8 @@
 //! - **Checkpoints** ([`Checkpointer`]): the writer never checkpoints (`wal_autocheckpoint`
 //!   off); a background connection runs a PASSIVE checkpoint every half second, which waits for
 //!   no reader and no writer, so copying the log into the database is never on a write's path.
+//!   Long work lets a checkpoint catch up between its steps once the log passes 256 MiB, so
+//!   that the log starts again instead of growing for as long as the work runs.
 //! - **Hold times** ([`WriterStats`]): per call site of `write`, how long callers waited for
 //!   the writer and how long they held it (count, p50, p99, max), for benchmarks and logs.
 
@@ -22,6 +24,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -253,8 +256,14 @@ impl ReaderPool {
     }
 }
 
-/// Checkpoints the write-ahead log in the background (PASSIVE: it waits for nobody).
+/// Checkpoints the write-ahead log in the background (PASSIVE: it waits for nobody), and
+/// between the steps of long work when the log has grown long.
 pub(super) struct Checkpointer {
+    conn: Option<Arc<Mutex<Connection>>>,
+    /// Frames in the log at the last checkpoint (0 once a catch-up has copied them all).
+    log_frames: Arc<AtomicI64>,
+    /// Frames beyond which long work lets a checkpoint catch up.
+    long_log_frames: i64,
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
 }
@@ -262,24 +271,56 @@ pub(super) struct Checkpointer {
 /// How often the background checkpoint runs.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// The size the write-ahead log is cut back to once a checkpoint has emptied it, and beyond
+/// which long work lets the checkpoint catch up (see [`Checkpointer::catch_up_if_long`]).
+pub(super) const LONG_LOG_BYTES: i64 = 256 * 1024 * 1024;
+
+/// How long a RESTART checkpoint waits for the writer and for readers of the old log (the
+/// checkpoint connection's busy timeout; PASSIVE ones never wait).
+const RESTART_WAIT: Duration = Duration::from_millis(20);
+
+/// One checkpoint (`PASSIVE` or `RESTART`): whether it copied the whole log into the
+/// database, and how many frames the log holds.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(bool, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        let (busy, log, copied): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok((busy == 0 && log == copied, log))
+    })
+}
+
 impl Checkpointer {
-    pub(super) fn start(path: &Path) -> Checkpointer {
+    /// Starts the background checkpoint; long work catches up beyond `long_log_bytes`.
+    pub(super) fn start(path: &Path, long_log_bytes: i64) -> Checkpointer {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let log_frames = Arc::new(AtomicI64::new(0));
+        let opened = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| {
+            c.busy_timeout(RESTART_WAIT)?;
+            let page: i64 = c.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            Ok((c, page))
+        });
+        let (conn, page) = match opened {
+            Ok((c, page)) => (Arc::new(Mutex::new(c)), page.max(512)),
+            Err(e) => {
+                tracing::error!(error = %e, "the checkpoint connection did not open");
+                return Checkpointer {
+                    conn: None,
+                    log_frames,
+                    long_log_frames: i64::MAX,
+                    stop,
+                    thread: None,
+                };
+            }
+        };
         let signal = stop.clone();
-        let path = path.to_path_buf();
+        let shared = conn.clone();
+        let frames = log_frames.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
-                let conn = match Connection::open_with_flags(
-                    &path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                ) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the checkpoint connection did not open");
-                        return;
-                    }
-                };
                 let (stopped, wake) = &*signal;
                 let mut done = lock(stopped);
                 while !*done {
@@ -291,15 +332,50 @@ impl Checkpointer {
                         break;
                     }
                     drop(done);
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "a background checkpoint failed");
+                    match checkpoint(&lock(&shared), "PASSIVE") {
+                        Ok((_, log)) => frames.store(log, Ordering::Relaxed),
+                        Err(e) => tracing::warn!(error = %e, "a background checkpoint failed"),
                     }
                     done = lock(stopped);
                 }
             })
             .ok();
-        Checkpointer { stop, thread }
+        Checkpointer {
+            conn: Some(conn),
+            log_frames,
+            long_log_frames: long_log_bytes / page,
+            stop,
+            thread,
+        }
+    }
+
+    /// Called by long work between its steps, holding no turn at the writer. The log restarts
+    /// from its beginning only when a write begins after a checkpoint has copied all of it and
+    /// no reader still reads the old log, and work that writes step after step never leaves
+    /// such a moment: the log grew to 7 GB while a campaign over a million agents closed, and
+    /// every append to a growing file makes the next sync slower. So once the log is long,
+    /// the work waits for a PASSIVE checkpoint (which holds nobody up) and then a RESTART one,
+    /// which holds new writers only while it copies the few frames written meanwhile and
+    /// waits, at most [`RESTART_WAIT`], for readers of the old log; the next write starts
+    /// the log again and cuts the file back to [`LONG_LOG_BYTES`].
+    pub(in crate::registry::store) fn catch_up_if_long(&self) {
+        let Some(conn) = &self.conn else { return };
+        if self.log_frames.load(Ordering::Relaxed) <= self.long_log_frames {
+            return;
+        }
+        let conn = lock(conn);
+        let restarted = checkpoint(&conn, "PASSIVE").and_then(|(whole, _)| {
+            if !whole {
+                return Ok(false);
+            }
+            checkpoint(&conn, "RESTART").map(|(whole, _)| whole)
+        });
+        match restarted {
+            Ok(true) => self.log_frames.store(0, Ordering::Relaxed),
+            // Readers or writers were in the way: tried again after the next background pass.
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "a checkpoint between steps failed"),
+        }
     }
 }
 
@@ -467,6 +543,68 @@ impl WriterStats {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A log grown past the limit is started again after a catch-up between steps; while a
+    /// reader still reads the old log, the catch-up gives up after its short wait instead.
+    #[test]
+    fn a_long_log_starts_again_after_a_catch_up_once_no_reader_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let writer = Connection::open(&path).unwrap();
+        let _: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        writer
+            .pragma_update(None, "journal_size_limit", 16 * 4096)
+            .unwrap();
+        writer.execute("CREATE TABLE t (x BLOB)", []).unwrap();
+        let write = |n: usize| {
+            for _ in 0..n {
+                writer
+                    .execute("INSERT INTO t VALUES (randomblob(4000))", [])
+                    .unwrap();
+            }
+        };
+        let log = || -> i64 {
+            writer
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                .unwrap()
+        };
+        write(200);
+        let wal = path.with_extension("db-wal");
+        let long = std::fs::metadata(&wal).unwrap().len();
+        // A reader that began before any checkpoint reads the old log.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let checkpointer = Checkpointer::start(&path, 16 * 4096);
+        let waited = Instant::now();
+        while checkpointer.log_frames.load(Ordering::Relaxed) <= checkpointer.long_log_frames {
+            assert!(
+                waited.elapsed() < Duration::from_secs(10),
+                "no background pass"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        checkpointer.catch_up_if_long();
+        write(1);
+        assert!(log() > 200, "a reader of the old log keeps it: {}", log());
+
+        reader.execute_batch("COMMIT").unwrap();
+        checkpointer.log_frames.store(i64::MAX, Ordering::Relaxed);
+        checkpointer.catch_up_if_long();
+        write(1);
+        assert!(log() < 10, "started again: {} frames", log());
+        let cut = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            cut < long / 4,
+            "the file is cut back: {long} then {cut} bytes"
+        );
+    }
 
     /// An urgent caller that arrives while ordinary callers are already queued is served
     /// before all of them (ordering only; no timing).

@@ -1211,7 +1211,7 @@ impl SqliteStore {
             let mut step = SNAPSHOT_STEP_AGENTS;
             loop {
                 let mut began = None;
-                let done = self.write(|tx| {
+                let done = self.write_step(|tx| {
                     began = Some(std::time::Instant::now());
                     snapshot_step(tx, &id, step)
                 })?;
@@ -1227,8 +1227,10 @@ impl SqliteStore {
     }
 
     /// Between two steps of long work: lets writers already waiting go first (briefly bounded,
-    /// so that a stream of writes cannot stall the work for good).
+    /// so that a stream of writes cannot stall the work for good), and a checkpoint catch up
+    /// when the write-ahead log has grown long.
     pub(super) fn step_aside(&self) {
+        self.checkpoint_if_long();
         for _ in 0..100 {
             if self.gate.waiting() == 0 {
                 return;
@@ -2048,7 +2050,7 @@ impl ReviewStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<CloseOutcome> {
         self.begin_close(actor, id, now)?;
-        while !self.write(|tx| close_step(tx, &self.live, id, Some(STEP_TARGET)))? {
+        while !self.write_step(|tx| close_step(tx, &self.live, id, Some(STEP_TARGET)))? {
             self.step_aside();
         }
         self.write(|tx| finish_close(tx, id))
@@ -2632,6 +2634,28 @@ mod tests {
 
     /// Issue 10 item 3: a snapshot and a close stopped half way by a restart resume where they
     /// were and end with exactly the items, decisions, grants and audit of an uninterrupted run.
+    #[test]
+    fn a_step_commits_without_syncing_and_every_other_write_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steps.db");
+        let store =
+            SqliteStore::open(&path, super::super::sqlite::OpenMode::CreateIfMissing).unwrap();
+        let level = |tx: &Tx<'_>| -> StoreResult<i64> {
+            Ok(tx.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+        };
+        assert_eq!(store.write_step(level).unwrap(), 1, "NORMAL inside a step");
+        assert_eq!(store.write(level).unwrap(), 2, "FULL after it");
+        let failed: StoreResult<()> =
+            store.write_step(|_| Err(StoreError::Conflict("refused".into())));
+        assert!(failed.is_err());
+        assert_eq!(
+            store.write(level).unwrap(),
+            2,
+            "FULL after a step that failed"
+        );
+        assert_eq!(store.write_urgent(level).unwrap(), 2);
+    }
+
     #[test]
     fn interrupted_snapshot_and_close_resume_to_the_same_outcome() {
         let now = Utc::now();
