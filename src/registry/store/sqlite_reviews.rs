@@ -2632,8 +2632,8 @@ mod tests {
         out
     }
 
-    /// Issue 10 item 3: a snapshot and a close stopped half way by a restart resume where they
-    /// were and end with exactly the items, decisions, grants and audit of an uninterrupted run.
+    /// Issue 10 item 3: a campaign step's commit does not wait for the disk; every other
+    /// write's does, also after a step that failed.
     #[test]
     fn a_step_commits_without_syncing_and_every_other_write_syncs() {
         let dir = tempfile::tempdir().unwrap();
@@ -2656,6 +2656,8 @@ mod tests {
         assert_eq!(store.write_urgent(level).unwrap(), 2);
     }
 
+    /// Issue 10 item 3: a snapshot and a close stopped half way by a restart resume where they
+    /// were and end with exactly the items, decisions, grants and audit of an uninterrupted run.
     #[test]
     fn interrupted_snapshot_and_close_resume_to_the_same_outcome() {
         let now = Utc::now();

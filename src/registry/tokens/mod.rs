@@ -166,7 +166,8 @@ impl OAuthError {
     pub fn server_error(d: impl Into<String>) -> OAuthError {
         OAuthError::new(500, "server_error", d)
     }
-    /// This replica cannot hear the others' revocations yet (see `live::LiveTokens::set_synced`).
+    /// The exchange took longer than `live::SLOWEST_EXCHANGE_SECONDS`, the most the live
+    /// index's memory of removed grants covers (see `tokens/removed_grants.rs`).
     pub fn too_slow() -> OAuthError {
         OAuthError::new(
             503,
@@ -179,6 +180,7 @@ impl OAuthError {
         )
     }
 
+    /// This replica cannot hear the others' revocations yet (see `live::LiveTokens::set_synced`).
     pub fn not_synced() -> OAuthError {
         OAuthError::new(
             503,
